@@ -1,0 +1,48 @@
+/**
+ * The narrow database port. The engine, probe and rehearsal talk to a target
+ * only through this interface; only `db/` imports `pg` or PGlite.
+ */
+
+export interface QueryResult<R = Record<string, unknown>> {
+  rows: R[];
+  rowCount: number;
+}
+
+/** Something SQL can be sent to: a connection, or a transaction on one. */
+export interface Queryable {
+  /** One statement with `$1…` parameters (extended protocol). */
+  query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<QueryResult<R>>;
+  /** A whole script, possibly many statements, no parameters (simple protocol). */
+  exec(script: string): Promise<void>;
+}
+
+export interface TransactionOptions {
+  readOnly?: boolean;
+}
+
+export interface Capabilities {
+  /** `pg` or `pglite`: for display and evidence only, never for branching. */
+  readonly driver: 'pg' | 'pglite';
+  /** only one connection exists: failure records are written on it, after ROLLBACK */
+  readonly singleConnection: boolean;
+  /** `pg_dump` / `pg_restore` can reach this target */
+  readonly pgDump: boolean;
+  /** server_version_num */
+  readonly serverVersion: number;
+}
+
+export interface Db extends Queryable {
+  /** the target's URL with any password redacted */
+  readonly displayUrl: string;
+  readonly capabilities: Capabilities;
+  /**
+   * Runs `fn` inside BEGIN … COMMIT; ROLLBACK if it throws (the error is rethrown).
+   * Nested calls are not supported: use savepoints through `query`.
+   */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>, options?: TransactionOptions): Promise<T>;
+  /** A second, independent connection to the same target (the same one on single-connection targets). */
+  sibling(): Promise<Db>;
+  /** Is the connection still usable? (false after the server dropped it) */
+  alive(): boolean;
+  close(): Promise<void>;
+}

@@ -1,0 +1,112 @@
+/**
+ * tiergate's error taxonomy. Every error carries data; the CLI renders it and
+ * chooses the exit code from its `exitCode` (the only place that exits).
+ */
+
+export type ExitCode = 0 | 1 | 2 | 3 | 4;
+
+export abstract class TiergateError extends Error {
+  abstract readonly exitCode: ExitCode;
+  /** a short machine-readable kind, used in `--json` output */
+  abstract readonly kind: string;
+}
+
+/** One problem in a plan, with its path (`tiers[3].requires[0]`). */
+export interface PlanIssue {
+  path: string;
+  message: string;
+}
+
+/** The plan is invalid: nothing was touched (exit 2). */
+export class PlanError extends TiergateError {
+  readonly exitCode = 2;
+  readonly kind = 'plan';
+  constructor(
+    readonly planDir: string,
+    readonly issues: PlanIssue[],
+  ) {
+    super(
+      `plan '${planDir}' is invalid (${issues.length} problem${issues.length === 1 ? '' : 's'}):\n` +
+        issues.map((i) => `  - ${i.path ? i.path + ': ' : ''}${i.message}`).join('\n'),
+    );
+  }
+}
+
+/** Bad usage or configuration: a flag, a URL, an option combination (exit 2). */
+export class UsageError extends TiergateError {
+  readonly exitCode = 2;
+  readonly kind = 'usage';
+}
+
+/** Another rollout holds the lock of this target and plan (exit 4). */
+export class LockHeldError extends TiergateError {
+  readonly exitCode = 4;
+  readonly kind = 'lock-held';
+  constructor(
+    readonly plan: string,
+    readonly holder: string,
+  ) {
+    super(`another tiergate run holds the rollout lock of plan '${plan}' on this target (${holder}); wait for it to finish, or stop it, then run again`);
+  }
+}
+
+/** An applied tier's file changed since it was applied (exit 1, nothing touched). */
+export class DriftError extends TiergateError {
+  readonly exitCode = 1;
+  readonly kind = 'drift';
+  constructor(
+    readonly plan: string,
+    readonly drifted: { tier: number; name: string; file: string; applied: string; current: string }[],
+  ) {
+    super(
+      drifted
+        .map(
+          (d) =>
+            `tier ${d.tier} '${d.name}' was applied from ${d.file} with sha256 ${d.applied}, but the file now has sha256 ${d.current}`,
+        )
+        .join('\n') +
+        `\nnothing was changed. An applied tier's file must not be edited: restore it, or revert the tier (rollback) before changing it.`,
+    );
+  }
+}
+
+/** The database refused us before any tier ran: connection, authentication, permissions (exit 2). */
+export class ConnectionError extends TiergateError {
+  readonly exitCode = 2;
+  readonly kind = 'connection';
+}
+
+/** The target is not the database the plan expects, or a refused operation on it (exit 2). */
+export class TargetError extends TiergateError {
+  readonly exitCode = 2;
+  readonly kind = 'target';
+}
+
+/** Everything PostgreSQL reported about a failed statement, plus where it is in the plan. */
+export interface SqlFailure {
+  message: string;
+  sqlstate: string | null;
+  detail: string | null;
+  hint: string | null;
+  where: string | null;
+  /** plan-relative file of the failing statement, when known */
+  file: string | null;
+  line: number | null;
+  column: number | null;
+  /** the failing SQL line (or statement's first line), for a code frame */
+  excerpt: string | null;
+}
+
+/** A database error normalised from `pg` or PGlite. */
+export class DbError extends Error {
+  constructor(
+    message: string,
+    readonly sqlstate: string | null,
+    readonly detail: string | null,
+    readonly hint: string | null,
+    readonly position: number | null,
+    readonly where: string | null,
+  ) {
+    super(message);
+  }
+}
