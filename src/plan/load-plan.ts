@@ -40,11 +40,20 @@ export interface Plan {
   sha256: string;
 }
 
+/** The folder holding tiergate's package.json (works from src/ under tsx and from dist/). */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'plans'))) return dir;
+    const up = dirname(dir);
+    if (up === dir) throw new Error('tiergate: cannot find the package root (package.json beside plans/)');
+    dir = up;
+  }
+}
+
 /** The bundled plan: `plans/axis-governance/` beside the code. */
 export function bundledPlanDir(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  // src/plan or dist/plan → repository root
-  return resolve(here, '..', '..', 'plans', 'axis-governance');
+  return join(packageRoot(), 'plans', 'axis-governance');
 }
 
 export function sha256(text: string | Buffer): string {
