@@ -42,11 +42,12 @@ export class UsageError extends TiergateError {
 export class LockHeldError extends TiergateError {
   readonly exitCode = 4;
   readonly kind = 'lock-held';
+  /** @param subject what is locked, e.g. `the rollout lock of plan 'axis-governance' on postgres://…` */
   constructor(
-    readonly plan: string,
+    readonly subject: string,
     readonly holder: string,
   ) {
-    super(`another tiergate run holds the rollout lock of plan '${plan}' on this target (${holder}); wait for it to finish, or stop it, then run again`);
+    super(`${subject} is held by another run (${holder}); wait for it to finish, or stop it, then run again`);
   }
 }
 

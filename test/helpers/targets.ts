@@ -1,0 +1,82 @@
+/**
+ * The targets every integration suite runs on: PGlite and a real PostgreSQL
+ * server (see test/setup/postgres.ts). Loop over `testTargets()`.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { copyPgliteTemplate, PG_URL_KEY } from '../setup/postgres.js';
+
+export type TargetKind = 'pglite' | 'postgres';
+
+export interface TestDatabase {
+  kind: TargetKind;
+  /** a tiergate target URL */
+  url: string;
+  /** the database name */
+  database: string;
+  drop(): Promise<void>;
+}
+
+/** The targets this run can use; with CI=true a missing server is an error, never a skip. */
+export function testTargets(): TargetKind[] {
+  if (process.env[PG_URL_KEY]) return ['pglite', 'postgres'];
+  if (process.env.CI === 'true') throw new Error(`CI=true and no PostgreSQL server for the tests (${PG_URL_KEY} unset)`);
+  return ['pglite'];
+}
+
+export function serverUrl(database = 'postgres'): string {
+  const base = process.env[PG_URL_KEY];
+  if (!base) throw new Error(`${PG_URL_KEY} is not set: no PostgreSQL test server`);
+  const u = new URL(base);
+  u.pathname = '/' + database;
+  return u.toString();
+}
+
+/** Runs SQL on the test server's maintenance database. */
+export async function onServer<T>(fn: (c: pg.Client) => Promise<T>, database = 'postgres'): Promise<T> {
+  const c = new pg.Client({ connectionString: serverUrl(database) });
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
+
+/**
+ * A new, empty database: on the PostgreSQL test server (CREATE DATABASE) or
+ * a fresh PGlite directory (copied from a template). `name` is the database
+ * name on PGlite ('postgres' or 'directus'); on the server a unique name is
+ * made from it unless `exactName` is set.
+ */
+export async function freshDatabase(kind: TargetKind, name = 'directus', options: { exactName?: boolean } = {}): Promise<TestDatabase> {
+  if (kind === 'postgres') {
+    const database = options.exactName ? name : `${name}_${randomBytes(4).toString('hex')}`;
+    await onServer((c) => c.query(`create database "${database}"`));
+    return {
+      kind,
+      url: serverUrl(database),
+      database,
+      drop: () => onServer((c) => c.query(`drop database if exists "${database}" with (force)`)).then(() => undefined),
+    };
+  }
+  const root = mkdtempSync(join(tmpdir(), 'tiergate-pglite-'));
+  const dir = join(root, 'data');
+  copyPgliteTemplate(dir);
+  if (name !== 'postgres' && name !== 'directus') {
+    const { PGlite } = await import('@electric-sql/pglite');
+    const db = new PGlite(dir);
+    await db.exec(`create database "${name}"`);
+    await db.close();
+  }
+  writeFileSync(join(dir, '.tiergate-database'), name);
+  return {
+    kind,
+    url: `pglite://${dir}`,
+    database: name,
+    drop: async () => rmSync(root, { recursive: true, force: true }),
+  };
+}
