@@ -1,0 +1,116 @@
+import type { Queryable } from '../db/port.js';
+import { DbError, type SqlFailure } from '../errors.js';
+import { splitStatements, type SqlStatement } from '../plan/lint.js';
+import type { Tier } from '../plan/load-plan.js';
+
+/** A statement of a tier file failed: everything PostgreSQL said, and where. */
+export class StatementError extends Error {
+  constructor(
+    readonly failure: SqlFailure,
+    /** 0-based index of the failing statement in its file */
+    readonly statementIndex: number,
+    readonly statementSql: string,
+  ) {
+    super(failure.message);
+  }
+}
+
+/**
+ * Runs a tier file statement by statement, exactly as `psql -f` sends it, so
+ * that a failure names the statement's file:line. The caller owns the
+ * transaction.
+ */
+export async function runScript(tx: Queryable, tier: Tier, file: string): Promise<void> {
+  const stmts = await statementsOf(tier);
+  for (const [i, stmt] of stmts.entries()) {
+    try {
+      await tx.exec(stmt.sql);
+    } catch (e) {
+      throw new StatementError(describeFailure(e, tier.sql, stmt, file), i, stmt.sql);
+    }
+  }
+}
+
+/**
+ * Runs each statement in its own savepoint and collects every failure instead
+ * of stopping at the first: a verify tier lists all failing assertions.
+ */
+export async function runAssertions(tx: Queryable, tier: Tier, file: string): Promise<SqlFailure[]> {
+  const failures: SqlFailure[] = [];
+  for (const stmt of await statementsOf(tier)) {
+    await tx.exec('savepoint tiergate_assert');
+    try {
+      await tx.exec(stmt.sql);
+      await tx.exec('release savepoint tiergate_assert');
+    } catch (e) {
+      failures.push(describeFailure(e, tier.sql, stmt, file));
+      await tx.exec('rollback to savepoint tiergate_assert');
+      await tx.exec('release savepoint tiergate_assert');
+    }
+  }
+  return failures;
+}
+
+const cache = new WeakMap<Tier, SqlStatement[]>();
+
+async function statementsOf(tier: Tier): Promise<SqlStatement[]> {
+  let stmts = cache.get(tier);
+  if (!stmts) {
+    try {
+      stmts = await splitStatements(tier.sql);
+    } catch {
+      // The parser refused the file (a newer or older grammar than the
+      // server's): send it whole and let the server be the judge.
+      stmts = [{ sql: tier.sql, start: 0, end: tier.sql.length, line: 1, ast: null }];
+    }
+    cache.set(tier, stmts);
+  }
+  return stmts;
+}
+
+/** Maps an error to file:line:column using the error's position or its PL/pgSQL context. */
+export function describeFailure(e: unknown, fileText: string, stmt: SqlStatement, file: string): SqlFailure {
+  const err = e instanceof DbError ? e : null;
+  let offset = stmt.start + leadingTrivia(stmt.sql);
+  if (err?.position) {
+    offset = stmt.start + err.position - 1;
+  } else if (err?.where) {
+    // "PL/pgSQL function inline_code_block line 7 at RAISE": line 1 is the line of the opening dollar quote
+    const m = /inline_code_block line (\d+)/.exec(err.where);
+    const body = stmt.sql.search(/\$[A-Za-z_]*\$/);
+    if (m && body >= 0) offset = lineStartOffset(fileText, lineOf(fileText, stmt.start + body) + Number(m[1]) - 1);
+  }
+  const line = lineOf(fileText, offset);
+  const column = offset - lineStartOffset(fileText, line) + 1;
+  return {
+    message: err?.message ?? (e instanceof Error ? e.message : String(e)),
+    sqlstate: err?.sqlstate ?? null,
+    detail: err?.detail ?? null,
+    hint: err?.hint ?? null,
+    where: err?.where ?? null,
+    file,
+    line,
+    column,
+    excerpt: fileText.split('\n')[line - 1]?.trimEnd() ?? null,
+  };
+}
+
+function leadingTrivia(sql: string): number {
+  const m = /^(\s|--[^\n]*\n?|\/\*[\s\S]*?\*\/)*/.exec(sql);
+  return m ? m[0].length : 0;
+}
+
+function lineOf(text: string, offset: number): number {
+  let line = 1;
+  for (let i = 0; i < Math.min(offset, text.length); i++) if (text.charCodeAt(i) === 10) line++;
+  return line;
+}
+
+function lineStartOffset(text: string, line: number): number {
+  let current = 1;
+  for (let i = 0; i < text.length; i++) {
+    if (current === line) return i;
+    if (text.charCodeAt(i) === 10) current++;
+  }
+  return text.length;
+}

@@ -1,0 +1,160 @@
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { openDb } from '../src/db/open-db.js';
+import type { Db } from '../src/db/port.js';
+import { apply, rollback, status, verify } from '../src/engine/apply.js';
+import { planLockKey } from '../src/engine/rollout-lock.js';
+import { DriftError, LockHeldError, TargetError } from '../src/errors.js';
+import { loadPlan } from '../src/plan/load-plan.js';
+import { copyEnginePlan, ENGINE_PLAN, prepareGate, stateOf } from './helpers/engine-fixture.js';
+import { freshDatabase, testTargets, type TestDatabase } from './helpers/targets.js';
+
+const statuses = (r: { tiers: { id: number; status: string }[] }) => Object.fromEntries(r.tiers.map((t) => [t.id, t.status]));
+
+describe.each(testTargets())('engine on %s', (kind) => {
+  let target: TestDatabase;
+  let db: Db;
+  beforeEach(async () => {
+    target = await freshDatabase(kind, 'postgres');
+    db = await openDb(target.url);
+  });
+  afterEach(async () => {
+    await db.close();
+    await target.drop();
+  });
+
+  it('with the gate closed: structure tiers apply, the gated tier is blocked, NO-GO', async () => {
+    await prepareGate(db, false);
+    const r = await apply(db, loadPlan(ENGINE_PLAN));
+    expect(r.outcome).toBe('no-go');
+    expect(statuses(r)).toEqual({ 0: 'Passed', 1: 'Applied', 2: 'Blocked', 3: 'Applied', 90: 'Skipped' });
+    expect(r.gate).toMatchObject({ name: 'approvals', value: 0, open: false });
+    expect((await db.query('select * from app.item')).rows).toEqual([]);
+    const ledger = await db.query<{ tier_id: number }>('select tier_id from tiergate.ledger order by id');
+    expect(ledger.rows.map((x) => x.tier_id)).toEqual([1, 3]);
+    const t1 = r.tiers.find((t) => t.id === 1)!;
+    expect(t1.delta?.objects.tables?.added).toEqual(['app.item']);
+    expect(t1.delta?.metrics.app_tables).toEqual({ before: 0, after: 1 });
+    expect(t1.expectations?.every((x) => x.ok)).toBe(true);
+  });
+
+  it("the gated file run by hand with the gate closed aborts at its guard and leaves no trace", async () => {
+    await prepareGate(db, false);
+    await apply(db, loadPlan(ENGINE_PLAN));
+    const before = await stateOf(db);
+    const file = readFileSync(join(ENGINE_PLAN, 'tiers/02_seed.sql'), 'utf8');
+    await expect(db.transaction((tx) => tx.exec(file))).rejects.toThrow(/gate approvals is closed/);
+    expect(await stateOf(db)).toEqual(before);
+  });
+
+  it('with the gate open: every tier applies, verify passes, a re-run changes nothing', async () => {
+    await prepareGate(db, true);
+    const plan = loadPlan(ENGINE_PLAN);
+    const r = await apply(db, plan);
+    expect(r.outcome).toBe('ok');
+    expect(statuses(r)).toEqual({ 0: 'Passed', 1: 'Applied', 2: 'Applied', 3: 'Applied', 90: 'Passed' });
+    const seed = r.tiers.find((t) => t.id === 2)!;
+    expect(seed.delta?.rows['app.item']).toEqual({ added: 3, removed: 0, changed: 0 });
+    expect(seed.delta?.metrics.items).toEqual({ before: 0, after: 3 });
+    expect(seed.post).toEqual([{ expr: 'items = 3', ok: true, value: 3 }]);
+    const state = await stateOf(db);
+    const again = await apply(db, plan);
+    expect(statuses(again)).toEqual({ 0: 'Passed', 1: 'Skipped', 2: 'Skipped', 3: 'Skipped', 90: 'Passed' });
+    expect(again.outcome).toBe('ok');
+    expect(await stateOf(db)).toEqual(state);
+    expect((await verify(db, plan)).outcome).toBe('ok');
+  });
+
+  it('a tier whose SQL fails halfway leaves no trace and names file:line', async () => {
+    await prepareGate(db, true);
+    const dir = copyEnginePlan();
+    const seed = join(dir, 'tiers/02_seed.sql');
+    writeFileSync(seed, readFileSync(seed, 'utf8').replace("(3, 'three', 'T2');", "(3, 'three', 'T2');\nUPDATE app.item SET label = 'x';\nINSERT INTO app.nope VALUES (1);"));
+    const plan = loadPlan(dir);
+    await apply(db, plan, { structureOnly: true });
+    const before = await stateOf(db);
+    const r = await apply(db, plan);
+    expect(r.outcome).toBe('failed');
+    const t2 = r.tiers.find((t) => t.id === 2)!;
+    expect(t2.status).toBe('Failed');
+    expect(t2.error).toMatchObject({ sqlstate: '42P01', file: 'tiers/02_seed.sql', line: 12 });
+    expect(t2.error?.message).toMatch(/app\.nope/);
+    expect(t2.error?.excerpt).toContain('INSERT INTO app.nope');
+    expect(statuses(r)[90]).toBe('Skipped');
+    expect(await stateOf(db)).toEqual(before);
+    const attempts = await db.query<{ tier_id: number; sqlstate: string; line: number }>('select tier_id, sqlstate, line from tiergate.attempt');
+    expect(attempts.rows).toEqual([{ tier_id: 2, sqlstate: '42P01', line: 12 }]);
+  });
+
+  it('a post-condition that fails rolls back the whole tier', async () => {
+    await prepareGate(db, true);
+    const dir = copyEnginePlan();
+    const yaml = join(dir, 'tiergate.yaml');
+    writeFileSync(yaml, readFileSync(yaml, 'utf8').replace('post: ["items = 3"]\n    expect', 'post: ["items = 4"]\n    expect'));
+    const plan = loadPlan(dir);
+    await apply(db, plan, { structureOnly: true });
+    const before = await stateOf(db);
+    const r = await apply(db, plan);
+    const t2 = r.tiers.find((t) => t.id === 2)!;
+    expect(t2.status).toBe('Failed');
+    expect(t2.post).toEqual([{ expr: 'items = 4', ok: false, value: 3 }]);
+    expect(t2.error?.message).toMatch(/post-condition 'items = 4' does not hold/);
+    expect(await stateOf(db)).toEqual(before);
+  });
+
+  it('an edited applied file is refused as drift, before touching anything', async () => {
+    await prepareGate(db, true);
+    const dir = copyEnginePlan();
+    await apply(db, loadPlan(dir));
+    appendFileSync(join(dir, 'tiers/01_schema.sql'), '\n-- edited\n');
+    const before = await stateOf(db);
+    const err = await apply(db, loadPlan(dir)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DriftError);
+    expect((err as DriftError).message).toMatch(/tier 1 'Schema' was applied from tiers\/01_schema.sql with sha256 [0-9a-f]{64}, but the file now has sha256 [0-9a-f]{64}/);
+    expect(await stateOf(db)).toEqual(before);
+  });
+
+  it('a second rollout while the lock is held fails at once, touching nothing', async () => {
+    await prepareGate(db, true);
+    const plan = loadPlan(ENGINE_PLAN);
+    const other = await db.sibling();
+    try {
+      // on PGlite the sibling is the same session: advisory locks are re-entrant there, so hold it from this session
+      const holder = kind === 'postgres' ? other : db;
+      await holder.query('select pg_advisory_lock($1, $2)', [0x7467_0001, planLockKey(plan.name)]);
+      if (kind === 'postgres') {
+        const before = await stateOf(db);
+        const err = await apply(db, plan).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(LockHeldError);
+        expect((err as Error).message).toMatch(/rollout lock of plan 'engine-test'.*held by another run \(backend pid \d+/);
+        expect(await stateOf(db)).toEqual(before);
+      }
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('rollback then apply returns to the same state; rollback refuses when a tier is not applied', async () => {
+    await prepareGate(db, true);
+    const plan = loadPlan(ENGINE_PLAN);
+    const refused = await rollback(db, plan).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(TargetError);
+    expect((refused as Error).message).toMatch(/tier 3, 2 are not applied/);
+    await apply(db, plan);
+    const full = await stateOf(db) as { catalog: unknown; items: unknown };
+    const rb = await rollback(db, plan);
+    expect(rb.outcome).toBe('ok');
+    expect(statuses(rb)).toMatchObject({ 99: 'Applied', 3: 'Reverted', 2: 'Reverted' });
+    const t99 = rb.tiers.find((t) => t.id === 99)!;
+    expect(t99.delta?.rows['app.item']).toEqual({ added: 0, removed: 3, changed: 0 });
+    expect(t99.delta?.objects.views?.removed).toEqual(['app.v_item']);
+    const s = await status(db, plan);
+    expect(Object.fromEntries(s.tiers.map((t) => [t.id, t.state]))).toMatchObject({ 1: 'applied', 2: 'reverted', 3: 'reverted' });
+    const again = await apply(db, plan);
+    expect(statuses(again)).toMatchObject({ 1: 'Skipped', 2: 'Applied', 3: 'Applied', 90: 'Passed' });
+    const back = await stateOf(db) as { catalog: unknown; items: unknown };
+    expect(back.catalog).toEqual(full.catalog);
+    expect(back.items).toEqual(full.items);
+  });
+});
