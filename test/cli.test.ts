@@ -1,0 +1,112 @@
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { withDb } from '../src/db/open-db.js';
+import { runCli } from './helpers/cli.js';
+import { ENGINE_PLAN, prepareGate } from './helpers/engine-fixture.js';
+import { freshDatabase, serverUrl, testTargets, type TestDatabase } from './helpers/targets.js';
+
+describe('tiergate CLI without a database', () => {
+  it('--help lists every command and exits 0', async () => {
+    const r = await runCli(['--help']);
+    expect(r.code).toBe(0);
+    for (const c of ['rehearse', 'apply', 'rollback', 'verify', 'status', 'plan', 'lint', 'sample', 'report']) expect(r.stdout).toContain(c);
+  });
+
+  it('plan prints the ordered tiers with kind, gate, requires and sha256', async () => {
+    const r = await runCli(['plan', '--plan', ENGINE_PLAN, '--json']);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as { tiers: { id: number; kind: string; gated: boolean; sha256: string }[] };
+    expect(out.tiers.map((t) => t.id)).toEqual([0, 1, 2, 3, 90, 99]);
+    expect(out.tiers[2]).toMatchObject({ kind: 'data', gated: true });
+    expect(out.tiers[2]!.sha256).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('a bad plan lists all its problems with paths and exits 2 without connecting', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-bad-'));
+    mkdirSync(join(dir, 'tiers'));
+    writeFileSync(join(dir, 'tiers', 'a.sql'), 'select 1;');
+    writeFileSync(
+      join(dir, 'tiergate.yaml'),
+      [
+        'plan: bad',
+        'colour: blue',
+        'tiers:',
+        '  - { id: 1, name: A, kind: structure, file: tiers/a.sql }',
+        '  - { id: 2, name: B, kind: data, file: tiers/missing.sql, requires: [7] }',
+        '  - { id: 3, name: C, kind: structure, file: tiers/a.sql, post: ["nope = 0"] }',
+      ].join('\n'),
+    );
+    // a closed port: connecting would fail with a connection error, not a plan error
+    const r = await runCli(['apply', '--yes', '--plan', dir, '--target', 'postgres://u:canary-pw@127.0.0.1:1/x']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/unknown key 'colour'/);
+    expect(r.stderr).toMatch(/tiers\[1\]\.requires\[0\]: tier 7 does not exist/);
+    expect(r.stderr).toMatch(/tiers\[1\]\.file: file 'tiers\/missing.sql' does not exist/);
+    expect(r.stderr).toMatch(/tiers\[2\]\.post\[0\]: metric 'nope' is not defined/);
+    expect(r.stderr).not.toMatch(/connect/);
+    expect(r.stdout + r.stderr).not.toContain('canary-pw');
+  });
+
+  it('a bad URL is a usage error (exit 2), with the password redacted', async () => {
+    const r = await runCli(['status', '--plan', ENGINE_PLAN, '--target', 'mysql://root:canary-pw@db/x']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/not a target URL tiergate knows/);
+    expect(r.stderr).not.toContain('canary-pw');
+  });
+});
+
+describe.each(testTargets())('tiergate CLI on %s', (kind) => {
+  let target: TestDatabase;
+  beforeEach(async () => {
+    target = await freshDatabase(kind, 'postgres');
+    await withDb(target.url, (db) => prepareGate(db, false));
+  });
+  afterEach(async () => target.drop());
+
+  it('apply with the gate closed exits 3 and says NO-GO; status shows the gate and metrics; verify exits 1', async () => {
+    const r = await runCli(['apply', '--yes', '--plan', ENGINE_PLAN, '--target', target.url]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(3);
+    expect(r.stdout).toMatch(/NO-GO \(approvals=0\)/);
+    expect(r.stdout).toMatch(/Blocked/);
+    const s = await runCli(['status', '--plan', ENGINE_PLAN, '--target', target.url, '--json']);
+    expect(s.code).toBe(0);
+    const st = JSON.parse(s.stdout) as { gate: { value: number }; metrics: Record<string, number>; tiers: { id: number; state: string }[] };
+    expect(st.gate.value).toBe(0);
+    expect(st.metrics).toMatchObject({ items: 0, app_tables: 1 });
+    expect(st.tiers.find((t) => t.id === 2)?.state).toBe('pending');
+    const v = await runCli(['verify', '--plan', ENGINE_PLAN, '--target', target.url]);
+    expect(v.code).toBe(1);
+    expect(v.stdout).toMatch(/verify: expected 3 items/);
+    expect(v.stdout).toMatch(/tiers\/90_verify.sql:5: verify: expected 3 items/);
+  });
+
+  it('two applies at once: one applies, the other exits 4 without touching anything', async () => {
+    await withDb(target.url, (db) => db.exec('insert into gate.approval (valid) values (true)'));
+    const first = runCli(['apply', '--yes', '--plan', ENGINE_PLAN, '--target', target.url], {
+      env: { TIERGATE_TEST_HOOK: 'tier-begin:1', TIERGATE_TEST_HOOK_WAIT_MS: '4000' },
+    });
+    await new Promise((r) => setTimeout(r, kind === 'pglite' ? 3000 : 1500));
+    const second = await runCli(['apply', '--yes', '--plan', ENGINE_PLAN, '--target', target.url]);
+    const one = await first;
+    expect(one.code).toBe(0);
+    expect(second.code).toBe(4);
+    expect(second.stderr).toMatch(/held by another run/);
+    const ledger = await withDb(target.url, (db) => db.query<{ n: number }>('select count(*)::int as n from tiergate.ledger'));
+    expect(ledger.rows[0]?.n).toBe(3);
+  });
+});
+
+describe.runIf(testTargets().includes('postgres'))('secrets on a real server', () => {
+  it('a wrong password never appears in the output', async () => {
+    const u = new URL(serverUrl('postgres'));
+    u.username = 'nosuchuser';
+    u.password = 'canary-Secret-42';
+    const r = await runCli(['status', '--plan', ENGINE_PLAN, '--target', u.toString()]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/cannot connect/);
+    expect(r.stdout + r.stderr).not.toContain('canary-Secret-42');
+  });
+});
