@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { PlanError, type PlanIssue } from '../errors.js';
 import { PlanFile, type TierSpec } from './schema.js';
 import { parsePostCondition, type PostCondition } from './post-condition.js';
@@ -62,7 +62,9 @@ export function sha256(text: string | Buffer): string {
 
 /**
  * Loads and validates a plan folder. Pure and synchronous (file reads only);
- * every problem is reported at once in a `PlanError`.
+ * every problem is reported at once in a `PlanError`, each with its path
+ * (`tiers[3].requires[0]: tier 7 does not exist`): schema errors do not hide
+ * the plan's other problems (missing files, unknown tiers, …).
  *
  * @example const plan = loadPlan('plans/axis-governance');
  */
@@ -72,56 +74,70 @@ export function loadPlan(dirOrFile: string = bundledPlanDir()): Plan {
   const dir = isFile ? dirname(given) : given;
   const yamlPath = isFile ? given : join(dir, 'tiergate.yaml');
   const where = relative(process.cwd(), dir) || '.';
+  if (!existsSync(dir)) {
+    throw new PlanError(where, [{ path: '', message: `folder '${dir}' does not exist (pass --plan DIR, a folder holding tiergate.yaml)` }]);
+  }
   if (!existsSync(yamlPath)) {
     throw new PlanError(where, [{ path: '', message: `no tiergate.yaml in '${dir}' (pass --plan DIR, a folder holding tiergate.yaml)` }]);
   }
-  const yamlText = readFileSync(yamlPath, 'utf8');
+  const yamlBytes = readFileSync(yamlPath);
+  const yamlText = yamlBytes.toString('utf8');
   let raw: unknown;
   try {
     raw = parseYaml(yamlText, { prettyErrors: true, uniqueKeys: true });
   } catch (e) {
-    const msg = e instanceof YAMLParseError ? e.message.split('\n')[0] : String(e);
+    const msg = e instanceof YAMLParseError ? (e.message.split('\n')[0] ?? '').replace(/:$/, '') : String(e);
     const line = e instanceof YAMLParseError && e.linePos ? `:${e.linePos[0].line}` : '';
-    throw new PlanError(where, [{ path: `tiergate.yaml${line}`, message: `not valid YAML: ${msg}` }]);
+    throw new PlanError(where, [{ path: `${basename(yamlPath)}${line}`, message: `not valid YAML: ${msg}` }]);
   }
-  const parsed = PlanFile.safeParse(raw ?? {});
-  if (!parsed.success) throw new PlanError(where, zodIssues(parsed.error));
-  const spec = parsed.data;
-  const issues: PlanIssue[] = [];
+  const parsed = PlanFile.safeParse(raw ?? {}, { reportInput: true });
+  const issues: PlanIssue[] = parsed.success ? [] : zodIssues(parsed.error);
+  // With schema errors, keep checking what did validate, so that every problem is reported at once.
+  const spec: Loose<PlanFile> = parsed.success ? parsed.data : ((LoosePlanFile.safeParse(raw).data ?? {}) as Loose<PlanFile>);
+  const specTiers = spec.tiers ?? [];
+  const metrics = spec.metrics ?? {};
+  const hasMetric = (m: string) => Object.hasOwn(metrics, m);
   const tiers: Tier[] = [];
   const files: Record<string, string> = {};
   const seen = new Map<number, number>();
 
-  spec.tiers.forEach((t, i) => {
+  specTiers.forEach((t, i) => {
+    if (!t) return;
     const at = `tiers[${i}]`;
-    if (seen.has(t.id)) issues.push({ path: `${at}.id`, message: `tier ${t.id} is listed twice (also tiers[${seen.get(t.id)}])` });
     const listedBefore = new Set(seen.keys());
-    seen.set(t.id, i);
-
-    if (t.kind === 'structure' && t.gated === true) {
-      issues.push({ path: `${at}.gated`, message: `tier ${t.id} is a structure tier: structure tiers are never gated (make it a data tier)` });
+    if (t.id !== undefined) {
+      if (seen.has(t.id)) issues.push({ path: `${at}.id`, message: `tier ${t.id} is listed twice (also tiers[${seen.get(t.id)}])` });
+      else seen.set(t.id, i);
     }
+    const id = t.id ?? `at tiers[${i}]`;
+
     const gated = t.gated ?? t.kind === 'data';
-    if (gated && !spec.gate) issues.push({ path: `${at}.gated`, message: `tier ${t.id} is gated but the plan has no gate` });
-    if (gated && t.kind !== 'data') issues.push({ path: `${at}.gated`, message: `only data tiers can be gated (tier ${t.id} is ${t.kind})` });
+    if (t.kind === 'structure' && t.gated === true) {
+      issues.push({ path: `${at}.gated`, message: `tier ${id} is a structure tier: structure tiers are never gated (make it a data tier)` });
+    } else if (gated && t.kind && t.kind !== 'data') {
+      issues.push({ path: `${at}.gated`, message: `only data tiers can be gated (tier ${id} is ${t.kind})` });
+    }
+    if (gated && t.kind === 'data' && !spec.gate && !issues.some((x) => x.path === 'gate' || x.path.startsWith('gate.'))) {
+      issues.push({ path: `${at}.gated`, message: `tier ${id} is gated but the plan has no gate: add gate: (name, sql, min), or set gated: false` });
+    }
 
     (t.requires ?? []).forEach((r, j) => {
-      if (r === t.id) issues.push({ path: `${at}.requires[${j}]`, message: `tier ${t.id} requires itself` });
+      if (r === t.id) issues.push({ path: `${at}.requires[${j}]`, message: `tier ${id} requires itself` });
       else if (!listedBefore.has(r)) {
-        const later = spec.tiers.some((o) => o.id === r);
+        const later = specTiers.some((o) => o?.id === r);
         issues.push({
           path: `${at}.requires[${j}]`,
-          message: later ? `tier ${r} must be listed before tier ${t.id}, which requires it` : `tier ${r} does not exist`,
+          message: later ? `tier ${r} must be listed before tier ${id}, which requires it` : `tier ${r} does not exist`,
         });
       }
     });
     if (t.kind === 'rollback') {
-      if (!t.reverts?.length) issues.push({ path: `${at}.reverts`, message: `rollback tier ${t.id} must name the tiers it reverts` });
-    } else if (t.reverts) {
-      issues.push({ path: `${at}.reverts`, message: `only a rollback tier reverts tiers (tier ${t.id} is ${t.kind})` });
+      if (!t.reverts?.length) issues.push({ path: `${at}.reverts`, message: `rollback tier ${id} must name the tiers it reverts (reverts: [6, 4, 3])` });
+    } else if (t.reverts && t.kind) {
+      issues.push({ path: `${at}.reverts`, message: `only a rollback tier reverts tiers (tier ${id} is ${t.kind})` });
     }
     (t.reverts ?? []).forEach((r, j) => {
-      const target = spec.tiers.find((o) => o.id === r);
+      const target = specTiers.find((o) => o?.id === r);
       if (!target) issues.push({ path: `${at}.reverts[${j}]`, message: `tier ${r} does not exist` });
       else if (target.kind === 'rollback' || target.kind === 'preflight' || target.kind === 'verify')
         issues.push({ path: `${at}.reverts[${j}]`, message: `tier ${r} is a ${target.kind} tier: it leaves nothing to revert` });
@@ -131,14 +147,15 @@ export function loadPlan(dirOrFile: string = bundledPlanDir()): Plan {
     (t.post ?? []).forEach((p, j) => {
       const parsedPost = parsePostCondition(p);
       if ('error' in parsedPost) issues.push({ path: `${at}.post[${j}]`, message: parsedPost.error });
-      else if (!(parsedPost.metric in spec.metrics))
-        issues.push({ path: `${at}.post[${j}]`, message: `metric '${parsedPost.metric}' is not defined under metrics:` });
+      else if (!hasMetric(parsedPost.metric))
+        issues.push({ path: `${at}.post[${j}]`, message: `metric '${parsedPost.metric}' is not defined under metrics: (defined: ${Object.keys(metrics).join(', ') || 'none'})` });
       else post.push(parsedPost);
     });
     for (const m of Object.keys(t.expect?.metrics ?? {})) {
-      if (!(m in spec.metrics)) issues.push({ path: `${at}.expect.metrics.${m}`, message: `metric '${m}' is not defined under metrics:` });
+      if (!hasMetric(m)) issues.push({ path: `${at}.expect.metrics.${m}`, message: `metric '${m}' is not defined under metrics: (defined: ${Object.keys(metrics).join(', ') || 'none'})` });
     }
 
+    if (t.file === undefined) return;
     if (isAbsolute(t.file) || t.file.split(/[\\/]/).includes('..')) {
       issues.push({ path: `${at}.file`, message: `'${t.file}' must be a path inside the plan folder` });
       return;
@@ -153,41 +170,36 @@ export function loadPlan(dirOrFile: string = bundledPlanDir()): Plan {
     if (sql.trim() === '') issues.push({ path: `${at}.file`, message: `file '${t.file}' is empty` });
     const hash = sha256(bytes);
     files[t.file] = hash;
-    tiers.push({
-      ...t,
-      gated,
-      requires: t.requires ?? [],
-      post,
-      reverts: t.reverts ?? [],
-      path,
-      sql,
-      sha256: hash,
-    });
+    const strict = parsed.success ? parsed.data.tiers[i] : undefined;
+    if (strict) {
+      tiers.push({ ...strict, gated, requires: strict.requires ?? [], post, reverts: strict.reverts ?? [], path, sql, sha256: hash });
+    }
   });
 
-  const rollbacks = spec.tiers.filter((t) => t.kind === 'rollback');
-  if (rollbacks.length > 1) issues.push({ path: 'tiers', message: `a plan has at most one rollback tier (found ${rollbacks.map((t) => t.id).join(', ')})` });
-  const verifies = spec.tiers.filter((t) => t.kind === 'verify');
-  if (verifies.length > 1) issues.push({ path: 'tiers', message: `a plan has at most one verify tier (found ${verifies.map((t) => t.id).join(', ')})` });
-  if (spec.gate && spec.gate.name in spec.metrics) {
+  const rollbacks = specTiers.filter((t) => t?.kind === 'rollback');
+  if (rollbacks.length > 1) issues.push({ path: 'tiers', message: `a plan has at most one rollback tier (found ${rollbacks.map((t) => t?.id).join(', ')})` });
+  const verifies = specTiers.filter((t) => t?.kind === 'verify');
+  if (verifies.length > 1) issues.push({ path: 'tiers', message: `a plan has at most one verify tier (found ${verifies.map((t) => t?.id).join(', ')})` });
+  if (spec.gate?.name && hasMetric(spec.gate.name)) {
     issues.push({ path: `metrics.${spec.gate.name}`, message: `'${spec.gate.name}' is the gate's name; a metric cannot share it` });
   }
 
-  if (issues.length) throw new PlanError(where, issues);
+  if (issues.length || !parsed.success) throw new PlanError(where, sortIssues(issues));
+  const plan = parsed.data;
 
-  const yamlSha256 = sha256(yamlText);
+  const yamlSha256 = sha256(yamlBytes);
   const planSha = sha256(
     [`tiergate.yaml ${yamlSha256}`, ...Object.entries(files).sort(([a], [b]) => (a < b ? -1 : 1)).map(([f, h]) => `${f} ${h}`)].join('\n'),
   );
   return {
-    name: spec.plan,
+    name: plan.plan,
     dir,
-    database: spec.database,
-    schemas: spec.schemas,
-    defaults: spec.defaults,
-    gate: spec.gate,
-    metrics: spec.metrics,
-    rehearsal: spec.rehearsal,
+    database: plan.database,
+    schemas: plan.schemas,
+    defaults: plan.defaults,
+    gate: plan.gate,
+    metrics: plan.metrics,
+    rehearsal: plan.rehearsal,
     tiers,
     yamlSha256,
     files,
@@ -195,13 +207,145 @@ export function loadPlan(dirOrFile: string = bundledPlanDir()): Plan {
   };
 }
 
+/** A plan value where every field may be missing: what a plan with schema errors still tells us. */
+type Loose<T> = T extends undefined
+  ? undefined
+  : [T] extends [(infer E)[]]
+  ? [E] extends [object]
+    ? (Loose<E> | undefined)[]
+    : T
+  : T extends object
+    ? { [K in keyof T]?: Loose<T[K]> }
+    : T;
+
+/**
+ * The plan schema made forgiving, derived from the strict one: a field that
+ * does not validate reads as missing, unknown keys are dropped, a bad tier
+ * does not hide the others. Only used to keep checking an invalid plan.
+ */
+function loosen(schema: z.ZodType): z.ZodType {
+  if (schema instanceof z.ZodObject) {
+    const shape = Object.fromEntries(Object.entries(schema.shape).map(([k, s]) => [k, loosen(s as z.ZodType)]));
+    return z.object(shape).optional().catch(undefined);
+  }
+  if (schema instanceof z.ZodDefault && schema.unwrap() instanceof z.ZodObject) return loosen(schema.unwrap() as z.ZodType);
+  if (schema instanceof z.ZodArray && schema.element instanceof z.ZodObject) {
+    return z.array(loosen(schema.element as z.ZodType)).optional().catch(undefined);
+  }
+  return schema.optional().catch(undefined);
+}
+const LoosePlanFile = loosen(PlanFile);
+
+/** Sorts issues by path (`tiers[2]` before `tiers[10]`), keeping the order of issues on one path. */
+function sortIssues(issues: PlanIssue[]): PlanIssue[] {
+  return [...issues].sort((a, b) => a.path.localeCompare(b.path, 'en', { numeric: true }));
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  return path.reduce<string>(
+    (acc, seg) => (typeof seg === 'number' ? `${acc}[${seg}]` : acc ? `${acc}.${String(seg)}` : String(seg)),
+    '',
+  );
+}
+
+/** zod's issues as plan issues whose messages say what was expected and what was found. */
 function zodIssues(error: z.ZodError): PlanIssue[] {
-  return error.issues.map((i) => {
-    const path = i.path.reduce<string>((acc, seg) => (typeof seg === 'number' ? `${acc}[${seg}]` : acc ? `${acc}.${String(seg)}` : String(seg)), '');
-    let message = i.message;
-    if (i.code === 'unrecognized_keys') message = `unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `'${k}'`).join(', ')}`;
-    return { path, message };
-  });
+  const out: PlanIssue[] = [];
+  for (const i of error.issues) {
+    const path = formatPath(i.path);
+    if (i.code === 'unrecognized_keys') {
+      const allowed = allowedKeys(i.path);
+      for (const k of i.keys) {
+        out.push({
+          path: formatPath([...i.path, k]),
+          message: `unknown key '${k}'${allowed.length ? ` (expected one of: ${allowed.join(', ')})` : ''}`,
+        });
+      }
+      continue;
+    }
+    if (i.code === 'invalid_key') {
+      const inner = i.issues[0];
+      out.push({ path, message: `key '${String(i.input)}': ${inner ? expectation(inner) : 'not a valid key'}` });
+      continue;
+    }
+    const input = (i as { input?: unknown }).input;
+    const message = expectation(i);
+    out.push({ path, message: input === undefined ? `missing: ${message}` : `${message}, got ${describe(input)}` });
+  }
+  return out;
+}
+
+/** "expected …", from one zod issue. */
+function expectation(i: z.core.$ZodIssue): string {
+  switch (i.code) {
+    case 'invalid_type':
+      return `expected ${TYPE_NAMES[i.expected] ?? i.expected}`;
+    case 'invalid_value':
+      return `expected ${i.values.length === 1 ? String(i.values[0]) : `one of ${i.values.map(String).join(', ')}`}`;
+    case 'invalid_format':
+      return i.message.startsWith('expected') ? i.message : `expected ${i.format}`;
+    case 'too_small':
+      if (i.origin === 'array' || i.origin === 'set') return `expected at least ${String(i.minimum)} item${i.minimum === 1 ? '' : 's'}`;
+      if (i.origin === 'string') return Number(i.minimum) === 1 ? 'expected a non-empty string' : `expected at least ${String(i.minimum)} characters`;
+      return `expected a number ${i.inclusive ? '≥' : '>'} ${String(i.minimum)}`;
+    case 'too_big':
+      if (i.origin === 'array' || i.origin === 'set') return `expected at most ${String(i.maximum)} item${i.maximum === 1 ? '' : 's'}`;
+      if (i.origin === 'string') return `expected at most ${String(i.maximum)} characters`;
+      return `expected a number ${i.inclusive ? '≤' : '<'} ${String(i.maximum)}`;
+    case 'invalid_union': {
+      const branches = i.errors.map((branch) => branch.filter((b) => b.path.length === 0).map((b) => expectation(b).replace(/^expected /, '')));
+      const alternatives = [...new Set(branches.map((b) => b.join(' and ')).filter(Boolean))];
+      return alternatives.length ? `expected ${alternatives.join(' or ')}` : 'expected a valid value';
+    }
+    default:
+      return i.message;
+  }
+}
+
+const TYPE_NAMES: Record<string, string> = {
+  number: 'a number',
+  int: 'an integer',
+  string: 'a string',
+  boolean: 'true or false',
+  object: 'a mapping (key: value)',
+  record: 'a mapping (key: value)',
+  array: 'a list',
+  tuple: 'a list',
+  null: 'null',
+};
+
+/** How a YAML value reads in a message: `'5 seconds'`, `3`, `a list`. */
+function describe(v: unknown): string {
+  if (v === undefined) return 'nothing';
+  if (v === null) return 'null (an empty value)';
+  if (typeof v === 'string') return `'${v.length > 60 ? `${v.slice(0, 57)}…` : v}'`;
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  if (Array.isArray(v)) return 'a list';
+  return 'a mapping';
+}
+
+/** The keys the schema allows at a path (for "unknown key" messages). */
+function allowedKeys(path: readonly PropertyKey[]): string[] {
+  let s: z.ZodType | undefined = PlanFile;
+  const unwrap = (x: z.ZodType): z.ZodType => {
+    for (;;) {
+      if (x instanceof z.ZodDefault || x instanceof z.ZodOptional || x instanceof z.ZodNullable) x = x.unwrap() as z.ZodType;
+      else return x;
+    }
+  };
+  for (const seg of path) {
+    if (!s) return [];
+    s = unwrap(s);
+    if (s instanceof z.ZodObject) s = (s.shape as Record<string, z.ZodType>)[String(seg)];
+    else if (s instanceof z.ZodArray) s = s.element as z.ZodType;
+    else if (s instanceof z.ZodRecord) s = s.valueType as z.ZodType;
+    else return [];
+  }
+  if (!s) return [];
+  s = unwrap(s);
+  if (s instanceof z.ZodObject) return Object.keys(s.shape);
+  if (s instanceof z.ZodRecord && s.keyType instanceof z.ZodEnum) return s.keyType.options.map(String);
+  return [];
 }
 
 /** The tiers `apply` runs, in plan order (everything but rollback). */
