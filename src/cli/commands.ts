@@ -219,7 +219,7 @@ async function reportCommand(file: string, opts: Opts, out: Output): Promise<Exi
   } catch {
     throw new UsageError(`cannot read evidence file '${file}'`);
   }
-  const e = parseEvidence(text);
+  const e = parseEvidence(text, file);
   const format = String(opts.format ?? 'md');
   const rendered = format === 'html' ? renderHtml(e) : format === 'json' ? renderJson(e) : renderMarkdown(e);
   if (typeof opts.out === 'string') {

@@ -25,7 +25,7 @@ export function bindEvidence(file: string, plan: Plan): { evidence: Evidence; co
   } catch {
     throw new UsageError(`cannot read evidence file '${file}'`);
   }
-  const evidence = parseEvidence(text);
+  const evidence = parseEvidence(text, file);
   if (evidence.verdict.rehearsal !== 'PASS') {
     throw new UsageError(`evidence '${file}' is a rehearsal ${evidence.verdict.rehearsal}: apply needs a PASS (${evidence.verdict.failures.join('; ') || evidence.verdict.reason})`);
   }

@@ -1,0 +1,143 @@
+import { execFileSync } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { TierResult } from '../src/engine/result.js';
+import { bundledPlanDir, loadPlan } from '../src/plan/load-plan.js';
+import type { Evidence } from '../src/rehearsal/evidence.js';
+import { runCli } from './helpers/cli.js';
+import { freshDatabase, onServer, serverUrl, testTargets } from './helpers/targets.js';
+
+const tmp = (p: string) => mkdtempSync(join(tmpdir(), p));
+const readEvidence = (dir: string) => JSON.parse(readFileSync(join(dir, 'evidence.json'), 'utf8')) as Evidence;
+const tier = (e: Evidence, stage: string, id: number, status?: string): TierResult => {
+  const t = e.stages.find((s) => s.name === stage)?.tiers.find((x) => x.id === id && (!status || x.status === status));
+  if (!t) throw new Error(`no tier ${id} (${status ?? 'any'}) in stage ${stage}`);
+  return t;
+};
+const rows = (t: TierResult, rel: string) => t.delta?.rows[rel]?.added ?? 0;
+const objects = (t: TierResult, kind: 'tables' | 'views' | 'functions', what: 'added' | 'removed' | 'changed') => t.delta?.objects[kind]?.[what].length ?? 0;
+const metric = (t: TierResult, m: string) => t.delta?.metrics[m];
+
+/** The figures of ../shared/design/axis-governance.md, "The figures the rehearsal of the sample must show". */
+function expectSeedFigures(e: Evidence): void {
+  expect(e.verdict).toMatchObject({ rehearsal: 'PASS', execution: 'NO-GO', reason: 'ospa=0' });
+  expect(e.source.database).toBe('directus');
+  expect(e.source.gate).toMatchObject({ name: 'ospa', value: 0, min: 1, open: false });
+  expect(e.source.preflight?.status).toBe('Passed');
+  expect(e.source.preflight?.delta?.metrics.axis_tables?.after).toBe(0);
+
+  const t1 = tier(e, 'A', 1);
+  expect(t1.status).toBe('Applied');
+  expect([objects(t1, 'tables', 'added'), objects(t1, 'views', 'added')]).toEqual([6, 5]);
+  expect(metric(t1, 'axis_tables')).toEqual({ before: 0, after: 6 });
+  const t5 = tier(e, 'A', 5);
+  expect([objects(t5, 'tables', 'added'), objects(t5, 'functions', 'added')]).toEqual([2, 1]);
+  expect(t5.delta?.objects.functions?.added[0]).toMatch(/^axis\.fn_governance_scan\(/);
+  expect(metric(t5, 'axis_tables')).toEqual({ before: 6, after: 8 });
+  const t6 = tier(e, 'A', 6);
+  expect([objects(t6, 'tables', 'added'), objects(t6, 'views', 'added'), objects(t6, 'views', 'changed')]).toEqual([1, 1, 5]);
+  expect(metric(t6, 'axis_tables')).toEqual({ before: 8, after: 9 });
+  for (const id of [2, 3, 4]) {
+    expect(tier(e, 'A', id)).toMatchObject({ status: 'Blocked', guardProven: true, fingerprintUnchanged: true });
+  }
+  const verifyA = tier(e, 'A', 90);
+  expect(verifyA.status).toBe('Failed');
+  expect([metric(verifyA, 'owner_gap')?.after, metric(verifyA, 'containment_gap')?.after, metric(verifyA, 'projection_gap')?.after]).toEqual([210, 35, 65]);
+
+  const t2 = tier(e, 'B', 2);
+  expect(rows(t2, 'axis.ownership')).toBe(30);
+  expect(metric(t2, 'owner_gap')).toEqual({ before: 210, after: 0 });
+  const t3 = tier(e, 'B', 3);
+  expect({
+    rule: rows(t3, 'axis.containment_rule'),
+    assignment: rows(t3, 'axis.containment_assignment'),
+    ownership: rows(t3, 'axis.ownership'),
+    axis: rows(t3, 'axis.axis'),
+    topic: rows(t3, 'axis.topic'),
+    collectionTopic: rows(t3, 'axis.collection_topic'),
+  }).toEqual({ rule: 1, assignment: 35, ownership: 35, axis: 2, topic: 5, collectionTopic: 65 });
+  expect(metric(t3, 'containment_gap')).toEqual({ before: 35, after: 0 });
+  const t4 = tier(e, 'B', 4);
+  expect(rows(t4, 'axis.reconcile_decision')).toBe(31);
+  expect(t4.delta?.rows['axis.topic']?.changed).toBe(4);
+  expect(t4.delta?.rows['axis.axis']?.changed).toBe(1);
+  expect(metric(t4, 'divergent')).toEqual({ before: 31, after: 0 });
+  expect(metric(t4, 'projection_gap')).toEqual({ before: 65, after: 0 });
+  const verifyB = tier(e, 'B', 90);
+  expect(verifyB.status).toBe('Passed');
+  expect([metric(verifyB, 'critical')?.after, metric(verifyB, 'emittable')?.after]).toEqual([0, 0]);
+
+  const t99 = tier(e, 'C', 99);
+  expect(t99.status).toBe('Applied');
+  expect(metric(t99, 'axis_tables')).toEqual({ before: 9, after: 8 });
+  expect(metric(t99, 'containment_gap')).toEqual({ before: 0, after: 35 });
+  expect(metric(t99, 'owner_gap')).toEqual({ before: 0, after: 0 });
+  expect(e.rollback).toMatchObject({ tier: 99, reverted: [6, 4, 3], matchesKeptTiers: true, reapplyMatches: true });
+  for (const s of e.stages) for (const t of s.tiers) for (const x of t.expectations ?? []) expect(x, `stage ${s.name} tier ${t.id} ${x.what}`).toMatchObject({ ok: true });
+}
+
+describe('tiergate rehearse on the embedded default (npm start)', () => {
+  it('passes, ends with Execution NO-GO (ospa=0), and its evidence holds the seed figures', async () => {
+    const out = tmp('tiergate-evidence-');
+    const r = await runCli(['rehearse', '--out', out], { timeoutMs: 600_000 });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim().split('\n').at(-1)).toBe('Rehearsal PASS · Execution NO-GO (ospa=0)');
+    expectSeedFigures(readEvidence(out));
+    expect(readFileSync(join(out, 'evidence.md'), 'utf8')).toMatch(/NO-GO \(ospa=0\)/);
+    expect(readFileSync(join(out, 'evidence.html'), 'utf8')).toMatch(/^<!DOCTYPE html>/i);
+    const again = await runCli(['report', join(out, 'evidence.json'), '--format', 'md']);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toBe(readFileSync(join(out, 'evidence.md'), 'utf8'));
+  });
+
+  it('a plan with a broken rollback file fails the rehearsal, naming what differs', async () => {
+    const dir = join(tmp('tiergate-plan-'), 'plan');
+    cpSync(bundledPlanDir(), dir, { recursive: true });
+    const rb = join(dir, 'tiers', '99_rollback.sql');
+    // forget to drop the finalization view: the rolled-back clone keeps an object the kept tiers never made
+    const text = readFileSync(rb, 'utf8');
+    const broken = text.replace(/^\s*DROP VIEW[^;]*v_governance_finding[^;]*;/im, '');
+    expect(broken).not.toBe(text);
+    writeFileSync(rb, broken);
+    const out = tmp('tiergate-evidence-');
+    const r = await runCli(['rehearse', '--plan', dir, '--out', out], { timeoutMs: 600_000 });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/Rehearsal FAIL/);
+    const e = readEvidence(out);
+    expect(e.verdict.rehearsal).toBe('FAIL');
+    expect(e.rollback?.matchesKeptTiers).toBe(false);
+    expect(e.rollback?.keptDiff?.objects.join(' ')).toMatch(/v_governance_finding/);
+  });
+});
+
+describe.runIf(testTargets().includes('postgres'))('tiergate rehearse against a real PostgreSQL source', () => {
+  it('never writes to the source, leaves no clone behind, and says GO once an approval is added', async () => {
+    const source = await freshDatabase('postgres', 'directus', { exactName: true });
+    try {
+      const sample = await runCli(['sample', '--url', source.url], { timeoutMs: 300_000 });
+      expect(sample.code).toBe(0);
+      const bindir = process.env.TIERGATE_TEST_PG_BINDIR!;
+      const dump = () => execFileSync(join(bindir, 'pg_dump'), ['--dbname', source.url.replace(/\?.*$/, ''), '--host', process.env.TIERGATE_TEST_PG_SOCKET!, '--port', process.env.TIERGATE_TEST_PG_PORT!, '-U', 'postgres'], { encoding: 'utf8', maxBuffer: 1 << 30 });
+      const before = dump();
+      const out = tmp('tiergate-evidence-');
+      const r = await runCli(['rehearse', '--source', source.url, '--scratch', serverUrl('postgres'), '--out', out], { timeoutMs: 600_000 });
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/Rehearsal PASS · Execution NO-GO \(ospa=0\)/);
+      expectSeedFigures(readEvidence(out));
+      expect(dump()).toBe(before);
+      const left = await onServer((c) => c.query<{ datname: string }>(`select datname from pg_database where datname like 'tiergate_clone%'`));
+      expect(left.rows).toEqual([]);
+
+      // an approval of the current payload, added on the source as an approver would
+      await onServer((c) => c.query(loadPlan().rehearsal!.open_gate!), 'directus');
+      const go = await runCli(['rehearse', '--source', source.url, '--scratch', serverUrl('postgres'), '--out', out], { timeoutMs: 600_000 });
+      expect(go.code).toBe(0);
+      expect(go.stdout).toMatch(/Rehearsal PASS · Execution GO \(ospa=1\)/);
+    } finally {
+      await source.drop();
+    }
+  });
+});
