@@ -73,7 +73,8 @@ export function describeFailure(e: unknown, fileText: string, stmt: SqlStatement
   const err = e instanceof DbError ? e : null;
   let offset = stmt.start + leadingTrivia(stmt.sql);
   if (err?.position) {
-    offset = stmt.start + err.position - 1;
+    // PostgreSQL counts characters (code points); JavaScript strings count UTF-16 units
+    offset = stmt.start + Array.from(stmt.sql).slice(0, err.position - 1).join('').length;
   } else if (err?.where) {
     // "PL/pgSQL function inline_code_block line 7 at RAISE": line 1 is the line of the opening dollar quote
     const m = /inline_code_block line (\d+)/.exec(err.where);

@@ -5,7 +5,7 @@ import type { Plan, Tier } from '../plan/load-plan.js';
 import { checkPostCondition } from '../plan/post-condition.js';
 import { diffCatalog, snapshotCatalog } from '../probe/catalog.js';
 import { readMetrics } from '../probe/metrics.js';
-import { RowWatch } from '../probe/rows.js';
+import { relationsToWatch, RowWatch } from '../probe/rows.js';
 import { describeBlockers } from './blockers.js';
 import { readGate } from './gate.js';
 import { recordAttempt, recordLedger } from './ledger.js';
@@ -83,9 +83,10 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
         if (gate && !gate.open) throw new GateClosed(gate);
       }
       await testHook('tier-begin', tier.id);
-      const touched = await touchedRelations(tier.sql).catch(() => ({ writes: [], creates: [], drops: [] }));
+      // a file the parser refuses is still the server's to judge: then watch every table of the plan's schemas
+      const touched = await touchedRelations(tier.sql).catch(() => null);
       const catalogBefore = await snapshotCatalog(tx, plan.schemas);
-      const rows = await RowWatch.start(tx, touched.writes, touched.drops);
+      const rows = await RowWatch.start(tx, await relationsToWatch(tx, touched, plan.schemas), touched?.drops ?? []);
       const before = await readMetrics(tx, plan.metrics);
       await runScript(tx, tier, tier.file);
       await testHook('tier-script-done', tier.id);

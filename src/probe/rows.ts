@@ -151,6 +151,37 @@ function quoteRelation(rel: string): string {
   return parts.map((p) => '"' + p.replace(/"/g, '""') + '"').join('.');
 }
 
+/**
+ * The relations whose rows a script may change: what the parser saw it write
+ * or alter, widened to every table of the plan's schemas when the parser
+ * cannot be exact (EXECUTE of a built string) or the script calls a
+ * user-defined function, which may write anything.
+ */
+export async function relationsToWatch(
+  q: Queryable,
+  touched: { writes: string[]; alters: string[]; calls: string[]; incomplete: string[] } | null,
+  schemas: string[],
+): Promise<string[]> {
+  const exact = touched ? [...touched.writes, ...touched.alters] : [];
+  let widen = !touched || touched.incomplete.length > 0;
+  if (!widen && touched && touched.calls.length) {
+    const r = await q.query<{ user: boolean }>(
+      `select exists (select 1 from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+                       where n.nspname not in ('pg_catalog', 'information_schema')
+                         and (p.proname = any($1::text[]) or n.nspname || '.' || p.proname = any($1::text[]))) as user`,
+      [touched.calls],
+    );
+    widen = Boolean(r.rows[0]?.user);
+  }
+  if (!widen) return exact;
+  const all = await q.query<{ name: string }>(
+    `select n.nspname || '.' || c.relname as name from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      where n.nspname = any($1::text[]) and c.relkind in ('r', 'p') order by 1`,
+    [schemas],
+  );
+  return [...exact, ...all.rows.map((r) => r.name)];
+}
+
 function unique(xs: string[]): string[] {
   return [...new Set(xs)];
 }
