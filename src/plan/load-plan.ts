@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { PlanError, type PlanIssue } from '../errors.js';
+import { packageRoot } from '../package-root.js';
 import { PlanFile, type TierSpec } from './schema.js';
 import { parsePostCondition, type PostCondition } from './post-condition.js';
 
@@ -38,17 +38,6 @@ export interface Plan {
   files: Record<string, string>;
   /** sha256 over tiergate.yaml and every file's sha256: the plan's identity */
   sha256: string;
-}
-
-/** The folder holding tiergate's package.json (works from src/ under tsx and from dist/). */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'plans'))) return dir;
-    const up = dirname(dir);
-    if (up === dir) throw new Error('tiergate: cannot find the package root (package.json beside plans/)');
-    dir = up;
-  }
 }
 
 /** The bundled plan: `plans/axis-governance/` beside the code. */
