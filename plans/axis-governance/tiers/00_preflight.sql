@@ -1,0 +1,62 @@
+-- Tier 0 — Preflight (read-only)
+--
+-- What:   refuses to go on unless this is the Directus database: its name is
+--         'directus', or it is a tiergate clone of it (a tiergate.clone_mark row
+--         with source_database = 'directus'); and it looks like Directus
+--         (directus_collections, directus_fields, directus_relations,
+--         os_proposals, os_proposal_approvals exist; proposal OS-AXIS exists).
+--         Reports the gate (ospa) and axis_tables as a NOTICE; an ospa of 0 is
+--         not a refusal here: it makes the execution verdict NO-GO.
+-- Gate:   none (read-only; safe in a READ ONLY transaction).
+-- Post:   none (it raises, SQLSTATE TG003, on a database it must not touch).
+-- Revert: nothing to revert: it writes nothing.
+
+DO $preflight$
+DECLARE
+    is_clone    boolean := false;
+    missing     text;
+    ospa        integer;
+    axis_tables integer;
+    intact      boolean;
+BEGIN
+    IF to_regclass('tiergate.clone_mark') IS NOT NULL THEN
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM tiergate.clone_mark WHERE source_database = $1)' INTO is_clone USING 'directus';
+    END IF;
+    IF current_database() <> 'directus' AND NOT is_clone THEN
+        RAISE EXCEPTION 'tier 0 preflight refused: database "%" is not the Directus database', current_database()
+            USING ERRCODE = 'TG003',
+                  DETAIL = 'the axis-governance plan runs only on the database named directus, or on a tiergate clone of it (tiergate.clone_mark.source_database = ''directus'')',
+                  HINT = 'check the target URL';
+    END IF;
+
+    SELECT string_agg(t, ', ' ORDER BY t) INTO missing
+      FROM unnest(ARRAY['directus_collections', 'directus_fields', 'directus_relations', 'os_proposals', 'os_proposal_approvals']) AS t
+     WHERE to_regclass(t) IS NULL;
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION 'tier 0 preflight refused: database "%" does not look like Directus with governance proposals: missing %',
+                        current_database(), missing
+            USING ERRCODE = 'TG003';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM os_proposals WHERE key = 'OS-AXIS') THEN
+        RAISE EXCEPTION 'tier 0 preflight refused: proposal OS-AXIS does not exist in os_proposals'
+            USING ERRCODE = 'TG003',
+                  HINT = 'the rollout''s content is the payload of proposal OS-AXIS';
+    END IF;
+
+    SELECT count(*) INTO ospa
+      FROM os_proposal_approvals a
+      JOIN os_proposals p ON p.id = a.proposal
+     WHERE p.key = 'OS-AXIS'
+       AND a.payload_sha256 = p.payload_sha256
+       AND p.payload_sha256 = encode(sha256(convert_to(p.payload::text, 'UTF8')), 'hex');
+    SELECT p.payload_sha256 = encode(sha256(convert_to(p.payload::text, 'UTF8')), 'hex') INTO intact
+      FROM os_proposals p WHERE p.key = 'OS-AXIS';
+    SELECT count(*) INTO axis_tables FROM pg_catalog.pg_tables WHERE schemaname = 'axis';
+
+    IF NOT intact THEN
+        RAISE WARNING 'proposal OS-AXIS: payload_sha256 is not the sha256 of its payload; no approval counts until it is';
+    END IF;
+    RAISE NOTICE 'tiergate preflight: database %, ospa = % (% 1), axis_tables = %',
+                 current_database(), ospa, CASE WHEN ospa >= 1 THEN '>=' ELSE '<' END, axis_tables;
+END
+$preflight$;

@@ -1,0 +1,127 @@
+-- Tier 3 — Axis / topic values + containment (data, GATED on ospa >= 1)
+--
+-- What:   from the approved proposal OS-AXIS and this database's metadata:
+--         the payload's axes (status 'proposed') and topics ('candidate');
+--         containment rule CR-CONTAIN; one containment_assignment per
+--         contained collection (its container and anchor); one ownership
+--         (basis 'containment', its anchor's owner) per contained collection;
+--         one collection_topic per governed collection (anchors: the payload's
+--         topic; contained collections inherit their anchor's). Every row is
+--         tagged PROD_T3.
+-- Gate:   ospa >= 1 (guard below; the engine checks it too).
+-- Post:   containment_gap = 0, asserted at the end in the same transaction.
+-- Revert: tier 99 deletes every PROD_T3 row (and so CR-CONTAIN).
+
+-- Gate guard: ospa = approvals of proposal OS-AXIS whose payload_sha256 is the
+-- proposal's current one (and that one is the hash of its payload). The
+-- proposal and its approvals are locked FOR SHARE first, so no approval can be
+-- revoked, and the payload cannot change, until this transaction ends.
+DO $guard$
+DECLARE
+    ospa integer;
+BEGIN
+    PERFORM 1 FROM os_proposals p WHERE p.key = 'OS-AXIS' FOR SHARE;
+    PERFORM 1 FROM os_proposal_approvals a JOIN os_proposals p ON p.id = a.proposal
+     WHERE p.key = 'OS-AXIS' FOR SHARE OF a;
+    SELECT count(*) INTO ospa
+      FROM os_proposal_approvals a
+      JOIN os_proposals p ON p.id = a.proposal
+     WHERE p.key = 'OS-AXIS'
+       AND a.payload_sha256 = p.payload_sha256
+       AND p.payload_sha256 = encode(sha256(convert_to(p.payload::text, 'UTF8')), 'hex');
+    IF ospa < 1 THEN
+        RAISE EXCEPTION 'tiergate gate ospa is closed (% < 1): tier 3 refused', ospa
+            USING ERRCODE = 'TG001',
+                  HINT = 'tier 3 writes only once proposal OS-AXIS is approved: an os_proposal_approvals row carrying its current payload_sha256';
+    END IF;
+END
+$guard$;
+
+-- The payload must be self-consistent before anything is written from it.
+DO $payload$
+DECLARE
+    bad text;
+BEGIN
+    SELECT string_agg(format('anchor %L names topic %L', a.collection, a.topic), '; ' ORDER BY a.collection)
+      INTO bad
+      FROM os_proposals p
+     CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'anchors') AS a(collection text, topic text)
+     WHERE p.key = 'OS-AXIS'
+       AND NOT EXISTS (SELECT 1 FROM jsonb_to_recordset(p.payload -> 'topics') AS t(key text) WHERE t.key = a.topic);
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'tier 3 refused: proposal OS-AXIS is inconsistent, topics missing from its payload: %', left(bad, 400)
+            USING ERRCODE = 'TG003';
+    END IF;
+    SELECT string_agg(format('topic %L names axis %L', t.key, t.axis), '; ' ORDER BY t.key)
+      INTO bad
+      FROM os_proposals p
+     CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'topics') AS t(key text, axis text)
+     WHERE p.key = 'OS-AXIS'
+       AND NOT EXISTS (SELECT 1 FROM jsonb_to_recordset(p.payload -> 'axes') AS x(key text) WHERE x.key = t.axis);
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'tier 3 refused: proposal OS-AXIS is inconsistent, axes missing from its payload: %', left(bad, 400)
+            USING ERRCODE = 'TG003';
+    END IF;
+END
+$payload$;
+
+INSERT INTO axis.axis (key, label, status, tag)
+SELECT x.key, coalesce(x.label, x.key), 'proposed', 'PROD_T3'
+FROM os_proposals p
+CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'axes') AS x(key text, label text)
+WHERE p.key = 'OS-AXIS'
+ON CONFLICT (key) DO NOTHING;
+
+INSERT INTO axis.topic (key, axis, label, directus_folder, status, tag)
+SELECT t.key, t.axis, coalesce(t.label, t.key), t.directus_folder, 'candidate', 'PROD_T3'
+FROM os_proposals p
+CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'topics') AS t(key text, axis text, label text, directus_folder text)
+WHERE p.key = 'OS-AXIS'
+ON CONFLICT (key) DO NOTHING;
+
+INSERT INTO axis.containment_rule (key, description, tag)
+VALUES ('CR-CONTAIN',
+        'a collection that is the many side of a junction relation (junction_field set) or of a delete-on-deselect relation '
+        'is contained in that relation''s one side: it takes its container''s owner and topic',
+        'PROD_T3')
+ON CONFLICT (key) DO NOTHING;
+
+INSERT INTO axis.containment_assignment (collection, container, anchor, rule, tag)
+SELECT c.collection, c.container, c.anchor, 'CR-CONTAIN', 'PROD_T3'
+FROM axis.v_containment_gap c;
+
+-- contained collections take the owner of their anchor (the container's owner)
+INSERT INTO axis.ownership (collection, owner, basis, tag)
+SELECT g.collection, o.owner, 'containment', 'PROD_T3'
+FROM axis.v_governed_collection g
+JOIN axis.ownership o ON o.collection = g.anchor
+WHERE g.role = 'contained' AND NOT g.exempt
+ON CONFLICT (collection) DO NOTHING;
+
+-- every governed collection gets its anchor's payload topic
+INSERT INTO axis.collection_topic (collection, topic, basis, tag)
+SELECT g.collection, a.topic, CASE g.role WHEN 'anchor' THEN 'anchor' ELSE 'containment' END, 'PROD_T3'
+FROM axis.v_governed_collection g
+JOIN (
+    SELECT DISTINCT ON (a.collection) a.collection, a.topic
+    FROM os_proposals p
+    CROSS JOIN LATERAL ROWS FROM (jsonb_to_recordset(p.payload -> 'anchors') AS (collection text, topic text)) WITH ORDINALITY AS a(collection, topic, n)
+    WHERE p.key = 'OS-AXIS' AND a.topic IS NOT NULL
+    ORDER BY a.collection, a.n
+) a ON a.collection = g.anchor
+WHERE NOT g.exempt
+ON CONFLICT (collection, topic) DO NOTHING;
+
+-- Post-condition: containment_gap = 0
+DO $post$
+DECLARE
+    gap    bigint;
+    sample text;
+BEGIN
+    SELECT count(*), string_agg(collection, ', ' ORDER BY collection) INTO gap, sample FROM axis.v_containment_gap;
+    IF gap <> 0 THEN
+        RAISE EXCEPTION 'tier 3 post-condition containment_gap = 0 failed: containment_gap = % (%)', gap, left(sample, 400)
+            USING ERRCODE = 'TG002';
+    END IF;
+END
+$post$;
