@@ -1,0 +1,241 @@
+/**
+ * The axis-governance plan's SQL on the sample Directus database, on PGlite
+ * and on a real PostgreSQL server: every tier file in plan order, each in one
+ * transaction, with the figures of the spec's table checked after each tier
+ * (objects, rows, metrics) — and the plan's own `expect` checked against
+ * what was measured, so the YAML cannot drift from the SQL.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Db } from '../src/db/port.js';
+import type { TierSpec } from '../src/plan/schema.js';
+import { testTargets } from './helpers/targets.js';
+import {
+  applyTier, catalog, content, createCollectionAsDirectus, diffMaps, diffRows, gate, metric, metrics, openGate, plan, rows, sampleDatabase,
+  scalar, tierError, tierSql, type Catalog, type Changes, type Sample,
+} from './fixtures/axis-harness/harness.js';
+
+interface Measured {
+  objects: Record<keyof Catalog, Changes>;
+  rows: Record<string, Changes>;
+  metrics: Record<string, [number | null, number | null]>;
+}
+
+/** Applies a tier and measures what it did. */
+async function measure(db: Db, id: number, run: () => Promise<void> = () => applyTier(db, id)): Promise<Measured> {
+  const [c0, r0, m0] = [await catalog(db), await rows(db), await metrics(db)];
+  await run();
+  const [c1, r1, m1] = [await catalog(db), await rows(db), await metrics(db)];
+  const objects = Object.fromEntries((Object.keys(c0) as (keyof Catalog)[]).map((k) => [k, diffMaps(c0[k], c1[k])])) as Measured['objects'];
+  const mets = Object.fromEntries(Object.keys(m0).map((k) => [k, [m0[k]!, m1[k]!] as [number | null, number | null]]));
+  return { objects, rows: diffRows(r0, r1), metrics: mets };
+}
+
+const net = (c: Changes) => c.added - c.removed;
+const matches = (want: number | Partial<Changes>, got: Changes) =>
+  typeof want === 'number' ? net(got) === want : Object.entries(want).every(([k, v]) => got[k as keyof Changes] === v);
+
+/** The plan's `expect` for a tier holds for what was measured. */
+function expectPlanFigures(id: number, m: Measured): void {
+  const spec = plan.tiers.find((t) => t.id === id)!.expect as TierSpec['expect'];
+  for (const [kind, want] of Object.entries(spec?.objects ?? {})) {
+    expect({ tier: id, kind, got: m.objects[kind as keyof Catalog] }).toSatisfy(() => matches(want!, m.objects[kind as keyof Catalog]));
+  }
+  for (const [table, want] of Object.entries(spec?.rows ?? {})) {
+    const got = m.rows[table] ?? { added: 0, removed: 0, changed: 0 };
+    expect({ tier: id, table, got }).toSatisfy(() => matches(want, got));
+  }
+  for (const [name, want] of Object.entries(spec?.metrics ?? {})) {
+    expect({ tier: id, metric: name, got: m.metrics[name] }).toEqual({ tier: id, metric: name, got: want });
+  }
+}
+
+const T34 = (m: Measured, table: string) => m.rows[table] ?? { added: 0, removed: 0, changed: 0 };
+
+describe.each(testTargets())('axis-governance plan on the sample at scale 1 (%s)', (kind) => {
+  let s: Sample;
+  let db: Db;
+  let tier1Views: Map<string, string>;
+  let tier5Function: Map<string, string>;
+  let fullApply: Record<string, string[]>;
+
+  beforeAll(async () => {
+    s = await sampleDatabase(kind);
+    db = s.db;
+  }, 180_000);
+  afterAll(async () => s?.close());
+
+  it('tier 0 passes on the Directus database (or its clone), writes nothing and reports ospa 0', async () => {
+    const m = await measure(db, 0);
+    expectPlanFigures(0, m);
+    expect(await gate(db)).toBe(0);
+    expect(m.metrics.axis_tables).toEqual([0, 0]);
+  });
+
+  it('structure tiers 1, 5, 6 apply with the gate closed, with the spec figures', async () => {
+    const m1 = await measure(db, 1);
+    expectPlanFigures(1, m1);
+    expect(m1.objects.tables).toMatchObject({ added: 6 });
+    expect(m1.objects.views).toMatchObject({ added: 5 });
+    expect(m1.metrics.axis_tables).toEqual([0, 6]);
+    tier1Views = (await catalog(db)).views;
+
+    const m5 = await measure(db, 5);
+    expectPlanFigures(5, m5);
+    expect(m5.objects.tables).toMatchObject({ added: 2 });
+    expect(m5.objects.functions).toMatchObject({ added: 1 });
+    expect(m5.metrics.axis_tables).toEqual([6, 8]);
+    tier5Function = (await catalog(db)).functions;
+
+    const m6 = await measure(db, 6);
+    expectPlanFigures(6, m6);
+    expect(m6.objects.tables).toMatchObject({ added: 1 });
+    expect(m6.objects.views).toEqual({ added: 1, removed: 0, changed: 5 });
+    expect(m6.metrics.axis_tables).toEqual([8, 9]);
+  });
+
+  it('stage A: the honest gaps are visible and verify fails', async () => {
+    expect(await metric(db, 'owner_gap')).toBe(210);
+    expect(await metric(db, 'containment_gap')).toBe(35);
+    expect(await metric(db, 'projection_gap')).toBe(65);
+    const critical = (await metric(db, 'critical'))!;
+    const emittable = (await metric(db, 'emittable'))!;
+    expect(critical + emittable).toBeGreaterThan(0);
+    const err = await tierError(db, 90);
+    expect(err?.sqlstate).toBe('TG004');
+    expect(err?.message).toMatch(/verify: owner_gap = 210/);
+  });
+
+  it('stage A: gated tiers 2, 3, 4 refuse with the gate closed and leave schema axis untouched', async () => {
+    const [c0, r0] = [await catalog(db), await content(db)];
+    for (const id of [2, 3, 4]) {
+      const err = await tierError(db, id);
+      expect(err).toEqual({ sqlstate: 'TG001', message: `tiergate gate ospa is closed (0 < 1): tier ${id} refused` });
+    }
+    expect(await catalog(db)).toEqual(c0);
+    expect(await content(db)).toEqual(r0);
+  });
+
+  it('the scan counts every collection as a candidate before ownership is seeded', async () => {
+    const run = await db.query<{ candidates: number; metrics: Record<string, number> }>('select candidates, metrics from axis.fn_governance_scan()');
+    expect(run.rows[0]!.candidates).toBe(65);
+    expect(run.rows[0]!.metrics).toEqual({ ...(await metrics(db)), tagged_t34: undefined, candidates: 65 });
+  });
+
+  it('an approval of an older payload, or of a payload edited behind its hash, does not open the gate', async () => {
+    await expect(
+      db.transaction(async (tx) => {
+        await tx.exec(`insert into os_proposal_approvals (proposal, approver, payload_sha256)
+                         select id, '0b9a8e3c-3f2a-4c6e-9a51-6d2f1c7e8a01', payload_sha256 from os_proposals where key = 'OS-AXIS'`);
+        // a new revision of the payload: the approval above is of the older one
+        await tx.exec(`update os_proposals set payload = payload || '{"revision": 2}',
+                         payload_sha256 = encode(sha256(convert_to((payload || '{"revision": 2}')::text, 'UTF8')), 'hex') where key = 'OS-AXIS'`);
+        expect(await scalar(tx, `select (${plan.gate!.sql})::int as v`)).toBe(0);
+        await tx.exec(tierSql(2));
+      }),
+    ).rejects.toMatchObject({ sqlstate: 'TG001' });
+    await expect(
+      db.transaction(async (tx) => {
+        await tx.exec(`insert into os_proposal_approvals (proposal, approver, payload_sha256)
+                         select id, '0b9a8e3c-3f2a-4c6e-9a51-6d2f1c7e8a01', payload_sha256 from os_proposals where key = 'OS-AXIS'`);
+        // the payload changed but its recorded hash did not: the approval approved other content
+        await tx.exec(`update os_proposals set payload = payload || '{"revision": 3}' where key = 'OS-AXIS'`);
+        await tx.exec(tierSql(2));
+      }),
+    ).rejects.toMatchObject({ sqlstate: 'TG001' });
+    // an approval of another proposal never counts (the sample has one)
+    expect(await scalar(db, `select count(*)::int as v from os_proposal_approvals`)).toBe(1);
+    expect(await gate(db)).toBe(0);
+  });
+
+  it('stage B: with an approval of the current payload, tiers 2, 3, 4 write exactly the spec figures', async () => {
+    await openGate(db);
+    expect(await gate(db)).toBe(1);
+
+    const m2 = await measure(db, 2);
+    expectPlanFigures(2, m2);
+    expect(m2.rows).toEqual({ 'axis.ownership': { added: 30, removed: 0, changed: 0 } });
+    expect(m2.metrics.owner_gap).toEqual([210, 0]);
+
+    const m3 = await measure(db, 3);
+    expectPlanFigures(3, m3);
+    expect(m3.rows).toEqual({
+      'axis.containment_rule': { added: 1, removed: 0, changed: 0 },
+      'axis.containment_assignment': { added: 35, removed: 0, changed: 0 },
+      'axis.ownership': { added: 35, removed: 0, changed: 0 },
+      'axis.axis': { added: 2, removed: 0, changed: 0 },
+      'axis.topic': { added: 5, removed: 0, changed: 0 },
+      'axis.collection_topic': { added: 65, removed: 0, changed: 0 },
+    });
+    expect(m3.metrics.containment_gap).toEqual([35, 0]);
+    const flags = await db.query<{ f: string; n: number }>(
+      'select reconcile_flag as f, count(*)::int as n from axis.v_reconcile_collection_topic_vs_label group by 1 order by 1',
+    );
+    expect(Object.fromEntries(flags.rows.map((r) => [r.f, r.n]))).toEqual({ match: 34, orthogonal_facet: 4, no_label_rule: 27 });
+
+    const m4 = await measure(db, 4);
+    expectPlanFigures(4, m4);
+    expect(T34(m4, 'axis.reconcile_decision')).toEqual({ added: 31, removed: 0, changed: 0 });
+    expect(T34(m4, 'axis.topic')).toEqual({ added: 0, removed: 0, changed: 4 });
+    expect(T34(m4, 'axis.axis')).toEqual({ added: 0, removed: 0, changed: 1 });
+    expect(m4.metrics.divergent).toEqual([31, 0]);
+    expect(m4.metrics.projection_gap).toEqual([65, 0]);
+    // every status changed keeps the previous one and the tag
+    expect(await scalar(db, `select count(*)::int as v from axis.topic where status_tag = 'PROD_T4' and previous_status = 'candidate' and status = 'active'`)).toBe(4);
+    expect(await scalar(db, `select count(*)::int as v from axis.axis where status_tag = 'PROD_T4' and previous_status = 'proposed' and status = 'ratified'`)).toBe(1);
+  });
+
+  it('verify passes: critical 0, emittable 0; the scan records every metric and no candidate', async () => {
+    const m = await measure(db, 90);
+    expectPlanFigures(90, m);
+    expect(m.metrics.critical).toEqual([0, 0]);
+    expect(m.metrics.emittable).toEqual([0, 0]);
+    const run = await db.query<{ candidates: number; metrics: Record<string, number> }>('select candidates, metrics from axis.fn_governance_scan()');
+    const plain = await metrics(db);
+    expect(run.rows[0]).toEqual({ candidates: 0, metrics: { ...plain, tagged_t34: undefined, candidates: 0 } });
+    const drift = await db.query<{ metric: string; value: string; previous_value: string | null }>(
+      `select metric, value::text as value, previous_value::text as previous_value from axis.drift_state where metric in ('owner_gap', 'candidates') order by 1`,
+    );
+    expect(drift.rows).toEqual([
+      { metric: 'candidates', value: '0', previous_value: '65' },
+      { metric: 'owner_gap', value: '0', previous_value: '210' },
+    ]);
+    fullApply = await content(db);
+  });
+
+  it('rollback 99 reverts 6, 4, 3; re-applying 6, 3, 4 reproduces the first full apply', async () => {
+    const m = await measure(db, 99);
+    expectPlanFigures(99, m);
+    expect(m.metrics.tagged_t34).toEqual([143, 0]);
+    expect(m.metrics.axis_tables).toEqual([9, 8]);
+    expect(m.metrics.containment_gap).toEqual([0, 35]);
+    expect(m.metrics.owner_gap).toEqual([0, 0]);
+    const after = await catalog(db);
+    expect(after.views).toEqual(tier1Views);
+    expect(after.functions).toEqual(tier5Function);
+    expect(after.tables.has('reconcile_decision')).toBe(false);
+    expect(await scalar(db, `select count(*)::int as v from axis.ownership where tag = 'PROD_T2'`)).toBe(30);
+    expect(await scalar(db, `select count(*)::int as v from axis.ownership where tag <> 'PROD_T2'`)).toBe(0);
+
+    for (const id of [6, 3, 4]) await applyTier(db, id);
+    expect(await content(db)).toEqual(fullApply);
+    await applyTier(db, 90);
+  });
+
+  it('a collection created after the rollout is a candidate of the next scan and an emittable finding; exempting it settles it', async () => {
+    await createCollectionAsDirectus(db, 'reviews');
+    const run = await db.query<{ candidates: number; candidate_sample: string[] }>('select candidates, candidate_sample from axis.fn_governance_scan()');
+    expect(run.rows[0]).toEqual({ candidates: 1, candidate_sample: ['reviews'] });
+    const findings = await db.query('select key, collection, severity, emittable from axis.v_governance_finding');
+    expect(findings.rows).toEqual([{ key: 'candidate:reviews', collection: 'reviews', severity: 'warning', emittable: true }]);
+    expect(await metric(db, 'emittable')).toBe(1);
+    expect(await metric(db, 'critical')).toBe(0);
+    // run as one transaction, verify stops at its first failing concern: the new anchor's 6 fields have no owner
+    expect((await tierError(db, 90))?.message).toBe('verify: owner_gap = 6 (expected 0): 1 anchors have no owner: reviews');
+
+    await db.exec(`insert into axis.reconcile_decision (collection, decision, rationale, tag) values ('reviews', 'exempt', 'moderation scratch table', 'UI')`);
+    expect(await metric(db, 'emittable')).toBe(0);
+    expect(await metric(db, 'owner_gap')).toBe(0);
+    expect(await scalar(db, 'select candidates as v from axis.fn_governance_scan()')).toBe(0);
+    await applyTier(db, 90);
+  });
+});
