@@ -1,0 +1,78 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { SampleVariant } from '../../fixtures/directus-sample/generate.js';
+import { withDb } from '../db/open-db.js';
+import type { Db } from '../db/port.js';
+import { createPgliteDatabase } from '../db/pglite-create.js';
+import { UsageError } from '../errors.js';
+import { loadDump, checkDumpFile } from './clone-dump.js';
+import { markClone, ScopedClone, type CloneProvider } from './clone.js';
+
+/** Clones of the embedded sample Directus database (`fixtures/directus-sample/`). */
+export function sampleProvider(scale: number, variant?: string): CloneProvider {
+  if (!Number.isInteger(scale) || scale < 1) throw new UsageError(`the sample's scale must be a whole number from 1 (got ${scale})`);
+  return pgliteProvider('directus', `the sample Directus database (scale ${scale})`, async (db) => {
+    const { writeSample } = await import('../../fixtures/directus-sample/generate.js');
+    await writeSample(db, { scale, variant: variant as SampleVariant | undefined });
+  });
+}
+
+/** Clones of a plain SQL dump, loaded into PGlite. */
+export function dumpProvider(file: string, database: string): CloneProvider {
+  checkDumpFile(file);
+  return pgliteProvider(database, `the dump ${file}`, (db, progress) => loadDump(db, file, progress));
+}
+
+/**
+ * Builds the source once, in a PGlite data directory, marks it, and makes the
+ * other clones by copying that directory (a file copy is several times faster
+ * than PGlite's dumpDataDir / loadDataDir round trip, and each clone is a
+ * directory a `pglite:` URL can open).
+ */
+function pgliteProvider(database: string, what: string, fill: (db: Db, progress: (m: string) => void) => Promise<void>): CloneProvider {
+  return async (count, progress, register) => {
+    const started = performance.now();
+    const first = newDirClone();
+    register(first.clone);
+    progress(`building ${what} in PGlite (${first.dir})`);
+    await createPgliteDatabase(first.dir, database);
+    await withDb(first.clone.url, async (db) => {
+      await fill(db, progress);
+      await markClone(db, database);
+    });
+    first.clone.copyMs = Math.round(performance.now() - started);
+    progress(`clone 1 of ${count} ready in ${seconds(first.clone.copyMs)}`);
+    for (let i = 1; i < count; i++) {
+      const t = performance.now();
+      const next = newDirClone();
+      register(next.clone);
+      await copyDir(first.dir, next.dir);
+      next.clone.copyMs = Math.round(performance.now() - t);
+      progress(`clone ${i + 1} of ${count} copied in ${seconds(next.clone.copyMs)}`);
+    }
+  };
+}
+
+function newDirClone(): { dir: string; clone: ScopedClone } {
+  const dir = mkdtempSync(join(tmpdir(), 'tiergate-clone-'));
+  const url = `pglite://${dir}`;
+  const clone = new ScopedClone(url, url, 'pglite', async () => rmSync(dir, { recursive: true, force: true }));
+  return { dir, clone };
+}
+
+/** Copies a closed PGlite data directory: `cp -a` (reflinks where the file system has them), else node's own copy. */
+async function copyDir(from: string, to: string): Promise<void> {
+  const ok = await new Promise<boolean>((resolve) => {
+    const child = spawn('cp', ['-a', '--reflink=auto', `${from}/.`, to], { stdio: 'ignore' });
+    child.on('error', () => resolve(false));
+    child.on('close', (code) => resolve(code === 0));
+  });
+  if (!ok) await cp(from, to, { recursive: true, force: true });
+}
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
+}

@@ -1,0 +1,161 @@
+import { openDb } from '../db/open-db.js';
+import type { Db, Queryable } from '../db/port.js';
+import { TargetError, UsageError } from '../errors.js';
+import { tiergateVersion } from '../version.js';
+
+/**
+ * A database tiergate made for a rehearsal, carrying tiergate's clone mark.
+ * `url` can hold the password of the scratch server: print `displayUrl`.
+ */
+export interface Clone {
+  url: string;
+  displayUrl: string;
+  kind: 'pglite' | 'postgres';
+  /** how long making this clone took; for the first, the whole copy of the source */
+  copyMs: number;
+  /** a new connection to the clone (a PGlite clone can be open once at a time) */
+  open(): Promise<Db>;
+  /** closes what `open` opened and removes the clone (idempotent) */
+  drop(): Promise<void>;
+}
+
+/** What to clone: the embedded sample, a PostgreSQL server (cloned onto a scratch server), or a plain SQL dump. */
+export type CloneSource =
+  | { kind: 'pglite-sample'; scale: number; variant?: string }
+  | { kind: 'postgres'; url: string; scratchUrl: string }
+  | { kind: 'dump'; file: string; /** the database the dump was taken from (default `directus`) */ database?: string };
+
+export interface WithClonesOptions {
+  /** keep the first clone (the one the scenario runs on) instead of dropping it; the others are always dropped */
+  keep?: boolean;
+  onProgress?: (message: string) => void;
+}
+
+/** A clone under construction or in use; the providers register it as soon as something exists to clean up. */
+export class ScopedClone implements Clone {
+  copyMs = 0;
+  private readonly opened = new Set<Db>();
+  private dropped = false;
+
+  constructor(
+    readonly url: string,
+    readonly displayUrl: string,
+    readonly kind: 'pglite' | 'postgres',
+    private readonly remove: () => Promise<void>,
+  ) {}
+
+  async open(): Promise<Db> {
+    if (this.dropped) throw new TargetError(`the clone ${this.displayUrl} was already dropped`);
+    const db = await openDb(this.url, { applicationName: 'tiergate rehearse (clone)' });
+    this.opened.add(db);
+    return db;
+  }
+
+  /** Closes every connection `open` made (closing twice is harmless in both adapters). */
+  async release(): Promise<void> {
+    for (const db of this.opened) await db.close().catch(() => undefined);
+    this.opened.clear();
+  }
+
+  async drop(): Promise<void> {
+    if (this.dropped) return;
+    await this.release();
+    await this.remove();
+    this.dropped = true;
+  }
+}
+
+/** Makes the clones of a source; `register` is called as soon as a clone exists, so a failure halfway cleans up. */
+export type CloneProvider = (count: number, progress: (message: string) => void, register: (clone: ScopedClone) => void) => Promise<void>;
+
+/**
+ * Makes `count` independent, marked clones of `source`, runs `fn` with them,
+ * and always removes them afterwards — on success, on error, when making
+ * them fails halfway — except the first one when `keep` is set (and `fn` ran).
+ * The source is only read (a PostgreSQL source through `pg_dump`).
+ *
+ * @example
+ *   await withClones({ kind: 'pglite-sample', scale: 1 }, 2, async ([main, spare]) => {
+ *     const db = await main.open(); try { … } finally { await db.close(); }
+ *   });
+ */
+export async function withClones<T>(source: CloneSource, count: number, fn: (clones: Clone[]) => Promise<T>, options: WithClonesOptions = {}): Promise<T> {
+  if (!Number.isInteger(count) || count < 1 || count > 20) throw new UsageError(`withClones: count must be a whole number from 1 to 20 (got ${count})`);
+  const progress = options.onProgress ?? (() => undefined);
+  const provider = await providerFor(source);
+  const clones: ScopedClone[] = [];
+  let ran = false;
+  let failed = false;
+  try {
+    await provider(count, progress, (c) => clones.push(c));
+    ran = true;
+    return await fn([...clones]);
+  } catch (e) {
+    failed = true;
+    throw e;
+  } finally {
+    const leftBehind: string[] = [];
+    for (const [i, clone] of clones.entries()) {
+      if (i === 0 && ran && options.keep) {
+        await clone.release();
+        progress(`kept the clone ${clone.displayUrl}`);
+        continue;
+      }
+      try {
+        await clone.drop();
+      } catch (e) {
+        leftBehind.push(`${clone.displayUrl} (${(e as Error).message})`);
+      }
+    }
+    if (leftBehind.length) {
+      const message = `could not remove the clone${leftBehind.length > 1 ? 's' : ''} ${leftBehind.join(', ')}: remove ${leftBehind.length > 1 ? 'them' : 'it'} by hand`;
+      // never hide the error that made us clean up; without one, a clone left behind is the error
+      if (failed) progress(message);
+      else throw new TargetError(message);
+    }
+  }
+}
+
+async function providerFor(source: CloneSource): Promise<CloneProvider> {
+  switch (source.kind) {
+    case 'pglite-sample': {
+      const { sampleProvider } = await import('./clone-pglite.js');
+      return sampleProvider(source.scale, source.variant);
+    }
+    case 'dump': {
+      const { dumpProvider } = await import('./clone-pglite.js');
+      return dumpProvider(source.file, source.database ?? 'directus');
+    }
+    case 'postgres': {
+      const { postgresProvider } = await import('./clone-postgres.js');
+      return postgresProvider(source.url, source.scratchUrl);
+    }
+    default:
+      throw new UsageError(`unknown clone source '${(source as { kind: string }).kind}'`);
+  }
+}
+
+/**
+ * Marks a database as a clone tiergate made: the only kind of database the
+ * rehearsal opens a gate on. One row in `tiergate.clone_mark`.
+ */
+export async function markClone(db: Queryable, sourceDatabase: string): Promise<void> {
+  await db.exec(`
+    create schema if not exists tiergate;
+    create table if not exists tiergate.clone_mark (
+      source_database text not null,
+      created_at timestamptz not null default now(),
+      tiergate_version text
+    );
+    delete from tiergate.clone_mark;`);
+  await db.query('insert into tiergate.clone_mark (source_database, tiergate_version) values ($1, $2)', [sourceDatabase, tiergateVersion()]);
+}
+
+/** Does this database carry tiergate's clone mark, and of which source database? Read-only. */
+export async function isMarkedClone(db: Queryable): Promise<{ marked: boolean; sourceDatabase: string | null }> {
+  const t = await db.query<{ present: boolean }>(`select to_regclass('tiergate.clone_mark') is not null as present`);
+  if (!t.rows[0]?.present) return { marked: false, sourceDatabase: null };
+  const r = await db.query<{ s: string }>('select source_database as s from tiergate.clone_mark order by created_at desc limit 1');
+  const row = r.rows[0];
+  return row ? { marked: true, sourceDatabase: row.s } : { marked: false, sourceDatabase: null };
+}

@@ -1,0 +1,355 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { writeSample } from '../fixtures/directus-sample/generate.js';
+import { openDb, withDb } from '../src/db/open-db.js';
+import { ConnectionError, UsageError } from '../src/errors.js';
+import { fingerprint, sameFingerprint, diffFingerprints } from '../src/probe/fingerprint.js';
+import { isMarkedClone, markClone, withClones, type Clone } from '../src/rehearsal/clone.js';
+import { DumpScanner, type DumpPiece } from '../src/rehearsal/clone-dump-scan.js';
+import { findPgTools } from '../src/rehearsal/clone-tools.js';
+import { freshDatabase, onServer, serverUrl, testTargets, type TestDatabase } from './helpers/targets.js';
+
+const hasServer = testTargets().includes('postgres');
+const work = mkdtempSync(join(tmpdir(), 'tiergate-clone-test-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+/** Content with everything a dump must carry over exactly: quotes, tabs, backslashes, NULLs, a `;` and a `\` line inside a function body. */
+const TRICKY = `
+create schema app;
+create table app.notes (id serial primary key, body text, tags text[], meta jsonb, created_at timestamptz default now());
+insert into app.notes (body, tags, meta) values
+  (E'tab\\there; and a newline\\nhere', '{a,"b c"}', '{"k": "it''s"}'),
+  (E'back\\\\slash \\\\. and \\\\N', null, null),
+  (null, '{}', '[]');
+create function app.shout(t text) returns text language plpgsql as $fn$
+begin
+  -- a ; in a comment, and a string with a line starting with a backslash
+  return upper(t) || ';
+\\. not a meta-command';
+end $fn$;
+create view app.v_notes as select id, app.shout(body) as loud from app.notes;
+`;
+
+/** A plain dump without the random \\restrict keys, for comparing two dumps of one database. */
+function plainDump(url: string, ...args: string[]): string {
+  const bin = process.env.TIERGATE_TEST_PG_BINDIR;
+  const pgDump = bin ? join(bin, 'pg_dump') : 'pg_dump';
+  const out = execFileSync(pgDump, [...args, `--dbname=${url}`], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  return out.replace(/^\\(un)?restrict .*$/gm, '');
+}
+
+async function cloneDatabases(prefix: string): Promise<string[]> {
+  return onServer(async (c) => (await c.query<{ d: string }>('select datname as d from pg_database where datname like $1 order by 1', [prefix + '%'])).rows.map((r) => r.d));
+}
+
+describe('DumpScanner', () => {
+  const scan = (text: string): DumpPiece[] => {
+    const s = new DumpScanner();
+    const out: DumpPiece[] = [];
+    for (const line of text.split('\n')) out.push(...s.push(line));
+    return [...out, ...s.end()];
+  };
+
+  it('splits statements where psql would, not inside quotes, dollar quotes or comments', () => {
+    const pieces = scan(
+      [
+        '--',
+        '-- PostgreSQL database dump',
+        '--',
+        '\\restrict abc123',
+        "SET standard_conforming_strings = on; SELECT 'a;b', E'c\\';d', \"x;y\" FROM t; /* ; */",
+        'CREATE FUNCTION f() RETURNS int AS $body$',
+        'select 1; -- ;',
+        '\\not a meta-command',
+        '$body$ LANGUAGE sql;',
+        'COPY public.t (a, b) FROM stdin;',
+        'x\t\\N',
+        'y;\tz',
+        '\\.',
+        '\\unrestrict abc123',
+        'SELECT 1',
+      ].join('\n'),
+    );
+    expect(pieces.map((p) => p.kind)).toEqual(['meta', 'statement', 'statement', 'statement', 'copy', 'copy-data', 'copy-end', 'meta', 'statement']);
+    expect(pieces[0]).toMatchObject({ kind: 'meta', command: 'restrict', line: 4 });
+    expect(pieces[2]).toMatchObject({ kind: 'statement', sql: ` SELECT 'a;b', E'c\\';d', "x;y" FROM t;` });
+    expect(pieces[3]).toMatchObject({ kind: 'statement', line: 5 });
+    expect((pieces[3] as { sql: string }).sql).toContain('\\not a meta-command\n$body$ LANGUAGE sql;');
+    expect(pieces[4]).toMatchObject({ kind: 'copy', header: 'COPY public.t (a, b) FROM stdin;', line: 10 });
+    expect(pieces[5]).toEqual({ kind: 'copy-data', rows: ['x\t\\N', 'y;\tz'] });
+    expect(pieces[8]).toMatchObject({ kind: 'statement', sql: 'SELECT 1\n', line: 15 });
+  });
+
+  it('refuses an unterminated COPY block', () => {
+    expect(() => scan('COPY t (a) FROM stdin;\n1\n2')).toThrow(/COPY block starting at line 1 has no terminating/);
+  });
+});
+
+describe.each(testTargets())('clone mark on %s', (kind) => {
+  it('marks a database as a tiergate clone, and tells marked from unmarked', async () => {
+    const t = await freshDatabase(kind);
+    try {
+      await withDb(t.url, async (db) => {
+        expect(await isMarkedClone(db)).toEqual({ marked: false, sourceDatabase: null });
+        await markClone(db, 'directus');
+        await markClone(db, 'directus'); // again: still one row
+        expect(await isMarkedClone(db)).toEqual({ marked: true, sourceDatabase: 'directus' });
+        const rows = await db.query<{ n: number; v: string }>('select count(*)::int as n, max(tiergate_version) as v from tiergate.clone_mark');
+        expect(rows.rows[0]).toMatchObject({ n: 1, v: expect.stringMatching(/^\d+\.\d+\.\d+/) });
+        // a fingerprint never sees tiergate's own schema
+        expect(Object.keys((await fingerprint(db)).catalog).filter((k) => k.includes('tiergate'))).toEqual([]);
+      });
+    } finally {
+      await t.drop();
+    }
+  });
+});
+
+describe('pglite-sample clones', () => {
+  it('are marked, identical, independent, removed afterwards; keep keeps the first', async () => {
+    const progress: string[] = [];
+    let seen: Clone[] = [];
+    await withClones(
+      { kind: 'pglite-sample', scale: 1 },
+      2,
+      async (clones) => {
+        seen = clones;
+        expect(clones.map((c) => c.kind)).toEqual(['pglite', 'pglite']);
+        expect(new Set(clones.map((c) => c.url)).size).toBe(2);
+        const fps = [];
+        for (const c of clones) {
+          expect(c.url).toMatch(/^pglite:\/\/\//);
+          const db = await c.open();
+          try {
+            expect(await isMarkedClone(db)).toEqual({ marked: true, sourceDatabase: 'directus' });
+            const r = await db.query<{ d: string; n: number }>(`select current_database() as d, count(*)::int as n from directus_collections`);
+            expect(r.rows[0]?.d).toBe('directus');
+            expect(r.rows[0]?.n).toBeGreaterThan(60);
+            fps.push(await fingerprint(db));
+          } finally {
+            await db.close();
+          }
+        }
+        expect(sameFingerprint(fps[0]!, fps[1]!)).toBe(true);
+        // a write to one clone is not in the other
+        const a = await clones[0]!.open();
+        try {
+          await a.exec(`insert into os_proposal_approvals (proposal, payload_sha256) select id, payload_sha256 from os_proposals where key = 'OS-AXIS'`);
+          expect(diffFingerprints(fps[0]!, await fingerprint(a)).tables).toEqual(['public.os_proposal_approvals']);
+        } finally {
+          await a.close();
+        }
+        const b = await clones[1]!.open();
+        try {
+          expect(sameFingerprint(fps[1]!, await fingerprint(b))).toBe(true);
+        } finally {
+          // left open on purpose: dropping the clone closes it
+        }
+        expect(clones[0]!.copyMs).toBeGreaterThan(0);
+      },
+      { keep: true, onProgress: (m) => progress.push(m) },
+    );
+    const dir = (c: Clone) => c.url.slice('pglite://'.length);
+    expect(existsSync(dir(seen[0]!))).toBe(true); // kept
+    expect(existsSync(dir(seen[1]!))).toBe(false);
+    expect(progress.join('\n')).toMatch(/clone 2 of 2 copied/);
+    // the kept clone opens by its URL, still marked
+    await withDb(seen[0]!.url, async (db) => expect((await isMarkedClone(db)).marked).toBe(true));
+    rmSync(dir(seen[0]!), { recursive: true, force: true });
+  });
+
+  it('are removed when the work fails', async () => {
+    let urls: string[] = [];
+    await expect(
+      withClones({ kind: 'pglite-sample', scale: 1 }, 1, async (clones) => {
+        urls = clones.map((c) => c.url);
+        await clones[0]!.open(); // left open: the cleanup closes it
+        throw new Error('the scenario failed');
+      }, { keep: false }),
+    ).rejects.toThrow('the scenario failed');
+    expect(urls).toHaveLength(1);
+    expect(existsSync(urls[0]!.slice('pglite://'.length))).toBe(false);
+  });
+});
+
+describe('dump clones', () => {
+  it('load a plain SQL dump (psql meta-commands, COPY data, roles) into PGlite', async () => {
+    const file = join(work, 'hand.sql');
+    writeFileSync(
+      file,
+      [
+        '--\n-- PostgreSQL database dump\n--\n',
+        '\\restrict k3y',
+        "SET client_encoding = 'UTF8';",
+        "SELECT pg_catalog.set_config('search_path', '', false);",
+        'CREATE TABLE public.t (id integer NOT NULL, body text);',
+        'ALTER TABLE public.t OWNER TO directus_app;',
+        'COPY public.t (id, body) FROM stdin;',
+        '1\ttab\\there',
+        '2\t\\N',
+        '3\tback\\\\slash',
+        '\\.',
+        '',
+        'ALTER TABLE ONLY public.t ADD CONSTRAINT t_pkey PRIMARY KEY (id);',
+        '\\unrestrict k3y',
+        '',
+      ].join('\n'),
+    );
+    await withClones({ kind: 'dump', file }, 1, async ([clone]) => {
+      const db = await clone!.open();
+      try {
+        expect(await isMarkedClone(db)).toEqual({ marked: true, sourceDatabase: 'directus' });
+        const r = await db.query<{ id: number; body: string | null }>('select id, body from public.t order by id');
+        expect(r.rows).toEqual([
+          { id: 1, body: 'tab\there' },
+          { id: 2, body: null },
+          { id: 3, body: 'back\\slash' },
+        ]);
+        const owner = await db.query<{ o: string }>(`select tableowner as o from pg_tables where tablename = 't'`);
+        expect(owner.rows[0]?.o).toBe('directus_app');
+      } finally {
+        await db.close();
+      }
+    });
+  });
+
+  it('refuses a missing file, a custom-format archive and \\connect, saying what to do', async () => {
+    const nothing = async () => undefined;
+    await expect(withClones({ kind: 'dump', file: join(work, 'nope.sql') }, 1, nothing)).rejects.toThrow(/does not exist: give the path of a plain SQL dump/);
+    const custom = join(work, 'custom.dump');
+    writeFileSync(custom, 'PGDMP\u0001\u000e\u0000');
+    await expect(withClones({ kind: 'dump', file: custom }, 1, nothing)).rejects.toThrow(/custom format.*pg_restore --file/);
+    const connect = join(work, 'create.sql');
+    writeFileSync(connect, 'CREATE DATABASE x;\n\\connect x\nCREATE TABLE t (a int);\n');
+    const err = await withClones({ kind: 'dump', file: connect }, 1, nothing).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UsageError);
+    expect((err as Error).message).toMatch(/line 2: the psql meta-command '\\connect'.*without --create/);
+  });
+});
+
+describe.runIf(hasServer)('postgres clones (pg_dump | pg_restore onto a scratch server)', () => {
+  let source: TestDatabase;
+  const secret = 'not-a-real-pw-71c3';
+  /** the test server trusts local connections, so a password in the URL is accepted and ignored: it must still never show */
+  const withPassword = (url: string) => {
+    const u = new URL(url);
+    u.password = secret;
+    return u.toString();
+  };
+
+  it('clones the source exactly, leaves it byte-identical, and drops every clone afterwards', async () => {
+    source = await freshDatabase('postgres', 'directus');
+    try {
+      await withDb(source.url, async (db) => {
+        await writeSample(db, { scale: 1 });
+        await db.exec(TRICKY);
+      });
+      const schemaBefore = plainDump(source.url, '--schema-only');
+      const dataBefore = plainDump(source.url, '--data-only');
+      const sourceFp = await withDb(source.url, (db) => db.transaction((tx) => fingerprint(tx), { readOnly: true }));
+      const progress: string[] = [];
+      const names: string[] = [];
+      await withClones(
+        { kind: 'postgres', url: withPassword(source.url), scratchUrl: withPassword(serverUrl()) },
+        2,
+        async (clones) => {
+          for (const c of clones) {
+            expect(c.kind).toBe('postgres');
+            expect(c.displayUrl).not.toContain(secret);
+            const db = await c.open();
+            try {
+              names.push((await db.query<{ d: string }>('select current_database() as d')).rows[0]!.d);
+              expect(await isMarkedClone(db)).toEqual({ marked: true, sourceDatabase: source.database });
+              expect(diffFingerprints(sourceFp, await fingerprint(db))).toEqual({ objects: [], tables: [] });
+            } finally {
+              await db.close();
+            }
+          }
+          expect(names[0]).toMatch(new RegExp(`^tiergate_clone_${source.database}_[0-9a-f]{6}$`));
+          expect(names[1]).toBe(`${names[0]}_2`);
+          expect(await cloneDatabases(`tiergate_clone_${source.database}_`)).toEqual(names);
+          // the clones are independent of each other and of the source
+          const a = await clones[0]!.open();
+          try {
+            await a.exec(`delete from app.notes`);
+          } finally {
+            await a.close();
+          }
+          const b = await clones[1]!.open();
+          try {
+            expect((await b.query<{ n: number }>('select count(*)::int as n from app.notes')).rows[0]?.n).toBe(3);
+          } finally {
+            await b.close();
+          }
+        },
+        { onProgress: (m) => progress.push(m) },
+      );
+      expect(await cloneDatabases(`tiergate_clone_${source.database}_`)).toEqual([]);
+      expect(plainDump(source.url, '--schema-only')).toBe(schemaBefore);
+      expect(plainDump(source.url, '--data-only')).toBe(dataBefore);
+      const text = progress.join('\n');
+      expect(text).toMatch(/pg_dump: \d+ tables/);
+      expect(text).toMatch(/pg_restore: \d+ objects created, \d+ of \d+ tables filled/);
+      expect(text).not.toContain(secret);
+    } finally {
+      await source.drop();
+    }
+  });
+
+  it('keeps the first clone with keep, and a plain dump of the server loads into PGlite alike', async () => {
+    source = await freshDatabase('postgres', 'directus');
+    let kept = '';
+    try {
+      await withDb(source.url, (db) => db.exec(TRICKY));
+      await withClones({ kind: 'postgres', url: source.url, scratchUrl: serverUrl() }, 1, async ([c]) => {
+        kept = c!.url;
+      }, { keep: true });
+      const left = await cloneDatabases(`tiergate_clone_${source.database}_`);
+      expect(left).toHaveLength(1);
+      await withDb(kept, async (db) => expect((await isMarkedClone(db)).marked).toBe(true));
+      await onServer((c) => c.query(`drop database "${left[0]}" with (force)`));
+
+      // the same database as a plain pg_dump, loaded into PGlite: same rows, same function
+      const file = join(work, 'server.sql');
+      writeFileSync(file, plainDump(source.url));
+      const expected = await withDb(source.url, (db) => db.query('select id, body, tags, meta, app.shout(body) as loud from app.notes order by id'));
+      await withClones({ kind: 'dump', file }, 1, async ([clone]) => {
+        const db = await clone!.open();
+        try {
+          const got = await db.query('select id, body, tags, meta, app.shout(body) as loud from app.notes order by id');
+          expect(got.rows).toEqual(expected.rows);
+          expect((await db.query<{ n: number }>(`select nextval('app.notes_id_seq')::int as n`)).rows[0]?.n).toBe(4);
+        } finally {
+          await db.close();
+        }
+      });
+    } finally {
+      await source.drop();
+    }
+  });
+
+  it('names what is wrong, never a password: bad URLs, an unreachable scratch server, an old pg_dump', async () => {
+    const nothing = async () => undefined;
+    const src = withPassword(serverUrl());
+    await expect(withClones({ kind: 'postgres', url: src, scratchUrl: 'pglite:memory' }, 1, nothing)).rejects.toThrow(/--scratch must be a PostgreSQL server URL/);
+    await expect(withClones({ kind: 'postgres', url: src, scratchUrl: 'postgres://u:p@[bad' }, 1, nothing)).rejects.toBeInstanceOf(UsageError);
+    const unreachable = `postgres://postgres:${secret}@127.0.0.1:1/postgres`;
+    const err = await withClones({ kind: 'postgres', url: src, scratchUrl: unreachable }, 1, nothing).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConnectionError);
+    expect((err as Error).message).toMatch(/^the scratch server: cannot connect to postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:1\/postgres/);
+    expect((err as Error).message).not.toContain(secret);
+    expect(() => findPgTools(99)).toThrow(/pg_dump must be at least as new as the server; install postgresql-client-99/);
+    expect(findPgTools(15).major).toBeGreaterThanOrEqual(15);
+    // nothing was created on the scratch server by the failed attempts
+    const db = await openDb(serverUrl());
+    try {
+      const r = await db.query<{ n: number }>(`select count(*)::int as n from pg_database where datname like 'tiergate_clone_postgres_%'`);
+      expect(r.rows[0]?.n).toBe(0);
+    } finally {
+      await db.close();
+    }
+  });
+});

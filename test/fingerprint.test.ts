@@ -1,0 +1,152 @@
+import { describe, expect, it } from 'vitest';
+import { withDb } from '../src/db/open-db.js';
+import type { Db } from '../src/db/port.js';
+import { diffFingerprints, fingerprint, sameFingerprint, type Fingerprint } from '../src/probe/fingerprint.js';
+import { freshDatabase, testTargets } from './helpers/targets.js';
+
+/** A small schema with every kind of object and every kind of volatile column the fingerprint knows. */
+const SCHEMA = `
+create schema app;
+create type app.status as enum ('draft', 'published');
+create domain app.price as numeric(10, 2) check (value >= 0);
+create table app.customers (
+  id serial primary key,
+  name text not null unique,
+  date_created timestamptz default now()
+);
+create table app.orders (
+  id integer generated always as identity primary key,
+  customer integer references app.customers(id),
+  note text,
+  status app.status not null default 'draft',
+  total app.price,
+  created_at timestamptz,
+  updated_at timestamp default current_timestamp
+);
+create table app.tags ("Tag name" text primary key, weight int);
+create view app.v_orders as select o.id, c.name, o.total from app.orders o join app.customers c on c.id = o.customer;
+create function app.touch() returns trigger language plpgsql as $$ begin new.updated_at := now(); return new; end $$;
+create trigger orders_touch before update on app.orders for each row execute function app.touch();
+create sequence app.invoice_no;
+insert into app.customers (name) values ('Ada'), ('Grace'), ('Edsger');
+insert into app.orders (customer, note, status, total, created_at)
+  select c.id, 'order of ' || c.name, 'published', 10.5, now() from app.customers c;
+insert into app.tags values ('it''s "quoted"', 1), (E'tab\\there', null);
+`;
+
+async function withFresh<T>(kind: Parameters<typeof freshDatabase>[0], script: string, fn: (db: Db) => Promise<T>): Promise<T> {
+  const t = await freshDatabase(kind);
+  try {
+    return await withDb(t.url, async (db) => {
+      await db.exec(script);
+      return fn(db);
+    });
+  } finally {
+    await t.drop();
+  }
+}
+
+describe('diffFingerprints / sameFingerprint', () => {
+  const fp = (catalog: Record<string, string>, tables: Record<string, string>, hash: string): Fingerprint => ({ catalog, tables, hash });
+  it('names what changed, was added or was removed', () => {
+    const a = fp({ 'table public.a': '1', 'view public.v': '2', 'index public.i': '3' }, { 'public.a': '1:x', 'public.b': '2:y' }, 'h1');
+    const b = fp({ 'table public.a': '1', 'view public.v': '9', 'function public.f()': '4' }, { 'public.a': '1:z' }, 'h2');
+    expect(diffFingerprints(a, b)).toEqual({ objects: ['function public.f()', 'index public.i', 'view public.v'], tables: ['public.a', 'public.b'] });
+    expect(diffFingerprints(a, a)).toEqual({ objects: [], tables: [] });
+    expect(sameFingerprint(a, b)).toBe(false);
+    expect(sameFingerprint(a, { ...a })).toBe(true);
+  });
+});
+
+describe.each(testTargets())('fingerprint on %s', (kind) => {
+  it('is equal for two databases built the same way, and covers every kind of object', async () => {
+    const one = await withFresh(kind, SCHEMA, (db) => fingerprint(db));
+    const two = await withFresh(kind, SCHEMA + 'create schema tiergate; create table tiergate.ledger(id serial, at timestamptz default now());', (db) => fingerprint(db));
+    expect(diffFingerprints(one, two)).toEqual({ objects: [], tables: [] });
+    expect(two.hash).toBe(one.hash);
+    expect(one.hash).toMatch(/^[0-9a-f]{64}$/);
+    const keys = Object.keys(one.catalog);
+    for (const key of [
+      'schema app',
+      'table app.orders',
+      'view app.v_orders',
+      'function app.touch()',
+      'trigger app.orders.orders_touch',
+      'index app.orders_pkey',
+      'constraint app.orders.orders_customer_fkey',
+      'constraint app.price.price_check',
+      'sequence app.invoice_no',
+      'type app.status',
+      'type app.price',
+    ]) {
+      expect(keys).toContain(key);
+    }
+    expect(keys.some((k) => k.includes('tiergate'))).toBe(false);
+    expect(one.tables).toMatchObject({ 'app.customers': expect.stringMatching(/^3:[0-9a-f]{32}$/), 'app.tags': expect.stringMatching(/^2:/) });
+    expect(Object.keys(one.tables).sort()).toEqual(['app.customers', 'app.orders', 'app.tags']);
+  });
+
+  it('names the table after an INSERT or an UPDATE, and the object after a replaced view or a new index', async () => {
+    await withFresh(kind, SCHEMA, async (db) => {
+      let before = await fingerprint(db);
+      const step = async (sql: string) => {
+        await db.exec(sql);
+        const after = await fingerprint(db);
+        const diff = diffFingerprints(before, after);
+        expect(sameFingerprint(before, after)).toBe(false);
+        before = after;
+        return diff;
+      };
+      expect(await step(`insert into app.customers (name) values ('Barbara')`)).toEqual({ objects: [], tables: ['app.customers'] });
+      expect(await step(`update app.tags set weight = 2 where weight = 1`)).toEqual({ objects: [], tables: ['app.tags'] });
+      expect(await step(`create or replace view app.v_orders as select o.id, c.name, o.total from app.orders o join app.customers c on c.id = o.customer where o.total > 0`)).toEqual({
+        objects: ['view app.v_orders'],
+        tables: [],
+      });
+      expect(await step(`create index orders_note_idx on app.orders (note)`)).toEqual({ objects: ['index app.orders_note_idx'], tables: [] });
+      expect(await step(`alter table app.tags add column colour text`)).toEqual({ objects: ['table app.tags'], tables: ['app.tags'] });
+      // a volatile column still counts as null / not null
+      expect(await step(`update app.orders set created_at = null where id = (select min(id) from app.orders)`)).toEqual({ objects: [], tables: ['app.orders'] });
+      // a reference to a serial id is compared by the referenced row's content
+      expect(await step(`update app.orders set customer = (select id from app.customers where name = 'Barbara') where note = 'order of Ada'`)).toEqual({
+        objects: [],
+        tables: ['app.orders'],
+      });
+    });
+  });
+
+  it('is unchanged when only timestamps the database fills and serial ids differ (delete and re-insert the same content)', async () => {
+    await withFresh(kind, SCHEMA, async (db) => {
+      const before = await fingerprint(db);
+      await db.exec(`
+        create temp table o as select c.name, o.note, o.status, o.total, o.created_at from app.orders o join app.customers c on c.id = o.customer;
+        delete from app.orders;
+        delete from app.customers;
+        select pg_sleep(0.01);
+        insert into app.customers (name) values ('Edsger'), ('Grace'), ('Ada');
+        insert into app.orders (customer, note, status, total, created_at)
+          select c.id, o.note, o.status, o.total, now() from o join app.customers c on c.name = o.name;
+        drop table o;`);
+      const after = await fingerprint(db);
+      const ids = await db.query<{ n: number }>('select min(id) as n from app.customers');
+      expect(ids.rows[0]?.n).toBeGreaterThan(3); // new serial ids: the content is the same, the ids are not
+      expect(diffFingerprints(before, after)).toEqual({ objects: [], tables: [] });
+      expect(after.hash).toBe(before.hash);
+    });
+  });
+
+  it('works in a read-only transaction, leaves nothing behind, and honours excludeSchemas', async () => {
+    await withFresh(kind, SCHEMA, async (db) => {
+      const countObjects = async () => (await db.query<{ n: number }>('select count(*)::int as n from pg_class')).rows[0]?.n;
+      const objectsBefore = await countObjects();
+      const plain = await fingerprint(db);
+      const readOnly = await db.transaction((tx) => fingerprint(tx), { readOnly: true });
+      expect(readOnly).toEqual(plain);
+      expect(await countObjects()).toBe(objectsBefore);
+      await db.exec('create schema scratch; create table scratch.t(x int); insert into scratch.t values (1)');
+      const withScratch = await fingerprint(db);
+      expect(diffFingerprints(plain, withScratch)).toEqual({ objects: ['schema scratch', 'table scratch.t'], tables: ['scratch.t'] });
+      expect(await fingerprint(db, { excludeSchemas: ['scratch'] })).toEqual(plain);
+    });
+  });
+});
