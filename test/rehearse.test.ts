@@ -120,7 +120,8 @@ describe.runIf(testTargets().includes('postgres'))('tiergate rehearse against a 
       const sample = await runCli(['sample', '--url', source.url], { timeoutMs: 300_000 });
       expect(sample.code).toBe(0);
       const bindir = process.env.TIERGATE_TEST_PG_BINDIR!;
-      const dump = () => execFileSync(join(bindir, 'pg_dump'), ['--dbname', source.url.replace(/\?.*$/, ''), '--host', process.env.TIERGATE_TEST_PG_SOCKET!, '--port', process.env.TIERGATE_TEST_PG_PORT!, '-U', 'postgres'], { encoding: 'utf8', maxBuffer: 1 << 30 });
+      // libpq reads the socket directory from the URL's ?host=
+      const dump = () => execFileSync(join(bindir, 'pg_dump'), ['--dbname', source.url], { encoding: 'utf8', maxBuffer: 1 << 30 });
       const before = dump();
       const out = tmp('tiergate-evidence-');
       const r = await runCli(['rehearse', '--source', source.url, '--scratch', serverUrl('postgres'), '--out', out], { timeoutMs: 600_000 });
