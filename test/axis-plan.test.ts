@@ -11,7 +11,7 @@ import type { TierSpec } from '../src/plan/schema.js';
 import { testTargets } from './helpers/targets.js';
 import {
   applyTier, catalog, content, createCollectionAsDirectus, diffMaps, diffRows, gate, metric, metrics, openGate, plan, rows, sampleDatabase,
-  scalar, tierError, tierSql, type Catalog, type Changes, type Sample,
+  scalar, scanVersusPlan, tierError, tierSql, type Catalog, type Changes, type Sample,
 } from './fixtures/axis-harness/harness.js';
 
 interface Measured {
@@ -58,6 +58,12 @@ describe.each(testTargets())('axis-governance plan on the sample at scale 1 (%s)
   let tier5Function: Map<string, string>;
   let fullApply: Record<string, string[]>;
 
+  /** The scan's one-pass metrics equal the plan's metric queries. */
+  const scanAgrees = async () => {
+    const { scan, plan: planned } = await scanVersusPlan(db);
+    expect(scan).toEqual(planned);
+  };
+
   beforeAll(async () => {
     s = await sampleDatabase(kind);
     db = s.db;
@@ -85,12 +91,15 @@ describe.each(testTargets())('axis-governance plan on the sample at scale 1 (%s)
     expect(m5.objects.functions).toMatchObject({ added: 1 });
     expect(m5.metrics.axis_tables).toEqual([6, 8]);
     tier5Function = (await catalog(db)).functions;
+    await scanAgrees();
 
     const m6 = await measure(db, 6);
     expectPlanFigures(6, m6);
     expect(m6.objects.tables).toMatchObject({ added: 1 });
     expect(m6.objects.views).toEqual({ added: 1, removed: 0, changed: 5 });
     expect(m6.metrics.axis_tables).toEqual([8, 9]);
+    expect(m6.objects.functions).toEqual({ added: 0, removed: 0, changed: 1 });
+    await scanAgrees();
   });
 
   it('stage A: the honest gaps are visible and verify fails', async () => {
@@ -155,6 +164,7 @@ describe.each(testTargets())('axis-governance plan on the sample at scale 1 (%s)
     expectPlanFigures(2, m2);
     expect(m2.rows).toEqual({ 'axis.ownership': { added: 30, removed: 0, changed: 0 } });
     expect(m2.metrics.owner_gap).toEqual([210, 0]);
+    await scanAgrees();
 
     const m3 = await measure(db, 3);
     expectPlanFigures(3, m3);
@@ -167,6 +177,7 @@ describe.each(testTargets())('axis-governance plan on the sample at scale 1 (%s)
       'axis.collection_topic': { added: 65, removed: 0, changed: 0 },
     });
     expect(m3.metrics.containment_gap).toEqual([35, 0]);
+    await scanAgrees();
     const flags = await db.query<{ f: string; n: number }>(
       'select reconcile_flag as f, count(*)::int as n from axis.v_reconcile_collection_topic_vs_label group by 1 order by 1',
     );
@@ -179,6 +190,7 @@ describe.each(testTargets())('axis-governance plan on the sample at scale 1 (%s)
     expect(T34(m4, 'axis.axis')).toEqual({ added: 0, removed: 0, changed: 1 });
     expect(m4.metrics.divergent).toEqual([31, 0]);
     expect(m4.metrics.projection_gap).toEqual([65, 0]);
+    await scanAgrees();
     // every status changed keeps the previous one and the tag
     expect(await scalar(db, `select count(*)::int as v from axis.topic where status_tag = 'PROD_T4' and previous_status = 'candidate' and status = 'active'`)).toBe(4);
     expect(await scalar(db, `select count(*)::int as v from axis.axis where status_tag = 'PROD_T4' and previous_status = 'proposed' and status = 'ratified'`)).toBe(1);
@@ -195,8 +207,9 @@ describe.each(testTargets())('axis-governance plan on the sample at scale 1 (%s)
     const drift = await db.query<{ metric: string; value: string; previous_value: string | null }>(
       `select metric, value::text as value, previous_value::text as previous_value from axis.drift_state where metric in ('owner_gap', 'candidates') order by 1`,
     );
+    // the value before the last change: candidates went 65 → 35 (tier 2) → 0 (tier 3); owner_gap 210 → 0 (tier 2)
     expect(drift.rows).toEqual([
-      { metric: 'candidates', value: '0', previous_value: '65' },
+      { metric: 'candidates', value: '0', previous_value: '35' },
       { metric: 'owner_gap', value: '0', previous_value: '210' },
     ]);
     fullApply = await content(db);
@@ -215,10 +228,12 @@ describe.each(testTargets())('axis-governance plan on the sample at scale 1 (%s)
     expect(after.tables.has('reconcile_decision')).toBe(false);
     expect(await scalar(db, `select count(*)::int as v from axis.ownership where tag = 'PROD_T2'`)).toBe(30);
     expect(await scalar(db, `select count(*)::int as v from axis.ownership where tag <> 'PROD_T2'`)).toBe(0);
+    await scanAgrees();
 
     for (const id of [6, 3, 4]) await applyTier(db, id);
     expect(await content(db)).toEqual(fullApply);
     await applyTier(db, 90);
+    await scanAgrees();
   });
 
   it('a collection created after the rollout is a candidate of the next scan and an emittable finding; exempting it settles it', async () => {
@@ -229,6 +244,7 @@ describe.each(testTargets())('axis-governance plan on the sample at scale 1 (%s)
     expect(findings.rows).toEqual([{ key: 'candidate:reviews', collection: 'reviews', severity: 'warning', emittable: true }]);
     expect(await metric(db, 'emittable')).toBe(1);
     expect(await metric(db, 'critical')).toBe(0);
+    await scanAgrees();
     // run as one transaction, verify stops at its first failing concern: the new anchor's 6 fields have no owner
     expect((await tierError(db, 90))?.message).toBe('verify: owner_gap = 6 (expected 0): 1 anchors have no owner: reviews');
 
@@ -236,6 +252,30 @@ describe.each(testTargets())('axis-governance plan on the sample at scale 1 (%s)
     expect(await metric(db, 'emittable')).toBe(0);
     expect(await metric(db, 'owner_gap')).toBe(0);
     expect(await scalar(db, 'select candidates as v from axis.fn_governance_scan()')).toBe(0);
+    await scanAgrees();
     await applyTier(db, 90);
+  });
+
+  it('verify fails when the approved payload is edited after the rollout', async () => {
+    await expect(
+      db.transaction(async (tx) => {
+        await tx.exec(`update os_proposals set payload = payload || '{"edited": true}' where key = 'OS-AXIS'`);
+        await tx.exec(tierSql(90));
+      }),
+    ).rejects.toMatchObject({ sqlstate: 'TG004', message: expect.stringMatching(/^verify: proposal OS-AXIS has payload_sha256 \w{64} but its payload hashes to \w{64}: the payload changed after it was approved$/) });
+    await applyTier(db, 90);
+  });
+
+  it('an ownership row whose collection was dropped is an orphaned, emittable finding', async () => {
+    await db.transaction(async (tx) => {
+      await tx.exec(`drop table reviews; delete from directus_fields where collection = 'reviews';
+                     delete from directus_relations where many_collection = 'reviews'; delete from directus_collections where collection = 'reviews'`);
+      await tx.exec(`insert into axis.ownership (collection, owner, basis, tag) values ('reviews', 'team-moderation', 'anchor', 'UI')`);
+    });
+    const f = await db.query('select key, severity, emittable from axis.v_governance_finding');
+    expect(f.rows).toEqual([{ key: 'orphaned_ownership:reviews', severity: 'warning', emittable: true }]);
+    await scanAgrees();
+    await db.exec(`delete from axis.ownership where collection = 'reviews'; delete from axis.reconcile_decision where collection = 'reviews'`);
+    await scanAgrees();
   });
 });

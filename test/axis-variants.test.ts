@@ -8,7 +8,7 @@ import type { Db } from '../src/db/port.js';
 import { VARIANT_TARGETS } from '../fixtures/directus-sample/generate.js';
 import { freshDatabase, testTargets } from './helpers/targets.js';
 import {
-  applyTier, content, markClone, metric, metrics, openGate, sampleDatabase, scalar, tierError,
+  applyTier, content, markClone, metric, metrics, openGate, sampleDatabase, scalar, scanVersusPlan, tierError,
 } from './fixtures/axis-harness/harness.js';
 
 async function withSample(kind: Parameters<typeof sampleDatabase>[0], variant: Parameters<typeof sampleDatabase>[1], fn: (db: Db) => Promise<void>) {
@@ -43,6 +43,8 @@ describe.each(testTargets())('sample variants against the plan (%s)', (kind) => 
       // the finding a person must act on
       const f = await db.query('select key, severity, emittable from axis.v_governance_finding where severity <> $1', ['info']);
       expect(f.rows).toContainEqual({ key: 'divergent:tags/commerce', severity: 'warning', emittable: true });
+      const { scan, plan } = await scanVersusPlan(db);
+      expect(scan).toEqual(plan);
     });
   });
 
@@ -68,6 +70,8 @@ describe.each(testTargets())('sample variants against the plan (%s)', (kind) => 
       expect(f.rows).toEqual([{ key: 'payload_dangling:gift_cards', collection: 'gift_cards', severity: 'critical', emittable: false }]);
       const err = await tierError(db, 90);
       expect(err).toEqual({ sqlstate: 'TG004', message: 'verify: critical = 1 (expected 0): payload_dangling:gift_cards' });
+      const { scan, plan } = await scanVersusPlan(db);
+      expect(scan).toEqual(plan);
     });
   });
 

@@ -29,7 +29,8 @@
 --
 -- The views keep one column set from tier 1 on; tier 6 replaces their
 -- definitions with decision-aware ones (CREATE OR REPLACE), tier 99 restores
--- these. Columns tier 6 fills are constant here (exempt = false, decision = NULL).
+-- these. Columns tier 6 fills are constant here (exempt = false, decision = NULL,
+-- decided = false).
 
 CREATE SCHEMA axis;
 COMMENT ON SCHEMA axis IS 'axis governance substrate (tiergate plan axis-governance)';
@@ -95,70 +96,102 @@ CREATE TABLE axis.containment_assignment (
 );
 CREATE INDEX containment_assignment_rule_idx ON axis.containment_assignment (rule);
 
--- Every user collection with its role. Set-based: the catalog, relations and
--- field counts are each read once and hash-joined (no correlated subqueries).
+-- Every user collection, its role and its governance state: the one place the
+-- derivation lives (the gap views are filters over it, and the scan reads it
+-- once). Set-based: the catalog, relations, field counts and the axis tables
+-- are each read once and hash-joined; no correlated subqueries.
 CREATE VIEW axis.v_governed_collection AS
 WITH RECURSIVE
 user_collection AS (
-    SELECT dc.collection::text AS collection, dc."group"::text AS folder
+    SELECT dc.collection::text AS collection, dc."group"::text AS folder, coalesce(fc.field_count, 0) AS field_count
     FROM directus_collections dc
     JOIN pg_catalog.pg_class c
       ON c.relname = dc.collection::name
      AND c.relkind IN ('r', 'p')
      AND c.relnamespace = (SELECT t.relnamespace FROM pg_catalog.pg_class t WHERE t.oid = 'directus_collections'::regclass)
+    LEFT JOIN (
+        SELECT f.collection, count(*)::integer AS field_count
+        FROM directus_fields f
+        GROUP BY f.collection
+    ) fc ON fc.collection = dc.collection
     WHERE dc.collection NOT LIKE 'directus\_%'
 ),
+-- the containing relation of each contained collection: one whose one side is
+-- another user collection, preferring one with one_field set, then the
+-- smallest id (hash-aggregated: no sort, whatever the database's collation);
+-- the many side is checked by the final join
 containing AS (
-    SELECT DISTINCT ON (r.many_collection) r.many_collection::text AS collection, r.one_collection::text AS container
-    FROM directus_relations r
-    JOIN user_collection m ON m.collection = r.many_collection
-    JOIN user_collection o ON o.collection = r.one_collection
-    WHERE (r.junction_field IS NOT NULL OR r.one_deselect_action = 'delete')
-      AND r.one_collection <> r.many_collection
-    ORDER BY r.many_collection, r.one_field IS NULL, r.id
+    SELECT r.many_collection::text AS collection, r.one_collection::text AS container
+    FROM (
+        SELECT r.many_collection, coalesce(min(r.id) FILTER (WHERE r.one_field IS NOT NULL), min(r.id)) AS id
+        FROM directus_relations r
+        JOIN user_collection o ON o.collection = r.one_collection
+        WHERE (r.junction_field IS NOT NULL OR r.one_deselect_action = 'delete')
+          AND r.one_collection <> r.many_collection
+        GROUP BY r.many_collection
+    ) pick
+    JOIN directus_relations r ON r.id = pick.id
 ),
-chain AS (
-    SELECT collection, container AS node, 1 AS depth FROM containing
+-- containers that are contained themselves: followed up to the anchor (a cycle
+-- ends without one). Each side is joined through GROUP BY on its key: a CTE
+-- has no statistics, and without it the estimates of this recursion reach
+-- hundreds of millions of rows, which makes PostgreSQL JIT-compile the plan
+-- (seconds) on every read of the view.
+nested AS (
+    SELECT c.collection, up.container AS node, 2 AS depth
+    FROM containing c
+    JOIN (SELECT collection, min(container) AS container FROM containing GROUP BY collection) up ON up.collection = c.container
     UNION ALL
-    SELECT ch.collection, c.container, ch.depth + 1
-    FROM chain ch JOIN containing c ON c.collection = ch.node
-    WHERE ch.depth < 32
+    SELECT n.collection, up.container, n.depth + 1
+    FROM nested n
+    JOIN (SELECT collection, min(container) AS container FROM containing GROUP BY collection) up ON up.collection = n.node
+    WHERE n.depth < 32
 ),
-root AS (
-    SELECT ch.collection, ch.node AS anchor
-    FROM chain ch
-    WHERE NOT EXISTS (SELECT 1 FROM containing c WHERE c.collection = ch.node)
+nested_anchor AS (
+    SELECT n.collection, min(n.node) AS anchor
+    FROM nested n
+    WHERE n.node NOT IN (SELECT x.collection FROM containing x)
+    GROUP BY n.collection
 ),
-field_count AS (
-    SELECT f.collection::text AS collection, count(*)::integer AS field_count
-    FROM directus_fields f
-    GROUP BY f.collection
+projected AS (
+    SELECT DISTINCT ct.collection
+    FROM axis.collection_topic ct
+    JOIN axis.topic t ON t.key = ct.topic AND t.status = 'active'
+    JOIN axis.axis a ON a.key = t.axis AND a.status = 'ratified'
 )
 SELECT u.collection,
        CASE WHEN c.collection IS NULL THEN 'anchor' ELSE 'contained' END AS role,
        c.container,
-       CASE WHEN c.collection IS NULL THEN u.collection ELSE r.anchor END AS anchor,
+       CASE WHEN c.collection IS NULL THEN u.collection
+            WHEN up.collection IS NULL THEN c.container
+            ELSE na.anchor END AS anchor,
        u.folder,
-       coalesce(fc.field_count, 0) AS field_count,
-       false AS exempt
+       u.field_count,
+       false AS exempt,
+       o.owner,
+       a.collection IS NOT NULL AS assigned,
+       p.collection IS NOT NULL AS projected
 FROM user_collection u
-LEFT JOIN containing c ON c.collection = u.collection
-LEFT JOIN root r ON r.collection = u.collection
-LEFT JOIN field_count fc ON fc.collection = u.collection;
+-- (a CTE has no statistics: joined through GROUP BY on the key, the planner
+-- knows each side is unique and keeps its row estimates, hence its plan, sane)
+LEFT JOIN (SELECT collection, min(container) AS container FROM containing GROUP BY collection) c ON c.collection = u.collection
+LEFT JOIN (SELECT collection FROM containing GROUP BY collection) up ON up.collection = c.container
+LEFT JOIN (SELECT collection, min(anchor) AS anchor FROM nested_anchor GROUP BY collection) na ON na.collection = u.collection
+LEFT JOIN axis.ownership o ON o.collection = u.collection
+LEFT JOIN axis.containment_assignment a ON a.collection = u.collection
+LEFT JOIN projected p ON p.collection = u.collection;
 
 -- Anchors without an owner; owner_gap = sum(field_count).
 CREATE VIEW axis.v_owner_gap AS
 SELECT g.collection, g.folder, g.field_count
 FROM axis.v_governed_collection g
-WHERE g.role = 'anchor'
-  AND NOT EXISTS (SELECT 1 FROM axis.ownership o WHERE o.collection = g.collection);
+WHERE g.role = 'anchor' AND g.owner IS NULL;
 
 -- Contained collections without a containment assignment.
 CREATE VIEW axis.v_containment_gap AS
 SELECT g.collection, g.container, g.anchor, g.folder
 FROM axis.v_governed_collection g
-WHERE g.role = 'contained'
-  AND NOT EXISTS (SELECT 1 FROM axis.containment_assignment a WHERE a.collection = g.collection);
+WHERE g.role = 'contained' AND NOT g.assigned;
 
 -- Each collection topic against the label of the collection's folder.
 CREATE VIEW axis.v_reconcile_collection_topic_vs_label AS
@@ -191,10 +224,4 @@ LEFT JOIN (
 CREATE VIEW axis.v_projection_gap AS
 SELECT g.collection, g.role, g.folder
 FROM axis.v_governed_collection g
-WHERE NOT EXISTS (
-    SELECT 1
-    FROM axis.collection_topic ct
-    JOIN axis.topic t ON t.key = ct.topic AND t.status = 'active'
-    JOIN axis.axis a ON a.key = t.axis AND a.status = 'ratified'
-    WHERE ct.collection = g.collection
-);
+WHERE NOT g.projected;

@@ -37,27 +37,30 @@ BEGIN
 END
 $guard$;
 
--- The payload must be self-consistent before anything is written from it.
+-- The payload must be self-consistent before anything is written from it
+-- (set-based: the payload is read once per list, never per anchor).
 DO $payload$
 DECLARE
     bad text;
 BEGIN
+    WITH p AS (SELECT payload FROM os_proposals WHERE key = 'OS-AXIS'),
+         topics AS (SELECT t.key FROM p CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'topics') AS t(key text)),
+         anchors AS (SELECT a.collection, a.topic FROM p CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'anchors') AS a(collection text, topic text))
     SELECT string_agg(format('anchor %L names topic %L', a.collection, a.topic), '; ' ORDER BY a.collection)
       INTO bad
-      FROM os_proposals p
-     CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'anchors') AS a(collection text, topic text)
-     WHERE p.key = 'OS-AXIS'
-       AND NOT EXISTS (SELECT 1 FROM jsonb_to_recordset(p.payload -> 'topics') AS t(key text) WHERE t.key = a.topic);
+      FROM anchors a LEFT JOIN (SELECT DISTINCT key FROM topics) t ON t.key = a.topic
+     WHERE t.key IS NULL;
     IF bad IS NOT NULL THEN
         RAISE EXCEPTION 'tier 3 refused: proposal OS-AXIS is inconsistent, topics missing from its payload: %', left(bad, 400)
             USING ERRCODE = 'TG003';
     END IF;
+    WITH p AS (SELECT payload FROM os_proposals WHERE key = 'OS-AXIS'),
+         axes AS (SELECT x.key FROM p CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'axes') AS x(key text)),
+         topics AS (SELECT t.key, t.axis FROM p CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'topics') AS t(key text, axis text))
     SELECT string_agg(format('topic %L names axis %L', t.key, t.axis), '; ' ORDER BY t.key)
       INTO bad
-      FROM os_proposals p
-     CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'topics') AS t(key text, axis text)
-     WHERE p.key = 'OS-AXIS'
-       AND NOT EXISTS (SELECT 1 FROM jsonb_to_recordset(p.payload -> 'axes') AS x(key text) WHERE x.key = t.axis);
+      FROM topics t LEFT JOIN (SELECT DISTINCT key FROM axes) x ON x.key = t.axis
+     WHERE x.key IS NULL;
     IF bad IS NOT NULL THEN
         RAISE EXCEPTION 'tier 3 refused: proposal OS-AXIS is inconsistent, axes missing from its payload: %', left(bad, 400)
             USING ERRCODE = 'TG003';

@@ -2,10 +2,11 @@
 --
 -- What:   tables axis.scan_run and axis.drift_state, and the function
 --         axis.fn_governance_scan(): one scan records every metric of the plan
---         (axis_tables, owner_gap, containment_gap, divergent, projection_gap,
---         and critical / emittable once tier 6's v_governance_finding exists)
---         plus `candidates` in scan_run, upserts drift_state (value, previous
---         value, when it changed) and returns the scan_run row.
+--         that exists so far (axis_tables, owner_gap, containment_gap,
+--         divergent, projection_gap; tier 6 replaces the function with one that
+--         adds critical and emittable) plus `candidates` in scan_run, upserts
+--         drift_state (value, previous value, when it changed) and returns the
+--         scan_run row.
 --         A candidate is a user collection that is not governed yet: no
 --         axis.ownership row (and not exempted by a tier-6 decision). A
 --         collection created in Directus after the rollout is one.
@@ -14,8 +15,9 @@
 -- Revert: not reverted by tier 99 (kept). By hand: DROP FUNCTION
 --         axis.fn_governance_scan(); DROP TABLE axis.drift_state, axis.scan_run.
 --
--- Set-based: every data step is one statement over the tier-1/6 views (which
--- join the catalog, relations and field counts once each); no row loops.
+-- Set-based: every data step is one statement; no row loops. A scan reads
+-- Directus's metadata once: one pass over v_governed_collection gives every
+-- metric and the candidates.
 -- Usage:  SELECT * FROM axis.fn_governance_scan();
 
 CREATE TABLE axis.scan_run (
@@ -40,41 +42,38 @@ CREATE INDEX drift_state_scan_run_idx ON axis.drift_state (scan_run);
 
 CREATE FUNCTION axis.fn_governance_scan() RETURNS axis.scan_run
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
+-- Directus's tables resolve as they did when the tier ran (its schema)
+SET search_path FROM CURRENT
+-- one scan hashes every collection, relation and field once: let it do so in
+-- memory (tens of MB at 65,000 collections) rather than spill to temp files,
+-- and do not JIT-compile plans that run in well under a second
+SET work_mem = '64MB'
+SET jit = off
 AS $fn$
 DECLARE
     started  timestamptz := clock_timestamp();
     metrics  jsonb;
-    findings jsonb := '{}';
     n        integer;
     sample   text[];
     run      axis.scan_run;
 BEGIN
-    -- the plan's metrics, with the plan's definitions
+    -- the plan's metrics, with the plan's definitions: the gap views are
+    -- filters over v_governed_collection, applied here in one pass over it
+    -- (exempt is false until tier 6 makes decisions)
     SELECT jsonb_build_object(
-               'axis_tables',     (SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = 'axis'),
-               'owner_gap',       (SELECT coalesce(sum(field_count), 0) FROM axis.v_owner_gap),
-               'containment_gap', (SELECT count(*) FROM axis.v_containment_gap),
-               'divergent',       (SELECT count(DISTINCT collection) FROM axis.v_reconcile_collection_topic_vs_label
-                                    WHERE reconcile_flag <> 'match' AND NOT decided),
-               'projection_gap',  (SELECT count(*) FROM axis.v_projection_gap))
-      INTO metrics;
+               'axis_tables',     (SELECT count(*) FROM pg_catalog.pg_class c
+                                    WHERE c.relnamespace = 'axis'::regnamespace AND c.relkind IN ('r', 'p')),
+               'owner_gap',       coalesce(sum(g.field_count) FILTER (WHERE g.role = 'anchor' AND g.owner IS NULL AND NOT g.exempt), 0),
+               'containment_gap', count(*) FILTER (WHERE g.role = 'contained' AND NOT g.assigned AND NOT g.exempt),
+               'divergent',       (SELECT count(DISTINCT r.collection) FROM axis.v_reconcile_collection_topic_vs_label r
+                                    WHERE r.reconcile_flag <> 'match' AND NOT r.decided),
+               'projection_gap',  count(*) FILTER (WHERE NOT g.projected AND NOT g.exempt)),
+           count(*) FILTER (WHERE g.owner IS NULL AND NOT g.exempt),
+           (array_agg(g.collection ORDER BY g.collection COLLATE "C") FILTER (WHERE g.owner IS NULL AND NOT g.exempt))[1:100]
+      INTO metrics, n, sample
+      FROM axis.v_governed_collection g;
 
-    SELECT count(*), (array_agg(g.collection ORDER BY g.collection))[1:100]
-      INTO n, sample
-      FROM axis.v_governed_collection g
-     WHERE NOT g.exempt
-       AND NOT EXISTS (SELECT 1 FROM axis.ownership o WHERE o.collection = g.collection);
-
-    -- critical / emittable come from tier 6's finding view; before tier 6 they
-    -- are not recorded (a metric whose objects do not exist is n/a, not 0)
-    IF to_regclass('axis.v_governance_finding') IS NOT NULL THEN
-        EXECUTE 'SELECT jsonb_build_object(''critical'', count(*) FILTER (WHERE severity = ''critical''),
-                                           ''emittable'', count(*) FILTER (WHERE emittable))
-                   FROM axis.v_governance_finding'
-           INTO findings;
-    END IF;
-    metrics := metrics || findings || jsonb_build_object('candidates', n);
+    metrics := metrics || jsonb_build_object('candidates', n);
 
     INSERT INTO axis.scan_run (started_at, finished_at, candidates, candidate_sample, metrics)
     VALUES (started, clock_timestamp(), n, coalesce(sample, '{}'), metrics)

@@ -2,9 +2,10 @@
 --
 -- What:   one assertion per concern, each its own statement, so every failing
 --         concern is reported (SQLSTATE TG004, with counts and a few keys):
---         the substrate is complete (tiers 1, 5, 6), no owner gap, no
---         containment gap, nothing divergent, no projection gap, no critical
---         finding, no emittable finding.
+--         the substrate is complete (tiers 1, 5, 6), the approved payload
+--         still hashes to its payload_sha256, no owner gap, no containment
+--         gap, nothing divergent, no projection gap, no critical finding, no
+--         emittable finding.
 -- Gate:   none (read-only; safe in a READ ONLY transaction).
 -- Post:   critical = 0 and emittable = 0 (and the four gaps 0).
 -- Revert: nothing to revert: it writes nothing.
@@ -23,6 +24,19 @@ BEGIN
     END IF;
 END
 $substrate$;
+
+DO $payload_integrity$
+DECLARE
+    stored text; computed text;
+BEGIN
+    SELECT payload_sha256::text, encode(sha256(convert_to(payload::text, 'UTF8')), 'hex') INTO stored, computed
+      FROM os_proposals WHERE key = 'OS-AXIS';
+    IF stored IS DISTINCT FROM computed THEN
+        RAISE EXCEPTION 'verify: proposal OS-AXIS has payload_sha256 % but its payload hashes to %: the payload changed after it was approved', stored, computed
+            USING ERRCODE = 'TG004';
+    END IF;
+END
+$payload_integrity$;
 
 DO $owner_gap$
 DECLARE
