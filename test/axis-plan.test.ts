@@ -51,6 +51,54 @@ function expectPlanFigures(id: number, m: Measured): void {
 
 const T34 = (m: Measured, table: string) => m.rows[table] ?? { added: 0, removed: 0, changed: 0 };
 
+/**
+ * `CREATE [OR REPLACE] VIEW|FUNCTION axis.name …;` statements of a tier file, by
+ * name (normalised to `CREATE`). A view ends at the first line ending in `;`
+ * that is not a comment; a function at its closing `$fn$;`.
+ */
+function statements(id: number): Map<string, string> {
+  const out = new Map<string, string>();
+  let name: string | null = null;
+  let isFunction = false;
+  let lines: string[] = [];
+  for (const line of tierSql(id).split('\n')) {
+    const start = /^CREATE (?:OR REPLACE )?(VIEW|FUNCTION) (axis\.\w+)/.exec(line);
+    if (!name && start) {
+      [name, isFunction, lines] = [start[2]!, start[1] === 'FUNCTION', [line.replace(/^CREATE (OR REPLACE )?/, 'CREATE ')]];
+      continue;
+    }
+    if (!name) continue;
+    lines.push(line);
+    const end = isFunction ? line.startsWith('$fn$;') : line.trimEnd().endsWith(';') && !line.trimStart().startsWith('--');
+    if (end) {
+      out.set(name, lines.join('\n'));
+      name = null;
+    }
+  }
+  return out;
+}
+
+describe('the tier files keep their copies in sync', () => {
+  it('rollback 99 restores tier 1 views and tier 5 function verbatim', () => {
+    const rollback = statements(99);
+    for (const [name, sql] of [...statements(1), ...statements(5)]) expect({ name, sql: rollback.get(name) }).toEqual({ name, sql });
+    expect(rollback.size).toBe(6);
+  });
+
+  it("tier 6's v_governed_collection is tier 1's plus the exempt decision", () => {
+    const t1 = statements(1).get('axis.v_governed_collection')!;
+    const t6 = statements(6).get('axis.v_governed_collection')!;
+    expect(t6).toBe(
+      t1
+        .replace('       false AS exempt,', '       ex.collection IS NOT NULL AS exempt,')
+        .replace(
+          'LEFT JOIN projected p ON p.collection = u.collection;',
+          "LEFT JOIN projected p ON p.collection = u.collection\nLEFT JOIN axis.reconcile_decision ex ON ex.collection = u.collection AND ex.topic IS NULL AND ex.decision = 'exempt';",
+        ),
+    );
+  });
+});
+
 describe.each(testTargets())('axis-governance plan on the sample at scale 1 (%s)', (kind) => {
   let s: Sample;
   let db: Db;
