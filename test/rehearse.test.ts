@@ -83,7 +83,7 @@ describe('tiergate rehearse on the embedded default (npm start)', () => {
     const out = tmp('tiergate-evidence-');
     const r = await runCli(['rehearse', '--out', out], { timeoutMs: 600_000 });
     expect(r.stderr).toBe('');
-    expect(r.code).toBe(0);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout.trim().split('\n').at(-1)).toBe('Rehearsal PASS · Execution NO-GO (ospa=0)');
     expectSeedFigures(readEvidence(out));
     expect(readFileSync(join(out, 'evidence.md'), 'utf8')).toMatch(/NO-GO \(ospa=0\)/);
@@ -97,19 +97,20 @@ describe('tiergate rehearse on the embedded default (npm start)', () => {
     const dir = join(tmp('tiergate-plan-'), 'plan');
     cpSync(bundledPlanDir(), dir, { recursive: true });
     const rb = join(dir, 'tiers', '99_rollback.sql');
-    // forget to drop the finalization view: the rolled-back clone keeps an object the kept tiers never made
+    // forget to restore tier 5's scanner: the rollback's own assertion cannot see it, the fingerprint can
     const text = readFileSync(rb, 'utf8');
-    const broken = text.replace(/^\s*DROP VIEW[^;]*v_governance_finding[^;]*;/im, '');
+    const broken = text.replace(/^CREATE OR REPLACE FUNCTION axis\.fn_governance_scan\(\)[\s\S]*?\$fn\$;/m, '');
     expect(broken).not.toBe(text);
     writeFileSync(rb, broken);
     const out = tmp('tiergate-evidence-');
     const r = await runCli(['rehearse', '--plan', dir, '--out', out], { timeoutMs: 600_000 });
-    expect(r.code).toBe(1);
+    expect(r.code, r.stdout + r.stderr).toBe(1);
     expect(r.stdout).toMatch(/Rehearsal FAIL/);
     const e = readEvidence(out);
     expect(e.verdict.rehearsal).toBe('FAIL');
     expect(e.rollback?.matchesKeptTiers).toBe(false);
-    expect(e.rollback?.keptDiff?.objects.join(' ')).toMatch(/v_governance_finding/);
+    expect(e.rollback?.keptDiff?.objects.join(' ')).toMatch(/fn_governance_scan/);
+    expect(e.verdict.failures.join(' ')).toMatch(/after rollback the clone equals a clean apply of the kept tiers: objects differ: .*fn_governance_scan/);
   });
 });
 
@@ -118,24 +119,32 @@ describe.runIf(testTargets().includes('postgres'))('tiergate rehearse against a 
     const source = await freshDatabase('postgres', 'directus', { exactName: true });
     try {
       const sample = await runCli(['sample', '--url', source.url], { timeoutMs: 300_000 });
-      expect(sample.code).toBe(0);
+      expect(sample.code, sample.stdout + sample.stderr).toBe(0);
       const bindir = process.env.TIERGATE_TEST_PG_BINDIR!;
       // libpq reads the socket directory from the URL's ?host=
-      const dump = () => execFileSync(join(bindir, 'pg_dump'), ['--dbname', source.url], { encoding: 'utf8', maxBuffer: 1 << 30 });
+      // (pg_dump's \restrict lines carry a random key on every run)
+      const dump = () =>
+        execFileSync(join(bindir, 'pg_dump'), ['--dbname', source.url], { encoding: 'utf8', maxBuffer: 1 << 30 }).replace(/^\\(un)?restrict .*$/gm, '');
       const before = dump();
       const out = tmp('tiergate-evidence-');
       const r = await runCli(['rehearse', '--source', source.url, '--scratch', serverUrl('postgres'), '--out', out], { timeoutMs: 600_000 });
-      expect(r.code).toBe(0);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
       expect(r.stdout).toMatch(/Rehearsal PASS · Execution NO-GO \(ospa=0\)/);
       expectSeedFigures(readEvidence(out));
-      expect(dump()).toBe(before);
+      const after = dump();
+      if (after !== before) {
+        const a = before.split('\n');
+        const b = after.split('\n');
+        const firstDiff = a.findIndex((line, i) => line !== b[i]);
+        expect.fail(`the source changed: pg_dump differs from line ${firstDiff + 1}: '${a[firstDiff]}' → '${b[firstDiff]}'`);
+      }
       const left = await onServer((c) => c.query<{ datname: string }>(`select datname from pg_database where datname like 'tiergate_clone%'`));
       expect(left.rows).toEqual([]);
 
       // an approval of the current payload, added on the source as an approver would
       await onServer((c) => c.query(loadPlan().rehearsal!.open_gate!), 'directus');
       const go = await runCli(['rehearse', '--source', source.url, '--scratch', serverUrl('postgres'), '--out', out], { timeoutMs: 600_000 });
-      expect(go.code).toBe(0);
+      expect(go.code, go.stdout + go.stderr).toBe(0);
       expect(go.stdout).toMatch(/Rehearsal PASS · Execution GO \(ospa=1\)/);
     } finally {
       await source.drop();
