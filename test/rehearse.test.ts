@@ -127,8 +127,8 @@ describe.runIf(testTargets().includes('postgres'))('tiergate rehearse against a 
         execFileSync(join(bindir, 'pg_dump'), ['--dbname', source.url], { encoding: 'utf8', maxBuffer: 1 << 30 }).replace(/^\\(un)?restrict .*$/gm, '');
       const before = dump();
       const out = tmp('tiergate-evidence-');
-      const r = await runCli(['rehearse', '--source', source.url, '--scratch', serverUrl('postgres'), '--out', out], { timeoutMs: 600_000 });
-      expect(r.code, r.stdout + r.stderr).toBe(0);
+      const r = await runCli(['rehearse', '--source', source.url, '--scratch', serverUrl('postgres'), '--out', out, '--require-go'], { timeoutMs: 600_000 });
+      expect(r.code, r.stdout + r.stderr).toBe(3); // --require-go: NO-GO exits 3
       expect(r.stdout).toMatch(/Rehearsal PASS · Execution NO-GO \(ospa=0\)/);
       expectSeedFigures(readEvidence(out));
       const after = dump();
@@ -141,11 +141,35 @@ describe.runIf(testTargets().includes('postgres'))('tiergate rehearse against a 
       const left = await onServer((c) => c.query<{ datname: string }>(`select datname from pg_database where datname like 'tiergate_clone%'`));
       expect(left.rows).toEqual([]);
 
+      // the same database as a plain SQL dump, rehearsed on PGlite with no server at all
+      const dumpFile = join(tmp('tiergate-dump-'), 'directus.sql');
+      writeFileSync(dumpFile, before);
+      const fromDump = await runCli(['rehearse', '--dump', dumpFile, '--out', tmp('tiergate-evidence-')], { timeoutMs: 600_000 });
+      expect(fromDump.code, fromDump.stdout + fromDump.stderr).toBe(0);
+      expect(fromDump.stdout).toMatch(/Rehearsal PASS · Execution NO-GO \(ospa=0\)/);
+
       // an approval of the current payload, added on the source as an approver would
       await onServer((c) => c.query(loadPlan().rehearsal!.open_gate!), 'directus');
       const go = await runCli(['rehearse', '--source', source.url, '--scratch', serverUrl('postgres'), '--out', out], { timeoutMs: 600_000 });
       expect(go.code, go.stdout + go.stderr).toBe(0);
       expect(go.stdout).toMatch(/Rehearsal PASS · Execution GO \(ospa=1\)/);
+
+      // production, bound to that evidence: refused for a FAIL or for other files, then applied
+      const evidence = join(out, 'evidence.json');
+      const failed = join(tmp('tiergate-evidence-'), 'evidence.json');
+      writeFileSync(failed, readFileSync(evidence, 'utf8').replace('"rehearsal": "PASS"', '"rehearsal": "FAIL"'));
+      const refused = await runCli(['apply', '--yes', '--target', source.url, '--evidence', failed]);
+      expect(refused.code, refused.stderr).toBe(2);
+      expect(refused.stderr).toMatch(/is a rehearsal FAIL: apply needs a PASS/);
+      const edited = join(tmp('tiergate-plan-'), 'plan');
+      cpSync(bundledPlanDir(), edited, { recursive: true });
+      writeFileSync(join(edited, 'tiers', '02_ownership_seed.sql'), readFileSync(join(edited, 'tiers', '02_ownership_seed.sql'), 'utf8') + '\n-- edited after the rehearsal\n');
+      const stale = await runCli(['apply', '--yes', '--target', source.url, '--plan', edited, '--evidence', evidence]);
+      expect(stale.code, stale.stderr).toBe(2);
+      expect(stale.stderr).toMatch(/rehearsed with other plan files[\s\S]*tiers\/02_ownership_seed\.sql: rehearsed [0-9a-f]{12}, now [0-9a-f]{12}/);
+      const applied = await runCli(['apply', '--yes', '--target', source.url, '--evidence', evidence], { timeoutMs: 300_000 });
+      expect(applied.code, applied.stdout + applied.stderr).toBe(0);
+      expect(applied.stdout).toMatch(/production deltas match the rehearsal/);
     } finally {
       await source.drop();
     }

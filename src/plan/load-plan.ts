@@ -337,6 +337,11 @@ function allowedKeys(path: readonly PropertyKey[]): string[] {
   return [];
 }
 
+/** Every file of the plan with its sha256, tiergate.yaml included: what evidence binds to. */
+export function planFileHashes(plan: Plan): Record<string, string> {
+  return { 'tiergate.yaml': plan.yamlSha256, ...plan.files };
+}
+
 /** The tiers `apply` runs, in plan order (everything but rollback). */
 export function applyOrder(plan: Plan): Tier[] {
   return plan.tiers.filter((t) => t.kind !== 'rollback');

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { RunResult } from '../engine/apply.js';
 import type { Delta, TierResult } from '../engine/result.js';
 import { UsageError } from '../errors.js';
-import type { Plan } from '../plan/load-plan.js';
+import { planFileHashes, type Plan } from '../plan/load-plan.js';
 import { parseEvidence } from '../report/render-json.js';
 import type { Evidence } from './evidence.js';
 
@@ -30,13 +30,14 @@ export function bindEvidence(file: string, plan: Plan): { evidence: Evidence; co
     throw new UsageError(`evidence '${file}' is a rehearsal ${evidence.verdict.rehearsal}: apply needs a PASS (${evidence.verdict.failures.join('; ') || evidence.verdict.reason})`);
   }
   if (evidence.plan.name !== plan.name) throw new UsageError(`evidence '${file}' is for plan '${evidence.plan.name}', not '${plan.name}'`);
+  const files = planFileHashes(plan);
   const mismatched = [
-    ...Object.entries(plan.files).filter(([f, sha]) => evidence.plan.files[f] !== sha).map(([f, sha]) => `${f}: rehearsed ${evidence.plan.files[f]?.slice(0, 12) ?? 'absent'}, now ${sha.slice(0, 12)}`),
-    ...Object.keys(evidence.plan.files).filter((f) => !(f in plan.files)).map((f) => `${f}: rehearsed, no longer in the plan`),
+    ...Object.entries(files).filter(([f, sha]) => evidence.plan.files[f] !== sha).map(([f, sha]) => `${f}: rehearsed ${evidence.plan.files[f]?.slice(0, 12) ?? 'absent'}, now ${sha.slice(0, 12)}`),
+    ...Object.keys(evidence.plan.files).filter((f) => !(f in files)).map((f) => `${f}: rehearsed, no longer in the plan`),
   ];
   if (mismatched.length || evidence.plan.sha256 !== plan.sha256) {
     throw new UsageError(
-      `evidence '${file}' was rehearsed with other plan files; rehearse again before applying:\n  ${mismatched.join('\n  ') || `tiergate.yaml changed (plan sha256 ${evidence.plan.sha256.slice(0, 12)} → ${plan.sha256.slice(0, 12)})`}`,
+      `evidence '${file}' was rehearsed with other plan files; rehearse again before applying:\n  ${mismatched.join('\n  ') || `plan sha256 ${evidence.plan.sha256.slice(0, 12)} → ${plan.sha256.slice(0, 12)}`}`,
     );
   }
   return {

@@ -6,7 +6,7 @@ import { ensureLedger } from '../engine/ledger.js';
 import type { GateReading, TierResult } from '../engine/result.js';
 import { runCheckTier, runTier, type RunTierOptions } from '../engine/run-tier.js';
 import { TargetError } from '../errors.js';
-import type { Plan, Tier } from '../plan/load-plan.js';
+import { planFileHashes, type Plan, type Tier } from '../plan/load-plan.js';
 import { diffFingerprints, fingerprint, sameFingerprint, type Fingerprint } from '../probe/fingerprint.js';
 import { tiergateVersion } from '../version.js';
 import { isMarkedClone, withClones, type Clone, type CloneSource } from './clone.js';
@@ -68,7 +68,7 @@ export async function rehearse(plan: Plan, source: CloneSource, info: SourceInfo
         schemaVersion: EVIDENCE_SCHEMA_VERSION,
         tool: { name: 'tiergate', version: tiergateVersion() },
         createdAt: new Date().toISOString(),
-        plan: { name: plan.name, dir: plan.dir, sha256: plan.sha256, files: { 'tiergate.yaml': plan.yamlSha256, ...plan.files } },
+        plan: { name: plan.name, dir: plan.dir, sha256: plan.sha256, files: planFileHashes(plan) },
         source: { kind: info.kind, location: info.location, database, gate, preflight },
         clone: { kind: main.kind, location: main.displayUrl, kept: Boolean(options.keep), copyMs: main.copyMs },
         stages: s.stages,
