@@ -1,6 +1,8 @@
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
+import { packageRoot } from '../package-root.js';
+import { copyDir } from './copy-dir.js';
 import { PGLITE_DATABASE_FILE } from './open-db.js';
 import { PgliteDb } from './pglite-adapter.js';
 
@@ -8,18 +10,59 @@ import { PgliteDb } from './pglite-adapter.js';
  * Creates a PGlite data directory holding an empty database `name`, and
  * records the name so that `pglite:DIR` opens it. Refuses a non-empty folder.
  * Returns the target URL.
+ *
+ * PGlite's initdb costs seconds; its result depends only on the PGlite
+ * version and the database name, so it is kept once in a cache
+ * (`node_modules/.cache/tiergate/`, or TIERGATE_CACHE_DIR) and copied.
  */
 export async function createPgliteDatabase(dir: string, name: string): Promise<string> {
   const abs = resolve(dir);
   if (existsSync(abs) && readdirSync(abs).length > 0) {
     throw new UsageError(`'${dir}' is not empty: give a new or empty folder for the PGlite data directory`);
   }
-  const admin = await PgliteDb.open({ dir: abs, database: 'postgres' }, `pglite:${abs}`);
+  const template = await cachedTemplate(name);
+  if (template) {
+    mkdirSync(abs, { recursive: true });
+    await copyDir(template, abs);
+  } else {
+    await initialise(abs, name);
+  }
+  writeFileSync(join(abs, PGLITE_DATABASE_FILE), name);
+  return `pglite://${abs}`;
+}
+
+async function initialise(dir: string, name: string): Promise<void> {
+  const admin = await PgliteDb.open({ dir, database: 'postgres' }, `pglite:${dir}`);
   try {
     if (name !== 'postgres') await admin.exec(`create database "${name.replace(/"/g, '""')}"`);
   } finally {
     await admin.close();
   }
-  writeFileSync(join(abs, PGLITE_DATABASE_FILE), name);
-  return `pglite://${abs}`;
 }
+
+/** The cached initialised directory for `name`, built on first use; null when no cache can be written. */
+async function cachedTemplate(name: string): Promise<string | null> {
+  try {
+    const root = process.env.TIERGATE_CACHE_DIR ?? join(packageRoot(), 'node_modules', '.cache', 'tiergate');
+    const key = `pglite-${pgliteVersion()}-${name.replace(/[^A-Za-z0-9_-]/g, '_')}`;
+    const dir = join(root, key);
+    if (existsSync(join(dir, 'PG_VERSION'))) return dir;
+    mkdirSync(root, { recursive: true });
+    const building = mkdtempSync(join(root, `${key}.building-`));
+    await initialise(building, name);
+    try {
+      renameSync(building, dir); // atomic: a concurrent builder's copy wins, ours is dropped
+    } catch {
+      rmSync(building, { recursive: true, force: true });
+    }
+    return existsSync(join(dir, 'PG_VERSION')) ? dir : null;
+  } catch {
+    return null;
+  }
+}
+
+function pgliteVersion(): string {
+  const pkg = join(packageRoot(), 'node_modules', '@electric-sql', 'pglite', 'package.json');
+  return existsSync(pkg) ? (JSON.parse(readFileSync(pkg, 'utf8')) as { version: string }).version : 'unknown';
+}
+

@@ -1,9 +1,8 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { cp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SampleVariant } from '../../fixtures/directus-sample/generate.js';
+import { copyDir } from '../db/copy-dir.js';
 import { withDb } from '../db/open-db.js';
 import type { Db } from '../db/port.js';
 import { createPgliteDatabase } from '../db/pglite-create.js';
@@ -61,16 +60,6 @@ function newDirClone(): { dir: string; clone: ScopedClone } {
   const url = `pglite://${dir}`;
   const clone = new ScopedClone(url, url, 'pglite', async () => rmSync(dir, { recursive: true, force: true }));
   return { dir, clone };
-}
-
-/** Copies a closed PGlite data directory: `cp -a` (reflinks where the file system has them), else node's own copy. */
-async function copyDir(from: string, to: string): Promise<void> {
-  const ok = await new Promise<boolean>((resolve) => {
-    const child = spawn('cp', ['-a', '--reflink=auto', `${from}/.`, to], { stdio: 'ignore' });
-    child.on('error', () => resolve(false));
-    child.on('close', (code) => resolve(code === 0));
-  });
-  if (!ok) await cp(from, to, { recursive: true, force: true });
 }
 
 function seconds(ms: number): string {
