@@ -6,7 +6,9 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+
+vi.setConfig({ testTimeout: 600_000 });
 import type { Db } from '../src/db/port.js';
 import { apply, rollback, status, verify, type RunResult } from '../src/engine/apply.js';
 import type { TierResult } from '../src/engine/result.js';

@@ -2,7 +2,10 @@ import { execFileSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+
+// whole rehearsals: minutes on a loaded 2-core machine
+vi.setConfig({ testTimeout: 900_000 });
 import type { TierResult } from '../src/engine/result.js';
 import { bundledPlanDir, loadPlan } from '../src/plan/load-plan.js';
 import type { Evidence } from '../src/rehearsal/evidence.js';
