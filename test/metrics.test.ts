@@ -1,0 +1,57 @@
+/**
+ * Metrics are prepared statements of their session (src/probe/metrics.ts):
+ * they must read exactly as a plain query would — n/a while their objects do
+ * not exist, the new value after a view is replaced (even with another
+ * result type), n/a again once the object is dropped — on PGlite and on a
+ * real PostgreSQL server.
+ */
+import { describe, expect, it } from 'vitest';
+import { openDb } from '../src/db/open-db.js';
+import { readMetrics } from '../src/probe/metrics.js';
+import { freshDatabase, testTargets } from './helpers/targets.js';
+
+describe.each(testTargets())('metrics read through prepared statements (%s)', (kind) => {
+  it('follow objects that appear, change type, disappear; refuse nothing a plain query takes', async () => {
+    const t = await freshDatabase(kind, 'postgres');
+    const db = await openDb(t.url);
+    try {
+      const metrics = {
+        n: 'select n from m_view',
+        total: 'select coalesce(sum(x), 0) from m_table',
+        shown: 'show max_connections',
+        broken: 'select 1/0',
+      };
+      const read = () => db.transaction((tx) => readMetrics(tx, metrics));
+      expect(await read()).toMatchObject({ n: null, total: null, broken: null });
+      await db.exec('create table m_table (x int); insert into m_table values (1), (2); create view m_view as select count(*)::int as n from m_table');
+      expect(await read()).toMatchObject({ n: 2, total: 3, broken: null });
+      expect((await read()).shown).toBeGreaterThan(0);
+      // replaced with another result type: the prepared statement must be planned again, not fail
+      await db.exec('drop view m_view; create view m_view as select count(*) * 10 as n from m_table; insert into m_table values (4)');
+      expect(await read()).toMatchObject({ n: 30, total: 7 });
+      // inside a transaction that rolls back, then after it
+      let inside: Record<string, number | null> = {};
+      await db
+        .transaction(async (tx) => {
+          await tx.exec('insert into m_table values (100)');
+          inside = await readMetrics(tx, metrics);
+          throw new Error('roll back');
+        })
+        .catch(() => undefined);
+      expect(inside).toMatchObject({ n: 40, total: 107 });
+      expect(await read()).toMatchObject({ n: 30, total: 7 });
+      await db.exec('drop view m_view; drop table m_table');
+      expect(await read()).toMatchObject({ n: null, total: null });
+      // statements thrown away behind tiergate's back (DEALLOCATE ALL in a tier file) are prepared again
+      await db.exec('create table m_table (x int); insert into m_table values (5); create view m_view as select 1 as n');
+      expect(await read()).toMatchObject({ n: 1, total: 5 });
+      await db.exec('deallocate all');
+      expect(await read()).toMatchObject({ n: 1, total: 5 });
+      // read-only transactions (verify, status) read them too
+      expect(await db.transaction((tx) => readMetrics(tx, metrics), { readOnly: true })).toMatchObject({ n: 1, total: 5 });
+    } finally {
+      await db.close();
+      await t.drop();
+    }
+  });
+});
