@@ -111,3 +111,23 @@ export class DbError extends Error {
     super(message);
   }
 }
+
+/**
+ * The connection was lost while COMMIT was on its way: the server may or may
+ * not have committed (SQLSTATE 08007, transaction_resolution_unknown). The
+ * engine resolves it from the ledger on a new connection when it can.
+ */
+export class CommitInDoubtError extends DbError {
+  constructor(readonly lost: DbError) {
+    super(`${lost.message} — while COMMIT was on its way: the server may or may not have committed`, '08007', lost.detail, lost.hint, null, lost.where);
+  }
+}
+
+/**
+ * tiergate's own bookkeeping (the ledger, the gate) waited its lock_timeout
+ * for a lock another session holds: nothing was changed (exit 1).
+ */
+export class BlockedError extends TiergateError {
+  readonly exitCode = 1;
+  readonly kind = 'blocked';
+}

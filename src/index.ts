@@ -20,5 +20,5 @@ export { withClones, markClone, isMarkedClone, type Clone, type CloneSource } fr
 export { bindEvidence } from './rehearsal/bind-evidence.js';
 export { EVIDENCE_SCHEMA_VERSION, type Evidence } from './rehearsal/evidence.js';
 export { renderMarkdown, renderHtml, renderJson, parseEvidence, renderVerdictLine } from './report/index.js';
-export { PlanError, UsageError, LockHeldError, DriftError, ConnectionError, TargetError, TiergateError, type ExitCode } from './errors.js';
+export { PlanError, UsageError, LockHeldError, DriftError, ConnectionError, TargetError, BlockedError, CommitInDoubtError, TiergateError, type ExitCode } from './errors.js';
 export { redactUrl, scrub } from './secrets.js';

@@ -46,7 +46,20 @@ export function redactUrl(url: string): string {
     }
     return u.toString();
   } catch {
-    // not a URL (a libpq keyword string, a path): scrub what we know
+    // Not a URL the parser accepts (a bad port, an unencoded '#' or '/' in the
+    // password, a libpq keyword string): the password must go all the same.
+    // User-info runs to the last '@' — hiding too much beats showing a password.
+    const userInfo = /^[a-z][a-z0-9+.-]*:\/\/[^:@/?#\s]*:(.*)@/i.exec(url);
+    const keyword = /password\s*=\s*('[^']*'|\S+)/i.exec(url);
+    for (const secret of [userInfo?.[1], keyword?.[1]?.replace(/^'|'$/g, '')]) {
+      if (!secret) continue;
+      registerSecret(secret);
+      try {
+        registerSecret(decodeURIComponent(secret));
+      } catch {
+        /* not percent-encoded */
+      }
+    }
     return scrub(url.replace(/(password\s*=\s*)('[^']*'|\S+)/gi, '$1***'));
   }
 }

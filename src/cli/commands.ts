@@ -35,7 +35,9 @@ export async function dispatch(name: string, args: string[], opts: Opts, out: Ou
   }
 }
 
-function plan(opts: Opts): Plan {
+export function plan(opts: Opts): Plan {
+  // an empty --plan (or TIERGATE_PLAN) is a mistake, not a request for the bundled plan
+  if (opts.plan !== undefined && String(opts.plan).trim() === '') throw new UsageError("--plan is empty: pass a plan folder (one holding tiergate.yaml), or leave --plan out for the bundled plan");
   return opts.plan ? loadPlan(String(opts.plan)) : loadPlan();
 }
 
@@ -116,7 +118,16 @@ function printRunSummary(r: RunResult, out: Output): void {
       if (f.hint) out.line(`  HINT: ${f.hint}`);
       if (f.excerpt && f.line) out.line(`  ${String(f.line).padStart(5)} | ${f.excerpt}`);
       for (const a of t.failedAssertions?.slice(1) ?? []) out.line(`  also: ${a.message}${a.line ? ` (${a.file}:${a.line})` : ''}`);
-      if (t.kind !== 'verify' && t.kind !== 'preflight') out.line('  the tier was rolled back: nothing of it was committed');
+      if (t.kind !== 'verify' && t.kind !== 'preflight') {
+        // 08007: the connection broke while COMMIT was on its way and nobody could tell what the server did
+        out.line(
+          f.sqlstate === '08007'
+            ? "  whether the tier committed is unknown: 'tiergate status' shows the ledger, which has its row exactly when it did"
+            : f.sqlstate === '08003'
+              ? '  the tier did not start: nothing of it was committed; run again to continue'
+              : '  the tier was rolled back: nothing of it was committed',
+        );
+      }
     }
     const missed = (t.expectations ?? []).filter((x) => !x.ok);
     if (missed.length) out.line(out.paint('yellow', `tier ${t.id}: differs from the plan's expectations: ${missed.map((m) => `${m.what} expected ${m.expected}, got ${m.actual}`).join('; ')}`));

@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { openDb } from '../db/open-db.js';
 import { UsageError, type ExitCode } from '../errors.js';
-import { loadPlan } from '../plan/load-plan.js';
+import { plan as planOf } from './commands.js';
 import type { CloneSource } from '../rehearsal/clone.js';
 import type { SourceInfo } from '../rehearsal/rehearse.js';
 import { redactUrl, scrubValue } from '../secrets.js';
@@ -10,7 +10,7 @@ import type { Output } from './output.js';
 
 /** `tiergate rehearse [--plan DIR] [--source URL --scratch URL | --dump FILE] [--out DIR] [--keep] [--require-go] [--json]` */
 export async function rehearseCommand(opts: Record<string, unknown>, out: Output): Promise<ExitCode> {
-  const plan = opts.plan ? loadPlan(String(opts.plan)) : loadPlan();
+  const plan = planOf(opts);
   const { source, info } = resolveSource(opts);
   const outDir = resolve(String(opts.out ?? './tiergate-evidence'));
   const { rehearse } = await import('../rehearsal/rehearse.js');

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { ConnectionError } from '../errors.js';
+import { CommitInDoubtError, ConnectionError, DbError } from '../errors.js';
 import { redactUrl } from '../secrets.js';
 import { toDbError } from './db-error.js';
 import type { Capabilities, Db, QueryResult, Queryable, TransactionOptions } from './port.js';
@@ -8,6 +8,9 @@ import type { Capabilities, Db, QueryResult, Queryable, TransactionOptions } fro
 export class PgDb implements Db {
   readonly displayUrl: string;
   private dead = false;
+  /** why the connection died (the server's FATAL, a reset, a response timeout) */
+  private lostBecause: unknown = null;
+  private responseTimeoutMs: number | null = null;
 
   private constructor(
     private readonly client: pg.Client,
@@ -17,8 +20,9 @@ export class PgDb implements Db {
     this.displayUrl = redactUrl(url);
     // A server-side termination emits 'error' on an idle client: without a
     // listener node would crash the process. Mark the connection dead instead.
-    client.on('error', () => {
+    client.on('error', (e) => {
       this.dead = true;
+      this.lostBecause ??= e;
     });
     client.on('end', () => {
       this.dead = true;
@@ -44,36 +48,90 @@ export class PgDb implements Db {
 
   async query<R = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<QueryResult<R>> {
     try {
-      const r = await this.client.query(sql, params);
+      const r = await this.bounded(this.client.query(sql, params));
       return { rows: r.rows as R[], rowCount: r.rowCount ?? r.rows.length };
     } catch (e) {
-      throw toDbError(e);
+      throw this.describe(e);
     }
   }
 
   async exec(script: string): Promise<void> {
     try {
       // no parameters: the simple query protocol, so a script may hold many statements
-      await this.client.query(script);
+      await this.bounded(this.client.query(script));
     } catch (e) {
-      throw toDbError(e);
+      throw this.describe(e);
     }
+  }
+
+  setResponseTimeout(ms: number | null): void {
+    this.responseTimeoutMs = ms;
+  }
+
+  /**
+   * Waits for an answer at most the response timeout: in a silent partition
+   * (nothing arrives, nothing closes) the socket is destroyed, which fails
+   * the pending query and marks the connection lost.
+   */
+  private async bounded<T>(pending: Promise<T>): Promise<T> {
+    const ms = this.responseTimeoutMs;
+    if (ms === null || this.dead) return pending;
+    let timer: NodeJS.Timeout | undefined;
+    const watchdog = new Promise<never>(() => {
+      timer = setTimeout(() => {
+        this.dead = true;
+        this.lostBecause ??= new Error(`no answer from the server for ${Math.round(ms / 1000)} s (a network partition?)`);
+        // pg keeps its socket on `connection.stream`; destroying it fails the pending query at once
+        (this.client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+      }, ms);
+    });
+    try {
+      return await Promise.race([pending, watchdog]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** A driver error as a DbError; once the connection is gone, says so, with its cause. */
+  private describe(e: unknown): DbError {
+    const err = toDbError(e);
+    if (!this.dead && !isConnectionLoss(e)) return err;
+    this.dead = true;
+    const cause = this.lostBecause && this.lostBecause !== e ? toDbError(this.lostBecause) : err;
+    const because = cause.message === err.message ? cause.message : `${cause.message}; ${err.message}`;
+    return new DbError(
+      `the connection to ${this.displayUrl} was lost (${because})`,
+      cause.sqlstate ?? err.sqlstate ?? '08006',
+      cause.detail ?? err.detail,
+      'the server rolls back an open transaction when its connection is lost; check the network and the server, then run again',
+      null,
+      cause.where ?? err.where,
+    );
   }
 
   async transaction<T>(fn: (tx: Queryable) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
     await this.exec(options.readOnly ? 'begin transaction read only' : 'begin');
+    let out: T;
     try {
-      const out = await fn(this);
-      await this.exec('commit');
-      return out;
+      out = await fn(this);
     } catch (e) {
       if (!this.dead) await this.exec('rollback').catch(() => undefined);
       throw e;
     }
+    try {
+      await this.exec('commit');
+    } catch (e) {
+      // COMMIT sent, no answer: whether the server committed is unknown to us
+      if (this.dead && e instanceof DbError) throw new CommitInDoubtError(e);
+      throw e;
+    }
+    return out;
   }
 
-  sibling(): Promise<Db> {
-    return PgDb.connect(this.url);
+  async sibling(): Promise<Db> {
+    const db = await PgDb.connect(this.url);
+    db.setResponseTimeout(this.responseTimeoutMs);
+    return db;
   }
 
   alive(): boolean {
@@ -84,6 +142,15 @@ export class PgDb implements Db {
     this.dead = true;
     await this.client.end().catch(() => undefined);
   }
+}
+
+/** node-postgres's ways of saying the socket is gone (no SQLSTATE), and the server's FATAL shutdowns. */
+function isConnectionLoss(e: unknown): boolean {
+  const x = e as { code?: unknown; message?: unknown } | null;
+  const code = typeof x?.code === 'string' ? x.code : '';
+  if (/^08/.test(code) || /^57P0[123]$/.test(code)) return true;
+  if (['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH'].includes(code)) return true;
+  return typeof x?.message === 'string' && /Connection terminated|not queryable|connection error/i.test(x.message);
 }
 
 function connectionError(url: string, e: unknown): ConnectionError {

@@ -44,5 +44,11 @@ export interface Db extends Queryable {
   sibling(): Promise<Db>;
   /** Is the connection still usable? (false after the server dropped it) */
   alive(): boolean;
+  /**
+   * Bounds how long the client waits for any answer (a silent network
+   * partition, where nothing arrives and nothing closes): past `ms` the
+   * connection counts as lost. Only network adapters need it; null: no bound.
+   */
+  setResponseTimeout?(ms: number | null): void;
   close(): Promise<void>;
 }

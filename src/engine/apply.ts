@@ -1,5 +1,5 @@
 import type { Db } from '../db/port.js';
-import { DriftError, TargetError } from '../errors.js';
+import { DriftError, TargetError, type SqlFailure } from '../errors.js';
 import type { Plan, Tier } from '../plan/load-plan.js';
 import { readMetrics } from '../probe/metrics.js';
 import { compareExpectations } from './expectations.js';
@@ -8,6 +8,8 @@ import { ensureLedger, readLedger, type LedgerEntry } from './ledger.js';
 import type { GateReading, TierResult } from './result.js';
 import { withRolloutLock } from './rollout-lock.js';
 import { runCheckTier, runTier } from './run-tier.js';
+import { boundSession, namingBlockers } from './session-bounds.js';
+import { assertOneTransactionPerTier } from './tier-files.js';
 
 export type EngineEvent = { phase: 'start'; tier: Tier } | { phase: 'end'; tier: Tier; result: TierResult };
 
@@ -37,9 +39,11 @@ export interface ApplyOptions {
  * @example const r = await apply(db, loadPlan()); r.outcome // 'no-go' while ospa = 0
  */
 export async function apply(db: Db, plan: Plan, options: ApplyOptions = {}): Promise<RunResult> {
+  await assertOneTransactionPerTier(plan);
+  await boundSession(db, plan);
+  await assertTargetIdentity(db, plan);
   return withRolloutLock(db, plan.name, async () => {
-    await ensureLedger(db);
-    const ledger = await readLedger(db, plan.name);
+    const ledger = await bookkeeping(db, plan);
     assertNoDrift(plan, ledger);
     const results: TierResult[] = [];
     const emit = options.onEvent ?? (() => undefined);
@@ -55,7 +59,7 @@ export async function apply(db: Db, plan: Plan, options: ApplyOptions = {}): Pro
       const r = await run(tier, () => runPreflight(db, plan, tier));
       if (r.status === 'Failed') return finish('apply', db, plan, null, results);
     }
-    const gate = await db.transaction((tx) => readGate(tx, plan), { readOnly: true });
+    const gate = await readGateBounded(db, plan);
     const applied = new Set([...ledger.values()].filter((e) => e.status === 'applied').map((e) => e.tierId));
     const notApplied = new Map<number, string>();
     let failed = false;
@@ -69,6 +73,14 @@ export async function apply(db: Db, plan: Plan, options: ApplyOptions = {}): Pro
       };
       if (failed) {
         await skip('an earlier tier failed');
+        continue;
+      }
+      if (!db.alive()) {
+        // nothing more can run on a lost connection (the next run picks up from the ledger)
+        failed = true;
+        notApplied.set(tier.id, 'not started');
+        const message = 'the connection to the server was lost before this tier started';
+        await run(tier, async () => ({ ...idle(tier), status: 'Failed', reason: message, error: { ...noFailure(), message, sqlstate: '08003', file: tier.file } }));
         continue;
       }
       if (prior?.status === 'applied') {
@@ -111,6 +123,19 @@ export async function apply(db: Db, plan: Plan, options: ApplyOptions = {}): Pro
   });
 }
 
+/** Creates (first time) and reads the ledger, naming whoever blocks it. */
+async function bookkeeping(db: Db, plan: Plan): Promise<Map<number, LedgerEntry>> {
+  return namingBlockers(db, `reading the ledger of plan '${plan.name}'`, 'select from tiergate.ledger, tiergate.attempt', async () => {
+    await ensureLedger(db);
+    return readLedger(db, plan.name);
+  });
+}
+
+/** The gate, read-only, naming whoever blocks it. */
+function readGateBounded(db: Db, plan: Plan): Promise<GateReading | null> {
+  return namingBlockers(db, `reading gate '${plan.gate?.name ?? ''}'`, plan.gate?.sql ?? 'select', () => db.transaction((tx) => readGate(tx, plan), { readOnly: true }));
+}
+
 /** Stops before touching anything when an applied tier's file changed. */
 export function assertNoDrift(plan: Plan, ledger: Map<number, LedgerEntry>): void {
   const drifted = plan.tiers
@@ -148,6 +173,20 @@ export async function runPreflight(db: Db, plan: Plan, tier: Tier): Promise<Tier
   return runCheckTier(db, plan, tier);
 }
 
+/**
+ * apply and rollback touch only the database the plan was written for (its
+ * `database:`), or a tiergate clone of it: anything else is a wrong target
+ * (exit 2, nothing touched), refused before the rollout lock and the ledger.
+ */
+async function assertTargetIdentity(db: Db, plan: Plan): Promise<void> {
+  if (!plan.database) return;
+  const identity = await databaseIdentity(db);
+  if (identity.database === plan.database || identity.cloneOf === plan.database) return;
+  throw new TargetError(
+    `target database is '${identity.database}', but plan '${plan.name}' is for database '${plan.database}' (and this is not a tiergate clone of it); nothing was changed — check --target: it must name the database the plan was written for`,
+  );
+}
+
 /** The database's name, and the source it was cloned from when tiergate made it. */
 export async function databaseIdentity(db: Db): Promise<{ database: string; cloneOf: string | null }> {
   const r = await db.query<{ d: string; marked: boolean }>(`select current_database() as d, to_regclass('tiergate.clone_mark') is not null as marked`);
@@ -155,6 +194,10 @@ export async function databaseIdentity(db: Db): Promise<{ database: string; clon
   if (!r.rows[0]?.marked) return { database, cloneOf: null };
   const m = await db.query<{ s: string }>('select source_database as s from tiergate.clone_mark limit 1');
   return { database, cloneOf: m.rows[0]?.s ?? null };
+}
+
+function noFailure(): SqlFailure {
+  return { message: '', sqlstate: null, detail: null, hint: null, where: null, file: null, line: null, column: null, excerpt: null };
 }
 
 export function idle(tier: Tier): Omit<TierResult, 'status'> {
@@ -182,9 +225,11 @@ export function finish(command: RunResult['command'], db: Db, plan: Plan, gate: 
 export async function rollback(db: Db, plan: Plan, options: { onEvent?: (e: EngineEvent) => void } = {}): Promise<RunResult> {
   const tier = plan.tiers.find((t) => t.kind === 'rollback');
   if (!tier) throw new TargetError(`plan '${plan.name}' has no rollback tier (kind: rollback)`);
+  await assertOneTransactionPerTier(plan);
+  await boundSession(db, plan);
+  await assertTargetIdentity(db, plan);
   return withRolloutLock(db, plan.name, async () => {
-    await ensureLedger(db);
-    const ledger = await readLedger(db, plan.name);
+    const ledger = await bookkeeping(db, plan);
     assertNoDrift(plan, ledger);
     const results: TierResult[] = [];
     for (const pre of plan.tiers.filter((t) => t.kind === 'preflight')) {
@@ -214,8 +259,9 @@ export async function rollback(db: Db, plan: Plan, options: { onEvent?: (e: Engi
 export async function verify(db: Db, plan: Plan): Promise<RunResult> {
   const tier = plan.tiers.find((t) => t.kind === 'verify');
   if (!tier) throw new TargetError(`plan '${plan.name}' has no verify tier (kind: verify)`);
+  await boundSession(db, plan);
   const r = await runCheckTier(db, plan, tier);
-  return finish('verify', db, plan, await db.transaction((tx) => readGate(tx, plan), { readOnly: true }), [r]);
+  return finish('verify', db, plan, await readGateBounded(db, plan), [r]);
 }
 
 export interface StatusResult {
@@ -228,8 +274,11 @@ export interface StatusResult {
 
 /** Ledger, gate value and every metric, read-only (takes no lock). */
 export async function status(db: Db, plan: Plan): Promise<StatusResult> {
-  const ledger = await readLedger(db, plan.name);
-  const { gate, metrics } = await db.transaction(async (tx) => ({ gate: await readGate(tx, plan), metrics: await readMetrics(tx, plan.metrics) }), { readOnly: true });
+  await boundSession(db, plan);
+  const ledger = await namingBlockers(db, `reading the ledger of plan '${plan.name}'`, 'select from tiergate.ledger', () => readLedger(db, plan.name));
+  const { gate, metrics } = await namingBlockers(db, 'reading the gate and metrics', [plan.gate?.sql ?? '', ...Object.values(plan.metrics)].join(';\n'), () =>
+    db.transaction(async (tx) => ({ gate: await readGate(tx, plan), metrics: await readMetrics(tx, plan.metrics) }), { readOnly: true }),
+  );
   return {
     plan: { name: plan.name, sha256: plan.sha256 },
     target: db.displayUrl,

@@ -9,16 +9,20 @@ export async function describeBlockers(db: Db, statementSql: string): Promise<st
   if (!db.alive()) return null;
   const relations = await referencedRelations(statementSql);
   try {
-    const r = await db.query<{ pid: number; app: string | null; usename: string | null; state: string | null; since: Date | null; rel: string; mode: string }>(
-      `select a.pid, a.application_name as app, a.usename::text as usename, a.state, a.xact_start as since,
-              l.relation::regclass::text as rel, l.mode
-         from pg_locks l join pg_stat_activity a on a.pid = l.pid
-        where l.granted and l.locktype = 'relation' and a.pid <> pg_backend_pid()
-          and (cardinality($1::text[]) = 0 or l.relation = any (select to_regclass(x) from unnest($1::text[]) x where to_regclass(x) is not null))
-          and l.relation in (select oid from pg_class where relnamespace not in (select oid from pg_namespace where nspname in ('pg_catalog', 'information_schema')))
-        order by a.xact_start nulls last limit 5`,
-      [relations],
-    );
+    const holders = (names: string[]) =>
+      db.query<{ pid: number; app: string | null; usename: string | null; state: string | null; since: Date | null; rel: string; mode: string }>(
+        `select a.pid, a.application_name as app, a.usename::text as usename, a.state, a.xact_start as since,
+                l.relation::regclass::text as rel, l.mode
+           from pg_locks l join pg_stat_activity a on a.pid = l.pid
+          where l.granted and l.locktype = 'relation' and a.pid <> pg_backend_pid() and a.xact_start is not null
+            and (cardinality($1::text[]) = 0 or l.relation = any (select to_regclass(x) from unnest($1::text[]) x where to_regclass(x) is not null))
+            and l.relation in (select oid from pg_class where relnamespace not in (select oid from pg_namespace where nspname in ('pg_catalog', 'information_schema')))
+          order by a.xact_start nulls last limit 5`,
+        [names],
+      );
+    let r = await holders(relations);
+    // the statement named only views (a metric) or nothing the locks are on: then every open transaction holding locks, oldest first
+    if (!r.rows.length && relations.length) r = await holders([]);
     if (!r.rows.length) return null;
     return r.rows
       .map((h) => `pid ${h.pid}${h.app ? ` '${h.app}'` : ''}${h.usename ? ` (user ${h.usename})` : ''} holding ${h.mode} on ${h.rel}${h.state ? `, ${h.state}` : ''}${h.since ? ` since ${new Date(h.since).toISOString()}` : ''}`)

@@ -104,12 +104,31 @@ export async function recordLedger(
   status: 'applied' | 'reverted',
   durationMs: number,
   delta: Delta | null,
-): Promise<void> {
-  await tx.query(
+): Promise<number> {
+  const r = await tx.query<{ id: number }>(
     `insert into tiergate.ledger (plan, tier_id, tier_name, kind, file, sha256, status, duration_ms, delta, tiergate_version)
-     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) returning id`,
     [plan, tier.id, tier.name, tier.kind, tier.file, tier.sha256, status, Math.round(durationMs), delta ? JSON.stringify(delta) : null, tiergateVersion()],
   );
+  return Number(r.rows[0]?.id);
+}
+
+/**
+ * After a COMMIT whose answer was lost: did it commit? The ledger row it
+ * inserted exists exactly when it did. Asked on a new connection; null when
+ * that is not possible either (the outcome stays unknown).
+ */
+export async function ledgerRowCommitted(db: Db, id: number): Promise<boolean | null> {
+  let sibling: Db | null = null;
+  try {
+    sibling = await db.sibling();
+    const r = await sibling.query<{ ok: boolean }>('select exists (select 1 from tiergate.ledger where id = $1) as ok', [id]);
+    return Boolean(r.rows[0]?.ok);
+  } catch {
+    return null;
+  } finally {
+    await sibling?.close();
+  }
 }
 
 /**

@@ -2,6 +2,7 @@ import type { Queryable } from '../db/port.js';
 import { DbError, type SqlFailure } from '../errors.js';
 import { splitStatements, type SqlStatement } from '../plan/lint.js';
 import type { Tier } from '../plan/load-plan.js';
+import { transactionControl, transactionControlMessage } from './tier-files.js';
 
 /** A statement of a tier file failed: everything PostgreSQL said, and where. */
 export class StatementError extends Error {
@@ -22,6 +23,12 @@ export class StatementError extends Error {
  */
 export async function runScript(tx: Queryable, tier: Tier, file: string): Promise<void> {
   const stmts = await statementsOf(tier);
+  // never send a statement that would end the tier's transaction (apply refuses such plans up front)
+  const [control] = transactionControl(stmts);
+  if (control) {
+    const failure = describeFailure(null, tier.sql, control, file);
+    throw new StatementError({ ...failure, message: transactionControlMessage(tier, control) }, stmts.indexOf(control), control.sql);
+  }
   for (const [i, stmt] of stmts.entries()) {
     try {
       await tx.exec(stmt.sql);

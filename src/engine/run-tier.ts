@@ -1,5 +1,5 @@
 import type { Db, Queryable } from '../db/port.js';
-import { DbError, type SqlFailure } from '../errors.js';
+import { CommitInDoubtError, DbError, type SqlFailure } from '../errors.js';
 import { touchedRelations } from '../plan/lint.js';
 import type { Plan, Tier } from '../plan/load-plan.js';
 import { checkPostCondition } from '../plan/post-condition.js';
@@ -8,7 +8,7 @@ import { readMetrics } from '../probe/metrics.js';
 import { relationsToWatch, RowWatch } from '../probe/rows.js';
 import { describeBlockers } from './blockers.js';
 import { readGate } from './gate.js';
-import { recordAttempt, recordLedger } from './ledger.js';
+import { ledgerRowCommitted, recordAttempt, recordLedger } from './ledger.js';
 import type { Delta, GateReading, MetricChange, PostResult, TierResult } from './result.js';
 import { runAssertions, runScript, StatementError } from './run-script.js';
 import { testHook } from './test-hook.js';
@@ -50,6 +50,53 @@ class RollbackOnPurpose extends Error {
   }
 }
 
+/**
+ * SQLSTATEs that doom the whole tier, not one metric: a lock or statement
+ * timeout, a cancellation, a lost connection, a deadlock or serialization
+ * failure, resources exhausted.
+ */
+const DOOMS_THE_TIER = /^(55P03|57014|57P0\d|08\d{3}|40P01|40001|53\d{3})$/;
+
+/**
+ * The connection as the metric reader sees it. The reader turns any error
+ * into "n/a" (an object that does not exist yet); an error that dooms the
+ * tier must not become a quiet n/a — nor be waited for again by every
+ * following metric (each would sit out its own lock_timeout). The first
+ * such error is kept, every later query fails at once with it, and the tier
+ * fails with it. One per connection, so the reader's per-session state
+ * (prepared metrics) stays valid.
+ */
+class MetricConnection implements Queryable {
+  doom: DbError | null = null;
+  constructor(private readonly tx: Queryable) {}
+  query<R = Record<string, unknown>>(sql: string, params?: unknown[]) {
+    return this.guard(() => this.tx.query<R>(sql, params));
+  }
+  exec(script: string) {
+    return this.guard(() => this.tx.exec(script));
+  }
+  private async guard<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.doom) throw this.doom;
+    try {
+      return await fn();
+    } catch (e) {
+      if (e instanceof DbError && e.sqlstate && DOOMS_THE_TIER.test(e.sqlstate)) this.doom ??= e;
+      throw e;
+    }
+  }
+}
+const metricConnections = new WeakMap<Queryable, MetricConnection>();
+
+/** The plan's metrics inside a tier's transaction; throws what dooms the tier instead of reading n/a. */
+async function tierMetrics(tx: Queryable, plan: Plan): Promise<Record<string, number | null>> {
+  let conn = metricConnections.get(tx);
+  if (!conn) metricConnections.set(tx, (conn = new MetricConnection(tx)));
+  conn.doom = null;
+  const out = await readMetrics(conn, plan.metrics);
+  if (conn.doom) throw conn.doom;
+  return out;
+}
+
 /** Plan-relative file name, for messages and the ledger. */
 export function fileOf(tier: Tier): string {
   return tier.file;
@@ -75,6 +122,9 @@ async function setTimeouts(tx: Queryable, plan: Plan, tier: Tier): Promise<void>
 export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOptions = {}): Promise<TierResult> {
   const started = performance.now();
   const elapsed = () => Math.round(performance.now() - started);
+  // what the transaction wrote before its COMMIT: to resolve a COMMIT whose answer was lost
+  let ledgerId: number | null = null;
+  let pending: { delta: Delta; post: PostResult[] } | null = null;
   try {
     const measured = await db.transaction(async (tx) => {
       await setTimeouts(tx, plan, tier);
@@ -87,10 +137,10 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
       const touched = await touchedRelations(tier.sql).catch(() => null);
       const catalogBefore = await snapshotCatalog(tx, plan.schemas);
       const rows = await RowWatch.start(tx, await relationsToWatch(tx, touched, plan.schemas), touched?.drops ?? []);
-      const before = await readMetrics(tx, plan.metrics);
+      const before = await tierMetrics(tx, plan);
       await runScript(tx, tier, tier.file);
       await testHook('tier-script-done', tier.id);
-      const after = await readMetrics(tx, plan.metrics);
+      const after = await tierMetrics(tx, plan);
       const post = tier.post.map((p) => ({ expr: p.expr, ok: checkPostCondition(p, after[p.metric] ?? null), value: after[p.metric] ?? null }));
       if (post.some((p) => !p.ok)) throw new PostConditionFailed(post);
       const delta: Delta = {
@@ -100,17 +150,60 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
       };
       if (options.proveGuard) throw new RollbackOnPurpose({ delta, post });
       if (!options.noLedger) {
-        await recordLedger(tx, plan.name, tier, 'applied', elapsed(), delta);
+        ledgerId = await recordLedger(tx, plan.name, tier, 'applied', elapsed(), delta);
         for (const r of options.reverts ?? []) await recordLedger(tx, plan.name, r, 'reverted', 0, null);
       }
       await testHook('tier-before-commit', tier.id);
-      return { delta, post };
+      pending = { delta, post };
+      return pending;
     });
     await testHook('tier-committed', tier.id);
     return { ...baseResult(tier), status: 'Applied', durationMs: elapsed(), delta: measured.delta, post: measured.post };
   } catch (e) {
+    if (e instanceof CommitInDoubtError) return commitInDoubt(db, plan, tier, e, elapsed(), ledgerId, pending, options);
     return failedOrBlocked(db, plan, tier, e, elapsed(), options);
   }
+}
+
+/**
+ * The connection broke while COMMIT was on its way: the server may have
+ * committed. The tier's ledger row exists exactly when it did, so it is
+ * looked up on a new connection: Applied when it is there, Failed (nothing
+ * committed) when it is not, Failed with SQLSTATE 08007 when nobody can tell.
+ */
+async function commitInDoubt(
+  db: Db,
+  plan: Plan,
+  tier: Tier,
+  e: CommitInDoubtError,
+  durationMs: number,
+  ledgerId: number | null,
+  measured: { delta: Delta; post: PostResult[] } | null,
+  options: RunTierOptions,
+): Promise<TierResult> {
+  const committed = ledgerId === null ? null : await ledgerRowCommitted(db, ledgerId);
+  if (committed && measured) {
+    return {
+      ...baseResult(tier),
+      status: 'Applied',
+      durationMs,
+      delta: measured.delta,
+      post: measured.post,
+      reason: `committed: the connection broke while the COMMIT was answered (${e.lost.message}); its ledger row, read on a new connection, confirms it`,
+    };
+  }
+  if (committed === false) {
+    return failedOrBlocked(db, plan, tier, new DbError(`${e.lost.message}; the COMMIT did not take effect (the tier's ledger row is not there): nothing of tier ${tier.id} was committed`, e.lost.sqlstate, e.detail, e.hint, null, e.where), durationMs, options);
+  }
+  const failure: SqlFailure = {
+    ...emptyFailure(),
+    message: `${e.message}; whether tier ${tier.id} committed is unknown: run 'tiergate status' to read the ledger`,
+    sqlstate: '08007',
+    file: tier.file,
+    hint: "the tier committed exactly when its ledger row exists ('tiergate status' shows it applied)",
+  };
+  if (!options.noLedger) await recordAttempt(db, plan.name, tier, failure);
+  return { ...baseResult(tier), status: 'Failed', durationMs, error: failure };
 }
 
 async function failedOrBlocked(db: Db, plan: Plan, tier: Tier, e: unknown, durationMs: number, options: RunTierOptions): Promise<TierResult> {
@@ -142,10 +235,7 @@ async function failedOrBlocked(db: Db, plan: Plan, tier: Tier, e: unknown, durat
     };
   }
   const failure = toFailure(tier, e);
-  if (failure.sqlstate === '55P03' || failure.sqlstate === '57014') {
-    const blockers = await describeBlockers(db, e instanceof StatementError ? e.statementSql : tier.sql);
-    if (blockers) failure.detail = [failure.detail, `blocked by ${blockers}`].filter(Boolean).join('; ');
-  }
+  await nameBlockers(db, failure, e instanceof StatementError ? e.statementSql : tier.sql);
   const post = e instanceof PostConditionFailed ? e.post : [];
   if (!options.noLedger) await recordAttempt(db, plan.name, tier, failure);
   return { ...base, status: 'Failed', durationMs, post, error: failure };
@@ -188,7 +278,7 @@ export async function runCheckTier(db: Db, plan: Plan, tier: Tier): Promise<Tier
         let failures: SqlFailure[] = [];
         if (tier.kind === 'verify') failures = await runAssertions(tx, tier, tier.file);
         else await runScript(tx, tier, tier.file);
-        const metrics = await readMetrics(tx, plan.metrics);
+        const metrics = await tierMetrics(tx, plan);
         const post = tier.post.map((p) => ({ expr: p.expr, ok: checkPostCondition(p, metrics[p.metric] ?? null), value: metrics[p.metric] ?? null }));
         return { failures, metrics, post };
       },
@@ -208,6 +298,15 @@ export async function runCheckTier(db: Db, plan: Plan, tier: Tier): Promise<Tier
       error: out.failures[0] ?? (failedPost.length ? toFailure(tier, new PostConditionFailed(out.post)) : null),
     };
   } catch (e) {
-    return { ...base, status: 'Failed', durationMs: Math.round(performance.now() - started), error: toFailure(tier, e), reason: toFailure(tier, e).message };
+    const failure = toFailure(tier, e);
+    await nameBlockers(db, failure, e instanceof StatementError ? e.statementSql : tier.sql);
+    return { ...base, status: 'Failed', durationMs: Math.round(performance.now() - started), error: failure, reason: failure.message };
   }
+}
+
+/** After a lock or statement timeout: adds who held the locks to the failure's detail. */
+async function nameBlockers(db: Db, failure: SqlFailure, statementSql: string): Promise<void> {
+  if (failure.sqlstate !== '55P03' && failure.sqlstate !== '57014') return;
+  const blockers = await describeBlockers(db, statementSql);
+  if (blockers) failure.detail = [failure.detail, `blocked by ${blockers}`].filter(Boolean).join('; ');
 }

@@ -70,6 +70,11 @@ export function loadPlan(dirOrFile: string = bundledPlanDir()): Plan {
     throw new PlanError(where, [{ path: '', message: `no tiergate.yaml in '${dir}' (pass --plan DIR, a folder holding tiergate.yaml)` }]);
   }
   const yamlBytes = readFileSync(yamlPath);
+  const yamlName = basename(yamlPath);
+  const badYamlLine = invalidUtf8Line(yamlBytes);
+  if (badYamlLine !== null) {
+    throw new PlanError(where, [{ path: `${yamlName}:${badYamlLine}`, message: 'not valid UTF-8: save the file as UTF-8' }]);
+  }
   const yamlText = yamlBytes.toString('utf8');
   let raw: unknown;
   try {
@@ -77,10 +82,10 @@ export function loadPlan(dirOrFile: string = bundledPlanDir()): Plan {
   } catch (e) {
     const msg = e instanceof YAMLParseError ? (e.message.split('\n')[0] ?? '').replace(/:$/, '') : String(e);
     const line = e instanceof YAMLParseError && e.linePos ? `:${e.linePos[0].line}` : '';
-    throw new PlanError(where, [{ path: `${basename(yamlPath)}${line}`, message: `not valid YAML: ${msg}` }]);
+    throw new PlanError(where, [{ path: `${yamlName}${line}`, message: `not valid YAML: ${msg}` }]);
   }
   const parsed = PlanFile.safeParse(raw ?? {}, { reportInput: true });
-  const issues: PlanIssue[] = parsed.success ? [] : zodIssues(parsed.error);
+  const issues: PlanIssue[] = parsed.success ? [] : zodIssues(parsed.error, yamlName);
   // With schema errors, keep checking what did validate, so that every problem is reported at once.
   const spec: Loose<PlanFile> = parsed.success ? parsed.data : ((LoosePlanFile.safeParse(raw).data ?? {}) as Loose<PlanFile>);
   const specTiers = spec.tiers ?? [];
@@ -157,6 +162,16 @@ export function loadPlan(dirOrFile: string = bundledPlanDir()): Plan {
     const bytes = readFileSync(path);
     const sql = bytes.toString('utf8');
     if (sql.trim() === '') issues.push({ path: `${at}.file`, message: `file '${t.file}' is empty` });
+    // the SQL sent must be the file hashed: no bytes replaced in decoding, none cut off by the server
+    const badLine = invalidUtf8Line(bytes);
+    if (badLine !== null) issues.push({ path: `${at}.file`, message: `file '${t.file}' is not valid UTF-8 (line ${badLine}): save it as UTF-8` });
+    const nul = bytes.indexOf(0);
+    if (nul >= 0) {
+      issues.push({
+        path: `${at}.file`,
+        message: `file '${t.file}' holds a NUL byte (line ${bytes.subarray(0, nul).toString('utf8').split('\n').length}): PostgreSQL text cannot hold one, and the server would silently end the statement there`,
+      });
+    }
     const hash = sha256(bytes);
     files[t.file] = hash;
     const strict = parsed.success ? parsed.data.tiers[i] : undefined;
@@ -231,17 +246,44 @@ function sortIssues(issues: PlanIssue[]): PlanIssue[] {
 }
 
 function formatPath(path: readonly PropertyKey[]): string {
-  return path.reduce<string>(
-    (acc, seg) => (typeof seg === 'number' ? `${acc}[${seg}]` : acc ? `${acc}.${String(seg)}` : String(seg)),
-    '',
-  );
+  return path.reduce<string>((acc, seg) => {
+    if (typeof seg === 'number') return `${acc}[${seg}]`;
+    // a key that would vanish or blur in a dotted path is shown quoted
+    const key = String(seg);
+    if (key === '' || (/[\s.[\]"]/.test(key) && !/^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$/.test(key))) return `${acc}[${JSON.stringify(key)}]`;
+    return acc ? `${acc}.${key}` : key;
+  }, '');
+}
+
+/** The 1-based line of the first byte sequence that is not UTF-8, or null when the bytes are UTF-8. */
+function invalidUtf8Line(bytes: Buffer): number | null {
+  try {
+    new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    return null;
+  } catch {
+    let line = 1;
+    let start = 0;
+    for (let i = 0; i <= bytes.length; i++) {
+      if (i === bytes.length || bytes[i] === 0x0a) {
+        try {
+          new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(start, i));
+        } catch {
+          return line;
+        }
+        line++;
+        start = i + 1;
+      }
+    }
+    return line;
+  }
 }
 
 /** zod's issues as plan issues whose messages say what was expected and what was found. */
-function zodIssues(error: z.ZodError): PlanIssue[] {
+function zodIssues(error: z.ZodError, fileName: string): PlanIssue[] {
   const out: PlanIssue[] = [];
   for (const i of error.issues) {
-    const path = formatPath(i.path);
+    // a problem of the whole document (a list or a scalar instead of a mapping) is the file's
+    const path = formatPath(i.path) || fileName;
     if (i.code === 'unrecognized_keys') {
       const allowed = allowedKeys(i.path);
       for (const k of i.keys) {

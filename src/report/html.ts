@@ -23,8 +23,15 @@ const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;'
  * @example escapeHtml('<img src=x>') // '&lt;img src=x&gt;'
  */
 export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ESCAPES[c]!);
+  return text.replace(CONTROL, '').replace(/[&<>"']/g, (c) => ESCAPES[c]!);
 }
+
+/**
+ * C0 and C1 control characters but tab, line feed and carriage return: not
+ * text in HTML (a parse error), and raw terminal escape sequences when the
+ * report is printed with `cat`. Dropped, as the Markdown renderer drops them.
+ */
+const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/g;
 
 /**
  * Tagged template for markup: interpolations are escaped, nested `html`

@@ -1,0 +1,58 @@
+import type { Db } from '../db/port.js';
+import { BlockedError, DbError } from '../errors.js';
+import type { Plan } from '../plan/load-plan.js';
+import { describeBlockers } from './blockers.js';
+
+/** How much longer than the longest statement_timeout the client waits for an answer before it declares the connection lost. */
+const RESPONSE_GRACE_MS = 10_000;
+
+/**
+ * Bounded waiting for everything a run does, not only its tiers (guarantee
+ * 6): tiergate's own bookkeeping (ledger, gate, metrics outside a tier) runs
+ * under the plan's default lock_timeout and statement_timeout, set for the
+ * session (a tier's SET LOCAL still overrides them); the server ends a
+ * tiergate transaction whose client went silent for a statement_timeout
+ * (idle_in_transaction_session_timeout: the locks of a tier whose client
+ * vanished are not held forever); and the client waits for any answer at
+ * most the plan's longest statement_timeout plus a grace (a silent network
+ * partition ends the run instead of hanging it).
+ *
+ * @example await boundSession(db, plan); // before the rollout lock and the ledger
+ */
+export async function boundSession(db: Db, plan: Plan): Promise<void> {
+  const longest = Math.max(...[plan.defaults.statement_timeout, ...plan.tiers.map((t) => t.statement_timeout)].filter((d): d is string => Boolean(d)).map(durationMs));
+  await db.query(
+    `select set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false), set_config('idle_in_transaction_session_timeout', $3, false)`,
+    [plan.defaults.lock_timeout, plan.defaults.statement_timeout, `${longest}ms`],
+  );
+  db.setResponseTimeout?.(longest > 0 ? longest + RESPONSE_GRACE_MS : null);
+}
+
+/**
+ * Runs tiergate's bookkeeping (`what`: "reading the ledger") and turns a lock
+ * or statement timeout into a BlockedError naming who holds locks on the
+ * relations `sql` uses.
+ *
+ * @example await namingBlockers(db, 'reading the ledger', 'select from tiergate.ledger', () => readLedger(db, plan.name));
+ */
+export async function namingBlockers<T>(db: Db, what: string, sql: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof DbError && (e.sqlstate === '55P03' || e.sqlstate === '57014')) {
+      const blockers = await describeBlockers(db, sql);
+      throw new BlockedError(
+        `${what} on ${db.displayUrl}: ${e.message}${blockers ? `; blocked by ${blockers}` : ''}; nothing was changed — end that transaction (or wait for it), then run again`,
+      );
+    }
+    throw e;
+  }
+}
+
+/** A PostgreSQL duration (`5s`, `250ms`, `5min`, `1h`, `0`) in milliseconds; 0 means none. */
+export function durationMs(d: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?$/.exec(d.trim());
+  if (!m) return 0;
+  const unit: Record<string, number> = { us: 0.001, ms: 1, s: 1000, min: 60_000, h: 3_600_000, d: 86_400_000 };
+  return Math.round(Number(m[1]) * unit[m[2] ?? 'ms']!);
+}
