@@ -2,7 +2,7 @@ import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openDb } from '../src/db/open-db.js';
-import type { Db } from '../src/db/port.js';
+import type { Db, Queryable, TransactionOptions } from '../src/db/port.js';
 import { apply, rollback, status, verify } from '../src/engine/apply.js';
 import { planLockKey } from '../src/engine/rollout-lock.js';
 import { DriftError, LockHeldError, TargetError } from '../src/errors.js';
@@ -64,6 +64,36 @@ describe.each(testTargets())('engine on %s', (kind) => {
     expect(again.outcome).toBe('ok');
     expect(await stateOf(db)).toEqual(state);
     expect((await verify(db, plan)).outcome).toBe('ok');
+  });
+
+  it("each metric is read once per transaction: a tier's before is what the previous one left", async () => {
+    await prepareGate(db, true);
+    const plan = loadPlan(ENGINE_PLAN);
+    const metricSql = new Set(Object.values(plan.metrics));
+    let reads = 0;
+    let last = '';
+    // a metric read: its savepoint, then its PREPARE / EXECUTE, or the metric itself (the gate's read is not one)
+    const count = (sql: string) => {
+      if (last === 'savepoint tiergate_metric' && (/^(prepare|execute) tiergate_metric_/.test(sql) || metricSql.has(sql))) reads++;
+      last = sql;
+    };
+    // the same wrapper for every transaction, as the adapters pass the same session each time
+    const tx: Queryable = {
+      query: (sql, params) => (count(sql), db.query(sql, params)),
+      exec: (script) => (count(script), db.exec(script)),
+    };
+    const counting: Db = Object.create(db, {
+      transaction: { value: <T>(fn: (q: Queryable) => Promise<T>, options?: TransactionOptions) => db.transaction(() => fn(tx), options) },
+    });
+    const r = await apply(counting, plan);
+    expect(statuses(r)).toEqual({ 0: 'Passed', 1: 'Applied', 2: 'Applied', 3: 'Applied', 90: 'Passed' });
+    // preflight, the three tiers (after only) and verify: 5 sets of 2 metrics, not 8
+    expect(reads).toBe(5 * 2);
+    const measured = r.tiers.filter((t) => t.delta);
+    for (let i = 1; i < measured.length; i++) {
+      for (const name of Object.keys(plan.metrics)) expect(measured[i]!.delta!.metrics[name]!.before).toBe(measured[i - 1]!.delta!.metrics[name]!.after);
+    }
+    expect(r.tiers.find((t) => t.id === 2)!.delta?.metrics.items).toEqual({ before: 0, after: 3 });
   });
 
   it('a tier whose SQL fails halfway leaves no trace and names file:line', async () => {

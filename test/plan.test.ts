@@ -240,6 +240,20 @@ describe('loadPlan: an invalid plan', () => {
     expect(err.issues).toEqual([{ path: 'tiergate.yaml:3', message: expect.stringMatching(/^not valid YAML: .*unique/i) }]);
   });
 
+  it('refuses a YAML tag instead of reading it as a string, without a process warning', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on('warning', onWarning);
+    try {
+      const err = planError(() => loadPlan(tempPlan('plan: p\nschemas: !!js/function x\ntiers: []\n')));
+      expect(err.issues).toEqual([{ path: 'tiergate.yaml:2', message: expect.stringMatching(/^not valid YAML: Unresolved tag.*remove the tag\)$/) }]);
+      await new Promise((resolve) => setImmediate(resolve)); // process warnings are emitted on a later tick
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings).toEqual([]);
+  });
+
   it('says clearly when the folder does not exist, or holds no tiergate.yaml', () => {
     const missing = join(tmpdir(), 'tiergate-no-such-plan-folder');
     const err = planError(() => loadPlan(missing));

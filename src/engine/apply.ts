@@ -55,9 +55,19 @@ export async function apply(db: Db, plan: Plan, options: ApplyOptions = {}): Pro
       return r;
     };
 
+    // The metrics as the last transaction of this run left them: the next
+    // tier's "before" (metric sets over views of a whole database are most of
+    // an apply's own cost; this halves them). Each metric is a statement of
+    // READ COMMITTED transactions, so it always sees what other sessions have
+    // committed at that moment: a change committed by someone else between
+    // two tiers shows in the next tier's metric delta instead of between the
+    // two, exactly as one committed during a tier does. Row and object deltas
+    // are measured inside each tier's own transaction and are not affected.
+    let metricsNow: Record<string, number | null> | undefined;
     for (const tier of plan.tiers.filter((t) => t.kind === 'preflight')) {
       const r = await run(tier, () => runPreflight(db, plan, tier));
       if (r.status === 'Failed') return finish('apply', db, plan, null, results);
+      metricsNow = afterMetrics(r);
     }
     const gate = await readGateBounded(db, plan);
     const applied = new Set([...ledger.values()].filter((e) => e.status === 'applied').map((e) => e.tierId));
@@ -101,9 +111,11 @@ export async function apply(db: Db, plan: Plan, options: ApplyOptions = {}): Pro
         continue;
       }
       const r = await run(tier, async () => {
-        const result = await runTier(db, plan, tier);
+        const result = await runTier(db, plan, tier, { metricsBefore: metricsNow });
         return result.delta ? { ...result, expectations: compareExpectations(tier, result.delta) } : result;
       });
+      // a COMMIT confirmed only afterwards (reason set) came with a new session: read afresh
+      metricsNow = r.status === 'Applied' && r.reason === null ? afterMetrics(r) : undefined;
       if (r.status === 'Applied') applied.add(tier.id);
       else {
         notApplied.set(tier.id, r.status === 'Blocked' ? 'blocked' : 'failed');
@@ -198,6 +210,12 @@ export async function databaseIdentity(db: Db): Promise<{ database: string; clon
 
 function noFailure(): SqlFailure {
   return { message: '', sqlstate: null, detail: null, hint: null, where: null, file: null, line: null, column: null, excerpt: null };
+}
+
+/** A tier's metrics after it ran (undefined when it did not measure them). */
+function afterMetrics(r: TierResult): Record<string, number | null> | undefined {
+  if (!r.delta) return undefined;
+  return Object.fromEntries(Object.entries(r.delta.metrics).map(([name, m]) => [name, m.after]));
 }
 
 export function idle(tier: Tier): Omit<TierResult, 'status'> {

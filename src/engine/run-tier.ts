@@ -24,6 +24,12 @@ export interface RunTierOptions {
   reverts?: Tier[];
   /** do not write the ledger (a rehearsal's measurement that is rolled back anyway) */
   noLedger?: boolean;
+  /**
+   * The metrics as the previous tier of the same run left them (read in its
+   * transaction just before its COMMIT, or by the preflight): used as this
+   * tier's "before" instead of evaluating every metric again. See `apply`.
+   */
+  metricsBefore?: Record<string, number | null>;
 }
 
 class GateClosed extends Error {
@@ -137,7 +143,7 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
       const touched = await touchedRelations(tier.sql).catch(() => null);
       const catalogBefore = await snapshotCatalog(tx, plan.schemas);
       const rows = await RowWatch.start(tx, await relationsToWatch(tx, touched, plan.schemas), touched?.drops ?? []);
-      const before = await tierMetrics(tx, plan);
+      const before = options.metricsBefore ?? (await tierMetrics(tx, plan));
       await runScript(tx, tier, tier.file);
       await testHook('tier-script-done', tier.id);
       const after = await tierMetrics(tx, plan);

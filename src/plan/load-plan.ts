@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { parseDocument, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { PlanError, type PlanIssue } from '../errors.js';
 import { packageRoot } from '../package-root.js';
@@ -78,10 +78,16 @@ export function loadPlan(dirOrFile: string = bundledPlanDir()): Plan {
   const yamlText = yamlBytes.toString('utf8');
   let raw: unknown;
   try {
-    raw = parseYaml(yamlText, { prettyErrors: true, uniqueKeys: true });
+    const doc = parseDocument(yamlText, { prettyErrors: true, uniqueKeys: true });
+    // an unknown tag (`!!js/function`, `!custom`) would silently become a string: a plan is plain YAML
+    const [problem] = [...doc.errors, ...doc.warnings];
+    if (problem && doc.errors.length === 0) problem.message = `${(problem.message.split('\n')[0] ?? '').replace(/:$/, '')} (a plan is plain YAML: remove the tag)`;
+    if (problem) throw problem;
+    raw = doc.toJS();
   } catch (e) {
-    const msg = e instanceof YAMLParseError ? (e.message.split('\n')[0] ?? '').replace(/:$/, '') : String(e);
-    const line = e instanceof YAMLParseError && e.linePos ? `:${e.linePos[0].line}` : '';
+    const msg = e instanceof YAMLParseError || (e instanceof Error && 'linePos' in e) ? (e.message.split('\n')[0] ?? '').replace(/:$/, '') : String(e);
+    const linePos = (e as { linePos?: { line: number }[] }).linePos;
+    const line = linePos?.[0] ? `:${linePos[0].line}` : '';
     throw new PlanError(where, [{ path: `${yamlName}${line}`, message: `not valid YAML: ${msg}` }]);
   }
   const parsed = PlanFile.safeParse(raw ?? {}, { reportInput: true });
