@@ -12,7 +12,7 @@
  * - max_wal_size 8 GB, checkpoint_timeout 30 min: no checkpoint in the middle
  *   of a measurement because a template copy filled the WAL.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,7 +30,12 @@ export interface Cluster {
   url(db: string): string;
   /** environment for libpq tools (psql, pg_dump, sqitch) reaching database `db` */
   env(db: string): Record<string, string>;
-  stop(): void;
+  /**
+   * Stops the server and removes its directory; with `background`, the
+   * removal (minutes for the gigabytes of scale 1000 on a busy disk) is left
+   * to a detached `rm -rf` that outlives the benchmark.
+   */
+  stop(options?: { background?: boolean }): void;
 }
 
 export const SETTINGS: Record<string, string> = {
@@ -89,7 +94,7 @@ export function startCluster(): Cluster {
   const opts = [`-k ${socket}`, `-p ${port}`, ...Object.entries(SETTINGS).map(([k, v]) => `-c ${k}=${v}`)];
   asPostgres(join(bin, 'pg_ctl'), ['-D', data, '-o', opts.join(' '), '-l', join(root, 'log'), '-w', '-t', '60', 'start']);
   let stopped = false;
-  const stop = () => {
+  const stop = (options: { background?: boolean } = {}) => {
     if (stopped) return;
     stopped = true;
     try {
@@ -97,9 +102,10 @@ export function startCluster(): Cluster {
     } catch {
       /* already stopped */
     }
-    rmSync(root, { recursive: true, force: true });
+    if (options.background) spawn('rm', ['-rf', root], { detached: true, stdio: 'ignore' }).unref();
+    else rmSync(root, { recursive: true, force: true });
   };
-  process.once('exit', stop);
+  process.once('exit', () => stop());
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
       stop();

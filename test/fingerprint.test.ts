@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { withDb } from '../src/db/open-db.js';
 import type { Db } from '../src/db/port.js';
-import { diffFingerprints, fingerprint, sameFingerprint, type Fingerprint } from '../src/probe/fingerprint.js';
+import { diffFingerprints, fingerprint, fingerprintClone, sameFingerprint, type Fingerprint } from '../src/probe/fingerprint.js';
 import { freshDatabase, testTargets } from './helpers/targets.js';
 
 /** A small schema with every kind of object and every kind of volatile column the fingerprint knows. */
@@ -147,6 +147,32 @@ describe.each(testTargets())('fingerprint on %s', (kind) => {
       const withScratch = await fingerprint(db);
       expect(diffFingerprints(plain, withScratch)).toEqual({ objects: ['schema scratch', 'table scratch.t'], tables: ['scratch.t'] });
       expect(await fingerprint(db, { excludeSchemas: ['scratch'] })).toEqual(plain);
+    });
+  });
+
+  it('gives the same fingerprint on two connections at once, each hashing its share of the tables', async () => {
+    const many = `create schema wide;
+      do $$ begin for i in 1..600 loop
+        execute format('create table wide.t%s (id int primary key, v text)', i);
+        execute format('insert into wide.t%s values (%s, %L)', i, i, 'row ' || i);
+      end loop; end $$;`;
+    await withFresh(kind, SCHEMA + many, async (db) => {
+      const one = await fingerprint(db);
+      expect(Object.keys(one.tables)).toHaveLength(603);
+      expect(await fingerprintClone(db)).toEqual(one);
+      if (!db.capabilities.singleConnection) {
+        const second = await db.sibling();
+        try {
+          let batches = 0;
+          const lane = { query: (sql: string, params?: unknown[]) => (batches++, second.query(sql, params)), exec: (sql: string) => second.exec(sql) } as Db;
+          expect(await fingerprint(db, { lanes: [lane] })).toEqual(one);
+          expect(batches).toBeGreaterThan(0);
+        } finally {
+          await second.close();
+        }
+      }
+      await db.exec(`update wide.t599 set v = 'changed'`);
+      expect(diffFingerprints(one, await fingerprintClone(db))).toEqual({ objects: [], tables: ['wide.t599'] });
     });
   });
 });

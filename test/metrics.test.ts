@@ -54,4 +54,23 @@ describe.each(testTargets())('metrics read through prepared statements (%s)', (k
       await t.drop();
     }
   });
+
+  it('run with JIT compilation off, and leave the setting as it was', async () => {
+    const t = await freshDatabase(kind, 'postgres');
+    const db = await openDb(t.url);
+    try {
+      const metrics = { jit_off: `select (current_setting('jit') = 'off')::int` };
+      const out = await db.transaction(async (tx) => {
+        await tx.query(`select set_config('jit', 'on', true)`);
+        const read = await readMetrics(tx, metrics);
+        const after = (await tx.query<{ jit: string }>(`select current_setting('jit') as jit`)).rows[0]?.jit;
+        return { read, after };
+      });
+      expect(out).toEqual({ read: { jit_off: 1 }, after: 'on' });
+    } finally {
+      await db.close();
+      await t.drop();
+    }
+  });
 });
+

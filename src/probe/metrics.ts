@@ -19,8 +19,31 @@ import { DbError } from '../errors.js';
  */
 export async function readMetrics(tx: Queryable, metrics: Record<string, string>): Promise<Record<string, number | null>> {
   const out: Record<string, number | null> = {};
-  for (const [name, sql] of Object.entries(metrics)) out[name] = await readPrepared(tx, sql);
+  if (Object.keys(metrics).length === 0) return out;
+  const jit = await jitOff(tx);
+  try {
+    for (const [name, sql] of Object.entries(metrics)) out[name] = await readPrepared(tx, sql);
+  } finally {
+    await restoreJit(tx, jit);
+  }
   return out;
+}
+
+/**
+ * JIT compilation off while the metrics are planned and run, then back to
+ * what it was (transaction-local either way). Metrics are aggregates over
+ * views whose estimated cost passes jit_above_cost on a large database,
+ * while compiling them costs more than it saves: at scale 100 one
+ * `critical` read took 1.45 s with JIT, 1.14 s without (EXPLAIN ANALYZE).
+ * The tier's own SQL runs with the server's settings.
+ */
+async function jitOff(tx: Queryable): Promise<string | null> {
+  const r = await tx.query<{ prev: string | null }>(`select current_setting('jit', true) as prev, set_config('jit', 'off', true)`);
+  return r.rows[0]?.prev ?? null;
+}
+
+async function restoreJit(tx: Queryable, prev: string | null): Promise<void> {
+  if (prev !== null && prev !== 'off') await tx.query(`select set_config('jit', $1, true)`, [prev]);
 }
 
 /** One number from `sql` in a savepoint; null when it fails or returns no row / a non-number. */

@@ -135,9 +135,11 @@ async function dump(pgDump: string, sourceUrl: string, file: string, progress: (
   progress(`pg_dump of ${redactUrl(sourceUrl)}`);
   let tables = 0;
   const report = throttle(2000, () => progress(`pg_dump: ${tables} tables, ${megabytes(file)} MB`));
+  // uncompressed: the file is local and read once; compressing it cost half of
+  // pg_dump's time on the sample at scale 100 (14.6 s with --compress=1, 7.8 s without)
   const run = await runTool(
     pgDump,
-    ['--format=custom', '--compress=1', '--no-sync', '--lock-wait-timeout=30s', '--verbose', `--file=${file}`, `--dbname=${dbname}`],
+    ['--format=custom', '--compress=0', '--no-sync', '--lock-wait-timeout=30s', '--verbose', `--file=${file}`, `--dbname=${dbname}`],
     env,
     (line) => {
       if (/dumping contents of table/.test(line)) tables++;

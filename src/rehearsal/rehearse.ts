@@ -7,7 +7,7 @@ import type { GateReading, TierResult } from '../engine/result.js';
 import { runCheckTier, runTier, type RunTierOptions } from '../engine/run-tier.js';
 import { TargetError } from '../errors.js';
 import { planFileHashes, type Plan, type Tier } from '../plan/load-plan.js';
-import { diffFingerprints, fingerprint, sameFingerprint, type Fingerprint } from '../probe/fingerprint.js';
+import { diffFingerprints, fingerprintClone, sameFingerprint, type Fingerprint } from '../probe/fingerprint.js';
 import { tiergateVersion } from '../version.js';
 import { isMarkedClone, withClones, type Clone, type CloneSource } from './clone.js';
 import { EVIDENCE_SCHEMA_VERSION, type CheckRecord, type Evidence, type FingerprintDiff, type StageRecord } from './evidence.js';
@@ -119,9 +119,9 @@ class Scenario {
     let last: Fingerprint | null = null;
     for (const tier of this.body) {
       if (tier.gated && !gateOpen) {
-        const before = last ?? (await fingerprint(this.db));
+        const before = last ?? (await fingerprintClone(this.db));
         const r = await this.run(a, tier, () => runTier(this.db, this.plan, tier, { proveGuard: true }));
-        last = await fingerprint(this.db);
+        last = await fingerprintClone(this.db);
         const unchanged = sameFingerprint(before, last);
         r.fingerprintUnchanged = unchanged;
         this.check(a, {
@@ -156,7 +156,7 @@ class Scenario {
       }
     }
     if (this.verifyTier) this.check(b, verifyCheck('B: verify passes', await this.verify(b)));
-    return fingerprint(this.db);
+    return fingerprintClone(this.db);
   }
 
   /**
@@ -173,7 +173,7 @@ class Scenario {
     this.check(c, tierCheck('C', rb));
     if (rb.status !== 'Applied') return;
     for (const t of reverted) c.tiers.push({ ...idle(t), status: 'Reverted', reason: `reverted by tier ${rollbackTier.id}` });
-    const fpRolled = await fingerprint(this.db);
+    const fpRolled = await fingerprintClone(this.db);
 
     this.emit({ type: 'progress', message: `applying the kept tiers on a second clone (${kept.displayUrl})` });
     const keptFp = await applyKept(this.plan, kept, this.body.filter((t) => !rollbackTier.reverts.includes(t.id)));
@@ -192,7 +192,7 @@ class Scenario {
       this.check(c, { name: `C: tier ${tier.id} re-applies`, ok: r.status === 'Applied', detail: r.status === 'Applied' ? 'applied' : (r.error?.message ?? r.reason ?? r.status) });
     }
     if (this.verifyTier) this.check(c, verifyCheck('C: verify passes after the re-apply', await this.verify(c)));
-    const fpAgain = await fingerprint(this.db);
+    const fpAgain = await fingerprintClone(this.db);
     const reapplyDiff = diffFingerprints(fpB, fpAgain);
     const reapplyMatches = sameFingerprint(fpB, fpAgain);
     this.check(c, {
@@ -284,7 +284,7 @@ async function applyKept(plan: Plan, clone: Clone, tiers: Tier[]): Promise<{ fp:
       const r = await runTier(db, plan, tier);
       if (r.status !== 'Applied') return { error: `tier ${tier.id} did not apply on the second clone: ${r.error?.message ?? r.reason}` };
     }
-    return { fp: await fingerprint(db) };
+    return { fp: await fingerprintClone(db) };
   } finally {
     await db.close();
   }
