@@ -9,6 +9,7 @@ import { ConnectionError, UsageError } from '../src/errors.js';
 import { fingerprint, sameFingerprint, diffFingerprints } from '../src/probe/fingerprint.js';
 import { isMarkedClone, markClone, withClones, type Clone } from '../src/rehearsal/clone.js';
 import { DumpScanner, type DumpPiece } from '../src/rehearsal/clone-dump-scan.js';
+import { restoreMode } from '../src/rehearsal/clone-postgres.js';
 import { findPgTools } from '../src/rehearsal/clone-tools.js';
 import { freshDatabase, onServer, serverUrl, testTargets, type TestDatabase } from './helpers/targets.js';
 
@@ -240,6 +241,27 @@ describe.runIf(hasServer)('postgres clones (pg_dump | pg_restore onto a scratch 
     return u.toString();
   };
 
+  it('restores many small objects in one transaction, large tables with two jobs', async () => {
+    const t = await freshDatabase('postgres');
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-restore-mode-'));
+    try {
+      const tools = findPgTools(15);
+      const dumpTo = (file: string) => execFileSync(tools.pgDump, ['--format=custom', '--compress=0', `--file=${file}`, `--dbname=${t.url}`]);
+      await withDb(t.url, (db) => db.exec(`create table a (id int primary key, v text); create table b (id int primary key); insert into a values (1, 'x')`));
+      dumpTo(join(dir, 'small.dump'));
+      expect(await restoreMode(tools.pgRestore, join(dir, 'small.dump'), 2, serverUrl())).toEqual({
+        args: ['--single-transaction'],
+        why: expect.stringMatching(/^one transaction: \d+ small objects, lock table \d+$/),
+      });
+      await withDb(t.url, (db) => db.exec(`insert into a select g, repeat(md5(g::text), 20) from generate_series(2, 5000) g`));
+      dumpTo(join(dir, 'large.dump'));
+      expect(await restoreMode(tools.pgRestore, join(dir, 'large.dump'), 2, serverUrl())).toEqual({ args: ['--jobs=2'], why: expect.stringMatching(/^two jobs: \d\.\d MB per table$/) });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      await t.drop();
+    }
+  });
+
   it('clones the source exactly, leaves it byte-identical, and drops every clone afterwards', async () => {
     source = await freshDatabase('postgres', 'directus');
     try {
@@ -293,6 +315,7 @@ describe.runIf(hasServer)('postgres clones (pg_dump | pg_restore onto a scratch 
       const text = progress.join('\n');
       expect(text).toMatch(/pg_dump: \d+ tables/);
       expect(text).toMatch(/pg_restore: \d+ objects created, \d+ of \d+ tables filled/);
+      expect(text).toMatch(/pg_restore \(one transaction: \d+ small objects, lock table \d+\)/);
       expect(text).not.toContain(secret);
     } finally {
       await source.drop();

@@ -261,17 +261,18 @@ async function readSource(plan: Plan, open: () => Promise<Db>): Promise<{ prefli
 }
 
 /**
- * Opens the plan's gate when it is closed — refused unless the database
- * carries tiergate's clone mark. A gate already open is left as it is, so
- * every clone ends with the same approvals.
+ * Opens the plan's gate when it is closed. Refused on any database without
+ * tiergate's clone mark — first, whatever the gate reads, so that no call
+ * ever writes approvals outside a clone. A gate already open is left as it
+ * is, so every clone ends with the same approvals.
  */
 export async function openGate(db: Db, plan: Plan): Promise<void> {
+  const mark = await isMarkedClone(db);
+  if (!mark.marked) throw new TargetError(`refusing to open the gate on ${db.displayUrl}: it is not a clone made by tiergate (no tiergate.clone_mark)`);
   const current = await db.transaction((tx) => readGate(tx, plan), { readOnly: true });
   if (!current || current.open) return;
   const sql = plan.rehearsal?.open_gate;
   if (!sql) throw new TargetError(`plan '${plan.name}' has no rehearsal.open_gate: the rehearsal cannot open the gate on the clone`);
-  const mark = await isMarkedClone(db);
-  if (!mark.marked) throw new TargetError(`refusing to open the gate on ${db.displayUrl}: it is not a clone made by tiergate (no tiergate.clone_mark)`);
   await db.transaction((tx) => tx.exec(sql));
 }
 

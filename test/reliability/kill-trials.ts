@@ -15,8 +15,13 @@ export type Moment = { hook: HookStep; tier: number } | { afterMs: number };
 
 export interface Fault {
   name: string;
-  /** strikes the running CLI (and, for server faults, the server) */
-  strike(cli: CliHandle, db: TrialDb): Promise<void>;
+  /**
+   * strikes the running CLI (and, for server faults, the server); 'missed'
+   * when there was nothing left to strike (the run had already closed its
+   * session on its way out): the trial then counts as a run the fault came too
+   * late for, judged like one
+   */
+  strike(cli: CliHandle, db: TrialDb): Promise<void | 'missed'>;
   /** what the CLI's end must look like after this fault; [] when fine */
   judgeExit(run: CliRun, struck: boolean): string[];
 }
@@ -77,8 +82,7 @@ export async function killTrial(o: TrialOptions): Promise<TrialOutcome> {
         await sleep(o.moment.afterMs);
       }
       if (cli.child.exitCode === null && cli.child.signalCode === null) {
-        struck = true;
-        await o.fault.strike(cli, db);
+        struck = (await o.fault.strike(cli, db)) !== 'missed';
       }
     } catch (e) {
       problems.push(`could not reach the moment: ${(e as Error).message}`);
