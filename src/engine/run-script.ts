@@ -58,21 +58,14 @@ export async function runAssertions(tx: Queryable, tier: Tier, file: string): Pr
   return failures;
 }
 
-const cache = new WeakMap<Tier, SqlStatement[]>();
-
-async function statementsOf(tier: Tier): Promise<SqlStatement[]> {
-  let stmts = cache.get(tier);
-  if (!stmts) {
-    try {
-      stmts = await splitStatements(tier.sql);
-    } catch {
-      // The parser refused the file (a newer or older grammar than the
-      // server's): send it whole and let the server be the judge.
-      stmts = [{ sql: tier.sql, start: 0, end: tier.sql.length, line: 1, ast: null }];
-    }
-    cache.set(tier, stmts);
+async function statementsOf(tier: Tier): Promise<readonly SqlStatement[]> {
+  try {
+    return await splitStatements(tier.sql);
+  } catch {
+    // The parser refused the file (a newer or older grammar than the
+    // server's): send it whole and let the server be the judge.
+    return [{ sql: tier.sql, start: 0, end: tier.sql.length, line: 1, ast: null }];
   }
-  return stmts;
 }
 
 /** Maps an error to file:line:column using the error's position or its PL/pgSQL context. */

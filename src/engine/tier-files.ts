@@ -20,7 +20,7 @@ const ENDS_TRANSACTION = new Set([
 ]);
 
 /** The statements of a parsed tier file that begin or end a transaction (none when the parser refuses the file). */
-export function transactionControl(statements: SqlStatement[]): SqlStatement[] {
+export function transactionControl(statements: readonly SqlStatement[]): SqlStatement[] {
   return statements.filter((s) => {
     const t = (s.ast as { TransactionStmt?: { kind?: string } } | null)?.TransactionStmt;
     return Boolean(t && ENDS_TRANSACTION.has(t.kind ?? ''));
@@ -40,7 +40,7 @@ export function transactionControlMessage(tier: Tier, s: SqlStatement): string {
 export async function assertOneTransactionPerTier(plan: Plan): Promise<void> {
   const issues: PlanIssue[] = [];
   for (const tier of plan.tiers) {
-    let statements: SqlStatement[];
+    let statements: readonly SqlStatement[];
     try {
       statements = await splitStatements(tier.sql);
     } catch {

@@ -42,8 +42,8 @@ function loadParser(): Promise<PgQuery> {
  * insert.sql; // 'INSERT INTO t VALUES (1)'
  * insert.line; // 2
  */
-export async function splitStatements(sql: string): Promise<SqlStatement[]> {
-  return parseScript(await loadParser(), sql).statements;
+export async function splitStatements(sql: string): Promise<readonly SqlStatement[]> {
+  return remember(statementsOf, sql, async () => parseScript(await loadParser(), sql).statements);
 }
 
 /**
@@ -59,7 +59,30 @@ export async function splitStatements(sql: string): Promise<SqlStatement[]> {
  * // { writes: ['axis.ownership', 'log'], creates: [], drops: [], alters: [], calls: [], incomplete: [] }
  */
 export async function touchedRelations(sql: string): Promise<TouchedRelations> {
-  return findTouchedRelations(await loadParser(), sql);
+  return remember(touchedBy, sql, async () => findTouchedRelations(await loadParser(), sql));
+}
+
+/*
+ * One run reads each tier file up to three times (the one-transaction check
+ * before the lock, the relations to watch, the statements to send): parsing
+ * through the WASM parser is a good part of a CLI run's own time on a small
+ * database, so results are kept per script text (a few, the latest) and
+ * shared — callers only read them.
+ */
+const REMEMBERED = 32;
+const statementsOf = new Map<string, Promise<readonly SqlStatement[]>>();
+const touchedBy = new Map<string, Promise<TouchedRelations>>();
+
+function remember<T>(cache: Map<string, Promise<T>>, sql: string, compute: () => Promise<T>): Promise<T> {
+  let hit = cache.get(sql);
+  if (!hit) {
+    hit = compute();
+    // a script that does not parse is parsed again next time (and fails again, with its error)
+    hit.catch(() => cache.delete(sql));
+    if (cache.size >= REMEMBERED) cache.delete(cache.keys().next().value!);
+    cache.set(sql, hit);
+  }
+  return hit;
 }
 
 /**

@@ -13,15 +13,19 @@ describe('kill points: SIGKILL at random moments', () => {
   it('never leaves a tier partly applied; the next apply completes', async () => {
     const order = applyOrderIds(bundledPlan());
     const full = stateKey(order);
-    // calibrate: how long an apply runs after it has connected (its first line)
-    const cal = await trialDb(TEMPLATES.s10, 'calib');
-    const calib = startCli(['apply', '--yes', '--target', cal.url]);
-    await calib.waitFor(/^apply \S+ → /m);
-    const connected = performance.now();
-    const r = await calib.done;
-    const span = Math.round(performance.now() - connected);
-    await cal.drop();
-    expect(r.code, r.stderr).toBe(0);
+    // calibrate: how long an apply runs after it has connected (its first line), the median of three
+    const spans: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const cal = await trialDb(TEMPLATES.s10, 'calib');
+      const calib = startCli(['apply', '--yes', '--target', cal.url]);
+      await calib.waitFor(/^apply \S+ → /m);
+      const connected = performance.now();
+      const r = await calib.done;
+      spans.push(Math.round(performance.now() - connected));
+      await cal.drop();
+      expect(r.code, r.stderr).toBe(0);
+    }
+    const span = percentile(spans, 50);
 
     const n = trials(6, 140);
     const rnd = seededRandom('kill-random');

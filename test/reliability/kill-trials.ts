@@ -129,7 +129,9 @@ export const sigkill: Fault = {
     cli.kill('SIGKILL');
   },
   judgeExit(run, struck) {
-    if (!struck) return run.code === 0 ? [] : [`ended on its own with exit ${run.code}`];
+    // exit 0: the run had finished when the signal came (killTrial checks that the ledger then holds every tier)
+    if (run.code === 0 && run.signal === null) return [];
+    if (!struck) return [`ended on its own with exit ${run.code}`];
     return run.signal === 'SIGKILL' ? [] : [`expected death by SIGKILL, got exit ${run.code} signal ${run.signal}`];
   },
 };
