@@ -382,10 +382,10 @@ export async function rehearsal(ctx: Context, scale: number): Promise<void> {
     });
     addRow(ctx, {
       group: 'clone',
-      measurement: `clone of scale ${scale}: pg_dump | pg_restore --jobs 2 (tiergate's first clone) vs CREATE DATABASE TEMPLATE`,
+      measurement: `clone of scale ${scale}: pg_dump | pg_restore (tiergate's first clone) vs CREATE DATABASE TEMPLATE`,
       baseline: { label: 'CREATE DATABASE … TEMPLATE', ms: copies },
       subject: { label: 'pg_dump + pg_restore', ms: cloneMs },
-      note: "the subject is the clone's copyMs from each rehearsal's evidence (pg_dump --format=custom, pg_restore --jobs=2, clone mark)",
+      note: "the subject is the clone's copyMs from each rehearsal's evidence (pg_dump --format=custom --compress=0, pg_restore in one transaction or with two jobs as restoreMode chooses, clone mark)",
     });
     ctx.details[`rehearsal scale ${scale}`] = evidence;
   } finally {
