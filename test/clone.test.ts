@@ -9,7 +9,7 @@ import { ConnectionError, UsageError } from '../src/errors.js';
 import { fingerprint, sameFingerprint, diffFingerprints } from '../src/probe/fingerprint.js';
 import { isMarkedClone, markClone, withClones, type Clone } from '../src/rehearsal/clone.js';
 import { DumpScanner, type DumpPiece } from '../src/rehearsal/clone-dump-scan.js';
-import { restoreMode } from '../src/rehearsal/clone-postgres.js';
+import { readScratch, restoreMode } from '../src/rehearsal/clone-postgres.js';
 import { findPgTools } from '../src/rehearsal/clone-tools.js';
 import { freshDatabase, onServer, serverUrl, testTargets, type TestDatabase } from './helpers/targets.js';
 
@@ -249,13 +249,14 @@ describe.runIf(hasServer)('postgres clones (pg_dump | pg_restore onto a scratch 
       const dumpTo = (file: string) => execFileSync(tools.pgDump, ['--format=custom', '--compress=0', `--file=${file}`, `--dbname=${t.url}`]);
       await withDb(t.url, (db) => db.exec(`create table a (id int primary key, v text); create table b (id int primary key); insert into a values (1, 'x')`));
       dumpTo(join(dir, 'small.dump'));
-      expect(await restoreMode(tools.pgRestore, join(dir, 'small.dump'), 2, serverUrl())).toEqual({
+      const { lockSlots } = await readScratch(serverUrl());
+      expect(restoreMode(tools.pgRestore, join(dir, 'small.dump'), 2, lockSlots)).toEqual({
         args: ['--single-transaction'],
         why: expect.stringMatching(/^one transaction: \d+ small objects, lock table \d+$/),
       });
       await withDb(t.url, (db) => db.exec(`insert into a select g, repeat(md5(g::text), 20) from generate_series(2, 5000) g`));
       dumpTo(join(dir, 'large.dump'));
-      expect(await restoreMode(tools.pgRestore, join(dir, 'large.dump'), 2, serverUrl())).toEqual({ args: ['--jobs=2'], why: expect.stringMatching(/^two jobs: \d\.\d MB per table$/) });
+      expect(restoreMode(tools.pgRestore, join(dir, 'large.dump'), 2, lockSlots)).toEqual({ args: ['--jobs=2'], why: expect.stringMatching(/^two jobs: \d\.\d MB per table$/) });
     } finally {
       rmSync(dir, { recursive: true, force: true });
       await t.drop();

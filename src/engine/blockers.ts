@@ -1,5 +1,10 @@
 import type { Db } from '../db/port.js';
 
+/** A lock timeout (55P03) or a statement timeout (57014): someone may hold what the statement waited for. */
+export function isWaitTimeout(sqlstate: string | null | undefined): boolean {
+  return sqlstate === '55P03' || sqlstate === '57014';
+}
+
 /**
  * After a lock or statement timeout: who holds locks on the relations the
  * failing statement uses. Names the backend, its application and what it is

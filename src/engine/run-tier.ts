@@ -6,7 +6,7 @@ import { checkPostCondition } from '../plan/post-condition.js';
 import { diffCatalog, snapshotCatalog } from '../probe/catalog.js';
 import { readMetrics } from '../probe/metrics.js';
 import { relationsToWatch, RowWatch } from '../probe/rows.js';
-import { describeBlockers } from './blockers.js';
+import { describeBlockers, isWaitTimeout } from './blockers.js';
 import { readGate } from './gate.js';
 import { ledgerRowCommitted, recordAttempt, recordLedger } from './ledger.js';
 import type { Delta, GateReading, MetricChange, PostResult, TierResult } from './result.js';
@@ -312,7 +312,7 @@ export async function runCheckTier(db: Db, plan: Plan, tier: Tier): Promise<Tier
 
 /** After a lock or statement timeout: adds who held the locks to the failure's detail. */
 async function nameBlockers(db: Db, failure: SqlFailure, statementSql: string): Promise<void> {
-  if (failure.sqlstate !== '55P03' && failure.sqlstate !== '57014') return;
+  if (!isWaitTimeout(failure.sqlstate)) return;
   const blockers = await describeBlockers(db, statementSql);
   if (blockers) failure.detail = [failure.detail, `blocked by ${blockers}`].filter(Boolean).join('; ');
 }

@@ -1,7 +1,7 @@
 import type { Db } from '../db/port.js';
 import { BlockedError, DbError } from '../errors.js';
 import type { Plan } from '../plan/load-plan.js';
-import { describeBlockers } from './blockers.js';
+import { describeBlockers, isWaitTimeout } from './blockers.js';
 
 /** How much longer than the longest statement_timeout the client waits for an answer before it declares the connection lost. */
 const RESPONSE_GRACE_MS = 10_000;
@@ -39,7 +39,7 @@ export async function namingBlockers<T>(db: Db, what: string, sql: string, fn: (
   try {
     return await fn();
   } catch (e) {
-    if (e instanceof DbError && (e.sqlstate === '55P03' || e.sqlstate === '57014')) {
+    if (e instanceof DbError && isWaitTimeout(e.sqlstate)) {
       const blockers = await describeBlockers(db, sql);
       throw new BlockedError(
         `${what} on ${db.displayUrl}: ${e.message}${blockers ? `; blocked by ${blockers}` : ''}; nothing was changed — end that transaction (or wait for it), then run again`,

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { parseDocument, YAMLParseError } from 'yaml';
+import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { PlanError, type PlanIssue } from '../errors.js';
 import { packageRoot } from '../package-root.js';
@@ -75,21 +75,7 @@ export function loadPlan(dirOrFile: string = bundledPlanDir()): Plan {
   if (badYamlLine !== null) {
     throw new PlanError(where, [{ path: `${yamlName}:${badYamlLine}`, message: 'not valid UTF-8: save the file as UTF-8' }]);
   }
-  const yamlText = yamlBytes.toString('utf8');
-  let raw: unknown;
-  try {
-    const doc = parseDocument(yamlText, { prettyErrors: true, uniqueKeys: true });
-    // an unknown tag (`!!js/function`, `!custom`) would silently become a string: a plan is plain YAML
-    const [problem] = [...doc.errors, ...doc.warnings];
-    if (problem && doc.errors.length === 0) problem.message = `${(problem.message.split('\n')[0] ?? '').replace(/:$/, '')} (a plan is plain YAML: remove the tag)`;
-    if (problem) throw problem;
-    raw = doc.toJS();
-  } catch (e) {
-    const msg = e instanceof YAMLParseError || (e instanceof Error && 'linePos' in e) ? (e.message.split('\n')[0] ?? '').replace(/:$/, '') : String(e);
-    const linePos = (e as { linePos?: { line: number }[] }).linePos;
-    const line = linePos?.[0] ? `:${linePos[0].line}` : '';
-    throw new PlanError(where, [{ path: `${yamlName}${line}`, message: `not valid YAML: ${msg}` }]);
-  }
+  const raw = parsePlanYaml(yamlBytes.toString('utf8'), yamlName, where);
   const parsed = PlanFile.safeParse(raw ?? {}, { reportInput: true });
   const issues: PlanIssue[] = parsed.success ? [] : zodIssues(parsed.error, yamlName);
   // With schema errors, keep checking what did validate, so that every problem is reported at once.
@@ -259,6 +245,28 @@ function formatPath(path: readonly PropertyKey[]): string {
     if (key === '' || (/[\s.[\]"]/.test(key) && !/^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$/.test(key))) return `${acc}[${JSON.stringify(key)}]`;
     return acc ? `${acc}.${key}` : key;
   }, '');
+}
+
+/**
+ * The YAML of a plan as plain data. The first error — or warning: an unknown
+ * tag (`!!js/function`, `!custom`) would silently become a string, and a plan
+ * is plain YAML — is a PlanError naming its line.
+ */
+function parsePlanYaml(text: string, yamlName: string, where: string): unknown {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  const problem = doc.errors[0] ?? doc.warnings[0];
+  if (problem) {
+    const line = problem.linePos?.[0]?.line;
+    const message = (problem.message.split('\n')[0] ?? '').replace(/:$/, '');
+    const advice = doc.errors.length ? '' : ' (a plan is plain YAML: remove the tag)';
+    throw new PlanError(where, [{ path: line ? `${yamlName}:${line}` : yamlName, message: `not valid YAML: ${message}${advice}` }]);
+  }
+  try {
+    return doc.toJS();
+  } catch (e) {
+    // e.g. too many aliases (a "billion laughs" document)
+    throw new PlanError(where, [{ path: yamlName, message: `not valid YAML: ${e instanceof Error ? e.message : String(e)}` }]);
+  }
 }
 
 /** The 1-based line of the first byte sequence that is not UTF-8, or null when the bytes are UTF-8. */

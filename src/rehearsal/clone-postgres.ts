@@ -24,7 +24,8 @@ export function postgresProvider(sourceUrl: string, scratchUrl: string): ClonePr
   return async (count, progress, register) => {
     const started = performance.now();
     const source = await readSource(sourceUrl);
-    const scratchVersion = await withServer(scratchUrl, 'the scratch server', (db) => Promise.resolve(db.capabilities.serverVersion));
+    const scratch = await readScratch(scratchUrl);
+    const scratchVersion = scratch.version;
     const tools = findPgTools(Math.floor(source.version / 10000));
     const base = cloneName(source.database);
     const work = mkdtempSync(join(tmpdir(), 'tiergate-dump-'));
@@ -33,7 +34,7 @@ export function postgresProvider(sourceUrl: string, scratchUrl: string): ClonePr
       const tables = await dump(tools.pgDump, sourceUrl, file, progress);
       const first = await createDatabase(scratchUrl, base, scratchVersion, null, register);
       progress(`restoring into ${first.displayUrl}`);
-      await restore(tools.pgRestore, first.url, file, tables, await restoreMode(tools.pgRestore, file, tables, scratchUrl), progress);
+      await restore(tools.pgRestore, first.url, file, tables, restoreMode(tools.pgRestore, file, tables, scratch.lockSlots), progress);
       await withDb(first.url, (db) => markClone(db, source.database), { applicationName: 'tiergate rehearse (clone)' });
       first.copyMs = Math.round(performance.now() - started);
       progress(`clone 1 of ${count} ready in ${(first.copyMs / 1000).toFixed(1)} s`);
@@ -47,6 +48,16 @@ export function postgresProvider(sourceUrl: string, scratchUrl: string): ClonePr
       rmSync(work, { recursive: true, force: true });
     }
   };
+}
+
+/** The scratch server's version and lock table size (max_locks_per_transaction × (max_connections + max_prepared_transactions)), in one visit. */
+export async function readScratch(scratchUrl: string): Promise<{ version: number; lockSlots: number }> {
+  return withServer(scratchUrl, 'the scratch server', async (db) => {
+    const r = await db.query<{ n: string }>(
+      `select current_setting('max_locks_per_transaction')::int8 * (current_setting('max_connections')::int8 + current_setting('max_prepared_transactions')::int8) as n`,
+    );
+    return { version: db.capabilities.serverVersion, lockSlots: Number(r.rows[0]?.n ?? 0) };
+  });
 }
 
 function requireServerUrl(url: string, flag: string): void {
@@ -168,15 +179,9 @@ async function dump(pgDump: string, sourceUrl: string, file: string, progress: (
  * when they fit in half the scratch server's lock table. Large tables restore
  * faster with two jobs (COPY and index builds in parallel).
  */
-export async function restoreMode(pgRestore: string, file: string, tables: number, scratchUrl: string): Promise<{ args: string[]; why: string }> {
+export function restoreMode(pgRestore: string, file: string, tables: number, lockSlots: number): { args: string[]; why: string } {
   const list = spawnSync(pgRestore, ['--list', file], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
   const entries = list.status === 0 ? list.stdout.split('\n').filter((l) => /^\d+;/.test(l)).length : Number.POSITIVE_INFINITY;
-  const lockSlots = await withServer(scratchUrl, 'the scratch server', async (db) => {
-    const r = await db.query<{ n: string }>(
-      `select current_setting('max_locks_per_transaction')::int8 * (current_setting('max_connections')::int8 + current_setting('max_prepared_transactions')::int8) as n`,
-    );
-    return Number(r.rows[0]?.n ?? 0);
-  });
   const bytesPerTable = statSync(file).size / Math.max(tables, 1);
   if (entries <= lockSlots / 2 && bytesPerTable < 1e6) {
     return { args: ['--single-transaction'], why: `one transaction: ${entries} small objects, lock table ${lockSlots}` };
