@@ -8,7 +8,9 @@
  *   const db = await openDb('postgres://deploy@prod/directus');
  *   try { const r = await apply(db, plan); console.log(r.outcome); } finally { await db.close(); }
  */
-export { loadPlan, bundledPlanDir, planFileHashes, type Plan, type Tier } from './plan/load-plan.js';
+export { loadPlan } from './plan/load-plan.js';
+export { openPlan } from './plan/open-plan.js';
+export { bundledPlanDir, planFileHashes, type Plan, type Tier } from './plan/plan.js';
 export { lintPlan, splitStatements, touchedRelations, type LintFinding, type SqlStatement } from './plan/lint.js';
 export { openDb, withDb, parseTarget, type Target } from './db/open-db.js';
 export type { Db, Queryable, Capabilities } from './db/port.js';

@@ -3,7 +3,8 @@ import { createInterface } from 'node:readline/promises';
 import { withDb } from '../db/open-db.js';
 import type { EngineEvent, RunResult, StatusResult } from '../engine/apply.js';
 import { UsageError, type ExitCode } from '../errors.js';
-import { loadPlan, type Plan } from '../plan/load-plan.js';
+import { openPlan } from '../plan/open-plan.js';
+import type { Plan } from '../plan/plan.js';
 import { renderTierLine } from '../report/render-terminal.js';
 import type { Output } from './output.js';
 
@@ -35,10 +36,10 @@ export async function dispatch(name: string, args: string[], opts: Opts, out: Ou
   }
 }
 
-export function plan(opts: Opts): Plan {
+export async function plan(opts: Opts): Promise<Plan> {
   // an empty --plan (or TIERGATE_PLAN) is a mistake, not a request for the bundled plan
   if (opts.plan !== undefined && String(opts.plan).trim() === '') throw new UsageError("--plan is empty: pass a plan folder (one holding tiergate.yaml), or leave --plan out for the bundled plan");
-  return opts.plan ? loadPlan(String(opts.plan)) : loadPlan();
+  return opts.plan ? openPlan(String(opts.plan)) : openPlan();
 }
 
 function target(opts: Opts): string {
@@ -47,8 +48,8 @@ function target(opts: Opts): string {
   return t;
 }
 
-function planCommand(opts: Opts, out: Output): ExitCode {
-  const p = plan(opts);
+async function planCommand(opts: Opts, out: Output): Promise<ExitCode> {
+  const p = await plan(opts);
   out.result({
     ok: true,
     plan: { name: p.name, dir: p.dir, sha256: p.sha256, database: p.database ?? null, schemas: p.schemas, gate: p.gate ?? null },
@@ -67,7 +68,7 @@ function planCommand(opts: Opts, out: Output): ExitCode {
 }
 
 async function lintCommand(opts: Opts, out: Output): Promise<ExitCode> {
-  const p = plan(opts);
+  const p = await plan(opts);
   const { lintPlan } = await import('../plan/lint.js');
   const findings = await lintPlan(p);
   const errors = findings.filter((f) => f.severity === 'error');
@@ -140,7 +141,7 @@ function printRunSummary(r: RunResult, out: Output): void {
 }
 
 async function applyCommand(opts: Opts, out: Output): Promise<ExitCode> {
-  const p = plan(opts);
+  const p = await plan(opts);
   const url = target(opts);
   const evidence = typeof opts.evidence === 'string' ? await loadBinding(opts.evidence, p) : null;
   const { displayTarget } = await import('../db/open-db.js');
@@ -167,7 +168,7 @@ async function loadBinding(file: string, p: Plan) {
 }
 
 async function rollbackCommand(opts: Opts, out: Output): Promise<ExitCode> {
-  const p = plan(opts);
+  const p = await plan(opts);
   const url = target(opts);
   const { displayTarget } = await import('../db/open-db.js');
   const rb = p.tiers.find((t) => t.kind === 'rollback');
@@ -188,7 +189,7 @@ async function rollbackCommand(opts: Opts, out: Output): Promise<ExitCode> {
 }
 
 async function verifyCommand(opts: Opts, out: Output): Promise<ExitCode> {
-  const p = plan(opts);
+  const p = await plan(opts);
   const { verify } = await import('../engine/apply.js');
   return withDb(target(opts), async (db): Promise<ExitCode> => {
     const r = await verify(db, p);
@@ -203,7 +204,7 @@ async function verifyCommand(opts: Opts, out: Output): Promise<ExitCode> {
 }
 
 async function statusCommand(opts: Opts, out: Output): Promise<ExitCode> {
-  const p = plan(opts);
+  const p = await plan(opts);
   const { status } = await import('../engine/apply.js');
   return withDb(target(opts), async (db): Promise<ExitCode> => {
     const s: StatusResult = await status(db, p);

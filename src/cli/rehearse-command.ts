@@ -10,7 +10,7 @@ import type { Output } from './output.js';
 
 /** `tiergate rehearse [--plan DIR] [--source URL --scratch URL | --dump FILE] [--out DIR] [--keep] [--require-go] [--json]` */
 export async function rehearseCommand(opts: Record<string, unknown>, out: Output): Promise<ExitCode> {
-  const plan = planOf(opts);
+  const plan = await planOf(opts);
   const { source, info } = resolveSource(opts);
   const outDir = resolve(String(opts.out ?? './tiergate-evidence'));
   const { rehearse } = await import('../rehearsal/rehearse.js');

@@ -22,12 +22,8 @@ export function parseTarget(url: string): Target {
   if (!url || !url.trim()) throw new UsageError('no target given: pass --target URL (postgres://user@host/db or pglite:DIR)');
   registerSecret(process.env.PGPASSWORD);
   if (/^postgres(ql)?:\/\//i.test(url)) {
-    let u: URL;
-    try {
-      u = new URL(url);
-    } catch {
-      throw new UsageError(`'${redactUrl(url)}' is not a valid PostgreSQL URL: expected postgres://user[:password]@host[:port]/database`);
-    }
+    const u = parsePostgresUrl(url);
+    if (!u) throw new UsageError(`'${redactUrl(url)}' is not a valid PostgreSQL URL: expected postgres://user[:password]@host[:port]/database`);
     if (u.password) registerSecret(decodeURIComponent(u.password));
     return { kind: 'postgres', url };
   }
@@ -50,6 +46,23 @@ export function parseTarget(url: string): Target {
   throw new UsageError(
     `'${redactUrl(url)}' is not a target URL tiergate knows: use postgres://user@host:port/database or pglite:DIR (or pglite:memory)`,
   );
+}
+
+/**
+ * A `postgres://` URL as WHATWG parses it, or null. libpq (and node-postgres)
+ * also take user-info with an empty host, `postgres://app@/directus?host=/run/postgresql`
+ * (the socket given as a parameter), which WHATWG refuses: a placeholder host
+ * stands in for the check.
+ */
+function parsePostgresUrl(url: string): URL | null {
+  for (const candidate of [url, url.replace(/^(postgres(?:ql)?:\/\/[^/?#]*@)(?=[/?#]|$)/i, '$1localhost')]) {
+    try {
+      return new URL(candidate);
+    } catch {
+      /* try the next form */
+    }
+  }
+  return null;
 }
 
 function pgliteDefaultDatabase(dir: string): string {

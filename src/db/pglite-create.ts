@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
+import { cacheRoot } from '../cache.js';
 import { packageRoot } from '../package-root.js';
 import { copyDir } from './copy-dir.js';
 import { PGLITE_DATABASE_FILE } from './open-db.js';
@@ -43,7 +44,7 @@ async function initialise(dir: string, name: string): Promise<void> {
 /** The cached initialised directory for `name`, built on first use; null when no cache can be written. */
 async function cachedTemplate(name: string): Promise<string | null> {
   try {
-    const root = process.env.TIERGATE_CACHE_DIR ?? join(packageRoot(), 'node_modules', '.cache', 'tiergate');
+    const root = cacheRoot();
     const key = `pglite-${pgliteVersion()}-${name.replace(/[^A-Za-z0-9_-]/g, '_')}`;
     const dir = join(root, key);
     if (existsSync(join(dir, 'PG_VERSION'))) return dir;

@@ -1,6 +1,6 @@
 import type { Db } from '../db/port.js';
 import { DriftError, TargetError, type SqlFailure } from '../errors.js';
-import type { Plan, Tier } from '../plan/load-plan.js';
+import type { Plan, Tier } from '../plan/plan.js';
 import { readMetrics } from '../probe/metrics.js';
 import { compareExpectations } from './expectations.js';
 import { readGate } from './gate.js';

@@ -1,4 +1,4 @@
-import type { Tier } from '../plan/load-plan.js';
+import type { Tier } from '../plan/plan.js';
 import type { ObjectKind } from '../plan/schema.js';
 import type { Delta, ExpectationResult } from './result.js';
 

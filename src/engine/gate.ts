@@ -1,5 +1,5 @@
 import type { Queryable } from '../db/port.js';
-import type { Plan } from '../plan/load-plan.js';
+import type { Plan } from '../plan/plan.js';
 import { readNumber } from '../probe/metrics.js';
 import type { GateReading } from './result.js';
 

@@ -1,6 +1,6 @@
 import type { Db, Queryable } from '../db/port.js';
 import type { SqlFailure } from '../errors.js';
-import type { Tier } from '../plan/load-plan.js';
+import type { Tier } from '../plan/plan.js';
 import { tiergateVersion } from '../version.js';
 import type { Delta } from './result.js';
 

@@ -1,7 +1,7 @@
 import type { Queryable } from '../db/port.js';
 import { DbError, type SqlFailure } from '../errors.js';
 import { splitStatements, type SqlStatement } from '../plan/lint.js';
-import type { Tier } from '../plan/load-plan.js';
+import type { Tier } from '../plan/plan.js';
 import { transactionControl, transactionControlMessage } from './tier-files.js';
 
 /** A statement of a tier file failed: everything PostgreSQL said, and where. */

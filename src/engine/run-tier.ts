@@ -1,7 +1,7 @@
 import type { Db, Queryable } from '../db/port.js';
 import { CommitInDoubtError, DbError, type SqlFailure } from '../errors.js';
 import { touchedRelations } from '../plan/lint.js';
-import type { Plan, Tier } from '../plan/load-plan.js';
+import type { Plan, Tier } from '../plan/plan.js';
 import { checkPostCondition } from '../plan/post-condition.js';
 import { diffCatalog, snapshotCatalog } from '../probe/catalog.js';
 import { readMetrics } from '../probe/metrics.js';

@@ -1,6 +1,6 @@
 import type { Db } from '../db/port.js';
 import { BlockedError, DbError } from '../errors.js';
-import type { Plan } from '../plan/load-plan.js';
+import type { Plan } from '../plan/plan.js';
 import { describeBlockers, isWaitTimeout } from './blockers.js';
 
 /** How much longer than the longest statement_timeout the client waits for an answer before it declares the connection lost. */

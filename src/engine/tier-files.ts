@@ -1,6 +1,6 @@
 import { PlanError, type PlanIssue } from '../errors.js';
 import { splitStatements, type SqlStatement } from '../plan/lint.js';
-import type { Plan, Tier } from '../plan/load-plan.js';
+import type { Plan, Tier } from '../plan/plan.js';
 
 /**
  * Statements that begin or end a transaction. In a tier file they would

@@ -4,7 +4,7 @@
  * and nothing breaks the tier's one transaction.
  */
 import { analyzeStatement, type RelName } from './analyze-statement.js';
-import type { Plan, Tier } from './load-plan.js';
+import type { Plan, Tier } from './plan.js';
 import { isObject, parseScript, SqlSyntaxError, type PgQuery, type SqlStatement } from './parse-script.js';
 import { skipTrivia, SourceText } from './source-text.js';
 import { statementLabel } from './statement-label.js';

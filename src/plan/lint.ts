@@ -11,10 +11,13 @@
  * does), `touched-relations.ts`, `lint-tier.ts` (the rules), `source-text.ts`
  * (offsets).
  */
-import type { Plan } from './load-plan.js';
+import { codeStamp, readCache, writeCache } from '../cache.js';
+import type { Plan } from './plan.js';
 import { lintTier, type LintFinding } from './lint-tier.js';
+import { sha256 } from './plan.js';
 import { parseScript, type PgQuery, type SqlStatement } from './parse-script.js';
-import { findTouchedRelations, type TouchedRelations } from './touched-relations.js';
+import { skipTrivia } from './source-text.js';
+import { touchedInParsed, type TouchedRelations } from './touched-relations.js';
 
 export type { LintFinding, LintRule } from './lint-tier.js';
 export { SqlSyntaxError, type SqlStatement } from './parse-script.js';
@@ -43,7 +46,7 @@ function loadParser(): Promise<PgQuery> {
  * insert.line; // 2
  */
 export async function splitStatements(sql: string): Promise<readonly SqlStatement[]> {
-  return remember(statementsOf, sql, async () => parseScript(await loadParser(), sql).statements);
+  return (await factsOf(sql)).statements;
 }
 
 /**
@@ -59,30 +62,93 @@ export async function splitStatements(sql: string): Promise<readonly SqlStatemen
  * // { writes: ['axis.ownership', 'log'], creates: [], drops: [], alters: [], calls: [], incomplete: [] }
  */
 export async function touchedRelations(sql: string): Promise<TouchedRelations> {
-  return remember(touchedBy, sql, async () => findTouchedRelations(await loadParser(), sql));
+  return (await factsOf(sql)).touched;
+}
+
+/** What the engine needs of a script: its statements and the relations it touches. */
+interface ScriptFacts {
+  statements: readonly SqlStatement[];
+  touched: TouchedRelations;
 }
 
 /*
  * One run reads each tier file up to three times (the one-transaction check
- * before the lock, the relations to watch, the statements to send): parsing
- * through the WASM parser is a good part of a CLI run's own time on a small
- * database, so results are kept per script text (a few, the latest) and
- * shared — callers only read them.
+ * before the lock, the relations to watch, the statements to send), and a CLI
+ * run would pay for loading the WASM parser (~0.1 s) and parsing the plan
+ * (~0.1 s) every time: the facts of a script are kept in memory per script
+ * text (a few, the latest) and on disk (tiergate's cache, keyed by the text's
+ * sha256 and the code that reads it). Callers only read them.
  */
 const REMEMBERED = 32;
-const statementsOf = new Map<string, Promise<readonly SqlStatement[]>>();
-const touchedBy = new Map<string, Promise<TouchedRelations>>();
+const remembered = new Map<string, Promise<ScriptFacts>>();
 
-function remember<T>(cache: Map<string, Promise<T>>, sql: string, compute: () => Promise<T>): Promise<T> {
-  let hit = cache.get(sql);
+function factsOf(sql: string): Promise<ScriptFacts> {
+  let hit = remembered.get(sql);
   if (!hit) {
-    hit = compute();
+    hit = computeFacts(sql);
     // a script that does not parse is parsed again next time (and fails again, with its error)
-    hit.catch(() => cache.delete(sql));
-    if (cache.size >= REMEMBERED) cache.delete(cache.keys().next().value!);
-    cache.set(sql, hit);
+    hit.catch(() => remembered.delete(sql));
+    if (remembered.size >= REMEMBERED) remembered.delete(remembered.keys().next().value!);
+    remembered.set(sql, hit);
   }
   return hit;
+}
+
+/** Forgets the scripts read in this process (the disk cache stays): for tests. */
+export function forgetScripts(): void {
+  remembered.clear();
+}
+
+/** On disk, a statement without its text: the text is the script's, cut at `start`–`end`. */
+type StoredFacts = { statements: Omit<SqlStatement, 'sql' | 'line'>[]; touched: TouchedRelations };
+
+let parseStamp: string | undefined;
+
+async function computeFacts(sql: string): Promise<ScriptFacts> {
+  parseStamp ??= codeStamp(import.meta.url, PARSE_MODULES, ['libpg-query']);
+  const key = `${parseStamp}:${sha256(sql)}`;
+  const stored = readCache<StoredFacts>('parse', key);
+  const restored = stored && restoreFacts(sql, stored);
+  if (restored) return restored;
+  const pg = await loadParser();
+  const parsed = parseScript(pg, sql);
+  const facts = { statements: parsed.statements, touched: touchedInParsed(pg, parsed) };
+  writeCache('parse', key, { statements: facts.statements.map(({ start, end, ast }) => ({ start, end, ast })), touched: facts.touched } satisfies StoredFacts);
+  return facts;
+}
+
+/** The modules whose code decides a script's facts (a change to one is a new cache key). */
+const PARSE_MODULES = ['lint', 'parse-script', 'analyze-statement', 'touched-relations', 'statement-label', 'source-text'];
+
+/**
+ * A stored entry made whole again, or null when it does not describe `sql`:
+ * the statements must lie in order inside the text with nothing but blanks,
+ * comments and semicolons between them, so that what is sent is always the
+ * whole file, cut where the parser cut it.
+ */
+function restoreFacts(sql: string, stored: StoredFacts): ScriptFacts | null {
+  if (!Array.isArray(stored.statements) || !stored.touched || !Array.isArray(stored.touched.writes)) return null;
+  const statements: SqlStatement[] = [];
+  let at = 0;
+  let line = 1;
+  let counted = 0;
+  for (const s of stored.statements) {
+    if (!Number.isInteger(s.start) || !Number.isInteger(s.end) || s.end <= s.start || s.end > sql.length) return null;
+    if (skipSeparators(sql, at) !== s.start) return null;
+    for (; counted < s.start; counted++) if (sql.charCodeAt(counted) === 10) line++;
+    statements.push({ sql: sql.slice(s.start, s.end), start: s.start, end: s.end, line, ast: s.ast });
+    at = s.end;
+  }
+  if (skipSeparators(sql, at) !== sql.length) return null;
+  return { statements, touched: stored.touched };
+}
+
+function skipSeparators(sql: string, i: number): number {
+  for (;;) {
+    i = skipTrivia(sql, i);
+    if (sql[i] !== ';') return i;
+    i++;
+  }
 }
 
 /**

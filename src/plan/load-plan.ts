@@ -1,53 +1,12 @@
-import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
+import { writeCache } from '../cache.js';
 import { PlanError, type PlanIssue } from '../errors.js';
-import { packageRoot } from '../package-root.js';
-import { PlanFile, type TierSpec } from './schema.js';
-import { parsePostCondition, type PostCondition } from './post-condition.js';
+import { assemblePlan, bundledPlanDir, readPlanSource, type Loose, type Plan } from './plan.js';
+import { PlanFile } from './schema.js';
+import { planCacheKey } from './open-plan.js';
 
-/** A tier as the engine runs it: the spec, its SQL and its sha256. */
-export interface Tier extends Omit<TierSpec, 'gated' | 'requires' | 'post' | 'reverts'> {
-  gated: boolean;
-  requires: number[];
-  post: PostCondition[];
-  reverts: number[];
-  /** absolute path of the SQL file */
-  path: string;
-  sql: string;
-  sha256: string;
-}
-
-/** A validated plan: pure data, the same value for rehearsal and production. */
-export interface Plan {
-  name: string;
-  /** absolute folder */
-  dir: string;
-  database: string | undefined;
-  schemas: string[];
-  defaults: { lock_timeout: string; statement_timeout: string };
-  gate: PlanFile['gate'];
-  metrics: Record<string, string>;
-  rehearsal: PlanFile['rehearsal'];
-  tiers: Tier[];
-  /** sha256 of tiergate.yaml */
-  yamlSha256: string;
-  /** plan-relative file → sha256 */
-  files: Record<string, string>;
-  /** sha256 over tiergate.yaml and every file's sha256: the plan's identity */
-  sha256: string;
-}
-
-/** The bundled plan: `plans/axis-governance/` beside the code. */
-export function bundledPlanDir(): string {
-  return join(packageRoot(), 'plans', 'axis-governance');
-}
-
-export function sha256(text: string | Buffer): string {
-  return createHash('sha256').update(text).digest('hex');
-}
+export * from './plan.js';
 
 /**
  * Loads and validates a plan folder. Pure and synchronous (file reads only);
@@ -58,161 +17,20 @@ export function sha256(text: string | Buffer): string {
  * @example const plan = loadPlan('plans/axis-governance');
  */
 export function loadPlan(dirOrFile: string = bundledPlanDir()): Plan {
-  const given = resolve(dirOrFile);
-  const isFile = existsSync(given) && statSync(given).isFile();
-  const dir = isFile ? dirname(given) : given;
-  const yamlPath = isFile ? given : join(dir, 'tiergate.yaml');
-  const where = relative(process.cwd(), dir) || '.';
-  if (!existsSync(dir)) {
-    throw new PlanError(where, [{ path: '', message: `folder '${dir}' does not exist (pass --plan DIR, a folder holding tiergate.yaml)` }]);
-  }
-  if (!existsSync(yamlPath)) {
-    throw new PlanError(where, [{ path: '', message: `no tiergate.yaml in '${dir}' (pass --plan DIR, a folder holding tiergate.yaml)` }]);
-  }
-  const yamlBytes = readFileSync(yamlPath);
-  const yamlName = basename(yamlPath);
-  const badYamlLine = invalidUtf8Line(yamlBytes);
-  if (badYamlLine !== null) {
-    throw new PlanError(where, [{ path: `${yamlName}:${badYamlLine}`, message: 'not valid UTF-8: save the file as UTF-8' }]);
-  }
-  const raw = parsePlanYaml(yamlBytes.toString('utf8'), yamlName, where);
+  const source = readPlanSource(dirOrFile);
+  const { yamlName, where } = source;
+  const raw = parsePlanYaml(source.yamlBytes.toString('utf8'), yamlName, where);
   const parsed = PlanFile.safeParse(raw ?? {}, { reportInput: true });
-  const issues: PlanIssue[] = parsed.success ? [] : zodIssues(parsed.error, yamlName);
-  // With schema errors, keep checking what did validate, so that every problem is reported at once.
-  const spec: Loose<PlanFile> = parsed.success ? parsed.data : ((LoosePlanFile.safeParse(raw).data ?? {}) as Loose<PlanFile>);
-  const specTiers = spec.tiers ?? [];
-  const metrics = spec.metrics ?? {};
-  const hasMetric = (m: string) => Object.hasOwn(metrics, m);
-  const tiers: Tier[] = [];
-  const files: Record<string, string> = {};
-  const seen = new Map<number, number>();
-
-  specTiers.forEach((t, i) => {
-    if (!t) return;
-    const at = `tiers[${i}]`;
-    const listedBefore = new Set(seen.keys());
-    if (t.id !== undefined) {
-      if (seen.has(t.id)) issues.push({ path: `${at}.id`, message: `tier ${t.id} is listed twice (also tiers[${seen.get(t.id)}])` });
-      else seen.set(t.id, i);
-    }
-    const id = t.id ?? `at tiers[${i}]`;
-
-    const gated = t.gated ?? t.kind === 'data';
-    if (t.kind === 'structure' && t.gated === true) {
-      issues.push({ path: `${at}.gated`, message: `tier ${id} is a structure tier: structure tiers are never gated (make it a data tier)` });
-    } else if (gated && t.kind && t.kind !== 'data') {
-      issues.push({ path: `${at}.gated`, message: `only data tiers can be gated (tier ${id} is ${t.kind})` });
-    }
-    if (gated && t.kind === 'data' && !spec.gate && !issues.some((x) => x.path === 'gate' || x.path.startsWith('gate.'))) {
-      issues.push({ path: `${at}.gated`, message: `tier ${id} is gated but the plan has no gate: add gate: (name, sql, min), or set gated: false` });
-    }
-
-    (t.requires ?? []).forEach((r, j) => {
-      if (r === t.id) issues.push({ path: `${at}.requires[${j}]`, message: `tier ${id} requires itself` });
-      else if (!listedBefore.has(r)) {
-        const later = specTiers.some((o) => o?.id === r);
-        issues.push({
-          path: `${at}.requires[${j}]`,
-          message: later ? `tier ${r} must be listed before tier ${id}, which requires it` : `tier ${r} does not exist`,
-        });
-      }
-    });
-    if (t.kind === 'rollback') {
-      if (!t.reverts?.length) issues.push({ path: `${at}.reverts`, message: `rollback tier ${id} must name the tiers it reverts (reverts: [6, 4, 3])` });
-    } else if (t.reverts && t.kind) {
-      issues.push({ path: `${at}.reverts`, message: `only a rollback tier reverts tiers (tier ${id} is ${t.kind})` });
-    }
-    (t.reverts ?? []).forEach((r, j) => {
-      const target = specTiers.find((o) => o?.id === r);
-      if (!target) issues.push({ path: `${at}.reverts[${j}]`, message: `tier ${r} does not exist` });
-      else if (target.kind === 'rollback' || target.kind === 'preflight' || target.kind === 'verify')
-        issues.push({ path: `${at}.reverts[${j}]`, message: `tier ${r} is a ${target.kind} tier: it leaves nothing to revert` });
-    });
-
-    const post: PostCondition[] = [];
-    (t.post ?? []).forEach((p, j) => {
-      const parsedPost = parsePostCondition(p);
-      if ('error' in parsedPost) issues.push({ path: `${at}.post[${j}]`, message: parsedPost.error });
-      else if (!hasMetric(parsedPost.metric))
-        issues.push({ path: `${at}.post[${j}]`, message: `metric '${parsedPost.metric}' is not defined under metrics: (defined: ${Object.keys(metrics).join(', ') || 'none'})` });
-      else post.push(parsedPost);
-    });
-    for (const m of Object.keys(t.expect?.metrics ?? {})) {
-      if (!hasMetric(m)) issues.push({ path: `${at}.expect.metrics.${m}`, message: `metric '${m}' is not defined under metrics: (defined: ${Object.keys(metrics).join(', ') || 'none'})` });
-    }
-
-    if (t.file === undefined) return;
-    if (isAbsolute(t.file) || t.file.split(/[\\/]/).includes('..')) {
-      issues.push({ path: `${at}.file`, message: `'${t.file}' must be a path inside the plan folder` });
-      return;
-    }
-    const path = join(dir, t.file);
-    if (!existsSync(path) || !statSync(path).isFile()) {
-      issues.push({ path: `${at}.file`, message: `file '${t.file}' does not exist in ${where}` });
-      return;
-    }
-    const bytes = readFileSync(path);
-    const sql = bytes.toString('utf8');
-    if (sql.trim() === '') issues.push({ path: `${at}.file`, message: `file '${t.file}' is empty` });
-    // the SQL sent must be the file hashed: no bytes replaced in decoding, none cut off by the server
-    const badLine = invalidUtf8Line(bytes);
-    if (badLine !== null) issues.push({ path: `${at}.file`, message: `file '${t.file}' is not valid UTF-8 (line ${badLine}): save it as UTF-8` });
-    const nul = bytes.indexOf(0);
-    if (nul >= 0) {
-      issues.push({
-        path: `${at}.file`,
-        message: `file '${t.file}' holds a NUL byte (line ${bytes.subarray(0, nul).toString('utf8').split('\n').length}): PostgreSQL text cannot hold one, and the server would silently end the statement there`,
-      });
-    }
-    const hash = sha256(bytes);
-    files[t.file] = hash;
-    const strict = parsed.success ? parsed.data.tiers[i] : undefined;
-    if (strict) {
-      tiers.push({ ...strict, gated, requires: strict.requires ?? [], post, reverts: strict.reverts ?? [], path, sql, sha256: hash });
-    }
-  });
-
-  const rollbacks = specTiers.filter((t) => t?.kind === 'rollback');
-  if (rollbacks.length > 1) issues.push({ path: 'tiers', message: `a plan has at most one rollback tier (found ${rollbacks.map((t) => t?.id).join(', ')})` });
-  const verifies = specTiers.filter((t) => t?.kind === 'verify');
-  if (verifies.length > 1) issues.push({ path: 'tiers', message: `a plan has at most one verify tier (found ${verifies.map((t) => t?.id).join(', ')})` });
-  if (spec.gate?.name && hasMetric(spec.gate.name)) {
-    issues.push({ path: `metrics.${spec.gate.name}`, message: `'${spec.gate.name}' is the gate's name; a metric cannot share it` });
+  if (parsed.success) {
+    const plan = assemblePlan(source, parsed.data);
+    // the next run of this tiergate.yaml skips the YAML parser and the schema (open-plan.ts)
+    writeCache('plan', planCacheKey(source.yamlBytes), parsed.data);
+    return plan;
   }
-
-  if (issues.length || !parsed.success) throw new PlanError(where, sortIssues(issues));
-  const plan = parsed.data;
-
-  const yamlSha256 = sha256(yamlBytes);
-  const planSha = sha256(
-    [`tiergate.yaml ${yamlSha256}`, ...Object.entries(files).sort(([a], [b]) => (a < b ? -1 : 1)).map(([f, h]) => `${f} ${h}`)].join('\n'),
-  );
-  return {
-    name: plan.plan,
-    dir,
-    database: plan.database,
-    schemas: plan.schemas,
-    defaults: plan.defaults,
-    gate: plan.gate,
-    metrics: plan.metrics,
-    rehearsal: plan.rehearsal,
-    tiers,
-    yamlSha256,
-    files,
-    sha256: planSha,
-  };
+  // With schema errors, keep checking what did validate, so that every problem is reported at once.
+  const spec = (LoosePlanFile.safeParse(raw).data ?? {}) as Loose<PlanFile>;
+  return assemblePlan(source, undefined, spec, zodIssues(parsed.error, yamlName));
 }
-
-/** A plan value where every field may be missing: what a plan with schema errors still tells us. */
-type Loose<T> = T extends undefined
-  ? undefined
-  : [T] extends [(infer E)[]]
-  ? [E] extends [object]
-    ? (Loose<E> | undefined)[]
-    : T
-  : T extends object
-    ? { [K in keyof T]?: Loose<T[K]> }
-    : T;
 
 /**
  * The plan schema made forgiving, derived from the strict one: a field that
@@ -231,11 +49,6 @@ function loosen(schema: z.ZodType): z.ZodType {
   return schema.optional().catch(undefined);
 }
 const LoosePlanFile = loosen(PlanFile);
-
-/** Sorts issues by path (`tiers[2]` before `tiers[10]`), keeping the order of issues on one path. */
-function sortIssues(issues: PlanIssue[]): PlanIssue[] {
-  return [...issues].sort((a, b) => a.path.localeCompare(b.path, 'en', { numeric: true }));
-}
 
 function formatPath(path: readonly PropertyKey[]): string {
   return path.reduce<string>((acc, seg) => {
@@ -266,29 +79,6 @@ function parsePlanYaml(text: string, yamlName: string, where: string): unknown {
   } catch (e) {
     // e.g. too many aliases (a "billion laughs" document)
     throw new PlanError(where, [{ path: yamlName, message: `not valid YAML: ${e instanceof Error ? e.message : String(e)}` }]);
-  }
-}
-
-/** The 1-based line of the first byte sequence that is not UTF-8, or null when the bytes are UTF-8. */
-function invalidUtf8Line(bytes: Buffer): number | null {
-  try {
-    new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-    return null;
-  } catch {
-    let line = 1;
-    let start = 0;
-    for (let i = 0; i <= bytes.length; i++) {
-      if (i === bytes.length || bytes[i] === 0x0a) {
-        try {
-          new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(start, i));
-        } catch {
-          return line;
-        }
-        line++;
-        start = i + 1;
-      }
-    }
-    return line;
   }
 }
 
@@ -393,16 +183,3 @@ function allowedKeys(path: readonly PropertyKey[]): string[] {
   return [];
 }
 
-/** Every file of the plan with its sha256, tiergate.yaml included: what evidence binds to. */
-export function planFileHashes(plan: Plan): Record<string, string> {
-  return { 'tiergate.yaml': plan.yamlSha256, ...plan.files };
-}
-
-/** The tiers `apply` runs, in plan order (everything but rollback). */
-export function applyOrder(plan: Plan): Tier[] {
-  return plan.tiers.filter((t) => t.kind !== 'rollback');
-}
-
-export function tierById(plan: Plan, id: number): Tier | undefined {
-  return plan.tiers.find((t) => t.id === id);
-}

@@ -1,6 +1,6 @@
 /** The relations a script changes, collected from the effects of its statements. */
 import { analyzeStatement } from './analyze-statement.js';
-import { parseScript, type PgQuery } from './parse-script.js';
+import type { ParsedScript, PgQuery } from './parse-script.js';
 
 /** The relations a script changes, as written (`schema.table` or `table`, quoted only when needed). */
 export interface TouchedRelations {
@@ -18,9 +18,8 @@ export interface TouchedRelations {
   incomplete: string[];
 }
 
-/** `touchedRelations` with the parser loaded: see there. */
-export function findTouchedRelations(pg: PgQuery, sql: string): TouchedRelations {
-  const { src, statements } = parseScript(pg, sql);
+/** `touchedRelations` of a script the parser has read: see there. */
+export function touchedInParsed(pg: PgQuery, { src, statements }: ParsedScript): TouchedRelations {
   const sets = { writes: new Set<string>(), creates: new Set<string>(), drops: new Set<string>(), alters: new Set<string>(), calls: new Set<string>() };
   const incomplete: string[] = [];
   for (const stmt of statements) {

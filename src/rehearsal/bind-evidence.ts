@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { RunResult } from '../engine/apply.js';
 import type { Delta, TierResult } from '../engine/result.js';
 import { UsageError } from '../errors.js';
-import { planFileHashes, type Plan } from '../plan/load-plan.js';
+import { planFileHashes, type Plan } from '../plan/plan.js';
 import { parseEvidence } from '../report/render-json.js';
 import type { Evidence } from './evidence.js';
 

@@ -6,7 +6,7 @@ import { ensureLedger } from '../engine/ledger.js';
 import type { GateReading, TierResult } from '../engine/result.js';
 import { runCheckTier, runTier, type RunTierOptions } from '../engine/run-tier.js';
 import { TargetError } from '../errors.js';
-import { planFileHashes, type Plan, type Tier } from '../plan/load-plan.js';
+import { planFileHashes, type Plan, type Tier } from '../plan/plan.js';
 import { diffFingerprints, fingerprintClone, sameFingerprint, type Fingerprint } from '../probe/fingerprint.js';
 import { tiergateVersion } from '../version.js';
 import { isMarkedClone, withClones, type Clone, type CloneSource } from './clone.js';
