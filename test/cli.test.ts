@@ -65,6 +65,17 @@ describe.each(testTargets())('tiergate CLI on %s', (kind) => {
   });
   afterEach(async () => target.drop());
 
+  it('takes the libpq socket form of a URL (user-info, no host, ?host=DIR), password redacted', async () => {
+    if (kind !== 'postgres') return; // a PGlite target has no socket: the form is PostgreSQL's
+    const u = new URL(target.url);
+    const socketForm = `postgres://${u.username}:canary-pw@/${u.pathname.slice(1)}?host=${u.searchParams.get('host')}&port=${u.port}`;
+    const r = await runCli(['status', '--plan', ENGINE_PLAN, '--target', socketForm]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/gate approvals = 0/);
+    expect(r.stdout + r.stderr).not.toContain('canary-pw');
+  });
+
   it('apply with the gate closed exits 3 and says NO-GO; status shows the gate and metrics; verify exits 1', async () => {
     const r = await runCli(['apply', '--yes', '--plan', ENGINE_PLAN, '--target', target.url]);
     expect(r.stderr).toBe('');
