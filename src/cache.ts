@@ -11,7 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { packageRoot } from './package-root.js';
 
@@ -41,14 +41,28 @@ export function codeStamp(from: string, modules: string[], packages: string[]): 
       hash.update(`${m}: missing`);
     }
   }
-  for (const p of packages) {
-    try {
-      hash.update(`${p}@${(JSON.parse(readFileSync(join(packageRoot(), 'node_modules', p, 'package.json'), 'utf8')) as { version: string }).version}`);
-    } catch {
-      hash.update(`${p}: missing`);
-    }
-  }
+  for (const p of packages) hash.update(`${p}@${packageVersion(p)}`);
   return hash.digest('hex');
+}
+
+/** The version of the package `name` as this module resolves it (wherever npm put it), or 'unknown'. */
+function packageVersion(name: string): string {
+  try {
+    let dir = dirname(fileURLToPath(import.meta.resolve(name)));
+    for (;;) {
+      try {
+        const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+        if (pkg.name === name && pkg.version) return pkg.version;
+      } catch {
+        /* no package.json here: look further up */
+      }
+      const up = dirname(dir);
+      if (up === dir) return 'unknown';
+      dir = up;
+    }
+  } catch {
+    return 'unknown';
+  }
 }
 
 function entryPath(kind: string, key: string): string {

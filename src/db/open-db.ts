@@ -2,6 +2,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 import { redactUrl, registerSecret } from '../secrets.js';
+import { parsePostgresUrl } from './pg-url.js';
 import type { Db } from './port.js';
 
 /** The file in a PGlite data directory naming the database tiergate uses there. */
@@ -46,23 +47,6 @@ export function parseTarget(url: string): Target {
   throw new UsageError(
     `'${redactUrl(url)}' is not a target URL tiergate knows: use postgres://user@host:port/database or pglite:DIR (or pglite:memory)`,
   );
-}
-
-/**
- * A `postgres://` URL as WHATWG parses it, or null. libpq (and node-postgres)
- * also take user-info with an empty host, `postgres://app@/directus?host=/run/postgresql`
- * (the socket given as a parameter), which WHATWG refuses: a placeholder host
- * stands in for the check.
- */
-function parsePostgresUrl(url: string): URL | null {
-  for (const candidate of [url, url.replace(/^(postgres(?:ql)?:\/\/[^/?#]*@)(?=[/?#]|$)/i, '$1localhost')]) {
-    try {
-      return new URL(candidate);
-    } catch {
-      /* try the next form */
-    }
-  }
-  return null;
 }
 
 function pgliteDefaultDatabase(dir: string): string {

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDb, parseTarget, withDb } from '../db/open-db.js';
+import { editPostgresUrl } from '../db/pg-url.js';
 import type { Db } from '../db/port.js';
 import { ConnectionError, TargetError, UsageError } from '../errors.js';
 import { redactUrl } from '../secrets.js';
@@ -102,9 +103,9 @@ function ident(name: string): string {
 }
 
 function databaseUrl(serverUrl: string, database: string): string {
-  const u = new URL(serverUrl);
-  u.pathname = '/' + encodeURIComponent(database);
-  return u.toString();
+  return editPostgresUrl(serverUrl, (u) => {
+    u.pathname = '/' + encodeURIComponent(database);
+  });
 }
 
 /** Creates an empty database (from template0) or a copy of `template`, registered for cleanup at once. */
@@ -200,8 +201,8 @@ async function restore(pgRestore: string, cloneUrl: string, file: string, tables
   progress(`pg_restore (${mode.why})`);
   const run = await runTool(pgRestore, [...mode.args, '--no-owner', '--no-privileges', '--verbose', `--dbname=${dbname}`, file], env, (line) => {
     if (/^pg_restore: creating /.test(line)) created++;
-    // --jobs: "finished item N TABLE DATA …"; one transaction: "processing data for table …"
-    else if (/finished item \d+ TABLE DATA|processing data for table/.test(line)) restored++;
+    // one line per table in either mode (with --jobs a worker prints it, and "finished item N TABLE DATA" follows: not counted again)
+    else if (/processing data for table/.test(line)) restored++;
     report();
   });
   // a clone that misses part of the source would prove nothing: any restore error fails

@@ -2,6 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { UsageError } from '../errors.js';
+import { editPostgresUrl } from '../db/pg-url.js';
 import { registerSecret, scrub } from '../secrets.js';
 
 export interface PgTools {
@@ -61,16 +62,18 @@ function toolMajor(path: string): number | null {
  * password in PGPASSWORD (never on a command line, where `ps` shows it).
  */
 export function toolConnection(url: string): { dbname: string; env: Record<string, string> } {
-  const u = new URL(url);
-  const password = u.password ? decodeURIComponent(u.password) : u.searchParams.get('password');
-  u.password = '';
-  u.searchParams.delete('password');
+  let password: string | null = null;
+  const dbname = editPostgresUrl(url, (u) => {
+    password = u.password ? decodeURIComponent(u.password) : u.searchParams.get('password');
+    u.password = '';
+    u.searchParams.delete('password');
+  });
   const env: Record<string, string> = {};
   if (password) {
     registerSecret(password);
     env.PGPASSWORD = password;
   }
-  return { dbname: u.toString(), env };
+  return { dbname, env };
 }
 
 export interface ToolRun {

@@ -46,6 +46,9 @@ WHERE p.key = 'OS-AXIS'
 ORDER BY g.collection, a.n
 ON CONFLICT (collection) DO NOTHING;
 
+-- statistics follow the rows (see tier 3)
+ANALYZE axis.ownership;
+
 -- Post-condition: owner_gap = 0
 DO $post$
 DECLARE

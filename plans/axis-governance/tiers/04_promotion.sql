@@ -52,6 +52,9 @@ FROM axis.v_reconcile_collection_topic_vs_label r
 WHERE r.reconcile_flag IN ('orthogonal_facet', 'no_label_rule')
   AND NOT r.decided;
 
+-- statistics follow the rows (see tier 3)
+ANALYZE axis.reconcile_decision;
+
 -- the projection axes: those the proposal's anchors' topics lie on
 UPDATE axis.axis x
    SET previous_status = x.status, status = 'ratified', status_tag = 'PROD_T4'
@@ -71,6 +74,8 @@ UPDATE axis.topic t
                    CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'topics') AS pt(key text, axis text)
                     JOIN LATERAL jsonb_to_recordset(p.payload -> 'anchors') AS a(topic text) ON a.topic = pt.key
                    WHERE p.key = 'OS-AXIS');
+
+ANALYZE axis.axis, axis.topic;
 
 -- Post-conditions: divergent = 0, projection_gap = 0
 DO $post$

@@ -211,6 +211,10 @@ DELETE FROM axis.containment_rule       WHERE tag = 'PROD_T3';
 DELETE FROM axis.topic                  WHERE tag = 'PROD_T3';
 DELETE FROM axis.axis                   WHERE tag = 'PROD_T3';
 
+-- statistics follow the rows (see tier 3): a re-apply of tiers 3 and 4 is
+-- planned for the tables as this tier leaves them, not as they were
+ANALYZE axis.collection_topic, axis.ownership, axis.containment_assignment, axis.containment_rule, axis.topic, axis.axis;
+
 -- Post-condition: no PROD_T3 / PROD_T4 rows remain, tier 6's objects are gone
 DO $post$
 DECLARE
