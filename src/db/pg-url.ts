@@ -12,6 +12,7 @@ function withPlaceholder(url: string): string {
 
 /** The URL parsed, or null when it is not one (the empty-host form reads with a placeholder host). */
 export function parsePostgresUrl(url: string): URL | null {
+  if (!/^postgres(ql)?:\/\//i.test(url)) return null;
   for (const candidate of [url, withPlaceholder(url)]) {
     try {
       return new URL(candidate);
