@@ -27,41 +27,41 @@ function cacheOff(): boolean {
  * The identity of the code that computes a cached value: the text of its
  * modules (siblings of `from`, by base name: `.js` when compiled, `.ts` under
  * tsx) and the versions of the packages it uses. A change to any of them is
- * a new key, so a stale entry is never read.
+ * a new key, so a stale entry is never read. Null — no caching — when a
+ * module or a package cannot be found: a key that does not follow the code
+ * would outlive an upgrade.
  *
  * @example const stamp = codeStamp(import.meta.url, ['parse-script', 'analyze-statement'], ['libpg-query']);
  */
-export function codeStamp(from: string, modules: string[], packages: string[]): string {
+export function codeStamp(from: string, modules: string[], packages: string[]): string | null {
   const hash = createHash('sha256');
   const ext = from.endsWith('.ts') ? '.ts' : '.js';
-  for (const m of modules) {
-    try {
-      hash.update(readFileSync(fileURLToPath(new URL(`./${m}${ext}`, from))));
-    } catch {
-      hash.update(`${m}: missing`);
-    }
+  try {
+    for (const m of modules) hash.update(readFileSync(fileURLToPath(new URL(`./${m}${ext}`, from))));
+  } catch {
+    return null;
   }
-  for (const p of packages) hash.update(`${p}@${packageVersion(p)}`);
+  for (const p of packages) {
+    const version = packageVersion(p);
+    if (!version) return null;
+    hash.update(`${p}@${version}`);
+  }
   return hash.digest('hex');
 }
 
-/** The version of the package `name` as this module resolves it (wherever npm put it), or 'unknown'. */
-function packageVersion(name: string): string {
-  try {
-    let dir = dirname(fileURLToPath(import.meta.resolve(name)));
-    for (;;) {
-      try {
-        const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
-        if (pkg.name === name && pkg.version) return pkg.version;
-      } catch {
-        /* no package.json here: look further up */
-      }
-      const up = dirname(dir);
-      if (up === dir) return 'unknown';
-      dir = up;
+/**
+ * The version of the package `name` as Node resolves it from tiergate's own
+ * folder (its node_modules, then each parent's), or null.
+ */
+function packageVersion(name: string): string | null {
+  for (let dir = packageRoot(); ; dir = dirname(dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'node_modules', name, 'package.json'), 'utf8')) as { version?: string };
+      if (pkg.version) return pkg.version;
+    } catch {
+      /* not installed here: look further up */
     }
-  } catch {
-    return 'unknown';
+    if (dirname(dir) === dir) return null;
   }
 }
 
@@ -69,11 +69,18 @@ function entryPath(kind: string, key: string): string {
   return join(cacheRoot(), kind, `${createHash('sha256').update(key).digest('hex')}.json`);
 }
 
-/** The value stored under `key`, or undefined (none, unreadable, or the cache is off). */
+/**
+ * The value stored under `key`, or undefined (none, unreadable, or the cache
+ * is off). An entry is read only when it and its folders belong to this user
+ * and nobody else can write them: what the cache holds (a validated plan, the
+ * statements of a tier file) is trusted as much as tiergate's own code.
+ */
 export function readCache<T>(kind: string, key: string): T | undefined {
   if (cacheOff()) return undefined;
   try {
-    const entry = JSON.parse(readFileSync(entryPath(kind, key), 'utf8')) as { key?: unknown; value?: T };
+    const path = entryPath(kind, key);
+    if (![path, dirname(path), cacheRoot()].every(ownedByUs)) return undefined;
+    const entry = JSON.parse(readFileSync(path, 'utf8')) as { key?: unknown; value?: T };
     // the key is stored too: a hash collision or a truncated copy is a miss
     return entry.key === key ? entry.value : undefined;
   } catch {
@@ -81,14 +88,22 @@ export function readCache<T>(kind: string, key: string): T | undefined {
   }
 }
 
+/** Owned by this process's user and not writable by group or others (always true where there are no uids). */
+function ownedByUs(path: string): boolean {
+  const uid = process.getuid?.();
+  if (uid === undefined) return true;
+  const st = statSync(path);
+  return st.uid === uid && (st.mode & 0o022) === 0;
+}
+
 /** Stores `value` under `key`, atomically (a reader sees the old entry, the new one, or none). */
 export function writeCache(kind: string, key: string, value: unknown): void {
   if (cacheOff()) return;
   try {
     const path = entryPath(kind, key);
-    mkdirSync(join(cacheRoot(), kind), { recursive: true });
+    mkdirSync(join(cacheRoot(), kind), { recursive: true, mode: 0o700 });
     const temp = `${path}.${process.pid}.tmp`;
-    writeFileSync(temp, JSON.stringify({ key, value }));
+    writeFileSync(temp, JSON.stringify({ key, value }), { mode: 0o600 });
     renameSync(temp, path);
     prune(join(cacheRoot(), kind));
   } catch {

@@ -3,6 +3,8 @@
  * is registered here, and everything printed, logged or written passes
  * through `scrub`.
  */
+import { editPostgresUrl, parsePostgresUrl } from './db/pg-url.js';
+
 const secrets = new Set<string>();
 
 export function registerSecret(secret: string | undefined | null): void {
@@ -31,8 +33,7 @@ export function scrubValue<T>(value: T): T {
  * @example redactUrl('postgres://app:s3cret@db/directus') // 'postgres://app:***@db/directus'
  */
 export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
+  const redact = (u: URL) => {
     if (u.password) {
       registerSecret(decodeURIComponent(u.password));
       u.password = '***';
@@ -44,6 +45,12 @@ export function redactUrl(url: string): string {
         u.searchParams.set(key, '***');
       }
     }
+  };
+  try {
+    // libpq's empty-host form (`postgres://app:pw@/db?host=/run/pg`) parses through pg-url
+    if (parsePostgresUrl(url)) return editPostgresUrl(url, redact);
+    const u = new URL(url);
+    redact(u);
     return u.toString();
   } catch {
     // Not a URL the parser accepts (a bad port, an unencoded '#' or '/' in the

@@ -1,4 +1,4 @@
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -56,7 +56,14 @@ describe('the plan cache', () => {
     const entry = readFileSync(entryPath, 'utf8');
     writeFileSync(entryPath, entry.replace('"plan":"axis-governance"', '"plan":"from-the-cache"'));
     expect((await openPlan(dir)).name).toBe('from-the-cache');
+    // an entry someone else could have written is not read (the plan is validated again)
+    chmodSync(entryPath, 0o664);
+    expect((await openPlan(dir)).name).toBe('axis-governance');
+    chmodSync(entryPath, 0o600);
     writeFileSync(entryPath, entry);
+    // an entry without the shape of a plan is a miss
+    writeFileSync(entryPath, entry.replace(/"tiers":\[.*\]\}\}$/, '"tiers":[]}}'));
+    expect(await openPlan(dir)).toEqual(fresh);
 
     // a changed tiergate.yaml is validated again: its new problem is reported, not the old plan
     const yamlPath = join(dir, 'tiergate.yaml');

@@ -1,13 +1,13 @@
 /**
  * `postgres://` URLs as WHATWG's URL parses them, including libpq's form with
- * user-info and an empty host (`postgres://app@/directus?host=/run/postgresql`,
+ * user-info and an empty host (`postgres://app@/directus?host=/run/postgresql`, `postgres://app@:5433/directus`,
  * the socket given as a parameter), which WHATWG refuses: a placeholder host
  * stands in while the URL is read or edited, and is taken out again.
  */
 const NO_HOST = 'tiergate-no-host.invalid';
 
 function withPlaceholder(url: string): string {
-  return url.replace(/^(postgres(?:ql)?:\/\/[^/?#]*@)(?=[/?#]|$)/i, `$1${NO_HOST}`);
+  return url.replace(/^(postgres(?:ql)?:\/\/[^/?#]*@)(?=[:/?#]|$)/i, `$1${NO_HOST}`);
 }
 
 /** The URL parsed, or null when it is not one (the empty-host form reads with a placeholder host). */

@@ -48,7 +48,7 @@ async function cachedTemplate(name: string): Promise<string | null> {
     const key = `pglite-${pgliteVersion()}-${name.replace(/[^A-Za-z0-9_-]/g, '_')}`;
     const dir = join(root, key);
     if (existsSync(join(dir, 'PG_VERSION'))) return dir;
-    mkdirSync(root, { recursive: true });
+    mkdirSync(root, { recursive: true, mode: 0o700 });
     const building = mkdtempSync(join(root, `${key}.building-`));
     await initialise(building, name);
     try {

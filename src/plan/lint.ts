@@ -62,13 +62,15 @@ export async function splitStatements(sql: string): Promise<readonly SqlStatemen
  * // { writes: ['axis.ownership', 'log'], creates: [], drops: [], alters: [], calls: [], incomplete: [] }
  */
 export async function touchedRelations(sql: string): Promise<TouchedRelations> {
-  return (await factsOf(sql)).touched;
+  const { touched } = await factsOf(sql);
+  if (touched instanceof Error) throw touched;
+  return touched;
 }
 
-/** What the engine needs of a script: its statements and the relations it touches. */
+/** What the engine needs of a script: its statements and the relations it touches (or why they could not be read). */
 interface ScriptFacts {
   statements: readonly SqlStatement[];
-  touched: TouchedRelations;
+  touched: TouchedRelations | Error;
 }
 
 /*
@@ -102,19 +104,27 @@ export function forgetScripts(): void {
 /** On disk, a statement without its text: the text is the script's, cut at `start`–`end`. */
 type StoredFacts = { statements: Omit<SqlStatement, 'sql' | 'line'>[]; touched: TouchedRelations };
 
-let parseStamp: string | undefined;
+let parseStamp: string | null | undefined;
 
 async function computeFacts(sql: string): Promise<ScriptFacts> {
-  parseStamp ??= codeStamp(import.meta.url, PARSE_MODULES, ['libpg-query']);
-  const key = `${parseStamp}:${sha256(sql)}`;
-  const stored = readCache<StoredFacts>('parse', key);
+  if (parseStamp === undefined) parseStamp = codeStamp(import.meta.url, PARSE_MODULES, ['libpg-query']);
+  const key = parseStamp === null ? null : `${parseStamp}:${sha256(sql)}`;
+  const stored = key === null ? undefined : readCache<StoredFacts>('parse', key);
   const restored = stored && restoreFacts(sql, stored);
   if (restored) return restored;
   const pg = await loadParser();
   const parsed = parseScript(pg, sql);
-  const facts = { statements: parsed.statements, touched: touchedInParsed(pg, parsed) };
-  writeCache('parse', key, { statements: facts.statements.map(({ start, end, ast }) => ({ start, end, ast })), touched: facts.touched } satisfies StoredFacts);
-  return facts;
+  let touched: TouchedRelations | Error;
+  try {
+    touched = touchedInParsed(pg, parsed);
+  } catch (e) {
+    // the statements stand on their own: a failure to read what they touch must not cost the split
+    touched = e instanceof Error ? e : new Error(String(e));
+  }
+  if (key !== null && !(touched instanceof Error)) {
+    writeCache('parse', key, { statements: parsed.statements.map(({ start, end, ast }) => ({ start, end, ast })), touched } satisfies StoredFacts);
+  }
+  return { statements: parsed.statements, touched };
 }
 
 /** The modules whose code decides a script's facts (a change to one is a new cache key). */

@@ -9,7 +9,8 @@ import { planCacheKey } from './open-plan.js';
 export * from './plan.js';
 
 /**
- * Loads and validates a plan folder. Pure and synchronous (file reads only);
+ * Loads and validates a plan folder. Synchronous: file reads, and a valid
+ * tiergate.yaml is written to tiergate's cache for `openPlan`;
  * every problem is reported at once in a `PlanError`, each with its path
  * (`tiers[3].requires[0]: tier 7 does not exist`): schema errors do not hide
  * the plan's other problems (missing files, unknown tiers, …).
@@ -24,7 +25,8 @@ export function loadPlan(dirOrFile: string = bundledPlanDir()): Plan {
   if (parsed.success) {
     const plan = assemblePlan(source, parsed.data);
     // the next run of this tiergate.yaml skips the YAML parser and the schema (open-plan.ts)
-    writeCache('plan', planCacheKey(source.yamlBytes), parsed.data);
+    const key = planCacheKey(source.yamlBytes);
+    if (key !== null) writeCache('plan', key, parsed.data);
     return plan;
   }
   // With schema errors, keep checking what did validate, so that every problem is reported at once.

@@ -13,16 +13,28 @@ import type { PlanFile } from './schema.js';
 /** @example const plan = await openPlan('plans/axis-governance'); */
 export async function openPlan(dirOrFile: string = bundledPlanDir()): Promise<Plan> {
   const source = readPlanSource(dirOrFile);
-  const valid = readCache<PlanFile>('plan', planCacheKey(source.yamlBytes));
-  if (valid) return assemblePlan(source, valid);
+  const key = planCacheKey(source.yamlBytes);
+  const valid = key === null ? undefined : readCache<PlanFile>('plan', key);
+  if (valid && looksLikePlan(valid)) return assemblePlan(source, valid);
   const { loadPlan } = await import('./load-plan.js');
   return loadPlan(dirOrFile);
 }
 
-let stamp: string | undefined;
+let stamp: string | null | undefined;
 
-/** The cache key of a tiergate.yaml: its bytes, and the code and packages that validate it. */
-export function planCacheKey(yamlBytes: Buffer): string {
-  stamp ??= codeStamp(import.meta.url, ['load-plan', 'schema', 'plan'], ['yaml', 'zod']);
-  return `${stamp}:${sha256(yamlBytes)}`;
+/** The cache key of a tiergate.yaml: its bytes, and the code and packages that validate it (null: no caching). */
+export function planCacheKey(yamlBytes: Buffer): string | null {
+  if (stamp === undefined) stamp = codeStamp(import.meta.url, ['load-plan', 'schema', 'plan'], ['yaml', 'zod']);
+  return stamp === null ? null : `${stamp}:${sha256(yamlBytes)}`;
+}
+
+/** The shape a validated plan has at least (an entry that lacks it is a miss). */
+function looksLikePlan(v: PlanFile): boolean {
+  return (
+    typeof v.plan === 'string' &&
+    Array.isArray(v.schemas) &&
+    Array.isArray(v.tiers) &&
+    v.tiers.length > 0 &&
+    v.tiers.every((t) => typeof t?.id === 'number' && typeof t.kind === 'string' && typeof t.file === 'string' && typeof t.name === 'string')
+  );
 }
