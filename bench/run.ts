@@ -49,7 +49,7 @@ const gitHead = (() => {
 })();
 if (!plan.rehearsal?.open_gate) throw new Error(`plan '${plan.name}' has no rehearsal.open_gate: the benchmark opens the gate with it`);
 const cluster = startCluster();
-log(`PostgreSQL ${cluster.version} started on ${cluster.socket} (fsync=off, synchronous_commit=off, full_page_writes=off, max_locks_per_transaction=256: a benchmark server, never a real one)`);
+log(`PostgreSQL ${cluster.version} started on ${cluster.socket} (fsync=off, synchronous_commit=off, full_page_writes=off, autovacuum=off, max_locks_per_transaction=256: a benchmark server, never a real one)`);
 const server = new Server(cluster);
 const ctx: Context = { root, cluster, server, plan, quick, log, rows: [], details: {} };
 const builds: Record<string, number> = {};
