@@ -12,9 +12,8 @@
  * (offsets).
  */
 import { codeStamp, readCache, writeCache } from '../cache.js';
-import type { Plan } from './plan.js';
 import { lintTier, type LintFinding } from './lint-tier.js';
-import { sha256 } from './plan.js';
+import { sha256, type Plan } from './plan.js';
 import { parseScript, type PgQuery, type SqlStatement } from './parse-script.js';
 import { skipTrivia } from './source-text.js';
 import { touchedInParsed, type TouchedRelations } from './touched-relations.js';
