@@ -9,7 +9,7 @@
  * - no binaries: the PostgreSQL suites cannot run. Locally that is a loud
  *   warning; with CI=true it is a failure.
  */
-import { cpSync, chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
@@ -31,6 +31,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const root = mkdtempSync(join(tmpdir(), 'tiergate-test-'));
   chmodSync(root, 0o755);
   cleanups.push(() => rmSync(root, { recursive: true, force: true }));
+  // every temporary directory of the run (tests, the CLIs they start, the
+  // server's cluster) goes under the run's own folder, removed at the end
+  const temp = join(root, 'tmp');
+  mkdirSync(temp, { mode: 0o755 });
+  process.env.TMPDIR = temp;
 
   const template = join(root, 'pglite-template');
   await buildPgliteTemplate(template);
