@@ -53,7 +53,7 @@ export function codeStamp(from: string, modules: string[], packages: string[]): 
  * The version of the package `name` as Node resolves it from tiergate's own
  * folder (its node_modules, then each parent's), or null.
  */
-function packageVersion(name: string): string | null {
+export function packageVersion(name: string): string | null {
   for (let dir = packageRoot(); ; dir = dirname(dir)) {
     try {
       const pkg = JSON.parse(readFileSync(join(dir, 'node_modules', name, 'package.json'), 'utf8')) as { version?: string };

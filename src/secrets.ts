@@ -3,7 +3,7 @@
  * is registered here, and everything printed, logged or written passes
  * through `scrub`.
  */
-import { editPostgresUrl, parsePostgresUrl } from './db/pg-url.js';
+import { editPostgresUrl, isPostgresUrl } from './db/pg-url.js';
 
 const secrets = new Set<string>();
 
@@ -48,7 +48,7 @@ export function redactUrl(url: string): string {
   };
   try {
     // libpq's empty-host form (`postgres://app:pw@/db?host=/run/pg`) parses through pg-url
-    if (parsePostgresUrl(url)) return editPostgresUrl(url, redact);
+    if (isPostgresUrl(url)) return editPostgresUrl(url, redact);
     const u = new URL(url);
     redact(u);
     return u.toString();

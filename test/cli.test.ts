@@ -65,8 +65,8 @@ describe.each(testTargets())('tiergate CLI on %s', (kind) => {
   });
   afterEach(async () => target.drop());
 
-  it('takes the libpq socket form of a URL (user-info, no host, ?host=DIR), password redacted', async () => {
-    if (kind !== 'postgres') return; // a PGlite target has no socket: the form is PostgreSQL's
+  // a PGlite target has no socket: the form is PostgreSQL's
+  it.skipIf(kind !== 'postgres')('takes the libpq socket form of a URL (user-info, no host, ?host=DIR), password redacted', async () => {
     const u = new URL(target.url);
     const socketForm = `postgres://${u.username}:canary-pw@/${u.pathname.slice(1)}?host=${u.searchParams.get('host')}&port=${u.port}`;
     const r = await runCli(['status', '--plan', ENGINE_PLAN, '--target', socketForm]);

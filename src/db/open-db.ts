@@ -2,7 +2,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 import { redactUrl, registerSecret } from '../secrets.js';
-import { parsePostgresUrl } from './pg-url.js';
+import { isPostgresUrl, parsePostgresUrl } from './pg-url.js';
 import type { Db } from './port.js';
 
 /** The file in a PGlite data directory naming the database tiergate uses there. */
@@ -22,7 +22,7 @@ export type Target =
 export function parseTarget(url: string): Target {
   if (!url || !url.trim()) throw new UsageError('no target given: pass --target URL (postgres://user@host/db or pglite:DIR)');
   registerSecret(process.env.PGPASSWORD);
-  if (/^postgres(ql)?:\/\//i.test(url)) {
+  if (isPostgresUrl(url)) {
     const u = parsePostgresUrl(url);
     if (!u) throw new UsageError(`'${redactUrl(url)}' is not a valid PostgreSQL URL: expected postgres://user[:password]@host[:port]/database`);
     if (u.password) registerSecret(decodeURIComponent(u.password));

@@ -10,9 +10,14 @@ function withPlaceholder(url: string): string {
   return url.replace(/^(postgres(?:ql)?:\/\/[^/?#]*@)(?=[:/?#]|$)/i, `$1${NO_HOST}`);
 }
 
+/** Whether `url` names a PostgreSQL server (`postgres://` or `postgresql://`). */
+export function isPostgresUrl(url: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(url);
+}
+
 /** The URL parsed, or null when it is not one (the empty-host form reads with a placeholder host). */
 export function parsePostgresUrl(url: string): URL | null {
-  if (!/^postgres(ql)?:\/\//i.test(url)) return null;
+  if (!isPostgresUrl(url)) return null;
   for (const candidate of [url, withPlaceholder(url)]) {
     try {
       return new URL(candidate);

@@ -1,8 +1,7 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
-import { cacheRoot } from '../cache.js';
-import { packageRoot } from '../package-root.js';
+import { cacheRoot, packageVersion } from '../cache.js';
 import { copyDir } from './copy-dir.js';
 import { PGLITE_DATABASE_FILE } from './open-db.js';
 import { PgliteDb } from './pglite-adapter.js';
@@ -45,7 +44,7 @@ async function initialise(dir: string, name: string): Promise<void> {
 async function cachedTemplate(name: string): Promise<string | null> {
   try {
     const root = cacheRoot();
-    const key = `pglite-${pgliteVersion()}-${name.replace(/[^A-Za-z0-9_-]/g, '_')}`;
+    const key = `pglite-${packageVersion('@electric-sql/pglite') ?? 'unknown'}-${name.replace(/[^A-Za-z0-9_-]/g, '_')}`;
     const dir = join(root, key);
     if (existsSync(join(dir, 'PG_VERSION'))) return dir;
     mkdirSync(root, { recursive: true, mode: 0o700 });
@@ -62,8 +61,4 @@ async function cachedTemplate(name: string): Promise<string | null> {
   }
 }
 
-function pgliteVersion(): string {
-  const pkg = join(packageRoot(), 'node_modules', '@electric-sql', 'pglite', 'package.json');
-  return existsSync(pkg) ? (JSON.parse(readFileSync(pkg, 'utf8')) as { version: string }).version : 'unknown';
-}
 

@@ -2,7 +2,7 @@ import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { writeCache } from '../cache.js';
 import { PlanError, type PlanIssue } from '../errors.js';
-import { assemblePlan, bundledPlanDir, readPlanSource, type Loose, type Plan } from './plan.js';
+import { assemblePlan, bundledPlanDir, readPlanSource, type Loose, type Plan, type PlanSource } from './plan.js';
 import { PlanFile } from './schema.js';
 import { planCacheKey } from './open-plan.js';
 
@@ -18,7 +18,11 @@ export * from './plan.js';
  * @example const plan = loadPlan('plans/axis-governance');
  */
 export function loadPlan(dirOrFile: string = bundledPlanDir()): Plan {
-  const source = readPlanSource(dirOrFile);
+  return loadPlanSource(readPlanSource(dirOrFile));
+}
+
+/** `loadPlan` of a tiergate.yaml already found and read. */
+export function loadPlanSource(source: PlanSource): Plan {
   const { yamlName, where } = source;
   const raw = parsePlanYaml(source.yamlBytes.toString('utf8'), yamlName, where);
   const parsed = PlanFile.safeParse(raw ?? {}, { reportInput: true });

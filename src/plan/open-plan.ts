@@ -16,8 +16,8 @@ export async function openPlan(dirOrFile: string = bundledPlanDir()): Promise<Pl
   const key = planCacheKey(source.yamlBytes);
   const valid = key === null ? undefined : readCache<PlanFile>('plan', key);
   if (valid && looksLikePlan(valid)) return assemblePlan(source, valid);
-  const { loadPlan } = await import('./load-plan.js');
-  return loadPlan(dirOrFile);
+  const { loadPlanSource } = await import('./load-plan.js');
+  return loadPlanSource(source);
 }
 
 let stamp: string | null | undefined;
