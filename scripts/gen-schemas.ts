@@ -8,7 +8,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { EVIDENCE_JSON_SCHEMA_PATH, evidenceJsonSchemaText } from '../src/report/evidence-json-schema.js';
+import { EVIDENCE_JSON_SCHEMA_PATH, evidenceJsonSchemaText } from '../src/evidence/json-schema.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const check = process.argv.includes('--check');

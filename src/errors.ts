@@ -3,7 +3,13 @@
  * chooses the exit code from its `exitCode` (the only place that exits).
  */
 
-export type ExitCode = 0 | 1 | 2 | 3 | 4;
+/**
+ * 0 success; 1 a tier or check failed; 2 bad usage, plan, configuration or
+ * evidence (nothing touched); 3 NO-GO; 4 another rollout holds the lock;
+ * 5 declined at the confirmation prompt (nothing changed); 130 interrupted
+ * (Ctrl-C).
+ */
+export type ExitCode = 0 | 1 | 2 | 3 | 4 | 5 | 130;
 
 export abstract class TiergateError extends Error {
   abstract readonly exitCode: ExitCode;
@@ -130,4 +136,26 @@ export class CommitInDoubtError extends DbError {
 export class BlockedError extends TiergateError {
   readonly exitCode = 1;
   readonly kind = 'blocked';
+}
+
+/** The operator answered no at the confirmation prompt: nothing was changed (exit 5). */
+export class DeclinedError extends TiergateError {
+  readonly exitCode = 5;
+  readonly kind = 'declined';
+}
+
+/** Ctrl-C: the run stopped; the message says in what state it left the target (exit 130). */
+export class InterruptedError extends TiergateError {
+  readonly exitCode = 130;
+  readonly kind = 'interrupted';
+}
+
+/**
+ * `apply --evidence` refused the evidence before touching anything: another
+ * database or cluster, the embedded sample's, a changed gate subject, too
+ * old, edited, unsigned where a signature is required (exit 2).
+ */
+export class EvidenceRefusedError extends TiergateError {
+  readonly exitCode = 2;
+  readonly kind = 'evidence-refused';
 }

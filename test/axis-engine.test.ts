@@ -10,7 +10,11 @@ import { describe, expect, it, vi } from 'vitest';
 
 vi.setConfig({ testTimeout: 600_000 });
 import type { Db } from '../src/db/port.js';
-import { apply, rollback, status, verify, type RunResult } from '../src/engine/apply.js';
+import { apply } from '../src/engine/apply.js';
+import { rollback } from '../src/engine/rollback.js';
+import type { RunResult } from '../src/engine/run-result.js';
+import { status } from '../src/engine/status.js';
+import { verify } from '../src/engine/verify.js';
 import type { TierResult } from '../src/engine/result.js';
 import { fingerprint } from '../src/probe/fingerprint.js';
 import { openGate, plan, sampleDatabase } from './fixtures/axis-harness/harness.js';

@@ -54,24 +54,25 @@ describe.each(testTargets())('sample variants against the plan (%s)', (kind) => 
       const err = await tierError(db, 2);
       expect(err).toEqual({
         sqlstate: 'TG002',
-        message: `tier 2 post-condition owner_gap = 0 failed: owner_gap = 4 (1 anchors without owner: ${VARIANT_TARGETS.missingAnchor})`,
+        message: `tier 2 post-condition owner_gap = 0 failed: owner_gap = 4 (1 anchor without an owner: ${VARIANT_TARGETS.missingAnchor})`,
       });
       expect(await scalar(db, 'select count(*)::int as v from axis.ownership')).toBe(0);
       expect(await metric(db, 'owner_gap')).toBe(210);
     });
   });
 
-  it('dangling-name: the data tiers apply, verify fails with a critical finding', async () => {
+  it('dangling-name: tier 2 refuses, naming the collection Directus does not have; nothing is written', async () => {
     await withSample(kind, { variant: 'dangling-name' }, async (db) => {
       await stageAThenOpen(db);
-      for (const id of [2, 3, 4]) await applyTier(db, id);
-      expect(await metrics(db)).toMatchObject({ owner_gap: 0, containment_gap: 0, divergent: 0, projection_gap: 0, critical: 1, emittable: 0 });
-      const f = await db.query('select key, collection, severity, emittable from axis.v_governance_finding');
-      expect(f.rows).toEqual([{ key: 'payload_dangling:gift_cards', collection: 'gift_cards', severity: 'critical', emittable: false }]);
-      const err = await tierError(db, 90);
-      expect(err).toEqual({ sqlstate: 'TG004', message: 'verify: critical = 1 (expected 0): payload_dangling:gift_cards' });
-      const { scan, plan } = await scanVersusPlan(db);
-      expect(scan).toEqual(plan);
+      const err = await tierError(db, 2);
+      expect(err).toEqual({
+        sqlstate: 'TG003',
+        message: `tier 2 refused: proposal OS-AXIS does not fit this Directus database (1 problem): '${VARIANT_TARGETS.danglingName}' is not a collection of this Directus database (no directus_collections row with a table)`,
+      });
+      expect(await scalar(db, 'select count(*)::int as v from axis.ownership')).toBe(0);
+      // the finding view names it too, for a rollout that predates the check
+      const f = await db.query(`select key, severity from axis.v_governance_finding where key like 'payload_dangling:%'`);
+      expect(f.rows).toEqual([{ key: `payload_dangling:${VARIANT_TARGETS.danglingName}`, severity: 'critical' }]);
     });
   });
 
@@ -110,7 +111,7 @@ describe.each(testTargets())('sample variants against the plan (%s)', (kind) => 
       await markClone(db, 'directus');
       expect(await tierError(db, 0)).toEqual({
         sqlstate: 'TG003',
-        message: `tier 0 preflight refused: database "${t.database}" does not look like Directus with governance proposals: missing directus_collections, directus_fields, directus_relations, os_proposal_approvals, os_proposals`,
+        message: `tier 0 preflight refused: database "${t.database}" does not look like Directus with governance proposals: missing directus_access, directus_collections, directus_fields, directus_policies, directus_relations, directus_roles, directus_users, os_proposal_approvals, os_proposals`,
       });
     } finally {
       await db.close();

@@ -57,6 +57,7 @@ describe('loadPlan: a valid plan', () => {
       sql: 'SELECT count(*) FROM os_proposal_approvals',
       lock: 'SELECT 1 FROM os_proposal_approvals FOR SHARE',
       min: 1,
+      guard: { sqlstate: 'P0001' },
     });
     expect(plan.metrics).toEqual({ owner_gap: 'SELECT count(*) FROM axis.v_owner_gap' });
     expect(plan.rehearsal).toEqual({ open_gate: 'INSERT INTO os_proposal_approvals DEFAULT VALUES' });
@@ -131,7 +132,7 @@ describe('loadPlan: an invalid plan', () => {
     expect(err.exitCode).toBe(2);
     const expected: [string, RegExp][] = [
       // unknown keys at every level
-      ['colour', /^unknown key 'colour' \(expected one of: plan, database, schemas, defaults, gate, metrics, rehearsal, tiers\)$/],
+      ['colour', /^unknown key 'colour' \(expected one of: plan, database, schemas, defaults, gate, metrics, figures, rehearsal, tiers\)$/],
       ['defaults.statment_timeout', /^unknown key 'statment_timeout' \(expected one of: lock_timeout, statement_timeout\)$/],
       ['tiers[2].owner', /^unknown key 'owner' \(expected one of: id, name, kind, file, /],
       ['tiers[3].expect.colour', /^unknown key 'colour' \(expected one of: rows, metrics, objects\)$/],

@@ -8,7 +8,7 @@ import { describe, expect, it, vi } from 'vitest';
 vi.setConfig({ testTimeout: 900_000 });
 import type { TierResult } from '../src/engine/result.js';
 import { bundledPlanDir, loadPlan } from '../src/plan/load-plan.js';
-import type { Evidence } from '../src/rehearsal/evidence.js';
+import type { Evidence } from '../src/evidence/types.js';
 import { runCli } from './helpers/cli.js';
 import { freshDatabase, onServer, serverUrl, testTargets } from './helpers/targets.js';
 
@@ -26,7 +26,7 @@ const metric = (t: TierResult, m: string) => t.delta?.metrics[m];
 /** The figures of ../shared/design/axis-governance.md, "The figures the rehearsal of the sample must show". */
 function expectSeedFigures(e: Evidence): void {
   expect(e.verdict).toMatchObject({ rehearsal: 'PASS', execution: 'NO-GO', reason: 'ospa=0' });
-  expect(e.source.database).toBe('directus');
+  expect(e.source.identity.database).toBe('directus');
   expect(e.source.gate).toMatchObject({ name: 'ospa', value: 0, min: 1, open: false });
   expect(e.source.preflight?.status).toBe('Passed');
   expect(e.source.preflight?.delta?.metrics.axis_tables?.after).toBe(0);
@@ -163,7 +163,8 @@ describe.runIf(testTargets().includes('postgres'))('tiergate rehearse against a 
       writeFileSync(failed, readFileSync(evidence, 'utf8').replace('"rehearsal": "PASS"', '"rehearsal": "FAIL"'));
       const refused = await runCli(['apply', '--yes', '--target', source.url, '--evidence', failed]);
       expect(refused.code, refused.stderr).toBe(2);
-      expect(refused.stderr).toMatch(/is a rehearsal FAIL: apply needs a PASS/);
+      // its verdict no longer follows from its own records: an edited file
+      expect(refused.stderr).toMatch(/refused: it says 'Rehearsal FAIL · Execution GO', but its own records give 'Rehearsal PASS · Execution GO': it was edited/);
       const edited = join(tmp('tiergate-plan-'), 'plan');
       cpSync(bundledPlanDir(), edited, { recursive: true });
       writeFileSync(join(edited, 'tiers', '02_ownership_seed.sql'), readFileSync(join(edited, 'tiers', '02_ownership_seed.sql'), 'utf8') + '\n-- edited after the rehearsal\n');
@@ -172,7 +173,7 @@ describe.runIf(testTargets().includes('postgres'))('tiergate rehearse against a 
       expect(stale.stderr).toMatch(/rehearsed with other plan files[\s\S]*tiers\/02_ownership_seed\.sql: rehearsed [0-9a-f]{12}, now [0-9a-f]{12}/);
       const applied = await runCli(['apply', '--yes', '--target', source.url, '--evidence', evidence], { timeoutMs: 300_000 });
       expect(applied.code, applied.stdout + applied.stderr).toBe(0);
-      expect(applied.stdout).toMatch(/production deltas match the rehearsal/);
+      expect(applied.stdout).toMatch(/production matches the rehearsal \(6 tiers compared before COMMIT\)/);
     } finally {
       await source.drop();
     }

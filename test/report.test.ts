@@ -1,11 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import type { Evidence } from '../src/rehearsal/evidence.js';
+import type { Evidence } from '../src/evidence/types.js';
+import { EVIDENCE_JSON_SCHEMA_PATH, evidenceJsonSchemaText } from '../src/evidence/json-schema.js';
 import {
   EvidenceError,
-  EVIDENCE_JSON_SCHEMA_PATH,
-  evidenceJsonSchemaText,
   parseEvidence,
   renderHtml,
   renderJson,
@@ -215,7 +214,7 @@ describe('evidence.json', () => {
     const e = axisGovernanceEvidence();
     const text = renderJson(e);
     expect(text.endsWith('}\n')).toBe(true);
-    expect(text.split('\n')[1]).toBe('  "schemaVersion": 1,');
+    expect(text.split('\n')[1]).toBe('  "schemaVersion": 2,');
     expect(parseEvidence(text)).toEqual(e);
     const hostile = hostileEvidence();
     expect(parseEvidence(renderJson(hostile))).toEqual(hostile);
@@ -252,10 +251,10 @@ describe('evidence.json', () => {
     expect((attempt('{"tool": {"name": "sqitch"}}') as Error).message).toContain('(found "tool": {"name":"sqitch"})');
 
     const future = JSON.parse(renderJson(axisGovernanceEvidence())) as { schemaVersion: number; tool: { version: string } };
-    future.schemaVersion = 2;
+    future.schemaVersion = 3;
     future.tool.version = '9.0.0';
     expect((attempt(JSON.stringify(future)) as Error).message).toBe(
-      'out/evidence.json: unsupported evidence schemaVersion 2 (written by tiergate 9.0.0); this tiergate reads schemaVersion 1. ' +
+      'out/evidence.json: unsupported evidence schemaVersion 3 (written by tiergate 9.0.0); this tiergate reads schemaVersion 2. ' +
         'Re-run the rehearsal with this version, or read it with the version that wrote it.',
     );
 
@@ -282,8 +281,9 @@ describe('evidence.json', () => {
     const committed = readFileSync(`${root}/${EVIDENCE_JSON_SCHEMA_PATH}`, 'utf8');
     expect(committed, `${EVIDENCE_JSON_SCHEMA_PATH} is stale: run 'node --import tsx scripts/gen-schemas.ts'`).toBe(evidenceJsonSchemaText());
     const schema = JSON.parse(committed) as { properties: Record<string, unknown>; required: string[] };
-    expect(Object.keys(schema.properties).sort()).toEqual(Object.keys(axisGovernanceEvidence()).sort());
+    // every field of the evidence, and the optional signature
+    expect(Object.keys(schema.properties).sort()).toEqual([...Object.keys(axisGovernanceEvidence()), 'signature'].sort());
     expect(schema.required.sort()).toEqual(Object.keys(axisGovernanceEvidence()).sort());
-    expect(schema.properties.schemaVersion).toMatchObject({ const: 1 });
+    expect(schema.properties.schemaVersion).toMatchObject({ const: 2 });
   });
 });

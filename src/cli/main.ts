@@ -1,137 +1,173 @@
 import { Command, CommanderError, Option } from 'commander';
 import { TiergateError, type ExitCode } from '../errors.js';
 import { scrub } from '../secrets.js';
+import { exitCodeOf, type Outcome } from './exit-code.js';
 import { Output } from './output.js';
 
 /**
- * tiergate's command line. Commands are loaded lazily so `--help` stays fast
- * (no PGlite, no parser). This is the only file that exits.
+ * tiergate's command line: options parsed here, each command a thin module
+ * of its own (src/cli/commands/), loaded lazily so `--help` stays fast (no
+ * PGlite, no parser). This is the only file that sets the exit code; the
+ * code is chosen by `exitCodeOf`.
  */
 export async function main(argv: string[]): Promise<void> {
+  let finished = false;
+  // A command that never settles (a driver that neither answers nor fails)
+  // would let Node exit 0 with nothing printed: a CI job would take that for
+  // success. It is an error.
+  process.once('beforeExit', () => {
+    if (finished) return;
+    process.stderr.write('tiergate: internal error: the command stopped without a result (a connection that never answered?); nothing is known to have been done\n');
+    process.exitCode = 1;
+  });
   const code = await run(argv);
+  finished = true;
   process.exitCode = code;
 }
 
+/** Runs the CLI on `argv` and returns the exit code. */
 export async function run(argv: string[]): Promise<ExitCode> {
-  let output = new Output(argv.includes('--json'));
-  let exitCode: ExitCode = 0;
+  const wantsJson = argv.includes('--json');
+  let output = new Output(wantsJson);
+  let outcome: Outcome = 'ok';
   const program = new Command('tiergate')
     .description('Tiered, approval-gated PostgreSQL rollouts, rehearsed on a clone first, with evidence and a GO / NO-GO verdict.')
     .version(await version(), '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
-    .configureOutput({ writeErr: (s) => process.stderr.write(scrub(s)), writeOut: (s) => process.stdout.write(s) })
+    .configureOutput({ writeErr: (s) => (wantsJson ? undefined : process.stderr.write(scrub(s))), writeOut: (s) => process.stdout.write(s) })
     .exitOverride();
 
   const planOption = () => new Option('--plan <dir>', 'plan folder (default: the bundled axis-governance plan)').env('TIERGATE_PLAN');
   const targetOption = () => new Option('--target <url>', 'target: postgres://user@host/db or pglite:DIR').env('TIERGATE_TARGET');
   const jsonOption = () => new Option('--json', 'print one machine-readable result object');
+  const waitOption = () => new Option('--wait <duration>', "wait up to this long for another rollout's lock (30s, 5min) instead of exiting 4");
+  /** Runs a command module with its typed options; the output follows its --json. */
   const action =
-    (name: string) =>
+    <O extends { json?: boolean }>(load: () => Promise<(opts: O, out: Output, args: string[]) => Promise<Outcome>>) =>
     async (...args: unknown[]): Promise<void> => {
       const cmd = args[args.length - 1] as Command;
-      const opts = cmd.opts();
+      const opts = cmd.opts<O>();
       output = new Output(Boolean(opts.json));
-      const commands = await import('./commands.js');
-      exitCode = await commands.dispatch(name, cmd.args, opts, output);
+      outcome = await (await load())(opts, output, cmd.args);
     };
 
   program
     .command('rehearse')
     .description('rehearse the whole rollout on a clone and write evidence (default: the embedded sample Directus clone)')
     .addOption(planOption())
-    .option('--source <url>', 'the database to rehearse (read only; cloned with pg_dump)')
+    .option('--source <url>', 'the database to rehearse, only read: postgres://… (cloned with pg_dump onto --scratch) or pglite:DIR (copied)')
     .option('--dump <file>', 'a plain SQL dump to rehearse on (loaded into PGlite)')
-    .option('--scratch <url>', 'a server where tiergate may create and drop the clone database (with --source)')
+    .option('--database <name>', 'with --dump: the name of the database the dump was taken from (default directus)')
+    .option('--scratch <url>', 'a server where tiergate may create and drop the clone database (with a postgres --source)')
     .option('--out <dir>', 'where to write evidence.json, evidence.md and evidence.html', './tiergate-evidence')
     .option('--keep', 'keep the clone and print its URL')
     .option('--require-go', 'exit 3 when the execution verdict is NO-GO')
     .option('--scale <n>', 'scale of the embedded sample', '1')
     .addOption(jsonOption())
-    .action(action('rehearse'));
+    .action(action(async () => (await import('./commands/rehearse.js')).rehearseCommand));
   program
     .command('apply')
     .description('apply the plan to a target, tier by tier, each in one transaction')
     .addOption(targetOption())
     .addOption(planOption())
     .option('--structure-only', 'apply structure tiers only')
-    .option('--evidence <file>', 'refuse unless this rehearsal evidence is a PASS for the same plan files; report delta differences')
+    .option('--evidence <file>', "bind the run to a rehearsal: refuse evidence of another database, subject or plan; roll back a tier whose delta differs from the rehearsal's")
+    .option('--accept-differences', 'with --evidence: commit a tier that differs from its rehearsal, recording the differences in the ledger')
+    .option('--max-evidence-age <duration>', 'with --evidence: refuse a rehearsal whose copy of the source is older (default 7d)')
+    .option('--dry-run', 'show what apply would do here (identity, lint, drift, lock, gate, each tier), writing nothing')
+    .addOption(waitOption())
     .option('--yes', 'do not ask for confirmation')
     .addOption(jsonOption())
-    .action(action('apply'));
+    .action(action(async () => (await import('./commands/apply.js')).applyCommand));
   program
     .command('rollback')
-    .description("run the plan's rollback tier in one transaction and mark the tiers it reverts")
+    .description("run the plan's rollback tier in one transaction and mark the tiers it reverts (says what it reverts, then asks)")
     .addOption(targetOption())
     .addOption(planOption())
+    .addOption(waitOption())
     .option('--yes', 'do not ask for confirmation')
     .addOption(jsonOption())
-    .action(action('rollback'));
+    .action(action(async () => (await import('./commands/rollback.js')).rollbackCommand));
   program
     .command('verify')
     .description('run the verify tier read-only; exit 1 listing every failing assertion')
     .addOption(targetOption())
     .addOption(planOption())
     .addOption(jsonOption())
-    .action(action('verify'));
+    .action(action(async () => (await import('./commands/verify.js')).verifyCommand));
   program
     .command('status')
-    .description('show the ledger, the gate value and every metric of a target')
+    .description("show every tier's last result (with when, who, version), the gate and every metric of a target")
+    .addOption(targetOption())
+    .addOption(planOption())
+    .option('--exit-code', 'exit 1 while a structure or data tier is pending, reverted, failed or drifted')
+    .addOption(jsonOption())
+    .action(action(async () => (await import('./commands/status.js')).statusCommand));
+  program
+    .command('log')
+    .description('the history of a target: every ledger row and every attempt, with time, user, version, file sha256 and error')
     .addOption(targetOption())
     .addOption(planOption())
     .addOption(jsonOption())
-    .action(action('status'));
+    .action(action(async () => (await import('./commands/log.js')).logCommand));
   program
     .command('plan')
     .description('print the ordered tiers with kind, gate, requires and sha256')
     .addOption(planOption())
     .addOption(jsonOption())
-    .action(action('plan'));
+    .action(action(async () => (await import('./commands/plan.js')).planCommand));
   program
     .command('lint')
     .description('static checks of every tier file with the real PostgreSQL parser')
     .addOption(planOption())
     .addOption(jsonOption())
-    .action(action('lint'));
+    .action(action(async () => (await import('./commands/lint.js')).lintCommand));
   program
     .command('sample')
-    .description('write the sample Directus database into an existing PostgreSQL database or a PGlite directory')
+    .description('write the sample Directus database into an existing PostgreSQL database or a new PGlite directory')
     .option('--url <url>', 'an existing, empty PostgreSQL database')
-    .option('--pglite <dir>', 'a PGlite data directory (database "directus")')
+    .option('--pglite <dir>', 'a new PGlite data directory (database "directus")')
     .option('--scale <n>', 'repeat the pattern N times', '1')
     .addOption(new Option('--variant <name>', 'a test variant').choices(['standard', 'divergent', 'missing-anchor', 'dangling-name', 'hostile']).default('standard'))
     .addOption(jsonOption())
-    .action(action('sample'));
+    .action(action(async () => (await import('./commands/sample.js')).sampleCommand));
   program
     .command('report')
-    .description('render evidence.json again as Markdown or HTML')
+    .description('render evidence.json again as Markdown, HTML or JSON')
     .argument('<evidence>', 'an evidence.json written by tiergate rehearse')
     .addOption(new Option('--format <format>', 'output format').choices(['md', 'html', 'json']).default('md'))
     .option('--out <file>', 'write to a file instead of standard output')
-    .action(action('report'));
+    .addOption(jsonOption())
+    .action(
+      action(async () => {
+        const { reportCommand } = await import('./commands/report.js');
+        return (opts: Parameters<typeof reportCommand>[1], out: Output, args: string[]) => reportCommand(args[0] ?? '', opts, out);
+      }),
+    );
 
   try {
     await program.parseAsync(argv);
-    return exitCode;
+    return exitCodeOf(outcome);
   } catch (e) {
     if (e instanceof CommanderError) {
-      // --help and --version exit 0; a usage error exits 2
-      return e.exitCode === 0 ? 0 : 2;
+      if (wantsJson && e.exitCode !== 0) output.result({ ok: false, error: { kind: 'usage', message: scrub(e.message.replace(/^error: /, '')) } });
+      return exitCodeOf(e);
     }
     return reportError(e, output);
   }
 }
 
-/** Renders any error and chooses its exit code: tiergate errors carry one; anything else is 1. */
+/** Renders any error (with --json: as the one result object) and returns its exit code. */
 export function reportError(e: unknown, output: Output): ExitCode {
   if (e instanceof TiergateError) {
     if (output.json) output.result({ ok: false, error: { kind: e.kind, message: e.message, ...('issues' in e ? { issues: e.issues } : {}) } });
     else output.error(`tiergate: ${e.message}`);
-    return e.exitCode;
+    return exitCodeOf(e);
   }
   const message = e instanceof Error ? e.message : String(e);
   if (output.json) output.result({ ok: false, error: { kind: 'internal', message } });
   else output.error(`tiergate: ${message}${process.env.TIERGATE_DEBUG && e instanceof Error ? '\n' + e.stack : ''}`);
-  return 1;
+  return exitCodeOf(e);
 }
 
 async function version(): Promise<string> {

@@ -1,9 +1,18 @@
 import { scrub, scrubValue } from '../secrets.js';
+import { safeText } from '../text.js';
+
+/** Colours are marked with private-use characters while text is composed, and turned into escapes (or dropped) when printed. */
+const PAINT_OPEN = '\uE000';
+const PAINT_CLOSE = '\uE001';
+const CODES = { red: 31, green: 32, yellow: 33, dim: 2, bold: 1 } as const;
+export type Colour = keyof typeof CODES;
 
 /**
- * Everything the CLI prints goes through here: secrets are scrubbed, `--json`
- * prints exactly one object, a TTY gets a live tier list, anything else gets
- * plain lines.
+ * Everything the CLI prints goes through here: secrets are scrubbed, control
+ * characters and bidirectional overrides are stripped from all text (a
+ * hostile name from a database or a plan cannot move the cursor, retitle the
+ * terminal or reverse a line), `--json` prints exactly one object, a TTY gets
+ * a live tier list and colours, anything else plain lines.
  */
 export class Output {
   readonly live: boolean;
@@ -21,14 +30,13 @@ export class Output {
   line(text = ''): void {
     if (this.json) return;
     this.liveLines = 0;
-    this.out.write(scrub(text) + '\n');
+    this.out.write(this.render(text) + '\n');
   }
 
   /** A line that the next `replace` overwrites on a TTY (a tier in progress). */
   pending(text: string): void {
-    if (this.json) return;
-    if (!this.live) return;
-    this.out.write(scrub(text) + '\n');
+    if (this.json || !this.live) return;
+    this.out.write(this.render(text) + '\n');
     this.liveLines = 1;
   }
 
@@ -37,7 +45,7 @@ export class Output {
     if (this.json) return;
     if (this.live && this.liveLines === 1) this.out.write('\x1b[1A\x1b[2K');
     this.liveLines = 0;
-    this.out.write(scrub(text) + '\n');
+    this.out.write(this.render(text) + '\n');
   }
 
   /** The one machine-readable result of a --json run. */
@@ -46,14 +54,18 @@ export class Output {
     this.out.write(JSON.stringify(scrubValue(value), null, 2) + '\n');
   }
 
-  /** Errors and warnings: always to stderr, scrubbed. */
+  /** Errors and warnings: always to stderr, scrubbed and made safe. */
   error(text: string): void {
-    this.err.write(scrub(text) + '\n');
+    this.err.write(this.render(text, false) + '\n');
   }
 
-  paint(code: 'red' | 'green' | 'yellow' | 'dim' | 'bold', text: string): string {
-    if (!this.live || process.env.NO_COLOR) return text;
-    const codes = { red: 31, green: 32, yellow: 33, dim: 2, bold: 1 } as const;
-    return `\x1b[${codes[code]}m${text}\x1b[0m`;
+  /** `text` in a colour when the output is a TTY (and NO_COLOR is unset); plain otherwise. */
+  paint(colour: Colour, text: string): string {
+    return `${PAINT_OPEN}${CODES[colour]}${PAINT_CLOSE}${text}${PAINT_OPEN}0${PAINT_CLOSE}`;
+  }
+
+  private render(text: string, colours = this.live && !process.env.NO_COLOR): string {
+    const safe = safeText(scrub(text));
+    return safe.replace(/\uE000(\d+)\uE001/g, (_, code: string) => (colours ? `\x1b[${code}m` : ''));
   }
 }

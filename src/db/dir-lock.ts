@@ -12,8 +12,9 @@ const LOCK_FILE = '.tiergate.lock';
  * An exclusive lock on a PGlite data directory: two processes must never open
  * the same directory. A lock left by a dead process is taken over.
  */
-export function acquireDirLock(dir: string, command = process.argv.slice(2, 3).join(' ') || 'tiergate'): DirLock {
-  mkdirSync(dir, { recursive: true });
+export function acquireDirLock(dir: string, options: { create?: boolean; command?: string } = {}): DirLock {
+  const command = options.command ?? (process.argv.slice(2, 3).join(' ') || 'tiergate');
+  if (options.create) mkdirSync(dir, { recursive: true });
   const path = join(dir, LOCK_FILE);
   for (let attempt = 0; attempt < 2; attempt++) {
     try {

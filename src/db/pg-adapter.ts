@@ -43,7 +43,7 @@ export class PgDb implements Db {
       throw connectionError(url, e);
     }
     const v = await client.query<{ v: string }>('select current_setting($1) as v', ['server_version_num']);
-    return new PgDb(client, url, { driver: 'pg', singleConnection: false, pgDump: true, serverVersion: Number(v.rows[0]?.v ?? 0) });
+    return new PgDb(client, url, { driver: 'pg', singleConnection: false, pgDump: true, serverVersion: Number(v.rows[0]?.v ?? 0), instance: null });
   }
 
   async query<R = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<QueryResult<R>> {

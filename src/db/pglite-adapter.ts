@@ -7,6 +7,8 @@ export interface PgliteLocation {
   /** null: in memory */
   dir: string | null;
   database: string;
+  /** the directory's id (`.tiergate-database`), when tiergate made it */
+  instance?: string | null;
 }
 
 /**
@@ -24,11 +26,12 @@ export class PgliteDb implements Db {
     private readonly lock: DirLock | null,
     serverVersion: number,
   ) {
-    this.capabilities = { driver: 'pglite', singleConnection: true, pgDump: false, serverVersion };
+    this.capabilities = { driver: 'pglite', singleConnection: true, pgDump: false, serverVersion, instance: location.instance ?? null };
   }
 
-  static async open(location: PgliteLocation, displayUrl: string, options: { loadDataDir?: Blob } = {}): Promise<PgliteDb> {
-    const lock = location.dir ? acquireDirLock(location.dir) : null;
+  /** Opens a data directory (created only with `create`), or an in-memory database. */
+  static async open(location: PgliteLocation, displayUrl: string, options: { loadDataDir?: Blob; create?: boolean } = {}): Promise<PgliteDb> {
+    const lock = location.dir ? acquireDirLock(location.dir, { create: Boolean(options.create) }) : null;
     try {
       const { PGlite } = await import('@electric-sql/pglite');
       const pg = new PGlite(location.dir ?? undefined, {

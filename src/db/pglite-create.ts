@@ -1,9 +1,9 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 import { cacheRoot, packageVersion } from '../cache.js';
 import { copyDir } from './copy-dir.js';
-import { PGLITE_DATABASE_FILE } from './open-db.js';
+import { writeDatabaseFile } from './open-db.js';
 import { PgliteDb } from './pglite-adapter.js';
 
 /**
@@ -27,12 +27,12 @@ export async function createPgliteDatabase(dir: string, name: string): Promise<s
   } else {
     await initialise(abs, name);
   }
-  writeFileSync(join(abs, PGLITE_DATABASE_FILE), name);
+  writeDatabaseFile(abs, name);
   return `pglite://${abs}`;
 }
 
 async function initialise(dir: string, name: string): Promise<void> {
-  const admin = await PgliteDb.open({ dir, database: 'postgres' }, `pglite:${dir}`);
+  const admin = await PgliteDb.open({ dir, database: 'postgres' }, `pglite:${dir}`, { create: true });
   try {
     if (name !== 'postgres') await admin.exec(`create database "${name.replace(/"/g, '""')}"`);
   } finally {

@@ -29,6 +29,12 @@ export interface Capabilities {
   readonly pgDump: boolean;
   /** server_version_num */
   readonly serverVersion: number;
+  /**
+   * The storage's own id when the server's system identifier cannot tell two
+   * databases apart: a PGlite directory tiergate made (copies of one initdb
+   * share a system identifier). Null for a server.
+   */
+  readonly instance: string | null;
 }
 
 export interface Db extends Queryable {

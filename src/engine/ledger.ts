@@ -2,13 +2,15 @@ import type { Db, Queryable } from '../db/port.js';
 import type { SqlFailure } from '../errors.js';
 import type { Tier } from '../plan/plan.js';
 import { tiergateVersion } from '../version.js';
-import type { Delta } from './result.js';
+import type { Delta, Difference, GateReading } from './result.js';
 
 /**
  * tiergate's own bookkeeping in the target: `tiergate.ledger` (one row per
  * applied or reverted tier, append-only: a tier's state is its latest row)
- * and `tiergate.attempt` (failures, written in their own transaction).
- * Created on first use, after the rollout lock is held.
+ * and `tiergate.attempt` (every other outcome: failures, blocked tiers,
+ * checks that passed or failed, each written in its own transaction).
+ * Created on first use, after the rollout lock is held; columns added by
+ * later versions are added to an older ledger the same way.
  */
 const LEDGER_DDL = `
 create schema if not exists tiergate;
@@ -28,6 +30,9 @@ create table if not exists tiergate.ledger (
   applied_by text not null default current_user
 );
 create index if not exists ledger_plan_tier on tiergate.ledger (plan, tier_id, id);
+alter table tiergate.ledger add column if not exists subject text;
+alter table tiergate.ledger add column if not exists gate jsonb;
+alter table tiergate.ledger add column if not exists evidence jsonb;
 create table if not exists tiergate.attempt (
   id bigserial primary key,
   plan text not null,
@@ -43,7 +48,13 @@ create table if not exists tiergate.attempt (
   line integer,
   tiergate_version text not null
 );
+alter table tiergate.attempt add column if not exists outcome text not null default 'failed';
+alter table tiergate.attempt add column if not exists command text;
+alter table tiergate.attempt add column if not exists db_user text default current_user;
 `;
+
+/** The column the newest DDL adds last: when it is there, the ledger is up to date. */
+const NEWEST = { table: 'tiergate.attempt', column: 'db_user' };
 
 export interface LedgerEntry {
   tierId: number;
@@ -54,47 +65,157 @@ export interface LedgerEntry {
   status: 'applied' | 'reverted';
   appliedAt: string;
   durationMs: number;
+  /** the gate subject the tier was applied for (gated tiers), or null */
+  subject: string | null;
+  appliedBy: string;
+  tiergateVersion: string;
 }
 
+/** Creates the ledger (or brings an older one up to date); one query when it is already current. */
 export async function ensureLedger(db: Queryable): Promise<void> {
   const r = await db.query<{ ok: boolean }>(
-    `select to_regclass('tiergate.ledger') is not null and to_regclass('tiergate.attempt') is not null as ok`,
+    `select to_regclass('tiergate.ledger') is not null
+        and exists (select 1 from pg_attribute where attrelid = to_regclass($1) and attname = $2 and not attisdropped) as ok`,
+    [NEWEST.table, NEWEST.column],
   );
   if (!r.rows[0]?.ok) await db.exec(LEDGER_DDL);
 }
 
+async function ledgerExists(db: Queryable): Promise<{ ledger: boolean; current: boolean }> {
+  const r = await db.query<{ ledger: boolean; current: boolean }>(
+    `select to_regclass('tiergate.ledger') is not null as ledger,
+            exists (select 1 from pg_attribute where attrelid = to_regclass($1) and attname = $2 and not attisdropped) as current`,
+    [NEWEST.table, NEWEST.column],
+  );
+  return r.rows[0] ?? { ledger: false, current: false };
+}
+
+interface LedgerRow {
+  tier_id: number;
+  tier_name: string;
+  kind: string;
+  file: string;
+  sha256: string;
+  status: 'applied' | 'reverted';
+  applied_at: Date | string;
+  duration_ms: number;
+  subject: string | null;
+  applied_by: string;
+  tiergate_version: string;
+}
+
+function entry(row: LedgerRow): LedgerEntry {
+  return {
+    tierId: row.tier_id,
+    name: row.tier_name,
+    kind: row.kind,
+    file: row.file,
+    sha256: row.sha256,
+    status: row.status,
+    appliedAt: new Date(row.applied_at).toISOString(),
+    durationMs: row.duration_ms,
+    subject: row.subject ?? null,
+    appliedBy: row.applied_by,
+    tiergateVersion: row.tiergate_version,
+  };
+}
+
 /** The latest ledger row of every tier of the plan (read-only; empty when tiergate never ran here). */
 export async function readLedger(db: Queryable, plan: string): Promise<Map<number, LedgerEntry>> {
-  const exists = await db.query<{ ok: boolean }>(`select to_regclass('tiergate.ledger') is not null as ok`);
   const out = new Map<number, LedgerEntry>();
-  if (!exists.rows[0]?.ok) return out;
-  const r = await db.query<{
-    tier_id: number;
-    tier_name: string;
-    kind: string;
-    file: string;
-    sha256: string;
-    status: 'applied' | 'reverted';
-    applied_at: Date | string;
-    duration_ms: number;
-  }>(
-    `select distinct on (tier_id) tier_id, tier_name, kind, file, sha256, status, applied_at, duration_ms
+  const { ledger, current } = await ledgerExists(db);
+  if (!ledger) return out;
+  const r = await db.query<LedgerRow>(
+    `select distinct on (tier_id) tier_id, tier_name, kind, file, sha256, status, applied_at, duration_ms,
+            ${current ? 'subject' : 'null::text as subject'}, applied_by, tiergate_version
        from tiergate.ledger where plan = $1 order by tier_id, id desc`,
     [plan],
   );
-  for (const row of r.rows) {
-    out.set(row.tier_id, {
-      tierId: row.tier_id,
-      name: row.tier_name,
-      kind: row.kind,
-      file: row.file,
-      sha256: row.sha256,
-      status: row.status,
-      appliedAt: new Date(row.applied_at).toISOString(),
-      durationMs: row.duration_ms,
-    });
-  }
+  for (const row of r.rows) out.set(row.tier_id, entry(row));
   return out;
+}
+
+/** One event of a target's history: a ledger row or an attempt. */
+export interface HistoryEvent {
+  at: string;
+  source: 'ledger' | 'attempt';
+  tierId: number;
+  tierName: string;
+  /** applied, reverted (ledger); failed, blocked, passed (attempts) */
+  outcome: string;
+  command: string | null;
+  sha256: string;
+  dbUser: string | null;
+  tiergateVersion: string;
+  durationMs: number | null;
+  subject: string | null;
+  error: { sqlstate: string | null; message: string; detail: string | null; hint: string | null; file: string | null; line: number | null } | null;
+}
+
+/**
+ * Every ledger row and attempt of a plan on this target, oldest first
+ * (read-only; empty when tiergate never ran here). `tiergate log` and
+ * `status` read it.
+ */
+export async function readHistory(db: Queryable, plan: string): Promise<HistoryEvent[]> {
+  const { ledger, current } = await ledgerExists(db);
+  if (!ledger) return [];
+  const r = await db.query<{
+    at: Date | string;
+    source: 'ledger' | 'attempt';
+    tier_id: number;
+    tier_name: string;
+    outcome: string;
+    command: string | null;
+    sha256: string;
+    db_user: string | null;
+    tiergate_version: string;
+    duration_ms: number | null;
+    subject: string | null;
+    sqlstate: string | null;
+    message: string | null;
+    detail: string | null;
+    hint: string | null;
+    file: string | null;
+    line: number | null;
+    id: number;
+  }>(
+    `select applied_at as at, 'ledger' as source, tier_id, tier_name, status as outcome, null::text as command, sha256, applied_by as db_user,
+            tiergate_version, duration_ms, ${current ? 'subject' : 'null::text'} as subject,
+            null::text as sqlstate, null::text as message, null::text as detail, null::text as hint, null::text as file, null::int as line, id
+       from tiergate.ledger where plan = $1
+     union all
+     select at, 'attempt', tier_id, tier_name, ${current ? 'outcome' : "'failed'"}, ${current ? 'command' : 'null::text'}, sha256,
+            ${current ? 'db_user' : 'null::text'}, tiergate_version, null::int, null::text, sqlstate, message, detail, hint, file, line, id
+       from tiergate.attempt where plan = $1
+     order by at, source desc, id`,
+    [plan],
+  );
+  return r.rows.map((row) => ({
+    at: new Date(row.at).toISOString(),
+    source: row.source,
+    tierId: row.tier_id,
+    tierName: row.tier_name,
+    outcome: row.outcome,
+    command: row.command,
+    sha256: row.sha256,
+    dbUser: row.db_user,
+    tiergateVersion: row.tiergate_version,
+    durationMs: row.duration_ms,
+    subject: row.subject,
+    error:
+      row.source === 'attempt' && row.outcome !== 'passed'
+        ? { sqlstate: row.sqlstate, message: row.message ?? '', detail: row.detail, hint: row.hint, file: row.file, line: row.line }
+        : null,
+  }));
+}
+
+/** What a ledger row records beyond the tier and its delta. */
+export interface LedgerExtras {
+  /** the gate as the tier's transaction read it (gated tiers) */
+  gate?: GateReading | null;
+  /** apply --evidence: the evidence it was bound to, and the differences accepted */
+  evidence?: { file: string; sha256: string; createdAt: string; differencesAccepted: Difference[] } | null;
 }
 
 export async function recordLedger(
@@ -104,11 +225,26 @@ export async function recordLedger(
   status: 'applied' | 'reverted',
   durationMs: number,
   delta: Delta | null,
+  extras: LedgerExtras = {},
 ): Promise<number> {
   const r = await tx.query<{ id: number }>(
-    `insert into tiergate.ledger (plan, tier_id, tier_name, kind, file, sha256, status, duration_ms, delta, tiergate_version)
-     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) returning id`,
-    [plan, tier.id, tier.name, tier.kind, tier.file, tier.sha256, status, Math.round(durationMs), delta ? JSON.stringify(delta) : null, tiergateVersion()],
+    `insert into tiergate.ledger (plan, tier_id, tier_name, kind, file, sha256, status, duration_ms, delta, tiergate_version, subject, gate, evidence)
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) returning id`,
+    [
+      plan,
+      tier.id,
+      tier.name,
+      tier.kind,
+      tier.file,
+      tier.sha256,
+      status,
+      Math.round(durationMs),
+      delta ? JSON.stringify(delta) : null,
+      tiergateVersion(),
+      tier.gated ? (extras.gate?.subject ?? null) : null,
+      extras.gate ? JSON.stringify(extras.gate) : null,
+      extras.evidence ? JSON.stringify(extras.evidence) : null,
+    ],
   );
   return Number(r.rows[0]?.id);
 }
@@ -131,21 +267,45 @@ export async function ledgerRowCommitted(db: Db, id: number): Promise<boolean | 
   }
 }
 
+export type AttemptOutcome = 'failed' | 'blocked' | 'passed';
+
 /**
- * Records a failed tier in its own transaction, on a sibling connection (the
- * tier's own connection may be the one that died). Best effort: a failure to
- * record must not hide the tier's failure.
+ * Records a tier's outcome that is not a ledger change (a failure, a check
+ * that passed or failed) in its own transaction, on a sibling connection
+ * (the tier's own connection may be the one that died). Best effort: a
+ * failure to record must not hide the tier's own outcome.
  */
-export async function recordAttempt(db: Db, plan: string, tier: Tier, failure: SqlFailure): Promise<boolean> {
+export async function recordAttempt(
+  db: Db,
+  plan: string,
+  tier: Tier,
+  failure: SqlFailure | null,
+  outcome: AttemptOutcome = 'failed',
+  command: string | null = null,
+): Promise<boolean> {
   let sibling: Db | null = null;
   try {
     // a new connection even when the tier's own died (network cut, server restart)
     sibling = await db.sibling();
     await ensureLedger(sibling);
     await sibling.query(
-      `insert into tiergate.attempt (plan, tier_id, tier_name, sha256, sqlstate, message, detail, hint, file, line, tiergate_version)
-       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-      [plan, tier.id, tier.name, tier.sha256, failure.sqlstate, failure.message, failure.detail, failure.hint, failure.file, failure.line, tiergateVersion()],
+      `insert into tiergate.attempt (plan, tier_id, tier_name, sha256, sqlstate, message, detail, hint, file, line, tiergate_version, outcome, command)
+       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+      [
+        plan,
+        tier.id,
+        tier.name,
+        tier.sha256,
+        failure?.sqlstate ?? null,
+        failure?.message ?? outcome,
+        failure?.detail ?? null,
+        failure?.hint ?? null,
+        failure?.file ?? null,
+        failure?.line ?? null,
+        tiergateVersion(),
+        outcome,
+        command,
+      ],
     );
     return true;
   } catch {

@@ -12,14 +12,22 @@ export function planLockKey(plan: string): number {
 
 /**
  * One rollout at a time per target and plan: a session advisory lock, taken
- * without waiting. The ledger must be read only after it is held. Released on
- * every path (and by the server if the process dies).
+ * without waiting — or, with `waitMs`, retried until that much time has
+ * passed (`--wait`), never longer. The ledger must be read only after it is
+ * held. Released on every path (and by the server if the process dies).
  */
-export async function withRolloutLock<T>(db: Db, plan: string, fn: () => Promise<T>): Promise<T> {
+export async function withRolloutLock<T>(db: Db, plan: string, fn: () => Promise<T>, options: { waitMs?: number; signal?: AbortSignal } = {}): Promise<T> {
   const key = planLockKey(plan);
-  const got = await db.query<{ ok: boolean }>('select pg_try_advisory_lock($1, $2) as ok', [LOCK_CLASS, key]);
-  if (!got.rows[0]?.ok) {
-    throw new LockHeldError(`the rollout lock of plan '${plan}' on ${db.displayUrl}`, await describeHolder(db, key));
+  const deadline = performance.now() + (options.waitMs ?? 0);
+  for (let pause = 100; ; pause = Math.min(pause * 2, 2000)) {
+    const got = await db.query<{ ok: boolean }>('select pg_try_advisory_lock($1, $2) as ok', [LOCK_CLASS, key]);
+    if (got.rows[0]?.ok) break;
+    const left = deadline - performance.now();
+    if (left <= 0 || options.signal?.aborted) {
+      const waited = options.waitMs ? ` (waited ${Math.round((options.waitMs ?? 0) / 1000)} s)` : '';
+      throw new LockHeldError(`the rollout lock of plan '${plan}' on ${db.displayUrl}${waited}`, await describeHolder(db, key));
+    }
+    await new Promise((resolve) => setTimeout(resolve, Math.min(pause, left)));
   }
   try {
     return await fn();
@@ -44,4 +52,15 @@ async function describeHolder(db: Db, key: number): Promise<string> {
   } catch {
     return 'holder unknown';
   }
+}
+
+/** Who holds the rollout lock of `plan` now (null: nobody), without taking it. */
+export async function rolloutLockHolder(db: Db, plan: string): Promise<string | null> {
+  const key = planLockKey(plan);
+  const got = await db.query<{ ok: boolean }>('select pg_try_advisory_lock($1, $2) as ok', [LOCK_CLASS, key]);
+  if (got.rows[0]?.ok) {
+    await db.query('select pg_advisory_unlock($1, $2)', [LOCK_CLASS, key]);
+    return null;
+  }
+  return describeHolder(db, key);
 }

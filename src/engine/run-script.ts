@@ -1,6 +1,6 @@
 import type { Queryable } from '../db/port.js';
 import { DbError, type SqlFailure } from '../errors.js';
-import { splitStatements, type SqlStatement } from '../plan/lint.js';
+import { splitStatements, type SqlStatement } from '../plan/sql-facts.js';
 import type { Tier } from '../plan/plan.js';
 import { transactionControl, transactionControlMessage } from './tier-files.js';
 
@@ -11,8 +11,17 @@ export class StatementError extends Error {
     /** 0-based index of the failing statement in its file */
     readonly statementIndex: number,
     readonly statementSql: string,
+    /** false: the parser refused the file, which was sent whole (the index says nothing) */
+    readonly parsed = true,
   ) {
     super(failure.message);
+  }
+}
+
+/** The run was interrupted (Ctrl-C) between two statements of a tier: the tier rolls back. */
+export class Interrupted extends Error {
+  constructor(tier: Tier) {
+    super(`interrupted (Ctrl-C) during tier ${tier.id}: its transaction was rolled back`);
   }
 }
 
@@ -21,8 +30,8 @@ export class StatementError extends Error {
  * that a failure names the statement's file:line. The caller owns the
  * transaction.
  */
-export async function runScript(tx: Queryable, tier: Tier, file: string): Promise<void> {
-  const stmts = await statementsOf(tier);
+export async function runScript(tx: Queryable, tier: Tier, file: string, signal?: AbortSignal): Promise<void> {
+  const { statements: stmts, parsed } = await statementsOf(tier);
   // never send a statement that would end the tier's transaction (apply refuses such plans up front)
   const [control] = transactionControl(stmts);
   if (control) {
@@ -30,10 +39,12 @@ export async function runScript(tx: Queryable, tier: Tier, file: string): Promis
     throw new StatementError({ ...failure, message: transactionControlMessage(tier, control) }, stmts.indexOf(control), control.sql);
   }
   for (const [i, stmt] of stmts.entries()) {
+    if (signal?.aborted) throw new Interrupted(tier);
     try {
       await tx.exec(stmt.sql);
     } catch (e) {
-      throw new StatementError(describeFailure(e, tier.sql, stmt, file), i, stmt.sql);
+      if (signal?.aborted) throw new Interrupted(tier);
+      throw new StatementError(describeFailure(e, tier.sql, stmt, file), i, stmt.sql, parsed);
     }
   }
 }
@@ -44,7 +55,7 @@ export async function runScript(tx: Queryable, tier: Tier, file: string): Promis
  */
 export async function runAssertions(tx: Queryable, tier: Tier, file: string): Promise<SqlFailure[]> {
   const failures: SqlFailure[] = [];
-  for (const stmt of await statementsOf(tier)) {
+  for (const stmt of (await statementsOf(tier)).statements) {
     await tx.exec('savepoint tiergate_assert');
     try {
       await tx.exec(stmt.sql);
@@ -58,13 +69,14 @@ export async function runAssertions(tx: Queryable, tier: Tier, file: string): Pr
   return failures;
 }
 
-async function statementsOf(tier: Tier): Promise<readonly SqlStatement[]> {
+async function statementsOf(tier: Tier): Promise<{ statements: readonly SqlStatement[]; parsed: boolean }> {
   try {
-    return await splitStatements(tier.sql);
+    return { statements: await splitStatements(tier.sql), parsed: true };
   } catch {
-    // The parser refused the file (a newer or older grammar than the
-    // server's): send it whole and let the server be the judge.
-    return [{ sql: tier.sql, start: 0, end: tier.sql.length, line: 1, ast: null }];
+    // The parser refused the file (apply and rehearse refuse such a plan
+    // first; a library caller may not have): send it whole and let the
+    // server be the judge.
+    return { statements: [{ sql: tier.sql, start: 0, end: tier.sql.length, line: 1, ast: null }], parsed: false };
   }
 }
 

@@ -1,15 +1,17 @@
 import type { Db, Queryable } from '../db/port.js';
 import { CommitInDoubtError, DbError, type SqlFailure } from '../errors.js';
-import { touchedRelations } from '../plan/lint.js';
 import type { Plan, Tier } from '../plan/plan.js';
 import { checkPostCondition } from '../plan/post-condition.js';
+import { touchedRelations } from '../plan/sql-facts.js';
 import { diffCatalog, snapshotCatalog } from '../probe/catalog.js';
 import { readMetrics } from '../probe/metrics.js';
 import { relationsToWatch, RowWatch } from '../probe/rows.js';
 import { describeBlockers, isWaitTimeout } from './blockers.js';
+import { compareExpectations } from './expectations.js';
 import { readGate } from './gate.js';
-import { ledgerRowCommitted, recordAttempt, recordLedger } from './ledger.js';
-import type { Delta, GateReading, MetricChange, PostResult, TierResult } from './result.js';
+import { ledgerRowCommitted, recordAttempt, recordLedger, type LedgerExtras } from './ledger.js';
+import type { Delta, Difference, ExpectationResult, GateReading, MetricChange, PostResult, TierResult } from './result.js';
+import { emptyFailure } from './run-result.js';
 import { runAssertions, runScript, StatementError } from './run-script.js';
 import { testHook } from './test-hook.js';
 
@@ -30,6 +32,24 @@ export interface RunTierOptions {
    * tier's "before" instead of evaluating every metric again. See `apply`.
    */
   metricsBefore?: Record<string, number | null>;
+  /**
+   * A guard proof on a clone whose gate is open: SQL that closes the gate
+   * inside the proof's transaction (rolled back with it).
+   */
+  closeGate?: string;
+  /**
+   * apply --evidence: where this tier's delta differs from the rehearsal's,
+   * asked inside the transaction before COMMIT; a difference rolls the tier
+   * back unless `acceptDifferences`.
+   */
+  compare?: (delta: Delta) => Difference[];
+  acceptDifferences?: boolean;
+  /** what the ledger row records of the evidence the run is bound to */
+  evidence?: { file: string; sha256: string; createdAt: string };
+  /** stop between statements (Ctrl-C): the tier rolls back */
+  signal?: AbortSignal;
+  /** the command a failure record names (apply, rollback) */
+  command?: string;
 }
 
 class GateClosed extends Error {
@@ -51,61 +71,24 @@ class PostConditionFailed extends Error {
 
 /** Thrown inside the transaction to roll it back after a successful measurement. */
 class RollbackOnPurpose extends Error {
-  constructor(readonly result: { delta: Delta; post: PostResult[] }) {
+  constructor(readonly result: Measured) {
     super('rolled back on purpose');
   }
 }
 
-/**
- * SQLSTATEs that doom the whole tier, not one metric: a lock or statement
- * timeout, a cancellation, a lost connection, a deadlock or serialization
- * failure, resources exhausted.
- */
-const DOOMS_THE_TIER = /^(55P03|57014|57P0\d|08\d{3}|40P01|40001|53\d{3})$/;
-
-/**
- * The connection as the metric reader sees it. The reader turns any error
- * into "n/a" (an object that does not exist yet); an error that dooms the
- * tier must not become a quiet n/a — nor be waited for again by every
- * following metric (each would sit out its own lock_timeout). The first
- * such error is kept, every later query fails at once with it, and the tier
- * fails with it. One per connection, so the reader's per-session state
- * (prepared metrics) stays valid.
- */
-class MetricConnection implements Queryable {
-  doom: DbError | null = null;
-  constructor(private readonly tx: Queryable) {}
-  query<R = Record<string, unknown>>(sql: string, params?: unknown[]) {
-    return this.guard(() => this.tx.query<R>(sql, params));
+/** Production's delta differs from the rehearsal's: the tier rolls back. */
+class DiffersFromRehearsal extends Error {
+  constructor(
+    readonly differences: Difference[],
+    readonly delta: Delta,
+  ) {
+    super(
+      `production differs from the rehearsal: ${differences
+        .slice(0, 8)
+        .map((d) => `${d.what}: rehearsal ${d.rehearsal}, production ${d.production}`)
+        .join('; ')}${differences.length > 8 ? ` (+${differences.length - 8} more)` : ''}`,
+    );
   }
-  exec(script: string) {
-    return this.guard(() => this.tx.exec(script));
-  }
-  private async guard<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.doom) throw this.doom;
-    try {
-      return await fn();
-    } catch (e) {
-      if (e instanceof DbError && e.sqlstate && DOOMS_THE_TIER.test(e.sqlstate)) this.doom ??= e;
-      throw e;
-    }
-  }
-}
-const metricConnections = new WeakMap<Queryable, MetricConnection>();
-
-/** The plan's metrics inside a tier's transaction; throws what dooms the tier instead of reading n/a. */
-async function tierMetrics(tx: Queryable, plan: Plan): Promise<Record<string, number | null>> {
-  let conn = metricConnections.get(tx);
-  if (!conn) metricConnections.set(tx, (conn = new MetricConnection(tx)));
-  conn.doom = null;
-  const out = await readMetrics(conn, plan.metrics);
-  if (conn.doom) throw conn.doom;
-  return out;
-}
-
-/** Plan-relative file name, for messages and the ledger. */
-export function fileOf(tier: Tier): string {
-  return tier.file;
 }
 
 function baseResult(tier: Tier): Omit<TierResult, 'status' | 'durationMs'> {
@@ -130,23 +113,26 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
   const elapsed = () => Math.round(performance.now() - started);
   // what the transaction wrote before its COMMIT: to resolve a COMMIT whose answer was lost
   let ledgerId: number | null = null;
-  let pending: { delta: Delta; post: PostResult[] } | null = null;
+  let pending: Measured | null = null;
   try {
     const measured = await db.transaction(async (tx) => {
       await setTimeouts(tx, plan, tier);
+      let gate: GateReading | null = null;
       if (tier.gated && !options.proveGuard) {
-        const gate = await readGate(tx, plan, { lockRows: true });
+        gate = await readGate(tx, plan, { lockRows: true });
         if (gate && !gate.open) throw new GateClosed(gate);
       }
+      if (options.proveGuard && options.closeGate) await tx.exec(options.closeGate);
       await testHook('tier-begin', tier.id);
-      // a file the parser refuses is still the server's to judge: then watch every table of the plan's schemas
+      // a file the parser refuses is refused before any tier runs (lint); this is the server's judgement of what it touches
       const touched = await touchedRelations(tier.sql).catch(() => null);
       const catalogBefore = await snapshotCatalog(tx, plan.schemas);
       const rows = await RowWatch.start(tx, await relationsToWatch(tx, touched, plan.schemas), touched?.drops ?? []);
-      const before = options.metricsBefore ?? (await tierMetrics(tx, plan));
-      await runScript(tx, tier, tier.file);
+      const before = options.metricsBefore ?? (await readMetrics(tx, plan.metrics));
+      const figures = tier.figures.length ? await readMetrics(tx, pick(plan.figures, tier.figures), 'figure') : {};
+      await runScript(tx, tier, tier.file, options.signal);
       await testHook('tier-script-done', tier.id);
-      const after = await tierMetrics(tx, plan);
+      const after = await readMetrics(tx, plan.metrics);
       const post = tier.post.map((p) => ({ expr: p.expr, ok: checkPostCondition(p, after[p.metric] ?? null), value: after[p.metric] ?? null }));
       if (post.some((p) => !p.ok)) throw new PostConditionFailed(post);
       const delta: Delta = {
@@ -154,21 +140,53 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
         rows: await rows.finish(tx),
         metrics: pairMetrics(before, after),
       };
-      if (options.proveGuard) throw new RollbackOnPurpose({ delta, post });
+      const result: Measured = { delta, post, figures, expectations: compareExpectations(tier, delta, figures), differences: [] };
+      if (options.proveGuard) throw new RollbackOnPurpose(result);
+      if (options.compare) {
+        result.differences = options.compare(delta);
+        if (result.differences.length && !options.acceptDifferences) throw new DiffersFromRehearsal(result.differences, delta);
+      }
       if (!options.noLedger) {
-        ledgerId = await recordLedger(tx, plan.name, tier, 'applied', elapsed(), delta);
+        const extras: LedgerExtras = {
+          gate,
+          evidence: options.evidence ? { ...options.evidence, differencesAccepted: result.differences } : null,
+        };
+        ledgerId = await recordLedger(tx, plan.name, tier, 'applied', elapsed(), delta, extras);
         for (const r of options.reverts ?? []) await recordLedger(tx, plan.name, r, 'reverted', 0, null);
       }
       await testHook('tier-before-commit', tier.id);
-      pending = { delta, post };
-      return pending;
+      pending = result;
+      return result;
     });
     await testHook('tier-committed', tier.id);
-    return { ...baseResult(tier), status: 'Applied', durationMs: elapsed(), delta: measured.delta, post: measured.post };
+    return { ...baseResult(tier), status: 'Applied', durationMs: elapsed(), ...measuredFields(measured) };
   } catch (e) {
     if (e instanceof CommitInDoubtError) return commitInDoubt(db, plan, tier, e, elapsed(), ledgerId, pending, options);
     return failedOrBlocked(db, plan, tier, e, elapsed(), options);
   }
+}
+
+/** What a tier's transaction measured. */
+interface Measured {
+  delta: Delta;
+  post: PostResult[];
+  figures: Record<string, number | null>;
+  expectations: ExpectationResult[];
+  differences: Difference[];
+}
+
+function measuredFields(m: Measured): Pick<TierResult, 'delta' | 'post' | 'figures' | 'expectations' | 'differences'> {
+  return {
+    delta: m.delta,
+    post: m.post,
+    ...(Object.keys(m.figures).length ? { figures: m.figures } : {}),
+    ...(m.expectations.length ? { expectations: m.expectations } : {}),
+    ...(m.differences.length ? { differences: m.differences } : {}),
+  };
+}
+
+function pick(all: Record<string, string>, names: string[]): Record<string, string> {
+  return Object.fromEntries(names.map((n) => [n, all[n]!]));
 }
 
 /**
@@ -184,7 +202,7 @@ async function commitInDoubt(
   e: CommitInDoubtError,
   durationMs: number,
   ledgerId: number | null,
-  measured: { delta: Delta; post: PostResult[] } | null,
+  measured: Measured | null,
   options: RunTierOptions,
 ): Promise<TierResult> {
   const committed = ledgerId === null ? null : await ledgerRowCommitted(db, ledgerId);
@@ -193,8 +211,7 @@ async function commitInDoubt(
       ...baseResult(tier),
       status: 'Applied',
       durationMs,
-      delta: measured.delta,
-      post: measured.post,
+      ...measuredFields(measured),
       reason: `committed: the connection broke while the COMMIT was answered (${e.lost.message}); its ledger row, read on a new connection, confirms it`,
     };
   }
@@ -230,25 +247,41 @@ async function failedOrBlocked(db: Db, plan: Plan, tier: Tier, e: unknown, durat
       };
     }
     const failure = toFailure(tier, e);
-    const atGuard = e instanceof StatementError && e.statementIndex === 0;
+    const why = notTheGuard(plan, e, failure);
     return {
       ...base,
-      status: atGuard ? 'Blocked' : 'Failed',
+      status: why === null ? 'Blocked' : 'Failed',
       durationMs,
-      guardProven: atGuard,
-      reason: atGuard ? `its own guard aborted it: ${failure.message}` : `aborted, but not by its guard (statement 1): ${failure.message}`,
-      error: atGuard ? null : failure,
+      guardProven: why === null,
+      reason: why === null ? `its own guard aborted it: ${failure.message}` : `aborted, but not by its guard: ${why}`,
+      error: why === null ? null : failure,
     };
   }
   const failure = toFailure(tier, e);
   await nameBlockers(db, failure, e instanceof StatementError ? e.statementSql : tier.sql);
   const post = e instanceof PostConditionFailed ? e.post : [];
-  if (!options.noLedger) await recordAttempt(db, plan.name, tier, failure);
-  return { ...base, status: 'Failed', durationMs, post, error: failure };
+  const differences = e instanceof DiffersFromRehearsal ? { differences: e.differences, delta: e.delta } : {};
+  if (e instanceof DiffersFromRehearsal) {
+    failure.hint = 'the tier was rolled back: production must do what was rehearsed. Rehearse again on a fresh copy of this database, or pass --accept-differences to commit and record them';
+  }
+  if (!options.noLedger) await recordAttempt(db, plan.name, tier, failure, 'failed', options.command ?? null);
+  return { ...base, status: 'Failed', durationMs, post, ...differences, error: failure };
 }
 
-function emptyFailure(): SqlFailure {
-  return { message: '', sqlstate: null, detail: null, hint: null, where: null, file: null, line: null, column: null, excerpt: null };
+/**
+ * Why an error of a guard proof is not the guard's own (null when it is): it
+ * must come from the file's first statement, as the parser split the file,
+ * and carry the SQLSTATE (and the message text) the plan's gate declares.
+ * A syntax error, a missing table or any other failure is not a proof.
+ */
+function notTheGuard(plan: Plan, e: unknown, failure: SqlFailure): string | null {
+  const guard = plan.gate?.guard ?? { sqlstate: 'P0001' };
+  if (!(e instanceof StatementError)) return `${failure.sqlstate ? `SQLSTATE ${failure.sqlstate}: ` : ''}${failure.message}`;
+  if (!e.parsed) return `the file does not parse, so no statement can be told to be its guard (${failure.message})`;
+  if (e.statementIndex !== 0) return `statement ${e.statementIndex + 1} failed (the guard is statement 1): ${failure.sqlstate ?? ''} ${failure.message}`.replace(/ {2}/g, ' ');
+  if (failure.sqlstate !== guard.sqlstate) return `SQLSTATE ${failure.sqlstate ?? 'none'} (${failure.message}), not the guard's ${guard.sqlstate} (gate.guard.sqlstate)`;
+  if (guard.message && !failure.message.includes(guard.message)) return `the message '${failure.message}' does not contain the guard's '${guard.message}' (gate.guard.message)`;
+  return null;
 }
 
 /** Any error of a tier run as a SqlFailure. */
@@ -274,7 +307,7 @@ export function pairMetrics(before: Record<string, number | null>, after: Record
  * Verify runs every statement in its own savepoint and lists all failing
  * assertions; preflight stops at the first failure.
  */
-export async function runCheckTier(db: Db, plan: Plan, tier: Tier): Promise<TierResult> {
+export async function runCheckTier(db: Db, plan: Plan, tier: Tier, options: { record?: string } = {}): Promise<TierResult> {
   const started = performance.now();
   const base = baseResult(tier);
   try {
@@ -284,7 +317,7 @@ export async function runCheckTier(db: Db, plan: Plan, tier: Tier): Promise<Tier
         let failures: SqlFailure[] = [];
         if (tier.kind === 'verify') failures = await runAssertions(tx, tier, tier.file);
         else await runScript(tx, tier, tier.file);
-        const metrics = await tierMetrics(tx, plan);
+        const metrics = await readMetrics(tx, plan.metrics);
         const post = tier.post.map((p) => ({ expr: p.expr, ok: checkPostCondition(p, metrics[p.metric] ?? null), value: metrics[p.metric] ?? null }));
         return { failures, metrics, post };
       },
@@ -293,6 +326,8 @@ export async function runCheckTier(db: Db, plan: Plan, tier: Tier): Promise<Tier
     const failedPost = out.post.filter((p) => !p.ok);
     const ok = out.failures.length === 0 && failedPost.length === 0;
     const delta: Delta = { objects: {}, rows: {}, metrics: pairMetrics(out.metrics, out.metrics) };
+    const error = out.failures[0] ?? (failedPost.length ? toFailure(tier, new PostConditionFailed(out.post)) : null);
+    if (options.record) await recordAttempt(db, plan.name, tier, error, ok ? 'passed' : 'failed', options.record);
     return {
       ...base,
       status: ok ? 'Passed' : 'Failed',
@@ -301,11 +336,12 @@ export async function runCheckTier(db: Db, plan: Plan, tier: Tier): Promise<Tier
       post: out.post,
       failedAssertions: out.failures,
       reason: ok ? null : [...out.failures.map((f) => f.message), ...failedPost.map((p) => `post-condition '${p.expr}' does not hold (${p.value ?? 'n/a'})`)].join('; '),
-      error: out.failures[0] ?? (failedPost.length ? toFailure(tier, new PostConditionFailed(out.post)) : null),
+      error,
     };
   } catch (e) {
     const failure = toFailure(tier, e);
     await nameBlockers(db, failure, e instanceof StatementError ? e.statementSql : tier.sql);
+    if (options.record) await recordAttempt(db, plan.name, tier, failure, 'failed', options.record);
     return { ...base, status: 'Failed', durationMs: Math.round(performance.now() - started), error: failure, reason: failure.message };
   }
 }

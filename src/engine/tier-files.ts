@@ -1,6 +1,5 @@
-import { PlanError, type PlanIssue } from '../errors.js';
-import { splitStatements, type SqlStatement } from '../plan/lint.js';
-import type { Plan, Tier } from '../plan/plan.js';
+import type { SqlStatement } from '../plan/sql-facts.js';
+import type { Tier } from '../plan/plan.js';
 
 /**
  * Statements that begin or end a transaction. In a tier file they would
@@ -8,6 +7,8 @@ import type { Plan, Tier } from '../plan/plan.js';
  * follows runs outside any transaction), a ROLLBACK throws the first half
  * away and lets the rest commit on its own. (SAVEPOINT and ROLLBACK TO keep
  * the transaction: `tiergate lint` warns about them, the engine allows them.)
+ * `tiergate lint` reports them as errors (`non-transactional`), so a plan
+ * holding one is refused before anything runs; run-script.ts never sends one.
  */
 const ENDS_TRANSACTION = new Set([
   'TRANS_STMT_BEGIN',
@@ -19,7 +20,7 @@ const ENDS_TRANSACTION = new Set([
   'TRANS_STMT_ROLLBACK_PREPARED',
 ]);
 
-/** The statements of a parsed tier file that begin or end a transaction (none when the parser refuses the file). */
+/** The statements of a parsed tier file that begin or end a transaction. */
 export function transactionControl(statements: readonly SqlStatement[]): SqlStatement[] {
   return statements.filter((s) => {
     const t = (s.ast as { TransactionStmt?: { kind?: string } } | null)?.TransactionStmt;
@@ -27,26 +28,8 @@ export function transactionControl(statements: readonly SqlStatement[]): SqlStat
   });
 }
 
-/** `tiers/01.sql:2: COMMIT …` for one such statement. */
+/** `COMMIT: a tier file must not …` for one such statement. */
 export function transactionControlMessage(tier: Tier, s: SqlStatement): string {
   const word = s.sql.trim().split(/\s+/).slice(0, 2).join(' ').replace(/;$/, '').toUpperCase();
   return `${word}: a tier file must not begin or end the transaction — tiergate runs tier ${tier.id} in one transaction with its gate check, post-conditions and ledger row; remove the statement`;
-}
-
-/**
- * Refuses, before anything is touched, a plan whose tier files begin or end
- * transactions (exit 2, like any invalid plan).
- */
-export async function assertOneTransactionPerTier(plan: Plan): Promise<void> {
-  const issues: PlanIssue[] = [];
-  for (const tier of plan.tiers) {
-    let statements: readonly SqlStatement[];
-    try {
-      statements = await splitStatements(tier.sql);
-    } catch {
-      continue; // the server judges a file the parser refuses (run-script.ts sends it whole)
-    }
-    for (const s of transactionControl(statements)) issues.push({ path: `${tier.file}:${s.line}`, message: transactionControlMessage(tier, s) });
-  }
-  if (issues.length) throw new PlanError(plan.name, issues);
 }

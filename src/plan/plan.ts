@@ -11,6 +11,7 @@ import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:pat
 import { PlanError, type PlanIssue } from '../errors.js';
 import { packageRoot } from '../package-root.js';
 import type { PlanFile, TierSpec } from './schema.js';
+import { expressionsOf, namesIn, parseExpr } from './expect-expr.js';
 import { parsePostCondition, type PostCondition } from './post-condition.js';
 
 /** A tier as the engine runs it: the spec, its SQL and its sha256. */
@@ -19,6 +20,8 @@ export interface Tier extends Omit<TierSpec, 'gated' | 'requires' | 'post' | 're
   requires: number[];
   post: PostCondition[];
   reverts: number[];
+  /** the plan's figures this tier's `expect` reads (read in its transaction before it runs) */
+  figures: string[];
   /** absolute path of the SQL file */
   path: string;
   sql: string;
@@ -35,6 +38,7 @@ export interface Plan {
   defaults: { lock_timeout: string; statement_timeout: string };
   gate: PlanFile['gate'];
   metrics: Record<string, string>;
+  figures: Record<string, string>;
   rehearsal: PlanFile['rehearsal'];
   tiers: Tier[];
   /** sha256 of tiergate.yaml */
@@ -107,7 +111,9 @@ export function assemblePlan(source: PlanSource, valid: PlanFile | undefined, sp
   const { dir, where } = source;
   const specTiers = spec.tiers ?? [];
   const metrics = spec.metrics ?? {};
+  const figures = spec.figures ?? {};
   const hasMetric = (m: string) => Object.hasOwn(metrics, m);
+  const hasFigure = (f: string) => Object.hasOwn(figures, f);
   const tiers: Tier[] = [];
   const files: Record<string, string> = {};
   const seen = new Map<number, number>();
@@ -165,6 +171,23 @@ export function assemblePlan(source: PlanSource, valid: PlanFile | undefined, sp
     for (const m of Object.keys(t.expect?.metrics ?? {})) {
       if (!hasMetric(m)) issues.push({ path: `${at}.expect.metrics.${m}`, message: `metric '${m}' is not defined under metrics: (defined: ${Object.keys(metrics).join(', ') || 'none'})` });
     }
+    const figureRefs = new Set<string>();
+    for (const [path, text] of expectExpressions(t.expect)) {
+      const parsedExpr = parseExpr(text);
+      if (!parsedExpr.ok) {
+        issues.push({ path: `${at}.expect.${path}`, message: parsedExpr.error });
+        continue;
+      }
+      for (const name of namesIn(parsedExpr.expr)) {
+        if (hasFigure(name)) figureRefs.add(name);
+        else if (!hasMetric(name)) {
+          issues.push({
+            path: `${at}.expect.${path}`,
+            message: `'${name}' in '${text}' is neither a metric nor a figure (metrics: ${Object.keys(metrics).join(', ') || 'none'}; figures: ${Object.keys(figures).join(', ') || 'none'})`,
+          });
+        }
+      }
+    }
 
     if (t.file === undefined) return;
     if (isAbsolute(t.file) || t.file.split(/[\\/]/).includes('..')) {
@@ -193,7 +216,7 @@ export function assemblePlan(source: PlanSource, valid: PlanFile | undefined, sp
     files[t.file] = hash;
     const strict = valid?.tiers[i];
     if (strict) {
-      tiers.push({ ...strict, gated, requires: strict.requires ?? [], post, reverts: strict.reverts ?? [], path, sql, sha256: hash });
+      tiers.push({ ...strict, gated, requires: strict.requires ?? [], post, reverts: strict.reverts ?? [], figures: [...figureRefs].sort(), path, sql, sha256: hash });
     }
   });
 
@@ -203,6 +226,10 @@ export function assemblePlan(source: PlanSource, valid: PlanFile | undefined, sp
   if (verifies.length > 1) issues.push({ path: 'tiers', message: `a plan has at most one verify tier (found ${verifies.map((t) => t?.id).join(', ')})` });
   if (spec.gate?.name && hasMetric(spec.gate.name)) {
     issues.push({ path: `metrics.${spec.gate.name}`, message: `'${spec.gate.name}' is the gate's name; a metric cannot share it` });
+  }
+  for (const f of Object.keys(figures)) {
+    if (hasMetric(f)) issues.push({ path: `figures.${f}`, message: `'${f}' is also a metric: a figure needs a name of its own` });
+    if (f === spec.gate?.name) issues.push({ path: `figures.${f}`, message: `'${f}' is the gate's name; a figure cannot share it` });
   }
 
   if (issues.length || !valid) throw new PlanError(where, sortIssues(issues));
@@ -220,12 +247,26 @@ export function assemblePlan(source: PlanSource, valid: PlanFile | undefined, sp
     defaults: plan.defaults,
     gate: plan.gate,
     metrics: plan.metrics,
+    figures: plan.figures,
     rehearsal: plan.rehearsal,
     tiers,
     yamlSha256,
     files,
     sha256: planSha,
   };
+}
+
+/** Every expression string of an `expect`, with its path below `expect` (`rows["axis.ownership"].added`). */
+function expectExpressions(expect: Loose<TierSpec['expect']> | undefined): [string, string][] {
+  if (!expect) return [];
+  const out: [string, string][] = [];
+  const key = (k: string) => (/^[a-z_][a-z0-9_]*$/.test(k) ? `.${k}` : `[${JSON.stringify(k)}]`);
+  for (const [group, entries] of Object.entries(expect) as [string, Record<string, unknown> | undefined][]) {
+    for (const [name, value] of Object.entries(entries ?? {})) {
+      for (const text of expressionsOf(value)) out.push([`${group}${key(name)}`, text]);
+    }
+  }
+  return out;
 }
 
 /** Sorts issues by path (`tiers[2]` before `tiers[10]`), keeping the order of issues on one path. */

@@ -19,36 +19,53 @@ const Identifier = z
 export const TierKind = z.enum(['preflight', 'structure', 'data', 'verify', 'rollback']);
 export type TierKind = z.infer<typeof TierKind>;
 
-/** `+30`, `0`, `-2`: a signed count (YAML reads `+30` as 30). */
-const Count = z.number().int();
+/**
+ * An expected count: a whole number (`+30`, `0`; YAML reads `+30` as 30), an
+ * expression over figures read before the tier (`approved_anchors`,
+ * `containment_gap + 1`), or `any`.
+ */
+const CountExpr = z
+  .union([z.number().int(), z.string().min(1)])
+  .describe("a whole number, an expression over the plan's metrics (their values before the tier) and figures (e.g. approved_anchors, containment_gap + 1), or any");
 
 const ChangeCounts = z.strictObject({
-  added: Count.nonnegative().optional(),
-  removed: Count.nonnegative().optional(),
-  changed: Count.nonnegative().optional(),
+  added: CountExpr.optional(),
+  removed: CountExpr.optional(),
+  changed: CountExpr.optional(),
 });
 export type ChangeCounts = z.infer<typeof ChangeCounts>;
+export type CountExpectation = z.infer<typeof CountExpr> | ChangeCounts;
 
-export const ObjectKind = z.enum(['tables', 'views', 'functions', 'sequences', 'indexes', 'constraints']);
+export const ObjectKind = z.enum(['schemas', 'tables', 'views', 'functions', 'sequences', 'indexes', 'constraints', 'triggers', 'policies', 'rules', 'types', 'extensions']);
 export type ObjectKind = z.infer<typeof ObjectKind>;
 
-const Expect = z.strictObject({
-  /** rows per relation: a number is "added − removed"; an object names each count. */
-  rows: z
-    .record(z.string().regex(/^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$/, 'expected schema.table'), z.union([Count, ChangeCounts]))
-    .describe('rows per schema.table: a number is added − removed; an object names each count')
-    .optional(),
-  /** metric: [before, after]; null means "n/a" (the objects do not exist). */
-  metrics: z
-    .record(Identifier, z.tuple([z.number().nullable(), z.number().nullable()]))
-    .describe('metric: [before, after]; null means n/a (its objects do not exist)')
-    .optional(),
-  /** objects per kind: a number is "added − removed"; an object names each count. */
-  objects: z
-    .partialRecord(ObjectKind, z.union([Count, ChangeCounts]))
-    .describe('objects per kind: a number is added − removed; an object names each count')
-    .optional(),
-}).describe('what the tier changes: enforced in rehearsal, reported (not enforced) in production');
+/** A metric's expected value: a number, null (n/a: its objects do not exist), `any`, or an expression. */
+const MetricExpr = z
+  .union([z.number(), z.null(), z.string().min(1)])
+  .describe('a number, null (n/a), any, or an expression over metrics (before the tier) and figures');
+export type MetricExpectation = [z.infer<typeof MetricExpr>, z.infer<typeof MetricExpr>] | 'unchanged';
+
+const Expect = z
+  .strictObject({
+    /** rows per relation: a count is "added − removed"; an object names each count. */
+    rows: z
+      .record(z.string().regex(/^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$/, 'expected schema.table'), z.union([CountExpr, ChangeCounts]))
+      .describe('rows per schema.table: a count is added − removed; an object names each count')
+      .optional(),
+    /** metric: [before, after], or `unchanged`. */
+    metrics: z
+      .record(Identifier, z.union([z.tuple([MetricExpr, MetricExpr]), z.literal('unchanged')]))
+      .describe('metric: [before, after] (each a number, null for n/a, any, or an expression), or unchanged')
+      .optional(),
+    /** objects per kind: a count is "added − removed"; an object names each count. */
+    objects: z
+      .partialRecord(ObjectKind, z.union([CountExpr, ChangeCounts]))
+      .describe('objects per kind: a count is added − removed; an object names each count')
+      .optional(),
+  })
+  .describe(
+    "what is true of the tier in every environment: counts and metrics as numbers or as expressions over the figures read in the tier's transaction before it runs; enforced in rehearsal, reported in production",
+  );
 export type Expect = z.infer<typeof Expect>;
 
 export const Tier = z.strictObject({
@@ -90,14 +107,40 @@ export const PlanFile = z.strictObject({
       /** SQL run first in a gated tier's transaction that locks the rows the gate counts (FOR SHARE). */
       lock: z.string().min(1).describe("SQL run first in a gated tier's transaction, locking the rows the gate counts (FOR SHARE)").optional(),
       min: z.number().int().default(1).describe('the gate is open when the query returns at least min'),
+      /** SQL returning one text: what an approval approves (e.g. the payload's sha256). */
+      subject: z
+        .string()
+        .min(1)
+        .describe("SQL returning one text: what the approvals approve (e.g. the proposal payload's sha256); evidence and the ledger record it")
+        .optional(),
+      /** What to do when the gate is closed, in words (shown with NO-GO). */
+      when_closed: z.string().min(1).describe('what to do when the gate is closed, shown with a NO-GO verdict (e.g. who must approve what, and how)').optional(),
+      /** How the gated files' own guard fails: only that error proves the guard in rehearsal. */
+      guard: z
+        .strictObject({
+          sqlstate: z.string().regex(/^[0-9A-Z]{5}$/, 'expected a 5-character SQLSTATE such as TG001').default('P0001'),
+          message: z.string().min(1).describe("text the guard's error message contains").optional(),
+        })
+        .default({ sqlstate: 'P0001' })
+        .describe("the error the gated files' guard raises (SQLSTATE, and text its message contains): in rehearsal only that error proves the guard"),
     })
     .describe('the approval gate of gated tiers: a query returning one number, and its minimum')
     .optional(),
-  metrics: z.record(Identifier, z.string().min(1)).default({}).describe('named SQL queries returning one number, used by post and expect'),
+  metrics: z.record(Identifier, z.string().min(1)).default({}).describe('named SQL queries returning one number, read before and after every tier, used by post and expect'),
+  figures: z
+    .record(Identifier, z.string().min(1))
+    .default({})
+    .describe("named SQL queries returning one number, read in a tier's transaction before it runs when its expect uses them"),
   rehearsal: z
     .strictObject({
       /** SQL that opens the gate on a tiergate clone (never on a source or a production target). */
       open_gate: z.string().min(1).describe('SQL that opens the gate on a tiergate clone (never on a source or a production target)').optional(),
+      /** SQL that closes an open gate inside a rehearsal's guard proof (rolled back with it). */
+      close_gate: z
+        .string()
+        .min(1)
+        .describe("SQL run inside the rolled-back transaction of a guard proof when the clone's gate is open: it closes the gate for that proof only")
+        .optional(),
     })
     .optional(),
   tiers: z.array(Tier).min(1).describe('the tiers, in the order they run'),

@@ -1,57 +1,177 @@
 import type { Queryable } from '../db/port.js';
-import type { ObjectChanges } from '../engine/result.js';
+import type { ObjectChanges } from '../evidence/types.js';
 import type { ObjectKind } from '../plan/schema.js';
+
+/**
+ * The one catalog reader: every object of a set of schemas with the md5 of
+ * its definition as PostgreSQL itself prints it (pg_get_viewdef,
+ * pg_get_functiondef, pg_get_triggerdef, …). Tier deltas read it over the
+ * plan's schemas, fingerprints over every user schema: both see the same
+ * objects, triggers, rules and row-level-security policies included.
+ *
+ * Owners and privileges are left out (a clone restored with --no-owner
+ * --no-privileges must read like its source), and so are NOT NULL
+ * constraints: PostgreSQL 18 (PGlite) lists them in pg_constraint, 15 does
+ * not, and a column's NOT NULL is already part of its table's definition.
+ */
+
+/** One object: `kind` singular (`table`, `view`, `policy` …), `name` schema-qualified. */
+export interface CatalogObject {
+  kind: CatalogKind;
+  name: string;
+  /** md5 of the normalised definition */
+  def: string;
+}
+
+export type CatalogKind =
+  | 'schema'
+  | 'table'
+  | 'view'
+  | 'matview'
+  | 'sequence'
+  | 'index'
+  | 'function'
+  | 'procedure'
+  | 'aggregate'
+  | 'constraint'
+  | 'trigger'
+  | 'rule'
+  | 'policy'
+  | 'type'
+  | 'extension';
+
+/** The delta kind (plural, as a plan's `expect.objects` names it) of each catalog kind. */
+export const DELTA_KIND: Record<CatalogKind, ObjectKind> = {
+  schema: 'schemas',
+  table: 'tables',
+  view: 'views',
+  matview: 'views',
+  sequence: 'sequences',
+  index: 'indexes',
+  function: 'functions',
+  procedure: 'functions',
+  aggregate: 'functions',
+  constraint: 'constraints',
+  trigger: 'triggers',
+  rule: 'rules',
+  policy: 'policies',
+  type: 'types',
+  extension: 'extensions',
+};
+
+/** Every object kind of a delta, in the order a reader expects them. */
+export const OBJECT_KINDS: readonly ObjectKind[] = [
+  'schemas', 'tables', 'views', 'functions', 'sequences', 'indexes', 'constraints', 'triggers', 'policies', 'rules', 'types', 'extensions',
+];
+
+/**
+ * Which schemas: `$1` is the list and `$2` says whether it is the list to
+ * read (`true`) or the list to leave out besides the system schemas (`false`).
+ */
+const SCHEMAS = `select oid, nspname from pg_namespace
+  where nspname not in ('pg_catalog', 'information_schema') and nspname !~ '^pg_(toast|temp)'
+    and (nspname = any($1::text[])) = $2`;
+
+/**
+ * One row per object. pg_class has no index on the namespace alone: it is
+ * scanned once (`rel`, materialized), not once per kind — at 6,500 Directus
+ * tables that halves a snapshot, which runs twice a tier.
+ */
+const CATALOG_SQL = `
+with ns as materialized (${SCHEMAS}),
+rel as materialized (select c.oid, c.relname, c.relkind, ns.nspname from pg_class c join ns on ns.oid = c.relnamespace)
+select 'schema' as kind, nspname as name, md5(nspname) as def from ns
+union all
+select 'table', r.nspname || '.' || r.relname,
+       md5(concat_ws(E'\\n', c.relkind, c.relpersistence, c.relrowsecurity, c.relforcerowsecurity,
+         case when c.relkind = 'p' then pg_get_partkeydef(c.oid) end,
+         pg_get_expr(c.relpartbound, c.oid),
+         (select string_agg(i.inhparent::regclass::text, ',' order by i.inhseqno) from pg_inherits i where i.inhrelid = c.oid),
+         (select string_agg(concat_ws(' ', quote_ident(a.attname), format_type(a.atttypid, a.atttypmod),
+                   case when a.attnotnull then 'not null' end,
+                   'default ' || pg_get_expr(d.adbin, d.adrelid),
+                   case when a.attidentity <> '' then 'identity ' || a.attidentity::text end,
+                   case when a.attgenerated <> '' then 'generated ' || a.attgenerated::text end,
+                   case when a.attcollation <> t.typcollation then 'collate ' || a.attcollation::regcollation::text end), E'\\n' order by a.attnum)
+            from pg_attribute a join pg_type t on t.oid = a.atttypid
+            left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+            where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped)))
+  from rel r join pg_class c on c.oid = r.oid where r.relkind in ('r', 'p', 'f')
+union all
+select case r.relkind when 'v' then 'view' else 'matview' end, r.nspname || '.' || r.relname,
+       md5(concat_ws(E'\\n', pg_get_viewdef(r.oid), array_to_string(c.reloptions, ',')))
+  from rel r join pg_class c on c.oid = r.oid where r.relkind in ('v', 'm')
+union all
+select 'sequence', r.nspname || '.' || r.relname,
+       md5(concat_ws(' ', format_type(s.seqtypid, null), s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle))
+  from rel r join pg_sequence s on s.seqrelid = r.oid where r.relkind = 'S'
+union all
+select 'index', r.nspname || '.' || r.relname, md5(pg_get_indexdef(r.oid))
+  from rel r where r.relkind in ('i', 'I')
+union all
+select case p.prokind when 'p' then 'procedure' when 'a' then 'aggregate' else 'function' end,
+       ns.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+       md5(case when p.prokind = 'a'
+             then (select concat_ws(' ', a.aggkind, a.aggtransfn, a.aggfinalfn, a.aggcombinefn, format_type(a.aggtranstype, null), a.agginitval, a.aggsortop)
+                     from pg_aggregate a where a.aggfnoid = p.oid)
+             else pg_get_functiondef(p.oid) end)
+  from pg_proc p join ns on ns.oid = p.pronamespace
+union all
+select 'constraint', ns.nspname || '.' || coalesce(cl.relname, ty.typname) || '.' || co.conname,
+       md5(co.contype::text || ' ' || pg_get_constraintdef(co.oid))
+  from pg_constraint co join ns on ns.oid = co.connamespace
+  left join pg_class cl on cl.oid = co.conrelid left join pg_type ty on ty.oid = co.contypid
+  where (co.conrelid <> 0 or co.contypid <> 0) and co.contype <> 'n'
+union all
+select 'trigger', r.nspname || '.' || r.relname || '.' || tg.tgname, md5(tg.tgenabled::text || ' ' || pg_get_triggerdef(tg.oid))
+  from pg_trigger tg join rel r on r.oid = tg.tgrelid where not tg.tgisinternal
+union all
+select 'rule', r.nspname || '.' || r.relname || '.' || ru.rulename, md5(ru.ev_enabled::text || ' ' || pg_get_ruledef(ru.oid))
+  from pg_rewrite ru join rel r on r.oid = ru.ev_class where ru.rulename <> '_RETURN'
+union all
+select 'policy', r.nspname || '.' || r.relname || '.' || po.polname,
+       md5(concat_ws(E'\\n', po.polcmd, po.polpermissive,
+         (select string_agg(case when x = 0 then 'public' else x::regrole::text end, ',' order by 1) from unnest(po.polroles) x),
+         pg_get_expr(po.polqual, po.polrelid), pg_get_expr(po.polwithcheck, po.polrelid)))
+  from pg_policy po join rel r on r.oid = po.polrelid
+union all
+select 'type', ns.nspname || '.' || t.typname,
+       md5(case t.typtype
+         when 'e' then 'enum ' || (select string_agg(e.enumlabel, ',' order by e.enumsortorder) from pg_enum e where e.enumtypid = t.oid)
+         when 'd' then concat_ws(' ', 'domain', format_type(t.typbasetype, t.typtypmod), t.typnotnull, t.typdefault)
+         when 'r' then 'range ' || (select format_type(g.rngsubtype, null) from pg_range g where g.rngtypid = t.oid)
+         when 'c' then 'composite ' || (select string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod), ',' order by a.attnum)
+                                          from pg_attribute a where a.attrelid = t.typrelid and a.attnum > 0 and not a.attisdropped)
+         else t.typtype::text end)
+  from pg_type t join ns on ns.oid = t.typnamespace
+  where t.typtype in ('e', 'd', 'r', 'c')
+    and (t.typtype <> 'c' or (select c.relkind from pg_class c where c.oid = t.typrelid) = 'c')
+union all
+select 'extension', x.extname, md5(x.extversion || ' ' || ns.nspname)
+  from pg_extension x join ns on ns.oid = x.extnamespace
+`;
+
+/** Which schemas a catalog read covers. */
+export type SchemaScope = { only: string[] } | { except: string[] };
+
+/** Every object of the schemas in `scope`, read-only; cost follows the number of objects, never row counts. */
+export async function readCatalog(q: Queryable, scope: SchemaScope): Promise<CatalogObject[]> {
+  const [list, include] = 'only' in scope ? [scope.only, true] : [scope.except, false];
+  return (await q.query<CatalogObject>(CATALOG_SQL, [list, include])).rows;
+}
 
 /** kind → object name → hash of its normalised definition */
 export type CatalogSnapshot = Record<ObjectKind, Map<string, string>>;
 
-export const OBJECT_KINDS: readonly ObjectKind[] = ['tables', 'views', 'functions', 'sequences', 'indexes', 'constraints'];
-
-/**
- * One query lists every object of the given schemas with an md5 of its
- * normalised definition (pg_get_viewdef, pg_get_functiondef, …), so that a
- * replaced view shows as `changed`. Read-only; cost grows with the number of
- * objects in those schemas, never with row counts. pg_class has no index on
- * the namespace alone: it is scanned once (`rel`, materialized), not once per
- * kind — at 6,500 user tables that halves a snapshot, and it runs twice a tier.
- */
-const CATALOG_SQL = `
-with ns as (select oid, nspname from pg_namespace where nspname = any($1::text[])),
-rel as materialized (select c.oid, c.relname, c.relkind, ns.nspname from pg_class c join ns on ns.oid = c.relnamespace)
-select 'tables' as kind, r.nspname || '.' || r.relname as name,
-       md5(coalesce((select string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
-                 || case when a.attnotnull then ' not null' else '' end
-                 || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), ''), ', ' order by a.attnum)
-          from pg_attribute a left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
-          where a.attrelid = r.oid and a.attnum > 0 and not a.attisdropped), '')) as def
-  from rel r where r.relkind in ('r', 'p', 'f')
-union all
-select 'views', r.nspname || '.' || r.relname, md5(r.relkind::text || pg_get_viewdef(r.oid, true))
-  from rel r where r.relkind in ('v', 'm')
-union all
-select 'sequences', r.nspname || '.' || r.relname, md5(format_type(s.seqtypid, null) || s.seqincrement || s.seqmin || s.seqmax)
-  from rel r join pg_sequence s on s.seqrelid = r.oid where r.relkind = 'S'
-union all
-select 'indexes', r.nspname || '.' || r.relname, md5(pg_get_indexdef(r.oid))
-  from rel r where r.relkind in ('i', 'I')
-union all
-select 'functions', ns.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
-       md5(case when p.prokind in ('f', 'p') then pg_get_functiondef(p.oid) else p.prosrc end)
-  from pg_proc p join ns on ns.oid = p.pronamespace
-union all
-select 'constraints', r.nspname || '.' || r.relname || '.' || co.conname, md5(pg_get_constraintdef(co.oid))
-  from rel r join pg_constraint co on co.conrelid = r.oid
-`;
-
+/** The objects of `schemas` grouped by delta kind: what a tier's delta is measured between. */
 export async function snapshotCatalog(q: Queryable, schemas: string[]): Promise<CatalogSnapshot> {
   const snap = emptySnapshot();
-  const r = await q.query<{ kind: ObjectKind; name: string; def: string }>(CATALOG_SQL, [schemas]);
-  for (const row of r.rows) snap[row.kind].set(row.name, row.def);
+  for (const o of await readCatalog(q, { only: schemas })) snap[DELTA_KIND[o.kind]].set(o.name, o.def);
   return snap;
 }
 
 export function emptySnapshot(): CatalogSnapshot {
-  return { tables: new Map(), views: new Map(), functions: new Map(), sequences: new Map(), indexes: new Map(), constraints: new Map() };
+  return Object.fromEntries(OBJECT_KINDS.map((k) => [k, new Map<string, string>()])) as CatalogSnapshot;
 }
 
 /** Objects added, removed and changed between two snapshots; kinds with no change are left out. */

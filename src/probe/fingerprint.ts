@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Db, Queryable } from '../db/port.js';
 import { DbError, TargetError } from '../errors.js';
-import type { FingerprintDiff } from '../rehearsal/evidence.js';
+import type { FingerprintDiff } from '../evidence/types.js';
+import { readCatalog } from './catalog.js';
 
 /**
  * A stable hash of a database: its catalog (every object of the user schemas
@@ -68,7 +69,7 @@ const TABLES_PER_BATCH = 250;
 export async function fingerprint(q: Queryable, options: FingerprintOptions = {}): Promise<Fingerprint> {
   const excluded = [TIERGATE_SCHEMA, ...(options.excludeSchemas ?? [])];
   const catalog: Record<string, string> = {};
-  for (const row of (await q.query<{ k: string; h: string }>(CATALOG_SQL, [excluded])).rows) catalog[row.k] = row.h;
+  for (const o of await readCatalog(q, { except: excluded })) catalog[`${o.kind} ${o.name}`] = o.def;
 
   const relations = await readRelations(q, excluded);
   const queries = [...relations.values()].filter((r) => r.hashed).map((r) => ({ name: r.name, sql: contentQuery(r, relations) }));
@@ -145,86 +146,6 @@ function hashOf(catalog: Record<string, string>, tables: Record<string, string>)
 /** User schemas: everything but the system ones and the excluded ($1). */
 const USER_SCHEMAS = `select oid, nspname from pg_namespace
   where nspname not in ('pg_catalog', 'information_schema') and nspname !~ '^pg_(toast|temp)' and nspname <> all($1::text[])`;
-
-/**
- * One row per object: `kind schema.name` and the md5 of its definition as
- * PostgreSQL itself prints it (pg_get_viewdef, pg_get_functiondef …). Owners
- * and privileges are left out: a clone restored with --no-owner
- * --no-privileges must fingerprint like its source.
- */
-const CATALOG_SQL = `
-with ns as (${USER_SCHEMAS}),
-rel as (select c.oid, c.relname, c.relkind, ns.nspname from pg_class c join ns on ns.oid = c.relnamespace)
-select 'schema ' || nspname as k, md5(nspname) as h from ns
-union all
-select 'table ' || r.nspname || '.' || r.relname,
-       md5(concat_ws(E'\\n', c.relkind, c.relpersistence, c.relrowsecurity, c.relforcerowsecurity,
-         case when c.relkind = 'p' then pg_get_partkeydef(c.oid) end,
-         pg_get_expr(c.relpartbound, c.oid),
-         (select string_agg(i.inhparent::regclass::text, ',' order by i.inhseqno) from pg_inherits i where i.inhrelid = c.oid),
-         (select string_agg(concat_ws(' ', quote_ident(a.attname), format_type(a.atttypid, a.atttypmod),
-                   case when a.attnotnull then 'not null' end,
-                   'default ' || pg_get_expr(d.adbin, d.adrelid),
-                   case when a.attidentity <> '' then 'identity ' || a.attidentity::text end,
-                   case when a.attgenerated <> '' then 'generated ' || a.attgenerated::text end,
-                   case when a.attcollation <> t.typcollation then 'collate ' || a.attcollation::regcollation::text end), E'\\n' order by a.attnum)
-            from pg_attribute a join pg_type t on t.oid = a.atttypid
-            left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
-            where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped)))
-  from rel r join pg_class c on c.oid = r.oid where r.relkind in ('r', 'p', 'f')
-union all
-select case r.relkind when 'v' then 'view ' else 'matview ' end || r.nspname || '.' || r.relname,
-       md5(concat_ws(E'\\n', pg_get_viewdef(r.oid), array_to_string(c.reloptions, ',')))
-  from rel r join pg_class c on c.oid = r.oid where r.relkind in ('v', 'm')
-union all
-select 'sequence ' || r.nspname || '.' || r.relname,
-       md5(concat_ws(' ', format_type(s.seqtypid, null), s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle))
-  from rel r join pg_sequence s on s.seqrelid = r.oid where r.relkind = 'S'
-union all
-select 'index ' || r.nspname || '.' || r.relname, md5(pg_get_indexdef(r.oid))
-  from rel r where r.relkind in ('i', 'I')
-union all
-select case p.prokind when 'p' then 'procedure ' when 'a' then 'aggregate ' else 'function ' end
-         || ns.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
-       md5(case when p.prokind = 'a'
-             then (select concat_ws(' ', a.aggkind, a.aggtransfn, a.aggfinalfn, a.aggcombinefn, format_type(a.aggtranstype, null), a.agginitval, a.aggsortop)
-                     from pg_aggregate a where a.aggfnoid = p.oid)
-             else pg_get_functiondef(p.oid) end)
-  from pg_proc p join ns on ns.oid = p.pronamespace
-union all
-select 'constraint ' || ns.nspname || '.' || coalesce(cl.relname, ty.typname) || '.' || co.conname,
-       md5(co.contype::text || ' ' || pg_get_constraintdef(co.oid))
-  from pg_constraint co join ns on ns.oid = co.connamespace
-  left join pg_class cl on cl.oid = co.conrelid left join pg_type ty on ty.oid = co.contypid
-  where co.conrelid <> 0 or co.contypid <> 0
-union all
-select 'trigger ' || r.nspname || '.' || r.relname || '.' || tg.tgname, md5(tg.tgenabled::text || ' ' || pg_get_triggerdef(tg.oid))
-  from pg_trigger tg join rel r on r.oid = tg.tgrelid where not tg.tgisinternal
-union all
-select 'rule ' || r.nspname || '.' || r.relname || '.' || ru.rulename, md5(ru.ev_enabled::text || ' ' || pg_get_ruledef(ru.oid))
-  from pg_rewrite ru join rel r on r.oid = ru.ev_class where ru.rulename <> '_RETURN'
-union all
-select 'policy ' || r.nspname || '.' || r.relname || '.' || po.polname,
-       md5(concat_ws(E'\\n', po.polcmd, po.polpermissive,
-         (select string_agg(case when x = 0 then 'public' else x::regrole::text end, ',' order by 1) from unnest(po.polroles) x),
-         pg_get_expr(po.polqual, po.polrelid), pg_get_expr(po.polwithcheck, po.polrelid)))
-  from pg_policy po join rel r on r.oid = po.polrelid
-union all
-select 'type ' || ns.nspname || '.' || t.typname,
-       md5(case t.typtype
-         when 'e' then 'enum ' || (select string_agg(e.enumlabel, ',' order by e.enumsortorder) from pg_enum e where e.enumtypid = t.oid)
-         when 'd' then concat_ws(' ', 'domain', format_type(t.typbasetype, t.typtypmod), t.typnotnull, t.typdefault)
-         when 'r' then 'range ' || (select format_type(g.rngsubtype, null) from pg_range g where g.rngtypid = t.oid)
-         when 'c' then 'composite ' || (select string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod), ',' order by a.attnum)
-                                          from pg_attribute a where a.attrelid = t.typrelid and a.attnum > 0 and not a.attisdropped)
-         else t.typtype::text end)
-  from pg_type t join ns on ns.oid = t.typnamespace
-  where t.typtype in ('e', 'd', 'r', 'c')
-    and (t.typtype <> 'c' or (select c.relkind from pg_class c where c.oid = t.typrelid) = 'c')
-union all
-select 'extension ' || x.extname, md5(x.extversion || ' ' || ns.nspname)
-  from pg_extension x join ns on ns.oid = x.extnamespace
-`;
 
 // ---------------------------------------------------------------- content
 

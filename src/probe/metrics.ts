@@ -3,10 +3,13 @@ import type { Queryable } from '../db/port.js';
 import { DbError } from '../errors.js';
 
 /**
- * Evaluates each metric (SQL returning one number) inside its own savepoint:
- * an error — typically an object that does not exist yet — gives `null` and
- * does not poison the surrounding transaction. Must be called inside a
- * transaction.
+ * The one policy for reading the plan's numbers (metrics, the gate, figures),
+ * inside a tier and outside it: a query whose objects do not exist yet reads
+ * as `null` ("n/a"); any other error — a lock or statement timeout, a lost
+ * connection, a division by zero — is thrown as a {@link MetricReadError}
+ * naming the metric, never read as n/a (a gate read under a lock must not
+ * look like a closed gate). Each read runs in its own savepoint, so a missing
+ * object does not poison the surrounding transaction.
  *
  * A metric is evaluated before and after every tier, always on the same
  * session, and the plan's metrics are queries over views: on a small
@@ -15,14 +18,34 @@ import { DbError } from '../errors.js';
  * each metric is a server-side prepared statement of its session, planned
  * once; PostgreSQL re-plans it by itself when an object it uses changes
  * (docs: PREPARE, "Notes"). A metric the server will not prepare is sent
- * as it is, as before.
+ * as it is.
  */
-export async function readMetrics(tx: Queryable, metrics: Record<string, string>): Promise<Record<string, number | null>> {
+
+/** SQLSTATEs of "the object does not exist (yet)": the only errors that read as n/a. */
+export const MISSING_OBJECT = new Set(['42P01', '42883', '42703', '3F000', '42704']);
+
+/** A metric (or the gate, or a figure) could not be read: the error PostgreSQL gave, with the metric's name. */
+export class MetricReadError extends DbError {
+  constructor(
+    readonly metric: string,
+    cause: DbError,
+  ) {
+    super(`reading ${metric}: ${cause.message}`, cause.sqlstate, cause.detail, cause.hint, null, cause.where);
+  }
+}
+
+/**
+ * Reads every metric (name → SQL returning one number) inside the caller's
+ * transaction; throws at the first that fails for any reason but a missing object.
+ *
+ * @example await db.transaction((tx) => readMetrics(tx, plan.metrics)) // { owner_gap: 210, critical: null, … }
+ */
+export async function readMetrics(tx: Queryable, metrics: Record<string, string>, kind = 'metric'): Promise<Record<string, number | null>> {
   const out: Record<string, number | null> = {};
   if (Object.keys(metrics).length === 0) return out;
   const jit = await jitOff(tx);
   try {
-    for (const [name, sql] of Object.entries(metrics)) out[name] = await readPrepared(tx, sql);
+    for (const [name, sql] of Object.entries(metrics)) out[name] = await readPrepared(tx, `${kind} '${name}'`, sql);
   } finally {
     await restoreJit(tx, jit);
   }
@@ -46,31 +69,55 @@ async function restoreJit(tx: Queryable, prev: string | null): Promise<void> {
   if (prev !== null && prev !== 'off') await tx.query(`select set_config('jit', $1, true)`, [prev]);
 }
 
-/** One number from `sql` in a savepoint; null when it fails or returns no row / a non-number. */
-export async function readNumber(tx: Queryable, sql: string): Promise<number | null> {
+/**
+ * One number from `sql` in a savepoint: null when its objects do not exist or
+ * it returns no row / a non-number; any other error is thrown, named `what`.
+ */
+export async function readNumber(tx: Queryable, what: string, sql: string): Promise<number | null> {
   await tx.exec('savepoint tiergate_metric');
   try {
     const r = await tx.query(sql);
     await tx.exec('release savepoint tiergate_metric');
     return firstNumber(r.rows[0]);
-  } catch {
-    await rollbackMetric(tx);
-    return null;
+  } catch (e) {
+    return readFailed(tx, what, e);
   }
+}
+
+/** One text (the gate's subject) from `sql`, under the same policy as {@link readNumber}. */
+export async function readText(tx: Queryable, what: string, sql: string): Promise<string | null> {
+  await tx.exec('savepoint tiergate_metric');
+  try {
+    const r = await tx.query(sql);
+    await tx.exec('release savepoint tiergate_metric');
+    const v = r.rows[0] ? Object.values(r.rows[0])[0] : null;
+    return v === null || v === undefined ? null : String(v).trim();
+  } catch (e) {
+    return readFailed(tx, what, e);
+  }
+}
+
+/** After a failed read: n/a for a missing object, the error (named) for anything else. */
+async function readFailed(tx: Queryable, what: string, e: unknown): Promise<null> {
+  const err = e instanceof DbError ? e : new DbError(e instanceof Error ? e.message : String(e), null, null, null, null, null);
+  // a doomed transaction (lost connection) cannot roll back to the savepoint: the read's own error says more
+  await rollbackMetric(tx).catch(() => undefined);
+  if (err.sqlstate !== null && MISSING_OBJECT.has(err.sqlstate)) return null;
+  throw err instanceof MetricReadError ? err : new MetricReadError(what, err);
 }
 
 /** Statement names prepared on a session (keyed by the connection object the engine passes around). */
 const preparedOn = new WeakMap<Queryable, Set<string>>();
-/** Metrics the server refused to PREPARE for a reason other than a missing object: sent as they are. */
+/** Metrics the server refused to PREPARE for what they are (SHOW …): sent as they are. */
 const unpreparable = new Set<string>();
 
 /** SQLSTATEs after which a prepared metric is prepared again once: gone (26000), result type changed (0A000). */
 const PREPARE_AGAIN = new Set(['26000', '0A000']);
-/** PREPARE failed because an object does not exist yet: the metric is n/a, as the plain query would be. */
-const MISSING_OBJECT = new Set(['42P01', '42883', '42703', '3F000', '42704']);
+/** PREPARE refused for what the statement is, not for what it reads (SHOW, a utility statement): sent as it is. */
+const NOT_PREPARABLE = new Set(['42601', '0A000']);
 
-async function readPrepared(tx: Queryable, sql: string, retry = true): Promise<number | null> {
-  if (unpreparable.has(sql)) return readNumber(tx, sql);
+async function readPrepared(tx: Queryable, what: string, sql: string, retry = true): Promise<number | null> {
+  if (unpreparable.has(sql)) return readNumber(tx, what, sql);
   const name = `tiergate_metric_${createHash('sha256').update(sql).digest('hex').slice(0, 16)}`;
   let prepared = preparedOn.get(tx);
   if (!prepared) preparedOn.set(tx, (prepared = new Set()));
@@ -92,19 +139,19 @@ async function readPrepared(tx: Queryable, sql: string, retry = true): Promise<n
     await tx.exec('release savepoint tiergate_metric');
     return firstNumber(r.rows[0]);
   } catch (e) {
-    await rollbackMetric(tx);
     const state = e instanceof DbError ? e.sqlstate : null;
-    if (stage === 'prepare') {
-      if (state !== null && MISSING_OBJECT.has(state)) return null;
+    if (stage === 'prepare' && state !== null && NOT_PREPARABLE.has(state)) {
+      await rollbackMetric(tx);
       unpreparable.add(sql);
-      return readNumber(tx, sql);
+      return readNumber(tx, what, sql);
     }
-    if (retry && state !== null && PREPARE_AGAIN.has(state)) {
+    if (stage === 'execute' && retry && state !== null && PREPARE_AGAIN.has(state)) {
+      await rollbackMetric(tx);
       prepared.delete(name);
       await deallocate(tx, name);
-      return readPrepared(tx, sql, false);
+      return readPrepared(tx, what, sql, false);
     }
-    return null;
+    return readFailed(tx, what, e);
   }
 }
 

@@ -1,5 +1,5 @@
 import type { Queryable } from '../db/port.js';
-import type { RowChanges } from '../engine/result.js';
+import type { RowChanges } from '../evidence/types.js';
 
 /** A relation whose rows a tier writes, resolved before the tier runs. */
 interface Watched {

@@ -1,87 +1,180 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { RunResult } from '../engine/apply.js';
-import type { Delta, TierResult } from '../engine/result.js';
-import { UsageError } from '../errors.js';
-import { planFileHashes, type Plan } from '../plan/plan.js';
-import { parseEvidence } from '../report/render-json.js';
-import type { Evidence } from './evidence.js';
+import type { RehearsalBinding } from '../engine/apply.js';
+import { EvidenceRefusedError, UsageError } from '../errors.js';
+import { planFileHashes, type Plan, type Tier } from '../plan/plan.js';
+import type { TargetIdentity } from '../probe/identity.js';
+import { parseEvidence } from '../evidence/evidence-json.js';
+import type { Delta, Difference, Evidence, GateReading, TierResult } from '../evidence/types.js';
+import { computeVerdict, coverageProblems } from '../evidence/verdict.js';
 
-export interface EvidenceComparison {
-  evidence: { file: string; createdAt: string; planSha256: string };
-  /** tiers whose production delta differs from the rehearsal's */
-  differences: { tier: number; what: string; rehearsal: string; production: string }[];
-  lines: string[];
+export interface BindOptions {
+  /** evidence whose snapshot of the source is older than this is refused (`--max-evidence-age`, default 7 days) */
+  maxAgeMs: number;
+  /** commit a tier that differs from its rehearsal, recording the differences (`--accept-differences`) */
+  acceptDifferences: boolean;
+  now?: Date;
+}
+
+export const DEFAULT_MAX_EVIDENCE_AGE_MS = 7 * 24 * 3600 * 1000;
+
+/** The evidence a production run is bound to, checked; `binding` is what the engine asks during the run. */
+export interface BoundEvidence {
+  evidence: Evidence;
+  /** things the operator should know that do not refuse the evidence (a dump's cluster cannot be checked) */
+  notes: string[];
+  binding: RehearsalBinding;
 }
 
 /**
- * Binds a production apply to a rehearsal: refuses unless the evidence is a
- * PASS for exactly these plan files (same sha256 of every file), then
- * compares production's deltas with the rehearsal's stage B.
+ * Binds a production apply to a rehearsal (guarantee 10). Refuses (exit 2,
+ * nothing touched) evidence that is not a PASS of exactly these plan files,
+ * whose verdict does not follow from its own records (an edited file), that
+ * does not cover the plan, that comes from the embedded sample, or whose
+ * snapshot is older than `maxAgeMs`; then, on the target, evidence of another
+ * database, cluster or engine, or of another gate subject (the payload
+ * changed since the rehearsal). During the run, each tier's delta is
+ * compared with the rehearsal's in the same state, inside the tier's
+ * transaction.
+ *
+ * @example const bound = bindEvidence('evidence/evidence.json', plan, { maxAgeMs: DEFAULT_MAX_EVIDENCE_AGE_MS, acceptDifferences: false });
  */
-export function bindEvidence(file: string, plan: Plan): { evidence: Evidence; compare(r: RunResult): EvidenceComparison } {
-  let text: string;
+export function bindEvidence(file: string, plan: Plan, options: BindOptions): BoundEvidence {
+  let bytes: Buffer;
   try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    throw new UsageError(`cannot read evidence file '${file}'`);
+    bytes = readFileSync(file);
+  } catch (e) {
+    throw new UsageError(`cannot read evidence file '${file}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): pass the evidence.json a rehearsal wrote`);
   }
-  const evidence = parseEvidence(text, file);
-  if (evidence.verdict.rehearsal !== 'PASS') {
-    throw new UsageError(`evidence '${file}' is a rehearsal ${evidence.verdict.rehearsal}: apply needs a PASS (${evidence.verdict.failures.join('; ') || evidence.verdict.reason})`);
-  }
-  if (evidence.plan.name !== plan.name) throw new UsageError(`evidence '${file}' is for plan '${evidence.plan.name}', not '${plan.name}'`);
+  const evidence = parseEvidence(bytes.toString('utf8'), file);
+  const refuse = (why: string, todo = 'rehearse this target again and apply with the new evidence') => new EvidenceRefusedError(`evidence '${file}' refused: ${why}; nothing was changed — ${todo}`);
+
+  if (evidence.plan.name !== plan.name) throw refuse(`it is for plan '${evidence.plan.name}', not '${plan.name}'`);
   const files = planFileHashes(plan);
   const mismatched = [
     ...Object.entries(files).filter(([f, sha]) => evidence.plan.files[f] !== sha).map(([f, sha]) => `${f}: rehearsed ${evidence.plan.files[f]?.slice(0, 12) ?? 'absent'}, now ${sha.slice(0, 12)}`),
     ...Object.keys(evidence.plan.files).filter((f) => !(f in files)).map((f) => `${f}: rehearsed, no longer in the plan`),
   ];
   if (mismatched.length || evidence.plan.sha256 !== plan.sha256) {
-    throw new UsageError(
-      `evidence '${file}' was rehearsed with other plan files; rehearse again before applying:\n  ${mismatched.join('\n  ') || `plan sha256 ${evidence.plan.sha256.slice(0, 12)} → ${plan.sha256.slice(0, 12)}`}`,
-    );
+    throw refuse(`it was rehearsed with other plan files:\n  ${mismatched.join('\n  ') || `plan sha256 ${evidence.plan.sha256.slice(0, 12)} → ${plan.sha256.slice(0, 12)}`}\n`, 'rehearse again with these files');
   }
-  return {
-    evidence,
-    compare(r: RunResult): EvidenceComparison {
-      const rehearsed = new Map<number, TierResult>();
-      for (const stage of evidence.stages) for (const t of stage.tiers) if (t.status === 'Applied' && !rehearsed.has(t.id)) rehearsed.set(t.id, t);
-      const differences: EvidenceComparison['differences'] = [];
-      for (const t of r.tiers) {
-        const ref = rehearsed.get(t.id);
-        if (t.status !== 'Applied' || !ref?.delta || !t.delta) continue;
-        differences.push(...diffDeltas(t.id, ref.delta, t.delta));
+  const coverage = coverageProblems(plan, evidence);
+  if (coverage.length) throw refuse(`its records do not cover the plan as a rehearsal does (${coverage.slice(0, 5).join('; ')}${coverage.length > 5 ? ` (+${coverage.length - 5})` : ''})`);
+  const verdict = computeVerdict(plan, { preflight: evidence.source.preflight, gate: evidence.source.gate, stages: evidence.stages, rollback: evidence.rollback });
+  if (verdict.rehearsal !== evidence.verdict.rehearsal || verdict.execution !== evidence.verdict.execution) {
+    throw refuse(`it says 'Rehearsal ${evidence.verdict.rehearsal} · Execution ${evidence.verdict.execution}', but its own records give 'Rehearsal ${verdict.rehearsal} · Execution ${verdict.execution}': it was edited`);
+  }
+  if (verdict.rehearsal !== 'PASS') throw refuse(`it is a rehearsal FAIL (${verdict.failures.slice(0, 3).join('; ')})`, 'fix the plan or the database, rehearse again, and apply a PASS');
+  if (evidence.source.kind === 'pglite-sample') {
+    throw refuse('it rehearses the embedded sample database (npm start), not a database of yours', 'rehearse your target: tiergate rehearse --source URL --scratch URL (or --dump FILE)');
+  }
+  const now = options.now ?? new Date();
+  const age = now.getTime() - Date.parse(evidence.source.snapshotAt);
+  if (!Number.isFinite(age) || age > options.maxAgeMs) {
+    throw refuse(`its copy of the source was taken ${evidence.source.snapshotAt} (${describeAge(age)} ago), older than --max-evidence-age ${describeAge(options.maxAgeMs)}`);
+  }
+  const notes: string[] = [];
+  const rehearsedOn = evidence.source.identity;
+  if (rehearsedOn.systemIdentifier === null) notes.push(`the evidence comes from ${evidence.source.kind === 'dump' ? 'a plain SQL dump' : 'a source'} whose cluster cannot be identified: database name and gate subject are checked, and every tier is compared with its rehearsal`);
+  const record = { file, sha256: createHash('sha256').update(bytes).digest('hex'), createdAt: evidence.createdAt };
+
+  const binding: RehearsalBinding = {
+    acceptDifferences: options.acceptDifferences,
+    record,
+    checkTarget(identity: TargetIdentity, gate: GateReading | null): void {
+      if (rehearsedOn.engine !== null && rehearsedOn.engine !== identity.engine) {
+        throw refuse(`it rehearses a ${engineName(rehearsedOn.engine)} database, and the target is ${engineName(identity.engine)}`);
       }
-      const lines = differences.length
-        ? [`production differs from the rehearsal (${file}):`, ...differences.map((d) => `  tier ${d.tier} ${d.what}: rehearsal ${d.rehearsal}, production ${d.production}`)]
-        : [`production deltas match the rehearsal (${file})`];
-      return { evidence: { file, createdAt: evidence.createdAt, planSha256: evidence.plan.sha256 }, differences, lines };
+      if (rehearsedOn.database !== identity.database) throw refuse(`it rehearses database '${rehearsedOn.database}', and the target is '${identity.database}'`);
+      if (rehearsedOn.systemIdentifier !== null && identity.systemIdentifier !== null && rehearsedOn.systemIdentifier !== identity.systemIdentifier) {
+        throw refuse(`it rehearses a database of cluster ${rehearsedOn.systemIdentifier}, and the target's cluster is ${identity.systemIdentifier}`);
+      }
+      if (rehearsedOn.instance !== null && rehearsedOn.instance !== identity.instance) {
+        throw refuse(`it rehearses PGlite directory ${rehearsedOn.instance}, and the target is ${identity.instance ?? 'another directory'}`);
+      }
+      const rehearsedSubject = evidence.source.gate?.subject ?? null;
+      const subject = gate?.subject ?? null;
+      if (rehearsedSubject !== subject) {
+        throw refuse(`the gate's subject changed since the rehearsal (${evidence.source.gate?.name ?? 'gate'} subject ${short(rehearsedSubject)} then, ${short(subject)} now: what the approvals approve is not what was rehearsed)`);
+      }
+    },
+    differences(tier: Tier, appliedBefore: number[], delta: Delta): Difference[] {
+      const rehearsed = rehearsalOf(evidence, tier.id, appliedBefore);
+      if (!rehearsed?.delta) {
+        const states = evidence.stages.flatMap((s) => s.tiers).filter((t) => t.id === tier.id && t.status === 'Applied').map((t) => `after [${(t.appliedBefore ?? []).join(', ')}]`);
+        return [{ what: 'state', rehearsal: states.length ? `tier ${tier.id} was rehearsed ${states.join(' and ')}` : `tier ${tier.id} was not applied in the rehearsal`, production: `it runs after [${appliedBefore.join(', ')}]` }];
+      }
+      return diffDeltas(rehearsed.delta, delta);
     },
   };
+  return { evidence, notes, binding };
 }
 
-function diffDeltas(tier: number, a: Delta, b: Delta): EvidenceComparison['differences'] {
-  const out: EvidenceComparison['differences'] = [];
-  const kinds = new Set([...Object.keys(a.objects), ...Object.keys(b.objects)]) as Set<keyof Delta['objects']>;
+/** The rehearsal's run of a tier in the same state (the same tiers applied before it): the first one recorded. */
+function rehearsalOf(evidence: Evidence, tierId: number, appliedBefore: number[]): TierResult | undefined {
+  const key = appliedBefore.join(',');
+  return evidence.stages.flatMap((s) => s.tiers).find((t) => t.id === tierId && t.status === 'Applied' && (t.appliedBefore ?? []).join(',') === key);
+}
+
+/**
+ * Where two deltas differ: the names of the objects added, removed and
+ * changed per kind, the rows added, removed and changed per table, and each
+ * metric's value after the tier. Objects are compared by name, which both
+ * engines agree on (how they print a definition differs between versions;
+ * NOT NULL constraints, which only PostgreSQL 18 lists, are not objects).
+ */
+export function diffDeltas(rehearsal: Delta, production: Delta): Difference[] {
+  const out: Difference[] = [];
+  const kinds = new Set([...Object.keys(rehearsal.objects), ...Object.keys(production.objects)]) as Set<keyof Delta['objects']>;
   for (const k of kinds) {
-    const x = a.objects[k];
-    const y = b.objects[k];
-    const fx = x ? `+${x.added.length} -${x.removed.length} ~${x.changed.length}` : '±0';
-    const fy = y ? `+${y.added.length} -${y.removed.length} ~${y.changed.length}` : '±0';
-    if (fx !== fy) out.push({ tier, what: k, rehearsal: fx, production: fy });
+    for (const change of ['added', 'removed', 'changed'] as const) {
+      const x = [...(rehearsal.objects[k]?.[change] ?? [])].sort();
+      const y = [...(production.objects[k]?.[change] ?? [])].sort();
+      if (x.join('\n') !== y.join('\n')) out.push({ what: `${k} ${change}`, rehearsal: names(x), production: names(y) });
+    }
   }
-  for (const rel of new Set([...Object.keys(a.rows), ...Object.keys(b.rows)])) {
-    const x = a.rows[rel];
-    const y = b.rows[rel];
-    const fx = x ? `+${x.added} -${x.removed} ~${x.changed}` : '±0';
-    const fy = y ? `+${y.added} -${y.removed} ~${y.changed}` : '±0';
-    if (fx !== fy) out.push({ tier, what: `rows ${rel}`, rehearsal: fx, production: fy });
+  for (const rel of new Set([...Object.keys(rehearsal.rows), ...Object.keys(production.rows)])) {
+    const x = rehearsal.rows[rel];
+    const y = production.rows[rel];
+    const fx = x ? `+${x.added} −${x.removed} ~${x.changed}` : '±0';
+    const fy = y ? `+${y.added} −${y.removed} ~${y.changed}` : '±0';
+    if (fx !== fy) out.push({ what: `rows ${rel}`, rehearsal: fx, production: fy });
   }
-  for (const m of new Set([...Object.keys(a.metrics), ...Object.keys(b.metrics)])) {
-    const x = a.metrics[m];
-    const y = b.metrics[m];
-    const fx = `${x?.before ?? 'n/a'}→${x?.after ?? 'n/a'}`;
-    const fy = `${y?.before ?? 'n/a'}→${y?.after ?? 'n/a'}`;
-    if (fx !== fy) out.push({ tier, what: `metric ${m}`, rehearsal: fx, production: fy });
+  for (const m of new Set([...Object.keys(rehearsal.metrics), ...Object.keys(production.metrics)])) {
+    const x = rehearsal.metrics[m]?.after ?? null;
+    const y = production.metrics[m]?.after ?? null;
+    if (x !== y) out.push({ what: `metric ${m} after`, rehearsal: String(x ?? 'n/a'), production: String(y ?? 'n/a') });
   }
   return out;
+}
+
+function names(xs: string[]): string {
+  if (!xs.length) return 'none';
+  return xs.slice(0, 6).join(', ') + (xs.length > 6 ? ` (+${xs.length - 6})` : '');
+}
+
+function engineName(e: 'pglite' | 'postgres' | null): string {
+  return e === 'pglite' ? 'PGlite' : e === 'postgres' ? 'PostgreSQL' : 'unknown';
+}
+
+function short(s: string | null): string {
+  return s === null ? 'none' : s.length > 16 ? `${s.slice(0, 12)}…` : s;
+}
+
+/** `3 h`, `8 d` */
+export function describeAge(ms: number): string {
+  if (!Number.isFinite(ms)) return 'an unknown time';
+  const s = Math.abs(ms) / 1000;
+  if (s < 120) return `${Math.round(s)} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  if (s < 172_800) return `${Math.round(s / 3600)} h`;
+  return `${Math.round(s / 86_400)} d`;
+}
+
+/** A duration such as `7d`, `36h`, `90min`, `1w` in milliseconds; null when it is not one. */
+export function parseDuration(text: string): number | null {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h|d|w)?\s*$/i.exec(text);
+  if (!m) return null;
+  const unit: Record<string, number> = { ms: 1, s: 1000, sec: 1000, m: 60_000, min: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+  return Math.round(Number(m[1]) * unit[(m[2] ?? 's').toLowerCase()]!);
 }

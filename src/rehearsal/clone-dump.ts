@@ -5,12 +5,33 @@ import { PgliteDb } from '../db/pglite-adapter.js';
 import type { Db } from '../db/port.js';
 import { DbError, UsageError } from '../errors.js';
 import { DumpScanner } from './clone-dump-scan.js';
+import type { DatabaseIdentity } from '../evidence/types.js';
 
 /** Statements per script sent at once: one script is one transaction, and its locks must fit the lock table. */
 const STATEMENTS_PER_SCRIPT = 200;
 const BYTES_PER_SCRIPT = 1 << 20;
 /** psql meta-commands recent pg_dump versions write around a dump (CVE-2025-8714): nothing to do for us. */
 const HARMLESS_META = new Set(['restrict', 'unrestrict']);
+
+/**
+ * What a plain SQL dump says of the database it was taken from: the name it
+ * is given (`--database`, default directus) and, from pg_dump's header, the
+ * server's version. Its cluster cannot be known.
+ */
+export function dumpIdentity(file: string, database: string): DatabaseIdentity {
+  checkDumpFile(file);
+  const head = Buffer.alloc(4096);
+  const fd = openSync(file, 'r');
+  let n = 0;
+  try {
+    n = readSync(fd, head, 0, head.length, 0);
+  } finally {
+    closeSync(fd);
+  }
+  const version = /Dumped from database version (\d+)(?:\.(\d+))?/.exec(head.subarray(0, n).toString('utf8'));
+  const serverVersion = version ? Number(version[1]) * 10000 + Number(version[2] ?? 0) : null;
+  return { engine: version ? 'postgres' : null, database, systemIdentifier: null, instance: null, serverVersion };
+}
 
 /** Refuses, before anything is created, a dump file that is missing or not a plain SQL dump. */
 export function checkDumpFile(file: string): void {

@@ -1,9 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SampleVariant } from '../../fixtures/directus-sample/generate.js';
 import { copyDir } from '../db/copy-dir.js';
-import { withDb } from '../db/open-db.js';
+import { acquireDirLock } from '../db/dir-lock.js';
+import { parseTarget, withDb, writeDatabaseFile } from '../db/open-db.js';
 import type { Db } from '../db/port.js';
 import { createPgliteDatabase } from '../db/pglite-create.js';
 import { UsageError } from '../errors.js';
@@ -22,7 +23,31 @@ export function sampleProvider(scale: number, variant?: string): CloneProvider {
 /** Clones of a plain SQL dump, loaded into PGlite. */
 export function dumpProvider(file: string, database: string): CloneProvider {
   checkDumpFile(file);
-  return pgliteProvider(database, `the dump ${file}`, (db, progress) => loadDump(db, file, progress));
+  const provider = pgliteProvider(database, `the dump ${file}`, (db, progress) => loadDump(db, file, progress));
+  // the copy of the source is the dump: taken when the file was written
+  const snapshotAt = statSync(file).mtime.toISOString();
+  return async (count, progress, register) => provider(count, progress, (c) => register(Object.assign(c, { snapshotAt })));
+}
+
+/**
+ * Clones of a PGlite data directory (`--source pglite:DIR`): the directory is
+ * copied while tiergate holds its lock (no other process writes it
+ * meanwhile), never opened for writing; the copies are marked.
+ */
+export function pgliteDirProvider(url: string): CloneProvider {
+  const target = parseTarget(url);
+  if (target.kind !== 'pglite' || !target.dir) throw new UsageError(`--source ${url}: a PGlite source is a data directory (pglite:DIR)`);
+  const source = target.dir;
+  return pgliteProvider(target.database, `a copy of ${url}`, async () => undefined, async (into) => {
+    const lock = acquireDirLock(source, { command: 'rehearse (copying it)' });
+    try {
+      await copyDir(source, into);
+    } finally {
+      lock.release();
+    }
+    // the copy holds the source's lock file and id: it is another database
+    rmSync(join(into, '.tiergate.lock'), { force: true });
+  });
 }
 
 /**
@@ -31,13 +56,22 @@ export function dumpProvider(file: string, database: string): CloneProvider {
  * than PGlite's dumpDataDir / loadDataDir round trip, and each clone is a
  * directory a `pglite:` URL can open).
  */
-function pgliteProvider(database: string, what: string, fill: (db: Db, progress: (m: string) => void) => Promise<void>): CloneProvider {
+function pgliteProvider(
+  database: string,
+  what: string,
+  fill: (db: Db, progress: (m: string) => void) => Promise<void>,
+  copyFrom?: (into: string) => Promise<void>,
+): CloneProvider {
   return async (count, progress, register) => {
     const started = performance.now();
     const first = newDirClone();
     register(first.clone);
-    progress(`building ${what} in PGlite (${first.dir})`);
-    await createPgliteDatabase(first.dir, database);
+    first.clone.snapshotAt = new Date().toISOString();
+    progress(copyFrom ? `copying ${what} (${first.dir})` : `building ${what} in PGlite (${first.dir})`);
+    if (copyFrom) {
+      await copyFrom(first.dir);
+      writeDatabaseFile(first.dir, database);
+    } else await createPgliteDatabase(first.dir, database);
     await withDb(first.clone.url, async (db) => {
       await fill(db, progress);
       await markClone(db, database);
@@ -49,6 +83,8 @@ function pgliteProvider(database: string, what: string, fill: (db: Db, progress:
       const next = newDirClone();
       register(next.clone);
       await copyDir(first.dir, next.dir);
+      writeDatabaseFile(next.dir, database);
+      next.clone.snapshotAt = first.clone.snapshotAt;
       next.clone.copyMs = Math.round(performance.now() - t);
       progress(`clone ${i + 1} of ${count} copied in ${seconds(next.clone.copyMs)}`);
     }

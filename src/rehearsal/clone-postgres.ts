@@ -32,8 +32,10 @@ export function postgresProvider(sourceUrl: string, scratchUrl: string): ClonePr
     const work = mkdtempSync(join(tmpdir(), 'tiergate-dump-'));
     try {
       const file = join(work, 'source.dump');
+      const snapshotAt = new Date().toISOString();
       const tables = await dump(tools.pgDump, sourceUrl, file, progress);
       const first = await createDatabase(scratchUrl, base, scratchVersion, null, register);
+      first.snapshotAt = snapshotAt;
       progress(`restoring into ${first.displayUrl}`);
       await restore(tools.pgRestore, first.url, file, tables, restoreMode(tools.pgRestore, file, tables, scratch.lockSlots), progress);
       await withDb(first.url, (db) => markClone(db, source.database), { applicationName: 'tiergate rehearse (clone)' });
@@ -42,6 +44,7 @@ export function postgresProvider(sourceUrl: string, scratchUrl: string): ClonePr
       for (let i = 1; i < count; i++) {
         const t = performance.now();
         const next = await createDatabase(scratchUrl, `${base}_${i + 1}`, scratchVersion, base, register);
+        next.snapshotAt = snapshotAt;
         next.copyMs = Math.round(performance.now() - t);
         progress(`clone ${i + 1} of ${count} copied (CREATE DATABASE … TEMPLATE) in ${(next.copyMs / 1000).toFixed(1)} s`);
       }

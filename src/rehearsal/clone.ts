@@ -13,6 +13,8 @@ export interface Clone {
   kind: 'pglite' | 'postgres';
   /** how long making this clone took; for the first, the whole copy of the source */
   copyMs: number;
+  /** when the copy of the source this clone holds was taken (ISO 8601) */
+  snapshotAt: string;
   /** a new connection to the clone (a PGlite clone can be open once at a time) */
   open(): Promise<Db>;
   /** closes what `open` opened and removes the clone (idempotent) */
@@ -22,6 +24,7 @@ export interface Clone {
 /** What to clone: the embedded sample, a PostgreSQL server (cloned onto a scratch server), or a plain SQL dump. */
 export type CloneSource =
   | { kind: 'pglite-sample'; scale: number; variant?: string }
+  | { kind: 'pglite'; url: string }
   | { kind: 'postgres'; url: string; scratchUrl: string }
   | { kind: 'dump'; file: string; /** the database the dump was taken from (default `directus`) */ database?: string };
 
@@ -34,6 +37,7 @@ export interface WithClonesOptions {
 /** A clone under construction or in use; the providers register it as soon as something exists to clean up. */
 export class ScopedClone implements Clone {
   copyMs = 0;
+  snapshotAt = new Date().toISOString();
   private readonly opened = new Set<Db>();
   private dropped = false;
 
@@ -121,6 +125,10 @@ async function providerFor(source: CloneSource): Promise<CloneProvider> {
     case 'pglite-sample': {
       const { sampleProvider } = await import('./clone-pglite.js');
       return sampleProvider(source.scale, source.variant);
+    }
+    case 'pglite': {
+      const { pgliteDirProvider } = await import('./clone-pglite.js');
+      return pgliteDirProvider(source.url);
     }
     case 'dump': {
       const { dumpProvider } = await import('./clone-pglite.js');

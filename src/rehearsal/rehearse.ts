@@ -1,16 +1,21 @@
 import type { Db } from '../db/port.js';
-import { idle, runPreflight } from '../engine/apply.js';
-import { compareExpectations } from '../engine/expectations.js';
-import { gateLabel, readGate } from '../engine/gate.js';
-import { ensureLedger } from '../engine/ledger.js';
-import type { GateReading, TierResult } from '../engine/result.js';
+import { sortedIds } from '../engine/apply.js';
+import { readGate } from '../engine/gate.js';
+import { ensureLedger, readLedger, type LedgerEntry } from '../engine/ledger.js';
+import { runPreflight } from '../engine/preflight.js';
+import type { DatabaseIdentity, GateReading, TierResult } from '../engine/result.js';
+import { assertNoDrift, assertPlanRunnable } from '../engine/rollout.js';
+import { idle, isBodyTier } from '../engine/run-result.js';
 import { runCheckTier, runTier, type RunTierOptions } from '../engine/run-tier.js';
-import { TargetError } from '../errors.js';
+import type { CheckRecord, Evidence, FingerprintDiff, StageRecord } from '../evidence/types.js';
+import { computeVerdict } from '../evidence/verdict.js';
+import { EVIDENCE_SCHEMA_VERSION } from '../evidence/version.js';
+import { InterruptedError, TargetError } from '../errors.js';
 import { planFileHashes, type Plan, type Tier } from '../plan/plan.js';
 import { diffFingerprints, fingerprintClone, sameFingerprint, type Fingerprint } from '../probe/fingerprint.js';
+import { readIdentity } from '../probe/identity.js';
 import { tiergateVersion } from '../version.js';
 import { isMarkedClone, withClones, type Clone, type CloneSource } from './clone.js';
-import { EVIDENCE_SCHEMA_VERSION, type CheckRecord, type Evidence, type FingerprintDiff, type StageRecord } from './evidence.js';
 
 export type RehearsalEvent =
   | { type: 'stage'; stage: StageRecord['name']; title: string }
@@ -21,115 +26,163 @@ export type RehearsalEvent =
 export interface RehearseOptions {
   keep?: boolean;
   onEvent?: (e: RehearsalEvent) => void;
+  /** Ctrl-C: the running tier rolls back, the clones are dropped, the rehearsal fails */
+  signal?: AbortSignal;
 }
 
 /** Where the rehearsal's source is, for the evidence. */
 export interface SourceInfo {
   kind: Evidence['source']['kind'];
   location: string;
-  /** a read-only connection to the source, when the source is a server (preflight runs there) */
+  /** a read-only connection to the source, when the source is a database (preflight runs there) */
   openSource?: () => Promise<Db>;
+  /** the source's identity when it cannot be opened (a plain SQL dump) */
+  identity?: DatabaseIdentity;
 }
 
 /**
  * The rehearsal scenario (product.md): preflight on the source (read-only) →
- * stage A on a clone with the gate as the source has it → stage B with the
- * gate opened on the clone → stage C rollback, proven against a clean apply of
+ * stage A on a clone with the gate closed (gated tiers must stop themselves,
+ * the clone unchanged) → stage B with the gate as the source has it, or
+ * opened on the clone → stage C rollback, proven against a clean apply of
  * the kept tiers on a second clone and against stage B by re-applying →
- * verdict. Returns the evidence; never throws for a failed check.
+ * verdict. Tiers the source already has applied (its ledger, cloned with it)
+ * are skipped, as `apply` would. Returns the evidence; never throws for a
+ * failed check.
  *
  * @example const evidence = await rehearse(loadPlan(), { kind: 'pglite-sample', scale: 1 }, info);
  */
 export async function rehearse(plan: Plan, source: CloneSource, info: SourceInfo, options: RehearseOptions = {}): Promise<Evidence> {
   const started = performance.now();
   const emit = options.onEvent ?? (() => undefined);
+  // a plan that would be refused in production is refused here, before the clone is made
+  await assertPlanRunnable(plan);
   return withClones(
     source,
     2,
     async (clones) => {
       const [main, kept] = clones as [Clone, Clone];
       // Preflight on the source: identity and the gate's real value decide the execution verdict.
-      const { preflight, gate, database } = await readSource(plan, info.openSource ?? (() => main.open()));
-      const s = new Scenario(plan, await main.open(), emit);
+      const src = await readSource(plan, info, main);
+      const s = new Scenario(plan, await main.open(), emit, options.signal);
+      let cloneIdentity: DatabaseIdentity | undefined;
       try {
-        if (preflight?.status === 'Failed') s.failures.push(`preflight on the source failed: ${preflight.error?.message ?? preflight.reason}`);
-        else {
+        cloneIdentity = withoutCloneOf(await readIdentity(s.db));
+        if (src.preflight?.status !== 'Failed') {
           await ensureLedger(s.db);
-          await s.stageA(gate);
-          const fpB = await s.stageB();
-          if (s.failures.length === 0) await s.stageC(kept, fpB);
-          else if (s.rollbackTier) s.failures.push('C: rollback not rehearsed, because an earlier stage failed');
+          await s.start();
+          await s.stageA();
+          const fpB = await s.stageB(src.gate);
+          if (s.passing()) await s.stageC(kept, fpB);
         }
       } finally {
         await s.db.close();
       }
-      const passed = s.failures.length === 0;
+      const verdict = computeVerdict(plan, { preflight: src.preflight, gate: src.gate, stages: s.stages, rollback: s.rollback });
       return {
         schemaVersion: EVIDENCE_SCHEMA_VERSION,
         tool: { name: 'tiergate', version: tiergateVersion() },
         createdAt: new Date().toISOString(),
-        plan: { name: plan.name, dir: plan.dir, sha256: plan.sha256, files: planFileHashes(plan) },
-        source: { kind: info.kind, location: info.location, database, gate, preflight },
-        clone: { kind: main.kind, location: main.displayUrl, kept: Boolean(options.keep), copyMs: main.copyMs },
+        plan: {
+          name: plan.name,
+          dir: plan.dir,
+          sha256: plan.sha256,
+          files: planFileHashes(plan),
+          sql: Object.fromEntries(plan.tiers.map((t) => [t.file, t.sql])),
+        },
+        source: { kind: info.kind, location: info.location, identity: src.identity, snapshotAt: main.snapshotAt, gate: src.gate, preflight: src.preflight },
+        clone: { kind: main.kind, location: main.displayUrl, kept: Boolean(options.keep), copyMs: main.copyMs, ...(cloneIdentity ? { identity: cloneIdentity } : {}) },
         stages: s.stages,
         rollback: s.rollback,
-        verdict: {
-          rehearsal: passed ? 'PASS' : 'FAIL',
-          execution: passed && (gate?.open ?? true) ? 'GO' : 'NO-GO',
-          reason: !passed ? 'rehearsal failed' : gate ? gateLabel(gate) : 'no gate',
-          failures: s.failures,
-        },
+        verdict,
         durationMs: Math.round(performance.now() - started),
-      };
+      } satisfies Evidence;
     },
     { keep: options.keep, onProgress: (message) => emit({ type: 'progress', message }) },
   );
 }
 
-/** The state of one rehearsal on its main clone: stages, checks, failures. */
+function withoutCloneOf(identity: DatabaseIdentity & { cloneOf?: string | null }): DatabaseIdentity {
+  const { cloneOf: _, ...rest } = identity;
+  return rest;
+}
+
+/** The state of one rehearsal on its main clone: stages, checks, the tiers applied. */
 class Scenario {
   readonly stages: StageRecord[] = [];
-  readonly failures: string[] = [];
   rollback: Evidence['rollback'] = null;
   readonly verifyTier: Tier | undefined;
   readonly rollbackTier: Tier | undefined;
   /** the tiers a rollout applies: structure and data, in plan order */
   readonly body: Tier[];
-  /** tiers applied on the main clone; checks count as satisfied for `requires` */
-  private readonly applied: Set<number>;
+  /** tiers applied on the main clone (by the source before it was cloned, or here) */
+  private readonly applied = new Set<number>();
+  private ledger = new Map<number, LedgerEntry>();
 
   constructor(
     readonly plan: Plan,
     readonly db: Db,
     private readonly emit: (e: RehearsalEvent) => void,
+    private readonly signal?: AbortSignal,
   ) {
     this.verifyTier = plan.tiers.find((t) => t.kind === 'verify');
     this.rollbackTier = plan.tiers.find((t) => t.kind === 'rollback');
-    this.body = plan.tiers.filter((t) => t.kind === 'structure' || t.kind === 'data');
-    this.applied = new Set(plan.tiers.filter((t) => t.kind === 'preflight' || t.kind === 'verify').map((t) => t.id));
+    this.body = plan.tiers.filter(isBodyTier);
   }
 
-  /** Stage A: the gate as the source has it. Gated tiers must stop themselves and leave the fingerprint unchanged. */
-  async stageA(gate: GateReading | null): Promise<void> {
-    const a = this.stage('A', `gate as the source has it (${gateLabel(gate)})`);
-    const gateOpen = gate?.open ?? true;
+  /** Whether every tier `tier` requires is applied (checks — preflight, verify — count as done). */
+  private satisfied(tier: Tier): boolean {
+    return tier.requires.every((id) => this.applied.has(id) || !isBodyTier(this.plan.tiers.find((t) => t.id === id)!));
+  }
+
+  passing(): boolean {
+    return this.stages.every((s) => s.checks.every((c) => c.ok));
+  }
+
+  /** What the source has applied already (its ledger came with the clone), drift refused as apply refuses it. */
+  async start(): Promise<void> {
+    this.ledger = await readLedger(this.db, this.plan.name);
+    assertNoDrift(this.plan, this.ledger);
+    for (const [id, e] of this.ledger) if (e.status === 'applied') this.applied.add(id);
+  }
+
+  /**
+   * Stage A: the gate closed. Structure tiers apply; every gated tier must be
+   * stopped by its own guard — its transaction rolled back, the clone's
+   * fingerprint unchanged. When the clone's gate is open (the source's is),
+   * the proof closes it inside its own transaction (`rehearsal.close_gate`).
+   */
+  async stageA(): Promise<void> {
+    const a = this.stage('A', 'gate closed: structure applies, gated tiers must stop themselves');
+    const gateOpen = (await this.db.transaction((tx) => readGate(tx, this.plan), { readOnly: true }))?.open ?? false;
     // The clone is tiergate's own: nothing else writes to it. After a blocked
     // tier, the clone's fingerprint is the next blocked tier's "before" unless
     // a tier applied in between (a fingerprint is seconds at 6,500 tables).
     let last: Fingerprint | null = null;
     for (const tier of this.body) {
-      if (tier.gated && !gateOpen) {
+      if (this.applied.has(tier.id)) {
+        await this.run(a, tier, async () => ({ ...idle(tier), status: 'Skipped', reason: `already applied on the source ${this.ledger.get(tier.id)?.appliedAt ?? ''}`.trim() }));
+      } else if (tier.gated) {
+        if (gateOpen && !this.plan.rehearsal?.close_gate) {
+          this.check(a, { name: `A: tier ${tier.id} stops itself with the gate closed`, ok: false, detail: "the source's gate is open and the plan has no rehearsal.close_gate: the guard cannot be proven" });
+          continue;
+        }
         const before = last ?? (await fingerprintClone(this.db));
-        const r = await this.run(a, tier, () => runTier(this.db, this.plan, tier, { proveGuard: true }));
+        const r = await this.run(a, tier, () => runTier(this.db, this.plan, tier, { proveGuard: true, closeGate: gateOpen ? this.plan.rehearsal?.close_gate : undefined, signal: this.signal }));
         last = await fingerprintClone(this.db);
         const unchanged = sameFingerprint(before, last);
         r.fingerprintUnchanged = unchanged;
+        if (r.status === 'Blocked') r.expectedOutcome = 'expected: the gate is closed';
         this.check(a, {
           name: `A: tier ${tier.id} stops itself with the gate closed`,
           ok: r.status === 'Blocked' && r.guardProven === true && unchanged,
-          detail: !r.guardProven ? (r.reason ?? 'not blocked') : unchanged ? 'its guard aborted it; fingerprint unchanged' : 'its guard aborted it, but the fingerprint changed',
+          detail: !r.guardProven
+            ? (r.reason ?? 'not blocked')
+            : unchanged
+              ? 'its guard aborted it; fingerprint unchanged'
+              : `its guard aborted it, but the fingerprint changed: ${describeDiff(diffFingerprints(before, last))}`,
         });
-      } else if (tier.requires.some((id) => !this.applied.has(id))) {
+      } else if (!this.satisfied(tier)) {
         await this.run(a, tier, async () => ({ ...idle(tier), status: 'Skipped', reason: 'requires a tier not applied in this stage' }));
       } else {
         last = null;
@@ -138,17 +191,23 @@ class Scenario {
     }
     if (this.verifyTier) {
       const v = await this.verify(a);
-      this.check(a, { name: 'A: verify shows the honest gaps', ok: true, detail: `${v.status}: ${metricsLine(v)}` });
+      const complete = this.body.every((t) => this.applied.has(t.id));
+      if (!complete && v.status === 'Failed') v.expectedOutcome = 'expected: the gated tiers have not run, so verify shows the honest gaps';
+      this.check(a, { name: 'A: verify shows the honest gaps', ok: true, expected: true, detail: `${v.status}: ${metricsLine(v)}` });
     }
   }
 
-  /** Stage B: the gate opened on the clone (and only on a clone); every remaining tier applies as expected; verify passes. */
-  async stageB(): Promise<Fingerprint> {
-    const b = this.stage('B', 'gate opened on the clone');
+  /**
+   * Stage B: the gate as the source has it when it is open, else opened on
+   * the clone (and only on a clone); every remaining tier applies as
+   * expected; verify passes.
+   */
+  async stageB(sourceGate: GateReading | null): Promise<Fingerprint> {
+    const b = this.stage('B', sourceGate?.open ? 'gate open, as on the source' : 'gate opened on the clone');
     const pending = this.body.filter((t) => !this.applied.has(t.id));
-    await openGate(this.db, this.plan);
+    if (pending.some((t) => t.gated)) await openGate(this.db, this.plan);
     for (const tier of pending) {
-      if (tier.requires.some((id) => !this.applied.has(id))) {
+      if (!this.satisfied(tier)) {
         await this.run(b, tier, async () => ({ ...idle(tier), status: 'Skipped', reason: 'requires a tier that did not apply' }));
         this.check(b, { name: `B: tier ${tier.id} applies`, ok: false, detail: 'a tier it requires did not apply' });
       } else {
@@ -172,11 +231,14 @@ class Scenario {
     const rb = await this.apply(c, rollbackTier, { reverts: reverted });
     this.check(c, tierCheck('C', rb));
     if (rb.status !== 'Applied') return;
-    for (const t of reverted) c.tiers.push({ ...idle(t), status: 'Reverted', reason: `reverted by tier ${rollbackTier.id}` });
+    for (const t of reverted) {
+      this.applied.delete(t.id);
+      c.tiers.push({ ...idle(t), status: 'Reverted', reason: `reverted by tier ${rollbackTier.id}` });
+    }
     const fpRolled = await fingerprintClone(this.db);
 
     this.emit({ type: 'progress', message: `applying the kept tiers on a second clone (${kept.displayUrl})` });
-    const keptFp = await applyKept(this.plan, kept, this.body.filter((t) => !rollbackTier.reverts.includes(t.id)));
+    const keptFp = await applyKept(this.plan, kept, this.body.filter((t) => !rollbackTier.reverts.includes(t.id)), this.signal);
     const keptDiff = 'error' in keptFp ? null : diffFingerprints(fpRolled, keptFp.fp);
     const matchesKeptTiers = keptDiff !== null && sameFingerprint(fpRolled, (keptFp as { fp: Fingerprint }).fp);
     this.check(c, {
@@ -185,11 +247,11 @@ class Scenario {
       detail: 'error' in keptFp ? keptFp.error : matchesKeptTiers ? `fingerprint ${fpRolled.hash.slice(0, 12)} on both clones` : describeDiff(keptDiff!),
     });
 
-    // Metrics before a re-apply differ from the first apply's by design (kept
-    // tiers stay applied): the proof here is the fingerprint, not `expect`.
+    // the re-apply is a production run after a rollback: its deltas are
+    // recorded with the state they ran in (apply --evidence compares a
+    // re-apply with them), and checked against the plan's expectations
     for (const tier of this.body.filter((t) => rollbackTier.reverts.includes(t.id))) {
-      const r = await this.run(c, tier, () => runTier(this.db, this.plan, tier));
-      this.check(c, { name: `C: tier ${tier.id} re-applies`, ok: r.status === 'Applied', detail: r.status === 'Applied' ? 'applied' : (r.error?.message ?? r.reason ?? r.status) });
+      this.check(c, tierCheck('C', await this.apply(c, tier), 're-applies'));
     }
     if (this.verifyTier) this.check(c, verifyCheck('C: verify passes after the re-apply', await this.verify(c)));
     const fpAgain = await fingerprintClone(this.db);
@@ -219,10 +281,10 @@ class Scenario {
 
   private check(stage: StageRecord, check: CheckRecord): void {
     stage.checks.push(check);
-    if (!check.ok) this.failures.push(`${check.name}: ${check.detail}`);
   }
 
   private async run(stage: StageRecord, tier: Tier, body: () => Promise<TierResult>): Promise<TierResult> {
+    if (this.signal?.aborted) throw new InterruptedError('rehearsal interrupted (Ctrl-C): the clones were dropped; the source was only read');
     this.emit({ type: 'tier-start', stage: stage.name, tier });
     const r = await body();
     stage.tiers.push(r);
@@ -230,12 +292,10 @@ class Scenario {
     return r;
   }
 
-  /** Applies a tier and checks its delta against the plan's expectations. */
+  /** Applies a tier, recording the state it ran in (the tiers applied before it). */
   private async apply(stage: StageRecord, tier: Tier, options: RunTierOptions = {}): Promise<TierResult> {
-    const r = await this.run(stage, tier, async () => {
-      const result = await runTier(this.db, this.plan, tier, options);
-      return result.delta && result.status === 'Applied' ? { ...result, expectations: compareExpectations(tier, result.delta) } : result;
-    });
+    const appliedBefore = sortedIds(this.applied, this.plan);
+    const r = await this.run(stage, tier, async () => ({ ...(await runTier(this.db, this.plan, tier, { ...options, signal: this.signal })), appliedBefore }));
     if (r.status === 'Applied') this.applied.add(tier.id);
     return r;
   }
@@ -246,15 +306,15 @@ class Scenario {
   }
 }
 
-/** Preflight and gate on the source, read-only. */
-async function readSource(plan: Plan, open: () => Promise<Db>): Promise<{ preflight: TierResult | null; gate: GateReading | null; database: string }> {
+/** Preflight, gate and identity of the source, read-only (the main clone stands in for a source that is not a database). */
+async function readSource(plan: Plan, info: SourceInfo, main: Clone): Promise<{ preflight: TierResult | null; gate: GateReading | null; identity: DatabaseIdentity }> {
   const tier = plan.tiers.find((t) => t.kind === 'preflight') ?? null;
-  const src = await open();
+  const src = await (info.openSource ?? (() => main.open()))();
   try {
-    const preflight = tier ? await runPreflight(src, plan, tier) : null;
+    const id = await readIdentity(src);
+    const preflight = tier ? await runPreflight(src, plan, tier, id) : null;
     const gate = await src.transaction((tx) => readGate(tx, plan), { readOnly: true });
-    const d = await src.query<{ d: string }>('select current_database() as d');
-    return { preflight, gate, database: d.rows[0]?.d ?? '' };
+    return { preflight, gate, identity: info.identity ?? withoutCloneOf({ ...id, database: id.cloneOf ?? id.database }) };
   } finally {
     await src.close();
   }
@@ -276,13 +336,15 @@ export async function openGate(db: Db, plan: Plan): Promise<void> {
   await db.transaction((tx) => tx.exec(sql));
 }
 
-async function applyKept(plan: Plan, clone: Clone, tiers: Tier[]): Promise<{ fp: Fingerprint } | { error: string }> {
+async function applyKept(plan: Plan, clone: Clone, tiers: Tier[], signal?: AbortSignal): Promise<{ fp: Fingerprint } | { error: string }> {
   const db = await clone.open();
   try {
     await ensureLedger(db);
-    await openGate(db, plan);
-    for (const tier of tiers) {
-      const r = await runTier(db, plan, tier);
+    const ledger = await readLedger(db, plan.name);
+    const todo = tiers.filter((t) => ledger.get(t.id)?.status !== 'applied');
+    if (todo.some((t) => t.gated)) await openGate(db, plan);
+    for (const tier of todo) {
+      const r = await runTier(db, plan, tier, { signal });
       if (r.status !== 'Applied') return { error: `tier ${tier.id} did not apply on the second clone: ${r.error?.message ?? r.reason}` };
     }
     return { fp: await fingerprintClone(db) };
@@ -291,16 +353,16 @@ async function applyKept(plan: Plan, clone: Clone, tiers: Tier[]): Promise<{ fp:
   }
 }
 
-function tierCheck(stage: string, r: TierResult): CheckRecord {
+function tierCheck(stage: string, r: TierResult, verb = 'applies'): CheckRecord {
   const missed = (r.expectations ?? []).filter((x) => !x.ok);
   if (r.status !== 'Applied') {
     const where = r.error ? ` (${r.error.file}:${r.error.line ?? '?'})` : '';
-    return { name: `${stage}: tier ${r.id} applies`, ok: false, detail: r.error ? `${r.error.sqlstate ?? ''} ${r.error.message}${where}`.trim() : (r.reason ?? r.status) };
+    return { name: `${stage}: tier ${r.id} ${verb}`, ok: false, detail: r.error ? `${r.error.sqlstate ?? ''} ${r.error.message}${where}`.trim() : (r.reason ?? r.status) };
   }
   if (missed.length) {
     return { name: `${stage}: tier ${r.id} matches the plan's expectations`, ok: false, detail: missed.map((m) => `${m.what}: expected ${m.expected}, got ${m.actual}`).join('; ') };
   }
-  return { name: `${stage}: tier ${r.id} applies as expected`, ok: true, detail: `${(r.expectations ?? []).length} expectation(s) met` };
+  return { name: `${stage}: tier ${r.id} ${verb} as expected`, ok: true, detail: `${(r.expectations ?? []).length} expectation(s) met` };
 }
 
 function verifyCheck(name: string, v: TierResult): CheckRecord {

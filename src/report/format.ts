@@ -1,5 +1,5 @@
-import type { Delta, MetricChange, ObjectChanges, RowChanges, TierResult } from '../engine/result.js';
-import type { Evidence } from '../rehearsal/evidence.js';
+import type { Delta, MetricChange, ObjectChanges, RowChanges, TierResult } from '../evidence/types.js';
+import type { Evidence } from '../evidence/types.js';
 
 /**
  * Plain-text formatting shared by the renderers. Nothing here escapes for a

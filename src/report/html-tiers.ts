@@ -1,6 +1,6 @@
 import type { SqlFailure } from '../errors.js';
-import type { TierResult, TierStatus } from '../engine/result.js';
-import type { Evidence } from '../rehearsal/evidence.js';
+import type { TierResult, TierStatus } from '../evidence/types.js';
+import type { Evidence } from '../evidence/types.js';
 import { formatCounts, formatLocation, formatMetricChange, formatMs, metricChanges, objectChanges, rowChanges, tiersInOrder } from './format.js';
 import { html, type SafeHtml } from './html.js';
 import { stageLabel } from './metric-chart.js';

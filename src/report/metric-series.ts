@@ -1,4 +1,4 @@
-import type { Evidence } from '../rehearsal/evidence.js';
+import type { Evidence } from '../evidence/types.js';
 import { tiersInOrder } from './format.js';
 
 /** One value of a metric along the run: after a tier, or before the first tier that measured it. */

@@ -1,4 +1,4 @@
-import type { Evidence, FingerprintDiff } from '../rehearsal/evidence.js';
+import type { Evidence, FingerprintDiff } from '../evidence/types.js';
 import { formatDate, formatMetricChange, formatMs, formatValue, shortSha, tiersInOrder, verdictText } from './format.js';
 import { html, trustedHtml, type SafeHtml } from './html.js';
 import { REPORT_CSS } from './html-style.js';
@@ -68,7 +68,7 @@ function header(e: Evidence): SafeHtml {
 <p class="sub">${formatDate(e.createdAt)} · rehearsal only: every tier ran on a clone, nothing was executed against the source</p>
 ${badges(e)}
 <dl class="facts">
-<dt>Source</dt><dd>${e.source.kind}, database <code>${e.source.database}</code> (${e.source.location})</dd>
+<dt>Source</dt><dd>${e.source.kind}, database <code>${e.source.identity.database}</code> (${e.source.location})</dd>
 <dt>Gate</dt><dd>${gate ? html`<code>${gate.name}</code> = ${formatValue(gate.value)} on the source (minimum ${formatValue(gate.min)}, ${gate.open ? 'open' : 'closed'})` : 'none'}</dd>
 <dt>Clone</dt><dd>${e.clone.kind} (${e.clone.location}), copied in ${formatMs(e.clone.copyMs)}, ${e.clone.kept ? 'kept' : 'discarded after the run'}</dd>
 <dt>Plan</dt><dd><code>${e.plan.name}</code> at <code>${e.plan.dir}</code>, sha256 <code title="${e.plan.sha256}">${shortSha(e.plan.sha256)}</code>, ${files} file${files === 1 ? '' : 's'}</dd>

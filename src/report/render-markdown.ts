@@ -1,6 +1,6 @@
 import type { SqlFailure } from '../errors.js';
-import type { TierResult } from '../engine/result.js';
-import type { Evidence, FingerprintDiff, StageRecord } from '../rehearsal/evidence.js';
+import type { TierResult } from '../evidence/types.js';
+import type { Evidence, FingerprintDiff, StageRecord } from '../evidence/types.js';
 import {
   formatCounts,
   formatDate,
@@ -55,7 +55,7 @@ function header(e: Evidence): string {
     `**${verdictLine(e)}**`,
     `Rehearsal only: every tier ran on a clone; nothing was executed against the source. ${gateText}`,
     [
-      `- **Source**: ${e.source.kind}, database ${mdCode(e.source.database)} (${mdText(e.source.location)})`,
+      `- **Source**: ${e.source.kind}, database ${mdCode(e.source.identity.database)} (${mdText(e.source.location)})`,
       `- **Clone**: ${e.clone.kind} (${mdText(e.clone.location)}), copied in ${formatMs(e.clone.copyMs)}, ${e.clone.kept ? 'kept' : 'discarded after the run'}`,
       `- **Plan**: ${mdCode(e.plan.name)} at ${mdCode(e.plan.dir)}, sha256 ${mdCode(shortSha(e.plan.sha256))}, ${fileCount} file${fileCount === 1 ? '' : 's'}`,
       `- **Run**: tiergate ${mdText(e.tool.version)}, ${mdText(e.createdAt)}, ${formatMs(e.durationMs)}`,

@@ -1,5 +1,5 @@
-import type { TierResult } from '../engine/result.js';
-import type { Evidence } from '../rehearsal/evidence.js';
+import type { TierResult } from '../evidence/types.js';
+import type { Evidence } from '../evidence/types.js';
 import {
   formatCounts,
   formatLocation,

@@ -30,7 +30,8 @@ BEGIN
     END IF;
 
     SELECT string_agg(t, ', ' ORDER BY t) INTO missing
-      FROM unnest(ARRAY['directus_collections', 'directus_fields', 'directus_relations', 'os_proposals', 'os_proposal_approvals']) AS t
+      FROM unnest(ARRAY['directus_collections', 'directus_fields', 'directus_relations', 'directus_users', 'directus_roles',
+                        'directus_policies', 'directus_access', 'os_proposals', 'os_proposal_approvals']) AS t
      WHERE to_regclass(t) IS NULL;
     IF missing IS NOT NULL THEN
         RAISE EXCEPTION 'tier 0 preflight refused: database "%" does not look like Directus with governance proposals: missing %',
@@ -43,12 +44,19 @@ BEGIN
                   HINT = 'the rollout''s content is the payload of proposal OS-AXIS';
     END IF;
 
-    SELECT count(*) INTO ospa
-      FROM os_proposal_approvals a
-      JOIN os_proposals p ON p.id = a.proposal
+    -- ospa, as tiergate.yaml's gate counts it (accountable approvers of the current payload)
+    SELECT count(DISTINCT a.approver) INTO ospa
+      FROM os_proposals p
+      JOIN os_proposal_approvals a ON a.proposal = p.id AND a.payload_sha256 = p.payload_sha256
+      JOIN directus_users u ON u.id = a.approver AND u.status = 'active'
      WHERE p.key = 'OS-AXIS'
-       AND a.payload_sha256 = p.payload_sha256
-       AND p.payload_sha256 = encode(sha256(convert_to(p.payload::text, 'UTF8')), 'hex');
+       AND p.payload_sha256 = encode(sha256(convert_to(p.payload::text, 'UTF8')), 'hex')
+       AND u.id::text IS DISTINCT FROM (to_jsonb(p) ->> 'user_created')
+       AND EXISTS (
+           WITH RECURSIVE r(id) AS (SELECT u.role UNION SELECT x.parent FROM directus_roles x JOIN r ON x.id = r.id WHERE x.parent IS NOT NULL)
+           SELECT 1 FROM directus_access ac JOIN directus_policies po ON po.id = ac.policy
+            WHERE (ac."user" = u.id OR ac.role IN (SELECT id FROM r))
+              AND (po.admin_access OR po.id::text IN (coalesce(p.payload ->> 'approver_policy', ''), 'e5a8b6f2-1c3d-4a7e-9f00-7e5700a0e001')));
     SELECT p.payload_sha256 = encode(sha256(convert_to(p.payload::text, 'UTF8')), 'hex') INTO intact
       FROM os_proposals p WHERE p.key = 'OS-AXIS';
     SELECT count(*) INTO axis_tables FROM pg_catalog.pg_tables WHERE schemaname = 'axis';

@@ -8,31 +8,52 @@
 --         one collection_topic per governed collection (anchors: the payload's
 --         topic; contained collections inherit their anchor's). Every row is
 --         tagged PROD_T3.
--- Gate:   ospa >= 1 (guard below; the engine checks it too).
+-- Gate:   ospa >= 1: accountable approvals of the current payload (guard below,
+--         the same definition as tiergate.yaml; the engine checks it too).
 -- Post:   containment_gap = 0, asserted at the end in the same transaction.
 -- Revert: tier 99 deletes every PROD_T3 row (and so CR-CONTAIN).
 
--- Gate guard: ospa = approvals of proposal OS-AXIS whose payload_sha256 is the
--- proposal's current one (and that one is the hash of its payload). The
--- proposal and its approvals are locked FOR SHARE first, so no approval can be
--- revoked, and the payload cannot change, until this transaction ends.
+-- Gate guard: ospa = the distinct accountable approvers of proposal OS-AXIS's
+-- current payload (tiergate.yaml, gate: the same definition): an approval
+-- counts when it approves the payload as it is now and its approver is an
+-- active Directus user holding an admin (or the approver) policy who is not
+-- the proposal's author. Everything it counts is locked FOR SHARE first: no
+-- approval can be revoked, no approver suspended or stripped of a policy, and
+-- the payload cannot change, until this transaction ends.
 DO $guard$
 DECLARE
     ospa integer;
 BEGIN
     PERFORM 1 FROM os_proposals p WHERE p.key = 'OS-AXIS' FOR SHARE;
-    PERFORM 1 FROM os_proposal_approvals a JOIN os_proposals p ON p.id = a.proposal
-     WHERE p.key = 'OS-AXIS' FOR SHARE OF a;
-    SELECT count(*) INTO ospa
-      FROM os_proposal_approvals a
-      JOIN os_proposals p ON p.id = a.proposal
+    PERFORM 1 FROM os_proposal_approvals a
+     WHERE a.proposal IN (SELECT id FROM os_proposals WHERE key = 'OS-AXIS') FOR SHARE;
+    PERFORM 1 FROM directus_users u
+     WHERE u.id IN (SELECT a.approver FROM os_proposal_approvals a JOIN os_proposals p ON p.id = a.proposal WHERE p.key = 'OS-AXIS') FOR SHARE;
+    PERFORM 1 FROM directus_access ac
+     WHERE ac."user" IN (SELECT a.approver FROM os_proposal_approvals a JOIN os_proposals p ON p.id = a.proposal WHERE p.key = 'OS-AXIS')
+        OR ac.role IN (SELECT u.role FROM directus_users u JOIN os_proposal_approvals a ON a.approver = u.id JOIN os_proposals p ON p.id = a.proposal WHERE p.key = 'OS-AXIS')
+       FOR SHARE;
+    PERFORM 1 FROM directus_policies po
+     WHERE po.id IN (SELECT ac.policy FROM directus_access ac
+                      WHERE ac."user" IN (SELECT a.approver FROM os_proposal_approvals a JOIN os_proposals p ON p.id = a.proposal WHERE p.key = 'OS-AXIS')
+                         OR ac.role IN (SELECT u.role FROM directus_users u JOIN os_proposal_approvals a ON a.approver = u.id JOIN os_proposals p ON p.id = a.proposal WHERE p.key = 'OS-AXIS'))
+       FOR SHARE;
+    SELECT count(DISTINCT a.approver) INTO ospa
+      FROM os_proposals p
+      JOIN os_proposal_approvals a ON a.proposal = p.id AND a.payload_sha256 = p.payload_sha256
+      JOIN directus_users u ON u.id = a.approver AND u.status = 'active'
      WHERE p.key = 'OS-AXIS'
-       AND a.payload_sha256 = p.payload_sha256
-       AND p.payload_sha256 = encode(sha256(convert_to(p.payload::text, 'UTF8')), 'hex');
+       AND p.payload_sha256 = encode(sha256(convert_to(p.payload::text, 'UTF8')), 'hex')
+       AND u.id::text IS DISTINCT FROM (to_jsonb(p) ->> 'user_created')
+       AND EXISTS (
+           WITH RECURSIVE r(id) AS (SELECT u.role UNION SELECT x.parent FROM directus_roles x JOIN r ON x.id = r.id WHERE x.parent IS NOT NULL)
+           SELECT 1 FROM directus_access ac JOIN directus_policies po ON po.id = ac.policy
+            WHERE (ac."user" = u.id OR ac.role IN (SELECT id FROM r))
+              AND (po.admin_access OR po.id::text IN (coalesce(p.payload ->> 'approver_policy', ''), 'e5a8b6f2-1c3d-4a7e-9f00-7e5700a0e001')));
     IF ospa < 1 THEN
         RAISE EXCEPTION 'tiergate gate ospa is closed (% < 1): tier 3 refused', ospa
             USING ERRCODE = 'TG001',
-                  HINT = 'tier 3 writes only once proposal OS-AXIS is approved: an os_proposal_approvals row carrying its current payload_sha256';
+                  HINT = 'tier 3 writes only once an active administrator who is not its author has approved the current payload of proposal OS-AXIS (in Directus, or tiergate approve)';
     END IF;
 END
 $guard$;
@@ -64,6 +85,25 @@ BEGIN
     IF bad IS NOT NULL THEN
         RAISE EXCEPTION 'tier 3 refused: proposal OS-AXIS is inconsistent, axes missing from its payload: %', left(bad, 400)
             USING ERRCODE = 'TG003';
+    END IF;
+    -- a topic's label rule is a Directus folder of this database: a row of
+    -- directus_collections without a table
+    WITH p AS (SELECT payload FROM os_proposals WHERE key = 'OS-AXIS'),
+         topics AS (SELECT t.key, t.directus_folder FROM p CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'topics') AS t(key text, directus_folder text))
+    SELECT string_agg(format('topic %L names folder %L, %s', t.key, t.directus_folder,
+                             CASE WHEN dc.collection IS NULL THEN 'which this Directus database does not have' ELSE 'which is a collection with a table, not a folder' END),
+                      '; ' ORDER BY t.key)
+      INTO bad
+      FROM topics t
+      LEFT JOIN directus_collections dc ON dc.collection = t.directus_folder
+      LEFT JOIN pg_catalog.pg_class c
+        ON dc.collection IS NOT NULL AND c.relname = dc.collection::name AND c.relkind IN ('r', 'p')
+       AND c.relnamespace = (SELECT x.relnamespace FROM pg_catalog.pg_class x WHERE x.oid = 'directus_collections'::regclass)
+     WHERE t.directus_folder IS NOT NULL AND (dc.collection IS NULL OR c.oid IS NOT NULL);
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'tier 3 refused: proposal OS-AXIS does not fit this Directus database: %', left(bad, 600)
+            USING ERRCODE = 'TG003',
+                  HINT = 'a topic''s directus_folder must name a folder of this Directus database (or be null): correct the payload';
     END IF;
 END
 $payload$;

@@ -7,34 +7,55 @@
 --         proposal's anchors are projected on are ratified and their topics
 --         activated. Every status changed keeps previous_status and
 --         status_tag = 'PROD_T4'.
--- Gate:   ospa >= 1 (guard below; the engine checks it too).
+-- Gate:   ospa >= 1: accountable approvals of the current payload (guard below,
+--         the same definition as tiergate.yaml; the engine checks it too).
 -- Post:   divergent = 0 and projection_gap = 0, asserted at the end in the same
 --         transaction (a folder contradicting a topic aborts the tier: nothing
 --         is written).
 -- Revert: tier 99 sets status back to previous_status where status_tag =
 --         'PROD_T4' and drops reconcile_decision (with its PROD_T4 rows).
 
--- Gate guard: ospa = approvals of proposal OS-AXIS whose payload_sha256 is the
--- proposal's current one (and that one is the hash of its payload). The
--- proposal and its approvals are locked FOR SHARE first, so no approval can be
--- revoked, and the payload cannot change, until this transaction ends.
+-- Gate guard: ospa = the distinct accountable approvers of proposal OS-AXIS's
+-- current payload (tiergate.yaml, gate: the same definition): an approval
+-- counts when it approves the payload as it is now and its approver is an
+-- active Directus user holding an admin (or the approver) policy who is not
+-- the proposal's author. Everything it counts is locked FOR SHARE first: no
+-- approval can be revoked, no approver suspended or stripped of a policy, and
+-- the payload cannot change, until this transaction ends.
 DO $guard$
 DECLARE
     ospa integer;
 BEGIN
     PERFORM 1 FROM os_proposals p WHERE p.key = 'OS-AXIS' FOR SHARE;
-    PERFORM 1 FROM os_proposal_approvals a JOIN os_proposals p ON p.id = a.proposal
-     WHERE p.key = 'OS-AXIS' FOR SHARE OF a;
-    SELECT count(*) INTO ospa
-      FROM os_proposal_approvals a
-      JOIN os_proposals p ON p.id = a.proposal
+    PERFORM 1 FROM os_proposal_approvals a
+     WHERE a.proposal IN (SELECT id FROM os_proposals WHERE key = 'OS-AXIS') FOR SHARE;
+    PERFORM 1 FROM directus_users u
+     WHERE u.id IN (SELECT a.approver FROM os_proposal_approvals a JOIN os_proposals p ON p.id = a.proposal WHERE p.key = 'OS-AXIS') FOR SHARE;
+    PERFORM 1 FROM directus_access ac
+     WHERE ac."user" IN (SELECT a.approver FROM os_proposal_approvals a JOIN os_proposals p ON p.id = a.proposal WHERE p.key = 'OS-AXIS')
+        OR ac.role IN (SELECT u.role FROM directus_users u JOIN os_proposal_approvals a ON a.approver = u.id JOIN os_proposals p ON p.id = a.proposal WHERE p.key = 'OS-AXIS')
+       FOR SHARE;
+    PERFORM 1 FROM directus_policies po
+     WHERE po.id IN (SELECT ac.policy FROM directus_access ac
+                      WHERE ac."user" IN (SELECT a.approver FROM os_proposal_approvals a JOIN os_proposals p ON p.id = a.proposal WHERE p.key = 'OS-AXIS')
+                         OR ac.role IN (SELECT u.role FROM directus_users u JOIN os_proposal_approvals a ON a.approver = u.id JOIN os_proposals p ON p.id = a.proposal WHERE p.key = 'OS-AXIS'))
+       FOR SHARE;
+    SELECT count(DISTINCT a.approver) INTO ospa
+      FROM os_proposals p
+      JOIN os_proposal_approvals a ON a.proposal = p.id AND a.payload_sha256 = p.payload_sha256
+      JOIN directus_users u ON u.id = a.approver AND u.status = 'active'
      WHERE p.key = 'OS-AXIS'
-       AND a.payload_sha256 = p.payload_sha256
-       AND p.payload_sha256 = encode(sha256(convert_to(p.payload::text, 'UTF8')), 'hex');
+       AND p.payload_sha256 = encode(sha256(convert_to(p.payload::text, 'UTF8')), 'hex')
+       AND u.id::text IS DISTINCT FROM (to_jsonb(p) ->> 'user_created')
+       AND EXISTS (
+           WITH RECURSIVE r(id) AS (SELECT u.role UNION SELECT x.parent FROM directus_roles x JOIN r ON x.id = r.id WHERE x.parent IS NOT NULL)
+           SELECT 1 FROM directus_access ac JOIN directus_policies po ON po.id = ac.policy
+            WHERE (ac."user" = u.id OR ac.role IN (SELECT id FROM r))
+              AND (po.admin_access OR po.id::text IN (coalesce(p.payload ->> 'approver_policy', ''), 'e5a8b6f2-1c3d-4a7e-9f00-7e5700a0e001')));
     IF ospa < 1 THEN
         RAISE EXCEPTION 'tiergate gate ospa is closed (% < 1): tier 4 refused', ospa
             USING ERRCODE = 'TG001',
-                  HINT = 'tier 4 writes only once proposal OS-AXIS is approved: an os_proposal_approvals row carrying its current payload_sha256';
+                  HINT = 'tier 4 writes only once an active administrator who is not its author has approved the current payload of proposal OS-AXIS (in Directus, or tiergate approve)';
     END IF;
 END
 $guard$;

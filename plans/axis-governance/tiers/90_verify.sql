@@ -45,7 +45,7 @@ BEGIN
     IF to_regclass('axis.v_owner_gap') IS NULL THEN RETURN; END IF;  -- reported by the substrate check
     SELECT coalesce(sum(field_count), 0), count(*), string_agg(collection, ', ' ORDER BY collection) INTO gap, n, sample FROM axis.v_owner_gap;
     IF gap <> 0 THEN
-        RAISE EXCEPTION 'verify: owner_gap = % (expected 0): % anchors have no owner: %', gap, n, left(sample, 300)
+        RAISE EXCEPTION 'verify: owner_gap = % (expected 0): % no owner: %', gap, CASE WHEN n = 1 THEN '1 anchor has' ELSE n || ' anchors have' END, left(sample, 300)
             USING ERRCODE = 'TG004';
     END IF;
 END

@@ -1,19 +1,28 @@
-import { withDb } from '../db/open-db.js';
-import { UsageError, type ExitCode } from '../errors.js';
-import type { Output } from './output.js';
+import { withDb } from '../../db/open-db.js';
+import { UsageError } from '../../errors.js';
+import type { Outcome } from '../exit-code.js';
+import type { Output } from '../output.js';
 
-/** `tiergate sample (--url URL | --pglite DIR) [--scale N] [--variant V]` */
-export async function sampleCommand(opts: Record<string, unknown>, out: Output): Promise<ExitCode> {
+export interface SampleOpts {
+  url?: string;
+  pglite?: string;
+  scale?: string;
+  variant?: string;
+  json?: boolean;
+}
+
+/** `tiergate sample (--url URL | --pglite DIR) [--scale N] [--variant V] [--json]` */
+export async function sampleCommand(opts: SampleOpts, out: Output): Promise<Outcome> {
   const scale = Number(opts.scale ?? 1);
   if (!Number.isInteger(scale) || scale < 1 || scale > 10_000) throw new UsageError(`--scale must be a whole number from 1 to 10000 (got '${String(opts.scale)}')`);
-  const variant = String(opts.variant ?? 'standard') as import('../../fixtures/directus-sample/generate.js').SampleVariant;
+  const variant = String(opts.variant ?? 'standard') as import('../../../fixtures/directus-sample/generate.js').SampleVariant;
   if (Boolean(opts.url) === Boolean(opts.pglite)) throw new UsageError('pass exactly one of --url URL (an existing PostgreSQL database) or --pglite DIR');
   let url: string;
   if (typeof opts.pglite === 'string') {
-    const { createPgliteDatabase } = await import('../db/pglite-create.js');
+    const { createPgliteDatabase } = await import('../../db/pglite-create.js');
     url = await createPgliteDatabase(opts.pglite, 'directus');
   } else url = String(opts.url);
-  const { writeSample, sampleFigures } = await import('../../fixtures/directus-sample/generate.js');
+  const { writeSample, sampleFigures } = await import('../../../fixtures/directus-sample/generate.js');
   const started = performance.now();
   await withDb(url, async (db) => {
     const existing = await db.query<{ n: number }>(`select count(*)::int as n from pg_class where relname = 'directus_collections'`);
@@ -26,5 +35,5 @@ export async function sampleCommand(opts: Record<string, unknown>, out: Output):
   out.result({ ok: true, url, scale, variant, figures, durationMs: ms });
   out.line(`done in ${(ms / 1000).toFixed(1)} s: ${Object.entries(figures).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   out.line(`target: ${url}`);
-  return 0;
+  return 'ok';
 }

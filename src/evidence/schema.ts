@@ -1,23 +1,25 @@
 import { z } from 'zod';
-import type { Evidence } from '../rehearsal/evidence.js';
-import { EVIDENCE_SCHEMA_VERSION } from '../rehearsal/evidence.js';
 import { ObjectKind, TierKind } from '../plan/schema.js';
+import { EVIDENCE_SCHEMA_VERSION } from './version.js';
 
 /**
- * The zod schema of `evidence.json`, mirroring the TypeScript types in
- * `rehearsal/evidence.ts` and `engine/result.ts` (a compile-time check at the
- * bottom keeps the two identical). It is what `parseEvidence` enforces and
- * the source of the published `schema/evidence.schema.json`.
+ * The one definition of tiergate's result and evidence contract: what a tier
+ * run returns (engine), what a rehearsal records (`evidence.json`), what the
+ * reports render and `apply --evidence` reads. The TypeScript types are
+ * inferred from these schemas (`types.ts`), and the published
+ * `schema/evidence.schema.json` is generated from them, so the three cannot
+ * drift apart.
  *
- * Objects are `z.object` (unknown keys are dropped, not errors): the evidence
- * is a versioned contract where newer tools may add optional fields without
- * bumping `schemaVersion`, and an older reader must still accept them.
+ * Objects are `z.object` (unknown keys are dropped, not errors): newer tools
+ * may add optional fields without bumping `schemaVersion`, and an older reader
+ * must still accept them.
  */
 
 const Count = z.number().int().nonnegative();
 const Millis = z.number().nonnegative().describe('milliseconds');
 /** A metric's value; null means "n/a" (the objects it reads do not exist yet). */
 const MetricValue = z.number().nullable();
+const TierId = z.number().int().nonnegative();
 
 export const SqlFailureSchema = z
   .object({
@@ -59,13 +61,17 @@ export const PostResultSchema = z
 
 export const ExpectationResultSchema = z
   .object({ what: z.string(), expected: z.string(), actual: z.string(), ok: z.boolean() })
-  .meta({ id: 'ExpectationResult', description: 'One expectation of the plan compared with what was measured.' });
+  .meta({ id: 'ExpectationResult', description: "One expectation of the plan (evaluated with this environment's figures) compared with what was measured." });
+
+export const DifferenceSchema = z
+  .object({ what: z.string(), rehearsal: z.string(), production: z.string() })
+  .meta({ id: 'Difference', description: "Where a production tier's delta differs from the rehearsal's (apply --evidence)." });
 
 export const TierStatusSchema = z.enum(['Applied', 'Skipped', 'Blocked', 'Failed', 'Reverted', 'Passed']);
 
 export const TierResultSchema = z
   .object({
-    id: z.number().int().nonnegative(),
+    id: TierId,
     name: z.string(),
     kind: TierKind,
     file: z.string(),
@@ -73,22 +79,42 @@ export const TierResultSchema = z
     status: TierStatusSchema,
     reason: z.string().nullable().describe('why a tier was Skipped / Blocked, in words'),
     durationMs: Millis,
+    appliedBefore: z.array(TierId).optional().describe('the structure and data tiers applied when this tier ran: the state its delta belongs to'),
     fingerprintUnchanged: z.boolean().optional().describe("Blocked / Failed tiers in rehearsal: the clone's fingerprint did not move"),
-    guardProven: z.boolean().optional().describe("Blocked gated tiers in rehearsal: the file's own guard aborted it"),
+    guardProven: z.boolean().optional().describe("Blocked gated tiers in rehearsal: the file's own guard aborted it, with the plan's guard SQLSTATE"),
+    expectedOutcome: z.string().optional().describe('in rehearsal: why this status is the expected one (a blocked tier or a failing verify with the gate closed)'),
     delta: DeltaSchema.nullable(),
+    figures: z.record(z.string(), MetricValue).optional().describe("the plan's figures read before the tier, for its expectations"),
     post: z.array(PostResultSchema),
     expectations: z.array(ExpectationResultSchema).optional(),
+    differences: z.array(DifferenceSchema).optional().describe('apply --evidence: where this tier differed from the rehearsal'),
     failedAssertions: z.array(SqlFailureSchema).optional().describe('verify tiers: the assertions that failed'),
     error: SqlFailureSchema.nullable(),
   })
   .meta({ id: 'TierResult', description: 'What happened to one tier in one run.' });
 
 export const GateReadingSchema = z
-  .object({ name: z.string(), value: MetricValue, min: z.number(), open: z.boolean() })
+  .object({
+    name: z.string(),
+    value: MetricValue,
+    min: z.number(),
+    open: z.boolean(),
+    subject: z.string().nullable().describe('what the approvals approve (the bundled plan: the payload sha256), or null'),
+  })
   .meta({ id: 'GateReading', description: "The gate's value read on a database, and whether it is open (value >= min)." });
 
+export const DatabaseIdentitySchema = z
+  .object({
+    engine: z.enum(['pglite', 'postgres']).nullable().describe('null: unknown (a plain SQL dump)'),
+    database: z.string(),
+    systemIdentifier: z.string().nullable().describe("the cluster's system identifier (pg_control_system()), null when unknown"),
+    instance: z.string().nullable().describe('a PGlite data directory: the id tiergate gave it when it made it'),
+    serverVersion: z.number().int().nullable().describe('server_version_num'),
+  })
+  .meta({ id: 'DatabaseIdentity', description: 'Which database this is: evidence is bound to it.' });
+
 export const CheckRecordSchema = z
-  .object({ name: z.string(), ok: z.boolean(), detail: z.string() })
+  .object({ name: z.string(), ok: z.boolean(), detail: z.string(), expected: z.boolean().optional().describe('an outcome the scenario expects (a failing verify with the gate closed)') })
   .meta({ id: 'CheckRecord', description: 'A check a stage made beyond its tiers (fingerprints, honest gaps …).' });
 
 export const StageRecordSchema = z
@@ -104,12 +130,13 @@ export const FingerprintDiffSchema = z
   .object({ objects: z.array(z.string()), tables: z.array(z.string()) })
   .meta({ id: 'FingerprintDiff', description: 'Objects and tables whose fingerprints differ.' });
 
+export const SignatureSchema = z
+  .object({ algorithm: z.literal('hmac-sha256'), keyId: z.string(), value: z.string() })
+  .meta({ id: 'Signature', description: 'HMAC of the evidence without this field, with a key from the environment (TIERGATE_EVIDENCE_KEY).' });
+
 export const EvidenceSchema = z
   .object({
-    schemaVersion: z
-      .number()
-      .int()
-      .meta({ const: EVIDENCE_SCHEMA_VERSION, description: 'bumped on incompatible change' }),
+    schemaVersion: z.number().int().meta({ const: EVIDENCE_SCHEMA_VERSION, description: 'bumped on incompatible change' }),
     tool: z.object({ name: z.literal('tiergate'), version: z.string() }),
     createdAt: z.string().describe('ISO 8601 timestamp of the rehearsal'),
     plan: z.object({
@@ -117,11 +144,13 @@ export const EvidenceSchema = z
       dir: z.string(),
       sha256: z.string(),
       files: z.record(z.string(), z.string()).describe('plan-relative file → sha256'),
+      sql: z.record(z.string(), z.string()).optional().describe('plan-relative tier file → its text, as rehearsed'),
     }),
     source: z.object({
-      kind: z.enum(['pglite-sample', 'postgres', 'dump']),
+      kind: z.enum(['pglite-sample', 'pglite', 'postgres', 'dump']),
       location: z.string().describe('redacted URL or file name'),
-      database: z.string(),
+      identity: DatabaseIdentitySchema,
+      snapshotAt: z.string().describe('ISO 8601: when the copy of the source was taken'),
       gate: GateReadingSchema.nullable(),
       preflight: TierResultSchema.nullable(),
     }),
@@ -130,12 +159,13 @@ export const EvidenceSchema = z
       location: z.string(),
       kept: z.boolean(),
       copyMs: Millis,
+      identity: DatabaseIdentitySchema.optional(),
     }),
     stages: z.array(StageRecordSchema),
     rollback: z
       .object({
-        tier: z.number().int().nonnegative(),
-        reverted: z.array(z.number().int().nonnegative()),
+        tier: TierId,
+        reverted: z.array(TierId),
         matchesKeptTiers: z.boolean(),
         reapplyMatches: z.boolean(),
         keptDiff: FingerprintDiffSchema.nullable(),
@@ -147,18 +177,13 @@ export const EvidenceSchema = z
       execution: z.enum(['GO', 'NO-GO']),
       reason: z.string(),
       failures: z.array(z.string()),
+      /** what would turn NO-GO into GO, in words */
+      next: z.string().optional(),
     }),
     durationMs: Millis,
+    signature: SignatureSchema.optional(),
   })
   .meta({
     title: 'tiergate evidence',
     description: 'The full record of a tiergate rehearsal (evidence.json).',
   });
-
-// ---- compile-time check: the schema and the TypeScript types are the same type ----
-// Mutual assignability is not enough (an optional field added to one side only
-// would pass), hence the exact-identity test.
-type Equals<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
-type Deep<T> = T extends object ? { [K in keyof T]: Deep<T[K]> } : T;
-const schemaMatchesTypes: Equals<Deep<z.infer<typeof EvidenceSchema>>, Deep<Evidence>> = true;
-void schemaMatchesTypes;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { EvidenceSchema } from './evidence-schema.js';
+import { EvidenceSchema } from './schema.js';
 
 /** Where the published JSON Schema of `evidence.json` lives, relative to the package root. */
 export const EVIDENCE_JSON_SCHEMA_PATH = 'schema/evidence.schema.json';

@@ -1,8 +1,8 @@
 import type { z } from 'zod';
-import type { Evidence } from '../rehearsal/evidence.js';
-import { EVIDENCE_SCHEMA_VERSION } from '../rehearsal/evidence.js';
+import type { Evidence } from './types.js';
+import { EVIDENCE_SCHEMA_VERSION } from './version.js';
 import { EvidenceError, type EvidenceIssue } from './evidence-error.js';
-import { EvidenceSchema } from './evidence-schema.js';
+import { EvidenceSchema } from './schema.js';
 
 /**
  * `evidence.json`'s text: 2-space indented, trailing newline, keys in the

@@ -1,0 +1,48 @@
+import { UsageError } from '../../errors.js';
+import { openTarget } from '../open-target.js';
+import { confirm, durationOption, interruptible, planOf, printRunSummary, targetOf, tierPrinter } from '../common.js';
+import type { Outcome } from '../exit-code.js';
+import type { Output } from '../output.js';
+
+export interface ApplyOpts {
+  target?: string;
+  plan?: string;
+  structureOnly?: boolean;
+  evidence?: string;
+  acceptDifferences?: boolean;
+  maxEvidenceAge?: string;
+  dryRun?: boolean;
+  wait?: string;
+  yes?: boolean;
+  json?: boolean;
+}
+
+/** `tiergate apply --target URL [--plan DIR] [--structure-only] [--evidence FILE [--accept-differences] [--max-evidence-age 7d]] [--dry-run] [--wait 5min] [--yes] [--json]` */
+export async function applyCommand(opts: ApplyOpts, out: Output): Promise<Outcome> {
+  const plan = await planOf(opts);
+  const url = targetOf(opts);
+  if (opts.dryRun) return (await import('./dry-run.js')).dryRunCommand(plan, url, opts, out);
+  const { bindEvidence, DEFAULT_MAX_EVIDENCE_AGE_MS, parseDuration } = await import('../../rehearsal/bind-evidence.js');
+  const waitMs = durationOption('--wait', opts.wait, parseDuration);
+  if (opts.acceptDifferences && !opts.evidence) throw new UsageError('--accept-differences needs --evidence FILE: it accepts differences from that rehearsal');
+  const maxAgeMs = durationOption('--max-evidence-age', opts.maxEvidenceAge, parseDuration) ?? DEFAULT_MAX_EVIDENCE_AGE_MS;
+  const bound = opts.evidence ? bindEvidence(opts.evidence, plan, { maxAgeMs, acceptDifferences: Boolean(opts.acceptDifferences) }) : null;
+  const { displayTarget } = await import('../../db/open-db.js');
+  await confirm(out, opts.yes, `apply plan '${plan.name}' to ${displayTarget(url)}?`);
+  const { apply } = await import('../../engine/apply.js');
+  return openTarget(url, { applicationName: `tiergate apply ${plan.name}`, waitMs }, async (db) => {
+    out.line(`apply ${plan.name} → ${db.displayUrl}${bound ? ` (bound to ${opts.evidence}, rehearsed ${bound.evidence.createdAt})` : ''}`);
+    for (const note of bound?.notes ?? []) out.line(out.paint('yellow', `note: ${note}`));
+    const r = await interruptible(out, (signal) =>
+      apply(db, plan, { structureOnly: Boolean(opts.structureOnly), onEvent: tierPrinter(out), waitMs, signal, binding: bound?.binding }),
+    );
+    const compared = r.tiers.filter((t) => t.status === 'Applied' && t.kind !== 'verify' && t.kind !== 'preflight');
+    if (bound && r.outcome !== 'failed' && compared.length) {
+      const differing = compared.filter((t) => t.differences?.length);
+      out.line(differing.length ? out.paint('yellow', `production differs from the rehearsal in tier ${differing.map((t) => t.id).join(', ')} (accepted, recorded in the ledger)`) : out.paint('green', `production matches the rehearsal (${compared.length} tier${compared.length === 1 ? '' : 's'} compared before COMMIT)`));
+    }
+    out.result({ ok: r.outcome === 'ok', ...r, evidence: bound ? { file: opts.evidence, createdAt: bound.evidence.createdAt, notes: bound.notes } : null });
+    printRunSummary(r, out, plan.gate?.when_closed);
+    return r.outcome;
+  });
+}

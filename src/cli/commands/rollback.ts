@@ -1,0 +1,37 @@
+import { renderTierLine } from '../../report/render-terminal.js';
+import { confirm, durationOption, interruptible, planOf, printRunSummary, targetOf, tierPrinter } from '../common.js';
+import type { Outcome } from '../exit-code.js';
+import { openTarget } from '../open-target.js';
+import type { Output } from '../output.js';
+
+export interface RollbackOpts {
+  target?: string;
+  plan?: string;
+  wait?: string;
+  yes?: boolean;
+  json?: boolean;
+}
+
+/**
+ * `tiergate rollback --target URL [--plan DIR] [--wait 5min] [--yes] [--json]`:
+ * checks first what it would revert (refusing before the question when a
+ * tier is not applied), then asks, then runs the rollback tier.
+ */
+export async function rollbackCommand(opts: RollbackOpts, out: Output): Promise<Outcome> {
+  const plan = await planOf(opts);
+  const url = targetOf(opts);
+  const { parseDuration } = await import('../../rehearsal/bind-evidence.js');
+  const waitMs = durationOption('--wait', opts.wait, parseDuration);
+  const { previewRollback, rollback } = await import('../../engine/rollback.js');
+  return openTarget(url, { applicationName: `tiergate rollback ${plan.name}`, waitMs }, async (db) => {
+    const { tier, reverts } = await previewRollback(db, plan);
+    const what = reverts.map((t) => `${t.id} '${t.name}'`).join(', ');
+    await confirm(out, opts.yes, `roll back plan '${plan.name}' on ${db.displayUrl}: tier ${tier.id} reverts tiers ${what}?`);
+    out.line(`rollback ${plan.name} → ${db.displayUrl}: tier ${tier.id} reverts ${what}`);
+    const r = await interruptible(out, (signal) => rollback(db, plan, { onEvent: tierPrinter(out), waitMs, signal }));
+    for (const t of r.tiers.filter((x) => x.status === 'Reverted')) out.line(renderTierLine('', t));
+    out.result({ ok: r.outcome === 'ok', ...r });
+    printRunSummary(r, out);
+    return r.outcome;
+  });
+}

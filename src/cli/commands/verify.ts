@@ -1,0 +1,20 @@
+import { planOf, targetOf } from '../common.js';
+import type { Outcome } from '../exit-code.js';
+import { openTarget } from '../open-target.js';
+import type { Output } from '../output.js';
+
+/** `tiergate verify --target URL [--plan DIR] [--json]`: exit 1 listing every failing assertion. */
+export async function verifyCommand(opts: { target?: string; plan?: string; json?: boolean }, out: Output): Promise<Outcome> {
+  const plan = await planOf(opts);
+  const { verify } = await import('../../engine/verify.js');
+  return openTarget(targetOf(opts), { applicationName: `tiergate verify ${plan.name}` }, async (db) => {
+    const r = await verify(db, plan);
+    const t = r.tiers[0]!;
+    out.result({ ok: t.status === 'Passed', ...r });
+    out.line(`verify ${plan.name} on ${db.displayUrl}: ${t.status === 'Passed' ? 'PASSED' : 'FAILED'}`);
+    for (const post of t.post) out.line(`  ${post.ok ? 'ok  ' : 'FAIL'} ${post.expr} (${post.value ?? 'n/a'})`);
+    for (const a of t.failedAssertions ?? []) out.line(`  FAIL ${a.file}:${a.line}: ${a.message}${a.detail ? ` — ${a.detail}` : ''}`);
+    if (t.status === 'Failed' && !t.failedAssertions?.length && t.error) out.line(`  FAIL ${t.error.message}`);
+    return t.status === 'Passed' ? 'ok' : 'failed';
+  });
+}

@@ -1,0 +1,136 @@
+/** What the command modules share: the plan and target options, confirmation, Ctrl-C, the tier list and run summary. */
+import { createInterface } from 'node:readline/promises';
+import type { EngineEvent, RunResult } from '../engine/run-result.js';
+import type { TierResult } from '../engine/result.js';
+import { DeclinedError, UsageError } from '../errors.js';
+import { openPlan } from '../plan/open-plan.js';
+import type { Plan } from '../plan/plan.js';
+import { renderTierLine } from '../report/render-terminal.js';
+import type { Output } from './output.js';
+import { table } from './table.js';
+
+/** `--plan DIR` (or TIERGATE_PLAN): the plan, validated; the bundled plan when left out. */
+export async function planOf(opts: { plan?: string }): Promise<Plan> {
+  // an empty --plan (or TIERGATE_PLAN) is a mistake, not a request for the bundled plan
+  if (opts.plan !== undefined && String(opts.plan).trim() === '') throw new UsageError("--plan is empty: pass a plan folder (one holding tiergate.yaml), or leave --plan out for the bundled plan");
+  return opts.plan ? openPlan(String(opts.plan)) : openPlan();
+}
+
+/** `--target URL` (or TIERGATE_TARGET). */
+export function targetOf(opts: { target?: string }): string {
+  const t = opts.target;
+  if (typeof t !== 'string' || !t) throw new UsageError('no target: pass --target URL (postgres://user@host:port/database or pglite:DIR), or set TIERGATE_TARGET');
+  return t;
+}
+
+/** A duration option (`--wait 2m`, `--max-evidence-age 7d`) in milliseconds. */
+export function durationOption(flag: string, value: string | undefined, parse: (v: string) => number | null): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = parse(value);
+  if (ms === null) throw new UsageError(`${flag} ${value}: expected a duration such as 30s, 5min, 2h, 7d`);
+  return ms;
+}
+
+/**
+ * Asks before a change: `--yes` skips the question; without a terminal (or
+ * with --json) a change is refused without it. Answering anything but yes is
+ * a DeclinedError (exit 5): nothing was changed.
+ */
+export async function confirm(out: Output, yes: boolean | undefined, question: string): Promise<void> {
+  if (yes) return;
+  if (!process.stdin.isTTY || out.json) {
+    throw new UsageError(`${question} — refusing without confirmation: pass --yes to run non-interactively`);
+  }
+  const rl = createInterface({ input: process.stdin, output: process.stdout });
+  try {
+    const answer = await rl.question(`${question} [y/N] `);
+    if (!/^y(es)?$/i.test(answer.trim())) throw new DeclinedError('declined: nothing was changed');
+  } finally {
+    rl.close();
+  }
+}
+
+/**
+ * Ctrl-C during a run: the first one asks the run to stop (the running tier
+ * rolls back, no further tier starts, clones are dropped) and the command
+ * reports what state it left; a second one exits at once (exit 130).
+ */
+export async function interruptible<T>(out: Output, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const onSigint = () => {
+    if (controller.signal.aborted) {
+      out.error('tiergate: interrupted again — exiting now; the server rolls back an open transaction when its connection closes');
+      process.exit(130);
+    }
+    out.error('\ntiergate: interrupted — stopping after the current statement (its tier rolls back); Ctrl-C again to exit at once');
+    controller.abort();
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    return await fn(controller.signal);
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
+
+/** The live tier list of apply and rollback. */
+export function tierPrinter(out: Output): (e: EngineEvent) => void {
+  return (e) => {
+    if (e.phase === 'start') out.pending(out.paint('dim', `   ${String(e.tier.id).padStart(3)}  ${e.tier.name} …`));
+    else out.replace(colourLine(out, renderTierLine('', e.result), e.result));
+  };
+}
+
+/** A tier line's colour: red failed, yellow blocked (or an expected failure), green applied or passed, dim skipped. */
+export function colourLine(out: Output, line: string, t: Pick<TierResult, 'status' | 'expectedOutcome'>): string {
+  const c = t.expectedOutcome ? 'yellow' : t.status === 'Failed' ? 'red' : t.status === 'Blocked' ? 'yellow' : t.status === 'Applied' || t.status === 'Passed' ? 'green' : 'dim';
+  return out.paint(c, line);
+}
+
+/** Every failure with its place, SQL line and what it left behind; then the run's outcome in one line. */
+export function printRunSummary(r: RunResult, out: Output, whenClosed?: string): void {
+  for (const t of r.tiers) {
+    if (t.error && t.status === 'Failed') {
+      const f = t.error;
+      out.line('');
+      out.line(out.paint('red', `tier ${t.id} '${t.name}' failed${f.file ? ` at ${f.file}${f.line ? `:${f.line}${f.column ? `:${f.column}` : ''}` : ''}` : ''}:`));
+      out.line(`  ${f.sqlstate ? `ERROR ${f.sqlstate}: ` : ''}${f.message}`);
+      if (f.detail) out.line(`  DETAIL: ${f.detail}`);
+      if (f.hint) out.line(`  HINT: ${f.hint}`);
+      if (f.excerpt && f.line) out.line(`  ${String(f.line).padStart(5)} | ${f.excerpt}`);
+      for (const a of t.failedAssertions?.slice(1) ?? []) out.line(`  also: ${a.message}${a.line ? ` (${a.file}:${a.line})` : ''}`);
+      if (t.differences?.length) printDifferences(out, t.differences);
+      if (t.kind !== 'verify' && t.kind !== 'preflight') {
+        // 08007: the connection broke while COMMIT was on its way and nobody could tell what the server did
+        out.line(
+          f.sqlstate === '08007'
+            ? "  whether the tier committed is unknown: 'tiergate status' shows the ledger, which has its row exactly when it did"
+            : f.sqlstate === '08003'
+              ? '  the tier did not start: nothing of it was committed; run again to continue'
+              : '  the tier was rolled back: nothing of it was committed',
+        );
+      }
+    } else if (t.status === 'Applied' && t.differences?.length) {
+      out.line(out.paint('yellow', `tier ${t.id}: committed with differences from the rehearsal (--accept-differences), recorded in the ledger:`));
+      printDifferences(out, t.differences);
+    }
+    const missed = (t.expectations ?? []).filter((x) => !x.ok);
+    if (missed.length) out.line(out.paint('yellow', `tier ${t.id}: differs from the plan's expectations: ${missed.map((m) => `${m.what} expected ${m.expected}, got ${m.actual}`).join('; ')}`));
+  }
+  const gate = r.gate ? `${r.gate.name}=${r.gate.value ?? 'n/a'}` : '';
+  const applied = r.tiers.filter((t) => t.status === 'Applied').map((t) => t.id);
+  out.line('');
+  if (r.outcome === 'interrupted') {
+    out.line(out.paint('yellow', `${r.command}: INTERRUPTED — ${applied.length ? `tier ${applied.join(', ')} committed before the interruption` : 'no tier was committed'}; the tier that was running rolled back. Run ${r.command} again to continue.`));
+  } else if (r.outcome === 'failed') out.line(out.paint('red', `${r.command}: FAILED`));
+  else if (r.outcome === 'no-go') {
+    out.line(out.paint('yellow', `${r.command}: NO-GO (${gate}) — gated tiers are blocked until the gate opens (needs ≥ ${r.gate?.min ?? 1})`));
+    if (whenClosed) out.line(out.paint('yellow', `  ${whenClosed}`));
+  } else out.line(out.paint('green', `${r.command}: OK${gate ? ` (${gate})` : ''}`));
+}
+
+/** Rehearsal and production side by side. */
+export function printDifferences(out: Output, differences: NonNullable<TierResult['differences']>): void {
+  const rows = [['', 'rehearsal', 'production'], ...differences.map((d) => [d.what, d.rehearsal, d.production])];
+  for (const line of table(rows, { max: [40, 60, 60] })) out.line(`    ${line}`);
+}

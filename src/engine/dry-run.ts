@@ -1,0 +1,73 @@
+import type { Db } from '../db/port.js';
+import { DriftError } from '../errors.js';
+import type { LintFinding } from '../plan/lint.js';
+import type { Plan } from '../plan/plan.js';
+import { readIdentity, type TargetIdentity } from '../probe/identity.js';
+import { decide, readGateBounded, type TierDecision } from './apply.js';
+import { readLedger } from './ledger.js';
+import { assertPlanDatabase, runPreflight } from './preflight.js';
+import type { GateReading, TierResult } from './result.js';
+import { assertNoDrift } from './rollout.js';
+import { rolloutLockHolder } from './rollout-lock.js';
+import { isBodyTier } from './run-result.js';
+import { boundSession, namingBlockers } from './session-bounds.js';
+
+export interface DryRunResult {
+  plan: { name: string; sha256: string };
+  target: string;
+  identity: TargetIdentity;
+  /** every finding of `tiergate lint`: apply refuses the plan when one is an error */
+  lint: LintFinding[];
+  /** whether tiergate's ledger exists on the target yet */
+  ledger: boolean;
+  /** applied tiers whose file changed: apply would stop before touching anything */
+  drift: string | null;
+  /** who holds the rollout lock now, or null */
+  lockHeldBy: string | null;
+  preflight: TierResult | null;
+  gate: GateReading | null;
+  tiers: ({ id: number; name: string; kind: string } & TierDecision)[];
+  /** what apply would do with the verify tier */
+  verify: string | null;
+}
+
+/**
+ * What `apply` would do on this target, changing nothing: no lock taken, no
+ * ledger schema created, no tier run (the preflight, read-only, runs). The
+ * target's identity, the plan's lint, drift, the rollout lock, the gate, and
+ * each tier's fate with the reason `apply` would give.
+ *
+ * @example const d = await dryRun(db, plan); d.tiers.filter((t) => t.action === 'apply')
+ */
+export async function dryRun(db: Db, plan: Plan, options: { structureOnly?: boolean } = {}): Promise<DryRunResult> {
+  await boundSession(db, plan);
+  const identity = await readIdentity(db);
+  assertPlanDatabase(plan, identity, db.displayUrl);
+  const { lintPlan } = await import('../plan/lint.js');
+  const lint = await lintPlan(plan);
+  const ledger = await namingBlockers(db, `reading the ledger of plan '${plan.name}'`, 'select from tiergate.ledger', () => readLedger(db, plan.name));
+  const hasLedger = (await db.query<{ ok: boolean }>(`select to_regclass('tiergate.ledger') is not null as ok`)).rows[0]?.ok === true;
+  let drift: string | null = null;
+  try {
+    assertNoDrift(plan, ledger);
+  } catch (e) {
+    if (!(e instanceof DriftError)) throw e;
+    drift = e.message;
+  }
+  const lockHeldBy = await rolloutLockHolder(db, plan.name);
+  const preTier = plan.tiers.find((t) => t.kind === 'preflight');
+  const preflight = preTier ? await runPreflight(db, plan, preTier, identity) : null;
+  const gate = await readGateBounded(db, plan);
+  const notApplied = new Map<number, string>();
+  const tiers: DryRunResult['tiers'] = [];
+  for (const tier of plan.tiers.filter(isBodyTier)) {
+    const prior = ledger.get(tier.id);
+    const d = decide(plan, tier, prior, { structureOnly: Boolean(options.structureOnly), notApplied, gate });
+    // a tier apply would run counts as applied for the tiers after it
+    if (d.action === 'block' || (d.action === 'skip' && prior?.status !== 'applied')) notApplied.set(tier.id, d.action === 'block' ? 'blocked' : 'not applied');
+    tiers.push({ id: tier.id, name: tier.name, kind: tier.kind, ...d });
+  }
+  const verifyTier = plan.tiers.find((t) => t.kind === 'verify');
+  const verify = verifyTier ? (notApplied.size ? `skipped: tier ${[...notApplied.keys()].join(', ')} would not be applied` : 'would run after the last tier') : null;
+  return { plan: { name: plan.name, sha256: plan.sha256 }, target: db.displayUrl, identity, lint, ledger: hasLedger, drift, lockHeldBy, preflight, gate, tiers, verify };
+}

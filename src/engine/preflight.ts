@@ -1,0 +1,42 @@
+import type { Db } from '../db/port.js';
+import { TargetError } from '../errors.js';
+import type { Plan, Tier } from '../plan/plan.js';
+import type { TargetIdentity } from '../probe/identity.js';
+import type { TierResult } from './result.js';
+import { emptyFailure, idle } from './run-result.js';
+import { runCheckTier } from './run-tier.js';
+
+/** Whether a database is the plan's (its `database:`), or a tiergate clone of it. */
+export function isPlanDatabase(plan: Plan, identity: TargetIdentity): boolean {
+  return !plan.database || identity.database === plan.database || identity.cloneOf === plan.database;
+}
+
+/**
+ * apply, rollback, status, verify and log touch or read only the database the
+ * plan was written for (its `database:`), or a tiergate clone of it: anything
+ * else is a wrong target (exit 2, nothing touched).
+ */
+export function assertPlanDatabase(plan: Plan, identity: TargetIdentity, displayUrl: string): void {
+  if (isPlanDatabase(plan, identity)) return;
+  throw new TargetError(
+    `target database is '${identity.database}', but plan '${plan.name}' is for database '${plan.database}' (and ${displayUrl} is not a tiergate clone of it); nothing was changed — check --target: it must name the database the plan was written for`,
+  );
+}
+
+/** Preflight: the plan's identity check, then the preflight file, read-only. */
+export async function runPreflight(db: Db, plan: Plan, tier: Tier, identity: TargetIdentity): Promise<TierResult> {
+  if (!isPlanDatabase(plan, identity)) {
+    return {
+      ...idle(tier),
+      status: 'Failed',
+      reason: `target database is '${identity.database}', plan '${plan.name}' expects '${plan.database}'`,
+      error: {
+        ...emptyFailure(),
+        message: `target database is '${identity.database}', but plan '${plan.name}' is for database '${plan.database}' (and this is not a tiergate clone of it)`,
+        hint: 'check --target: it must name the database the plan was written for',
+        file: 'tiergate.yaml',
+      },
+    };
+  }
+  return runCheckTier(db, plan, tier);
+}

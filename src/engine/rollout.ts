@@ -1,0 +1,86 @@
+import type { Db } from '../db/port.js';
+import { DriftError, PlanError } from '../errors.js';
+import type { Plan } from '../plan/plan.js';
+import { readIdentity, type TargetIdentity } from '../probe/identity.js';
+import { ensureLedger, readLedger, type LedgerEntry } from './ledger.js';
+import { assertPlanDatabase } from './preflight.js';
+import { withRolloutLock } from './rollout-lock.js';
+import { isBodyTier } from './run-result.js';
+import { boundSession, namingBlockers } from './session-bounds.js';
+
+/** What a rollout knows once it holds the lock: the target's identity and its ledger, read after the lock. */
+export interface Rollout {
+  identity: TargetIdentity;
+  ledger: Map<number, LedgerEntry>;
+}
+
+export interface RolloutOptions {
+  /** wait this long for another rollout's lock (`--wait`) instead of failing at once */
+  waitMs?: number;
+  signal?: AbortSignal;
+  /**
+   * A look that changes nothing (`apply --dry-run`): no rollout lock, no
+   * ledger schema created; the ledger is read if it is there.
+   */
+  readOnly?: boolean;
+  /** checks of the target before the lock and the ledger (evidence binding): a throw touches nothing */
+  before?: (identity: TargetIdentity) => Promise<void>;
+}
+
+/**
+ * The preamble of every command that changes a target, in one place: the
+ * plan's files parsed and linted (errors refuse the plan before anything is
+ * touched), the session's waits bounded, the target's identity checked, the
+ * rollout lock taken, the ledger created and read (after the lock), drift
+ * refused — then `fn`. The lock is released on every path.
+ *
+ * @example await withRollout(db, plan, {}, async ({ ledger }) => …)
+ */
+export async function withRollout<T>(db: Db, plan: Plan, options: RolloutOptions, fn: (rollout: Rollout) => Promise<T>): Promise<T> {
+  await assertPlanRunnable(plan);
+  await boundSession(db, plan);
+  const identity = await readIdentity(db);
+  assertPlanDatabase(plan, identity, db.displayUrl);
+  await options.before?.(identity);
+  const run = async () => {
+    const ledger = await bookkeeping(db, plan, !options.readOnly);
+    assertNoDrift(plan, ledger);
+    return fn({ identity, ledger });
+  };
+  if (options.readOnly) return run();
+  return withRolloutLock(db, plan.name, run, { waitMs: options.waitMs, signal: options.signal });
+}
+
+/**
+ * Refuses, before anything is touched, a plan whose tier files do not parse
+ * or break a lint rule marked error (a gated file without its guard, a
+ * statement that ends the tier's transaction, DDL in a data tier …): exit 2,
+ * each problem with its file:line:column.
+ */
+export async function assertPlanRunnable(plan: Plan): Promise<void> {
+  const { lintErrors } = await import('../plan/lint.js');
+  const errors = await lintErrors(plan);
+  if (errors.length) {
+    throw new PlanError(
+      plan.name,
+      errors.map((f) => ({ path: `${f.file}:${f.line}:${f.column}`, message: `${f.message} [${f.rule}]; nothing was run ('tiergate lint' lists every finding)` })),
+    );
+  }
+}
+
+/** Reads the ledger (creating it first unless `create` is false), naming whoever blocks it. */
+async function bookkeeping(db: Db, plan: Plan, create: boolean): Promise<Map<number, LedgerEntry>> {
+  return namingBlockers(db, `reading the ledger of plan '${plan.name}'`, 'select from tiergate.ledger, tiergate.attempt', async () => {
+    if (create) await ensureLedger(db);
+    return readLedger(db, plan.name);
+  });
+}
+
+/** Stops before touching anything when an applied tier's file changed. */
+export function assertNoDrift(plan: Plan, ledger: Map<number, LedgerEntry>): void {
+  const drifted = plan.tiers.filter(isBodyTier).flatMap((t) => {
+    const e = ledger.get(t.id);
+    return e && e.status === 'applied' && e.sha256 !== t.sha256 ? [{ tier: t.id, name: t.name, file: t.file, applied: e.sha256, current: t.sha256 }] : [];
+  });
+  if (drifted.length) throw new DriftError(plan.name, drifted);
+}

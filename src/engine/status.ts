@@ -1,0 +1,93 @@
+import type { Db } from '../db/port.js';
+import type { Plan, Tier } from '../plan/plan.js';
+import { readIdentity, type TargetIdentity } from '../probe/identity.js';
+import { readMetrics } from '../probe/metrics.js';
+import { readGate } from './gate.js';
+import { readHistory, type HistoryEvent } from './ledger.js';
+import { assertPlanDatabase } from './preflight.js';
+import type { GateReading } from './result.js';
+import { boundSession, namingBlockers } from './session-bounds.js';
+
+/** A tier's state on a target: its last result, whatever it was. */
+export type TierState = 'applied' | 'reverted' | 'pending' | 'drift' | 'failed' | 'passed' | 'not run' | 'superseded';
+
+export interface TierStatusLine {
+  id: number;
+  name: string;
+  kind: string;
+  file: string;
+  sha256: string;
+  state: TierState;
+  /** when, by which database user, with which tiergate version the last result was recorded */
+  at: string | null;
+  by: string | null;
+  version: string | null;
+  /** the file's sha256 when it was last applied */
+  appliedSha256: string | null;
+  /** gated tiers: the gate subject it was applied for */
+  subject: string | null;
+  /** the last failure, when the last result is one */
+  error: HistoryEvent['error'];
+  /** more about the state, in words */
+  note: string | null;
+}
+
+export interface StatusResult {
+  plan: { name: string; sha256: string };
+  target: string;
+  identity: TargetIdentity;
+  gate: GateReading | null;
+  metrics: Record<string, number | null>;
+  tiers: TierStatusLine[];
+}
+
+/**
+ * Every tier's last result (applied, reverted, failed, passed …, with when,
+ * who and which version), the gate and every metric, read-only (takes no
+ * lock), on the plan's database only (another is refused, exit 2).
+ */
+export async function status(db: Db, plan: Plan): Promise<StatusResult> {
+  await boundSession(db, plan);
+  const identity = await readIdentity(db);
+  assertPlanDatabase(plan, identity, db.displayUrl);
+  const history = await namingBlockers(db, `reading the ledger of plan '${plan.name}'`, 'select from tiergate.ledger, tiergate.attempt', () => readHistory(db, plan.name));
+  const { gate, metrics } = await namingBlockers(db, 'reading the gate and metrics', [plan.gate?.sql ?? '', ...Object.values(plan.metrics)].join(';\n'), () =>
+    db.transaction(async (tx) => ({ gate: await readGate(tx, plan), metrics: await readMetrics(tx, plan.metrics) }), { readOnly: true }),
+  );
+  return {
+    plan: { name: plan.name, sha256: plan.sha256 },
+    target: db.displayUrl,
+    identity,
+    gate,
+    metrics,
+    tiers: plan.tiers.map((t) => tierLine(t, history)),
+  };
+}
+
+function tierLine(t: Tier, history: HistoryEvent[]): TierStatusLine {
+  const own = history.filter((e) => e.tierId === t.id);
+  const lastLedger = own.filter((e) => e.source === 'ledger').at(-1);
+  const last = own.at(-1);
+  const base = { id: t.id, name: t.name, kind: t.kind, file: t.file, sha256: t.sha256, appliedSha256: lastLedger?.sha256 ?? null, subject: lastLedger?.subject ?? null };
+  const when = (e: HistoryEvent | undefined) => ({ at: e?.at ?? null, by: e?.dbUser ?? null, version: e?.tiergateVersion ?? null });
+  if (!last) return { ...base, state: t.kind === 'preflight' || t.kind === 'verify' ? 'not run' : 'pending', ...when(undefined), error: null, note: null };
+  if (last.source === 'attempt' && last.outcome !== 'passed') {
+    const note = lastLedger ? `last ${lastLedger.outcome} ${lastLedger.at}` : null;
+    return { ...base, state: 'failed', ...when(last), error: last.error, note };
+  }
+  if (last.source === 'attempt') return { ...base, state: 'passed', ...when(last), error: null, note: null };
+  if (t.kind === 'rollback') {
+    // a rollback is in effect until a tier it reverted is applied again
+    const reapplied = t.reverts.filter((id) => history.some((e) => e.tierId === id && e.source === 'ledger' && e.outcome === 'applied' && e.at > last.at));
+    if (reapplied.length) return { ...base, state: 'superseded', ...when(last), error: null, note: `tier ${reapplied.join(', ')} applied again since` };
+    return { ...base, state: 'applied', ...when(last), error: null, note: `tiers ${t.reverts.join(', ')} reverted` };
+  }
+  const state = last.outcome === 'applied' && last.sha256 !== t.sha256 ? 'drift' : (last.outcome as 'applied' | 'reverted');
+  const note = state === 'drift' ? `applied from sha256 ${last.sha256.slice(0, 12)}, the file now has ${t.sha256.slice(0, 12)}` : null;
+  return { ...base, state, ...when(last), error: null, note };
+}
+
+/** Tiers whose state `status --exit-code` treats as not done: pending, failed or drifted structure and data tiers, failed checks. */
+export function unfinished(s: StatusResult): TierStatusLine[] {
+  return s.tiers.filter((t) => t.state === 'failed' || t.state === 'drift' || ((t.kind === 'structure' || t.kind === 'data') && (t.state === 'pending' || t.state === 'reverted')));
+}

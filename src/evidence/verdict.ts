@@ -1,0 +1,89 @@
+import type { Plan } from '../plan/plan.js';
+import type { Evidence, GateReading, StageRecord, TierResult } from './types.js';
+
+export type Verdict = Evidence['verdict'];
+
+/** What a verdict is computed from: the rehearsal's own records, nothing it says about itself. */
+export interface VerdictInput {
+  preflight: TierResult | null;
+  gate: GateReading | null;
+  stages: StageRecord[];
+  rollback: Evidence['rollback'];
+}
+
+/**
+ * The verdict of a rehearsal, computed from its records: PASS exactly when
+ * the source's preflight passed, every check of every stage holds, and the
+ * rollback was rehearsed when the plan has one; GO exactly when it passed and
+ * the source's gate is open. The rehearsal writes it; `apply --evidence`
+ * computes it again from the evidence and refuses evidence whose verdict
+ * says otherwise (an edited file).
+ *
+ * @example computeVerdict(plan, evidence).rehearsal // 'PASS'
+ */
+export function computeVerdict(plan: Pick<Plan, 'tiers' | 'gate'>, input: VerdictInput): Verdict {
+  const failures: string[] = [];
+  if (input.preflight && input.preflight.status !== 'Passed') {
+    failures.push(`preflight on the source failed: ${input.preflight.error?.message ?? input.preflight.reason ?? input.preflight.status}`);
+  }
+  for (const stage of input.stages) for (const c of stage.checks) if (!c.ok) failures.push(`${c.name}: ${c.detail}`);
+  if (plan.tiers.some((t) => t.kind === 'rollback') && input.rollback === null && input.preflight?.status !== 'Failed') {
+    failures.push(failures.length ? 'C: rollback not rehearsed, because an earlier stage failed' : 'C: rollback not rehearsed');
+  }
+  const passed = failures.length === 0;
+  const gate = input.gate;
+  const go = passed && (gate?.open ?? true);
+  const reason = !passed ? 'rehearsal failed' : gate ? `${gate.name}=${gate.value ?? 'n/a'}` : 'no gate';
+  const next = !passed
+    ? 'fix what failed (listed above) and rehearse again'
+    : go
+      ? `apply it: tiergate apply --target <the source> --evidence evidence.json`
+      : (plan.gate?.when_closed ?? `the gate ${gate!.name} is ${gate!.value ?? 'n/a'} on the source and needs ≥ ${gate!.min}: obtain the approvals it counts, then apply with --evidence`);
+  return { rehearsal: passed ? 'PASS' : 'FAIL', execution: go ? 'GO' : 'NO-GO', reason, failures, next };
+}
+
+/**
+ * Whether the evidence's records cover this plan as a rehearsal does: every
+ * structure and data tier rehearsed (applied, or already applied on the
+ * source), every gated tier's guard proven with the gate closed, the rollback
+ * tier run in stage C, each record naming a tier of the plan with the plan's
+ * file hash, and no tier recorded more often than a rehearsal records it.
+ * Returns what is wrong (empty: nothing).
+ */
+export function coverageProblems(plan: Pick<Plan, 'tiers'>, evidence: Pick<Evidence, 'stages' | 'rollback'>): string[] {
+  const problems: string[] = [];
+  const byId = new Map(plan.tiers.map((t) => [t.id, t]));
+  const stage = (name: 'A' | 'B' | 'C') => evidence.stages.find((s) => s.name === name)?.tiers ?? [];
+  const names = evidence.stages.map((s) => s.name);
+  if (new Set(names).size !== names.length) problems.push(`stages ${names.join(', ')}: a stage is recorded twice`);
+  for (const s of evidence.stages) {
+    // a tier is recorded at most twice in a stage (stage C: reverted, then re-applied)
+    const counts = new Map<number, number>();
+    for (const t of s.tiers) {
+      const tier = byId.get(t.id);
+      if (!tier) {
+        problems.push(`stage ${s.name}: tier ${t.id} is not a tier of the plan`);
+        continue;
+      }
+      if (t.sha256 !== tier.sha256) problems.push(`stage ${s.name}: tier ${t.id} was recorded with sha256 ${t.sha256.slice(0, 12)}, the plan's file has ${tier.sha256.slice(0, 12)}`);
+      counts.set(t.id, (counts.get(t.id) ?? 0) + 1);
+      if (t.status === 'Applied' && t.error) problems.push(`stage ${s.name}: tier ${t.id} is Applied with an error`);
+      if (t.status === 'Blocked' && s.name === 'A' && tier.gated && t.guardProven !== true) problems.push(`stage A: gated tier ${t.id} is Blocked without its guard proven`);
+    }
+    for (const [id, n] of counts) if (n > 2) problems.push(`stage ${s.name}: tier ${id} is recorded ${n} times`);
+  }
+  if (problems.length) return problems;
+  const rehearsed = (id: number) =>
+    [...stage('A'), ...stage('B')].some((t) => t.id === id && (t.status === 'Applied' || (t.status === 'Skipped' && /already applied/.test(t.reason ?? ''))));
+  for (const t of plan.tiers) {
+    if ((t.kind === 'structure' || t.kind === 'data') && !rehearsed(t.id)) problems.push(`tier ${t.id} was not applied in the rehearsal`);
+    if (t.gated && !stage('A').some((r) => r.id === t.id && (r.guardProven === true || /already applied/.test(r.reason ?? '')))) {
+      problems.push(`gated tier ${t.id}: its guard was not proven with the gate closed`);
+    }
+    if (t.kind === 'rollback' && !stage('C').some((r) => r.id === t.id && r.status === 'Applied')) problems.push(`rollback tier ${t.id} was not rehearsed`);
+  }
+  if (plan.tiers.some((t) => t.kind === 'rollback') && !(evidence.rollback?.matchesKeptTiers && evidence.rollback.reapplyMatches)) {
+    problems.push('the rollback proof is missing or did not hold');
+  }
+  return problems;
+}

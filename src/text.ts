@@ -1,0 +1,11 @@
+/**
+ * Text from outside tiergate (database values, plan names, error messages)
+ * made safe to print or render: C0 and C1 control characters other than line
+ * breaks and tabs, and Unicode's bidirectional overrides and isolates (which
+ * reverse how a line reads: U+202A–U+202E, U+2066–U+2069), are removed.
+ *
+ * @example safeText('name\u001b]0;owned\u0007 \u202Egnp.exe') // 'name]0;owned gnp.exe'
+ */
+export function safeText(text: string): string {
+  return text.replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, '');
+}
