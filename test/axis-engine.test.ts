@@ -35,7 +35,7 @@ describe.each(testTargets())('tiergate apply of the axis-governance plan on the 
     try {
       const closed = await apply(s.db, plan);
       expect(closed.outcome).toBe('no-go');
-      expect(statuses(closed)).toEqual({ 0: 'Passed', 1: 'Applied', 5: 'Applied', 6: 'Applied', 2: 'Blocked', 3: 'Blocked', 4: 'Blocked', 90: 'Skipped' });
+      expect(statuses(closed)).toEqual({ 0: 'Passed', 1: 'Applied', 5: 'Applied', 6: 'Applied', 7: 'Applied', 8: 'Applied', 2: 'Blocked', 3: 'Blocked', 4: 'Blocked', 90: 'Skipped' });
       expect(closed.gate).toMatchObject({ name: 'ospa', value: 0, open: false });
       const gaps = await status(s.db, plan);
       expect(gaps.metrics).toMatchObject({ axis_tables: 9, owner_gap: 210, containment_gap: 35, projection_gap: 65 });
@@ -43,7 +43,7 @@ describe.each(testTargets())('tiergate apply of the axis-governance plan on the 
 
       const open = await fullApply(s.db);
       expect(open.outcome).toBe('ok');
-      expect(statuses(open)).toEqual({ 0: 'Passed', 1: 'Skipped', 5: 'Skipped', 6: 'Skipped', 2: 'Applied', 3: 'Applied', 4: 'Applied', 90: 'Passed' });
+      expect(statuses(open)).toEqual({ 0: 'Passed', 1: 'Skipped', 5: 'Skipped', 6: 'Skipped', 7: 'Skipped', 8: 'Skipped', 2: 'Applied', 3: 'Applied', 4: 'Applied', 90: 'Passed' });
       expect(added(byId(open, 2), 'axis.ownership')).toBe(30);
       expect(byId(open, 2).delta?.metrics.owner_gap).toEqual({ before: 210, after: 0 });
       const t3 = byId(open, 3);

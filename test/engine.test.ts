@@ -116,7 +116,7 @@ describe.each(testTargets())('engine on %s', (kind) => {
     expect(t2.error?.excerpt).toContain('INSERT INTO app.nope');
     expect(statuses(r)[90]).toBe('Skipped');
     expect(await stateOf(db)).toEqual(before);
-    const attempts = await db.query<{ tier_id: number; sqlstate: string; line: number }>('select tier_id, sqlstate, line from tiergate.attempt');
+    const attempts = await db.query<{ tier_id: number; sqlstate: string; line: number }>("select tier_id, sqlstate, line from tiergate.attempt where outcome = 'failed'");
     expect(attempts.rows).toEqual([{ tier_id: 2, sqlstate: '42P01', line: 12 }]);
   });
 

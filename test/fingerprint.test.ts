@@ -59,6 +59,21 @@ describe('diffFingerprints / sameFingerprint', () => {
 });
 
 describe.each(testTargets())('fingerprint on %s', (kind) => {
+  it('keeps whole names longer than 63 characters: two constraints sharing a long prefix are two objects', async () => {
+    // a real Directus 11 has such names (directus_deployment_projects_deployment_external_id_unique …): cut to
+    // PostgreSQL's name length, they collided, and which definition won depended on the order rows came in
+    const ddl = `create schema app; create table app.directus_deployment_projects (id int primary key, deployment int, external_id text, other int,
+      constraint directus_deployment_projects_deployment_external_id_unique unique (deployment, external_id),
+      constraint directus_deployment_projects_deployment_other_unique unique (deployment, other));`;
+    const fp = await withFresh(kind, ddl, (db) => fingerprint(db));
+    const keys = Object.keys(fp.catalog).filter((k) => k.startsWith('constraint app.directus_deployment_projects.'));
+    expect(keys.sort()).toEqual([
+      'constraint app.directus_deployment_projects.directus_deployment_projects_deployment_external_id_unique',
+      'constraint app.directus_deployment_projects.directus_deployment_projects_deployment_other_unique',
+      'constraint app.directus_deployment_projects.directus_deployment_projects_pkey',
+    ]);
+  });
+
   it('is equal for two databases built the same way, and covers every kind of object', async () => {
     const one = await withFresh(kind, SCHEMA, (db) => fingerprint(db));
     const two = await withFresh(kind, SCHEMA + 'create schema tiergate; create table tiergate.ledger(id serial, at timestamptz default now());', (db) => fingerprint(db));

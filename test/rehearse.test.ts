@@ -173,7 +173,7 @@ describe.runIf(testTargets().includes('postgres'))('tiergate rehearse against a 
       expect(stale.stderr).toMatch(/rehearsed with other plan files[\s\S]*tiers\/02_ownership_seed\.sql: rehearsed [0-9a-f]{12}, now [0-9a-f]{12}/);
       const applied = await runCli(['apply', '--yes', '--target', source.url, '--evidence', evidence], { timeoutMs: 300_000 });
       expect(applied.code, applied.stdout + applied.stderr).toBe(0);
-      expect(applied.stdout).toMatch(/production matches the rehearsal \(6 tiers compared before COMMIT\)/);
+      expect(applied.stdout).toMatch(/production matches the rehearsal \(8 tiers compared before COMMIT\)/);
     } finally {
       await source.drop();
     }

@@ -1,11 +1,11 @@
 /** What the command modules share: the plan and target options, confirmation, Ctrl-C, the tier list and run summary. */
 import { createInterface } from 'node:readline/promises';
 import type { EngineEvent, RunResult } from '../engine/run-result.js';
-import type { TierResult } from '../engine/result.js';
+import type { GateReading, TierResult } from '../engine/result.js';
 import { DeclinedError, UsageError } from '../errors.js';
 import { openPlan } from '../plan/open-plan.js';
 import type { Plan } from '../plan/plan.js';
-import { renderTierLine } from '../report/render-terminal.js';
+import { renderTierLine, renderTierStart } from '../report/render-terminal.js';
 import type { Output } from './output.js';
 import { table } from './table.js';
 
@@ -76,7 +76,7 @@ export async function interruptible<T>(out: Output, fn: (signal: AbortSignal) =>
 /** The live tier list of apply and rollback. */
 export function tierPrinter(out: Output): (e: EngineEvent) => void {
   return (e) => {
-    if (e.phase === 'start') out.pending(out.paint('dim', `   ${String(e.tier.id).padStart(3)}  ${e.tier.name} …`));
+    if (e.phase === 'start') out.pending(out.paint('dim', renderTierStart('', e.tier)));
     else out.replace(colourLine(out, renderTierLine('', e.result), e.result));
   };
 }
@@ -125,8 +125,19 @@ export function printRunSummary(r: RunResult, out: Output, whenClosed?: string):
   } else if (r.outcome === 'failed') out.line(out.paint('red', `${r.command}: FAILED`));
   else if (r.outcome === 'no-go') {
     out.line(out.paint('yellow', `${r.command}: NO-GO (${gate}) — gated tiers are blocked until the gate opens (needs ≥ ${r.gate?.min ?? 1})`));
+    for (const line of approvalLines(r.gate)) out.line(line);
     if (whenClosed) out.line(out.paint('yellow', `  ${whenClosed}`));
   } else out.line(out.paint('green', `${r.command}: OK${gate ? ` (${gate})` : ''}`));
+}
+
+/** Each approval of the gate: who approved which payload and when, and why one does not count. */
+export function approvalLines(gate: GateReading | null): string[] {
+  if (!gate?.approvals) return [];
+  if (!gate.approvals.length) return ['  no approvals yet'];
+  return gate.approvals.map((a) => {
+    const what = `${a.approver} approved ${a.subject ? `payload ${a.subject.slice(0, 12)}…` : 'it'}${a.at ? ` at ${a.at.replace('T', ' ').replace(/\.\d+Z$/, 'Z')}` : ''}`;
+    return a.counts ? `  ✓ ${what}` : `  ✗ ${what}: does not count — ${a.why}`;
+  });
 }
 
 /** Rehearsal and production side by side. */

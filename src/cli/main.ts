@@ -70,7 +70,7 @@ export async function run(argv: string[]): Promise<ExitCode> {
     .description('apply the plan to a target, tier by tier, each in one transaction')
     .addOption(targetOption())
     .addOption(planOption())
-    .option('--structure-only', 'apply structure tiers only')
+    .option('--structure-only', 'apply only the tiers that need no approval (structure tiers, and data tiers with gated: false)')
     .option('--evidence <file>', "bind the run to a rehearsal: refuse evidence of another database, subject or plan; roll back a tier whose delta differs from the rehearsal's")
     .option('--accept-differences', 'with --evidence: commit a tier that differs from its rehearsal, recording the differences in the ledger')
     .option('--max-evidence-age <duration>', 'with --evidence: refuse a rehearsal whose copy of the source is older (default 7d)')
@@ -110,6 +110,16 @@ export async function run(argv: string[]): Promise<ExitCode> {
     .addOption(planOption())
     .addOption(jsonOption())
     .action(action(async () => (await import('./commands/log.js')).logCommand));
+  program
+    .command('approve')
+    .description("record an approval of the plan's proposal by a Directus user; refused when it would not count")
+    .addOption(targetOption())
+    .addOption(planOption())
+    .option('--as <email>', 'the Directus user who approves (active, admin or approver policy, not the author)')
+    .option('--proposal <key>', "what is approved (default: the plan's proposal, OS-AXIS)")
+    .option('--yes', 'do not ask for confirmation')
+    .addOption(jsonOption())
+    .action(action(async () => (await import('./commands/approve.js')).approveCommand));
   program
     .command('plan')
     .description('print the ordered tiers with kind, gate, requires and sha256')

@@ -29,6 +29,7 @@ export interface RehearsalBinding {
 }
 
 export interface ApplyOptions {
+  /** apply only the tiers that need no approval: structure tiers and ungated data tiers */
   structureOnly?: boolean;
   onEvent?: (e: EngineEvent) => void;
   /** run the verify tier at the end when every tier is applied (default true) */
@@ -77,7 +78,7 @@ export async function apply(db: Db, plan: Plan, options: ApplyOptions = {}): Pro
     // are measured inside each tier's own transaction and are not affected.
     let metricsNow: Record<string, number | null> | undefined;
     for (const tier of plan.tiers.filter((t) => t.kind === 'preflight')) {
-      const r = await run(tier, () => runPreflight(db, plan, tier, identity));
+      const r = await run(tier, () => runPreflight(db, plan, tier, identity, 'apply'));
       if (r.status === 'Failed') return done(null);
       metricsNow = afterMetrics(r);
     }
@@ -157,7 +158,7 @@ export interface TierDecision {
 
 /**
  * The one rule that decides a tier's fate in a run: skipped when already
- * applied (same file), with --structure-only for a data tier; blocked when a
+ * applied (same file), with --structure-only for a gated tier; blocked when a
  * tier it requires is not applied or its gate is closed; applied otherwise.
  * `apply` and `apply --dry-run` both ask it.
  */
@@ -168,7 +169,7 @@ export function decide(
   context: { structureOnly: boolean; notApplied: Map<number, string>; gate: GateReading | null },
 ): TierDecision {
   if (prior?.status === 'applied') return { action: 'skip', reason: `already applied ${prior.appliedAt}` };
-  if (context.structureOnly && tier.kind !== 'structure') return { action: 'skip', reason: '--structure-only' };
+  if (context.structureOnly && tier.gated) return { action: 'skip', reason: '--structure-only: it needs the gate' };
   const missing = tier.requires.filter((r) => context.notApplied.has(r));
   if (missing.length) return { action: 'block', reason: `requires tier ${missing.join(', ')}, which is ${missing.map((m) => context.notApplied.get(m)).join(', ')}` };
   const gate = context.gate;

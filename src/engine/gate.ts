@@ -1,7 +1,7 @@
 import type { Queryable } from '../db/port.js';
 import type { Plan } from '../plan/plan.js';
-import { readNumber, readText } from '../probe/metrics.js';
-import type { GateReading } from './result.js';
+import { readNumber, readRows, readText } from '../probe/metrics.js';
+import type { Approval, GateReading } from './result.js';
 
 /**
  * Reads the plan's gate: its value and, when the plan names one, its subject
@@ -18,7 +18,22 @@ export async function readGate(q: Queryable, plan: Plan, options: { lockRows?: b
   if (options.lockRows && gate.lock) await q.query(gate.lock);
   const value = await readNumber(q, `gate '${gate.name}'`, gate.sql);
   const subject = gate.subject ? await readText(q, `the subject of gate '${gate.name}'`, gate.subject) : null;
-  return { name: gate.name, value, min: gate.min, open: value !== null && value >= gate.min, subject };
+  const reading: GateReading = { name: gate.name, value, min: gate.min, open: value !== null && value >= gate.min, subject };
+  if (gate.approvals) reading.approvals = await readApprovals(q, gate.name, gate.approvals);
+  return reading;
+}
+
+/** Every approval as the plan's `gate.approvals` judges it; empty when its objects do not exist yet. */
+export async function readApprovals(q: Queryable, gateName: string, sql: string): Promise<Approval[]> {
+  const rows = await readRows<{ id: unknown; approver: unknown; at: unknown; subject: unknown; why: unknown }>(q, `the approvals of gate '${gateName}'`, sql);
+  return rows.map((r) => ({
+    id: String(r.id),
+    approver: String(r.approver ?? ''),
+    at: r.at === null || r.at === undefined ? null : new Date(r.at as string).toISOString(),
+    subject: r.subject === null || r.subject === undefined ? null : String(r.subject).trim(),
+    counts: r.why === null || r.why === undefined,
+    why: r.why === null || r.why === undefined ? null : String(r.why),
+  }));
 }
 
 /** `ospa=0`: the gate as the verdict line shows it. */

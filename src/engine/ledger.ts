@@ -51,10 +51,11 @@ create table if not exists tiergate.attempt (
 alter table tiergate.attempt add column if not exists outcome text not null default 'failed';
 alter table tiergate.attempt add column if not exists command text;
 alter table tiergate.attempt add column if not exists db_user text default current_user;
+alter table tiergate.ledger add column if not exists command text;
 `;
 
 /** The column the newest DDL adds last: when it is there, the ledger is up to date. */
-const NEWEST = { table: 'tiergate.attempt', column: 'db_user' };
+const NEWEST = { table: 'tiergate.ledger', column: 'command' };
 
 export interface LedgerEntry {
   tierId: number;
@@ -180,7 +181,7 @@ export async function readHistory(db: Queryable, plan: string): Promise<HistoryE
     line: number | null;
     id: number;
   }>(
-    `select applied_at as at, 'ledger' as source, tier_id, tier_name, status as outcome, null::text as command, sha256, applied_by as db_user,
+    `select applied_at as at, 'ledger' as source, tier_id, tier_name, status as outcome, ${current ? 'command' : 'null::text'} as command, sha256, applied_by as db_user,
             tiergate_version, duration_ms, ${current ? 'subject' : 'null::text'} as subject,
             null::text as sqlstate, null::text as message, null::text as detail, null::text as hint, null::text as file, null::int as line, id
        from tiergate.ledger where plan = $1
@@ -216,6 +217,8 @@ export interface LedgerExtras {
   gate?: GateReading | null;
   /** apply --evidence: the evidence it was bound to, and the differences accepted */
   evidence?: { file: string; sha256: string; createdAt: string; differencesAccepted: Difference[] } | null;
+  /** the command that applied or reverted it (apply, rollback) */
+  command?: string | null;
 }
 
 export async function recordLedger(
@@ -228,8 +231,8 @@ export async function recordLedger(
   extras: LedgerExtras = {},
 ): Promise<number> {
   const r = await tx.query<{ id: number }>(
-    `insert into tiergate.ledger (plan, tier_id, tier_name, kind, file, sha256, status, duration_ms, delta, tiergate_version, subject, gate, evidence)
-     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) returning id`,
+    `insert into tiergate.ledger (plan, tier_id, tier_name, kind, file, sha256, status, duration_ms, delta, tiergate_version, subject, gate, evidence, command)
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) returning id`,
     [
       plan,
       tier.id,
@@ -244,6 +247,7 @@ export async function recordLedger(
       tier.gated ? (extras.gate?.subject ?? null) : null,
       extras.gate ? JSON.stringify(extras.gate) : null,
       extras.evidence ? JSON.stringify(extras.evidence) : null,
+      extras.command ?? null,
     ],
   );
   return Number(r.rows[0]?.id);

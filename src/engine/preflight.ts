@@ -23,8 +23,8 @@ export function assertPlanDatabase(plan: Plan, identity: TargetIdentity, display
   );
 }
 
-/** Preflight: the plan's identity check, then the preflight file, read-only. */
-export async function runPreflight(db: Db, plan: Plan, tier: Tier, identity: TargetIdentity): Promise<TierResult> {
+/** Preflight: the plan's identity check, then the preflight file, read-only; `record` names the command whose history keeps its result. */
+export async function runPreflight(db: Db, plan: Plan, tier: Tier, identity: TargetIdentity, record?: string): Promise<TierResult> {
   if (!isPlanDatabase(plan, identity)) {
     return {
       ...idle(tier),
@@ -38,5 +38,5 @@ export async function runPreflight(db: Db, plan: Plan, tier: Tier, identity: Tar
       },
     };
   }
-  return runCheckTier(db, plan, tier);
+  return runCheckTier(db, plan, tier, { record });
 }

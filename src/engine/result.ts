@@ -4,6 +4,7 @@
  * schema (src/evidence/schema.ts); this module names them for the engine.
  */
 export type {
+  Approval,
   Delta,
   DatabaseIdentity,
   Difference,

@@ -149,10 +149,11 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
       if (!options.noLedger) {
         const extras: LedgerExtras = {
           gate,
+          command: options.command ?? null,
           evidence: options.evidence ? { ...options.evidence, differencesAccepted: result.differences } : null,
         };
         ledgerId = await recordLedger(tx, plan.name, tier, 'applied', elapsed(), delta, extras);
-        for (const r of options.reverts ?? []) await recordLedger(tx, plan.name, r, 'reverted', 0, null);
+        for (const r of options.reverts ?? []) await recordLedger(tx, plan.name, r, 'reverted', 0, null, { command: options.command ?? null });
       }
       await testHook('tier-before-commit', tier.id);
       pending = result;
@@ -254,7 +255,8 @@ async function failedOrBlocked(db: Db, plan: Plan, tier: Tier, e: unknown, durat
       durationMs,
       guardProven: why === null,
       reason: why === null ? `its own guard aborted it: ${failure.message}` : `aborted, but not by its guard: ${why}`,
-      error: why === null ? null : failure,
+      // the guard's own error is the proof: kept, with its file:line
+      error: failure,
     };
   }
   const failure = toFailure(tier, e);

@@ -82,7 +82,7 @@ export const TierResultSchema = z
     appliedBefore: z.array(TierId).optional().describe('the structure and data tiers applied when this tier ran: the state its delta belongs to'),
     fingerprintUnchanged: z.boolean().optional().describe("Blocked / Failed tiers in rehearsal: the clone's fingerprint did not move"),
     guardProven: z.boolean().optional().describe("Blocked gated tiers in rehearsal: the file's own guard aborted it, with the plan's guard SQLSTATE"),
-    expectedOutcome: z.string().optional().describe('in rehearsal: why this status is the expected one (a blocked tier or a failing verify with the gate closed)'),
+    expectedOutcome: z.string().optional().describe('in rehearsal: why this status is the expected one (a blocked tier or a failing verify with the gate closed), e.g. "the gate is closed"'),
     delta: DeltaSchema.nullable(),
     figures: z.record(z.string(), MetricValue).optional().describe("the plan's figures read before the tier, for its expectations"),
     post: z.array(PostResultSchema),
@@ -93,6 +93,17 @@ export const TierResultSchema = z
   })
   .meta({ id: 'TierResult', description: 'What happened to one tier in one run.' });
 
+export const ApprovalSchema = z
+  .object({
+    id: z.string(),
+    approver: z.string(),
+    at: z.string().nullable().describe('ISO 8601'),
+    subject: z.string().nullable().describe('what this approval approves'),
+    counts: z.boolean(),
+    why: z.string().nullable().describe('why it does not count (null when it counts)'),
+  })
+  .meta({ id: 'Approval', description: 'One approval as the gate judges it.' });
+
 export const GateReadingSchema = z
   .object({
     name: z.string(),
@@ -100,6 +111,7 @@ export const GateReadingSchema = z
     min: z.number(),
     open: z.boolean(),
     subject: z.string().nullable().describe('what the approvals approve (the bundled plan: the payload sha256), or null'),
+    approvals: z.array(ApprovalSchema).optional().describe('every approval, whether it counts and why not (plans with gate.approvals)'),
   })
   .meta({ id: 'GateReading', description: "The gate's value read on a database, and whether it is open (value >= min)." });
 

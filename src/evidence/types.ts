@@ -5,6 +5,7 @@
  */
 import type { z } from 'zod';
 import type {
+  ApprovalSchema,
   CheckRecordSchema,
   DatabaseIdentitySchema,
   DeltaSchema,
@@ -36,6 +37,8 @@ export type Difference = z.infer<typeof DifferenceSchema>;
 export type TierStatus = z.infer<typeof TierStatusSchema>;
 export type TierResult = z.infer<typeof TierResultSchema>;
 export type GateReading = z.infer<typeof GateReadingSchema>;
+/** One approval as the gate judges it: counts, or why not. */
+export type Approval = z.infer<typeof ApprovalSchema>;
 /** Which database this is (cluster, database, engine): evidence is bound to it. */
 export type DatabaseIdentity = z.infer<typeof DatabaseIdentitySchema>;
 export type CheckRecord = z.infer<typeof CheckRecordSchema>;

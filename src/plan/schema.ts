@@ -28,10 +28,15 @@ const CountExpr = z
   .union([z.number().int(), z.string().min(1)])
   .describe("a whole number, an expression over the plan's metrics (their values before the tier) and figures (e.g. approved_anchors, containment_gap + 1), or any");
 
+/** One named count (added, removed, changed): never negative. */
+const PartExpr = z
+  .union([z.number().int().nonnegative(), z.string().min(1)])
+  .describe('a whole number ≥ 0, an expression over metrics and figures, or any');
+
 const ChangeCounts = z.strictObject({
-  added: CountExpr.optional(),
-  removed: CountExpr.optional(),
-  changed: CountExpr.optional(),
+  added: PartExpr.optional(),
+  removed: PartExpr.optional(),
+  changed: PartExpr.optional(),
 });
 export type ChangeCounts = z.infer<typeof ChangeCounts>;
 export type CountExpectation = z.infer<typeof CountExpr> | ChangeCounts;
@@ -112,6 +117,20 @@ export const PlanFile = z.strictObject({
         .string()
         .min(1)
         .describe("SQL returning one text: what the approvals approve (e.g. the proposal payload's sha256); evidence and the ledger record it")
+        .optional(),
+      /** One row per approval: id, approver, at, subject, why (null when it counts). */
+      approvals: z
+        .string()
+        .min(1)
+        .describe('SQL listing every approval: columns id, approver, at, subject, why (null when it counts, else why it does not); status, the evidence and the ledger show it')
+        .optional(),
+      /** `tiergate approve`: records an approval; $1 the approver (--as), $2 what is approved (--proposal). */
+      approve: z
+        .strictObject({
+          sql: z.string().min(1).describe('SQL recording an approval by $1 (tiergate approve --as) of $2 (--proposal), returning the new approval\'s id'),
+          proposal: z.string().min(1).describe('the default $2'),
+        })
+        .describe('how tiergate approve records an approval (for trials and teams without an approval screen)')
         .optional(),
       /** What to do when the gate is closed, in words (shown with NO-GO). */
       when_closed: z.string().min(1).describe('what to do when the gate is closed, shown with a NO-GO verdict (e.g. who must approve what, and how)').optional(),

@@ -80,7 +80,7 @@ const SCHEMAS = `select oid, nspname from pg_namespace
 const CATALOG_SQL = `
 with ns as materialized (${SCHEMAS}),
 rel as materialized (select c.oid, c.relname, c.relkind, ns.nspname from pg_class c join ns on ns.oid = c.relnamespace)
-select 'schema' as kind, nspname as name, md5(nspname) as def from ns
+select 'schema'::text as kind, nspname::text as name, md5(nspname) as def from ns
 union all
 select 'table', r.nspname || '.' || r.relname,
        md5(concat_ws(E'\\n', c.relkind, c.relpersistence, c.relrowsecurity, c.relforcerowsecurity,

@@ -84,6 +84,19 @@ export async function readNumber(tx: Queryable, what: string, sql: string): Prom
   }
 }
 
+/** The rows of `sql` (the gate's approvals), under the same policy as {@link readNumber}: none when its objects do not exist. */
+export async function readRows<R>(tx: Queryable, what: string, sql: string): Promise<R[]> {
+  await tx.exec('savepoint tiergate_metric');
+  try {
+    const r = await tx.query<R>(sql);
+    await tx.exec('release savepoint tiergate_metric');
+    return r.rows;
+  } catch (e) {
+    await readFailed(tx, what, e);
+    return [];
+  }
+}
+
 /** One text (the gate's subject) from `sql`, under the same policy as {@link readNumber}. */
 export async function readText(tx: Queryable, what: string, sql: string): Promise<string | null> {
   await tx.exec('savepoint tiergate_metric');

@@ -168,11 +168,18 @@ class Scenario {
           continue;
         }
         const before = last ?? (await fingerprintClone(this.db));
-        const r = await this.run(a, tier, () => runTier(this.db, this.plan, tier, { proveGuard: true, closeGate: gateOpen ? this.plan.rehearsal?.close_gate : undefined, signal: this.signal }));
-        last = await fingerprintClone(this.db);
-        const unchanged = sameFingerprint(before, last);
-        r.fingerprintUnchanged = unchanged;
-        if (r.status === 'Blocked') r.expectedOutcome = 'expected: the gate is closed';
+        let unchanged = false;
+        const r = await this.run(
+          a,
+          tier,
+          () => runTier(this.db, this.plan, tier, { proveGuard: true, closeGate: gateOpen ? this.plan.rehearsal?.close_gate : undefined, signal: this.signal }),
+          async (result) => {
+            last = await fingerprintClone(this.db);
+            unchanged = sameFingerprint(before, last);
+            result.fingerprintUnchanged = unchanged;
+            if (result.status === 'Blocked') result.expectedOutcome = 'the gate is closed';
+          },
+        );
         this.check(a, {
           name: `A: tier ${tier.id} stops itself with the gate closed`,
           ok: r.status === 'Blocked' && r.guardProven === true && unchanged,
@@ -180,7 +187,7 @@ class Scenario {
             ? (r.reason ?? 'not blocked')
             : unchanged
               ? 'its guard aborted it; fingerprint unchanged'
-              : `its guard aborted it, but the fingerprint changed: ${describeDiff(diffFingerprints(before, last))}`,
+              : `its guard aborted it, but the fingerprint changed: ${describeDiff(diffFingerprints(before, last!))}`,
         });
       } else if (!this.satisfied(tier)) {
         await this.run(a, tier, async () => ({ ...idle(tier), status: 'Skipped', reason: 'requires a tier not applied in this stage' }));
@@ -190,9 +197,10 @@ class Scenario {
       }
     }
     if (this.verifyTier) {
-      const v = await this.verify(a);
       const complete = this.body.every((t) => this.applied.has(t.id));
-      if (!complete && v.status === 'Failed') v.expectedOutcome = 'expected: the gated tiers have not run, so verify shows the honest gaps';
+      const v = await this.verify(a, (result) => {
+        if (!complete && result.status === 'Failed') result.expectedOutcome = 'the gated tiers have not run, so verify shows the honest gaps';
+      });
       this.check(a, { name: 'A: verify shows the honest gaps', ok: true, expected: true, detail: `${v.status}: ${metricsLine(v)}` });
     }
   }
@@ -238,7 +246,7 @@ class Scenario {
     const fpRolled = await fingerprintClone(this.db);
 
     this.emit({ type: 'progress', message: `applying the kept tiers on a second clone (${kept.displayUrl})` });
-    const keptFp = await applyKept(this.plan, kept, this.body.filter((t) => !rollbackTier.reverts.includes(t.id)), this.signal);
+    const keptFp = await applyKept(this.plan, kept, this.body.filter((t) => !rollbackTier.reverts.includes(t.id)), rollbackTier, this.signal);
     const keptDiff = 'error' in keptFp ? null : diffFingerprints(fpRolled, keptFp.fp);
     const matchesKeptTiers = keptDiff !== null && sameFingerprint(fpRolled, (keptFp as { fp: Fingerprint }).fp);
     this.check(c, {
@@ -283,10 +291,12 @@ class Scenario {
     stage.checks.push(check);
   }
 
-  private async run(stage: StageRecord, tier: Tier, body: () => Promise<TierResult>): Promise<TierResult> {
+  /** Runs a tier's step and records it; `annotate` completes the result (proofs, expected outcomes) before it is shown. */
+  private async run(stage: StageRecord, tier: Tier, body: () => Promise<TierResult>, annotate?: (r: TierResult) => Promise<void> | void): Promise<TierResult> {
     if (this.signal?.aborted) throw new InterruptedError('rehearsal interrupted (Ctrl-C): the clones were dropped; the source was only read');
     this.emit({ type: 'tier-start', stage: stage.name, tier });
     const r = await body();
+    await annotate?.(r);
     stage.tiers.push(r);
     this.emit({ type: 'tier-end', stage: stage.name, result: r });
     return r;
@@ -300,9 +310,9 @@ class Scenario {
     return r;
   }
 
-  private verify(stage: StageRecord): Promise<TierResult> {
+  private verify(stage: StageRecord, annotate?: (r: TierResult) => void): Promise<TierResult> {
     const tier = this.verifyTier!;
-    return this.run(stage, tier, () => runCheckTier(this.db, this.plan, tier));
+    return this.run(stage, tier, () => runCheckTier(this.db, this.plan, tier), annotate);
   }
 }
 
@@ -336,16 +346,32 @@ export async function openGate(db: Db, plan: Plan): Promise<void> {
   await db.transaction((tx) => tx.exec(sql));
 }
 
-async function applyKept(plan: Plan, clone: Clone, tiers: Tier[], signal?: AbortSignal): Promise<{ fp: Fingerprint } | { error: string }> {
+/**
+ * The reference of the rollback proof, on the second clone (a copy of the
+ * source): the kept tiers applied where the source has not applied them. When
+ * the source has already applied some of the tiers the rollback reverts (a
+ * production where the structure tiers ran first), no clean state without
+ * them exists: the rollback tier is then run over them here too, so that the
+ * proof shows what matters — the tiers this rehearsal applied and reverted
+ * leave nothing behind.
+ */
+async function applyKept(plan: Plan, clone: Clone, tiers: Tier[], rollbackTier: Tier, signal?: AbortSignal): Promise<{ fp: Fingerprint } | { error: string }> {
   const db = await clone.open();
   try {
     await ensureLedger(db);
     const ledger = await readLedger(db, plan.name);
     const todo = tiers.filter((t) => ledger.get(t.id)?.status !== 'applied');
-    if (todo.some((t) => t.gated)) await openGate(db, plan);
     for (const tier of todo) {
+      // the gate opens where stage B opened it: just before the first gated tier (what the tiers before it do
+      // to an approval — tier 7 records its origin — then happens to this clone's approval as to the main one's)
+      if (tier.gated) await openGate(db, plan);
       const r = await runTier(db, plan, tier, { signal });
       if (r.status !== 'Applied') return { error: `tier ${tier.id} did not apply on the second clone: ${r.error?.message ?? r.reason}` };
+    }
+    const alreadyApplied = rollbackTier.reverts.filter((id) => ledger.get(id)?.status === 'applied').map((id) => plan.tiers.find((t) => t.id === id)!);
+    if (alreadyApplied.length) {
+      const r = await runTier(db, plan, rollbackTier, { reverts: alreadyApplied, signal });
+      if (r.status !== 'Applied') return { error: `the rollback of the source's own tier ${alreadyApplied.map((t) => t.id).join(', ')} did not apply on the second clone: ${r.error?.message ?? r.reason}` };
     }
     return { fp: await fingerprintClone(db) };
   } finally {

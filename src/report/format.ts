@@ -1,5 +1,5 @@
-import type { Delta, MetricChange, ObjectChanges, RowChanges, TierResult } from '../evidence/types.js';
-import type { Evidence } from '../evidence/types.js';
+import type { Delta, Evidence, MetricChange, ObjectChanges, RowChanges, TierResult } from '../evidence/types.js';
+import { safeText } from '../text.js';
 
 /**
  * Plain-text formatting shared by the renderers. Nothing here escapes for a
@@ -36,8 +36,8 @@ export function formatCounts(c: { added: number; removed: number; changed: numbe
   return parts.length > 0 ? parts.join(' ') : '±0';
 }
 
-/** Object kinds in the order a reader expects them. */
-const OBJECT_KIND_ORDER = ['tables', 'views', 'functions', 'sequences', 'indexes', 'constraints'] as const;
+/** Object kinds in the order a reader expects them (the evidence's kinds; one it does not list follows, in its own order). */
+const OBJECT_KIND_ORDER = ['schemas', 'extensions', 'types', 'tables', 'views', 'functions', 'sequences', 'indexes', 'constraints', 'triggers', 'policies', 'rules'];
 
 export interface ObjectKindChanges extends ObjectChanges {
   kind: string;
@@ -46,8 +46,10 @@ export interface ObjectKindChanges extends ObjectChanges {
 /** The object kinds a delta touched, in a fixed order, empty kinds left out. */
 export function objectChanges(delta: Delta | null): ObjectKindChanges[] {
   if (!delta) return [];
-  return OBJECT_KIND_ORDER.flatMap((kind) => {
-    const c = delta.objects[kind];
+  const objects = delta.objects as Record<string, ObjectChanges | undefined>;
+  const kinds = [...OBJECT_KIND_ORDER.filter((k) => k in objects), ...Object.keys(objects).filter((k) => !OBJECT_KIND_ORDER.includes(k))];
+  return kinds.flatMap((kind) => {
+    const c = objects[kind];
     if (!c || c.added.length + c.removed.length + c.changed.length === 0) return [];
     return [{ kind, ...c }];
   });
@@ -69,6 +71,11 @@ export function rowChanges(delta: Delta | null): [table: string, changes: RowCha
 /** The metrics a delta measured, in the order measured. */
 export function metricChanges(delta: Delta | null): [metric: string, change: MetricChange][] {
   return delta ? Object.entries(delta.metrics) : [];
+}
+
+/** The metrics a tier moved (n/a → a value counts), in the order measured: what a report shows of a tier. */
+export function changedMetrics(delta: Delta | null): [metric: string, change: MetricChange][] {
+  return metricChanges(delta).filter(([, m]) => m.before !== m.after);
 }
 
 /** The first 12 hex digits of a sha256: enough to tell files apart in a report. */
@@ -95,10 +102,56 @@ export function formatDate(iso: string): string {
 
 /**
  * Text safe to print on one line: line breaks and tabs become spaces, other
- * control characters (ANSI escapes from a hostile database string) are dropped.
+ * control characters (ANSI escapes from a hostile database string) and
+ * Unicode's bidirectional overrides and isolates are dropped.
  */
 export function singleLine(text: string): string {
-  return text.replace(/\r\n|[\r\n\t\v\f\u2028\u2029]/g, ' ').replace(/[\u0000-\u001f\u007f-\u009f]/g, '');
+  return safeText(text.replace(/\r\n|[\r\n\t\v\f\u2028\u2029]/g, ' '));
+}
+
+/**
+ * Shortens to `width` characters (code points) with an ellipsis.
+ *
+ * @example fitText('Detector / reconcile / UI-API read views', 22) // 'Detector / reconcile…'
+ */
+export function fitText(text: string, width: number): string {
+  const chars = Array.from(text);
+  return chars.length <= width ? text : chars.slice(0, Math.max(0, width - 1)).join('').trimEnd() + '…';
+}
+
+/**
+ * Whether a tier's Blocked or Failed status is the outcome the rehearsal
+ * expects (a gated tier with the gate closed, verify before the data tiers):
+ * reports label it "expected", not as an error.
+ */
+export function isExpectedOutcome(t: Pick<TierResult, 'status' | 'expectedOutcome'>): boolean {
+  return (t.status === 'Blocked' || t.status === 'Failed') && Boolean(t.expectedOutcome?.trim());
+}
+
+/** `Blocked (expected)`, or the status as it is. */
+export function statusLabel(t: Pick<TierResult, 'status' | 'expectedOutcome'>): string {
+  return isExpectedOutcome(t) ? `${t.status} (expected)` : t.status;
+}
+
+/**
+ * Why an expected outcome is expected, without a leading "expected:" (the
+ * reports put the word in the label).
+ *
+ * @example expectedOutcomeText({ expectedOutcome: 'expected: the gate is closed' }) // 'the gate is closed'
+ */
+export function expectedOutcomeText(t: Pick<TierResult, 'expectedOutcome'>): string {
+  return (t.expectedOutcome ?? '').trim().replace(/^expected\b\s*[:—–-]?\s*/i, '');
+}
+
+/**
+ * `server_version_num` as people write it: `180006` → `18.6`, `90624` → `9.6.24`.
+ *
+ * @example formatServerVersion(170002) // '17.2'
+ */
+export function formatServerVersion(n: number | null): string {
+  if (n === null) return 'unknown';
+  if (!Number.isInteger(n) || n <= 0) return String(n);
+  return n >= 100_000 ? `${Math.floor(n / 10_000)}.${n % 10_000}` : `${Math.floor(n / 10_000)}.${Math.floor(n / 100) % 100}.${n % 100}`;
 }
 
 /** Every tier result of the evidence in run order, with its stage: the preflight first as stage `0`. */

@@ -1,3 +1,5 @@
+import { safeText } from '../text.js';
+
 /**
  * Safe-by-construction HTML: every value interpolated into the `html` tag is
  * escaped unless it is itself `SafeHtml` built by the tag. Renderers never
@@ -18,20 +20,17 @@ export type HtmlValue = SafeHtml | string | number | false | null | undefined | 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 
 /**
- * Escapes text for HTML element content and quoted attribute values.
+ * Escapes text for HTML element content and quoted attribute values. C0 and
+ * C1 control characters but tab, line feed and carriage return are dropped
+ * (not text in HTML, and raw terminal escapes when the file is printed with
+ * `cat`), and so are Unicode's bidirectional overrides and isolates, which
+ * would make a line read other than it is (`safeText`).
  *
  * @example escapeHtml('<img src=x>') // '&lt;img src=x&gt;'
  */
 export function escapeHtml(text: string): string {
-  return text.replace(CONTROL, '').replace(/[&<>"']/g, (c) => ESCAPES[c]!);
+  return safeText(text).replace(/[&<>"']/g, (c) => ESCAPES[c]!);
 }
-
-/**
- * C0 and C1 control characters but tab, line feed and carriage return: not
- * text in HTML (a parse error), and raw terminal escape sequences when the
- * report is printed with `cat`. Dropped, as the Markdown renderer drops them.
- */
-const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/g;
 
 /**
  * Tagged template for markup: interpolations are escaped, nested `html`

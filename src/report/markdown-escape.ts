@@ -1,9 +1,12 @@
 /**
  * Escaping of database-derived text for Markdown (CommonMark + GFM tables),
- * so a name or message can neither break a table nor inject markup.
+ * so a name or message can neither break a table nor inject markup. Control
+ * characters and Unicode's bidirectional overrides and isolates (U+202A–E,
+ * U+2066–9, which reverse how a line reads) are dropped everywhere, code
+ * blocks included.
  */
 
-const CONTROL_CHARS = '[\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]';
+const CONTROL_CHARS = '[\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f\\u202a-\\u202e\\u2066-\\u2069]';
 const CONTROL = new RegExp(CONTROL_CHARS, 'g');
 const HAS_UNSAFE_FOR_CODE = new RegExp(`[\`|\\r\\n\\u2028\\u2029]|${CONTROL_CHARS}`);
 const LINE_BREAK = /\r\n|[\r\n\u2028\u2029]/g;

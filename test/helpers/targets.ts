@@ -3,10 +3,11 @@
  * server (see test/setup/postgres.ts). Loop over `testTargets()`.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { writeDatabaseFile } from '../../src/db/open-db.js';
 import { copyPgliteTemplate, PG_URL_KEY } from '../setup/postgres.js';
 
 export type TargetKind = 'pglite' | 'postgres';
@@ -46,6 +47,14 @@ export async function onServer<T>(fn: (c: pg.Client) => Promise<T>, database = '
   }
 }
 
+/** Waits for the exclusive use of a database name on the test server (a session advisory lock of a connection kept open). */
+async function takeTurn(database: string): Promise<pg.Client> {
+  const c = new pg.Client({ connectionString: serverUrl('postgres') });
+  await c.connect();
+  await c.query('select pg_advisory_lock(hashtext($1))', [`tiergate-test-database:${database}`]);
+  return c;
+}
+
 /**
  * A new, empty database: on the PostgreSQL test server (CREATE DATABASE) or
  * a fresh PGlite directory (copied from a template). `name` is the database
@@ -55,12 +64,25 @@ export async function onServer<T>(fn: (c: pg.Client) => Promise<T>, database = '
 export async function freshDatabase(kind: TargetKind, name = 'directus', options: { exactName?: boolean } = {}): Promise<TestDatabase> {
   if (kind === 'postgres') {
     const database = options.exactName ? name : `${name}_${randomBytes(4).toString('hex')}`;
-    await onServer((c) => c.query(`create database "${database}"`));
+    // one database of a given name per server: test files running at once take turns (a session lock, held until drop)
+    const turn = options.exactName ? await takeTurn(database) : null;
+    try {
+      await onServer((c) => c.query(`drop database if exists "${database}" with (force)`).then(() => c.query(`create database "${database}"`)));
+    } catch (e) {
+      await turn?.end();
+      throw e;
+    }
     return {
       kind,
       url: serverUrl(database),
       database,
-      drop: () => onServer((c) => c.query(`drop database if exists "${database}" with (force)`)).then(() => undefined),
+      drop: async () => {
+        try {
+          await onServer((c) => c.query(`drop database if exists "${database}" with (force)`));
+        } finally {
+          await turn?.end();
+        }
+      },
     };
   }
   const root = mkdtempSync(join(tmpdir(), 'tiergate-pglite-'));
@@ -72,7 +94,7 @@ export async function freshDatabase(kind: TargetKind, name = 'directus', options
     await db.exec(`create database "${name}"`);
     await db.close();
   }
-  writeFileSync(join(dir, '.tiergate-database'), name);
+  writeDatabaseFile(dir, name);
   return {
     kind,
     url: `pglite://${dir}`,

@@ -8,6 +8,7 @@
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { bundledPlan } from './harness.js';
 import { copyPlan, type PlanCopy, type PlanYaml } from './plan-copy.js';
 
 export interface BadInput {
@@ -35,6 +36,9 @@ const yamlEdit =
 /** a tier by id in the parsed yaml */
 const tier = (y: PlanYaml, id: number) => y.tiers.find((t) => t.id === id)!;
 const idx = (y: PlanYaml, id: number) => y.tiers.findIndex((t) => t.id === id);
+/** Where tier 2 sits in the bundled plan's list: the cases below name it as tiers[4] and are read with its real index. */
+const TIER2 = bundledPlan().tiers.findIndex((t) => t.id === 2);
+const at = (r: RegExp) => new RegExp(r.source.split('tiers\\[4\\]').join(`tiers\\[${TIER2}\\]`), r.flags);
 
 /** Runs `cases` with each command in turn, so that every command meets bad plans. */
 const PLAN_COMMANDS: string[][] = [
@@ -77,12 +81,12 @@ const PLAN_CASES: PlanCase[] = [
   { name: 'tier id a word', mutate: yamlEdit((y) => (tier(y, 5).id = 'five')), says: /tiers\[2\]\.id: expected a number/ },
   { name: 'tier id fractional', mutate: yamlEdit((y) => (tier(y, 5).id = 1.5)), says: /tiers\[2\]\.id: expected an integer/ },
   { name: 'tier id listed twice', mutate: yamlEdit((y) => (tier(y, 5).id = 1)), says: /tiers\[2\]\.id: tier 1 is listed twice/ },
-  { name: 'tier name missing', mutate: yamlEdit((y) => delete tier(y, 2).name), says: /tiers\[4\]\.name: missing/ },
-  { name: 'tier kind unknown', mutate: yamlEdit((y) => (tier(y, 2).kind = 'migration')), says: /tiers\[4\]\.kind: expected one of/ },
-  { name: 'tier file missing', mutate: yamlEdit((y) => delete tier(y, 2).file), says: /tiers\[4\]\.file: missing/ },
-  { name: 'tier file does not exist', mutate: yamlEdit((y) => (tier(y, 2).file = 'tiers/02_nope.sql')), says: /tiers\[4\]\.file: file 'tiers\/02_nope\.sql' does not exist/ },
-  { name: 'tier file absolute', mutate: yamlEdit((y) => (tier(y, 2).file = '/etc/passwd')), says: /tiers\[4\]\.file: '\/etc\/passwd' must be a path inside the plan folder/ },
-  { name: 'tier file outside the plan', mutate: yamlEdit((y) => (tier(y, 2).file = '../../x.sql')), says: /tiers\[4\]\.file: '\.\.\/\.\.\/x\.sql' must be a path inside the plan folder/ },
+  { name: 'tier name missing', mutate: yamlEdit((y) => delete tier(y, 2).name), says: at(/tiers\[4\]\.name: missing/) },
+  { name: 'tier kind unknown', mutate: yamlEdit((y) => (tier(y, 2).kind = 'migration')), says: at(/tiers\[4\]\.kind: expected one of/) },
+  { name: 'tier file missing', mutate: yamlEdit((y) => delete tier(y, 2).file), says: at(/tiers\[4\]\.file: missing/) },
+  { name: 'tier file does not exist', mutate: yamlEdit((y) => (tier(y, 2).file = 'tiers/02_nope.sql')), says: at(/tiers\[4\]\.file: file 'tiers\/02_nope\.sql' does not exist/) },
+  { name: 'tier file absolute', mutate: yamlEdit((y) => (tier(y, 2).file = '/etc/passwd')), says: at(/tiers\[4\]\.file: '\/etc\/passwd' must be a path inside the plan folder/) },
+  { name: 'tier file outside the plan', mutate: yamlEdit((y) => (tier(y, 2).file = '../../x.sql')), says: at(/tiers\[4\]\.file: '\.\.\/\.\.\/x\.sql' must be a path inside the plan folder/) },
   { name: 'tier file empty', mutate: (p) => p.writeFile('tiers/05_scanner.sql', '  \n'), says: /tiers\[2\]\.file: file 'tiers\/05_scanner\.sql' is empty/ },
   {
     name: 'tier file a folder',
@@ -90,26 +94,26 @@ const PLAN_CASES: PlanCase[] = [
       mkdirSync(join(p.dir, 'tiers', 'folder.sql'));
       tier(y, 2).file = 'tiers/folder.sql';
     }),
-    says: /tiers\[4\]\.file: file 'tiers\/folder\.sql' does not exist/,
+    says: at(/tiers\[4\]\.file: file 'tiers\/folder\.sql' does not exist/),
   },
-  { name: 'requires an unknown tier', mutate: yamlEdit((y) => (tier(y, 2).requires = [1, 7])), says: /tiers\[4\]\.requires\[1\]: tier 7 does not exist/ },
-  { name: 'requires a later tier', mutate: yamlEdit((y) => (tier(y, 2).requires = [4])), says: /tiers\[4\]\.requires\[0\]: tier 4 must be listed before tier 2/ },
-  { name: 'requires itself', mutate: yamlEdit((y) => (tier(y, 2).requires = [2])), says: /tiers\[4\]\.requires\[0\]: tier 2 requires itself/ },
-  { name: 'requires not a list', mutate: yamlEdit((y) => (tier(y, 2).requires = 1)), says: /tiers\[4\]\.requires: expected a list/ },
-  { name: 'requires holds a word', mutate: yamlEdit((y) => (tier(y, 2).requires = ['one'])), says: /tiers\[4\]\.requires\[0\]: expected a number/ },
-  { name: 'post-condition operator unknown', mutate: yamlEdit((y) => (tier(y, 2).post = ['owner_gap ~ 0'])), says: /tiers\[4\]\.post\[0\]/ },
-  { name: 'post-condition metric unknown', mutate: yamlEdit((y) => (tier(y, 2).post = ['nope = 0'])), says: /tiers\[4\]\.post\[0\]: metric 'nope' is not defined/ },
-  { name: 'post-condition not text', mutate: yamlEdit((y) => (tier(y, 2).post = [{ owner_gap: 0 }])), says: /tiers\[4\]\.post\[0\]: expected a string/ },
-  { name: 'expect.rows key not schema.table', mutate: yamlEdit((y) => ((tier(y, 2).expect as Record<string, unknown>).rows = { ownership: 30 })), says: /tiers\[4\]\.expect\.rows.*expected schema\.table/ },
-  { name: 'expect.metrics unknown metric', mutate: yamlEdit((y) => ((tier(y, 2).expect as Record<string, unknown>).metrics = { nope: [0, 1] })), says: /tiers\[4\]\.expect\.metrics\.nope: metric 'nope' is not defined/ },
-  { name: 'expect.metrics not a pair', mutate: yamlEdit((y) => ((tier(y, 2).expect as Record<string, unknown>).metrics = { owner_gap: [210] })), says: /tiers\[4\]\.expect\.metrics\.owner_gap/ },
-  { name: 'expect.objects unknown kind', mutate: yamlEdit((y) => ((tier(y, 2).expect as Record<string, unknown>).objects = { widgets: 1 })), says: /tiers\[4\]\.expect\.objects/ },
-  { name: 'expect.rows negative added', mutate: yamlEdit((y) => ((tier(y, 2).expect as Record<string, unknown>).rows = { 'axis.ownership': { added: -3 } })), says: /tiers\[4\]\.expect\.rows\.axis\.ownership/ },
+  { name: 'requires an unknown tier', mutate: yamlEdit((y) => (tier(y, 2).requires = [1, 7])), says: at(/tiers\[4\]\.requires\[1\]: tier 7 does not exist/) },
+  { name: 'requires a later tier', mutate: yamlEdit((y) => (tier(y, 2).requires = [4])), says: at(/tiers\[4\]\.requires\[0\]: tier 4 must be listed before tier 2/) },
+  { name: 'requires itself', mutate: yamlEdit((y) => (tier(y, 2).requires = [2])), says: at(/tiers\[4\]\.requires\[0\]: tier 2 requires itself/) },
+  { name: 'requires not a list', mutate: yamlEdit((y) => (tier(y, 2).requires = 1)), says: at(/tiers\[4\]\.requires: expected a list/) },
+  { name: 'requires holds a word', mutate: yamlEdit((y) => (tier(y, 2).requires = ['one'])), says: at(/tiers\[4\]\.requires\[0\]: expected a number/) },
+  { name: 'post-condition operator unknown', mutate: yamlEdit((y) => (tier(y, 2).post = ['owner_gap ~ 0'])), says: at(/tiers\[4\]\.post\[0\]/) },
+  { name: 'post-condition metric unknown', mutate: yamlEdit((y) => (tier(y, 2).post = ['nope = 0'])), says: at(/tiers\[4\]\.post\[0\]: metric 'nope' is not defined/) },
+  { name: 'post-condition not text', mutate: yamlEdit((y) => (tier(y, 2).post = [{ owner_gap: 0 }])), says: at(/tiers\[4\]\.post\[0\]: expected a string/) },
+  { name: 'expect.rows key not schema.table', mutate: yamlEdit((y) => ((tier(y, 2).expect as Record<string, unknown>).rows = { ownership: 30 })), says: at(/tiers\[4\]\.expect\.rows.*expected schema\.table/) },
+  { name: 'expect.metrics unknown metric', mutate: yamlEdit((y) => ((tier(y, 2).expect as Record<string, unknown>).metrics = { nope: [0, 1] })), says: at(/tiers\[4\]\.expect\.metrics\.nope: metric 'nope' is not defined/) },
+  { name: 'expect.metrics not a pair', mutate: yamlEdit((y) => ((tier(y, 2).expect as Record<string, unknown>).metrics = { owner_gap: [210] })), says: at(/tiers\[4\]\.expect\.metrics\.owner_gap/) },
+  { name: 'expect.objects unknown kind', mutate: yamlEdit((y) => ((tier(y, 2).expect as Record<string, unknown>).objects = { widgets: 1 })), says: at(/tiers\[4\]\.expect\.objects/) },
+  { name: 'expect.rows negative added', mutate: yamlEdit((y) => ((tier(y, 2).expect as Record<string, unknown>).rows = { 'axis.ownership': { added: -3 } })), says: at(/tiers\[4\]\.expect\.rows\.axis\.ownership/) },
   { name: 'structure tier gated', mutate: yamlEdit((y) => (tier(y, 1).gated = true)), says: /tiers\[1\]\.gated: tier 1 is a structure tier/ },
   { name: 'verify tier gated', mutate: yamlEdit((y) => (tier(y, 90).gated = true)), says: /tiers\[\d+\]\.gated: only data tiers can be gated/ },
-  { name: 'gated: a word', mutate: yamlEdit((y) => (tier(y, 2).gated = 'yes')), says: /tiers\[4\]\.gated: expected true or false/ },
+  { name: 'gated: a word', mutate: yamlEdit((y) => (tier(y, 2).gated = 'yes')), says: at(/tiers\[4\]\.gated: expected true or false/) },
   { name: 'rollback without reverts', mutate: yamlEdit((y) => delete tier(y, 99).reverts), says: /tiers\[\d+\]\.reverts: rollback tier 99 must name the tiers it reverts/ },
-  { name: 'reverts on a data tier', mutate: yamlEdit((y) => (tier(y, 2).reverts = [1])), says: /tiers\[4\]\.reverts: only a rollback tier reverts tiers/ },
+  { name: 'reverts on a data tier', mutate: yamlEdit((y) => (tier(y, 2).reverts = [1])), says: at(/tiers\[4\]\.reverts: only a rollback tier reverts tiers/) },
   { name: 'reverts an unknown tier', mutate: yamlEdit((y) => (tier(y, 99).reverts = [6, 4, 13])), says: /tiers\[\d+\]\.reverts\[2\]: tier 13 does not exist/ },
   { name: 'reverts the preflight', mutate: yamlEdit((y) => (tier(y, 99).reverts = [0])), says: /tiers\[\d+\]\.reverts\[0\]: tier 0 is a preflight tier/ },
   {
@@ -118,9 +122,9 @@ const PLAN_CASES: PlanCase[] = [
     says: /tiers: a plan has at most one rollback tier/,
   },
   { name: 'two verify tiers', mutate: yamlEdit((y) => y.tiers.splice(idx(y, 90), 0, { ...tier(y, 90), id: 91 })), says: /tiers: a plan has at most one verify tier/ },
-  { name: 'tier lock_timeout invalid', mutate: yamlEdit((y) => (tier(y, 2).lock_timeout = '10 seconds')), says: /tiers\[4\]\.lock_timeout: expected a duration/ },
-  { name: 'unknown tier key', mutate: yamlEdit((y) => (tier(y, 2).retries = 3)), says: /tiers\[4\]\.retries: unknown key 'retries'/ },
-  { name: 'gated data tier, no gate', mutate: yamlEdit((y) => delete y.gate), says: /tiers\[4\]\.gated: tier 2 is gated but the plan has no gate/ },
+  { name: 'tier lock_timeout invalid', mutate: yamlEdit((y) => (tier(y, 2).lock_timeout = '10 seconds')), says: at(/tiers\[4\]\.lock_timeout: expected a duration/) },
+  { name: 'unknown tier key', mutate: yamlEdit((y) => (tier(y, 2).retries = 3)), says: at(/tiers\[4\]\.retries: unknown key 'retries'/) },
+  { name: 'gated data tier, no gate', mutate: yamlEdit((y) => delete y.gate), says: at(/tiers\[4\]\.gated: tier 2 is gated but the plan has no gate/) },
   { name: 'YAML syntax error', mutate: (p) => p.writeYaml('plan: axis-governance\ntiers: [ { id: 1, name: A\n'), says: /tiergate\.yaml:\d+: not valid YAML/ },
   { name: 'YAML duplicate key', mutate: (p) => p.writeYaml(p.readFile('tiergate.yaml') + '\nplan: again\n'), says: /tiergate\.yaml:\d+: not valid YAML/ },
   { name: 'YAML a tab indentation', mutate: (p) => p.writeYaml('plan: x\ntiers:\n\t- id: 1\n'), says: /tiergate\.yaml(:\d+)?: not valid YAML/ },

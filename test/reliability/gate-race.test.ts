@@ -9,11 +9,12 @@ import { Tally } from './results.js';
 import { campaignSize, trials } from './size.js';
 
 /**
- * The gate race (guarantee 2): an approval is revoked — its row deleted, or
- * the proposal's payload changed so that no approval counts — while the
+ * The gate race (guarantee 2): an approval is revoked — its approver
+ * suspended (approvals themselves are append-only), or the proposal's payload
+ * changed so that no approval counts — while the
  * gated tiers are starting or running. Over many interleavings, a gated tier
  * must never commit after the revocation committed: the engine locks the
- * approval rows FOR SHARE in the tier's transaction (the plan's gate.lock),
+ * approval rows and the approvers FOR SHARE in the tier's transaction (the plan's gate.lock),
  * so the revoker waits until the tier ends, and the next gated tier then
  * finds the gate closed. Commits are ordered by the server's commit
  * timestamps (track_commit_timestamp).
@@ -21,9 +22,9 @@ import { campaignSize, trials } from './size.js';
  * A control run with the locks taken out of the plan (gate.lock removed, the
  * guard's FOR SHARE removed) must show the violation: the check can fail.
  */
-type Revocation = 'delete approval' | 'change payload';
+type Revocation = 'suspend approver' | 'change payload';
 const REVOKE_SQL: Record<Revocation, string> = {
-  'delete approval': `delete from os_proposal_approvals where proposal = (select id from os_proposals where key = 'OS-AXIS')`,
+  'suspend approver': `update directus_users set status = 'suspended' where id in (select a.approver from os_proposal_approvals a join os_proposals p on p.id = a.proposal where p.key = 'OS-AXIS')`,
   'change payload': `update os_proposals set payload = jsonb_set(payload, '{revoked}', 'true'), payload_sha256 = encode(sha256(convert_to(jsonb_set(payload, '{revoked}', 'true')::text, 'UTF8')), 'hex') where key = 'OS-AXIS'`,
 };
 
@@ -119,7 +120,7 @@ describe('gate race: an approval revoked while gated tiers start', () => {
   it('a gated tier never commits after its approval was revoked', async () => {
     const gated = bundledPlan().tiers.filter((t) => t.gated).map((t) => t.id);
     const steps = ['tier-begin', 'tier-script-done', 'tier-before-commit'];
-    const kinds: Revocation[] = ['delete approval', 'change payload'];
+    const kinds: Revocation[] = ['suspend approver', 'change payload'];
     const points = gated.flatMap((tier) => steps.map((hook) => ({ hook, tier })));
     const chosen = campaignSize() === 'full' ? points.flatMap((p) => kinds.map((kind) => ({ ...p, kind }))) : points.filter((_, i) => i % 3 === 0).map((p, i) => ({ ...p, kind: kinds[i % 2]! }));
     const tally = new Tally('gate race: approval revoked mid-tier');
@@ -144,7 +145,7 @@ describe('gate race: an approval revoked while gated tiers start', () => {
 
     // the control: without the locks the same check must catch a gated tier committing after the revocation
     const unlocked = unlockedPlan();
-    const control = await race({ planDir: unlocked, moment: { hook: 'tier-script-done', tier: gated[0]! }, kind: 'delete approval' });
+    const control = await race({ planDir: unlocked, moment: { hook: 'tier-script-done', tier: gated[0]! }, kind: 'suspend approver' });
     rmSync(join(unlocked, '..'), { recursive: true, force: true });
 
     tally.record(

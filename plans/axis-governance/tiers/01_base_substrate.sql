@@ -15,7 +15,8 @@
 --
 -- Derived notions (../../../shared/design/axis-governance.md):
 --   user collection  a directus_collections row with a table (relkind r/p) in
---                    the schema of directus_collections, name not 'directus_%'.
+--                    the schema of directus_collections, name not 'directus_%', and not
+--                    the governance's own os_proposals / os_proposal_approvals.
 --   contained        a user collection that is the many_collection of a
 --                    relation with junction_field set (M2M, translations) or
 --                    one_deselect_action = 'delete' (composition), whose
@@ -115,6 +116,8 @@ user_collection AS (
         GROUP BY f.collection
     ) fc ON fc.collection = dc.collection
     WHERE dc.collection NOT LIKE 'directus\_%'
+      -- the governance proposals and their approvals are the substrate's own, not governed by it
+      AND dc.collection NOT IN ('os_proposals', 'os_proposal_approvals')
 ),
 -- the containing relation of each contained collection: one whose one side is
 -- another user collection, preferring one with one_field set, then the

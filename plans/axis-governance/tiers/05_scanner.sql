@@ -11,7 +11,7 @@
 --         axis.ownership row (and not exempted by a tier-6 decision). A
 --         collection created in Directus after the rollout is one.
 -- Gate:   none (structure, ratification-independent).
--- Post:   axis_tables = 8.
+-- Post:   none in the file: tiergate.yaml expects 2 tables and 1 function more (axis_tables + 2).
 -- Revert: not reverted by tier 99 (kept). By hand: DROP FUNCTION
 --         axis.fn_governance_scan(); DROP TABLE axis.drift_state, axis.scan_run.
 --

@@ -11,7 +11,7 @@
 --         one decided; 'exempt' takes a collection out of governance (it is
 --         listed by v_governed_collection with exempt = true and by no gap).
 -- Gate:   none (structure, ratification-independent).
--- Post:   axis_tables = 9.
+-- Post:   none in the file: tiergate.yaml expects 1 table and 1 view more, 5 views and the scan replaced.
 -- Revert: tier 99 restores the tier-1 view definitions and tier 5's function,
 --         and drops v_governance_finding and reconcile_decision.
 --
@@ -59,6 +59,8 @@ user_collection AS (
         GROUP BY f.collection
     ) fc ON fc.collection = dc.collection
     WHERE dc.collection NOT LIKE 'directus\_%'
+      -- the governance proposals and their approvals are the substrate's own, not governed by it
+      AND dc.collection NOT IN ('os_proposals', 'os_proposal_approvals')
 ),
 -- the containing relation of each contained collection: one whose one side is
 -- another user collection, preferring one with one_field set, then the

@@ -36,6 +36,8 @@ user_collection AS (
         GROUP BY f.collection
     ) fc ON fc.collection = dc.collection
     WHERE dc.collection NOT LIKE 'directus\_%'
+      -- the governance proposals and their approvals are the substrate's own, not governed by it
+      AND dc.collection NOT IN ('os_proposals', 'os_proposal_approvals')
 ),
 -- the containing relation of each contained collection: one whose one side is
 -- another user collection, preferring one with one_field set, then the

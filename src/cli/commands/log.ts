@@ -23,7 +23,7 @@ export async function logCommand(opts: { target?: string; plan?: string; json?: 
         e.at.replace('T', ' ').replace(/\.\d+Z$/, 'Z'),
         `${e.tierId} ${e.tierName}`,
         e.outcome,
-        e.command ?? (e.source === 'ledger' ? 'apply/rollback' : '—'),
+        e.command ?? '—',
         e.dbUser ?? '—',
         e.tiergateVersion,
         e.sha256.slice(0, 12),

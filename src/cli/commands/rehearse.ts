@@ -33,7 +33,7 @@ export async function rehearseCommand(opts: RehearseOpts, out: Output): Promise<
   const outDir = resolve(opts.out ?? './tiergate-evidence');
   prepareOutDir(outDir);
   const { rehearse } = await import('../../rehearsal/rehearse.js');
-  const { renderHtml, renderJson, renderMarkdown, renderTierLine, renderVerdictLine } = await import('../../report/index.js');
+  const { renderHtml, renderJson, renderMarkdown, renderTierLine, renderTierStart, renderVerdictLine } = await import('../../report/index.js');
 
   out.line(`rehearse ${plan.name} (${plan.tiers.length} tiers) on ${info.location}`);
   const evidence = scrubValue(
@@ -44,7 +44,7 @@ export async function rehearseCommand(opts: RehearseOpts, out: Output): Promise<
         onEvent: (e) => {
           if (e.type === 'stage') out.line(out.paint('bold', `\nstage ${e.stage} — ${e.title}`));
           else if (e.type === 'progress') out.line(out.paint('dim', `  ${e.message}`));
-          else if (e.type === 'tier-start') out.pending(out.paint('dim', `${e.stage}${String(e.tier.id).padStart(3)}  ${e.tier.name} …`));
+          else if (e.type === 'tier-start') out.pending(out.paint('dim', renderTierStart(e.stage, e.tier)));
           else out.replace(colourLine(out, renderTierLine(e.stage, e.result), e.result));
         },
       }),

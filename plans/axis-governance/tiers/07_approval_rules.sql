@@ -1,0 +1,80 @@
+-- Tier 7 — Approval rules in the database (structure)
+--
+-- What:   makes os_proposal_approvals an accountable, append-only record,
+--         whoever writes it (Directus, an administrator through its API, SQL):
+--         * a trigger refusing UPDATE, DELETE and TRUNCATE of approvals:
+--           an approval is withdrawn by approving a new payload (its sha256
+--           changes, earlier approvals stop counting) or by suspending the
+--           approver, never by editing a row. Directus administrators bypass
+--           Directus's own permissions; they do not bypass this;
+--         * axis_audit.approval_origin: how each approval was made, recorded by a
+--           trigger on insert: 'tiergate' when written by `tiergate approve`
+--           (its session's application_name starts with 'tiergate approve'),
+--           else 'directus'. A table of its own: adding a column to a Directus
+--           table would take an ACCESS EXCLUSIVE lock, which no tier takes on
+--           Directus's tables (readers are never blocked behind a tier).
+--         The functions live in schema axis, the origins in a schema of their
+--         own (axis holds the governance substrate: its tables are what
+--         axis_tables counts); the triggers on the table (they take SHARE ROW
+--         EXCLUSIVE: writers wait a moment, readers never).
+-- Gate:   none (structure, ratification-independent: it runs before anyone
+--         approves, so that every approval is recorded under these rules).
+-- Post:   the three triggers are on os_proposal_approvals (asserted at the end).
+-- Revert: not reverted by tier 99 (kept). By hand: DROP TRIGGER
+--         os_proposal_approvals_append_only, os_proposal_approvals_no_truncate,
+--         os_proposal_approvals_origin ON os_proposal_approvals; DROP FUNCTION
+--         axis.fn_approvals_append_only(), axis.fn_approval_origin(); DROP
+--         SCHEMA axis_audit CASCADE.
+
+CREATE SCHEMA axis_audit;
+COMMENT ON SCHEMA axis_audit IS 'the record of how approvals were made (tiergate plan axis-governance)';
+
+CREATE TABLE axis_audit.approval_origin (
+    approval   integer PRIMARY KEY REFERENCES os_proposal_approvals (id),
+    via        text NOT NULL CHECK (via IN ('directus', 'tiergate')),
+    session    text,
+    db_user    text NOT NULL DEFAULT current_user,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE axis_audit.approval_origin IS 'how each approval of os_proposal_approvals was made: directus (the app or its API) or tiergate (tiergate approve); written by a trigger';
+
+CREATE FUNCTION axis.fn_approval_origin() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog
+AS $fn$
+BEGIN
+    INSERT INTO axis_audit.approval_origin (approval, via, session)
+    VALUES (NEW.id,
+            CASE WHEN current_setting('application_name', true) LIKE 'tiergate approve%' THEN 'tiergate' ELSE 'directus' END,
+            left(current_setting('application_name', true), 200));
+    RETURN NEW;
+END
+$fn$;
+
+CREATE FUNCTION axis.fn_approvals_append_only() RETURNS trigger
+LANGUAGE plpgsql AS $fn$
+BEGIN
+    RAISE EXCEPTION 'os_proposal_approvals is append-only: % refused', TG_OP
+        USING ERRCODE = 'insufficient_privilege',
+              HINT = 'an approval is withdrawn by approving a new payload or by suspending the approver, never by editing a row';
+END
+$fn$;
+
+CREATE TRIGGER os_proposal_approvals_origin AFTER INSERT ON os_proposal_approvals
+    FOR EACH ROW EXECUTE FUNCTION axis.fn_approval_origin();
+CREATE TRIGGER os_proposal_approvals_append_only BEFORE UPDATE OR DELETE ON os_proposal_approvals
+    FOR EACH ROW EXECUTE FUNCTION axis.fn_approvals_append_only();
+CREATE TRIGGER os_proposal_approvals_no_truncate BEFORE TRUNCATE ON os_proposal_approvals
+    FOR EACH STATEMENT EXECUTE FUNCTION axis.fn_approvals_append_only();
+
+-- Post-condition: the rules are in force
+DO $post$
+BEGIN
+    IF (SELECT count(*) FROM pg_catalog.pg_trigger
+         WHERE tgrelid = 'os_proposal_approvals'::regclass AND NOT tgisinternal
+           AND tgname IN ('os_proposal_approvals_origin', 'os_proposal_approvals_append_only', 'os_proposal_approvals_no_truncate')) <> 3 THEN
+        RAISE EXCEPTION 'tier 7 post-condition failed: the approval triggers are not all on os_proposal_approvals' USING ERRCODE = 'TG002';
+    END IF;
+END
+$post$;

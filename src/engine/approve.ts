@@ -1,0 +1,58 @@
+import type { Db } from '../db/port.js';
+import { UsageError } from '../errors.js';
+import type { Plan } from '../plan/plan.js';
+import { readIdentity, type TargetIdentity } from '../probe/identity.js';
+import { readApprovals, readGate } from './gate.js';
+import { assertPlanDatabase } from './preflight.js';
+import type { Approval, GateReading } from './result.js';
+import { boundSession } from './session-bounds.js';
+
+export interface ApproveResult {
+  plan: { name: string };
+  target: string;
+  identity: TargetIdentity;
+  /** what was approved (`--proposal`) */
+  proposal: string;
+  approval: Approval;
+  /** the gate after the approval */
+  gate: GateReading | null;
+}
+
+/**
+ * Records an approval by `as` (a Directus user's email, for the bundled
+ * plan) of `proposal`, with the plan's `gate.approve`, in one transaction
+ * that is rolled back — nothing recorded, UsageError (exit 2) saying why —
+ * when the approval would not count: the user is unknown, not active, the
+ * proposal's author, without the approver policy, or has approved already.
+ * The session is named `tiergate approve`, so the approval row records that
+ * tiergate made it (the bundled plan's tier 7).
+ *
+ * @example await approve(db, plan, { as: 'admin@northwind.example' }) // { approval: { counts: true, … }, gate: { value: 1, open: true, … } }
+ */
+export async function approve(db: Db, plan: Plan, options: { as: string; proposal?: string }): Promise<ApproveResult> {
+  const gate = plan.gate;
+  if (!gate?.approve || !gate.approvals) {
+    throw new UsageError(`plan '${plan.name}' says nothing of how to approve (gate.approve and gate.approvals): approve as its gate's documentation says`);
+  }
+  const proposal = options.proposal ?? gate.approve.proposal;
+  if (!options.as.trim()) throw new UsageError('--as is empty: give the email of the Directus user who approves');
+  await boundSession(db, plan);
+  const identity = await readIdentity(db);
+  assertPlanDatabase(plan, identity, db.displayUrl);
+  const approval = await db.transaction(async (tx) => {
+    await tx.query(`select set_config('application_name', $1, true)`, [`tiergate approve ${plan.name}`]);
+    const inserted = await tx.query<{ id: unknown }>(gate.approve!.sql, [options.as, proposal]);
+    const id = inserted.rows[0]?.id;
+    if (id === undefined || id === null) {
+      throw new UsageError(`nothing to approve: no Directus user with email '${options.as}', or no proposal '${proposal}' on ${db.displayUrl}; nothing was recorded`);
+    }
+    const mine = (await readApprovals(tx, gate.name, gate.approvals!)).find((a) => a.id === String(id));
+    if (!mine) {
+      throw new UsageError(`an approval of '${proposal}' would not count toward gate ${gate.name} (it counts ${gate.approve!.proposal}); nothing was recorded`);
+    }
+    if (!mine.counts) throw new UsageError(`${options.as} cannot approve '${proposal}' on ${db.displayUrl}: ${mine.why}; nothing was recorded`);
+    return mine;
+  });
+  const after = await db.transaction((tx) => readGate(tx, plan), { readOnly: true });
+  return { plan: { name: plan.name }, target: db.displayUrl, identity, proposal, approval, gate: after };
+}
