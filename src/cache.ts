@@ -88,6 +88,29 @@ export function readCache<T>(kind: string, key: string): T | undefined {
   }
 }
 
+/**
+ * Whether a cached folder and everything in it can be trusted as tiergate's
+ * own: every entry owned by this user and writable by nobody else, no link
+ * among them (the rule of the cache's entries, applied to a whole tree: the
+ * PGlite template every sample and rehearsal clone is copied from).
+ */
+export function trustedTree(dir: string): boolean {
+  try {
+    if (![dir, dirname(dir)].every(ownedByUs)) return false;
+    const walk = (d: string): boolean => {
+      for (const entry of readdirSync(d, { withFileTypes: true })) {
+        const path = join(d, entry.name);
+        if (entry.isSymbolicLink() || !ownedByUs(path)) return false;
+        if (entry.isDirectory() && !walk(path)) return false;
+      }
+      return true;
+    };
+    return walk(dir);
+  } catch {
+    return false;
+  }
+}
+
 /** Owned by this process's user and not writable by group or others (always true where there are no uids). */
 function ownedByUs(path: string): boolean {
   const uid = process.getuid?.();

@@ -1,19 +1,19 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, existsSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { closeSync, constants, existsSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 
-/** Writes a report the user asked for (`--out FILE`), saying what is wrong in words: a missing folder, a folder in the way. */
-export function writeReportFile(file: string, text: string): void {
+/**
+ * Writes a report the user asked for (`--out FILE`), saying what is wrong in
+ * words (a missing folder, a folder in the way), and never through a link: a
+ * link at FILE is replaced by the file, not written through.
+ */
+export async function writeReportFile(file: string, text: string): Promise<void> {
   const folder = dirname(resolve(file));
   if (!existsSync(folder)) throw new UsageError(`cannot write ${file}: the folder ${folder} does not exist (create it, or choose another --out)`);
   if (!statSync(folder).isDirectory()) throw new UsageError(`cannot write ${file}: ${folder} is not a folder`);
   if (existsSync(file) && lstatSync(file).isDirectory()) throw new UsageError(`cannot write ${file}: it is a folder (give a file name)`);
-  try {
-    writeFileSync(file, text);
-  } catch (e) {
-    throw new UsageError(`cannot write ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  await writeFilesSafely(folder, { [basename(file)]: text });
 }
 
 /**
@@ -23,7 +23,7 @@ export function writeReportFile(file: string, text: string): void {
  */
 export function prepareOutDir(dir: string): void {
   if (existsSync(dir)) {
-    if (!statSync(dir).isDirectory()) throw new UsageError(`--out ${dir} is a file: give a folder for evidence.json, evidence.md and evidence.html`);
+    if (!statSync(dir).isDirectory()) throw new UsageError(`--out ${dir} is not a folder: give a folder for evidence.json, evidence.md and evidence.html (nothing was run)`);
     return;
   }
   try {

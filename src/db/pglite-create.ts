@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
-import { cacheRoot, packageVersion } from '../cache.js';
+import { cacheRoot, packageVersion, trustedTree } from '../cache.js';
 import { copyDir } from './copy-dir.js';
 import { writeDatabaseFile } from './open-db.js';
 import { PgliteDb } from './pglite-adapter.js';
@@ -40,13 +40,19 @@ async function initialise(dir: string, name: string): Promise<void> {
   }
 }
 
-/** The cached initialised directory for `name`, built on first use; null when no cache can be written. */
+/**
+ * The cached initialised directory for `name`, built on first use; null when
+ * no cache can be written, or when the one there cannot be trusted: every
+ * database `sample --pglite` makes and every rehearsal clone of the sample
+ * starts as a copy of it, so it must be this user's alone (the cache's rule,
+ * applied to every file in it) — else it is ignored, never copied.
+ */
 async function cachedTemplate(name: string): Promise<string | null> {
   try {
     const root = cacheRoot();
     const key = `pglite-${packageVersion('@electric-sql/pglite') ?? 'unknown'}-${name.replace(/[^A-Za-z0-9_-]/g, '_')}`;
     const dir = join(root, key);
-    if (existsSync(join(dir, 'PG_VERSION'))) return dir;
+    if (existsSync(join(dir, 'PG_VERSION'))) return trustedTree(dir) ? dir : null;
     mkdirSync(root, { recursive: true, mode: 0o700 });
     const building = mkdtempSync(join(root, `${key}.building-`));
     await initialise(building, name);
@@ -55,7 +61,7 @@ async function cachedTemplate(name: string): Promise<string | null> {
     } catch {
       rmSync(building, { recursive: true, force: true });
     }
-    return existsSync(join(dir, 'PG_VERSION')) ? dir : null;
+    return existsSync(join(dir, 'PG_VERSION')) && trustedTree(dir) ? dir : null;
   } catch {
     return null;
   }

@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import { z } from 'zod';
 import type { Evidence } from './types.js';
 import { EVIDENCE_SCHEMA_VERSION } from './version.js';
 import { EvidenceError, type EvidenceIssue } from './evidence-error.js';
@@ -32,12 +32,16 @@ export function renderJson(e: Evidence): string {
  *   const evidence = parseEvidence(readFileSync(file, 'utf8'), file);
  *   if (evidence.verdict.rehearsal !== 'PASS') throw …;
  */
-export function parseEvidence(text: string, origin = 'evidence'): Evidence {
+export function parseEvidence(text: string, origin = 'evidence', options: { strict?: boolean } = {}): Evidence {
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (err) {
     throw new EvidenceError(origin, [], `not valid JSON (${(err as Error).message}); expected tiergate's evidence.json`);
+  }
+  const odd = oddKeys(value);
+  if (odd.length) {
+    throw new EvidenceError(origin, odd.slice(0, 5).map((path) => ({ path, message: 'a key no JSON that tiergate writes holds (__proto__, constructor, prototype)' })), 'refused:');
   }
   if (!isRecord(value) || !isRecord(value.tool) || value.tool.name !== 'tiergate') {
     throw new EvidenceError(
@@ -55,13 +59,51 @@ export function parseEvidence(text: string, origin = 'evidence'): Evidence {
         `Re-run the rehearsal with this version, or read it with the version that wrote it.`,
     );
   }
-  const parsed = EvidenceSchema.safeParse(value);
+  // the schema's limits (tier records per stage …) first; then, strict, no field this tiergate does not know
+  let parsed = EvidenceSchema.safeParse(value);
+  if (parsed.success && options.strict) parsed = StrictEvidenceSchema.safeParse(value);
   if (!parsed.success) {
     const issues = issuesOf(parsed.error);
     throw new EvidenceError(origin, issues, `not valid tiergate evidence (${issues.length} problem${issues.length === 1 ? '' : 's'}):`);
   }
   return parsed.data;
 }
+
+/** Keys that are never tiergate's and that JavaScript treats specially, with their paths. */
+function oddKeys(value: unknown, path = '', out: string[] = []): string[] {
+  if (out.length >= 5 || value === null || typeof value !== 'object') return out;
+  if (Array.isArray(value)) {
+    value.forEach((v, i) => oddKeys(v, `${path}[${i}]`, out));
+    return out;
+  }
+  for (const key of Object.keys(value)) {
+    const at = path ? `${path}.${key}` : key;
+    if (key === '__proto__' || key === 'constructor' || key === 'prototype') out.push(at);
+    else oddKeys((value as Record<string, unknown>)[key], at, out);
+  }
+  return out;
+}
+
+/**
+ * The evidence schema with every object strict: what `apply --evidence` binds
+ * to must hold no field this tiergate does not know (an edit, or a newer
+ * tiergate's evidence: rehearse again with this version).
+ */
+function strictify(schema: z.ZodType): z.ZodType {
+  if (schema instanceof z.ZodObject) {
+    return z.strictObject(Object.fromEntries(Object.entries(schema.shape as Record<string, z.ZodType>).map(([k, v]) => [k, strictify(v)])));
+  }
+  if (schema instanceof z.ZodArray) return z.array(strictify(schema.element as z.ZodType));
+  if (schema instanceof z.ZodOptional) return strictify(schema.unwrap() as z.ZodType).optional();
+  if (schema instanceof z.ZodNullable) return strictify(schema.unwrap() as z.ZodType).nullable();
+  if (schema instanceof z.ZodRecord) {
+    const value = strictify(schema.valueType as z.ZodType);
+    // a record keyed by an enum (object kinds) is partial: every key optional, as in the loose schema
+    return schema.keyType instanceof z.ZodEnum ? z.partialRecord(schema.keyType, value) : z.record(schema.keyType as z.ZodString, value);
+  }
+  return schema;
+}
+const StrictEvidenceSchema = strictify(EvidenceSchema) as unknown as typeof EvidenceSchema;
 
 function issuesOf(error: z.ZodError): EvidenceIssue[] {
   return error.issues.map((i) => ({ path: formatPath(i.path), message: i.message }));

@@ -133,8 +133,8 @@ export const StageRecordSchema = z
   .object({
     name: z.enum(['A', 'B', 'C']),
     title: z.string(),
-    tiers: z.array(TierResultSchema),
-    checks: z.array(CheckRecordSchema),
+    tiers: z.array(TierResultSchema).max(10_000),
+    checks: z.array(CheckRecordSchema).max(10_000),
   })
   .meta({ id: 'StageRecord', description: 'A: gate closed; B: gate opened on the clone; C: rollback and re-apply.' });
 
@@ -173,7 +173,7 @@ export const EvidenceSchema = z
       copyMs: Millis,
       identity: DatabaseIdentitySchema.optional(),
     }),
-    stages: z.array(StageRecordSchema),
+    stages: z.array(StageRecordSchema).max(3),
     rollback: z
       .object({
         tier: TierId,

@@ -29,7 +29,7 @@ export function parseExpr(text: string): ParsedExpr {
   while (at < source.length) {
     TOKEN.lastIndex = at;
     const m = TOKEN.exec(source);
-    if (!m || m[0].length === 0) return { ok: false, error: `'${text}': unexpected '${source.slice(at, at + 10)}' (expressions use numbers, names, + - * and parentheses)` };
+    if (!m || m[0].length === 0) return { ok: false, error: `'${text}': unexpected '${source.slice(at).trimStart().slice(0, 10)}' (expressions use numbers, names, + - * and parentheses)` };
     tokens.push((m[1] ?? m[2] ?? m[3])!);
     at = TOKEN.lastIndex;
   }

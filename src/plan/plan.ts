@@ -6,8 +6,9 @@
  * `open-plan.ts` skips that for a tiergate.yaml validated before.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { existsSync, realpathSync, statSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { readRegularFile } from '../safe-read.js';
 import { PlanError, type PlanIssue } from '../errors.js';
 import { packageRoot } from '../package-root.js';
 import type { PlanFile, TierSpec } from './schema.js';
@@ -39,6 +40,8 @@ export interface Plan {
   gate: PlanFile['gate'];
   metrics: Record<string, string>;
   figures: Record<string, string>;
+  /** what production demands of its evidence */
+  evidence: { required: boolean; signed: boolean };
   rehearsal: PlanFile['rehearsal'];
   tiers: Tier[];
   /** sha256 of tiergate.yaml */
@@ -70,23 +73,45 @@ export interface PlanSource {
 /** Finds and reads a plan's tiergate.yaml (`dirOrFile` is the folder or the file). */
 export function readPlanSource(dirOrFile: string = bundledPlanDir()): PlanSource {
   const given = resolve(dirOrFile);
-  const isFile = existsSync(given) && statSync(given).isFile();
+  const isFile = existsSync(given) && !statSync(given).isDirectory();
   const dir = isFile ? dirname(given) : given;
   const yamlPath = isFile ? given : join(dir, 'tiergate.yaml');
   const where = relative(process.cwd(), dir) || '.';
   if (!existsSync(dir)) {
     throw new PlanError(where, [{ path: '', message: `folder '${dir}' does not exist (pass --plan DIR, a folder holding tiergate.yaml)` }]);
   }
-  if (!existsSync(yamlPath)) {
+  const yamlName = basename(yamlPath);
+  if (!existsSync(yamlPath) && !isFile) {
     throw new PlanError(where, [{ path: '', message: `no tiergate.yaml in '${dir}' (pass --plan DIR, a folder holding tiergate.yaml)` }]);
   }
-  const yamlBytes = readFileSync(yamlPath);
-  const yamlName = basename(yamlPath);
+  const outside = outsideOf(dir, yamlPath);
+  if (outside) throw new PlanError(where, [{ path: yamlName, message: outside }]);
+  const read = readRegularFile(yamlPath, 'plan');
+  if ('reason' in read) throw new PlanError(where, [{ path: yamlName, message: `${yamlName} ${read.reason}` }]);
+  const yamlBytes = read;
   const badYamlLine = invalidUtf8Line(yamlBytes);
   if (badYamlLine !== null) {
     throw new PlanError(where, [{ path: `${yamlName}:${badYamlLine}`, message: 'not valid UTF-8: save the file as UTF-8' }]);
   }
   return { dir, where, yamlName, yamlBytes };
+}
+
+/**
+ * Why `path` is not inside the plan folder `dir` once links are resolved
+ * (`tiers/` a link to `/`, a tier file a link to a file elsewhere), or null
+ * when it is (or does not exist: reading it says so).
+ */
+function outsideOf(dir: string, path: string): string | null {
+  let realDir: string;
+  let real: string;
+  try {
+    realDir = realpathSync(dir);
+    real = realpathSync(path);
+  } catch {
+    return null;
+  }
+  if (real === realDir || real.startsWith(realDir.endsWith(sep) ? realDir : realDir + sep)) return null;
+  return `'${relative(dir, path) || path}' leads outside the plan folder (to ${real}) through a link: a plan's files must be inside its folder`;
 }
 
 /** A plan value where every field may be missing: what a plan with schema errors still tells us. */
@@ -195,11 +220,17 @@ export function assemblePlan(source: PlanSource, valid: PlanFile | undefined, sp
       return;
     }
     const path = join(dir, t.file);
-    if (!existsSync(path) || !statSync(path).isFile()) {
-      issues.push({ path: `${at}.file`, message: `file '${t.file}' does not exist in ${where}` });
+    const outside = outsideOf(dir, path);
+    if (outside) {
+      issues.push({ path: `${at}.file`, message: outside });
       return;
     }
-    const bytes = readFileSync(path);
+    const read = readRegularFile(path, 'sql');
+    if ('reason' in read) {
+      issues.push({ path: `${at}.file`, message: `file '${t.file}' ${read.reason === 'does not exist' ? `does not exist in ${where}` : read.reason}` });
+      return;
+    }
+    const bytes = read;
     const sql = bytes.toString('utf8');
     if (sql.trim() === '') issues.push({ path: `${at}.file`, message: `file '${t.file}' is empty` });
     // the SQL sent must be the file hashed: no bytes replaced in decoding, none cut off by the server
@@ -248,6 +279,7 @@ export function assemblePlan(source: PlanSource, valid: PlanFile | undefined, sp
     gate: plan.gate,
     metrics: plan.metrics,
     figures: plan.figures,
+    evidence: { required: plan.evidence?.required ?? false, signed: plan.evidence?.signed ?? false },
     rehearsal: plan.rehearsal,
     tiers,
     yamlSha256,

@@ -150,6 +150,13 @@ export const PlanFile = z.strictObject({
     .record(Identifier, z.string().min(1))
     .default({})
     .describe("named SQL queries returning one number, read in a tier's transaction before it runs when its expect uses them"),
+  evidence: z
+    .strictObject({
+      required: z.boolean().default(false).describe('apply refuses to run without --evidence (a rehearsal of this target)'),
+      signed: z.boolean().default(false).describe('the evidence must carry a valid signature made with TIERGATE_EVIDENCE_KEY'),
+    })
+    .describe('what production demands of its evidence')
+    .optional(),
   rehearsal: z
     .strictObject({
       /** SQL that opens the gate on a tiergate clone (never on a source or a production target). */

@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { RehearsalBinding } from '../engine/apply.js';
 import { EvidenceRefusedError, UsageError } from '../errors.js';
 import { planFileHashes, type Plan, type Tier } from '../plan/plan.js';
 import type { TargetIdentity } from '../probe/identity.js';
 import { parseEvidence } from '../evidence/evidence-json.js';
+import { evidenceKey, verifyEvidence } from '../evidence/signature.js';
+import { readRegularFile } from '../safe-read.js';
 import type { Delta, Difference, Evidence, GateReading, TierResult } from '../evidence/types.js';
 import { computeVerdict, coverageProblems } from '../evidence/verdict.js';
 
@@ -40,14 +41,32 @@ export interface BoundEvidence {
  * @example const bound = bindEvidence('evidence/evidence.json', plan, { maxAgeMs: DEFAULT_MAX_EVIDENCE_AGE_MS, acceptDifferences: false });
  */
 export function bindEvidence(file: string, plan: Plan, options: BindOptions): BoundEvidence {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(file);
-  } catch (e) {
-    throw new UsageError(`cannot read evidence file '${file}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): pass the evidence.json a rehearsal wrote`);
-  }
-  const evidence = parseEvidence(bytes.toString('utf8'), file);
+  const bytes = readRegularFile(file, 'evidence');
+  if ('reason' in bytes) throw new UsageError(`evidence file '${file}' ${bytes.reason}: pass the evidence.json a rehearsal wrote`);
+  // strict: a field this tiergate does not know is an edit (or a newer tiergate's evidence)
+  const evidence = parseEvidence(bytes.toString('utf8'), file, { strict: true });
   const refuse = (why: string, todo = 'rehearse this target again and apply with the new evidence') => new EvidenceRefusedError(`evidence '${file}' refused: ${why}; nothing was changed — ${todo}`);
+
+  const notes: string[] = [];
+  const key = evidenceKey();
+  const signature = key ? verifyEvidence(evidence, key) : evidence.signature ? 'no key' : 'unsigned';
+  if (signature === 'invalid') throw refuse('its signature does not verify with the key in TIERGATE_EVIDENCE_KEY: it was edited after the rehearsal signed it');
+  if (signature === 'other key') throw refuse(`it was signed with another key (${evidence.signature!.keyId}) than the one in TIERGATE_EVIDENCE_KEY`);
+  if (plan.evidence.signed && signature !== 'valid') {
+    throw refuse(
+      signature === 'no key'
+        ? 'the plan demands signed evidence and TIERGATE_EVIDENCE_KEY is not set: its signature cannot be verified'
+        : 'the plan demands signed evidence (evidence.signed) and this evidence is unsigned',
+      'rehearse with TIERGATE_EVIDENCE_KEY set, and apply with the same key',
+    );
+  }
+  notes.push(
+    signature === 'valid'
+      ? `the evidence's signature verifies (key ${evidence.signature!.keyId})`
+      : signature === 'no key'
+        ? `the evidence is signed (key ${evidence.signature!.keyId}), but TIERGATE_EVIDENCE_KEY is not set here: the signature was not verified`
+        : 'the evidence is unsigned: anyone who can write the file could have edited it (set TIERGATE_EVIDENCE_KEY when rehearsing and applying to sign and verify it)',
+  );
 
   if (evidence.plan.name !== plan.name) throw refuse(`it is for plan '${evidence.plan.name}', not '${plan.name}'`);
   const files = planFileHashes(plan);
@@ -73,7 +92,6 @@ export function bindEvidence(file: string, plan: Plan, options: BindOptions): Bo
   if (!Number.isFinite(age) || age > options.maxAgeMs) {
     throw refuse(`its copy of the source was taken ${evidence.source.snapshotAt} (${describeAge(age)} ago), older than --max-evidence-age ${describeAge(options.maxAgeMs)}`);
   }
-  const notes: string[] = [];
   const rehearsedOn = evidence.source.identity;
   if (rehearsedOn.systemIdentifier === null) notes.push(`the evidence comes from ${evidence.source.kind === 'dump' ? 'a plain SQL dump' : 'a source'} whose cluster cannot be identified: database name and gate subject are checked, and every tier is compared with its rehearsal`);
   const record = { file, sha256: createHash('sha256').update(bytes).digest('hex'), createdAt: evidence.createdAt };

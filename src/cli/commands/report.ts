@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { UsageError } from '../../errors.js';
+import { readRegularFile } from '../../safe-read.js';
 import type { Outcome } from '../exit-code.js';
 import type { Output } from '../output.js';
 import { writeReportFile } from '../write-file.js';
@@ -17,17 +17,13 @@ export interface ReportOpts {
  */
 export async function reportCommand(file: string, opts: ReportOpts, out: Output): Promise<Outcome> {
   const { parseEvidence, renderHtml, renderMarkdown, renderJson } = await import('../../report/index.js');
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new UsageError(`cannot read evidence file '${file}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): pass the evidence.json a rehearsal wrote`);
-  }
-  const e = parseEvidence(text, file);
+  const bytes = readRegularFile(file, 'evidence');
+  if ('reason' in bytes) throw new UsageError(`evidence file '${file}' ${bytes.reason}: pass the evidence.json a rehearsal wrote`);
+  const e = parseEvidence(bytes.toString('utf8'), file);
   const format = opts.format ?? 'md';
   const rendered = format === 'html' ? renderHtml(e) : format === 'json' ? renderJson(e) : renderMarkdown(e);
   if (opts.out) {
-    writeReportFile(opts.out, rendered);
+    await writeReportFile(opts.out, rendered);
     out.line(`wrote ${opts.out}`);
   } else if (!opts.json) process.stdout.write(rendered);
   out.result({ ok: true, evidence: file, format, out: opts.out ?? null, verdict: e.verdict, ...(opts.out ? {} : { report: rendered }) });

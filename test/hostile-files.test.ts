@@ -1,0 +1,259 @@
+/**
+ * Hostile files and forged evidence (issue: nothing outside its place is read
+ * or written, and evidence cannot be edited into a PASS): evidence is never
+ * written through a link; an --out that is a file is refused before any work;
+ * a PGlite template another user could write is not used; edited, oversized,
+ * polluted or unknown-field evidence is refused, signatures are verified;
+ * unusable URLs are exit 2; special files and oversized files are refused for
+ * what they are; links out of the plan folder are refused; control characters
+ * and bidi overrides never reach the terminal.
+ */
+import { execFileSync } from 'node:child_process';
+import { chmodSync, cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { withDb } from '../src/db/open-db.js';
+import { renderJson } from '../src/evidence/evidence-json.js';
+import type { Evidence } from '../src/evidence/types.js';
+import { bundledPlanDir } from '../src/plan/plan.js';
+import { writeFilesSafely } from '../src/cli/write-file.js';
+import { writeSample } from '../fixtures/directus-sample/generate.js';
+import { axisGovernanceEvidence } from './fixtures/evidence-sample.js';
+import { scalar } from './fixtures/axis-harness/harness.js';
+import { runCli } from './helpers/cli.js';
+import { ENGINE_PLAN } from './helpers/engine-fixture.js';
+import { approveAs, evidenceFile, rehearseSource } from './helpers/rollout.js';
+import { freshDatabase, serverUrl, testTargets, type TestDatabase } from './helpers/targets.js';
+
+const tmp = (prefix: string) => mkdtempSync(join(tmpdir(), prefix));
+const UNSAFE = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+
+function planCopy(): string {
+  const dir = join(tmp('tiergate-plan-'), 'plan');
+  cpSync(bundledPlanDir(), dir, { recursive: true });
+  return dir;
+}
+
+describe('evidence files: never through a link, never over a file', () => {
+  it('rehearse --out replaces a link instead of writing through it; an --out that is a file is refused before any work', async () => {
+    const out = tmp('tiergate-out-');
+    const victim = join(tmp('tiergate-victim-'), 'victim.txt');
+    writeFileSync(victim, 'precious\n');
+    symlinkSync(victim, join(out, 'evidence.html'));
+    const r = await runCli(['rehearse', '--out', out], { timeoutMs: 300_000 });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(readFileSync(victim, 'utf8')).toBe('precious\n');
+    expect(readFileSync(join(out, 'evidence.html'), 'utf8')).toMatch(/^<!doctype html>/i);
+
+    const file = join(tmp('tiergate-out-'), 'not-a-folder');
+    writeFileSync(file, 'x');
+    const refused = await runCli(['rehearse', '--out', file]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/--out .*not-a-folder is not a folder/);
+    expect(refused.stdout).not.toMatch(/stage A/);
+    expect(readFileSync(file, 'utf8')).toBe('x');
+  });
+
+  it('two writers to one folder never interleave their files', async () => {
+    const dir = tmp('tiergate-out-');
+    const set = (tag: string) => ({ 'evidence.json': `${tag}\n`.repeat(50_000), 'evidence.md': `${tag}\n`.repeat(50_000), 'evidence.html': `${tag}\n`.repeat(50_000) });
+    for (let i = 0; i < 5; i++) {
+      await Promise.all([writeFilesSafely(dir, set('A')), writeFilesSafely(dir, set('B'))]);
+      const first = readdirSync(dir).filter((f) => f.startsWith('evidence.')).map((f) => readFileSync(join(dir, f), 'utf8').slice(0, 1));
+      expect(new Set(first).size, `round ${i}: ${first.join('')}`).toBe(1);
+    }
+    expect(readdirSync(dir).filter((f) => f.startsWith('.'))).toEqual([]);
+  });
+});
+
+describe('the PGlite template is trusted only when it is this user’s alone', () => {
+  it('a template others could write is not copied into a sample', async () => {
+    const cache = tmp('tiergate-cache-');
+    chmodSync(cache, 0o700);
+    const env = { TIERGATE_CACHE_DIR: cache };
+    // a first sample builds the template in the cache
+    const first = await runCli(['sample', '--pglite', join(tmp('tiergate-s-'), 'db')], { env, timeoutMs: 300_000 });
+    expect(first.code, first.stderr).toBe(0);
+    const template = readdirSync(cache).find((d) => d.startsWith('pglite-') && d.endsWith('-directus'));
+    expect(template).toBeDefined();
+    // poisoned: a table added to it, and the folder made writable by everyone
+    const { PGlite } = await import('@electric-sql/pglite');
+    const pg = new PGlite(join(cache, template!), { database: 'directus' });
+    await pg.exec('create table poison (id int)');
+    await pg.close();
+    execFileSync('chmod', ['-R', 'o+w', join(cache, template!)]);
+    const dir = join(tmp('tiergate-s-'), 'db');
+    const second = await runCli(['sample', '--pglite', dir], { env, timeoutMs: 300_000 });
+    expect(second.code, second.stderr).toBe(0);
+    expect(await withDb(`pglite://${dir}`, (db) => scalar(db, `select count(*)::int as v from pg_class where relname = 'poison'`))).toBe(0);
+  });
+});
+
+describe('evidence that was edited, polluted or made too large is refused', () => {
+  let source: TestDatabase;
+  let evidence: Evidence;
+  beforeAll(async () => {
+    source = await freshDatabase('pglite', 'directus', { exactName: true });
+    await withDb(source.url, (db) => writeSample(db));
+    evidence = await rehearseSource('pglite', source.url);
+    expect(evidence.verdict.rehearsal).toBe('PASS');
+    await withDb(source.url, (db) => approveAs(db, 'admin@northwind.example'));
+  }, 300_000);
+  afterAll(async () => source?.drop());
+
+  const apply = (file: string, env: Record<string, string> = {}, extra: string[] = []) => runCli(['apply', '--yes', '--target', source.url, '--evidence', file, ...extra], { env, timeoutMs: 300_000 });
+  const untouched = async () => expect(await withDb(source.url, (db) => scalar(db, `select count(*)::int as v from pg_namespace where nspname = 'axis'`))).toBe(0);
+
+  it('a FAIL edited into a PASS (verdict and failures), entries that match no tier, __proto__ keys, unknown fields', async () => {
+    const failed = structuredClone(evidence);
+    failed.stages[1]!.checks[0]!.ok = false;
+    failed.verdict = { ...failed.verdict, rehearsal: 'PASS', failures: [] };
+    const r1 = await apply(evidenceFile(failed));
+    expect(r1.code).toBe(2);
+    expect(r1.stderr).toMatch(/its own records give 'Rehearsal FAIL · Execution NO-GO': it was edited/);
+
+    const extra = structuredClone(evidence);
+    extra.stages[1]!.tiers.push({ ...extra.stages[1]!.tiers[0]!, id: 42 });
+    const r2 = await apply(evidenceFile(extra));
+    expect(r2.code).toBe(2);
+    expect(r2.stderr).toMatch(/stage B: tier 42 is not a tier of the plan/);
+
+    const many = structuredClone(evidence);
+    const t = many.stages[1]!.tiers[0]!;
+    many.stages[1]!.tiers.push(...Array.from({ length: 20_000 }, () => t));
+    const file = join(tmp('tiergate-evidence-'), 'evidence.json');
+    writeFileSync(file, JSON.stringify(many));
+    const r3 = await apply(file);
+    expect(r3.code).toBe(2);
+    expect(r3.stderr).toMatch(/stages\[1\]\.tiers: .*(10000|too big|at most)/i);
+
+    const proto = join(tmp('tiergate-evidence-'), 'evidence.json');
+    writeFileSync(proto, renderJson(evidence).replace('"rows": {\n', '"rows": {\n"__proto__": { "polluted": true },\n'));
+    const r4 = await apply(proto);
+    expect(r4.code).toBe(2);
+    expect(r4.stderr).toMatch(/__proto__/);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+
+    const unknown = JSON.parse(renderJson(evidence)) as Record<string, unknown>;
+    (unknown.verdict as Record<string, unknown>).approvedBy = 'the CEO';
+    const uf = join(tmp('tiergate-evidence-'), 'evidence.json');
+    writeFileSync(uf, JSON.stringify(unknown));
+    const r5 = await apply(uf);
+    expect(r5.code).toBe(2);
+    expect(r5.stderr).toMatch(/verdict.*approvedBy|Unrecognized key.*approvedBy/);
+    // report reads what a newer tiergate may add
+    expect((await runCli(['report', uf, '--format', 'md'])).code).toBe(0);
+    await untouched();
+  });
+
+  it('signed evidence: verified with the key, an edit refused, unsigned said so; a plan can demand evidence and signatures', async () => {
+    const key = 'a-test-key-never-printed-41';
+    const { signEvidence } = await import('../src/evidence/signature.js');
+    const signed = evidenceFile(signEvidence(evidence, key));
+    const edited = JSON.parse(readFileSync(signed, 'utf8')) as Evidence;
+    edited.stages[1]!.tiers.find((x) => x.id === 2)!.delta!.rows['axis.ownership']!.added = 31;
+    const e1 = await apply(evidenceFile(edited), { TIERGATE_EVIDENCE_KEY: key });
+    expect(e1.code).toBe(2);
+    expect(e1.stderr).toMatch(/its signature does not verify with the key in TIERGATE_EVIDENCE_KEY: it was edited/);
+    expect(e1.stdout + e1.stderr).not.toContain(key);
+
+    const demanding = planCopy();
+    writeFileSync(join(demanding, 'tiergate.yaml'), readFileSync(join(demanding, 'tiergate.yaml'), 'utf8').replace('\nrehearsal:\n', '\nevidence: { required: true, signed: true }\n\nrehearsal:\n'));
+    const bare = await runCli(['apply', '--yes', '--plan', demanding, '--target', source.url]);
+    expect(bare.code).toBe(2);
+    expect(bare.stderr).toMatch(/demands that production applies only what was rehearsed \(evidence\.required\)/);
+    const unsigned = await apply(evidenceFile(evidence), {}, ['--plan', demanding]);
+    expect(unsigned.code).toBe(2);
+    expect(unsigned.stderr).toMatch(/refused/);
+    await untouched();
+
+    const ok = await apply(signed, { TIERGATE_EVIDENCE_KEY: key });
+    expect(ok.code, ok.stdout + ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/the evidence's signature verifies \(key [0-9a-f]{16}\)/);
+    expect(ok.stdout + ok.stderr).not.toContain(key);
+  });
+
+  it('a file larger than the limit, and one that is not a regular file, say so and name the limit', async () => {
+    const small = await runCli(['report', evidenceFile(evidence)], { env: { TIERGATE_MAX_EVIDENCE_BYTES: '1000' } });
+    expect(small.code).toBe(2);
+    expect(small.stderr).toMatch(/is [\d.]+ (MB|bytes), larger than the 1000 bytes tiergate reads of an evidence file \(raise it with TIERGATE_MAX_EVIDENCE_BYTES=BYTES\)/);
+    const fifo = join(tmp('tiergate-fifo-'), 'evidence.json');
+    execFileSync('mkfifo', [fifo]);
+    const r = await runCli(['report', fifo], { timeoutMs: 30_000 });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/is a FIFO \(named pipe\), not a regular file/);
+  });
+});
+
+describe('plans: sizes, special files, links, hostile names', () => {
+  it('a tier file over the limit names the limit and how to raise it; nothing connects', async () => {
+    const dir = planCopy();
+    writeFileSync(join(dir, 'tiers', '05_scanner.sql'), readFileSync(join(dir, 'tiers', '05_scanner.sql'), 'utf8') + `\n-- ${'x'.repeat(4000)}\n`);
+    const r = await runCli(['apply', '--yes', '--plan', dir, '--target', 'postgres://u:canary-pw@127.0.0.1:1/x'], { env: { TIERGATE_MAX_SQL_BYTES: '4000' } });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/tiers\[\d+\]\.file: file 'tiers\/05_scanner\.sql' is [\d.]+ (MB|bytes), larger than the 4000 bytes tiergate reads of a tier file \(raise it with TIERGATE_MAX_SQL_BYTES=BYTES\)/);
+    expect(r.stderr).not.toMatch(/connect/);
+  });
+
+  it('a FIFO tiergate.yaml is refused at once, not waited on', async () => {
+    const dir = planCopy();
+    rmSync(join(dir, 'tiergate.yaml'));
+    execFileSync('mkfifo', [join(dir, 'tiergate.yaml')]);
+    const r = await runCli(['plan', '--plan', dir], { timeoutMs: 30_000 });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/tiergate\.yaml is a FIFO \(named pipe\), not a regular file/);
+  });
+
+  it('tiers/ as a link out of the plan folder is refused; a tier file linked to a file outside too', async () => {
+    const dir = planCopy();
+    const outside = join(dir, '..', 'elsewhere');
+    cpSync(join(dir, 'tiers'), outside, { recursive: true });
+    rmSync(join(dir, 'tiers'), { recursive: true });
+    symlinkSync(outside, join(dir, 'tiers'));
+    const r = await runCli(['plan', '--plan', dir]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/leads outside the plan folder \(to .*elsewhere.*\) through a link/);
+    const root = join(tmp('tiergate-root-'), 'plan');
+    cpSync(bundledPlanDir(), root, { recursive: true });
+    rmSync(join(root, 'tiers', '05_scanner.sql'));
+    symlinkSync('/etc/hostname', join(root, 'tiers', '05_scanner.sql'));
+    const one = await runCli(['plan', '--plan', root]);
+    expect(one.code).toBe(2);
+    expect(one.stderr).toMatch(/'tiers\/05_scanner\.sql' leads outside the plan folder \(to \/etc\/hostname\)/);
+  });
+
+  it('terminal escapes and bidi overrides in a tier name never reach the terminal', async () => {
+    const dir = join(tmp('tiergate-plan-'), 'plan');
+    cpSync(ENGINE_PLAN, dir, { recursive: true });
+    const hostile = 'Schema \u001b]0;owned\u0007 \u001b[2J \u202Egnp.exe';
+    writeFileSync(join(dir, 'tiergate.yaml'), readFileSync(join(dir, 'tiergate.yaml'), 'utf8').replace('name: Schema', `name: ${JSON.stringify(hostile)}`));
+    const r = await runCli(['plan', '--plan', dir]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('Schema ]0;owned [2J gnp.exe');
+    expect(r.stdout).not.toMatch(UNSAFE);
+    const j = await runCli(['plan', '--plan', dir, '--json']);
+    expect(JSON.parse(j.stdout).tiers[1].name).toBe(hostile);
+  });
+});
+
+describe('URLs that cannot be used are exit 2, never a silent success', () => {
+  it('a port that is not a number, a password that is not percent-encoding, a line break', async () => {
+    const base = testTargets().includes('postgres') ? serverUrl('postgres') : 'postgres://u@127.0.0.1/db?sslmode=disable';
+    const cases: [string, RegExp][] = [
+      [`${base}${base.includes('?') ? '&' : '?'}port=abc`, /port=abc is not a whole number/],
+      ['postgres://u:CAN%ZZ@127.0.0.1/db', /the password is not valid percent-encoding/],
+      ['postgres://u@127.0.0.1/d\nb', /holds a control character/],
+    ];
+    for (const [url, says] of cases) {
+      for (const args of [['apply', '--yes'], ['status'], ['status', '--json']]) {
+        const r = await runCli([...args, '--plan', ENGINE_PLAN, '--target', url]);
+        expect(r.code, `${args.join(' ')} ${JSON.stringify(url)}: ${r.stdout}${r.stderr}`).toBe(2);
+        if (args.includes('--json')) expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, error: { kind: 'usage', message: expect.stringMatching(says) } });
+        else expect(r.stderr).toMatch(says);
+        expect(r.stdout + r.stderr).not.toContain('CAN%ZZ');
+      }
+    }
+    expect(existsSync(join(process.cwd(), 'd\nb'))).toBe(false);
+  });
+});
