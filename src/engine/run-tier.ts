@@ -12,7 +12,7 @@ import { readGate } from './gate.js';
 import { ledgerRowCommitted, recordAttempt, recordLedger, type LedgerExtras } from './ledger.js';
 import type { Delta, Difference, ExpectationResult, GateReading, MetricChange, PostResult, TierResult } from './result.js';
 import { emptyFailure } from './run-result.js';
-import { runAssertions, runScript, StatementError } from './run-script.js';
+import { Interrupted, runAssertions, runScript, StatementError } from './run-script.js';
 import { testHook } from './test-hook.js';
 
 export interface RunTierOptions {
@@ -156,6 +156,8 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
         for (const r of options.reverts ?? []) await recordLedger(tx, plan.name, r, 'reverted', 0, null, { command: options.command ?? null });
       }
       await testHook('tier-before-commit', tier.id);
+      // Ctrl-C after the last statement: the tier still rolls back (the signal is checked between statements too)
+      if (options.signal?.aborted) throw new Interrupted(tier);
       pending = result;
       return result;
     });

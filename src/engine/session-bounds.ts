@@ -41,8 +41,10 @@ export async function namingBlockers<T>(db: Db, what: string, sql: string, fn: (
   } catch (e) {
     if (e instanceof DbError && isWaitTimeout(e.sqlstate)) {
       const blockers = await describeBlockers(db, sql);
+      // a metric's own error already begins with what was read ("reading gate 'ospa': …"): said once
+      const message = e.message.startsWith(`${what}: `) ? e.message.slice(what.length + 2) : e.message;
       throw new BlockedError(
-        `${what} on ${db.displayUrl}: ${e.message}${blockers ? `; blocked by ${blockers}` : ''}; nothing was changed — end that transaction (or wait for it), then run again`,
+        `${what} on ${db.displayUrl}: ${message}${blockers ? `; blocked by ${blockers}` : ''}; nothing was changed — end that transaction (or wait for it), then run again`,
       );
     }
     throw e;

@@ -117,6 +117,8 @@ class Scenario {
   readonly body: Tier[];
   /** tiers applied on the main clone (by the source before it was cloned, or here) */
   private readonly applied = new Set<number>();
+  /** the tiers applied when stage B opened the gate on the clone (null: it did not open it) */
+  private appliedWhenGateOpened: number[] | null = null;
   private ledger = new Map<number, LedgerEntry>();
 
   constructor(
@@ -213,7 +215,7 @@ class Scenario {
   async stageB(sourceGate: GateReading | null): Promise<Fingerprint> {
     const b = this.stage('B', sourceGate?.open ? 'gate open, as on the source' : 'gate opened on the clone');
     const pending = this.body.filter((t) => !this.applied.has(t.id));
-    if (pending.some((t) => t.gated)) await openGate(this.db, this.plan);
+    if (pending.some((t) => t.gated) && (await openGate(this.db, this.plan))) this.appliedWhenGateOpened = [...this.applied];
     for (const tier of pending) {
       if (!this.satisfied(tier)) {
         await this.run(b, tier, async () => ({ ...idle(tier), status: 'Skipped', reason: 'requires a tier that did not apply' }));
@@ -246,7 +248,8 @@ class Scenario {
     const fpRolled = await fingerprintClone(this.db);
 
     this.emit({ type: 'progress', message: `applying the kept tiers on a second clone (${kept.displayUrl})` });
-    const keptFp = await applyKept(this.plan, kept, this.body.filter((t) => !rollbackTier.reverts.includes(t.id)), rollbackTier, this.signal);
+    const keptTiers = this.body.filter((t) => !rollbackTier.reverts.includes(t.id));
+    const keptFp = await applyKept(this.plan, kept, keptTiers, rollbackTier, this.appliedWhenGateOpened, this.signal);
     const keptDiff = 'error' in keptFp ? null : diffFingerprints(fpRolled, keptFp.fp);
     const matchesKeptTiers = keptDiff !== null && sameFingerprint(fpRolled, (keptFp as { fp: Fingerprint }).fp);
     this.check(c, {
@@ -334,37 +337,53 @@ async function readSource(plan: Plan, info: SourceInfo, main: Clone): Promise<{ 
  * Opens the plan's gate when it is closed. Refused on any database without
  * tiergate's clone mark — first, whatever the gate reads, so that no call
  * ever writes approvals outside a clone. A gate already open is left as it
- * is, so every clone ends with the same approvals.
+ * is, so every clone ends with the same approvals. True when it opened it.
  */
-export async function openGate(db: Db, plan: Plan): Promise<void> {
+export async function openGate(db: Db, plan: Plan): Promise<boolean> {
   const mark = await isMarkedClone(db);
   if (!mark.marked) throw new TargetError(`refusing to open the gate on ${db.displayUrl}: it is not a clone made by tiergate (no tiergate.clone_mark)`);
   const current = await db.transaction((tx) => readGate(tx, plan), { readOnly: true });
-  if (!current || current.open) return;
+  if (!current || current.open) return false;
   const sql = plan.rehearsal?.open_gate;
   if (!sql) throw new TargetError(`plan '${plan.name}' has no rehearsal.open_gate: the rehearsal cannot open the gate on the clone`);
   await db.transaction((tx) => tx.exec(sql));
+  return true;
 }
 
 /**
  * The reference of the rollback proof, on the second clone (a copy of the
- * source): the kept tiers applied where the source has not applied them. When
- * the source has already applied some of the tiers the rollback reverts (a
- * production where the structure tiers ran first), no clean state without
- * them exists: the rollback tier is then run over them here too, so that the
- * proof shows what matters — the tiers this rehearsal applied and reverted
- * leave nothing behind.
+ * source): the kept tiers applied where the source has not applied them, in
+ * the order the main clone saw them — the gate opened on this clone at the
+ * point stage B opened it on the main one (`appliedWhenGateOpened`: after
+ * those tiers; null when stage B did not open it), so that both clones end
+ * with the same approvals and what the tiers do to an approval (tier 7
+ * records its origin) happens to both alike. When the source has already
+ * applied some of the tiers the rollback reverts (a production where the
+ * structure tiers ran first), no clean state without them exists: the
+ * rollback tier is then run over them here too, so that the proof shows
+ * what matters — the tiers this rehearsal applied and reverted leave nothing
+ * behind.
  */
-async function applyKept(plan: Plan, clone: Clone, tiers: Tier[], rollbackTier: Tier, signal?: AbortSignal): Promise<{ fp: Fingerprint } | { error: string }> {
+async function applyKept(
+  plan: Plan,
+  clone: Clone,
+  tiers: Tier[],
+  rollbackTier: Tier,
+  appliedWhenGateOpened: number[] | null,
+  signal?: AbortSignal,
+): Promise<{ fp: Fingerprint } | { error: string }> {
   const db = await clone.open();
   try {
     await ensureLedger(db);
     const ledger = await readLedger(db, plan.name);
     const todo = tiers.filter((t) => ledger.get(t.id)?.status !== 'applied');
-    for (const tier of todo) {
-      // the gate opens where stage B opened it: just before the first gated tier (what the tiers before it do
-      // to an approval — tier 7 records its origin — then happens to this clone's approval as to the main one's)
-      if (tier.gated) await openGate(db, plan);
+    const beforeGate = new Set(appliedWhenGateOpened ?? todo.map((t) => t.id));
+    const order = [...todo.filter((t) => beforeGate.has(t.id)), null, ...todo.filter((t) => !beforeGate.has(t.id))];
+    for (const tier of order) {
+      if (tier === null) {
+        if (appliedWhenGateOpened) await openGate(db, plan);
+        continue;
+      }
       const r = await runTier(db, plan, tier, { signal });
       if (r.status !== 'Applied') return { error: `tier ${tier.id} did not apply on the second clone: ${r.error?.message ?? r.reason}` };
     }

@@ -6,7 +6,8 @@
  *
  * Shared by the campaign (every case) and the fast subset in `npm test`.
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { cpSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bundledPlan } from './harness.js';
 import { copyPlan, type PlanCopy, type PlanYaml } from './plan-copy.js';
@@ -74,7 +75,7 @@ const PLAN_CASES: PlanCase[] = [
   { name: 'metric name invalid', mutate: yamlEdit((y) => (y.metrics!['Owner-Gap'] = 'select 1')), says: /metrics.*Owner-Gap/ },
   { name: 'metric named like the gate', mutate: yamlEdit((y) => (y.metrics!.ospa = 'select 1')), says: /metrics\.ospa: 'ospa' is the gate's name/ },
   { name: 'rehearsal.open_gate empty', mutate: yamlEdit((y) => (y.rehearsal = { open_gate: '' })), says: /rehearsal\.open_gate: expected a non-empty string/ },
-  { name: 'unknown rehearsal key', mutate: yamlEdit((y) => (y.rehearsal = { ...y.rehearsal, close_gate: 'x' })), says: /rehearsal\.close_gate: unknown key/ },
+  { name: 'unknown rehearsal key', mutate: yamlEdit((y) => (y.rehearsal = { ...y.rehearsal, reopen_gate: 'x' })), says: /rehearsal\.reopen_gate: unknown key/ },
   { name: 'tiers empty', mutate: yamlEdit((y) => (y.tiers = [])), says: /tiers: expected at least 1 item/ },
   { name: 'tiers a mapping', mutate: yamlEdit((y) => ((y as Record<string, unknown>).tiers = { first: 1 })), says: /tiers: expected a list/ },
   { name: 'tier id negative', mutate: yamlEdit((y) => (tier(y, 5).id = -5)), says: /tiers\[2\]\.id: expected a number ≥ 0/ },
@@ -94,9 +95,9 @@ const PLAN_CASES: PlanCase[] = [
       mkdirSync(join(p.dir, 'tiers', 'folder.sql'));
       tier(y, 2).file = 'tiers/folder.sql';
     }),
-    says: at(/tiers\[4\]\.file: file 'tiers\/folder\.sql' does not exist/),
+    says: at(/tiers\[4\]\.file: file 'tiers\/folder\.sql' is a folder, not a regular file/),
   },
-  { name: 'requires an unknown tier', mutate: yamlEdit((y) => (tier(y, 2).requires = [1, 7])), says: at(/tiers\[4\]\.requires\[1\]: tier 7 does not exist/) },
+  { name: 'requires an unknown tier', mutate: yamlEdit((y) => (tier(y, 2).requires = [1, 17])), says: at(/tiers\[4\]\.requires\[1\]: tier 17 does not exist/) },
   { name: 'requires a later tier', mutate: yamlEdit((y) => (tier(y, 2).requires = [4])), says: at(/tiers\[4\]\.requires\[0\]: tier 4 must be listed before tier 2/) },
   { name: 'requires itself', mutate: yamlEdit((y) => (tier(y, 2).requires = [2])), says: at(/tiers\[4\]\.requires\[0\]: tier 2 requires itself/) },
   { name: 'requires not a list', mutate: yamlEdit((y) => (tier(y, 2).requires = 1)), says: at(/tiers\[4\]\.requires: expected a list/) },
@@ -136,19 +137,54 @@ const PLAN_CASES: PlanCase[] = [
   { name: 'tier file not UTF-8', mutate: (p) => p.writeFile('tiers/05_scanner.sql', Buffer.concat([Buffer.from('-- ok\ncreate table axis.t (n text default \''), Buffer.from([0xc3, 0x28]), Buffer.from('\');\n')])), says: /tiers\[2\]\.file: file 'tiers\/05_scanner\.sql' is not valid UTF-8 \(line 2\)/ },
   { name: 'plan folder missing', mutate: (p) => rmSync(p.dir, { recursive: true, force: true }), says: /folder '.*' does not exist/ },
   { name: 'no tiergate.yaml', mutate: (p) => rmSync(join(p.dir, 'tiergate.yaml')), says: /no tiergate\.yaml in/ },
+  // hostile files: special files are refused for what they are (never read: /dev/zero grows without end, a FIFO blocks)
+  { name: 'tiergate.yaml a link to /dev/zero', mutate: (p) => replaceWithLink(join(p.dir, 'tiergate.yaml'), '/dev/zero'), says: /tiergate\.yaml: 'tiergate\.yaml' leads outside the plan folder \(to \/dev\/zero\) through a link/ },
+  { name: 'tiergate.yaml a FIFO', mutate: (p) => replaceWithFifo(join(p.dir, 'tiergate.yaml')), says: /tiergate\.yaml: tiergate\.yaml is a FIFO \(named pipe\), not a regular file/ },
+  { name: 'tier file a FIFO', mutate: (p) => replaceWithFifo(join(p.dir, 'tiers/05_scanner.sql')), says: /tiers\[2\]\.file: file 'tiers\/05_scanner\.sql' is a FIFO \(named pipe\), not a regular file/ },
+  { name: 'a tier file replaced by a folder', mutate: (p) => (rmSync(join(p.dir, 'tiers/05_scanner.sql')), mkdirSync(join(p.dir, 'tiers/05_scanner.sql'))), says: /tiers\[2\]\.file: file 'tiers\/05_scanner\.sql' is a folder, not a regular file/ },
+  // links out of the plan folder: the tiers folder, or one tier file
+  {
+    name: 'tiers folder a link out of the plan',
+    mutate: (p) => {
+      const outside = join(p.dir, '..', 'elsewhere');
+      cpSync(join(p.dir, 'tiers'), outside, { recursive: true });
+      replaceWithLink(join(p.dir, 'tiers'), outside);
+    },
+    says: /tiers\[\d+\]\.file: 'tiers\/\w+\.sql' leads outside the plan folder \(to .*elsewhere.*\) through a link/,
+  },
+  {
+    name: 'tier file a link to a file outside',
+    mutate: (p) => {
+      const outside = join(p.dir, '..', 'outside.sql');
+      writeFileSync(outside, 'select 1;\n');
+      replaceWithLink(join(p.dir, 'tiers/05_scanner.sql'), outside);
+    },
+    says: /tiers\[2\]\.file: 'tiers\/05_scanner\.sql' leads outside the plan folder/,
+  },
 ];
+
+function replaceWithLink(path: string, to: string): void {
+  rmSync(path, { recursive: true, force: true });
+  symlinkSync(to, path);
+}
+
+function replaceWithFifo(path: string): void {
+  rmSync(path, { force: true });
+  execFileSync('mkfifo', [path]);
+}
 
 /** SQL the server rejects in the first structure tier: exit 1, the tier rolled back, file:line named. */
 const SQL_CASES: { name: string; sql: string; says: RegExp; code?: 1 | 2 }[] = [
-  { name: 'syntax error', sql: 'create schema if not exists axis;\nCREAT TABLE axis.t (id int);\n', says: /tiers\/01_base_substrate\.sql:2.*\n.*syntax error/ },
+  // a file that does not parse, or cannot run in one transaction, is refused before anything runs (exit 2, file:line)
+  { name: 'syntax error', sql: 'create schema if not exists axis;\nCREAT TABLE axis.t (id int);\n', says: /tiers\/01_base_substrate\.sql:2:\d+: syntax error at or near "CREAT"/, code: 2 },
   { name: 'unknown table', sql: '-- header\ncreate schema if not exists axis;\ncreate view axis.v as select * from no_such_table;\n', says: /tiers\/01_base_substrate\.sql:3.*\n.*no_such_table.*does not exist/ },
   { name: 'unknown column', sql: 'create schema if not exists axis;\ncreate view axis.v as\n  select nope from directus_collections;\n', says: /tiers\/01_base_substrate\.sql:3.*\n.*column "nope" does not exist/ },
-  { name: 'unterminated dollar quote', sql: "create schema if not exists axis;\nDO $x$ BEGIN RAISE NOTICE 'hi'; END\n", says: /tiers\/01_base_substrate\.sql:\d+.*\n.*(unterminated|syntax)/ },
+  { name: 'unterminated dollar quote', sql: "create schema if not exists axis;\nDO $x$ BEGIN RAISE NOTICE 'hi'; END\n", says: /tiers\/01_base_substrate\.sql:\d+:\d+: (unterminated|syntax)/, code: 2 },
   { name: 'division by zero', sql: 'create schema if not exists axis;\nselect 1/0;\n', says: /tiers\/01_base_substrate\.sql:2.*\n.*division by zero/ },
   { name: 'RAISE in a DO block', sql: "create schema if not exists axis;\nDO $$\nBEGIN\n  RAISE EXCEPTION 'refused by the file' USING ERRCODE = 'TG009';\nEND\n$$;\n", says: /tiers\/01_base_substrate\.sql:4.*\n.*TG009.*refused by the file/ },
-  { name: 'VACUUM inside the transaction', sql: 'create schema if not exists axis;\nvacuum directus_collections;\n', says: /tiers\/01_base_substrate\.sql:2.*\n.*VACUUM cannot run inside a transaction block/ },
-  { name: 'CREATE INDEX CONCURRENTLY', sql: 'create schema if not exists axis;\ncreate index concurrently x on directus_fields (collection);\n', says: /tiers\/01_base_substrate\.sql:2.*\n.*CONCURRENTLY cannot run inside a transaction block/ },
-  { name: 'psql meta-command', sql: 'create schema if not exists axis;\n\\i other.sql\n', says: /tiers\/01_base_substrate\.sql:2.*\n.*syntax error/ },
+  { name: 'VACUUM inside the transaction', sql: 'create schema if not exists axis;\nvacuum directus_collections;\n', says: /tiers\/01_base_substrate\.sql:2:\d+: VACUUM cannot run inside a transaction block/, code: 2 },
+  { name: 'CREATE INDEX CONCURRENTLY', sql: 'create schema if not exists axis;\ncreate index concurrently x on directus_fields (collection);\n', says: /tiers\/01_base_substrate\.sql:2:\d+: .*CONCURRENTLY cannot run inside a transaction block/, code: 2 },
+  { name: 'psql meta-command', sql: 'create schema if not exists axis;\n\\i other.sql\n', says: /tiers\/01_base_substrate\.sql:2:\d+: syntax error/, code: 2 },
   { name: 'COMMIT inside the file', sql: 'create schema if not exists axis;\ncommit;\ncreate table axis.after_commit (id int);\n', says: /tiers\/01_base_substrate\.sql:2.*(COMMIT|transaction control)/i, code: 2 },
   { name: 'BEGIN inside the file', sql: 'begin;\ncreate schema if not exists axis;\n', says: /tiers\/01_base_substrate\.sql:1.*(BEGIN|transaction control)/i, code: 2 },
   { name: 'ROLLBACK inside the file', sql: 'create schema if not exists axis;\nrollback;\ncreate table axis.after_rollback (id int);\n', says: /tiers\/01_base_substrate\.sql:2.*(ROLLBACK|transaction control)/i, code: 2 },
@@ -175,6 +211,9 @@ const URL_CASES: { name: string; url: string | ((target: string) => string); say
   { name: 'pglite: with no folder', url: 'pglite:', says: /'pglite:': a PGlite URL needs a directory/ },
   { name: 'pglite: unknown option', url: 'pglite:memory?database=x&cache=1', says: /unknown PGlite URL option 'cache'/ },
   { name: 'file URL', url: 'file:///tmp/db', says: /'file:\/\/\/tmp\/db' is not a target URL/ },
+  { name: 'port in the query not a number', url: (t) => t + '&port=abc', says: /port=abc is not a whole number/ },
+  { name: 'password not percent-encoding', url: 'postgres://u:CAN%ZZ@127.0.0.1:1/db', says: /the password is not valid percent-encoding/ },
+  { name: 'a line break inside the URL', url: (t) => t.replace(/\/([^/?]+)\?/, '/dire\nctus?'), says: /holds a control character/ },
   { name: 'the wrong database for the plan', url: (t) => t.replace(/\/([^/?]+)\?/, '/postgres?'), says: /target database is 'postgres', but plan 'axis-governance' is for database 'directus'/ },
 ];
 
@@ -184,7 +223,8 @@ const OPTION_CASES: { name: string; args: string[]; says: RegExp }[] = [
   { name: 'unknown command', args: ['deploy'], says: /unknown command 'deploy'/ },
   { name: 'apply without --target', args: ['apply', '--yes'], says: /no target: pass --target URL/ },
   { name: 'apply without --yes off a terminal', args: ['apply', '--target', '{target}'], says: /refusing without confirmation: pass --yes/ },
-  { name: 'rollback without --yes off a terminal', args: ['rollback', '--target', '{target}'], says: /refusing without confirmation: pass --yes/ },
+  // nothing applied: that is said before any question (test/operator.test.ts asks with the tiers applied)
+  { name: 'rollback of tiers not applied, without --yes', args: ['rollback', '--target', '{target}'], says: /rollback tier 99 reverts tiers .* but tier .* (is|are) not applied on .*; nothing was changed/ },
   { name: '--target without a value', args: ['status', '--target'], says: /option '--target <url>' argument missing/ },
   { name: '--source with --dump', args: ['rehearse', '--source', '{target}', '--dump', 'x.sql'], says: /either --source URL or --dump FILE, not both/ },
   { name: '--source without --scratch', args: ['rehearse', '--source', '{target}'], says: /--source needs --scratch URL/ },
@@ -196,18 +236,18 @@ const OPTION_CASES: { name: string; args: string[]; says: RegExp }[] = [
   { name: 'rehearse --scale 100000', args: ['rehearse', '--scale', '100000', '--out', '{dir}'], says: /--scale must be a whole number .*got '100000'/ },
   { name: 'rehearse --dump missing file', args: ['rehearse', '--dump', '/nonexistent/dump.sql', '--out', '{dir}'], says: /dump file '\/nonexistent\/dump\.sql' does not exist/ },
   { name: 'rehearse --dump a folder', args: ['rehearse', '--dump', '/tmp', '--out', '{dir}'], says: /'\/tmp' is not a file/ },
-  { name: 'rehearse --source not postgres', args: ['rehearse', '--source', 'pglite:memory', '--scratch', '{target}', '--out', '{dir}'], says: /--source must be a PostgreSQL server URL/ },
+  { name: 'rehearse --source not postgres', args: ['rehearse', '--source', 'pglite:memory', '--scratch', '{target}', '--out', '{dir}'], says: /--scratch is for a PostgreSQL --source: a PGlite source is copied as a folder/ },
   { name: 'sample --scale 0', args: ['sample', '--url', '{target}', '--scale', '0'], says: /--scale must be a whole number from 1 to 10000 \(got '0'\)/ },
   { name: 'sample with --url and --pglite', args: ['sample', '--url', '{target}', '--pglite', '{dir}'], says: /exactly one of --url URL .* or --pglite DIR/ },
   { name: 'sample with neither', args: ['sample'], says: /exactly one of --url URL/ },
   { name: 'sample --variant bogus', args: ['sample', '--url', '{target}', '--variant', 'bogus'], says: /argument 'bogus' is invalid.*standard/ },
   { name: 'sample into a Directus database', args: ['sample', '--url', '{target}'], says: /already has Directus tables/ },
   { name: 'report without a file', args: ['report'], says: /missing required argument 'evidence'/ },
-  { name: 'report of a missing file', args: ['report', '/nonexistent/evidence.json'], says: /cannot read evidence file '\/nonexistent\/evidence\.json'/ },
+  { name: 'report of a missing file', args: ['report', '/nonexistent/evidence.json'], says: /evidence file '\/nonexistent\/evidence\.json' does not exist/ },
   { name: 'report --format pdf', args: ['report', 'x.json', '--format', 'pdf'], says: /argument 'pdf' is invalid/ },
   { name: 'report of a file that is not JSON', args: ['report', '{dir}/not-json.json'], says: /not-json\.json: .*(JSON|json)/ },
   { name: 'report of JSON that is not evidence', args: ['report', '{dir}/not-evidence.json'], says: /not-evidence\.json: / },
-  { name: 'apply --evidence missing', args: ['apply', '--yes', '--target', '{target}', '--evidence', '/nonexistent/e.json'], says: /cannot read evidence file '\/nonexistent\/e\.json'/ },
+  { name: 'apply --evidence missing', args: ['apply', '--yes', '--target', '{target}', '--evidence', '/nonexistent/e.json'], says: /evidence file '\/nonexistent\/e\.json' does not exist/ },
   { name: 'apply --evidence not evidence', args: ['apply', '--yes', '--target', '{target}', '--evidence', '{dir}/not-evidence.json'], says: /not-evidence\.json: / },
   { name: '--plan empty', args: ['plan', '--plan', ''], says: /--plan is empty/ },
   { name: 'TIERGATE_PLAN pointing nowhere', args: ['status', '--target', '{target}', '--plan', '/nonexistent/plan'], says: /folder '\/nonexistent\/plan' does not exist/ },
