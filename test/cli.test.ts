@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { withDb } from '../src/db/open-db.js';
 import { runCli } from './helpers/cli.js';
+import { startCli } from './helpers/cli-live.js';
 import { ENGINE_PLAN, prepareGate } from './helpers/engine-fixture.js';
 import { freshDatabase, serverUrl, testTargets, type TestDatabase } from './helpers/targets.js';
 
@@ -96,17 +97,23 @@ describe.each(testTargets())('tiergate CLI on %s', (kind) => {
 
   it('two applies at once: one applies, the other exits 4 without touching anything', async () => {
     await withDb(target.url, (db) => db.exec('insert into gate.approval (valid) values (true)'));
-    const first = runCli(['apply', '--yes', '--plan', ENGINE_PLAN, '--target', target.url], {
-      env: { TIERGATE_TEST_HOOK: 'tier-begin:1', TIERGATE_TEST_HOOK_WAIT_MS: '4000' },
-    });
-    await new Promise((r) => setTimeout(r, kind === 'pglite' ? 3000 : 1500));
-    const second = await runCli(['apply', '--yes', '--plan', ENGINE_PLAN, '--target', target.url]);
-    const one = await first;
+    // the first holds the lock (PostgreSQL: the plan's advisory lock; PGlite: the directory), held at a hook inside tier 1 until SIGUSR2
+    const first = startCli(['apply', '--yes', '--plan', ENGINE_PLAN, '--target', target.url], { env: { TIERGATE_TEST_HOOK: 'tier-begin:1' } });
+    try {
+      await first.waitFor(/tiergate-test-hook tier-begin:1/);
+      const second = await runCli(['apply', '--yes', '--plan', ENGINE_PLAN, '--target', target.url]);
+      expect(second.code).toBe(4);
+      expect(second.stderr).toMatch(new RegExp(`held by another run \\(${kind === 'postgres' ? 'backend pid \\d+' : `pid ${first.pid}`}`));
+      expect(second.stdout).not.toMatch(/Applied/);
+      expect(first.exited()).toBe(false);
+    } finally {
+      first.kill('SIGUSR2');
+    }
+    const one = await first.done;
+    expect(one.stderr).toBe('tiergate-test-hook tier-begin:1\n');
     expect(one.code).toBe(0);
-    expect(second.code).toBe(4);
-    expect(second.stderr).toMatch(/held by another run/);
-    const ledger = await withDb(target.url, (db) => db.query<{ n: number }>('select count(*)::int as n from tiergate.ledger'));
-    expect(ledger.rows[0]?.n).toBe(3);
+    const ledger = await withDb(target.url, (db) => db.query<{ tier_id: number }>('select tier_id from tiergate.ledger order by id'));
+    expect(ledger.rows.map((r) => r.tier_id)).toEqual([1, 2, 3]);
   });
 });
 

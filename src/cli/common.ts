@@ -1,8 +1,9 @@
 /** What the command modules share: the plan and target options, confirmation, Ctrl-C, the tier list and run summary. */
 import { createInterface } from 'node:readline/promises';
+import type { Db } from '../db/port.js';
 import type { EngineEvent, RunResult } from '../engine/run-result.js';
 import type { GateReading, TierResult } from '../engine/result.js';
-import { DeclinedError, UsageError } from '../errors.js';
+import { DeclinedError, InterruptedError, LockHeldError, UsageError } from '../errors.js';
 import { openPlan } from '../plan/open-plan.js';
 import type { Plan } from '../plan/plan.js';
 import { renderTierLine, renderTierStart } from '../report/render-terminal.js';
@@ -68,9 +69,32 @@ export async function interruptible<T>(out: Output, fn: (signal: AbortSignal) =>
   process.on('SIGINT', onSigint);
   try {
     return await fn(controller.signal);
+  } catch (e) {
+    // Ctrl-C while waiting for another run's lock (--wait): the run was interrupted, not refused, and touched nothing
+    if (controller.signal.aborted && e instanceof LockHeldError) {
+      throw new InterruptedError(`interrupted (Ctrl-C) while waiting for ${e.subject.replace(/ \(waited [^)]*\)$/, '')}, held by another run (${e.holder}): nothing was changed`);
+    }
+    throw e;
   } finally {
     process.off('SIGINT', onSigint);
   }
+}
+
+/** `--wait`: tells the operator, once, that the run waits for another one's lock and for how long at most. */
+export function waitNotice(out: Output): (held: LockHeldError, waitMs: number) => void {
+  return (held, waitMs) => out.error(`tiergate: waiting up to ${Math.round(waitMs / 1000)} s for ${held.subject}, held by another run (${held.holder}); Ctrl-C to stop waiting`);
+}
+
+/**
+ * `--wait` on a server: when another run holds the plan's rollout lock now,
+ * says so before the engine waits for it (the engine waits in silence).
+ * Called inside `interruptible`, so a Ctrl-C in answer to it stops the wait.
+ */
+export async function noticeRolloutWait(db: Db, plan: string, waitMs: number | undefined, out: Output): Promise<void> {
+  if (!waitMs) return;
+  const { rolloutLockHolder } = await import('../engine/rollout-lock.js');
+  const holder = await rolloutLockHolder(db, plan).catch(() => null);
+  if (holder) waitNotice(out)(new LockHeldError(`the rollout lock of plan '${plan}' on ${db.displayUrl}`, holder), waitMs);
 }
 
 /** The live tier list of apply and rollback. */
@@ -121,7 +145,10 @@ export function printRunSummary(r: RunResult, out: Output, whenClosed?: string):
   const applied = r.tiers.filter((t) => t.status === 'Applied').map((t) => t.id);
   out.line('');
   if (r.outcome === 'interrupted') {
-    out.line(out.paint('yellow', `${r.command}: INTERRUPTED — ${applied.length ? `tier ${applied.join(', ')} committed before the interruption` : 'no tier was committed'}; the tier that was running rolled back. Run ${r.command} again to continue.`));
+    // only what happened: a tier that committed before the Ctrl-C took effect is not said to have rolled back
+    const rolledBack = r.tiers.filter((t) => t.status === 'Failed' && t.kind !== 'verify' && t.kind !== 'preflight');
+    const running = rolledBack.length ? `tier ${rolledBack.map((t) => t.id).join(', ')}, which was running, rolled back` : 'no tier was running';
+    out.line(out.paint('yellow', `${r.command}: INTERRUPTED — ${applied.length ? `tier ${applied.join(', ')} committed before the interruption` : 'no tier was committed'}; ${running}. Run ${r.command} again to continue.`));
   } else if (r.outcome === 'failed') out.line(out.paint('red', `${r.command}: FAILED`));
   else if (r.outcome === 'no-go') {
     out.line(out.paint('yellow', `${r.command}: NO-GO (${gate}) — gated tiers are blocked until the gate opens (needs ≥ ${r.gate?.min ?? 1})`));

@@ -1,4 +1,5 @@
 import type { Db } from '../db/port.js';
+import { EvidenceRefusedError } from '../errors.js';
 import type { Plan, Tier } from '../plan/plan.js';
 import type { TargetIdentity } from '../probe/identity.js';
 import { readGate } from './gate.js';
@@ -51,6 +52,11 @@ export interface ApplyOptions {
  */
 export async function apply(db: Db, plan: Plan, options: ApplyOptions = {}): Promise<RunResult> {
   const binding = options.binding;
+  if (plan.evidence.required && !binding) {
+    throw new EvidenceRefusedError(
+      `plan '${plan.name}' demands that production applies only what was rehearsed (evidence.required): rehearse this target, then apply with --evidence FILE; nothing was changed`,
+    );
+  }
   const rollout: RolloutOptions = {
     waitMs: options.waitMs,
     signal: options.signal,

@@ -26,7 +26,12 @@ export interface DryRunResult {
   lockHeldBy: string | null;
   preflight: TierResult | null;
   gate: GateReading | null;
-  tiers: ({ id: number; name: string; kind: string } & TierDecision)[];
+  /**
+   * Each structure and data tier's fate: `stop` when apply would stop before
+   * running any tier (a lint error, drift, a failing preflight: `reason` says
+   * which); otherwise what apply would decide for it.
+   */
+  tiers: ({ id: number; name: string; kind: string } & (TierDecision | { action: 'stop'; reason: string }))[];
   /** what apply would do with the verify tier */
   verify: string | null;
 }
@@ -58,6 +63,20 @@ export async function dryRun(db: Db, plan: Plan, options: { structureOnly?: bool
   const preTier = plan.tiers.find((t) => t.kind === 'preflight');
   const preflight = preTier ? await runPreflight(db, plan, preTier, identity) : null;
   const gate = await readGateBounded(db, plan);
+  // apply would run no tier at all: say so of each, not what it would decide on a plan it runs
+  const firstLintError = lint.find((f) => f.severity === 'error');
+  const stop = firstLintError
+    ? `apply would refuse the plan: lint error at ${firstLintError.file}:${firstLintError.line}`
+    : drift
+      ? 'apply would stop before any tier: an applied file changed (drift)'
+      : preflight?.status === 'Failed'
+        ? 'apply would stop before any tier: the preflight fails'
+        : null;
+  if (stop) {
+    const tiers = plan.tiers.filter(isBodyTier).map((t) => ({ id: t.id, name: t.name, kind: t.kind, action: 'stop' as const, reason: stop }));
+    const verify = plan.tiers.some((t) => t.kind === 'verify') ? 'would not run: apply would stop before any tier' : null;
+    return { plan: { name: plan.name, sha256: plan.sha256 }, target: db.displayUrl, identity, lint, ledger: hasLedger, drift, lockHeldBy, preflight, gate, tiers, verify };
+  }
   const notApplied = new Map<number, string>();
   const tiers: DryRunResult['tiers'] = [];
   for (const tier of plan.tiers.filter(isBodyTier)) {

@@ -70,7 +70,8 @@ function tierLine(t: Tier, history: HistoryEvent[]): TierStatusLine {
   const last = own.at(-1);
   const base = { id: t.id, name: t.name, kind: t.kind, file: t.file, sha256: t.sha256, appliedSha256: lastLedger?.sha256 ?? null, subject: lastLedger?.subject ?? null };
   const when = (e: HistoryEvent | undefined) => ({ at: e?.at ?? null, by: e?.dbUser ?? null, version: e?.tiergateVersion ?? null });
-  if (!last) return { ...base, state: t.kind === 'preflight' || t.kind === 'verify' ? 'not run' : 'pending', ...when(undefined), error: null, note: null };
+  // a rollback tier that never ran is not waiting to run: only structure and data tiers are pending
+  if (!last) return { ...base, state: t.kind === 'structure' || t.kind === 'data' ? 'pending' : 'not run', ...when(undefined), error: null, note: null };
   if (last.source === 'attempt' && last.outcome !== 'passed') {
     const note = lastLedger ? `last ${lastLedger.outcome} ${lastLedger.at}` : null;
     return { ...base, state: 'failed', ...when(last), error: last.error, note };

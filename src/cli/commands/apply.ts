@@ -1,6 +1,6 @@
 import { UsageError } from '../../errors.js';
 import { openTarget } from '../open-target.js';
-import { confirm, durationOption, interruptible, planOf, printRunSummary, targetOf, tierPrinter } from '../common.js';
+import { confirm, durationOption, interruptible, noticeRolloutWait, planOf, printRunSummary, targetOf, tierPrinter, waitNotice } from '../common.js';
 import type { Outcome } from '../exit-code.js';
 import type { Output } from '../output.js';
 
@@ -27,15 +27,18 @@ export async function applyCommand(opts: ApplyOpts, out: Output): Promise<Outcom
   if (opts.acceptDifferences && !opts.evidence) throw new UsageError('--accept-differences needs --evidence FILE: it accepts differences from that rehearsal');
   const maxAgeMs = durationOption('--max-evidence-age', opts.maxEvidenceAge, parseDuration) ?? DEFAULT_MAX_EVIDENCE_AGE_MS;
   const bound = opts.evidence ? bindEvidence(opts.evidence, plan, { maxAgeMs, acceptDifferences: Boolean(opts.acceptDifferences) }) : null;
+  // a tier file that does not parse (or breaks a lint error rule) refuses the plan before any question or connection (README: nothing connects while the plan is invalid)
+  await (await import('../../engine/rollout.js')).assertPlanRunnable(plan);
   const { displayTarget } = await import('../../db/open-db.js');
   await confirm(out, opts.yes, `apply plan '${plan.name}' to ${displayTarget(url)}?`);
   const { apply } = await import('../../engine/apply.js');
-  return openTarget(url, { applicationName: `tiergate apply ${plan.name}`, waitMs }, async (db) => {
+  return openTarget(url, { applicationName: `tiergate apply ${plan.name}`, waitMs, onWait: waitNotice(out) }, async (db) => {
     out.line(`apply ${plan.name} → ${db.displayUrl}${bound ? ` (bound to ${opts.evidence}, rehearsed ${bound.evidence.createdAt})` : ''}`);
     for (const note of bound?.notes ?? []) out.line(out.paint('yellow', `note: ${note}`));
-    const r = await interruptible(out, (signal) =>
-      apply(db, plan, { structureOnly: Boolean(opts.structureOnly), onEvent: tierPrinter(out), waitMs, signal, binding: bound?.binding }),
-    );
+    const r = await interruptible(out, async (signal) => {
+      await noticeRolloutWait(db, plan.name, waitMs, out);
+      return apply(db, plan, { structureOnly: Boolean(opts.structureOnly), onEvent: tierPrinter(out), waitMs, signal, binding: bound?.binding });
+    });
     const compared = r.tiers.filter((t) => t.status === 'Applied' && t.kind !== 'verify' && t.kind !== 'preflight');
     if (bound && r.outcome !== 'failed' && compared.length) {
       const differing = compared.filter((t) => t.differences?.length);

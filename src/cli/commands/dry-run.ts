@@ -12,6 +12,7 @@ import { table } from '../table.js';
  */
 export async function dryRunCommand(plan: Plan, url: string, opts: { structureOnly?: boolean }, out: Output): Promise<Outcome> {
   const { dryRun } = await import('../../engine/dry-run.js');
+  const { formatServerVersion } = await import('../../report/format.js');
   return openTarget(url, { applicationName: `tiergate apply --dry-run ${plan.name}` }, async (db) => {
     const d = await dryRun(db, plan, { structureOnly: Boolean(opts.structureOnly) });
     const lintErrors = d.lint.filter((f) => f.severity === 'error');
@@ -20,7 +21,7 @@ export async function dryRunCommand(plan: Plan, url: string, opts: { structureOn
     out.result({ ok: !stops, wouldStop: stops, ...d });
     out.line(`apply --dry-run ${plan.name} → ${db.displayUrl} (nothing is written)`);
     const id = d.identity;
-    out.line(`target: database ${id.database}${id.cloneOf ? ` (a tiergate clone of ${id.cloneOf})` : ''}, ${id.engine === 'pglite' ? 'PGlite' : 'PostgreSQL'} ${id.serverVersion}, cluster ${id.systemIdentifier ?? 'unknown'}`);
+    out.line(`target: database ${id.database}${id.cloneOf ? ` (a tiergate clone of ${id.cloneOf})` : ''}, ${id.engine === 'pglite' ? 'PGlite' : 'PostgreSQL'} ${formatServerVersion(id.serverVersion)}, cluster ${id.systemIdentifier ?? 'unknown'}`);
     out.line(`ledger: ${d.ledger ? 'present' : 'none yet (apply creates schema tiergate)'}`);
     out.line(`lock: ${d.lockHeldBy ? `held by ${d.lockHeldBy} — apply would exit 4 (or wait with --wait)` : 'free'}`);
     out.line(`lint: ${lintErrors.length ? `${lintErrors.length} error(s) — apply would refuse the plan` : `no errors${d.lint.length ? ` (${d.lint.length} warning(s))` : ''}`}`);
@@ -29,9 +30,9 @@ export async function dryRunCommand(plan: Plan, url: string, opts: { structureOn
     if (d.preflight) out.line(`preflight: ${d.preflight.status}${d.preflight.status === 'Failed' ? ` — ${d.preflight.error?.message ?? d.preflight.reason}` : ''}`);
     out.line(d.gate ? `gate: ${d.gate.name} = ${d.gate.value ?? 'n/a'} (needs ≥ ${d.gate.min}): ${d.gate.open ? 'OPEN' : 'CLOSED'}` : 'gate: none');
     out.line('');
-    const verb = { apply: 'would apply', skip: 'would skip', block: 'would block' } as const;
+    const verb = { apply: 'would apply', skip: 'would skip', block: 'would block', stop: 'would not run' } as const;
     const rows = [['id', 'tier', 'kind', 'action', 'why'], ...d.tiers.map((t) => [String(t.id), t.name, t.kind, verb[t.action], t.reason])];
-    for (const line of table(rows, { max: [4, 36, 10, 12, 80], right: [0] })) out.line(line);
+    for (const line of table(rows, { max: [4, 36, 10, 13, 80], right: [0] })) out.line(line);
     if (d.verify) out.line(`verify: ${d.verify}`);
     return stops ? 'failed' : blocked ? 'no-go' : 'ok';
   });

@@ -36,7 +36,7 @@ export async function rehearseCommand(opts: RehearseOpts, out: Output): Promise<
   const { renderHtml, renderJson, renderMarkdown, renderTierLine, renderTierStart, renderVerdictLine } = await import('../../report/index.js');
 
   out.line(`rehearse ${plan.name} (${plan.tiers.length} tiers) on ${info.location}`);
-  const evidence = scrubValue(
+  const rehearsed = scrubValue(
     await interruptible(out, (signal) =>
       rehearse(plan, source, info, {
         keep: Boolean(opts.keep),
@@ -51,6 +51,10 @@ export async function rehearseCommand(opts: RehearseOpts, out: Output): Promise<
     ),
   );
 
+  // signed with TIERGATE_EVIDENCE_KEY when it is set (apply --evidence verifies it with the same key)
+  const { evidenceKey, signEvidence } = await import('../../evidence/signature.js');
+  const key = evidenceKey();
+  const evidence = key ? signEvidence(rehearsed, key) : rehearsed;
   await writeFilesSafely(outDir, { 'evidence.json': renderJson(evidence), 'evidence.md': renderMarkdown(evidence), 'evidence.html': renderHtml(evidence) });
   const passed = evidence.verdict.rehearsal === 'PASS';
   out.result({ ok: passed, evidence: join(outDir, 'evidence.json'), verdict: evidence.verdict, source: evidence.source.identity, snapshotAt: evidence.source.snapshotAt });
@@ -58,7 +62,7 @@ export async function rehearseCommand(opts: RehearseOpts, out: Output): Promise<
   out.line('');
   for (const f of evidence.verdict.failures) out.line(out.paint('red', `  ✗ ${f}`));
   if (opts.keep) out.line(`clone kept: ${evidence.clone.location}`);
-  out.line(`evidence: ${join(outDir, 'evidence.json')}, evidence.md, evidence.html`);
+  out.line(`evidence: ${join(outDir, 'evidence.json')}, evidence.md, evidence.html (${evidence.signature ? `signed, key ${evidence.signature.keyId}` : 'unsigned: set TIERGATE_EVIDENCE_KEY to sign it'})`);
   const go = evidence.verdict.execution === 'GO';
   const colour = !passed ? 'red' : go ? 'green' : 'yellow';
   // the verdict is the last line (scripts and `npm start` read it there); what to do next comes just before it

@@ -1,5 +1,5 @@
 import { renderTierLine } from '../../report/render-terminal.js';
-import { confirm, durationOption, interruptible, planOf, printRunSummary, targetOf, tierPrinter } from '../common.js';
+import { confirm, durationOption, interruptible, noticeRolloutWait, planOf, printRunSummary, targetOf, tierPrinter, waitNotice } from '../common.js';
 import type { Outcome } from '../exit-code.js';
 import { openTarget } from '../open-target.js';
 import type { Output } from '../output.js';
@@ -23,12 +23,17 @@ export async function rollbackCommand(opts: RollbackOpts, out: Output): Promise<
   const { parseDuration } = await import('../../rehearsal/bind-evidence.js');
   const waitMs = durationOption('--wait', opts.wait, parseDuration);
   const { previewRollback, rollback } = await import('../../engine/rollback.js');
-  return openTarget(url, { applicationName: `tiergate rollback ${plan.name}`, waitMs }, async (db) => {
+  // a tier file that does not parse refuses the plan before any question or connection
+  await (await import('../../engine/rollout.js')).assertPlanRunnable(plan);
+  return openTarget(url, { applicationName: `tiergate rollback ${plan.name}`, waitMs, onWait: waitNotice(out) }, async (db) => {
     const { tier, reverts } = await previewRollback(db, plan);
     const what = reverts.map((t) => `${t.id} '${t.name}'`).join(', ');
     await confirm(out, opts.yes, `roll back plan '${plan.name}' on ${db.displayUrl}: tier ${tier.id} reverts tiers ${what}?`);
     out.line(`rollback ${plan.name} → ${db.displayUrl}: tier ${tier.id} reverts ${what}`);
-    const r = await interruptible(out, (signal) => rollback(db, plan, { onEvent: tierPrinter(out), waitMs, signal }));
+    const r = await interruptible(out, async (signal) => {
+      await noticeRolloutWait(db, plan.name, waitMs, out);
+      return rollback(db, plan, { onEvent: tierPrinter(out), waitMs, signal });
+    });
     for (const t of r.tiers.filter((x) => x.status === 'Reverted')) out.line(renderTierLine('', t));
     out.result({ ok: r.outcome === 'ok', ...r });
     printRunSummary(r, out);

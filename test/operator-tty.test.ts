@@ -1,0 +1,147 @@
+/**
+ * "What an operator sees is true", at a terminal: the confirmation prompt
+ * (declining changes nothing, exit 5) and Ctrl-C (exit 130, the message says
+ * what was committed, the running tier rolls back, a wait for another
+ * run's lock ends having changed nothing, a rehearsal leaves no
+ * clone behind). The processes are driven by what they print, never by
+ * sleeping: a run held at an engine test hook goes on when sent SIGUSR2.
+ */
+import { existsSync, mkdirSync, mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { openDb, withDb } from '../src/db/open-db.js';
+import { apply } from '../src/engine/apply.js';
+import { planLockKey } from '../src/engine/rollout-lock.js';
+import { loadPlan } from '../src/plan/load-plan.js';
+import { inTerminal, startCli } from './helpers/cli-live.js';
+import { ENGINE_PLAN, stateOf } from './helpers/engine-fixture.js';
+import { dropTemplates, gateTarget, ids, inspect } from './helpers/operator.js';
+import { testTargets, type TestDatabase } from './helpers/targets.js';
+
+afterAll(dropTemplates);
+
+describe.each(testTargets())('operator at a terminal on %s', (kind) => {
+  const onTarget = (fn: (target: TestDatabase) => Promise<void>) => async () => {
+    const target = await gateTarget(kind);
+    try {
+      await fn(target);
+    } finally {
+      await target.drop();
+    }
+  };
+
+  it('rollback asks on a terminal; declining is exit 5 and changes nothing', onTarget(async (target) => {
+    const plan = loadPlan(ENGINE_PLAN);
+    const before = await withDb(target.url, async (db) => {
+      await db.exec('insert into gate.approval (valid) values (true)');
+      expect((await apply(db, plan)).outcome).toBe('ok');
+      return { state: await stateOf(db), attempts: (await db.query('select * from tiergate.attempt order by id')).rows };
+    });
+    const tty = inTerminal(['rollback', '--plan', ENGINE_PLAN, '--target', target.url]);
+    await tty.waitFor(/\[y\/N\] *$/, 'stdout');
+    expect(tty.output().stdout).toMatch(/roll back plan 'engine-test' on .*: tier 99 reverts tiers 3 'View', 2 'Seed'\? \[y\/N\]/);
+    tty.write('n\r');
+    const r = await tty.done;
+    expect(r.code).toBe(5);
+    expect(r.stdout).toMatch(/tiergate: declined: nothing was changed/);
+    expect(r.stdout).not.toMatch(/Reverted|rollback: OK/);
+    await withDb(target.url, async (db) => {
+      expect(await stateOf(db)).toEqual(before.state);
+      expect((await db.query('select * from tiergate.attempt order by id')).rows).toEqual(before.attempts);
+    });
+  }));
+
+  it('Ctrl-C during apply: exit 130, the tiers before it committed, the running tier rolled back, and the output says so', onTarget(async (target) => {
+    await withDb(target.url, (db) => db.exec('insert into gate.approval (valid) values (true)'));
+    // held at a hook as tier 3 begins (before its first statement) until SIGUSR2
+    const run = startCli(['apply', '--yes', '--plan', ENGINE_PLAN, '--target', target.url], { env: { TIERGATE_TEST_HOOK: 'tier-begin:3' } });
+    await run.waitFor(/tiergate-test-hook tier-begin:3/);
+    run.kill('SIGINT');
+    // Ctrl-C heard: let the tier go on to its first statement
+    await run.waitFor(/interrupted — stopping after the current statement/);
+    run.kill('SIGUSR2');
+    const r = await run.done;
+    expect(r.code).toBe(130);
+    expect(r.stderr).toMatch(/interrupted — stopping after the current statement/);
+    expect(r.stdout).toMatch(/^ +3 +View +structure +Failed .*interrupted \(Ctrl-C\) during tier 3: its transaction was rolled back/m);
+    expect(r.stdout).toMatch(/^ +90 +Verify +verify +Skipped /m);
+    expect(r.stdout).toMatch(/^apply: INTERRUPTED — tier 1, 2 committed before the interruption; tier 3, which was running, rolled back\. Run apply again to continue\.$/m);
+    await withDb(target.url, async (db) => {
+      expect((await inspect(target.url, db)).ledger).toEqual([
+        { tier_id: 1, status: 'applied' },
+        { tier_id: 2, status: 'applied' },
+      ]);
+      expect((await db.query<{ v: string | null }>(`select to_regclass('app.v_item')::text as v`)).rows[0]?.v).toBeNull();
+      const attempts = await db.query<{ tier_id: number; outcome: string; message: string }>(`select tier_id, outcome, message from tiergate.attempt where tier_id = 3`);
+      expect(attempts.rows).toEqual([{ tier_id: 3, outcome: 'failed', message: expect.stringMatching(/^interrupted \(Ctrl-C\) during tier 3/) }]);
+      // and the next apply continues from there
+      expect(ids(await apply(db, loadPlan(ENGINE_PLAN)))).toMatchObject({ 1: 'Skipped', 2: 'Skipped', 3: 'Applied', 90: 'Passed' });
+    });
+  }));
+
+  // the signal is checked between a tier's statements and once more before its COMMIT
+  it('Ctrl-C after the last statement of a tier, before its COMMIT: the tier rolls back', onTarget(async (target) => {
+    await withDb(target.url, (db) => db.exec('insert into gate.approval (valid) values (true)'));
+    const run = startCli(['apply', '--yes', '--plan', ENGINE_PLAN, '--target', target.url], { env: { TIERGATE_TEST_HOOK: 'tier-script-done:3' } });
+    await run.waitFor(/tiergate-test-hook tier-script-done:3/);
+    run.kill('SIGINT');
+    await run.waitFor(/interrupted — stopping after the current statement/);
+    run.kill('SIGUSR2');
+    const r = await run.done;
+    expect(r.code).toBe(130);
+    expect(r.stdout).toMatch(/^apply: INTERRUPTED — tier 1, 2 committed before the interruption; tier 3, which was running, rolled back\./m);
+    expect((await inspect(target.url)).ledger.map((l) => l.tier_id)).toEqual([1, 2]);
+  }));
+});
+
+describe.each(testTargets())('Ctrl-C while waiting for the lock on %s', (kind) => {
+  let target: TestDatabase;
+  beforeEach(async () => {
+    target = await gateTarget(kind);
+  });
+  afterEach(async () => target.drop());
+
+  it('apply --wait: says it waits, and Ctrl-C ends the wait: exit 130, nothing changed', async () => {
+    const plan = loadPlan(ENGINE_PLAN);
+    // another run holds the lock: on a server the plan's advisory lock, a PGlite directory by being open
+    const holder = await openDb(target.url);
+    try {
+      if (kind === 'postgres') await holder.query('select pg_advisory_lock($1, $2)', [0x7467_0001, planLockKey(plan.name)]);
+      const run = startCli(['apply', '--yes', '--wait', '30s', '--plan', ENGINE_PLAN, '--target', target.url]);
+      await run.waitFor(/^tiergate: waiting up to 30 s for .*, held by another run .*; Ctrl-C to stop waiting$/m);
+      run.kill('SIGINT');
+      const r = await run.done;
+      expect(r.code).toBe(130);
+      expect(r.stderr).toMatch(/^tiergate: interrupted \(Ctrl-C\) while waiting for .*, held by another run \(.*\): nothing was changed$/m);
+      expect(r.stderr).not.toMatch(/waited 30 s|is held by another run/);
+      expect(r.stdout).not.toMatch(/Applied|Preflight/);
+    } finally {
+      await holder.close();
+    }
+    // nothing was changed: no ledger, no tier
+    expect(await inspect(target.url)).toEqual({ schemas: [], ledger: [], items: null });
+  });
+});
+
+describe('Ctrl-C during a rehearsal of the embedded sample', () => {
+  it('exit 130, no clone folder left behind, no evidence written', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'tiergate-rehearse-int-'));
+    // the child's own temporary folder: nothing else writes there
+    const temp = join(root, 'tmp');
+    mkdirSync(temp);
+    const out = join(root, 'evidence');
+    const clones = () => readdirSync(temp).filter((n) => n.startsWith('tiergate-'));
+    const run = startCli(['rehearse', '--out', out], { env: { TMPDIR: temp } });
+    // the first clone is being built: its folder exists
+    await run.waitFor(/building the sample Directus database .* in PGlite \(.*tiergate-clone-/, 'stdout');
+    expect(clones().length).toBeGreaterThan(0);
+    run.kill('SIGINT');
+    const r = await run.done;
+    expect(r.code).toBe(130);
+    expect(r.stderr).toMatch(/rehearsal interrupted \(Ctrl-C\): the clones were dropped; the source was only read/);
+    expect(r.stdout).not.toMatch(/Rehearsal (PASS|FAIL)/);
+    expect(clones()).toEqual([]);
+    expect(existsSync(join(out, 'evidence.json'))).toBe(false);
+  }, 240_000); // the sample is built in full before Ctrl-C takes effect (see the report): slow on a busy machine
+});
