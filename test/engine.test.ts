@@ -10,6 +10,7 @@ import { verify } from '../src/engine/verify.js';
 import { planLockKey } from '../src/engine/rollout-lock.js';
 import { DriftError, LockHeldError, TargetError } from '../src/errors.js';
 import { loadPlan } from '../src/plan/load-plan.js';
+import { startCli } from './helpers/cli-live.js';
 import { copyEnginePlan, ENGINE_PLAN, prepareGate, stateOf } from './helpers/engine-fixture.js';
 import { freshDatabase, testTargets, type TestDatabase } from './helpers/targets.js';
 
@@ -151,21 +152,46 @@ describe.each(testTargets())('engine on %s', (kind) => {
   it('a second rollout while the lock is held fails at once, touching nothing', async () => {
     await prepareGate(db, true);
     const plan = loadPlan(ENGINE_PLAN);
-    const other = await db.sibling();
-    try {
-      // on PGlite the sibling is the same session: advisory locks are re-entrant there, so hold it from this session
-      const holder = kind === 'postgres' ? other : db;
-      await holder.query('select pg_advisory_lock($1, $2)', [0x7467_0001, planLockKey(plan.name)]);
-      if (kind === 'postgres') {
+    if (kind === 'postgres') {
+      // another session holds the plan's advisory lock
+      const other = await db.sibling();
+      try {
+        const pid = (await other.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
+        await other.query('select pg_advisory_lock($1, $2)', [0x7467_0001, planLockKey(plan.name)]);
         const before = await stateOf(db);
+        const started = performance.now();
         const err = await apply(db, plan).catch((e: unknown) => e);
+        expect(performance.now() - started).toBeLessThan(5_000);
         expect(err).toBeInstanceOf(LockHeldError);
-        expect((err as Error).message).toMatch(/rollout lock of plan 'engine-test'.*held by another run \(backend pid \d+/);
+        expect((err as Error).message).toMatch(new RegExp(`rollout lock of plan 'engine-test'.*held by another run \\(backend pid ${pid}\\b`));
         expect(await stateOf(db)).toEqual(before);
+      } finally {
+        await other.close();
       }
-    } finally {
-      await other.close();
+      return;
     }
+    // PGlite: one process per directory. Another process (a tiergate apply held at a hook inside tier 1 until SIGUSR2) holds it.
+    await db.close();
+    const dir = target.url.replace(/^pglite:\/\//, '');
+    const holder = startCli(['apply', '--yes', '--plan', ENGINE_PLAN, '--target', target.url], { env: { TIERGATE_TEST_HOOK: 'tier-begin:1' } });
+    try {
+      await holder.waitFor(/tiergate-test-hook tier-begin:1/);
+      const lockFile = readFileSync(join(dir, '.tiergate.lock'), 'utf8');
+      const started = performance.now();
+      const err = await openDb(target.url).then(async (d) => (await d.close(), null), (e: unknown) => e);
+      expect(performance.now() - started).toBeLessThan(5_000);
+      expect(err).toBeInstanceOf(LockHeldError);
+      expect((err as Error).message).toMatch(new RegExp(`PGlite directory .* is held by another run \\(pid ${holder.pid}, tiergate apply`));
+      // the holder's lock is untouched, and so is its run
+      expect(readFileSync(join(dir, '.tiergate.lock'), 'utf8')).toBe(lockFile);
+      expect(holder.exited()).toBe(false);
+    } finally {
+      holder.kill('SIGUSR2');
+    }
+    const held = await holder.done;
+    expect(held.code).toBe(0);
+    db = await openDb(target.url);
+    expect(((await stateOf(db)) as { ledger: { tier_id: number }[] }).ledger.map((r) => r.tier_id)).toEqual([1, 2, 3]);
   });
 
   it('rollback then apply returns to the same state; rollback refuses when a tier is not applied', async () => {

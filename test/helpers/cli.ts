@@ -10,7 +10,7 @@ export interface CliRun {
 }
 
 /** Runs the tiergate CLI from source in a child process, as a user would. */
-export function runCli(args: string[], options: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {}): Promise<CliRun> & { pid?: number } {
+export function runCli(args: string[], options: { env?: Record<string, string>; cwd?: string; timeoutMs?: number; onStderr?: (text: string) => void } = {}): Promise<CliRun> & { pid?: number } {
   const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/bin.ts'), ...args], {
     cwd: options.cwd ?? ROOT,
     env: { ...process.env, NO_COLOR: '1', ...options.env },
@@ -19,7 +19,10 @@ export function runCli(args: string[], options: { env?: Record<string, string>; 
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+    options.onStderr?.(stderr);
+  });
   const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 120_000);
   const done = new Promise<CliRun>((resolve) => {
     child.on('close', (code) => {

@@ -23,9 +23,11 @@ export interface TestDatabase {
 
 /** The targets this run can use; with CI=true a missing server is an error, never a skip. */
 export function testTargets(): TargetKind[] {
-  if (process.env[PG_URL_KEY]) return ['pglite', 'postgres'];
-  if (process.env.CI === 'true') throw new Error(`CI=true and no PostgreSQL server for the tests (${PG_URL_KEY} unset)`);
-  return ['pglite'];
+  const all: TargetKind[] = process.env[PG_URL_KEY] ? ['pglite', 'postgres'] : ['pglite'];
+  if (all.length === 1 && process.env.CI === 'true') throw new Error(`CI=true and no PostgreSQL server for the tests (${PG_URL_KEY} unset)`);
+  // TIERGATE_TEST_BACKENDS=pglite (or postgres): one backend only (npm run test:guarantees runs each mutation per backend)
+  const only = process.env.TIERGATE_TEST_BACKENDS?.split(',').map((s) => s.trim());
+  return only ? all.filter((k) => only.includes(k)) : all;
 }
 
 export function serverUrl(database = 'postgres'): string {

@@ -6,10 +6,12 @@
  * - otherwise a throwaway cluster is started from the installed PostgreSQL
  *   binaries (as the `postgres` user when run as root), in a temporary
  *   directory, listening on a Unix socket only, and stopped afterwards.
+ * - TIERGATE_TEST_PGLITE_TEMPLATE set to an existing directory: that PGlite
+ *   template is copied for each PGlite test database; otherwise one is built.
  * - no binaries: the PostgreSQL suites cannot run. Locally that is a loud
  *   warning; with CI=true it is a failure.
  */
-import { cpSync, chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
@@ -18,7 +20,7 @@ import { findBinDir, startCluster } from '../../scripts/pg-cluster.js';
 export const PG_URL_KEY = 'TIERGATE_TEST_DATABASE_URL';
 export const PGLITE_TEMPLATE_KEY = 'TIERGATE_TEST_PGLITE_TEMPLATE';
 
-async function buildPgliteTemplate(dir: string): Promise<void> {
+export async function buildPgliteTemplate(dir: string): Promise<void> {
   const { PGlite } = await import('@electric-sql/pglite');
   const db = new PGlite(dir);
   await db.waitReady;
@@ -37,9 +39,13 @@ export default async function setup(project: TestProject): Promise<() => Promise
   mkdirSync(temp, { mode: 0o755 });
   process.env.TMPDIR = temp;
 
-  const template = join(root, 'pglite-template');
-  await buildPgliteTemplate(template);
-  process.env[PGLITE_TEMPLATE_KEY] = template;
+  // a template given by the caller (npm run test:guarantees builds one for all its runs) is used as it is
+  const given = process.env[PGLITE_TEMPLATE_KEY];
+  if (!given || !existsSync(given)) {
+    const template = join(root, 'pglite-template');
+    await buildPgliteTemplate(template);
+    process.env[PGLITE_TEMPLATE_KEY] = template;
+  }
 
   if (!process.env[PG_URL_KEY]) {
     if (!findBinDir()) {

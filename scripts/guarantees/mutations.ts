@@ -1,0 +1,377 @@
+/**
+ * The guarantees of ../shared/design/product.md (and those the issues add),
+ * each broken on purpose by one or more named mutations. A mutation is a
+ * transformation of the code — exact text found once and replaced — never a
+ * line number, so that it still applies after the code around it moves; when
+ * its text is no longer there, `npm run test:guarantees` says so and fails:
+ * restate the mutation for the new code.
+ *
+ * `tests` names the test files and a test-name pattern (vitest -t) that must
+ * kill it, kept small so that the whole run fits CI; `backends` lists where
+ * the guarantee exists (PGlite is one session: what needs a second session
+ * to break, or to observe, is PostgreSQL only).
+ */
+export type Backend = 'pglite' | 'postgres';
+
+export interface Edit {
+  file: string;
+  find: string;
+  replace: string;
+}
+
+export interface Mutation {
+  id: string;
+  guarantee: string;
+  /** what the mutation breaks, in words */
+  name: string;
+  edits: Edit[];
+  tests: { files: string[]; names: string };
+  backends: Backend[];
+}
+
+const BOTH: Backend[] = ['pglite', 'postgres'];
+const PG: Backend[] = ['postgres'];
+const ANY: Backend[] = ['pglite']; // pure code: one run is enough (PGlite is the embedded default)
+
+const G = {
+  oneTx: '1. one tier, one transaction',
+  gated: '2. gated means gated, twice',
+  files: '3. files are the deliverable',
+  oneRollout: '4. one rollout at a time',
+  drift: '5. nothing edited behind our back',
+  bounded: '6. bounded waiting',
+  source: '7. rehearsal never writes to the source',
+  rollback: '8. rollback is proven',
+  secrets: '9. no secrets out',
+  binding: '10. production does what was rehearsed',
+  approvals: '11. only accountable approvals count',
+  envTrue: 'expectations hold in every environment',
+  hostile: 'hostile files are refused',
+  metrics: 'a metric reads n/a only while its object is missing',
+};
+
+const RUN_TIER = 'src/engine/run-tier.ts';
+const REHEARSE = 'src/rehearsal/rehearse.ts';
+const BIND = 'src/rehearsal/bind-evidence.ts';
+const PLAN_YAML = 'plans/axis-governance/tiergate.yaml';
+const SEED = 'plans/axis-governance/tiers/02_ownership_seed.sql';
+
+const GUARANTEES = 'test/guarantees.test.ts';
+const ENGINE = 'test/engine.test.ts';
+const OPERATOR = 'test/operator.test.ts';
+const APPROVALS = 'test/approvals.test.ts';
+const HOSTILE = 'test/hostile-files.test.ts';
+
+export const MUTATIONS: Mutation[] = [
+  {
+    id: 'ledger-outside-tx',
+    guarantee: G.oneTx,
+    name: 'the ledger row is written on a second connection, outside the tier transaction',
+    edits: [{ file: RUN_TIER, find: "ledgerId = await recordLedger(tx, plan.name, tier, 'applied'", replace: "ledgerId = await recordLedger(await db.sibling(), plan.name, tier, 'applied'" }],
+    tests: { files: [GUARANTEES], names: 'one tier, one transaction' },
+    backends: PG, // PGlite has one session: a sibling is the same session, inside the same transaction
+  },
+  {
+    id: 'post-unchecked',
+    guarantee: G.oneTx,
+    name: 'post-conditions are measured but not enforced before COMMIT',
+    edits: [{ file: RUN_TIER, find: 'if (post.some((p) => !p.ok)) throw new PostConditionFailed(post);', replace: '' }],
+    tests: { files: [ENGINE], names: 'post-condition that fails' },
+    backends: BOTH,
+  },
+  {
+    id: 'no-failure-record',
+    guarantee: G.oneTx,
+    name: 'a failed tier leaves no failure record',
+    edits: [{ file: RUN_TIER, find: "if (!options.noLedger) await recordAttempt(db, plan.name, tier, failure, 'failed', options.command ?? null);", replace: '' }],
+    tests: { files: [GUARANTEES], names: 'one tier, one transaction' },
+    backends: BOTH,
+  },
+  {
+    id: 'ctrl-c-commits',
+    guarantee: G.oneTx,
+    name: "a Ctrl-C that lands after a tier's last statement lets the tier COMMIT",
+    edits: [{ file: RUN_TIER, find: 'if (options.signal?.aborted) throw new Interrupted(tier);', replace: '' }],
+    tests: { files: ['test/operator-tty.test.ts'], names: 'after the last statement' },
+    backends: BOTH,
+  },
+  {
+    id: 'engine-gate-unread',
+    guarantee: G.gated,
+    name: 'the engine never stops a gated tier when its gate reads closed, neither before the run nor in the tier (only the guard does)',
+    edits: [
+      { file: 'src/engine/apply.ts', find: 'if (tier.gated && gate && !gate.open) return', replace: 'if (tier.gated && gate && gate.open === null) return' },
+      { file: RUN_TIER, find: 'if (gate && !gate.open) throw new GateClosed(gate);', replace: '' },
+    ],
+    tests: { files: [ENGINE], names: 'with the gate closed: structure tiers apply' },
+    backends: BOTH,
+  },
+  {
+    id: 'engine-gate-unread-in-tier',
+    guarantee: G.gated,
+    name: "the engine does not read the gate again in a gated tier's transaction (a revocation after the run began reaches the guard only)",
+    edits: [{ file: RUN_TIER, find: 'if (gate && !gate.open) throw new GateClosed(gate);', replace: '' }],
+    tests: { files: [GUARANTEES], names: 'revoked after the run began' },
+    backends: PG, // a revocation during the run needs a second session
+  },
+  {
+    id: 'gate-rows-unlocked',
+    guarantee: G.gated,
+    name: 'the gate is read without locking the approvals (an approval can be revoked during the tier)',
+    edits: [{ file: RUN_TIER, find: 'gate = await readGate(tx, plan, { lockRows: true });', replace: 'gate = await readGate(tx, plan, { lockRows: false });' }],
+    tests: { files: [GUARANTEES], names: 'approval revoked from another session' },
+    backends: PG, // a revocation needs a second session
+  },
+  {
+    id: 'guard-any-error',
+    guarantee: G.gated,
+    name: "a guard proof accepts an error of any statement, not only the guard's",
+    edits: [{ file: RUN_TIER, find: 'if (e.statementIndex !== 0) return', replace: 'if (e.statementIndex < 0) return' }],
+    tests: { files: [GUARANTEES], names: 'first statement' },
+    backends: BOTH,
+  },
+  {
+    id: 'guard-sqlstate',
+    guarantee: G.gated,
+    name: "a guard proof accepts any SQLSTATE from the first statement, not only the guard's",
+    edits: [{ file: RUN_TIER, find: 'if (failure.sqlstate !== guard.sqlstate) return', replace: 'if (failure.sqlstate === null) return' }],
+    tests: { files: [OPERATOR], names: 'guard proof' },
+    backends: BOTH,
+  },
+  {
+    id: 'guard-removed',
+    guarantee: G.gated,
+    name: "tier 2's own guard lets a closed gate through (its threshold is 0)",
+    edits: [{ file: SEED, find: 'IF ospa < 1 THEN', replace: 'IF ospa < 0 THEN' }],
+    tests: { files: [APPROVALS], names: 'gate, lock \\+ gate, each guard' },
+    backends: BOTH,
+  },
+  {
+    id: 'parse-late',
+    guarantee: G.files,
+    name: 'a tier file that does not parse is found only when its tier runs (after earlier tiers committed)',
+    edits: [{ file: 'src/engine/rollout.ts', find: 'export async function assertPlanRunnable(plan: Plan): Promise<void> {', replace: 'export async function assertPlanRunnable(plan: Plan): Promise<void> {\n  if (plan) return;' }],
+    tests: { files: [OPERATOR], names: 'broken tier file anywhere stops apply' },
+    backends: BOTH,
+  },
+  {
+    id: 'advisory-lock-ignored',
+    guarantee: G.oneRollout,
+    name: 'the rollout lock is taken but a refusal is ignored',
+    edits: [{ file: 'src/engine/rollout-lock.ts', find: 'if (got.rows[0]?.ok) break;', replace: 'break;' }],
+    tests: { files: [ENGINE], names: 'lock is held' },
+    backends: PG,
+  },
+  {
+    id: 'dir-lock-ignored',
+    guarantee: G.oneRollout,
+    name: 'a PGlite directory held by a live process is taken over as if its holder were dead',
+    edits: [{ file: 'src/db/dir-lock.ts', find: 'if (holder && isAlive(holder.pid)) {', replace: 'if (holder && isAlive(-1)) {' }],
+    tests: { files: [ENGINE], names: 'lock is held' },
+    backends: ['pglite'],
+  },
+  {
+    id: 'drift-ignored',
+    guarantee: G.drift,
+    name: 'an applied file that changed is not refused',
+    edits: [{ file: 'src/engine/rollout.ts', find: 'if (drifted.length) throw new DriftError(plan.name, drifted);', replace: '' }],
+    tests: { files: [ENGINE], names: 'edited applied file' },
+    backends: BOTH,
+  },
+  {
+    id: 'no-lock-timeout',
+    guarantee: G.bounded,
+    name: "a tier's lock_timeout is not set (it waits for ever)",
+    edits: [{ file: RUN_TIER, find: "select set_config('lock_timeout', $1, true)", replace: "select set_config('lock_timeout', '0' || left($1, 0), true)" }],
+    tests: { files: [GUARANTEES], names: 'bounded waiting' },
+    backends: PG, // a blocker needs a second session
+  },
+  {
+    id: 'gate-opened-anywhere',
+    guarantee: G.source,
+    name: 'the gate is opened on a database that is not a marked clone',
+    edits: [{ file: REHEARSE, find: 'if (!mark.marked) throw new TargetError(', replace: 'if (mark.marked === null) throw new TargetError(' }],
+    tests: { files: [GUARANTEES], names: 'opens a gate only on a clone' },
+    backends: BOTH,
+  },
+  {
+    id: 'kept-proof-skipped',
+    guarantee: G.rollback,
+    name: 'after rollback, the clone is taken to equal a clean apply of the kept tiers',
+    edits: [{ file: REHEARSE, find: 'const matchesKeptTiers = keptDiff !== null && sameFingerprint(fpRolled, (keptFp as { fp: Fingerprint }).fp);', replace: 'const matchesKeptTiers = keptDiff !== null;' }],
+    tests: { files: [GUARANTEES], names: 'leaves a policy behind' },
+    backends: BOTH,
+  },
+  {
+    id: 'reapply-proof-skipped',
+    guarantee: G.rollback,
+    name: 're-applying the reverted tiers is taken to reproduce stage B',
+    edits: [{ file: REHEARSE, find: 'const reapplyMatches = sameFingerprint(fpB, fpAgain);', replace: 'const reapplyMatches = fpB !== null;' }],
+    tests: { files: [GUARANTEES], names: 'does not reproduce stage B' },
+    backends: BOTH,
+  },
+  {
+    id: 'policies-unfingerprinted',
+    guarantee: G.rollback,
+    name: 'row-level-security policies are left out of the fingerprint',
+    edits: [{ file: 'src/probe/catalog.ts', find: 'from pg_policy po join rel r on r.oid = po.polrelid', replace: 'from pg_policy po join rel r on r.oid = po.polrelid where false' }],
+    tests: { files: [GUARANTEES], names: 'policy' },
+    backends: BOTH,
+  },
+  {
+    id: 'stage-a-unchanged-assumed',
+    guarantee: G.rollback,
+    name: "stage A takes a blocked tier's clone to be unchanged without comparing fingerprints",
+    edits: [{ file: REHEARSE, find: 'unchanged = sameFingerprint(before, last);', replace: 'unchanged = last !== null;' }],
+    tests: { files: [GUARANTEES], names: 'while the gated tier is blocked' },
+    backends: PG, // only a second session can change a clone behind the rehearsal
+  },
+  {
+    id: 'password-shown',
+    guarantee: G.secrets,
+    name: 'a URL is displayed with its password',
+    edits: [{ file: 'src/secrets.ts', find: "u.password = '***';", replace: '' }],
+    tests: { files: [GUARANTEES, 'test/pg-url.test.ts'], names: 'redact' },
+    backends: PG,
+  },
+  {
+    id: 'scrub-off',
+    guarantee: G.secrets,
+    name: 'registered secrets are not scrubbed from what is printed',
+    edits: [{ file: 'src/secrets.ts', find: "for (const s of secrets) if (s.length > 0) out = out.split(s).join('***');", replace: '' }],
+    tests: { files: ['test/unit-redaction.test.ts'], names: 'scrub' },
+    backends: ANY,
+  },
+  {
+    id: 'other-database-accepted',
+    guarantee: G.binding,
+    name: 'evidence of another database is accepted',
+    edits: [{ file: BIND, find: 'if (rehearsedOn.database !== identity.database) throw refuse(', replace: 'if (rehearsedOn.database === null) throw refuse(' }],
+    tests: { files: [GUARANTEES], names: 'production does what was rehearsed' },
+    backends: PG, // on PGlite the directory's own id tells two databases apart (next mutation)
+  },
+  {
+    id: 'other-directory-accepted',
+    guarantee: G.binding,
+    name: 'evidence of another PGlite directory is accepted',
+    edits: [{ file: BIND, find: 'if (rehearsedOn.instance !== null && rehearsedOn.instance !== identity.instance) {', replace: 'if (rehearsedOn.instance === undefined) {' }],
+    tests: { files: [GUARANTEES], names: 'production does what was rehearsed' },
+    backends: ['pglite'],
+  },
+  {
+    id: 'deltas-uncompared',
+    guarantee: G.binding,
+    name: "a production tier's rows are not compared with its rehearsal",
+    edits: [{ file: BIND, find: 'if (fx !== fy) out.push(', replace: 'if (fx === null) out.push(' }],
+    tests: { files: [GUARANTEES], names: 'differs from its rehearsal is named' },
+    backends: ANY,
+  },
+  {
+    id: 'verdict-trusted',
+    guarantee: G.binding,
+    name: "the evidence's own verdict is trusted, not recomputed from its records",
+    edits: [{ file: BIND, find: 'if (verdict.rehearsal !== evidence.verdict.rehearsal || verdict.execution !== evidence.verdict.execution) {', replace: 'if (verdict === null) {' }],
+    tests: { files: [HOSTILE], names: 'edited into a PASS' },
+    backends: ['pglite'],
+  },
+  {
+    id: 'evidence-not-required',
+    guarantee: G.binding,
+    name: 'a plan that demands evidence is applied without it',
+    edits: [{ file: 'src/engine/apply.ts', find: 'if (plan.evidence.required && !binding) {', replace: 'if (plan.evidence.required && binding === null) {' }],
+    tests: { files: [HOSTILE], names: 'signed evidence' },
+    backends: ['pglite'],
+  },
+  {
+    id: 'inactive-approver',
+    guarantee: G.approvals,
+    name: "the gate counts approvers who are not active (tiergate.yaml's gate)",
+    edits: [{ file: PLAN_YAML, find: "join directus_users u on u.id = a.approver and u.status = 'active'", replace: 'join directus_users u on u.id = a.approver' }],
+    tests: { files: [APPROVALS], names: 'suspended' },
+    backends: BOTH,
+  },
+  {
+    id: 'approver-counted-twice',
+    guarantee: G.approvals,
+    name: 'the gate counts approvals, not distinct approvers',
+    edits: [{ file: PLAN_YAML, find: 'select count(distinct a.approver)', replace: 'select count(a.approver)' }],
+    tests: { files: [APPROVALS], names: 'two approvals by one approver' },
+    backends: BOTH,
+  },
+  {
+    id: 'author-approves',
+    guarantee: G.approvals,
+    name: "the proposal's author may approve it (guard of tier 2)",
+    edits: [{ file: SEED, find: "AND u.id::text IS DISTINCT FROM (to_jsonb(p) ->> 'user_created')", replace: '' }],
+    tests: { files: [APPROVALS], names: 'author' },
+    backends: BOTH,
+  },
+  {
+    id: 'any-payload',
+    guarantee: G.approvals,
+    name: 'an approval of an older payload counts',
+    edits: [{ file: PLAN_YAML, find: 'join os_proposal_approvals a on a.proposal = p.id and a.payload_sha256 = p.payload_sha256', replace: 'join os_proposal_approvals a on a.proposal = p.id' }],
+    tests: { files: [APPROVALS], names: 'older payload' },
+    backends: BOTH,
+  },
+  {
+    id: 'expectations-always-hold',
+    guarantee: G.envTrue,
+    name: "an expectation's expression is evaluated but any value matches",
+    edits: [{ file: 'src/engine/expectations.ts', find: 'matches: (v) => value !== null && v === value };', replace: 'matches: () => true };' }],
+    tests: { files: ['test/expectations.test.ts'], names: 'compareExpectations' },
+    backends: ANY,
+  },
+  {
+    id: 'figures-ignored',
+    guarantee: G.envTrue,
+    name: "the figures read before a tier are not available to its expectations",
+    edits: [{ file: 'src/engine/expectations.ts', find: '.map(([k, m]) => [k, m.before])), ...figures };', replace: '.map(([k, m]) => [k, m.before])) };' }],
+    tests: { files: ['test/expectations.test.ts'], names: 'compareExpectations' },
+    backends: ANY,
+  },
+  {
+    id: 'links-out-followed',
+    guarantee: G.hostile,
+    name: 'a plan file reached through a link out of the plan folder is read',
+    edits: [{ file: 'src/plan/plan.ts', find: 'if (real === realDir || real.startsWith(', replace: 'if (real !== null || real.startsWith(' }],
+    tests: { files: [HOSTILE], names: 'link out of the plan folder' },
+    backends: ANY,
+  },
+  {
+    id: 'size-unlimited',
+    guarantee: G.hostile,
+    name: 'a file larger than its limit is read',
+    edits: [
+      { file: 'src/safe-read.ts', find: 'if (st.size > max) return tooLarge(kind, st.size, max);', replace: '' },
+      { file: 'src/safe-read.ts', find: 'if (fst.size > max) return tooLarge(kind, fst.size, max);', replace: '' },
+      { file: 'src/safe-read.ts', find: 'if (n > max) return tooLarge(kind, n, max);', replace: '' },
+    ],
+    tests: { files: [HOSTILE], names: 'over the limit|larger than the limit' },
+    backends: ANY,
+  },
+  {
+    id: 'proto-keys-accepted',
+    guarantee: G.hostile,
+    name: 'evidence with __proto__ keys is parsed',
+    edits: [{ file: 'src/evidence/evidence-json.ts', find: 'if (odd.length) {', replace: 'if (odd.length < 0) {' }],
+    tests: { files: [HOSTILE], names: 'edited into a PASS' },
+    backends: ANY,
+  },
+  {
+    id: 'signature-unchecked',
+    guarantee: G.hostile,
+    name: 'an edited signed evidence file is accepted',
+    edits: [{ file: BIND, find: "if (signature === 'invalid') throw refuse(", replace: "if (signature === null) throw refuse(" }],
+    tests: { files: [HOSTILE], names: 'signed evidence' },
+    backends: ANY,
+  },
+  {
+    id: 'metric-errors-swallowed',
+    guarantee: G.metrics,
+    name: 'any error reading a metric or a gate reads as n/a (a lock timeout becomes a closed gate)',
+    edits: [{ file: 'src/probe/metrics.ts', find: 'if (err.sqlstate !== null && MISSING_OBJECT.has(err.sqlstate)) return null;', replace: 'return null;' }],
+    tests: { files: [OPERATOR, 'test/metrics.test.ts'], names: 'gate read under a lock|follow objects' },
+    backends: BOTH,
+  },
+];
