@@ -8,7 +8,9 @@
  * restored before the next one.
  *
  * First, the same selections run unmutated: a test that fails without a
- * mutation would "kill" every one, so the run stops there instead.
+ * mutation would "kill" every one, so the run stops there instead. CI skips
+ * this (--no-baseline) because \`npm test\` has just run every one of them on
+ * the same checkout.
  *
  * Prints (and writes to .tmp/guarantees.md) the table guarantee / mutation /
  * backend / killed by; exits 1 when a mutation survives or no longer applies.
@@ -17,6 +19,7 @@
  *   npm run test:guarantees -- --only guard-any-error,password-shown
  *   npm run test:guarantees -- --list
  *   npm run test:guarantees -- --jobs 1                   # one mutation at a time (default 2)
+ *   npm run test:guarantees -- --no-baseline              # right after \`npm test\` passed on this checkout (CI)
  *
  * A PostgreSQL server: TIERGATE_TEST_DATABASE_URL, or a throwaway cluster
  * started here (as the tests' own setup does) and shared by every run.
@@ -52,6 +55,8 @@ interface VitestRun {
 
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
+  const unknown = args.filter((a, i) => a.startsWith('-') && !['--list', '--only', '--jobs', '--no-baseline'].includes(a) && !['--only', '--jobs'].includes(args[i - 1] ?? ''));
+  if (unknown.length) throw new Error(`unknown option ${unknown.join(', ')} (options: --list, --only ID,ID, --jobs N, --no-baseline)`);
   if (args.includes('--list')) {
     for (const m of MUTATIONS) console.log(`${m.id.padEnd(28)} ${m.backends.join('+').padEnd(16)} ${m.guarantee}: ${m.name}`);
     return 0;
@@ -89,8 +94,9 @@ async function main(): Promise<number> {
     const backends = [...new Set(mutations.flatMap((m) => m.backends))];
     const missing = mutations.flatMap((m) => m.tests.files.filter((f) => !existsSync(join(copy, f))).map((f) => `${m.id}: ${f}`));
     if (missing.length) throw new Error(`test files that do not exist: ${missing.join(', ')}`);
-    console.log(`guarantees: ${mutations.length} mutations, ${copies.length} at a time; first, their tests unmutated on ${backends.join(' and ')}`);
-    const baselines = await inParallel(backends, copies, async (backend, dir) => {
+    const baseline = !args.includes('--no-baseline');
+    console.log(`guarantees: ${mutations.length} mutations, ${copies.length} at a time${baseline ? `; first, their tests unmutated on ${backends.join(' and ')}` : ' (no unmutated run: --no-baseline)'}`);
+    const baselines = await inParallel(baseline ? backends : [], copies, async (backend, dir) => {
       const mine = mutations.filter((m) => m.backends.includes(backend));
       const union = { files: [...new Set(mine.flatMap((m) => m.tests.files))], names: [...new Set(mine.map((m) => `(${m.tests.names})`))].join('|') };
       const t = performance.now();

@@ -1,0 +1,201 @@
+/**
+ * The verdict of a rehearsal, computed from its own records, and whether
+ * evidence covers a plan as a rehearsal does (src/evidence/verdict.ts): what
+ * `apply --evidence` recomputes before it trusts evidence. Pure functions.
+ */
+import { describe, expect, it } from 'vitest';
+import type { Evidence, GateReading, StageRecord, TierResult } from '../src/evidence/types.js';
+import { computeVerdict, coverageProblems, type VerdictInput } from '../src/evidence/verdict.js';
+import type { Plan, Tier } from '../src/plan/plan.js';
+
+const sha = (id: number) => `${String(id).padStart(2, '0')}`.repeat(32);
+
+function planTier(id: number, kind: Tier['kind'], gated = kind === 'data'): Tier {
+  return { id, kind, gated, sha256: sha(id) } as Tier;
+}
+
+function record(id: number, status: TierResult['status'], extras: Partial<TierResult> = {}): TierResult {
+  return { id, name: `t${id}`, kind: 'structure', file: `t${id}.sql`, sha256: sha(id), status, reason: null, durationMs: 1, delta: null, post: [], error: null, ...extras };
+}
+
+const stage = (name: StageRecord['name'], tiers: TierResult[], checks: StageRecord['checks'] = []): StageRecord => ({ name, title: name, tiers, checks });
+
+const gate = (value: number | null, open: boolean): GateReading => ({ name: 'ospa', value, min: 2, open, subject: null }) as GateReading;
+
+const passedInput = (over: Partial<VerdictInput> = {}): VerdictInput => ({
+  preflight: record(0, 'Passed'),
+  gate: null,
+  stages: [stage('A', [], [{ name: 'A: ok', ok: true, detail: 'fine' }])],
+  rollback: null,
+  ...over,
+});
+
+const ROLLBACK: NonNullable<Evidence['rollback']> = { tier: 99, reverted: [2], matchesKeptTiers: true, reapplyMatches: true, keptDiff: null, reapplyDiff: null };
+
+describe('computeVerdict', () => {
+  const noRollback = { tiers: [planTier(1, 'structure')], gate: undefined };
+
+  it('passes and goes when every check holds and the plan has no gate', () => {
+    expect(computeVerdict(noRollback, passedInput())).toEqual({
+      rehearsal: 'PASS',
+      execution: 'GO',
+      reason: 'no gate',
+      failures: [],
+      next: 'apply it: tiergate apply --target <the source> --evidence evidence.json',
+    });
+    expect(computeVerdict(noRollback, passedInput({ preflight: null })).rehearsal).toBe('PASS');
+  });
+
+  it("goes only when the source's gate is open, saying its value", () => {
+    expect(computeVerdict(noRollback, passedInput({ gate: gate(2, true) }))).toMatchObject({ rehearsal: 'PASS', execution: 'GO', reason: 'ospa=2' });
+    const closed = computeVerdict(noRollback, passedInput({ gate: gate(1, false) }));
+    expect(closed).toEqual({
+      rehearsal: 'PASS',
+      execution: 'NO-GO',
+      reason: 'ospa=1',
+      failures: [],
+      next: 'the gate ospa is 1 on the source and needs ≥ 2: obtain the approvals it counts, then apply with --evidence',
+    });
+    expect(computeVerdict(noRollback, passedInput({ gate: gate(null, false) }))).toMatchObject({
+      reason: 'ospa=n/a',
+      next: 'the gate ospa is n/a on the source and needs ≥ 2: obtain the approvals it counts, then apply with --evidence',
+    });
+    const withAdvice = { ...noRollback, gate: { when_closed: 'ask the owner' } as Plan['gate'] };
+    expect(computeVerdict(withAdvice, passedInput({ gate: gate(0, false) })).next).toBe('ask the owner');
+  });
+
+  it('fails on a failed check, naming it, and then does not go whatever the gate says', () => {
+    const input = passedInput({
+      gate: gate(5, true),
+      stages: [stage('A', [], [{ name: 'A: one', ok: false, detail: 'broke' }, { name: 'A: two', ok: true, detail: '' }]), stage('B', [], [{ name: 'B: three', ok: false, detail: 'too' }])],
+    });
+    expect(computeVerdict(noRollback, input)).toEqual({
+      rehearsal: 'FAIL',
+      execution: 'NO-GO',
+      reason: 'rehearsal failed',
+      failures: ['A: one: broke', 'B: three: too'],
+      next: 'fix what failed (listed above) and rehearse again',
+    });
+  });
+
+  it("fails when the source's preflight did not pass, with its error, its reason or its status", () => {
+    const failed = (extras: Partial<TierResult>) => computeVerdict(noRollback, passedInput({ preflight: record(0, 'Failed', extras) })).failures;
+    const error = { message: 'no such table', sqlstate: null, detail: null, hint: null, where: null, file: null, line: null, column: null, excerpt: null };
+    expect(failed({ error, reason: 'why' })).toEqual(['preflight on the source failed: no such table']);
+    expect(failed({ reason: 'why' })).toEqual(['preflight on the source failed: why']);
+    expect(failed({})).toEqual(['preflight on the source failed: Failed']);
+    expect(computeVerdict(noRollback, passedInput({ preflight: record(0, 'Blocked') })).failures).toEqual(['preflight on the source failed: Blocked']);
+  });
+
+  it('fails when the plan has a rollback tier that was not rehearsed, unless the preflight failed first', () => {
+    const withRollback = { tiers: [planTier(1, 'structure'), planTier(99, 'rollback')], gate: undefined };
+    expect(computeVerdict(withRollback, passedInput()).failures).toEqual(['C: rollback not rehearsed']);
+    expect(computeVerdict(withRollback, passedInput({ rollback: ROLLBACK })).rehearsal).toBe('PASS');
+    expect(computeVerdict(withRollback, passedInput({ stages: [stage('A', [], [{ name: 'A: x', ok: false, detail: 'd' }])] })).failures).toEqual([
+      'A: x: d',
+      'C: rollback not rehearsed, because an earlier stage failed',
+    ]);
+    expect(computeVerdict(withRollback, passedInput({ preflight: record(0, 'Failed') })).failures).toEqual(['preflight on the source failed: Failed']);
+    expect(computeVerdict(withRollback, passedInput({ preflight: record(0, 'Blocked') })).failures).toEqual([
+      'preflight on the source failed: Blocked',
+      'C: rollback not rehearsed, because an earlier stage failed',
+    ]);
+  });
+});
+
+describe('coverageProblems', () => {
+  const plan = { tiers: [planTier(1, 'structure'), planTier(2, 'data'), planTier(3, 'data', false), planTier(90, 'verify'), planTier(99, 'rollback')] };
+  /** Evidence that covers the plan: A applies 1, stops 2 by its guard, applies 3; B applies 2; C rolls back. */
+  const covering = (): Pick<Evidence, 'stages' | 'rollback'> => ({
+    stages: [
+      stage('A', [record(1, 'Applied'), record(2, 'Blocked', { guardProven: true }), record(3, 'Applied'), record(90, 'Failed')]),
+      stage('B', [record(2, 'Applied'), record(90, 'Passed')]),
+      stage('C', [record(99, 'Applied'), record(2, 'Reverted'), record(2, 'Applied')]),
+    ],
+    rollback: { ...ROLLBACK },
+  });
+
+  it('finds nothing wrong with evidence that covers the plan', () => {
+    expect(coverageProblems(plan, covering())).toEqual([]);
+  });
+
+  it('accepts tiers already applied on the source instead of applied ones', () => {
+    const e = covering();
+    e.stages[0]!.tiers = [record(1, 'Skipped', { reason: 'already applied (ledger)' }), record(2, 'Skipped', { reason: 'already applied (ledger)' }), record(3, 'Applied')];
+    e.stages[1]!.tiers = [];
+    expect(coverageProblems(plan, e)).toEqual([]);
+    e.stages[0]!.tiers[0]!.reason = 'skipped by hand';
+    expect(coverageProblems(plan, e)).toEqual(['tier 1 was not applied in the rehearsal']);
+    e.stages[0]!.tiers[0]!.reason = null;
+    expect(coverageProblems(plan, e)).toEqual(['tier 1 was not applied in the rehearsal']);
+  });
+
+  it('refuses a tier that was not applied, a guard not proven, a rollback tier not run', () => {
+    const e = covering();
+    e.stages[0]!.tiers = [record(2, 'Blocked', { guardProven: true })];
+    e.stages[1]!.tiers = [record(1, 'Failed'), record(2, 'Applied')];
+    e.stages[2]!.tiers = [record(99, 'Failed')];
+    expect(coverageProblems(plan, e)).toEqual(['tier 1 was not applied in the rehearsal', 'tier 3 was not applied in the rehearsal', 'rollback tier 99 was not rehearsed']);
+    const noGuard = covering();
+    noGuard.stages[0]!.tiers[1] = record(2, 'Skipped', { reason: 'skipped' });
+    expect(coverageProblems(plan, noGuard)).toEqual(['gated tier 2: its guard was not proven with the gate closed']);
+    // the guard is proven in stage A only
+    const guardInB = covering();
+    guardInB.stages[0]!.tiers.splice(1, 1);
+    guardInB.stages[1]!.tiers[0]!.guardProven = true;
+    expect(coverageProblems(plan, guardInB)).toEqual(['gated tier 2: its guard was not proven with the gate closed']);
+    // a rollback applied in stage B is not stage C's
+    const rollbackInB = covering();
+    rollbackInB.stages[1]!.tiers.push(record(99, 'Applied'));
+    rollbackInB.stages[2]!.tiers = [];
+    expect(coverageProblems(plan, rollbackInB)).toEqual(['rollback tier 99 was not rehearsed']);
+  });
+
+  it('refuses a Blocked gated tier in stage A whose guard was not proven', () => {
+    const e = covering();
+    e.stages[0]!.tiers[1]!.guardProven = false;
+    expect(coverageProblems(plan, e)).toEqual(['stage A: gated tier 2 is Blocked without its guard proven']);
+    delete e.stages[0]!.tiers[1]!.guardProven;
+    expect(coverageProblems(plan, e)).toEqual(['stage A: gated tier 2 is Blocked without its guard proven']);
+    // not gated, or not stage A: nothing to prove there
+    const ungated = covering();
+    ungated.stages[0]!.tiers.push(record(3, 'Blocked'));
+    expect(coverageProblems(plan, ungated)).toEqual([]);
+    const inB = covering();
+    inB.stages[1]!.tiers.push(record(2, 'Blocked'));
+    expect(coverageProblems(plan, inB)).toEqual([]);
+  });
+
+  it('refuses the rollback proof when it is missing or did not hold, for a plan with a rollback tier', () => {
+    for (const rollback of [null, { ...ROLLBACK, matchesKeptTiers: false }, { ...ROLLBACK, reapplyMatches: false }]) {
+      expect(coverageProblems(plan, { ...covering(), rollback })).toEqual(['the rollback proof is missing or did not hold']);
+    }
+    const noRollbackPlan = { tiers: plan.tiers.filter((t) => t.kind !== 'rollback') };
+    const e = { ...covering(), rollback: null };
+    e.stages[2]!.tiers = [];
+    expect(coverageProblems(noRollbackPlan, e)).toEqual([]);
+  });
+
+  it("refuses records that are not the plan's: unknown tiers, other files, stages or tiers recorded too often, an Applied tier with an error", () => {
+    const e = covering();
+    e.stages[0]!.tiers.push(record(7, 'Applied'));
+    e.stages[1]!.tiers[0]!.sha256 = 'f'.repeat(64);
+    e.stages[2]!.tiers.push(record(2, 'Applied'));
+    e.stages[0]!.tiers[0]!.error = { message: 'x', sqlstate: null, detail: null, hint: null, where: null, file: null, line: null, column: null, excerpt: null };
+    expect(coverageProblems(plan, e)).toEqual([
+      'stage A: tier 1 is Applied with an error',
+      'stage A: tier 7 is not a tier of the plan',
+      `stage B: tier 2 was recorded with sha256 ffffffffffff, the plan's file has 020202020202`,
+      'stage C: tier 2 is recorded 3 times',
+    ]);
+    const twice = covering();
+    twice.stages.push(stage('B', [record(2, 'Applied')]));
+    expect(coverageProblems(plan, twice)).toEqual(['stages A, B, C, B: a stage is recorded twice']);
+  });
+
+  it('stops at problems of the records before judging what they cover', () => {
+    const e = covering();
+    e.stages[0]!.tiers[0]!.id = 8;
+    expect(coverageProblems(plan, e)).toEqual(['stage A: tier 8 is not a tier of the plan']);
+  });
+});
