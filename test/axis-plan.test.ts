@@ -179,7 +179,7 @@ describe.each(testTargets())('axis-governance plan on the sample at scale 1 (%s)
   it('the scan counts every collection as a candidate before ownership is seeded', async () => {
     const run = await db.query<{ candidates: number; metrics: Record<string, number> }>('select candidates, metrics from axis.fn_governance_scan()');
     expect(run.rows[0]!.candidates).toBe(65);
-    expect(run.rows[0]!.metrics).toEqual({ ...(await metrics(db)), tagged_t34: undefined, candidates: 65 });
+    expect(run.rows[0]!.metrics).toEqual({ ...(await metrics(db)), tagged_t34: undefined, amendment_rows: undefined, candidates: 65 });
   });
 
   it('an approval of an older payload, or of a payload edited behind its hash, does not open the gate', async () => {
@@ -255,7 +255,7 @@ describe.each(testTargets())('axis-governance plan on the sample at scale 1 (%s)
     expect(m.metrics.emittable).toEqual([0, 0]);
     const run = await db.query<{ candidates: number; metrics: Record<string, number> }>('select candidates, metrics from axis.fn_governance_scan()');
     const plain = await metrics(db);
-    expect(run.rows[0]).toEqual({ candidates: 0, metrics: { ...plain, tagged_t34: undefined, candidates: 0 } });
+    expect(run.rows[0]).toEqual({ candidates: 0, metrics: { ...plain, tagged_t34: undefined, amendment_rows: undefined, candidates: 0 } });
     const drift = await db.query<{ metric: string; value: string; previous_value: string | null }>(
       `select metric, value::text as value, previous_value::text as previous_value from axis.drift_state where metric in ('owner_gap', 'candidates') order by 1`,
     );

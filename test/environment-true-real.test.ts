@@ -7,42 +7,25 @@
  * source changed since its rehearsal rolls back the first tier that differs;
  * evidence of another database, engine, subject or age is refused.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openDb, withDb } from '../src/db/open-db.js';
 import type { Db } from '../src/db/port.js';
-import { PgliteDb } from '../src/db/pglite-adapter.js';
 import { EvidenceRefusedError } from '../src/errors.js';
-import { loadDump } from '../src/rehearsal/clone-dump.js';
 import { writeSample } from '../fixtures/directus-sample/generate.js';
 import { createCollectionAsDirectus, markClone, scalar, tierSql } from './fixtures/axis-harness/harness.js';
+import { expected, realDirectus } from './helpers/real-directus.js';
 import { runCli } from './helpers/cli.js';
 import { applyBound, approveAs, evidenceFile, rehearseSource } from './helpers/rollout.js';
 import { freshDatabase, testTargets, type TargetKind, type TestDatabase } from './helpers/targets.js';
-
-const REAL = join(import.meta.dirname, 'fixtures', 'directus-real');
-const expected = JSON.parse(readFileSync(join(REAL, 'expected.json'), 'utf8')) as { anchors: number; contained: number; anchorFields: number; emails: Record<string, string> };
 
 let source: TestDatabase | null = null;
 afterEach(async () => {
   await source?.drop();
   source = null;
 });
-
-/** A database named directus holding the real Directus 11 dump: psql on the server, the dump loader on PGlite. */
-async function realDirectus(kind: TargetKind): Promise<TestDatabase> {
-  const t = await freshDatabase(kind, 'directus', { exactName: true });
-  if (kind === 'postgres') {
-    const psql = join(process.env.TIERGATE_TEST_PG_BINDIR ?? '/usr/bin', 'psql');
-    execFileSync(psql, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', t.url, '-f', join(REAL, 'directus-11.sql')], { stdio: ['ignore', 'ignore', 'pipe'] });
-  } else {
-    await withDb(t.url, (db) => loadDump(db as PgliteDb, join(REAL, 'directus-11.sql'), () => undefined));
-  }
-  return t;
-}
 
 describe.each(testTargets())('a database made by a real Directus 11 (%s)', (kind) => {
   it('rehearses to PASS with its own figures; after an approval apply --evidence matches the rehearsal in every tier; verify passes', async () => {

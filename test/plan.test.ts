@@ -132,7 +132,7 @@ describe('loadPlan: an invalid plan', () => {
     expect(err.exitCode).toBe(2);
     const expected: [string, RegExp][] = [
       // unknown keys at every level
-      ['colour', /^unknown key 'colour' \(expected one of: plan, database, schemas, defaults, gate, metrics, figures, evidence, rehearsal, tiers\)$/],
+      ['colour', /^unknown key 'colour' \(expected one of: plan, database, schemas, defaults, gate, metrics, figures, evidence, rehearsal, amend, tiers\)$/],
       ['defaults.statment_timeout', /^unknown key 'statment_timeout' \(expected one of: lock_timeout, statement_timeout\)$/],
       ['tiers[2].owner', /^unknown key 'owner' \(expected one of: id, name, kind, file, /],
       ['tiers[3].expect.colour', /^unknown key 'colour' \(expected one of: rows, metrics, objects\)$/],

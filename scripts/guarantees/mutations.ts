@@ -48,6 +48,7 @@ const G = {
   envTrue: 'expectations hold in every environment',
   hostile: 'hostile files are refused',
   metrics: 'a metric reads n/a only while its object is missing',
+  amend: '12. governance stays true after the rollout (amendments)',
 };
 
 const RUN_TIER = 'src/engine/run-tier.ts';
@@ -373,5 +374,29 @@ export const MUTATIONS: Mutation[] = [
     edits: [{ file: 'src/probe/metrics.ts', find: 'if (err.sqlstate !== null && MISSING_OBJECT.has(err.sqlstate)) return null;', replace: 'return null;' }],
     tests: { files: [OPERATOR, 'test/metrics.test.ts'], names: 'gate read under a lock|follow objects' },
     backends: BOTH,
+  },
+  {
+    id: 'amendment-ignored',
+    guarantee: G.amend,
+    name: 'a gated tier applied for another subject counts as applied (an amendment is never run)',
+    edits: [{ file: 'src/engine/apply.ts', find: 'if (!tier.gated || prior?.status !== \'applied\' || !prior.subject', replace: 'if (true || !tier.gated || prior?.status !== \'applied\' || !prior.subject' }],
+    tests: { files: ['test/amendments.test.ts'], names: 'closes every finding' },
+    backends: BOTH,
+  },
+  {
+    id: 'amendment-rollback-unchecked',
+    guarantee: G.amend,
+    name: 'rollback --amendment runs although the amendment for the current subject is not applied',
+    edits: [{ file: 'src/engine/rollback.ts', find: 'if (other.length) {', replace: 'if (other.length < 0) {' }],
+    tests: { files: ['test/amendments.test.ts'], names: 'refuses what is not applied' },
+    backends: BOTH,
+  },
+  {
+    id: 'amendment-tags-by-run',
+    guarantee: G.amend,
+    name: "tier 3 tags an amendment's rows by the run that wrote them, not by the payload (a full rollback and re-apply changes them)",
+    edits: [{ file: 'plans/axis-governance/tiers/03_axis_topic_containment.sql', find: "'PROD_T3' || coalesce('#' || coalesce(ci.added_in, a.added_in), '')", replace: "'PROD_T3' || coalesce('#' || (SELECT p.payload ->> 'amendment' FROM os_proposals p WHERE p.key = 'OS-AXIS'), '')" }],
+    tests: { files: ['test/amendments.test.ts'], names: 'in a row' },
+    backends: PG,
   },
 ];

@@ -84,10 +84,28 @@ export async function run(argv: string[]): Promise<ExitCode> {
     .description("run the plan's rollback tier in one transaction and mark the tiers it reverts (says what it reverts, then asks)")
     .addOption(targetOption())
     .addOption(planOption())
+    .option('--amendment', "revert only the amendment applied for the gate's current subject (the plan's rollback tier of scope subject); what earlier subjects wrote stays")
     .addOption(waitOption())
     .option('--yes', 'do not ask for confirmation')
     .addOption(jsonOption())
     .action(action(async () => (await import('./commands/rollback.js')).rollbackCommand));
+  program
+    .command('scan')
+    .description("run the plan's scanner and list what governance misses here (new collections without owner, …); exit 1 on a critical finding")
+    .addOption(targetOption())
+    .addOption(planOption())
+    .addOption(jsonOption())
+    .action(action(async () => (await import('./commands/scan.js')).scanCommand));
+  program
+    .command('propose')
+    .description('draft an amended payload from the approved one and the findings, each suggestion with its reason; --submit writes it as the proposal to approve')
+    .addOption(targetOption())
+    .addOption(planOption())
+    .option('--out <file>', 'write the drafted payload (JSON) to this file')
+    .option('--submit [file]', 'write the drafted payload (or the payload in FILE, edited) into the proposal: its subject changes, earlier approvals no longer count')
+    .option('--yes', 'with --submit: do not ask for confirmation')
+    .addOption(jsonOption())
+    .action(action(async () => (await import('./commands/propose.js')).proposeCommand));
   program
     .command('verify')
     .description('run the verify tier read-only; exit 1 listing every failing assertion')

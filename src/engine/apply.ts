@@ -89,7 +89,10 @@ export async function apply(db: Db, plan: Plan, options: ApplyOptions = {}): Pro
       metricsNow = afterMetrics(r);
     }
     const gate = await readGateBounded(db, plan);
-    const applied = new Set([...ledger.values()].filter((e) => e.status === 'applied').map((e) => e.tierId));
+    // a gated tier applied for another subject is pending again (an amendment): not applied, as the rehearsal counts it
+    const applied = new Set(
+      [...ledger.values()].filter((e) => e.status === 'applied' && !amendment(plan.tiers.find((t) => t.id === e.tierId) ?? ({ gated: false } as Tier), e, gate)).map((e) => e.tierId),
+    );
     const notApplied = new Map<number, string>();
     let failed = false;
 
@@ -174,13 +177,27 @@ export function decide(
   prior: LedgerEntry | undefined,
   context: { structureOnly: boolean; notApplied: Map<number, string>; gate: GateReading | null },
 ): TierDecision {
-  if (prior?.status === 'applied') return { action: 'skip', reason: `already applied ${prior.appliedAt}` };
-  if (context.structureOnly && tier.gated) return { action: 'skip', reason: '--structure-only: it needs the gate' };
-  const missing = tier.requires.filter((r) => context.notApplied.has(r));
-  if (missing.length) return { action: 'block', reason: `requires tier ${missing.join(', ')}, which is ${missing.map((m) => context.notApplied.get(m)).join(', ')}` };
   const gate = context.gate;
-  if (tier.gated && gate && !gate.open) return { action: 'block', reason: `gate closed (${gate.name}=${gate.value ?? 'n/a'}, needs ≥ ${gate.min})` };
-  return { action: 'apply', reason: gate && tier.gated ? `gate open (${gate.name}=${gate.value})` : 'not applied yet' };
+  const amended = amendment(tier, prior, gate);
+  if (prior?.status === 'applied' && !amended) return { action: 'skip', reason: `already applied ${prior.appliedAt}` };
+  const why = amended ? `${amended}: ` : '';
+  if (context.structureOnly && tier.gated) return { action: 'skip', reason: `${why}--structure-only: it needs the gate` };
+  const missing = tier.requires.filter((r) => context.notApplied.has(r));
+  if (missing.length) return { action: 'block', reason: `${why}requires tier ${missing.join(', ')}, which is ${missing.map((m) => context.notApplied.get(m)).join(', ')}` };
+  if (tier.gated && gate && !gate.open) return { action: 'block', reason: `${why}gate closed (${gate.name}=${gate.value ?? 'n/a'}, needs ≥ ${gate.min})` };
+  return { action: 'apply', reason: gate && tier.gated ? `${why}gate open (${gate.name}=${gate.value})` : 'not applied yet' };
+}
+
+/**
+ * A gated tier is applied *for a gate subject* (what the approvals approve:
+ * the payload's sha256). When the subject is no longer the one it was
+ * applied for, the tier is pending again — an amendment — and is skipped
+ * again once applied for the new one. Null when it is not (or nothing tells:
+ * no subject query, or a ledger row without a subject).
+ */
+export function amendment(tier: Tier, prior: Pick<LedgerEntry, 'status' | 'subject'> | undefined, gate: Pick<GateReading, 'subject'> | null): string | null {
+  if (!tier.gated || prior?.status !== 'applied' || !prior.subject || !gate?.subject || prior.subject === gate.subject) return null;
+  return `an amendment (applied for subject ${prior.subject.slice(0, 12)}, the subject is now ${gate.subject.slice(0, 12)})`;
 }
 
 /** The ids of `applied` body tiers, in plan order: the state a tier's delta belongs to. */

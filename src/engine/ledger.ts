@@ -219,6 +219,8 @@ export interface LedgerExtras {
   evidence?: { file: string; sha256: string; createdAt: string; differencesAccepted: Difference[] } | null;
   /** the command that applied or reverted it (apply, rollback) */
   command?: string | null;
+  /** a tier reverted by a rollback of scope subject: the subject whose amendment it reverted */
+  subject?: string | null;
 }
 
 export async function recordLedger(
@@ -244,7 +246,7 @@ export async function recordLedger(
       Math.round(durationMs),
       delta ? JSON.stringify(delta) : null,
       tiergateVersion(),
-      tier.gated ? (extras.gate?.subject ?? null) : null,
+      extras.subject !== undefined ? extras.subject : tier.gated ? (extras.gate?.subject ?? null) : null,
       extras.gate ? JSON.stringify(extras.gate) : null,
       extras.evidence ? JSON.stringify(extras.evidence) : null,
       extras.command ?? null,

@@ -153,7 +153,9 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
           evidence: options.evidence ? { ...options.evidence, differencesAccepted: result.differences } : null,
         };
         ledgerId = await recordLedger(tx, plan.name, tier, 'applied', elapsed(), delta, extras);
-        for (const r of options.reverts ?? []) await recordLedger(tx, plan.name, r, 'reverted', 0, null, { command: options.command ?? null });
+        // a rollback of scope subject reverts the amendment for the gate's current subject: its rows say which
+        const subject = tier.kind === 'rollback' && tier.scope === 'subject' ? ((await readGate(tx, plan))?.subject ?? null) : null;
+        for (const r of options.reverts ?? []) await recordLedger(tx, plan.name, r, 'reverted', 0, null, { command: options.command ?? null, subject });
       }
       await testHook('tier-before-commit', tier.id);
       // Ctrl-C after the last statement: the tier still rolls back (the signal is checked between statements too)

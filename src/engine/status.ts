@@ -2,6 +2,7 @@ import type { Db } from '../db/port.js';
 import type { Plan, Tier } from '../plan/plan.js';
 import { readIdentity, type TargetIdentity } from '../probe/identity.js';
 import { readMetrics } from '../probe/metrics.js';
+import { amendment } from './apply.js';
 import { readGate } from './gate.js';
 import { readHistory, type HistoryEvent } from './ledger.js';
 import { assertPlanDatabase } from './preflight.js';
@@ -60,11 +61,11 @@ export async function status(db: Db, plan: Plan): Promise<StatusResult> {
     identity,
     gate,
     metrics,
-    tiers: plan.tiers.map((t) => tierLine(t, history)),
+    tiers: plan.tiers.map((t) => tierLine(t, history, gate)),
   };
 }
 
-function tierLine(t: Tier, history: HistoryEvent[]): TierStatusLine {
+function tierLine(t: Tier, history: HistoryEvent[], gate: GateReading | null): TierStatusLine {
   const own = history.filter((e) => e.tierId === t.id);
   const lastLedger = own.filter((e) => e.source === 'ledger').at(-1);
   const last = own.at(-1);
@@ -84,7 +85,11 @@ function tierLine(t: Tier, history: HistoryEvent[]): TierStatusLine {
     return { ...base, state: 'applied', ...when(last), error: null, note: `tiers ${t.reverts.join(', ')} reverted` };
   }
   const state = last.outcome === 'applied' && last.sha256 !== t.sha256 ? 'drift' : (last.outcome as 'applied' | 'reverted');
-  const note = state === 'drift' ? `applied from sha256 ${last.sha256.slice(0, 12)}, the file now has ${t.sha256.slice(0, 12)}` : null;
+  if (state === 'drift') return { ...base, state, ...when(last), error: null, note: `applied from sha256 ${last.sha256.slice(0, 12)}, the file now has ${t.sha256.slice(0, 12)}` };
+  const amended = lastLedger ? amendment(t, { status: lastLedger.outcome === 'applied' ? 'applied' : 'reverted', subject: lastLedger.subject ?? null }, gate) : null;
+  if (amended) return { ...base, state: 'pending', ...when(last), error: null, note: `${amended}: apply runs it for the new subject once the gate is open` };
+  const earlier = state === 'reverted' && t.gated ? own.filter((e) => e.source === 'ledger' && e.outcome === 'applied' && e.subject && e.subject !== lastLedger?.subject).at(-1) : undefined;
+  const note = earlier ? `the amendment for subject ${lastLedger?.subject?.slice(0, 12) ?? '?'} reverted; what it wrote for subject ${earlier.subject!.slice(0, 12)} stays` : null;
   return { ...base, state, ...when(last), error: null, note };
 }
 

@@ -80,8 +80,11 @@ export function coverageProblems(plan: Pick<Plan, 'tiers'>, evidence: Pick<Evide
     if (t.gated && !stage('A').some((r) => r.id === t.id && (r.guardProven === true || /already applied/.test(r.reason ?? '')))) {
       problems.push(`gated tier ${t.id}: its guard was not proven with the gate closed`);
     }
-    if (t.kind === 'rollback' && !stage('C').some((r) => r.id === t.id && r.status === 'Applied')) problems.push(`rollback tier ${t.id} was not rehearsed`);
   }
+  // the rollback the rehearsal proves: the plan's full one, or (a rehearsal of an amendment) the one of scope subject
+  const rollbacks = plan.tiers.filter((t) => t.kind === 'rollback');
+  const proven = rollbacks.find((t) => t.id === evidence.rollback?.tier) ?? rollbacks.find((t) => t.scope !== 'subject') ?? rollbacks[0];
+  if (proven && !stage('C').some((r) => r.id === proven.id && r.status === 'Applied')) problems.push(`rollback tier ${proven.id} was not rehearsed`);
   if (plan.tiers.some((t) => t.kind === 'rollback') && !(evidence.rollback?.matchesKeptTiers && evidence.rollback.reapplyMatches)) {
     problems.push('the rollback proof is missing or did not hold');
   }

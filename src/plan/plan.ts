@@ -16,11 +16,13 @@ import { expressionsOf, namesIn, parseExpr } from './expect-expr.js';
 import { parsePostCondition, type PostCondition } from './post-condition.js';
 
 /** A tier as the engine runs it: the spec, its SQL and its sha256. */
-export interface Tier extends Omit<TierSpec, 'gated' | 'requires' | 'post' | 'reverts'> {
+export interface Tier extends Omit<TierSpec, 'gated' | 'requires' | 'post' | 'reverts' | 'scope'> {
   gated: boolean;
   requires: number[];
   post: PostCondition[];
   reverts: number[];
+  /** rollback tiers: `subject` reverts only what the tiers wrote for the gate's current subject */
+  scope: 'all' | 'subject';
   /** the plan's figures this tier's `expect` reads (read in its transaction before it runs) */
   figures: string[];
   /** absolute path of the SQL file */
@@ -43,6 +45,7 @@ export interface Plan {
   /** what production demands of its evidence */
   evidence: { required: boolean; signed: boolean };
   rehearsal: PlanFile['rehearsal'];
+  amend: PlanFile['amend'];
   tiers: Tier[];
   /** sha256 of tiergate.yaml */
   yamlSha256: string;
@@ -178,11 +181,17 @@ export function assemblePlan(source: PlanSource, valid: PlanFile | undefined, sp
     } else if (t.reverts && t.kind) {
       issues.push({ path: `${at}.reverts`, message: `only a rollback tier reverts tiers (tier ${id} is ${t.kind})` });
     }
+    if (t.scope && t.kind && t.kind !== 'rollback') issues.push({ path: `${at}.scope`, message: `only a rollback tier has a scope (tier ${id} is ${t.kind})` });
+    if (t.scope === 'subject' && !spec.gate?.subject) {
+      issues.push({ path: `${at}.scope`, message: `rollback tier ${id} reverts one gate subject, but the plan's gate has no subject query (gate.subject)` });
+    }
     (t.reverts ?? []).forEach((r, j) => {
       const target = specTiers.find((o) => o?.id === r);
       if (!target) issues.push({ path: `${at}.reverts[${j}]`, message: `tier ${r} does not exist` });
       else if (target.kind === 'rollback' || target.kind === 'preflight' || target.kind === 'verify')
         issues.push({ path: `${at}.reverts[${j}]`, message: `tier ${r} is a ${target.kind} tier: it leaves nothing to revert` });
+      else if (t.scope === 'subject' && !(target.kind === 'data' && target.gated !== false))
+        issues.push({ path: `${at}.reverts[${j}]`, message: `tier ${r} is not gated: a rollback of scope subject reverts what gated tiers wrote for one subject` });
     });
 
     const post: PostCondition[] = [];
@@ -247,12 +256,16 @@ export function assemblePlan(source: PlanSource, valid: PlanFile | undefined, sp
     files[t.file] = hash;
     const strict = valid?.tiers[i];
     if (strict) {
-      tiers.push({ ...strict, gated, requires: strict.requires ?? [], post, reverts: strict.reverts ?? [], figures: [...figureRefs].sort(), path, sql, sha256: hash });
+      tiers.push({ ...strict, gated, requires: strict.requires ?? [], post, reverts: strict.reverts ?? [], scope: strict.scope ?? 'all', figures: [...figureRefs].sort(), path, sql, sha256: hash });
     }
   });
 
-  const rollbacks = specTiers.filter((t) => t?.kind === 'rollback');
-  if (rollbacks.length > 1) issues.push({ path: 'tiers', message: `a plan has at most one rollback tier (found ${rollbacks.map((t) => t?.id).join(', ')})` });
+  for (const scope of ['all', 'subject'] as const) {
+    const rollbacks = specTiers.filter((t) => t?.kind === 'rollback' && (t.scope ?? 'all') === scope);
+    if (rollbacks.length > 1) {
+      issues.push({ path: 'tiers', message: `a plan has at most one rollback tier${scope === 'subject' ? ' of scope subject' : ''} (found ${rollbacks.map((t) => t?.id).join(', ')})` });
+    }
+  }
   const verifies = specTiers.filter((t) => t?.kind === 'verify');
   if (verifies.length > 1) issues.push({ path: 'tiers', message: `a plan has at most one verify tier (found ${verifies.map((t) => t?.id).join(', ')})` });
   if (spec.gate?.name && hasMetric(spec.gate.name)) {
@@ -281,6 +294,7 @@ export function assemblePlan(source: PlanSource, valid: PlanFile | undefined, sp
     figures: plan.figures,
     evidence: { required: plan.evidence?.required ?? false, signed: plan.evidence?.signed ?? false },
     rehearsal: plan.rehearsal,
+    amend: plan.amend,
     tiers,
     yamlSha256,
     files,

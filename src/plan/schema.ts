@@ -91,6 +91,11 @@ export const Tier = z.strictObject({
   expect: Expect.optional(),
   /** rollback tiers only: the tiers it reverts, in the order it reverts them. */
   reverts: z.array(z.number().int()).describe('rollback tiers only: the tiers it reverts, in the order it reverts them').optional(),
+  /** rollback tiers only: `all` (default) reverts the tiers; `subject` reverts only what they wrote for the gate's current subject (one amendment). */
+  scope: z
+    .enum(['all', 'subject'])
+    .describe("rollback tiers only: all (default) reverts the named tiers; subject reverts only what they wrote for the gate's current subject (one amendment), leaving what they wrote for earlier subjects")
+    .optional(),
   lock_timeout: Duration.optional(),
   statement_timeout: Duration.optional(),
 });
@@ -168,6 +173,28 @@ export const PlanFile = z.strictObject({
         .describe("SQL run inside the rolled-back transaction of a guard proof when the clone's gate is open: it closes the gate for that proof only")
         .optional(),
     })
+    .optional(),
+  amend: z
+    .strictObject({
+      /** SQL run by `tiergate scan` first, in its own transaction (e.g. a scanner that records its run). */
+      scan: z.string().min(1).describe('SQL tiergate scan runs first, in its own committed transaction (e.g. the scanner function recording its run)').optional(),
+      /** One row per finding: kind, subject, severity (critical | warning), detail. */
+      findings: z
+        .string()
+        .min(1)
+        .describe('SQL listing what governance misses on this database: columns kind, item, severity (critical or warning), detail'),
+      /** One row: payload (the drafted payload, JSON) and suggestions (a JSON array of {item, field, value, reason}). */
+      draft: z
+        .string()
+        .min(1)
+        .describe('SQL drafting an amended payload from the approved one and the findings: one row with columns payload (JSON) and suggestions (a JSON array of {item, action, owner, topic, reason})'),
+      /** Writes $1 (the payload as JSON text) as the new subject: what `propose --submit` runs; returns the new subject. */
+      submit: z
+        .string()
+        .min(1)
+        .describe('SQL writing $1 (a payload, JSON text) as the proposal to approve, returning one text: the new gate subject (propose --submit)'),
+    })
+    .describe('day two: what tiergate scan finds and how tiergate propose drafts and submits an amendment')
     .optional(),
   tiers: z.array(Tier).min(1).describe('the tiers, in the order they run'),
 });

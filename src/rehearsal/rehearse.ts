@@ -1,5 +1,5 @@
 import type { Db } from '../db/port.js';
-import { sortedIds } from '../engine/apply.js';
+import { amendment, sortedIds } from '../engine/apply.js';
 import { readGate } from '../engine/gate.js';
 import { ensureLedger, readLedger, type LedgerEntry } from '../engine/ledger.js';
 import { runPreflight } from '../engine/preflight.js';
@@ -112,7 +112,9 @@ class Scenario {
   readonly stages: StageRecord[] = [];
   rollback: Evidence['rollback'] = null;
   readonly verifyTier: Tier | undefined;
-  readonly rollbackTier: Tier | undefined;
+  rollbackTier: Tier | undefined;
+  /** gated tiers the source applied for another gate subject: this rehearsal rehearses their amendment */
+  private readonly amended = new Set<number>();
   /** the tiers a rollout applies: structure and data, in plan order */
   readonly body: Tier[];
   /** tiers applied on the main clone (by the source before it was cloned, or here) */
@@ -128,7 +130,7 @@ class Scenario {
     private readonly signal?: AbortSignal,
   ) {
     this.verifyTier = plan.tiers.find((t) => t.kind === 'verify');
-    this.rollbackTier = plan.tiers.find((t) => t.kind === 'rollback');
+    this.rollbackTier = plan.tiers.find((t) => t.kind === 'rollback' && t.scope !== 'subject');
     this.body = plan.tiers.filter(isBodyTier);
   }
 
@@ -145,7 +147,16 @@ class Scenario {
   async start(): Promise<void> {
     this.ledger = await readLedger(this.db, this.plan.name);
     assertNoDrift(this.plan, this.ledger);
-    for (const [id, e] of this.ledger) if (e.status === 'applied') this.applied.add(id);
+    const gate = await this.db.transaction((tx) => readGate(tx, this.plan), { readOnly: true });
+    for (const [id, e] of this.ledger) {
+      const tier = this.plan.tiers.find((t) => t.id === id);
+      // a gated tier applied for another subject is an amendment to rehearse: pending again
+      if (tier && amendment(tier, e, gate)) this.amended.add(id);
+      else if (e.status === 'applied') this.applied.add(id);
+    }
+    // rehearsing an amendment proves the amendment's own rollback, when the plan has one
+    const scoped = this.plan.tiers.find((t) => t.kind === 'rollback' && t.scope === 'subject');
+    if (this.amended.size && scoped) this.rollbackTier = scoped;
   }
 
   /**
@@ -387,7 +398,9 @@ async function applyKept(
       const r = await runTier(db, plan, tier, { signal });
       if (r.status !== 'Applied') return { error: `tier ${tier.id} did not apply on the second clone: ${r.error?.message ?? r.reason}` };
     }
-    const alreadyApplied = rollbackTier.reverts.filter((id) => ledger.get(id)?.status === 'applied').map((id) => plan.tiers.find((t) => t.id === id)!);
+    // (a rollback of scope subject reverts this rehearsal's amendment only: what the source applied for its own subject stays)
+    const alreadyApplied =
+      rollbackTier.scope === 'subject' ? [] : rollbackTier.reverts.filter((id) => ledger.get(id)?.status === 'applied').map((id) => plan.tiers.find((t) => t.id === id)!);
     if (alreadyApplied.length) {
       const r = await runTier(db, plan, rollbackTier, { reverts: alreadyApplied, signal });
       if (r.status !== 'Applied') return { error: `the rollback of the source's own tier ${alreadyApplied.map((t) => t.id).join(', ')} did not apply on the second clone: ${r.error?.message ?? r.reason}` };

@@ -117,7 +117,10 @@ user_collection AS (
     ) fc ON fc.collection = dc.collection
     WHERE dc.collection NOT LIKE 'directus\_%'
       -- the governance proposals and their approvals are the substrate's own, not governed by it
-      AND dc.collection NOT IN ('os_proposals', 'os_proposal_approvals')
+      -- (compared as text: PostgreSQL prints a varchar NOT IN list in a form that
+      -- it prints differently once reloaded, and a dump-restored clone must show
+      -- the definition this file creates)
+      AND dc.collection::text NOT IN ('os_proposals', 'os_proposal_approvals')
 ),
 -- the containing relation of each contained collection: one whose one side is
 -- another user collection, preferring one with one_field set, then the
@@ -161,6 +164,7 @@ projected AS (
     FROM axis.collection_topic ct
     JOIN axis.topic t ON t.key = ct.topic AND t.status = 'active'
     JOIN axis.axis a ON a.key = t.axis AND a.status = 'ratified'
+    WHERE ct.tag NOT LIKE 'RELEASED#%'
 )
 SELECT u.collection,
        CASE WHEN c.collection IS NULL THEN 'anchor' ELSE 'contained' END AS role,
@@ -180,8 +184,9 @@ FROM user_collection u
 LEFT JOIN (SELECT collection, min(container) AS container FROM containing GROUP BY collection) c ON c.collection = u.collection
 LEFT JOIN (SELECT collection FROM containing GROUP BY collection) up ON up.collection = c.container
 LEFT JOIN (SELECT collection, min(anchor) AS anchor FROM nested_anchor GROUP BY collection) na ON na.collection = u.collection
-LEFT JOIN axis.ownership o ON o.collection = u.collection
-LEFT JOIN axis.containment_assignment a ON a.collection = u.collection
+-- (an owner an amendment released, tag RELEASED#…, owns nothing: tiers 2 and 3)
+LEFT JOIN axis.ownership o ON o.collection = u.collection AND o.tag NOT LIKE 'RELEASED#%'
+LEFT JOIN axis.containment_assignment a ON a.collection = u.collection AND a.tag NOT LIKE 'RELEASED#%'
 LEFT JOIN projected p ON p.collection = u.collection;
 
 -- Anchors without an owner; owner_gap = sum(field_count).

@@ -13,7 +13,8 @@
 --         anchor of this database has an owner, so an anchor the proposal
 --         forgot aborts the tier and nothing is written.
 -- Revert: not reverted by tier 99 (kept, as the seed's base packages keep it).
---         By hand: DELETE FROM axis.ownership WHERE tag = 'PROD_T2';
+--         Tier 98 reverts one amendment (its PROD_T2#N rows, its releases).
+--         By hand: DELETE FROM axis.ownership WHERE tag ~ '^PROD_T2(#|$)';
 
 -- Gate guard: ospa = the distinct accountable approvers of proposal OS-AXIS's
 -- current payload (tiergate.yaml, gate: the same definition): an approval
@@ -93,10 +94,33 @@ BEGIN
 END
 $payload$;
 
+-- Amendments. A payload with "amendment": N amends an earlier one (propose
+-- writes it, with "amends": that payload's sha256); its anchor entries
+-- carry "added_in": the amendment that added them (none: the first payload).
+-- Every row is tagged from the payload alone — PROD_T2, or PROD_T2#N for an
+-- anchor added in amendment N — so the same payload always writes the same
+-- rows, and tier 98 reverts amendment N alone. An owner (of an anchor or of
+-- a contained collection) whose collection Directus no longer has, and which
+-- the payload no longer names, is released by amendment N: re-tagged
+-- RELEASED#N:<its tag>, owning nothing (tier 98 restores it). A released row
+-- whose collection is back is dropped first.
+DELETE FROM axis.ownership o
+ WHERE o.tag LIKE 'RELEASED#%'
+   AND EXISTS (SELECT 1 FROM axis.v_governed_collection g WHERE g.collection = o.collection);
+
+UPDATE axis.ownership o
+   SET tag = 'RELEASED#' || (p.payload ->> 'amendment') || ':' || o.tag
+  FROM os_proposals p
+ WHERE p.key = 'OS-AXIS'
+   AND p.payload ? 'amendment'
+   AND o.tag NOT LIKE 'RELEASED#%'
+   AND NOT EXISTS (SELECT 1 FROM axis.v_governed_collection g WHERE g.collection = o.collection)
+   AND NOT EXISTS (SELECT 1 FROM jsonb_to_recordset(p.payload -> 'anchors') AS a(collection text) WHERE a.collection = o.collection);
+
 INSERT INTO axis.ownership (collection, owner, basis, tag)
-SELECT DISTINCT ON (g.collection) g.collection, a.owner, 'anchor', 'PROD_T2'
+SELECT DISTINCT ON (g.collection) g.collection, a.owner, 'anchor', 'PROD_T2' || coalesce('#' || a.added_in, '')
 FROM os_proposals p
-CROSS JOIN LATERAL ROWS FROM (jsonb_to_recordset(p.payload -> 'anchors') AS (collection text, owner text)) WITH ORDINALITY AS a(collection, owner, n)
+CROSS JOIN LATERAL ROWS FROM (jsonb_to_recordset(p.payload -> 'anchors') AS (collection text, owner text, added_in integer)) WITH ORDINALITY AS a(collection, owner, added_in, n)
 JOIN axis.v_governed_collection g ON g.collection = a.collection AND g.role = 'anchor' AND NOT g.exempt
 WHERE p.key = 'OS-AXIS'
   AND a.owner IS NOT NULL

@@ -11,7 +11,8 @@
 -- Gate:   ospa >= 1: accountable approvals of the current payload (guard below,
 --         the same definition as tiergate.yaml; the engine checks it too).
 -- Post:   containment_gap = 0, asserted at the end in the same transaction.
--- Revert: tier 99 deletes every PROD_T3 row (and so CR-CONTAIN).
+-- Revert: tier 99 deletes every PROD_T3 row, every amendment's PROD_T3#N too
+--         (and so CR-CONTAIN); tier 98 reverts one amendment's PROD_T3#N rows.
 
 -- Gate guard: ospa = the distinct accountable approvers of proposal OS-AXIS's
 -- current payload (tiergate.yaml, gate: the same definition): an approval
@@ -108,17 +109,22 @@ BEGIN
 END
 $payload$;
 
+-- Amendments (a payload with "amendment": N; propose writes it): every row
+-- is tagged from the payload alone — PROD_T3, or PROD_T3#N for what an entry
+-- with "added_in": N brought (an axis, a topic, an anchor and the collections
+-- contained in it, a contained collection listed in "contained") — so the same payload always writes the same rows, and
+-- tier 98 reverts amendment N alone. Only what is missing is written.
 INSERT INTO axis.axis (key, label, status, tag)
-SELECT x.key, coalesce(x.label, x.key), 'proposed', 'PROD_T3'
+SELECT x.key, coalesce(x.label, x.key), 'proposed', 'PROD_T3' || coalesce('#' || x.added_in, '')
 FROM os_proposals p
-CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'axes') AS x(key text, label text)
+CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'axes') AS x(key text, label text, added_in integer)
 WHERE p.key = 'OS-AXIS'
 ON CONFLICT (key) DO NOTHING;
 
 INSERT INTO axis.topic (key, axis, label, directus_folder, status, tag)
-SELECT t.key, t.axis, coalesce(t.label, t.key), t.directus_folder, 'candidate', 'PROD_T3'
+SELECT t.key, t.axis, coalesce(t.label, t.key), t.directus_folder, 'candidate', 'PROD_T3' || coalesce('#' || t.added_in, '')
 FROM os_proposals p
-CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'topics') AS t(key text, axis text, label text, directus_folder text)
+CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'topics') AS t(key text, axis text, label text, directus_folder text, added_in integer)
 WHERE p.key = 'OS-AXIS'
 ON CONFLICT (key) DO NOTHING;
 
@@ -137,33 +143,61 @@ ON CONFLICT (key) DO NOTHING;
 -- of milliseconds for tier 4 and verify).
 ANALYZE axis.axis, axis.topic, axis.containment_rule;
 
+WITH anchor_in AS (
+    SELECT DISTINCT ON (a.collection) a.collection, a.added_in
+    FROM os_proposals p CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'anchors') AS a(collection text, added_in integer)
+    WHERE p.key = 'OS-AXIS' ORDER BY a.collection, a.added_in
+), contained_in AS (
+    SELECT DISTINCT ON (c.collection) c.collection, c.added_in
+    FROM os_proposals p CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'contained') AS c(collection text, added_in integer)
+    WHERE p.key = 'OS-AXIS' ORDER BY c.collection, c.added_in
+)
 INSERT INTO axis.containment_assignment (collection, container, anchor, rule, tag)
-SELECT c.collection, c.container, c.anchor, 'CR-CONTAIN', 'PROD_T3'
-FROM axis.v_containment_gap c;
+SELECT c.collection, c.container, c.anchor, 'CR-CONTAIN', 'PROD_T3' || coalesce('#' || coalesce(ci.added_in, ai.added_in), '')
+FROM axis.v_containment_gap c
+LEFT JOIN contained_in ci ON ci.collection = c.collection
+LEFT JOIN anchor_in ai ON ai.collection = c.anchor;
 
 ANALYZE axis.containment_assignment;
 
 -- contained collections take the owner of their anchor (the container's owner)
+WITH anchor_in AS (
+    SELECT DISTINCT ON (a.collection) a.collection, a.added_in
+    FROM os_proposals p CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'anchors') AS a(collection text, added_in integer)
+    WHERE p.key = 'OS-AXIS' ORDER BY a.collection, a.added_in
+), contained_in AS (
+    SELECT DISTINCT ON (c.collection) c.collection, c.added_in
+    FROM os_proposals p CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'contained') AS c(collection text, added_in integer)
+    WHERE p.key = 'OS-AXIS' ORDER BY c.collection, c.added_in
+)
 INSERT INTO axis.ownership (collection, owner, basis, tag)
-SELECT g.collection, o.owner, 'containment', 'PROD_T3'
+SELECT g.collection, o.owner, 'containment', 'PROD_T3' || coalesce('#' || coalesce(ci.added_in, ai.added_in), '')
 FROM axis.v_governed_collection g
 JOIN axis.ownership o ON o.collection = g.anchor
+LEFT JOIN contained_in ci ON ci.collection = g.collection
+LEFT JOIN anchor_in ai ON ai.collection = g.anchor
 WHERE g.role = 'contained' AND NOT g.exempt
 ON CONFLICT (collection) DO NOTHING;
 
 ANALYZE axis.ownership;
 
 -- every governed collection gets its anchor's payload topic
+WITH contained_in AS (
+    SELECT DISTINCT ON (c.collection) c.collection, c.added_in
+    FROM os_proposals p CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'contained') AS c(collection text, added_in integer)
+    WHERE p.key = 'OS-AXIS' ORDER BY c.collection, c.added_in
+)
 INSERT INTO axis.collection_topic (collection, topic, basis, tag)
-SELECT g.collection, a.topic, CASE g.role WHEN 'anchor' THEN 'anchor' ELSE 'containment' END, 'PROD_T3'
+SELECT g.collection, a.topic, CASE g.role WHEN 'anchor' THEN 'anchor' ELSE 'containment' END, 'PROD_T3' || coalesce('#' || coalesce(ci.added_in, a.added_in), '')
 FROM axis.v_governed_collection g
 JOIN (
-    SELECT DISTINCT ON (a.collection) a.collection, a.topic
+    SELECT DISTINCT ON (a.collection) a.collection, a.topic, a.added_in
     FROM os_proposals p
-    CROSS JOIN LATERAL ROWS FROM (jsonb_to_recordset(p.payload -> 'anchors') AS (collection text, topic text)) WITH ORDINALITY AS a(collection, topic, n)
+    CROSS JOIN LATERAL ROWS FROM (jsonb_to_recordset(p.payload -> 'anchors') AS (collection text, topic text, added_in integer)) WITH ORDINALITY AS a(collection, topic, added_in, n)
     WHERE p.key = 'OS-AXIS' AND a.topic IS NOT NULL
     ORDER BY a.collection, a.n
 ) a ON a.collection = g.anchor
+LEFT JOIN contained_in ci ON ci.collection = g.collection
 WHERE NOT g.exempt
 ON CONFLICT (collection, topic) DO NOTHING;
 

@@ -6,14 +6,16 @@
 --         is never decided here: it needs a person); then the axes the
 --         proposal's anchors are projected on are ratified and their topics
 --         activated. Every status changed keeps previous_status and
---         status_tag = 'PROD_T4'.
+--         status_tag = 'PROD_T4' ('PROD_T4#N' for what amendment N brought;
+--         only what is not decided or active yet is written).
 -- Gate:   ospa >= 1: accountable approvals of the current payload (guard below,
 --         the same definition as tiergate.yaml; the engine checks it too).
 -- Post:   divergent = 0 and projection_gap = 0, asserted at the end in the same
 --         transaction (a folder contradicting a topic aborts the tier: nothing
 --         is written).
--- Revert: tier 99 sets status back to previous_status where status_tag =
---         'PROD_T4' and drops reconcile_decision (with its PROD_T4 rows).
+-- Revert: tier 99 sets status back to previous_status where status_tag is
+--         'PROD_T4' or an amendment's 'PROD_T4#N', and drops reconcile_decision
+--         (with its rows); tier 98 reverts amendment N's.
 
 -- Gate guard: ospa = the distinct accountable approvers of proposal OS-AXIS's
 -- current payload (tiergate.yaml, gate: the same definition): an approval
@@ -60,6 +62,15 @@ BEGIN
 END
 $guard$;
 
+WITH anchor_in AS (
+    SELECT DISTINCT ON (a.collection) a.collection, a.added_in
+    FROM os_proposals p CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'anchors') AS a(collection text, added_in integer)
+    WHERE p.key = 'OS-AXIS' ORDER BY a.collection, a.added_in
+), contained_in AS (
+    SELECT DISTINCT ON (c.collection) c.collection, c.added_in
+    FROM os_proposals p CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'contained') AS c(collection text, added_in integer)
+    WHERE p.key = 'OS-AXIS' ORDER BY c.collection, c.added_in
+)
 INSERT INTO axis.reconcile_decision (collection, topic, reconcile_flag, decision, rationale, tag)
 SELECT r.collection, r.topic, r.reconcile_flag, 'keep_topic',
        CASE r.reconcile_flag
@@ -68,8 +79,11 @@ SELECT r.collection, r.topic, r.reconcile_flag, 'keep_topic',
            ELSE format('%s has no label rule: keeps topic %L',
                        CASE WHEN r.folder IS NULL THEN 'no folder' ELSE format('folder %L', r.folder) END, r.topic)
        END,
-       'PROD_T4'
+       'PROD_T4' || coalesce('#' || coalesce(ci.added_in, ai.added_in), '')
 FROM axis.v_reconcile_collection_topic_vs_label r
+LEFT JOIN axis.v_governed_collection g ON g.collection = r.collection
+LEFT JOIN contained_in ci ON ci.collection = r.collection
+LEFT JOIN anchor_in ai ON ai.collection = g.anchor
 WHERE r.reconcile_flag IN ('orthogonal_facet', 'no_label_rule')
   AND NOT r.decided;
 
@@ -77,8 +91,16 @@ WHERE r.reconcile_flag IN ('orthogonal_facet', 'no_label_rule')
 ANALYZE axis.reconcile_decision;
 
 -- the projection axes: those the proposal's anchors' topics lie on
+-- (amendments: the status tag is the payload's — PROD_T4, or PROD_T4#N when
+-- every anchor on the axis was added by amendments, the first of them N — so
+-- the same payload always writes the same rows and tier 98 reverts N alone)
 UPDATE axis.axis x
-   SET previous_status = x.status, status = 'ratified', status_tag = 'PROD_T4'
+   SET previous_status = x.status, status = 'ratified',
+       status_tag = (SELECT CASE WHEN bool_or(a.added_in IS NULL) THEN 'PROD_T4' ELSE 'PROD_T4#' || min(a.added_in) END
+                      FROM os_proposals p
+                     CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'topics') AS t(key text, axis text)
+                      JOIN LATERAL jsonb_to_recordset(p.payload -> 'anchors') AS a(topic text, added_in integer) ON a.topic = t.key
+                     WHERE p.key = 'OS-AXIS' AND t.axis = x.key)
  WHERE x.status <> 'ratified'
    AND x.key IN (SELECT t.axis
                    FROM os_proposals p
@@ -88,7 +110,12 @@ UPDATE axis.axis x
 
 -- and every topic on those axes
 UPDATE axis.topic t
-   SET previous_status = t.status, status = 'active', status_tag = 'PROD_T4'
+   SET previous_status = t.status, status = 'active',
+       status_tag = (SELECT CASE WHEN bool_or(a.added_in IS NULL) THEN 'PROD_T4' ELSE 'PROD_T4#' || min(a.added_in) END
+                      FROM os_proposals p
+                     CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'topics') AS pt(key text, axis text)
+                      JOIN LATERAL jsonb_to_recordset(p.payload -> 'anchors') AS a(topic text, added_in integer) ON a.topic = pt.key
+                     WHERE p.key = 'OS-AXIS' AND pt.axis = t.axis)
  WHERE t.status <> 'active'
    AND t.axis IN (SELECT pt.axis
                     FROM os_proposals p

@@ -26,7 +26,8 @@
 --             a collection nobody owns and the proposal does not name
 --             (candidate: e.g. created in Directus after the rollout), a folder
 --             that contradicts the collection's topic, undecided (divergent),
---             an ownership row whose collection is gone (orphaned_ownership).
+--             an ownership row whose collection is gone (orphaned_ownership;
+--             an amendment releases it: tag RELEASED#…, no longer an owner).
 --   info      an undecided orthogonal_facet / no_label_rule flag
 --             (reconcile_pending); tier 4 decides them. Not emittable.
 
@@ -60,7 +61,10 @@ user_collection AS (
     ) fc ON fc.collection = dc.collection
     WHERE dc.collection NOT LIKE 'directus\_%'
       -- the governance proposals and their approvals are the substrate's own, not governed by it
-      AND dc.collection NOT IN ('os_proposals', 'os_proposal_approvals')
+      -- (compared as text: PostgreSQL prints a varchar NOT IN list in a form that
+      -- it prints differently once reloaded, and a dump-restored clone must show
+      -- the definition this file creates)
+      AND dc.collection::text NOT IN ('os_proposals', 'os_proposal_approvals')
 ),
 -- the containing relation of each contained collection: one whose one side is
 -- another user collection, preferring one with one_field set, then the
@@ -104,6 +108,7 @@ projected AS (
     FROM axis.collection_topic ct
     JOIN axis.topic t ON t.key = ct.topic AND t.status = 'active'
     JOIN axis.axis a ON a.key = t.axis AND a.status = 'ratified'
+    WHERE ct.tag NOT LIKE 'RELEASED#%'
 )
 SELECT u.collection,
        CASE WHEN c.collection IS NULL THEN 'anchor' ELSE 'contained' END AS role,
@@ -123,8 +128,9 @@ FROM user_collection u
 LEFT JOIN (SELECT collection, min(container) AS container FROM containing GROUP BY collection) c ON c.collection = u.collection
 LEFT JOIN (SELECT collection FROM containing GROUP BY collection) up ON up.collection = c.container
 LEFT JOIN (SELECT collection, min(anchor) AS anchor FROM nested_anchor GROUP BY collection) na ON na.collection = u.collection
-LEFT JOIN axis.ownership o ON o.collection = u.collection
-LEFT JOIN axis.containment_assignment a ON a.collection = u.collection
+-- (an owner an amendment released, tag RELEASED#…, owns nothing: tiers 2 and 3)
+LEFT JOIN axis.ownership o ON o.collection = u.collection AND o.tag NOT LIKE 'RELEASED#%'
+LEFT JOIN axis.containment_assignment a ON a.collection = u.collection AND a.tag NOT LIKE 'RELEASED#%'
 LEFT JOIN projected p ON p.collection = u.collection
 LEFT JOIN axis.reconcile_decision ex ON ex.collection = u.collection AND ex.topic IS NULL AND ex.decision = 'exempt';
 
@@ -203,7 +209,7 @@ g AS MATERIALIZED (
            o.owner AS recorded_owner
     FROM axis.v_governed_collection g
     FULL JOIN named n ON n.collection = g.collection
-    FULL JOIN axis.ownership o ON o.collection = coalesce(g.collection, n.collection)
+    FULL JOIN (SELECT collection, owner FROM axis.ownership WHERE tag NOT LIKE 'RELEASED#%') o ON o.collection = coalesce(g.collection, n.collection)
 )
 SELECT 'payload_dangling:' || g.collection AS key, g.collection, 'critical'::text AS severity, false AS emittable,
        format('proposal OS-AXIS names %L as an anchor (owner %L, topic %L), but this Directus database has no collection of that name',
@@ -305,7 +311,7 @@ BEGIN
                                 + count(*) FILTER (WHERE NOT g.projected AND NOT g.exempt AND (g.owner IS NOT NULL OR g.named)), -- projection_gap
                'emittable',       count(*) FILTER (WHERE g.owner IS NULL AND NOT g.exempt AND NOT g.named)                     -- candidate
                                 -- orphaned_ownership: owners of no collection (ownership is keyed by collection)
-                                + (SELECT count(*) FROM axis.ownership) - count(*) FILTER (WHERE g.owner IS NOT NULL)
+                                + (SELECT count(*) FROM axis.ownership WHERE tag NOT LIKE 'RELEASED#%') - count(*) FILTER (WHERE g.owner IS NOT NULL)
                                 + min(r.divergent_findings)),                                                                  -- divergent
            count(*) FILTER (WHERE g.owner IS NULL AND NOT g.exempt),
            (array_agg(g.collection ORDER BY g.collection COLLATE "C") FILTER (WHERE g.owner IS NULL AND NOT g.exempt))[1:100]

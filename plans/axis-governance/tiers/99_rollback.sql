@@ -37,7 +37,10 @@ user_collection AS (
     ) fc ON fc.collection = dc.collection
     WHERE dc.collection NOT LIKE 'directus\_%'
       -- the governance proposals and their approvals are the substrate's own, not governed by it
-      AND dc.collection NOT IN ('os_proposals', 'os_proposal_approvals')
+      -- (compared as text: PostgreSQL prints a varchar NOT IN list in a form that
+      -- it prints differently once reloaded, and a dump-restored clone must show
+      -- the definition this file creates)
+      AND dc.collection::text NOT IN ('os_proposals', 'os_proposal_approvals')
 ),
 -- the containing relation of each contained collection: one whose one side is
 -- another user collection, preferring one with one_field set, then the
@@ -81,6 +84,7 @@ projected AS (
     FROM axis.collection_topic ct
     JOIN axis.topic t ON t.key = ct.topic AND t.status = 'active'
     JOIN axis.axis a ON a.key = t.axis AND a.status = 'ratified'
+    WHERE ct.tag NOT LIKE 'RELEASED#%'
 )
 SELECT u.collection,
        CASE WHEN c.collection IS NULL THEN 'anchor' ELSE 'contained' END AS role,
@@ -100,8 +104,9 @@ FROM user_collection u
 LEFT JOIN (SELECT collection, min(container) AS container FROM containing GROUP BY collection) c ON c.collection = u.collection
 LEFT JOIN (SELECT collection FROM containing GROUP BY collection) up ON up.collection = c.container
 LEFT JOIN (SELECT collection, min(anchor) AS anchor FROM nested_anchor GROUP BY collection) na ON na.collection = u.collection
-LEFT JOIN axis.ownership o ON o.collection = u.collection
-LEFT JOIN axis.containment_assignment a ON a.collection = u.collection
+-- (an owner an amendment released, tag RELEASED#…, owns nothing: tiers 2 and 3)
+LEFT JOIN axis.ownership o ON o.collection = u.collection AND o.tag NOT LIKE 'RELEASED#%'
+LEFT JOIN axis.containment_assignment a ON a.collection = u.collection AND a.tag NOT LIKE 'RELEASED#%'
 LEFT JOIN projected p ON p.collection = u.collection;
 
 CREATE OR REPLACE VIEW axis.v_owner_gap AS
@@ -202,16 +207,18 @@ $fn$;
 DROP TABLE IF EXISTS axis.reconcile_decision;
 
 -- revert 4: statuses back
-UPDATE axis.topic SET status = previous_status, previous_status = NULL, status_tag = NULL WHERE status_tag = 'PROD_T4';
-UPDATE axis.axis  SET status = previous_status, previous_status = NULL, status_tag = NULL WHERE status_tag = 'PROD_T4';
+-- (every amendment's too: tags PROD_T4#N, PROD_T3#N; an owner an amendment
+-- released, RELEASED#N:…, stays released: it owns nothing)
+UPDATE axis.topic SET status = previous_status, previous_status = NULL, status_tag = NULL WHERE status_tag ~ '^PROD_T4(#|$)';
+UPDATE axis.axis  SET status = previous_status, previous_status = NULL, status_tag = NULL WHERE status_tag ~ '^PROD_T4(#|$)';
 
 -- revert 3: its rows, referencing rows first
-DELETE FROM axis.collection_topic       WHERE tag = 'PROD_T3';
-DELETE FROM axis.ownership              WHERE tag = 'PROD_T3';
-DELETE FROM axis.containment_assignment WHERE tag = 'PROD_T3';
-DELETE FROM axis.containment_rule       WHERE tag = 'PROD_T3';
-DELETE FROM axis.topic                  WHERE tag = 'PROD_T3';
-DELETE FROM axis.axis                   WHERE tag = 'PROD_T3';
+DELETE FROM axis.collection_topic       WHERE tag ~ '^PROD_T3(#|$)';
+DELETE FROM axis.ownership              WHERE tag ~ '^PROD_T3(#|$)';
+DELETE FROM axis.containment_assignment WHERE tag ~ '^PROD_T3(#|$)';
+DELETE FROM axis.containment_rule       WHERE tag ~ '^PROD_T3(#|$)';
+DELETE FROM axis.topic                  WHERE tag ~ '^PROD_T3(#|$)';
+DELETE FROM axis.axis                   WHERE tag ~ '^PROD_T3(#|$)';
 
 -- statistics follow the rows (see tier 3): a re-apply of tiers 3 and 4 is
 -- planned for the tables as this tier leaves them, not as they were
@@ -224,12 +231,12 @@ DECLARE
 BEGIN
     SELECT string_agg(format('%s: %s', t, n), ', ' ORDER BY t) INTO left_over
       FROM (
-        SELECT 'axis.axis' AS t, count(*) AS n FROM axis.axis WHERE tag IN ('PROD_T3', 'PROD_T4') OR status_tag IN ('PROD_T3', 'PROD_T4')
-        UNION ALL SELECT 'axis.topic', count(*) FROM axis.topic WHERE tag IN ('PROD_T3', 'PROD_T4') OR status_tag IN ('PROD_T3', 'PROD_T4')
-        UNION ALL SELECT 'axis.collection_topic', count(*) FROM axis.collection_topic WHERE tag IN ('PROD_T3', 'PROD_T4')
-        UNION ALL SELECT 'axis.ownership', count(*) FROM axis.ownership WHERE tag IN ('PROD_T3', 'PROD_T4')
-        UNION ALL SELECT 'axis.containment_rule', count(*) FROM axis.containment_rule WHERE tag IN ('PROD_T3', 'PROD_T4')
-        UNION ALL SELECT 'axis.containment_assignment', count(*) FROM axis.containment_assignment WHERE tag IN ('PROD_T3', 'PROD_T4')
+        SELECT 'axis.axis' AS t, count(*) AS n FROM axis.axis WHERE tag ~ '^PROD_T[34](#|$)' OR status_tag ~ '^PROD_T[34](#|$)'
+        UNION ALL SELECT 'axis.topic', count(*) FROM axis.topic WHERE tag ~ '^PROD_T[34](#|$)' OR status_tag ~ '^PROD_T[34](#|$)'
+        UNION ALL SELECT 'axis.collection_topic', count(*) FROM axis.collection_topic WHERE tag ~ '^PROD_T[34](#|$)'
+        UNION ALL SELECT 'axis.ownership', count(*) FROM axis.ownership WHERE tag ~ '^PROD_T[34](#|$)'
+        UNION ALL SELECT 'axis.containment_rule', count(*) FROM axis.containment_rule WHERE tag ~ '^PROD_T[34](#|$)'
+        UNION ALL SELECT 'axis.containment_assignment', count(*) FROM axis.containment_assignment WHERE tag ~ '^PROD_T[34](#|$)'
       ) c
      WHERE n > 0;
     IF left_over IS NOT NULL THEN

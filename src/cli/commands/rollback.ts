@@ -10,10 +10,11 @@ export interface RollbackOpts {
   wait?: string;
   yes?: boolean;
   json?: boolean;
+  amendment?: boolean;
 }
 
 /**
- * `tiergate rollback --target URL [--plan DIR] [--wait 5min] [--yes] [--json]`:
+ * `tiergate rollback --target URL [--plan DIR] [--amendment] [--wait 5min] [--yes] [--json]`:
  * checks first what it would revert (refusing before the question when a
  * tier is not applied), then asks, then runs the rollback tier.
  */
@@ -26,13 +27,14 @@ export async function rollbackCommand(opts: RollbackOpts, out: Output): Promise<
   // a tier file that does not parse refuses the plan before any question or connection
   await (await import('../../engine/rollout.js')).assertPlanRunnable(plan);
   return openTarget(url, { applicationName: `tiergate rollback ${plan.name}`, waitMs, onWait: waitNotice(out) }, async (db) => {
-    const { tier, reverts } = await previewRollback(db, plan);
-    const what = reverts.map((t) => `${t.id} '${t.name}'`).join(', ');
+    const scope = opts.amendment ? 'subject' : 'all';
+    const { tier, reverts, subject } = await previewRollback(db, plan, scope);
+    const what = `${reverts.map((t) => `${t.id} '${t.name}'`).join(', ')}${subject ? ` for subject ${subject.slice(0, 12)} only` : ''}`;
     await confirm(out, opts.yes, `roll back plan '${plan.name}' on ${db.displayUrl}: tier ${tier.id} reverts tiers ${what}?`);
     out.line(`rollback ${plan.name} → ${db.displayUrl}: tier ${tier.id} reverts ${what}`);
     const r = await interruptible(out, async (signal) => {
       await noticeRolloutWait(db, plan.name, waitMs, out);
-      return rollback(db, plan, { onEvent: tierPrinter(out), waitMs, signal });
+      return rollback(db, plan, { onEvent: tierPrinter(out), waitMs, signal, scope });
     });
     for (const t of r.tiers.filter((x) => x.status === 'Reverted')) out.line(renderTierLine('', t));
     out.result({ ok: r.outcome === 'ok', ...r });

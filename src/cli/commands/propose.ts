@@ -1,0 +1,66 @@
+import { UsageError } from '../../errors.js';
+import { readRegularFile } from '../../safe-read.js';
+import { confirm, planOf, targetOf } from '../common.js';
+import type { Outcome } from '../exit-code.js';
+import { openTarget } from '../open-target.js';
+import type { Output } from '../output.js';
+import { writeReportFile } from '../write-file.js';
+
+export interface ProposeOpts {
+  target?: string;
+  plan?: string;
+  out?: string;
+  submit?: string | boolean;
+  yes?: boolean;
+  json?: boolean;
+}
+
+/**
+ * `tiergate propose --target URL [--out payload.json] [--submit [FILE]] [--yes]`:
+ * drafts an amended payload (each suggestion with its reason) and writes
+ * nothing to the database unless `--submit`: then the draft — or FILE, the
+ * draft as the steward edited it — becomes the proposal to approve.
+ */
+export async function proposeCommand(opts: ProposeOpts, out: Output): Promise<Outcome> {
+  const plan = await planOf(opts);
+  const url = targetOf(opts);
+  const fromFile = typeof opts.submit === 'string' ? opts.submit : null;
+  let edited: unknown = undefined;
+  if (fromFile !== null) {
+    const read = readRegularFile(fromFile, 'evidence');
+    if ('reason' in read) throw new UsageError(`payload file '${fromFile}' ${read.reason}; nothing was submitted`);
+    const text = read.toString('utf8');
+    try {
+      edited = JSON.parse(text);
+    } catch (e) {
+      throw new UsageError(`${fromFile}: not JSON (${e instanceof Error ? e.message : String(e)}); nothing was submitted`);
+    }
+  }
+  const { draft, submit } = await import('../../engine/amend.js');
+  return openTarget(url, { applicationName: `tiergate propose ${plan.name}` }, async (db): Promise<Outcome> => {
+    const d = await draft(db, plan);
+    out.line(`propose ${plan.name} on ${db.displayUrl}: ${d.findings.length} finding${d.findings.length === 1 ? '' : 's'}, ${d.suggestions.length} suggestion${d.suggestions.length === 1 ? '' : 's'}`);
+    for (const s of d.suggestions) {
+      const what = [s.owner ? `owner ${s.owner}` : null, s.topic ? `topic ${s.topic}` : null].filter(Boolean).join(', ');
+      out.line(`  ${s.action.padEnd(8)} ${s.item}${what ? `: ${what}` : ''} — ${s.reason}`);
+    }
+    const payload = edited ?? d.payload;
+    if (opts.out) {
+      await writeReportFile(opts.out, `${JSON.stringify(payload, null, 2)}\n`);
+      out.line(`draft written to ${opts.out}: edit it if you wish, then tiergate propose --target <this target> --submit ${opts.out}`);
+    }
+    if (opts.submit === undefined || opts.submit === false) {
+      out.result({ ok: true, ...d, submitted: null });
+      if (!opts.out) out.line(JSON.stringify(payload, null, 2));
+      if (d.suggestions.length) out.line('nothing was written: --submit makes the draft the proposal to approve (its earlier approvals stop counting)');
+      return 'ok';
+    }
+    await confirm(out, opts.yes, `submit this payload as the proposal on ${db.displayUrl}? Its approvals so far stop counting, and the gated tiers become pending for it`);
+    const s = await submit(db, plan, payload);
+    out.result({ ok: true, ...d, submitted: s });
+    out.line(`submitted: subject ${s.before?.slice(0, 12) ?? 'none'} → ${s.after.slice(0, 12)}`);
+    if (s.gate) out.line(`gate ${s.gate.name} = ${s.gate.value ?? 'n/a'} (needs ≥ ${s.gate.min}): ${s.gate.open ? 'OPEN' : 'CLOSED'}`);
+    if (s.pending.length) out.line(`tiers ${s.pending.join(', ')} are pending for the new subject: approve it, rehearse, then apply --evidence`);
+    return 'ok';
+  });
+}

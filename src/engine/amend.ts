@@ -1,0 +1,187 @@
+import type { Db, Queryable } from '../db/port.js';
+import { DbError, TargetError, UsageError } from '../errors.js';
+import type { Plan } from '../plan/plan.js';
+import { MISSING_OBJECT, readMetrics } from '../probe/metrics.js';
+import { readIdentity, type TargetIdentity } from '../probe/identity.js';
+import { readGate } from './gate.js';
+import { readLedger } from './ledger.js';
+import { assertPlanDatabase } from './preflight.js';
+import type { GateReading } from './result.js';
+import { boundSession, namingBlockers } from './session-bounds.js';
+
+/**
+ * Day two: the loop that keeps governance true as the database changes —
+ * scan (what governance misses here), propose (an amended payload drafted
+ * from the approved one and the findings), submit (the draft becomes the
+ * proposal to approve: the gate's subject changes, earlier approvals stop
+ * counting). Approving, rehearsing and applying the amendment are the usual
+ * commands: a gated tier applied for another subject is pending again.
+ * What is found and how a payload is drafted is the plan's (`amend:`).
+ */
+
+export interface Finding {
+  kind: string;
+  item: string;
+  severity: 'critical' | 'warning';
+  detail: string;
+}
+
+export interface ScanResult {
+  plan: { name: string };
+  target: string;
+  identity: TargetIdentity;
+  findings: Finding[];
+  critical: number;
+  metrics: Record<string, number | null>;
+  gate: GateReading | null;
+}
+
+export interface Suggestion {
+  item: string;
+  action: string;
+  owner: string | null;
+  topic: string | null;
+  reason: string;
+}
+
+export interface DraftResult {
+  plan: { name: string };
+  target: string;
+  /** the gate's subject now (what the approvals approve) */
+  subject: string | null;
+  payload: unknown;
+  suggestions: Suggestion[];
+  findings: Finding[];
+}
+
+function amendOf(plan: Plan): NonNullable<Plan['amend']> {
+  if (!plan.amend) throw new UsageError(`plan '${plan.name}' has no amend: section (findings, draft, submit): it cannot scan or propose`);
+  return plan.amend;
+}
+
+/** The plan's objects must exist here: a query over a missing one means the rollout has not been applied. */
+function notApplied(plan: Plan, db: Db, e: unknown): never {
+  if (e instanceof DbError && e.sqlstate && MISSING_OBJECT.has(e.sqlstate)) {
+    throw new TargetError(`plan '${plan.name}' is not applied on ${db.displayUrl} (${e.message}): apply it first (tiergate apply), then scan`);
+  }
+  throw e;
+}
+
+async function open(db: Db, plan: Plan): Promise<TargetIdentity> {
+  await boundSession(db, plan);
+  const identity = await readIdentity(db);
+  assertPlanDatabase(plan, identity, db.displayUrl);
+  return identity;
+}
+
+async function readFindings(tx: Queryable, sql: string): Promise<Finding[]> {
+  const r = await tx.query<Record<string, unknown>>(sql);
+  return r.rows.map((row) => ({
+    kind: String(row.kind ?? ''),
+    item: String(row.item ?? ''),
+    severity: row.severity === 'critical' ? 'critical' : 'warning',
+    detail: String(row.detail ?? ''),
+  }));
+}
+
+/**
+ * `tiergate scan`: runs the plan's scanner (`amend.scan`, in its own
+ * committed transaction: it records its run), then reads the findings,
+ * the metrics and the gate read-only.
+ *
+ * @example (await scan(db, plan)).findings // [{ kind: 'new collection without owner', item: 'reviews', severity: 'critical', … }]
+ */
+export async function scan(db: Db, plan: Plan): Promise<ScanResult> {
+  const amend = amendOf(plan);
+  const identity = await open(db, plan);
+  try {
+    if (amend.scan) {
+      await namingBlockers(db, "running the plan's scanner", amend.scan, () =>
+        db.transaction(async (tx) => {
+          await tx.query(`select set_config('application_name', $1, true)`, [`tiergate scan ${plan.name}`]);
+          await tx.query(amend.scan!);
+        }),
+      );
+    }
+    const read = await namingBlockers(db, 'reading the findings', amend.findings, () =>
+      db.transaction(async (tx) => ({ findings: await readFindings(tx, amend.findings), metrics: await readMetrics(tx, plan.metrics), gate: await readGate(tx, plan) }), { readOnly: true }),
+    );
+    return { plan: { name: plan.name }, target: db.displayUrl, identity, ...read, critical: read.findings.filter((f) => f.severity === 'critical').length };
+  } catch (e) {
+    return notApplied(plan, db, e);
+  }
+}
+
+/**
+ * `tiergate propose`: the plan's draft of an amended payload (the approved
+ * one plus the findings, each suggestion with its reason), read-only:
+ * nothing is written until it is submitted.
+ */
+export async function draft(db: Db, plan: Plan): Promise<DraftResult> {
+  const amend = amendOf(plan);
+  await open(db, plan);
+  try {
+    return await namingBlockers(db, 'drafting the amendment', amend.draft, () =>
+      db.transaction(
+        async (tx) => {
+          const findings = await readFindings(tx, amend.findings);
+          const gate = await readGate(tx, plan);
+          const r = await tx.query<{ payload: unknown; suggestions: unknown }>(amend.draft);
+          const row = r.rows[0];
+          if (!row) throw new TargetError(`the plan's draft query returned no row on ${db.displayUrl}: is its proposal there?`);
+          const payload = typeof row.payload === 'string' ? JSON.parse(row.payload) : row.payload;
+          const raw = typeof row.suggestions === 'string' ? JSON.parse(row.suggestions) : row.suggestions;
+          const suggestions = (Array.isArray(raw) ? raw : []).map((s: Record<string, unknown>) => ({
+            item: String(s.item ?? ''),
+            action: String(s.action ?? ''),
+            owner: s.owner === null || s.owner === undefined ? null : String(s.owner),
+            topic: s.topic === null || s.topic === undefined ? null : String(s.topic),
+            reason: String(s.reason ?? ''),
+          }));
+          return { plan: { name: plan.name }, target: db.displayUrl, subject: gate?.subject ?? null, payload, suggestions, findings };
+        },
+        { readOnly: true },
+      ),
+    );
+  } catch (e) {
+    return notApplied(plan, db, e);
+  }
+}
+
+export interface SubmitResult {
+  plan: { name: string };
+  target: string;
+  /** the subject before and after: approvals of `before` no longer count */
+  before: string | null;
+  after: string;
+  gate: GateReading | null;
+  /** gated tiers applied for the previous subject: pending again */
+  pending: number[];
+}
+
+/**
+ * `propose --submit`: writes the payload as the proposal to approve, in one
+ * transaction (it waits at most the plan's lock_timeout for a tier that
+ * holds the proposal, naming it). Refused when nothing would change.
+ */
+export async function submit(db: Db, plan: Plan, payload: unknown): Promise<SubmitResult> {
+  const amend = amendOf(plan);
+  if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) throw new UsageError('the payload to submit must be a JSON object');
+  await open(db, plan);
+  const text = JSON.stringify(payload);
+  const out = await namingBlockers(db, 'submitting the amendment', amend.submit, () =>
+    db.transaction(async (tx) => {
+      await tx.query(`select set_config('application_name', $1, true)`, [`tiergate propose ${plan.name}`]);
+      const before = (await readGate(tx, plan))?.subject ?? null;
+      const r = await tx.query<Record<string, unknown>>(amend.submit, [text]);
+      const v = r.rows[0] ? Object.values(r.rows[0])[0] : null;
+      if (v === null || v === undefined) throw new TargetError(`the plan's submit query wrote nothing on ${db.displayUrl}: is its proposal there?`);
+      const after = String(v).trim();
+      if (after === before) throw new UsageError(`the payload is the one already proposed (subject ${after.slice(0, 12)}): nothing to submit; nothing was changed`);
+      return { before, after, gate: await readGate(tx, plan) };
+    }),
+  );
+  const ledger = await readLedger(db, plan.name);
+  const pending = plan.tiers.filter((t) => t.gated && ledger.get(t.id)?.status === 'applied' && ledger.get(t.id)?.subject && ledger.get(t.id)?.subject !== out.after).map((t) => t.id);
+  return { plan: { name: plan.name }, target: db.displayUrl, ...out, pending };
+}

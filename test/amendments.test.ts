@@ -1,0 +1,425 @@
+/**
+ * Day two (issue 14): governance kept true as Directus changes. After a full
+ * rollout, collections of each kind are created the way Directus creates them
+ * (a new anchor with a many-to-one, a junction, a translations collection, a
+ * composition child) → scan shows each → propose suggests owners and topics
+ * with reasons → submit (the gate closes: earlier approvals approve another
+ * payload) → approve → rehearse PASS with the amendment's deltas and its own
+ * rollback proven → apply --evidence → verify passes; then the amendment
+ * alone is rolled back: the findings return, the first rollout is intact.
+ * A collection dropped from Directus is released by the next amendment.
+ * Both backends.
+ */
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { openDb, withDb } from '../src/db/open-db.js';
+import type { Db } from '../src/db/port.js';
+import { draft, scan, submit } from '../src/engine/amend.js';
+import { apply } from '../src/engine/apply.js';
+import { readGate } from '../src/engine/gate.js';
+import { rollback } from '../src/engine/rollback.js';
+import { status } from '../src/engine/status.js';
+import { verify } from '../src/engine/verify.js';
+import { diffFingerprints, fingerprintClone } from '../src/probe/fingerprint.js';
+import { writeSample } from '../fixtures/directus-sample/generate.js';
+import { scalar } from './fixtures/axis-harness/harness.js';
+import { runCli } from './helpers/cli.js';
+import { applyBound, approveAs, bundled as plan, evidenceFile, rehearseSource } from './helpers/rollout.js';
+import { expected, realDirectus } from './helpers/real-directus.js';
+import { freshDatabase, testTargets, type TargetKind, type TestDatabase } from './helpers/targets.js';
+
+const ADMIN = 'admin@northwind.example';
+
+let target: TestDatabase | null = null;
+afterEach(async () => {
+  await target?.drop();
+  target = null;
+});
+
+/** The sample as production (a database named directus, no clone mark), rolled out in full with an approval of its payload. */
+async function rolledOut(kind: TargetKind): Promise<TestDatabase> {
+  const t = await freshDatabase(kind, 'directus', { exactName: true });
+  await withDb(t.url, async (db) => {
+    await writeSample(db, {});
+    await approveAs(db, ADMIN);
+    const r = await apply(db, plan);
+    expect(r.outcome, JSON.stringify(r.tiers.filter((x) => x.status !== 'Applied'))).toBe('ok');
+  });
+  return t;
+}
+
+/** A table and its Directus metadata: the collection (in `folder`), a field per column, and `relations`. */
+async function createCollection(
+  db: Db,
+  name: string,
+  options: { folder?: string | null; hidden?: boolean; columns: [string, string][]; relations?: { field: string; one: string; oneField?: string | null; junction?: string | null; deselect?: string }[] },
+): Promise<void> {
+  await db.transaction(async (tx) => {
+    await tx.exec(`create table "${name}" (${options.columns.map(([c, type]) => `"${c}" ${type}`).join(', ')})`);
+    await tx.query(
+      `insert into directus_collections (collection, icon, hidden, singleton, accountability, collapse, "group") values ($1, 'box', $2, false, 'all', 'open', $3)`,
+      [name, options.hidden ?? false, options.folder ?? null],
+    );
+    for (const [i, [field]] of options.columns.entries()) {
+      await tx.query(`insert into directus_fields (collection, field, interface, readonly, hidden, sort, width) values ($1, $2, 'input', false, false, $3, 'full')`, [name, field, i + 1]);
+    }
+    for (const r of options.relations ?? []) {
+      await tx.query(
+        `insert into directus_relations (many_collection, many_field, one_collection, one_field, junction_field, one_deselect_action) values ($1, $2, $3, $4, $5, $6)`,
+        [name, r.field, r.one, r.oneField ?? null, r.junction ?? null, r.deselect ?? 'nullify'],
+      );
+    }
+  });
+}
+
+/** What a Directus admin does after the rollout: one collection of each kind. */
+async function directusChanges(db: Db): Promise<void> {
+  await createCollection(db, 'reviews', {
+    folder: 'editorial',
+    columns: [['id', 'serial primary key'], ['article', 'uuid'], ['rating', 'integer']],
+    relations: [{ field: 'article', one: 'articles' }],
+  });
+  // a many-to-many junction between reviews and tags
+  await createCollection(db, 'reviews_tags', {
+    hidden: true,
+    columns: [['id', 'serial primary key'], ['reviews_id', 'integer'], ['tags_id', 'integer']],
+    relations: [
+      { field: 'reviews_id', one: 'reviews', oneField: 'tags', junction: 'tags_id' },
+      { field: 'tags_id', one: 'tags', junction: 'reviews_id' },
+    ],
+  });
+  // translations of reviews
+  await createCollection(db, 'reviews_translations', {
+    hidden: true,
+    columns: [['id', 'serial primary key'], ['reviews_id', 'integer'], ['languages_code', 'varchar(255)'], ['body', 'text']],
+    relations: [
+      { field: 'reviews_id', one: 'reviews', oneField: 'translations', junction: 'languages_code' },
+      { field: 'languages_code', one: 'languages', junction: 'reviews_id' },
+    ],
+  });
+  // a composition child (deleted with its review)
+  await createCollection(db, 'review_notes', {
+    folder: 'editorial',
+    columns: [['id', 'serial primary key'], ['review', 'integer'], ['note', 'text']],
+    relations: [{ field: 'review', one: 'reviews', oneField: 'notes', deselect: 'delete' }],
+  });
+}
+
+/** Rows the first rollout wrote (tags without an amendment's @sha). */
+async function firstRollout(db: Db): Promise<Record<string, number>> {
+  const n = (sql: string) => scalar<number>(db, sql).then(Number);
+  return {
+    ownership: await n(`select count(*) as v from axis.ownership where tag in ('PROD_T2', 'PROD_T3')`),
+    topics: await n(`select count(*) as v from axis.collection_topic where tag = 'PROD_T3'`),
+    assignments: await n(`select count(*) as v from axis.containment_assignment where tag = 'PROD_T3'`),
+  };
+}
+
+describe.each(testTargets())('governance after the rollout (%s)', (kind) => {
+  it('scan → propose → submit → approve → rehearse → apply closes every finding; rollback --amendment brings them back and leaves the rollout', async () => {
+    target = await rolledOut(kind);
+    const url = target.url;
+    let db = await openDb(url);
+    let before: Record<string, number>;
+    let subjectBefore: string | null;
+    try {
+      before = await firstRollout(db);
+      subjectBefore = (await db.transaction((tx) => readGate(tx, plan)))!.subject;
+      expect((await scan(db, plan)).findings).toEqual([]);
+      await directusChanges(db);
+
+      // 1. detect
+      const found = await scan(db, plan);
+      const byItem = Object.fromEntries(found.findings.map((f) => [f.item, f]));
+      expect(byItem.reviews).toMatchObject({ kind: 'new collection without owner', severity: 'critical' });
+      for (const c of ['reviews_tags', 'reviews_translations', 'review_notes']) expect(byItem[c], c).toMatchObject({ kind: 'contained collection not governed', severity: 'critical' });
+      expect(found.critical).toBe(4);
+      expect(found.metrics.owner_gap).toBe(3);
+      expect(Number(await scalar(db, 'select count(*) as v from axis.scan_run'))).toBeGreaterThan(0);
+
+      // 2. propose: owner from the many-to-one, topic from the folder; contained ones need no entry
+      const d = await draft(db, plan);
+      const own = d.suggestions.find((s) => s.item === 'reviews')!;
+      expect(own).toMatchObject({ action: 'own', owner: 'team-editorial', topic: 'editorial' });
+      expect(own.reason).toMatch(/its field article is a many-to-one to articles, owned by team-editorial; its folder editorial is the label of topic editorial/);
+      for (const c of ['reviews_tags', 'reviews_translations', 'review_notes']) {
+        expect(d.suggestions.find((s) => s.item === c), c).toMatchObject({ action: 'contain', owner: 'team-editorial' });
+      }
+      const payload = d.payload as { amends: string; amendment: number; anchors: { collection: string; added_in?: number }[]; contained: { collection: string; added_in: number }[] };
+      expect(payload).toMatchObject({ amends: subjectBefore, amendment: 1 });
+      expect(payload.anchors.find((a) => a.collection === 'reviews')).toEqual({ collection: 'reviews', owner: 'team-editorial', topic: 'editorial', added_in: 1 });
+      expect(payload.anchors.filter((a) => a.added_in === undefined)).toHaveLength(30);
+      expect(payload.contained.map((c) => c.collection).sort()).toEqual(['review_notes', 'reviews_tags', 'reviews_translations']);
+      // nothing was written by the draft
+      expect((await db.transaction((tx) => readGate(tx, plan)))!.subject).toBe(subjectBefore);
+
+      // 3. submit: the subject changes, the earlier approval no longer counts, tiers 2, 3, 4 are pending again
+      const s = await submit(db, plan, d.payload);
+      expect(s.before).toBe(subjectBefore);
+      expect(s.after).not.toBe(subjectBefore);
+      expect(s.gate).toMatchObject({ value: 0, open: false });
+      expect(s.pending).toEqual([2, 3, 4]);
+      const st = await status(db, plan);
+      expect(st.tiers.filter((t) => t.state === 'pending').map((t) => t.id)).toEqual([2, 3, 4]);
+      expect(st.tiers.find((t) => t.id === 2)!.note).toMatch(/an amendment \(applied for subject [0-9a-f]{12}, the subject is now [0-9a-f]{12}\)/);
+      await expect(submit(db, plan, d.payload)).rejects.toThrow(/the payload is the one already proposed/);
+      // the gate is closed: apply writes nothing for the amendment (NO-GO)
+      const closed = await apply(db, plan);
+      expect(closed.outcome).toBe('no-go');
+      expect(closed.tiers.filter((t) => t.status === 'Blocked').map((t) => t.id)).toEqual([2, 3, 4]);
+      expect(Number(await scalar(db, `select count(*) as v from axis.ownership where collection = 'reviews'`))).toBe(0);
+    } finally {
+      await db.close();
+    }
+
+    // 4. rehearse the amendment on a clone of production
+    const evidence = await rehearseSource(kind, url);
+    expect(evidence.verdict.failures).toEqual([]);
+    expect(evidence.verdict).toMatchObject({ rehearsal: 'PASS', execution: 'NO-GO' });
+    const b = (id: number) => evidence.stages.find((x) => x.name === 'B')!.tiers.find((t) => t.id === id)!;
+    expect(b(2).delta?.rows['axis.ownership']).toEqual({ added: 1, removed: 0, changed: 0 });
+    expect(b(2).delta?.metrics.owner_gap).toEqual({ before: 3, after: 0 });
+    expect(b(3).delta?.rows['axis.containment_assignment']).toEqual({ added: 3, removed: 0, changed: 0 });
+    expect(b(3).delta?.rows['axis.ownership']).toEqual({ added: 3, removed: 0, changed: 0 });
+    expect(b(3).delta?.rows['axis.collection_topic']).toEqual({ added: 4, removed: 0, changed: 0 });
+    expect((b(3).expectations ?? []).filter((e) => !e.ok)).toEqual([]);
+    // the gated tiers were proven to stop themselves, and the amendment's own rollback (98) proven
+    expect(evidence.stages.find((x) => x.name === 'A')!.tiers.filter((t) => t.guardProven).map((t) => t.id)).toEqual([2, 3, 4]);
+    expect(evidence.rollback).toMatchObject({ tier: 98, reverted: [4, 3, 2], matchesKeptTiers: true, reapplyMatches: true });
+
+    // 5. approve the new payload, apply bound to the evidence
+    await withDb(url, (d) => approveAs(d, ADMIN));
+    const applied = await applyBound(url, evidence);
+    expect(applied.outcome).toBe('ok');
+    expect(applied.tiers.filter((t) => t.status === 'Applied').map((t) => t.id)).toEqual([2, 3, 4]);
+    expect(applied.tiers.filter((t) => t.status === 'Applied').flatMap((t) => t.differences ?? [])).toEqual([]);
+
+    db = await openDb(url);
+    try {
+      const v = await verify(db, plan);
+      expect(v.tiers[0]!.status).toBe('Passed');
+      expect((await scan(db, plan)).findings).toEqual([]);
+      expect(await scalar(db, `select owner as v from axis.ownership where collection = 'reviews'`)).toBe('team-editorial');
+      expect(await scalar(db, `select tag as v from axis.ownership where collection = 'reviews'`)).toBe('PROD_T2#1');
+      // a second apply skips the amendment: applied for this subject
+      const again = await apply(db, plan);
+      expect(again.tiers.filter((t) => t.status === 'Applied')).toEqual([]);
+
+      // 6. the amendment alone rolled back: the findings return, the first rollout intact
+      const fpAfter = await fingerprintClone(db);
+      const rb = await rollback(db, plan, { scope: 'subject' });
+      expect(rb.outcome).toBe('ok');
+      expect(rb.tiers.filter((t) => t.status === 'Reverted').map((t) => t.id)).toEqual([4, 3, 2]);
+      expect(await firstRollout(db)).toEqual(before);
+      const back = await scan(db, plan);
+      expect([...new Set(back.findings.map((f) => f.item))].sort()).toEqual(['review_notes', 'reviews', 'reviews_tags', 'reviews_translations']);
+      // the payload still names reviews: it is an anchor without owner now, which apply closes again
+      expect(back.findings.find((f) => f.item === 'reviews' && f.kind === 'anchor without owner')).toBeTruthy();
+      const st = await status(db, plan);
+      expect(st.tiers.find((t) => t.id === 2)).toMatchObject({ state: 'reverted' });
+      expect(st.tiers.find((t) => t.id === 2)!.note).toMatch(/the amendment for subject [0-9a-f]{12} reverted; what it wrote for subject [0-9a-f]{12} stays/);
+      // a rollback of the amendment again is refused: it is not applied
+      await expect(rollback(db, plan, { scope: 'subject' })).rejects.toThrow(/tier 4, 3, 2 are not applied/);
+      // and apply writes it again, exactly as before
+      const re = await apply(db, plan);
+      expect(re.tiers.filter((t) => t.status === 'Applied').map((t) => t.id)).toEqual([2, 3, 4]);
+      // the same database as after the first apply of the amendment, but for the scans this test ran (axis.scan_run, axis.drift_state)
+      expect(diffFingerprints(fpAfter, await fingerprintClone(db))).toEqual({ objects: [], tables: ['axis.drift_state', 'axis.scan_run'] });
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('a collection dropped from Directus: scan reports it, the amendment releases it, rollback 98 restores it, rollback 99 reverts every amendment', async () => {
+    target = await rolledOut(kind);
+    const url = target.url;
+    const db = await openDb(url);
+    try {
+      const first = await firstRollout(db);
+      // Directus deletes a collection: its table and its metadata
+      await db.exec(`delete from directus_relations where many_collection = 'legacy_pages' or one_collection = 'legacy_pages';
+        delete from directus_fields where collection = 'legacy_pages'; delete from directus_collections where collection = 'legacy_pages'; drop table legacy_pages`);
+      const found = await scan(db, plan);
+      expect(found.findings.filter((f) => f.item === 'legacy_pages').map((f) => f.kind).sort()).toEqual(['proposal names a collection Directus does not have', 'removed collection still owned']);
+      const d = await draft(db, plan);
+      expect(d.suggestions.find((s) => s.item === 'legacy_pages')).toMatchObject({ action: 'release', owner: 'team-data' });
+      expect((d.payload as { anchors: { collection: string }[] }).anchors.map((a) => a.collection)).not.toContain('legacy_pages');
+      await submit(db, plan, d.payload);
+      await approveAs(db, ADMIN);
+      const r = await apply(db, plan);
+      expect(r.outcome).toBe('ok');
+      const t2 = r.tiers.find((t) => t.id === 2)!;
+      expect(t2.delta?.rows['axis.ownership']).toEqual({ added: 0, removed: 0, changed: 1 });
+      expect((t2.expectations ?? []).filter((e) => !e.ok)).toEqual([]);
+      expect(await scalar(db, `select tag as v from axis.ownership where collection = 'legacy_pages'`)).toBe('RELEASED#1:PROD_T2');
+      expect((await verify(db, plan)).tiers[0]!.status).toBe('Passed');
+      expect((await scan(db, plan)).findings).toEqual([]);
+
+      // the amendment rolled back: the release undone
+      expect((await rollback(db, plan, { scope: 'subject' })).outcome).toBe('ok');
+      expect(await scalar(db, `select tag as v from axis.ownership where collection = 'legacy_pages'`)).toBe('PROD_T2');
+      expect(await firstRollout(db)).toEqual(first);
+
+      // re-applied, then the full rollback: nothing of tiers 3, 4 remains, of any amendment
+      expect((await apply(db, plan)).outcome).toBe('ok');
+      const full = await rollback(db, plan);
+      expect(full.outcome).toBe('ok');
+      expect(Number(await scalar(db, `select count(*) as v from axis.collection_topic`))).toBe(0);
+      expect(Number(await scalar(db, `select count(*) as v from axis.ownership where basis = 'containment'`))).toBe(0);
+      expect((await apply(db, plan)).outcome).toBe('ok');
+      expect((await verify(db, plan)).tiers[0]!.status).toBe('Passed');
+    } finally {
+      await db.close();
+    }
+  });
+});
+
+describe.each(testTargets())('amendments in a row (%s)', (kind) => {
+  it('three amendments, each rehearsed and applied; then the full rollback and a re-apply give the fingerprint the rehearsal proves; rollback --amendment takes only the last', async () => {
+    target = await rolledOut(kind);
+    const url = target.url;
+    for (const n of [1, 2, 3]) {
+      await withDb(url, async (db) => {
+        await createCollection(db, `reviews_${n}`, { folder: 'editorial', columns: [['id', 'serial primary key'], ['article', 'uuid']], relations: [{ field: 'article', one: 'articles' }] });
+        // amendment 2 also brings a junction between two anchors of the first rollout
+        if (n === 2) {
+          await createCollection(db, 'articles_authors', {
+            hidden: true,
+            columns: [['id', 'serial primary key'], ['articles_id', 'uuid'], ['authors_id', 'uuid']],
+            relations: [
+              { field: 'articles_id', one: 'articles', oneField: 'coauthors', junction: 'authors_id' },
+              { field: 'authors_id', one: 'authors', junction: 'articles_id' },
+            ],
+          });
+        }
+        const d = await draft(db, plan);
+        expect((d.payload as { amendment: number }).amendment).toBe(n);
+        await submit(db, plan, d.payload);
+        await approveAs(db, ADMIN);
+      });
+      const evidence = await rehearseSource(kind, url);
+      expect(evidence.verdict.failures, `amendment ${n}`).toEqual([]);
+      expect(evidence.rollback).toMatchObject({ tier: 98, matchesKeptTiers: true, reapplyMatches: true });
+      const applied = await applyBound(url, evidence);
+      expect(applied.outcome, `amendment ${n}`).toBe('ok');
+    }
+    const tags = (db: Db) => db.query<{ tag: string; n: number }>(`select tag, count(*)::int as n from axis.ownership group by tag order by tag`).then((r) => r.rows);
+    const before = await withDb(url, tags);
+    expect(before).toEqual([
+      { tag: 'PROD_T2', n: 30 },
+      { tag: 'PROD_T2#1', n: 1 },
+      { tag: 'PROD_T2#2', n: 1 },
+      { tag: 'PROD_T2#3', n: 1 },
+      { tag: 'PROD_T3', n: 35 },
+      { tag: 'PROD_T3#2', n: 1 },
+    ]);
+
+    // a rehearsal with nothing pending proves the full rollback: re-applying after it reproduces this state
+    const evidence = await rehearseSource(kind, url);
+    expect(evidence.verdict.failures).toEqual([]);
+    expect(evidence.rollback).toMatchObject({ tier: 99, reverted: [6, 4, 3], matchesKeptTiers: true, reapplyMatches: true });
+
+    const db = await openDb(url);
+    try {
+      const fp = await fingerprintClone(db);
+      expect((await rollback(db, plan)).outcome).toBe('ok');
+      expect(await scalar(db, `select count(*)::int as v from axis.ownership where basis = 'containment'`)).toBe(0);
+      expect((await apply(db, plan)).outcome).toBe('ok');
+      expect(diffFingerprints(fp, await fingerprintClone(db))).toEqual({ objects: [], tables: [] });
+      expect(await tags(db)).toEqual(before);
+      // the last amendment alone: reviews_3 loses its owner, 1 and 2 and the junction keep theirs
+      expect((await rollback(db, plan, { scope: 'subject' })).outcome).toBe('ok');
+      expect((await db.query<{ collection: string }>(`select collection from axis.ownership where tag ~ '#' order by 1`)).rows.map((r) => r.collection)).toEqual(['articles_authors', 'reviews_1', 'reviews_2']);
+    } finally {
+      await db.close();
+    }
+  });
+});
+
+describe.each(testTargets())('governance after the rollout of a database made by a real Directus 11 (%s)', (kind) => {
+  it('a new collection and a junction: scanned, proposed from its relation, rehearsed, applied, and rolled back alone', async () => {
+    target = await realDirectus(kind);
+    const url = target.url;
+    const approver = expected.emails.approver!;
+    const booksOwner = await withDb(url, async (db) => {
+      await approveAs(db, approver);
+      expect((await apply(db, plan)).outcome).toBe('ok');
+      await createCollection(db, 'book_awards', {
+        folder: 'publishing',
+        columns: [['id', 'serial primary key'], ['book', 'integer'], ['title', 'varchar(255)']],
+        relations: [{ field: 'book', one: 'books' }],
+      });
+      await createCollection(db, 'book_awards_writers', {
+        hidden: true,
+        columns: [['id', 'serial primary key'], ['book_awards_id', 'integer'], ['writers_id', 'integer']],
+        relations: [
+          { field: 'book_awards_id', one: 'book_awards', oneField: 'jury', junction: 'writers_id' },
+          { field: 'writers_id', one: 'writers', junction: 'book_awards_id' },
+        ],
+      });
+      const found = await scan(db, plan);
+      expect(found.findings.map((f) => `${f.kind}: ${f.item}`).sort()).toEqual(['contained collection not governed: book_awards_writers', 'new collection without owner: book_awards']);
+      const owner = await scalar<string>(db, `select owner as v from axis.ownership where collection = 'books'`);
+      const d = await draft(db, plan);
+      expect(d.suggestions.find((x) => x.item === 'book_awards')).toMatchObject({ action: 'own', owner, reason: expect.stringMatching(/its field book is a many-to-one to books, owned by/) });
+      await submit(db, plan, d.payload);
+      await approveAs(db, approver);
+      return owner;
+    });
+    const evidence = await rehearseSource(kind, url);
+    expect(evidence.verdict.failures).toEqual([]);
+    expect(evidence.rollback).toMatchObject({ tier: 98, matchesKeptTiers: true, reapplyMatches: true });
+    expect((await applyBound(url, evidence)).outcome).toBe('ok');
+    await withDb(url, async (db) => {
+      expect((await verify(db, plan)).tiers[0]!.status).toBe('Passed');
+      expect(await scalar(db, `select owner as v from axis.ownership where collection = 'book_awards_writers'`)).toBe(booksOwner);
+      expect((await rollback(db, plan, { scope: 'subject' })).outcome).toBe('ok');
+      expect((await scan(db, plan)).critical).toBeGreaterThan(0);
+      expect(Number(await scalar(db, `select count(*) as v from axis.ownership where tag !~ '#'`))).toBe(expected.anchors + expected.contained);
+    });
+  });
+});
+
+describe.each(testTargets())('scan and propose through the CLI (%s)', (kind) => {
+  it('scan exits 1 naming each critical finding; propose --out drafts, --submit writes it; rollback --amendment refuses what is not applied', async () => {
+    target = await rolledOut(kind);
+    const url = target.url;
+    const clean = await runCli(['scan', '--target', url]);
+    expect(clean.code, clean.stderr).toBe(0);
+    expect(clean.stdout).toMatch(/nothing to govern that is not governed/);
+    await withDb(url, directusChanges);
+
+    const found = await runCli(['scan', '--target', url]);
+    expect(found.code).toBe(1);
+    expect(found.stdout).toMatch(/4 critical/);
+    expect(found.stdout).toMatch(/CRITICAL new collection without owner: reviews/);
+    const json = await runCli(['scan', '--target', url, '--json']);
+    expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, critical: 4 });
+
+    const file = join(mkdtempSync(join(tmpdir(), 'tiergate-propose-')), 'payload.json');
+    const drafted = await runCli(['propose', '--target', url, '--out', file]);
+    expect(drafted.code, drafted.stderr).toBe(0);
+    expect(drafted.stdout).toMatch(/own +reviews: owner team-editorial, topic editorial — its field article is a many-to-one to articles/);
+    expect(drafted.stdout).toMatch(/nothing was written/);
+    const payload = JSON.parse(readFileSync(file, 'utf8')) as { anchors: { collection: string }[] };
+    expect(payload.anchors.some((a) => a.collection === 'reviews')).toBe(true);
+
+    const rollout = await runCli(['rollback', '--amendment', '--yes', '--target', url]);
+    expect(rollout.code).toBe(2);
+    expect(rollout.stderr).toMatch(/tiers 4, 3, 2 were only ever applied for subject [0-9a-f]{12}, the current one: that is the rollout itself, .* \(tiergate rollback\); nothing was changed/);
+
+    const submitted = await runCli(['propose', '--target', url, '--submit', file, '--yes']);
+    expect(submitted.code, submitted.stderr).toBe(0);
+    expect(submitted.stdout).toMatch(/submitted: subject [0-9a-f]{12} → [0-9a-f]{12}/);
+    expect(submitted.stdout).toMatch(/gate ospa = 0 \(needs ≥ 1\): CLOSED/);
+    expect(submitted.stdout).toMatch(/tiers 2, 3, 4 are pending for the new subject/);
+    const notYet = await runCli(['rollback', '--amendment', '--yes', '--target', url]);
+    expect(notYet.code).toBe(2);
+    expect(notYet.stderr).toMatch(/tier 98 reverts the amendment for subject [0-9a-f]{12}, but tier 4, 3, 2 were last applied for subject [0-9a-f]{12}: that amendment is not applied/);
+    const st = await runCli(['status', '--target', url, '--exit-code']);
+    expect(st.code).toBe(1);
+    expect(st.stdout).toMatch(/an amendment/);
+  });
+});
