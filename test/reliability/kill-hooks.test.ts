@@ -15,7 +15,7 @@ describe('kill points: SIGKILL at each step of each tier', () => {
     const plan = bundledPlan();
     const order = applyOrderIds(plan);
     const full = stateKey(order);
-    const rb = plan.tiers.find((t) => t.kind === 'rollback')!;
+    const rb = plan.tiers.find((t) => t.kind === 'rollback' && t.scope !== 'subject')!;
     const rolled = stateKey(order.filter((id) => !rb.reverts.includes(id)));
     const points = order.flatMap((tier) => HOOK_STEPS.map((hook) => ({ tier, hook })));
     // ci: every step, each on two different tiers; full: every step of every tier, three times

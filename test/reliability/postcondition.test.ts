@@ -54,7 +54,7 @@ describe('post-condition failure', () => {
       const problems: string[] = [];
       try {
         const y = copy.yaml();
-        const rb = y.tiers.find((t) => t.kind === 'rollback')!;
+        const rb = y.tiers.find((t) => t.kind === 'rollback' && t.scope !== 'subject')!;
         rb.post = ['tagged_t34 = -1'];
         copy.writeYaml(y);
         const r = await runCli(['rollback', '--yes', '--plan', copy.dir, '--target', db.url]);

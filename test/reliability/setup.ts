@@ -82,7 +82,7 @@ export default async function setup(): Promise<() => Promise<void>> {
       }
       const rb = await rollback(db, plan);
       if (rb.outcome !== 'ok') throw new Error(`reference: rollback failed: ${JSON.stringify(rb.tiers.map((t) => [t.id, t.status, t.error?.message, t.reason]))}`);
-      const rolled = applied.filter((id) => !plan.tiers.find((t) => t.kind === 'rollback')!.reverts.includes(id));
+      const rolled = applied.filter((id) => !plan.tiers.find((t) => t.kind === 'rollback' && t.scope !== 'subject')!.reverts.includes(id));
       await remember(rolled);
       const again = await apply(db, plan);
       if (again.outcome !== 'ok') throw new Error('reference: re-apply after the rollback failed');
