@@ -90,17 +90,25 @@ export function readCache<T>(kind: string, key: string): T | undefined {
 
 /**
  * Whether a cached folder and everything in it can be trusted as tiergate's
- * own: every entry owned by this user and writable by nobody else, no link
- * among them (the rule of the cache's entries, applied to a whole tree: the
- * PGlite template every sample and rehearsal clone is copied from).
+ * own (the PGlite template every sample and rehearsal clone is copied from):
+ * the folder and its parent this user's and writable by nobody else, no link
+ * in it, every entry this user's. Inside a folder closed to everyone else
+ * (mode 700) an entry's own mode does not matter — nobody else can reach it,
+ * and PGlite writes its files 666 —; otherwise no entry may be writable by
+ * anyone else.
  */
 export function trustedTree(dir: string): boolean {
+  const uid = process.getuid?.();
+  if (uid === undefined) return true;
   try {
     if (![dir, dirname(dir)].every(ownedByUs)) return false;
+    const closed = (statSync(dir).mode & 0o077) === 0;
     const walk = (d: string): boolean => {
       for (const entry of readdirSync(d, { withFileTypes: true })) {
         const path = join(d, entry.name);
-        if (entry.isSymbolicLink() || !ownedByUs(path)) return false;
+        if (entry.isSymbolicLink()) return false;
+        const st = statSync(path);
+        if (st.uid !== uid || (!closed && (st.mode & 0o022) !== 0)) return false;
         if (entry.isDirectory() && !walk(path)) return false;
       }
       return true;

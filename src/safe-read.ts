@@ -12,6 +12,7 @@ export const LIMITS = {
   plan: { bytes: 1 << 20, env: 'TIERGATE_MAX_PLAN_BYTES', what: 'a tiergate.yaml' },
   sql: { bytes: 16 << 20, env: 'TIERGATE_MAX_SQL_BYTES', what: 'a tier file' },
   evidence: { bytes: 64 << 20, env: 'TIERGATE_MAX_EVIDENCE_BYTES', what: 'an evidence file' },
+  payload: { bytes: 64 << 20, env: 'TIERGATE_MAX_PAYLOAD_BYTES', what: 'a payload file' },
 } as const;
 export type LimitKind = keyof typeof LIMITS;
 

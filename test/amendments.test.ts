@@ -23,6 +23,7 @@ import { rollback } from '../src/engine/rollback.js';
 import { status } from '../src/engine/status.js';
 import { verify } from '../src/engine/verify.js';
 import { diffFingerprints, fingerprintClone } from '../src/probe/fingerprint.js';
+import { NAMED_SHAPES, writeGenerated } from '../fixtures/directus-gen/index.js';
 import { writeSample } from '../fixtures/directus-sample/generate.js';
 import { scalar } from './fixtures/axis-harness/harness.js';
 import { runCli } from './helpers/cli.js';
@@ -378,6 +379,37 @@ describe.each(testTargets())('governance after the rollout of a database made by
       expect((await rollback(db, plan, { scope: 'subject' })).outcome).toBe('ok');
       expect((await scan(db, plan)).critical).toBeGreaterThan(0);
       expect(Number(await scalar(db, `select count(*) as v from axis.ownership where tag !~ '#'`))).toBe(expected.anchors + expected.contained);
+    });
+  });
+});
+
+describe.each(testTargets())('governance after the rollout of generated databases unlike the sample (%s)', (kind) => {
+  it.each(['no-containment', 'camel-case'] as const)('%s: a new collection pointing at an anchor is proposed, rehearsed, applied and rolled back alone', async (name) => {
+    target = await freshDatabase(kind, 'directus', { exactName: true });
+    const url = target.url;
+    const before = await withDb(url, async (db) => {
+      await writeGenerated(db, NAMED_SHAPES[name]);
+      await approveAs(db, 'approver@gen.example');
+      expect((await apply(db, plan)).outcome).toBe('ok');
+      const anchor = await scalar<string>(db, `select collection as v from axis.ownership where basis = 'anchor' order by collection limit 1`);
+      const owner = await scalar<string>(db, `select owner as v from axis.ownership where collection = '${anchor}'`);
+      await createCollection(db, 'newFeedback', { columns: [['id', 'serial primary key'], ['ref', 'integer']], relations: [{ field: 'ref', one: anchor }] });
+      expect((await scan(db, plan)).findings.map((f) => `${f.kind}: ${f.item}`)).toEqual(['new collection without owner: newFeedback']);
+      const d = await draft(db, plan);
+      expect(d.suggestions).toEqual([expect.objectContaining({ item: 'newFeedback', action: 'own', owner, reason: expect.stringContaining(`its field ref is a many-to-one to ${anchor}, owned by ${owner}`) })]);
+      expect(d.suggestions[0]!.topic).not.toBeNull();
+      await submit(db, plan, d.payload);
+      await approveAs(db, 'approver@gen.example');
+      return firstRollout(db);
+    });
+    const evidence = await rehearseSource(kind, url);
+    expect(evidence.verdict.failures).toEqual([]);
+    expect(evidence.rollback).toMatchObject({ tier: 98, matchesKeptTiers: true, reapplyMatches: true });
+    expect((await applyBound(url, evidence)).outcome).toBe('ok');
+    await withDb(url, async (db) => {
+      expect((await verify(db, plan)).tiers[0]!.status).toBe('Passed');
+      expect((await rollback(db, plan, { scope: 'subject' })).outcome).toBe('ok');
+      expect(await firstRollout(db)).toEqual(before);
     });
   });
 });

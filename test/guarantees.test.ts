@@ -29,6 +29,7 @@ import { EvidenceRefusedError } from '../src/errors.js';
 import { evidenceFile } from './helpers/rollout.js';
 import { openGate, rehearse } from '../src/rehearsal/rehearse.js';
 import { runCli } from './helpers/cli.js';
+import { startCli } from './helpers/cli-live.js';
 import { ENGINE_PLAN, prepareGate } from './helpers/engine-fixture.js';
 import { freshDatabase, serverUrl, testTargets, type TargetKind, type TestDatabase } from './helpers/targets.js';
 
@@ -297,14 +298,8 @@ describe.runIf(testTargets().includes('postgres'))('gated means gated: the appro
     const t = await freshDatabase('postgres', 'postgres');
     try {
       await withDb(t.url, (db) => prepareGate(db, true));
-      let atHook = () => {};
-      const hook = new Promise<void>((resolve) => (atHook = resolve));
-      const run = runCli(['apply', '--yes', '--plan', ENGINE_PLAN, '--target', t.url], {
-        env: { TIERGATE_TEST_HOOK: 'tier-begin:2', TIERGATE_TEST_HOOK_WAIT_MS: '120000' },
-        timeoutMs: 300_000,
-        onStderr: (text) => text.includes('tiergate-test-hook tier-begin:2') && atHook(),
-      });
-      await hook;
+      const run = startCli(['apply', '--yes', '--plan', ENGINE_PLAN, '--target', t.url], { env: { TIERGATE_TEST_HOOK: 'tier-begin:2', TIERGATE_TEST_HOOK_WAIT_MS: '120000' }, timeoutMs: 300_000 });
+      await run.waitFor(/tiergate-test-hook tier\-begin:2/, 'stderr');
       const c = new pg.Client({ connectionString: t.url });
       await c.connect();
       try {
@@ -314,8 +309,8 @@ describe.runIf(testTargets().includes('postgres'))('gated means gated: the appro
       } finally {
         await c.end();
       }
-      process.kill(run.pid!, 'SIGUSR2');
-      const r = await run;
+      run.kill('SIGUSR2');
+      const r = await run.done;
       expect(r.code, r.stdout + r.stderr).toBe(0);
       await withDb(t.url, async (db) => {
         expect((await db.query('select count(*)::int as n from app.item')).rows[0]).toEqual({ n: 3 });
@@ -332,18 +327,12 @@ describe.runIf(testTargets().includes('postgres'))('gated means gated: the engin
     const t = await freshDatabase('postgres', 'postgres');
     try {
       await withDb(t.url, (db) => prepareGate(db, true));
-      let atHook = () => {};
-      const hook = new Promise<void>((resolve) => (atHook = resolve));
       // tier 1 has committed; tier 2 has not begun: the engine's first reading of the gate (open) is behind it
-      const run = runCli(['apply', '--yes', '--plan', ENGINE_PLAN, '--target', t.url], {
-        env: { TIERGATE_TEST_HOOK: 'tier-committed:1', TIERGATE_TEST_HOOK_WAIT_MS: '120000' },
-        timeoutMs: 300_000,
-        onStderr: (text) => text.includes('tiergate-test-hook tier-committed:1') && atHook(),
-      });
-      await hook;
+      const run = startCli(['apply', '--yes', '--plan', ENGINE_PLAN, '--target', t.url], { env: { TIERGATE_TEST_HOOK: 'tier-committed:1', TIERGATE_TEST_HOOK_WAIT_MS: '120000' }, timeoutMs: 300_000 });
+      await run.waitFor(/tiergate-test-hook tier\-committed:1/, 'stderr');
       await withDb(t.url, (db) => db.exec('update gate.approval set valid = false'));
-      process.kill(run.pid!, 'SIGUSR2');
-      const r = await run;
+      run.kill('SIGUSR2');
+      const r = await run.done;
       expect(r.code, r.stdout + r.stderr).toBe(3);
       expect(r.stdout).toMatch(/2 +Seed +data +Blocked .*gate closed \(approvals=0, needs ≥ 1\)/);
       await withDb(t.url, async (db) => {
@@ -362,21 +351,15 @@ describe.runIf(testTargets().includes('postgres'))('bounded waiting: a blocked t
     const c = new pg.Client({ connectionString: t.url });
     try {
       await withDb(t.url, (db) => prepareGate(db, true));
-      let atHook = () => {};
-      const hook = new Promise<void>((resolve) => (atHook = resolve));
-      const run = runCli(['apply', '--yes', '--plan', ENGINE_PLAN, '--target', t.url], {
-        env: { TIERGATE_TEST_HOOK: 'tier-begin:2', TIERGATE_TEST_HOOK_WAIT_MS: '120000' },
-        timeoutMs: 300_000,
-        onStderr: (text) => text.includes('tiergate-test-hook tier-begin:2') && atHook(),
-      });
-      await hook;
+      const run = startCli(['apply', '--yes', '--plan', ENGINE_PLAN, '--target', t.url], { env: { TIERGATE_TEST_HOOK: 'tier-begin:2', TIERGATE_TEST_HOOK_WAIT_MS: '120000' }, timeoutMs: 300_000 });
+      await run.waitFor(/tiergate-test-hook tier\-begin:2/, 'stderr');
       await c.connect();
       await c.query(`set application_name = 'the blocker'`);
       await c.query('begin');
       await c.query('lock table app.item in access exclusive mode');
       const started = performance.now();
-      process.kill(run.pid!, 'SIGUSR2');
-      const r = await run;
+      run.kill('SIGUSR2');
+      const r = await run.done;
       const waited = performance.now() - started;
       await c.query('rollback');
       expect(r.code, r.stdout + r.stderr).toBe(1);

@@ -77,11 +77,15 @@ describe('the PGlite template is trusted only when it is this user’s alone', (
     expect(first.code, first.stderr).toBe(0);
     const template = readdirSync(cache).find((d) => d.startsWith('pglite-') && d.endsWith('-directus'));
     expect(template).toBeDefined();
-    // poisoned: a table added to it, and the folder made writable by everyone
+    // a table added to it: while the template is this user's alone, samples are copies of it (the control: it is in use)
     const { PGlite } = await import('@electric-sql/pglite');
     const pg = new PGlite(join(cache, template!), { database: 'directus' });
     await pg.exec('create table poison (id int)');
     await pg.close();
+    const trusted = join(tmp('tiergate-s-'), 'db');
+    expect((await runCli(['sample', '--pglite', trusted], { env, timeoutMs: 300_000 })).code).toBe(0);
+    expect(await withDb(`pglite://${trusted}`, (db) => scalar(db, `select count(*)::int as v from pg_class where relname = 'poison'`))).toBe(1);
+    // poisoned: the folder made writable by everyone
     execFileSync('chmod', ['-R', 'o+w', join(cache, template!)]);
     const dir = join(tmp('tiergate-s-'), 'db');
     const second = await runCli(['sample', '--pglite', dir], { env, timeoutMs: 300_000 });

@@ -31,20 +31,10 @@ import { escapeHtml, html, SafeHtml, trustedHtml } from '../src/report/html.js';
 import { mdBlock, mdCode, mdText } from '../src/report/markdown-escape.js';
 import { shownReason, tierFailures, tierView } from '../src/report/tier-view.js';
 import { axisGovernanceEvidence } from './fixtures/evidence-sample.js';
+import { emptyFailure } from '../src/engine/run-result.js';
 
 const delta = (d: Partial<Delta> = {}): Delta => ({ objects: {}, rows: {}, metrics: {}, ...d });
-const failure = (message: string, extras: Partial<NonNullable<TierResult['error']>> = {}): NonNullable<TierResult['error']> => ({
-  message,
-  sqlstate: null,
-  detail: null,
-  hint: null,
-  where: null,
-  file: null,
-  line: null,
-  column: null,
-  excerpt: null,
-  ...extras,
-});
+const failure = (message: string, extras: Partial<NonNullable<TierResult['error']>> = {}): NonNullable<TierResult['error']> => ({ ...emptyFailure(), message, ...extras });
 const tier = (extras: Partial<TierResult> = {}): TierResult => ({
   id: 2,
   name: 'seed',

@@ -7,19 +7,9 @@ import { describe, expect, it } from 'vitest';
 import type { Evidence, TierResult } from '../src/evidence/types.js';
 import { renderMarkdown } from '../src/report/render-markdown.js';
 import { axisGovernanceEvidence } from './fixtures/evidence-sample.js';
+import { emptyFailure } from '../src/engine/run-result.js';
 
-const failure = (message: string, extras: Partial<NonNullable<TierResult['error']>> = {}): NonNullable<TierResult['error']> => ({
-  message,
-  sqlstate: null,
-  detail: null,
-  hint: null,
-  where: null,
-  file: null,
-  line: null,
-  column: null,
-  excerpt: null,
-  ...extras,
-});
+const failure = (message: string, extras: Partial<NonNullable<TierResult['error']>> = {}): NonNullable<TierResult['error']> => ({ ...emptyFailure(), message, ...extras });
 
 /** The evidence with stage B's tiers replaced by `tier` alone. */
 function withTier(tier: Partial<TierResult>): Evidence {

@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Delta, TierResult } from '../src/evidence/types.js';
 import { renderTierLine, renderTierStart } from '../src/report/render-terminal.js';
+import { emptyFailure } from '../src/engine/run-result.js';
 
 const tier = (extras: Partial<TierResult> = {}): TierResult => ({
   id: 2,
@@ -21,18 +22,7 @@ const tier = (extras: Partial<TierResult> = {}): TierResult => ({
   error: null,
   ...extras,
 });
-const failure = (message: string, extras: Partial<NonNullable<TierResult['error']>> = {}): NonNullable<TierResult['error']> => ({
-  message,
-  sqlstate: null,
-  detail: null,
-  hint: null,
-  where: null,
-  file: null,
-  line: null,
-  column: null,
-  excerpt: null,
-  ...extras,
-});
+const failure = (message: string, extras: Partial<NonNullable<TierResult['error']>> = {}): NonNullable<TierResult['error']> => ({ ...emptyFailure(), message, ...extras });
 
 /** The columns before the details: `B   2  Ownership seed          data       Applied             120 ms` (68 characters). */
 const HEAD = 'B   2  Ownership seed          data       Applied             120 ms';

@@ -5,6 +5,7 @@ import type { EngineEvent, RunResult } from '../engine/run-result.js';
 import type { GateReading, TierResult } from '../engine/result.js';
 import { DeclinedError, InterruptedError, LockHeldError, UsageError } from '../errors.js';
 import { openPlan } from '../plan/open-plan.js';
+import { waitInterrupted } from './open-target.js';
 import type { Plan } from '../plan/plan.js';
 import { renderTierLine, renderTierStart } from '../report/render-terminal.js';
 import type { Output } from './output.js';
@@ -72,7 +73,7 @@ export async function interruptible<T>(out: Output, fn: (signal: AbortSignal) =>
   } catch (e) {
     // Ctrl-C while waiting for another run's lock (--wait): the run was interrupted, not refused, and touched nothing
     if (controller.signal.aborted && e instanceof LockHeldError) {
-      throw new InterruptedError(`interrupted (Ctrl-C) while waiting for ${e.subject.replace(/ \(waited [^)]*\)$/, '')}, held by another run (${e.holder}): nothing was changed`);
+      throw waitInterrupted(e);
     }
     throw e;
   } finally {

@@ -32,14 +32,13 @@ async function openWaiting(url: string, options: OpenOptions & { waitMs?: number
     interrupted = true;
     wake?.();
   };
-  const stop = (h: LockHeldError) => new InterruptedError(`interrupted (Ctrl-C) while waiting for ${h.subject}, held by another run (${h.holder}): nothing was changed`);
   try {
     for (let pause = 100; ; pause = Math.min(pause * 2, 2000)) {
       try {
         const db = await openDb(url, options);
         if (!interrupted) return db;
         await db.close();
-        throw stop(held!);
+        throw waitInterrupted(held!);
       } catch (e) {
         // only a lock met while opening is waited for
         if (!(e instanceof LockHeldError) || !e.subject.startsWith('PGlite directory')) throw e;
@@ -56,10 +55,15 @@ async function openWaiting(url: string, options: OpenOptions & { waitMs?: number
         if (!interrupted) await new Promise<void>((resolve) => ((wake = resolve), (timer = setTimeout(resolve, Math.min(pause, left)))));
         clearTimeout(timer);
         wake = null;
-        if (interrupted) throw stop(e);
+        if (interrupted) throw waitInterrupted(e);
       }
     }
   } finally {
     process.off('SIGINT', onSigint);
   }
+}
+
+/** Ctrl-C while waiting for a lock another run holds (--wait): interrupted, not refused, and nothing was changed. */
+export function waitInterrupted(held: LockHeldError): InterruptedError {
+  return new InterruptedError(`interrupted (Ctrl-C) while waiting for ${held.subject.replace(/ \(waited [^)]*\)$/, '')}, held by another run (${held.holder}): nothing was changed`);
 }

@@ -2,12 +2,13 @@ import type { Db, Queryable } from '../db/port.js';
 import { DbError, TargetError, UsageError } from '../errors.js';
 import type { Plan } from '../plan/plan.js';
 import { MISSING_OBJECT, readMetrics } from '../probe/metrics.js';
-import { readIdentity, type TargetIdentity } from '../probe/identity.js';
+import type { TargetIdentity } from '../probe/identity.js';
+import { amendment } from './apply.js';
 import { readGate } from './gate.js';
 import { readLedger } from './ledger.js';
-import { assertPlanDatabase } from './preflight.js';
+import { openPlanSession } from './preflight.js';
 import type { GateReading } from './result.js';
-import { boundSession, namingBlockers } from './session-bounds.js';
+import { namingBlockers } from './session-bounds.js';
 
 /**
  * Day two: the loop that keeps governance true as the database changes —
@@ -67,13 +68,6 @@ function notApplied(plan: Plan, db: Db, e: unknown): never {
   throw e;
 }
 
-async function open(db: Db, plan: Plan): Promise<TargetIdentity> {
-  await boundSession(db, plan);
-  const identity = await readIdentity(db);
-  assertPlanDatabase(plan, identity, db.displayUrl);
-  return identity;
-}
-
 async function readFindings(tx: Queryable, sql: string): Promise<Finding[]> {
   const r = await tx.query<Record<string, unknown>>(sql);
   return r.rows.map((row) => ({
@@ -93,7 +87,7 @@ async function readFindings(tx: Queryable, sql: string): Promise<Finding[]> {
  */
 export async function scan(db: Db, plan: Plan): Promise<ScanResult> {
   const amend = amendOf(plan);
-  const identity = await open(db, plan);
+  const identity = await openPlanSession(db, plan);
   try {
     if (amend.scan) {
       await namingBlockers(db, "running the plan's scanner", amend.scan, () =>
@@ -119,7 +113,7 @@ export async function scan(db: Db, plan: Plan): Promise<ScanResult> {
  */
 export async function draft(db: Db, plan: Plan): Promise<DraftResult> {
   const amend = amendOf(plan);
-  await open(db, plan);
+  await openPlanSession(db, plan);
   try {
     return await namingBlockers(db, 'drafting the amendment', amend.draft, () =>
       db.transaction(
@@ -167,7 +161,7 @@ export interface SubmitResult {
 export async function submit(db: Db, plan: Plan, payload: unknown): Promise<SubmitResult> {
   const amend = amendOf(plan);
   if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) throw new UsageError('the payload to submit must be a JSON object');
-  await open(db, plan);
+  await openPlanSession(db, plan);
   const text = JSON.stringify(payload);
   const out = await namingBlockers(db, 'submitting the amendment', amend.submit, () =>
     db.transaction(async (tx) => {
@@ -182,6 +176,6 @@ export async function submit(db: Db, plan: Plan, payload: unknown): Promise<Subm
     }),
   );
   const ledger = await readLedger(db, plan.name);
-  const pending = plan.tiers.filter((t) => t.gated && ledger.get(t.id)?.status === 'applied' && ledger.get(t.id)?.subject && ledger.get(t.id)?.subject !== out.after).map((t) => t.id);
+  const pending = plan.tiers.filter((t) => amendment(t, ledger.get(t.id), { subject: out.after })).map((t) => t.id);
   return { plan: { name: plan.name }, target: db.displayUrl, ...out, pending };
 }

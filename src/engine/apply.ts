@@ -89,10 +89,7 @@ export async function apply(db: Db, plan: Plan, options: ApplyOptions = {}): Pro
       metricsNow = afterMetrics(r);
     }
     const gate = await readGateBounded(db, plan);
-    // a gated tier applied for another subject is pending again (an amendment): not applied, as the rehearsal counts it
-    const applied = new Set(
-      [...ledger.values()].filter((e) => e.status === 'applied' && !amendment(plan.tiers.find((t) => t.id === e.tierId) ?? ({ gated: false } as Tier), e, gate)).map((e) => e.tierId),
-    );
+    const applied = appliedTiers(plan, ledger, gate);
     const notApplied = new Map<number, string>();
     let failed = false;
 
@@ -198,6 +195,16 @@ export function decide(
 export function amendment(tier: Tier, prior: Pick<LedgerEntry, 'status' | 'subject'> | undefined, gate: Pick<GateReading, 'subject'> | null): string | null {
   if (!tier.gated || prior?.status !== 'applied' || !prior.subject || !gate?.subject || prior.subject === gate.subject) return null;
   return `an amendment (applied for subject ${prior.subject.slice(0, 12)}, the subject is now ${gate.subject.slice(0, 12)})`;
+}
+
+/**
+ * The tiers of the plan a run counts as applied: applied in the ledger, but
+ * for a gated tier applied for another gate subject (pending again: an
+ * amendment). Apply and the rehearsal count alike, so that a tier's delta
+ * belongs to the same state in both.
+ */
+export function appliedTiers(plan: Plan, ledger: Map<number, LedgerEntry>, gate: GateReading | null): Set<number> {
+  return new Set(plan.tiers.filter((t) => ledger.get(t.id)?.status === 'applied' && !amendment(t, ledger.get(t.id), gate)).map((t) => t.id));
 }
 
 /** The ids of `applied` body tiers, in plan order: the state a tier's delta belongs to. */

@@ -1,11 +1,10 @@
 import type { Db } from '../db/port.js';
 import { UsageError } from '../errors.js';
 import type { Plan } from '../plan/plan.js';
-import { readIdentity, type TargetIdentity } from '../probe/identity.js';
+import type { TargetIdentity } from '../probe/identity.js';
 import { readApprovals, readGate } from './gate.js';
-import { assertPlanDatabase } from './preflight.js';
+import { openPlanSession } from './preflight.js';
 import type { Approval, GateReading } from './result.js';
-import { boundSession } from './session-bounds.js';
 
 export interface ApproveResult {
   plan: { name: string };
@@ -36,9 +35,7 @@ export async function approve(db: Db, plan: Plan, options: { as: string; proposa
   }
   const proposal = options.proposal ?? gate.approve.proposal;
   if (!options.as.trim()) throw new UsageError('--as is empty: give the email of the Directus user who approves');
-  await boundSession(db, plan);
-  const identity = await readIdentity(db);
-  assertPlanDatabase(plan, identity, db.displayUrl);
+  const identity = await openPlanSession(db, plan);
   const approval = await db.transaction(async (tx) => {
     await tx.query(`select set_config('application_name', $1, true)`, [`tiergate approve ${plan.name}`]);
     const inserted = await tx.query<{ id: unknown }>(gate.approve!.sql, [options.as, proposal]);

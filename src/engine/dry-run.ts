@@ -2,15 +2,15 @@ import type { Db } from '../db/port.js';
 import { DriftError } from '../errors.js';
 import type { LintFinding } from '../plan/lint.js';
 import type { Plan } from '../plan/plan.js';
-import { readIdentity, type TargetIdentity } from '../probe/identity.js';
+import type { TargetIdentity } from '../probe/identity.js';
 import { decide, readGateBounded, type TierDecision } from './apply.js';
 import { readLedger } from './ledger.js';
-import { assertPlanDatabase, runPreflight } from './preflight.js';
+import { openPlanSession, runPreflight } from './preflight.js';
 import type { GateReading, TierResult } from './result.js';
 import { assertNoDrift } from './rollout.js';
 import { rolloutLockHolder } from './rollout-lock.js';
 import { isBodyTier } from './run-result.js';
-import { boundSession, namingBlockers } from './session-bounds.js';
+import { namingBlockers } from './session-bounds.js';
 
 export interface DryRunResult {
   plan: { name: string; sha256: string };
@@ -45,9 +45,7 @@ export interface DryRunResult {
  * @example const d = await dryRun(db, plan); d.tiers.filter((t) => t.action === 'apply')
  */
 export async function dryRun(db: Db, plan: Plan, options: { structureOnly?: boolean } = {}): Promise<DryRunResult> {
-  await boundSession(db, plan);
-  const identity = await readIdentity(db);
-  assertPlanDatabase(plan, identity, db.displayUrl);
+  const identity = await openPlanSession(db, plan);
   const { lintPlan } = await import('../plan/lint.js');
   const lint = await lintPlan(plan);
   const ledger = await namingBlockers(db, `reading the ledger of plan '${plan.name}'`, 'select from tiergate.ledger', () => readLedger(db, plan.name));

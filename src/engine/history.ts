@@ -1,9 +1,9 @@
 import type { Db } from '../db/port.js';
 import type { Plan } from '../plan/plan.js';
-import { readIdentity, type TargetIdentity } from '../probe/identity.js';
+import type { TargetIdentity } from '../probe/identity.js';
 import { readHistory, type HistoryEvent } from './ledger.js';
-import { assertPlanDatabase } from './preflight.js';
-import { boundSession, namingBlockers } from './session-bounds.js';
+import { openPlanSession } from './preflight.js';
+import { namingBlockers } from './session-bounds.js';
 
 export interface HistoryResult {
   plan: { name: string };
@@ -19,9 +19,7 @@ export interface HistoryResult {
  * Read-only; the plan's database only (another is refused, exit 2).
  */
 export async function history(db: Db, plan: Plan): Promise<HistoryResult> {
-  await boundSession(db, plan);
-  const identity = await readIdentity(db);
-  assertPlanDatabase(plan, identity, db.displayUrl);
+  const identity = await openPlanSession(db, plan);
   const events = await namingBlockers(db, `reading the ledger of plan '${plan.name}'`, 'select from tiergate.ledger, tiergate.attempt', () => readHistory(db, plan.name));
   return { plan: { name: plan.name }, target: db.displayUrl, identity, events };
 }

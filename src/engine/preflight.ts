@@ -1,10 +1,24 @@
 import type { Db } from '../db/port.js';
 import { TargetError } from '../errors.js';
 import type { Plan, Tier } from '../plan/plan.js';
-import type { TargetIdentity } from '../probe/identity.js';
+import { readIdentity, type TargetIdentity } from '../probe/identity.js';
 import type { TierResult } from './result.js';
 import { emptyFailure, idle } from './run-result.js';
 import { runCheckTier } from './run-tier.js';
+import { boundSession } from './session-bounds.js';
+
+/**
+ * The start of every command on a target outside a rollout (status, verify,
+ * log, approve, dry-run, scan, propose, a rollback's preview): the session's
+ * waits bounded by the plan, then the target's identity, refused (exit 2,
+ * nothing touched) when it is not the plan's database.
+ */
+export async function openPlanSession(db: Db, plan: Plan): Promise<TargetIdentity> {
+  await boundSession(db, plan);
+  const identity = await readIdentity(db);
+  assertPlanDatabase(plan, identity, db.displayUrl);
+  return identity;
+}
 
 /** Whether a database is the plan's (its `database:`), or a tiergate clone of it. */
 export function isPlanDatabase(plan: Plan, identity: TargetIdentity): boolean {

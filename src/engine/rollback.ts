@@ -1,15 +1,14 @@
 import type { Db } from '../db/port.js';
 import { TargetError } from '../errors.js';
 import type { Plan, Tier } from '../plan/plan.js';
-import { readIdentity } from '../probe/identity.js';
 import { readGateBounded } from './apply.js';
 import { readHistory, readLedger, type LedgerEntry } from './ledger.js';
-import { assertPlanDatabase, runPreflight } from './preflight.js';
+import { openPlanSession, runPreflight } from './preflight.js';
 import type { TierResult } from './result.js';
 import { withRollout } from './rollout.js';
 import { finish, idle, type EngineEvent, type RunResult } from './run-result.js';
 import { runTier } from './run-tier.js';
-import { boundSession, namingBlockers } from './session-bounds.js';
+import { namingBlockers } from './session-bounds.js';
 
 /** Which rollback: the plan's full one, or the one that reverts the amendment for the gate's current subject. */
 export type RollbackScope = 'all' | 'subject';
@@ -30,18 +29,24 @@ export function rollbackTier(plan: Plan, scope: RollbackScope = 'all'): { tier: 
 /**
  * Refuses (touching nothing) unless every tier the rollback reverts is
  * applied — for a rollback of scope subject, applied for the gate's current
- * subject (the amendment it reverts).
+ * subject (the amendment it reverts), which must not be the only subject the
+ * tiers were ever applied for (that is the rollout itself). Returns that
+ * subject (null for the full rollback).
  */
-function assertRevertible(plan: Plan, tier: Tier, ledger: Map<number, LedgerEntry>, displayUrl: string, subject: string | null, subjectsApplied: Set<string> = new Set()): void {
+async function assertRevertible(db: Db, plan: Plan, tier: Tier, ledger: Map<number, LedgerEntry>): Promise<string | null> {
   const notApplied = tier.reverts.filter((id) => ledger.get(id)?.status !== 'applied');
   if (notApplied.length) {
     throw new TargetError(
-      `rollback tier ${tier.id} reverts tiers ${tier.reverts.join(', ')}, but tier ${notApplied.join(', ')} ${notApplied.length > 1 ? 'are' : 'is'} not applied on ${displayUrl}; nothing was changed (see 'tiergate status')`,
+      `rollback tier ${tier.id} reverts tiers ${tier.reverts.join(', ')}, but tier ${notApplied.join(', ')} ${notApplied.length > 1 ? 'are' : 'is'} not applied on ${db.displayUrl}; nothing was changed (see 'tiergate status')`,
     );
   }
-  if (tier.scope !== 'subject') return;
-  if (!subject) throw new TargetError(`rollback tier ${tier.id} reverts the amendment for the gate's current subject, but the gate's subject reads nothing on ${displayUrl}; nothing was changed`);
-  if (![...subjectsApplied].some((x) => x !== subject)) {
+  if (tier.scope !== 'subject') return null;
+  const subject = (await readGateBounded(db, plan))?.subject ?? null;
+  if (!subject) throw new TargetError(`rollback tier ${tier.id} reverts the amendment for the gate's current subject, but the gate's subject reads nothing on ${db.displayUrl}; nothing was changed`);
+  // every gate subject the tiers were ever applied for (the ledger's history)
+  const history = await readHistory(db, plan.name);
+  const subjects = new Set(history.filter((e) => e.source === 'ledger' && e.outcome === 'applied' && tier.reverts.includes(e.tierId) && e.subject).map((e) => e.subject));
+  if (![...subjects].some((x) => x !== subject)) {
     throw new TargetError(
       `rollback tier ${tier.id} reverts an amendment, but tiers ${tier.reverts.join(', ')} were only ever applied for subject ${subject.slice(0, 12)}, the current one: that is the rollout itself, not an amendment of it — the plan's full rollback reverts it (tiergate rollback); nothing was changed`,
     );
@@ -50,15 +55,10 @@ function assertRevertible(plan: Plan, tier: Tier, ledger: Map<number, LedgerEntr
   if (other.length) {
     const was = ledger.get(other[0]!)?.subject;
     throw new TargetError(
-      `rollback tier ${tier.id} reverts the amendment for subject ${subject.slice(0, 12)}, but tier ${other.join(', ')} ${other.length > 1 ? 'were' : 'was'} last applied for ${was ? `subject ${was.slice(0, 12)}` : 'no subject'}: that amendment is not applied on ${displayUrl}; nothing was changed (see 'tiergate status')`,
+      `rollback tier ${tier.id} reverts the amendment for subject ${subject.slice(0, 12)}, but tier ${other.join(', ')} ${other.length > 1 ? 'were' : 'was'} last applied for ${was ? `subject ${was.slice(0, 12)}` : 'no subject'}: that amendment is not applied on ${db.displayUrl}; nothing was changed (see 'tiergate status')`,
     );
   }
-}
-
-/** Every gate subject the tiers a rollback reverts were ever applied for (the ledger's history). */
-async function subjectsApplied(db: Db, plan: Plan, tier: Tier): Promise<Set<string>> {
-  const history = await readHistory(db, plan.name);
-  return new Set(history.filter((e) => e.source === 'ledger' && e.outcome === 'applied' && tier.reverts.includes(e.tierId) && e.subject).map((e) => e.subject!));
+  return subject;
 }
 
 /**
@@ -68,12 +68,9 @@ async function subjectsApplied(db: Db, plan: Plan, tier: Tier): Promise<Set<stri
  */
 export async function previewRollback(db: Db, plan: Plan, scope: RollbackScope = 'all'): Promise<{ tier: Tier; reverts: Tier[]; subject: string | null }> {
   const r = rollbackTier(plan, scope);
-  await boundSession(db, plan);
-  assertPlanDatabase(plan, await readIdentity(db), db.displayUrl);
+  await openPlanSession(db, plan);
   const ledger = await namingBlockers(db, `reading the ledger of plan '${plan.name}'`, 'select from tiergate.ledger', () => readLedger(db, plan.name));
-  const subject = scope === 'subject' ? ((await readGateBounded(db, plan))?.subject ?? null) : null;
-  assertRevertible(plan, r.tier, ledger, db.displayUrl, subject, scope === 'subject' ? await subjectsApplied(db, plan, r.tier) : undefined);
-  return { ...r, subject };
+  return { ...r, subject: await assertRevertible(db, plan, r.tier, ledger) };
 }
 
 /**
@@ -94,8 +91,7 @@ export async function rollback(
       results.push(r);
       if (r.status === 'Failed') return finish('rollback', db.displayUrl, plan, identity, null, results);
     }
-    const subject = tier.scope === 'subject' ? ((await readGateBounded(db, plan))?.subject ?? null) : null;
-    assertRevertible(plan, tier, ledger, db.displayUrl, subject, tier.scope === 'subject' ? await subjectsApplied(db, plan, tier) : undefined);
+    await assertRevertible(db, plan, tier, ledger);
     options.onEvent?.({ phase: 'start', tier });
     const r = await runTier(db, plan, tier, { reverts, signal: options.signal, command: 'rollback' });
     options.onEvent?.({ phase: 'end', tier, result: r });

@@ -1,13 +1,13 @@
 import type { Db } from '../db/port.js';
 import type { Plan, Tier } from '../plan/plan.js';
-import { readIdentity, type TargetIdentity } from '../probe/identity.js';
+import type { TargetIdentity } from '../probe/identity.js';
 import { readMetrics } from '../probe/metrics.js';
 import { amendment } from './apply.js';
 import { readGate } from './gate.js';
 import { readHistory, type HistoryEvent } from './ledger.js';
-import { assertPlanDatabase } from './preflight.js';
+import { openPlanSession } from './preflight.js';
 import type { GateReading } from './result.js';
-import { boundSession, namingBlockers } from './session-bounds.js';
+import { namingBlockers } from './session-bounds.js';
 
 /** A tier's state on a target: its last result, whatever it was. */
 export type TierState = 'applied' | 'reverted' | 'pending' | 'drift' | 'failed' | 'passed' | 'not run' | 'superseded';
@@ -48,9 +48,7 @@ export interface StatusResult {
  * lock), on the plan's database only (another is refused, exit 2).
  */
 export async function status(db: Db, plan: Plan): Promise<StatusResult> {
-  await boundSession(db, plan);
-  const identity = await readIdentity(db);
-  assertPlanDatabase(plan, identity, db.displayUrl);
+  const identity = await openPlanSession(db, plan);
   const history = await namingBlockers(db, `reading the ledger of plan '${plan.name}'`, 'select from tiergate.ledger, tiergate.attempt', () => readHistory(db, plan.name));
   const { gate, metrics } = await namingBlockers(db, 'reading the gate and metrics', [plan.gate?.sql ?? '', ...Object.values(plan.metrics)].join(';\n'), () =>
     db.transaction(async (tx) => ({ gate: await readGate(tx, plan), metrics: await readMetrics(tx, plan.metrics) }), { readOnly: true }),

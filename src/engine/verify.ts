@@ -1,12 +1,10 @@
 import type { Db } from '../db/port.js';
 import { TargetError } from '../errors.js';
 import type { Plan } from '../plan/plan.js';
-import { readIdentity } from '../probe/identity.js';
 import { readGateBounded } from './apply.js';
-import { assertPlanDatabase } from './preflight.js';
+import { openPlanSession } from './preflight.js';
 import { finish, type RunResult } from './run-result.js';
 import { runCheckTier } from './run-tier.js';
-import { boundSession } from './session-bounds.js';
 
 /**
  * Runs the verify tier read-only on the plan's database (another database is
@@ -16,9 +14,7 @@ import { boundSession } from './session-bounds.js';
 export async function verify(db: Db, plan: Plan): Promise<RunResult> {
   const tier = plan.tiers.find((t) => t.kind === 'verify');
   if (!tier) throw new TargetError(`plan '${plan.name}' has no verify tier (kind: verify)`);
-  await boundSession(db, plan);
-  const identity = await readIdentity(db);
-  assertPlanDatabase(plan, identity, db.displayUrl);
+  const identity = await openPlanSession(db, plan);
   const r = await runCheckTier(db, plan, tier);
   return finish('verify', db.displayUrl, plan, identity, await readGateBounded(db, plan), [r]);
 }

@@ -1,5 +1,5 @@
 import type { Db } from '../db/port.js';
-import { amendment, sortedIds } from '../engine/apply.js';
+import { amendment, appliedTiers, sortedIds } from '../engine/apply.js';
 import { readGate } from '../engine/gate.js';
 import { ensureLedger, readLedger, type LedgerEntry } from '../engine/ledger.js';
 import { runPreflight } from '../engine/preflight.js';
@@ -113,8 +113,6 @@ class Scenario {
   rollback: Evidence['rollback'] = null;
   readonly verifyTier: Tier | undefined;
   rollbackTier: Tier | undefined;
-  /** gated tiers the source applied for another gate subject: this rehearsal rehearses their amendment */
-  private readonly amended = new Set<number>();
   /** the tiers a rollout applies: structure and data, in plan order */
   readonly body: Tier[];
   /** tiers applied on the main clone (by the source before it was cloned, or here) */
@@ -148,15 +146,11 @@ class Scenario {
     this.ledger = await readLedger(this.db, this.plan.name);
     assertNoDrift(this.plan, this.ledger);
     const gate = await this.db.transaction((tx) => readGate(tx, this.plan), { readOnly: true });
-    for (const [id, e] of this.ledger) {
-      const tier = this.plan.tiers.find((t) => t.id === id);
-      // a gated tier applied for another subject is an amendment to rehearse: pending again
-      if (tier && amendment(tier, e, gate)) this.amended.add(id);
-      else if (e.status === 'applied') this.applied.add(id);
-    }
+    // a gated tier applied for another subject is an amendment to rehearse: pending again
+    for (const id of appliedTiers(this.plan, this.ledger, gate)) this.applied.add(id);
     // rehearsing an amendment proves the amendment's own rollback, when the plan has one
     const scoped = this.plan.tiers.find((t) => t.kind === 'rollback' && t.scope === 'subject');
-    if (this.amended.size && scoped) this.rollbackTier = scoped;
+    if (scoped && this.plan.tiers.some((t) => amendment(t, this.ledger.get(t.id), gate))) this.rollbackTier = scoped;
   }
 
   /**

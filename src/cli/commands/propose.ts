@@ -27,7 +27,7 @@ export async function proposeCommand(opts: ProposeOpts, out: Output): Promise<Ou
   const fromFile = typeof opts.submit === 'string' ? opts.submit : null;
   let edited: unknown = undefined;
   if (fromFile !== null) {
-    const read = readRegularFile(fromFile, 'evidence');
+    const read = readRegularFile(fromFile, 'payload');
     if ('reason' in read) throw new UsageError(`payload file '${fromFile}' ${read.reason}; nothing was submitted`);
     const text = read.toString('utf8');
     try {
