@@ -11,6 +11,7 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { withDb } from '../src/db/open-db.js';
 import { NAMED_SHAPES, shapeArbitrary, writeGenerated, type Shape } from '../fixtures/directus-gen/index.js';
+import { writeSample } from '../fixtures/directus-sample/generate.js';
 import { applyBound, approveAs, bundled, rehearseSource } from './helpers/rollout.js';
 import { freshDatabase, testTargets, type TargetKind, type TestDatabase } from './helpers/targets.js';
 
@@ -60,5 +61,24 @@ describe('the bundled plan on random shapes (fast-check, PGlite)', () => {
       }),
       { seed: 20261203, numRuns: 4 },
     );
+  });
+});
+
+describe('the sample at scale 10 (PostgreSQL)', () => {
+  it('rehearses to PASS with its own figures (ten times scale 1) and applies as rehearsed', async () => {
+    source = await freshDatabase('postgres', 'directus', { exactName: true });
+    await withDb(source.url, (db) => writeSample(db, { scale: 10 }));
+    const evidence = await rehearseSource('postgres', source.url);
+    expect(evidence.verdict.failures).toEqual([]);
+    expect(evidence.verdict).toMatchObject({ rehearsal: 'PASS', execution: 'NO-GO' });
+    const b2 = evidence.stages.find((s) => s.name === 'B')!.tiers.find((t) => t.id === 2)!;
+    expect(b2.delta?.rows['axis.ownership']?.added).toBe(300);
+    expect(b2.delta?.metrics.owner_gap).toEqual({ before: 2100, after: 0 });
+    await withDb(source.url, (db) => approveAs(db, 'admin@northwind.example'));
+    const r = await applyBound(source.url, evidence);
+    expect(r.outcome).toBe('ok');
+    const body = r.tiers.filter((t) => t.kind === 'structure' || t.kind === 'data');
+    expect(body.map((t) => [t.id, t.status, t.differences ?? []])).toEqual(bundled.tiers.filter((t) => t.kind === 'structure' || t.kind === 'data').map((t) => [t.id, 'Applied', []]));
+    expect(r.tiers.find((t) => t.id === 90)?.status).toBe('Passed');
   });
 });
