@@ -13,6 +13,7 @@ export const LIMITS = {
   sql: { bytes: 16 << 20, env: 'TIERGATE_MAX_SQL_BYTES', what: 'a tier file' },
   evidence: { bytes: 64 << 20, env: 'TIERGATE_MAX_EVIDENCE_BYTES', what: 'an evidence file' },
   payload: { bytes: 64 << 20, env: 'TIERGATE_MAX_PAYLOAD_BYTES', what: 'a payload file' },
+  fleet: { bytes: 4 << 20, env: 'TIERGATE_MAX_FLEET_BYTES', what: 'a fleet targets file' },
 } as const;
 export type LimitKind = keyof typeof LIMITS;
 

@@ -94,7 +94,7 @@ describe.each(testTargets())('sample variants against the plan (%s)', (kind) => 
     const s = await sampleDatabase(kind, {}, false, 'postgres');
     try {
       const err = await tierError(s.db, 0);
-      expect(err).toMatchObject({ sqlstate: 'TG003', message: `tier 0 preflight refused: database "${s.t.database}" is not the Directus database` });
+      expect(err).toMatchObject({ sqlstate: 'TG003', message: `tier 0 preflight refused: database "${s.t.database}" is not the Directus database "directus"` });
       await markClone(s.db, 'staging');
       expect((await tierError(s.db, 0))?.sqlstate).toBe('TG003');
       await markClone(s.db, 'directus');

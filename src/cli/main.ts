@@ -173,6 +173,53 @@ export async function run(argv: string[]): Promise<ExitCode> {
       }),
     );
 
+  const fleet = program.command('fleet').description('one plan to many databases, in waves: each target rehearsed on a clone, then applied bound to its evidence (pg-boss)');
+  const targetsOption = () => new Option('--targets <file>', 'the targets file (YAML: targets or inventory, waves, concurrency)');
+  const controlOption = () => new Option('--control <url>', 'control database: postgres://… shared by workers on several machines, or pglite:DIR (default ./.tiergate-fleet)').env('TIERGATE_FLEET_CONTROL');
+  fleet
+    .command('plan')
+    .description('the waves, the targets in each, and what apply would do on each (a dry run per target, nothing written)')
+    .addOption(targetsOption())
+    .addOption(planOption())
+    .addOption(jsonOption())
+    .action(action(async () => (await import('./commands/fleet.js')).fleetPlanCommand));
+  fleet
+    .command('apply')
+    .description('rehearse each target on a clone, then apply it bound to its evidence and verify it, wave by wave; run it again to continue a rollout that stopped')
+    .addOption(targetsOption())
+    .addOption(planOption())
+    .option('--scratch <url>', 'a server where tiergate may create and drop clone databases (or scratch: in the targets file)')
+    .addOption(controlOption())
+    .option('--workers <n>', 'steps this process runs at once (default: concurrency.total; 0: only coordinate, `fleet worker` runs the steps)')
+    .option('--out <dir>', "where each target's evidence and the fleet report go", './tiergate-fleet-evidence')
+    .option('--yes', 'do not ask for confirmation')
+    .addOption(jsonOption())
+    .action(action(async () => (await import('./commands/fleet.js')).fleetApplyCommand));
+  fleet
+    .command('status')
+    .description('the per-target table and the per-wave summary of the latest rollout (or --rollout ID)')
+    .addOption(controlOption())
+    .option('--rollout <id>', 'a rollout other than the latest')
+    .addOption(jsonOption())
+    .action(action(async () => (await import('./commands/fleet.js')).fleetStatusCommand));
+  fleet
+    .command('report')
+    .description('write the HTML fleet report (and every target\'s evidence) again')
+    .addOption(controlOption())
+    .option('--rollout <id>', 'a rollout other than the latest')
+    .option('--out <dir>', 'where to write it', './tiergate-fleet-evidence')
+    .addOption(jsonOption())
+    .action(action(async () => (await import('./commands/fleet.js')).fleetReportCommand));
+  fleet
+    .command('worker')
+    .description('run steps of every running rollout of a shared control database, until Ctrl-C (add one per machine)')
+    .addOption(controlOption())
+    .addOption(planOption())
+    .option('--workers <n>', 'steps this worker runs at once', '2')
+    .option('--out <dir>', "where this worker writes each target's evidence", './tiergate-fleet-evidence')
+    .addOption(jsonOption())
+    .action(action(async () => (await import('./commands/fleet.js')).fleetWorkerCommand));
+
   try {
     await program.parseAsync(argv);
     return exitCodeOf(outcome);

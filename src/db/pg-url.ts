@@ -4,7 +4,8 @@
  * the socket given as a parameter), which WHATWG refuses: a placeholder host
  * stands in while the URL is read or edited, and is taken out again.
  */
-const NO_HOST = 'tiergate-no-host.invalid';
+/** The placeholder host of libpq's empty-host form while it is parsed: not a host. */
+export const NO_HOST = 'tiergate-no-host.invalid';
 
 function withPlaceholder(url: string): string {
   return url.replace(/^(postgres(?:ql)?:\/\/[^/?#]*@)(?=[:/?#]|$)/i, `$1${NO_HOST}`);

@@ -52,5 +52,8 @@ export async function runPreflight(db: Db, plan: Plan, tier: Tier, identity: Tar
       },
     };
   }
+  // the database the plan is for, told to the preflight file (current_setting('tiergate.database')): the plan's
+  // database:, or, when the plan names none (a fleet whose targets file lists its databases), this one
+  await db.query(`select set_config('tiergate.database', $1, false)`, [plan.database ?? identity.cloneOf ?? identity.database]);
   return runCheckTier(db, plan, tier, { record });
 }

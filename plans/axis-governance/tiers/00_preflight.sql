@@ -2,7 +2,11 @@
 --
 -- What:   refuses to go on unless this is the Directus database: its name is
 --         'directus', or it is a tiergate clone of it (a tiergate.clone_mark row
---         with source_database = 'directus'); and it looks like Directus
+--         with source_database = 'directus'). tiergate names the database the
+--         plan is for in the setting tiergate.database: the plan's database:,
+--         or in a fleet whose targets file lists its databases (plan_database:
+--         from_targets), the target's own; run by hand, it is 'directus'.
+--         And it looks like Directus
 --         (directus_collections, directus_fields, directus_relations,
 --         os_proposals, os_proposal_approvals exist; proposal OS-AXIS exists).
 --         Reports the gate (ospa) and axis_tables as a NOTICE; an ospa of 0 is
@@ -14,18 +18,19 @@
 DO $preflight$
 DECLARE
     is_clone    boolean := false;
+    expected    text := coalesce(nullif(current_setting('tiergate.database', true), ''), 'directus');
     missing     text;
     ospa        integer;
     axis_tables integer;
     intact      boolean;
 BEGIN
     IF to_regclass('tiergate.clone_mark') IS NOT NULL THEN
-        EXECUTE 'SELECT EXISTS (SELECT 1 FROM tiergate.clone_mark WHERE source_database = $1)' INTO is_clone USING 'directus';
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM tiergate.clone_mark WHERE source_database = $1)' INTO is_clone USING expected;
     END IF;
-    IF current_database() <> 'directus' AND NOT is_clone THEN
-        RAISE EXCEPTION 'tier 0 preflight refused: database "%" is not the Directus database', current_database()
+    IF current_database() <> expected AND NOT is_clone THEN
+        RAISE EXCEPTION 'tier 0 preflight refused: database "%" is not the Directus database "%"', current_database(), expected
             USING ERRCODE = 'TG003',
-                  DETAIL = 'the axis-governance plan runs only on the database named directus, or on a tiergate clone of it (tiergate.clone_mark.source_database = ''directus'')',
+                  DETAIL = format('the axis-governance plan runs only on the database named %s, or on a tiergate clone of it (tiergate.clone_mark.source_database = %L)', expected, expected),
                   HINT = 'check the target URL';
     END IF;
 

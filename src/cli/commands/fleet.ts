@@ -1,0 +1,298 @@
+import { join, relative, resolve } from 'node:path';
+import { InterruptedError, UsageError } from '../../errors.js';
+import type { FleetSpec } from '../../fleet/targets.js';
+import type { FleetEvent, RolloutRow } from '../../fleet/rollout.js';
+import type { FleetSnapshot, StepRow } from '../../fleet/report.js';
+import type { Control } from '../../fleet/control.js';
+import { confirm, planOf } from '../common.js';
+import type { Outcome } from '../exit-code.js';
+import type { Output } from '../output.js';
+import { plural, table } from '../table.js';
+
+export interface FleetOpts {
+  targets?: string;
+  plan?: string;
+  scratch?: string;
+  control?: string;
+  workers?: string;
+  out?: string;
+  rollout?: string;
+  yes?: boolean;
+  json?: boolean;
+}
+
+async function loadFleet(opts: FleetOpts): Promise<FleetSpec> {
+  if (!opts.targets) throw new UsageError('no targets: pass --targets FILE (a YAML file listing the databases and the waves; README: Fleet)');
+  const { readFleetFile, resolveFleet } = await import('../../fleet/targets.js');
+  return resolveFleet(await readFleetFile(opts.targets));
+}
+
+function whole(flag: string, value: string | undefined, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`${flag} must be a whole number from ${min} to ${max} (got '${value}')`);
+  return n;
+}
+
+/** `tiergate fleet plan --targets FILE [--plan DIR] [--json]`: the waves, their targets, and what apply would do on each (a dry run per target, nothing written). */
+export async function fleetPlanCommand(opts: FleetOpts, out: Output): Promise<Outcome> {
+  const plan = await planOf(opts);
+  const spec = await loadFleet(opts);
+  const { dryRun } = await import('../../engine/dry-run.js');
+  const { withDb } = await import('../../db/open-db.js');
+  const dry = new Map<string, string>();
+  const results: Record<string, unknown> = {};
+  // a few targets at a time: a dry run only reads
+  const queue = [...spec.targets];
+  await Promise.all(
+    Array.from({ length: Math.min(spec.concurrency.total, queue.length) }, async () => {
+      for (let t = queue.shift(); t; t = queue.shift()) {
+        try {
+          const d = await withDb(t.url, (db) => dryRun(db, spec.planDatabase === 'from_targets' ? { ...plan, database: undefined } : plan), { applicationName: `tiergate fleet plan ${t.name} (dry run)` });
+          const would = d.tiers.filter((x) => x.action === 'apply').map((x) => x.id);
+          const blocked = d.tiers.filter((x) => x.action === 'block');
+          const stop = d.tiers.find((x) => x.action === 'stop');
+          dry.set(t.name, stop ? `would not run: ${'reason' in stop ? stop.reason : ''}` : `${would.length ? `would apply ${would.join(', ')}` : 'nothing to apply'}${blocked.length ? `; ${blocked.length} blocked (gate ${d.gate?.name ?? ''} = ${d.gate?.value ?? 'n/a'})` : ''}`);
+          results[t.name] = { ok: true, tiers: d.tiers, gate: d.gate, drift: d.drift, lockHeldBy: d.lockHeldBy };
+        } catch (e) {
+          dry.set(t.name, `cannot be read: ${(e as Error).message.split('\n')[0]}`);
+          results[t.name] = { ok: false, error: (e as Error).message };
+        }
+      }
+    }),
+  );
+  out.line(`fleet plan: ${plural(spec.targets.length, 'target')} in ${plural(spec.waves.length, 'wave')}; at most ${spec.concurrency.total} at once, ${spec.concurrency.perServer} per server`);
+  out.line(
+    spec.planDatabase === 'from_targets'
+      ? `databases: the ones listed here, whatever their names (plan_database: from_targets)`
+      : `databases: each target must be the plan's database${plan.database ? ` '${plan.database}'` : ''} (or a clone of it); tenants named otherwise: set plan_database: from_targets`,
+  );
+  for (const w of spec.waves) {
+    out.line('');
+    out.line(out.paint('bold', `wave ${w.index + 1} '${w.name}': ${plural(w.targets.length, 'target')}; ${w.failureBudget === 0 ? 'stops at the first failure' : `up to ${w.failureBudget} may fail`} (on error: ${w.onError}; NO-GO ${w.noGo === 'fail' ? 'fails the wave' : 'is reported'})`));
+    const rows = w.targets.map((t) => ['  ' + t.name, t.shown, Object.entries(t.labels).map(([k, v]) => `${k}=${v}`).join(' '), dry.get(t.name) ?? '']);
+    for (const l of table([['  target', 'url', 'labels', 'what apply would do'], ...rows], { max: [24, 48, 30, undefined] })) out.line(l);
+  }
+  const unreadable = [...dry.values()].filter((v) => v.startsWith('cannot be read')).length;
+  out.result({ ok: unreadable === 0, waves: spec.waves.map((w) => ({ name: w.name, failureBudget: w.failureBudget, onError: w.onError, noGo: w.noGo, targets: w.targets.map((t) => ({ name: t.name, url: t.shown, server: t.server, labels: t.labels, dryRun: results[t.name] })) })), concurrency: spec.concurrency });
+  if (unreadable) out.line(out.paint('red', `\n${plural(unreadable, 'target')} cannot be read: fix the connection before applying`));
+  return unreadable ? 'failed' : 'ok';
+}
+
+/** `tiergate fleet apply --targets FILE [--scratch URL] [--control URL] [--workers N] [--out DIR] [--yes] [--json]` */
+export async function fleetApplyCommand(opts: FleetOpts, out: Output): Promise<Outcome> {
+  const plan = await planOf(opts);
+  await (await import('../../engine/rollout.js')).assertPlanRunnable(plan);
+  const spec = await loadFleet(opts);
+  const scratch = opts.scratch ?? spec.scratch;
+  const needsScratch = spec.targets.filter((t) => !t.server.startsWith('pglite:'));
+  if (needsScratch.length && !scratch) throw new UsageError(`${plural(needsScratch.length, 'target')} on PostgreSQL (${needsScratch[0]!.name}, …) must be rehearsed on a clone: pass --scratch URL (or scratch: in the targets file), a server where tiergate may create and drop databases`);
+  const workers = whole('--workers', opts.workers, 0, 256) ?? spec.concurrency.total;
+  const outDir = resolve(opts.out ?? './tiergate-fleet-evidence');
+  await confirm(out, opts.yes, `roll out plan '${plan.name}' to ${plural(spec.targets.length, 'target')} in ${plural(spec.waves.length, 'wave')}?`);
+  const { openControl } = await import('../../fleet/control.js');
+  const fleet = await import('../../fleet/rollout.js');
+  const control = await openControl(opts.control, { create: true });
+  let stopWork: (() => Promise<void>) | null = null;
+  const controller = new AbortController();
+  const onSigint = () => {
+    out.error('\ntiergate: interrupted — no further step starts; a running tier rolls back when this process exits. Run the same command again to continue where it stopped.');
+    controller.abort();
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    const { rollout, resumed } = await fleet.createOrResume(control, spec, plan, scratch);
+    if (resumed) {
+      const orphans = await fleet.releaseOrphanedSteps(control, rollout.id);
+      out.line(`fleet ${rollout.id}: resuming (started ${rollout.created_at.toISOString?.() ?? rollout.created_at})${orphans ? `; ${plural(orphans, 'step')} of a process that died handed back to the queue` : ''}`);
+    } else out.line(`fleet ${rollout.id}: ${plural(spec.targets.length, 'target')}, ${plural(spec.waves.length, 'wave')}, control ${control.shown}`);
+    const passwords = new Map(spec.targets.map((t) => [t.name, t.url]));
+    if (workers > 0) stopWork = await fleet.work(control, rollout, { plan, out: outDir, concurrency: workers, passwords, scratch });
+    else out.line('no worker in this process (--workers 0): the steps wait for `tiergate fleet worker --control …`');
+    const printer = livePrinter(out, spec);
+    const final = await fleet.coordinate(control, rollout.id, { onEvent: printer.event, signal: controller.signal }).catch((e) => {
+      if (controller.signal.aborted) throw new InterruptedError(`interrupted: rollout ${rollout.id} is left running in ${control.shown}; run the same command again to continue`);
+      throw e;
+    });
+    await stopWork?.();
+    stopWork = null;
+    return await finish(control, final, outDir, out);
+  } finally {
+    process.off('SIGINT', onSigint);
+    if (stopWork && !controller.signal.aborted) await stopWork().catch(() => undefined);
+    await control.close();
+  }
+}
+
+/** Writes the fleet report and prints the summary; the outcome: failed when a target failed or a wave stopped, no-go when some target is NO-GO, else ok. */
+async function finish(control: Control, final: RolloutRow, outDir: string, out: Output): Promise<Outcome> {
+  const fleet = await import('../../fleet/rollout.js');
+  const snapshot = (await fleet.readRollout(control, final.id))!;
+  const file = await writeFleetReport(control, snapshot, join(outDir, final.id));
+  printStatus(out, snapshot);
+  const { rolloutLine } = await import('../../fleet/report.js');
+  out.line(`report: ${file}`);
+  const failed = snapshot.targets.some((t) => t.state === 'failed') || final.state === 'stopped';
+  const noGo = snapshot.targets.some((t) => t.state === 'no-go');
+  out.line(out.paint(failed ? 'red' : noGo ? 'yellow' : 'green', rolloutLine(snapshot)));
+  out.result({ ok: !failed && !noGo, report: file, ...statusJson(snapshot) });
+  return failed ? 'failed' : noGo ? 'no-go' : 'ok';
+}
+
+async function writeFleetReport(control: Control, s: FleetSnapshot, dir: string): Promise<string> {
+  const { renderFleetHtml } = await import('../../fleet/report.js');
+  const { prepareOutDir, writeFilesSafely } = await import('../write-file.js');
+  const steps = await control.sql<StepRow>(`select target, step, server, worker, started_at, finished_at, outcome from tiergate_fleet.step where rollout = $1 order by id`, [s.rollout.id]);
+  // every target's evidence next to the report (a worker on another machine wrote its own copy there)
+  const rows = await control.sql<{ name: string; evidence: string | null }>(`select name, evidence from tiergate_fleet.target where rollout = $1 and evidence is not null`, [s.rollout.id]);
+  prepareOutDir(dir);
+  const { parseEvidence } = await import('../../evidence/evidence-json.js');
+  const { renderHtml } = await import('../../report/index.js');
+  const links = new Map<string, string>();
+  for (const r of rows) {
+    const targetDir = join(dir, r.name);
+    prepareOutDir(targetDir);
+    const files: Record<string, string> = { 'evidence.json': r.evidence! };
+    try {
+      files['evidence.html'] = renderHtml(parseEvidence(r.evidence!, 'evidence.json'));
+      links.set(r.name, `${encodeURIComponent(r.name)}/evidence.html`);
+    } catch {
+      links.set(r.name, `${encodeURIComponent(r.name)}/evidence.json`);
+    }
+    await writeFilesSafely(targetDir, files);
+  }
+  await writeFilesSafely(dir, { 'fleet-report.html': renderFleetHtml(s, steps, (t) => links.get(t) ?? null) });
+  return relative(process.cwd(), join(dir, 'fleet-report.html')) || join(dir, 'fleet-report.html');
+}
+
+/** Lines as targets change state; on a terminal, the whole table redrawn below the log. */
+function livePrinter(out: Output, spec: FleetSpec): { event: (e: FleetEvent) => void } {
+  const waveName = new Map(spec.waves.map((w) => [w.index, w.name]));
+  return {
+    event(e) {
+      if (e.type === 'wave' && e.wave) out.line(out.paint('bold', `wave '${e.wave.name}': ${e.wave.state}`));
+      if (e.type === 'target' && e.target) {
+        const t = e.target;
+        if (t.state === 'planned') return;
+        const colour = t.state === 'applied' ? 'green' : t.state === 'failed' ? 'red' : t.state === 'no-go' || t.state === 'skipped' ? 'yellow' : 'dim';
+        const duration = t.finished_at && t.started_at ? ` (${((new Date(t.finished_at).getTime() - new Date(t.started_at).getTime()) / 1000).toFixed(1)} s)` : '';
+        out.line(out.paint(colour, `  [${waveName.get(t.wave) ?? t.wave}] ${t.name}: ${t.state}${duration}${t.error && (t.state === 'failed' || t.state === 'no-go' || t.state === 'skipped') ? ` — ${t.error}` : ''}`));
+      }
+    },
+  };
+}
+
+function printStatus(out: Output, s: FleetSnapshot): void {
+  // imported statically by callers through finish/status
+  const waves = new Map(s.waves.map((w) => [w.idx, w.name]));
+  out.line('');
+  const now = new Date();
+  const seconds = (t: (typeof s.targets)[number]) => (t.started_at ? `${(((t.finished_at ? new Date(t.finished_at) : now).getTime() - new Date(t.started_at).getTime()) / 1000).toFixed(1)} s` : '');
+  const rows = s.targets.map((t) => [waves.get(t.wave) ?? String(t.wave), t.name, t.state, seconds(t), String(t.attempts), (t.applied ?? []).join(','), t.error ?? '']);
+  for (const l of table([['wave', 'target', 'state', 'duration', 'step runs', 'applied', 'note'], ...rows], { max: [16, 24, 16, 10, 5, 24, 100], right: [3] })) out.line(l);
+  out.line('');
+  const sums = s.waves.map((w) => {
+    const mine = s.targets.filter((t) => t.wave === w.idx);
+    const n = (st: string) => String(mine.filter((t) => t.state === st).length);
+    return [w.name, w.state, String(mine.length), n('applied'), n('no-go'), n('failed'), n('skipped')];
+  });
+  for (const l of table([['wave', 'state', 'targets', 'applied', 'NO-GO', 'failed', 'not run'], ...sums])) out.line(l);
+}
+
+function statusJson(s: FleetSnapshot) {
+  return {
+    rollout: { id: s.rollout.id, state: s.rollout.state, reason: s.rollout.reason, plan: s.rollout.plan_name, createdAt: s.rollout.created_at, finishedAt: s.rollout.finished_at },
+    waves: s.waves.map((w) => {
+      const mine = s.targets.filter((t) => t.wave === w.idx);
+      return { name: w.name, state: w.state, targets: mine.length, applied: mine.filter((t) => t.state === 'applied').length, noGo: mine.filter((t) => t.state === 'no-go').length, failed: mine.filter((t) => t.state === 'failed').length, skipped: mine.filter((t) => t.state === 'skipped').length };
+    }),
+    targets: s.targets.map((t) => ({ wave: s.waves[t.wave]?.name ?? t.wave, name: t.name, url: t.url, server: t.server, state: t.state, attempts: t.attempts, startedAt: t.started_at, finishedAt: t.finished_at, applied: t.applied ?? [], evidenceSha256: t.evidence_sha256, error: t.error })),
+  };
+}
+
+/** `tiergate fleet status [--control URL] [--rollout ID] [--json]`: the per-target table and the per-wave summary of the latest (or named) rollout. */
+export async function fleetStatusCommand(opts: FleetOpts, out: Output): Promise<Outcome> {
+  const { openControl } = await import('../../fleet/control.js');
+  const { readRollout } = await import('../../fleet/rollout.js');
+  const { rolloutLine } = await import('../../fleet/report.js');
+  const control = await openControl(opts.control);
+  try {
+    const s = await readRollout(control, opts.rollout);
+    if (!s) throw new UsageError(opts.rollout ? `no fleet rollout '${opts.rollout}' in ${control.shown}` : `no fleet rollout in ${control.shown} yet: start one with 'tiergate fleet apply --targets FILE'`);
+    out.line(`plan ${s.rollout.plan_name}, targets ${s.rollout.targets_file}, control ${control.shown}`);
+    printStatus(out, s);
+    const failed = s.targets.some((t) => t.state === 'failed') || s.rollout.state === 'stopped';
+    out.line(out.paint(failed ? 'red' : s.rollout.state === 'running' ? 'dim' : 'green', rolloutLine(s)));
+    out.result({ ok: !failed, ...statusJson(s) });
+    return failed ? 'failed' : 'ok';
+  } finally {
+    await control.close();
+  }
+}
+
+/** `tiergate fleet report [--control URL] [--rollout ID] [--out DIR]`: the HTML fleet report (and each target's evidence) written again. */
+export async function fleetReportCommand(opts: FleetOpts, out: Output): Promise<Outcome> {
+  const { openControl } = await import('../../fleet/control.js');
+  const { readRollout } = await import('../../fleet/rollout.js');
+  const control = await openControl(opts.control);
+  try {
+    const s = await readRollout(control, opts.rollout);
+    if (!s) throw new UsageError(`no fleet rollout in ${control.shown}${opts.rollout ? ` named '${opts.rollout}'` : ''}`);
+    const file = await writeFleetReport(control, s, join(resolve(opts.out ?? './tiergate-fleet-evidence'), s.rollout.id));
+    out.line(`report: ${file}`);
+    out.result({ ok: true, report: file });
+    return 'ok';
+  } finally {
+    await control.close();
+  }
+}
+
+/** `tiergate fleet worker --control URL [--plan DIR] [--workers N] [--out DIR]`: runs steps of every running rollout on that control database until Ctrl-C. */
+export async function fleetWorkerCommand(opts: FleetOpts, out: Output): Promise<Outcome> {
+  if (!opts.control || !/^postgres(ql)?:\/\//i.test(opts.control)) throw new UsageError('a worker on another machine (or process) shares a control database: pass --control postgres://… (the embedded PGlite control serves one process only)');
+  const plan = await planOf(opts);
+  const concurrency = whole('--workers', opts.workers, 1, 256) ?? 2;
+  const outDir = resolve(opts.out ?? './tiergate-fleet-evidence');
+  const { openControl } = await import('../../fleet/control.js');
+  const fleet = await import('../../fleet/rollout.js');
+  const control = await openControl(opts.control);
+  const working = new Map<string, () => Promise<void>>();
+  let stop = false;
+  const onSigint = () => {
+    out.error('\ntiergate: stopping the worker: running steps finish first (Ctrl-C again to exit at once; pg-boss gives a step whose worker died to another one)');
+    if (stop) process.exit(130);
+    stop = true;
+  };
+  process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigint);
+  out.line(`worker ${process.pid}: control ${control.shown}, plan ${plan.name} (${plan.sha256.slice(0, 12)}), ${plural(concurrency, 'step')} at once`);
+  try {
+    while (!stop) {
+      const running = await control.sql<RolloutRow>(`select * from tiergate_fleet.rollout where state = 'running' order by created_at`);
+      for (const r of running) {
+        if (working.has(r.id)) continue;
+        try {
+          working.set(r.id, await fleet.work(control, r, { plan, out: outDir, concurrency, label: undefined }));
+          out.line(`working on rollout ${r.id} (${r.plan_name})`);
+        } catch (e) {
+          out.error(`tiergate: rollout ${r.id}: ${(e as Error).message}`);
+          working.set(r.id, async () => undefined);
+        }
+      }
+      for (const [id, off] of working) {
+        if (!running.some((r) => r.id === id)) {
+          await off();
+          working.delete(id);
+          out.line(`rollout ${id} ended`);
+        }
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    for (const off of working.values()) await off();
+    return 'interrupted';
+  } finally {
+    process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigint);
+    await control.close();
+  }
+}
