@@ -83,6 +83,13 @@ describe('redactUrl', () => {
     expect(scrub('pw eleven')).toBe('***');
     expect(redactUrl('host=db dbname=x')).toBe('host=db dbname=x');
   });
+
+  it("replaces a quoted keyword password whole, quotes included, and registers nothing for what a string does not have", () => {
+    expect(redactUrl("host=db password='pw twelve'")).toBe('host=db password=***');
+    expect(redactUrl("host=db password= 'pw thirteen'")).toBe('host=db password= ***');
+    // a keyword string has no URL user-info: no 'undefined' (or anything else) becomes a secret
+    expect(scrub('undefined null')).toBe('undefined null');
+  });
 });
 
 describe('postgres URLs', () => {

@@ -176,6 +176,23 @@ describe('coverageProblems', () => {
     expect(coverageProblems(noRollbackPlan, e)).toEqual([]);
   });
 
+  it('proves the rollback tier the evidence names; without one, the rollback not of scope subject, wherever the plan lists it', () => {
+    const amendPlan = { tiers: [...plan.tiers.filter((t) => t.id !== 99), { ...planTier(98, 'rollback'), scope: 'subject' } as Tier, planTier(99, 'rollback')] };
+    // a rehearsal of an amendment proves tier 98: applying 99 instead does not cover it
+    const wrong = covering();
+    wrong.rollback = { ...ROLLBACK, tier: 98 };
+    expect(coverageProblems(amendPlan, wrong)).toEqual(['rollback tier 98 was not rehearsed']);
+    const right = covering();
+    right.rollback = { ...ROLLBACK, tier: 98 };
+    right.stages[2]!.tiers[0] = record(98, 'Applied');
+    expect(coverageProblems(amendPlan, right)).toEqual([]);
+    // evidence naming no rollback tier (or an unknown one): the full rollback, 99, though 98 is listed first
+    const unnamed = covering();
+    unnamed.rollback = { ...ROLLBACK, tier: 7 };
+    unnamed.stages[2]!.tiers[0] = record(98, 'Applied');
+    expect(coverageProblems({ tiers: [...amendPlan.tiers].sort((a, b) => (a.id === 98 ? -1 : b.id === 98 ? 1 : 0)) }, unnamed)).toEqual(['rollback tier 99 was not rehearsed']);
+  });
+
   it("refuses records that are not the plan's: unknown tiers, other files, stages or tiers recorded too often, an Applied tier with an error", () => {
     const e = covering();
     e.stages[0]!.tiers.push(record(7, 'Applied'));

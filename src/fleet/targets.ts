@@ -89,10 +89,12 @@ export interface FleetFile {
   concurrency: { total: number; perServer: number };
   scratch: string | null;
   planDatabase: 'plan' | 'from_targets';
+  /** what is wrong at the top level: reported with the targets' own problems (every problem at once) */
+  problems: string[];
 }
 
 class Problems {
-  readonly list: string[] = [];
+  constructor(readonly list: string[] = []) {}
   add(path: string, message: string): void {
     this.list.push(`${path}: ${message}`);
   }
@@ -182,8 +184,9 @@ export async function readFleetFile(path: string): Promise<FleetFile> {
   }
   const planDatabase = top.plan_database === undefined ? 'plan' : top.plan_database;
   if (planDatabase !== 'plan' && planDatabase !== 'from_targets') p.add('plan_database', `must be plan (each target must be the plan's database:) or from_targets (the plan is for the databases listed here, whatever their names); got ${JSON.stringify(planDatabase)}`);
-  p.throwIfAny(path);
-  return { file, entries, inventory, waves, concurrency, scratch, planDatabase: planDatabase as FleetFile['planDatabase'] };
+  // an inventory is queried only from a file without problems; listed targets are checked with the rest
+  if (!entries) p.throwIfAny(path);
+  return { file, entries, inventory, waves, concurrency, scratch, planDatabase: planDatabase as FleetFile['planDatabase'], problems: p.list };
 }
 
 /**
@@ -192,7 +195,7 @@ export async function readFleetFile(path: string): Promise<FleetFile> {
  */
 export async function resolveFleet(f: FleetFile): Promise<FleetSpec> {
   const entries = f.entries ?? (await queryInventory(f));
-  const p = new Problems();
+  const p = new Problems([...f.problems]);
   const base = f.entries ? 'targets' : 'inventory row';
   const targets: FleetTarget[] = [];
   const seen = new Set<string>();
@@ -203,7 +206,6 @@ export async function resolveFleet(f: FleetFile): Promise<FleetSpec> {
     seen.add(t.name);
     targets.push(t);
   });
-  p.throwIfAny(f.file);
   const waves = assignWaves(f.waves, targets, p);
   p.throwIfAny(f.file);
   const canonical = JSON.stringify({

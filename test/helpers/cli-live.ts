@@ -6,7 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import type { CliRun } from './cli.js';
+import { TSX, type CliRun } from './cli.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const BIN = join(ROOT, 'src/cli/bin.ts');
@@ -34,7 +34,7 @@ interface LiveOptions {
 
 /** Starts `tiergate ARGS` from source, as `runCli` does, without waiting for it. */
 export function startCli(args: string[], options: LiveOptions = {}): LiveCli {
-  const child = spawn(process.execPath, ['--import', 'tsx', BIN, ...args], {
+  const child = spawn(process.execPath, ['--import', TSX, BIN, ...args], {
     cwd: options.cwd ?? ROOT,
     env: { ...process.env, NO_COLOR: '1', ...options.env },
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -49,7 +49,7 @@ export function startCli(args: string[], options: LiveOptions = {}): LiveCli {
  * `stdout`; its exit code is `script`'s.
  */
 export function inTerminal(args: string[], options: LiveOptions = {}): LiveCli {
-  const command = [process.execPath, '--import', 'tsx', BIN, ...args].map(shellQuote).join(' ');
+  const command = [process.execPath, '--import', TSX, BIN, ...args].map(shellQuote).join(' ');
   const child = spawn('script', ['-qec', command, '/dev/null'], {
     cwd: options.cwd ?? ROOT,
     env: { ...process.env, NO_COLOR: '1', TERM: 'dumb', ...options.env },

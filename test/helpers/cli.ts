@@ -2,6 +2,8 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 
 const ROOT = join(import.meta.dirname, '..', '..');
+/** tsx's loader, resolved here: a run whose working folder is outside the repository still finds it */
+export const TSX = import.meta.resolve('tsx');
 
 export interface CliRun {
   code: number | null;
@@ -11,7 +13,7 @@ export interface CliRun {
 
 /** Runs the tiergate CLI from source in a child process, as a user would. */
 export function runCli(args: string[], options: { env?: Record<string, string>; cwd?: string; timeoutMs?: number; onStderr?: (text: string) => void } = {}): Promise<CliRun> & { pid?: number } {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/bin.ts'), ...args], {
+  const child = spawn(process.execPath, ['--import', TSX, join(ROOT, 'src/cli/bin.ts'), ...args], {
     cwd: options.cwd ?? ROOT,
     env: { ...process.env, NO_COLOR: '1', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],

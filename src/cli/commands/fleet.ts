@@ -223,7 +223,8 @@ export async function fleetStatusCommand(opts: FleetOpts, out: Output): Promise<
     printStatus(out, s);
     const failed = s.targets.some((t) => t.state === 'failed') || s.rollout.state === 'stopped';
     out.line(out.paint(failed ? 'red' : s.rollout.state === 'running' ? 'dim' : 'green', rolloutLine(s)));
-    out.result({ ok: !failed, ...statusJson(s) });
+    const steps = await control.sql<StepRow>(`select target, step, server, worker, started_at, finished_at, outcome from tiergate_fleet.step where rollout = $1 order by id`, [s.rollout.id]);
+    out.result({ ok: !failed, ...statusJson(s), steps });
     return failed ? 'failed' : 'ok';
   } finally {
     await control.close();

@@ -1,0 +1,264 @@
+/**
+ * Fleet rollouts (`tiergate fleet`), driven through the CLI as users do, on
+ * tenant databases spread over two PostgreSQL clusters (the test server and
+ * one started here), with a scratch server for the clones: the canary rule,
+ * NO-GO targets reported while the rest are applied and verified, the
+ * per-server limit, a coordinator killed and resumed (no tier applied
+ * twice), worker processes sharing a PostgreSQL control database, and the
+ * zero-setup path (PGlite targets, embedded control).
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startCluster, type Cluster } from '../scripts/pg-cluster.js';
+import { writeSample } from '../fixtures/directus-sample/generate.js';
+import { withDb } from '../src/db/open-db.js';
+import { runCli } from './helpers/cli.js';
+import { startCli } from './helpers/cli-live.js';
+import { approveAs } from './helpers/rollout.js';
+import { freshDatabase, serverUrl, testTargets, type TestDatabase } from './helpers/targets.js';
+
+const hasServer = testTargets().includes('postgres');
+
+interface Tenant {
+  name: string;
+  url: string;
+  cluster: 'a' | 'b';
+}
+
+/** Runs SQL on `url`. */
+async function sql<T = Record<string, unknown>>(url: string, text: string): Promise<T[]> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return (await c.query(text)).rows as T[];
+  } finally {
+    await c.end();
+  }
+}
+
+/** Every tier's applied rows on a tenant: tier id → how many times it was applied. */
+async function appliedCounts(url: string): Promise<Record<number, number>> {
+  const exists = await sql<{ ok: boolean }>(url, `select to_regclass('tiergate.ledger') is not null as ok`);
+  if (!exists[0]!.ok) return {};
+  const rows = await sql<{ tier_id: number; n: number }>(url, `select tier_id, count(*)::int as n from tiergate.ledger where status = 'applied' and kind <> 'rollback' group by tier_id`);
+  return Object.fromEntries(rows.map((r) => [r.tier_id, r.n]));
+}
+
+/** The most steps that ran at the same moment on each server, from the control's step records. */
+function maxOverlap(steps: { server: string; started_at: string; finished_at: string | null }[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const server of new Set(steps.map((s) => s.server))) {
+    const events = steps
+      .filter((s) => s.server === server)
+      .flatMap((s) => [
+        [Date.parse(s.started_at), 1],
+        [Date.parse(s.finished_at ?? new Date().toISOString()), -1],
+      ] as [number, number][])
+      .sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    let now = 0;
+    let max = 0;
+    for (const [, d] of events) max = Math.max(max, (now += d));
+    out[server] = max;
+  }
+  return out;
+}
+
+describe.runIf(hasServer)('tiergate fleet on two PostgreSQL clusters', () => {
+  let second: Cluster;
+  let work: string;
+  const made: TestDatabase[] = [];
+
+  beforeAll(() => {
+    second = startCluster({ label: 'fleet-b', settings: { fsync: 'off', autovacuum: 'off' } });
+    work = mkdtempSync(join(tmpdir(), 'tiergate-fleet-'));
+  }, 120_000);
+  afterAll(async () => {
+    for (const d of made) await d.drop().catch(() => undefined);
+    second?.destroy();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  /** `n` sample tenants alternating between the two clusters; `closed` names those left unapproved, `broken` those whose Directus is broken (preflight fails). */
+  async function tenants(prefix: string, n: number, options: { closed?: number[]; broken?: number[] } = {}): Promise<Tenant[]> {
+    const out: Tenant[] = [];
+    for (let i = 0; i < n; i++) {
+      const cluster = i % 2 === 0 ? 'a' : 'b';
+      let url: string;
+      const name = `${prefix}${i}`;
+      if (cluster === 'a') {
+        const d = await freshDatabase('postgres', name);
+        made.push(d);
+        url = d.url;
+      } else {
+        await sql(second.url('postgres'), `drop database if exists "${name}" with (force)`);
+        await sql(second.url('postgres'), `create database "${name}"`);
+        url = second.url(name);
+      }
+      await withDb(url, async (db) => {
+        await writeSample(db);
+        if (!options.closed?.includes(i)) await approveAs(db, 'admin@northwind.example');
+        if (options.broken?.includes(i)) await db.exec('drop table directus_relations cascade');
+      });
+      out.push({ name, url, cluster });
+    }
+    return out;
+  }
+
+  function targetsFile(name: string, ts: Tenant[], waves: string, concurrency = '{ total: 4, per_server: 2 }'): string {
+    const file = join(work, `${name}.yaml`);
+    writeFileSync(
+      file,
+      [
+        'plan_database: from_targets',
+        `concurrency: ${concurrency}`,
+        `scratch: ${JSON.stringify(serverUrl('postgres'))}`,
+        'targets:',
+        ...ts.map((t) => `  - { name: ${t.name}, url: ${JSON.stringify(t.url)}, labels: { cluster: ${t.cluster} } }`),
+        'waves:',
+        waves,
+      ].join('\n'),
+    );
+    return file;
+  }
+
+  const fleet = (args: string[], timeoutMs = 600_000) => runCli(['fleet', ...args], { cwd: work, timeoutMs });
+
+  it('a failing canary stops the rollout: no other target is touched', async () => {
+    const ts = await tenants('canary', 3, { broken: [0] });
+    const file = targetsFile('canary', ts, '  - { name: canary, count: 1 }\n  - { name: rest }');
+    const control = `pglite:${join(work, 'ctl-canary')}`;
+    const r = await fleet(['apply', '--targets', file, '--control', control, '--yes']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/canary0: failed .*preflight/);
+    expect(r.stdout).toContain("STOPPED — 3 targets: 0 applied, 1 failed, 2 not run (wave 'canary' failed: 1 target failed, its budget allows 0)");
+    for (const t of ts) expect(await appliedCounts(t.url), t.name).toEqual({});
+    const s = await fleet(['status', '--control', control, '--json']);
+    const status = JSON.parse(s.stdout);
+    expect(s.code).toBe(1);
+    expect(status.waves.map((w: { name: string; state: string }) => [w.name, w.state])).toEqual([
+      ['canary', 'failed'],
+      ['rest', 'not started'],
+    ]);
+    expect(status.steps.map((x: { target: string }) => x.target)).toEqual(['canary0']);
+  }, 600_000);
+
+  it('closed gates are reported NO-GO, every other target is applied and verified, at most M steps per server', async () => {
+    const ts = await tenants('gate', 6, { closed: [1, 4] });
+    const file = targetsFile('gate', ts, '  - { name: canary, labels: { cluster: a }, count: 1 }\n  - { name: rest }', '{ total: 4, per_server: 2 }');
+    const control = `pglite:${join(work, 'ctl-gate')}`;
+    // sample both clusters' sessions while it runs: tiergate's apply connections per server
+    let sampling = true;
+    const seen: Record<string, number> = { a: 0, b: 0 };
+    const sampler = (async () => {
+      while (sampling) {
+        for (const [k, url] of [['a', serverUrl('postgres')], ['b', second.url('postgres')]] as const) {
+          const rows = await sql<{ n: number }>(url, `select count(distinct application_name)::int as n from pg_stat_activity where application_name like 'tiergate fleet % (apply)'`).catch(() => [{ n: 0 }]);
+          seen[k] = Math.max(seen[k]!, rows[0]!.n);
+        }
+        await new Promise((r) => setTimeout(r, 150));
+      }
+    })();
+    const r = await fleet(['apply', '--targets', file, '--control', control, '--yes']);
+    sampling = false;
+    await sampler;
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(3);
+    expect(r.stdout).toContain('COMPLETED, NO-GO ON SOME TARGETS — 6 targets: 4 applied, 2 NO-GO');
+    for (const [i, t] of ts.entries()) {
+      const counts = await appliedCounts(t.url);
+      if (i === 1 || i === 4) expect(counts, t.name).toEqual({});
+      else expect(counts, t.name).toEqual({ 1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 6: 1, 7: 1, 8: 1 });
+    }
+    const status = JSON.parse((await fleet(['status', '--control', control, '--json'])).stdout);
+    expect(status.targets.map((t: { name: string; state: string }) => [t.name, t.state])).toEqual(ts.map((t, i) => [t.name, i === 1 || i === 4 ? 'no-go' : 'applied']));
+    expect(status.targets[1].error).toContain('no accountable approval of proposal OS-AXIS');
+    // 'applied' is reached only after the fleet's verify passed on the target (README: Fleet)
+    expect(status.steps.filter((s: { step: string; outcome: string }) => s.step === 'apply').map((s: { outcome: string }) => s.outcome)).toEqual(['applied', 'applied', 'applied', 'applied']);
+    // the canary ran alone, before any other target began
+    const canaryEnd = Math.max(...status.steps.filter((s: { target: string }) => s.target === 'gate0').map((s: { finished_at: string }) => Date.parse(s.finished_at)));
+    const othersStart = Math.min(...status.steps.filter((s: { target: string }) => s.target !== 'gate0').map((s: { started_at: string }) => Date.parse(s.started_at)));
+    expect(othersStart).toBeGreaterThanOrEqual(canaryEnd);
+    // at most per_server = 2 steps on any server at once, by the control's records and by the servers' own sessions
+    const overlap = maxOverlap(status.steps);
+    expect(Math.max(...Object.values(overlap))).toBeLessThanOrEqual(2);
+    expect(Object.keys(overlap).length).toBe(2);
+    expect(Math.max(seen.a!, seen.b!)).toBeLessThanOrEqual(2);
+    // each target's evidence is linked from the fleet report, and no password anywhere
+    const report = readFileSync(join(work, 'tiergate-fleet-evidence', status.rollout.id, 'fleet-report.html'), 'utf8');
+    for (const t of ts) expect(report).toContain(`${t.name}/evidence.html`);
+  }, 900_000);
+
+  it('a coordinator killed mid-rollout is resumed by the same command: every tier applied exactly once', async () => {
+    const ts = await tenants('kill', 3);
+    const file = targetsFile('kill', ts, '  - { name: all }', '{ total: 2, per_server: 2 }');
+    const control = `pglite:${join(work, 'ctl-kill')}`;
+    const first = startCli(['fleet', 'apply', '--targets', file, '--control', control, '--yes'], { cwd: work, timeoutMs: 600_000 });
+    await first.waitFor(/: applying/, 'stdout');
+    first.kill('SIGKILL');
+    await first.done;
+    const again = await fleet(['apply', '--targets', file, '--control', control, '--yes']);
+    expect(again.stderr).toBe('');
+    expect(again.stdout).toMatch(/resuming/);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain('COMPLETED — 3 targets: 3 applied');
+    for (const t of ts) expect(await appliedCounts(t.url), t.name).toEqual({ 1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 6: 1, 7: 1, 8: 1 });
+  }, 900_000);
+
+  it('worker processes on a shared PostgreSQL control database share the work; a third joins mid-rollout', async () => {
+    const ts = await tenants('workers', 5);
+    const file = targetsFile('workers', ts, '  - { name: all }', '{ total: 3, per_server: 3 }');
+    const ctl = await freshDatabase('postgres', 'fleet_control');
+    made.push(ctl);
+    const coordinator = startCli(['fleet', 'apply', '--targets', file, '--control', ctl.url, '--workers', '0', '--yes'], { cwd: work, timeoutMs: 900_000 });
+    const workerArgs = ['fleet', 'worker', '--control', ctl.url, '--workers', '1'];
+    const w1 = startCli(workerArgs, { cwd: work, timeoutMs: 900_000 });
+    const w2 = startCli(workerArgs, { cwd: work, timeoutMs: 900_000 });
+    await coordinator.waitFor(/: rehearsed/, 'stdout');
+    const w3 = startCli(workerArgs, { cwd: work, timeoutMs: 900_000 });
+    await w3.waitFor(/working on rollout/, 'stdout');
+    const done = await coordinator.done;
+    for (const w of [w1, w2, w3]) w.kill('SIGINT');
+    await Promise.all([w1.done, w2.done, w3.done]);
+    expect(done.stderr).toBe('');
+    expect(done.code).toBe(0);
+    const status = JSON.parse((await fleet(['status', '--control', ctl.url, '--json'])).stdout);
+    const workers = new Set(status.steps.map((s: { worker: string }) => s.worker));
+    expect(workers.size).toBeGreaterThanOrEqual(2);
+    for (const t of ts) expect(await appliedCounts(t.url), t.name).toEqual({ 1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 6: 1, 7: 1, 8: 1 });
+  }, 900_000);
+});
+
+describe('tiergate fleet with nothing to set up (PGlite targets, embedded control)', () => {
+  it('plans, applies and reports two PGlite tenants: one applied, one NO-GO', async () => {
+    const work = mkdtempSync(join(tmpdir(), 'tiergate-fleet-pglite-'));
+    try {
+      for (const [dir, approve] of [['t1', true], ['t2', false]] as const) {
+        const s = await runCli(['sample', '--pglite', join(work, dir)], { cwd: work });
+        expect(s.code).toBe(0);
+        if (approve) expect((await runCli(['approve', '--target', `pglite:${join(work, dir)}`, '--as', 'admin@northwind.example', '--yes'], { cwd: work })).code).toBe(0);
+      }
+      writeFileSync(join(work, 'fleet.yaml'), 'targets:\n  - { name: t1, url: "pglite:./t1" }\n  - { name: t2, url: "pglite:./t2" }\n');
+      const planned = await runCli(['fleet', 'plan', '--targets', 'fleet.yaml'], { cwd: work });
+      expect(planned.code).toBe(0);
+      expect(planned.stdout).toMatch(/t1 +pglite:\.\/t1 +would apply 1, 5, 6, 7, 8, 2, 3, 4/);
+      expect(planned.stdout).toMatch(/t2 +pglite:\.\/t2 +would apply 1, 5, 6, 7, 8; 3 blocked \(gate ospa = 0\)/);
+      const r = await runCli(['fleet', 'apply', '--targets', 'fleet.yaml', '--yes'], { cwd: work, timeoutMs: 600_000 });
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(3);
+      expect(r.stdout).toContain('2 targets: 1 applied, 1 NO-GO');
+      const status = JSON.parse((await runCli(['fleet', 'status', '--json'], { cwd: work })).stdout);
+      expect(status.targets.map((t: { name: string; state: string; applied: number[] }) => [t.name, t.state, t.applied])).toEqual([
+        ['t1', 'applied', [1, 5, 6, 7, 8, 2, 3, 4]],
+        ['t2', 'no-go', []],
+      ]);
+      const v = await runCli(['verify', '--target', 'pglite:./t1'], { cwd: work });
+      expect(v.code).toBe(0);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  }, 600_000);
+});
