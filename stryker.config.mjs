@@ -47,6 +47,9 @@ export const PURE_MODULES = [
   'src/report/*.ts',
 ];
 
+/** What CI mutates (`npm run test:mutation`): redaction, the verdict and coverage of evidence, expectations. */
+export const CI_MODULES = ['src/secrets.ts', 'src/db/pg-url.ts', 'src/text.ts', 'src/evidence/verdict.ts', 'src/engine/expectations.ts'];
+
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {
   $schema: './node_modules/@stryker-mutator/core/schema/stryker-schema.json',
@@ -54,8 +57,9 @@ export default {
   testRunner: 'vitest',
   plugins: ['@stryker-mutator/vitest-runner'],
   vitest: { configFile: 'vitest.stryker.config.ts' },
-  mutate: PURE_MODULES,
-  // (set below, once measured: the subset that fits CI)
+  // CI runs the guarantees' own pure modules (redaction, the verdict, expectations): about 470 mutants,
+  // a minute or two on two cores; `stryker.full.config.mjs` mutates every pure module (26 min). docs/mutation-score.md.
+  mutate: CI_MODULES,
   coverageAnalysis: 'perTest',
   // Stryker rewrites the tsconfig's paths for its sandbox with TypeScript's JS
   // API, which TypeScript 7 (the native compiler) no longer has; tsconfig.json
@@ -72,5 +76,6 @@ export default {
   htmlReporter: { fileName: '.tmp/mutation/mutation.html' },
   jsonReporter: { fileName: '.tmp/mutation/mutation.json' },
   clearTextReporter: { allowColor: false, logTests: false, reportTests: false, reportMutants: false, reportScoreTable: true },
-  thresholds: { high: 90, low: 80, break: null },
+  // below 85 % the run fails (CI): a test that stopped killing what it killed is a regression
+  thresholds: { high: 90, low: 80, break: 85 },
 };

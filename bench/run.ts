@@ -23,7 +23,17 @@ import { engineOverhead, mustNotGrow, pgliteClone, rehearsal, scanner, sqitchPee
 import { machineInfo, markdownTable, textTable } from './report.js';
 import { round } from './stats.js';
 
-const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, plan: { type: 'string' } } });
+const { values: args, positionals } = parseArgs({
+  options: { quick: { type: 'boolean', default: false }, plan: { type: 'string' }, targets: { type: 'string' }, workers: { type: 'string' } },
+  allowPositionals: true,
+});
+if (positionals[0] === 'fleet') {
+  // npm run bench -- fleet [--targets N] [--workers 1,2,4]: the fleet against a shell loop (bench/fleet.ts)
+  const { fleetBench } = await import('./fleet.js');
+  await fleetBench({ targets: Number(args.targets ?? 200), workers: (args.workers ?? '1,2,4').split(',').map(Number) });
+  process.exit(0);
+}
+if (positionals.length) throw new Error(`npm run bench: unknown measurement '${positionals[0]}' (known: fleet)`);
 const quick = Boolean(args.quick);
 const root = packageRoot();
 const started = performance.now();

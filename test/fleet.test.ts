@@ -192,6 +192,30 @@ describe.runIf(hasServer)('tiergate fleet on two PostgreSQL clusters', () => {
     for (const t of ts) expect(report).toContain(`${t.name}/evidence.html`);
   }, 900_000);
 
+  it('reads its targets from an inventory query (other columns are labels) and plans them with a dry run each', async () => {
+    const ts = await tenants('inv', 2, { closed: [1] });
+    const inv = await freshDatabase('postgres', 'inventory');
+    made.push(inv);
+    await sql(inv.url, `create table tenants (name text, url text, region text, active boolean)`);
+    await sql(inv.url, `insert into tenants values ('${ts[0]!.name}', '${ts[0]!.url}', 'eu', true), ('${ts[1]!.name}', '${ts[1]!.url}', 'us', true), ('gone', 'postgres://nowhere/x', 'eu', false)`);
+    const file = join(work, 'inventory.yaml');
+    writeFileSync(file, `plan_database: from_targets\ninventory: { url: ${JSON.stringify(inv.url)}, query: "select name, url, region from tenants where active order by name" }\nwaves:\n  - { name: us, labels: { region: us } }\n  - { name: rest }\n`);
+    const r = await fleet(['plan', '--targets', file, '--json']);
+    expect(r.code).toBe(0);
+    const planned = JSON.parse(r.stdout);
+    expect(planned.waves.map((w: { name: string; targets: { name: string; labels: object }[] }) => [w.name, w.targets.map((t) => [t.name, t.labels])])).toEqual([
+      ['us', [[ts[1]!.name, { region: 'us' }]]],
+      ['rest', [[ts[0]!.name, { region: 'eu' }]]],
+    ]);
+    const us = planned.waves[0].targets[0].dryRun;
+    expect(us.gate).toMatchObject({ name: 'ospa', value: 0, open: false });
+    expect(us.tiers.filter((t: { action: string }) => t.action === 'block').map((t: { id: number }) => t.id)).toEqual([2, 3, 4]);
+    writeFileSync(file, `inventory: { url: ${JSON.stringify(inv.url)}, query: "select name, url from no_such_table" }\n`);
+    const bad = await fleet(['plan', '--targets', file]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/inventory\.query failed on .*: relation "no_such_table" does not exist/);
+  }, 600_000);
+
   it('a coordinator killed mid-rollout is resumed by the same command: every tier applied exactly once', async () => {
     const ts = await tenants('kill', 3);
     const file = targetsFile('kill', ts, '  - { name: all }', '{ total: 2, per_server: 2 }');

@@ -6,6 +6,8 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Evidence } from '../src/evidence/types.js';
 import { renderHtml } from '../src/report/index.js';
+import { renderFleetHtml } from '../src/fleet/report.js';
+import type { TargetRow } from '../src/fleet/rollout.js';
 import { safeText } from '../src/text.js';
 import { axisGovernanceEvidence, HOSTILE, hostileEvidence, UNSAFE_CHARS } from './fixtures/evidence-sample.js';
 
@@ -259,6 +261,51 @@ describe('HTML report in headless Chromium', () => {
 
       await page.screenshot({ path: join(work, 'axis-governance.png'), fullPage: true });
       expect(statSync(join(work, 'axis-governance.png')).size).toBeGreaterThan(50_000);
+      await page.close();
+    });
+
+    it('shows a fleet report: waves, a timeline of every step, each target with its evidence link; hostile error text stays text', async () => {
+      const at = (s: number) => new Date(Date.UTC(2026, 11, 4, 3, 0, s));
+      const rollout = { id: '20261204-030000-abcdef', key: 'k', plan_name: 'axis-governance', plan_sha256: 'a'.repeat(64), targets_file: `/ops/${HOSTILE.img}.yaml`, targets_sha256: 'b'.repeat(64), scratch: null, total: 2, per_server: 1, plan_database: 'plan' as const, state: 'stopped' as const, reason: "wave 'rest' failed", created_at: at(0), finished_at: at(50) };
+      const target = (name: string, wave: number, state: TargetRow['state'], error: string | null, s: number) => ({ rollout: rollout.id, name, ord: s, wave, url: `postgres://deploy@db/${name}`, password_env: null, server: 'db:5432', labels: {}, state, attempts: 2, worker: 'w', started_at: at(s), finished_at: at(s + 9), rehearsal: 'PASS', execution: 'GO', applied: state === 'applied' ? [1, 5, 6, 7, 8, 2, 3, 4] : [], evidence_sha256: 'c'.repeat(64), error });
+      const snapshot = {
+        rollout,
+        waves: [
+          { rollout: rollout.id, idx: 0, name: 'canary', failure_budget: 0, on_error: 'stop' as const, no_go: 'report' as const, state: 'succeeded' as const, started_at: at(0), finished_at: at(10) },
+          { rollout: rollout.id, idx: 1, name: 'rest', failure_budget: 0, on_error: 'stop' as const, no_go: 'report' as const, state: 'failed' as const, started_at: at(10), finished_at: at(50) },
+        ],
+        targets: [target('acme', 0, 'applied', null, 0), target('globex', 1, 'failed', `tier 2 'Ownership seed': ${HOSTILE.img} ${HOSTILE.script} ${HOSTILE.bidi}`, 12), target('initech', 1, 'no-go', 'no accountable approval', 25)],
+      };
+      const steps = snapshot.targets.flatMap((t) => [
+        { target: t.name, step: 'rehearse', server: 'db:5432', worker: 'w', started_at: t.started_at, finished_at: new Date(t.started_at.getTime() + 6000), outcome: t.state === 'no-go' ? 'no-go' : 'rehearsed' },
+        ...(t.state === 'no-go' ? [] : [{ target: t.name, step: 'apply', server: 'db:5432', worker: 'w', started_at: new Date(t.started_at.getTime() + 6000), finished_at: t.finished_at, outcome: t.state }]),
+      ]);
+      const file = join(work, 'fleet-report.html');
+      writeFileSync(file, renderFleetHtml(snapshot, steps, (name) => `${name}/evidence.html`));
+      const page = await context.newPage();
+      const problems: string[] = [];
+      const requests: string[] = [];
+      page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+      page.on('dialog', (d) => {
+        problems.push(`a dialog opened: ${d.message()}`);
+        void d.dismiss();
+      });
+      page.on('request', (r) => requests.push(r.url()));
+      const href = pathToFileURL(file).href;
+      await page.goto(href, { waitUntil: 'load' });
+      await page.waitForTimeout(200);
+      expect(problems).toEqual([]);
+      expect(requests.filter((u) => u !== href)).toEqual([]);
+      expect(await page.evaluate(() => (window as unknown as { __pwned?: unknown }).__pwned)).toBeUndefined();
+      expect(await page.locator('script, img, iframe, b').count()).toBe(0);
+      expect(await page.locator('.verdict').innerText()).toContain('STOPPED — 3 targets: 1 applied, 1 NO-GO, 1 failed');
+      expect(await page.locator('table.waves tbody tr').allInnerTexts()).toEqual([expect.stringMatching(/^canary\s+succeeded\s+1\s+1/), expect.stringMatching(/^rest\s+failed\s+2\s+0\s+1\s+1/)]);
+      expect(await page.locator('svg rect').count()).toBe(5);
+      expect(await page.locator('table.targets a').evaluateAll((as) => as.map((a) => a.getAttribute('href')))).toEqual(['acme/evidence.html', 'globex/evidence.html', 'initech/evidence.html']);
+      expect(await page.locator('#failures .card').innerText()).toContain('<img src=x onerror=');
+      const o = await overflow(page);
+      expect(o.widest).toBe('');
+      await page.screenshot({ path: join(work, 'fleet-report.png'), fullPage: true });
       await page.close();
     });
   });

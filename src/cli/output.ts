@@ -17,6 +17,7 @@ export type Colour = keyof typeof CODES;
 export class Output {
   readonly live: boolean;
   private liveLines = 0;
+  private blockLines = 0;
 
   constructor(
     readonly json: boolean,
@@ -46,6 +47,19 @@ export class Output {
     if (this.live && this.liveLines === 1) this.out.write('\x1b[1A\x1b[2K');
     this.liveLines = 0;
     this.out.write(this.render(text) + '\n');
+  }
+
+  /**
+   * A block of lines redrawn in place on a TTY (a fleet's live table): each
+   * call replaces the block the previous call printed. Not printed at all
+   * elsewhere (plain output gets event lines instead).
+   */
+  block(lines: string[]): void {
+    if (this.json || !this.live) return;
+    if (this.blockLines > 0 && this.liveLines === -1) this.out.write(`\x1b[${this.blockLines}A\x1b[0J`);
+    this.out.write(lines.map((l) => this.render(l)).join('\n') + '\n');
+    this.blockLines = lines.length;
+    this.liveLines = -1;
   }
 
   /** The one machine-readable result of a --json run. */

@@ -9,7 +9,7 @@
 import { resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 import { isPostgresUrl } from '../db/pg-url.js';
-import { redactUrl } from '../secrets.js';
+import { redactUrl, scrub } from '../secrets.js';
 import type { PgBoss } from 'pg-boss';
 
 export const DEFAULT_CONTROL_DIR = '.tiergate-fleet';
@@ -89,7 +89,26 @@ create table if not exists tiergate_fleet.step (
   finished_at timestamptz,
   outcome text
 );
+alter table tiergate_fleet.step add column if not exists clones text[] not null default '{}';
 `;
+
+/** pg-boss's errors and warnings (a start retried, a queue backlog) go to stderr, scrubbed: never silent, never a crash. */
+function listen(boss: PgBoss): void {
+  const say = (kind: string) => (e: unknown) => process.stderr.write(`tiergate: pg-boss ${kind}: ${scrub(String((e as { message?: string })?.message ?? e))}\n`);
+  boss.on('error', say('error'));
+  boss.on('warning', say('warning'));
+}
+
+/** How long opening the control database may take before it is an error (pg-boss retries a start that fails). */
+const OPEN_TIMEOUT_MS = 120_000;
+
+function bounded<T>(p: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took longer than ${OPEN_TIMEOUT_MS / 1000} s`)), OPEN_TIMEOUT_MS);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
 
 /**
  * Opens the control database: `url` a postgres:// URL, `pglite:DIR`, or
@@ -103,14 +122,16 @@ export async function openControl(url: string | undefined, options: { create?: b
   if (url && isPostgresUrl(url)) {
     const boss = new PgBoss({ connectionString: url, schema: BOSS_SCHEMA, max: 6, application_name: 'tiergate fleet (control)', ...quiet });
     const shown = redactUrl(url);
-    boss.on('error', () => undefined);
+    listen(boss);
     try {
-      await boss.start();
+      await bounded(boss.start(), `starting pg-boss on the control database ${shown}`);
     } catch (e) {
+      await boss.stop({ graceful: false, timeout: 1000 }).catch(() => undefined);
       throw new UsageError(`control database ${shown} cannot be used: ${(e as Error).message}`);
     }
     const db = boss.getDb();
-    await db.executeSql(SCHEMA);
+    // one statement, one transaction, under a lock: processes starting together do not race on CREATE SCHEMA
+    await bounded(db.executeSql(`do $install$ begin perform pg_advisory_xact_lock(hashtext('tiergate_fleet install')); ${SCHEMA.replace(/;\s*$/, ';')} end $install$`), `creating tiergate's fleet tables on ${shown}`);
     return {
       boss,
       kind: 'postgres',
@@ -129,8 +150,8 @@ export async function openControl(url: string | undefined, options: { create?: b
     const { PGlite } = await import('@electric-sql/pglite');
     const pg = await PGlite.create(dir);
     const boss = new PgBoss({ db: fromPglite(pg), backend: 'pglite', schema: BOSS_SCHEMA, ...quiet });
-    boss.on('error', () => undefined);
-    await boss.start();
+    listen(boss);
+    await bounded(boss.start(), `starting pg-boss in ${dir}`);
     await pg.exec(SCHEMA);
     return {
       boss,

@@ -106,7 +106,7 @@ export function jobId(rollout: string, target: string, step: string): string {
 /** Seconds without a heartbeat after which pg-boss takes a step's worker for dead and retries the step elsewhere. */
 function heartbeatSeconds(): number {
   const v = Number(process.env.TIERGATE_FLEET_HEARTBEAT_SECONDS);
-  return Number.isInteger(v) && v >= 2 ? v : 30;
+  return Number.isInteger(v) && v >= 10 ? v : 30;
 }
 
 /**
@@ -220,7 +220,13 @@ async function runStep(control: Control, rollout: RolloutRow, job: Job<StepData>
   const plan = rollout.plan_database === 'from_targets' ? { ...options.plan, database: undefined } : options.plan;
   try {
     if (step === 'rehearse') {
-      const r = await (await import('./run-target.js')).rehearseStep(plan, target, scratch, dir);
+      const { dropLeftClones, rehearseStep } = await import('./run-target.js');
+      // what an earlier attempt's killed worker left on the scratch server
+      const left = await control.sql<{ url: string }>(`select unnest(clones) as url from tiergate_fleet.step where rollout = $1 and target = $2 and step = 'rehearse' and id <> $3`, [rollout.id, name, s!.id]);
+      if (left.length) await dropLeftClones(left.map((x) => x.url), scratch);
+      const r = await rehearseStep(plan, target, scratch, dir, {
+        onClone: async (cloneUrl) => void (await control.sql(`update tiergate_fleet.step set clones = array_append(clones, $2) where id = $1`, [s!.id, withoutPassword(cloneUrl)])),
+      });
       if (r.error && /but plan '.*' is for database/.test(r.error)) r.error += `; to roll the plan out to databases named otherwise, set plan_database: from_targets in the targets file`;
       await control.sql(
         `update tiergate_fleet.target set state = $3, rehearsal = $4, execution = $5, evidence = $6, evidence_sha256 = $7, error = $8, finished_at = case when $3 = 'rehearsed' then null else now() end where rollout = $1 and name = $2`,

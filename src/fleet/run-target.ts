@@ -44,7 +44,9 @@ const LOCK_WAIT_MS = 5 * 60_000;
  * PGlite folder copied) and writes the evidence to `dir` (evidence.json,
  * .md, .html, signed with TIERGATE_EVIDENCE_KEY when it is set).
  */
-export async function rehearseStep(plan: Plan, target: StepTarget, scratch: string | null, dir: string, signal?: AbortSignal): Promise<RehearseStep> {
+export async function rehearseStep(plan: Plan, target: StepTarget, scratch: string | null, dir: string, options: { signal?: AbortSignal; onClone?: (url: string) => Promise<void> } = {}): Promise<RehearseStep> {
+  const { signal } = options;
+  const onClone = options.onClone ? (c: { url: string }) => options.onClone!(c.url) : undefined;
   const { rehearse } = await import('../rehearsal/rehearse.js');
   const openSource = async () => {
     const db = await openDb(target.url, { applicationName: `tiergate fleet ${target.name} (source, read-only)` });
@@ -54,9 +56,9 @@ export async function rehearseStep(plan: Plan, target: StepTarget, scratch: stri
   let rehearsed: Evidence;
   if (isPostgresUrl(target.url)) {
     if (!scratch) return failedRehearsal(`no scratch server to clone it onto: pass --scratch URL (or scratch: in the targets file)`);
-    rehearsed = await rehearse(plan, { kind: 'postgres', url: target.url, scratchUrl: scratch }, { kind: 'postgres', location: target.shown, openSource }, { signal });
+    rehearsed = await rehearse(plan, { kind: 'postgres', url: target.url, scratchUrl: scratch }, { kind: 'postgres', location: target.shown, openSource }, { signal, onClone });
   } else {
-    rehearsed = await rehearse(plan, { kind: 'pglite', url: target.url }, { kind: 'pglite', location: target.shown, openSource }, { signal });
+    rehearsed = await rehearse(plan, { kind: 'pglite', url: target.url }, { kind: 'pglite', location: target.shown, openSource }, { signal, onClone });
   }
   const { evidenceKey, signEvidence } = await import('../evidence/signature.js');
   const key = evidenceKey();
@@ -116,6 +118,38 @@ export async function applyStep(plan: Plan, target: StepTarget, evidenceJson: st
     if (signal?.aborted) throw e;
     return { outcome: 'failed', applied: [], error: scrub(e instanceof TiergateError ? e.message : `${(e as Error).message}`) };
   }
+}
+
+/**
+ * Drops the clones an earlier attempt of a target's rehearsal left behind
+ * (its worker was killed before the rehearsal could drop them): databases
+ * named tiergate_clone_… on the scratch server, PGlite clone folders.
+ * Returns how many were removed.
+ */
+export async function dropLeftClones(urls: string[], scratch: string | null): Promise<number> {
+  let dropped = 0;
+  const { parsePostgresUrl } = await import('../db/pg-url.js');
+  for (const url of urls) {
+    if (isPostgresUrl(url)) {
+      const name = decodeURIComponent(parsePostgresUrl(url)?.pathname.slice(1) ?? '');
+      if (!scratch || !/^tiergate_clone_[a-z0-9_]+$/.test(name)) continue;
+      const r = await withDb(scratch, (db) => db.query<{ n: number }>(`select count(*)::int as n from pg_database where datname = $1`, [name]).then(async (q) => {
+        if (!q.rows[0]?.n) return 0;
+        await db.exec(`drop database if exists "${name}" with (force)`);
+        return 1;
+      }), { applicationName: 'tiergate fleet (dropping a dead rehearsal\'s clone)' });
+      dropped += r;
+    } else {
+      const dir = url.replace(/^pglite:(\/\/)?/, '').split('?')[0]!;
+      const { existsSync, rmSync } = await import('node:fs');
+      const { basename } = await import('node:path');
+      // a PGlite clone is a tiergate-clone-* folder of its own
+      if (!basename(dir).startsWith('tiergate-clone-') || !existsSync(dir)) continue;
+      rmSync(dir, { recursive: true, force: true });
+      dropped++;
+    }
+  }
+  return dropped;
 }
 
 /** The first failure of a run, in one line: tier, file:line, SQLSTATE, message. */

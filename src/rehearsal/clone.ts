@@ -32,6 +32,8 @@ export interface WithClonesOptions {
   /** keep the first clone (the one the scenario runs on) instead of dropping it; the others are always dropped */
   keep?: boolean;
   onProgress?: (message: string) => void;
+  /** told of each clone as soon as it exists, before it is used */
+  onClone?: (clone: Pick<Clone, 'url' | 'kind'>) => void | Promise<void>;
 }
 
 /** A clone under construction or in use; the providers register it as soon as something exists to clean up. */
@@ -91,7 +93,12 @@ export async function withClones<T>(source: CloneSource, count: number, fn: (clo
   let ran = false;
   let failed = false;
   try {
-    await provider(count, progress, (c) => clones.push(c));
+    const told: Promise<void>[] = [];
+    await provider(count, progress, (c) => {
+      clones.push(c);
+      if (options.onClone) told.push(Promise.resolve(options.onClone(c)).catch(() => undefined));
+    });
+    await Promise.all(told);
     ran = true;
     return await fn([...clones]);
   } catch (e) {

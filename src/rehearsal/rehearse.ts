@@ -28,6 +28,8 @@ export interface RehearseOptions {
   onEvent?: (e: RehearsalEvent) => void;
   /** Ctrl-C: the running tier rolls back, the clones are dropped, the rehearsal fails */
   signal?: AbortSignal;
+  /** told of each clone as soon as it exists (a fleet records them, to drop what a killed worker left) */
+  onClone?: (clone: Pick<Clone, 'url' | 'kind'>) => void | Promise<void>;
 }
 
 /** Where the rehearsal's source is, for the evidence. */
@@ -98,7 +100,7 @@ export async function rehearse(plan: Plan, source: CloneSource, info: SourceInfo
         durationMs: Math.round(performance.now() - started),
       } satisfies Evidence;
     },
-    { keep: options.keep, onProgress: (message) => emit({ type: 'progress', message }) },
+    { keep: options.keep, onProgress: (message) => emit({ type: 'progress', message }), onClone: options.onClone },
   );
 }
 

@@ -1,7 +1,7 @@
 import { join, relative, resolve } from 'node:path';
 import { InterruptedError, UsageError } from '../../errors.js';
 import type { FleetSpec } from '../../fleet/targets.js';
-import type { FleetEvent, RolloutRow } from '../../fleet/rollout.js';
+import type { FleetEvent, RolloutRow, TargetRow } from '../../fleet/rollout.js';
 import type { FleetSnapshot, StepRow } from '../../fleet/report.js';
 import type { Control } from '../../fleet/control.js';
 import { confirm, planOf } from '../common.js';
@@ -165,22 +165,31 @@ async function writeFleetReport(control: Control, s: FleetSnapshot, dir: string)
   return relative(process.cwd(), join(dir, 'fleet-report.html')) || join(dir, 'fleet-report.html');
 }
 
-/** Lines as targets change state; on a terminal, the whole table redrawn below the log. */
+/** On a terminal, the live table (wave, target, state, duration) redrawn in place; elsewhere a line per change of state. */
 function livePrinter(out: Output, spec: FleetSpec): { event: (e: FleetEvent) => void } {
   const waveName = new Map(spec.waves.map((w) => [w.index, w.name]));
+  const rows = new Map<string, TargetRow>();
+  const seconds = (t: TargetRow) => (t.started_at ? `${(((t.finished_at ? new Date(t.finished_at) : new Date()).getTime() - new Date(t.started_at).getTime()) / 1000).toFixed(1)} s` : '');
+  const colourOf = (t: TargetRow) => (t.state === 'applied' ? 'green' : t.state === 'failed' ? 'red' : t.state === 'no-go' || t.state === 'skipped' ? 'yellow' : 'dim');
   return {
     event(e) {
       if (e.type === 'wave' && e.wave) out.line(out.paint('bold', `wave '${e.wave.name}': ${e.wave.state}`));
-      if (e.type === 'target' && e.target) {
-        const t = e.target;
-        if (t.state === 'planned') return;
-        const colour = t.state === 'applied' ? 'green' : t.state === 'failed' ? 'red' : t.state === 'no-go' || t.state === 'skipped' ? 'yellow' : 'dim';
-        const duration = t.finished_at && t.started_at ? ` (${((new Date(t.finished_at).getTime() - new Date(t.started_at).getTime()) / 1000).toFixed(1)} s)` : '';
-        out.line(out.paint(colour, `  [${waveName.get(t.wave) ?? t.wave}] ${t.name}: ${t.state}${duration}${t.error && (t.state === 'failed' || t.state === 'no-go' || t.state === 'skipped') ? ` — ${t.error}` : ''}`));
+      if (e.type !== 'target' || !e.target) return;
+      const t = e.target;
+      rows.set(t.name, t);
+      if (out.live) {
+        const body = [...rows.values()].map((r) => [waveName.get(r.wave) ?? String(r.wave), r.name, r.state, seconds(r), r.error && FINAL.has(r.state) ? r.error : '']);
+        const lines = table([['wave', 'target', 'state', 'duration', 'note'], ...body], { max: [16, 24, 16, 10, 80], right: [3] });
+        out.block(lines.map((l, i) => (i === 0 ? out.paint('bold', l) : out.paint(colourOf([...rows.values()][i - 1]!), l))));
+        return;
       }
+      if (t.state === 'planned') return;
+      out.line(out.paint(colourOf(t), `  [${waveName.get(t.wave) ?? t.wave}] ${t.name}: ${t.state}${t.finished_at ? ` (${seconds(t)})` : ''}${t.error && FINAL.has(t.state) ? ` — ${t.error}` : ''}`));
     },
   };
 }
+
+const FINAL = new Set(['failed', 'no-go', 'skipped']);
 
 function printStatus(out: Output, s: FleetSnapshot): void {
   // imported statically by callers through finish/status
