@@ -34,7 +34,7 @@ export type TargetState =
   | 'skipped';
 
 export const FINAL_STATES: ReadonlySet<TargetState> = new Set(['applied', 'no-go', 'failed', 'skipped']);
-const IN_FLIGHT: ReadonlySet<TargetState> = new Set(['rehearse-queued', 'rehearsing', 'apply-queued', 'applying']);
+const IN_FLIGHT: ReadonlySet<TargetState> = new Set(['rehearse-queued', 'rehearsing', 'rehearsed', 'apply-queued', 'applying']);
 
 export interface TargetRow {
   rollout: string;
@@ -233,6 +233,8 @@ async function runStep(control: Control, rollout: RolloutRow, job: Job<StepData>
         [rollout.id, name, r.outcome, r.rehearsal, r.execution, r.evidenceJson || null, r.evidenceSha256 || null, r.error],
       );
       await finishStep(control, s!.id, r.outcome);
+      // the apply goes straight to the queue (the target is admitted already): no wait for the coordinator's next look
+      if (r.outcome === 'rehearsed') await sendStep(control, rollout.id, name, 'apply', row.server, 'rehearsed');
       return { state: r.outcome };
     }
     if (!row.evidence) throw new Error(`target ${name} has no evidence to apply: its rehearsal did not record one`);
@@ -333,20 +335,26 @@ export async function coordinate(control: Control, rolloutId: string, options: {
   }
 }
 
-/** Sends the next steps of the current wave: applies of rehearsed targets first, then rehearsals, while fewer than `total` targets are in flight. */
+/** Sends the next steps of the current wave: the apply of a rehearsed target (admitted already), then rehearsals while fewer than `total` targets are in flight. */
 async function admit(control: Control, rollout: RolloutRow, all: TargetRow[], wave: TargetRow[]): Promise<void> {
+  for (const t of wave.filter((x) => x.state === 'rehearsed')) await sendStep(control, rollout.id, t.name, 'apply', t.server, 'rehearsed');
   let free = rollout.total - all.filter((t) => IN_FLIGHT.has(t.state)).length;
-  const queue = queueOf(rollout.id);
   const scratchServer = rollout.scratch ? serverOf(rollout.scratch) : null;
-  const next = [...wave.filter((t) => t.state === 'rehearsed'), ...wave.filter((t) => t.state === 'planned')];
-  for (const t of next) {
+  for (const t of wave.filter((x) => x.state === 'planned')) {
     if (free <= 0) return;
-    const step = t.state === 'rehearsed' ? 'apply' : 'rehearse';
-    const group = step === 'rehearse' && scratchServer && !t.server.startsWith('pglite:') ? scratchServer : t.server;
-    await control.boss.send(queue, { rollout: rollout.id, target: t.name, step } satisfies StepData, { id: jobId(rollout.id, t.name, step), group: { id: group } });
-    await control.sql(`update tiergate_fleet.target set state = $3 where rollout = $1 and name = $2 and state = $4`, [rollout.id, t.name, `${step}-queued`, t.state]);
+    await sendStep(control, rollout.id, t.name, 'rehearse', scratchServer && !t.server.startsWith('pglite:') ? scratchServer : t.server, 'planned');
     free--;
   }
+}
+
+/**
+ * Sends a target's step as a pg-boss job grouped by `group` (the server it
+ * writes to) and records it as queued, if the target is still in state
+ * `from`. The job id is the step's own: sent twice, it is one job.
+ */
+async function sendStep(control: Control, rollout: string, target: string, step: StepData['step'], group: string, from: TargetState): Promise<void> {
+  await control.boss.send(queueOf(rollout), { rollout, target, step } satisfies StepData, { id: jobId(rollout, target, step), group: { id: group } });
+  await control.sql(`update tiergate_fleet.target set state = $3 where rollout = $1 and name = $2 and state = $4`, [rollout, target, `${step}-queued`, from]);
 }
 
 /** A step pg-boss gave up on (its worker died or erred on every retry): the target failed, with the last error. */
