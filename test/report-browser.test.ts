@@ -68,8 +68,13 @@ describe('HTML report in headless Chromium', () => {
 
     /** Opens a report from disk, as a user would, recording every error, dialog and request. */
     async function open(name: string, e: Evidence): Promise<{ page: Page; problems: string[]; requests: string[]; href: string }> {
+      return openHtml(name, renderHtml(e));
+    }
+
+    /** Opens a page written from `html` as a file, recording every error, dialog and request. */
+    async function openHtml(name: string, markup: string): Promise<{ page: Page; problems: string[]; requests: string[]; href: string }> {
       const file = join(work, `${name}.html`);
-      writeFileSync(file, renderHtml(e));
+      writeFileSync(file, markup);
       const page = await context.newPage();
       const problems: string[] = [];
       const requests: string[] = [];
@@ -280,19 +285,7 @@ describe('HTML report in headless Chromium', () => {
         { target: t.name, step: 'rehearse', server: 'db:5432', worker: 'w', started_at: t.started_at, finished_at: new Date(t.started_at.getTime() + 6000), outcome: t.state === 'no-go' ? 'no-go' : 'rehearsed' },
         ...(t.state === 'no-go' ? [] : [{ target: t.name, step: 'apply', server: 'db:5432', worker: 'w', started_at: new Date(t.started_at.getTime() + 6000), finished_at: t.finished_at, outcome: t.state }]),
       ]);
-      const file = join(work, 'fleet-report.html');
-      writeFileSync(file, renderFleetHtml(snapshot, steps, (name) => `${name}/evidence.html`));
-      const page = await context.newPage();
-      const problems: string[] = [];
-      const requests: string[] = [];
-      page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
-      page.on('dialog', (d) => {
-        problems.push(`a dialog opened: ${d.message()}`);
-        void d.dismiss();
-      });
-      page.on('request', (r) => requests.push(r.url()));
-      const href = pathToFileURL(file).href;
-      await page.goto(href, { waitUntil: 'load' });
+      const { page, problems, requests, href } = await openHtml('fleet-report', renderFleetHtml(snapshot, steps, (name) => `${name}/evidence.html`));
       await page.waitForTimeout(200);
       expect(problems).toEqual([]);
       expect(requests.filter((u) => u !== href)).toEqual([]);

@@ -282,7 +282,7 @@ export async function fleetWorkerCommand(opts: FleetOpts, out: Output): Promise<
       for (const r of running) {
         if (working.has(r.id)) continue;
         try {
-          working.set(r.id, await fleet.work(control, r, { plan, out: outDir, concurrency, label: undefined }));
+          working.set(r.id, await fleet.work(control, r, { plan, out: outDir, concurrency }));
           out.line(`working on rollout ${r.id} (${r.plan_name})`);
         } catch (e) {
           out.error(`tiergate: rollout ${r.id}: ${(e as Error).message}`);
