@@ -120,7 +120,17 @@ export async function openControl(url: string | undefined, options: { create?: b
   const { PgBoss, fromPglite } = await import('pg-boss');
   const quiet = { superviseIntervalSeconds: 5, maintenanceIntervalSeconds: 120, monitorIntervalSeconds: 60 } as const;
   if (url && isPostgresUrl(url)) {
-    const boss = new PgBoss({ connectionString: url, schema: BOSS_SCHEMA, max: 6, application_name: 'tiergate fleet (control)', ...quiet });
+    // every wait on the control database is bounded: a connection not had within 30 s, a lock not had within 30 s, a
+    // statement not done within 60 s is an error with a message, never a silent hang
+    const boss = new PgBoss({
+      connectionString: url,
+      schema: BOSS_SCHEMA,
+      max: 6,
+      connectionTimeoutMillis: 30_000,
+      options: '-c lock_timeout=30000 -c statement_timeout=60000',
+      application_name: 'tiergate fleet (control)',
+      ...quiet,
+    });
     const shown = redactUrl(url);
     listen(boss);
     try {

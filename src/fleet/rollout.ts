@@ -190,9 +190,14 @@ export async function work(control: Control, rollout: RolloutRow, options: Worke
   return () => control.boss.offWork(queue, { wait: true });
 }
 
+/** The rollout's queue, made when missing; a coordinator and workers starting together may both make it: whoever loses finds it made. */
 export async function ensureQueue(control: Control, queue: string): Promise<void> {
   if (await control.boss.getQueue(queue)) return;
-  await control.boss.createQueue(queue, { retryLimit: 5, retryDelay: 1, heartbeatSeconds: heartbeatSeconds(), expireInSeconds: 6 * 3600 });
+  try {
+    await control.boss.createQueue(queue, { retryLimit: 5, retryDelay: 1, heartbeatSeconds: heartbeatSeconds(), expireInSeconds: 6 * 3600 });
+  } catch (e) {
+    if (!(await control.boss.getQueue(queue))) throw e;
+  }
 }
 
 async function runStep(control: Control, rollout: RolloutRow, job: Job<StepData>, worker: string, options: WorkerOptions): Promise<{ state: string }> {

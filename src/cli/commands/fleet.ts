@@ -267,6 +267,8 @@ export async function fleetWorkerCommand(opts: FleetOpts, out: Output): Promise<
   const fleet = await import('../../fleet/rollout.js');
   const control = await openControl(opts.control);
   const working = new Map<string, () => Promise<void>>();
+  // a rollout this worker cannot work on yet (another plan, a queue being made): said once, tried again each second
+  const said = new Map<string, string>();
   let stop = false;
   const onSigint = () => {
     out.error('\ntiergate: stopping the worker: running steps finish first (Ctrl-C again to exit at once; pg-boss gives a step whose worker died to another one)');
@@ -285,8 +287,9 @@ export async function fleetWorkerCommand(opts: FleetOpts, out: Output): Promise<
           working.set(r.id, await fleet.work(control, r, { plan, out: outDir, concurrency }));
           out.line(`working on rollout ${r.id} (${r.plan_name})`);
         } catch (e) {
-          out.error(`tiergate: rollout ${r.id}: ${(e as Error).message}`);
-          working.set(r.id, async () => undefined);
+          const message = (e as Error).message;
+          if (said.get(r.id) !== message) out.error(`tiergate: rollout ${r.id}: ${message}${e instanceof UsageError ? '' : ' (trying again)'}`);
+          said.set(r.id, message);
         }
       }
       for (const [id, off] of working) {
