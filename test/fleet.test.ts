@@ -245,7 +245,7 @@ describe.runIf(hasServer)('tiergate fleet on two PostgreSQL clusters', () => {
     const workerArgs = ['fleet', 'worker', '--control', ctl.url, '--workers', '1'];
     const w1 = startCli(workerArgs, { cwd: work, timeoutMs: 900_000 });
     const w2 = startCli(workerArgs, { cwd: work, timeoutMs: 900_000 });
-    await coordinator.waitFor(/: rehearsed/, 'stdout');
+    await coordinator.waitFor(/: apply-queued|: applying/, 'stdout');
     const w3 = startCli(workerArgs, { cwd: work, timeoutMs: 900_000 });
     await w3.waitFor(/working on rollout/, 'stdout');
     const done = await coordinator.done;
