@@ -7,7 +7,7 @@
  * twice), worker processes sharing a PostgreSQL control database, and the
  * zero-setup path (PGlite targets, embedded control).
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -258,6 +258,36 @@ describe.runIf(hasServer)('tiergate fleet on two PostgreSQL clusters', () => {
     expect(workers.size).toBeGreaterThanOrEqual(2);
     for (const t of ts) expect(await appliedCounts(t.url), t.name).toEqual({ 1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 6: 1, 7: 1, 8: 1 });
   }, 900_000);
+});
+
+describe('tiergate fleet refuses bad input before touching anything', () => {
+  it('a bad targets file, a missing one, no scratch server for PostgreSQL targets, no control yet: exit 2, no control folder made', async () => {
+    const work = mkdtempSync(join(tmpdir(), 'tiergate-fleet-bad-'));
+    try {
+      writeFileSync(join(work, 'bad.yaml'), 'targets:\n  - { name: "a b", url: "postgres://u:s3cret-pw@h/db" }\nwaves:\n  - { name: x, on_error: maybe }\n');
+      const bad = await runCli(['fleet', 'apply', '--targets', 'bad.yaml', '--yes'], { cwd: work });
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toContain("targets[0].name: must be a name of letters, digits, '.', '_' or '-'");
+      expect(bad.stderr).toContain('waves[0].on_error: must be stop or continue');
+      expect(bad.stderr + bad.stdout).not.toContain('s3cret-pw');
+      const missing = await runCli(['fleet', 'plan', '--targets', 'nope.yaml'], { cwd: work });
+      expect(missing.code).toBe(2);
+      expect(missing.stderr).toMatch(/targets file 'nope.yaml' does not exist/);
+      writeFileSync(join(work, 'pg.yaml'), 'targets:\n  - { name: a, url: "postgres://u@h/db" }\n');
+      const noScratch = await runCli(['fleet', 'apply', '--targets', 'pg.yaml', '--yes'], { cwd: work });
+      expect(noScratch.code).toBe(2);
+      expect(noScratch.stderr).toContain('must be rehearsed on a clone: pass --scratch URL');
+      const status = await runCli(['fleet', 'status'], { cwd: work });
+      expect(status.code).toBe(2);
+      expect(status.stderr).toContain("run 'tiergate fleet apply' first");
+      expect(existsSync(join(work, '.tiergate-fleet'))).toBe(false);
+      const worker = await runCli(['fleet', 'worker'], { cwd: work });
+      expect(worker.code).toBe(2);
+      expect(worker.stderr).toContain('pass --control postgres://');
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('tiergate fleet with nothing to set up (PGlite targets, embedded control)', () => {
