@@ -207,7 +207,9 @@ async function runStep(control: Control, rollout: RolloutRow, job: Job<StepData>
   const [current] = await control.sql<RolloutRow>(`select * from tiergate_fleet.rollout where id = $1`, [rollout.id]);
   const [wave] = await control.sql<WaveRow>(`select * from tiergate_fleet.wave where rollout = $1 and idx = $2`, [rollout.id, row.wave]);
   if (FINAL_STATES.has(row.state)) return { state: row.state };
-  if (current?.state !== 'running' || wave?.state === 'stopping' || wave?.state === 'failed') {
+  // a stopped wave starts nothing new; a step that had begun (its worker died) is run to its end, so that no target is left half-done and called "not run"
+  const begun = row.state === 'rehearsing' || row.state === 'applying';
+  if (!begun && (current?.state !== 'running' || wave?.state === 'stopping' || wave?.state === 'failed')) {
     const why = current?.state !== 'running' ? `rollout ${current?.state ?? 'gone'}` : `wave '${wave!.name}' stopped: its failure budget was exceeded`;
     await control.sql(`update tiergate_fleet.target set state = 'skipped', error = $3, finished_at = now() where rollout = $1 and name = $2 and state <> all($4)`, [rollout.id, name, `not ${row.state === 'rehearsed' || row.state === 'apply-queued' ? 'applied' : 'started'}: ${why}`, [...FINAL_STATES]]);
     return { state: 'skipped' };

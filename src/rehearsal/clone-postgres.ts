@@ -111,15 +111,22 @@ function databaseUrl(serverUrl: string, database: string): string {
   });
 }
 
-/** Creates an empty database (from template0) or a copy of `template`, registered for cleanup at once. */
+/**
+ * Creates an empty database (from template0) or a copy of `template`,
+ * registered for cleanup before it is created (its removal is `drop database
+ * if exists`): a process killed at any moment leaves no clone its owner was
+ * not told of.
+ */
 async function createDatabase(
   scratchUrl: string,
   name: string,
   scratchVersion: number,
   template: string | null,
-  register: (c: ScopedClone) => void,
+  register: (c: ScopedClone) => void | Promise<void>,
 ): Promise<ScopedClone> {
   const url = databaseUrl(scratchUrl, name);
+  const clone = new ScopedClone(url, redactUrl(url), 'postgres', () => dropDatabase(scratchUrl, name, scratchVersion));
+  await register(clone);
   await withServer(scratchUrl, 'the scratch server', async (db) => {
     try {
       await db.exec(`create database ${ident(name)} template ${ident(template ?? 'template0')}`);
@@ -127,8 +134,6 @@ async function createDatabase(
       throw new TargetError(`cannot create the clone database '${name}' on ${redactUrl(scratchUrl)}: ${(e as Error).message}; the --scratch user needs CREATEDB`);
     }
   });
-  const clone = new ScopedClone(url, redactUrl(url), 'postgres', () => dropDatabase(scratchUrl, name, scratchVersion));
-  register(clone);
   return clone;
 }
 

@@ -72,7 +72,7 @@ export class ScopedClone implements Clone {
 }
 
 /** Makes the clones of a source; `register` is called as soon as a clone exists, so a failure halfway cleans up. */
-export type CloneProvider = (count: number, progress: (message: string) => void, register: (clone: ScopedClone) => void) => Promise<void>;
+export type CloneProvider = (count: number, progress: (message: string) => void, register: (clone: ScopedClone) => void | Promise<void>) => Promise<void>;
 
 /**
  * Makes `count` independent, marked clones of `source`, runs `fn` with them,
@@ -93,12 +93,11 @@ export async function withClones<T>(source: CloneSource, count: number, fn: (clo
   let ran = false;
   let failed = false;
   try {
-    const told: Promise<void>[] = [];
-    await provider(count, progress, (c) => {
+    // a provider that awaits `register` (PostgreSQL) creates the clone only once its owner has been told of it
+    await provider(count, progress, async (c) => {
       clones.push(c);
-      if (options.onClone) told.push(Promise.resolve(options.onClone(c)).catch(() => undefined));
+      if (options.onClone) await Promise.resolve(options.onClone(c)).catch(() => undefined);
     });
-    await Promise.all(told);
     ran = true;
     return await fn([...clones]);
   } catch (e) {
