@@ -87,7 +87,7 @@ describe('fleet: SIGKILL of the coordinator and of workers at random moments', (
     await onRel((c) => c.query(`drop database if exists ${template}`).then(() => c.query(`create database ${template} template "${TEMPLATES.s1}"`)));
     await onRel((c) => c.query('drop table tiergate.clone_mark'), template);
     const rnd = seededRandom('fleet-kill');
-    const rounds = trials(2, 22);
+    const rounds = trials(2, 26);
     const killsPerRound = trials(2, 4);
     const work = mkdtempSync(join(tmpdir(), 'tiergate-fleet-kill-'));
     const tally = new Tally('fleet: SIGKILL of coordinator and workers during waves');
