@@ -19,7 +19,7 @@ import { UsageError } from '../errors.js';
 import type { Plan } from '../plan/plan.js';
 import { scrub } from '../secrets.js';
 import type { Control } from './control.js';
-import { serverOf, withoutPassword, type FleetSpec } from './targets.js';
+import { serverOf, withoutPassword, withPassword, type FleetSpec } from './targets.js';
 
 export type TargetState =
   | 'planned'
@@ -269,16 +269,15 @@ function connectionUrl(row: TargetRow, options: WorkerOptions): string {
   if (row.password_env) {
     const password = process.env[row.password_env];
     if (!password) throw new Error(`target ${row.name}'s password comes from ${row.password_env}, which this worker's environment does not set`);
-    return row.url.replace(/^(postgres(?:ql)?:\/\/)([^@/?#]*)@/i, (_, scheme: string, user: string) => `${scheme}${user.split(':')[0]}:${encodeURIComponent(password)}@`);
+    return withPassword(row.url, password);
   }
   return row.url;
 }
 
 export interface FleetEvent {
-  type: 'wave' | 'target' | 'rollout';
+  type: 'wave' | 'target';
   wave?: WaveRow;
   target?: TargetRow;
-  rollout?: RolloutRow;
 }
 
 /**

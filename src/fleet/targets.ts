@@ -245,9 +245,7 @@ function targetOf(p: Problems, path: string, e: TargetEntry, strictKeys: boolean
     const password = process.env[passwordEnv];
     if (password) {
       registerSecret(password);
-      url = editPostgresUrl(url, (u) => {
-        if (!u.password) u.password = encodeURIComponent(password);
-      });
+      url = withPassword(url, password);
     }
   }
   const labels: Record<string, string> = {};
@@ -276,6 +274,14 @@ function connectionUrl(p: Problems, path: string, c: Record<string, unknown>): s
   if (c.sslmode !== undefined) params.set('sslmode', String(c.sslmode));
   const query = params.size ? `?${params}` : '';
   return socket ? `postgres://${auth}/${encodeURIComponent(database)}${query}` : `postgres://${auth}${host}:${port}/${encodeURIComponent(database)}${query}`;
+}
+
+/** `url` with `password` when it has none of its own (a target's password_env). */
+export function withPassword(url: string, password: string): string {
+  registerSecret(password);
+  return editPostgresUrl(url, (u) => {
+    if (!u.password) u.password = encodeURIComponent(password);
+  });
 }
 
 /** The URL without its password (nothing to redact, nothing to store). */

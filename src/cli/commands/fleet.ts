@@ -2,7 +2,7 @@ import { join, relative, resolve } from 'node:path';
 import { InterruptedError, UsageError } from '../../errors.js';
 import type { FleetSpec } from '../../fleet/targets.js';
 import type { FleetEvent, RolloutRow, TargetRow } from '../../fleet/rollout.js';
-import type { FleetSnapshot, StepRow } from '../../fleet/report.js';
+import { targetSeconds, waveSummaries, type FleetSnapshot, type StepRow } from '../../fleet/report.js';
 import type { Control } from '../../fleet/control.js';
 import { confirm, planOf } from '../common.js';
 import type { Outcome } from '../exit-code.js';
@@ -169,7 +169,6 @@ async function writeFleetReport(control: Control, s: FleetSnapshot, dir: string)
 function livePrinter(out: Output, spec: FleetSpec): { event: (e: FleetEvent) => void } {
   const waveName = new Map(spec.waves.map((w) => [w.index, w.name]));
   const rows = new Map<string, TargetRow>();
-  const seconds = (t: TargetRow) => (t.started_at ? `${(((t.finished_at ? new Date(t.finished_at) : new Date()).getTime() - new Date(t.started_at).getTime()) / 1000).toFixed(1)} s` : '');
   const colourOf = (t: TargetRow) => (t.state === 'applied' ? 'green' : t.state === 'failed' ? 'red' : t.state === 'no-go' || t.state === 'skipped' ? 'yellow' : 'dim');
   return {
     event(e) {
@@ -178,13 +177,13 @@ function livePrinter(out: Output, spec: FleetSpec): { event: (e: FleetEvent) => 
       const t = e.target;
       rows.set(t.name, t);
       if (out.live) {
-        const body = [...rows.values()].map((r) => [waveName.get(r.wave) ?? String(r.wave), r.name, r.state, seconds(r), r.error && FINAL.has(r.state) ? r.error : '']);
+        const body = [...rows.values()].map((r) => [waveName.get(r.wave) ?? String(r.wave), r.name, r.state, targetSeconds(r), r.error && FINAL.has(r.state) ? r.error : '']);
         const lines = table([['wave', 'target', 'state', 'duration', 'note'], ...body], { max: [16, 24, 16, 10, 80], right: [3] });
         out.block(lines.map((l, i) => (i === 0 ? out.paint('bold', l) : out.paint(colourOf([...rows.values()][i - 1]!), l))));
         return;
       }
       if (t.state === 'planned') return;
-      out.line(out.paint(colourOf(t), `  [${waveName.get(t.wave) ?? t.wave}] ${t.name}: ${t.state}${t.finished_at ? ` (${seconds(t)})` : ''}${t.error && FINAL.has(t.state) ? ` — ${t.error}` : ''}`));
+      out.line(out.paint(colourOf(t), `  [${waveName.get(t.wave) ?? t.wave}] ${t.name}: ${t.state}${t.finished_at ? ` (${targetSeconds(t)})` : ''}${t.error && FINAL.has(t.state) ? ` — ${t.error}` : ''}`));
     },
   };
 }
@@ -192,29 +191,19 @@ function livePrinter(out: Output, spec: FleetSpec): { event: (e: FleetEvent) => 
 const FINAL = new Set(['failed', 'no-go', 'skipped']);
 
 function printStatus(out: Output, s: FleetSnapshot): void {
-  // imported statically by callers through finish/status
   const waves = new Map(s.waves.map((w) => [w.idx, w.name]));
   out.line('');
-  const now = new Date();
-  const seconds = (t: (typeof s.targets)[number]) => (t.started_at ? `${(((t.finished_at ? new Date(t.finished_at) : now).getTime() - new Date(t.started_at).getTime()) / 1000).toFixed(1)} s` : '');
-  const rows = s.targets.map((t) => [waves.get(t.wave) ?? String(t.wave), t.name, t.state, seconds(t), String(t.attempts), (t.applied ?? []).join(','), t.error ?? '']);
+  const rows = s.targets.map((t) => [waves.get(t.wave) ?? String(t.wave), t.name, t.state, targetSeconds(t), String(t.attempts), (t.applied ?? []).join(','), t.error ?? '']);
   for (const l of table([['wave', 'target', 'state', 'duration', 'step runs', 'applied', 'note'], ...rows], { max: [16, 24, 16, 10, 5, 24, 100], right: [3] })) out.line(l);
   out.line('');
-  const sums = s.waves.map((w) => {
-    const mine = s.targets.filter((t) => t.wave === w.idx);
-    const n = (st: string) => String(mine.filter((t) => t.state === st).length);
-    return [w.name, w.state, String(mine.length), n('applied'), n('no-go'), n('failed'), n('skipped')];
-  });
+  const sums = waveSummaries(s).map((w) => [w.wave, w.state, String(w.targets), String(w.applied), String(w.noGo), String(w.failed), String(w.skipped)]);
   for (const l of table([['wave', 'state', 'targets', 'applied', 'NO-GO', 'failed', 'not run'], ...sums])) out.line(l);
 }
 
 function statusJson(s: FleetSnapshot) {
   return {
     rollout: { id: s.rollout.id, state: s.rollout.state, reason: s.rollout.reason, plan: s.rollout.plan_name, createdAt: s.rollout.created_at, finishedAt: s.rollout.finished_at },
-    waves: s.waves.map((w) => {
-      const mine = s.targets.filter((t) => t.wave === w.idx);
-      return { name: w.name, state: w.state, targets: mine.length, applied: mine.filter((t) => t.state === 'applied').length, noGo: mine.filter((t) => t.state === 'no-go').length, failed: mine.filter((t) => t.state === 'failed').length, skipped: mine.filter((t) => t.state === 'skipped').length };
-    }),
+    waves: waveSummaries(s).map(({ wave, state, targets, applied, noGo, failed, skipped }) => ({ name: wave, state, targets, applied, noGo, failed, skipped })),
     targets: s.targets.map((t) => ({ wave: s.waves[t.wave]?.name ?? t.wave, name: t.name, url: t.url, server: t.server, state: t.state, attempts: t.attempts, startedAt: t.started_at, finishedAt: t.finished_at, applied: t.applied ?? [], evidenceSha256: t.evidence_sha256, error: t.error })),
   };
 }
