@@ -87,14 +87,18 @@ describe('fleet: SIGKILL of the coordinator and of workers at random moments', (
     await onRel((c) => c.query(`drop database if exists ${template}`).then(() => c.query(`create database ${template} template "${TEMPLATES.s1}"`)));
     await onRel((c) => c.query('drop table tiergate.clone_mark'), template);
     const rnd = seededRandom('fleet-kill');
-    const rounds = trials(2, 26);
+    // full size: rounds until at least 52 SIGKILLs (a round's coordinator may finish before its kill comes), at most 40
+    const minRounds = trials(2, 20);
+    const minKills = trials(0, 52);
+    const maxRounds = trials(2, 40);
     const killsPerRound = trials(2, 4);
     const work = mkdtempSync(join(tmpdir(), 'tiergate-fleet-kill-'));
     const tally = new Tally('fleet: SIGKILL of coordinator and workers during waves');
     let kills = 0;
     const killed = { coordinator: 0, worker: 0 };
     try {
-      for (let round = 0; round < rounds; round++) {
+      let rounds = 0;
+      for (let round = 0; round < maxRounds && (round < minRounds || kills < minKills); round++, rounds++) {
         const targets: TrialDb[] = [];
         for (let i = 0; i < TARGETS; i++) targets.push(await trialDb(template, `fleet${round}`));
         const file = targetsFile(work, targets);
@@ -159,5 +163,5 @@ describe('fleet: SIGKILL of the coordinator and of workers at random moments', (
       rmSync(work, { recursive: true, force: true });
     }
     expect(tally.reasons).toEqual([]);
-  });
+  }, 4 * 3_600_000);
 });
