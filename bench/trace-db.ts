@@ -41,8 +41,8 @@ export class Tracer {
     if (this.tierStatements.has(sql)) return 'tier SQL';
     if (this.metricSql.has(sql) || /tiergate_metric/.test(sql)) return 'metrics';
     if (this.gateSql.has(sql)) return 'gate';
-    if (/^\s*with ns as \(select oid, nspname from pg_namespace/.test(sql)) return 'catalog snapshots';
-    if (/tiergate_rows_|tiergate_hash|to_regclass\(\$1\)|pg_proc p join pg_namespace|::regclass::text as q|quote_ident\(n\.nspname\) \|\| '\.' \|\| quote_ident\(c\.relname\) as q|count\(\*\)::int as n from/.test(sql)) {
+    if (/^\s*with ns as (materialized )?\(select oid, nspname from pg_namespace/.test(sql)) return 'catalog snapshots';
+    if (/tiergate_rows_|tiergate_hash|to_regclass\(w\.rel\)|^select \(select count\(\*\) from |to_regclass\(\$1\)|pg_proc p join pg_namespace|::regclass::text as q|quote_ident\(n\.nspname\) \|\| '\.' \|\| quote_ident\(c\.relname\) as q|count\(\*\)::int as n from/.test(sql)) {
       return 'row snapshots + deltas';
     }
     if (/^\s*(begin|commit|rollback)\b|advisory|tiergate\.(ledger|attempt)|set_config\('lock_timeout'|tiergate_assert|clone_mark|current_database\(\)/i.test(sql)) {
@@ -51,30 +51,47 @@ export class Tracer {
     return 'other SQL';
   }
 
-  /** Wraps a Db (and the transactions it opens) so every query is timed. */
+  /**
+   * Wraps a Db (and the transactions it opens) so every query is timed. One
+   * wrapper per connection object, however often it is wrapped: the engine
+   * keys per-session state on that object (src/probe/metrics.ts: the metrics
+   * prepared on a session), and a new wrapper per transaction made every
+   * metric set PREPARE again, fail with 42P05 and roll back — work the
+   * untraced engine never does.
+   */
   wrap(db: Db): Db {
-    const wrapQ = <T extends Queryable>(q: T): T =>
-      new Proxy(q, {
-        get: (target, prop, receiver) => {
-          const v = Reflect.get(target, prop, receiver) as unknown;
-          if (prop === 'query' || prop === 'exec') {
-            return async (sql: string, ...args: unknown[]) => {
-              const t = performance.now();
-              try {
-                return await (v as (...a: unknown[]) => Promise<unknown>).call(target, sql, ...args);
-              } finally {
-                this.log.push({ sql, ms: performance.now() - t, category: this.classify(sql) });
-              }
-            };
-          }
-          if (prop === 'transaction') {
-            return (fn: (tx: Queryable) => Promise<unknown>, options: unknown) =>
-              (v as (f: unknown, o: unknown) => Promise<unknown>).call(target, (tx: Queryable) => fn(wrapQ(tx)), options);
-          }
-          return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-        },
-      });
+    const wrappers = new WeakMap<object, Queryable>();
+    const wrapQ = <T extends Queryable>(q: T): T => {
+      const known = wrappers.get(q);
+      if (known) return known as T;
+      const w = this.wrapOne(q, wrapQ);
+      wrappers.set(q, w);
+      return w;
+    };
     return wrapQ(db);
+  }
+
+  private wrapOne<T extends Queryable>(q: T, wrapQ: <U extends Queryable>(q: U) => U): T {
+    return new Proxy(q, {
+      get: (target, prop, receiver) => {
+        const v = Reflect.get(target, prop, receiver) as unknown;
+        if (prop === 'query' || prop === 'exec') {
+          return async (sql: string, ...args: unknown[]) => {
+            const t = performance.now();
+            try {
+              return await (v as (...a: unknown[]) => Promise<unknown>).call(target, sql, ...args);
+            } finally {
+              this.log.push({ sql, ms: performance.now() - t, category: this.classify(sql) });
+            }
+          };
+        }
+        if (prop === 'transaction') {
+          return (fn: (tx: Queryable) => Promise<unknown>, options: unknown) =>
+            (v as (f: unknown, o: unknown) => Promise<unknown>).call(target, (tx: Queryable) => fn(wrapQ(tx)), options);
+        }
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
   }
 
   /** What was recorded since the last take (and forget it). */
