@@ -76,9 +76,16 @@ describe.each(testTargets())('engine on %s', (kind) => {
     const metricSql = new Set(Object.values(plan.metrics));
     let reads = 0;
     let last = '';
-    // a metric read: its savepoint, then its PREPARE / EXECUTE, or the metric itself (the gate's read is not one)
+    // statements that read a whole set of metrics at once → how many of the plan's metrics each reads
+    const together = new Map<string, number>();
+    // a metric read: its savepoint, then its PREPARE / EXECUTE, or the metric itself (the gate's read is not one);
+    // a set read at once (its EXECUTE) counts each metric it reads
     const count = (sql: string) => {
-      if (last === 'savepoint tiergate_metric' && (/^(prepare|execute) tiergate_metric_/.test(sql) || metricSql.has(sql))) reads++;
+      const prepared = /^prepare (tiergate_metrics_\w+) as ([\s\S]*)$/.exec(sql);
+      if (prepared) together.set(prepared[1]!, [...metricSql].filter((m) => prepared[2]!.includes(`(\n${m}\n)`)).length);
+      const set = /^execute (tiergate_metrics_\w+)/.exec(sql)?.[1];
+      if (set) reads += together.get(set) ?? 0;
+      else if (last === 'savepoint tiergate_metric' && (/^(prepare|execute) tiergate_metric_/.test(sql) || metricSql.has(sql))) reads++;
       last = sql;
     };
     // the same wrapper for every transaction, as the adapters pass the same session each time

@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { openDb } from '../src/db/open-db.js';
+import type { Queryable } from '../src/db/port.js';
 import { readMetrics } from '../src/probe/metrics.js';
 import { freshDatabase, testTargets } from './helpers/targets.js';
 
@@ -50,6 +51,50 @@ describe.each(testTargets())('metrics read through prepared statements (%s)', (k
       expect(await read()).toMatchObject({ n: 1, total: 5 });
       // read-only transactions (verify, status) read them too
       expect(await db.transaction((tx) => readMetrics(tx, metrics), { readOnly: true })).toMatchObject({ n: 1, total: 5 });
+    } finally {
+      await db.close();
+      await t.drop();
+    }
+  });
+
+  it('a set of metrics is read in one statement, with the same values as one by one', async () => {
+    const t = await freshDatabase(kind, 'postgres');
+    const db = await openDb(t.url);
+    try {
+      const metrics = {
+        n: 'select n from s_view',
+        total: 'select coalesce(sum(x), 0) from s_table -- a comment ends the line',
+        big: 'select 9007199254740991::bigint',
+        yes: 'select true',
+        none: 'select 1 where false',
+      };
+      const sent: string[] = [];
+      const read = (m: Record<string, string> = metrics) =>
+        db.transaction((tx) => {
+          const seen: Queryable = {
+            query: (sql, params) => (sent.push(sql), tx.query(sql, params)),
+            exec: (script) => (sent.push(script), tx.exec(script)),
+          };
+          return readMetrics(seen, m);
+        });
+      const together = () => sent.filter((s) => /^execute tiergate_metrics_/.test(s)).length;
+      // objects missing: the set cannot be read at once; one by one, each missing one is n/a
+      expect(await read()).toEqual({ n: null, total: null, big: 9007199254740991, yes: 1, none: null });
+      await db.exec('create table s_table (x int); insert into s_table values (1), (2); create view s_view as select count(*)::int as n from s_table');
+      sent.length = 0;
+      expect(await read()).toEqual({ n: 2, total: 3, big: 9007199254740991, yes: 1, none: null });
+      expect(together()).toBe(1);
+      expect(sent.filter((s) => /^execute tiergate_metric_/.test(s))).toEqual([]);
+      // another result type, a statement thrown away, several rows: the same values as a plain query
+      await db.exec('drop view s_view; create view s_view as select count(*) * 10 as n from s_table');
+      expect(await read()).toMatchObject({ n: 20, total: 3 });
+      expect(await read()).toMatchObject({ n: 20, total: 3 });
+      await db.exec('deallocate all');
+      expect(await read()).toMatchObject({ n: 20, total: 3 });
+      await db.exec('drop view s_view; create view s_view as select x as n from s_table order by x desc');
+      expect(await read()).toMatchObject({ n: 2, total: 3 });
+      // a metric that fails is named, as when read alone
+      await expect(read({ ...metrics, broken: 'select 1/(count(*) - count(*)) from s_table' })).rejects.toThrow(/reading metric 'broken': division by zero/);
     } finally {
       await db.close();
       await t.drop();

@@ -42,14 +42,68 @@ export class MetricReadError extends DbError {
  */
 export async function readMetrics(tx: Queryable, metrics: Record<string, string>, kind = 'metric'): Promise<Record<string, number | null>> {
   const out: Record<string, number | null> = {};
-  if (Object.keys(metrics).length === 0) return out;
+  const entries = Object.entries(metrics);
+  if (entries.length === 0) return out;
   const jit = await jitOff(tx);
   try {
-    for (const [name, sql] of Object.entries(metrics)) out[name] = await readPrepared(tx, `${kind} '${name}'`, sql);
+    const together = entries.length > 1 ? await readTogether(tx, entries, kind) : null;
+    if (together) return together;
+    for (const [name, sql] of entries) out[name] = await readPrepared(tx, `${kind} '${name}'`, sql);
   } finally {
     await restoreJit(tx, jit);
   }
   return out;
+}
+
+/**
+ * Every metric of a set in ONE prepared statement (`select (m1) as m0,
+ * (m2) as m1, …`): a set is read before and after every tier, and one
+ * statement per metric, each in its own savepoint, was three round trips a
+ * metric — 270 of an apply's ~600 at scale 10, where a busy machine makes
+ * each round trip cost as much as a small query. The values are the same:
+ * each metric is a scalar subquery of its own, planned and run as it would
+ * be alone (the statement's snapshot is one instead of one per metric).
+ *
+ * Null when the statement cannot tell each metric's own outcome: a metric
+ * whose objects do not exist yet, one that fails, returns more than one row
+ * or column, or is not a query (SHOW) makes the whole statement fail, and
+ * the caller then reads metric by metric, under the policy above. A lock or
+ * statement timeout is not read twice (the wait is bounded once): it is
+ * thrown, naming every metric of the set.
+ */
+async function readTogether(tx: Queryable, entries: [string, string][], kind: string): Promise<Record<string, number | null> | null> {
+  const sql = `select ${entries.map(([, s], i) => `(\n${s}\n) as m${i}`).join(',\n')}`;
+  if (unpreparable.has(sql)) return null;
+  const name = statementName('tiergate_metrics_', sql);
+  const prepared = preparedSet(tx);
+  await tx.exec('savepoint tiergate_metric');
+  let stage: 'prepare' | 'execute' = 'prepare';
+  try {
+    if (!prepared.has(name)) {
+      await prepareOnce(tx, name, sql);
+      prepared.add(name);
+    }
+    stage = 'execute';
+    const r = await tx.query(`execute ${name}`);
+    await tx.exec('release savepoint tiergate_metric');
+    const row = r.rows[0] ?? {};
+    return Object.fromEntries(entries.map(([metric], i) => [metric, toNumber(row[`m${i}`])]));
+  } catch (e) {
+    const state = e instanceof DbError ? e.sqlstate : null;
+    // a doomed transaction (lost connection) cannot roll back to the savepoint: the read one by one says so, naming the metric
+    await rollbackMetric(tx).catch(() => undefined);
+    // a set with a metric that is no query (SHOW) or no single column never reads together: not tried again
+    if (stage === 'prepare' && state !== null && NOT_PREPARABLE.has(state)) unpreparable.add(sql);
+    if (stage === 'execute' && state !== null && PREPARE_AGAIN.has(state)) {
+      prepared.delete(name);
+      await deallocate(tx, name).catch(() => undefined);
+    }
+    if (state === '55P03' || state === '57014') {
+      const names = entries.map(([metric]) => `'${metric}'`).join(', ');
+      throw new MetricReadError(`${kind}s ${names}`, e as DbError);
+    }
+    return null;
+  }
 }
 
 /**
@@ -121,7 +175,7 @@ async function readFailed(tx: Queryable, what: string, e: unknown): Promise<null
 
 /** Statement names prepared on a session (keyed by the connection object the engine passes around). */
 const preparedOn = new WeakMap<Queryable, Set<string>>();
-/** Metrics the server refused to PREPARE for what they are (SHOW …): sent as they are. */
+/** Metrics (and sets of them) the server refused to PREPARE for what they are (SHOW …): sent as they are (one by one). */
 const unpreparable = new Set<string>();
 
 /** SQLSTATEs after which a prepared metric is prepared again once: gone (26000), result type changed (0A000). */
@@ -129,22 +183,37 @@ const PREPARE_AGAIN = new Set(['26000', '0A000']);
 /** PREPARE refused for what the statement is, not for what it reads (SHOW, a utility statement): sent as it is. */
 const NOT_PREPARABLE = new Set(['42601', '0A000']);
 
-async function readPrepared(tx: Queryable, what: string, sql: string, retry = true): Promise<number | null> {
-  if (unpreparable.has(sql)) return readNumber(tx, what, sql);
-  const name = `tiergate_metric_${createHash('sha256').update(sql).digest('hex').slice(0, 16)}`;
+/** The statements prepared on the session `tx` belongs to. */
+function preparedSet(tx: Queryable): Set<string> {
   let prepared = preparedOn.get(tx);
   if (!prepared) preparedOn.set(tx, (prepared = new Set()));
+  return prepared;
+}
+
+function statementName(prefix: string, sql: string): string {
+  return `${prefix}${createHash('sha256').update(sql).digest('hex').slice(0, 16)}`;
+}
+
+/** PREPARE `name`, inside the caller's savepoint `tiergate_metric`. */
+async function prepareOnce(tx: Queryable, name: string, sql: string): Promise<void> {
+  try {
+    await tx.exec(`prepare ${name} as ${sql}`);
+  } catch (e) {
+    // prepared earlier on this session under another connection object (statements outlive transactions)
+    if (!(e instanceof DbError && e.sqlstate === '42P05')) throw e;
+    await rollbackMetric(tx, false);
+  }
+}
+
+async function readPrepared(tx: Queryable, what: string, sql: string, retry = true): Promise<number | null> {
+  if (unpreparable.has(sql)) return readNumber(tx, what, sql);
+  const name = statementName('tiergate_metric_', sql);
+  const prepared = preparedSet(tx);
   await tx.exec('savepoint tiergate_metric');
   let stage: 'prepare' | 'execute' = 'prepare';
   try {
     if (!prepared.has(name)) {
-      try {
-        await tx.exec(`prepare ${name} as ${sql}`);
-      } catch (e) {
-        // prepared earlier on this session under another connection object (statements outlive transactions)
-        if (!(e instanceof DbError && e.sqlstate === '42P05')) throw e;
-        await rollbackMetric(tx, false);
-      }
+      await prepareOnce(tx, name, sql);
       prepared.add(name);
     }
     stage = 'execute';
@@ -184,8 +253,10 @@ async function deallocate(tx: Queryable, name: string): Promise<void> {
 }
 
 function firstNumber(row: Record<string, unknown> | undefined): number | null {
-  if (!row) return null;
-  const v = Object.values(row)[0];
+  return row ? toNumber(Object.values(row)[0]) : null;
+}
+
+function toNumber(v: unknown): number | null {
   if (v === null || v === undefined) return null;
   const n = typeof v === 'number' ? v : typeof v === 'bigint' ? Number(v) : typeof v === 'boolean' ? Number(v) : Number(String(v));
   return Number.isFinite(n) ? n : null;
