@@ -10,12 +10,18 @@ interface Watched {
   snapshot: string;
   /** primary-key columns (quoted), empty: compare row hashes as a multiset */
   key: string[];
+  /** schema.table quoted, as it was named before the tier */
+  qualified: string;
 }
 
 /**
  * Row-level before/after for the relations a tier writes. The relations come
  * from the parser (so the cost follows what the tier touches, not the size of
- * the database); snapshots are temp tables dropped at commit.
+ * the database); snapshots are temp tables dropped at commit. Each step is
+ * one round trip whatever the number of relations (the names resolved at
+ * once, the snapshots created by one script, the differences counted by one
+ * query): a tier of the bundled plan watches up to four relations, and a
+ * round trip costs as much as a small query on a busy machine.
  */
 export class RowWatch {
   private constructor(
@@ -33,52 +39,63 @@ export class RowWatch {
   static async start(tx: Queryable, writes: string[], drops: string[]): Promise<RowWatch> {
     const watched: Watched[] = [];
     const missing: string[] = [];
-    let n = 0;
-    for (const rel of unique(writes)) {
-      const info = await resolve(tx, rel);
+    const wanted = unique(writes);
+    const found = await resolve(tx, wanted);
+    for (const [i, rel] of wanted.entries()) {
+      const info = found[i];
       if (!info) {
         missing.push(rel);
         continue;
       }
       if (watched.some((w) => w.oid === info.oid)) continue;
-      const snapshot = `tiergate_rows_${n++}`;
-      const keyList = info.key.length ? info.key.join(', ') + ', ' : '';
+      watched.push({ name: info.name, oid: info.oid, snapshot: `tiergate_rows_${watched.length}`, key: info.key, qualified: info.qualified });
+    }
+    if (watched.length) {
       await tx.exec(
-        `create temp table ${snapshot} on commit drop as select ${keyList}md5(t::text) as tiergate_hash from ${info.qualified} t`,
+        watched
+          .map((w) => `create temp table ${w.snapshot} on commit drop as select ${w.key.length ? w.key.join(', ') + ', ' : ''}md5(t::text) as tiergate_hash from ${w.qualified} t`)
+          .join(';\n'),
       );
-      watched.push({ name: info.name, oid: info.oid, snapshot, key: info.key });
     }
+    const dropped = (await resolve(tx, unique(drops))).filter((d): d is RelationInfo => d !== null);
+    const counts = await countRows(tx, dropped.map((d) => d.qualified));
     const dropCounts = new Map<string, number>();
-    for (const rel of unique(drops)) {
-      const info = await resolve(tx, rel);
-      if (!info) continue;
-      const r = await tx.query<{ n: number }>(`select count(*)::int as n from ${info.qualified}`);
-      dropCounts.set(info.name, r.rows[0]?.n ?? 0);
-    }
+    for (const [i, d] of dropped.entries()) if (!dropCounts.has(d.name)) dropCounts.set(d.name, counts[i]!);
     return new RowWatch(watched, missing, dropCounts);
   }
 
   /** Rows added / removed / changed per relation, after the tier ran (same transaction). */
   async finish(tx: Queryable): Promise<Record<string, RowChanges>> {
     const out: Record<string, RowChanges> = {};
-    for (const w of this.watched) {
-      const exists = await tx.query<{ q: string | null }>('select $1::oid::regclass::text as q from pg_class where oid = $1', [w.oid]);
-      if (!exists.rows.length) {
-        const r = await tx.query<{ n: number }>(`select count(*)::int as n from ${w.snapshot}`);
-        out[w.name] = { added: 0, removed: r.rows[0]?.n ?? 0, changed: 0 };
-        continue;
+    // where each watched relation is now (the tier may have renamed or dropped it)
+    const now = new Map<number, string>();
+    if (this.watched.length) {
+      const r = await tx.query<{ oid: number; q: string }>(
+        `select c.oid::int as oid, quote_ident(n.nspname) || '.' || quote_ident(c.relname) as q
+           from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.oid = any($1::oid[])`,
+        [this.watched.map((w) => w.oid)],
+      );
+      for (const row of r.rows) now.set(row.oid, row.q);
+    }
+    const diffs = this.watched.map((w) => {
+      const rel = now.get(w.oid);
+      // dropped by the tier: every row it had is removed
+      if (rel === undefined) return `select 0::int as added, count(*)::int as removed, 0::int as changed from ${w.snapshot}`;
+      return w.key.length ? diffByKey(rel, w) : diffByHash(rel, w);
+    });
+    if (diffs.length) {
+      const r = await tx.query<RowChanges & { i: number }>(diffs.map((d, i) => `select ${i}::int as i, d.added, d.removed, d.changed from (${d}) d`).join('\nunion all\n'));
+      const byIndex = new Map(r.rows.map((row) => [row.i, row]));
+      for (const [i, w] of this.watched.entries()) {
+        const c = byIndex.get(i) ?? { added: 0, removed: 0, changed: 0 };
+        const changes: RowChanges = { added: c.added, removed: c.removed, changed: c.changed };
+        if (!now.has(w.oid) || changes.added || changes.removed || changes.changed) out[w.name] = changes;
       }
-      const rel = await qualifiedByOid(tx, w.oid);
-      const changes = w.key.length ? await diffByKey(tx, rel, w) : await diffByHash(tx, rel, w);
-      if (changes.added || changes.removed || changes.changed) out[w.name] = changes;
     }
-    for (const rel of this.missing) {
-      const info = await resolve(tx, rel);
-      if (!info) continue; // created and dropped, or never created: nothing to count
-      const r = await tx.query<{ n: number }>(`select count(*)::int as n from ${info.qualified}`);
-      const added = r.rows[0]?.n ?? 0;
-      if (added) out[info.name] = { added, removed: 0, changed: 0 };
-    }
+    // created by the tier (or never there): every row is added; created and dropped, or never created: nothing to count
+    const created = (await resolve(tx, this.missing)).filter((c): c is RelationInfo => c !== null);
+    const counts = await countRows(tx, created.map((c) => c.qualified));
+    for (const [i, c] of created.entries()) if (counts[i]) out[c.name] = { added: counts[i]!, removed: 0, changed: 0 };
     for (const [name, removed] of this.dropCounts) {
       if (!(name in out) && removed) out[name] = { added: 0, removed, changed: 0 };
     }
@@ -86,30 +103,32 @@ export class RowWatch {
   }
 }
 
-async function diffByKey(tx: Queryable, rel: string, w: Watched): Promise<RowChanges> {
+/** The difference, by primary key: rows added, removed, and changed (same key, another hash). */
+function diffByKey(rel: string, w: Watched): string {
   const on = w.key.map((k) => `b.${k} = a.${k}`).join(' and ');
   const firstKey = w.key[0]!;
-  const r = await tx.query<RowChanges>(
-    `select count(*) filter (where b.${firstKey} is null)::int as added,
+  return `select count(*) filter (where b.${firstKey} is null)::int as added,
             count(*) filter (where a.${firstKey} is null)::int as removed,
             count(*) filter (where a.${firstKey} is not null and b.${firstKey} is not null and a.tiergate_hash <> b.tiergate_hash)::int as changed
        from (select ${w.key.join(', ')}, md5(t::text) as tiergate_hash from ${rel} t) a
-       full join ${w.snapshot} b on ${on}`,
-  );
-  return r.rows[0] ?? { added: 0, removed: 0, changed: 0 };
+       full join ${w.snapshot} b on ${on}`;
 }
 
 /** Without a key, a changed row is one removed and one added: multiset difference of row hashes. */
-async function diffByHash(tx: Queryable, rel: string, w: Watched): Promise<RowChanges> {
-  const r = await tx.query<{ added: number; removed: number }>(
-    `with a as (select md5(t::text) h, count(*) n from ${rel} t group by 1),
+function diffByHash(rel: string, w: Watched): string {
+  return `with a as (select md5(t::text) h, count(*) n from ${rel} t group by 1),
           b as (select tiergate_hash h, count(*) n from ${w.snapshot} group by 1)
      select coalesce(sum(greatest(coalesce(a.n, 0) - coalesce(b.n, 0), 0)), 0)::int as added,
-            coalesce(sum(greatest(coalesce(b.n, 0) - coalesce(a.n, 0), 0)), 0)::int as removed
-       from a full join b on a.h = b.h`,
-  );
-  const row = r.rows[0] ?? { added: 0, removed: 0 };
-  return { added: row.added, removed: row.removed, changed: 0 };
+            coalesce(sum(greatest(coalesce(b.n, 0) - coalesce(a.n, 0), 0)), 0)::int as removed,
+            0::int as changed
+       from a full join b on a.h = b.h`;
+}
+
+/** The row count of each relation (quoted, schema-qualified), in one query. */
+async function countRows(tx: Queryable, qualified: string[]): Promise<number[]> {
+  if (!qualified.length) return [];
+  const r = await tx.query<Record<string, number>>(`select ${qualified.map((q, i) => `(select count(*) from ${q})::int as c${i}`).join(', ')}`);
+  return qualified.map((_, i) => r.rows[0]?.[`c${i}`] ?? 0);
 }
 
 interface RelationInfo {
@@ -119,29 +138,28 @@ interface RelationInfo {
   key: string[];
 }
 
-async function resolve(tx: Queryable, rel: string): Promise<RelationInfo | null> {
-  const r = await tx.query<{ oid: number; name: string; qualified: string; key: string[] | null }>(
-    `select c.oid::int as oid, n.nspname || '.' || c.relname as name,
+/** Each name (as the SQL wrote it) resolved with the search_path to an ordinary or partitioned table, or null; one query. */
+async function resolve(tx: Queryable, rels: string[]): Promise<(RelationInfo | null)[]> {
+  if (!rels.length) return [];
+  const r = await tx.query<{ ord: number; oid: number; name: string; qualified: string; key: string[] | null }>(
+    `select w.ord::int as ord, c.oid::int as oid, n.nspname || '.' || c.relname as name,
             quote_ident(n.nspname) || '.' || quote_ident(c.relname) as qualified,
             (select array_agg(quote_ident(a.attname) order by k.ord)
                from pg_index i
                cross join lateral unnest(i.indkey) with ordinality as k(attnum, ord)
                join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
               where i.indrelid = c.oid and i.indisprimary) as key
-       from pg_class c join pg_namespace n on n.oid = c.relnamespace
-      where c.oid = to_regclass($1) and c.relkind in ('r', 'p')`,
-    [quoteRelation(rel)],
+       from unnest($1::text[]) with ordinality as w(rel, ord)
+       join pg_class c on c.oid = to_regclass(w.rel)
+       join pg_namespace n on n.oid = c.relnamespace
+      where c.relkind in ('r', 'p')`,
+    [rels.map(quoteRelation)],
   );
-  const row = r.rows[0];
-  return row ? { oid: row.oid, name: row.name, qualified: row.qualified, key: row.key ?? [] } : null;
-}
-
-async function qualifiedByOid(tx: Queryable, oid: number): Promise<string> {
-  const r = await tx.query<{ q: string }>(
-    `select quote_ident(n.nspname) || '.' || quote_ident(c.relname) as q from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.oid = $1`,
-    [oid],
-  );
-  return r.rows[0]!.q;
+  const byOrd = new Map(r.rows.map((row) => [row.ord, row]));
+  return rels.map((_, i) => {
+    const row = byOrd.get(i + 1);
+    return row ? { oid: row.oid, name: row.name, qualified: row.qualified, key: row.key ?? [] } : null;
+  });
 }
 
 /** `axis.ownership` (names as the parser gives them, case kept) → `"axis"."ownership"` for to_regclass. */
