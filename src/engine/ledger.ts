@@ -278,8 +278,11 @@ export type AttemptOutcome = 'failed' | 'blocked' | 'passed';
 /**
  * Records a tier's outcome that is not a ledger change (a failure, a check
  * that passed or failed) in its own transaction, on a sibling connection
- * (the tier's own connection may be the one that died). Best effort: a
- * failure to record must not hide the tier's own outcome.
+ * (the tier's own connection may be the one that died) — except a check
+ * that passed, whose connection just ended its transaction well: recorded
+ * on it (a new connection for each of an apply's preflight and verify was
+ * a server backend started and warmed twice). Best effort: a failure to
+ * record must not hide the tier's own outcome.
  */
 export async function recordAttempt(
   db: Db,
@@ -292,9 +295,9 @@ export async function recordAttempt(
   let sibling: Db | null = null;
   try {
     // a new connection even when the tier's own died (network cut, server restart)
-    sibling = await db.sibling();
-    await ensureLedger(sibling);
-    await sibling.query(
+    const on = outcome === 'passed' && db.alive() ? db : (sibling = await db.sibling());
+    await ensureLedger(on);
+    await on.query(
       `insert into tiergate.attempt (plan, tier_id, tier_name, sha256, sqlstate, message, detail, hint, file, line, tiergate_version, outcome, command)
        values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
       [
