@@ -1,4 +1,5 @@
 import { UsageError } from '../../errors.js';
+import { parseDuration } from '../../parse-duration.js';
 import { openTarget } from '../open-target.js';
 import { confirm, durationOption, interruptible, noticeRolloutWait, planOf, printRunSummary, targetOf, tierPrinter, waitNotice } from '../common.js';
 import type { Outcome } from '../exit-code.js';
@@ -22,11 +23,15 @@ export async function applyCommand(opts: ApplyOpts, out: Output): Promise<Outcom
   const plan = await planOf(opts);
   const url = targetOf(opts);
   if (opts.dryRun) return (await import('./dry-run.js')).dryRunCommand(plan, url, opts, out);
-  const { bindEvidence, DEFAULT_MAX_EVIDENCE_AGE_MS, parseDuration } = await import('../../rehearsal/bind-evidence.js');
   const waitMs = durationOption('--wait', opts.wait, parseDuration);
   if (opts.acceptDifferences && !opts.evidence) throw new UsageError('--accept-differences needs --evidence FILE: it accepts differences from that rehearsal');
-  const maxAgeMs = durationOption('--max-evidence-age', opts.maxEvidenceAge, parseDuration) ?? DEFAULT_MAX_EVIDENCE_AGE_MS;
-  const bound = opts.evidence ? bindEvidence(opts.evidence, plan, { maxAgeMs, acceptDifferences: Boolean(opts.acceptDifferences) }) : null;
+  const maxAgeMs = durationOption('--max-evidence-age', opts.maxEvidenceAge, parseDuration);
+  // the evidence code (and the schema library it validates with) is loaded only for a run bound to evidence
+  const bound = opts.evidence
+    ? await import('../../rehearsal/bind-evidence.js').then(({ bindEvidence, DEFAULT_MAX_EVIDENCE_AGE_MS }) =>
+        bindEvidence(opts.evidence!, plan, { maxAgeMs: maxAgeMs ?? DEFAULT_MAX_EVIDENCE_AGE_MS, acceptDifferences: Boolean(opts.acceptDifferences) }),
+      )
+    : null;
   // a tier file that does not parse (or breaks a lint error rule) refuses the plan before any question or connection (README: nothing connects while the plan is invalid)
   await (await import('../../engine/rollout.js')).assertPlanRunnable(plan);
   const { displayTarget } = await import('../../db/open-db.js');

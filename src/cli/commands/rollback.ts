@@ -3,6 +3,7 @@ import { confirm, durationOption, interruptible, noticeRolloutWait, planOf, prin
 import type { Outcome } from '../exit-code.js';
 import { openTarget } from '../open-target.js';
 import type { Output } from '../output.js';
+import { parseDuration } from '../../parse-duration.js';
 
 export interface RollbackOpts {
   target?: string;
@@ -21,7 +22,6 @@ export interface RollbackOpts {
 export async function rollbackCommand(opts: RollbackOpts, out: Output): Promise<Outcome> {
   const plan = await planOf(opts);
   const url = targetOf(opts);
-  const { parseDuration } = await import('../../rehearsal/bind-evidence.js');
   const waitMs = durationOption('--wait', opts.wait, parseDuration);
   const { previewRollback, rollback } = await import('../../engine/rollback.js');
   // a tier file that does not parse refuses the plan before any question or connection
