@@ -2,7 +2,8 @@
  * A throwaway PostgreSQL cluster, for `npm test`, the reliability campaign and
  * the benchmark: started from the installed server binaries (as the
  * `postgres` user when run as root: the server refuses to run as root) in a
- * temporary directory, listening on a Unix socket only, never on the network.
+ * temporary directory, listening on a Unix socket only (and on 127.0.0.1 when
+ * asked, for a measurement over TCP), never on the network.
  * Each caller passes the settings it needs (`fsync=off` for speed, commit
  * timestamps, a larger lock table, …).
  */
@@ -44,8 +45,10 @@ function givePostgres(path: string): void {
 export interface ClusterOptions {
   /** the temporary directory is `tiergate-<label>-XXXXXX` */
   label: string;
-  /** server settings (`-c name=value`); `listen_addresses` is always empty */
+  /** server settings (`-c name=value`); `listen_addresses` is always empty unless `tcp` */
   settings?: Record<string, string>;
+  /** also listen on 127.0.0.1 (trusted, as the socket is): `url(db, user, password, 'tcp')` reaches it */
+  tcp?: boolean;
   /** roles that must log in with a password (scram-sha-256); everyone else is trusted */
   passwordRoles?: string[];
   /** start from a copy of this (stopped) data directory instead of initdb */
@@ -59,8 +62,8 @@ export interface Cluster {
   readonly socket: string;
   readonly port: number;
   readonly log: string;
-  /** a URL to a database on this cluster (libpq conventions: the socket in `host`), as `postgres` unless `user` is given */
-  url(database?: string, user?: string, password?: string): string;
+  /** a URL to a database on this cluster (libpq conventions: the socket in `host`; `via: 'tcp'`: 127.0.0.1, a cluster started with `tcp`), as `postgres` unless `user` is given */
+  url(database?: string, user?: string, password?: string, via?: 'socket' | 'tcp'): string;
   /** environment for libpq tools (psql, pg_dump, sqitch) reaching `database` */
   env(database?: string): Record<string, string>;
   /** `pg_ctl restart -m immediate`: every backend dies without a checkpoint, as in a crash */
@@ -112,7 +115,7 @@ export function startCluster(options: ClusterOptions): Cluster {
   }
 
   const port = 20000 + Math.floor(Math.random() * 20000);
-  const settings = { ...options.settings, listen_addresses: "''" };
+  const settings = { ...options.settings, listen_addresses: options.tcp ? '127.0.0.1' : "''" };
   const opts = [`-k ${socket}`, `-p ${port}`, ...Object.entries(settings).map(([k, v]) => `-c ${k}=${v}`)].join(' ');
   const pgCtl = (args: string[]) => asPostgres(join(bin, 'pg_ctl'), ['-D', data, ...args]);
   pgCtl(['-o', opts, '-l', log, '-w', '-t', '60', 'start']);
@@ -126,8 +129,9 @@ export function startCluster(options: ClusterOptions): Cluster {
     socket,
     port,
     log,
-    url(database = 'postgres', user = 'postgres', password?: string) {
+    url(database = 'postgres', user = 'postgres', password?: string, via: 'socket' | 'tcp' = 'socket') {
       const auth = password === undefined ? encodeURIComponent(user) : `${encodeURIComponent(user)}:${encodeURIComponent(password)}`;
+      if (via === 'tcp') return `postgres://${auth}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
       return `postgres://${auth}@localhost:${port}/${encodeURIComponent(database)}?host=${encodeURIComponent(socket)}`;
     },
     env(database = 'postgres') {
