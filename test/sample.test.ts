@@ -7,8 +7,9 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { openDb } from '../src/db/open-db.js';
 import type { Db } from '../src/db/port.js';
-import { MAX_SCALE, SAMPLE_VARIANTS, sampleFigures, sampleScripts, writeSample, type SampleOptions } from '../fixtures/directus-sample/generate.js';
-import { repetitionTemplate } from '../fixtures/directus-sample/tables.js';
+import { MAX_SCALE, SAMPLE_VARIANTS, sampleFigures, sampleScripts, sampleSteps, writeSample, type SampleOptions } from '../fixtures/directus-sample/generate.js';
+import { repetitionPieces, repetitionTemplate } from '../fixtures/directus-sample/tables.js';
+import { fingerprint } from '../src/probe/fingerprint.js';
 import { freshDatabase, testTargets } from './helpers/targets.js';
 
 const hash = (o?: SampleOptions) => createHash('sha256').update([...sampleScripts(o)].join('\u0000')).digest('hex');
@@ -47,6 +48,27 @@ describe('sample scripts', () => {
     expect(() => sampleFigures({ scale: 1.5 })).toThrow(/integer from 1 to 9999/);
     expect(() => [...sampleScripts({ scale: MAX_SCALE + 1 })]).toThrow(RangeError);
     expect(() => [...sampleScripts({ variant: 'nope' as never })]).toThrow(/unknown sample variant 'nope'/);
+  });
+
+  it('come as steps for progress: the same statements, table by table at scale 1, a repetition a step above', () => {
+    for (const fks of [true, false]) {
+      const pieces = repetitionPieces(fks, 5);
+      expect(pieces.map((p) => p.sql).join('\n')).toBe(repetitionTemplate(fks));
+      expect(Math.max(...pieces.map((p) => p.tables))).toBe(5);
+      expect(pieces.filter((p) => p.step === 'create').reduce((n, p) => n + p.tables, 0)).toBe(65);
+    }
+    const one = [...sampleSteps()].map((s) => s.done);
+    expect(one).toContain('65 of 65 tables created');
+    expect(one).toContain('65 of 65 tables filled');
+    expect(one.length).toBeGreaterThan(20);
+    expect([...sampleSteps({ scale: 3 })].map((s) => s.done)).toEqual([
+      'Directus system tables created',
+      'repetition 1 of 3 created',
+      'repetition 2 of 3 created',
+      'repetition 3 of 3 created',
+      'Directus metadata of repetitions 1–3',
+      'proposals written, tables analysed',
+    ]);
   });
 
   it('keep every identifier within 63 bytes up to MAX_SCALE', () => {
@@ -159,6 +181,27 @@ describe.each(testTargets())('the sample database (%s)', (kind) => {
     } finally {
       await db.close();
       await t.drop();
+    }
+  });
+
+  it('is the same database built step by step (writeSample) as by its scripts run whole', async () => {
+    for (const scale of [1, 2]) {
+      const hashes: string[] = [];
+      for (const stepwise of [true, false]) {
+        const t = await freshDatabase(kind);
+        const db = await openDb(t.url);
+        try {
+          const steps: string[] = [];
+          if (stepwise) await writeSample(db, { scale }, (done) => steps.push(done));
+          else for (const chunk of sampleScripts({ scale })) await db.exec(chunk);
+          if (stepwise) expect(steps).toEqual([...sampleSteps({ scale })].map((s) => s.done));
+          hashes.push((await fingerprint(db)).hash);
+        } finally {
+          await db.close();
+          await t.drop();
+        }
+      }
+      expect(hashes[0], `scale ${scale}`).toBe(hashes[1]);
     }
   });
 
