@@ -18,6 +18,8 @@ export class Output {
   readonly live: boolean;
   private liveLines = 0;
   private blockLines = 0;
+  /** a passing status is on the screen, its line not ended (see `status`) */
+  private statusShown = false;
 
   constructor(
     readonly json: boolean,
@@ -30,6 +32,7 @@ export class Output {
   /** A line of human output (suppressed under --json). */
   line(text = ''): void {
     if (this.json) return;
+    this.clearStatus();
     this.liveLines = 0;
     this.out.write(this.render(text) + '\n');
   }
@@ -37,6 +40,7 @@ export class Output {
   /** A line that the next `replace` overwrites on a TTY (a tier in progress). */
   pending(text: string): void {
     if (this.json || !this.live) return;
+    this.clearStatus();
     this.out.write(this.render(text) + '\n');
     this.liveLines = 1;
   }
@@ -44,6 +48,7 @@ export class Output {
   /** Replaces the pending line on a TTY; prints a new line otherwise. */
   replace(text: string): void {
     if (this.json) return;
+    this.clearStatus();
     if (this.live && this.liveLines === 1) this.out.write('\x1b[1A\x1b[2K');
     this.liveLines = 0;
     this.out.write(this.render(text) + '\n');
@@ -56,10 +61,46 @@ export class Output {
    */
   block(lines: string[]): void {
     if (this.json || !this.live) return;
+    this.clearStatus();
     if (this.blockLines > 0 && this.liveLines === -1) this.out.write(`\x1b[${this.blockLines}A\x1b[0J`);
     this.out.write(lines.map((l) => this.render(l)).join('\n') + '\n');
     this.blockLines = lines.length;
     this.liveLines = -1;
+  }
+
+  /**
+   * A passing status on a TTY (building the sample: 30 of 65 tables
+   * created): one line, cut to the terminal's width, that the next status
+   * or line replaces. Nothing is printed elsewhere: plain output keeps its
+   * lines (see src/live-status.ts).
+   */
+  status(text: string): void {
+    if (this.json || !this.live) return;
+    const width = Math.max(20, (this.out.columns || 80) - 1);
+    const shown = this.render(text);
+    // cut by visible characters (colour escapes take no room)
+    let visible = 0;
+    let cut = shown.length;
+    for (let i = 0; i < shown.length; i++) {
+      if (shown[i] === '\x1b') {
+        i = shown.indexOf('m', i);
+        if (i < 0) break;
+        continue;
+      }
+      if (++visible > width) {
+        cut = i;
+        break;
+      }
+    }
+    const reset = cut < shown.length && shown.includes('\x1b[') ? '\x1b[0m' : ''; // a colour cut off is ended
+    this.out.write(`\r\x1b[2K${shown.slice(0, cut)}${reset}`);
+    this.statusShown = true;
+  }
+
+  private clearStatus(): void {
+    if (!this.statusShown) return;
+    this.out.write('\r\x1b[2K');
+    this.statusShown = false;
   }
 
   /** The one machine-readable result of a --json run. */
@@ -70,6 +111,7 @@ export class Output {
 
   /** Errors and warnings: always to stderr, scrubbed and made safe. */
   error(text: string): void {
+    this.clearStatus();
     this.err.write(this.render(text, false) + '\n');
   }
 

@@ -3,6 +3,7 @@ import { openDb, parseTarget } from '../../db/open-db.js';
 import type { CloneSource } from '../../rehearsal/clone.js';
 import type { SourceInfo } from '../../rehearsal/rehearse.js';
 import { UsageError } from '../../errors.js';
+import { withLiveStatus } from '../../live-status.js';
 import { redactUrl, scrubValue } from '../../secrets.js';
 import { colourLine, interruptible, planOf } from '../common.js';
 import type { Outcome } from '../exit-code.js';
@@ -36,18 +37,23 @@ export async function rehearseCommand(opts: RehearseOpts, out: Output): Promise<
   const { renderHtml, renderJson, renderMarkdown, renderTierLine, renderTierStart, renderVerdictLine } = await import('../../report/index.js');
 
   out.line(`rehearse ${plan.name} (${plan.tiers.length} tiers) on ${info.location}`);
+  // building and copying clones take seconds: a terminal sees them move (out.status), plain output keeps its lines
   const rehearsed = scrubValue(
     await interruptible(out, (signal) =>
-      rehearse(plan, source, info, {
-        keep: Boolean(opts.keep),
-        signal,
-        onEvent: (e) => {
-          if (e.type === 'stage') out.line(out.paint('bold', `\nstage ${e.stage} — ${e.title}`));
-          else if (e.type === 'progress') out.line(out.paint('dim', `  ${e.message}`));
-          else if (e.type === 'tier-start') out.pending(out.paint('dim', renderTierStart(e.stage, e.tier)));
-          else out.replace(colourLine(out, renderTierLine(e.stage, e.result), e.result));
-        },
-      }),
+      withLiveStatus(
+        (text) => out.status(out.paint('dim', `  ${text}`)),
+        () =>
+          rehearse(plan, source, info, {
+            keep: Boolean(opts.keep),
+            signal,
+            onEvent: (e) => {
+              if (e.type === 'stage') out.line(out.paint('bold', `\nstage ${e.stage} — ${e.title}`));
+              else if (e.type === 'progress') out.line(out.paint('dim', `  ${e.message}`));
+              else if (e.type === 'tier-start') out.pending(out.paint('dim', renderTierStart(e.stage, e.tier)));
+              else out.replace(colourLine(out, renderTierLine(e.stage, e.result), e.result));
+            },
+          }),
+      ),
     ),
   );
 

@@ -28,7 +28,7 @@ export async function sampleCommand(opts: SampleOpts, out: Output): Promise<Outc
     const existing = await db.query<{ n: number }>(`select count(*)::int as n from pg_class where relname = 'directus_collections'`);
     if ((existing.rows[0]?.n ?? 0) > 0) throw new UsageError(`${db.displayUrl} already has Directus tables: 'tiergate sample' writes into an empty database only`);
     out.line(`writing the sample Directus database (scale ${scale}, ${variant}) into ${db.displayUrl} …`);
-    await db.transaction(async (tx) => writeSample(tx, { scale, variant }));
+    await db.transaction(async (tx) => writeSample(tx, { scale, variant }, (done) => out.status(out.paint('dim', `  ${done}`))));
   });
   const figures = sampleFigures({ scale, variant });
   const ms = Math.round(performance.now() - started);
