@@ -10,7 +10,7 @@
  * cache: every failure here reads as a miss, never as an error.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { packageRoot } from './package-root.js';
@@ -21,6 +21,11 @@ export function cacheRoot(): string {
 
 function cacheOff(): boolean {
   return /^(off|0|false|no)$/i.test(process.env.TIERGATE_CACHE ?? '');
+}
+
+/** False when `TIERGATE_CACHE=off` turns the read-through caches off. */
+export function cacheEnabled(): boolean {
+  return !cacheOff();
 }
 
 /**
@@ -162,5 +167,84 @@ function prune(dir: string): void {
     } catch {
       /* removed meanwhile */
     }
+  }
+}
+
+/**
+ * The cached folder `name` (a PGlite data directory), when there is one this
+ * user can trust (`trustedTree`), else null. Its time is touched: folders are
+ * pruned least recently used first.
+ */
+export function cachedFolder(name: string): string | null {
+  try {
+    const dir = join(cacheRoot(), name);
+    if (!existsSync(dir) || !trustedTree(dir)) return null;
+    const now = new Date();
+    utimesSync(dir, now, now);
+    return dir;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Builds the cached folder `name`: `build` fills a new owner-only folder in
+ * the cache, which then takes the name atomically (when another process
+ * built it meanwhile, theirs is kept and ours dropped). Returns the folder,
+ * or null when the cache cannot be written or already holds an untrusted
+ * `name` (then nothing was built). An
+ * error of `build` is thrown, its half-built folder removed. Afterwards at
+ * most `keep` folders whose name starts with `prefix` stay: the least
+ * recently used go, unless used within the last hour (another process may be
+ * copying it).
+ */
+export async function buildCachedFolder(name: string, build: (dir: string) => Promise<void>, prune?: { prefix: string; keep: number }): Promise<string | null> {
+  const root = cacheRoot();
+  let building: string;
+  try {
+    // one there that could not be trusted (else the caller had it) cannot be replaced: build elsewhere
+    if (existsSync(join(root, name))) return null;
+    mkdirSync(root, { recursive: true, mode: 0o700 });
+    if (!ownedByUs(root)) return null;
+    building = mkdtempSync(join(root, `${name}.building-`));
+  } catch {
+    return null;
+  }
+  try {
+    await build(building);
+  } catch (e) {
+    rmSync(building, { recursive: true, force: true });
+    throw e;
+  }
+  try {
+    renameSync(building, join(root, name)); // atomic: a concurrent builder's folder wins, ours is dropped
+  } catch {
+    rmSync(building, { recursive: true, force: true });
+  }
+  if (prune) pruneFolders(root, prune.prefix, prune.keep);
+  return cachedFolder(name);
+}
+
+const IN_USE_MS = 3_600_000;
+
+/** Folders `prefix…` beyond the `keep` most recently used go, and half-built ones a killed build left; none used within the hour. */
+function pruneFolders(root: string, prefix: string, keep: number): void {
+  try {
+    const aged = readdirSync(root, { withFileTypes: true })
+      .filter((e) => e.isDirectory() && e.name.startsWith(prefix))
+      .flatMap((e) => {
+        try {
+          return [{ path: join(root, e.name), building: e.name.includes('.building-'), at: statSync(join(root, e.name)).mtimeMs }];
+        } catch {
+          return []; // removed by another process meanwhile
+        }
+      })
+      .sort((a, b) => b.at - a.at);
+    const old = [...aged.filter((f) => !f.building).slice(keep), ...aged.filter((f) => f.building)];
+    for (const { path, at } of old) {
+      if (Date.now() - at > IN_USE_MS) rmSync(path, { recursive: true, force: true });
+    }
+  } catch {
+    /* a cache that cannot be listed is left as it is */
   }
 }

@@ -1,11 +1,11 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { writeSample } from '../fixtures/directus-sample/generate.js';
 import { openDb, withDb } from '../src/db/open-db.js';
-import { ConnectionError, UsageError } from '../src/errors.js';
+import { ConnectionError, LockHeldError, UsageError } from '../src/errors.js';
 import { fingerprint, sameFingerprint, diffFingerprints } from '../src/probe/fingerprint.js';
 import { isMarkedClone, markClone, withClones, type Clone } from '../src/rehearsal/clone.js';
 import { DumpScanner, type DumpPiece } from '../src/rehearsal/clone-dump-scan.js';
@@ -173,6 +173,129 @@ describe('pglite-sample clones', () => {
     ).rejects.toThrow('the scenario failed');
     expect(urls).toHaveLength(1);
     expect(existsSync(urls[0]!.slice('pglite://'.length))).toBe(false);
+  });
+});
+
+describe("pglite-sample clones from tiergate's cache", () => {
+  const env = (vars: Record<string, string | undefined>) => {
+    const before = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+    for (const [k, v] of Object.entries(vars)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
+    return () => { for (const [k, v] of Object.entries(before)) if (v === undefined) delete process.env[k]; else process.env[k] = v; };
+  };
+  /** withClones of the sample: its progress, and each clone's fingerprint and clone mark */
+  const clonesOf = async (check?: (clones: Clone[]) => Promise<void>) => {
+    const progress: string[] = [];
+    const fps: string[] = [];
+    await withClones({ kind: 'pglite-sample', scale: 1 }, 2, async (clones) => {
+      await check?.(clones);
+      for (const c of clones) {
+        const db = await c.open();
+        try {
+          expect(await isMarkedClone(db)).toEqual({ marked: true, sourceDatabase: 'directus' });
+          fps.push((await fingerprint(db)).hash);
+        } finally {
+          await db.close();
+        }
+      }
+    }, { onProgress: (m) => progress.push(m) });
+    return { progress: progress.join('\n'), fps };
+  };
+
+  it('are built once, then copied from the cache: the same sample, each clone its own; nothing cached with TIERGATE_CACHE=off', async () => {
+    const cache = mkdtempSync(join(work, 'cache-'));
+    const restore = env({ TIERGATE_CACHE_DIR: cache, TIERGATE_CACHE: undefined });
+    try {
+      const first = await clonesOf();
+      expect(first.progress).toMatch(/building the sample Directus database \(scale 1\) in PGlite, once: tiergate's cache keeps it/);
+      expect(first.progress).toMatch(/clone 2 of 2 copied/);
+      const cached = readdirSync(cache).filter((n) => n.startsWith('sample-'));
+      expect(cached).toHaveLength(1);
+      // a write to a clone stays in that clone: the next clones are the sample as built
+      const second = await clonesOf(async ([a]) => {
+        const db = await a!.open();
+        try {
+          await db.exec(`insert into os_proposal_approvals (proposal, payload_sha256) select id, payload_sha256 from os_proposals where key = 'OS-AXIS'`);
+        } finally {
+          await db.close();
+        }
+      });
+      expect(second.progress).toMatch(/copying the sample Directus database \(scale 1\) from tiergate's cache into the clones \(.*tiergate-clone-.*, .*tiergate-clone-/);
+      expect(second.progress).not.toMatch(/building/);
+      expect(second.fps[1]).toBe(first.fps[0]);
+      expect(second.fps[0]).not.toBe(first.fps[0]);
+      const third = await clonesOf();
+      expect(third.fps).toEqual([first.fps[0], first.fps[0]]);
+
+      // TIERGATE_CACHE=off: built in the first clone, which the second copies; the cache is not read
+      const off = env({ TIERGATE_CACHE: 'off', TIERGATE_CACHE_DIR: mkdtempSync(join(work, 'cache-')) });
+      try {
+        const uncached = await clonesOf();
+        expect(uncached.progress).toMatch(/building the sample Directus database \(scale 1\) in PGlite \(.*tiergate-clone-/);
+        expect(uncached.fps).toEqual([first.fps[0], first.fps[0]]);
+        expect(readdirSync(process.env.TIERGATE_CACHE_DIR!).filter((n) => n.startsWith('sample-'))).toEqual([]);
+      } finally {
+        off();
+      }
+    } finally {
+      restore();
+    }
+  });
+
+  it('a cached sample others could write is not copied', async () => {
+    const cache = mkdtempSync(join(work, 'cache-'));
+    const restore = env({ TIERGATE_CACHE_DIR: cache, TIERGATE_CACHE: undefined });
+    try {
+      const first = await clonesOf();
+      const [name] = readdirSync(cache).filter((n) => n.startsWith('sample-'));
+      // a table added to it: while the cache is this user's alone, clones are copies of it (the control)
+      const { PGlite } = await import('@electric-sql/pglite');
+      const pg = new PGlite(join(cache, name!), { database: 'directus' });
+      await pg.exec('create table poison (id int)');
+      await pg.close();
+      expect((await clonesOf()).fps[0]).not.toBe(first.fps[0]);
+      // poisoned: writable by everyone, so it is built anew, as the sample is
+      const walk = (d: string): void => {
+        chmodSync(d, 0o777);
+        for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) walk(join(d, e.name)); else chmodSync(join(d, e.name), 0o666);
+      };
+      walk(join(cache, name!));
+      const rebuilt = await clonesOf();
+      expect(rebuilt.progress).toMatch(/building the sample/);
+      expect(rebuilt.fps).toEqual([first.fps[0], first.fps[0]]);
+    } finally {
+      restore();
+    }
+  });
+
+  it('the first clone stays open between uses: each use a new session, one user at a time', async () => {
+    await withClones({ kind: 'pglite-sample', scale: 1 }, 2, async ([main]) => {
+      const a = await main!.open();
+      await a.exec(`set statement_timeout = '1234ms'; create temporary table scratch (x int); prepare p as select 1`);
+      // a second user meets the directory's lock, as with any PGlite directory open in this process
+      await expect(main!.open()).rejects.toBeInstanceOf(LockHeldError);
+      await a.close();
+      await expect(a.query('select 1')).rejects.toThrow(/closed/);
+      expect(a.alive()).toBe(false);
+      const b = await main!.open();
+      try {
+        const r = await b.query<{ t: string; scratch: string | null; prepared: number }>(
+          `select current_setting('statement_timeout') as t, to_regclass('pg_temp.scratch')::text as scratch, (select count(*)::int from pg_prepared_statements) as prepared`,
+        );
+        expect(r.rows[0]).toEqual({ t: '0', scratch: null, prepared: 0 });
+      } finally {
+        await b.close();
+      }
+      // a transaction left open by a user is rolled back when it gives the connection back
+      const c = await main!.open();
+      await c.exec(`begin; insert into os_proposal_approvals (proposal, payload_sha256) select id, payload_sha256 from os_proposals where key = 'OS-AXIS'`);
+      await c.close();
+      const d = await main!.open();
+      try {
+        expect((await d.query<{ n: number }>('select count(*)::int as n from os_proposal_approvals')).rows[0]?.n).toBe(1);
+      } finally {
+        await d.close();
+      }
+    });
   });
 });
 

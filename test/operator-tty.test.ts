@@ -14,6 +14,7 @@ import { openDb, withDb } from '../src/db/open-db.js';
 import { apply } from '../src/engine/apply.js';
 import { planLockKey } from '../src/engine/rollout-lock.js';
 import { loadPlan } from '../src/plan/load-plan.js';
+import { runCli } from './helpers/cli.js';
 import { inTerminal, startCli } from './helpers/cli-live.js';
 import { ENGINE_PLAN, stateOf } from './helpers/engine-fixture.js';
 import { dropTemplates, gateTarget, ids, inspect } from './helpers/operator.js';
@@ -133,8 +134,8 @@ describe('Ctrl-C during a rehearsal of the embedded sample', () => {
     const out = join(root, 'evidence');
     const clones = () => readdirSync(temp).filter((n) => n.startsWith('tiergate-'));
     const run = startCli(['rehearse', '--out', out], { env: { TMPDIR: temp } });
-    // the first clone is being built: its folder exists
-    await run.waitFor(/building the sample Directus database .* in PGlite \(.*tiergate-clone-/, 'stdout');
+    // the clones are being made (the sample built, or copied from tiergate's cache): their folders exist
+    await run.waitFor(/(building|copying) (the sample Directus database|it) .*tiergate-clone-/, 'stdout');
     expect(clones().length).toBeGreaterThan(0);
     run.kill('SIGINT');
     const r = await run.done;
@@ -144,4 +145,26 @@ describe('Ctrl-C during a rehearsal of the embedded sample', () => {
     expect(clones()).toEqual([]);
     expect(existsSync(join(out, 'evidence.json'))).toBe(false);
   }, 240_000); // the sample is built in full before Ctrl-C takes effect (see the report): slow on a busy machine
+});
+
+describe('progress of a step that takes seconds', () => {
+  it('moves on a terminal (the sample built table by table, the clones copied part by part); plain output keeps its lines', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'tiergate-progress-'));
+    // a cache of its own, empty: the sample is built, then copied
+    const env = { TERM: 'xterm', TIERGATE_CACHE_DIR: join(root, 'cache'), TIERGATE_CACHE: '' };
+    const tty = inTerminal(['rehearse', '--out', join(root, 'evidence')], { env, timeoutMs: 300_000 });
+    const r = await tty.done;
+    expect(r.code, r.stdout).toBe(0);
+    // each status rewrites its line in place (carriage return, erase line), and the next line replaces it
+    expect(r.stdout).toMatch(/\r\x1b\[2K {2}initialising PostgreSQL in PGlite \(initdb\) … \d+\.\d s/);
+    expect(r.stdout).toMatch(/\r\x1b\[2K {2}building the sample: 30 of 65 tables created/);
+    expect(r.stdout).toMatch(/\r\x1b\[2K {2}copying 2 clones: \d+ of \d+ parts/);
+    expect(r.stdout).toMatch(/\r\x1b\[2K {2}clone 1 of 2 ready in/);
+    expect(r.stdout).toMatch(/Rehearsal PASS · Execution NO-GO \(ospa=0\)/);
+
+    const plain = await runCli(['sample', '--pglite', join(root, 'db')], { env, timeoutMs: 300_000 });
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(plain.stdout).not.toMatch(/\r|\x1b|tables created/);
+    expect(plain.stdout).toMatch(/^done in \d+\.\d s: anchors 30/m);
+  }, 300_000);
 });

@@ -88,6 +88,8 @@ describe('tiergate rehearse on the embedded default (npm start)', () => {
     expect(r.stderr).toBe('');
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout.trim().split('\n').at(-1)).toBe('Rehearsal PASS · Execution NO-GO (ospa=0)');
+    // not a terminal: plain lines, no passing status (building, copying)
+    expect(r.stdout).not.toMatch(/\r|\x1b|tables created| parts/);
     expectSeedFigures(readEvidence(out));
     expect(readFileSync(join(out, 'evidence.md'), 'utf8')).toMatch(/NO-GO \(ospa=0\)/);
     expect(readFileSync(join(out, 'evidence.html'), 'utf8')).toMatch(/^<!DOCTYPE html>/i);

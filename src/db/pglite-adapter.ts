@@ -1,6 +1,7 @@
 import type { PGlite } from '@electric-sql/pglite';
 import { toDbError } from './db-error.js';
 import { acquireDirLock, type DirLock } from './dir-lock.js';
+import { TargetError } from '../errors.js';
 import type { Capabilities, Db, QueryResult, Queryable, TransactionOptions } from './port.js';
 
 export interface PgliteLocation {
@@ -29,8 +30,21 @@ export class PgliteDb implements Db {
     this.capabilities = { driver: 'pglite', singleConnection: true, pgDump: false, serverVersion, instance: location.instance ?? null };
   }
 
-  /** Opens a data directory (created only with `create`), or an in-memory database. */
-  static async open(location: PgliteLocation, displayUrl: string, options: { loadDataDir?: Blob; create?: boolean } = {}): Promise<PgliteDb> {
+  /**
+   * Opens a data directory (created only with `create`), or an in-memory
+   * database. A directory kept warm (`keepWarm`) lends its open connection
+   * instead, when nobody else has it.
+   */
+  static async open(location: PgliteLocation, displayUrl: string, options: { loadDataDir?: Blob; create?: boolean } = {}): Promise<Db> {
+    const kept = location.dir ? warm.get(location.dir) : undefined;
+    if (kept && !kept.lent) {
+      kept.lent = true;
+      return new LentPglite(kept.db, displayUrl, () => kept.giveBack());
+    }
+    return PgliteDb.start(location, displayUrl, options);
+  }
+
+  private static async start(location: PgliteLocation, displayUrl: string, options: { loadDataDir?: Blob; create?: boolean }): Promise<PgliteDb> {
     const lock = location.dir ? acquireDirLock(location.dir, { create: Boolean(options.create) }) : null;
     try {
       const { PGlite } = await import('@electric-sql/pglite');
@@ -102,5 +116,95 @@ export class PgliteDb implements Db {
     } finally {
       this.lock?.release();
     }
+  }
+}
+
+/**
+ * Data directories whose connection this process keeps open between uses:
+ * PGlite takes ~0.3 s to start (its WASM, the single-user backend), and a
+ * rehearsal opens its main clone more than once. A directory is still open
+ * to one user at a time — a second open meets its lock, as before.
+ */
+const warm = new Map<string, { db: PgliteDb; lent: boolean; giveBack(): Promise<void> }>();
+
+/**
+ * Keeps the PGlite directory `dir` (its database `database`) open in this
+ * process until `closeWarm(dir)`: it is opened now, each later open lends
+ * that connection, and closing what was lent resets the session (`DISCARD
+ * ALL`: what a new connection would start with) instead of closing it.
+ */
+export async function keepWarm(dir: string, database: string, instance: string | null, displayUrl: string): Promise<void> {
+  if (warm.has(dir)) return;
+  const db = await PgliteDb.open({ dir, database, instance }, displayUrl);
+  if (!(db instanceof PgliteDb)) throw new TargetError(`${displayUrl} is already in use in this process`);
+  const entry = {
+    db,
+    lent: false,
+    async giveBack(): Promise<void> {
+      try {
+        await db.exec('discard all');
+      } catch {
+        // left inside a transaction: end it, as a closing connection would
+        await db.exec('rollback').catch(() => undefined);
+        await db.exec('discard all');
+      } finally {
+        entry.lent = false;
+      }
+    },
+  };
+  warm.set(dir, entry);
+}
+
+/** Closes a directory kept warm (idempotent); what it lent is closed with it. */
+export async function closeWarm(dir: string): Promise<void> {
+  const entry = warm.get(dir);
+  if (!entry) return;
+  warm.delete(dir);
+  await entry.db.close();
+}
+
+/** A connection lent by a warm directory: the same session, given back (not closed) by `close`. */
+class LentPglite implements Db {
+  private closed = false;
+
+  constructor(
+    private readonly db: PgliteDb,
+    readonly displayUrl: string,
+    private readonly giveBack: () => Promise<void>,
+  ) {}
+
+  get capabilities(): Capabilities {
+    return this.db.capabilities;
+  }
+
+  private open(): PgliteDb {
+    if (this.closed || !this.db.alive()) throw new TargetError(`the connection to ${this.displayUrl} is closed`);
+    return this.db;
+  }
+
+  async query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<QueryResult<R>> {
+    return this.open().query<R>(sql, params);
+  }
+
+  async exec(script: string): Promise<void> {
+    return this.open().exec(script);
+  }
+
+  async transaction<T>(fn: (tx: Queryable) => Promise<T>, options?: TransactionOptions): Promise<T> {
+    return this.open().transaction(fn, options);
+  }
+
+  async sibling(): Promise<Db> {
+    return this.open().sibling();
+  }
+
+  alive(): boolean {
+    return !this.closed && this.db.alive();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.db.alive()) await this.giveBack();
   }
 }

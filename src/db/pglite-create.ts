@@ -14,13 +14,16 @@ import { PgliteDb } from './pglite-adapter.js';
  * PGlite's initdb costs seconds; its result depends only on the PGlite
  * version and the database name, so it is kept once in a cache
  * (`node_modules/.cache/tiergate/`, or TIERGATE_CACHE_DIR) and copied.
+ * `buildTemplate: false` uses a template already there but does not build
+ * one (initdb runs in `dir` itself): for a caller that caches what it builds
+ * on top, a copy of a template it will not use again is wasted.
  */
-export async function createPgliteDatabase(dir: string, name: string): Promise<string> {
+export async function createPgliteDatabase(dir: string, name: string, options: { buildTemplate?: boolean } = {}): Promise<string> {
   const abs = resolve(dir);
   if (existsSync(abs) && readdirSync(abs).length > 0) {
     throw new UsageError(`'${dir}' is not empty: give a new or empty folder for the PGlite data directory`);
   }
-  const template = await cachedTemplate(name);
+  const template = await cachedTemplate(name, options.buildTemplate ?? true);
   if (template) {
     mkdirSync(abs, { recursive: true });
     await copyDir(template, abs);
@@ -47,12 +50,13 @@ async function initialise(dir: string, name: string): Promise<void> {
  * starts as a copy of it, so it must be this user's alone (the cache's rule,
  * applied to every file in it) — else it is ignored, never copied.
  */
-async function cachedTemplate(name: string): Promise<string | null> {
+async function cachedTemplate(name: string, build: boolean): Promise<string | null> {
   try {
     const root = cacheRoot();
     const key = `pglite-${packageVersion('@electric-sql/pglite') ?? 'unknown'}-${name.replace(/[^A-Za-z0-9_-]/g, '_')}`;
     const dir = join(root, key);
     if (existsSync(join(dir, 'PG_VERSION'))) return trustedTree(dir) ? dir : null;
+    if (!build) return null;
     mkdirSync(root, { recursive: true, mode: 0o700 });
     const building = mkdtempSync(join(root, `${key}.building-`));
     await initialise(building, name);

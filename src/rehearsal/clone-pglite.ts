@@ -1,23 +1,53 @@
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { SampleVariant } from '../../fixtures/directus-sample/generate.js';
-import { copyDir } from '../db/copy-dir.js';
+import { copyDir, copyDirs } from '../db/copy-dir.js';
 import { acquireDirLock } from '../db/dir-lock.js';
 import { parseTarget, withDb, writeDatabaseFile } from '../db/open-db.js';
+import { closeWarm, keepWarm } from '../db/pglite-adapter.js';
 import type { Db } from '../db/port.js';
 import { createPgliteDatabase } from '../db/pglite-create.js';
 import { UsageError } from '../errors.js';
+import { liveStatus } from '../live-status.js';
 import { loadDump, checkDumpFile } from './clone-dump.js';
 import { markClone, ScopedClone, type CloneProvider } from './clone.js';
+import { buildSample, cachedSample } from './pglite-sample.js';
 
-/** Clones of the embedded sample Directus database (`fixtures/directus-sample/`). */
+/**
+ * Clones of the embedded sample Directus database (`fixtures/directus-sample/`):
+ * copies, all at once, of the sample built in tiergate's cache (built there
+ * first when it is not); a sample too large to cache is built in the first
+ * clone, which the others copy.
+ */
 export function sampleProvider(scale: number, variant?: string): CloneProvider {
   if (!Number.isInteger(scale) || scale < 1) throw new UsageError(`the sample's scale must be a whole number from 1 (got ${scale})`);
-  return pgliteProvider('directus', `the sample Directus database (scale ${scale})`, async (db) => {
-    const { writeSample } = await import('../../fixtures/directus-sample/generate.js');
-    await writeSample(db, { scale, variant: variant as SampleVariant | undefined });
-  });
+  const database = 'directus';
+  const what = `the sample Directus database (scale ${scale})`;
+  return async (count, progress, register) => {
+    const started = performance.now();
+    const snapshotAt = new Date().toISOString();
+    const clones: DirClone[] = [];
+    for (let i = 0; i < count; i++) clones.push(await newDirClone(register, snapshotAt));
+    const folders = clones.map((c) => c.dir).join(', ');
+    let built = false;
+    const sample = await cachedSample(scale, variant, database, (cacheDir) => {
+      built = true;
+      progress(`building ${what} in PGlite, once: tiergate's cache keeps it for the next runs (${cacheDir})`);
+    });
+    if (sample) {
+      progress(`copying ${built ? 'it' : `${what} from tiergate's cache`} into the clone${count > 1 ? 's' : ''} (${folders})`);
+      await copyClones(sample, clones, database, started, progress, 0, true);
+      return;
+    }
+    const [first, ...rest] = clones as [DirClone, ...DirClone[]];
+    progress(`building ${what} in PGlite (${first.dir})`);
+    await buildSample(first.dir, database, scale, variant);
+    writeDatabaseFile(first.dir, database);
+    first.clone.copyMs = Math.round(performance.now() - started);
+    progress(`clone 1 of ${count} ready in ${seconds(first.clone.copyMs)}`);
+    await copyClones(first.dir, rest, database, started, progress, 1);
+    await warmUp(first, database);
+  };
 }
 
 /** Clones of a plain SQL dump, loaded into PGlite. */
@@ -51,10 +81,10 @@ export function pgliteDirProvider(url: string): CloneProvider {
 }
 
 /**
- * Builds the source once, in a PGlite data directory, marks it, and makes the
- * other clones by copying that directory (a file copy is several times faster
- * than PGlite's dumpDataDir / loadDataDir round trip, and each clone is a
- * directory a `pglite:` URL can open).
+ * Builds the source once, in the first clone's PGlite data directory, marks
+ * it, and makes the other clones by copying that directory (a file copy is
+ * several times faster than PGlite's dumpDataDir / loadDataDir round trip,
+ * and each clone is a directory a `pglite:` URL can open).
  */
 function pgliteProvider(
   database: string,
@@ -64,9 +94,10 @@ function pgliteProvider(
 ): CloneProvider {
   return async (count, progress, register) => {
     const started = performance.now();
-    const first = newDirClone();
-    register(first.clone);
-    first.clone.snapshotAt = new Date().toISOString();
+    const snapshotAt = new Date().toISOString();
+    const clones: DirClone[] = [];
+    for (let i = 0; i < count; i++) clones.push(await newDirClone(register, snapshotAt));
+    const [first, ...rest] = clones as [DirClone, ...DirClone[]];
     progress(copyFrom ? `copying ${what} (${first.dir})` : `building ${what} in PGlite (${first.dir})`);
     if (copyFrom) {
       await copyFrom(first.dir);
@@ -78,24 +109,94 @@ function pgliteProvider(
     });
     first.clone.copyMs = Math.round(performance.now() - started);
     progress(`clone 1 of ${count} ready in ${seconds(first.clone.copyMs)}`);
-    for (let i = 1; i < count; i++) {
-      const t = performance.now();
-      const next = newDirClone();
-      register(next.clone);
-      await copyDir(first.dir, next.dir);
-      writeDatabaseFile(next.dir, database);
-      next.clone.snapshotAt = first.clone.snapshotAt;
-      next.clone.copyMs = Math.round(performance.now() - t);
-      progress(`clone ${i + 1} of ${count} copied in ${seconds(next.clone.copyMs)}`);
-    }
+    await copyClones(first.dir, rest, database, started, progress, 1);
+    await warmUp(first, database);
   };
 }
 
-function newDirClone(): { dir: string; clone: ScopedClone } {
+interface DirClone {
+  dir: string;
+  clone: ScopedClone;
+}
+
+/**
+ * A PGlite clone whose connection may be kept warm (src/db/pglite-adapter.ts:
+ * opened once, lent to each `open`): releasing or dropping it closes that.
+ */
+class PgliteClone extends ScopedClone {
+  constructor(readonly dir: string) {
+    const url = `pglite://${dir}`;
+    super(url, url, 'pglite', async () => rmSync(dir, { recursive: true, force: true }));
+  }
+
+  override async release(): Promise<void> {
+    await super.release();
+    await closeWarm(this.dir);
+  }
+}
+
+/**
+ * The first clone is the one the scenario opens, more than once: its
+ * connection is opened now and kept (~0.3 s a PGlite start), while the other
+ * clones are still being copied when they are.
+ */
+async function warmUp(first: DirClone, database: string): Promise<void> {
+  const target = parseTarget(first.clone.url);
+  await keepWarm(first.dir, database, target.kind === 'pglite' ? target.instance : null, first.clone.displayUrl);
+}
+
+/** A new, empty clone folder, registered at once (its removal is the clone's drop). */
+async function newDirClone(register: (clone: ScopedClone) => void | Promise<void>, snapshotAt: string): Promise<DirClone> {
   const dir = mkdtempSync(join(tmpdir(), 'tiergate-clone-'));
-  const url = `pglite://${dir}`;
-  const clone = new ScopedClone(url, url, 'pglite', async () => rmSync(dir, { recursive: true, force: true }));
+  const clone = new PgliteClone(dir);
+  // before register: a provider's register may set its own (a dump's is the file's time)
+  clone.snapshotAt = snapshotAt;
+  await register(clone);
   return { dir, clone };
+}
+
+/**
+ * Copies `from` (a closed PGlite data directory) into the clones' folders,
+ * all at once; each copy is a new database (its own id). `before` clones
+ * are made already (the numbering). The first clone's copyMs runs from
+ * `started` (the whole copy of the source), the others' from their copy's
+ * start.
+ */
+async function copyClones(from: string, clones: DirClone[], database: string, started: number, progress: (m: string) => void, before = 0, warmFirst = false): Promise<void> {
+  if (!clones.length) return;
+  const count = before + clones.length;
+  const copying = performance.now();
+  let warming: Promise<void> | undefined;
+  let copied = false;
+  try {
+    await copyDirs(
+      from,
+      clones.map((c) => c.dir),
+      {
+        onPart: (done, total) => liveStatus(`copying ${clones.length === 1 ? 'the clone' : `${clones.length} clones`}: ${done} of ${total} parts`),
+        onCopied: (dir) => {
+          const i = clones.findIndex((c) => c.dir === dir);
+          const c = clones[i]!;
+          writeDatabaseFile(c.dir, database);
+          c.clone.copyMs = Math.round(performance.now() - (before + i === 0 ? started : copying));
+          if (warmFirst && before + i === 0) {
+            // its copy is complete: its connection starts while the others are copied
+            warming = warmUp(c, database);
+            warming.catch(() => undefined); // awaited below
+          }
+        },
+      },
+    );
+    copied = true;
+  } finally {
+    // a copy failed: the connection being started must be settled before the clones are dropped
+    if (!copied) await warming?.catch(() => undefined);
+  }
+  await warming;
+  clones.forEach((c, i) => {
+    const n = before + i + 1;
+    progress(n === 1 ? `clone 1 of ${count} ready in ${seconds(c.clone.copyMs)}` : `clone ${n} of ${count} copied in ${seconds(c.clone.copyMs)}`);
+  });
 }
 
 function seconds(ms: number): string {
