@@ -12,6 +12,7 @@ import { DumpScanner, type DumpPiece } from '../src/rehearsal/clone-dump-scan.js
 import { readScratch, restoreMode } from '../src/rehearsal/clone-postgres.js';
 import { findPgTools } from '../src/rehearsal/clone-tools.js';
 import { freshDatabase, onServer, serverUrl, testTargets, type TestDatabase } from './helpers/targets.js';
+import { startCluster } from '../scripts/pg-cluster.js';
 
 const hasServer = testTargets().includes('postgres');
 const work = mkdtempSync(join(tmpdir(), 'tiergate-clone-test-'));
@@ -383,6 +384,48 @@ describe.runIf(hasServer)('postgres clones (pg_dump | pg_restore onto a scratch 
     } finally {
       rmSync(dir, { recursive: true, force: true });
       await t.drop();
+    }
+  });
+
+  it('restores in slices of its table of contents, each one transaction within half the lock table, when one would not fit', async () => {
+    // a scratch server whose lock table (16 × (20 + 0) = 320 slots) holds far fewer relations than the sample has
+    const scratch = startCluster({ label: 'test-small-locks', settings: { fsync: 'off', max_locks_per_transaction: '16', max_connections: '20' } });
+    const t = await freshDatabase('postgres', 'directus');
+    try {
+      await withDb(t.url, async (db) => {
+        await writeSample(db, { scale: 1 });
+        await db.exec(TRICKY);
+      });
+      const tools = findPgTools(15);
+      const file = join(work, 'slices.dump');
+      execFileSync(tools.pgDump, ['--format=custom', '--compress=0', `--file=${file}`, `--dbname=${t.url}`]);
+      const { lockSlots } = await readScratch(scratch.url('postgres'));
+      expect(lockSlots).toBe(320);
+      const mode = restoreMode(tools.pgRestore, file, 65, lockSlots);
+      expect(mode.why).toMatch(/^\d+ transactions: \d+ small objects, each transaction within half the lock table \(320\)$/);
+      const entries = execFileSync(tools.pgRestore, ['--list', file], { encoding: 'utf8' }).split('\n').filter((l) => /^\d+;/.test(l));
+      // every entry once, in the archive's order
+      expect(mode.slices!.flat()).toEqual(entries);
+      expect(mode.slices!.length).toBeGreaterThan(2);
+      const sourceFp = await withDb(t.url, (db) => db.transaction((tx) => fingerprint(tx), { readOnly: true }));
+      const progress: string[] = [];
+      await withClones(
+        { kind: 'postgres', url: t.url, scratchUrl: scratch.url('postgres') },
+        1,
+        async ([clone]) => {
+          const db = await clone!.open();
+          try {
+            expect(diffFingerprints(sourceFp, await fingerprint(db))).toEqual({ objects: [], tables: [] });
+          } finally {
+            await db.close();
+          }
+        },
+        { onProgress: (m) => progress.push(m) },
+      );
+      expect(progress.join('\n')).toMatch(/pg_restore \(\d+ transactions: \d+ small objects, each transaction within half the lock table \(320\)\)/);
+    } finally {
+      await t.drop();
+      scratch.destroy();
     }
   });
 
