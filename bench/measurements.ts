@@ -4,7 +4,7 @@
  * (medians and their ratio) to the report.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, cpSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
@@ -85,6 +85,11 @@ async function psqlApply(ctx: Context, tiers: Tier[], db = TARGET_DB): Promise<v
   for (const t of tiers) await ctx.server.psqlFile(db, join(ctx.plan.dir, t.file));
 }
 
+/** `n` times `psql -c 'select 1'`: what one psql per file costs before it runs any SQL. */
+async function psqlStartups(ctx: Context, n: number, db = TARGET_DB): Promise<void> {
+  for (let i = 0; i < n; i++) await run(join(ctx.cluster.bin, 'psql'), ['-X', '-q', '-c', 'select 1'], ctx.cluster.env(db));
+}
+
 /** Turns tiergate's cache off: a CLI run as the first run of a plan (every other run finds its plan and tier files parsed). */
 const CACHE_OFF = { TIERGATE_CACHE: 'off' };
 
@@ -129,10 +134,10 @@ export async function engineOverhead(ctx: Context, scales: number[]): Promise<vo
   const url = ctx.cluster.url(TARGET_DB);
   const breakdown: Record<string, unknown> = {};
   for (const scale of scales) {
-    const reps = ctx.quick || scale > 1 ? 3 : 5;
+    const reps = ctx.quick || scale >= 100 ? 3 : 5;
     // at scale 100 the CLI would add only its start-up, measured at scales 1 and 10: the library call alone, to stay within the time budget
     const withCli = scale < 100;
-    ctx.log(`engine overhead at scale ${scale}: psql -1 -f of each file vs tiergate apply (CLI) vs apply() in process, ${reps} reps`);
+    ctx.log(`engine overhead at scale ${scale}: psql -1 -f of each file vs tiergate apply (CLI) vs apply() in process, ${reps} reps, order rotating`);
     const tpl = `tpl_s${scale}`;
     const traces: Trace[] = [];
     const fresh = () => freshGateOpen(ctx, tpl);
@@ -140,6 +145,8 @@ export async function engineOverhead(ctx: Context, scales: number[]): Promise<vo
       reps,
       [
         { name: 'psql -1 -f', prepare: fresh, run: () => psqlApply(ctx, appliedTiers(ctx.plan)) },
+        // the baseline's fixed cost: a process and a server session per file, which a CLI run pays once and the library not at all
+        { name: 'psql fixed cost', prepare: fresh, run: () => psqlStartups(ctx, appliedTiers(ctx.plan).length) },
         ...(withCli ? [{ name: 'tiergate apply (CLI)', prepare: fresh, run: () => cliApply(ctx, url) }] : []),
         ...(withCli && scale === 1 ? [{ name: 'tiergate apply (CLI, cache off)', prepare: fresh, run: () => cliApply(ctx, url, CACHE_OFF) }] : []),
         {
@@ -161,9 +168,18 @@ export async function engineOverhead(ctx: Context, scales: number[]): Promise<vo
         },
       ],
       ctx.log,
+      { rotate: true },
     );
     await ctx.server.drop(TARGET_DB);
-    const base = { label: 'psql -1 -f (8 files)', ms: t['psql -1 -f']! };
+    const files = appliedTiers(ctx.plan).length;
+    const base = { label: `psql -1 -f (${files} files)`, ms: t['psql -1 -f']! };
+    addRow(ctx, {
+      group: 'engine overhead',
+      measurement: `apply, scale ${scale}: the baseline's fixed cost (one psql process and server session per file, psql -c 'select 1' × ${files}) vs psql -1 -f`,
+      baseline: base,
+      subject: { label: `psql -c 'select 1' × ${files}`, ms: t['psql fixed cost']! },
+      note: "report only: the part of the baseline that is process and session start-up; a machine that starts processes slowly inflates the baseline and flatters every apply ratio (the CLI starts one process, the library none)",
+    });
     const target = scale === 1 ? '≤ 1.3×' : scale >= 100 ? '≤ 1.1×' : undefined;
     const limit = scale === 1 ? 1.3 : 1.1;
     const met = target ? (_s: number, _b: number, ratio: number) => ratio <= limit : undefined;
@@ -400,6 +416,109 @@ export async function rehearsal(ctx: Context, scale: number): Promise<void> {
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+/**
+ * The first clone of a PostgreSQL source, per method, against the floor
+ * (`CREATE DATABASE … TEMPLATE` of the same database on the same server), at
+ * each scale. Each method dumps the template database `tpl_sN` and restores
+ * it into a new empty database on the same server, timed from the start of
+ * pg_dump to the end of pg_restore:
+ *
+ * - custom archive (`pg_dump --format=custom --compress=0`), restored in one
+ *   transaction, or with two jobs: tiergate's two modes before this
+ *   measurement;
+ * - directory archive dumped by N jobs (`pg_dump -Fd -j N`, N = this
+ *   machine's cores), restored with N jobs, or in one transaction;
+ * - tiergate's own first clone (`withClones`, the clone's copyMs: its
+ *   connections, its choice of method, the clone mark).
+ *
+ * Two jobs of pg_dump lock every table twice (the leader and the worker
+ * that dumps it), so on a server whose lock table holds each table once but
+ * not twice the directory dump fails: such a run is recorded, not timed.
+ */
+export async function firstClone(ctx: Context, scales: number[]): Promise<void> {
+  const jobs = Math.max(2, cpus().length);
+  const bin = ctx.cluster.bin;
+  const details: Record<string, unknown> = {};
+  for (const scale of scales) {
+    const reps = scale >= 100 ? 2 : 3;
+    const tpl = `tpl_s${scale}`;
+    ctx.log(`first clone of scale ${scale}: pg_dump + pg_restore methods vs CREATE DATABASE … TEMPLATE, ${reps} reps`);
+    const work = mkdtempSync(join(tmpdir(), 'tiergate-bench-clone-'));
+    const phases: Record<string, { dumpMs: number; restoreMs: number }[]> = {};
+    const failed: Record<string, string> = {};
+    const into = 'bench_clone';
+    const method = (name: string, dumpArgs: (out: string) => string[], restoreArgs: string[]) => ({
+      name,
+      prepare: () => ctx.server.drop(into),
+      run: async () => {
+        if (failed[name]) return Number.NaN;
+        const out = join(work, 'dump');
+        const t0 = performance.now();
+        try {
+          await run(join(bin, 'pg_dump'), [...dumpArgs(out), '--no-sync', `--dbname=${tpl}`], ctx.cluster.env(tpl));
+          const t1 = performance.now();
+          await ctx.server.sql('postgres', `create database ${into} template template0`);
+          await run(join(bin, 'pg_restore'), [...restoreArgs, '--no-owner', '--no-privileges', `--dbname=${into}`, out], ctx.cluster.env(into));
+          const t2 = performance.now();
+          (phases[name] ??= []).push({ dumpMs: round(t1 - t0, 0), restoreMs: round(t2 - t1, 0) });
+          return t2 - t0;
+        } catch (e) {
+          failed[name] = (e as Error).message.split('\n').filter((l) => /error|ERROR/.test(l)).slice(0, 3).join(' / ') || (e as Error).message.slice(0, 300);
+          ctx.log(`    ${name}: failed, not timed: ${failed[name]}`);
+          return Number.NaN;
+        }
+      },
+      cleanup: async () => {
+        rmSync(join(work, 'dump'), { recursive: true, force: true });
+        await ctx.server.drop(into);
+      },
+    });
+    const custom = (out: string) => ['--format=custom', '--compress=0', `--file=${out}`];
+    const directory = (out: string) => ['--format=directory', `--jobs=${jobs}`, '--compress=0', `--file=${out}`];
+    const tiergate: number[] = [];
+    const t = await interleave(
+      reps,
+      [
+        {
+          name: 'CREATE DATABASE … TEMPLATE',
+          prepare: () => ctx.server.drop(into),
+          run: () => ctx.server.sql('postgres', `create database ${into} template ${tpl}`).then(() => undefined),
+          cleanup: () => ctx.server.drop(into),
+        },
+        method('custom, one transaction', custom, ['--single-transaction']),
+        method('custom, 2 jobs', custom, ['--jobs=2']),
+        method(`directory, ${jobs} jobs`, directory, [`--jobs=${jobs}`]),
+        method(`directory ${jobs} jobs, one transaction`, directory, ['--single-transaction']),
+        {
+          name: 'tiergate (first clone)',
+          run: async () => {
+            await withClones({ kind: 'postgres', url: ctx.cluster.url(tpl), scratchUrl: ctx.cluster.url('postgres') }, 1, async ([c]) => {
+              tiergate.push(c!.copyMs);
+            });
+            return tiergate[tiergate.length - 1]!;
+          },
+        },
+      ],
+      ctx.log,
+    );
+    rmSync(work, { recursive: true, force: true });
+    const floor = { label: 'CREATE DATABASE … TEMPLATE', ms: t['CREATE DATABASE … TEMPLATE']! };
+    for (const name of Object.keys(t)) {
+      if (name === floor.label) continue;
+      if (failed[name]) continue;
+      addRow(ctx, {
+        group: 'clone',
+        measurement: `first clone of scale ${scale}: ${name} vs CREATE DATABASE TEMPLATE`,
+        baseline: floor,
+        subject: { label: name === 'tiergate (first clone)' ? 'tiergate first clone' : `pg_dump + pg_restore, ${name}`, ms: t[name]! },
+        note: name === 'tiergate (first clone)' ? "the clone's copyMs (tiergate's own choice of method, its connections and clone mark)" : 'pg_dump of the template database, CREATE DATABASE, pg_restore --no-owner --no-privileges',
+      });
+    }
+    details[`scale ${scale}`] = { jobs, phases, failed, tables: await ctx.server.sql<{ n: number }>(tpl, "select count(*)::int as n from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.relkind in ('r', 'p') and n.nspname not in ('pg_catalog', 'information_schema')").then((r) => r[0]?.n), sizeMb: round((await ctx.server.size(tpl)) / 1e6, 0) };
+  }
+  ctx.details.firstClone = details;
 }
 
 /** The embedded default's clones: the sample built in PGlite (first clone) and a copy of its data directory (each further clone). */

@@ -19,7 +19,7 @@ import { loadPlan } from '../src/plan/load-plan.js';
 import { packageRoot } from '../src/package-root.js';
 import { startCluster } from './cluster.js';
 import { Server } from './databases.js';
-import { engineOverhead, mustNotGrow, pgliteClone, rehearsal, scanner, sqitchPeer, startup, type Context } from './measurements.js';
+import { engineOverhead, firstClone, mustNotGrow, pgliteClone, rehearsal, scanner, sqitchPeer, startup, type Context } from './measurements.js';
 import { machineInfo, markdownTable, textTable } from './report.js';
 import { round } from './stats.js';
 
@@ -87,6 +87,7 @@ try {
   await server.drop('tpl_s1_big');
   await sqitchPeer(ctx, [1, 10]);
   await pgliteClone(ctx);
+  await firstClone(ctx, scales);
   await rehearsal(ctx, quick ? 10 : 100);
 
   const scanScales = quick ? [1, 10] : [10, 100, 1000];
@@ -110,8 +111,10 @@ const results = {
   plan: { name: plan.name, sha256: plan.sha256, dir: args.plan ?? 'plans/axis-governance', gitHead },
   method:
     'Each row: baseline and subject interleaved (baseline, subject, baseline, subject, …) on fresh copies (CREATE DATABASE … TEMPLATE) of the same template, ' +
-    'medians of the repetitions, ratio = median(subject) / median(baseline). Applies cover tiers 0, 1, 5, 6, 2, 3, 4 and 90 (preflight and verify read-only), ' +
-    'with the gate opened beforehand by the plan\'s rehearsal.open_gate; the rollback tier is not run.',
+    'medians of the repetitions, ratio = median(subject) / median(baseline). Applies cover tiers ' +
+    plan.tiers.filter((t) => t.kind !== 'rollback').map((t) => t.id).join(', ') +
+    ' (preflight and verify read-only), with the gate opened beforehand by the plan\'s rehearsal.open_gate; the rollback tiers are not run. ' +
+    'The engine-overhead rows rotate the order of their contenders from one repetition to the next.',
   templateBuildMs: builds,
   rows: ctx.rows,
   details: ctx.details,

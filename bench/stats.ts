@@ -25,14 +25,23 @@ export interface Contender {
 
 /**
  * Runs `reps` rounds; each round runs every contender once, in order
- * (baseline first). Returns each contender's durations in ms.
+ * (baseline first) — or, with `rotate`, starting one contender further each
+ * round, so that none always follows the same one (a heavy contender leaves
+ * the machine busier, the server's caches and this process's heap different,
+ * for whoever comes next). Returns each contender's durations in ms.
  *
  * @example const t = await interleave(5, [psql, tiergate]); median(t.tiergate) / median(t.psql)
  */
-export async function interleave(reps: number, contenders: Contender[], log: (m: string) => void = () => undefined): Promise<Record<string, number[]>> {
+export async function interleave(
+  reps: number,
+  contenders: Contender[],
+  log: (m: string) => void = () => undefined,
+  options: { rotate?: boolean } = {},
+): Promise<Record<string, number[]>> {
   const out: Record<string, number[]> = Object.fromEntries(contenders.map((c) => [c.name, []]));
   for (let r = 0; r < reps; r++) {
-    for (const c of contenders) {
+    const round = options.rotate ? [...contenders.slice(r % contenders.length), ...contenders.slice(0, r % contenders.length)] : contenders;
+    for (const c of round) {
       await c.prepare?.();
       let ms: number;
       try {
