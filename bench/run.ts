@@ -3,7 +3,7 @@
  * baselines run in the same script (interleaved, several repetitions,
  * medians), on a PostgreSQL cluster the benchmark starts itself.
  *
- *   npm run bench                 # full: scales 1, 10, 100 (and 1000 for the scanner); 11.5 min on 2 idle cores (results.json)
+ *   npm run bench                 # full: scales 1, 10, 100 (and 1000 for the scanner); 26 min on 2 cores, 9 of them the first-clone rows (results.json)
  *   npm run bench -- --quick      # scales 1 and 10, 3 repetitions: for development
  *   npm run bench -- --plan DIR   # another copy of the plan (default: the bundled plans/axis-governance)
  *
