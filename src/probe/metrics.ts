@@ -75,35 +75,23 @@ async function readTogether(tx: Queryable, entries: [string, string][], kind: st
   const sql = `select ${entries.map(([, s], i) => `(\n${s}\n) as m${i}`).join(',\n')}`;
   if (unpreparable.has(sql)) return null;
   const name = statementName('tiergate_metrics_', sql);
-  const prepared = preparedSet(tx);
-  await tx.exec('savepoint tiergate_metric');
-  let stage: 'prepare' | 'execute' = 'prepare';
-  try {
-    if (!prepared.has(name)) {
-      await prepareOnce(tx, name, sql);
-      prepared.add(name);
-    }
-    stage = 'execute';
-    const r = await tx.query(`execute ${name}`);
-    await tx.exec('release savepoint tiergate_metric');
-    const row = r.rows[0] ?? {};
-    return Object.fromEntries(entries.map(([metric], i) => [metric, toNumber(row[`m${i}`])]));
-  } catch (e) {
-    const state = e instanceof DbError ? e.sqlstate : null;
-    // a doomed transaction (lost connection) cannot roll back to the savepoint: the read one by one says so, naming the metric
-    await rollbackMetric(tx).catch(() => undefined);
-    // a set with a metric that is no query (SHOW) or no single column never reads together: not tried again
-    if (stage === 'prepare' && state !== null && NOT_PREPARABLE.has(state)) unpreparable.add(sql);
-    if (stage === 'execute' && state !== null && PREPARE_AGAIN.has(state)) {
-      prepared.delete(name);
-      await deallocate(tx, name).catch(() => undefined);
-    }
-    if (state === '55P03' || state === '57014') {
-      const names = entries.map(([metric]) => `'${metric}'`).join(', ');
-      throw new MetricReadError(`${kind}s ${names}`, e as DbError);
-    }
-    return null;
+  const run = await executePrepared(tx, name, sql);
+  if ('row' in run) return Object.fromEntries(entries.map(([metric], i) => [metric, toNumber(run.row[`m${i}`])]));
+  const { stage, error: e } = run;
+  const state = e instanceof DbError ? e.sqlstate : null;
+  // a doomed transaction (lost connection) cannot roll back to the savepoint: the read one by one says so, naming the metric
+  await rollbackMetric(tx).catch(() => undefined);
+  // a set with a metric that is no query (SHOW) or no single column never reads together: not tried again
+  if (stage === 'prepare' && state !== null && NOT_PREPARABLE.has(state)) unpreparable.add(sql);
+  if (stage === 'execute' && state !== null && PREPARE_AGAIN.has(state)) {
+    preparedSet(tx).delete(name);
+    await deallocate(tx, name).catch(() => undefined);
   }
+  if (state === '55P03' || state === '57014') {
+    const names = entries.map(([metric]) => `'${metric}'`).join(', ');
+    throw new MetricReadError(`${kind}s ${names}`, e as DbError);
+  }
+  return null;
 }
 
 /**
@@ -194,6 +182,33 @@ function statementName(prefix: string, sql: string): string {
   return `${prefix}${createHash('sha256').update(sql).digest('hex').slice(0, 16)}`;
 }
 
+/**
+ * EXECUTE prepared statement `name` (PREPAREd from `sql` once per session)
+ * inside savepoint `tiergate_metric`, released on success. On failure the
+ * savepoint is left for the caller to roll back, with the step that failed.
+ */
+async function executePrepared(
+  tx: Queryable,
+  name: string,
+  sql: string,
+): Promise<{ row: Record<string, unknown> } | { stage: 'prepare' | 'execute'; error: unknown }> {
+  const prepared = preparedSet(tx);
+  await tx.exec('savepoint tiergate_metric');
+  let stage: 'prepare' | 'execute' = 'prepare';
+  try {
+    if (!prepared.has(name)) {
+      await prepareOnce(tx, name, sql);
+      prepared.add(name);
+    }
+    stage = 'execute';
+    const r = await tx.query(`execute ${name}`);
+    await tx.exec('release savepoint tiergate_metric');
+    return { row: r.rows[0] ?? {} };
+  } catch (error) {
+    return { stage, error };
+  }
+}
+
 /** PREPARE `name`, inside the caller's savepoint `tiergate_metric`. */
 async function prepareOnce(tx: Queryable, name: string, sql: string): Promise<void> {
   try {
@@ -208,33 +223,22 @@ async function prepareOnce(tx: Queryable, name: string, sql: string): Promise<vo
 async function readPrepared(tx: Queryable, what: string, sql: string, retry = true): Promise<number | null> {
   if (unpreparable.has(sql)) return readNumber(tx, what, sql);
   const name = statementName('tiergate_metric_', sql);
-  const prepared = preparedSet(tx);
-  await tx.exec('savepoint tiergate_metric');
-  let stage: 'prepare' | 'execute' = 'prepare';
-  try {
-    if (!prepared.has(name)) {
-      await prepareOnce(tx, name, sql);
-      prepared.add(name);
-    }
-    stage = 'execute';
-    const r = await tx.query(`execute ${name}`);
-    await tx.exec('release savepoint tiergate_metric');
-    return firstNumber(r.rows[0]);
-  } catch (e) {
-    const state = e instanceof DbError ? e.sqlstate : null;
-    if (stage === 'prepare' && state !== null && NOT_PREPARABLE.has(state)) {
-      await rollbackMetric(tx);
-      unpreparable.add(sql);
-      return readNumber(tx, what, sql);
-    }
-    if (stage === 'execute' && retry && state !== null && PREPARE_AGAIN.has(state)) {
-      await rollbackMetric(tx);
-      prepared.delete(name);
-      await deallocate(tx, name);
-      return readPrepared(tx, what, sql, false);
-    }
-    return readFailed(tx, what, e);
+  const run = await executePrepared(tx, name, sql);
+  if ('row' in run) return firstNumber(run.row);
+  const { stage, error: e } = run;
+  const state = e instanceof DbError ? e.sqlstate : null;
+  if (stage === 'prepare' && state !== null && NOT_PREPARABLE.has(state)) {
+    await rollbackMetric(tx);
+    unpreparable.add(sql);
+    return readNumber(tx, what, sql);
   }
+  if (stage === 'execute' && retry && state !== null && PREPARE_AGAIN.has(state)) {
+    await rollbackMetric(tx);
+    preparedSet(tx).delete(name);
+    await deallocate(tx, name);
+    return readPrepared(tx, what, sql, false);
+  }
+  return readFailed(tx, what, e);
 }
 
 async function rollbackMetric(tx: Queryable, release = true): Promise<void> {
