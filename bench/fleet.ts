@@ -30,6 +30,8 @@ export async function fleetBench(options: { targets: number; workers: number[] }
   const root = packageRoot();
   const started = performance.now();
   const loadAtStart = loadavg();
+  // the commit measured is the one built now, even if the tree moves on during a run of an hour and more
+  const gitHead = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
   const log = (m: string) => console.log(`[${((performance.now() - started) / 1000).toFixed(0).padStart(5)} s] ${m}`);
   log(`tiergate fleet bench: ${options.targets} targets at scale 1 on 2 clusters; fleet with ${options.workers.join(', ')} worker(s) against a shell loop`);
   execFileSync(join(root, 'node_modules', '.bin', 'tsc'), ['-p', join(root, 'tsconfig.json')], { stdio: 'inherit' });
@@ -145,7 +147,6 @@ export async function fleetBench(options: { targets: number; workers: number[] }
       log(`  ${workers} worker(s): ${(ms / 1000).toFixed(1)} s, ${row.targetsPerMinute} targets/min, ${row.ratioToLoop}× the shell loop's time; between a target's steps ${row.betweenStepsMedianMs} ms (median) = ${row.overheadShareOfApply}× its apply step (${row.applyStepMedianMs} ms)`);
     }
     results.fleet = runs;
-    const gitHead = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
     const out = { generatedAt: new Date().toISOString(), command: `npm run bench -- fleet --targets ${options.targets}`, gitHead, durationS: round((performance.now() - started) / 1000, 0), machine: machineInfo(String((await sql(clusters[0]!, 'postgres', 'show server_version'))[0]!.server_version), loadAtStart), targets: options.targets, ...results };
     mkdirSync(join(root, 'bench', 'work'), { recursive: true });
     const file = options.targets >= 200 ? join(root, 'bench', 'fleet-results.json') : join(root, 'bench', 'work', 'fleet-results.quick.json');
