@@ -3,6 +3,7 @@ import type { Db, Queryable } from '../db/port.js';
 import { DbError, TargetError } from '../errors.js';
 import type { FingerprintDiff } from '../evidence/types.js';
 import { readCatalog } from './catalog.js';
+import { changedSince, readGlobalProof, readInheritance, readRelationProofs, sha1, type GlobalProof, type LogPosition, type RelationProof } from './change-log.js';
 
 /**
  * A stable hash of a database: its catalog (every object of the user schemas
@@ -28,6 +29,12 @@ export interface FingerprintOptions {
    * share one snapshot.
    */
   lanes?: Queryable[];
+  /**
+   * Content hashes of earlier fingerprints of this clone (or of the clone it
+   * was copied from or to), reused for the tables its change log proves
+   * unchanged since (src/probe/change-log.ts); updated with this one.
+   */
+  cache?: FingerprintCache;
 }
 
 /** tiergate's own schema (ledger, clone mark): never part of a fingerprint. */
@@ -72,8 +79,12 @@ export async function fingerprint(q: Queryable, options: FingerprintOptions = {}
   for (const o of await readCatalog(q, { except: excluded })) catalog[`${o.kind} ${o.name}`] = o.def;
 
   const relations = await readRelations(q, excluded);
-  const queries = [...relations.values()].filter((r) => r.hashed).map((r) => ({ name: r.name, sql: contentQuery(r, relations) }));
+  const all = [...relations.values()].filter((r) => r.hashed).map((r) => ({ name: r.name, sql: contentQuery(r, relations), oid: r.oid }));
   const tables: Record<string, string> = {};
+  const proof = options.cache ? await readProof(q, relations, all, options.cache) : null;
+  const reused = proof ? options.cache!.reusable(proof) : new Map<string, string>();
+  for (const [name, hash] of reused) tables[name] = hash;
+  const queries = all.filter((x) => !reused.has(x.name));
   let next = 0;
   let failure: unknown = null;
   const lane = async (conn: Queryable) => {
@@ -92,7 +103,124 @@ export async function fingerprint(q: Queryable, options: FingerprintOptions = {}
   // every lane finishes its batch before an error is thrown: nothing is left running on a connection
   await Promise.all([q, ...(options.lanes ?? [])].map(lane));
   if (failure !== null) throw failure;
+  if (proof) options.cache!.record(proof, tables, queries.map((x) => x.name).sort());
   return { catalog, tables, hash: hashOf(catalog, tables) };
+}
+
+/** What one fingerprint proved, for the cache: the log's position and each table's key and whether its content can be vouched for by the log. */
+interface Proof {
+  global: GlobalProof | null;
+  /** which recorded position this database's log passes through, and what it names since */
+  since: { index: number; touched: Set<number> } | null;
+  /** `schema.table` → its key, and whether its log proves it (every relation its hash reads has a valid trigger, and none was written since) */
+  keys: Map<string, { key: string; proven: boolean; provable: boolean }>;
+}
+
+/**
+ * Content hashes reused across fingerprints of a clone, each only where
+ * tiergate's change log (src/probe/change-log.ts) proves the table unchanged
+ * since it was hashed:
+ *
+ * - the database's log passes through the position recorded with the hash
+ *   (same nonce at that seq, same number of rows up to it: the same history,
+ *   also on a copy of the clone), and names none of the relations the hash
+ *   reads since — the table, its inheritance or partition family (a write
+ *   through a parent fires the parent's trigger only; an inheritance
+ *   parent's rows include its children's), and the families of the tables a
+ *   foreign key to a volatile column is dereferenced into;
+ * - each of those relations has tiergate's trigger, exactly as installed
+ *   and always enabled, and no row-level security;
+ * - the table's key is unchanged: its content query's text (its columns,
+ *   which are volatile, the referenced tables' columns), and for each
+ *   relation it reads, its oid, relfilenode (rewrites, TRUNCATE), pg_class
+ *   row (any ALTER TABLE) and trigger row (dropped, recreated, disabled and
+ *   enabled again); the log's own table, guard and functions; the user
+ *   types and their output functions (an enum value renamed changes the
+ *   text of rows nobody wrote); the settings that shape a value's text; the
+ *   role hashing.
+ *
+ * Anything else is hashed again, so a fingerprint with a cache equals one
+ * without (test/fingerprint-cache.test.ts proves it against changes the
+ * parser cannot see). Assumes what a clone guarantees: nothing writes to the
+ * database while it is being fingerprinted.
+ */
+export class FingerprintCache {
+  private readonly positions: { at: LogPosition; digest: string; tables: Map<string, { key: string; hash: string }> }[] = [];
+  /** tables hashed and reused by the last fingerprint */
+  last = { hashed: 0, reused: 0 };
+  /** the tables the last fingerprint hashed (those it could not prove unchanged) */
+  lastHashed: string[] = [];
+
+  /** The hashes this database may reuse. */
+  reusable(proof: Proof): Map<string, string> {
+    const out = new Map<string, string>();
+    const at = proof.since ? this.positions[proof.since.index] : undefined;
+    if (!at || !proof.global || at.digest !== proof.global.digest) return out;
+    for (const [name, k] of proof.keys) {
+      const cached = at.tables.get(name);
+      if (k.proven && cached && cached.key === k.key) out.set(name, cached.hash);
+    }
+    return out;
+  }
+
+  /** Records a fingerprint's hashes at its log position (at most eight positions are kept). */
+  record(proof: Proof, tables: Record<string, string>, hashed: string[]): void {
+    this.last = { hashed: hashed.length, reused: proof.keys.size - hashed.length };
+    this.lastHashed = hashed;
+    if (!proof.global) return;
+    const kept = new Map<string, { key: string; hash: string }>();
+    for (const [name, k] of proof.keys) if (k.provable && tables[name] !== undefined) kept.set(name, { key: k.key, hash: tables[name]! });
+    const { seq, nonce, n } = proof.global;
+    this.positions.push({ at: { seq, nonce, n }, digest: proof.global.digest, tables: kept });
+    if (this.positions.length > 8) this.positions.shift();
+  }
+
+  /** Positions recorded, oldest first (for `changedSince`). */
+  at(): LogPosition[] {
+    return this.positions.map((p) => p.at);
+  }
+}
+
+/** Reads what the cache needs to decide, for every hashed table, whether its last hash still holds. */
+async function readProof(q: Queryable, relations: Map<number, Relation>, hashed: { name: string; sql: string; oid: number }[], cache: FingerprintCache): Promise<Proof> {
+  const global = await readGlobalProof(q);
+  if (!global) return { global: null, since: null, keys: new Map() };
+  const since = await changedSince(q, cache.at());
+  const proofs = await readRelationProofs(q, [...relations.keys()]);
+  const familyOf = families(await readInheritance(q));
+  const keys = new Map<string, { key: string; proven: boolean; provable: boolean }>();
+  for (const t of hashed) {
+    const rel = relations.get(t.oid)!;
+    // every relation the content query reads: the table, the tables it dereferences, and their families
+    const reads = [...new Set([rel.oid, ...derefs(rel, relations).map((fk) => fk.ref)].flatMap(familyOf))].sort((a, b) => a - b);
+    const members = reads.map((oid) => ({ oid, proof: relations.has(oid) ? proofs.get(oid) : undefined }));
+    const provable = members.every((m) => m.proof !== undefined && m.proof.trigger !== null && !m.proof.rls);
+    const key = sha1([global.digest, t.sql, ...members.map((m) => `${m.oid}:${describe(m.proof)}`)].join('\n'));
+    keys.set(t.name, { key, provable, proven: provable && since !== null && !reads.some((oid) => since.touched.has(oid)) });
+  }
+  return { global, since, keys };
+}
+
+function describe(p: RelationProof | undefined): string {
+  return p ? `${p.storage}:${p.trigger ?? '-'}:${p.rls}` : 'absent';
+}
+
+/** Each relation's inheritance or partition family (the connected set of parents and children), itself included. */
+function families(edges: [number, number][]): (oid: number) => number[] {
+  const parent = new Map<number, number>();
+  const find = (x: number): number => {
+    let r = x;
+    while (parent.has(r) && parent.get(r) !== r) r = parent.get(r)!;
+    return r;
+  };
+  for (const [a, b] of edges) {
+    const ra = find(a);
+    const rb = find(b);
+    if (ra !== rb) parent.set(ra, rb);
+  }
+  const members = new Map<number, number[]>();
+  for (const [a, b] of edges) for (const x of [a, b]) members.set(find(x), [...new Set([...(members.get(find(x)) ?? []), x])]);
+  return (oid) => members.get(find(oid)) ?? [oid];
 }
 
 function outOfLocks(e: DbError, done: number, total: number): TargetError {
@@ -222,20 +350,24 @@ const BATCH_SQL = `select u.name, substring(query_to_xml(u.q, false, true, '')::
  * sort and constant memory whatever the table's size.
  */
 function contentQuery(rel: Relation, all: Map<number, Relation>): string {
-  const derefs = rel.foreignKeys.filter((fk) => referencesVolatile(fk, all));
-  const viaDeref = new Set(derefs.flatMap((fk) => fk.columns));
+  const viaDeref = new Set(derefs(rel, all).flatMap((fk) => fk.columns));
   const items: string[] = [];
   for (const col of rel.columns) {
     if (col.volatile) items.push(`(t.${ident(col.name)} is null)`);
     else if (!viaDeref.has(col.name)) items.push(`t.${ident(col.name)}`);
   }
-  for (const fk of derefs) {
+  for (const fk of derefs(rel, all)) {
     const ref = all.get(fk.ref)!;
     const join = fk.columns.map((c, i) => `r.${ident(fk.refColumns[i]!)} = t.${ident(c)}`).join(' and ');
     items.push(`(select ${rowHash(stableItems(ref, all, 'r'))} from ${ref.qualified} r where ${join})`);
   }
   const sum = (from: number) => `coalesce(sum(('x' || substr(h, ${from}, 16))::bit(64)::bigint), 0)`;
   return `select count(*) || ':' || md5(${sum(1)} || ':' || ${sum(17)}) as c from (select ${rowHash(items)} as h from ${rel.qualified} t) x`;
+}
+
+/** The foreign keys whose referenced row's content is hashed in place of the key (they refer to a volatile column). */
+function derefs(rel: Relation, all: Map<number, Relation>): Relation['foreignKeys'] {
+  return rel.foreignKeys.filter((fk) => referencesVolatile(fk, all));
 }
 
 /** A referenced row's content: its columns that are neither volatile nor themselves keys to volatile columns. */

@@ -1,6 +1,7 @@
 import { openDb } from '../db/open-db.js';
 import type { Db, Queryable } from '../db/port.js';
 import { TargetError, UsageError } from '../errors.js';
+import { installChangeLog } from '../probe/change-log.js';
 import { tiergateVersion } from '../version.js';
 
 /**
@@ -151,7 +152,10 @@ async function providerFor(source: CloneSource): Promise<CloneProvider> {
 
 /**
  * Marks a database as a clone tiergate made: the only kind of database the
- * rehearsal opens a gate on. One row in `tiergate.clone_mark`.
+ * rehearsal opens a gate on. One row in `tiergate.clone_mark`. Installs the
+ * change log too (src/probe/change-log.ts: a statement trigger on every
+ * table), so that the rehearsal's fingerprints hash again only what its
+ * tiers wrote.
  */
 export async function markClone(db: Queryable, sourceDatabase: string): Promise<void> {
   await db.exec(`
@@ -163,6 +167,7 @@ export async function markClone(db: Queryable, sourceDatabase: string): Promise<
     );
     delete from tiergate.clone_mark;`);
   await db.query('insert into tiergate.clone_mark (source_database, tiergate_version) values ($1, $2)', [sourceDatabase, tiergateVersion()]);
+  await installChangeLog(db);
 }
 
 /** Does this database carry tiergate's clone mark, and of which source database? Read-only. */

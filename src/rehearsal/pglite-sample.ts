@@ -23,7 +23,7 @@ const PREFIX = 'sample-';
 
 /** What builds a sample, by module: the cache's key follows their text. */
 const GENERATOR = ['generate', 'pattern', 'metadata', 'sql', 'system', 'tables', 'texts', 'fields'].map((m) => `../../fixtures/directus-sample/${m}`);
-const BUILDER = ['pglite-sample', 'clone', '../db/pglite-create'];
+const BUILDER = ['pglite-sample', 'clone', '../probe/change-log', '../db/pglite-create'];
 
 /**
  * Builds the sample into `dir` (new or empty): a PGlite data directory

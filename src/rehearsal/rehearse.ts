@@ -12,7 +12,7 @@ import { computeVerdict } from '../evidence/verdict.js';
 import { EVIDENCE_SCHEMA_VERSION } from '../evidence/version.js';
 import { InterruptedError, TargetError } from '../errors.js';
 import { planFileHashes, type Plan, type Tier } from '../plan/plan.js';
-import { diffFingerprints, fingerprintClone, sameFingerprint, type Fingerprint } from '../probe/fingerprint.js';
+import { diffFingerprints, FingerprintCache, fingerprintClone, sameFingerprint, type Fingerprint } from '../probe/fingerprint.js';
 import { readIdentity } from '../probe/identity.js';
 import { tiergateVersion } from '../version.js';
 import { isMarkedClone, withClones, type Clone, type CloneSource } from './clone.js';
@@ -64,9 +64,17 @@ export async function rehearse(plan: Plan, source: CloneSource, info: SourceInfo
     2,
     async (clones) => {
       const [main, kept] = clones as [Clone, Clone];
+      // The clones' first fingerprint is taken on the second clone, untouched
+      // until stage C, while the source is read and stage A runs on the
+      // first: both are copies of one marked clone, so its hashes hold for
+      // the first clone too until its change log names a table.
+      const fingerprints = new Fingerprints(kept);
       // Preflight on the source: identity and the gate's real value decide the execution verdict.
-      const src = await readSource(plan, info, main);
-      const s = new Scenario(plan, await main.open(), emit, options.signal);
+      const src = await readSource(plan, info, main).catch(async (e) => {
+        await fingerprints.settle();
+        throw e;
+      });
+      const s = new Scenario(plan, await main.open(), emit, fingerprints, options.signal);
       let cloneIdentity: DatabaseIdentity | undefined;
       try {
         cloneIdentity = withoutCloneOf(await readIdentity(s.db));
@@ -78,6 +86,7 @@ export async function rehearse(plan: Plan, source: CloneSource, info: SourceInfo
           if (s.passing()) await s.stageC(kept, fpB);
         }
       } finally {
+        await fingerprints.settle();
         await s.db.close();
       }
       const verdict = computeVerdict(plan, { preflight: src.preflight, gate: src.gate, stages: s.stages, rollback: s.rollback });
@@ -104,6 +113,40 @@ export async function rehearse(plan: Plan, source: CloneSource, info: SourceInfo
   );
 }
 
+/**
+ * The rehearsal's fingerprints: one cache (src/probe/fingerprint.ts) for
+ * both clones, its first entry the second clone's full fingerprint, started
+ * at once; every later fingerprint hashes only the tables the clone's change
+ * log names since (and any it cannot vouch for).
+ */
+class Fingerprints {
+  readonly cache = new FingerprintCache();
+  private readonly baseline: Promise<void>;
+
+  constructor(kept: Clone) {
+    this.baseline = (async () => {
+      const db = await kept.open();
+      try {
+        await fingerprintClone(db, { cache: this.cache });
+      } finally {
+        await db.close();
+      }
+    })();
+    // a failed baseline only means the first fingerprint of the main clone hashes everything
+    this.baseline.catch(() => undefined);
+  }
+
+  async of(db: Db): Promise<Fingerprint> {
+    await this.settle();
+    return fingerprintClone(db, { cache: this.cache });
+  }
+
+  /** Waits for the baseline (nothing may be left running on a clone that is about to be dropped). */
+  async settle(): Promise<void> {
+    await this.baseline.catch(() => undefined);
+  }
+}
+
 function withoutCloneOf(identity: DatabaseIdentity & { cloneOf?: string | null }): DatabaseIdentity {
   const { cloneOf: _, ...rest } = identity;
   return rest;
@@ -127,6 +170,7 @@ class Scenario {
     readonly plan: Plan,
     readonly db: Db,
     private readonly emit: (e: RehearsalEvent) => void,
+    private readonly fingerprints: Fingerprints,
     private readonly signal?: AbortSignal,
   ) {
     this.verifyTier = plan.tiers.find((t) => t.kind === 'verify');
@@ -176,14 +220,14 @@ class Scenario {
           this.check(a, { name: `A: tier ${tier.id} stops itself with the gate closed`, ok: false, detail: "the source's gate is open and the plan has no rehearsal.close_gate: the guard cannot be proven" });
           continue;
         }
-        const before = last ?? (await fingerprintClone(this.db));
+        const before = last ?? (await this.fingerprints.of(this.db));
         let unchanged = false;
         const r = await this.run(
           a,
           tier,
           () => runTier(this.db, this.plan, tier, { proveGuard: true, closeGate: gateOpen ? this.plan.rehearsal?.close_gate : undefined, signal: this.signal }),
           async (result) => {
-            last = await fingerprintClone(this.db);
+            last = await this.fingerprints.of(this.db);
             unchanged = sameFingerprint(before, last);
             result.fingerprintUnchanged = unchanged;
             if (result.status === 'Blocked') result.expectedOutcome = 'the gate is closed';
@@ -232,7 +276,7 @@ class Scenario {
       }
     }
     if (this.verifyTier) this.check(b, verifyCheck('B: verify passes', await this.verify(b)));
-    return fingerprintClone(this.db);
+    return this.fingerprints.of(this.db);
   }
 
   /**
@@ -252,11 +296,11 @@ class Scenario {
       this.applied.delete(t.id);
       c.tiers.push({ ...idle(t), status: 'Reverted', reason: `reverted by tier ${rollbackTier.id}` });
     }
-    const fpRolled = await fingerprintClone(this.db);
+    const fpRolled = await this.fingerprints.of(this.db);
 
     this.emit({ type: 'progress', message: `applying the kept tiers on a second clone (${kept.displayUrl})` });
     const keptTiers = this.body.filter((t) => !rollbackTier.reverts.includes(t.id));
-    const keptFp = await applyKept(this.plan, kept, keptTiers, rollbackTier, this.appliedWhenGateOpened, this.signal);
+    const keptFp = await applyKept(this.plan, kept, keptTiers, rollbackTier, this.appliedWhenGateOpened, this.fingerprints, this.signal);
     const keptDiff = 'error' in keptFp ? null : diffFingerprints(fpRolled, keptFp.fp);
     const matchesKeptTiers = keptDiff !== null && sameFingerprint(fpRolled, (keptFp as { fp: Fingerprint }).fp);
     this.check(c, {
@@ -272,7 +316,7 @@ class Scenario {
       this.check(c, tierCheck('C', await this.apply(c, tier), 're-applies'));
     }
     if (this.verifyTier) this.check(c, verifyCheck('C: verify passes after the re-apply', await this.verify(c)));
-    const fpAgain = await fingerprintClone(this.db);
+    const fpAgain = await this.fingerprints.of(this.db);
     const reapplyDiff = diffFingerprints(fpB, fpAgain);
     const reapplyMatches = sameFingerprint(fpB, fpAgain);
     this.check(c, {
@@ -377,6 +421,7 @@ async function applyKept(
   tiers: Tier[],
   rollbackTier: Tier,
   appliedWhenGateOpened: number[] | null,
+  fingerprints: Fingerprints,
   signal?: AbortSignal,
 ): Promise<{ fp: Fingerprint } | { error: string }> {
   const db = await clone.open();
@@ -401,7 +446,7 @@ async function applyKept(
       const r = await runTier(db, plan, rollbackTier, { reverts: alreadyApplied, signal });
       if (r.status !== 'Applied') return { error: `the rollback of the source's own tier ${alreadyApplied.map((t) => t.id).join(', ')} did not apply on the second clone: ${r.error?.message ?? r.reason}` };
     }
-    return { fp: await fingerprintClone(db) };
+    return { fp: await fingerprints.of(db) };
   } finally {
     await db.close();
   }

@@ -1,0 +1,209 @@
+import { createHash } from 'node:crypto';
+import type { Queryable } from '../db/port.js';
+
+/**
+ * tiergate's change log on a clone: the proof that lets a fingerprint reuse
+ * a table's content hash (src/probe/fingerprint.ts, `FingerprintCache`).
+ *
+ * Every user table of a clone carries a statement-level trigger,
+ * `tiergate_touched`, AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE, set
+ * ENABLE ALWAYS (it fires under session_replication_role = replica too),
+ * which appends the table's oid to `tiergate.touched`. Every statement that
+ * can change a table's rows fires it, whatever issued it: a tier, a function,
+ * a trigger, a rule, a cascading foreign key, COPY, MERGE, a write through a
+ * view; a statement that rolls back takes its log row with it. The log is
+ * append-only (a trigger refuses UPDATE, DELETE and TRUNCATE, also ENABLE
+ * ALWAYS) and each row carries a random nonce, so a database's log names its
+ * history: a copy of a clone (CREATE DATABASE … TEMPLATE, a copied PGlite
+ * directory) shares the log up to the copy and no other database does. The
+ * first row (rel 0) is written when the log is installed.
+ *
+ * What the trigger cannot see changes something the fingerprint cache pins
+ * instead (the table's relfilenode, its pg_class row, the trigger's own row,
+ * the functions', the log's): see `PROOF_SQL` below.
+ */
+export const CHANGE_TRIGGER = 'tiergate_touched';
+
+/** AFTER, FOR EACH STATEMENT, INSERT | DELETE | UPDATE | TRUNCATE (pg_trigger.tgtype bits 4, 8, 16, 32). */
+export const CHANGE_TRIGGER_TYPE = 60;
+
+/** Tables per installing call: each holds a lock on its tables until it commits. */
+const TABLES_PER_CALL = 250;
+
+const LOG_SQL = `
+create schema if not exists tiergate;
+create table if not exists tiergate.touched (
+  seq bigserial primary key,
+  rel oid not null,
+  nonce text not null default md5(random()::text || clock_timestamp()::text || pg_backend_pid()::text)
+);
+create or replace function tiergate.note_touched() returns trigger
+  language plpgsql security definer set search_path = pg_catalog, pg_temp as $fn$
+begin
+  insert into tiergate.touched (rel) values (tg_relid);
+  return null;
+end
+$fn$;
+create or replace function tiergate.refuse_log_edit() returns trigger
+  language plpgsql set search_path = pg_catalog, pg_temp as $fn$
+begin
+  raise exception 'tiergate.touched is append-only: it is the proof of which tables this clone''s rehearsal changed';
+end
+$fn$;
+drop trigger if exists tiergate_append_only on tiergate.touched;
+create trigger tiergate_append_only before update or delete or truncate on tiergate.touched
+  for each statement execute function tiergate.refuse_log_edit();
+alter table tiergate.touched enable always trigger tiergate_append_only;
+insert into tiergate.touched (rel) values (0);
+create or replace function tiergate.install_touched(after oid, lim int) returns oid
+  language plpgsql set search_path = pg_catalog, pg_temp as $fn$
+declare
+  r record;
+  last oid := null;
+begin
+  for r in
+    select c.oid from pg_class c join pg_namespace n on n.oid = c.relnamespace
+     where c.relkind in ('r', 'p') and c.oid > after
+       and n.nspname not in ('pg_catalog', 'information_schema', 'tiergate') and n.nspname !~ '^pg_(toast|temp)'
+     order by c.oid limit lim
+  loop
+    last := r.oid;
+    -- a table this role cannot alter stays without the trigger: its content is hashed every time
+    continue when not pg_has_role((select relowner from pg_class where oid = r.oid), 'USAGE')
+               or exists (select 1 from pg_trigger t where t.tgrelid = r.oid and t.tgname = '${CHANGE_TRIGGER}');
+    execute format('create trigger ${CHANGE_TRIGGER} after insert or update or delete or truncate on %s for each statement execute function tiergate.note_touched()', r.oid::regclass);
+    execute format('alter table %s enable always trigger ${CHANGE_TRIGGER}', r.oid::regclass);
+  end loop;
+  return last;
+end
+$fn$;`;
+
+/**
+ * Installs the change log and its trigger on every user table (250 tables a
+ * transaction, so that a clone of thousands of tables stays within the lock
+ * table). Called when a clone is marked: nothing but the rehearsal writes to
+ * it afterwards.
+ */
+export async function installChangeLog(db: Queryable): Promise<void> {
+  await db.exec(LOG_SQL);
+  let after = '0';
+  for (;;) {
+    const r = await db.query<{ last: string | null }>('select tiergate.install_touched($1::oid, $2) as last', [after, TABLES_PER_CALL]);
+    const last = r.rows[0]?.last;
+    if (last === null || last === undefined) return;
+    after = String(last);
+  }
+}
+
+/**
+ * What may change a table's hashed content without its trigger firing, read
+ * per relation: its identity and storage (oid, relfilenode: a rewrite, a
+ * TRUNCATE, VACUUM FULL), its pg_class row (any ALTER TABLE), row-level
+ * security (which rows the hashing role sees), and its change trigger (its
+ * oid and row: dropped, recreated, disabled, re-enabled; and whether it is
+ * exactly ours, always enabled).
+ */
+const RELATION_PROOF_SQL = `
+select c.oid::int8 as oid, c.relfilenode::text || ':' || c.xmin::text as storage,
+       c.relrowsecurity or c.relforcerowsecurity as rls,
+       (select t.oid::text || ':' || t.xmin::text from pg_trigger t
+         where t.tgrelid = c.oid and t.tgname = '${CHANGE_TRIGGER}' and t.tgenabled = 'A' and t.tgtype = ${CHANGE_TRIGGER_TYPE}
+           and t.tgqual is null and t.tgattr::text = '' and t.tgfoid = to_regprocedure('tiergate.note_touched()')) as trigger
+  from pg_class c
+ where c.oid = any($1::int8[]::oid[])`;
+
+/**
+ * What may change every table's content or its text without a write: the
+ * log's own integrity (its table, its guard, both functions), the user
+ * types and their output functions (an enum value renamed), the settings
+ * that shape a value's text (in this session and stored per database or
+ * role), and the role hashing. Then the log's last row and length.
+ */
+const GLOBAL_PROOF_SQL = `
+select concat_ws('|',
+  (select c.relfilenode::text || ':' || c.xmin::text from pg_class c where c.oid = 'tiergate.touched'::regclass),
+  (select t.oid::text || ':' || t.xmin::text || ':' || t.tgenabled::text from pg_trigger t
+    where t.tgrelid = 'tiergate.touched'::regclass and t.tgname = 'tiergate_append_only'),
+  (select string_agg(p.oid::text || ':' || p.xmin::text, ',' order by p.oid) from pg_proc p
+    where p.oid in (to_regprocedure('tiergate.note_touched()'), to_regprocedure('tiergate.refuse_log_edit()'))),
+  (select md5(coalesce(string_agg(t.oid::text || ':' || t.xmin::text || ':' || coalesce(o.xmin::text, ''), ',' order by t.oid), ''))
+     from pg_type t join pg_namespace n on n.oid = t.typnamespace left join pg_proc o on o.oid = t.typoutput
+    where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname !~ '^pg_(toast|temp)'),
+  (select md5(coalesce(string_agg(e.oid::text || ':' || e.xmin::text, ',' order by e.oid), '')) from pg_enum e),
+  (select md5(coalesce(string_agg(coalesce(s.setdatabase::text, '') || ':' || coalesce(s.setrole::text, '') || ':' || array_to_string(s.setconfig, ','), ';' order by s.setdatabase, s.setrole), ''))
+     from pg_db_role_setting s),
+  current_user, current_setting('TimeZone'), current_setting('DateStyle'), current_setting('IntervalStyle'),
+  current_setting('extra_float_digits'), current_setting('bytea_output'), current_setting('lc_monetary')) as digest,
+  l.seq::text as seq, l.nonce, (select count(*) from tiergate.touched)::text as n
+  from (select seq, nonce from tiergate.touched order by seq desc limit 1) l`;
+
+/** The position of a log: its last row (seq and nonce) and its length. */
+export interface LogPosition {
+  seq: string;
+  nonce: string;
+  n: string;
+}
+
+export interface GlobalProof extends LogPosition {
+  /** what every table's key includes */
+  digest: string;
+}
+
+export interface RelationProof {
+  /** relfilenode and pg_class xmin */
+  storage: string;
+  rls: boolean;
+  /** the change trigger's oid and xmin, null when the table has no valid one */
+  trigger: string | null;
+}
+
+/** The log's proof, or null when the database has no change log (a clone made before it existed). */
+export async function readGlobalProof(q: Queryable): Promise<GlobalProof | null> {
+  const present = await q.query<{ ok: boolean }>(
+    `select to_regclass('tiergate.touched') is not null and to_regprocedure('tiergate.note_touched()') is not null as ok`,
+  );
+  if (!present.rows[0]?.ok) return null;
+  const r = (await q.query<GlobalProof>(GLOBAL_PROOF_SQL)).rows[0];
+  return r ? { ...r, digest: sha1(r.digest) } : null;
+}
+
+export async function readRelationProofs(q: Queryable, oids: number[]): Promise<Map<number, RelationProof>> {
+  const out = new Map<number, RelationProof>();
+  const r = await q.query<{ oid: string; storage: string; rls: boolean; trigger: string | null }>(RELATION_PROOF_SQL, [oids]);
+  for (const row of r.rows) out.set(Number(row.oid), { storage: row.storage, rls: row.rls, trigger: row.trigger });
+  return out;
+}
+
+/**
+ * Of `positions` (each the log's position when a fingerprint was taken on
+ * this database or one it was copied from or to), the latest this
+ * database's log passes through — the row at that seq carries that nonce
+ * and exactly that many rows are at or before it — with the tables its log
+ * names after it: what changed since. Null when none does (another
+ * database, or a log that was tampered with).
+ */
+export async function changedSince(q: Queryable, positions: LogPosition[]): Promise<{ index: number; touched: Set<number> } | null> {
+  if (!positions.length) return null;
+  const r = await q.query<{ i: string }>(
+    `select s.i::text from unnest($1::int8[], $2::text[], $3::int8[]) with ordinality s(seq, nonce, n, i)
+      where exists (select 1 from tiergate.touched t where t.seq = s.seq and t.nonce = s.nonce)
+        and (select count(*) from tiergate.touched t where t.seq <= s.seq) = s.n
+      order by s.seq desc, s.i desc limit 1`,
+    [positions.map((p) => p.seq), positions.map((p) => p.nonce), positions.map((p) => p.n)],
+  );
+  const found = r.rows[0];
+  if (!found) return null;
+  const index = Number(found.i) - 1;
+  const t = await q.query<{ rel: string }>('select distinct rel::int8 as rel from tiergate.touched where seq > $1', [positions[index]!.seq]);
+  return { index, touched: new Set(t.rows.map((x) => Number(x.rel))) };
+}
+
+/** Inheritance and partition edges (child, parent) among the given relations' families. */
+export async function readInheritance(q: Queryable): Promise<[number, number][]> {
+  const r = await q.query<{ c: string; p: string }>('select inhrelid::int8 as c, inhparent::int8 as p from pg_inherits');
+  return r.rows.map((x) => [Number(x.c), Number(x.p)]);
+}
+
+export function sha1(text: string): string {
+  return createHash('sha1').update(text).digest('hex');
+}
