@@ -111,7 +111,7 @@ export async function fingerprint(q: Queryable, options: FingerprintOptions = {}
 interface Proof {
   global: GlobalProof | null;
   /** which recorded position this database's log passes through, and what it names since */
-  since: { index: number; touched: Set<number> } | null;
+  since: { entry: CacheEntry; touched: Set<number> } | null;
   /** `schema.table` → its key, and whether its log proves it (every relation its hash reads has a valid trigger, and none was written since) */
   keys: Map<string, { key: string; proven: boolean; provable: boolean }>;
 }
@@ -144,8 +144,14 @@ interface Proof {
  * parser cannot see). Assumes what a clone guarantees: nothing writes to the
  * database while it is being fingerprinted.
  */
+interface CacheEntry {
+  at: LogPosition;
+  digest: string;
+  tables: Map<string, { key: string; hash: string }>;
+}
+
 export class FingerprintCache {
-  private readonly positions: { at: LogPosition; digest: string; tables: Map<string, { key: string; hash: string }> }[] = [];
+  private readonly positions: CacheEntry[] = [];
   /** tables hashed and reused by the last fingerprint */
   last = { hashed: 0, reused: 0 };
   /** the tables the last fingerprint hashed (those it could not prove unchanged) */
@@ -154,7 +160,7 @@ export class FingerprintCache {
   /** The hashes this database may reuse. */
   reusable(proof: Proof): Map<string, string> {
     const out = new Map<string, string>();
-    const at = proof.since ? this.positions[proof.since.index] : undefined;
+    const at = proof.since?.entry;
     if (!at || !proof.global || at.digest !== proof.global.digest) return out;
     for (const [name, k] of proof.keys) {
       const cached = at.tables.get(name);
@@ -175,9 +181,9 @@ export class FingerprintCache {
     if (this.positions.length > 8) this.positions.shift();
   }
 
-  /** Positions recorded, oldest first (for `changedSince`). */
-  at(): LogPosition[] {
-    return this.positions.map((p) => p.at);
+  /** The entries recorded, oldest first (a copy: two fingerprints may run at once, each recording its own). */
+  entries(): CacheEntry[] {
+    return [...this.positions];
   }
 }
 
@@ -185,7 +191,9 @@ export class FingerprintCache {
 async function readProof(q: Queryable, relations: Map<number, Relation>, hashed: { name: string; sql: string; oid: number }[], cache: FingerprintCache): Promise<Proof> {
   const global = await readGlobalProof(q);
   if (!global) return { global: null, since: null, keys: new Map() };
-  const since = await changedSince(q, cache.at());
+  const entries = cache.entries();
+  const found = await changedSince(q, entries.map((e) => e.at));
+  const since = found ? { entry: entries[found.index]!, touched: found.touched } : null;
   const proofs = await readRelationProofs(q, [...relations.keys()]);
   const familyOf = families(await readInheritance(q));
   const keys = new Map<string, { key: string; proven: boolean; provable: boolean }>();

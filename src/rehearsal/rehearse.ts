@@ -289,18 +289,35 @@ class Scenario {
     if (!rollbackTier) return;
     const c = this.stage('C', 'rollback, proven');
     const reverted = rollbackTier.reverts.map((id) => this.plan.tiers.find((t) => t.id === id)!);
-    const rb = await this.apply(c, rollbackTier, { reverts: reverted });
+    // The reference (a clean apply of the kept tiers) is built on the second
+    // clone while the rollback runs on the first: two clones, two sessions,
+    // nothing shared but the fingerprint cache.
+    this.emit({ type: 'progress', message: `applying the kept tiers on a second clone (${kept.displayUrl}), meanwhile the rollback on the first` });
+    const keptTiers = this.body.filter((t) => !rollbackTier.reverts.includes(t.id));
+    const keptRun = applyKept(this.plan, kept, keptTiers, rollbackTier, this.appliedWhenGateOpened, this.fingerprints, this.signal);
+    keptRun.catch(() => undefined); // awaited below, on every path
+    let rb: TierResult;
+    try {
+      rb = await this.apply(c, rollbackTier, { reverts: reverted });
+    } catch (e) {
+      // nothing may be left running on a clone that is about to be dropped
+      await keptRun.catch(() => undefined);
+      throw e;
+    }
     this.check(c, tierCheck('C', rb));
-    if (rb.status !== 'Applied') return;
+    if (rb.status !== 'Applied') {
+      await keptRun.catch(() => undefined);
+      return;
+    }
     for (const t of reverted) {
       this.applied.delete(t.id);
       c.tiers.push({ ...idle(t), status: 'Reverted', reason: `reverted by tier ${rollbackTier.id}` });
     }
-    const fpRolled = await this.fingerprints.of(this.db);
-
-    this.emit({ type: 'progress', message: `applying the kept tiers on a second clone (${kept.displayUrl})` });
-    const keptTiers = this.body.filter((t) => !rollbackTier.reverts.includes(t.id));
-    const keptFp = await applyKept(this.plan, kept, keptTiers, rollbackTier, this.appliedWhenGateOpened, this.fingerprints, this.signal);
+    const fpRolled = await this.fingerprints.of(this.db).catch(async (e: unknown) => {
+      await keptRun.catch(() => undefined);
+      throw e;
+    });
+    const keptFp = await keptRun;
     const keptDiff = 'error' in keptFp ? null : diffFingerprints(fpRolled, keptFp.fp);
     const matchesKeptTiers = keptDiff !== null && sameFingerprint(fpRolled, (keptFp as { fp: Fingerprint }).fp);
     this.check(c, {
