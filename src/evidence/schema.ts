@@ -146,6 +146,15 @@ export const SignatureSchema = z
   .object({ algorithm: z.literal('hmac-sha256'), keyId: z.string(), value: z.string() })
   .meta({ id: 'Signature', description: 'HMAC of the evidence without this field, with a key from the environment (TIERGATE_EVIDENCE_KEY).' });
 
+/** A kept copy of the source on the scratch server, the clones' template: which, when it was taken, and whether this rehearsal reused it. */
+export const CloneSnapshotSchema = z
+  .object({
+    database: z.string().describe('the snapshot database on the scratch server (tiergate_snap_<source>_<idhash8>_<yyyymmdd>t<hhmmss>)'),
+    takenAt: z.string().describe('ISO 8601: when the snapshot was taken (pg_dump of the source began); equals source.snapshotAt'),
+    reused: z.boolean().describe('true: an earlier rehearsal made it (--reuse-snapshot), the source was not dumped this time'),
+  })
+  .meta({ id: 'CloneSnapshot' });
+
 export const EvidenceSchema = z
   .object({
     schemaVersion: z.number().int().meta({ const: EVIDENCE_SCHEMA_VERSION, description: 'bumped on incompatible change' }),
@@ -172,6 +181,7 @@ export const EvidenceSchema = z
       kept: z.boolean(),
       copyMs: Millis,
       identity: DatabaseIdentitySchema.optional(),
+      snapshot: CloneSnapshotSchema.optional().describe('the kept snapshot the clones were copied from (a PostgreSQL source, `rehearse --source URL --scratch URL`); absent: the clones were made directly'),
     }),
     stages: z.array(StageRecordSchema).max(3),
     rollback: z

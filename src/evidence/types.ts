@@ -7,6 +7,7 @@ import type { z } from 'zod';
 import type {
   ApprovalSchema,
   CheckRecordSchema,
+  CloneSnapshotSchema,
   DatabaseIdentitySchema,
   DeltaSchema,
   DifferenceSchema,
@@ -41,6 +42,8 @@ export type GateReading = z.infer<typeof GateReadingSchema>;
 export type Approval = z.infer<typeof ApprovalSchema>;
 /** Which database this is (cluster, database, engine): evidence is bound to it. */
 export type DatabaseIdentity = z.infer<typeof DatabaseIdentitySchema>;
+/** The kept snapshot of the source the clones were copied from. */
+export type CloneSnapshot = z.infer<typeof CloneSnapshotSchema>;
 export type CheckRecord = z.infer<typeof CheckRecordSchema>;
 export type StageRecord = z.infer<typeof StageRecordSchema>;
 export type FingerprintDiff = z.infer<typeof FingerprintDiffSchema>;

@@ -56,7 +56,7 @@ export async function rehearseStep(plan: Plan, target: StepTarget, scratch: stri
   let rehearsed: Evidence;
   if (isPostgresUrl(target.url)) {
     if (!scratch) return failedRehearsal(`no scratch server to clone it onto: pass --scratch URL (or scratch: in the targets file)`);
-    rehearsed = await rehearse(plan, { kind: 'postgres', url: target.url, scratchUrl: scratch }, { kind: 'postgres', location: target.shown, openSource }, { signal, onClone });
+    rehearsed = await rehearse(plan, { kind: 'postgres', url: target.url, scratchUrl: scratch, snapshot: { keep: false } }, { kind: 'postgres', location: target.shown, openSource }, { signal, onClone });
   } else {
     rehearsed = await rehearse(plan, { kind: 'pglite', url: target.url }, { kind: 'pglite', location: target.shown, openSource }, { signal, onClone });
   }

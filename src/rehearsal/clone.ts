@@ -1,6 +1,7 @@
 import { openDb } from '../db/open-db.js';
 import type { Db, Queryable } from '../db/port.js';
 import { TargetError, UsageError } from '../errors.js';
+import type { CloneSnapshot } from '../evidence/types.js';
 import { installChangeLog } from '../probe/change-log.js';
 import { tiergateVersion } from '../version.js';
 
@@ -16,6 +17,8 @@ export interface Clone {
   copyMs: number;
   /** when the copy of the source this clone holds was taken (ISO 8601) */
   snapshotAt: string;
+  /** the kept snapshot this clone is a copy of (a PostgreSQL source that keeps one); absent otherwise */
+  snapshot?: CloneSnapshot;
   /** a new connection to the clone (a PGlite clone can be open once at a time) */
   open(): Promise<Db>;
   /** closes what `open` opened and removes the clone (idempotent) */
@@ -26,8 +29,24 @@ export interface Clone {
 export type CloneSource =
   | { kind: 'pglite-sample'; scale: number; variant?: string }
   | { kind: 'pglite'; url: string }
-  | { kind: 'postgres'; url: string; scratchUrl: string }
+  | { kind: 'postgres'; url: string; scratchUrl: string; /** absent: no snapshot is kept (the clones are made as before snapshots existed) */ snapshot?: SnapshotOptions }
   | { kind: 'dump'; file: string; /** the database the dump was taken from (default `directus`) */ database?: string };
+
+/**
+ * Whether a PostgreSQL source's restored, marked copy is kept on the scratch
+ * server as a snapshot (`tiergate_snap_…`) that later rehearsals copy instead
+ * of dumping the source again (src/rehearsal/clone-postgres.ts).
+ */
+export interface SnapshotOptions {
+  /** keep the snapshot (the clones are copies of it); false: restore into the first clone and keep nothing, as a fleet does */
+  keep: boolean;
+  /** reuse the newest complete snapshot of this source taken at most this long ago (`--reuse-snapshot AGE`); absent: dump afresh */
+  reuseMs?: number;
+  /** dump afresh even when a snapshot would qualify (`--fresh`) */
+  fresh?: boolean;
+  /** told which snapshot the clones were copied from, once they exist (the CLI records it in the evidence) */
+  onSnapshot?: (snapshot: CloneSnapshot) => void;
+}
 
 export interface WithClonesOptions {
   /** keep the first clone (the one the scenario runs on) instead of dropping it; the others are always dropped */
@@ -41,6 +60,7 @@ export interface WithClonesOptions {
 export class ScopedClone implements Clone {
   copyMs = 0;
   snapshotAt = new Date().toISOString();
+  snapshot?: CloneSnapshot;
   private readonly opened = new Set<Db>();
   private dropped = false;
 
@@ -143,7 +163,7 @@ async function providerFor(source: CloneSource): Promise<CloneProvider> {
     }
     case 'postgres': {
       const { postgresProvider } = await import('./clone-postgres.js');
-      return postgresProvider(source.url, source.scratchUrl);
+      return postgresProvider(source.url, source.scratchUrl, source.snapshot);
     }
     default:
       throw new UsageError(`unknown clone source '${(source as { kind: string }).kind}'`);

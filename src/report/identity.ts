@@ -1,4 +1,4 @@
-import type { DatabaseIdentity, Evidence } from '../evidence/types.js';
+import type { CloneSnapshot, DatabaseIdentity, Evidence } from '../evidence/types.js';
 import { formatMs, formatServerVersion, formatValue } from './format.js';
 
 /** A value of the identity table, plain text; `code` for identifiers, hashes and locations. */
@@ -44,7 +44,11 @@ export function identityRows(e: Evidence): IdentityRow[] {
   }
   rows.push(
     { label: 'Server version', source: version(s), clone: clone(version) },
-    { label: 'Snapshot', source: text(e.source.snapshotAt), clone: text(`copied in ${formatMs(e.clone.copyMs)}, ${e.clone.kept ? 'kept' : 'dropped after the run'}`) },
+    {
+      label: 'Snapshot',
+      source: text(e.source.snapshotAt),
+      clone: text(`${e.clone.snapshot ? `${snapshotText(e.clone.snapshot, e.createdAt)}; ` : ''}copied in ${formatMs(e.clone.copyMs)}, ${e.clone.kept ? 'kept' : 'dropped after the run'}`),
+    },
     {
       label: 'Gate',
       source: text(gate ? `${gate.name} = ${formatValue(gate.value)} (minimum ${formatValue(gate.min)}, ${gate.open ? 'open' : 'closed'})` : 'the plan has no gate'),
@@ -65,4 +69,32 @@ function sysid(i: DatabaseIdentity): IdentityCell {
 
 function version(i: DatabaseIdentity): IdentityCell {
   return text(i.serverVersion === null ? 'unknown' : `${formatServerVersion(i.serverVersion)} (${i.serverVersion})`);
+}
+
+/**
+ * Which kept snapshot the clones were copied from, in words (null: the
+ * clones were made directly): the age is the rehearsal's, so the line reads
+ * the same whenever the report is rendered.
+ *
+ * @example snapshotLine(e) // 'clone: copy of snapshot tiergate_snap_directus_1a2b3c4d_20261204t170000 taken 2026-12-04T17:00:00.000Z (reused, 12 min old)'
+ */
+export function snapshotLine(e: Evidence): string | null {
+  return e.clone.snapshot ? `clone: ${snapshotText(e.clone.snapshot, e.createdAt)}` : null;
+}
+
+function snapshotText(s: CloneSnapshot, createdAt: string): string {
+  const age = Date.parse(createdAt) - Date.parse(s.takenAt);
+  const how = s.reused ? `reused, ${Number.isFinite(age) ? `${formatAge(age)} old` : 'age unknown'}` : 'new: the source was dumped for this rehearsal';
+  return `copy of snapshot ${s.database} taken ${s.takenAt} (${how})`;
+}
+
+/** `45 s`, `12 min`, `3 h 5 min`, `2 d 4 h` */
+function formatAge(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s} s`;
+  const min = Math.floor(s / 60);
+  if (min < 60) return `${min} min`;
+  const h = Math.floor(min / 60);
+  if (h < 48) return min % 60 ? `${h} h ${min % 60} min` : `${h} h`;
+  return h % 24 ? `${Math.floor(h / 24)} d ${h % 24} h` : `${Math.floor(h / 24)} d`;
 }

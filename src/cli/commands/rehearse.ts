@@ -1,6 +1,8 @@
 import { join, resolve } from 'node:path';
 import { openDb, parseTarget } from '../../db/open-db.js';
-import type { CloneSource } from '../../rehearsal/clone.js';
+import type { CloneSnapshot } from '../../evidence/types.js';
+import { parseDuration } from '../../parse-duration.js';
+import type { CloneSource, SnapshotOptions } from '../../rehearsal/clone.js';
 import type { SourceInfo } from '../../rehearsal/rehearse.js';
 import { UsageError } from '../../errors.js';
 import { withLiveStatus } from '../../live-status.js';
@@ -18,23 +20,33 @@ export interface RehearseOpts {
   scratch?: string;
   out?: string;
   keep?: boolean;
+  /** `--reuse-snapshot AGE` */
+  reuseSnapshot?: string;
+  fresh?: boolean;
+  /** false with `--no-snapshot` (commander's negated flag; true otherwise) */
+  snapshot?: boolean;
   requireGo?: boolean;
   scale?: string;
   json?: boolean;
 }
 
 /**
- * `tiergate rehearse [--plan DIR] [--source URL --scratch URL | --source pglite:DIR | --dump FILE [--database NAME]]
- * [--out DIR] [--keep] [--require-go] [--json]`: the whole rollout on a
- * clone, evidence in --out, the verdict last.
+ * `tiergate rehearse [--plan DIR] [--source URL --scratch URL [--reuse-snapshot AGE | --fresh | --no-snapshot]
+ * | --source pglite:DIR | --dump FILE [--database NAME]] [--out DIR] [--keep] [--require-go] [--json]`:
+ * the whole rollout on a clone, evidence in --out, the verdict last. A
+ * PostgreSQL source's copy is kept on the scratch server as a snapshot that
+ * a later `--reuse-snapshot AGE` copies instead of dumping the source again.
  */
 export async function rehearseCommand(opts: RehearseOpts, out: Output): Promise<Outcome> {
   const plan = await planOf(opts);
   const { source, info } = await resolveSource(opts);
+  // the snapshot the clones were copied from, for the evidence (told by the provider once the clones exist)
+  let snapshot: CloneSnapshot | undefined;
+  if (source.kind === 'postgres' && source.snapshot?.keep) source.snapshot.onSnapshot = (s) => (snapshot = s);
   const outDir = resolve(opts.out ?? './tiergate-evidence');
   prepareOutDir(outDir);
   const { rehearse } = await import('../../rehearsal/rehearse.js');
-  const { renderHtml, renderJson, renderMarkdown, renderTierLine, renderTierStart, renderVerdictLine } = await import('../../report/index.js');
+  const { renderHtml, renderJson, renderMarkdown, renderTierLine, renderTierStart, renderVerdictLine, snapshotLine } = await import('../../report/index.js');
 
   out.line(`rehearse ${plan.name} (${plan.tiers.length} tiers) on ${info.location}`);
   // building and copying clones take seconds: a terminal sees them move (out.status), plain output keeps its lines
@@ -60,14 +72,17 @@ export async function rehearseCommand(opts: RehearseOpts, out: Output): Promise<
   // signed with TIERGATE_EVIDENCE_KEY when it is set (apply --evidence verifies it with the same key)
   const { evidenceKey, signEvidence } = await import('../../evidence/signature.js');
   const key = evidenceKey();
+  // the rehearsal records no snapshot of its own (yet): added here, before the evidence is signed
+  if (snapshot && !rehearsed.clone.snapshot) rehearsed.clone.snapshot = scrubValue(snapshot);
   const evidence = key ? signEvidence(rehearsed, key) : rehearsed;
   await writeFilesSafely(outDir, { 'evidence.json': renderJson(evidence), 'evidence.md': renderMarkdown(evidence), 'evidence.html': renderHtml(evidence) });
   const passed = evidence.verdict.rehearsal === 'PASS';
-  out.result({ ok: passed, evidence: join(outDir, 'evidence.json'), verdict: evidence.verdict, source: evidence.source.identity, snapshotAt: evidence.source.snapshotAt });
+  out.result({ ok: passed, evidence: join(outDir, 'evidence.json'), verdict: evidence.verdict, source: evidence.source.identity, snapshotAt: evidence.source.snapshotAt, snapshot: evidence.clone.snapshot ?? null });
 
   out.line('');
   for (const f of evidence.verdict.failures) out.line(out.paint('red', `  ✗ ${f}`));
   if (opts.keep) out.line(`clone kept: ${evidence.clone.location}`);
+  if (evidence.clone.snapshot) out.line(`${snapshotLine(evidence)}; kept on the scratch server (drop database ${evidence.clone.snapshot.database} removes it)`);
   out.line(`evidence: ${join(outDir, 'evidence.json')}, evidence.md, evidence.html (${evidence.signature ? `signed, key ${evidence.signature.keyId}` : 'unsigned: set TIERGATE_EVIDENCE_KEY to sign it'})`);
   const go = evidence.verdict.execution === 'GO';
   const colour = !passed ? 'red' : go ? 'green' : 'yellow';
@@ -85,6 +100,12 @@ async function resolveSource(opts: RehearseOpts): Promise<{ source: CloneSource;
   const scratch = opts.scratch ?? null;
   if (src && dump) throw new UsageError('pass either --source URL or --dump FILE, not both');
   if (opts.database && !dump) throw new UsageError('--database names the database a --dump was taken from: it is only used with --dump');
+  const snapshot = snapshotOptions(opts);
+  const postgresSource = Boolean(src && parseTarget(src).kind === 'postgres');
+  if (snapshot.flag && !postgresSource) {
+    const what = src ? 'a PGlite source is copied as a folder' : dump ? 'a --dump is loaded as it is' : 'the embedded sample is built in memory';
+    throw new UsageError(`${snapshot.flag} is for a PostgreSQL --source with --scratch, whose copy is kept on the scratch server as a snapshot: ${what}, there is no snapshot`);
+  }
   if (src) {
     const target = parseTarget(src);
     if (target.kind === 'pglite') {
@@ -97,7 +118,7 @@ async function resolveSource(opts: RehearseOpts): Promise<{ source: CloneSource;
     }
     if (!scratch) throw new UsageError('--source needs --scratch URL: a server where tiergate may create (and drop) the clone database; the source itself is only read');
     return {
-      source: { kind: 'postgres', url: src, scratchUrl: scratch },
+      source: { kind: 'postgres', url: src, scratchUrl: scratch, snapshot: snapshot.options },
       info: { kind: 'postgres', location: redactUrl(src), openSource: () => openReadOnly(src) },
     };
   }
@@ -112,6 +133,32 @@ async function resolveSource(opts: RehearseOpts): Promise<{ source: CloneSource;
   return {
     source: { kind: 'pglite-sample', scale },
     info: { kind: 'pglite-sample', location: `the embedded sample Directus clone (PGlite, scale ${scale})` },
+  };
+}
+
+/**
+ * The snapshot flags of a PostgreSQL source (`--reuse-snapshot AGE`,
+ * `--fresh`, `--no-snapshot`): the options for the clone provider, and the
+ * first flag given (they mean nothing for another source). Contradictions
+ * are usage errors.
+ */
+function snapshotOptions(opts: RehearseOpts): { options: SnapshotOptions; flag: string | null } {
+  const given = [opts.reuseSnapshot !== undefined ? '--reuse-snapshot' : null, opts.fresh ? '--fresh' : null, opts.snapshot === false ? '--no-snapshot' : null].filter(
+    (f): f is string => f !== null,
+  );
+  if (given.length > 1) {
+    const why = opts.snapshot === false ? 'without a snapshot there is nothing to reuse, and every rehearsal dumps the source' : '--fresh dumps the source afresh, --reuse-snapshot copies a snapshot instead';
+    throw new UsageError(`${given.join(' and ')} contradict each other (${why}): pass one`);
+  }
+  let reuseMs: number | undefined;
+  if (opts.reuseSnapshot !== undefined) {
+    const ms = parseDuration(opts.reuseSnapshot);
+    if (ms === null || ms <= 0) throw new UsageError(`--reuse-snapshot takes the oldest snapshot age to reuse, such as 30m, 2h or 1d (got '${opts.reuseSnapshot}')`);
+    reuseMs = ms;
+  }
+  return {
+    options: { keep: opts.snapshot !== false, ...(reuseMs !== undefined ? { reuseMs } : {}), ...(opts.fresh ? { fresh: true } : {}) },
+    flag: given[0] ?? null,
   };
 }
 

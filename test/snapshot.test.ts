@@ -1,0 +1,226 @@
+/**
+ * Kept snapshots of a PostgreSQL source (`tiergate rehearse --source URL
+ * --scratch URL [--reuse-snapshot AGE | --fresh | --no-snapshot]`), driven
+ * through the real CLI against the real PostgreSQL test server: what is kept
+ * on the scratch server, what a reused rehearsal's clone holds, housekeeping
+ * of incomplete and older snapshots, two rehearsals at once.
+ */
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { Evidence } from '../src/evidence/types.js';
+import { snapshotPrefix } from '../src/rehearsal/clone-postgres.js';
+import { snapshotLine } from '../src/report/index.js';
+import { runCli, type CliRun } from './helpers/cli.js';
+import { ENGINE_PLAN } from './helpers/engine-fixture.js';
+import { freshDatabase, onServer, serverUrl, testTargets, type TestDatabase } from './helpers/targets.js';
+
+// each case is one or two whole rehearsals of a small plan: seconds, more on a loaded 2-core machine
+vi.setConfig({ testTimeout: 300_000, hookTimeout: 120_000 });
+
+const tmp = (p: string) => mkdtempSync(join(tmpdir(), p));
+const readEvidence = (dir: string) => JSON.parse(readFileSync(join(dir, 'evidence.json'), 'utf8')) as Evidence;
+const said = (r: CliRun) => r.stdout + r.stderr;
+
+/** The snapshot databases on the test server whose name starts with `prefix`, with their comments, oldest first. */
+async function snapshots(prefix: string): Promise<{ name: string; comment: string | null }[]> {
+  return onServer(async (c) =>
+    (
+      await c.query<{ name: string; comment: string | null }>(
+        `select datname::text as name, shobj_description(oid, 'pg_database') as comment from pg_database where left(datname, length($1)) = $1 order by datname`,
+        [prefix],
+      )
+    ).rows,
+  );
+}
+
+async function clonesOf(database: string): Promise<string[]> {
+  return onServer(async (c) => (await c.query<{ d: string }>('select datname::text as d from pg_database where left(datname, length($1)) = $1', [`tiergate_clone_${database}_`])).rows.map((r) => r.d));
+}
+
+async function dropDatabases(names: string[]): Promise<void> {
+  for (const name of names) await onServer((c) => c.query(`drop database if exists "${name.replace(/"/g, '""')}" with (force)`));
+}
+
+/** A source for the engine plan: the gate table it reads, no approval (the rehearsal says NO-GO and passes). */
+async function engineSource(name: string): Promise<TestDatabase> {
+  const db = await freshDatabase('postgres', name);
+  await onServer((c) => c.query('create schema gate; create table gate.approval (id serial primary key, valid boolean not null default true)'), db.database);
+  return db;
+}
+
+function rehearse(source: TestDatabase, out: string, ...flags: string[]): Promise<CliRun> {
+  return runCli(['rehearse', '--plan', ENGINE_PLAN, '--source', source.url, '--scratch', serverUrl('postgres'), '--out', out, ...flags], { timeoutMs: 240_000 });
+}
+
+/** Does the (kept) clone named in the evidence have this table? Drops the clone afterwards. */
+async function keptCloneHas(e: Evidence, table: string): Promise<boolean> {
+  const database = decodeURIComponent(new URL(e.clone.location).pathname.slice(1));
+  try {
+    return await onServer(async (c) => (await c.query<{ ok: boolean }>('select to_regclass($1) is not null as ok', [table])).rows[0]!.ok, database);
+  } finally {
+    await dropDatabases([database]);
+  }
+}
+
+describe.runIf(testTargets().includes('postgres'))('rehearse keeps a snapshot of a PostgreSQL source and reuses it', () => {
+  let source: TestDatabase;
+  /** `tiergate_snap_<slug>_<idhash8>_` of the source, learnt from the first rehearsal */
+  let prefix = '';
+
+  beforeAll(async () => {
+    source = await engineSource('snapsrc');
+  });
+  afterAll(async () => {
+    if (prefix) await dropDatabases((await snapshots(prefix)).map((s) => s.name));
+    await dropDatabases(await clonesOf(source.database));
+    await source.drop();
+  });
+
+  it('(a) keeps exactly one complete snapshot and no clone; the evidence names it', async () => {
+    const out = tmp('tiergate-snap-');
+    const r = await rehearse(source, out);
+    expect(r.code, said(r)).toBe(0);
+    const e = readEvidence(out);
+    expect(e.verdict.rehearsal).toBe('PASS');
+    const snap = e.clone.snapshot!;
+    expect(snap).toMatchObject({ reused: false, takenAt: e.source.snapshotAt });
+    expect(snap.database).toMatch(new RegExp(`^tiergate_snap_${source.database}_[0-9a-f]{8}_\\d{8}t\\d{6}$`));
+    expect(Buffer.byteLength(snap.database)).toBeLessThanOrEqual(63);
+    prefix = snap.database.slice(0, -'20261204t170000'.length);
+    const kept = await snapshots(prefix);
+    expect(kept.map((s) => s.name)).toEqual([snap.database]);
+    expect(kept[0]!.comment).toMatch(/^tiergate snapshot complete \{.*"takenAt":"[^"]+".*\}$/);
+    expect(kept[0]!.comment).toContain(`"sourceDatabase":"${source.database}"`);
+    expect(await clonesOf(source.database)).toEqual([]);
+    expect(r.stdout).toContain(`clone: copy of snapshot ${snap.database} taken ${snap.takenAt} (new`);
+    expect(readFileSync(join(out, 'evidence.md'), 'utf8')).toContain(`copy of snapshot ${snap.database}`);
+    expect(readFileSync(join(out, 'evidence.html'), 'utf8')).toContain(`copy of snapshot ${snap.database}`);
+  });
+
+  it('(b) --reuse-snapshot copies the snapshot without dumping (a later change is absent); --fresh dumps again and keeps only the new one', async () => {
+    expect(prefix).not.toBe('');
+    const first = (await snapshots(prefix))[0]!.name;
+    await onServer((c) => c.query('create table public.after_snapshot (id int)'), source.database);
+
+    const out = tmp('tiergate-snap-');
+    const r = await rehearse(source, out, '--reuse-snapshot', '1h', '--keep', '--json');
+    expect(r.code, said(r)).toBe(0);
+    const result = JSON.parse(r.stdout) as { snapshot: { database: string; reused: boolean } | null; snapshotAt: string };
+    expect(result.snapshot).toMatchObject({ database: first, reused: true });
+    const e = readEvidence(out);
+    expect(e.clone.snapshot).toMatchObject({ database: first, reused: true });
+    expect(e.source.snapshotAt).toBe(e.clone.snapshot!.takenAt);
+    expect(await keptCloneHas(e, 'public.after_snapshot')).toBe(false);
+    expect((await snapshots(prefix)).map((s) => s.name)).toEqual([first]);
+
+    const outFresh = tmp('tiergate-snap-');
+    const fresh = await rehearse(source, outFresh, '--fresh', '--keep');
+    expect(fresh.code, said(fresh)).toBe(0);
+    expect(said(fresh)).toMatch(/--fresh: dumping the source afresh/);
+    const f = readEvidence(outFresh);
+    expect(f.clone.snapshot?.reused).toBe(false);
+    expect(Date.parse(f.source.snapshotAt)).toBeGreaterThan(Date.parse(e.source.snapshotAt));
+    expect(await keptCloneHas(f, 'public.after_snapshot')).toBe(true);
+    const left = (await snapshots(prefix)).map((s) => s.name);
+    expect(left).toEqual([f.clone.snapshot!.database]);
+    expect(left[0]! > first).toBe(true);
+    expect(await clonesOf(source.database)).toEqual([]);
+  });
+
+  it('(c) --reuse-snapshot 1s dumps afresh once the snapshot is older, and says why', async () => {
+    const before = (await snapshots(prefix))[0]!.name;
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    const out = tmp('tiergate-snap-');
+    const r = await rehearse(source, out, '--reuse-snapshot', '1s');
+    expect(r.code, said(r)).toBe(0);
+    expect(said(r)).toMatch(new RegExp(`the newest, ${before}, is \\d+ s old, older than --reuse-snapshot 1 s: dumping the source afresh`));
+    const e = readEvidence(out);
+    expect(e.clone.snapshot?.reused).toBe(false);
+    expect((await snapshots(prefix)).map((s) => s.name)).toEqual([e.clone.snapshot!.database]);
+  });
+
+  it('(d) an incomplete snapshot (no comment) is never reused, and is dropped', async () => {
+    const complete = (await snapshots(prefix))[0]!.name;
+    // newer than the complete one: a killed run's, which must not be taken for the newest
+    const incomplete = `${prefix}20991231t235959`;
+    await onServer((c) => c.query(`create database "${incomplete}"`));
+    const out = tmp('tiergate-snap-');
+    const r = await rehearse(source, out, '--reuse-snapshot', '1h');
+    expect(r.code, said(r)).toBe(0);
+    expect(said(r)).toContain(`dropped the incomplete snapshot ${incomplete}`);
+    expect(readEvidence(out).clone.snapshot).toMatchObject({ database: complete, reused: true });
+    expect((await snapshots(prefix)).map((s) => s.name)).toEqual([complete]);
+  });
+});
+
+describe.runIf(testTargets().includes('postgres'))('rehearse without a snapshot, and two rehearsals at once', () => {
+  let source: TestDatabase;
+  beforeAll(async () => {
+    source = await engineSource('snapboth');
+  });
+  afterAll(async () => {
+    await dropDatabases((await snapshots(`tiergate_snap_${source.database}_`)).map((s) => s.name));
+    await dropDatabases(await clonesOf(source.database));
+    await source.drop();
+  });
+
+  it('(e) --no-snapshot keeps nothing on the scratch server', async () => {
+    const out = tmp('tiergate-snap-');
+    const r = await rehearse(source, out, '--no-snapshot');
+    expect(r.code, said(r)).toBe(0);
+    expect(readEvidence(out).clone.snapshot).toBeUndefined();
+    expect(await snapshots(`tiergate_snap_${source.database}_`)).toEqual([]);
+    expect(await clonesOf(source.database)).toEqual([]);
+  });
+
+  it('(f) two rehearsals of one source at once both pass: one dumps, the other reuses; one snapshot is left', async () => {
+    const outs = [tmp('tiergate-snap-'), tmp('tiergate-snap-')];
+    const runs = await Promise.all(outs.map((out) => rehearse(source, out, '--reuse-snapshot', '1h')));
+    for (const r of runs) expect(r.code, said(r)).toBe(0);
+    const evidence = outs.map(readEvidence);
+    expect(evidence.map((e) => e.clone.snapshot?.reused).sort()).toEqual([false, true]);
+    expect(new Set(evidence.map((e) => e.clone.snapshot?.database)).size).toBe(1);
+    const left = await snapshots(`tiergate_snap_${source.database}_`);
+    expect(left.map((s) => s.name)).toEqual([evidence[0]!.clone.snapshot!.database]);
+    expect(await clonesOf(source.database)).toEqual([]);
+  });
+});
+
+describe('rehearse: the snapshot flags are usage errors where they mean nothing', () => {
+  const cases: [string, string[], RegExp][] = [
+    ['a PGlite source', ['--source', 'pglite:///nonexistent-dir', '--reuse-snapshot', '1h'], /--reuse-snapshot is for a PostgreSQL --source with --scratch.*a PGlite source is copied as a folder/],
+    ['a --dump', ['--dump', 'nothing.sql', '--no-snapshot'], /--no-snapshot is for a PostgreSQL --source with --scratch.*a --dump is loaded as it is/],
+    ['the sample', ['--fresh'], /--fresh is for a PostgreSQL --source with --scratch.*the embedded sample/],
+    ['--reuse-snapshot with --fresh', ['--source', 'postgres://u@127.0.0.1:1/x', '--scratch', 'postgres://u@127.0.0.1:1/postgres', '--reuse-snapshot', '1h', '--fresh'], /--reuse-snapshot and --fresh contradict each other/],
+    ['--no-snapshot with --reuse-snapshot', ['--source', 'postgres://u@127.0.0.1:1/x', '--scratch', 'postgres://u@127.0.0.1:1/postgres', '--reuse-snapshot', '1h', '--no-snapshot'], /--reuse-snapshot and --no-snapshot contradict each other/],
+    ['an AGE that is not one', ['--source', 'postgres://u@127.0.0.1:1/x', '--scratch', 'postgres://u@127.0.0.1:1/postgres', '--reuse-snapshot', 'soon'], /--reuse-snapshot takes the oldest snapshot age to reuse, such as 30m, 2h or 1d \(got 'soon'\)/],
+  ];
+  for (const [what, args, message] of cases) {
+    it(`with ${what}: exit 2, naming the flag`, async () => {
+      const r = await runCli(['rehearse', '--out', tmp('tiergate-snap-'), ...args]);
+      expect(r.code, said(r)).toBe(2);
+      expect(r.stderr).toMatch(message);
+    });
+  }
+});
+
+describe('snapshot names and the report line', () => {
+  it('a snapshot name stays within 63 bytes and tells sources of one name apart', () => {
+    const long = snapshotPrefix('My-Very_Long Database.Name_with_more_than_twenty', '7715110575457019317');
+    expect(long).toMatch(/^tiergate_snap_my_very_long_databas_[0-9a-f]{8}$/);
+    expect(Buffer.byteLength(`${long}_20261204t170000`)).toBeLessThanOrEqual(63);
+    expect(snapshotPrefix('directus', 'db1.example:5432')).not.toBe(snapshotPrefix('directus', 'db2.example:5432'));
+    expect(snapshotPrefix('directus', '7715110575457019317')).toBe(snapshotPrefix('directus', '7715110575457019317'));
+  });
+
+  it('says which snapshot, when it was taken, and how old it was when reused', () => {
+    const e = {
+      createdAt: '2026-12-04T17:12:30.000Z',
+      clone: { snapshot: { database: 'tiergate_snap_directus_1a2b3c4d_20261204t170000', takenAt: '2026-12-04T17:00:00.000Z', reused: true } },
+    } as unknown as Evidence;
+    expect(snapshotLine(e)).toBe('clone: copy of snapshot tiergate_snap_directus_1a2b3c4d_20261204t170000 taken 2026-12-04T17:00:00.000Z (reused, 12 min old)');
+    expect(snapshotLine({ ...e, clone: {} } as unknown as Evidence)).toBeNull();
+  });
+});
