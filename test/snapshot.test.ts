@@ -188,6 +188,29 @@ describe.runIf(testTargets().includes('postgres'))('rehearse without a snapshot,
   });
 });
 
+describe.runIf(testTargets().includes('postgres'))('rehearse: a snapshot that cannot be made', () => {
+  it('leaves no incomplete snapshot and no clone when pg_dump fails, and says why', async () => {
+    const source = await engineSource('snapfail');
+    const role = `${source.database}_reader`;
+    try {
+      // a reader that may not read one of the source's tables: its pg_dump fails after the snapshot database exists
+      await onServer((c) => c.query(`create role "${role}" login`));
+      await onServer((c) => c.query('create table public.private_notes (id int)'), source.database);
+      const url = new URL(source.url);
+      url.username = role;
+      const out = tmp('tiergate-snap-');
+      const r = await runCli(['rehearse', '--plan', ENGINE_PLAN, '--source', url.toString(), '--scratch', serverUrl('postgres'), '--out', out], { timeoutMs: 240_000 });
+      expect(r.code, said(r)).not.toBe(0);
+      expect(r.stderr).toMatch(/pg_dump of .* failed/);
+      expect(await snapshots(`tiergate_snap_${source.database}_`)).toEqual([]);
+      expect(await clonesOf(source.database)).toEqual([]);
+    } finally {
+      await source.drop();
+      await onServer((c) => c.query(`drop role if exists "${role}"`));
+    }
+  });
+});
+
 describe('rehearse: the snapshot flags are usage errors where they mean nothing', () => {
   const cases: [string, string[], RegExp][] = [
     ['a PGlite source', ['--source', 'pglite:///nonexistent-dir', '--reuse-snapshot', '1h'], /--reuse-snapshot is for a PostgreSQL --source with --scratch.*a PGlite source is copied as a folder/],

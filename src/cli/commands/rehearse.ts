@@ -39,10 +39,9 @@ export interface RehearseOpts {
  */
 export async function rehearseCommand(opts: RehearseOpts, out: Output): Promise<Outcome> {
   const plan = await planOf(opts);
-  const { source, info } = await resolveSource(opts);
   // the snapshot the clones were copied from, for the evidence (told by the provider once the clones exist)
   let snapshot: CloneSnapshot | undefined;
-  if (source.kind === 'postgres' && source.snapshot?.keep) source.snapshot.onSnapshot = (s) => (snapshot = s);
+  const { source, info } = await resolveSource(opts, (s) => (snapshot = s));
   const outDir = resolve(opts.out ?? './tiergate-evidence');
   prepareOutDir(outDir);
   const { rehearse } = await import('../../rehearsal/rehearse.js');
@@ -94,13 +93,13 @@ export async function rehearseCommand(opts: RehearseOpts, out: Output): Promise<
   return 'ok';
 }
 
-async function resolveSource(opts: RehearseOpts): Promise<{ source: CloneSource; info: SourceInfo }> {
+async function resolveSource(opts: RehearseOpts, onSnapshot: (s: CloneSnapshot) => void): Promise<{ source: CloneSource; info: SourceInfo }> {
   const src = opts.source ?? null;
   const dump = opts.dump ?? null;
   const scratch = opts.scratch ?? null;
   if (src && dump) throw new UsageError('pass either --source URL or --dump FILE, not both');
   if (opts.database && !dump) throw new UsageError('--database names the database a --dump was taken from: it is only used with --dump');
-  const snapshot = snapshotOptions(opts);
+  const snapshot = snapshotOptions(opts, onSnapshot);
   const postgresSource = Boolean(src && parseTarget(src).kind === 'postgres');
   if (snapshot.flag && !postgresSource) {
     const what = src ? 'a PGlite source is copied as a folder' : dump ? 'a --dump is loaded as it is' : 'the embedded sample is built in memory';
@@ -142,7 +141,7 @@ async function resolveSource(opts: RehearseOpts): Promise<{ source: CloneSource;
  * first flag given (they mean nothing for another source). Contradictions
  * are usage errors.
  */
-function snapshotOptions(opts: RehearseOpts): { options: SnapshotOptions; flag: string | null } {
+function snapshotOptions(opts: RehearseOpts, onSnapshot: (s: CloneSnapshot) => void): { options: SnapshotOptions; flag: string | null } {
   const given = [opts.reuseSnapshot !== undefined ? '--reuse-snapshot' : null, opts.fresh ? '--fresh' : null, opts.snapshot === false ? '--no-snapshot' : null].filter(
     (f): f is string => f !== null,
   );
@@ -157,7 +156,7 @@ function snapshotOptions(opts: RehearseOpts): { options: SnapshotOptions; flag: 
     reuseMs = ms;
   }
   return {
-    options: { keep: opts.snapshot !== false, ...(reuseMs !== undefined ? { reuseMs } : {}), ...(opts.fresh ? { fresh: true } : {}) },
+    options: { keep: opts.snapshot !== false, ...(reuseMs !== undefined ? { reuseMs } : {}), ...(opts.fresh ? { fresh: true } : {}), onSnapshot },
     flag: given[0] ?? null,
   };
 }
