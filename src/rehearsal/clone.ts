@@ -99,7 +99,10 @@ export type CloneProvider = (count: number, progress: (message: string) => void,
  * Makes `count` independent, marked clones of `source`, runs `fn` with them,
  * and always removes them afterwards — on success, on error, when making
  * them fails halfway — except the first one when `keep` is set (and `fn` ran).
- * The source is only read (a PostgreSQL source through `pg_dump`).
+ * The source is only read (a PostgreSQL source through `pg_dump`). A
+ * snapshot a PostgreSQL source keeps on the scratch server
+ * (`source.snapshot.keep`) is not a clone: it is never registered here, so
+ * it outlives the run, for the next rehearsal to copy.
  *
  * @example
  *   await withClones({ kind: 'pglite-sample', scale: 1 }, 2, async ([main, spare]) => {
