@@ -150,7 +150,6 @@ async function snapshotClones(ctx: ProviderContext, options: SnapshotOptions): P
       c.copyMs = i === 0 ? Math.round(performance.now() - ctx.started) : copyMs;
     }
     progress(`${count > 1 ? `clones 1–${count} of ${count}` : 'clone 1 of 1'} copied from ${chosen.database} at once (CREATE DATABASE … TEMPLATE, ${strategy.why}) in ${(copyMs / 1000).toFixed(1)} s`);
-    options.onSnapshot?.(chosen);
   });
 }
 

@@ -44,8 +44,6 @@ export interface SnapshotOptions {
   reuseMs?: number;
   /** dump afresh even when a snapshot would qualify (`--fresh`) */
   fresh?: boolean;
-  /** told which snapshot the clones were copied from, once they exist (the CLI records it in the evidence) */
-  onSnapshot?: (snapshot: CloneSnapshot) => void;
 }
 
 export interface WithClonesOptions {

@@ -102,7 +102,7 @@ export async function rehearse(plan: Plan, source: CloneSource, info: SourceInfo
           sql: Object.fromEntries(plan.tiers.map((t) => [t.file, t.sql])),
         },
         source: { kind: info.kind, location: info.location, identity: src.identity, snapshotAt: main.snapshotAt, gate: src.gate, preflight: src.preflight },
-        clone: { kind: main.kind, location: main.displayUrl, kept: Boolean(options.keep), copyMs: main.copyMs, ...(cloneIdentity ? { identity: cloneIdentity } : {}) },
+        clone: { kind: main.kind, location: main.displayUrl, kept: Boolean(options.keep), copyMs: main.copyMs, ...(main.snapshot ? { snapshot: main.snapshot } : {}), ...(cloneIdentity ? { identity: cloneIdentity } : {}) },
         stages: s.stages,
         rollback: s.rollback,
         verdict,

@@ -1,6 +1,5 @@
 import { join, resolve } from 'node:path';
 import { openDb, parseTarget } from '../../db/open-db.js';
-import type { CloneSnapshot } from '../../evidence/types.js';
 import { parseDuration } from '../../parse-duration.js';
 import type { CloneSource, SnapshotOptions } from '../../rehearsal/clone.js';
 import type { SourceInfo } from '../../rehearsal/rehearse.js';
@@ -39,9 +38,7 @@ export interface RehearseOpts {
  */
 export async function rehearseCommand(opts: RehearseOpts, out: Output): Promise<Outcome> {
   const plan = await planOf(opts);
-  // the snapshot the clones were copied from, for the evidence (told by the provider once the clones exist)
-  let snapshot: CloneSnapshot | undefined;
-  const { source, info } = await resolveSource(opts, (s) => (snapshot = s));
+  const { source, info } = await resolveSource(opts);
   const outDir = resolve(opts.out ?? './tiergate-evidence');
   prepareOutDir(outDir);
   const { rehearse } = await import('../../rehearsal/rehearse.js');
@@ -71,8 +68,6 @@ export async function rehearseCommand(opts: RehearseOpts, out: Output): Promise<
   // signed with TIERGATE_EVIDENCE_KEY when it is set (apply --evidence verifies it with the same key)
   const { evidenceKey, signEvidence } = await import('../../evidence/signature.js');
   const key = evidenceKey();
-  // the rehearsal records no snapshot of its own (yet): added here, before the evidence is signed
-  if (snapshot && !rehearsed.clone.snapshot) rehearsed.clone.snapshot = scrubValue(snapshot);
   const evidence = key ? signEvidence(rehearsed, key) : rehearsed;
   await writeFilesSafely(outDir, { 'evidence.json': renderJson(evidence), 'evidence.md': renderMarkdown(evidence), 'evidence.html': renderHtml(evidence) });
   const passed = evidence.verdict.rehearsal === 'PASS';
@@ -93,13 +88,13 @@ export async function rehearseCommand(opts: RehearseOpts, out: Output): Promise<
   return 'ok';
 }
 
-async function resolveSource(opts: RehearseOpts, onSnapshot: (s: CloneSnapshot) => void): Promise<{ source: CloneSource; info: SourceInfo }> {
+async function resolveSource(opts: RehearseOpts): Promise<{ source: CloneSource; info: SourceInfo }> {
   const src = opts.source ?? null;
   const dump = opts.dump ?? null;
   const scratch = opts.scratch ?? null;
   if (src && dump) throw new UsageError('pass either --source URL or --dump FILE, not both');
   if (opts.database && !dump) throw new UsageError('--database names the database a --dump was taken from: it is only used with --dump');
-  const snapshot = snapshotOptions(opts, onSnapshot);
+  const snapshot = snapshotOptions(opts);
   const postgresSource = Boolean(src && parseTarget(src).kind === 'postgres');
   if (snapshot.flag && !postgresSource) {
     const what = src ? 'a PGlite source is copied as a folder' : dump ? 'a --dump is loaded as it is' : 'the embedded sample is built in memory';
@@ -141,7 +136,7 @@ async function resolveSource(opts: RehearseOpts, onSnapshot: (s: CloneSnapshot) 
  * first flag given (they mean nothing for another source). Contradictions
  * are usage errors.
  */
-function snapshotOptions(opts: RehearseOpts, onSnapshot: (s: CloneSnapshot) => void): { options: SnapshotOptions; flag: string | null } {
+function snapshotOptions(opts: RehearseOpts): { options: SnapshotOptions; flag: string | null } {
   const given = [opts.reuseSnapshot !== undefined ? '--reuse-snapshot' : null, opts.fresh ? '--fresh' : null, opts.snapshot === false ? '--no-snapshot' : null].filter(
     (f): f is string => f !== null,
   );
@@ -156,7 +151,7 @@ function snapshotOptions(opts: RehearseOpts, onSnapshot: (s: CloneSnapshot) => v
     reuseMs = ms;
   }
   return {
-    options: { keep: opts.snapshot !== false, ...(reuseMs !== undefined ? { reuseMs } : {}), ...(opts.fresh ? { fresh: true } : {}), onSnapshot },
+    options: { keep: opts.snapshot !== false, ...(reuseMs !== undefined ? { reuseMs } : {}), ...(opts.fresh ? { fresh: true } : {}) },
     flag: given[0] ?? null,
   };
 }
