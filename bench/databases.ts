@@ -89,6 +89,12 @@ export class Server {
     await this.sql('postgres', `drop database if exists ${name} with (force)`);
   }
 
+  /** Drops every database whose name is LIKE `pattern` (what a run left on the server: tiergate's snapshots). */
+  async dropLike(pattern: string): Promise<void> {
+    const rows = await this.sql<{ d: string }>('postgres', `select datname as d from pg_database where datname like '${pattern.replace(/'/g, "''")}'`);
+    for (const r of rows) await this.drop(`"${r.d.replace(/"/g, '""')}"`);
+  }
+
   async size(name: string): Promise<number> {
     const r = await this.sql<{ n: string }>('postgres', `select pg_database_size('${name}')::text as n`);
     return Number(r[0]?.n ?? 0);

@@ -6,6 +6,8 @@
  *   npm run bench                 # full: scales 1, 10, 100 (and 1000 for the scanner); 26 min on 2 cores, 9 of them the first-clone rows (results.json)
  *   npm run bench -- --quick      # scales 1 and 10, 3 repetitions: for development
  *   npm run bench -- --plan DIR   # another copy of the plan (default: the bundled plans/axis-governance)
+ *   npm run bench -- rehearsal    # only the rehearsal rows, scales 10 and 100 (bench/rehearsal-results.json)
+ *   npm run bench -- fleet        # the fleet against a shell loop (bench/fleet.ts)
  *
  * Prints a table (measurement | baseline | subject | ratio | target | met?)
  * and writes bench/results.json (a quick run: bench/work/results.quick.json).
@@ -33,7 +35,9 @@ if (positionals[0] === 'fleet') {
   await fleetBench({ targets: Number(args.targets ?? 200), workers: (args.workers ?? '1,2,4').split(',').map(Number) });
   process.exit(0);
 }
-if (positionals.length) throw new Error(`npm run bench: unknown measurement '${positionals[0]}' (known: fleet)`);
+if (positionals.length && positionals[0] !== 'rehearsal') throw new Error(`npm run bench: unknown measurement '${positionals[0]}' (known: fleet, rehearsal)`);
+/** `npm run bench -- rehearsal`: only the rehearsal rows (scales 10 and 100), written to bench/rehearsal-results.json */
+const onlyRehearsal = positionals[0] === 'rehearsal';
 const quick = Boolean(args.quick);
 const root = packageRoot();
 const started = performance.now();
@@ -71,6 +75,19 @@ const build = async (name: string, f: () => Promise<void>) => {
 };
 
 try {
+  if (onlyRehearsal) {
+    for (const s of quick ? [10] : [10, 100]) {
+      await build(`tpl_s${s}`, () => server.buildSample(`tpl_s${s}`, s));
+      await rehearsal(ctx, s);
+      await server.drop(`tpl_s${s}`);
+    }
+  } else await everything();
+} catch (e) {
+  cluster.stop();
+  throw e;
+}
+
+async function everything(): Promise<void> {
   await startup(ctx);
 
   const scales = quick ? [1, 10] : [1, 10, 100];
@@ -88,7 +105,7 @@ try {
   await sqitchPeer(ctx, [1, 10]);
   await pgliteClone(ctx);
   await firstClone(ctx, scales);
-  await rehearsal(ctx, quick ? 10 : 100);
+  for (const s of quick ? [10] : [10, 100]) await rehearsal(ctx, s);
 
   const scanScales = quick ? [1, 10] : [10, 100, 1000];
   if (!quick) {
@@ -96,14 +113,11 @@ try {
     await build('tpl_s1000', () => server.buildSample('tpl_s1000', 1000));
   }
   await scanner(ctx, scanScales, new Set(quick ? [] : [1000]));
-} catch (e) {
-  cluster.stop();
-  throw e;
 }
 
 const results = {
   generatedAt: new Date().toISOString(),
-  command: `npm run bench${quick ? ' -- --quick' : ''}`,
+  command: `npm run bench${onlyRehearsal || quick ? ' --' : ''}${onlyRehearsal ? ' rehearsal' : ''}${quick ? ' --quick' : ''}`,
   mode: quick ? 'quick' : 'full',
   durationS: round((performance.now() - started) / 1000, 0),
   machine: machineInfo(cluster.version, loadAtStart),
@@ -119,10 +133,14 @@ const results = {
   rows: ctx.rows,
   details: ctx.details,
 };
-const out = quick ? join(root, 'bench', 'work', 'results.quick.json') : join(root, 'bench', 'results.json');
+const out = onlyRehearsal
+  ? join(root, 'bench', quick ? 'work' : '', quick ? 'rehearsal-results.quick.json' : 'rehearsal-results.json')
+  : quick
+    ? join(root, 'bench', 'work', 'results.quick.json')
+    : join(root, 'bench', 'results.json');
 mkdirSync(join(root, 'bench', 'work'), { recursive: true });
 writeFileSync(out, JSON.stringify(results, null, 2) + '\n');
-writeFileSync(join(root, 'bench', 'work', quick ? 'table.quick.md' : 'table.md'), markdownTable(ctx.rows) + '\n');
+writeFileSync(join(root, 'bench', 'work', `table${onlyRehearsal ? '.rehearsal' : ''}${quick ? '.quick' : ''}.md`), markdownTable(ctx.rows) + '\n');
 
 console.log('\n' + textTable(ctx.rows) + '\n');
 const breakdown = ctx.details.applyBreakdown as Record<string, { medianMs: Record<string, number>; wallMs: number }> | undefined;
