@@ -70,7 +70,8 @@ describe.each(testTargets())('the fingerprint cache on %s', (kind) => {
           const before = await fingerprint(db);
           if (typeof sql === 'string') await db.exec(sql);
           else await sql(db);
-          const cached = await fingerprint(db, { cache });
+          // fingerprintClone names the database: its catalog read is reused too while the catalog's version holds
+          const cached = await fingerprintClone(db, { cache });
           const full = await fingerprint(db);
           expect(cached, typeof sql === 'string' ? sql : 'step').toEqual(full);
           expect(diffFingerprints(before, full).tables).toEqual(changed);
@@ -78,8 +79,26 @@ describe.each(testTargets())('the fingerprint cache on %s', (kind) => {
           else expect(cache.lastHashed, typeof sql === 'string' ? sql : 'step').toEqual([...rehashed].sort());
         };
 
-        // nothing written: nothing hashed again; a transaction rolled back leaves no trace in the log either
+        // nothing written: nothing hashed again, the catalog not read again; a transaction rolled back leaves no trace in the log either
         await step('select 1', []);
+        await step('select 1', []);
+        expect(cache.lastCatalog).toBe('reused');
+        // DDL changes the catalog's version: read again, and what it changed is seen
+        // (a new CHECK constraint updates its table's pg_class row: that table is hashed again, the same content)
+        for (const [ddl, rehashed] of [
+          ['create index tags_weight on app.tags (weight)', []],
+          [`create or replace view app.v_tags as select "Tag name", weight from app.tags where weight is not null`, []],
+          [`create or replace function app.bump() returns void language plpgsql as $$ begin update app.tags set weight = coalesce(weight, 0) + 2; end $$`, []],
+          ['alter table app.ruled alter column v set default 3', []],
+          ['alter table app.ruled add constraint ruled_positive check (v > 0)', ['app.ruled']],
+        ] as const) {
+          const before = await fingerprint(db);
+          await step(ddl, [...rehashed]);
+          expect(cache.lastCatalog, ddl).toBe('read');
+          expect(diffFingerprints(before, await fingerprint(db)).objects.length, ddl).toBeGreaterThan(0);
+        }
+        await step(`begin; create table app.gone (x int); rollback`, []);
+        expect(cache.lastCatalog).toBe('reused');
         await step(`begin; insert into app.tags values ('gone', 9); rollback`, []);
         // a user trigger writes another table
         await step(`insert into app.orders (customer, note) select id, 'second' from app.customers where name = 'Ada'`, ['app.orders', 'app.audit'], ['app.audit', 'app.orders']);

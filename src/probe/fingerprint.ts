@@ -35,6 +35,12 @@ export interface FingerprintOptions {
    * unchanged since (src/probe/change-log.ts); updated with this one.
    */
   cache?: FingerprintCache;
+  /**
+   * Which database this is (with `cache`: its catalog read is reused while
+   * the catalog's version is unchanged, on this database only); fingerprintClone
+   * passes the connection's display URL.
+   */
+  instance?: string;
 }
 
 /** tiergate's own schema (ledger, clone mark): never part of a fingerprint. */
@@ -75,13 +81,16 @@ const TABLES_PER_BATCH = 250;
  */
 export async function fingerprint(q: Queryable, options: FingerprintOptions = {}): Promise<Fingerprint> {
   const excluded = [TIERGATE_SCHEMA, ...(options.excludeSchemas ?? [])];
-  const catalog: Record<string, string> = {};
-  for (const o of await readCatalog(q, { except: excluded })) catalog[`${o.kind} ${o.name}`] = o.def;
-
-  const relations = await readRelations(q, excluded);
+  // the catalog as this database last read it, when its catalog version proves nothing changed since
+  const version = options.cache && options.instance ? `${options.instance}\n${excluded.join(',')}\n${await catalogVersion(q)}` : null;
+  const known = version ? options.cache!.catalogAt(version) : undefined;
+  const read = known ?? (await readCatalogState(q, excluded, Boolean(options.cache)));
+  if (version && !known) options.cache!.rememberCatalog(version, read);
+  if (options.cache) options.cache.lastCatalog = known ? 'reused' : 'read';
+  const { catalog, relations } = read;
   const all = [...relations.values()].filter((r) => r.hashed).map((r) => ({ name: r.name, sql: contentQuery(r, relations), oid: r.oid }));
   const tables: Record<string, string> = {};
-  const proof = options.cache ? await readProof(q, relations, all, options.cache) : null;
+  const proof = options.cache ? await readProof(q, read, all, options.cache) : null;
   const reused = proof ? options.cache!.reusable(proof) : new Map<string, string>();
   for (const [name, hash] of reused) tables[name] = hash;
   const queries = all.filter((x) => !reused.has(x.name));
@@ -156,6 +165,8 @@ export class FingerprintCache {
   last = { hashed: 0, reused: 0 };
   /** the tables the last fingerprint hashed (those it could not prove unchanged) */
   lastHashed: string[] = [];
+  /** whether the last fingerprint read the catalog or reused its last read (the catalog's version unchanged) */
+  lastCatalog: 'read' | 'reused' = 'read';
 
   /** The hashes this database may reuse. */
   reusable(proof: Proof): Map<string, string> {
@@ -181,21 +192,86 @@ export class FingerprintCache {
     if (this.positions.length > 8) this.positions.shift();
   }
 
+  private readonly catalogs = new Map<string, CatalogState>();
+
+  /** The catalog read at this version of this database's catalog, if it was read (the last four versions are kept). */
+  catalogAt(version: string): CatalogState | undefined {
+    return this.catalogs.get(version);
+  }
+
+  rememberCatalog(version: string, state: CatalogState): void {
+    this.catalogs.set(version, state);
+    if (this.catalogs.size > 4) this.catalogs.delete(this.catalogs.keys().next().value!);
+  }
+
   /** The entries recorded, oldest first (a copy: two fingerprints may run at once, each recording its own). */
   entries(): CacheEntry[] {
     return [...this.positions];
   }
 }
 
+/**
+ * What a fingerprint reads from the catalog alone: the objects and their
+ * definitions, the user tables, and (for the cache) each table's proof and
+ * the inheritance edges. Reused whole while the catalog version is the same.
+ */
+interface CatalogState {
+  catalog: Record<string, string>;
+  relations: Map<number, Relation>;
+  proofs?: Map<number, RelationProof>;
+  edges?: [number, number][];
+}
+
+async function readCatalogState(q: Queryable, excluded: string[], forCache: boolean): Promise<CatalogState> {
+  const catalog: Record<string, string> = {};
+  for (const o of await readCatalog(q, { except: excluded })) catalog[`${o.kind} ${o.name}`] = o.def;
+  const relations = await readRelations(q, excluded);
+  if (!forCache) return { catalog, relations };
+  return { catalog, relations, proofs: await readRelationProofs(q, [...relations.keys()]), edges: await readInheritance(q) };
+}
+
+/**
+ * The catalogs a fingerprint's catalog read depends on (what readCatalog,
+ * pg_get_*def and the relation and proof queries read), each as its row
+ * count and a sum of hashes of its rows' (ctid, xmin): any insert, update
+ * or delete in them — any DDL, GRANT, COMMENT ON, ALTER … — changes a row
+ * version and so the sum. Updates made in place (VACUUM's and ANALYZE's
+ * relpages, reltuples, relfrozenxid) change neither, and nothing read
+ * depends on them. The settings that shape how constants print (DateStyle
+ * and the like: a timestamp default) and name qualification (search_path)
+ * are part of the version. Within one database an xid is never reused, so an equal
+ * version is an unchanged catalog; between two databases (a clone and its
+ * copy, whose PGlite xids run alike) it proves nothing, which is why the
+ * cache keys it by the database it was read on (`instance`).
+ */
+const CATALOGS = [
+  'pg_namespace', 'pg_class', 'pg_attribute', 'pg_attrdef', 'pg_inherits', 'pg_type', 'pg_enum', 'pg_range', 'pg_extension', 'pg_rewrite',
+  'pg_sequence', 'pg_index', 'pg_proc', 'pg_aggregate', 'pg_constraint', 'pg_trigger', 'pg_policy', 'pg_collation', 'pg_language',
+  'pg_opclass', 'pg_operator', 'pg_am', 'pg_partitioned_table', 'pg_ts_config', 'pg_ts_dict', 'pg_foreign_table', 'pg_cast',
+];
+const CATALOG_VERSION_SQL = `select concat_ws('|', current_setting('search_path'), current_setting('quote_all_identifiers'), current_user,
+  -- a default's or a check's constant is printed in the session's style (a timestamp default under DateStyle)
+  current_setting('TimeZone'), current_setting('DateStyle'), current_setting('IntervalStyle'), current_setting('extra_float_digits'),
+  current_setting('bytea_output'), current_setting('lc_monetary'), current_setting('standard_conforming_strings'),
+  (select d.oid::text from pg_database d where d.datname = current_database()),
+  (select md5(string_agg(r.oid::text || ':' || r.rolname, ',' order by r.oid)) from pg_roles r),
+  ${CATALOGS.map((c) => `(select count(*)::text || ':' || coalesce(sum(hashtext(ctid::text || xmin::text)::int8), 0)::text from pg_catalog.${c})`).join(',\n  ')}) as v`;
+
+async function catalogVersion(q: Queryable): Promise<string> {
+  const r = await q.query<{ v: string }>(CATALOG_VERSION_SQL);
+  return sha1(r.rows[0]?.v ?? '');
+}
+
 /** Reads what the cache needs to decide, for every hashed table, whether its last hash still holds. */
-async function readProof(q: Queryable, relations: Map<number, Relation>, hashed: { name: string; sql: string; oid: number }[], cache: FingerprintCache): Promise<Proof> {
+async function readProof(q: Queryable, state: CatalogState, hashed: { name: string; sql: string; oid: number }[], cache: FingerprintCache): Promise<Proof> {
   const global = await readGlobalProof(q);
   if (!global) return { global: null, since: null, keys: new Map() };
+  const relations = state.relations;
   const entries = cache.entries();
   const found = await changedSince(q, entries.map((e) => e.at));
   const since = found ? { entry: entries[found.index]!, touched: found.touched } : null;
-  const proofs = await readRelationProofs(q, [...relations.keys()]);
-  const familyOf = families(await readInheritance(q));
+  const proofs = state.proofs ?? (await readRelationProofs(q, [...relations.keys()]));
+  const familyOf = families(state.edges ?? (await readInheritance(q)));
   const keys = new Map<string, { key: string; proven: boolean; provable: boolean }>();
   for (const t of hashed) {
     const rel = relations.get(t.oid)!;
@@ -243,11 +319,12 @@ function outOfLocks(e: DbError, done: number, total: number): TargetError {
  * connections at once where the target has more than one: about half the
  * time on a server with two cores or more.
  */
-export async function fingerprintClone(db: Db, options: Omit<FingerprintOptions, 'lanes'> = {}): Promise<Fingerprint> {
-  if (db.capabilities.singleConnection) return fingerprint(db, options);
+export async function fingerprintClone(db: Db, options: Omit<FingerprintOptions, 'lanes' | 'instance'> = {}): Promise<Fingerprint> {
+  const own = { ...options, instance: `${db.capabilities.driver} ${db.displayUrl}` };
+  if (db.capabilities.singleConnection) return fingerprint(db, own);
   const second = await db.sibling();
   try {
-    return await fingerprint(db, { ...options, lanes: [second] });
+    return await fingerprint(db, { ...own, lanes: [second] });
   } finally {
     await second.close();
   }

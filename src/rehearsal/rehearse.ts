@@ -89,6 +89,7 @@ export async function rehearse(plan: Plan, source: CloneSource, info: SourceInfo
         await fingerprints.settle();
         await s.db.close();
       }
+      emit({ type: 'progress', message: fingerprints.summary() });
       const verdict = computeVerdict(plan, { preflight: src.preflight, gate: src.gate, stages: s.stages, rollback: s.rollback });
       return {
         schemaVersion: EVIDENCE_SCHEMA_VERSION,
@@ -127,7 +128,7 @@ class Fingerprints {
     this.baseline = (async () => {
       const db = await kept.open();
       try {
-        await fingerprintClone(db, { cache: this.cache });
+        await this.take(db);
       } finally {
         await db.close();
       }
@@ -136,9 +137,28 @@ class Fingerprints {
     this.baseline.catch(() => undefined);
   }
 
+  /** fingerprints taken, tables hashed and reused, time spent (the baseline's included) */
+  readonly totals = { count: 0, hashed: 0, reused: 0, ms: 0 };
+
   async of(db: Db): Promise<Fingerprint> {
     await this.settle();
-    return fingerprintClone(db, { cache: this.cache });
+    return this.take(db);
+  }
+
+  private async take(db: Db): Promise<Fingerprint> {
+    const t = performance.now();
+    const fp = await fingerprintClone(db, { cache: this.cache });
+    this.totals.count++;
+    this.totals.ms += performance.now() - t;
+    this.totals.hashed += this.cache.last.hashed;
+    this.totals.reused += this.cache.last.reused;
+    return fp;
+  }
+
+  /** One line for the progress: what the change log saved. */
+  summary(): string {
+    const { count, hashed, reused, ms } = this.totals;
+    return `${count} fingerprints in ${(ms / 1000).toFixed(1)} s: ${hashed.toLocaleString('en')} table contents hashed, ${reused.toLocaleString('en')} reused (proven unchanged by the clones' change log)`;
   }
 
   /** Waits for the baseline (nothing may be left running on a clone that is about to be dropped). */
