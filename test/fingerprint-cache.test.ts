@@ -156,6 +156,35 @@ describe.each(testTargets())('the fingerprint cache on %s', (kind) => {
     }
   });
 
+  it('a table created by a tier is hashed every time and costs the others nothing; a column typed as a table row follows that table', { timeout: 120_000 }, async () => {
+    const t = await freshDatabase(kind);
+    try {
+      await withDb(t.url, async (db) => {
+        await db.exec(`create schema app; create table app.tags (k text primary key, w int); insert into app.tags values ('a', 1);
+          create table app.holder (t app.tags); insert into app.holder select t from app.tags t;
+          create table app.other (v int); insert into app.other values (1);`);
+        await markClone(db, t.database);
+        const cache = new FingerprintCache();
+        await fingerprintClone(db, { cache });
+        const step = async (sql: string, rehashed: string[]) => {
+          await db.exec(sql);
+          expect(await fingerprintClone(db, { cache }), sql).toEqual(await fingerprint(db));
+          expect(cache.lastHashed, sql).toEqual(rehashed);
+        };
+        // (app.holder has a column of app.tags' row type: hashed every time)
+        await step('select 1', ['app.holder']);
+        // a new table (no change trigger: hashed every time) changes no other table's key
+        await step('create table app.fresh (x int); insert into app.fresh values (1)', ['app.fresh', 'app.holder']);
+        // a new column of app.tags changes how app.holder's rows print, though nobody wrote app.holder
+        const before = await fingerprint(db);
+        await step('alter table app.tags add column colour text', ['app.fresh', 'app.holder', 'app.tags']);
+        expect(Object.keys(diffTables(before, await fingerprint(db)))).toContain('app.holder');
+      });
+    } finally {
+      await t.drop();
+    }
+  });
+
   it('holds for a copy of the clone: the copy reuses what its log proves, and neither copy is mistaken for the other', { timeout: 120_000 }, async () => {
     const t = await freshDatabase(kind);
     // a copy as the rehearsal makes one: CREATE DATABASE … TEMPLATE on a server, a copied data directory in PGlite
@@ -203,3 +232,7 @@ describe.each(testTargets())('the fingerprint cache on %s', (kind) => {
     }
   });
 });
+
+function diffTables(a: Awaited<ReturnType<typeof fingerprint>>, b: Awaited<ReturnType<typeof fingerprint>>): Record<string, true> {
+  return Object.fromEntries(diffFingerprints(a, b).tables.map((name) => [name, true]));
+}

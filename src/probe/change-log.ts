@@ -105,7 +105,14 @@ export async function installChangeLog(db: Queryable): Promise<void> {
  */
 const RELATION_PROOF_SQL = `
 select c.oid::int8 as oid, c.relfilenode::text || ':' || c.xmin::text as storage,
-       c.relrowsecurity or c.relforcerowsecurity as rls,
+       -- row-level security decides which rows the hashing role sees; a column whose type is a table's row type
+       -- prints as that table's columns are now (the types digest leaves those types out): both hashed every time
+       c.relrowsecurity or c.relforcerowsecurity or exists (
+         select 1 from pg_attribute a join pg_type t on t.oid = a.atttypid
+          left join pg_type e on e.oid = t.typelem
+          left join pg_type b on b.oid = t.typbasetype
+          where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+            and exists (select 1 from pg_class r where r.oid in (t.typrelid, e.typrelid, b.typrelid) and r.relkind <> 'c')) as rls,
        (select t.oid::text || ':' || t.xmin::text from pg_trigger t
          where t.tgrelid = c.oid and t.tgname = '${CHANGE_TRIGGER}' and t.tgenabled = 'A' and t.tgtype = ${CHANGE_TRIGGER_TYPE}
            and t.tgqual is null and t.tgattr::text = '' and t.tgfoid = to_regprocedure('tiergate.note_touched()')) as trigger
@@ -128,7 +135,10 @@ select concat_ws('|',
     where p.oid in (to_regprocedure('tiergate.note_touched()'), to_regprocedure('tiergate.refuse_log_edit()'))),
   (select md5(coalesce(string_agg(t.oid::text || ':' || t.xmin::text || ':' || coalesce(o.xmin::text, ''), ',' order by t.oid), ''))
      from pg_type t join pg_namespace n on n.oid = t.typnamespace left join pg_proc o on o.oid = t.typoutput
-    where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname !~ '^pg_(toast|temp)'),
+    where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname !~ '^pg_(toast|temp)'
+      -- a table's own row type (and its array) changes with every table created or dropped: a column of such a type makes its table unprovable instead
+      and not exists (select 1 from pg_class r where r.oid = t.typrelid and r.relkind <> 'c')
+      and not exists (select 1 from pg_type e join pg_class r on r.oid = e.typrelid where e.oid = t.typelem and r.relkind <> 'c')),
   (select md5(coalesce(string_agg(e.oid::text || ':' || e.xmin::text, ',' order by e.oid), '')) from pg_enum e),
   (select md5(coalesce(string_agg(coalesce(s.setdatabase::text, '') || ':' || coalesce(s.setrole::text, '') || ':' || array_to_string(s.setconfig, ','), ';' order by s.setdatabase, s.setrole), ''))
      from pg_db_role_setting s),
@@ -152,6 +162,7 @@ export interface GlobalProof extends LogPosition {
 export interface RelationProof {
   /** relfilenode and pg_class xmin */
   storage: string;
+  /** hashed every time: row-level security, or a column typed as a table's row */
   rls: boolean;
   /** the change trigger's oid and xmin, null when the table has no valid one */
   trigger: string | null;
