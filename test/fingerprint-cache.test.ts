@@ -15,7 +15,7 @@ import { describe, expect, it } from 'vitest';
 import { copyDir } from '../src/db/copy-dir.js';
 import { withDb, writeDatabaseFile } from '../src/db/open-db.js';
 import type { Db } from '../src/db/port.js';
-import { diffFingerprints, fingerprint, FingerprintCache, fingerprintClone } from '../src/probe/fingerprint.js';
+import { diffFingerprints, fingerprint, FingerprintCache, fingerprintClone, loadBaseline, recordBaseline } from '../src/probe/fingerprint.js';
 import { markClone } from '../src/rehearsal/clone.js';
 import { freshDatabase, onServer, serverUrl, testTargets } from './helpers/targets.js';
 
@@ -179,6 +179,29 @@ describe.each(testTargets())('the fingerprint cache on %s', (kind) => {
         const before = await fingerprint(db);
         await step('alter table app.tags add column colour text', ['app.fresh', 'app.holder', 'app.tags']);
         expect(Object.keys(diffTables(before, await fingerprint(db)))).toContain('app.holder');
+      });
+    } finally {
+      await t.drop();
+    }
+  });
+
+  it('a baseline stored in the clone when it is made is the first entry of a rehearsal of it: nothing is hashed twice', { timeout: 120_000 }, async () => {
+    const t = await freshDatabase(kind);
+    try {
+      await withDb(t.url, async (db) => {
+        await db.exec(SCHEMA);
+        await markClone(db, t.database);
+        await recordBaseline(db);
+        const cache = new FingerprintCache();
+        expect(await loadBaseline(db, cache)).toBe(true);
+        expect(await fingerprintClone(db, { cache })).toEqual(await fingerprint(db));
+        expect(cache.lastHashed).toEqual([]);
+        await db.exec(`update app.tags set weight = 5`);
+        expect(await fingerprintClone(db, { cache })).toEqual(await fingerprint(db));
+        expect(cache.lastHashed).toEqual(['app.tags']);
+        // a database without one: nothing loaded
+        await db.exec('drop table tiergate.fingerprint_baseline');
+        expect(await loadBaseline(db, new FingerprintCache())).toBe(false);
       });
     } finally {
       await t.drop();

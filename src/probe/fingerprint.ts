@@ -204,6 +204,18 @@ export class FingerprintCache {
     if (this.catalogs.size > 4) this.catalogs.delete(this.catalogs.keys().next().value!);
   }
 
+  /** The latest entry as JSON, for `recordBaseline` (null before any fingerprint with a change log). */
+  exportLatest(): string | null {
+    const e = this.positions.at(-1);
+    return e ? JSON.stringify({ at: e.at, digest: e.digest, tables: [...e.tables].map(([name, v]) => [name, v.key, v.hash]) }) : null;
+  }
+
+  /** Adds an entry `exportLatest` wrote (its hashes are reused only where this cache's rules prove them, as any entry's). */
+  importEntry(json: string): void {
+    const e = JSON.parse(json) as { at: LogPosition; digest: string; tables: [string, string, string][] };
+    this.positions.push({ at: e.at, digest: e.digest, tables: new Map(e.tables.map(([name, key, hash]) => [name, { key, hash }])) });
+  }
+
   /** The entries recorded, oldest first (a copy: two fingerprints may run at once, each recording its own). */
   entries(): CacheEntry[] {
     return [...this.positions];
@@ -328,6 +340,36 @@ export async function fingerprintClone(db: Db, options: Omit<FingerprintOptions,
   } finally {
     await second.close();
   }
+}
+
+/**
+ * Fingerprints a clone or snapshot tiergate has just made and marked
+ * (nothing has run on it) and stores its table hashes in it, with the
+ * change log's position (`tiergate.fingerprint_baseline`): a rehearsal of it,
+ * or of any copy of it, starts from them (`loadBaseline`) instead of hashing
+ * every table once more. The hashes count only where the cache's rules prove
+ * them for the database they are read in, like any cached hash.
+ */
+export async function recordBaseline(db: Db): Promise<void> {
+  const cache = new FingerprintCache();
+  await fingerprintClone(db, { cache });
+  const entry = cache.exportLatest();
+  if (!entry) return;
+  await db.transaction(async (tx) => {
+    await tx.exec('create table if not exists tiergate.fingerprint_baseline (entry text not null); delete from tiergate.fingerprint_baseline');
+    await tx.query('insert into tiergate.fingerprint_baseline (entry) values ($1)', [entry]);
+  });
+}
+
+/** Adds the baseline `recordBaseline` stored in this database to `cache`; false when it has none. */
+export async function loadBaseline(q: Queryable, cache: FingerprintCache): Promise<boolean> {
+  const present = await q.query<{ ok: boolean }>(`select to_regclass('tiergate.fingerprint_baseline') is not null as ok`);
+  if (!present.rows[0]?.ok) return false;
+  const r = await q.query<{ entry: string }>('select entry from tiergate.fingerprint_baseline limit 1');
+  const entry = r.rows[0]?.entry;
+  if (!entry) return false;
+  cache.importEntry(entry);
+  return true;
 }
 
 /** The catalog entries and tables that differ between two fingerprints (changed, added or removed), sorted. */

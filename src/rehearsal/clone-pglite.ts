@@ -9,6 +9,7 @@ import type { Db } from '../db/port.js';
 import { createPgliteDatabase } from '../db/pglite-create.js';
 import { UsageError } from '../errors.js';
 import { liveStatus } from '../live-status.js';
+import { recordBaseline } from '../probe/fingerprint.js';
 import { loadDump, checkDumpFile } from './clone-dump.js';
 import { markClone, ScopedClone, type CloneProvider } from './clone.js';
 import { buildSample, cachedSample } from './pglite-sample.js';
@@ -106,6 +107,7 @@ function pgliteProvider(
     await withDb(first.clone.url, async (db) => {
       await fill(db, progress);
       await markClone(db, database);
+      await recordBaseline(db);
     });
     first.clone.copyMs = Math.round(performance.now() - started);
     progress(`clone 1 of ${count} ready in ${seconds(first.clone.copyMs)}`);

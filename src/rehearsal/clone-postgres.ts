@@ -7,6 +7,7 @@ import { editPostgresUrl, NO_HOST, parsePostgresUrl } from '../db/pg-url.js';
 import type { Db } from '../db/port.js';
 import { ConnectionError, TargetError, UsageError } from '../errors.js';
 import type { CloneSnapshot } from '../evidence/types.js';
+import { recordBaseline } from '../probe/fingerprint.js';
 import { readIdentity } from '../probe/identity.js';
 import { redactUrl } from '../secrets.js';
 import { tiergateVersion } from '../version.js';
@@ -60,7 +61,10 @@ async function directClones(ctx: ProviderContext): Promise<void> {
   const first = await createDatabase(scratchUrl, base, scratch.version, null, register);
   first.snapshotAt = snapshotAt;
   await dumpAndRestore(ctx, first.url, first.displayUrl);
-  await withDb(first.url, (db) => markClone(db, source.database), { applicationName: 'tiergate rehearse (clone)' });
+  await withDb(first.url, async (db) => {
+    await markClone(db, source.database);
+    await recordBaseline(db);
+  }, { applicationName: 'tiergate rehearse (clone)' });
   first.copyMs = Math.round(performance.now() - ctx.started);
   progress(`clone 1 of ${count} ready in ${(first.copyMs / 1000).toFixed(1)} s`);
   for (let i = 1; i < count; i++) {
@@ -189,7 +193,10 @@ async function makeSnapshot(ctx: ProviderContext, prefix: string, taken: string[
   try {
     await createOn(scratchUrl, name, 'template0', '', 'snapshot');
     await dumpAndRestore(ctx, snapshot.url, snapshot.displayUrl);
-    await withDb(snapshot.url, (db) => markClone(db, source.database), { applicationName: 'tiergate rehearse (snapshot)' });
+    await withDb(snapshot.url, async (db) => {
+      await markClone(db, source.database);
+      await recordBaseline(db);
+    }, { applicationName: 'tiergate rehearse (snapshot)' });
     await withServer(scratchUrl, 'the scratch server', async (db) => {
       await db.exec(`alter database ${ident(name)} allow_connections false`);
       const comment = `${SNAPSHOT_COMPLETE}${JSON.stringify({ takenAt, sourceDatabase: source.database, tiergateVersion: tiergateVersion() })}`;

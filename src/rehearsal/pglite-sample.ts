@@ -12,6 +12,7 @@ import { withDb } from '../db/open-db.js';
 import type { Db } from '../db/port.js';
 import { createPgliteDatabase } from '../db/pglite-create.js';
 import { liveStatus, ticking } from '../live-status.js';
+import { recordBaseline } from '../probe/fingerprint.js';
 import { tiergateVersion } from '../version.js';
 import { markClone } from './clone.js';
 
@@ -23,7 +24,7 @@ const PREFIX = 'sample-';
 
 /** What builds a sample, by module: the cache's key follows their text. */
 const GENERATOR = ['generate', 'pattern', 'metadata', 'sql', 'system', 'tables', 'texts', 'fields'].map((m) => `../../fixtures/directus-sample/${m}`);
-const BUILDER = ['pglite-sample', 'clone', '../probe/change-log', '../db/pglite-create'];
+const BUILDER = ['pglite-sample', 'clone', '../probe/change-log', '../probe/fingerprint', '../probe/catalog', '../db/pglite-create'];
 
 /**
  * Builds the sample into `dir` (new or empty): a PGlite data directory
@@ -37,6 +38,8 @@ export async function buildSample(dir: string, database: string, scale: number, 
     const { writeSample } = await import('../../fixtures/directus-sample/generate.js');
     await writeSample(db, { scale, variant: variant as SampleVariant | undefined }, (done) => liveStatus(`building the sample: ${done}`));
     await markClone(db, database);
+    liveStatus('building the sample: its fingerprint');
+    await recordBaseline(db);
     if (database !== 'postgres') await dropUnused(db);
   });
 }

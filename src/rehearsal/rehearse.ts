@@ -12,7 +12,7 @@ import { computeVerdict } from '../evidence/verdict.js';
 import { EVIDENCE_SCHEMA_VERSION } from '../evidence/version.js';
 import { InterruptedError, TargetError } from '../errors.js';
 import { planFileHashes, type Plan, type Tier } from '../plan/plan.js';
-import { diffFingerprints, FingerprintCache, fingerprintClone, sameFingerprint, type Fingerprint } from '../probe/fingerprint.js';
+import { diffFingerprints, FingerprintCache, fingerprintClone, loadBaseline, sameFingerprint, type Fingerprint } from '../probe/fingerprint.js';
 import { readIdentity } from '../probe/identity.js';
 import { tiergateVersion } from '../version.js';
 import { isMarkedClone, withClones, type Clone, type CloneSource } from './clone.js';
@@ -128,7 +128,8 @@ class Fingerprints {
     this.baseline = (async () => {
       const db = await kept.open();
       try {
-        await this.take(db);
+        // stored in the clone when it was made (src/probe/fingerprint.ts recordBaseline), else taken now
+        if (!(await loadBaseline(db, this.cache))) await this.take(db);
       } finally {
         await db.close();
       }
