@@ -278,7 +278,8 @@ describe.each(testTargets())('governance after the rollout (%s)', (kind) => {
 });
 
 describe.each(testTargets())('amendments in a row (%s)', (kind) => {
-  it('three amendments, each rehearsed and applied; then the full rollback and a re-apply give the fingerprint the rehearsal proves; rollback --amendment takes only the last', async () => {
+  // four rehearsals, four applies, two rollbacks: minutes on a busy machine
+  it('three amendments, each rehearsed and applied; then the full rollback and a re-apply give the fingerprint the rehearsal proves; rollback --amendment takes only the last', { timeout: 300_000 }, async () => {
     target = await rolledOut(kind);
     const url = target.url;
     for (const n of [1, 2, 3]) {
