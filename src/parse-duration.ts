@@ -12,3 +12,13 @@ export function parseDuration(text: string): number | null {
   const unit: Record<string, number> = { ms: 1, s: 1000, sec: 1000, m: 60_000, min: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
   return Math.round(Number(m[1]) * unit[(m[2] ?? 's').toLowerCase()]!);
 }
+
+/** An age or a duration in words, in whole units (12.5 min is `12 min`): `45 s`, `12 min`, `3 h`, `8 d` (evidence ages, snapshot ages, --reuse-snapshot). */
+export function describeAge(ms: number): string {
+  if (!Number.isFinite(ms)) return 'an unknown time';
+  const s = Math.abs(ms) / 1000;
+  if (s < 120) return `${Math.floor(s)} s`;
+  if (s < 7200) return `${Math.floor(s / 60)} min`;
+  if (s < 172_800) return `${Math.floor(s / 3600)} h`;
+  return `${Math.floor(s / 86_400)} d`;
+}

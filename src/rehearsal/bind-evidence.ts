@@ -5,6 +5,7 @@ import { planFileHashes, type Plan, type Tier } from '../plan/plan.js';
 import type { TargetIdentity } from '../probe/identity.js';
 import { parseEvidence } from '../evidence/evidence-json.js';
 import { evidenceKey, verifyEvidence } from '../evidence/signature.js';
+import { describeAge } from '../parse-duration.js';
 import { readRegularFile } from '../safe-read.js';
 import type { Delta, Difference, Evidence, GateReading, TierResult } from '../evidence/types.js';
 import { computeVerdict, coverageProblems } from '../evidence/verdict.js';
@@ -177,14 +178,4 @@ function engineName(e: 'pglite' | 'postgres' | null): string {
 
 function short(s: string | null): string {
   return s === null ? 'none' : s.length > 16 ? `${s.slice(0, 12)}…` : s;
-}
-
-/** `3 h`, `8 d` */
-export function describeAge(ms: number): string {
-  if (!Number.isFinite(ms)) return 'an unknown time';
-  const s = Math.abs(ms) / 1000;
-  if (s < 120) return `${Math.round(s)} s`;
-  if (s < 7200) return `${Math.round(s / 60)} min`;
-  if (s < 172_800) return `${Math.round(s / 3600)} h`;
-  return `${Math.round(s / 86_400)} d`;
 }

@@ -7,6 +7,7 @@ import { editPostgresUrl, NO_HOST, parsePostgresUrl } from '../db/pg-url.js';
 import type { Db } from '../db/port.js';
 import { ConnectionError, TargetError, UsageError } from '../errors.js';
 import type { CloneSnapshot } from '../evidence/types.js';
+import { describeAge } from '../parse-duration.js';
 import { recordBaseline } from '../probe/fingerprint.js';
 import { readIdentity } from '../probe/identity.js';
 import { redactUrl } from '../secrets.js';
@@ -128,7 +129,7 @@ async function snapshotClones(ctx: ProviderContext, options: SnapshotOptions): P
     let chosen: CloneSnapshot;
     if (reuse.ok && newest) {
       chosen = { database: newest.name, takenAt: newest.takenAt!, reused: true };
-      progress(`snapshot: reusing ${newest.name} taken ${newest.takenAt} (${formatAge(Date.now() - Date.parse(newest.takenAt!))} old): no pg_dump of the source`);
+      progress(`snapshot: reusing ${newest.name} taken ${newest.takenAt} (${describeAge(Date.now() - Date.parse(newest.takenAt!))} old): no pg_dump of the source`);
     } else {
       progress(`snapshot: ${reuse.why}`);
       chosen = await makeSnapshot(ctx, prefix, complete.map((x) => x.name));
@@ -160,10 +161,10 @@ async function snapshotClones(ctx: ProviderContext, options: SnapshotOptions): P
 /** Whether the newest complete snapshot is reused, and when not, why (for the progress line). */
 function chooseReuse(newest: FoundSnapshot | null, options: SnapshotOptions): { ok: boolean; why: string } {
   const age = newest ? Date.now() - Date.parse(newest.takenAt!) : 0;
-  const described = newest ? `the newest, ${newest.name}, is ${formatAge(age)} old` : '';
+  const described = newest ? `the newest, ${newest.name}, is ${describeAge(age)} old` : '';
   if (options.fresh) return { ok: false, why: `--fresh: dumping the source afresh${newest ? ` (${described})` : ''}` };
   if (options.reuseMs === undefined) return { ok: false, why: 'dumping the source into a new snapshot (rehearse again with --reuse-snapshot AGE to copy it instead)' };
-  const limit = formatAge(options.reuseMs);
+  const limit = describeAge(options.reuseMs);
   if (!newest) return { ok: false, why: `none of this source on the scratch server to reuse (--reuse-snapshot ${limit}): dumping the source` };
   if (newest.tiergateVersion !== tiergateVersion()) {
     return { ok: false, why: `${newest.name} was made by tiergate ${newest.tiergateVersion ?? '(unknown)'}, this is ${tiergateVersion()}: dumping the source afresh` };
@@ -264,16 +265,6 @@ function stamp(at: Date): string {
   return at.toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', 't');
 }
 
-/** `45 s`, `12 min`, `3 h 5 min`, `2 d 4 h` */
-export function formatAge(ms: number): string {
-  const s = Math.max(0, Math.round(ms / 1000));
-  if (s < 60) return `${s} s`;
-  const min = Math.floor(s / 60);
-  if (min < 60) return `${min} min`;
-  const h = Math.floor(min / 60);
-  if (h < 48) return min % 60 ? `${h} h ${min % 60} min` : `${h} h`;
-  return h % 24 ? `${Math.floor(h / 24)} d ${h % 24} h` : `${Math.floor(h / 24)} d`;
-}
 
 /** tiergate's advisory-lock namespace of snapshots (first key of the two-int form): 'tg' + 2 (the rollout lock is 'tg' + 1). */
 const SNAPSHOT_LOCK_CLASS = 0x7467_0002;
@@ -346,16 +337,11 @@ interface SourceFacts {
   identityKey: string;
 }
 
-/** Name, server version and identity of the source, read-only (a snapshot is keyed by the identity). */
+/** Name, server version and identity of the source, read-only (a snapshot is keyed by the identity; readIdentity copes with a server that refuses pg_control_system()). */
 async function readSource(url: string): Promise<SourceFacts> {
   return withServer(url, 'the source', async (db) => {
-    const { database } = await db.transaction(async (tx) => {
-      const r = await tx.query<{ d: string }>('select current_database() as d');
-      return { database: r.rows[0]?.d ?? 'postgres' };
-    }, { readOnly: true });
-    // outside the transaction: a server that refuses pg_control_system() must not abort it
-    const id = await readIdentity(db).catch(() => null);
-    return { database, version: db.capabilities.serverVersion, identityKey: id?.systemIdentifier ?? hostPort(url) };
+    const id = await readIdentity(db);
+    return { database: id.database || 'postgres', version: db.capabilities.serverVersion, identityKey: id.systemIdentifier ?? hostPort(url) };
   });
 }
 

@@ -1,4 +1,5 @@
 import type { CloneSnapshot, DatabaseIdentity, Evidence } from '../evidence/types.js';
+import { describeAge } from '../parse-duration.js';
 import { formatMs, formatServerVersion, formatValue } from './format.js';
 
 /** A value of the identity table, plain text; `code` for identifiers, hashes and locations. */
@@ -84,17 +85,7 @@ export function snapshotLine(e: Evidence): string | null {
 
 function snapshotText(s: CloneSnapshot, createdAt: string): string {
   const age = Date.parse(createdAt) - Date.parse(s.takenAt);
-  const how = s.reused ? `reused, ${Number.isFinite(age) ? `${formatAge(age)} old` : 'age unknown'}` : 'new: the source was dumped for this rehearsal';
+  const how = s.reused ? `reused, ${Number.isFinite(age) ? `${describeAge(age)} old` : 'age unknown'}` : 'new: the source was dumped for this rehearsal';
   return `copy of snapshot ${s.database} taken ${s.takenAt} (${how})`;
 }
 
-/** `45 s`, `12 min`, `3 h 5 min`, `2 d 4 h` */
-function formatAge(ms: number): string {
-  const s = Math.max(0, Math.round(ms / 1000));
-  if (s < 60) return `${s} s`;
-  const min = Math.floor(s / 60);
-  if (min < 60) return `${min} min`;
-  const h = Math.floor(min / 60);
-  if (h < 48) return min % 60 ? `${h} h ${min % 60} min` : `${h} h`;
-  return h % 24 ? `${Math.floor(h / 24)} d ${h % 24} h` : `${Math.floor(h / 24)} d`;
-}
