@@ -8,6 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { openDb } from '../src/db/open-db.js';
 import type { Queryable } from '../src/db/port.js';
+import { readCatalog } from '../src/probe/catalog.js';
 import { readMetrics } from '../src/probe/metrics.js';
 import { freshDatabase, testTargets } from './helpers/targets.js';
 
@@ -113,6 +114,26 @@ describe.each(testTargets())('metrics read through prepared statements (%s)', (k
         return { read, after };
       });
       expect(out).toEqual({ read: { jit_off: 1 }, after: 'on' });
+      // tiergate's catalog reads too (each tier's snapshots, the fingerprint), in a transaction or on the session itself
+      await db.exec(`create table jit_t (x int)`);
+      const seen = async (q: Queryable) => (await readCatalog(q, { only: ['public'] })).some((o) => o.name === 'public.jit_t');
+      const jitNow = async (q: Queryable) => (await q.query<{ jit: string }>(`select current_setting('jit') as jit`)).rows[0]?.jit;
+      await db.exec(`set jit = on`);
+      expect(await seen(db)).toBeTruthy();
+      expect(await jitNow(db)).toBe('on');
+      const inTx = await db.transaction(async (tx) => {
+        await seen(tx);
+        return jitNow(tx);
+      });
+      expect(inTx).toBe('on');
+      expect(await jitNow(db)).toBe('on');
+      // a read that fails inside a transaction leaves the setting to the rollback
+      await expect(
+        db.transaction(async (tx) => {
+          await readMetrics(tx, { broken: 'select 1/0' });
+        }),
+      ).rejects.toThrow(/division by zero/);
+      expect(await jitNow(db)).toBe('on');
     } finally {
       await db.close();
       await t.drop();

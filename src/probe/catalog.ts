@@ -1,4 +1,5 @@
 import type { Queryable } from '../db/port.js';
+import { withoutJit } from './jit.js';
 import type { ObjectChanges } from '../evidence/types.js';
 import type { ObjectKind } from '../plan/schema.js';
 
@@ -159,8 +160,9 @@ export type SchemaScope = { only: string[] } | { except: string[] };
 /** Every object of the schemas in `scope`, read-only; cost follows the number of objects, never row counts. */
 export async function readCatalog(q: Queryable, scope: SchemaScope): Promise<CatalogObject[]> {
   const [list, include] = 'only' in scope ? [scope.only, true] : [scope.except, false];
-  return (await q.query<CatalogObject>(CATALOG_SQL, [list, include])).rows;
+  return withoutJit(q, async () => (await q.query<CatalogObject>(CATALOG_SQL, [list, include])).rows);
 }
+
 
 /** kind → object name → hash of its normalised definition */
 export type CatalogSnapshot = Record<ObjectKind, Map<string, string>>;

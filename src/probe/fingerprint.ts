@@ -3,6 +3,7 @@ import type { Db, Queryable } from '../db/port.js';
 import { DbError, TargetError } from '../errors.js';
 import type { FingerprintDiff } from '../evidence/types.js';
 import { readCatalog } from './catalog.js';
+import { withoutJit } from './jit.js';
 import { changedSince, readGlobalProof, readInheritance, readRelationProofs, sha1, type GlobalProof, type LogPosition, type RelationProof } from './change-log.js';
 
 /**
@@ -81,16 +82,19 @@ const TABLES_PER_BATCH = 250;
  */
 export async function fingerprint(q: Queryable, options: FingerprintOptions = {}): Promise<Fingerprint> {
   const excluded = [TIERGATE_SCHEMA, ...(options.excludeSchemas ?? [])];
-  // the catalog as this database last read it, when its catalog version proves nothing changed since
-  const version = options.cache && options.instance ? `${options.instance}\n${excluded.join(',')}\n${await catalogVersion(q)}` : null;
-  const known = version ? options.cache!.catalogAt(version) : undefined;
-  const read = known ?? (await readCatalogState(q, excluded, Boolean(options.cache)));
-  if (version && !known) options.cache!.rememberCatalog(version, read);
-  if (options.cache) options.cache.lastCatalog = known ? 'reused' : 'read';
-  const { catalog, relations } = read;
-  const all = [...relations.values()].filter((r) => r.hashed).map((r) => ({ name: r.name, sql: contentQuery(r, relations), oid: r.oid }));
+  // the catalog side (version, objects, relations, the cache's proof) is tiergate's own reading: no JIT compilation
+  const { read, all, proof } = await withoutJit(q, async () => {
+    // the catalog as this database last read it, when its catalog version proves nothing changed since
+    const version = options.cache && options.instance ? `${options.instance}\n${excluded.join(',')}\n${await catalogVersion(q)}` : null;
+    const known = version ? options.cache!.catalogAt(version) : undefined;
+    const read = known ?? (await readCatalogState(q, excluded, Boolean(options.cache)));
+    if (version && !known) options.cache!.rememberCatalog(version, read);
+    if (options.cache) options.cache.lastCatalog = known ? 'reused' : 'read';
+    const all = [...read.relations.values()].filter((r) => r.hashed).map((r) => ({ name: r.name, sql: contentQuery(r, read.relations), oid: r.oid }));
+    return { read, all, proof: options.cache ? await readProof(q, read, all, options.cache) : null };
+  });
+  const { catalog } = read;
   const tables: Record<string, string> = {};
-  const proof = options.cache ? await readProof(q, read, all, options.cache) : null;
   const reused = proof ? options.cache!.reusable(proof) : new Map<string, string>();
   for (const [name, hash] of reused) tables[name] = hash;
   const queries = all.filter((x) => !reused.has(x.name));

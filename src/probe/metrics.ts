@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Queryable } from '../db/port.js';
 import { DbError } from '../errors.js';
+import { withoutJit } from './jit.js';
 
 /**
  * The one policy for reading the plan's numbers (metrics, the gate, figures),
@@ -44,15 +45,13 @@ export async function readMetrics(tx: Queryable, metrics: Record<string, string>
   const out: Record<string, number | null> = {};
   const entries = Object.entries(metrics);
   if (entries.length === 0) return out;
-  const jit = await jitOff(tx);
-  try {
+  // JIT off: compiling the metrics' plans costs more than it saves (src/probe/jit.ts)
+  return withoutJit(tx, async () => {
     const together = entries.length > 1 ? await readTogether(tx, entries, kind) : null;
     if (together) return together;
     for (const [name, sql] of entries) out[name] = await readPrepared(tx, `${kind} '${name}'`, sql);
-  } finally {
-    await restoreJit(tx, jit);
-  }
-  return out;
+    return out;
+  });
 }
 
 /**
@@ -92,23 +91,6 @@ async function readTogether(tx: Queryable, entries: [string, string][], kind: st
     throw new MetricReadError(`${kind}s ${names}`, e as DbError);
   }
   return null;
-}
-
-/**
- * JIT compilation off while the metrics are planned and run, then back to
- * what it was (transaction-local either way). Metrics are aggregates over
- * views whose estimated cost passes jit_above_cost on a large database,
- * while compiling them costs more than it saves: at scale 100 one
- * `critical` read took 1.45 s with JIT, 1.14 s without (EXPLAIN ANALYZE).
- * The tier's own SQL runs with the server's settings.
- */
-async function jitOff(tx: Queryable): Promise<string | null> {
-  const r = await tx.query<{ prev: string | null }>(`select current_setting('jit', true) as prev, set_config('jit', 'off', true)`);
-  return r.rows[0]?.prev ?? null;
-}
-
-async function restoreJit(tx: Queryable, prev: string | null): Promise<void> {
-  if (prev !== null && prev !== 'off') await tx.query(`select set_config('jit', $1, true)`, [prev]);
 }
 
 /**
