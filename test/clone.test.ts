@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -9,6 +9,7 @@ import { ConnectionError, LockHeldError, UsageError } from '../src/errors.js';
 import { fingerprint, sameFingerprint, diffFingerprints } from '../src/probe/fingerprint.js';
 import { isMarkedClone, markClone, withClones, type Clone } from '../src/rehearsal/clone.js';
 import { DumpScanner, type DumpPiece } from '../src/rehearsal/clone-dump-scan.js';
+import { cloneRoot } from '../src/rehearsal/clone-pglite.js';
 import { readScratch } from '../src/rehearsal/clone-postgres.js';
 import { restoreMode } from '../src/rehearsal/pg-dump-restore.js';
 import { findPgTools } from '../src/rehearsal/clone-tools.js';
@@ -241,6 +242,29 @@ describe("pglite-sample clones from tiergate's cache", () => {
     } finally {
       restore();
     }
+  });
+
+  it('are made where TIERGATE_CLONE_DIR says, else TMPDIR, else in memory (/dev/shm) when it has room, else the temporary folder', async () => {
+    const here = mkdtempSync(join(work, 'clone-dir-'));
+    const restore = env({ TIERGATE_CLONE_DIR: here });
+    try {
+      const made: string[] = [];
+      await withClones({ kind: 'pglite-sample', scale: 1 }, 2, async (clones) => {
+        made.push(...clones.map((c) => c.url));
+        expect(clones.map((c) => readdirSync(here).includes(c.url.split('/').pop()!))).toEqual([true, true]);
+      });
+      expect(made).toHaveLength(2);
+      expect(readdirSync(here)).toEqual([]);
+    } finally {
+      restore();
+    }
+    expect(cloneRoot(0, { TIERGATE_CLONE_DIR: '/x', TMPDIR: '/y' })).toBe('/x');
+    expect(cloneRoot(0, { TMPDIR: '/y' })).toBe(tmpdir());
+    const shm = existsSync('/dev/shm') ? statfsSync('/dev/shm') : null;
+    const roomy = shm !== null && shm.bavail * shm.bsize >= 2 * 1024 ** 3;
+    expect(cloneRoot(0, {})).toBe(roomy ? '/dev/shm' : tmpdir());
+    // clones that would not fit with 2 GiB to spare go to the temporary folder
+    expect(cloneRoot(Number.MAX_SAFE_INTEGER, {})).toBe(tmpdir());
   });
 
   it('a cached sample others could write is not copied', async () => {
