@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { writeSample } from '../fixtures/directus-sample/generate.js';
 import { openDb, withDb } from '../src/db/open-db.js';
-import { ConnectionError, LockHeldError, UsageError } from '../src/errors.js';
+import { ConnectionError, DbError, LockHeldError, UsageError } from '../src/errors.js';
+import * as pgliteWorker from '../src/db/pglite-worker.js';
 import { fingerprint, sameFingerprint, diffFingerprints } from '../src/probe/fingerprint.js';
 import { isMarkedClone, markClone, withClones, type Clone } from '../src/rehearsal/clone.js';
 import { DumpScanner, type DumpPiece } from '../src/rehearsal/clone-dump-scan.js';
@@ -17,6 +18,7 @@ import { freshDatabase, onServer, serverUrl, testTargets, type TestDatabase } fr
 import { startCluster } from '../scripts/pg-cluster.js';
 
 const hasServer = testTargets().includes('postgres');
+const workersOpen = () => pgliteWorker.openWorkers;
 const work = mkdtempSync(join(tmpdir(), 'tiergate-clone-test-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
@@ -242,6 +244,34 @@ describe("pglite-sample clones from tiergate's cache", () => {
     } finally {
       restore();
     }
+  });
+
+  it('the clones after the first run in a worker thread, with the same results and errors as the first', async () => {
+    await withClones({ kind: 'pglite-sample', scale: 1 }, 2, async ([main, other]) => {
+      const [a, b] = [await main!.open(), await other!.open()];
+      try {
+        const read = `select count(*) as n, 1.5::numeric as x, now()::date = current_date as today from directus_collections`;
+        expect((await b.query(read)).rows).toEqual((await a.query(read)).rows);
+        for (const db of [a, b]) {
+          const e = await db.query('select 1/0').catch((x: unknown) => x);
+          expect(e).toBeInstanceOf(DbError);
+          expect((e as DbError).sqlstate).toBe('22012');
+        }
+        // a transaction that throws rolls back on the worker too
+        await expect(b.transaction(async (tx) => {
+          await tx.exec('create table worker_t (x int)');
+          throw new Error('roll back');
+        })).rejects.toThrow('roll back');
+        expect((await b.query(`select to_regclass('worker_t') is null as gone`)).rows[0]).toEqual({ gone: true });
+        expect(b.alive()).toBe(true);
+        expect(workersOpen()).toBe(1);
+      } finally {
+        await a.close();
+        await b.close();
+      }
+    });
+    // dropping the clone ends its worker
+    expect(workersOpen()).toBe(0);
   });
 
   it('are made where TIERGATE_CLONE_DIR says, else TMPDIR, else in memory (/dev/shm) when it has room, else the temporary folder', async () => {

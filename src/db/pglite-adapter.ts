@@ -39,12 +39,18 @@ export class PgliteDb implements Db {
     const kept = location.dir ? warm.get(location.dir) : undefined;
     if (kept && !kept.lent) {
       kept.lent = true;
-      return new LentPglite(kept.db, displayUrl, () => kept.giveBack());
+      try {
+        return new LentPglite(await kept.ready, displayUrl, () => kept.giveBack());
+      } catch (e) {
+        kept.lent = false;
+        throw e;
+      }
     }
     return PgliteDb.start(location, displayUrl, options);
   }
 
-  private static async start(location: PgliteLocation, displayUrl: string, options: { loadDataDir?: Blob; create?: boolean }): Promise<PgliteDb> {
+  /** Starts PGlite on `location` (`open` lends a connection kept warm instead). */
+  static async start(location: PgliteLocation, displayUrl: string, options: { loadDataDir?: Blob; create?: boolean }): Promise<PgliteDb> {
     const lock = location.dir ? acquireDirLock(location.dir, { create: Boolean(options.create) }) : null;
     try {
       const { PGlite } = await import('@electric-sql/pglite');
@@ -64,6 +70,7 @@ export class PgliteDb implements Db {
   }
 
   async query<R = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<QueryResult<R>> {
+    await yieldToWorkers();
     try {
       const r = await this.pg.query<R>(sql, params);
       return { rows: r.rows, rowCount: r.affectedRows ?? r.rows.length };
@@ -73,6 +80,7 @@ export class PgliteDb implements Db {
   }
 
   async exec(script: string): Promise<void> {
+    await yieldToWorkers();
     try {
       await this.pg.exec(script);
     } catch (e) {
@@ -120,27 +128,51 @@ export class PgliteDb implements Db {
 }
 
 /**
+ * A PGlite query runs its WASM on this thread without giving the event loop
+ * a turn, and one awaited after another only queues microtasks: a worker's
+ * answers (src/db/pglite-worker.ts) would wait until this thread idles —
+ * the second clone's work waited for the first's whole stage. With a worker
+ * open, each query here first lets the event loop deliver them.
+ */
+async function yieldToWorkers(): Promise<void> {
+  if (workers.open() > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+}
+
+/** The count of open PGlite workers, once their module is loaded (it is loaded only to open one). */
+const workers = { open: (): number => 0 };
+
+/**
  * Data directories whose connection this process keeps open between uses:
  * PGlite takes ~0.3 s to start (its WASM, the single-user backend), and a
  * rehearsal opens its main clone more than once. A directory is still open
  * to one user at a time — a second open meets its lock, as before.
  */
-const warm = new Map<string, { db: PgliteDb; lent: boolean; giveBack(): Promise<void> }>();
+const warm = new Map<string, { ready: Promise<Db>; lent: boolean; giveBack(): Promise<void> }>();
 
 /**
  * Keeps the PGlite directory `dir` (its database `database`) open in this
  * process until `closeWarm(dir)`: it is opened now, each later open lends
- * that connection, and closing what was lent resets the session (`DISCARD
- * ALL`: what a new connection would start with) instead of closing it.
+ * that connection (waiting for it to be ready), and closing what was lent
+ * resets the session (`DISCARD ALL`: what a new connection would start with)
+ * instead of closing it. With `worker`, it is opened in a worker thread
+ * (src/db/pglite-worker.ts), so that its queries run on another core than
+ * this process's main thread; the promise is then settled once it has
+ * started, without waiting for it to be ready.
  */
-export async function keepWarm(dir: string, database: string, instance: string | null, displayUrl: string): Promise<void> {
+export async function keepWarm(dir: string, database: string, instance: string | null, displayUrl: string, options: { worker?: boolean } = {}): Promise<void> {
   if (warm.has(dir)) return;
-  const db = await PgliteDb.open({ dir, database, instance }, displayUrl);
-  if (!(db instanceof PgliteDb)) throw new TargetError(`${displayUrl} is already in use in this process`);
+  const ready: Promise<Db> = options.worker
+    ? import('./pglite-worker.js').then((m) => {
+        workers.open = () => m.openWorkers;
+        return m.PgliteWorkerDb.start({ dir, database, instance }, displayUrl);
+      })
+    : PgliteDb.start({ dir, database, instance }, displayUrl, {});
+  ready.catch(() => undefined); // whoever opens it meets the error
   const entry = {
-    db,
+    ready,
     lent: false,
     async giveBack(): Promise<void> {
+      const db = await ready;
       try {
         await db.exec('discard all');
       } catch {
@@ -153,6 +185,13 @@ export async function keepWarm(dir: string, database: string, instance: string |
     },
   };
   warm.set(dir, entry);
+  if (options.worker) return;
+  try {
+    await ready;
+  } catch (e) {
+    warm.delete(dir);
+    throw e;
+  }
 }
 
 /** Closes a directory kept warm (idempotent); what it lent is closed with it. */
@@ -160,7 +199,8 @@ export async function closeWarm(dir: string): Promise<void> {
   const entry = warm.get(dir);
   if (!entry) return;
   warm.delete(dir);
-  await entry.db.close();
+  const db = await entry.ready.catch(() => null);
+  await db?.close();
 }
 
 /** A connection lent by a warm directory: the same session, given back (not closed) by `close`. */
@@ -168,7 +208,7 @@ class LentPglite implements Db {
   private closed = false;
 
   constructor(
-    private readonly db: PgliteDb,
+    private readonly db: Db,
     readonly displayUrl: string,
     private readonly giveBack: () => Promise<void>,
   ) {}
@@ -177,7 +217,7 @@ class LentPglite implements Db {
     return this.db.capabilities;
   }
 
-  private open(): PgliteDb {
+  private open(): Db {
     if (this.closed || !this.db.alive()) throw new TargetError(`the connection to ${this.displayUrl} is closed`);
     return this.db;
   }

@@ -143,11 +143,12 @@ class PgliteClone extends ScopedClone {
 /**
  * The first clone is the one the scenario opens, more than once: its
  * connection is opened now and kept (~0.3 s a PGlite start), while the other
- * clones are still being copied when they are.
+ * clones are still being copied when they are. The others are kept open in
+ * worker threads (`worker`), started as soon as each is copied.
  */
-async function warmUp(first: DirClone, database: string): Promise<void> {
-  const target = parseTarget(first.clone.url);
-  await keepWarm(first.dir, database, target.kind === 'pglite' ? target.instance : null, first.clone.displayUrl);
+async function warmUp(clone: DirClone, database: string, options: { worker?: boolean } = {}): Promise<void> {
+  const target = parseTarget(clone.clone.url);
+  await keepWarm(clone.dir, database, target.kind === 'pglite' ? target.instance : null, clone.clone.displayUrl, options);
 }
 
 /** A new, empty clone folder, registered at once (its removal is the clone's drop). */
@@ -225,6 +226,10 @@ async function copyClones(from: string, clones: DirClone[], database: string, st
             // its copy is complete: its connection starts while the others are copied
             warming = warmUp(c, database);
             warming.catch(() => undefined); // awaited below
+          } else if (before + i > 0) {
+            // the other clones start in worker threads, on the other core: their work
+            // (a rehearsal's reference on the second clone) runs beside the first's
+            void warmUp(c, database, { worker: true });
           }
         },
       },

@@ -74,7 +74,7 @@ export async function rehearse(plan: Plan, source: CloneSource, info: SourceInfo
         await fingerprints.settle();
         throw e;
       });
-      const s = new Scenario(plan, await main.open(), emit, fingerprints, options.signal);
+      const s = new Scenario(plan, await main.open(), kept, emit, fingerprints, options.signal);
       let cloneIdentity: DatabaseIdentity | undefined;
       try {
         cloneIdentity = withoutCloneOf(await readIdentity(s.db));
@@ -83,9 +83,10 @@ export async function rehearse(plan: Plan, source: CloneSource, info: SourceInfo
           await s.start();
           await s.stageA();
           const fpB = await s.stageB(src.gate);
-          if (s.passing()) await s.stageC(kept, fpB);
+          if (s.passing()) await s.stageC(fpB);
         }
       } finally {
+        await s.settleKept();
         await fingerprints.settle();
         await s.db.close();
       }
@@ -173,6 +174,15 @@ function withoutCloneOf(identity: DatabaseIdentity & { cloneOf?: string | null }
   return rest;
 }
 
+/** The second clone's clean apply of the kept tiers: its fingerprint, or why it could not be made. */
+type KeptRun = Promise<{ fp: Fingerprint } | { error: string }>;
+
+/** Whether two lists of tier ids (or two nulls) hold the same tiers. */
+function sameIds(a: number[] | null, b: number[] | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.length === b.length && [...a].sort().join(',') === [...b].sort().join(',');
+}
+
 /** The state of one rehearsal on its main clone: stages, checks, the tiers applied. */
 class Scenario {
   readonly stages: StageRecord[] = [];
@@ -187,9 +197,16 @@ class Scenario {
   private appliedWhenGateOpened: number[] | null = null;
   private ledger = new Map<number, LedgerEntry>();
 
+  /** the reference of the rollback proof, being built on the second clone from stage A on, and the gate's place it was built with */
+  private keptRun: { run: KeptRun; gateAfter: number[] | null } | null = null;
+  /** stage B opened the gate elsewhere than the reference assumed (only when stage A failed: stage C then never runs) */
+  private keptOrderDiffers = false;
+
   constructor(
     readonly plan: Plan,
     readonly db: Db,
+    /** the second clone: the kept tiers' clean apply */
+    private readonly kept: Clone,
     private readonly emit: (e: RehearsalEvent) => void,
     private readonly fingerprints: Fingerprints,
     private readonly signal?: AbortSignal,
@@ -200,8 +217,8 @@ class Scenario {
   }
 
   /** Whether every tier `tier` requires is applied (checks — preflight, verify — count as done). */
-  private satisfied(tier: Tier): boolean {
-    return tier.requires.every((id) => this.applied.has(id) || !isBodyTier(this.plan.tiers.find((t) => t.id === id)!));
+  private satisfied(tier: Tier, applied: Set<number> = this.applied): boolean {
+    return tier.requires.every((id) => applied.has(id) || !isBodyTier(this.plan.tiers.find((t) => t.id === id)!));
   }
 
   passing(): boolean {
@@ -228,7 +245,16 @@ class Scenario {
    */
   async stageA(): Promise<void> {
     const a = this.stage('A', 'gate closed: structure applies, gated tiers must stop themselves');
-    const gateOpen = (await this.db.transaction((tx) => readGate(tx, this.plan), { readOnly: true }))?.open ?? false;
+    const reading = await this.db.transaction((tx) => readGate(tx, this.plan), { readOnly: true });
+    const gateOpen = reading?.open ?? false;
+    // The second clone's reference needs only what stage B will start from:
+    // the tiers this stage applies when each applies (when one does not, the
+    // rehearsal fails here, and stage C never runs) and whether the gate will
+    // then be opened. So it starts now, beside this stage.
+    const willApply = new Set(this.applied);
+    for (const tier of this.body) if (!tier.gated && !willApply.has(tier.id) && this.satisfied(tier, willApply)) willApply.add(tier.id);
+    const opens = reading !== null && !reading.open && this.body.some((t) => t.gated && !willApply.has(t.id));
+    this.startKept(opens ? [...willApply] : null);
     // The clone is tiergate's own: nothing else writes to it. After a blocked
     // tier, the clone's fingerprint is the next blocked tier's "before" unless
     // a tier applied in between (a fingerprint is seconds at 6,500 tables).
@@ -288,6 +314,8 @@ class Scenario {
     const b = this.stage('B', sourceGate?.open ? 'gate open, as on the source' : 'gate opened on the clone');
     const pending = this.body.filter((t) => !this.applied.has(t.id));
     if (pending.some((t) => t.gated) && (await openGate(this.db, this.plan))) this.appliedWhenGateOpened = [...this.applied];
+    const started = this.startKept(this.appliedWhenGateOpened);
+    if (!sameIds(started.gateAfter, this.appliedWhenGateOpened)) this.keptOrderDiffers = true;
     for (const tier of pending) {
       if (!this.satisfied(tier)) {
         await this.run(b, tier, async () => ({ ...idle(tier), status: 'Skipped', reason: 'requires a tier that did not apply' }));
@@ -305,18 +333,12 @@ class Scenario {
    * apply of the kept tiers on a second clone, and re-applying the reverted
    * tiers reproduces stage B.
    */
-  async stageC(kept: Clone, fpB: Fingerprint): Promise<void> {
+  async stageC(fpB: Fingerprint): Promise<void> {
     const rollbackTier = this.rollbackTier;
     if (!rollbackTier) return;
     const c = this.stage('C', 'rollback, proven');
     const reverted = rollbackTier.reverts.map((id) => this.plan.tiers.find((t) => t.id === id)!);
-    // The reference (a clean apply of the kept tiers) is built on the second
-    // clone while the rollback runs on the first: two clones, two sessions,
-    // nothing shared but the fingerprint cache.
-    this.emit({ type: 'progress', message: `applying the kept tiers on a second clone (${kept.displayUrl}), meanwhile the rollback on the first` });
-    const keptTiers = this.body.filter((t) => !rollbackTier.reverts.includes(t.id));
-    const keptRun = applyKept(this.plan, kept, keptTiers, rollbackTier, this.appliedWhenGateOpened, this.fingerprints, this.signal);
-    keptRun.catch(() => undefined); // awaited below, on every path
+    const keptRun = this.startKept(this.appliedWhenGateOpened).run!;
     let rb: TierResult;
     try {
       rb = await this.apply(c, rollbackTier, { reverts: reverted });
@@ -338,7 +360,8 @@ class Scenario {
       await keptRun.catch(() => undefined);
       throw e;
     });
-    const keptFp = await keptRun;
+    const built = await keptRun;
+    const keptFp = this.keptOrderDiffers ? { error: 'the second clone opened the gate after other tiers than stage B did: no reference to compare with' } : built;
     const keptDiff = 'error' in keptFp ? null : diffFingerprints(fpRolled, keptFp.fp);
     const matchesKeptTiers = keptDiff !== null && sameFingerprint(fpRolled, (keptFp as { fp: Fingerprint }).fp);
     this.check(c, {
@@ -370,6 +393,30 @@ class Scenario {
       keptDiff: matchesKeptTiers ? null : keptDiff,
       reapplyDiff: reapplyMatches ? null : reapplyDiff,
     };
+  }
+
+  /**
+   * Starts the reference of the rollback proof — a clean apply of the kept
+   * tiers on the second clone, the gate opened after `gateAfter` (null: not
+   * opened) — once, at the start of stage A. It is built there while the
+   * stages run on the first clone: two clones, two sessions (on PGlite, two
+   * threads), nothing shared but the fingerprint cache. No run when the
+   * plan has no rollback to prove.
+   */
+  private startKept(gateAfter: number[] | null): { run: KeptRun | null; gateAfter: number[] | null } {
+    const rollbackTier = this.rollbackTier;
+    if (this.keptRun || !rollbackTier) return this.keptRun ?? { run: null, gateAfter };
+    this.emit({ type: 'progress', message: `applying the kept tiers on a second clone (${this.kept.displayUrl}), meanwhile the stages on the first` });
+    const keptTiers = this.body.filter((t) => !rollbackTier.reverts.includes(t.id));
+    const run = applyKept(this.plan, this.kept, keptTiers, rollbackTier, gateAfter, this.fingerprints, this.signal);
+    run.catch(() => undefined); // awaited in stage C, or by settleKept
+    this.keptRun = { run, gateAfter };
+    return this.keptRun;
+  }
+
+  /** Waits for the second clone's work (nothing may be left running on a clone that is about to be dropped). */
+  async settleKept(): Promise<void> {
+    await this.keptRun?.run.catch(() => undefined);
   }
 
   private stage(name: StageRecord['name'], title: string): StageRecord {
@@ -462,6 +509,8 @@ async function applyKept(
   fingerprints: Fingerprints,
   signal?: AbortSignal,
 ): Promise<{ fp: Fingerprint } | { error: string }> {
+  // the baseline is read from this clone first (one session at a time on PGlite)
+  await fingerprints.settle();
   const db = await clone.open();
   try {
     await ensureLedger(db);
