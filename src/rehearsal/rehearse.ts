@@ -5,7 +5,7 @@ import { ensureLedger, readLedger, type LedgerEntry } from '../engine/ledger.js'
 import { runPreflight } from '../engine/preflight.js';
 import type { DatabaseIdentity, GateReading, TierResult } from '../engine/result.js';
 import { assertNoDrift, assertPlanRunnable } from '../engine/rollout.js';
-import { idle, isBodyTier } from '../engine/run-result.js';
+import { afterMetrics, idle, isBodyTier } from '../engine/run-result.js';
 import { runCheckTier, runTier, type RunTierOptions } from '../engine/run-tier.js';
 import type { CheckRecord, Evidence, FingerprintDiff, StageRecord } from '../evidence/types.js';
 import { computeVerdict } from '../evidence/verdict.js';
@@ -196,6 +196,14 @@ class Scenario {
   /** the tiers applied when stage B opened the gate on the clone (null: it did not open it) */
   private appliedWhenGateOpened: number[] | null = null;
   private ledger = new Map<number, LedgerEntry>();
+  /**
+   * The plan's metrics as the last tier on this clone left them, read in its
+   * transaction just before its COMMIT: the next tier's "before", as in
+   * `apply` (src/engine/apply.ts). Nothing else writes to the clone; a
+   * guard proof rolls back (its fingerprint proves it) and keeps them;
+   * opening the gate forgets them.
+   */
+  private metricsNow: Record<string, number | null> | undefined;
 
   /** the reference of the rollback proof, being built on the second clone from stage A on, and the gate's place it was built with */
   private keptRun: { run: KeptRun; gateAfter: number[] | null } | null = null;
@@ -272,10 +280,12 @@ class Scenario {
         const r = await this.run(
           a,
           tier,
-          () => runTier(this.db, this.plan, tier, { proveGuard: true, closeGate: gateOpen ? this.plan.rehearsal?.close_gate : undefined, signal: this.signal }),
+          () => runTier(this.db, this.plan, tier, { proveGuard: true, closeGate: gateOpen ? this.plan.rehearsal?.close_gate : undefined, metricsBefore: this.metricsNow, signal: this.signal }),
           async (result) => {
             last = await this.fingerprints.of(this.db);
             unchanged = sameFingerprint(before, last);
+            // rolled back, and proven so: the metrics are as the last tier left them
+            if (!unchanged) this.metricsNow = undefined;
             result.fingerprintUnchanged = unchanged;
             if (result.status === 'Blocked') result.expectedOutcome = 'the gate is closed';
           },
@@ -313,7 +323,10 @@ class Scenario {
   async stageB(sourceGate: GateReading | null): Promise<Fingerprint> {
     const b = this.stage('B', sourceGate?.open ? 'gate open, as on the source' : 'gate opened on the clone');
     const pending = this.body.filter((t) => !this.applied.has(t.id));
-    if (pending.some((t) => t.gated) && (await openGate(this.db, this.plan))) this.appliedWhenGateOpened = [...this.applied];
+    if (pending.some((t) => t.gated) && (await openGate(this.db, this.plan))) {
+      this.appliedWhenGateOpened = [...this.applied];
+      this.metricsNow = undefined;
+    }
     const started = this.startKept(this.appliedWhenGateOpened);
     if (!sameIds(started.gateAfter, this.appliedWhenGateOpened)) this.keptOrderDiffers = true;
     for (const tier of pending) {
@@ -444,10 +457,13 @@ class Scenario {
   /** Applies a tier, recording the state it ran in (the tiers applied before it). */
   private async apply(stage: StageRecord, tier: Tier, options: RunTierOptions = {}): Promise<TierResult> {
     const appliedBefore = sortedIds(this.applied, this.plan);
-    const r = await this.run(stage, tier, async () => ({ ...(await runTier(this.db, this.plan, tier, { ...options, signal: this.signal })), appliedBefore }));
+    const r = await this.run(stage, tier, async () => ({ ...(await runTier(this.db, this.plan, tier, { metricsBefore: this.metricsNow, ...options, signal: this.signal })), appliedBefore }));
     if (r.status === 'Applied') this.applied.add(tier.id);
+    // as apply does: the next tier starts from what this one read just before its COMMIT (a COMMIT confirmed afterwards: read afresh)
+    this.metricsNow = r.status === 'Applied' && r.reason === null ? afterMetrics(r) : undefined;
     return r;
   }
+
 
   private verify(stage: StageRecord, annotate?: (r: TierResult) => void): Promise<TierResult> {
     const tier = this.verifyTier!;
@@ -518,13 +534,17 @@ async function applyKept(
     const todo = tiers.filter((t) => ledger.get(t.id)?.status !== 'applied');
     const beforeGate = new Set(appliedWhenGateOpened ?? todo.map((t) => t.id));
     const order = [...todo.filter((t) => beforeGate.has(t.id)), null, ...todo.filter((t) => !beforeGate.has(t.id))];
+    // each tier starts from the metrics the previous one read before its COMMIT (Scenario.metricsNow)
+    let metricsNow: Record<string, number | null> | undefined;
     for (const tier of order) {
       if (tier === null) {
         if (appliedWhenGateOpened) await openGate(db, plan);
+        metricsNow = undefined;
         continue;
       }
-      const r = await runTier(db, plan, tier, { signal });
+      const r = await runTier(db, plan, tier, { metricsBefore: metricsNow, signal });
       if (r.status !== 'Applied') return { error: `tier ${tier.id} did not apply on the second clone: ${r.error?.message ?? r.reason}` };
+      metricsNow = r.reason === null ? afterMetrics(r) : undefined;
     }
     // (a rollback of scope subject reverts this rehearsal's amendment only: what the source applied for its own subject stays)
     const alreadyApplied =
