@@ -13,12 +13,48 @@ export interface PgliteLocation {
 }
 
 /**
+ * What every PGlite connection shares: one session (BEGIN … COMMIT on it;
+ * ROLLBACK if `fn` throws), which is also its own sibling (closing that is a
+ * no-op), alive until closed.
+ */
+export abstract class SingleSessionDb implements Db {
+  abstract readonly displayUrl: string;
+  abstract readonly capabilities: Capabilities;
+  protected closed = false;
+
+  abstract query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<QueryResult<R>>;
+  abstract exec(script: string): Promise<void>;
+  abstract close(): Promise<void>;
+
+  async transaction<T>(fn: (tx: Queryable) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+    await this.exec(options.readOnly ? 'begin transaction read only' : 'begin');
+    try {
+      const out = await fn(this);
+      await this.exec('commit');
+      return out;
+    } catch (e) {
+      await this.exec('rollback').catch(() => undefined);
+      throw e;
+    }
+  }
+
+  async sibling(): Promise<Db> {
+    return new Proxy(this, {
+      get: (target, prop, receiver) => (prop === 'close' ? async () => undefined : Reflect.get(target, prop, receiver)),
+    });
+  }
+
+  alive(): boolean {
+    return !this.closed;
+  }
+}
+
+/**
  * PGlite adapter: PostgreSQL in WASM, in this process. A data directory can be
  * open in one process only, so opening one takes an exclusive lock file.
  */
-export class PgliteDb implements Db {
+export class PgliteDb extends SingleSessionDb {
   readonly capabilities: Capabilities;
-  private closed = false;
 
   private constructor(
     readonly pg: PGlite,
@@ -27,6 +63,7 @@ export class PgliteDb implements Db {
     private readonly lock: DirLock | null,
     serverVersion: number,
   ) {
+    super();
     this.capabilities = { driver: 'pglite', singleConnection: true, pgDump: false, serverVersion, instance: location.instance ?? null };
   }
 
@@ -86,29 +123,6 @@ export class PgliteDb implements Db {
     } catch (e) {
       throw toDbError(e);
     }
-  }
-
-  async transaction<T>(fn: (tx: Queryable) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
-    await this.exec(options.readOnly ? 'begin transaction read only' : 'begin');
-    try {
-      const out = await fn(this);
-      await this.exec('commit');
-      return out;
-    } catch (e) {
-      await this.exec('rollback').catch(() => undefined);
-      throw e;
-    }
-  }
-
-  /** One process, one connection: the sibling is this same connection (closing it is a no-op). */
-  async sibling(): Promise<Db> {
-    return new Proxy(this, {
-      get: (target, prop, receiver) => (prop === 'close' ? async () => undefined : Reflect.get(target, prop, receiver)),
-    });
-  }
-
-  alive(): boolean {
-    return !this.closed;
   }
 
   /** A snapshot of the whole data directory (for clones). */

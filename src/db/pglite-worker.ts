@@ -5,8 +5,8 @@ import { Worker } from 'node:worker_threads';
 import { toDbError } from './db-error.js';
 import { acquireDirLock, type DirLock } from './dir-lock.js';
 import { TargetError } from '../errors.js';
-import type { PgliteLocation } from './pglite-adapter.js';
-import type { Capabilities, Db, QueryResult, Queryable, TransactionOptions } from './port.js';
+import { SingleSessionDb, type PgliteLocation } from './pglite-adapter.js';
+import type { Capabilities, QueryResult } from './port.js';
 
 /**
  * A PGlite data directory opened in a worker thread: the same single
@@ -24,9 +24,8 @@ import type { Capabilities, Db, QueryResult, Queryable, TransactionOptions } fro
 /** How many PGlite workers this process has open (src/db/pglite-adapter.ts yields to them). */
 export let openWorkers = 0;
 
-export class PgliteWorkerDb implements Db {
+export class PgliteWorkerDb extends SingleSessionDb {
   readonly capabilities: Capabilities;
-  private closed = false;
   private next = 1;
   private readonly waiting = new Map<number, { resolve(v: unknown): void; reject(e: unknown): void }>();
   private failure: Error | null = null;
@@ -38,6 +37,7 @@ export class PgliteWorkerDb implements Db {
     private readonly lock: DirLock | null,
     location: PgliteLocation,
   ) {
+    super();
     this.capabilities = { driver: 'pglite', singleConnection: true, pgDump: false, serverVersion: 0, instance: location.instance ?? null };
     worker.on('message', (m: Reply) => {
       const w = this.waiting.get(m.id);
@@ -90,29 +90,6 @@ export class PgliteWorkerDb implements Db {
 
   async exec(script: string): Promise<void> {
     await this.send<null>({ op: 'exec', sql: script });
-  }
-
-  async transaction<T>(fn: (tx: Queryable) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
-    await this.exec(options.readOnly ? 'begin transaction read only' : 'begin');
-    try {
-      const out = await fn(this);
-      await this.exec('commit');
-      return out;
-    } catch (e) {
-      await this.exec('rollback').catch(() => undefined);
-      throw e;
-    }
-  }
-
-  /** One connection: the sibling is this same connection (closing it is a no-op). */
-  async sibling(): Promise<Db> {
-    return new Proxy(this, {
-      get: (target, prop, receiver) => (prop === 'close' ? async () => undefined : Reflect.get(target, prop, receiver)),
-    });
-  }
-
-  alive(): boolean {
-    return !this.closed;
   }
 
   async close(): Promise<void> {
