@@ -12,6 +12,11 @@ export interface PgliteLocation {
   instance?: string | null;
 }
 
+/** Starts loading PGlite's module (~0.1 s) while the caller does other work, such as copying a clone. */
+export function preloadPglite(): void {
+  import('@electric-sql/pglite').catch(() => undefined);
+}
+
 /**
  * What every PGlite connection shares: one session (BEGIN … COMMIT on it;
  * ROLLBACK if `fn` throws), which is also its own sibling (closing that is a

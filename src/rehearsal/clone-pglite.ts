@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { copyDir, copyDirs } from '../db/copy-dir.js';
 import { acquireDirLock } from '../db/dir-lock.js';
 import { parseTarget, withDb, writeDatabaseFile } from '../db/open-db.js';
-import { closeWarm, keepWarm } from '../db/pglite-adapter.js';
+import { closeWarm, keepWarm, preloadPglite } from '../db/pglite-adapter.js';
 import type { Db } from '../db/port.js';
 import { createPgliteDatabase } from '../db/pglite-create.js';
 import { UsageError } from '../errors.js';
@@ -26,6 +26,8 @@ export function sampleProvider(scale: number, variant?: string): CloneProvider {
   const what = `the sample Directus database (scale ${scale})`;
   return async (count, progress, register) => {
     const started = performance.now();
+    // loaded while the clones are copied: the first one is opened as soon as it is
+    preloadPglite();
     const snapshotAt = new Date().toISOString();
     const clones: DirClone[] = [];
     for (let i = 0; i < count; i++) clones.push(await newDirClone(register, snapshotAt, count * sampleBytes(scale)));
