@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { writeSample } from '../fixtures/directus-sample/generate.js';
 import { openDb, withDb } from '../src/db/open-db.js';
 import { ConnectionError, DbError, LockHeldError, UsageError } from '../src/errors.js';
-import * as pgliteWorker from '../src/db/pglite-worker.js';
+import { openWorkerCount } from '../src/db/pglite-adapter.js';
 import { fingerprint, sameFingerprint, diffFingerprints } from '../src/probe/fingerprint.js';
 import { isMarkedClone, markClone, withClones, type Clone } from '../src/rehearsal/clone.js';
 import { DumpScanner, type DumpPiece } from '../src/rehearsal/clone-dump-scan.js';
@@ -18,7 +18,7 @@ import { freshDatabase, onServer, serverUrl, testTargets, type TestDatabase } fr
 import { startCluster } from '../scripts/pg-cluster.js';
 
 const hasServer = testTargets().includes('postgres');
-const workersOpen = () => pgliteWorker.openWorkers;
+const workersOpen = () => openWorkerCount();
 const work = mkdtempSync(join(tmpdir(), 'tiergate-clone-test-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 

@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { openDb } from '../src/db/open-db.js';
 import type { Queryable } from '../src/db/port.js';
 import { readCatalog } from '../src/probe/catalog.js';
+import { withoutJit } from '../src/probe/jit.js';
 import { readMetrics } from '../src/probe/metrics.js';
 import { freshDatabase, testTargets } from './helpers/targets.js';
 
@@ -119,6 +120,8 @@ describe.each(testTargets())('metrics read through prepared statements (%s)', (k
       const seen = async (q: Queryable) => (await readCatalog(q, { only: ['public'] })).some((o) => o.name === 'public.jit_t');
       const jitNow = async (q: Queryable) => (await q.query<{ jit: string }>(`select current_setting('jit') as jit`)).rows[0]?.jit;
       await db.exec(`set jit = on`);
+      expect(await withoutJit(db, () => jitNow(db))).toBe('off');
+      expect(await jitNow(db)).toBe('on');
       expect(await seen(db)).toBeTruthy();
       expect(await jitNow(db)).toBe('on');
       const inTx = await db.transaction(async (tx) => {

@@ -154,11 +154,20 @@ export class PgliteDb extends SingleSessionDb {
  * open, each query here first lets the event loop deliver them.
  */
 async function yieldToWorkers(): Promise<void> {
-  if (workers.open() > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+  if (openWorkers > 0) await new Promise<void>((resolve) => setImmediate(resolve));
 }
 
-/** The count of open PGlite workers, once their module is loaded (it is loaded only to open one). */
-const workers = { open: (): number => 0 };
+/** How many PGlite workers (src/db/pglite-worker.ts) this process has open. */
+let openWorkers = 0;
+
+/** A worker opened (+1) or ended (−1). */
+export function countWorker(change: 1 | -1): void {
+  openWorkers += change;
+}
+
+export function openWorkerCount(): number {
+  return openWorkers;
+}
 
 /**
  * Data directories whose connection this process keeps open between uses:
@@ -181,10 +190,7 @@ const warm = new Map<string, { ready: Promise<Db>; lent: boolean; giveBack(): Pr
 export async function keepWarm(dir: string, database: string, instance: string | null, displayUrl: string, options: { worker?: boolean } = {}): Promise<void> {
   if (warm.has(dir)) return;
   const ready: Promise<Db> = options.worker
-    ? import('./pglite-worker.js').then((m) => {
-        workers.open = () => m.openWorkers;
-        return m.PgliteWorkerDb.start({ dir, database, instance }, displayUrl);
-      })
+    ? import('./pglite-worker.js').then((m) => m.PgliteWorkerDb.start({ dir, database, instance }, displayUrl))
     : PgliteDb.start({ dir, database, instance }, displayUrl, {});
   ready.catch(() => undefined); // whoever opens it meets the error
   const entry = {

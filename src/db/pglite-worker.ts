@@ -5,7 +5,7 @@ import { Worker } from 'node:worker_threads';
 import { toDbError } from './db-error.js';
 import { acquireDirLock, type DirLock } from './dir-lock.js';
 import { TargetError } from '../errors.js';
-import { SingleSessionDb, type PgliteLocation } from './pglite-adapter.js';
+import { countWorker, SingleSessionDb, type PgliteLocation } from './pglite-adapter.js';
 import type { Capabilities, QueryResult } from './port.js';
 
 /**
@@ -21,9 +21,6 @@ import type { Capabilities, QueryResult } from './port.js';
  * and rows); errors come back as PostgreSQL's fields and become a DbError
  * here, exactly as `PgliteDb` makes them.
  */
-/** How many PGlite workers this process has open (src/db/pglite-adapter.ts yields to them). */
-export let openWorkers = 0;
-
 export class PgliteWorkerDb extends SingleSessionDb {
   readonly capabilities: Capabilities;
   private next = 1;
@@ -34,7 +31,7 @@ export class PgliteWorkerDb extends SingleSessionDb {
   private constructor(
     private readonly worker: Worker,
     readonly displayUrl: string,
-    private readonly lock: DirLock | null,
+    private readonly lock: DirLock,
     location: PgliteLocation,
   ) {
     super();
@@ -46,7 +43,7 @@ export class PgliteWorkerDb extends SingleSessionDb {
       if ('error' in m) w.reject(toDbError(m.error));
       else w.resolve(m.result);
     });
-    openWorkers++;
+    countWorker(1);
     const fail = (e: Error) => {
       this.ended();
       this.failure ??= e;
@@ -99,7 +96,7 @@ export class PgliteWorkerDb extends SingleSessionDb {
       this.closed = true;
       await this.worker.terminate().catch(() => undefined);
       this.ended();
-      this.lock?.release();
+      this.lock.release();
     }
   }
 
@@ -107,7 +104,7 @@ export class PgliteWorkerDb extends SingleSessionDb {
   private ended(): void {
     if (this.exited) return;
     this.exited = true;
-    openWorkers--;
+    countWorker(-1);
   }
 }
 

@@ -163,7 +163,6 @@ export async function readCatalog(q: Queryable, scope: SchemaScope): Promise<Cat
   return withoutJit(q, async () => (await q.query<CatalogObject>(CATALOG_SQL, [list, include])).rows);
 }
 
-
 /** kind → object name → hash of its normalised definition */
 export type CatalogSnapshot = Record<ObjectKind, Map<string, string>>;
 

@@ -56,10 +56,11 @@ export function sampleProvider(scale: number, variant?: string): CloneProvider {
 /** Clones of a plain SQL dump, loaded into PGlite. */
 export function dumpProvider(file: string, database: string): CloneProvider {
   checkDumpFile(file);
+  const stat = statSync(file);
   // a database loaded from a plain dump takes a few times the file's size
-  const provider = pgliteProvider(database, `the dump ${file}`, 4 * statSync(file).size, (db, progress) => loadDump(db, file, progress));
+  const provider = pgliteProvider(database, `the dump ${file}`, 4 * stat.size, (db, progress) => loadDump(db, file, progress));
   // the copy of the source is the dump: taken when the file was written
-  const snapshotAt = statSync(file).mtime.toISOString();
+  const snapshotAt = stat.mtime.toISOString();
   return async (count, progress, register) => provider(count, progress, (c) => register(Object.assign(c, { snapshotAt })));
 }
 
@@ -231,7 +232,8 @@ async function copyClones(from: string, clones: DirClone[], database: string, st
           } else if (before + i > 0) {
             // the other clones start in worker threads, on the other core: their work
             // (a rehearsal's reference on the second clone) runs beside the first's
-            void warmUp(c, database, { worker: true });
+            // (a worker that fails to start says so to whoever opens the clone)
+            warmUp(c, database, { worker: true }).catch(() => undefined);
           }
         },
       },

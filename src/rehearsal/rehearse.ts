@@ -205,10 +205,8 @@ class Scenario {
    */
   private metricsNow: Record<string, number | null> | undefined;
 
-  /** the reference of the rollback proof, being built on the second clone from stage A on, and the gate's place it was built with */
+  /** the reference of the rollback proof, built on the second clone from stage A on, and the tiers it opened the gate after (null: not opened) */
   private keptRun: { run: KeptRun; gateAfter: number[] | null } | null = null;
-  /** stage B opened the gate elsewhere than the reference assumed (only when stage A failed: stage C then never runs) */
-  private keptOrderDiffers = false;
 
   constructor(
     readonly plan: Plan,
@@ -327,8 +325,6 @@ class Scenario {
       this.appliedWhenGateOpened = [...this.applied];
       this.metricsNow = undefined;
     }
-    const started = this.startKept(this.appliedWhenGateOpened);
-    if (!sameIds(started.gateAfter, this.appliedWhenGateOpened)) this.keptOrderDiffers = true;
     for (const tier of pending) {
       if (!this.satisfied(tier)) {
         await this.run(b, tier, async () => ({ ...idle(tier), status: 'Skipped', reason: 'requires a tier that did not apply' }));
@@ -351,7 +347,8 @@ class Scenario {
     if (!rollbackTier) return;
     const c = this.stage('C', 'rollback, proven');
     const reverted = rollbackTier.reverts.map((id) => this.plan.tiers.find((t) => t.id === id)!);
-    const keptRun = this.startKept(this.appliedWhenGateOpened).run!;
+    // started with stage A (a plan with a rollback tier always has one)
+    const { run: keptRun, gateAfter } = this.keptRun!;
     let rb: TierResult;
     try {
       rb = await this.apply(c, rollbackTier, { reverts: reverted });
@@ -374,7 +371,8 @@ class Scenario {
       throw e;
     });
     const built = await keptRun;
-    const keptFp = this.keptOrderDiffers ? { error: 'the second clone opened the gate after other tiers than stage B did: no reference to compare with' } : built;
+    // stage B opened the gate elsewhere than the reference assumed (possible only when stage A failed, and stage C then does not run)
+    const keptFp = sameIds(gateAfter, this.appliedWhenGateOpened) ? built : { error: 'the second clone opened the gate after other tiers than stage B did: no reference to compare with' };
     const keptDiff = 'error' in keptFp ? null : diffFingerprints(fpRolled, keptFp.fp);
     const matchesKeptTiers = keptDiff !== null && sameFingerprint(fpRolled, (keptFp as { fp: Fingerprint }).fp);
     this.check(c, {
@@ -411,20 +409,19 @@ class Scenario {
   /**
    * Starts the reference of the rollback proof — a clean apply of the kept
    * tiers on the second clone, the gate opened after `gateAfter` (null: not
-   * opened) — once, at the start of stage A. It is built there while the
+   * opened) — at the start of stage A. It is built there while the
    * stages run on the first clone: two clones, two sessions (on PGlite, two
    * threads), nothing shared but the fingerprint cache. No run when the
    * plan has no rollback to prove.
    */
-  private startKept(gateAfter: number[] | null): { run: KeptRun | null; gateAfter: number[] | null } {
+  private startKept(gateAfter: number[] | null): void {
     const rollbackTier = this.rollbackTier;
-    if (this.keptRun || !rollbackTier) return this.keptRun ?? { run: null, gateAfter };
+    if (!rollbackTier) return;
     this.emit({ type: 'progress', message: `applying the kept tiers on a second clone (${this.kept.displayUrl}), meanwhile the stages on the first` });
     const keptTiers = this.body.filter((t) => !rollbackTier.reverts.includes(t.id));
     const run = applyKept(this.plan, this.kept, keptTiers, rollbackTier, gateAfter, this.fingerprints, this.signal);
     run.catch(() => undefined); // awaited in stage C, or by settleKept
     this.keptRun = { run, gateAfter };
-    return this.keptRun;
   }
 
   /** Waits for the second clone's work (nothing may be left running on a clone that is about to be dropped). */
@@ -463,7 +460,6 @@ class Scenario {
     this.metricsNow = r.status === 'Applied' && r.reason === null ? afterMetrics(r) : undefined;
     return r;
   }
-
 
   private verify(stage: StageRecord, annotate?: (r: TierResult) => void): Promise<TierResult> {
     const tier = this.verifyTier!;
