@@ -4,6 +4,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openDb } from '../src/db/open-db.js';
 import type { Db, Queryable, TransactionOptions } from '../src/db/port.js';
 import { apply } from '../src/engine/apply.js';
+import { ensureLedger } from '../src/engine/ledger.js';
+import { Carry, runTier } from '../src/engine/run-tier.js';
 import { rollback } from '../src/engine/rollback.js';
 import { status } from '../src/engine/status.js';
 import { verify } from '../src/engine/verify.js';
@@ -105,6 +107,60 @@ describe.each(testTargets())('engine on %s', (kind) => {
       for (const name of Object.keys(plan.metrics)) expect(measured[i]!.delta!.metrics[name]!.before).toBe(measured[i - 1]!.delta!.metrics[name]!.after);
     }
     expect(r.tiers.find((t) => t.id === 2)!.delta?.metrics.items).toEqual({ before: 0, after: 3 });
+  });
+
+  it("the catalog is read once per tier: a tier's before is what the previous one left, and the deltas are those of fresh reads", async () => {
+    await prepareGate(db, true);
+    const plan = loadPlan(ENGINE_PLAN);
+    let snapshots = 0;
+    const tx: Queryable = {
+      query: (sql, params) => {
+        if (/^\s*with ns as materialized/.test(sql)) snapshots++;
+        return db.query(sql, params);
+      },
+      exec: (script) => db.exec(script),
+    };
+    const counting: Db = Object.create(db, {
+      transaction: { value: <T>(fn: (q: Queryable) => Promise<T>, options?: TransactionOptions) => db.transaction(() => fn(tx), options) },
+    });
+    const r = await apply(counting, plan);
+    expect(statuses(r)).toEqual({ 0: 'Passed', 1: 'Applied', 2: 'Applied', 3: 'Applied', 90: 'Passed' });
+    // tier 1's before, then each of the three tiers' after: 4, not 6
+    expect(snapshots).toBe(4);
+
+    // the same tiers on a second database, each with its own before read: the same object deltas
+    const other = await freshDatabase(kind, 'postgres');
+    const db2 = await openDb(other.url);
+    try {
+      await prepareGate(db2, true);
+      await ensureLedger(db2);
+      for (const id of [1, 2, 3]) {
+        const fresh = await runTier(db2, plan, plan.tiers.find((t) => t.id === id)!);
+        expect(fresh.status).toBe('Applied');
+        expect(r.tiers.find((t) => t.id === id)!.delta!.objects).toEqual(fresh.delta!.objects);
+      }
+    } finally {
+      await db2.close();
+      await other.drop();
+    }
+  });
+
+  it('a Carry that was not forgotten is trusted: a change between two tiers shows in the next delta', async () => {
+    // what the Carry's contract rests on: whoever changes the database between tiers forgets it (as opening the gate does)
+    await prepareGate(db, true);
+    const plan = loadPlan(ENGINE_PLAN);
+    await ensureLedger(db);
+    const carry = new Carry();
+    expect((await runTier(db, plan, plan.tiers.find((t) => t.id === 1)!, { carry })).status).toBe('Applied');
+    expect(carry.catalog).toBeDefined();
+    await db.exec('create table app.between (id int)');
+    const t2 = await runTier(db, plan, plan.tiers.find((t) => t.id === 2)!, { carry });
+    expect(t2.delta!.objects.tables?.added).toEqual(['app.between']);
+    // forgotten after a change: the next tier reads afresh and shows only its own
+    await db.exec('create table app.again (id int)');
+    carry.forget();
+    const t3 = await runTier(db, plan, plan.tiers.find((t) => t.id === 3)!, { carry });
+    expect(t3.delta!.objects.tables?.added ?? []).not.toContain('app.again');
   });
 
   it('a tier whose SQL fails halfway leaves no trace and names file:line', async () => {

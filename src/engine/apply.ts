@@ -8,7 +8,7 @@ import { runPreflight } from './preflight.js';
 import type { Delta, Difference, GateReading, TierResult } from './result.js';
 import { withRollout, type RolloutOptions } from './rollout.js';
 import { afterMetrics, emptyFailure, finish, idle, isBodyTier, type EngineEvent, type RunResult } from './run-result.js';
-import { runCheckTier, runTier } from './run-tier.js';
+import { Carry, runCheckTier, runTier } from './run-tier.js';
 import { namingBlockers } from './session-bounds.js';
 
 /**
@@ -74,19 +74,13 @@ export async function apply(db: Db, plan: Plan, options: ApplyOptions = {}): Pro
     };
     const done = (gate: GateReading | null) => finish('apply', db.displayUrl, plan, identity, gate, results, Boolean(options.signal?.aborted));
 
-    // The metrics as the last transaction of this run left them: the next
-    // tier's "before" (metric sets over views of a whole database are most of
-    // an apply's own cost; this halves them). Each metric is a statement of
-    // READ COMMITTED transactions, so it always sees what other sessions have
-    // committed at that moment: a change committed by someone else between
-    // two tiers shows in the next tier's metric delta instead of between the
-    // two, exactly as one committed during a tier does. Row and object deltas
-    // are measured inside each tier's own transaction and are not affected.
-    let metricsNow: Record<string, number | null> | undefined;
+    // The metrics and the plan's catalog as the last transaction of this run
+    // left them: the next tier's "before" (src/engine/run-tier.ts, Carry).
+    const carry = new Carry();
     for (const tier of plan.tiers.filter((t) => t.kind === 'preflight')) {
       const r = await run(tier, () => runPreflight(db, plan, tier, identity, 'apply'));
       if (r.status === 'Failed') return done(null);
-      metricsNow = afterMetrics(r);
+      carry.keep(afterMetrics(r));
     }
     const gate = await readGateBounded(db, plan);
     const applied = appliedTiers(plan, ledger, gate);
@@ -122,7 +116,7 @@ export async function apply(db: Db, plan: Plan, options: ApplyOptions = {}): Pro
       const appliedBefore = sortedIds(applied, plan);
       const r = await run(tier, async () => {
         const result = await runTier(db, plan, tier, {
-          metricsBefore: metricsNow,
+          carry,
           signal: options.signal,
           command: 'apply',
           ...(binding
@@ -135,8 +129,6 @@ export async function apply(db: Db, plan: Plan, options: ApplyOptions = {}): Pro
         });
         return { ...result, appliedBefore };
       });
-      // a COMMIT confirmed only afterwards (reason set) came with a new session: read afresh
-      metricsNow = r.status === 'Applied' && r.reason === null ? afterMetrics(r) : undefined;
       if (r.status === 'Applied') applied.add(tier.id);
       else {
         notApplied.set(tier.id, r.status === 'Blocked' ? 'blocked' : 'failed');

@@ -3,7 +3,7 @@ import { CommitInDoubtError, DbError, type SqlFailure } from '../errors.js';
 import type { Plan, Tier } from '../plan/plan.js';
 import { checkPostCondition } from '../plan/post-condition.js';
 import { touchedRelations } from '../plan/sql-facts.js';
-import { diffCatalog, snapshotCatalog } from '../probe/catalog.js';
+import { diffCatalog, snapshotCatalog, type CatalogSnapshot } from '../probe/catalog.js';
 import { readMetrics } from '../probe/metrics.js';
 import { relationsToWatch, RowWatch } from '../probe/rows.js';
 import { describeBlockers, isWaitTimeout } from './blockers.js';
@@ -26,12 +26,8 @@ export interface RunTierOptions {
   reverts?: Tier[];
   /** do not write the ledger (a rehearsal's measurement that is rolled back anyway) */
   noLedger?: boolean;
-  /**
-   * The metrics as the previous tier of the same run left them (read in its
-   * transaction just before its COMMIT, or by the preflight): used as this
-   * tier's "before" instead of evaluating every metric again. See `apply`.
-   */
-  metricsBefore?: Record<string, number | null>;
+  /** what the previous tier of the same run left: this tier's "before", kept up to date (see Carry) */
+  carry?: Carry;
   /**
    * A guard proof on a clone whose gate is open: SQL that closes the gate
    * inside the proof's transaction (rolled back with it).
@@ -50,6 +46,37 @@ export interface RunTierOptions {
   signal?: AbortSignal;
   /** the command a failure record names (apply, rollback) */
   command?: string;
+}
+
+/**
+ * What the last tier of a run read in its transaction just before its
+ * COMMIT (or the preflight, for the metrics): the plan's metrics and its
+ * schemas' catalog. The next tier takes them as its "before" instead of
+ * reading both again: two of a tier's costliest reads (metric sets over
+ * views of a whole database; a catalog snapshot reads every object of the
+ * plan's schemas). Both are read in READ COMMITTED statements, which see
+ * what other sessions have committed when they run: a change committed by
+ * someone else between two tiers shows in the next tier's delta instead of
+ * between the two, exactly as one committed during a tier does (see apply).
+ *
+ * runTier keeps it: a clean COMMIT replaces it, a tier that does not commit
+ * (or whose COMMIT is confirmed only afterwards, on a new session) forgets
+ * it, a guard proof leaves it as it was — its caller proves the proof
+ * rolled back, or forgets it. Whoever changes the database between tiers
+ * (opening the gate) forgets it too.
+ */
+export class Carry {
+  metrics?: Record<string, number | null>;
+  catalog?: CatalogSnapshot;
+
+  keep(metrics: Record<string, number | null> | undefined, catalog?: CatalogSnapshot): void {
+    this.metrics = metrics;
+    this.catalog = catalog;
+  }
+
+  forget(): void {
+    this.keep(undefined);
+  }
 }
 
 class GateClosed extends Error {
@@ -114,6 +141,7 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
   // what the transaction wrote before its COMMIT: to resolve a COMMIT whose answer was lost
   let ledgerId: number | null = null;
   let pending: Measured | null = null;
+  let readLast: { metrics: Record<string, number | null>; catalog: CatalogSnapshot } | null = null;
   try {
     const measured = await db.transaction(async (tx) => {
       await setTimeouts(tx, plan, tier);
@@ -126,17 +154,18 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
       await testHook('tier-begin', tier.id);
       // a file the parser refuses is refused before any tier runs (lint); this is the server's judgement of what it touches
       const touched = await touchedRelations(tier.sql).catch(() => null);
-      const catalogBefore = await snapshotCatalog(tx, plan.schemas);
+      const catalogBefore = options.carry?.catalog ?? (await snapshotCatalog(tx, plan.schemas));
       const rows = await RowWatch.start(tx, await relationsToWatch(tx, touched, plan.schemas), touched?.drops ?? []);
-      const before = options.metricsBefore ?? (await readMetrics(tx, plan.metrics));
+      const before = options.carry?.metrics ?? (await readMetrics(tx, plan.metrics));
       const figures = tier.figures.length ? await readMetrics(tx, pick(plan.figures, tier.figures), 'figure') : {};
       await runScript(tx, tier, tier.file, options.signal);
       await testHook('tier-script-done', tier.id);
       const after = await readMetrics(tx, plan.metrics);
       const post = tier.post.map((p) => ({ expr: p.expr, ok: checkPostCondition(p, after[p.metric] ?? null), value: after[p.metric] ?? null }));
       if (post.some((p) => !p.ok)) throw new PostConditionFailed(post);
+      const catalogAfter = await snapshotCatalog(tx, plan.schemas);
       const delta: Delta = {
-        objects: diffCatalog(catalogBefore, await snapshotCatalog(tx, plan.schemas)),
+        objects: diffCatalog(catalogBefore, catalogAfter),
         rows: await rows.finish(tx),
         metrics: pairMetrics(before, after),
       };
@@ -161,11 +190,14 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
       // Ctrl-C after the last statement: the tier still rolls back (the signal is checked between statements too)
       if (options.signal?.aborted) throw new Interrupted(tier);
       pending = result;
+      readLast = { metrics: after, catalog: catalogAfter };
       return result;
     });
+    options.carry?.keep(readLast!.metrics, readLast!.catalog);
     await testHook('tier-committed', tier.id);
     return { ...baseResult(tier), status: 'Applied', durationMs: elapsed(), ...measuredFields(measured) };
   } catch (e) {
+    if (!options.proveGuard) options.carry?.forget();
     if (e instanceof CommitInDoubtError) return commitInDoubt(db, plan, tier, e, elapsed(), ledgerId, pending, options);
     return failedOrBlocked(db, plan, tier, e, elapsed(), options);
   }

@@ -5,8 +5,8 @@ import { ensureLedger, readLedger, type LedgerEntry } from '../engine/ledger.js'
 import { runPreflight } from '../engine/preflight.js';
 import type { DatabaseIdentity, GateReading, TierResult } from '../engine/result.js';
 import { assertNoDrift, assertPlanRunnable } from '../engine/rollout.js';
-import { afterMetrics, idle, isBodyTier } from '../engine/run-result.js';
-import { runCheckTier, runTier, type RunTierOptions } from '../engine/run-tier.js';
+import { idle, isBodyTier } from '../engine/run-result.js';
+import { Carry, runCheckTier, runTier, type RunTierOptions } from '../engine/run-tier.js';
 import type { CheckRecord, Evidence, FingerprintDiff, StageRecord } from '../evidence/types.js';
 import { computeVerdict } from '../evidence/verdict.js';
 import { EVIDENCE_SCHEMA_VERSION } from '../evidence/version.js';
@@ -197,13 +197,13 @@ class Scenario {
   private appliedWhenGateOpened: number[] | null = null;
   private ledger = new Map<number, LedgerEntry>();
   /**
-   * The plan's metrics as the last tier on this clone left them, read in its
-   * transaction just before its COMMIT: the next tier's "before", as in
-   * `apply` (src/engine/apply.ts). Nothing else writes to the clone; a
-   * guard proof rolls back (its fingerprint proves it) and keeps them;
-   * opening the gate forgets them.
+   * The plan's metrics and catalog as the last tier on this clone left them,
+   * read in its transaction just before its COMMIT: the next tier's
+   * "before", as in `apply` (src/engine/run-tier.ts). Nothing else writes
+   * to the clone; a guard proof rolls back (its fingerprint proves it) and
+   * keeps them; opening the gate forgets them.
    */
-  private metricsNow: Record<string, number | null> | undefined;
+  private readonly carry = new Carry();
 
   /** the reference of the rollback proof, built on the second clone from stage A on, and the tiers it opened the gate after (null: not opened) */
   private keptRun: { run: KeptRun; gateAfter: number[] | null } | null = null;
@@ -278,12 +278,12 @@ class Scenario {
         const r = await this.run(
           a,
           tier,
-          () => runTier(this.db, this.plan, tier, { proveGuard: true, closeGate: gateOpen ? this.plan.rehearsal?.close_gate : undefined, metricsBefore: this.metricsNow, signal: this.signal }),
+          () => runTier(this.db, this.plan, tier, { proveGuard: true, closeGate: gateOpen ? this.plan.rehearsal?.close_gate : undefined, carry: this.carry, signal: this.signal }),
           async (result) => {
             last = await this.fingerprints.of(this.db);
             unchanged = sameFingerprint(before, last);
-            // rolled back, and proven so: the metrics are as the last tier left them
-            if (!unchanged) this.metricsNow = undefined;
+            // rolled back, and proven so: the metrics and catalog are as the last tier left them
+            if (!unchanged) this.carry.forget();
             result.fingerprintUnchanged = unchanged;
             if (result.status === 'Blocked') result.expectedOutcome = 'the gate is closed';
           },
@@ -323,7 +323,7 @@ class Scenario {
     const pending = this.body.filter((t) => !this.applied.has(t.id));
     if (pending.some((t) => t.gated) && (await openGate(this.db, this.plan))) {
       this.appliedWhenGateOpened = [...this.applied];
-      this.metricsNow = undefined;
+      this.carry.forget();
     }
     for (const tier of pending) {
       if (!this.satisfied(tier)) {
@@ -454,10 +454,8 @@ class Scenario {
   /** Applies a tier, recording the state it ran in (the tiers applied before it). */
   private async apply(stage: StageRecord, tier: Tier, options: RunTierOptions = {}): Promise<TierResult> {
     const appliedBefore = sortedIds(this.applied, this.plan);
-    const r = await this.run(stage, tier, async () => ({ ...(await runTier(this.db, this.plan, tier, { metricsBefore: this.metricsNow, ...options, signal: this.signal })), appliedBefore }));
+    const r = await this.run(stage, tier, async () => ({ ...(await runTier(this.db, this.plan, tier, { carry: this.carry, ...options, signal: this.signal })), appliedBefore }));
     if (r.status === 'Applied') this.applied.add(tier.id);
-    // as apply does: the next tier starts from what this one read just before its COMMIT (a COMMIT confirmed afterwards: read afresh)
-    this.metricsNow = r.status === 'Applied' && r.reason === null ? afterMetrics(r) : undefined;
     return r;
   }
 
@@ -530,17 +528,16 @@ async function applyKept(
     const todo = tiers.filter((t) => ledger.get(t.id)?.status !== 'applied');
     const beforeGate = new Set(appliedWhenGateOpened ?? todo.map((t) => t.id));
     const order = [...todo.filter((t) => beforeGate.has(t.id)), null, ...todo.filter((t) => !beforeGate.has(t.id))];
-    // each tier starts from the metrics the previous one read before its COMMIT (Scenario.metricsNow)
-    let metricsNow: Record<string, number | null> | undefined;
+    // each tier starts from what the previous one read before its COMMIT (Scenario.carry)
+    const carry = new Carry();
     for (const tier of order) {
       if (tier === null) {
         if (appliedWhenGateOpened) await openGate(db, plan);
-        metricsNow = undefined;
+        carry.forget();
         continue;
       }
-      const r = await runTier(db, plan, tier, { metricsBefore: metricsNow, signal });
+      const r = await runTier(db, plan, tier, { carry, signal });
       if (r.status !== 'Applied') return { error: `tier ${tier.id} did not apply on the second clone: ${r.error?.message ?? r.reason}` };
-      metricsNow = r.reason === null ? afterMetrics(r) : undefined;
     }
     // (a rollback of scope subject reverts this rehearsal's amendment only: what the source applied for its own subject stays)
     const alreadyApplied =
