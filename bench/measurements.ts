@@ -180,8 +180,9 @@ export async function engineOverhead(ctx: Context, scales: number[]): Promise<vo
       subject: { label: `psql -c 'select 1' × ${files}`, ms: t['psql fixed cost']! },
       note: "report only: the part of the baseline that is process and session start-up; a machine that starts processes slowly inflates the baseline and flatters every apply ratio (the CLI starts one process, the library none)",
     });
-    const target = scale === 1 ? '≤ 1.3×' : scale >= 100 ? '≤ 1.1×' : undefined;
-    const limit = scale === 1 ? 1.3 : 1.1;
+    // the issue's goals: ≤ 1.3× at scale 10, ≤ 1.1× at scale 100 (scale 1 is reported, with no goal)
+    const target = scale === 10 ? '≤ 1.3×' : scale >= 100 ? '≤ 1.1×' : undefined;
+    const limit = scale === 10 ? 1.3 : 1.1;
     const met = target ? (_s: number, _b: number, ratio: number) => ratio <= limit : undefined;
     if (withCli) addRow(ctx, { group: 'engine overhead', measurement: `apply, whole plan, scale ${scale}: CLI`, baseline: base, subject: { label: 'tiergate apply', ms: t['tiergate apply (CLI)']! }, target, met });
     if (t['tiergate apply (CLI, cache off)']) {
