@@ -56,8 +56,9 @@ export interface RunTierOptions {
  * views of a whole database; a catalog snapshot reads every object of the
  * plan's schemas). Both are read in READ COMMITTED statements, which see
  * what other sessions have committed when they run: a change committed by
- * someone else between two tiers shows in the next tier's delta instead of
- * between the two, exactly as one committed during a tier does (see apply).
+ * someone else between two tiers shows in the next tier's delta (before, in
+ * none), exactly as one committed during a tier does in that tier's — a
+ * run's deltas add up to everything that changed in the plan's schemas.
  *
  * runTier keeps it: a clean COMMIT replaces it, a tier that does not commit
  * (or whose COMMIT is confirmed only afterwards, on a new session) forgets
