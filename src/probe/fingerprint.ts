@@ -87,7 +87,7 @@ export async function fingerprint(q: Queryable, options: FingerprintOptions = {}
     // the catalog as this database last read it, when its catalog version proves nothing changed since
     const version = options.cache && options.instance ? `${options.instance}\n${excluded.join(',')}\n${await catalogVersion(q)}` : null;
     const known = version ? options.cache!.catalogAt(version) : undefined;
-    const read = known ?? (await readCatalogState(q, excluded, Boolean(options.cache)));
+    const read = known ?? (await readCatalogState(q, excluded, Boolean(options.cache), options.lanes?.[0]));
     if (version && !known) options.cache!.rememberCatalog(version, read);
     if (options.cache) options.cache.lastCatalog = known ? 'reused' : 'read';
     const all = [...read.relations.values()].filter((r) => r.hashed).map((r) => ({ name: r.name, sql: contentQuery(r, read.relations), oid: r.oid }));
@@ -238,12 +238,29 @@ interface CatalogState {
   edges?: [number, number][];
 }
 
-async function readCatalogState(q: Queryable, excluded: string[], forCache: boolean): Promise<CatalogState> {
-  const catalog: Record<string, string> = {};
-  for (const o of await readCatalog(q, { except: excluded })) catalog[`${o.kind} ${o.name}`] = o.def;
-  const relations = await readRelations(q, excluded);
-  if (!forCache) return { catalog, relations };
-  return { catalog, relations, proofs: await readRelationProofs(q, [...relations.keys()]), edges: await readInheritance(q) };
+/**
+ * With a second connection (`lane`: a clone, which nothing else writes to),
+ * the objects are read on one while the tables, their proofs and the
+ * inheritance edges are read on the other: at 6,500 tables 0.85 s and
+ * 0.7 s, which ran one after the other. Both finish before an error is
+ * thrown: nothing is left running on a connection.
+ */
+async function readCatalogState(q: Queryable, excluded: string[], forCache: boolean, lane?: Queryable): Promise<CatalogState> {
+  const objects = async () => {
+    const catalog: Record<string, string> = {};
+    for (const o of await readCatalog(q, { except: excluded })) catalog[`${o.kind} ${o.name}`] = o.def;
+    return catalog;
+  };
+  const tables = async (c: Queryable) => {
+    const relations = await readRelations(c, excluded);
+    if (!forCache) return { relations };
+    return { relations, proofs: await readRelationProofs(c, [...relations.keys()]), edges: await readInheritance(c) };
+  };
+  if (!lane) return { catalog: await objects(), ...(await tables(q)) };
+  const [catalog, rest] = await Promise.allSettled([objects(), withoutJit(lane, () => tables(lane))]);
+  if (catalog.status === 'rejected') throw catalog.reason;
+  if (rest.status === 'rejected') throw rest.reason;
+  return { catalog: catalog.value, ...rest.value };
 }
 
 /**
