@@ -127,18 +127,21 @@ export async function withClones<T>(source: CloneSource, count: number, fn: (clo
     throw e;
   } finally {
     const leftBehind: string[] = [];
-    for (const [i, clone] of clones.entries()) {
-      if (i === 0 && ran && options.keep) {
-        await clone.release();
-        progress(`kept the clone ${clone.displayUrl}`);
-        continue;
-      }
-      try {
-        await clone.drop();
-      } catch (e) {
-        leftBehind.push(`${clone.displayUrl} (${(e as Error).message})`);
-      }
-    }
+    // all at once: a clone of 6,500 tables takes ~0.5 s to drop
+    await Promise.all(
+      clones.map(async (clone, i) => {
+        if (i === 0 && ran && options.keep) {
+          await clone.release();
+          progress(`kept the clone ${clone.displayUrl}`);
+          return;
+        }
+        try {
+          await clone.drop();
+        } catch (e) {
+          leftBehind.push(`${clone.displayUrl} (${(e as Error).message})`);
+        }
+      }),
+    );
     if (leftBehind.length) {
       const message = `could not remove the clone${leftBehind.length > 1 ? 's' : ''} ${leftBehind.join(', ')}: remove ${leftBehind.length > 1 ? 'them' : 'it'} by hand`;
       // never hide the error that made us clean up; without one, a clone left behind is the error
