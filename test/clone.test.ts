@@ -578,7 +578,9 @@ describe.runIf(hasServer)('postgres clones (pg_dump | pg_restore onto a scratch 
 
   it('names what is wrong, never a password: bad URLs, an unreachable scratch server, an old pg_dump', async () => {
     const nothing = async () => undefined;
-    const src = withPassword(serverUrl());
+    // a source of this test's own name: other test files rehearse sources named postgres_… on this server at the same time
+    const source = await freshDatabase('postgres', 'named');
+    const src = withPassword(source.url);
     await expect(withClones({ kind: 'postgres', url: src, scratchUrl: 'pglite:memory' }, 1, nothing)).rejects.toThrow(/--scratch must be a PostgreSQL server URL/);
     await expect(withClones({ kind: 'postgres', url: src, scratchUrl: 'postgres://u:p@[bad' }, 1, nothing)).rejects.toBeInstanceOf(UsageError);
     const unreachable = `postgres://postgres:${secret}@127.0.0.1:1/postgres`;
@@ -591,10 +593,11 @@ describe.runIf(hasServer)('postgres clones (pg_dump | pg_restore onto a scratch 
     // nothing was created on the scratch server by the failed attempts
     const db = await openDb(serverUrl());
     try {
-      const r = await db.query<{ n: number }>(`select count(*)::int as n from pg_database where datname like 'tiergate_clone_postgres_%'`);
+      const r = await db.query<{ n: number }>(`select count(*)::int as n from pg_database where datname like $1`, [`tiergate_clone_${source.database}%`]);
       expect(r.rows[0]?.n).toBe(0);
     } finally {
       await db.close();
+      await source.drop();
     }
   });
 });

@@ -11,7 +11,7 @@ import { compareExpectations } from './expectations.js';
 import { readGate } from './gate.js';
 import { ledgerRowCommitted, recordAttempt, recordLedger, type LedgerExtras } from './ledger.js';
 import type { Delta, Difference, ExpectationResult, GateReading, MetricChange, PostResult, TierResult } from './result.js';
-import { emptyFailure } from './run-result.js';
+import { afterMetrics, emptyFailure } from './run-result.js';
 import { Interrupted, runAssertions, runScript, StatementError } from './run-script.js';
 import { testHook } from './test-hook.js';
 
@@ -142,7 +142,6 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
   // what the transaction wrote before its COMMIT: to resolve a COMMIT whose answer was lost
   let ledgerId: number | null = null;
   let pending: Measured | null = null;
-  let readLast: { metrics: Record<string, number | null>; catalog: CatalogSnapshot } | null = null;
   try {
     const measured = await db.transaction(async (tx) => {
       await setTimeouts(tx, plan, tier);
@@ -170,7 +169,7 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
         rows: await rows.finish(tx),
         metrics: pairMetrics(before, after),
       };
-      const result: Measured = { delta, post, figures, expectations: compareExpectations(tier, delta, figures), differences: [] };
+      const result: Measured = { delta, post, figures, expectations: compareExpectations(tier, delta, figures), differences: [], catalogAfter };
       if (options.proveGuard) throw new RollbackOnPurpose(result);
       if (options.compare) {
         result.differences = options.compare(delta);
@@ -191,12 +190,12 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
       // Ctrl-C after the last statement: the tier still rolls back (the signal is checked between statements too)
       if (options.signal?.aborted) throw new Interrupted(tier);
       pending = result;
-      readLast = { metrics: after, catalog: catalogAfter };
       return result;
     });
-    options.carry?.keep(readLast!.metrics, readLast!.catalog);
+    const applied: TierResult = { ...baseResult(tier), status: 'Applied', durationMs: elapsed(), ...measuredFields(measured) };
+    options.carry?.keep(afterMetrics(applied), measured.catalogAfter);
     await testHook('tier-committed', tier.id);
-    return { ...baseResult(tier), status: 'Applied', durationMs: elapsed(), ...measuredFields(measured) };
+    return applied;
   } catch (e) {
     if (!options.proveGuard) options.carry?.forget();
     if (e instanceof CommitInDoubtError) return commitInDoubt(db, plan, tier, e, elapsed(), ledgerId, pending, options);
@@ -211,6 +210,8 @@ interface Measured {
   figures: Record<string, number | null>;
   expectations: ExpectationResult[];
   differences: Difference[];
+  /** the plan schemas' catalog just before COMMIT: the next tier's "before" (Carry) */
+  catalogAfter: CatalogSnapshot;
 }
 
 function measuredFields(m: Measured): Pick<TierResult, 'delta' | 'post' | 'figures' | 'expectations' | 'differences'> {

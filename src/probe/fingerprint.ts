@@ -335,8 +335,7 @@ async function tableKeys(q: Queryable, state: CatalogState, hashed: { name: stri
     const key = sha1([digest, t.sql, ...members.map((m) => `${m.oid}:${describe(m.proof)}`)].join('\n'));
     keys.set(t.name, { key, provable, reads });
   }
-  // a state without its proofs (no cache when it was read) reads them each time: nothing to keep
-  if (state.proofs && state.edges) keysOfState.set(state, { digest, keys });
+  keysOfState.set(state, { digest, keys });
   return keys;
 }
 
