@@ -25,11 +25,16 @@ describe.each(testTargets())('row deltas (%s)', (kind) => {
         create table app.moved (id int primary key);
         insert into app.moved values (1);
         create table app.dropped_too (x int);
-        insert into app.dropped_too values (1), (2), (3);`);
+        insert into app.dropped_too values (1), (2), (3);
+        -- a column named like the row's alias: the hash must still cover the whole row
+        create table app.shadow (id int primary key, t int, label text);
+        insert into app.shadow values (1, 7, 'a'), (2, 7, 'b');
+        create table app.shadow_bag (t int, label text);
+        insert into app.shadow_bag values (7, 'a');`);
       const delta = await db.transaction(async (tx) => {
         // app.keyed twice (qualified and through the search_path): watched once
         await tx.exec('set local search_path = app, public');
-        const watch = await RowWatch.start(tx, ['app.keyed', 'keyed', 'app.bag', 'app.gone', 'app.moved', 'app.fresh', 'app.never'], ['app.dropped_too']);
+        const watch = await RowWatch.start(tx, ['app.keyed', 'keyed', 'app.bag', 'app.gone', 'app.moved', 'app.fresh', 'app.never', 'app.shadow', 'app.shadow_bag'], ['app.dropped_too']);
         await tx.exec(`
           insert into app.keyed values (4, 'd');
           delete from app.keyed where id = 1;
@@ -42,7 +47,9 @@ describe.each(testTargets())('row deltas (%s)', (kind) => {
           insert into app.renamed values (2);
           create table app.fresh (x int);
           insert into app.fresh values (1), (2);
-          drop table app.dropped_too;`);
+          drop table app.dropped_too;
+          update app.shadow set label = 'B' where id = 2;
+          update app.shadow_bag set label = 'A';`);
         return watch.finish(tx);
       });
       expect(delta).toEqual({
@@ -52,6 +59,8 @@ describe.each(testTargets())('row deltas (%s)', (kind) => {
         'app.moved': { added: 1, removed: 0, changed: 0 },
         'app.fresh': { added: 2, removed: 0, changed: 0 },
         'app.dropped_too': { added: 0, removed: 3, changed: 0 },
+        'app.shadow': { added: 0, removed: 0, changed: 1 },
+        'app.shadow_bag': { added: 1, removed: 1, changed: 0 },
       });
       // nothing written: nothing reported
       const none = await db.transaction(async (tx) => (await RowWatch.start(tx, ['app.keyed'], [])).finish(tx));

@@ -1,6 +1,15 @@
 import type { Queryable } from '../db/port.js';
 import type { RowChanges } from '../evidence/types.js';
 
+/**
+ * A row's hash, before and after a tier in the same transaction: 64 bits of
+ * its text form. A changed row is missed only if both hashes collide (one in
+ * 2^64); md5 cost twice as much per row on Directus's wide tables (3,370
+ * rows of directus_fields: 7.7 ms against 4.4 ms, of which 4.1 ms is the
+ * text form itself).
+ */
+const ROW_HASH = 'hashtextextended((t.*)::text, 0)';
+
 /** A relation whose rows a tier writes, resolved before the tier runs. */
 interface Watched {
   /** schema.table as the catalog names it */
@@ -53,7 +62,7 @@ export class RowWatch {
     if (watched.length) {
       await tx.exec(
         watched
-          .map((w) => `create temp table ${w.snapshot} on commit drop as select ${w.key.length ? w.key.join(', ') + ', ' : ''}md5(t::text) as tiergate_hash from ${w.qualified} t`)
+          .map((w) => `create temp table ${w.snapshot} on commit drop as select ${w.key.length ? w.key.join(', ') + ', ' : ''}${ROW_HASH} as tiergate_hash from ${w.qualified} t`)
           .join(';\n'),
       );
     }
@@ -110,13 +119,13 @@ function diffByKey(rel: string, w: Watched): string {
   return `select count(*) filter (where b.${firstKey} is null)::int as added,
             count(*) filter (where a.${firstKey} is null)::int as removed,
             count(*) filter (where a.${firstKey} is not null and b.${firstKey} is not null and a.tiergate_hash <> b.tiergate_hash)::int as changed
-       from (select ${w.key.join(', ')}, md5(t::text) as tiergate_hash from ${rel} t) a
+       from (select ${w.key.join(', ')}, ${ROW_HASH} as tiergate_hash from ${rel} t) a
        full join ${w.snapshot} b on ${on}`;
 }
 
 /** Without a key, a changed row is one removed and one added: multiset difference of row hashes. */
 function diffByHash(rel: string, w: Watched): string {
-  return `with a as (select md5(t::text) h, count(*) n from ${rel} t group by 1),
+  return `with a as (select ${ROW_HASH} h, count(*) n from ${rel} t group by 1),
           b as (select tiergate_hash h, count(*) n from ${w.snapshot} group by 1)
      select coalesce(sum(greatest(coalesce(a.n, 0) - coalesce(b.n, 0), 0)), 0)::int as added,
             coalesce(sum(greatest(coalesce(b.n, 0) - coalesce(a.n, 0), 0)), 0)::int as removed,
