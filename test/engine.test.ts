@@ -163,6 +163,25 @@ describe.each(testTargets())('engine on %s', (kind) => {
     expect(t3.delta!.objects.tables?.added ?? []).not.toContain('app.again');
   });
 
+  it("a tier that writes through the plan's own functions shows those rows, whatever the function's name", async () => {
+    await prepareGate(db, true);
+    const plan = loadPlan(ENGINE_PLAN);
+    await ensureLedger(db);
+    expect((await runTier(db, plan, plan.tiers.find((t) => t.id === 1)!)).status).toBe('Applied');
+    // the parser sees a call, not the write: every table of the plan's schemas is watched
+    await db.exec(`
+      create function app.bump() returns void language sql as $$ insert into app.item (id, label, tag) values (10, 'x', 'F') $$;
+      create function app."odd.name"() returns void language sql as $$ update app.item set label = 'y' where id = 10 $$;`);
+    const base = plan.tiers.find((t) => t.id === 3)!;
+    const viaCall = (id: number, sql: string) => runTier(db, plan, { ...base, id, sql, post: [], figures: [], expect: undefined });
+    const inserted = await viaCall(50, 'select app.bump();');
+    expect(inserted.status).toBe('Applied');
+    expect(inserted.delta!.rows).toEqual({ 'app.item': { added: 1, removed: 0, changed: 0 } });
+    const updated = await viaCall(51, 'select app."odd.name"();');
+    expect(updated.status).toBe('Applied');
+    expect(updated.delta!.rows).toEqual({ 'app.item': { added: 0, removed: 0, changed: 1 } });
+  });
+
   it('a tier whose SQL fails halfway leaves no trace and names file:line', async () => {
     await prepareGate(db, true);
     const dir = copyEnginePlan();

@@ -192,11 +192,15 @@ export async function relationsToWatch(
   const exact = touched ? [...touched.writes, ...touched.alters] : [];
   let widen = !touched || touched.incomplete.length > 0;
   if (!widen && touched && touched.calls.length) {
+    // a call as the parser names it (`app.bump`, `app."odd.name"`), matched by name then schema: pg_proc's name index
+    const names = touched.calls.map(splitQualified);
     const r = await q.query<{ user: boolean }>(
-      `select exists (select 1 from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+      `select exists (select 1 from unnest($1::text[], $2::text[]) as c(schema, name)
+                        join pg_proc p on p.proname = c.name
+                        join pg_namespace n on n.oid = p.pronamespace
                        where n.nspname not in ('pg_catalog', 'information_schema')
-                         and (p.proname = any($1::text[]) or n.nspname || '.' || p.proname = any($1::text[]))) as user`,
-      [touched.calls],
+                         and (c.schema is null or n.nspname = c.schema)) as user`,
+      [names.map((x) => x.schema), names.map((x) => x.name)],
     );
     widen = Boolean(r.rows[0]?.user);
   }
@@ -207,6 +211,29 @@ export async function relationsToWatch(
     [schemas],
   );
   return [...exact, ...all.rows.map((r) => r.name)];
+}
+
+/**
+ * `schema.name` as the parser prints a call (a part quoted when it must be:
+ * `app."odd.name"`) → its parts unquoted; a third part (`db.schema.name`)
+ * leaves the database out.
+ */
+function splitQualified(call: string): { schema: string | null; name: string } {
+  const parts: string[] = [];
+  let part = '';
+  let quoted = false;
+  for (let i = 0; i < call.length; i++) {
+    const ch = call[i]!;
+    if (quoted) {
+      if (ch === '"' && call[i + 1] === '"') (part += '"'), i++;
+      else if (ch === '"') quoted = false;
+      else part += ch;
+    } else if (ch === '"') quoted = true;
+    else if (ch === '.') parts.push(part), (part = '');
+    else part += ch;
+  }
+  parts.push(part);
+  return { schema: parts.length > 1 ? parts[parts.length - 2]! : null, name: parts[parts.length - 1]! };
 }
 
 function unique(xs: string[]): string[] {
