@@ -182,6 +182,21 @@ describe.each(testTargets())('engine on %s', (kind) => {
     expect(updated.delta!.rows).toEqual({ 'app.item': { added: 0, removed: 0, changed: 1 } });
   });
 
+  it("a tier file runs with the session's JIT setting; tiergate's reads around it with JIT off", async () => {
+    await prepareGate(db, true);
+    const plan = loadPlan(ENGINE_PLAN);
+    await ensureLedger(db);
+    expect((await runTier(db, plan, plan.tiers.find((t) => t.id === 1)!)).status).toBe('Applied');
+    await db.exec('set jit = on');
+    const base = plan.tiers.find((t) => t.id === 3)!;
+    const metrics = { ...plan.metrics, jit_off: `select (current_setting('jit') = 'off')::int` };
+    const r = await runTier(db, { ...plan, metrics }, { ...base, id: 52, sql: `create table app.jit_seen as select current_setting('jit') as jit`, post: [], figures: [], expect: undefined });
+    expect(r.status).toBe('Applied');
+    expect(r.delta!.metrics.jit_off).toEqual({ before: 1, after: 1 });
+    expect((await db.query<{ jit: string }>('select jit from app.jit_seen')).rows).toEqual([{ jit: 'on' }]);
+    expect((await db.query<{ jit: string }>(`select current_setting('jit') as jit`)).rows).toEqual([{ jit: 'on' }]);
+  });
+
   it('a tier whose SQL fails halfway leaves no trace and names file:line', async () => {
     await prepareGate(db, true);
     const dir = copyEnginePlan();

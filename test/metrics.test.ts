@@ -165,6 +165,9 @@ describe.each(testTargets())('metrics read through prepared statements (%s)', (k
       await db.exec(`set jit = on`);
       expect(await withoutJit(db, () => jitNow(db))).toBe('off');
       expect(await jitNow(db)).toBe('on');
+      // nested: the inner one leaves it off, the outer one gives it back
+      expect(await withoutJit(db, async () => [await withoutJit(db, () => jitNow(db)), await jitNow(db)])).toEqual(['off', 'off']);
+      expect(await jitNow(db)).toBe('on');
       expect(await seen(db)).toBeTruthy();
       expect(await jitNow(db)).toBe('on');
       const inTx = await db.transaction(async (tx) => {

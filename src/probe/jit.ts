@@ -15,6 +15,20 @@ import type { Queryable } from '../db/port.js';
  * restores the setting. A server without the setting is left as it is.
  */
 export async function withoutJit<T>(q: Queryable, read: () => Promise<T>): Promise<T> {
+  // inside another withoutJit on the same session: already off, and given back by the outer one
+  if (inside.has(q)) return read();
+  inside.add(q);
+  try {
+    return await offDuring(q, read);
+  } finally {
+    inside.delete(q);
+  }
+}
+
+/** Sessions (the connection objects the engine passes around) in a withoutJit: several reads in a row toggle once. */
+const inside = new WeakSet<Queryable>();
+
+async function offDuring<T>(q: Queryable, read: () => Promise<T>): Promise<T> {
   const was = (
     await q.query<{ jit: string | null }>(
       `select current_setting('jit', true) as jit, case when current_setting('jit', true) = 'on' then set_config('jit', 'off', false) end`,
