@@ -4,7 +4,7 @@ import type { Plan, Tier } from '../plan/plan.js';
 import { checkPostCondition } from '../plan/post-condition.js';
 import { touchedRelations } from '../plan/sql-facts.js';
 import { diffCatalog, snapshotCatalog, type CatalogSnapshot } from '../probe/catalog.js';
-import { withoutJit } from '../probe/jit.js';
+import { jitScope } from '../probe/jit.js';
 import { readMetrics } from '../probe/metrics.js';
 import { relationsToWatch, RowWatch } from '../probe/rows.js';
 import { describeBlockers, isWaitTimeout } from './blockers.js';
@@ -155,8 +155,8 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
       await testHook('tier-begin', tier.id);
       // a file the parser refuses is refused before any tier runs (lint); this is the server's judgement of what it touches
       const touched = await touchedRelations(tier.sql).catch(() => null);
-      // tiergate's own reads before and after the file, each group with JIT off once (src/probe/jit.ts); the file runs with the server's setting
-      const { catalogBefore, rows, before, figures } = await withoutJit(tx, async () => ({
+      // tiergate's own reads before and after the file, each group with JIT off at most once (src/probe/jit.ts); the file runs with the server's setting
+      const { catalogBefore, rows, before, figures } = await jitScope(tx, async () => ({
         catalogBefore: options.carry?.catalog ?? (await snapshotCatalog(tx, plan.schemas)),
         rows: await RowWatch.start(tx, await relationsToWatch(tx, touched, plan.schemas), touched?.drops ?? []),
         before: options.carry?.metrics ?? (await readMetrics(tx, plan.metrics)),
@@ -164,7 +164,7 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
       }));
       await runScript(tx, tier, tier.file, options.signal);
       await testHook('tier-script-done', tier.id);
-      const { delta, post, catalogAfter } = await withoutJit(tx, async () => {
+      const { delta, post, catalogAfter } = await jitScope(tx, async () => {
         const after = await readMetrics(tx, plan.metrics);
         const post = tier.post.map((p) => ({ expr: p.expr, ok: checkPostCondition(p, after[p.metric] ?? null), value: after[p.metric] ?? null }));
         if (post.some((p) => !p.ok)) throw new PostConditionFailed(post);

@@ -15,29 +15,43 @@ import type { Queryable } from '../db/port.js';
  * restores the setting. A server without the setting is left as it is.
  */
 export async function withoutJit<T>(q: Queryable, read: () => Promise<T>): Promise<T> {
-  // inside another withoutJit on the same session: already off, and given back by the outer one
-  if (inside.has(q)) return read();
-  inside.add(q);
+  const scope = scopes.get(q);
+  if (!scope) return jitScope(q, () => withoutJit(q, read));
+  scope.off ??= turnOff(q);
+  await scope.off;
+  return read();
+}
+
+/**
+ * Several of tiergate's reads in a row on one session: JIT is turned off at
+ * the first withoutJit inside `body` (not at all when none runs) and given
+ * back once at the end — two round trips for the group, not two a read.
+ * Nested scopes on the same session are one.
+ */
+export async function jitScope<T>(q: Queryable, body: () => Promise<T>): Promise<T> {
+  if (scopes.has(q)) return body();
+  const scope: Scope = {};
+  scopes.set(q, scope);
   try {
-    return await offDuring(q, read);
+    return await body();
   } finally {
-    inside.delete(q);
+    scopes.delete(q);
+    // turned off by this scope (it was on): given back; a failed restore inside a transaction is the rollback's
+    if (scope.off && (await scope.off.catch(() => null)) === 'on') await q.query(`select set_config('jit', 'on', false)`).catch(() => undefined);
   }
 }
 
-/** Sessions (the connection objects the engine passes around) in a withoutJit: several reads in a row toggle once. */
-const inside = new WeakSet<Queryable>();
+/** The setting found when the scope turned JIT off (once, however many reads ask at the same time). */
+interface Scope {
+  off?: Promise<string | null | undefined>;
+}
 
-async function offDuring<T>(q: Queryable, read: () => Promise<T>): Promise<T> {
-  const was = (
-    await q.query<{ jit: string | null }>(
-      `select current_setting('jit', true) as jit, case when current_setting('jit', true) = 'on' then set_config('jit', 'off', false) end`,
-    )
-  ).rows[0]?.jit;
-  if (was !== 'on') return read();
-  try {
-    return await read();
-  } finally {
-    await q.query(`select set_config('jit', 'on', false)`).catch(() => undefined);
-  }
+/** Open scopes by session (the connection object the engine passes around). */
+const scopes = new WeakMap<Queryable, Scope>();
+
+async function turnOff(q: Queryable): Promise<string | null | undefined> {
+  const r = await q.query<{ jit: string | null }>(
+    `select current_setting('jit', true) as jit, case when current_setting('jit', true) = 'on' then set_config('jit', 'off', false) end`,
+  );
+  return r.rows[0]?.jit;
 }
