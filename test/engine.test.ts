@@ -182,6 +182,49 @@ describe.each(testTargets())('engine on %s', (kind) => {
     expect(updated.delta!.rows).toEqual({ 'app.item': { added: 0, removed: 0, changed: 1 } });
   });
 
+  it("a tier's session settings (a pg_dump header) hold for its own statements only, as with psql -f per file", async () => {
+    await prepareGate(db, true);
+    await db.exec('create table public.thing (x int); insert into public.thing values (1), (2)');
+    const dir = copyEnginePlan();
+    const yaml = join(dir, 'tiergate.yaml');
+    writeFileSync(
+      yaml,
+      readFileSync(yaml, 'utf8')
+        .replace('metrics:\n', 'metrics:\n  things: select count(*) from thing\n')
+        .replace('expect: { objects: { views: +1 } }', 'expect: { objects: { views: +1, tables: +1 } }'),
+    );
+    // a view printed relative to the search_path: `thing`, or `public.thing` once the path is empty
+    appendFileSync(join(dir, 'tiers/01_schema.sql'), '\nCREATE VIEW app.v_thing AS SELECT x FROM thing;\n');
+    const view = join(dir, 'tiers/03_view.sql');
+    writeFileSync(
+      view,
+      [
+        'SET statement_timeout = 0;',
+        'SET lock_timeout = 0;',
+        "SET client_encoding = 'UTF8';",
+        "SELECT pg_catalog.set_config('search_path', '', false);",
+        'SET check_function_bodies = false;',
+        'SET client_min_messages = warning;',
+        readFileSync(view, 'utf8'),
+        "CREATE TABLE app.seen AS SELECT current_setting('search_path') AS sp, current_setting('statement_timeout') AS st;",
+        '',
+      ].join('\n'),
+    );
+    const session = async () =>
+      (await db.query<{ sp: string; st: string; lt: string }>(`select current_setting('search_path') as sp, current_setting('statement_timeout') as st, current_setting('lock_timeout') as lt`)).rows[0];
+    const outside = await session();
+    const r = await apply(db, loadPlan(dir));
+    expect(statuses(r)).toEqual({ 0: 'Passed', 1: 'Applied', 2: 'Applied', 3: 'Applied', 90: 'Passed' });
+    // the file's own statements ran with its settings
+    expect((await db.query('select sp, st from app.seen')).rows).toEqual([{ sp: '', st: '0' }]);
+    // tiergate's reads after it did not: the unqualified metric still resolves, and no view reads as changed for being printed another way
+    const t3 = r.tiers.find((t) => t.id === 3)!;
+    expect(t3.delta!.metrics.things).toEqual({ before: 2, after: 2 });
+    expect(t3.delta!.objects).toEqual({ views: { added: ['app.v_item'], removed: [], changed: [] }, tables: { added: ['app.seen'], removed: [], changed: [] } });
+    // nor did what came after it: the session is as the run set it (its search_path, the plan's bounds)
+    expect(await session()).toEqual({ sp: outside!.sp, st: '1min', lt: '2s' });
+  });
+
   it("a tier file runs with the session's JIT setting; tiergate's reads around it with JIT off", async () => {
     await prepareGate(db, true);
     const plan = loadPlan(ENGINE_PLAN);

@@ -110,6 +110,7 @@ describe('touchedRelations', () => {
       alters: ['axis.axis', 'axis.copy'],
       calls: [],
       incomplete: [],
+      settings: [],
     });
   });
 
@@ -135,6 +136,26 @@ DO LANGUAGE plpgsql 'BEGIN DELETE FROM single_quoted; END';`;
     expect(r.creates).toEqual(['tmp']);
     expect(r.calls).toEqual(['format', 'axis.fn_governance_scan']);
     expect(r.incomplete).toEqual(['line 10: EXECUTE of a string built at run time']);
+  });
+
+  it('names the statements that change the session settings, in DO blocks too', async () => {
+    const r = await touchedRelations(`SET statement_timeout = 0;
+SELECT pg_catalog.set_config('search_path', '', false);
+SET LOCAL lock_timeout = '1s';
+RESET ALL;
+SET ROLE reader;
+DO $$ BEGIN PERFORM set_config('work_mem', '64MB', false); SET client_min_messages = warning; END $$;
+SELECT current_setting('search_path');`);
+    expect(r.settings).toEqual([
+      'line 1: SET statement_timeout',
+      'line 2: set_config()',
+      'line 3: SET lock_timeout',
+      'line 4: RESET ALL',
+      'line 5: SET role',
+      'line 6: set_config()',
+      'line 6: SET client_min_messages',
+    ]);
+    expect((await touchedRelations('SELECT 1; INSERT INTO t VALUES (1);')).settings).toEqual([]);
   });
 
   it('says when the lists cannot be complete', async () => {

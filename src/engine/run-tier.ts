@@ -2,11 +2,11 @@ import type { Db, Queryable } from '../db/port.js';
 import { CommitInDoubtError, DbError, type SqlFailure } from '../errors.js';
 import type { Plan, Tier } from '../plan/plan.js';
 import { checkPostCondition } from '../plan/post-condition.js';
-import { touchedRelations } from '../plan/sql-facts.js';
+import { touchedRelations, type TouchedRelations } from '../plan/sql-facts.js';
 import { diffCatalog, snapshotCatalog, type CatalogSnapshot } from '../probe/catalog.js';
 import { jitScope } from '../probe/jit.js';
 import { readMetrics } from '../probe/metrics.js';
-import { relationsToWatch, RowWatch } from '../probe/rows.js';
+import { callsUserFunction, relationsToWatch, RowWatch } from '../probe/rows.js';
 import { describeBlockers, isWaitTimeout } from './blockers.js';
 import { compareExpectations } from './expectations.js';
 import { readGate } from './gate.js';
@@ -124,11 +124,60 @@ function baseResult(tier: Tier): Omit<TierResult, 'status' | 'durationMs'> {
   return { id: tier.id, name: tier.name, kind: tier.kind, file: tier.file, sha256: tier.sha256, reason: null, delta: null, post: [], error: null };
 }
 
-async function setTimeouts(tx: Queryable, plan: Plan, tier: Tier): Promise<void> {
-  await tx.query(`select set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)`, [
-    tier.lock_timeout ?? plan.defaults.lock_timeout,
-    tier.statement_timeout ?? plan.defaults.statement_timeout,
-  ]);
+/** Whether a file may change the session's settings: the parser saw it do so, cannot see all it does, or it calls a function of the database's (`callsUser`). */
+function mayChangeSettings(touched: TouchedRelations | null, callsUser: boolean): boolean {
+  return !touched || touched.settings.length > 0 || touched.incomplete.length > 0 || callsUser;
+}
+
+function timeouts(plan: Plan, tier: Tier): [string, string] {
+  return [tier.lock_timeout ?? plan.defaults.lock_timeout, tier.statement_timeout ?? plan.defaults.statement_timeout];
+}
+
+/**
+ * The tier's timeouts, for its transaction. With `keep`, first the session's
+ * own settings (pg_settings whose source is the session, as JSON): what
+ * restoreSettings gives back after a file that may change them.
+ */
+async function setTimeouts(tx: Queryable, plan: Plan, tier: Tier, keep = false): Promise<string | null> {
+  if (!keep) {
+    await tx.query(`select set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)`, timeouts(plan, tier));
+    return null;
+  }
+  const r = await tx.query<{ kept: string }>(
+    `with s as materialized (select coalesce(json_agg(json_build_array(name, setting)), '[]')::text as kept from pg_settings where source = 'session')
+     select s.kept, set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true) from s`,
+    timeouts(plan, tier),
+  );
+  return r.rows[0]?.kept ?? '[]';
+}
+
+/**
+ * A tier file's session settings end with the file, as they do when `psql -f`
+ * runs each file in a session of its own: a pg_dump header's
+ * `set_config('search_path', '', false)`, `SET statement_timeout = 0` or
+ * `SET ROLE` holds for the file's statements, then every session setting is
+ * put back as it was before the file (`kept`: setTimeouts), in the same
+ * transaction, so that tiergate's reads after the file (metrics, a catalog
+ * printed with the session's search_path), its ledger row and the tiers after
+ * it run as the run set them; then the tier's timeouts again, for the rest of
+ * its transaction. The role first (a setting may need it), and neither
+ * `session_authorization` nor the `transaction_*` settings (they end with
+ * the transaction).
+ */
+async function restoreSettings(tx: Queryable, plan: Plan, tier: Tier, kept: string): Promise<void> {
+  await tx.query(
+    `with b(name, setting) as (select x ->> 0, x ->> 1 from json_array_elements($1::json) x),
+          c as (select name, setting, reset_val from pg_settings where source = 'session'),
+          todo(name, v) as (
+            select c.name, coalesce(b.setting, c.reset_val) from c left join b using (name) where b.setting is distinct from c.setting
+            union all
+            select b.name, b.setting from b where not exists (select 1 from c where c.name = b.name)),
+          restored as materialized (
+            select count(set_config(t.name, t.v, false)) as n
+              from (select * from todo where name <> 'session_authorization' and left(name, 12) <> 'transaction_' order by name <> 'role') t)
+     select (select n from restored) as n, set_config('lock_timeout', $2, true), set_config('statement_timeout', $3, true)`,
+    [kept, ...timeouts(plan, tier)],
+  );
 }
 
 /**
@@ -144,8 +193,12 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
   let ledgerId: number | null = null;
   let pending: Measured | null = null;
   try {
+    // what the parser sees the file do (a file it refuses is refused before any tier runs, by lint): the server judges the rest
+    const touched = await touchedRelations(tier.sql).catch(() => null);
     const measured = await db.transaction(async (tx) => {
-      await setTimeouts(tx, plan, tier);
+      // the session's settings, kept when the file may change them (given back after it)
+      const kept = await setTimeouts(tx, plan, tier, mayChangeSettings(touched, Boolean(touched?.calls.length)));
+      const callsUser = touched ? await callsUserFunction(tx, touched.calls) : true;
       let gate: GateReading | null = null;
       if (tier.gated && !options.proveGuard) {
         gate = await readGate(tx, plan, { lockRows: true });
@@ -153,16 +206,15 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
       }
       if (options.proveGuard && options.closeGate) await tx.exec(options.closeGate);
       await testHook('tier-begin', tier.id);
-      // a file the parser refuses is refused before any tier runs (lint); this is the server's judgement of what it touches
-      const touched = await touchedRelations(tier.sql).catch(() => null);
       // tiergate's own reads before and after the file, each group with JIT off at most once (src/probe/jit.ts); the file runs with the server's setting
       const { catalogBefore, rows, before, figures } = await jitScope(tx, async () => ({
         catalogBefore: options.carry?.catalog ?? (await snapshotCatalog(tx, plan.schemas)),
-        rows: await RowWatch.start(tx, await relationsToWatch(tx, touched, plan.schemas), touched?.drops ?? []),
+        rows: await RowWatch.start(tx, await relationsToWatch(tx, touched, plan.schemas, callsUser), touched?.drops ?? []),
         before: options.carry?.metrics ?? (await readMetrics(tx, plan.metrics)),
         figures: tier.figures.length ? await readMetrics(tx, pick(plan.figures, tier.figures), 'figure') : {},
       }));
       await runScript(tx, tier, tier.file, options.signal);
+      if (kept !== null && mayChangeSettings(touched, callsUser)) await restoreSettings(tx, plan, tier, kept);
       await testHook('tier-script-done', tier.id);
       const { delta, post, catalogAfter } = await jitScope(tx, async () => {
         const after = await readMetrics(tx, plan.metrics);
@@ -357,13 +409,15 @@ export function pairMetrics(before: Record<string, number | null>, after: Record
 export async function runCheckTier(db: Db, plan: Plan, tier: Tier, options: { record?: string } = {}): Promise<TierResult> {
   const started = performance.now();
   const base = baseResult(tier);
+  const touched = await touchedRelations(tier.sql).catch(() => null);
   try {
     const out = await db.transaction(
       async (tx) => {
-        await setTimeouts(tx, plan, tier);
+        const kept = await setTimeouts(tx, plan, tier, mayChangeSettings(touched, Boolean(touched?.calls.length)));
         let failures: SqlFailure[] = [];
         if (tier.kind === 'verify') failures = await runAssertions(tx, tier, tier.file);
         else await runScript(tx, tier, tier.file);
+        if (kept !== null && mayChangeSettings(touched, await callsUserFunction(tx, touched?.calls ?? []))) await restoreSettings(tx, plan, tier, kept);
         const metrics = await readMetrics(tx, plan.metrics);
         const post = tier.post.map((p) => ({ expr: p.expr, ok: checkPostCondition(p, metrics[p.metric] ?? null), value: metrics[p.metric] ?? null }));
         return { failures, metrics, post };

@@ -64,6 +64,8 @@ export type Effect =
   /** `nextval()` / `setval()`: writes a sequence */
   | { type: 'sequence'; what: string; at: number }
   | { type: 'call'; name: string; at: number }
+  /** `SET` / `SET LOCAL` / `RESET` / `SET ROLE` …, `DISCARD`, `set_config()`: changes the session's settings */
+  | { type: 'setting'; what: string; at: number }
   | { type: 'opaque'; why: string; at: number }
   | { type: 'invalid'; message: string; at: number };
 
@@ -185,6 +187,14 @@ function visit(key: string, n: Record<string, unknown>, ctx: Ctx): boolean {
     case 'LockStmt':
       ctx.effects.push({ type: 'lock', rowLock: undefined, at: ctx.at() });
       return true;
+    case 'VariableSetStmt': {
+      const v = n as { kind?: string; name?: string };
+      ctx.effects.push({ type: 'setting', what: `${v.kind === 'VAR_RESET' || v.kind === 'VAR_RESET_ALL' ? 'RESET' : 'SET'} ${v.name ?? 'ALL'}`, at: ctx.at() });
+      return false;
+    }
+    case 'DiscardStmt':
+      ctx.effects.push({ type: 'setting', what: 'DISCARD', at: ctx.at() });
+      return true;
     case 'FuncCall':
       call(ctx, n as FuncCall);
       return false;
@@ -251,6 +261,7 @@ function call(ctx: Ctx, fc: FuncCall): void {
   const name = parts[parts.length - 1];
   const builtin = parts.length === 1 || parts[0] === 'pg_catalog';
   if (builtin && (name === 'nextval' || name === 'setval')) ctx.effects.push({ type: 'sequence', what: `${name}()`, at: ctx.at(fc.location) });
+  if (builtin && name === 'set_config') ctx.effects.push({ type: 'setting', what: 'set_config()', at: ctx.at(fc.location) });
   if (parts[0] === 'pg_catalog') return;
   ctx.effects.push({ type: 'call', name: parts.map(quoteIdent).join('.'), at: ctx.at(fc.location) });
 }

@@ -58,7 +58,7 @@ export async function splitStatements(sql: string): Promise<readonly SqlStatemen
  *
  * @example
  * await touchedRelations('WITH d AS (DELETE FROM axis.ownership RETURNING *) INSERT INTO log SELECT * FROM d');
- * // { writes: ['axis.ownership', 'log'], creates: [], drops: [], alters: [], calls: [], incomplete: [] }
+ * // { writes: ['axis.ownership', 'log'], creates: [], drops: [], alters: [], calls: [], incomplete: [], settings: [] }
  */
 export async function touchedRelations(sql: string): Promise<TouchedRelations> {
   const { touched } = await factsOf(sql);

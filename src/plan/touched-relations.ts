@@ -16,12 +16,15 @@ export interface TouchedRelations {
   calls: string[];
   /** why the lists above may be incomplete (`line 12: EXECUTE of a string built at run time`); empty when they are exact */
   incomplete: string[];
+  /** statements that change the session's settings (`line 3: SET search_path`, `line 4: set_config()`) */
+  settings: string[];
 }
 
 /** `touchedRelations` of a script the parser has read: see there. */
 export function touchedInParsed(pg: PgQuery, { src, statements }: ParsedScript): TouchedRelations {
   const sets = { writes: new Set<string>(), creates: new Set<string>(), drops: new Set<string>(), alters: new Set<string>(), calls: new Set<string>() };
   const incomplete: string[] = [];
+  const settings: string[] = [];
   for (const stmt of statements) {
     for (const e of analyzeStatement(pg, src, stmt).effects) {
       if (e.type === 'write') sets.writes.add(e.rel.text);
@@ -29,6 +32,7 @@ export function touchedInParsed(pg: PgQuery, { src, statements }: ParsedScript):
       else if (e.type === 'drop') sets.drops.add(e.rel.text);
       else if (e.type === 'alter') sets.alters.add(e.rel.text);
       else if (e.type === 'call') sets.calls.add(e.name);
+      else if (e.type === 'setting') settings.push(`line ${src.position(e.at).line}: ${e.what}`);
       else if (e.type === 'opaque' || e.type === 'invalid') incomplete.push(`line ${src.position(e.at).line}: ${e.type === 'opaque' ? e.why : e.message}`);
     }
   }
@@ -39,5 +43,6 @@ export function touchedInParsed(pg: PgQuery, { src, statements }: ParsedScript):
     alters: [...sets.alters],
     calls: [...sets.calls],
     incomplete,
+    settings,
   };
 }

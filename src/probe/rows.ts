@@ -179,32 +179,39 @@ function quoteRelation(rel: string): string {
 }
 
 /**
+ * Whether a script calls a function or procedure that is not PostgreSQL's
+ * own: one the parser cannot see into, which may write any table (or change
+ * the session's settings). `calls` as the parser names them (`app.bump`,
+ * `app."odd.name"`), matched by name then schema through pg_proc's name index.
+ */
+export async function callsUserFunction(q: Queryable, calls: string[]): Promise<boolean> {
+  if (!calls.length) return false;
+  const names = calls.map(splitQualified);
+  const r = await q.query<{ user: boolean }>(
+    `select exists (select 1 from unnest($1::text[], $2::text[]) as c(schema, name)
+                      join pg_proc p on p.proname = c.name
+                      join pg_namespace n on n.oid = p.pronamespace
+                     where n.nspname not in ('pg_catalog', 'information_schema')
+                       and (c.schema is null or n.nspname = c.schema)) as user`,
+    [names.map((x) => x.schema), names.map((x) => x.name)],
+  );
+  return Boolean(r.rows[0]?.user);
+}
+
+/**
  * The relations whose rows a script may change: what the parser saw it write
  * or alter, widened to every table of the plan's schemas when the parser
  * cannot be exact (EXECUTE of a built string) or the script calls a
- * user-defined function, which may write anything.
+ * user-defined function (`callsUser`: callsUserFunction), which may write anything.
  */
 export async function relationsToWatch(
   q: Queryable,
-  touched: { writes: string[]; alters: string[]; calls: string[]; incomplete: string[] } | null,
+  touched: { writes: string[]; alters: string[]; incomplete: string[] } | null,
   schemas: string[],
+  callsUser: boolean,
 ): Promise<string[]> {
   const exact = touched ? [...touched.writes, ...touched.alters] : [];
-  let widen = !touched || touched.incomplete.length > 0;
-  if (!widen && touched && touched.calls.length) {
-    // a call as the parser names it (`app.bump`, `app."odd.name"`), matched by name then schema: pg_proc's name index
-    const names = touched.calls.map(splitQualified);
-    const r = await q.query<{ user: boolean }>(
-      `select exists (select 1 from unnest($1::text[], $2::text[]) as c(schema, name)
-                        join pg_proc p on p.proname = c.name
-                        join pg_namespace n on n.oid = p.pronamespace
-                       where n.nspname not in ('pg_catalog', 'information_schema')
-                         and (c.schema is null or n.nspname = c.schema)) as user`,
-      [names.map((x) => x.schema), names.map((x) => x.name)],
-    );
-    widen = Boolean(r.rows[0]?.user);
-  }
-  if (!widen) return exact;
+  if (touched && touched.incomplete.length === 0 && !callsUser) return exact;
   const all = await q.query<{ name: string }>(
     `select n.nspname || '.' || c.relname as name from pg_class c join pg_namespace n on n.oid = c.relnamespace
       where n.nspname = any($1::text[]) and c.relkind in ('r', 'p') order by 1`,
