@@ -196,9 +196,9 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
     // what the parser sees the file do (a file it refuses is refused before any tier runs, by lint): the server judges the rest
     const touched = await touchedRelations(tier.sql).catch(() => null);
     const measured = await db.transaction(async (tx) => {
-      // the session's settings, kept when the file may change them (given back after it)
-      const kept = await setTimeouts(tx, plan, tier, mayChangeSettings(touched, Boolean(touched?.calls.length)));
       const callsUser = touched ? await callsUserFunction(tx, touched.calls) : true;
+      // the session's settings, kept when the file may change them (given back after it)
+      const kept = await setTimeouts(tx, plan, tier, mayChangeSettings(touched, callsUser));
       let gate: GateReading | null = null;
       if (tier.gated && !options.proveGuard) {
         gate = await readGate(tx, plan, { lockRows: true });
@@ -214,7 +214,7 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
         figures: tier.figures.length ? await readMetrics(tx, pick(plan.figures, tier.figures), 'figure') : {},
       }));
       await runScript(tx, tier, tier.file, options.signal);
-      if (kept !== null && mayChangeSettings(touched, callsUser)) await restoreSettings(tx, plan, tier, kept);
+      if (kept !== null) await restoreSettings(tx, plan, tier, kept);
       await testHook('tier-script-done', tier.id);
       const { delta, post, catalogAfter } = await jitScope(tx, async () => {
         const after = await readMetrics(tx, plan.metrics);
@@ -413,11 +413,11 @@ export async function runCheckTier(db: Db, plan: Plan, tier: Tier, options: { re
   try {
     const out = await db.transaction(
       async (tx) => {
-        const kept = await setTimeouts(tx, plan, tier, mayChangeSettings(touched, Boolean(touched?.calls.length)));
+        const kept = await setTimeouts(tx, plan, tier, mayChangeSettings(touched, touched ? await callsUserFunction(tx, touched.calls) : true));
         let failures: SqlFailure[] = [];
         if (tier.kind === 'verify') failures = await runAssertions(tx, tier, tier.file);
         else await runScript(tx, tier, tier.file);
-        if (kept !== null && mayChangeSettings(touched, await callsUserFunction(tx, touched?.calls ?? []))) await restoreSettings(tx, plan, tier, kept);
+        if (kept !== null) await restoreSettings(tx, plan, tier, kept);
         const metrics = await readMetrics(tx, plan.metrics);
         const post = tier.post.map((p) => ({ expr: p.expr, ok: checkPostCondition(p, metrics[p.metric] ?? null), value: metrics[p.metric] ?? null }));
         return { failures, metrics, post };

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Queryable } from '../db/port.js';
 import { DbError } from '../errors.js';
+import { IDENT, identifierParts } from './identifiers.js';
 import { withoutJit } from './jit.js';
 
 /**
@@ -122,9 +123,6 @@ export function setStatement(sqls: string[]): string {
   return `select ${columns.join(',\n')}${from.length ? `\nfrom ${from.join(', ')}` : ''}`;
 }
 
-/** An identifier as PostgreSQL reads it: unquoted folded to lower case, quoted as written. */
-const IDENT = String.raw`(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")`;
-const IDENTS = new RegExp(IDENT, 'g');
 const COUNT_OF_ONE = new RegExp(String.raw`^\s*select\s+count\(\s*\*\s*\)\s+from\s+(${IDENT}(?:\s*\.\s*${IDENT}){0,2})(?:\s+where\s+([\s\S]+?))?\s*;?\s*$`, 'i');
 
 /** `select count(*) from R [where C]`: R as written, a key that names it whatever its spelling, and C; null for anything else. */
@@ -133,7 +131,7 @@ function countOfOneRelation(sql: string): { relation: string; key: string; where
   // a condition that is not one parenthesised whole (`a) or (b`) is left as it is: a statement that would not parse alone must not parse merged
   if (!m || (m[2] !== undefined && !balanced(m[2]))) return null;
   const relation = m[1]!;
-  const key = [...relation.matchAll(IDENTS)].map(([p]) => (p.startsWith('"') ? p.slice(1, -1).replaceAll('""', '"') : p.toLowerCase())).join('.');
+  const key = identifierParts(relation).join('.');
   return { relation, key, where: m[2] ?? null };
 }
 

@@ -1,5 +1,6 @@
 import type { Queryable } from '../db/port.js';
 import type { RowChanges } from '../evidence/types.js';
+import { identifierParts } from './identifiers.js';
 
 /**
  * A row's hash, before and after a tier in the same transaction: 64 bits of
@@ -186,7 +187,8 @@ function quoteRelation(rel: string): string {
  */
 export async function callsUserFunction(q: Queryable, calls: string[]): Promise<boolean> {
   if (!calls.length) return false;
-  const names = calls.map(splitQualified);
+  // a third part (`db.schema.name`) leaves the database out
+  const names = calls.map(identifierParts).map((p) => ({ schema: p.length > 1 ? p[p.length - 2]! : null, name: p[p.length - 1]! }));
   const r = await q.query<{ user: boolean }>(
     `select exists (select 1 from unnest($1::text[], $2::text[]) as c(schema, name)
                       join pg_proc p on p.proname = c.name
@@ -218,29 +220,6 @@ export async function relationsToWatch(
     [schemas],
   );
   return [...exact, ...all.rows.map((r) => r.name)];
-}
-
-/**
- * `schema.name` as the parser prints a call (a part quoted when it must be:
- * `app."odd.name"`) → its parts unquoted; a third part (`db.schema.name`)
- * leaves the database out.
- */
-function splitQualified(call: string): { schema: string | null; name: string } {
-  const parts: string[] = [];
-  let part = '';
-  let quoted = false;
-  for (let i = 0; i < call.length; i++) {
-    const ch = call[i]!;
-    if (quoted) {
-      if (ch === '"' && call[i + 1] === '"') (part += '"'), i++;
-      else if (ch === '"') quoted = false;
-      else part += ch;
-    } else if (ch === '"') quoted = true;
-    else if (ch === '.') parts.push(part), (part = '');
-    else part += ch;
-  }
-  parts.push(part);
-  return { schema: parts.length > 1 ? parts[parts.length - 2]! : null, name: parts[parts.length - 1]! };
 }
 
 function unique(xs: string[]): string[] {
