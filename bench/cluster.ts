@@ -53,10 +53,13 @@ export const SETTINGS: Record<string, string> = {
  * Starts the cluster; `stop()` (also registered for process exit) stops it
  * and removes its directory.
  *
+ * `parent`: where its directory is made (the system's temporary folder by
+ * default; `/dev/shm` for a scratch server in memory).
+ *
  * @example const c = startCluster(); try { … c.url('postgres') … } finally { c.stop(); }
  */
-export function startCluster(): Cluster {
-  const pg = startPgCluster({ label: 'bench', settings: SETTINGS });
+export function startCluster(options: { label?: string; parent?: string } = {}): Cluster {
+  const pg = startPgCluster({ label: options.label ?? 'bench', settings: SETTINGS, parent: options.parent });
   const stop = (options: { background?: boolean } = {}) => pg.destroy(options);
   process.once('exit', () => stop());
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {

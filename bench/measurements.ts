@@ -378,10 +378,13 @@ function planWithoutExpectations(plan: Plan, dir: string): Plan {
  * repeated rehearsal of the same source reusing the scratch server's
  * snapshot (`--reuse-snapshot 1h`, end to end: the CLI's wall time).
  */
-export async function rehearsal(ctx: Context, scale: number): Promise<void> {
+export async function rehearsal(ctx: Context, scale: number, scratch?: { cluster: Cluster; where: string }): Promise<void> {
   // a rehearsal at scale 100 is minutes: two rounds keep the full run near its budget
   const reps = 2;
-  ctx.log(`rehearsal at scale ${scale}: tiergate rehearse --source --scratch (fresh, then --reuse-snapshot) vs one psql apply; clone cost; ${reps} reps`);
+  // the scratch server: the benchmark's own cluster, or another one (in memory), the source and the psql apply staying on this one
+  const scratchUrl = scratch ? scratch.cluster.url('postgres') : ctx.cluster.url('postgres');
+  const on = scratch ? `, scratch server ${scratch.where}` : '';
+  ctx.log(`rehearsal at scale ${scale}${on}: tiergate rehearse --source --scratch (fresh, then --reuse-snapshot) vs one psql apply; clone cost; ${reps} reps`);
   const work = mkdtempSync(join(tmpdir(), 'tiergate-bench-rehearse-'));
   const plan = scale === 1 ? ctx.plan : planWithoutExpectations(ctx.plan, join(work, 'plan'));
   const tpl = `tpl_s${scale}`;
@@ -393,7 +396,7 @@ export async function rehearsal(ctx: Context, scale: number): Promise<void> {
     const out = join(work, 'evidence');
     const r = await capture(process.execPath, [
       join(ctx.root, 'bin', 'tiergate.js'), 'rehearse', '--plan', plan.dir,
-      '--source', ctx.cluster.url(TARGET_DB), '--scratch', ctx.cluster.url('postgres'), '--out', out, '--json', ...extra,
+      '--source', ctx.cluster.url(TARGET_DB), '--scratch', scratchUrl, '--out', out, '--json', ...extra,
     ]);
     const e = JSON.parse(readFileSync(join(out, 'evidence.json'), 'utf8')) as {
       verdict: { rehearsal: string; failures: string[] };
@@ -410,7 +413,7 @@ export async function rehearsal(ctx: Context, scale: number): Promise<void> {
       reps,
       [
         { name: 'psql -1 -f (one apply)', prepare: () => freshGateOpen(ctx, tpl), run: () => psqlApply(ctx, appliedTiers(plan)) },
-        {
+        ...(scratch ? [] : [{
           name: 'CREATE DATABASE … TEMPLATE',
           prepare: () => ctx.server.drop('bench_floor'),
           // the default strategy, as tiergate's further clones use it (WAL_LOG on PostgreSQL 15)
@@ -420,7 +423,7 @@ export async function rehearsal(ctx: Context, scale: number): Promise<void> {
             copies.push(performance.now() - t0);
           },
           cleanup: () => ctx.server.drop('bench_floor'),
-        },
+        }]),
         {
           name: 'tiergate rehearse',
           prepare: () => ctx.server.copy(tpl),
@@ -447,7 +450,7 @@ export async function rehearsal(ctx: Context, scale: number): Promise<void> {
     const full = scale >= 100 ? '≤ 4×' : undefined;
     addRow(ctx, {
       group: 'rehearsal',
-      measurement: `full rehearsal (clone + stages A–C + report), scale ${scale}`,
+      measurement: `full rehearsal (clone + stages A–C + report), scale ${scale}${on}`,
       baseline: apply,
       subject: { label: 'tiergate rehearse', ms: t['tiergate rehearse']! },
       target: full,
@@ -457,7 +460,7 @@ export async function rehearsal(ctx: Context, scale: number): Promise<void> {
     const after = scale >= 100 ? '≤ 3×' : undefined;
     addRow(ctx, {
       group: 'rehearsal',
-      measurement: `after the first clone (stages A–C, fingerprints, second clone, report), scale ${scale}`,
+      measurement: `after the first clone (stages A–C, fingerprints, second clone, report), scale ${scale}${on}`,
       baseline: apply,
       subject: { label: 'rehearsal − first clone', ms: afterClone },
       target: after,
@@ -467,23 +470,24 @@ export async function rehearsal(ctx: Context, scale: number): Promise<void> {
     const limit = scale >= 100 ? 5 : 4;
     addRow(ctx, {
       group: 'rehearsal',
-      measurement: `repeated rehearsal of the same source (--reuse-snapshot 1h, end to end), scale ${scale}`,
+      measurement: `repeated rehearsal of the same source (--reuse-snapshot 1h, end to end), scale ${scale}${on}`,
       baseline: apply,
       subject: { label: 'tiergate rehearse --reuse-snapshot', ms: t['tiergate rehearse --reuse-snapshot']! },
       target: `≤ ${limit}×`,
       met: (_s, _b, ratio) => ratio <= limit,
       note: "the CLI's wall time: no pg_dump, both clones copied from the snapshot the run before kept",
     });
-    addRow(ctx, {
+    if (!scratch) addRow(ctx, {
       group: 'clone',
       measurement: `clone of scale ${scale}: pg_dump | pg_restore (tiergate's first clone) vs CREATE DATABASE TEMPLATE`,
       baseline: { label: 'CREATE DATABASE … TEMPLATE', ms: copies },
       subject: { label: 'pg_dump + pg_restore', ms: cloneMs },
       note: "the subject is the clone's copyMs from each fresh rehearsal's evidence (pg_dump --format=custom --compress=0, pg_restore as restoreMode chooses, clone mark, the snapshot's copies)",
     });
-    ctx.details[`rehearsal scale ${scale}`] = evidence;
+    ctx.details[`rehearsal scale ${scale}${on}`] = evidence;
   } finally {
     await ctx.server.dropLike('tiergate_snap_%').catch(() => undefined);
+    if (scratch) await new Server(scratch.cluster).dropLike('tiergate_snap_%').catch(() => undefined);
     rmSync(work, { recursive: true, force: true });
   }
 }

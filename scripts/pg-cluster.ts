@@ -53,6 +53,8 @@ export interface ClusterOptions {
   passwordRoles?: string[];
   /** start from a copy of this (stopped) data directory instead of initdb */
   copyDataFrom?: string;
+  /** the folder the temporary directory is made in (default: the system's temporary folder) */
+  parent?: string;
 }
 
 export interface Cluster {
@@ -87,7 +89,7 @@ export interface Cluster {
 export function startCluster(options: ClusterOptions): Cluster {
   const bin = findBinDir();
   if (!bin) throw new Error(NO_SERVER_BINARIES);
-  const root = mkdtempSync(join(tmpdir(), `tiergate-${options.label}-`));
+  const root = mkdtempSync(join(options.parent ?? tmpdir(), `tiergate-${options.label}-`));
   chmodSync(root, 0o755);
   const data = join(root, 'data');
   const socket = join(root, 'sock');

@@ -150,6 +150,28 @@ describe.each(testTargets())('fingerprint on %s', (kind) => {
     });
   });
 
+  it('follows a two-column foreign key to a volatile column in key order: the same content under new ids is equal, a different referenced row is not', async () => {
+    const twoColumn = `
+      create table app.parts (id serial, kind text, label text, primary key (kind, id));
+      create table app.uses (note text, part_id int, part_kind text, foreign key (part_kind, part_id) references app.parts (kind, id));
+      insert into app.parts (kind, label) values ('bolt', 'M4'), ('bolt', 'M5'), ('nut', 'M4');
+      insert into app.uses select 'uses ' || p.label, p.id, p.kind from app.parts p;`;
+    await withFresh(kind, SCHEMA + twoColumn, async (db) => {
+      const before = await fingerprint(db);
+      // the same rows under new serial ids: each use still points at the same (kind, label)
+      await db.exec(`
+        create temp table u as select u.note, p.kind, p.label from app.uses u join app.parts p on p.id = u.part_id and p.kind = u.part_kind;
+        delete from app.uses; delete from app.parts;
+        insert into app.parts (kind, label) select kind, label from u;
+        insert into app.uses select u.note, p.id, p.kind from u join app.parts p on p.kind = u.kind and p.label = u.label;`);
+      expect((await db.query<{ n: number }>('select min(id) as n from app.parts')).rows[0]?.n).toBeGreaterThan(3);
+      expect(diffFingerprints(before, await fingerprint(db))).toEqual({ objects: [], tables: [] });
+      // one use now points at another part: its content differs, though no column of app.uses changed type or count
+      await db.exec(`update app.uses set part_id = (select id from app.parts where label = 'M5') where note = 'uses M4' and part_kind = 'bolt'`);
+      expect(diffFingerprints(before, await fingerprint(db))).toEqual({ objects: [], tables: ['app.uses'] });
+    });
+  });
+
   it('works in a read-only transaction, leaves nothing behind, and honours excludeSchemas', async () => {
     await withFresh(kind, SCHEMA, async (db) => {
       const countObjects = async () => (await db.query<{ n: number }>('select count(*)::int as n from pg_class')).rows[0]?.n;

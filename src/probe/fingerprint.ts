@@ -383,11 +383,17 @@ function outOfLocks(e: DbError, done: number, total: number): TargetError {
 /**
  * Fingerprints a database nobody else writes to (a clone) on two
  * connections at once where the target has more than one: about half the
- * time on a server with two cores or more.
+ * time on a server with two cores or more. `lane`: the second connection,
+ * kept by the caller across fingerprints of one clone (a new server process
+ * fills its catalog caches first: at 6,500 tables the lane's catalog reads
+ * took 0.92 s in a new session against 0.48 s in one that had read them
+ * before); else one is opened and closed.
  */
-export async function fingerprintClone(db: Db, options: Omit<FingerprintOptions, 'lanes' | 'instance'> = {}): Promise<Fingerprint> {
-  const own = { ...options, instance: `${db.capabilities.driver} ${db.displayUrl}` };
+export async function fingerprintClone(db: Db, options: Omit<FingerprintOptions, 'lanes' | 'instance'> & { lane?: Db } = {}): Promise<Fingerprint> {
+  const { lane, ...rest } = options;
+  const own = { ...rest, instance: `${db.capabilities.driver} ${db.displayUrl}` };
   if (db.capabilities.singleConnection) return fingerprint(db, own);
+  if (lane) return fingerprint(db, { ...own, lanes: [lane] });
   const second = await db.sibling();
   try {
     return await fingerprint(db, { ...own, lanes: [second] });
@@ -495,13 +501,17 @@ select c.oid::int8 as oid, ns.nspname as schema, c.relname as table, c.relkind =
  where c.relkind in ('r', 'p')
  group by c.oid, ns.nspname, c.relname, c.relkind`;
 
+/** The names of columns `keys` of relation `rel`, in key order; a key of one column (most) is one index lookup. */
+const keyNames = (keys: string, rel: string) => `case when cardinality(${keys}) = 1
+         then array[(select a.attname::text from pg_attribute a where a.attrelid = ${rel} and a.attnum = ${keys}[1])]
+         else array(select a.attname::text from unnest(${keys}) with ordinality k(n, i)
+                      join pg_attribute a on a.attrelid = ${rel} and a.attnum = k.n order by k.i) end`;
+
 const FOREIGN_KEYS_SQL = `
 with ns as (${USER_SCHEMAS})
 select co.conrelid::int8 as rel, co.confrelid::int8 as ref,
-       array(select a.attname::text from unnest(co.conkey) with ordinality k(n, i)
-               join pg_attribute a on a.attrelid = co.conrelid and a.attnum = k.n order by k.i) as cols,
-       array(select a.attname::text from unnest(co.confkey) with ordinality k(n, i)
-               join pg_attribute a on a.attrelid = co.confrelid and a.attnum = k.n order by k.i) as refcols
+       ${keyNames('co.conkey', 'co.conrelid')} as cols,
+       ${keyNames('co.confkey', 'co.confrelid')} as refcols
   from pg_constraint co join pg_class c on c.oid = co.conrelid join ns on ns.oid = c.relnamespace
  where co.contype = 'f' and c.relkind = 'r'
  order by co.conrelid, co.conname`;

@@ -88,6 +88,7 @@ export async function rehearse(plan: Plan, source: CloneSource, info: SourceInfo
       } finally {
         await s.settleKept();
         await fingerprints.settle();
+        await fingerprints.release(s.db);
         await s.db.close();
       }
       emit({ type: 'progress', message: fingerprints.summary() });
@@ -132,6 +133,7 @@ class Fingerprints {
         // stored in the clone when it was made (src/probe/fingerprint.ts recordBaseline), else taken now
         if (!(await loadBaseline(db, this.cache))) await this.take(db);
       } finally {
+        await this.release(db);
         await db.close();
       }
     })();
@@ -149,12 +151,38 @@ class Fingerprints {
 
   private async take(db: Db): Promise<Fingerprint> {
     const t = performance.now();
-    const fp = await fingerprintClone(db, { cache: this.cache });
+    const fp = await fingerprintClone(db, { cache: this.cache, lane: await this.laneOf(db) });
     this.totals.count++;
     this.totals.ms += performance.now() - t;
     this.totals.hashed += this.cache.last.hashed;
     this.totals.reused += this.cache.last.reused;
     return fp;
+  }
+
+  /**
+   * The second connection each clone's fingerprints share (none on PGlite):
+   * kept from one fingerprint to the next, its server process keeps the
+   * catalog caches it filled. `release` closes it, before its clone's own.
+   */
+  private readonly lanes = new Map<Db, Promise<Db>>();
+
+  private async laneOf(db: Db): Promise<Db | undefined> {
+    if (db.capabilities.singleConnection) return undefined;
+    let lane = this.lanes.get(db);
+    if (!lane) {
+      lane = db.sibling();
+      this.lanes.set(db, lane);
+      // a lane that failed to open is opened again by the next fingerprint
+      lane.catch(() => this.lanes.delete(db));
+    }
+    return lane;
+  }
+
+  /** Closes the lane of `db` if it has one. */
+  async release(db: Db): Promise<void> {
+    const lane = this.lanes.get(db);
+    this.lanes.delete(db);
+    if (lane) await (await lane.catch(() => null))?.close();
   }
 
   /** One line for the progress: what the change log saved. */
@@ -548,6 +576,7 @@ async function applyKept(
     }
     return { fp: await fingerprints.of(db) };
   } finally {
+    await fingerprints.release(db);
     await db.close();
   }
 }
