@@ -74,45 +74,30 @@ const SCHEMAS = `select oid, nspname from pg_namespace
     and (nspname = any($1::text[])) = $2`;
 
 /**
- * The columns of the relation aliased `c`, one row each (alias them `y`):
- * what a table's definition and the fingerprint's column list both read,
- * each default printed once.
- */
-export const COLUMNS_OF = (c: string) => `(select a.attname, a.attnum, a.atttypid, a.atttypmod, a.attnotnull, a.attidentity, a.attgenerated,
-            a.attcollation, t.typcollation, pg_get_expr(d.adbin, d.adrelid) as dflt
-       from pg_attribute a join pg_type t on t.oid = a.atttypid
-       left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
-      where a.attrelid = ${c}.oid and a.attnum > 0 and not a.attisdropped)`;
-
-/** A table's columns as text, an aggregate over `COLUMNS_OF` rows `y` (null for a table without columns). */
-export const COLUMNS_TEXT = `string_agg(concat_ws(' ', quote_ident(y.attname), format_type(y.atttypid, y.atttypmod),
-           case when y.attnotnull then 'not null' end,
-           'default ' || y.dflt,
-           case when y.attidentity <> '' then 'identity ' || y.attidentity::text end,
-           case when y.attgenerated <> '' then 'generated ' || y.attgenerated::text end,
-           case when y.attcollation <> y.typcollation then 'collate ' || y.attcollation::regcollation::text end), E'\\n' order by y.attnum)`;
-
-/** The definition hash of the table (or partitioned or foreign table) `c`, its columns' text given as `columns` (COLUMNS_TEXT). */
-export const TABLE_DEF = (c: string, columns: string) => `md5(concat_ws(E'\\n', ${c}.relkind, ${c}.relpersistence, ${c}.relrowsecurity, ${c}.relforcerowsecurity,
-         case when ${c}.relkind = 'p' then pg_get_partkeydef(${c}.oid) end,
-         pg_get_expr(${c}.relpartbound, ${c}.oid),
-         (select string_agg(i.inhparent::regclass::text, ',' order by i.inhseqno) from pg_inherits i where i.inhrelid = ${c}.oid),
-         ${columns}))`;
-
-/**
  * One row per object. pg_class has no index on the namespace alone: it is
  * scanned once (`rel`, materialized), not once per kind — at 6,500 Directus
- * tables that halves a snapshot, which runs twice a tier. `$3` false leaves
- * the tables out (a fingerprint reads them with their columns: readTables
- * in src/probe/fingerprint.ts).
+ * tables that halves a snapshot, which runs twice a tier.
  */
 const CATALOG_SQL = `
 with ns as materialized (${SCHEMAS}),
 rel as materialized (select c.oid, c.relname, c.relkind, ns.nspname from pg_class c join ns on ns.oid = c.relnamespace)
 select 'schema'::text as kind, nspname::text as name, md5(nspname) as def from ns
 union all
-select 'table', r.nspname || '.' || r.relname, ${TABLE_DEF('c', `(select ${COLUMNS_TEXT} from ${COLUMNS_OF('c')} y)`)}
-  from rel r join pg_class c on c.oid = r.oid where r.relkind in ('r', 'p', 'f') and $3
+select 'table', r.nspname || '.' || r.relname,
+       md5(concat_ws(E'\\n', c.relkind, c.relpersistence, c.relrowsecurity, c.relforcerowsecurity,
+         case when c.relkind = 'p' then pg_get_partkeydef(c.oid) end,
+         pg_get_expr(c.relpartbound, c.oid),
+         (select string_agg(i.inhparent::regclass::text, ',' order by i.inhseqno) from pg_inherits i where i.inhrelid = c.oid),
+         (select string_agg(concat_ws(' ', quote_ident(a.attname), format_type(a.atttypid, a.atttypmod),
+                   case when a.attnotnull then 'not null' end,
+                   'default ' || pg_get_expr(d.adbin, d.adrelid),
+                   case when a.attidentity <> '' then 'identity ' || a.attidentity::text end,
+                   case when a.attgenerated <> '' then 'generated ' || a.attgenerated::text end,
+                   case when a.attcollation <> t.typcollation then 'collate ' || a.attcollation::regcollation::text end), E'\\n' order by a.attnum)
+            from pg_attribute a join pg_type t on t.oid = a.atttypid
+            left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+            where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped)))
+  from rel r join pg_class c on c.oid = r.oid where r.relkind in ('r', 'p', 'f')
 union all
 select case r.relkind when 'v' then 'view' else 'matview' end, r.nspname || '.' || r.relname,
        md5(concat_ws(E'\\n', pg_get_viewdef(r.oid), array_to_string(c.reloptions, ',')))
@@ -172,13 +157,10 @@ select 'extension', x.extname, md5(x.extversion || ' ' || ns.nspname)
 /** Which schemas a catalog read covers. */
 export type SchemaScope = { only: string[] } | { except: string[] };
 
-/**
- * Every object of the schemas in `scope`, read-only; cost follows the number
- * of objects, never row counts. `tables: false` leaves the tables out.
- */
-export async function readCatalog(q: Queryable, scope: SchemaScope, options: { tables?: boolean } = {}): Promise<CatalogObject[]> {
+/** Every object of the schemas in `scope`, read-only; cost follows the number of objects, never row counts. */
+export async function readCatalog(q: Queryable, scope: SchemaScope): Promise<CatalogObject[]> {
   const [list, include] = 'only' in scope ? [scope.only, true] : [scope.except, false];
-  return withoutJit(q, async () => (await q.query<CatalogObject>(CATALOG_SQL, [list, include, options.tables ?? true])).rows);
+  return withoutJit(q, async () => (await q.query<CatalogObject>(CATALOG_SQL, [list, include])).rows);
 }
 
 /** kind → object name → hash of its normalised definition */
