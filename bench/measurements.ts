@@ -391,6 +391,8 @@ export async function rehearsal(ctx: Context, scale: number, scratch?: { cluster
   const copies: number[] = [];
   const cloneMs: number[] = [];
   const afterClone: number[] = [];
+  /** a repeated rehearsal's two clones, copied from the kept snapshot at once */
+  const reusedCopyMs: number[] = [];
   const evidence: unknown[] = [];
   const rehearse = async (extra: string[]) => {
     const out = join(work, 'evidence');
@@ -439,6 +441,7 @@ export async function rehearsal(ctx: Context, scale: number, scratch?: { cluster
           run: async () => {
             const e = await rehearse(['--reuse-snapshot', '1h']);
             if (!e.clone.snapshot?.reused) throw new Error('tiergate rehearse --reuse-snapshot 1h did not reuse the snapshot the run before kept');
+            reusedCopyMs.push(e.clone.copyMs);
           },
           cleanup: () => ctx.server.drop(TARGET_DB),
         },
@@ -476,6 +479,13 @@ export async function rehearsal(ctx: Context, scale: number, scratch?: { cluster
       target: `≤ ${limit}×`,
       met: (_s, _b, ratio) => ratio <= limit,
       note: "the CLI's wall time: no pg_dump, both clones copied from the snapshot the run before kept",
+    });
+    addRow(ctx, {
+      group: 'rehearsal',
+      measurement: `repeated rehearsal: both clones copied from the kept snapshot at once (CREATE DATABASE … TEMPLATE × 2), scale ${scale}${on}`,
+      baseline: apply,
+      subject: { label: 'copy of both clones', ms: reusedCopyMs },
+      note: "the clone's copyMs in each repeated rehearsal's evidence: what the scratch server's file system costs",
     });
     if (!scratch) addRow(ctx, {
       group: 'clone',
