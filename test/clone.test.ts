@@ -167,6 +167,29 @@ describe('pglite-sample clones', () => {
     rmSync(dir(seen[0]!), { recursive: true, force: true });
   });
 
+  it('a clone dropped early is removed once: every drop awaits the same removal, the clean-up included, and it opens no more', async () => {
+    let second: Clone | undefined;
+    let early: Promise<void> | undefined;
+    await withClones({ kind: 'pglite-sample', scale: 1 }, 2, async (clones) => {
+      second = clones[1]!;
+      const db = await second.open(); // left open: the drop closes it
+      await db.query('select 1');
+      early = second.drop();
+      expect(second.drop()).toBe(early);
+      await expect(second.open()).rejects.toThrow(/already dropped/);
+      // the first clone is untouched by it
+      const main = await clones[0]!.open();
+      try {
+        expect((await isMarkedClone(main)).marked).toBe(true);
+      } finally {
+        await main.close();
+      }
+    });
+    expect(second!.drop()).toBe(early);
+    await early;
+    expect(existsSync(second!.url.slice('pglite://'.length))).toBe(false);
+  });
+
   it('are removed when the work fails', async () => {
     let urls: string[] = [];
     await expect(

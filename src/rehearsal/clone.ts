@@ -21,7 +21,7 @@ export interface Clone {
   snapshot?: CloneSnapshot;
   /** a new connection to the clone (a PGlite clone can be open once at a time) */
   open(): Promise<Db>;
-  /** closes what `open` opened and removes the clone (idempotent) */
+  /** closes what `open` opened and removes the clone (idempotent: every call awaits the one removal) */
   drop(): Promise<void>;
 }
 
@@ -60,7 +60,7 @@ export class ScopedClone implements Clone {
   snapshotAt = new Date().toISOString();
   snapshot?: CloneSnapshot;
   private readonly opened = new Set<Db>();
-  private dropped = false;
+  private dropping: Promise<void> | null = null;
 
   constructor(
     readonly url: string,
@@ -70,7 +70,7 @@ export class ScopedClone implements Clone {
   ) {}
 
   async open(): Promise<Db> {
-    if (this.dropped) throw new TargetError(`the clone ${this.displayUrl} was already dropped`);
+    if (this.dropping) throw new TargetError(`the clone ${this.displayUrl} was already dropped`);
     const db = await openDb(this.url, { applicationName: 'tiergate rehearse (clone)' });
     this.opened.add(db);
     return db;
@@ -82,11 +82,17 @@ export class ScopedClone implements Clone {
     this.opened.clear();
   }
 
-  async drop(): Promise<void> {
-    if (this.dropped) return;
-    await this.release();
-    await this.remove();
-    this.dropped = true;
+  /**
+   * One removal, however many ask for it: a clone dropped as soon as it is
+   * no longer needed (the rehearsal's second clone) and the clean-up of
+   * withClones await the same, and its failure reaches both.
+   */
+  drop(): Promise<void> {
+    this.dropping ??= (async () => {
+      await this.release();
+      await this.remove();
+    })();
+    return this.dropping;
   }
 }
 
