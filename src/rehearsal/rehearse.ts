@@ -178,11 +178,11 @@ class Fingerprints {
     return lane;
   }
 
-  /** Closes the lane of `db` if it has one. */
+  /** Closes the lane of `db` if it has one (a lane that will not close is no reason to keep its clone's own connection open). */
   async release(db: Db): Promise<void> {
     const lane = this.lanes.get(db);
     this.lanes.delete(db);
-    if (lane) await (await lane.catch(() => null))?.close();
+    if (lane) await (await lane.catch(() => null))?.close().catch(() => undefined);
   }
 
   /** One line for the progress: what the change log saved. */
