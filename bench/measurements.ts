@@ -496,8 +496,8 @@ export async function rehearsal(ctx: Context, scale: number, scratch?: { cluster
     });
     ctx.details[`rehearsal scale ${scale}${on}`] = evidence;
   } finally {
+    // (a scratch server of its own is removed whole by its caller)
     await ctx.server.dropLike('tiergate_snap_%').catch(() => undefined);
-    if (scratch) await new Server(scratch.cluster).dropLike('tiergate_snap_%').catch(() => undefined);
     rmSync(work, { recursive: true, force: true });
   }
 }

@@ -93,8 +93,8 @@ try {
  * the rehearsal's scratch server; skipped, saying why, where the machine has
  * no such folder with 4 GB free. A scratch server holds only throwaway
  * copies: memory is where an operator may well put one, and on this
- * machine's disk creating a file costs up to 1.4 ms (a clone of scale 100
- * creates about 20,000).
+ * machine's disk creating a file costs 26–548 µs on average, up to 2.2 ms
+ * (a clone of scale 100 creates about 20,000).
  */
 async function inMemory(f: (scratch: { cluster: Cluster; where: string }) => Promise<void>): Promise<void> {
   const parent = '/dev/shm';
