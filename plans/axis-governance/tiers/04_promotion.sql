@@ -94,34 +94,30 @@ ANALYZE axis.reconcile_decision;
 -- (amendments: the status tag is the payload's — PROD_T4, or PROD_T4#N when
 -- every anchor on the axis was added by amendments, the first of them N — so
 -- the same payload always writes the same rows and tier 98 reverts N alone)
+-- (the payload is read once, its status tag computed per axis: a subquery per
+-- updated row read it again for each, 2 ms a topic at 3,000 anchors)
 UPDATE axis.axis x
-   SET previous_status = x.status, status = 'ratified',
-       status_tag = (SELECT CASE WHEN bool_or(a.added_in IS NULL) THEN 'PROD_T4' ELSE 'PROD_T4#' || min(a.added_in) END
-                      FROM os_proposals p
-                     CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'topics') AS t(key text, axis text)
-                      JOIN LATERAL jsonb_to_recordset(p.payload -> 'anchors') AS a(topic text, added_in integer) ON a.topic = t.key
-                     WHERE p.key = 'OS-AXIS' AND t.axis = x.key)
+   SET previous_status = x.status, status = 'ratified', status_tag = s.status_tag
+  FROM (SELECT t.axis, CASE WHEN bool_or(a.added_in IS NULL) THEN 'PROD_T4' ELSE 'PROD_T4#' || min(a.added_in) END AS status_tag
+          FROM os_proposals p
+         CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'topics') AS t(key text, axis text)
+          JOIN LATERAL jsonb_to_recordset(p.payload -> 'anchors') AS a(topic text, added_in integer) ON a.topic = t.key
+         WHERE p.key = 'OS-AXIS'
+         GROUP BY t.axis) s
  WHERE x.status <> 'ratified'
-   AND x.key IN (SELECT t.axis
-                   FROM os_proposals p
-                  CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'topics') AS t(key text, axis text)
-                  JOIN LATERAL jsonb_to_recordset(p.payload -> 'anchors') AS a(topic text) ON a.topic = t.key
-                  WHERE p.key = 'OS-AXIS');
+   AND x.key = s.axis;
 
 -- and every topic on those axes
 UPDATE axis.topic t
-   SET previous_status = t.status, status = 'active',
-       status_tag = (SELECT CASE WHEN bool_or(a.added_in IS NULL) THEN 'PROD_T4' ELSE 'PROD_T4#' || min(a.added_in) END
-                      FROM os_proposals p
-                     CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'topics') AS pt(key text, axis text)
-                      JOIN LATERAL jsonb_to_recordset(p.payload -> 'anchors') AS a(topic text, added_in integer) ON a.topic = pt.key
-                     WHERE p.key = 'OS-AXIS' AND pt.axis = t.axis)
+   SET previous_status = t.status, status = 'active', status_tag = s.status_tag
+  FROM (SELECT pt.axis, CASE WHEN bool_or(a.added_in IS NULL) THEN 'PROD_T4' ELSE 'PROD_T4#' || min(a.added_in) END AS status_tag
+          FROM os_proposals p
+         CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'topics') AS pt(key text, axis text)
+          JOIN LATERAL jsonb_to_recordset(p.payload -> 'anchors') AS a(topic text, added_in integer) ON a.topic = pt.key
+         WHERE p.key = 'OS-AXIS'
+         GROUP BY pt.axis) s
  WHERE t.status <> 'active'
-   AND t.axis IN (SELECT pt.axis
-                    FROM os_proposals p
-                   CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'topics') AS pt(key text, axis text)
-                    JOIN LATERAL jsonb_to_recordset(p.payload -> 'anchors') AS a(topic text) ON a.topic = pt.key
-                   WHERE p.key = 'OS-AXIS');
+   AND t.axis = s.axis;
 
 ANALYZE axis.axis, axis.topic;
 
