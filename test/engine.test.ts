@@ -289,6 +289,31 @@ describe.each(testTargets())('engine on %s', (kind) => {
     expect(await stateOf(db)).toEqual(before);
   });
 
+  it("a revision the plan says replaces the applied file is not drift: the tier stays applied, its ledger keeps the sha256 it applied", async () => {
+    await prepareGate(db, true);
+    const dir = copyEnginePlan();
+    const first = loadPlan(dir);
+    await apply(db, first);
+    const applied = first.tiers.find((t) => t.id === 1)!.sha256;
+    appendFileSync(join(dir, 'tiers/01_schema.sql'), '\n-- the same schema, revised\n');
+    const yaml = join(dir, 'tiergate.yaml');
+    const spec = readFileSync(yaml, 'utf8');
+    // another revision listed instead: still drift
+    writeFileSync(yaml, spec.replace('    file: tiers/01_schema.sql\n', `    file: tiers/01_schema.sql\n    replaces: ['${'0'.repeat(64)}']\n`));
+    expect(await apply(db, loadPlan(dir)).catch((e: unknown) => e)).toBeInstanceOf(DriftError);
+    writeFileSync(yaml, spec.replace('    file: tiers/01_schema.sql\n', `    file: tiers/01_schema.sql\n    replaces: ['${applied}']\n`));
+    const revised = loadPlan(dir);
+    const before = await stateOf(db);
+    const r = await apply(db, revised);
+    expect(r.outcome).toBe('ok');
+    expect(r.tiers.find((t) => t.id === 1)?.status).toBe('Skipped');
+    expect(await stateOf(db)).toEqual(before);
+    const line = (await status(db, revised)).tiers.find((t) => t.id === 1)!;
+    expect(line.state).toBe('applied');
+    expect(line.appliedSha256).toBe(applied);
+    expect(line.note).toMatch(new RegExp(`earlier revision \\(sha256 ${applied.slice(0, 12)}\\) that the plan says this file replaces`));
+  });
+
   it('a second rollout while the lock is held fails at once, touching nothing', async () => {
     await prepareGate(db, true);
     const plan = loadPlan(ENGINE_PLAN);

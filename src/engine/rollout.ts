@@ -80,7 +80,7 @@ async function bookkeeping(db: Db, plan: Plan, create: boolean): Promise<Map<num
 export function assertNoDrift(plan: Plan, ledger: Map<number, LedgerEntry>): void {
   const drifted = plan.tiers.filter(isBodyTier).flatMap((t) => {
     const e = ledger.get(t.id);
-    return e && e.status === 'applied' && e.sha256 !== t.sha256 ? [{ tier: t.id, name: t.name, file: t.file, applied: e.sha256, current: t.sha256 }] : [];
+    return e && e.status === 'applied' && e.sha256 !== t.sha256 && !t.replaces.includes(e.sha256) ? [{ tier: t.id, name: t.name, file: t.file, applied: e.sha256, current: t.sha256 }] : [];
   });
   if (drifted.length) throw new DriftError(plan.name, drifted);
 }

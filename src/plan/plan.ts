@@ -16,13 +16,15 @@ import { expressionsOf, namesIn, parseExpr } from './expect-expr.js';
 import { parsePostCondition, type PostCondition } from './post-condition.js';
 
 /** A tier as the engine runs it: the spec, its SQL and its sha256. */
-export interface Tier extends Omit<TierSpec, 'gated' | 'requires' | 'post' | 'reverts' | 'scope'> {
+export interface Tier extends Omit<TierSpec, 'gated' | 'requires' | 'post' | 'reverts' | 'scope' | 'replaces'> {
   gated: boolean;
   requires: number[];
   post: PostCondition[];
   reverts: number[];
   /** rollback tiers: `subject` reverts only what the tiers wrote for the gate's current subject */
   scope: 'all' | 'subject';
+  /** sha256 of earlier revisions of the file that do the same: applied from one of them is not drift */
+  replaces: string[];
   /** the plan's figures this tier's `expect` reads (read in its transaction before it runs) */
   figures: string[];
   /** absolute path of the SQL file */
@@ -182,6 +184,9 @@ export function assemblePlan(source: PlanSource, valid: PlanFile | undefined, sp
       issues.push({ path: `${at}.reverts`, message: `only a rollback tier reverts tiers (tier ${id} is ${t.kind})` });
     }
     if (t.scope && t.kind && t.kind !== 'rollback') issues.push({ path: `${at}.scope`, message: `only a rollback tier has a scope (tier ${id} is ${t.kind})` });
+    if (t.replaces?.length && t.kind && t.kind !== 'structure' && t.kind !== 'data') {
+      issues.push({ path: `${at}.replaces`, message: `only structure and data tiers are checked for drift: tier ${id} is ${t.kind}, whose file runs again each time` });
+    }
     if (t.scope === 'subject' && !spec.gate?.subject) {
       issues.push({ path: `${at}.scope`, message: `rollback tier ${id} reverts one gate subject, but the plan's gate has no subject query (gate.subject)` });
     }
@@ -256,7 +261,7 @@ export function assemblePlan(source: PlanSource, valid: PlanFile | undefined, sp
     files[t.file] = hash;
     const strict = valid?.tiers[i];
     if (strict) {
-      tiers.push({ ...strict, gated, requires: strict.requires ?? [], post, reverts: strict.reverts ?? [], scope: strict.scope ?? 'all', figures: [...figureRefs].sort(), path, sql, sha256: hash });
+      tiers.push({ ...strict, gated, requires: strict.requires ?? [], post, reverts: strict.reverts ?? [], scope: strict.scope ?? 'all', replaces: strict.replaces ?? [], figures: [...figureRefs].sort(), path, sql, sha256: hash });
     }
   });
 

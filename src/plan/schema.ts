@@ -96,6 +96,13 @@ export const Tier = z.strictObject({
     .enum(['all', 'subject'])
     .describe("rollback tiers only: all (default) reverts the named tiers; subject reverts only what they wrote for the gate's current subject (one amendment), leaving what they wrote for earlier subjects")
     .optional(),
+  /** structure and data tiers: sha256 of earlier revisions of the file that do the same (a target that applied one is not drifted). */
+  replaces: z
+    .array(z.string().regex(/^[0-9a-f]{64}$/, 'expected a sha256: 64 lowercase hex digits'))
+    .describe(
+      "structure and data tiers: the sha256 of earlier revisions of this tier's file that do the same thing (a faster statement, a comment); a target that applied one of them is not drifted, and its ledger keeps the sha256 it applied",
+    )
+    .optional(),
   lock_timeout: Duration.optional(),
   statement_timeout: Duration.optional(),
 });
