@@ -103,6 +103,17 @@ describe('tiers: kinds, gates, requires and reverts', () => {
     expect(plan.tiers[0]!.reverts).toEqual([]);
   });
 
+  it('takes the revisions a structure or data tier replaces, as sha256s, and refuses them elsewhere', () => {
+    const sha = 'ad0874930abcd15039a070b7e6cbb722032d567fa15604aa6351bedb084a9011';
+    const plan = load(yaml([], [`{ id: 1, name: s, kind: structure, file: a.sql, replaces: [${sha}] }`, '{ id: 2, name: d, kind: data, file: b.sql, gated: false }']));
+    expect(plan.tiers[0]!.replaces).toEqual([sha]);
+    expect(plan.tiers[1]!.replaces).toEqual([]);
+    expect(issues(yaml([], ['{ id: 0, name: p, kind: preflight, file: a.sql, replaces: [' + sha + '] }', '{ id: 1, name: s, kind: structure, file: b.sql, replaces: [ad08] }']))).toEqual([
+      { path: 'tiers[0].replaces', message: 'only structure and data tiers are checked for drift: tier 0 is preflight, whose file runs again each time' },
+      { path: 'tiers[1].replaces[0]', message: "expected a sha256: 64 lowercase hex digits, got 'ad08'" },
+    ]);
+  });
+
   it('allows one rollback tier and one verify tier', () => {
     const tiers = [
       '{ id: 90, name: v, kind: verify, file: a.sql }',
