@@ -154,7 +154,13 @@ WITH anchor_in AS (
 )
 INSERT INTO axis.containment_assignment (collection, container, anchor, rule, tag)
 SELECT c.collection, c.container, c.anchor, 'CR-CONTAIN', 'PROD_T3' || coalesce('#' || coalesce(ci.added_in, ai.added_in), '')
-FROM axis.v_containment_gap c
+-- the rows of axis.v_containment_gap (tier 6), its filter applied to the
+-- governed collections planned on their own (OFFSET 0): pushed into the view,
+-- the filter on role left an estimate of one row, and the view's aggregates
+-- were rescanned per contained collection (1.3 s at 6,500 collections)
+FROM (SELECT g.collection, g.container, g.anchor
+        FROM (SELECT * FROM axis.v_governed_collection OFFSET 0) g
+       WHERE g.role = 'contained' AND NOT g.assigned AND NOT g.exempt) c
 LEFT JOIN contained_in ci ON ci.collection = c.collection
 LEFT JOIN anchor_in ai ON ai.collection = c.anchor;
 
