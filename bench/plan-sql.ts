@@ -16,7 +16,8 @@
  * the time of the tiers' SQL, of the figures and of the metrics (medians of
  * the repetitions, plans interleaved), the statements over 40 ms, and two
  * hashes: of every metric value after every tier, and of the state at the
- * end (the governed collections, owners, topics and axes). Two plans that
+ * end (the governed collections, owners, topics, axes, containment
+ * assignments, collection topics and reconcile decisions). Two plans that
  * compute the same thing show the same hashes at every scale.
  *
  * `--ref REF` takes the plan folder (`plans/axis-governance`) as it is at a
@@ -93,7 +94,10 @@ interface Run {
 const STATE = `select (select json_agg(g order by g.collection) from axis.v_governed_collection g)::text as governed,
   (select json_agg(o order by o.collection) from (select collection, owner, basis, tag from axis.ownership) o)::text as owners,
   (select json_agg(t order by t.key) from (select key, status, previous_status, status_tag from axis.topic) t)::text as topics,
-  (select json_agg(x order by x.key) from (select key, status, previous_status, status_tag from axis.axis) x)::text as axes`;
+  (select json_agg(x order by x.key) from (select key, status, previous_status, status_tag from axis.axis) x)::text as axes,
+  (select json_agg(a order by a.collection) from (select collection, container, anchor, rule, tag from axis.containment_assignment) a)::text as assignments,
+  (select json_agg(t order by t.collection, t.topic) from (select collection, topic, basis, tag from axis.collection_topic) t)::text as projections,
+  (select json_agg(d order by d.collection, d.topic) from (select collection, topic, reconcile_flag, decision, rationale, tag from axis.reconcile_decision) d)::text as decisions`;
 
 const hash = (v: unknown) => createHash('sha256').update(JSON.stringify(v)).digest('hex').slice(0, 12);
 
