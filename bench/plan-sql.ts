@@ -6,8 +6,9 @@
  *   node --import tsx bench/plan-sql.ts --ref 5ec0c57 --ref HEAD              # scales 1, 10, 100; 3 repetitions
  *   node --import tsx bench/plan-sql.ts --plan plans/axis-governance --scales 100 --reps 1
  *
- * No tiergate engine runs: on a fresh copy of the sample (its own cluster,
- * fsync off, the gate opened by the plan's `rehearsal.open_gate`) each tier
+ * No tiergate engine runs: on a fresh copy of the sample (its own cluster
+ * with the benchmark's settings and sample templates, bench/cluster.ts and
+ * bench/databases.ts; the gate opened by the plan's `rehearsal.open_gate`) each tier
  * runs in one transaction as psql would run it — first the figures its
  * `expect` reads (one statement, as tiergate reads them), then its file's
  * statements one by one, then the plan's metrics (one statement) — in the
@@ -30,12 +31,13 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { sampleScripts } from '../fixtures/directus-sample/generate.js';
-import { startCluster } from '../scripts/pg-cluster.js';
 import { packageRoot } from '../src/package-root.js';
 import { splitStatements } from '../src/plan/lint.js';
 import { loadPlan, type Plan } from '../src/plan/load-plan.js';
 import { setStatement } from '../src/probe/metrics.js';
+import { startCluster } from './cluster.js';
+import { Server, TARGET_DB } from './databases.js';
+import { interleave, median } from './stats.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -47,11 +49,6 @@ const { values: args } = parseArgs({
 });
 const root = packageRoot();
 const log = (m: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${m}`);
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 /** The bundled plan's folder as it is at git commit `ref`, extracted to a temporary folder. */
 function planAtRef(ref: string): string {
@@ -69,18 +66,9 @@ if (sources.length === 0) sources.push({ label: 'plans/axis-governance', dir: jo
 const plans = sources.map((s) => ({ ...s, plan: loadPlan(s.dir) }));
 for (const p of plans) if (!p.plan.rehearsal?.open_gate) throw new Error(`plan '${p.label}' has no rehearsal.open_gate: this script opens the gate with it`);
 
-const cluster = startCluster({ label: 'plan-sql', settings: { fsync: 'off', autovacuum: 'off', max_locks_per_transaction: '256' } });
-process.once('exit', () => cluster.destroy());
-
-async function withClient<T>(db: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: cluster.url(db) });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
+// the benchmark's own server settings and sample templates (bench/cluster.ts, bench/databases.ts)
+const cluster = startCluster({ label: 'plan-sql' });
+const server = new Server(cluster);
 
 interface Run {
   sqlMs: number;
@@ -111,12 +99,11 @@ function order(plan: Plan): number[] {
   return [...applied, rollback.id, ...again, ...verify];
 }
 
-async function runPlan(plan: Plan, template: string): Promise<Run> {
-  await withClient('postgres', async (c) => {
-    await c.query('drop database if exists directus with (force)');
-    await c.query(`create database directus template ${template}`);
-  });
-  return withClient('directus', async (c) => {
+/** Every tier of `plan` on the fresh copy TARGET_DB, on one connection. */
+async function runPlan(plan: Plan): Promise<Run> {
+  const c = new pg.Client({ connectionString: cluster.url(TARGET_DB) });
+  await c.connect();
+  try {
     await c.query(plan.rehearsal!.open_gate!);
     await c.query('set jit = off');
     const run: Run = { sqlMs: 0, figuresMs: 0, metricsMs: 0, slow: [], metricsHash: '', stateHash: '' };
@@ -153,7 +140,9 @@ async function runPlan(plan: Plan, template: string): Promise<Run> {
     run.metricsHash = hash(values);
     run.stateHash = hash((await c.query(STATE)).rows[0]);
     return run;
-  });
+  } finally {
+    await c.end();
+  }
 }
 
 const startLoad = loadavg();
@@ -161,21 +150,23 @@ const results: Record<string, unknown> = {};
 for (const scale of args.scales!.split(',').map(Number)) {
   const template = `tpl_s${scale}`;
   log(`building the sample at scale ${scale} …`);
-  await withClient('postgres', (c) => c.query(`create database ${template}`));
-  await withClient(template, async (c) => {
-    for (const chunk of sampleScripts({ scale })) await c.query(chunk);
-    await c.query('vacuum (freeze, analyze)');
-  });
+  await server.buildSample(template, scale);
   const runs = new Map<string, Run[]>(plans.map((p) => [p.label, []]));
-  for (let rep = 0; rep < Number(args.reps); rep++) {
-    // plans interleaved, the order rotating
-    for (let i = 0; i < plans.length; i++) {
-      const p = plans[(i + rep) % plans.length]!;
-      const r = await runPlan(p.plan, template);
-      runs.get(p.label)!.push(r);
-      log(`  scale ${scale} ${p.label} rep ${rep + 1}: SQL ${Math.round(r.sqlMs)} ms, figures ${Math.round(r.figuresMs)} ms, metrics ${Math.round(r.metricsMs)} ms`);
-    }
-  }
+  // plans interleaved, the order rotating; each run on a fresh copy
+  await interleave(
+    Number(args.reps),
+    plans.map((p) => ({
+      name: `scale ${scale} ${p.label}`,
+      prepare: () => server.copy(template),
+      run: async () => {
+        const r = await runPlan(p.plan);
+        runs.get(p.label)!.push(r);
+        return r.sqlMs;
+      },
+    })),
+    log,
+    { rotate: true },
+  );
   for (const p of plans) {
     const rs = runs.get(p.label)!;
     const row = {

@@ -1,6 +1,6 @@
 import type { Db } from '../db/port.js';
 import { DriftError, PlanError } from '../errors.js';
-import type { Plan } from '../plan/plan.js';
+import { appliedRevision, type Plan } from '../plan/plan.js';
 import { readIdentity, type TargetIdentity } from '../probe/identity.js';
 import { ensureLedger, readLedger, type LedgerEntry } from './ledger.js';
 import { assertPlanDatabase } from './preflight.js';
@@ -80,7 +80,7 @@ async function bookkeeping(db: Db, plan: Plan, create: boolean): Promise<Map<num
 export function assertNoDrift(plan: Plan, ledger: Map<number, LedgerEntry>): void {
   const drifted = plan.tiers.filter(isBodyTier).flatMap((t) => {
     const e = ledger.get(t.id);
-    return e && e.status === 'applied' && e.sha256 !== t.sha256 && !t.replaces.includes(e.sha256) ? [{ tier: t.id, name: t.name, file: t.file, applied: e.sha256, current: t.sha256 }] : [];
+    return e && e.status === 'applied' && appliedRevision(t, e.sha256) === 'drift' ? [{ tier: t.id, name: t.name, file: t.file, applied: e.sha256, current: t.sha256 }] : [];
   });
   if (drifted.length) throw new DriftError(plan.name, drifted);
 }

@@ -1,5 +1,5 @@
 import type { Db } from '../db/port.js';
-import type { Plan, Tier } from '../plan/plan.js';
+import { appliedRevision, type Plan, type Tier } from '../plan/plan.js';
 import type { TargetIdentity } from '../probe/identity.js';
 import { readMetrics } from '../probe/metrics.js';
 import { amendment } from './apply.js';
@@ -82,15 +82,15 @@ function tierLine(t: Tier, history: HistoryEvent[], gate: GateReading | null): T
     if (reapplied.length) return { ...base, state: 'superseded', ...when(last), error: null, note: `tier ${reapplied.join(', ')} applied again since` };
     return { ...base, state: 'applied', ...when(last), error: null, note: `tiers ${t.reverts.join(', ')} reverted` };
   }
-  const revision = last.outcome === 'applied' && last.sha256 !== t.sha256 && t.replaces.includes(last.sha256);
-  const state = last.outcome === 'applied' && last.sha256 !== t.sha256 && !revision ? 'drift' : (last.outcome as 'applied' | 'reverted');
+  const revision = last.outcome === 'applied' ? appliedRevision(t, last.sha256) : 'current';
+  const state = revision === 'drift' ? 'drift' : (last.outcome as 'applied' | 'reverted');
   if (state === 'drift') return { ...base, state, ...when(last), error: null, note: `applied from sha256 ${last.sha256.slice(0, 12)}, the file now has ${t.sha256.slice(0, 12)}` };
   const amended = lastLedger ? amendment(t, { status: lastLedger.outcome === 'applied' ? 'applied' : 'reverted', subject: lastLedger.subject ?? null }, gate) : null;
   if (amended) return { ...base, state: 'pending', ...when(last), error: null, note: `${amended}: apply runs it for the new subject once the gate is open` };
   const earlier = state === 'reverted' && t.gated ? own.filter((e) => e.source === 'ledger' && e.outcome === 'applied' && e.subject && e.subject !== lastLedger?.subject).at(-1) : undefined;
   const note = earlier
     ? `the amendment for subject ${lastLedger?.subject?.slice(0, 12) ?? '?'} reverted; what it wrote for subject ${earlier.subject!.slice(0, 12)} stays`
-    : revision
+    : revision === 'replaced'
       ? `applied from an earlier revision (sha256 ${last.sha256.slice(0, 12)}) that the plan says this file replaces`
       : null;
   return { ...base, state, ...when(last), error: null, note };

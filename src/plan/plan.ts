@@ -33,6 +33,16 @@ export interface Tier extends Omit<TierSpec, 'gated' | 'requires' | 'post' | 're
   sha256: string;
 }
 
+/**
+ * What a ledger's sha256 of an applied tier is to the tier's file now: the
+ * same file, a revision the plan says this file replaces (`replaces`), or
+ * drift. The one rule apply (refusing drift) and status (reporting it) share.
+ */
+export function appliedRevision(tier: Tier, appliedSha256: string): 'current' | 'replaced' | 'drift' {
+  if (appliedSha256 === tier.sha256) return 'current';
+  return tier.replaces.includes(appliedSha256) ? 'replaced' : 'drift';
+}
+
 /** A validated plan: pure data, the same value for rehearsal and production. */
 export interface Plan {
   name: string;
