@@ -15,7 +15,7 @@ import { describe, expect, it } from 'vitest';
 import { copyDir } from '../src/db/copy-dir.js';
 import { withDb, writeDatabaseFile } from '../src/db/open-db.js';
 import type { Db } from '../src/db/port.js';
-import { diffFingerprints, fingerprint, FingerprintCache, fingerprintClone, loadBaseline, recordBaseline } from '../src/probe/fingerprint.js';
+import { diffFingerprints, fingerprint, FingerprintCache, fingerprintClone, loadBaseline, recordBaseline, sameSeal, sealOf } from '../src/probe/fingerprint.js';
 import { markClone } from '../src/rehearsal/clone.js';
 import { freshDatabase, onServer, serverUrl, testTargets } from './helpers/targets.js';
 
@@ -68,22 +68,32 @@ describe.each(testTargets())('the fingerprint cache on %s', (kind) => {
         // every other step on a second connection kept from one fingerprint to the next, as a rehearsal keeps it
         const lane = db.capabilities.singleConnection ? undefined : await db.sibling();
         let steps = 0;
-        /** runs `sql`, then: the cached fingerprint equals the full one, and exactly `rehashed` tables were hashed again */
+        /**
+         * runs `sql`, then: the cached fingerprint equals the full one, and exactly `rehashed` tables were hashed again;
+         * and the seal (what stage A compares instead of two fingerprints) is the same only if the full fingerprint is
+         */
+        let sealed: boolean | null = null;
         const step = async (sql: string | ((db: Db) => Promise<void>), rehashed: string[] | 'all', changed: string[] = []) => {
           const before = await fingerprint(db);
+          const sealBefore = await sealOf(db);
           if (typeof sql === 'string') await db.exec(sql);
           else await sql(db);
+          const sealAfter = sealBefore && (await sealOf(db, { previous: sealBefore }));
+          sealed = sealBefore && sealAfter ? sameSeal(sealBefore, sealAfter) : null;
           // fingerprintClone names the database: its catalog read is reused too while the catalog's version holds
           const cached = await fingerprintClone(db, { cache, lane: steps++ % 2 ? lane : undefined });
           const full = await fingerprint(db);
           expect(cached, typeof sql === 'string' ? sql : 'step').toEqual(full);
           expect(diffFingerprints(before, full).tables).toEqual(changed);
+          if (sealed) expect(full, `${typeof sql === 'string' ? sql : 'step'}: same seal, so the same fingerprint`).toEqual(before);
+          if (changed.length) expect(sealed, typeof sql === 'string' ? sql : 'step').not.toBe(true);
           if (rehashed === 'all') expect(cache.last.hashed).toBe(10);
           else expect(cache.lastHashed, typeof sql === 'string' ? sql : 'step').toEqual([...rehashed].sort());
         };
 
         // nothing written: nothing hashed again, the catalog not read again; a transaction rolled back leaves no trace in the log either
         await step('select 1', []);
+        expect(sealed).toBe(true);
         await step('select 1', []);
         expect(cache.lastCatalog).toBe('reused');
         // DDL changes the catalog's version: read again, and what it changed is seen
@@ -98,11 +108,15 @@ describe.each(testTargets())('the fingerprint cache on %s', (kind) => {
           const before = await fingerprint(db);
           await step(ddl, [...rehashed]);
           expect(cache.lastCatalog, ddl).toBe('read');
+          expect(sealed, ddl).toBe(false);
           expect(diffFingerprints(before, await fingerprint(db)).objects.length, ddl).toBeGreaterThan(0);
         }
         await step(`begin; create table app.gone (x int); rollback`, []);
         expect(cache.lastCatalog).toBe('reused');
+        expect(sealed).toBe(true);
+        // (what a blocked tier is: its writes rolled back, the seal the same)
         await step(`begin; insert into app.tags values ('gone', 9); rollback`, []);
+        expect(sealed).toBe(true);
         // a user trigger writes another table
         await step(`insert into app.orders (customer, note) select id, 'second' from app.customers where name = 'Ada'`, ['app.orders', 'app.audit'], ['app.audit', 'app.orders']);
         // a function writes
@@ -118,6 +132,7 @@ describe.each(testTargets())('the fingerprint cache on %s', (kind) => {
         await step(`delete from app.customers where name = 'Grace'`, ['app.customers', 'app.orders'], ['app.customers', 'app.orders']);
         // a sequence moved: no table changes
         await step(`select setval('app.invoice_no', 100), nextval('app.invoice_no')`, []);
+        expect(sealed).toBe(true);
         // a referenced row changes: the referencing table's content (its dereferenced key) changes with it
         await step(`update app.customers set name = 'Ada L.' where name = 'Ada'`, ['app.customers', 'app.orders'], ['app.customers', 'app.orders']);
         // a write through a partitioned parent fires the parent's trigger only: its partitions are hashed again
@@ -137,7 +152,13 @@ describe.each(testTargets())('the fingerprint cache on %s', (kind) => {
         );
         // dropped: hashed every time from then on
         await step(`drop trigger tiergate_touched on app.base; update app.base set v = 5 where v = 1`, ['app.base', 'app.derived'], ['app.base']);
+        // (a table without the change trigger: a seal holds its rows' digest)
+        expect(Object.keys((await sealOf(db))!.tables)).toEqual(['app.base']);
         await step('select 1', ['app.base', 'app.derived']);
+        expect(sealed).toBe(true);
+        // a write the log cannot see: the seal's digest of the table's rows sees it
+        await step('update app.base set v = 6 where v = 5', ['app.base', 'app.derived'], ['app.base']);
+        expect(sealed).toBe(false);
         // a rewrite without a write (VACUUM FULL): new storage, hashed again, same content
         await step('vacuum full app.ruled', ['app.base', 'app.derived', 'app.ruled']);
         // an enum value renamed: no row written, the text of orders' rows changed
@@ -175,8 +196,9 @@ describe.each(testTargets())('the fingerprint cache on %s', (kind) => {
           expect(await fingerprintClone(db, { cache }), sql).toEqual(await fingerprint(db));
           expect(cache.lastHashed, sql).toEqual(rehashed);
         };
-        // (app.holder has a column of app.tags' row type: hashed every time)
+        // (app.holder has a column of app.tags' row type: hashed every time, and a seal holds its rows' digest)
         await step('select 1', ['app.holder']);
+        expect(Object.keys((await sealOf(db))!.tables)).toEqual(['app.holder']);
         // a new table (no change trigger: hashed every time) changes no other table's key
         await step('create table app.fresh (x int); insert into app.fresh values (1)', ['app.fresh', 'app.holder']);
         // a new column of app.tags changes how app.holder's rows print, though nobody wrote app.holder

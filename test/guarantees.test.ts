@@ -231,7 +231,11 @@ describe.runIf(testTargets().includes('postgres'))('stage A: a gated tier that i
   it('a change to the clone while the gated tier is blocked fails the rehearsal with "the fingerprint changed"', async () => {
     const source = await freshDatabase('postgres', 'postgres');
     try {
-      await withDb(source.url, (db) => prepareGate(db, false));
+      await withDb(source.url, async (db) => {
+        await prepareGate(db, false);
+        // a table of the source: on the clone, the change log vouches for it (app.item, made by tier 1, is hashed)
+        await db.exec('create table public.side (v int)');
+      });
       const out = tmp('tiergate-evidence-');
       // the hook stops tier 2 in each stage: the first time (stage A) the test acts, later ones go on at once
       let atHook = () => {};
@@ -255,13 +259,14 @@ describe.runIf(testTargets().includes('postgres'))('stage A: a gated tier that i
       await c.connect();
       try {
         await c.query(`insert into app.item (id, label) values (42, 'behind the rehearsal''s back')`);
+        await c.query('insert into public.side values (1)');
       } finally {
         await c.end();
       }
       process.kill(run.pid!, 'SIGUSR2');
       const r = await run;
       expect(r.code, r.stdout + r.stderr).toBe(1);
-      expect(r.stdout).toMatch(/A: tier 2 stops itself with the gate closed: its guard aborted it, but the fingerprint changed: table contents differ: app\.item/);
+      expect(r.stdout).toMatch(/A: tier 2 stops itself with the gate closed: its guard aborted it, but the fingerprint changed: tables written: public\.side; table contents differ: app\.item/);
     } finally {
       await source.drop();
     }

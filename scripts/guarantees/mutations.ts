@@ -222,8 +222,8 @@ export const MUTATIONS: Mutation[] = [
   {
     id: 'stage-a-unchanged-assumed',
     guarantee: G.rollback,
-    name: "stage A takes a blocked tier's clone to be unchanged without comparing fingerprints",
-    edits: [{ file: REHEARSE, find: 'unchanged = sameFingerprint(before, last);', replace: 'unchanged = last !== null;' }],
+    name: "stage A takes a blocked tier's clone to be unchanged without comparing its seals or fingerprints",
+    edits: [{ file: REHEARSE, find: 'unchanged = proof.unchanged;', replace: 'unchanged = proof.after !== null;' }],
     tests: { files: [GUARANTEES], names: 'while the gated tier is blocked' },
     backends: PG, // only a second session can change a clone behind the rehearsal
   },

@@ -96,6 +96,24 @@ export async function installChangeLog(db: Queryable): Promise<void> {
 }
 
 /**
+ * Whether relation `c`'s hash depends on more than its own rows: row-level
+ * security decides which rows the hashing role sees; a column whose type is
+ * a table's row type prints as that table's columns are now (the types
+ * digest leaves those types out). Such a table is hashed every time.
+ */
+const UNVOUCHABLE = (c: string) => `(${c}.relrowsecurity or ${c}.relforcerowsecurity or exists (
+         select 1 from pg_attribute a join pg_type t on t.oid = a.atttypid
+          left join pg_type e on e.oid = t.typelem
+          left join pg_type b on b.oid = t.typbasetype
+          where a.attrelid = ${c}.oid and a.attnum > 0 and not a.attisdropped
+            and exists (select 1 from pg_class r where r.oid in (t.typrelid, e.typrelid, b.typrelid) and r.relkind <> 'c')))`;
+
+/** Relation `c`'s change trigger exactly as installed and always enabled: its oid and row version, else null. */
+const TRIGGER_OF = (c: string) => `(select t.oid::text || ':' || t.xmin::text from pg_trigger t
+         where t.tgrelid = ${c}.oid and t.tgname = '${CHANGE_TRIGGER}' and t.tgenabled = 'A' and t.tgtype = ${CHANGE_TRIGGER_TYPE}
+           and t.tgqual is null and t.tgattr::text = '' and t.tgfoid = to_regprocedure('tiergate.note_touched()'))`;
+
+/**
  * What may change a table's hashed content without its trigger firing, read
  * per relation: its identity and storage (oid, relfilenode: a rewrite, a
  * TRUNCATE, VACUUM FULL), its pg_class row (any ALTER TABLE), row-level
@@ -105,19 +123,40 @@ export async function installChangeLog(db: Queryable): Promise<void> {
  */
 const RELATION_PROOF_SQL = `
 select c.oid::int8 as oid, c.relfilenode::text || ':' || c.xmin::text as storage,
-       -- row-level security decides which rows the hashing role sees; a column whose type is a table's row type
-       -- prints as that table's columns are now (the types digest leaves those types out): both hashed every time
-       c.relrowsecurity or c.relforcerowsecurity or exists (
-         select 1 from pg_attribute a join pg_type t on t.oid = a.atttypid
-          left join pg_type e on e.oid = t.typelem
-          left join pg_type b on b.oid = t.typbasetype
-          where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
-            and exists (select 1 from pg_class r where r.oid in (t.typrelid, e.typrelid, b.typrelid) and r.relkind <> 'c')) as rls,
-       (select t.oid::text || ':' || t.xmin::text from pg_trigger t
-         where t.tgrelid = c.oid and t.tgname = '${CHANGE_TRIGGER}' and t.tgenabled = 'A' and t.tgtype = ${CHANGE_TRIGGER_TYPE}
-           and t.tgqual is null and t.tgattr::text = '' and t.tgfoid = to_regprocedure('tiergate.note_touched()')) as trigger
+       ${UNVOUCHABLE('c')} as rls,
+       ${TRIGGER_OF('c')} as trigger
   from pg_class c
  where c.oid = any($1::int8[]::oid[])`;
+
+/**
+ * The user tables (outside the schemas `$1`) whose content the log cannot
+ * vouch for: no change trigger as installed (a table created after the log
+ * was, or owned by another role), or a hash that depends on more than its
+ * rows (`UNVOUCHABLE`). Read from catalog rows alone.
+ */
+const UNVOUCHED_SQL = `
+select c.oid::int8 as oid, n.nspname || '.' || c.relname as name, quote_ident(n.nspname) || '.' || quote_ident(c.relname) as qualified
+  from pg_class c join pg_namespace n on n.oid = c.relnamespace
+ where c.relkind in ('r', 'p') and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname !~ '^pg_(toast|temp)'
+   and n.nspname <> all($1::text[])
+   and (${UNVOUCHABLE('c')} or ${TRIGGER_OF('c')} is null)
+ order by 2`;
+
+/** The tables of the user schemas (but `excluded`) whose content the log cannot vouch for, by name. */
+export async function unvouchedTables(q: Queryable, excluded: string[]): Promise<{ name: string; qualified: string }[]> {
+  return (await q.query<{ name: string; qualified: string }>(UNVOUCHED_SQL, [excluded])).rows.map((r) => ({ name: r.name, qualified: r.qualified }));
+}
+
+/** The tables (`schema.table`) the log names after `position`, sorted; null when this database's log does not pass through it. */
+export async function tablesWrittenSince(q: Queryable, position: LogPosition): Promise<string[] | null> {
+  const since = await changedSince(q, [position]);
+  if (!since) return null;
+  const r = await q.query<{ name: string }>(
+    `select n.nspname || '.' || c.relname as name from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.oid = any($1::int8[]::oid[]) order by 1`,
+    [[...since.touched]],
+  );
+  return r.rows.map((x) => x.name);
+}
 
 /**
  * What may change every table's content or its text without a write: the

@@ -12,7 +12,7 @@ import { computeVerdict } from '../evidence/verdict.js';
 import { EVIDENCE_SCHEMA_VERSION } from '../evidence/version.js';
 import { InterruptedError, TargetError } from '../errors.js';
 import { planFileHashes, type Plan, type Tier } from '../plan/plan.js';
-import { diffFingerprints, FingerprintCache, fingerprintClone, loadBaseline, sameFingerprint, type Fingerprint } from '../probe/fingerprint.js';
+import { diffFingerprints, FingerprintCache, fingerprintClone, loadBaseline, sameFingerprint, sameSeal, sealChange, sealOf, type Fingerprint, type Seal } from '../probe/fingerprint.js';
 import { readIdentity } from '../probe/identity.js';
 import { tiergateVersion } from '../version.js';
 import { isMarkedClone, withClones, type Clone, type CloneSource } from './clone.js';
@@ -141,8 +141,8 @@ class Fingerprints {
     this.baseline.catch(() => undefined);
   }
 
-  /** fingerprints taken, tables hashed and reused, time spent (the baseline's included) */
-  readonly totals = { count: 0, hashed: 0, reused: 0, ms: 0 };
+  /** fingerprints taken, tables hashed and reused, seals read, time spent (the baseline's included) */
+  readonly totals = { count: 0, hashed: 0, reused: 0, seals: 0, ms: 0 };
 
   async of(db: Db): Promise<Fingerprint> {
     await this.settle();
@@ -185,10 +185,35 @@ class Fingerprints {
     if (lane) await (await lane.catch(() => null))?.close().catch(() => undefined);
   }
 
+  /** The clone's state before a blocked tier: its seal (src/probe/fingerprint.ts `Seal`: no catalog read), or its fingerprint where it has no change log. */
+  async stateOf(db: Db, previous?: CloneState): Promise<CloneState> {
+    await this.settle();
+    const t = performance.now();
+    const seal = await sealOf(db, { previous: previous && 'seal' in previous ? previous.seal : null });
+    this.totals.ms += performance.now() - t;
+    if (!seal) return { fp: await this.take(db) };
+    this.totals.seals++;
+    return { seal };
+  }
+
+  /** Whether the clone is as `before` found it, its state now, and (when it is not) what changed. */
+  async compare(db: Db, before: CloneState): Promise<{ after: CloneState; unchanged: boolean; change: string }> {
+    if ('fp' in before) {
+      const fp = await this.of(db);
+      const unchanged = sameFingerprint(before.fp, fp);
+      return { after: { fp }, unchanged, change: unchanged ? '' : describeDiff(diffFingerprints(before.fp, fp)) };
+    }
+    const after = await this.stateOf(db, before);
+    if (!('seal' in after)) return { after, unchanged: false, change: "the clone's change log is gone" };
+    const unchanged = sameSeal(before.seal, after.seal);
+    return { after, unchanged, change: unchanged ? '' : await sealChange(db, before.seal, after.seal) };
+  }
+
   /** One line for the progress: what the change log saved. */
   summary(): string {
-    const { count, hashed, reused, ms } = this.totals;
-    return `${count} fingerprints in ${(ms / 1000).toFixed(1)} s: ${hashed.toLocaleString('en')} table contents hashed, ${reused.toLocaleString('en')} reused (proven unchanged by the clones' change log)`;
+    const { count, hashed, reused, seals, ms } = this.totals;
+    const sealed = seals ? `; ${seals} seals (a blocked tier proven to change nothing by the catalog's version and the change log, no catalog read)` : '';
+    return `${count} fingerprints in ${(ms / 1000).toFixed(1)} s: ${hashed.toLocaleString('en')} table contents hashed, ${reused.toLocaleString('en')} reused (proven unchanged by the clones' change log)${sealed}`;
   }
 
   /** Waits for the baseline (nothing may be left running on a clone that is about to be dropped). */
@@ -201,6 +226,9 @@ function withoutCloneOf(identity: DatabaseIdentity & { cloneOf?: string | null }
   const { cloneOf: _, ...rest } = identity;
   return rest;
 }
+
+/** What a blocked tier's proof compares: the clone's seal, or its fingerprint where a seal proves nothing. */
+type CloneState = { seal: Seal } | { fp: Fingerprint };
 
 /** The second clone's clean apply of the kept tiers: its fingerprint, or why it could not be made. */
 type KeptRun = Promise<{ fp: Fingerprint } | { error: string }>;
@@ -290,9 +318,9 @@ class Scenario {
     const opens = reading !== null && !reading.open && this.body.some((t) => t.gated && !willApply.has(t.id));
     this.startKept(opens ? [...willApply] : null);
     // The clone is tiergate's own: nothing else writes to it. After a blocked
-    // tier, the clone's fingerprint is the next blocked tier's "before" unless
-    // a tier applied in between (a fingerprint is seconds at 6,500 tables).
-    let last: Fingerprint | null = null;
+    // tier, the clone's state is the next blocked tier's "before" unless a
+    // tier applied in between.
+    let last: CloneState | null = null;
     for (const tier of this.body) {
       if (this.applied.has(tier.id)) {
         await this.run(a, tier, async () => ({ ...idle(tier), status: 'Skipped', reason: `already applied on the source ${this.ledger.get(tier.id)?.appliedAt ?? ''}`.trim() }));
@@ -301,15 +329,18 @@ class Scenario {
           this.check(a, { name: `A: tier ${tier.id} stops itself with the gate closed`, ok: false, detail: "the source's gate is open and the plan has no rehearsal.close_gate: the guard cannot be proven" });
           continue;
         }
-        const before = last ?? (await this.fingerprints.of(this.db));
+        const before = last ?? (await this.fingerprints.stateOf(this.db));
         let unchanged = false;
+        let change = '';
         const r = await this.run(
           a,
           tier,
           () => runTier(this.db, this.plan, tier, { proveGuard: true, closeGate: gateOpen ? this.plan.rehearsal?.close_gate : undefined, carry: this.carry, signal: this.signal }),
           async (result) => {
-            last = await this.fingerprints.of(this.db);
-            unchanged = sameFingerprint(before, last);
+            const proof = await this.fingerprints.compare(this.db, before);
+            last = proof.after;
+            unchanged = proof.unchanged;
+            change = proof.change;
             // rolled back, and proven so: the metrics and catalog are as the last tier left them
             if (!unchanged) this.carry.forget();
             result.fingerprintUnchanged = unchanged;
@@ -319,11 +350,7 @@ class Scenario {
         this.check(a, {
           name: `A: tier ${tier.id} stops itself with the gate closed`,
           ok: r.status === 'Blocked' && r.guardProven === true && unchanged,
-          detail: !r.guardProven
-            ? (r.reason ?? 'not blocked')
-            : unchanged
-              ? 'its guard aborted it; fingerprint unchanged'
-              : `its guard aborted it, but the fingerprint changed: ${describeDiff(diffFingerprints(before, last!))}`,
+          detail: !r.guardProven ? (r.reason ?? 'not blocked') : unchanged ? 'its guard aborted it; fingerprint unchanged' : `its guard aborted it, but the fingerprint changed: ${change}`,
         });
       } else if (!this.satisfied(tier)) {
         await this.run(a, tier, async () => ({ ...idle(tier), status: 'Skipped', reason: 'requires a tier not applied in this stage' }));
