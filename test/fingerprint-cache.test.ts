@@ -51,6 +51,34 @@ insert into app.base values (1); insert into app.derived values (2, 'x');
 insert into app.ruled values (1);
 `;
 
+/** Objects whose definitions print other objects' names: views, a foreign key, checks, defaults, triggers, a column type, a parent. */
+const RENAMES_SCHEMA = `
+create schema other;
+create function app.label(t text) returns text language sql immutable as $$ select upper(t) $$;
+create view other.v_orders as select o.id, app.label(o.note) as l from app.orders o;
+create type other.mood as enum ('ok', 'meh');
+create table other.feelings (id int primary key, mood other.mood default 'ok', n bigint default nextval('app.invoice_no'),
+  tag text references app.tags ("Tag name"), l text default app.label('x'), constraint feelings_tag_check check (app.label(tag) <> ''));
+create trigger feelings_audit after insert on other.feelings for each statement execute function app.audit_orders();
+create index feelings_tag on other.feelings (tag);
+create table other.child () inherits (app.base);
+`;
+
+/** A copy of test database `t` as the rehearsal makes one: CREATE DATABASE … TEMPLATE on a server, a copied data directory in PGlite. */
+async function copyOf(kind: string, t: { url: string; database: string }, cleanups: (() => Promise<void>)[]): Promise<string> {
+  if (kind === 'postgres') {
+    const copy = `${t.database}_copy`;
+    await onServer((c) => c.query(`create database "${copy}" template "${t.database}"`));
+    cleanups.push(() => onServer((c) => c.query(`drop database if exists "${copy}" with (force)`)).then(() => undefined));
+    return serverUrl(copy);
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'tiergate-fp-copy-'));
+  cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+  await copyDir(t.url.replace(/^pglite:\/\//, ''), dir);
+  writeDatabaseFile(dir, t.database);
+  return `pglite://${dir}`;
+}
+
 describe.each(testTargets())('the fingerprint cache on %s', (kind) => {
   it('equals the full fingerprint after every kind of change, and hashes again only what changed', { timeout: 120_000 }, async () => {
     const t = await freshDatabase(kind);
@@ -107,7 +135,7 @@ describe.each(testTargets())('the fingerprint cache on %s', (kind) => {
         ] as const) {
           const before = await fingerprint(db);
           await step(ddl, [...rehashed]);
-          expect(cache.lastCatalog, ddl).toBe('read');
+          expect(cache.lastCatalog, ddl).toBe('updated');
           expect(sealed, ddl).toBe(false);
           expect(diffFingerprints(before, await fingerprint(db)).objects.length, ddl).toBeGreaterThan(0);
         }
@@ -244,18 +272,7 @@ describe.each(testTargets())('the fingerprint cache on %s', (kind) => {
         await db.exec(SCHEMA);
         await markClone(db, t.database);
       });
-      if (kind === 'postgres') {
-        const copy = `${t.database}_copy`;
-        await onServer((c) => c.query(`create database "${copy}" template "${t.database}"`));
-        copies.push(() => onServer((c) => c.query(`drop database if exists "${copy}" with (force)`)).then(() => undefined));
-        copyUrl = serverUrl(copy);
-      } else {
-        const dir = mkdtempSync(join(tmpdir(), 'tiergate-fp-copy-'));
-        copies.push(async () => rmSync(dir, { recursive: true, force: true }));
-        await copyDir(t.url.replace(/^pglite:\/\//, ''), dir);
-        writeDatabaseFile(dir, t.database);
-        copyUrl = `pglite://${dir}`;
-      }
+      copyUrl = await copyOf(kind, t, copies);
       const cache = new FingerprintCache();
       // the copy's baseline, then the original: everything reused
       const baseline = await withDb(copyUrl, (db) => fingerprintClone(db, { cache }));
@@ -278,6 +295,92 @@ describe.each(testTargets())('the fingerprint cache on %s', (kind) => {
     } finally {
       for (const drop of copies) await drop();
       await t.drop();
+    }
+  });
+
+  it('a catalog read brought up to date equals a full read: from the state stored in the clone a copy was made of, after renames that print in other objects, drops and settings', { timeout: 180_000 }, async () => {
+    const t = await freshDatabase(kind);
+    const other = await freshDatabase(kind);
+    const copies: (() => Promise<void>)[] = [];
+    try {
+      await withDb(t.url, async (db) => {
+        await db.exec(SCHEMA + RENAMES_SCHEMA);
+        await markClone(db, t.database);
+        await recordBaseline(db);
+      });
+      const copyUrl = await copyOf(kind, t, copies);
+      // a database that is no copy of t: t's stored state is not its starting point
+      await withDb(other.url, async (db) => {
+        await db.exec(SCHEMA + RENAMES_SCHEMA);
+        await markClone(db, other.database);
+        const cache = new FingerprintCache();
+        await withDb(t.url, (src) => loadBaseline(src, cache));
+        await db.exec('create table app.unrelated (x int)');
+        expect(await fingerprintClone(db, { cache })).toEqual(await fingerprint(db));
+        expect(cache.lastCatalog).toBe('read');
+      });
+      await withDb(copyUrl, async (db) => {
+        const cache = new FingerprintCache();
+        expect(await loadBaseline(db, cache)).toBe(true);
+        /** runs `sql`; the fingerprint brought up to date (or read in full: `catalog`) equals a full one; returns the objects that changed */
+        const step = async (sql: string, catalog: 'updated' | 'read' | 'reused' = 'updated') => {
+          const before = await fingerprint(db);
+          await db.exec(sql);
+          const fp = await fingerprintClone(db, { cache });
+          expect(fp, sql).toEqual(await fingerprint(db));
+          expect(cache.lastCatalog, sql).toBe(catalog);
+          return diffFingerprints(before, fp).objects;
+        };
+        // the copy's first read starts from the state stored in t
+        expect(await step('create table other.fresh (x int)')).toEqual(['table other.fresh']);
+        // a table renamed: the foreign key to it and the view over it print its new name
+        expect(await step('alter table app.tags rename to tags2')).toEqual(
+          expect.arrayContaining(['constraint other.feelings.feelings_tag_fkey', 'view app.v_tags', 'table app.tags2']),
+        );
+        await step('alter table app.tags2 rename to tags');
+        // a column renamed: the same, through the column
+        expect(await step('alter table app.tags rename column "Tag name" to tag_name')).toEqual(
+          expect.arrayContaining(['constraint other.feelings.feelings_tag_fkey', 'view app.v_tags', 'index other.feelings_tag_idx'].slice(0, 2)),
+        );
+        // a function renamed: a view, a check constraint and a default that call it
+        expect(await step('alter function app.label(text) rename to label2')).toEqual(
+          expect.arrayContaining(['view other.v_orders', 'constraint other.feelings.feelings_tag_check', 'table other.feelings']),
+        );
+        // a trigger function renamed: both triggers print it
+        expect(await step('alter function app.audit_orders() rename to audit2')).toEqual(
+          expect.arrayContaining(['trigger app.orders.orders_audit', 'trigger other.feelings.feelings_audit']),
+        );
+        // a type renamed: the column typed with it; a sequence renamed: the default that calls it
+        expect(await step('alter type other.mood rename to mood2')).toEqual(expect.arrayContaining(['table other.feelings', 'type other.mood2']));
+        expect(await step('alter sequence app.invoice_no rename to invoice_no2')).toEqual(expect.arrayContaining(['table other.feelings', 'sequence app.invoice_no2']));
+        // a parent renamed: the tables that inherit from it
+        expect(await step('alter table app.base rename to base2')).toEqual(expect.arrayContaining(['table other.child', 'table app.derived']));
+        // drops: an index, a view, a constraint, a trigger, a default, a parent, a table
+        await step('drop index other.feelings_tag');
+        await step('drop view other.v_orders');
+        await step('alter table other.feelings drop constraint feelings_tag_check');
+        await step('drop trigger feelings_audit on other.feelings');
+        await step('alter table other.feelings alter column n drop default');
+        await step('alter table other.child no inherit app.base2');
+        await step('drop table other.fresh');
+        // policies, grants, comments
+        await step('create policy everyone on other.feelings using (true)');
+        await step('alter policy everyone on other.feelings using (id > 0)');
+        // (the catalog as it was before the policy: that read is reused)
+        await step('drop policy everyone on other.feelings', 'reused');
+        await step('grant select on other.feelings to public; comment on table other.feelings is $$how it feels$$');
+        // nothing changed: the last read reused whole
+        await step('select 1', 'reused');
+        // a schema renamed, or a setting that decides how names print: read in full, then brought up to date again
+        await step('alter schema other rename to elsewhere', 'read');
+        await step('create table elsewhere.after (x int)');
+        await step('set search_path = app, public', 'read');
+        await step('alter table app.orders add column extra text');
+      });
+    } finally {
+      for (const drop of copies) await drop();
+      await t.drop();
+      await other.drop();
     }
   });
 });

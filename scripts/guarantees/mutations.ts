@@ -220,6 +220,22 @@ export const MUTATIONS: Mutation[] = [
     backends: BOTH,
   },
   {
+    id: 'catalog-update-without-dependents',
+    guarantee: G.rollback,
+    name: 'a catalog read brought up to date leaves out the objects that print a changed name (a view over a renamed table)',
+    edits: [{ file: 'src/probe/fingerprint.ts', find: 'for (const r of dependents.rows) if (r.owner !== null && basis.counts.has(Number(r.owner))) dirty.add(Number(r.owner));', replace: '' }],
+    tests: { files: ['test/fingerprint-cache.test.ts'], names: 'brought up to date' },
+    backends: BOTH,
+  },
+  {
+    id: 'stage-a-seal-tables-ignored',
+    guarantee: G.rollback,
+    name: "stage A's seal leaves out the rows of the tables the change log cannot vouch for",
+    edits: [{ file: 'src/probe/fingerprint.ts', find: '&& differing(a.tables, b.tables).length === 0', replace: '' }],
+    tests: { files: ['test/fingerprint-cache.test.ts', GUARANTEES], names: 'every kind of change|while the gated tier is blocked' },
+    backends: BOTH,
+  },
+  {
     id: 'stage-a-unchanged-assumed',
     guarantee: G.rollback,
     name: "stage A takes a blocked tier's clone to be unchanged without comparing its seals or fingerprints",

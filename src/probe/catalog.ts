@@ -22,6 +22,14 @@ export interface CatalogObject {
   name: string;
   /** md5 of the normalised definition */
   def: string;
+  /**
+   * The relation whose catalog rows it is read from (a table's own
+   * constraints, triggers, rules and policies are its table's; an index or
+   * a view is its own), 0 for the rest: schemas, functions, types, domain
+   * constraints, extensions. An incremental read (src/probe/fingerprint.ts)
+   * reads again the objects of the relations that changed, and the rest.
+   */
+  owner: number;
 }
 
 export type CatalogKind =
@@ -84,7 +92,8 @@ const SCHEMAS = `select oid, nspname from pg_namespace
  */
 const CATALOG_SQL = `
 with ns as materialized (${SCHEMAS}),
-rel as materialized (select c.oid, c.relname, c.relkind, ns.nspname from pg_class c join ns on ns.oid = c.relnamespace),
+rel as materialized (select c.oid, c.relname, c.relkind, ns.nspname from pg_class c join ns on ns.oid = c.relnamespace
+                      where $3::int8[] is null or c.oid = any($3::int8[]::oid[])),
 cols as (
   select a.attrelid,
          string_agg(concat_ws(' ', quote_ident(a.attname), format_type(a.atttypid, a.atttypmod),
@@ -97,25 +106,25 @@ cols as (
     left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
    where a.attrelid in (select oid from rel where relkind in ('r', 'p', 'f')) and a.attnum > 0 and not a.attisdropped
    group by a.attrelid)
-select 'schema'::text as kind, nspname::text as name, md5(nspname) as def from ns
+select 'schema'::text as kind, nspname::text as name, md5(nspname) as def, 0::int8 as owner from ns
 union all
 select 'table', r.nspname || '.' || r.relname,
        md5(concat_ws(E'\\n', c.relkind, c.relpersistence, c.relrowsecurity, c.relforcerowsecurity,
          case when c.relkind = 'p' then pg_get_partkeydef(c.oid) end,
          pg_get_expr(c.relpartbound, c.oid),
          (select string_agg(i.inhparent::regclass::text, ',' order by i.inhseqno) from pg_inherits i where i.inhrelid = c.oid),
-         cols.columns))
+         cols.columns)), r.oid::int8
   from rel r join pg_class c on c.oid = r.oid left join cols on cols.attrelid = r.oid where r.relkind in ('r', 'p', 'f')
 union all
 select case r.relkind when 'v' then 'view' else 'matview' end, r.nspname || '.' || r.relname,
-       md5(concat_ws(E'\\n', pg_get_viewdef(r.oid), array_to_string(c.reloptions, ',')))
+       md5(concat_ws(E'\\n', pg_get_viewdef(r.oid), array_to_string(c.reloptions, ','))), r.oid::int8
   from rel r join pg_class c on c.oid = r.oid where r.relkind in ('v', 'm')
 union all
 select 'sequence', r.nspname || '.' || r.relname,
-       md5(concat_ws(' ', format_type(s.seqtypid, null), s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle))
+       md5(concat_ws(' ', format_type(s.seqtypid, null), s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle)), r.oid::int8
   from rel r join pg_sequence s on s.seqrelid = r.oid where r.relkind = 'S'
 union all
-select 'index', r.nspname || '.' || r.relname, md5(pg_get_indexdef(r.oid))
+select 'index', r.nspname || '.' || r.relname, md5(pg_get_indexdef(r.oid)), r.oid::int8
   from rel r where r.relkind in ('i', 'I')
 union all
 select case p.prokind when 'p' then 'procedure' when 'a' then 'aggregate' else 'function' end,
@@ -123,27 +132,28 @@ select case p.prokind when 'p' then 'procedure' when 'a' then 'aggregate' else '
        md5(case when p.prokind = 'a'
              then (select concat_ws(' ', a.aggkind, a.aggtransfn, a.aggfinalfn, a.aggcombinefn, format_type(a.aggtranstype, null), a.agginitval, a.aggsortop)
                      from pg_aggregate a where a.aggfnoid = p.oid)
-             else pg_get_functiondef(p.oid) end)
+             else pg_get_functiondef(p.oid) end), 0::int8
   from pg_proc p join ns on ns.oid = p.pronamespace
 union all
 select 'constraint', ns.nspname || '.' || coalesce(cl.relname, ty.typname) || '.' || co.conname,
-       md5(co.contype::text || ' ' || pg_get_constraintdef(co.oid))
+       md5(co.contype::text || ' ' || pg_get_constraintdef(co.oid)), co.conrelid::int8
   from pg_constraint co join ns on ns.oid = co.connamespace
   left join pg_class cl on cl.oid = co.conrelid left join pg_type ty on ty.oid = co.contypid
   where (co.conrelid <> 0 or co.contypid <> 0) and co.contype <> 'n'
+    and ($3::int8[] is null or co.contypid <> 0 or co.conrelid = any($3::int8[]::oid[]))
 union all
-select 'trigger', r.nspname || '.' || r.relname || '.' || tg.tgname, md5(tg.tgenabled::text || ' ' || pg_get_triggerdef(tg.oid))
+select 'trigger', r.nspname || '.' || r.relname || '.' || tg.tgname, md5(tg.tgenabled::text || ' ' || pg_get_triggerdef(tg.oid)), r.oid::int8
   from pg_trigger tg join rel r on r.oid = tg.tgrelid where not tg.tgisinternal
    -- tiergate's change log on a clone (src/probe/change-log.ts) is not part of the database
    and not (tg.tgname = 'tiergate_touched' and tg.tgfoid = coalesce(to_regprocedure('tiergate.note_touched()'), 0))
 union all
-select 'rule', r.nspname || '.' || r.relname || '.' || ru.rulename, md5(ru.ev_enabled::text || ' ' || pg_get_ruledef(ru.oid))
+select 'rule', r.nspname || '.' || r.relname || '.' || ru.rulename, md5(ru.ev_enabled::text || ' ' || pg_get_ruledef(ru.oid)), r.oid::int8
   from pg_rewrite ru join rel r on r.oid = ru.ev_class where ru.rulename <> '_RETURN'
 union all
 select 'policy', r.nspname || '.' || r.relname || '.' || po.polname,
        md5(concat_ws(E'\\n', po.polcmd, po.polpermissive,
          (select string_agg(case when x = 0 then 'public' else x::regrole::text end, ',' order by 1) from unnest(po.polroles) x),
-         pg_get_expr(po.polqual, po.polrelid), pg_get_expr(po.polwithcheck, po.polrelid)))
+         pg_get_expr(po.polqual, po.polrelid), pg_get_expr(po.polwithcheck, po.polrelid))), r.oid::int8
   from pg_policy po join rel r on r.oid = po.polrelid
 union all
 select 'type', ns.nspname || '.' || t.typname,
@@ -153,22 +163,29 @@ select 'type', ns.nspname || '.' || t.typname,
          when 'r' then 'range ' || (select format_type(g.rngsubtype, null) from pg_range g where g.rngtypid = t.oid)
          when 'c' then 'composite ' || (select string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod), ',' order by a.attnum)
                                           from pg_attribute a where a.attrelid = t.typrelid and a.attnum > 0 and not a.attisdropped)
-         else t.typtype::text end)
+         else t.typtype::text end), 0::int8
   from pg_type t join ns on ns.oid = t.typnamespace
   where t.typtype in ('e', 'd', 'r', 'c')
     and (t.typtype <> 'c' or (select c.relkind from pg_class c where c.oid = t.typrelid) = 'c')
 union all
-select 'extension', x.extname, md5(x.extversion || ' ' || ns.nspname)
+select 'extension', x.extname, md5(x.extversion || ' ' || ns.nspname), 0::int8
   from pg_extension x join ns on ns.oid = x.extnamespace
 `;
 
 /** Which schemas a catalog read covers. */
 export type SchemaScope = { only: string[] } | { except: string[] };
 
-/** Every object of the schemas in `scope`, read-only; cost follows the number of objects, never row counts. */
-export async function readCatalog(q: Queryable, scope: SchemaScope): Promise<CatalogObject[]> {
+/**
+ * Every object of the schemas in `scope`, read-only; cost follows the number
+ * of objects, never row counts. With `relations`, only the objects of those
+ * relations (by oid) and the rest (owner 0).
+ */
+export async function readCatalog(q: Queryable, scope: SchemaScope, relations: number[] | null = null): Promise<CatalogObject[]> {
   const [list, include] = 'only' in scope ? [scope.only, true] : [scope.except, false];
-  return withoutJit(q, async () => (await q.query<CatalogObject>(CATALOG_SQL, [list, include])).rows);
+  return withoutJit(q, async () => {
+    const rows = (await q.query<CatalogObject & { owner: string | number }>(CATALOG_SQL, [list, include, relations])).rows;
+    return rows.map((r) => ({ kind: r.kind, name: r.name, def: r.def, owner: Number(r.owner) }));
+  });
 }
 
 /** kind → object name → hash of its normalised definition */

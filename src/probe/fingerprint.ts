@@ -61,6 +61,10 @@ const VOLATILE_TIMESTAMP_NAME = '^(at|date_(created|updated|modified)|(created|u
 /** Tables per content query: bounds the locks one statement takes (each table and its indexes). */
 const TABLES_PER_BATCH = 250;
 
+/** User schemas: everything but the system ones and the excluded ($1). */
+const USER_SCHEMAS = `select oid, nspname from pg_namespace
+  where nspname not in ('pg_catalog', 'information_schema') and nspname !~ '^pg_(toast|temp)' and nspname <> all($1::text[])`;
+
 /**
  * Fingerprints a database, read-only. Three catalog queries, then one query
  * per 250 tables: every table's rows are hashed on the server (nothing but
@@ -84,12 +88,14 @@ export async function fingerprint(q: Queryable, options: FingerprintOptions = {}
   const excluded = [TIERGATE_SCHEMA, ...(options.excludeSchemas ?? [])];
   // the catalog side (version, objects, relations, the cache's proof) is tiergate's own reading: no JIT compilation
   const { read, all, proof } = await withoutJit(q, async () => {
-    // the catalog as this database last read it, when its catalog version proves nothing changed since
-    const version = options.cache && options.instance ? `${options.instance}\n${excluded.join(',')}\n${await catalogVersion(q)}` : null;
+    // the catalog as this database last read it, when its catalog version proves nothing changed since;
+    // else that read brought up to date where it changed, when it can be told
+    const database = options.cache && options.instance ? `${options.instance}\n${excluded.join(',')}` : null;
+    const version = database ? `${database}\n${await catalogVersion(q)}` : null;
     const known = version ? options.cache!.catalogAt(version) : undefined;
-    const read = known ?? (await readCatalogState(q, excluded, Boolean(options.cache), options.lanes?.[0]));
-    if (version && !known) options.cache!.rememberCatalog(version, read);
-    if (options.cache) options.cache.lastCatalog = known ? 'reused' : 'read';
+    const read = known ?? (await readCatalogState(q, excluded, Boolean(options.cache), options.lanes?.[0], database ? options.cache!.latestOf(database) : undefined));
+    if (version && !known) options.cache!.rememberCatalog(version, read, database!);
+    if (options.cache) options.cache.lastCatalog = known ? 'reused' : read.updated !== undefined ? 'updated' : 'read';
     const all = contentQueries(read);
     return { read, all, proof: options.cache ? await readProof(q, read, all, options.cache) : null };
   });
@@ -169,8 +175,12 @@ export class FingerprintCache {
   last = { hashed: 0, reused: 0 };
   /** the tables the last fingerprint hashed (those it could not prove unchanged) */
   lastHashed: string[] = [];
-  /** whether the last fingerprint read the catalog or reused its last read (the catalog's version unchanged) */
-  lastCatalog: 'read' | 'reused' = 'read';
+  /**
+   * whether the last fingerprint read the catalog, reused its last read (the
+   * catalog's version unchanged) or brought its last read up to date (read
+   * again only the relations that changed or name one that did)
+   */
+  lastCatalog: 'read' | 'reused' | 'updated' = 'read';
 
   /** The hashes this database may reuse. */
   reusable(proof: Proof): Map<string, string> {
@@ -203,9 +213,58 @@ export class FingerprintCache {
     return this.catalogs.get(version);
   }
 
-  rememberCatalog(version: string, state: CatalogState): void {
+  /** The latest catalog read of each database (and list of schemas left out): where the next read of it starts from. */
+  private readonly latest = new Map<string, CatalogState>();
+
+  rememberCatalog(version: string, state: CatalogState, database: string): void {
     this.catalogs.set(version, state);
     if (this.catalogs.size > 4) this.catalogs.delete(this.catalogs.keys().next().value!);
+    this.latest.set(database, state);
+  }
+
+  /** The catalog state stored in the clone the others were copied from (`importCatalog`): where a clone's first read starts. */
+  private seed: CatalogState | undefined;
+
+  latestOf(database: string): CatalogState | undefined {
+    return this.latest.get(database) ?? this.seed;
+  }
+
+  /** The latest catalog state read (and its basis) as JSON, for `recordBaseline`; null when none was read for the cache. */
+  exportCatalog(): string | null {
+    const state = [...this.latest.values()].at(-1);
+    const at = this.positions.at(-1)?.at;
+    if (!state?.basis || !state.owners || !state.proofs || !state.edges || !at) return null;
+    return JSON.stringify({
+      basis: { xmin: state.basis.xmin, global: state.basis.global, schemas: state.basis.schemas, counts: [...state.basis.counts], lineage: at },
+      catalog: Object.entries(state.catalog).map(([key, def]) => [key, def, state.owners!.get(key) ?? 0]),
+      relations: [...state.relations.values()],
+      proofs: [...state.proofs],
+      edges: state.edges,
+    });
+  }
+
+  /**
+   * Seeds the cache with a state `exportCatalog` wrote: the first catalog
+   * read of a database it is used for starts from it — only a copy of the
+   * clone it was stored in (its change log must pass through the state's
+   * position), else that read is a full one.
+   */
+  importCatalog(json: string): void {
+    const e = JSON.parse(json) as {
+      basis: { xmin: string; global: string; schemas: Record<string, string>; counts: [number, string][]; lineage: LogPosition };
+      catalog: [string, string, number][];
+      relations: Relation[];
+      proofs: [number, RelationProof][];
+      edges: [number, number][];
+    };
+    this.seed = {
+      catalog: Object.fromEntries(e.catalog.map(([key, def]) => [key, def])),
+      owners: new Map(e.catalog.map(([key, , owner]) => [key, owner])),
+      relations: new Map(e.relations.map((r) => [r.oid, r])),
+      proofs: new Map(e.proofs),
+      edges: e.edges,
+      basis: { xmin: e.basis.xmin, global: e.basis.global, schemas: e.basis.schemas, counts: new Map(e.basis.counts), lineage: e.basis.lineage },
+    };
   }
 
   /** The latest entry as JSON, for `recordBaseline` (null before any fingerprint with a change log). */
@@ -229,13 +288,19 @@ export class FingerprintCache {
 /**
  * What a fingerprint reads from the catalog alone: the objects and their
  * definitions, the user tables, and (for the cache) each table's proof and
- * the inheritance edges. Reused whole while the catalog version is the same.
+ * the inheritance edges. Reused whole while the catalog version is the
+ * same; updated where it changed otherwise (`basis`).
  */
 interface CatalogState {
   catalog: Record<string, string>;
   relations: Map<number, Relation>;
   proofs?: Map<number, RelationProof>;
   edges?: [number, number][];
+  /** (for the cache) what a later read of the same database starts from, and the relation each catalog entry was read from (0: the rest) */
+  basis?: CatalogBasis;
+  owners?: Map<string, number>;
+  /** how many relations an incremental read read again (absent: a full read) */
+  updated?: number;
 }
 
 /**
@@ -244,11 +309,25 @@ interface CatalogState {
  * inheritance edges are read on the other: at 6,500 tables 0.85 s and
  * 0.7 s, which ran one after the other. Both finish before an error is
  * thrown: nothing is left running on a connection.
+ *
+ * With `previous` (the last state read on this database), only what changed
+ * since is read again (`updateCatalogState`), when it can be told.
  */
-async function readCatalogState(q: Queryable, excluded: string[], forCache: boolean, lane?: Queryable): Promise<CatalogState> {
+async function readCatalogState(q: Queryable, excluded: string[], forCache: boolean, lane?: Queryable, previous?: CatalogState): Promise<CatalogState> {
+  // taken before anything is read: whatever changes after it is seen as changed by the next read
+  const basis = forCache ? await readBasis(q, excluded) : undefined;
+  if (basis && previous) {
+    const updated = await updateCatalogState(q, excluded, previous, basis);
+    if (updated) return updated;
+  }
+  const owners = new Map<string, number>();
   const objects = async () => {
     const catalog: Record<string, string> = {};
-    for (const o of await readCatalog(q, { except: excluded })) catalog[`${o.kind} ${o.name}`] = o.def;
+    for (const o of await readCatalog(q, { except: excluded })) {
+      const key = `${o.kind} ${o.name}`;
+      catalog[key] = o.def;
+      owners.set(key, o.owner);
+    }
     return catalog;
   };
   const tables = async (c: Queryable) => {
@@ -256,11 +335,180 @@ async function readCatalogState(q: Queryable, excluded: string[], forCache: bool
     if (!forCache) return { relations };
     return { relations, proofs: await readRelationProofs(c, [...relations.keys()]), edges: await readInheritance(c) };
   };
-  if (!lane) return { catalog: await objects(), ...(await tables(q)) };
+  const cached = basis ? { basis, owners } : {};
+  if (!lane) return { catalog: await objects(), ...(await tables(q)), ...cached };
   const [catalog, rest] = await Promise.allSettled([objects(), withoutJit(lane, () => tables(lane))]);
   if (catalog.status === 'rejected') throw catalog.reason;
   if (rest.status === 'rejected') throw rest.reason;
-  return { catalog: catalog.value, ...rest.value };
+  return { catalog: catalog.value, ...rest.value, ...cached };
+}
+
+/**
+ * What an incremental catalog read starts from, taken before a read:
+ *
+ * - `xmin`: the oldest transaction still running then. Every catalog row
+ *   written since (an insert or update: CREATE, ALTER, RENAME, GRANT …) has
+ *   that transaction or a later one as its xmin; every row visible then was
+ *   read.
+ * - `counts`: each relation of the user schemas (any kind) and how many rows
+ *   it has in the catalogs it can lose rows from without one of its own
+ *   changing (a constraint, trigger, rule, policy, default or parent
+ *   dropped). A relation gone or new is one missing from either side.
+ * - `schemas`: the schemas read. One renamed or dropped: a full read (its
+ *   name prints in every object of it).
+ * - `global`: what, changed, may change how any object prints — collations, operators, operator classes, access
+ *   methods, text search, casts, languages, extensions, roles, the settings
+ *   that shape a printed value or a qualified name. Any change there: a
+ *   full read.
+ *
+ * The xmin test holds on a copy of the database too (CREATE DATABASE …
+ * TEMPLATE on one server shares its transaction counter; a copied PGlite
+ * directory continues its own), so a state stored in a clone when it is
+ * made (`recordBaseline`) is where every copy of it starts (`lineage`).
+ */
+interface CatalogBasis {
+  xmin: string;
+  counts: Map<number, string>;
+  global: string;
+  /** each schema read, by oid: its row's version (one renamed or dropped: a full read; a new one is read with the rest) */
+  schemas: Record<string, string>;
+  /**
+   * (a state stored in a clone, `recordBaseline`) its change log's position
+   * then: a database whose log does not pass through it is no copy of that
+   * clone, and is read in full
+   */
+  lineage?: LogPosition;
+}
+
+const GLOBAL_CATALOGS = ['pg_collation', 'pg_language', 'pg_opclass', 'pg_operator', 'pg_am', 'pg_ts_config', 'pg_ts_dict', 'pg_cast', 'pg_extension'];
+
+const BASIS_SQL = `
+select (pg_snapshot_xmin(pg_current_snapshot())::text::int8 % 4294967296)::text as xmin,
+       (select string_agg(n.oid::text || ':' || n.ctid::text || ':' || n.xmin::text, ',' order by n.oid) from (${USER_SCHEMAS}) u join pg_namespace n on n.oid = u.oid) as schemas,
+       concat_ws('|', current_setting('search_path'), current_setting('quote_all_identifiers'), current_user,
+         current_setting('TimeZone'), current_setting('DateStyle'), current_setting('IntervalStyle'), current_setting('extra_float_digits'),
+         current_setting('bytea_output'), current_setting('lc_monetary'), current_setting('standard_conforming_strings'),
+         (select md5(string_agg(r.oid::text || ':' || r.rolname, ',' order by r.oid)) from pg_roles r),
+         ${GLOBAL_CATALOGS.map((c) => `(select count(*)::text || ':' || coalesce(sum(hashtext(ctid::text || xmin::text)::int8), 0)::text from pg_catalog.${c})`).join(',\n         ')}) as global`;
+
+/** Per relation of the user schemas: its rows in the catalogs it can lose rows from (see CatalogBasis). */
+const COUNTS_SQL = `
+with ns as (${USER_SCHEMAS})
+select c.oid::int8 as oid,
+       concat_ws(':', co.n, tg.n, ru.n, po.n, ad.n, ih.n) as n
+  from pg_class c join ns on ns.oid = c.relnamespace
+  left join (select conrelid as o, count(*) as n from pg_constraint group by 1) co on co.o = c.oid
+  left join (select tgrelid as o, count(*) as n from pg_trigger group by 1) tg on tg.o = c.oid
+  left join (select ev_class as o, count(*) as n from pg_rewrite group by 1) ru on ru.o = c.oid
+  left join (select polrelid as o, count(*) as n from pg_policy group by 1) po on po.o = c.oid
+  left join (select adrelid as o, count(*) as n from pg_attrdef group by 1) ad on ad.o = c.oid
+  left join (select inhrelid as o, count(*) as n from pg_inherits group by 1) ih on ih.o = c.oid`;
+
+async function readBasis(q: Queryable, excluded: string[]): Promise<CatalogBasis> {
+  const b = (await q.query<{ xmin: string; schemas: string | null; global: string }>(BASIS_SQL, [excluded])).rows[0]!;
+  const counts = new Map<number, string>();
+  for (const r of (await q.query<{ oid: string; n: string }>(COUNTS_SQL, [excluded])).rows) counts.set(Number(r.oid), r.n);
+  const schemas = Object.fromEntries((b.schemas ?? '').split(',').filter(Boolean).map((x) => [x.slice(0, x.indexOf(':')), x.slice(x.indexOf(':') + 1)]));
+  return { xmin: b.xmin, counts, global: sha1(b.global), schemas };
+}
+
+/** The catalog rows written since transaction `$1` (see CatalogBasis): the relations they belong to ('r'), and the functions ('p') and types ('t') written. */
+const NEWER_SQL = `
+with h as (select age($1::text::xid) as a)
+select 'r' as k, x.oid::int8 as oid from pg_class x, h where age(x.xmin) <= h.a
+union select 'r', x.attrelid from pg_attribute x, h where age(x.xmin) <= h.a
+union select 'r', x.adrelid from pg_attrdef x, h where age(x.xmin) <= h.a
+union select 'r', x.conrelid from pg_constraint x, h where age(x.xmin) <= h.a and x.conrelid <> 0
+union select 'r', x.tgrelid from pg_trigger x, h where age(x.xmin) <= h.a
+union select 'r', x.ev_class from pg_rewrite x, h where age(x.xmin) <= h.a
+union select 'r', x.polrelid from pg_policy x, h where age(x.xmin) <= h.a
+union select 'r', x.indexrelid from pg_index x, h where age(x.xmin) <= h.a
+union select 'r', x.seqrelid from pg_sequence x, h where age(x.xmin) <= h.a
+union select 'r', x.inhrelid from pg_inherits x, h where age(x.xmin) <= h.a
+union select 'r', x.partrelid from pg_partitioned_table x, h where age(x.xmin) <= h.a
+union select 'r', x.ftrelid from pg_foreign_table x, h where age(x.xmin) <= h.a
+union select 'p', x.oid from pg_proc x, h where age(x.xmin) <= h.a
+union select 't', x.oid from pg_type x, h where age(x.xmin) <= h.a`;
+
+/**
+ * The relations whose objects print another object's name (a view, a
+ * foreign key, a trigger, a default, an index …: pg_depend) — of the
+ * relations `$1` or of their own objects (a primary key's index depends on
+ * its constraint, not on its table), of the functions `$2`, the types `$3`:
+ * read again when those changed (a rename prints in them though none of
+ * their rows changed).
+ */
+const DEPENDENTS_SQL = `
+with changed as (select unnest($1::int8[])::oid as oid),
+refs (classid, objid) as (
+  select 'pg_class'::regclass::oid, oid from changed
+  union all select 'pg_constraint'::regclass::oid, x.oid from pg_constraint x where x.conrelid in (select oid from changed)
+  union all select 'pg_trigger'::regclass::oid, x.oid from pg_trigger x where x.tgrelid in (select oid from changed)
+  union all select 'pg_rewrite'::regclass::oid, x.oid from pg_rewrite x where x.ev_class in (select oid from changed)
+  union all select 'pg_attrdef'::regclass::oid, x.oid from pg_attrdef x where x.adrelid in (select oid from changed)
+  union all select 'pg_policy'::regclass::oid, x.oid from pg_policy x where x.polrelid in (select oid from changed)
+  union all select 'pg_proc'::regclass::oid, unnest($2::int8[])::oid
+  union all select 'pg_type'::regclass::oid, unnest($3::int8[])::oid)
+select distinct coalesce(co.conrelid, tg.tgrelid, ru.ev_class, ad.adrelid, po.polrelid, case when d.classid = 'pg_class'::regclass then d.objid end)::int8 as owner
+  from refs join pg_depend d on d.refclassid = refs.classid and d.refobjid = refs.objid
+  left join pg_constraint co on d.classid = 'pg_constraint'::regclass and co.oid = d.objid
+  left join pg_trigger tg on d.classid = 'pg_trigger'::regclass and tg.oid = d.objid
+  left join pg_rewrite ru on d.classid = 'pg_rewrite'::regclass and ru.oid = d.objid
+  left join pg_attrdef ad on d.classid = 'pg_attrdef'::regclass and ad.oid = d.objid
+  left join pg_policy po on d.classid = 'pg_policy'::regclass and po.oid = d.objid`;
+
+/**
+ * The catalog state of `previous`, brought up to date by reading again only
+ * the relations whose catalog rows changed since (`basis`), those whose
+ * objects name a changed relation, function or type, and the rest (schemas,
+ * functions, types, extensions: few). Null when it cannot be told (a global
+ * change: a schema renamed, a collation, a setting …) or when so much
+ * changed that a full read is cheaper. Equal to a full read: proven against
+ * one by test/fingerprint-cache.test.ts.
+ */
+async function updateCatalogState(q: Queryable, excluded: string[], previous: CatalogState, basis: CatalogBasis): Promise<CatalogState | null> {
+  const before = previous.basis;
+  if (!before || !previous.owners || !previous.proofs || !previous.edges || before.global !== basis.global) return null;
+  if (Object.entries(before.schemas).some(([oid, v]) => basis.schemas[oid] !== v)) return null;
+  if (before.lineage && !(await changedSince(q, [before.lineage]))) return null;
+  // (a transaction id compares by age: far older than a rehearsal lasts, the comparison is not trusted)
+  const age = Number((await q.query<{ a: number }>('select age($1::text::xid) as a', [before.xmin])).rows[0]?.a ?? Infinity);
+  if (!(age < 1e9)) return null;
+  const changed = new Set<number>();
+  for (const [oid, n] of basis.counts) if (before.counts.get(oid) !== n) changed.add(oid);
+  const gone = [...before.counts.keys()].filter((oid) => !basis.counts.has(oid));
+  const procs: number[] = [];
+  const types: number[] = [];
+  for (const r of (await q.query<{ k: string; oid: string }>(NEWER_SQL, [before.xmin])).rows) {
+    const oid = Number(r.oid);
+    if (r.k === 'p') procs.push(oid);
+    else if (r.k === 't') types.push(oid);
+    else changed.add(oid);
+  }
+  const dirty = new Set([...changed].filter((oid) => basis.counts.has(oid)));
+  const dependents = await q.query<{ owner: string | null }>(DEPENDENTS_SQL, [[...changed, ...gone], procs, types]);
+  for (const r of dependents.rows) if (r.owner !== null && basis.counts.has(Number(r.owner))) dirty.add(Number(r.owner));
+  if (dirty.size > basis.counts.size / 4) return null;
+  const oids = [...dirty];
+  const stale = new Set([...dirty, ...gone, 0]);
+  const catalog: Record<string, string> = {};
+  const owners = new Map<string, number>();
+  for (const [key, def] of Object.entries(previous.catalog)) {
+    const owner = previous.owners.get(key) ?? 0;
+    if (stale.has(owner)) continue;
+    catalog[key] = def;
+    owners.set(key, owner);
+  }
+  for (const o of await readCatalog(q, { except: excluded }, oids)) {
+    const key = `${o.kind} ${o.name}`;
+    catalog[key] = o.def;
+    owners.set(key, o.owner);
+  }
+  const relations = new Map([...previous.relations].filter(([oid]) => !stale.has(oid)));
+  for (const [oid, rel] of await readRelations(q, excluded, oids)) relations.set(oid, rel);
+  const proofs = new Map([...previous.proofs].filter(([oid]) => !stale.has(oid)));
+  for (const [oid, proof] of await readRelationProofs(q, oids.filter((oid) => relations.has(oid)))) proofs.set(oid, proof);
+  return { catalog, relations, proofs, edges: await readInheritance(q), basis, owners, updated: oids.length };
 }
 
 /**
@@ -416,19 +664,28 @@ export async function recordBaseline(db: Db): Promise<void> {
   const entry = cache.exportLatest();
   if (!entry) return;
   await db.transaction(async (tx) => {
-    await tx.exec('create table if not exists tiergate.fingerprint_baseline (entry text not null); delete from tiergate.fingerprint_baseline');
-    await tx.query('insert into tiergate.fingerprint_baseline (entry) values ($1)', [entry]);
+    await tx.exec(`create table if not exists tiergate.fingerprint_baseline (entry text not null);
+      alter table tiergate.fingerprint_baseline add column if not exists catalog text;
+      delete from tiergate.fingerprint_baseline`);
+    await tx.query('insert into tiergate.fingerprint_baseline (entry, catalog) values ($1, $2)', [entry, cache.exportCatalog()]);
   });
 }
 
-/** Adds the baseline `recordBaseline` stored in this database to `cache`; false when it has none. */
+/**
+ * Adds the baseline `recordBaseline` stored in this database to `cache` —
+ * its table hashes, and its catalog read (a snapshot kept by an earlier
+ * tiergate has none) — false when it has none. For a cache used on this
+ * clone and its copies only (a rehearsal's).
+ */
 export async function loadBaseline(q: Queryable, cache: FingerprintCache): Promise<boolean> {
   const present = await q.query<{ ok: boolean }>(`select to_regclass('tiergate.fingerprint_baseline') is not null as ok`);
   if (!present.rows[0]?.ok) return false;
-  const r = await q.query<{ entry: string }>('select entry from tiergate.fingerprint_baseline limit 1');
+  const r = await q.query<{ entry: string; catalog: string | null }>(`select b.entry, to_jsonb(b) ->> 'catalog' as catalog from tiergate.fingerprint_baseline b limit 1`);
   const entry = r.rows[0]?.entry;
   if (!entry) return false;
   cache.importEntry(entry);
+  const catalog = r.rows[0]?.catalog;
+  if (catalog) cache.importCatalog(catalog);
   return true;
 }
 
@@ -533,10 +790,6 @@ const catalogHashes = new WeakMap<Record<string, string>, Hash>();
 
 // ---------------------------------------------------------------- catalog
 
-/** User schemas: everything but the system ones and the excluded ($1). */
-const USER_SCHEMAS = `select oid, nspname from pg_namespace
-  where nspname not in ('pg_catalog', 'information_schema') and nspname !~ '^pg_(toast|temp)' and nspname <> all($1::text[])`;
-
 // ---------------------------------------------------------------- content
 
 interface Column {
@@ -567,7 +820,7 @@ select c.oid::int8 as oid, ns.nspname as schema, c.relname as table, c.relkind =
   from pg_class c join ns on ns.oid = c.relnamespace
   left join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
   left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
- where c.relkind in ('r', 'p')
+ where c.relkind in ('r', 'p') and ($4::int8[] is null or c.oid = any($4::int8[]::oid[]))
  group by c.oid, ns.nspname, c.relname, c.relkind`;
 
 /** The names of columns `keys` of relation `rel`, in key order; a key of one column (most) is one index lookup. */
@@ -582,14 +835,15 @@ select co.conrelid::int8 as rel, co.confrelid::int8 as ref,
        ${keyNames('co.conkey', 'co.conrelid')} as cols,
        ${keyNames('co.confkey', 'co.confrelid')} as refcols
   from pg_constraint co join pg_class c on c.oid = co.conrelid join ns on ns.oid = c.relnamespace
- where co.contype = 'f' and c.relkind = 'r'
+ where co.contype = 'f' and c.relkind = 'r' and ($2::int8[] is null or co.conrelid = any($2::int8[]::oid[]))
  order by co.conrelid, co.conname`;
 
-async function readRelations(q: Queryable, excluded: string[]): Promise<Map<number, Relation>> {
+/** The user tables (only those of `only`, by oid, when given), their columns and foreign keys. */
+async function readRelations(q: Queryable, excluded: string[], only: number[] | null = null): Promise<Map<number, Relation>> {
   const out = new Map<number, Relation>();
   const rels = await q.query<{ oid: number; schema: string; table: string; hashed: boolean; cols: string[]; vol: boolean[] }>(
     RELATIONS_SQL,
-    [excluded, VOLATILE_DEFAULT, VOLATILE_TIMESTAMP_NAME],
+    [excluded, VOLATILE_DEFAULT, VOLATILE_TIMESTAMP_NAME, only],
   );
   for (const r of rels.rows) {
     out.set(Number(r.oid), {
@@ -601,7 +855,7 @@ async function readRelations(q: Queryable, excluded: string[]): Promise<Map<numb
       foreignKeys: [],
     });
   }
-  const fks = await q.query<{ rel: number; ref: number; cols: string[]; refcols: string[] }>(FOREIGN_KEYS_SQL, [excluded]);
+  const fks = await q.query<{ rel: number; ref: number; cols: string[]; refcols: string[] }>(FOREIGN_KEYS_SQL, [excluded, only]);
   for (const fk of fks.rows) out.get(Number(fk.rel))?.foreignKeys.push({ columns: fk.cols, ref: Number(fk.ref), refColumns: fk.refcols });
   return out;
 }
