@@ -145,6 +145,36 @@ describe.each(testTargets())('engine on %s', (kind) => {
     }
   });
 
+  it("a reference run (the rehearsal's second clone) leaves the state a full run leaves, reads only its post-conditions' metrics, and still enforces them", async () => {
+    await prepareGate(db, true);
+    const plan = loadPlan(ENGINE_PLAN);
+    await ensureLedger(db);
+    const other = await freshDatabase(kind, 'postgres');
+    const db2 = await openDb(other.url);
+    try {
+      await prepareGate(db2, true);
+      await ensureLedger(db2);
+      for (const id of [1, 2, 3]) {
+        const tier = plan.tiers.find((t) => t.id === id)!;
+        const full = await runTier(db, plan, tier);
+        const ref = await runTier(db2, plan, tier, { reference: true });
+        expect([full.status, ref.status]).toEqual(['Applied', 'Applied']);
+        expect(ref.delta!.objects).toEqual({});
+        expect(ref.delta!.rows).toEqual({});
+        expect(Object.keys(ref.delta!.metrics).sort()).toEqual([...new Set(tier.post.map((p) => p.metric))].sort());
+      }
+      expect(await stateOf(db2)).toEqual(await stateOf(db));
+      // a post-condition that does not hold rolls the reference run back too
+      const seed = plan.tiers.find((t) => t.id === 2)!;
+      const failing = await runTier(db2, plan, { ...seed, id: 60, sql: 'delete from app.item;' }, { reference: true });
+      expect(failing.status).toBe('Failed');
+      expect((await db2.query<{ n: string }>('select count(*)::text as n from app.item')).rows[0]!.n).not.toBe('0');
+    } finally {
+      await db2.close();
+      await other.drop();
+    }
+  });
+
   it('a Carry that was not forgotten is trusted: a change between two tiers shows in the next delta', async () => {
     // what the Carry's contract rests on: whoever changes the database between tiers forgets it (as opening the gate does)
     await prepareGate(db, true);

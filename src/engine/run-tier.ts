@@ -3,7 +3,7 @@ import { CommitInDoubtError, DbError, type SqlFailure } from '../errors.js';
 import type { Plan, Tier } from '../plan/plan.js';
 import { checkPostCondition } from '../plan/post-condition.js';
 import { touchedRelations, type TouchedRelations } from '../plan/sql-facts.js';
-import { diffCatalog, snapshotCatalog, type CatalogSnapshot } from '../probe/catalog.js';
+import { diffCatalog, emptySnapshot, snapshotCatalog, type CatalogSnapshot } from '../probe/catalog.js';
 import { jitScope } from '../probe/jit.js';
 import { readMetrics } from '../probe/metrics.js';
 import { callsUserFunction, relationsToWatch, RowWatch } from '../probe/rows.js';
@@ -45,6 +45,13 @@ export interface RunTierOptions {
   evidence?: { file: string; sha256: string; createdAt: string };
   /** stop between statements (Ctrl-C): the tier rolls back */
   signal?: AbortSignal;
+  /**
+   * A reference run (the rehearsal's second clone, src/rehearsal/rehearse.ts
+   * applyKept): only the state it leaves matters. No catalog or row deltas,
+   * no figures, and of the metrics only those its post-conditions name;
+   * the file, its guard, the post-conditions and the ledger as in any run.
+   */
+  reference?: boolean;
   /** the command a failure record names (apply, rollback) */
   command?: string;
 }
@@ -207,23 +214,26 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
       if (options.proveGuard && options.closeGate) await tx.exec(options.closeGate);
       await testHook('tier-begin', tier.id);
       // tiergate's own reads before and after the file, each group with JIT off at most once (src/probe/jit.ts); the file runs with the server's setting
-      const { catalogBefore, rows, before, figures } = await jitScope(tx, async () => ({
-        catalogBefore: options.carry?.catalog ?? (await snapshotCatalog(tx, plan.schemas)),
-        rows: await RowWatch.start(tx, await relationsToWatch(tx, touched, plan.schemas, callsUser), touched?.drops ?? []),
-        before: options.carry?.metrics ?? (await readMetrics(tx, plan.metrics)),
-        figures: tier.figures.length ? await readMetrics(tx, pick(plan.figures, tier.figures), 'figure') : {},
-      }));
+      const reference = options.reference === true;
+      const { catalogBefore, rows, before, figures } = reference
+        ? { catalogBefore: emptySnapshot(), rows: null, before: {}, figures: {} }
+        : await jitScope(tx, async () => ({
+            catalogBefore: options.carry?.catalog ?? (await snapshotCatalog(tx, plan.schemas)),
+            rows: await RowWatch.start(tx, await relationsToWatch(tx, touched, plan.schemas, callsUser), touched?.drops ?? []),
+            before: options.carry?.metrics ?? (await readMetrics(tx, plan.metrics)),
+            figures: tier.figures.length ? await readMetrics(tx, pick(plan.figures, tier.figures), 'figure') : {},
+          }));
       await runScript(tx, tier, tier.file, options.signal);
       if (kept !== null) await restoreSettings(tx, plan, tier, kept);
       await testHook('tier-script-done', tier.id);
       const { delta, post, catalogAfter } = await jitScope(tx, async () => {
-        const after = await readMetrics(tx, plan.metrics);
+        const after = await readMetrics(tx, reference ? pick(plan.metrics, [...new Set(tier.post.map((p) => p.metric))]) : plan.metrics);
         const post = tier.post.map((p) => ({ expr: p.expr, ok: checkPostCondition(p, after[p.metric] ?? null), value: after[p.metric] ?? null }));
         if (post.some((p) => !p.ok)) throw new PostConditionFailed(post);
-        const catalogAfter = await snapshotCatalog(tx, plan.schemas);
+        const catalogAfter = reference ? catalogBefore : await snapshotCatalog(tx, plan.schemas);
         const delta: Delta = {
           objects: diffCatalog(catalogBefore, catalogAfter),
-          rows: await rows.finish(tx),
+          rows: rows ? await rows.finish(tx) : {},
           metrics: pairMetrics(before, after),
         };
         return { delta, post, catalogAfter };
@@ -252,7 +262,8 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
       return result;
     });
     const applied: TierResult = { ...baseResult(tier), status: 'Applied', durationMs: elapsed(), ...measuredFields(measured) };
-    options.carry?.keep(afterMetrics(applied), measured.catalogAfter);
+    if (options.reference) options.carry?.forget();
+    else options.carry?.keep(afterMetrics(applied), measured.catalogAfter);
     await testHook('tier-committed', tier.id);
     return applied;
   } catch (e) {
@@ -405,8 +416,13 @@ export function pairMetrics(before: Record<string, number | null>, after: Record
  * Runs a read-only tier (preflight, verify) in a READ ONLY transaction.
  * Verify runs every statement in its own savepoint and lists all failing
  * assertions; preflight stops at the first failure.
+ *
+ * `carry`: on a clone only (nothing else writes to it), the metrics the last
+ * tier read before its COMMIT are the metrics now; a read-only tier changes
+ * none of them, so they are not read again (a set is ~150 ms at 6,500
+ * collections, and a rehearsal verifies three times).
  */
-export async function runCheckTier(db: Db, plan: Plan, tier: Tier, options: { record?: string } = {}): Promise<TierResult> {
+export async function runCheckTier(db: Db, plan: Plan, tier: Tier, options: { record?: string; carry?: Carry } = {}): Promise<TierResult> {
   const started = performance.now();
   const base = baseResult(tier);
   const touched = await touchedRelations(tier.sql).catch(() => null);
@@ -418,7 +434,7 @@ export async function runCheckTier(db: Db, plan: Plan, tier: Tier, options: { re
         if (tier.kind === 'verify') failures = await runAssertions(tx, tier, tier.file);
         else await runScript(tx, tier, tier.file);
         if (kept !== null) await restoreSettings(tx, plan, tier, kept);
-        const metrics = await readMetrics(tx, plan.metrics);
+        const metrics = options.carry?.metrics ?? (await readMetrics(tx, plan.metrics));
         const post = tier.post.map((p) => ({ expr: p.expr, ok: checkPostCondition(p, metrics[p.metric] ?? null), value: metrics[p.metric] ?? null }));
         return { failures, metrics, post };
       },

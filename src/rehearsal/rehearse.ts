@@ -516,7 +516,8 @@ class Scenario {
 
   private verify(stage: StageRecord, annotate?: (r: TierResult) => void): Promise<TierResult> {
     const tier = this.verifyTier!;
-    return this.run(stage, tier, () => runCheckTier(this.db, this.plan, tier), annotate);
+    // the metrics as the last tier left them (this clone's carry): verify reads no set of its own
+    return this.run(stage, tier, () => runCheckTier(this.db, this.plan, tier, { carry: this.carry }), annotate);
   }
 }
 
@@ -583,22 +584,20 @@ async function applyKept(
     const todo = tiers.filter((t) => ledger.get(t.id)?.status !== 'applied');
     const beforeGate = new Set(appliedWhenGateOpened ?? todo.map((t) => t.id));
     const order = [...todo.filter((t) => beforeGate.has(t.id)), null, ...todo.filter((t) => !beforeGate.has(t.id))];
-    // each tier starts from what the previous one read before its COMMIT (Scenario.carry)
-    const carry = new Carry();
+    // a reference run: only the state it leaves is compared (no deltas, only the metrics its post-conditions name)
     for (const tier of order) {
       if (tier === null) {
         if (appliedWhenGateOpened) await openGate(db, plan);
-        carry.forget();
         continue;
       }
-      const r = await runTier(db, plan, tier, { carry, signal });
+      const r = await runTier(db, plan, tier, { reference: true, signal });
       if (r.status !== 'Applied') return { error: `tier ${tier.id} did not apply on the second clone: ${r.error?.message ?? r.reason}` };
     }
     // (a rollback of scope subject reverts this rehearsal's amendment only: what the source applied for its own subject stays)
     const alreadyApplied =
       rollbackTier.scope === 'subject' ? [] : rollbackTier.reverts.filter((id) => ledger.get(id)?.status === 'applied').map((id) => plan.tiers.find((t) => t.id === id)!);
     if (alreadyApplied.length) {
-      const r = await runTier(db, plan, rollbackTier, { reverts: alreadyApplied, signal });
+      const r = await runTier(db, plan, rollbackTier, { reverts: alreadyApplied, reference: true, signal });
       if (r.status !== 'Applied') return { error: `the rollback of the source's own tier ${alreadyApplied.map((t) => t.id).join(', ')} did not apply on the second clone: ${r.error?.message ?? r.reason}` };
     }
     return { fp: await fingerprints.of(db) };
