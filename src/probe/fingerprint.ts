@@ -1,4 +1,4 @@
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { Db, Queryable } from '../db/port.js';
 import { DbError, TargetError } from '../errors.js';
 import type { FingerprintDiff } from '../evidence/types.js';
@@ -233,10 +233,10 @@ export class FingerprintCache {
   exportCatalog(): string | null {
     const state = [...this.latest.values()].at(-1);
     const at = this.positions.at(-1)?.at;
-    if (!state?.basis || !state.owners || !state.proofs || !state.edges || !at) return null;
+    if (!state?.basis || !state.owned || !state.proofs || !state.edges || !at) return null;
     return JSON.stringify({
       basis: { xmin: state.basis.xmin, global: state.basis.global, schemas: state.basis.schemas, counts: [...state.basis.counts], lineage: at },
-      catalog: Object.entries(state.catalog).map(([key, def]) => [key, def, state.owners!.get(key) ?? 0]),
+      catalog: [...state.owned].flatMap(([owner, keys]) => keys.map((key) => [key, state.catalog[key], owner])),
       relations: [...state.relations.values()],
       proofs: [...state.proofs],
       edges: state.edges,
@@ -259,7 +259,7 @@ export class FingerprintCache {
     };
     this.seed = {
       catalog: Object.fromEntries(e.catalog.map(([key, def]) => [key, def])),
-      owners: new Map(e.catalog.map(([key, , owner]) => [key, owner])),
+      owned: ownedBy(e.catalog.map(([key, , owner]) => ({ key, owner }))),
       relations: new Map(e.relations.map((r) => [r.oid, r])),
       proofs: new Map(e.proofs),
       edges: e.edges,
@@ -296,9 +296,9 @@ interface CatalogState {
   relations: Map<number, Relation>;
   proofs?: Map<number, RelationProof>;
   edges?: [number, number][];
-  /** (for the cache) what a later read of the same database starts from, and the relation each catalog entry was read from (0: the rest) */
+  /** (for the cache) what a later read of the same database starts from, and the catalog entries read from each relation (0: the rest) */
   basis?: CatalogBasis;
-  owners?: Map<string, number>;
+  owned?: Map<number, string[]>;
   /** how many relations an incremental read read again (absent: a full read) */
   updated?: number;
 }
@@ -320,13 +320,13 @@ async function readCatalogState(q: Queryable, excluded: string[], forCache: bool
     const updated = await updateCatalogState(q, excluded, previous, basis);
     if (updated) return updated;
   }
-  const owners = new Map<string, number>();
+  const read: { key: string; owner: number }[] = [];
   const objects = async () => {
     const catalog: Record<string, string> = {};
     for (const o of await readCatalog(q, { except: excluded })) {
       const key = `${o.kind} ${o.name}`;
       catalog[key] = o.def;
-      owners.set(key, o.owner);
+      read.push({ key, owner: o.owner });
     }
     return catalog;
   };
@@ -335,12 +335,23 @@ async function readCatalogState(q: Queryable, excluded: string[], forCache: bool
     if (!forCache) return { relations };
     return { relations, proofs: await readRelationProofs(c, [...relations.keys()]), edges: await readInheritance(c) };
   };
-  const cached = basis ? { basis, owners } : {};
-  if (!lane) return { catalog: await objects(), ...(await tables(q)), ...cached };
+  const cached = () => (basis ? { basis, owned: ownedBy(read) } : {});
+  if (!lane) return { catalog: await objects(), ...(await tables(q)), ...cached() };
   const [catalog, rest] = await Promise.allSettled([objects(), withoutJit(lane, () => tables(lane))]);
   if (catalog.status === 'rejected') throw catalog.reason;
   if (rest.status === 'rejected') throw rest.reason;
-  return { catalog: catalog.value, ...rest.value, ...cached };
+  return { catalog: catalog.value, ...rest.value, ...cached() };
+}
+
+/** The catalog entries read from each relation (0: the rest). */
+function ownedBy(read: { key: string; owner: number }[]): Map<number, string[]> {
+  const owned = new Map<number, string[]>();
+  for (const { key, owner } of read) {
+    const keys = owned.get(owner);
+    if (keys) keys.push(key);
+    else owned.set(owner, [key]);
+  }
+  return owned;
 }
 
 /**
@@ -468,7 +479,7 @@ select distinct coalesce(co.conrelid, tg.tgrelid, ru.ev_class, ad.adrelid, po.po
  */
 async function updateCatalogState(q: Queryable, excluded: string[], previous: CatalogState, basis: CatalogBasis): Promise<CatalogState | null> {
   const before = previous.basis;
-  if (!before || !previous.owners || !previous.proofs || !previous.edges || before.global !== basis.global) return null;
+  if (!before || !previous.owned || !previous.proofs || !previous.edges || before.global !== basis.global) return null;
   if (Object.entries(before.schemas).some(([oid, v]) => basis.schemas[oid] !== v)) return null;
   if (before.lineage && !(await changedSince(q, [before.lineage]))) return null;
   // (a transaction id compares by age: far older than a rehearsal lasts, the comparison is not trusted)
@@ -491,24 +502,32 @@ async function updateCatalogState(q: Queryable, excluded: string[], previous: Ca
   if (dirty.size > basis.counts.size / 4) return null;
   const oids = [...dirty];
   const stale = new Set([...dirty, ...gone, 0]);
-  const catalog: Record<string, string> = {};
-  const owners = new Map<string, number>();
-  for (const [key, def] of Object.entries(previous.catalog)) {
-    const owner = previous.owners.get(key) ?? 0;
-    if (stale.has(owner)) continue;
-    catalog[key] = def;
-    owners.set(key, owner);
+  // the last read, less what is read again (a copy: the last state stays as it was, the cache may hold it)
+  const catalog: Record<string, string> = { ...previous.catalog };
+  const owned = new Map(previous.owned);
+  let sum = catalogSum(previous.catalog);
+  for (const owner of stale) {
+    for (const key of owned.get(owner) ?? []) {
+      sum -= lineSum(key, catalog[key]!);
+      delete catalog[key];
+    }
+    owned.delete(owner);
   }
+  const read: { key: string; owner: number }[] = [];
   for (const o of await readCatalog(q, { except: excluded }, oids)) {
     const key = `${o.kind} ${o.name}`;
+    if (key in catalog) sum -= lineSum(key, catalog[key]!);
     catalog[key] = o.def;
-    owners.set(key, o.owner);
+    sum += lineSum(key, o.def);
+    read.push({ key, owner: o.owner });
   }
+  for (const [owner, keys] of ownedBy(read)) owned.set(owner, keys);
+  catalogSums.set(catalog, ((sum % SUM_MOD) + SUM_MOD) % SUM_MOD);
   const relations = new Map([...previous.relations].filter(([oid]) => !stale.has(oid)));
   for (const [oid, rel] of await readRelations(q, excluded, oids)) relations.set(oid, rel);
   const proofs = new Map([...previous.proofs].filter(([oid]) => !stale.has(oid)));
   for (const [oid, proof] of await readRelationProofs(q, oids.filter((oid) => relations.has(oid)))) proofs.set(oid, proof);
-  return { catalog, relations, proofs, edges: await readInheritance(q), basis, owners, updated: oids.length };
+  return { catalog, relations, proofs, edges: await readInheritance(q), basis, owned, updated: oids.length };
 }
 
 /**
@@ -566,6 +585,7 @@ type TableKeys = Map<string, { key: string; provable: boolean; reads: number[] }
  * so computed once for both — 6,520 of them at scale 100.
  */
 const keysOfState = new WeakMap<CatalogState, { digest: string; keys: TableKeys }>();
+const keyMemo = new WeakMap<Relation, { digest: string; sql: string; reads: number[]; proofs: (RelationProof | undefined)[]; key: string; provable: boolean }>();
 
 async function tableKeys(q: Queryable, state: CatalogState, hashed: { name: string; sql: string; oid: number }[], digest: string): Promise<TableKeys> {
   const known = keysOfState.get(state);
@@ -578,9 +598,16 @@ async function tableKeys(q: Queryable, state: CatalogState, hashed: { name: stri
     const rel = relations.get(t.oid)!;
     // every relation the content query reads: the table, the tables it dereferences, and their families
     const reads = [...new Set([rel.oid, ...derefs(rel, relations).map((fk) => fk.ref)].flatMap(familyOf))].sort((a, b) => a - b);
-    const members = reads.map((oid) => ({ oid, proof: relations.has(oid) ? proofs.get(oid) : undefined }));
-    const provable = members.every((m) => m.proof !== undefined && m.proof.trigger !== null && !m.proof.rls);
-    const key = sha1([digest, t.sql, ...members.map((m) => `${m.oid}:${describe(m.proof)}`)].join('\n'));
+    const memberProofs = reads.map((oid) => (relations.has(oid) ? proofs.get(oid) : undefined));
+    // the same inputs (the proofs' objects are kept for the relations a catalog update did not read again): the same key
+    const memo = keyMemo.get(rel);
+    if (memo && memo.digest === digest && memo.sql === t.sql && sameItems(memo.reads, reads) && sameItems(memo.proofs, memberProofs)) {
+      keys.set(t.name, { key: memo.key, provable: memo.provable, reads });
+      continue;
+    }
+    const provable = memberProofs.every((p) => p !== undefined && p.trigger !== null && !p.rls);
+    const key = sha1([digest, t.sql, ...reads.map((oid, i) => `${oid}:${describe(memberProofs[i])}`)].join('\n'));
+    keyMemo.set(rel, { digest, sql: t.sql, reads, proofs: memberProofs, key, provable });
     keys.set(t.name, { key, provable, reads });
   }
   keysOfState.set(state, { digest, keys });
@@ -593,10 +620,34 @@ const queriesOfState = new WeakMap<CatalogState, { name: string; sql: string; oi
 function contentQueries(state: CatalogState): { name: string; sql: string; oid: number }[] {
   let all = queriesOfState.get(state);
   if (!all) {
-    all = [...state.relations.values()].filter((r) => r.hashed).map((r) => ({ name: r.name, sql: contentQuery(r, state.relations), oid: r.oid }));
+    all = [...state.relations.values()].filter((r) => r.hashed).map((r) => ({ name: r.name, sql: memoContentQuery(r, state.relations), oid: r.oid }));
     queriesOfState.set(state, all);
   }
   return all;
+}
+
+/**
+ * A table's content query depends on the table, the tables its foreign keys
+ * reference, and theirs (whether a referenced column is volatile): kept with
+ * the relation objects it was made from. A catalog brought up to date keeps
+ * the objects of the relations it did not read again.
+ */
+const queryMemo = new WeakMap<Relation, { sql: string; inputs: (Relation | undefined)[] }>();
+
+function memoContentQuery(rel: Relation, all: Map<number, Relation>): string {
+  const inputs = rel.foreignKeys.flatMap((fk) => {
+    const ref = all.get(fk.ref);
+    return [ref, ...(ref?.foreignKeys.map((f) => all.get(f.ref)) ?? [])];
+  });
+  const memo = queryMemo.get(rel);
+  if (memo && sameItems(memo.inputs, inputs)) return memo.sql;
+  const sql = contentQuery(rel, all);
+  queryMemo.set(rel, { sql, inputs });
+  return sql;
+}
+
+function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 function describe(p: RelationProof | undefined): string {
@@ -773,20 +824,34 @@ function differing(a: Record<string, string>, b: Record<string, string>): string
 }
 
 function hashOf(catalog: Record<string, string>, tables: Record<string, string>): string {
-  // every catalog line sorts before every table line ('c' < 't'): the catalog's part is hashed once per catalog read
-  let h = catalogHashes.get(catalog);
-  if (!h) {
-    h = createHash('sha256');
-    for (const line of Object.entries(catalog).map(([k, v]) => `catalog\t${k}\t${v}\n`).sort()) h.update(line);
-    catalogHashes.set(catalog, h);
-  }
-  const out = h.copy();
-  for (const line of Object.entries(tables).map(([k, v]) => `table\t${k}\t${v}\n`).sort()) out.update(line);
-  return out.digest('hex');
+  const h = createHash('sha256').update(`catalog\t${catalogSum(catalog).toString(16)}\n`);
+  for (const line of Object.entries(tables).map(([k, v]) => `table\t${k}\t${v}\n`).sort()) h.update(line);
+  return h.digest('hex');
 }
 
-/** The hash of a catalog's lines so far, to be copied (a catalog read is reused while its version holds). */
-const catalogHashes = new WeakMap<Record<string, string>, Hash>();
+/**
+ * The catalog's part of a fingerprint's hash: the sum of the md5 of each of
+ * its lines, modulo 2^128 — independent of order, so a catalog brought up to
+ * date (`updateCatalogState`) gets its sum from the last one's and the lines
+ * it changed, instead of sorting and hashing 33,000 lines again.
+ */
+const catalogSums = new WeakMap<Record<string, string>, bigint>();
+const SUM_MOD = 1n << 128n;
+
+function lineSum(key: string, def: string): bigint {
+  return BigInt(`0x${createHash('md5').update(`catalog\t${key}\t${def}\n`).digest('hex')}`);
+}
+
+function catalogSum(catalog: Record<string, string>): bigint {
+  let sum = catalogSums.get(catalog);
+  if (sum === undefined) {
+    sum = 0n;
+    for (const key in catalog) sum += lineSum(key, catalog[key]!);
+    sum %= SUM_MOD;
+    catalogSums.set(catalog, sum);
+  }
+  return sum;
+}
 
 // ---------------------------------------------------------------- catalog
 
