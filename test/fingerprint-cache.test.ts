@@ -302,6 +302,7 @@ describe.each(testTargets())('the fingerprint cache on %s', (kind) => {
     const t = await freshDatabase(kind);
     const other = await freshDatabase(kind);
     const copies: (() => Promise<void>)[] = [];
+    const roles: string[] = [];
     try {
       await withDb(t.url, async (db) => {
         await db.exec(SCHEMA + RENAMES_SCHEMA);
@@ -369,6 +370,12 @@ describe.each(testTargets())('the fingerprint cache on %s', (kind) => {
         // (the catalog as it was before the policy: that read is reused)
         await step('drop policy everyone on other.feelings', 'reused');
         await step('grant select on other.feelings to public; comment on table other.feelings is $$how it feels$$');
+        // a role created on the server (by anyone: roles are the server's) changes nothing printed; one renamed may (a policy prints it)
+        const role = `tiergate_fp_${randomBytes(4).toString('hex')}`;
+        roles.push(role);
+        await step(`create role ${role}`);
+        await step(`alter role ${role} rename to ${role}_2`, 'read');
+        roles.push(`${role}_2`);
         // nothing changed: the last read reused whole
         await step('select 1', 'reused');
         // a schema renamed, or a setting that decides how names print: read in full, then brought up to date again
@@ -378,6 +385,7 @@ describe.each(testTargets())('the fingerprint cache on %s', (kind) => {
         await step('alter table app.orders add column extra text');
       });
     } finally {
+      if (kind === 'postgres') for (const role of roles) await onServer((c) => c.query(`drop role if exists ${role}`));
       for (const drop of copies) await drop();
       await t.drop();
       await other.drop();

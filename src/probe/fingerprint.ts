@@ -235,7 +235,7 @@ export class FingerprintCache {
     const at = this.positions.at(-1)?.at;
     if (!state?.basis || !state.owned || !state.proofs || !state.edges || !at) return null;
     return JSON.stringify({
-      basis: { xmin: state.basis.xmin, global: state.basis.global, schemas: state.basis.schemas, counts: [...state.basis.counts], lineage: at },
+      basis: { xmin: state.basis.xmin, global: state.basis.global, schemas: state.basis.schemas, roles: state.basis.roles, counts: [...state.basis.counts], lineage: at },
       catalog: [...state.owned].flatMap(([owner, keys]) => keys.map((key) => [key, state.catalog[key], owner])),
       relations: [...state.relations.values()],
       proofs: [...state.proofs],
@@ -251,7 +251,7 @@ export class FingerprintCache {
    */
   importCatalog(json: string): void {
     const e = JSON.parse(json) as {
-      basis: { xmin: string; global: string; schemas: Record<string, string>; counts: [number, string][]; lineage: LogPosition };
+      basis: { xmin: string; global: string; schemas: Record<string, string>; roles: Record<string, string>; counts: [number, string][]; lineage: LogPosition };
       catalog: [string, string, number][];
       relations: Relation[];
       proofs: [number, RelationProof][];
@@ -263,7 +263,7 @@ export class FingerprintCache {
       relations: new Map(e.relations.map((r) => [r.oid, r])),
       proofs: new Map(e.proofs),
       edges: e.edges,
-      basis: { xmin: e.basis.xmin, global: e.basis.global, schemas: e.basis.schemas, counts: new Map(e.basis.counts), lineage: e.basis.lineage },
+      basis: { xmin: e.basis.xmin, global: e.basis.global, schemas: e.basis.schemas, roles: e.basis.roles, counts: new Map(e.basis.counts), lineage: e.basis.lineage },
     };
   }
 
@@ -367,10 +367,13 @@ function ownedBy(read: { key: string; owner: number }[]): Map<number, string[]> 
  *   dropped). A relation gone or new is one missing from either side.
  * - `schemas`: the schemas read. One renamed or dropped: a full read (its
  *   name prints in every object of it).
+ * - `roles`: the server's roles. One renamed or dropped: a full read (a
+ *   policy prints its roles); one created elsewhere on the server changes
+ *   nothing this database prints.
  * - `global`: what, changed, may change how any object prints — collations, operators, operator classes, access
- *   methods, text search, casts, languages, extensions, roles, the settings
- *   that shape a printed value or a qualified name. Any change there: a
- *   full read.
+ *   methods, text search, casts, languages, extensions, the settings that
+ *   shape a printed value or a qualified name. Any change there: a full
+ *   read.
  *
  * The xmin test holds on a copy of the database too (CREATE DATABASE …
  * TEMPLATE on one server shares its transaction counter; a copied PGlite
@@ -383,6 +386,8 @@ interface CatalogBasis {
   global: string;
   /** each schema read, by oid: its row's version (one renamed or dropped: a full read; a new one is read with the rest) */
   schemas: Record<string, string>;
+  /** each role, by oid: its name (a policy prints its roles' names: one renamed or dropped, a full read; roles are the server's, and a new one changes nothing printed) */
+  roles: Record<string, string>;
   /**
    * (a state stored in a clone, `recordBaseline`) its change log's position
    * then: a database whose log does not pass through it is no copy of that
@@ -396,10 +401,10 @@ const GLOBAL_CATALOGS = ['pg_collation', 'pg_language', 'pg_opclass', 'pg_operat
 const BASIS_SQL = `
 select (pg_snapshot_xmin(pg_current_snapshot())::text::int8 % 4294967296)::text as xmin,
        (select string_agg(n.oid::text || ':' || n.ctid::text || ':' || n.xmin::text, ',' order by n.oid) from (${USER_SCHEMAS}) u join pg_namespace n on n.oid = u.oid) as schemas,
+       (select json_object_agg(r.oid::text, r.rolname) from pg_roles r) as roles,
        concat_ws('|', current_setting('search_path'), current_setting('quote_all_identifiers'), current_user,
          current_setting('TimeZone'), current_setting('DateStyle'), current_setting('IntervalStyle'), current_setting('extra_float_digits'),
          current_setting('bytea_output'), current_setting('lc_monetary'), current_setting('standard_conforming_strings'),
-         (select md5(string_agg(r.oid::text || ':' || r.rolname, ',' order by r.oid)) from pg_roles r),
          ${GLOBAL_CATALOGS.map((c) => `(select count(*)::text || ':' || coalesce(sum(hashtext(ctid::text || xmin::text)::int8), 0)::text from pg_catalog.${c})`).join(',\n         ')}) as global`;
 
 /** Per relation of the user schemas: its rows in the catalogs it can lose rows from (see CatalogBasis). */
@@ -416,11 +421,12 @@ select c.oid::int8 as oid,
   left join (select inhrelid as o, count(*) as n from pg_inherits group by 1) ih on ih.o = c.oid`;
 
 async function readBasis(q: Queryable, excluded: string[]): Promise<CatalogBasis> {
-  const b = (await q.query<{ xmin: string; schemas: string | null; global: string }>(BASIS_SQL, [excluded])).rows[0]!;
+  const b = (await q.query<{ xmin: string; schemas: string | null; roles: Record<string, string> | string; global: string }>(BASIS_SQL, [excluded])).rows[0]!;
   const counts = new Map<number, string>();
   for (const r of (await q.query<{ oid: string; n: string }>(COUNTS_SQL, [excluded])).rows) counts.set(Number(r.oid), r.n);
   const schemas = Object.fromEntries((b.schemas ?? '').split(',').filter(Boolean).map((x) => [x.slice(0, x.indexOf(':')), x.slice(x.indexOf(':') + 1)]));
-  return { xmin: b.xmin, counts, global: sha1(b.global), schemas };
+  const roles = typeof b.roles === 'string' ? (JSON.parse(b.roles) as Record<string, string>) : b.roles;
+  return { xmin: b.xmin, counts, global: sha1(b.global), schemas, roles };
 }
 
 /** The catalog rows written since transaction `$1` (see CatalogBasis): the relations they belong to ('r'), and the functions ('p') and types ('t') written. */
@@ -481,6 +487,7 @@ async function updateCatalogState(q: Queryable, excluded: string[], previous: Ca
   const before = previous.basis;
   if (!before || !previous.owned || !previous.proofs || !previous.edges || before.global !== basis.global) return null;
   if (Object.entries(before.schemas).some(([oid, v]) => basis.schemas[oid] !== v)) return null;
+  if (Object.entries(before.roles).some(([oid, name]) => basis.roles[oid] !== name)) return null;
   if (before.lineage && !(await changedSince(q, [before.lineage]))) return null;
   // (a transaction id compares by age: far older than a rehearsal lasts, the comparison is not trusted)
   const age = Number((await q.query<{ a: number }>('select age($1::text::xid) as a', [before.xmin])).rows[0]?.a ?? Infinity);
