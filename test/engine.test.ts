@@ -129,31 +129,34 @@ describe.each(testTargets())('engine on %s', (kind) => {
     expect(snapshots).toBe(4);
 
     // the same tiers on a second database, each with its own before read: the same object deltas
-    const other = await freshDatabase(kind, 'postgres');
-    const db2 = await openDb(other.url);
-    try {
-      await prepareGate(db2, true);
-      await ensureLedger(db2);
+    await onSecondDatabase(async (db2) => {
       for (const id of [1, 2, 3]) {
         const fresh = await runTier(db2, plan, plan.tiers.find((t) => t.id === id)!);
         expect(fresh.status).toBe('Applied');
         expect(r.tiers.find((t) => t.id === id)!.delta!.objects).toEqual(fresh.delta!.objects);
       }
-    } finally {
-      await db2.close();
-      await other.drop();
-    }
+    });
   });
 
-  it("a reference run (the rehearsal's second clone) leaves the state a full run leaves, reads only its post-conditions' metrics, and still enforces them", async () => {
-    await prepareGate(db, true);
-    const plan = loadPlan(ENGINE_PLAN);
-    await ensureLedger(db);
+  /** A second fresh database, the gate open and the ledger made, for `fn`; dropped after. */
+  async function onSecondDatabase(fn: (db2: Db) => Promise<void>): Promise<void> {
     const other = await freshDatabase(kind, 'postgres');
     const db2 = await openDb(other.url);
     try {
       await prepareGate(db2, true);
       await ensureLedger(db2);
+      await fn(db2);
+    } finally {
+      await db2.close();
+      await other.drop();
+    }
+  }
+
+  it("a reference run (the rehearsal's second clone) leaves the state a full run leaves, reads only its post-conditions' metrics, and still enforces them", async () => {
+    await prepareGate(db, true);
+    const plan = loadPlan(ENGINE_PLAN);
+    await ensureLedger(db);
+    await onSecondDatabase(async (db2) => {
       for (const id of [1, 2, 3]) {
         const tier = plan.tiers.find((t) => t.id === id)!;
         const full = await runTier(db, plan, tier);
@@ -169,10 +172,7 @@ describe.each(testTargets())('engine on %s', (kind) => {
       const failing = await runTier(db2, plan, { ...seed, id: 60, sql: 'delete from app.item;' }, { reference: true });
       expect(failing.status).toBe('Failed');
       expect((await db2.query<{ n: string }>('select count(*)::text as n from app.item')).rows[0]!.n).not.toBe('0');
-    } finally {
-      await db2.close();
-      await other.drop();
-    }
+    });
   });
 
   it('a Carry that was not forgotten is trusted: a change between two tiers shows in the next delta', async () => {
