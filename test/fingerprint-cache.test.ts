@@ -161,6 +161,14 @@ describe.each(testTargets())('the fingerprint cache on %s', (kind) => {
         // a sequence moved: no table changes
         await step(`select setval('app.invoice_no', 100), nextval('app.invoice_no')`, []);
         expect(sealed).toBe(true);
+        // a role created, or another role's settings changed, elsewhere on the server (the second clone's tiers may): nothing read here moves
+        const role = `tiergate_seal_${randomBytes(4).toString('hex')}`;
+        try {
+          await step(`create role ${role}; alter role ${role} set datestyle = 'SQL, DMY'`, []);
+          expect(sealed).toBe(true);
+        } finally {
+          await db.exec(`drop role if exists ${role}`);
+        }
         // a referenced row changes: the referencing table's content (its dereferenced key) changes with it
         await step(`update app.customers set name = 'Ada L.' where name = 'Ada'`, ['app.customers', 'app.orders'], ['app.customers', 'app.orders']);
         // a write through a partitioned parent fires the parent's trigger only: its partitions are hashed again
@@ -354,6 +362,16 @@ describe.each(testTargets())('the fingerprint cache on %s', (kind) => {
         // a type renamed: the column typed with it; a sequence renamed: the default that calls it
         expect(await step('alter type other.mood rename to mood2')).toEqual(expect.arrayContaining(['table other.feelings', 'type other.mood2']));
         expect(await step('alter sequence app.invoice_no rename to invoice_no2')).toEqual(expect.arrayContaining(['table other.feelings', 'sequence app.invoice_no2']));
+        // an enum value renamed: only its pg_enum row changes, and the default that stores it prints the new label
+        expect(await step(`alter type app.status rename value 'draft' to 'drafted'`)).toEqual(expect.arrayContaining(['table app.orders', 'type app.status']));
+        // a function of the same name created beside the one a default calls: the call now prints qualified; dropped: no longer
+        await step(`create function public.shade(t anyelement) returns text language sql immutable as $$ select 'x' $$;
+          create table other.shaded (v text default shade(42))`);
+        await step(`create function app.shade(t integer) returns text language sql immutable as $$ select 'y' $$`);
+        await step('drop function app.shade(integer); create table other.after_drop (x int)');
+        // an exclusion constraint prints its index's options
+        await step('create table other.booked (during int4range, exclude using gist (during with &&))');
+        await step('alter index other.booked_during_excl set (fillfactor = 50)');
         // a parent renamed: the tables that inherit from it
         expect(await step('alter table app.base rename to base2')).toEqual(expect.arrayContaining(['table other.child', 'table app.derived']));
         // drops: an index, a view, a constraint, a trigger, a default, a parent, a table
@@ -370,18 +388,22 @@ describe.each(testTargets())('the fingerprint cache on %s', (kind) => {
         // (the catalog as it was before the policy: that read is reused)
         await step('drop policy everyone on other.feelings', 'reused');
         await step('grant select on other.feelings to public; comment on table other.feelings is $$how it feels$$');
-        // a role created on the server (by anyone: roles are the server's) changes nothing printed; one renamed may (a policy prints it)
+        // a role created on the server (by anyone: roles are the server's) changes nothing read here; one a policy names, renamed, does
         const role = `tiergate_fp_${randomBytes(4).toString('hex')}`;
-        roles.push(role);
-        await step(`create role ${role}`);
+        roles.push(role, `${role}_2`);
+        await step(`create role ${role}`, 'reused');
+        await step(`create policy by_role on other.feelings to ${role} using (true)`);
         await step(`alter role ${role} rename to ${role}_2`, 'read');
-        roles.push(`${role}_2`);
+        await step('drop policy by_role on other.feelings', 'reused');
         // nothing changed: the last read reused whole
         await step('select 1', 'reused');
         // a schema renamed, or a setting that decides how names print: read in full, then brought up to date again
         await step('alter schema other rename to elsewhere', 'read');
         await step('create table elsewhere.after (x int)');
         await step('set search_path = app, public', 'read');
+        // (app is now first on the search_path: a function there shadows public's for an unqualified call)
+        await step(`create function app.shade(t integer) returns text language sql immutable as $$ select 'z' $$`);
+        await step('drop function app.shade(integer); create table app.after_drop (x int)');
         await step('alter table app.orders add column extra text');
       });
     } finally {

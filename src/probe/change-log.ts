@@ -180,7 +180,10 @@ select concat_ws('|',
       and not exists (select 1 from pg_type e join pg_class r on r.oid = e.typrelid where e.oid = t.typelem and r.relkind <> 'c')),
   (select md5(coalesce(string_agg(e.oid::text || ':' || e.xmin::text, ',' order by e.oid), '')) from pg_enum e),
   (select md5(coalesce(string_agg(coalesce(s.setdatabase::text, '') || ':' || coalesce(s.setrole::text, '') || ':' || array_to_string(s.setconfig, ','), ';' order by s.setdatabase, s.setrole), ''))
-     from pg_db_role_setting s),
+     -- (this database's and this role's only: another role's or database's settings, changed elsewhere on the server, shape nothing read here)
+     from pg_db_role_setting s
+    where s.setdatabase in (0, (select d.oid from pg_database d where d.datname = current_database()))
+      and s.setrole in (0, (select r.oid from pg_roles r where r.rolname = current_user))),
   current_user, current_setting('TimeZone'), current_setting('DateStyle'), current_setting('IntervalStyle'),
   current_setting('extra_float_digits'), current_setting('bytea_output'), current_setting('lc_monetary')) as digest,
   l.seq::text as seq, l.nonce, (select count(*) from tiergate.touched)::text as n

@@ -235,7 +235,7 @@ export class FingerprintCache {
     const at = this.positions.at(-1)?.at;
     if (!state?.basis || !state.owned || !state.proofs || !state.edges || !at) return null;
     return JSON.stringify({
-      basis: { xmin: state.basis.xmin, global: state.basis.global, schemas: state.basis.schemas, roles: state.basis.roles, counts: [...state.basis.counts], lineage: at },
+      basis: { xmin: state.basis.xmin, global: state.basis.global, schemas: state.basis.schemas, roles: state.basis.roles, functions: state.basis.functions, counts: [...state.basis.counts], lineage: at },
       catalog: [...state.owned].flatMap(([owner, keys]) => keys.map((key) => [key, state.catalog[key], owner])),
       relations: [...state.relations.values()],
       proofs: [...state.proofs],
@@ -251,7 +251,7 @@ export class FingerprintCache {
    */
   importCatalog(json: string): void {
     const e = JSON.parse(json) as {
-      basis: { xmin: string; global: string; schemas: Record<string, string>; roles: Record<string, string>; counts: [number, string][]; lineage: LogPosition };
+      basis: { xmin: string; global: string; schemas: Record<string, string>; roles: Record<string, string>; functions: Record<string, string>; counts: [number, string][]; lineage: LogPosition };
       catalog: [string, string, number][];
       relations: Relation[];
       proofs: [number, RelationProof][];
@@ -263,7 +263,7 @@ export class FingerprintCache {
       relations: new Map(e.relations.map((r) => [r.oid, r])),
       proofs: new Map(e.proofs),
       edges: e.edges,
-      basis: { xmin: e.basis.xmin, global: e.basis.global, schemas: e.basis.schemas, roles: e.basis.roles, counts: new Map(e.basis.counts), lineage: e.basis.lineage },
+      basis: { xmin: e.basis.xmin, global: e.basis.global, schemas: e.basis.schemas, roles: e.basis.roles, functions: e.basis.functions, counts: new Map(e.basis.counts), lineage: e.basis.lineage },
     };
   }
 
@@ -388,6 +388,8 @@ interface CatalogBasis {
   schemas: Record<string, string>;
   /** each role, by oid: its name (a policy prints its roles' names: one renamed or dropped, a full read; roles are the server's, and a new one changes nothing printed) */
   roles: Record<string, string>;
+  /** each function of the schemas read, by oid: its name (one dropped changes how a call of another function of that name prints) */
+  functions: Record<string, string>;
   /**
    * (a state stored in a clone, `recordBaseline`) its change log's position
    * then: a database whose log does not pass through it is no copy of that
@@ -402,6 +404,7 @@ const BASIS_SQL = `
 select (pg_snapshot_xmin(pg_current_snapshot())::text::int8 % 4294967296)::text as xmin,
        (select string_agg(n.oid::text || ':' || n.ctid::text || ':' || n.xmin::text, ',' order by n.oid) from (${USER_SCHEMAS}) u join pg_namespace n on n.oid = u.oid) as schemas,
        (select json_object_agg(r.oid::text, r.rolname) from pg_roles r) as roles,
+       (select json_object_agg(p.oid::text, p.proname) from pg_proc p where p.pronamespace in (select oid from (${USER_SCHEMAS}) u)) as functions,
        concat_ws('|', current_setting('search_path'), current_setting('quote_all_identifiers'), current_user,
          current_setting('TimeZone'), current_setting('DateStyle'), current_setting('IntervalStyle'), current_setting('extra_float_digits'),
          current_setting('bytea_output'), current_setting('lc_monetary'), current_setting('standard_conforming_strings'),
@@ -421,12 +424,15 @@ select c.oid::int8 as oid,
   left join (select inhrelid as o, count(*) as n from pg_inherits group by 1) ih on ih.o = c.oid`;
 
 async function readBasis(q: Queryable, excluded: string[]): Promise<CatalogBasis> {
-  const b = (await q.query<{ xmin: string; schemas: string | null; roles: Record<string, string> | string; global: string }>(BASIS_SQL, [excluded])).rows[0]!;
+  const b = (await q.query<{ xmin: string; schemas: string | null; roles: Record<string, string> | string | null; functions: Record<string, string> | string | null; global: string }>(
+    BASIS_SQL,
+    [excluded],
+  )).rows[0]!;
   const counts = new Map<number, string>();
   for (const r of (await q.query<{ oid: string; n: string }>(COUNTS_SQL, [excluded])).rows) counts.set(Number(r.oid), r.n);
   const schemas = Object.fromEntries((b.schemas ?? '').split(',').filter(Boolean).map((x) => [x.slice(0, x.indexOf(':')), x.slice(x.indexOf(':') + 1)]));
-  const roles = typeof b.roles === 'string' ? (JSON.parse(b.roles) as Record<string, string>) : b.roles;
-  return { xmin: b.xmin, counts, global: sha1(b.global), schemas, roles };
+  const record = (v: Record<string, string> | string | null): Record<string, string> => (typeof v === 'string' ? (JSON.parse(v) as Record<string, string>) : (v ?? {}));
+  return { xmin: b.xmin, counts, global: sha1(b.global), schemas, roles: record(b.roles), functions: record(b.functions) };
 }
 
 /** The catalog rows written since transaction `$1` (see CatalogBasis): the relations they belong to ('r'), and the functions ('p') and types ('t') written. */
@@ -445,15 +451,19 @@ union select 'r', x.inhrelid from pg_inherits x, h where age(x.xmin) <= h.a
 union select 'r', x.partrelid from pg_partitioned_table x, h where age(x.xmin) <= h.a
 union select 'r', x.ftrelid from pg_foreign_table x, h where age(x.xmin) <= h.a
 union select 'p', x.oid from pg_proc x, h where age(x.xmin) <= h.a
-union select 't', x.oid from pg_type x, h where age(x.xmin) <= h.a`;
+union select 't', x.oid from pg_type x, h where age(x.xmin) <= h.a
+-- an enum value renamed rewrites its pg_enum row only: a stored constant of the type prints the new label
+union select 't', x.enumtypid from pg_enum x, h where age(x.xmin) <= h.a`;
 
 /**
  * The relations whose objects print another object's name (a view, a
  * foreign key, a trigger, a default, an index …: pg_depend) — of the
  * relations `$1` or of their own objects (a primary key's index depends on
- * its constraint, not on its table), of the functions `$2`, the types `$3`:
- * read again when those changed (a rename prints in them though none of
- * their rows changed).
+ * its constraint, not on its table), of the functions `$2` and of every
+ * function named `$4` (one created or dropped beside it changes whether a
+ * call prints qualified), of the types `$3` — and the tables of the
+ * exclusion constraints whose index is one of `$1`: read again when those
+ * changed (a rename prints in them though none of their rows changed).
  */
 const DEPENDENTS_SQL = `
 with changed as (select unnest($1::int8[])::oid as oid),
@@ -465,6 +475,8 @@ refs (classid, objid) as (
   union all select 'pg_attrdef'::regclass::oid, x.oid from pg_attrdef x where x.adrelid in (select oid from changed)
   union all select 'pg_policy'::regclass::oid, x.oid from pg_policy x where x.polrelid in (select oid from changed)
   union all select 'pg_proc'::regclass::oid, unnest($2::int8[])::oid
+  -- a function of a name created or dropped: a call of another function of that name may now print qualified, or not
+  union all select 'pg_proc'::regclass::oid, p.oid from pg_proc p where p.proname = any($4::text[])
   union all select 'pg_type'::regclass::oid, unnest($3::int8[])::oid)
 select distinct coalesce(co.conrelid, tg.tgrelid, ru.ev_class, ad.adrelid, po.polrelid, case when d.classid = 'pg_class'::regclass then d.objid end)::int8 as owner
   from refs join pg_depend d on d.refclassid = refs.classid and d.refobjid = refs.objid
@@ -472,7 +484,10 @@ select distinct coalesce(co.conrelid, tg.tgrelid, ru.ev_class, ad.adrelid, po.po
   left join pg_trigger tg on d.classid = 'pg_trigger'::regclass and tg.oid = d.objid
   left join pg_rewrite ru on d.classid = 'pg_rewrite'::regclass and ru.oid = d.objid
   left join pg_attrdef ad on d.classid = 'pg_attrdef'::regclass and ad.oid = d.objid
-  left join pg_policy po on d.classid = 'pg_policy'::regclass and po.oid = d.objid`;
+  left join pg_policy po on d.classid = 'pg_policy'::regclass and po.oid = d.objid
+union
+-- an exclusion constraint prints its index's options (WITH (…)): the index depends on it, not it on the index
+select co.conrelid::int8 from pg_constraint co where co.conindid = any($1::int8[]::oid[]) and co.conrelid <> 0`;
 
 /**
  * The catalog state of `previous`, brought up to date by reading again only
@@ -486,6 +501,8 @@ select distinct coalesce(co.conrelid, tg.tgrelid, ru.ev_class, ad.adrelid, po.po
 async function updateCatalogState(q: Queryable, excluded: string[], previous: CatalogState, basis: CatalogBasis): Promise<CatalogState | null> {
   const before = previous.basis;
   if (!before || !previous.owned || !previous.proofs || !previous.edges || before.global !== basis.global) return null;
+  // (a state stored by an earlier tiergate may lack a part: read in full)
+  if (!before.schemas || !before.roles || !before.functions) return null;
   if (Object.entries(before.schemas).some(([oid, v]) => basis.schemas[oid] !== v)) return null;
   if (Object.entries(before.roles).some(([oid, name]) => basis.roles[oid] !== name)) return null;
   if (before.lineage && !(await changedSince(q, [before.lineage]))) return null;
@@ -504,7 +521,9 @@ async function updateCatalogState(q: Queryable, excluded: string[], previous: Ca
     else changed.add(oid);
   }
   const dirty = new Set([...changed].filter((oid) => basis.counts.has(oid)));
-  const dependents = await q.query<{ owner: string | null }>(DEPENDENTS_SQL, [[...changed, ...gone], procs, types]);
+  // the names of the functions written since (created or replaced) and of those of the last read that are gone
+  const procNames = procs.length ? (await q.query<{ n: string }>('select distinct proname::text as n from pg_proc where oid = any($1::int8[]::oid[])', [procs])).rows.map((r) => r.n) : [];
+  const dependents = await q.query<{ owner: string | null }>(DEPENDENTS_SQL, [[...changed, ...gone], procs, types, [...procNames, ...Object.entries(before.functions).filter(([oid]) => !(oid in basis.functions)).map(([, name]) => name)]]);
   for (const r of dependents.rows) if (r.owner !== null && basis.counts.has(Number(r.owner))) dirty.add(Number(r.owner));
   if (dirty.size > basis.counts.size / 4) return null;
   const oids = [...dirty];
@@ -561,7 +580,8 @@ const CATALOG_VERSION_SQL = `select concat_ws('|', current_setting('search_path'
   current_setting('TimeZone'), current_setting('DateStyle'), current_setting('IntervalStyle'), current_setting('extra_float_digits'),
   current_setting('bytea_output'), current_setting('lc_monetary'), current_setting('standard_conforming_strings'),
   (select d.oid::text from pg_database d where d.datname = current_database()),
-  (select md5(string_agg(r.oid::text || ':' || r.rolname, ',' order by r.oid)) from pg_roles r),
+  -- the roles a policy names (it prints them): a role created or changed elsewhere on the server changes nothing read here
+  (select md5(coalesce(string_agg(r.oid::text || ':' || r.rolname, ',' order by r.oid), '')) from pg_roles r where r.oid in (select unnest(p.polroles) from pg_policy p)),
   ${CATALOGS.map((c) => `(select count(*)::text || ':' || coalesce(sum(hashtext(ctid::text || xmin::text)::int8), 0)::text from pg_catalog.${c})`).join(',\n  ')}) as v`;
 
 async function catalogVersion(q: Queryable): Promise<string> {
