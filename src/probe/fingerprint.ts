@@ -367,9 +367,9 @@ function ownedBy(read: { key: string; owner: number }[]): Map<number, string[]> 
  *   dropped). A relation gone or new is one missing from either side.
  * - `schemas`: the schemas read. One renamed or dropped: a full read (its
  *   name prints in every object of it).
- * - `roles`: the server's roles. One renamed or dropped: a full read (a
- *   policy prints its roles); one created elsewhere on the server changes
- *   nothing this database prints.
+ * - `roles`: the roles a policy names. One renamed: a full read (a policy
+ *   prints its roles); the server's other roles, created or dropped
+ *   elsewhere, change nothing this database prints.
  * - `global`: what, changed, may change how any object prints — collations, operators, operator classes, access
  *   methods, text search, casts, languages, extensions, the settings that
  *   shape a printed value or a qualified name. Any change there: a full
@@ -386,7 +386,7 @@ interface CatalogBasis {
   global: string;
   /** each schema read, by oid: its row's version (one renamed or dropped: a full read; a new one is read with the rest) */
   schemas: Record<string, string>;
-  /** each role, by oid: its name (a policy prints its roles' names: one renamed or dropped, a full read; roles are the server's, and a new one changes nothing printed) */
+  /** each role a policy names, by oid: its name (a policy prints it: renamed, a full read; roles are the server's, and the others, created or dropped elsewhere, change nothing printed here) */
   roles: Record<string, string>;
   /** each function of the schemas read, by oid: its name (one dropped changes how a call of another function of that name prints) */
   functions: Record<string, string>;
@@ -403,7 +403,7 @@ const GLOBAL_CATALOGS = ['pg_collation', 'pg_language', 'pg_opclass', 'pg_operat
 const BASIS_SQL = `
 select (pg_snapshot_xmin(pg_current_snapshot())::text::int8 % 4294967296)::text as xmin,
        (select string_agg(n.oid::text || ':' || n.ctid::text || ':' || n.xmin::text, ',' order by n.oid) from (${USER_SCHEMAS}) u join pg_namespace n on n.oid = u.oid) as schemas,
-       (select json_object_agg(r.oid::text, r.rolname) from pg_roles r) as roles,
+       (select json_object_agg(r.oid::text, r.rolname) from pg_roles r where r.oid in (select unnest(p.polroles) from pg_policy p)) as roles,
        (select json_object_agg(p.oid::text, p.proname) from pg_proc p where p.pronamespace in (select oid from (${USER_SCHEMAS}) u)) as functions,
        concat_ws('|', current_setting('search_path'), current_setting('quote_all_identifiers'), current_user,
          current_setting('TimeZone'), current_setting('DateStyle'), current_setting('IntervalStyle'), current_setting('extra_float_digits'),
@@ -525,7 +525,9 @@ async function updateCatalogState(q: Queryable, excluded: string[], previous: Ca
   const procNames = procs.length ? (await q.query<{ n: string }>('select distinct proname::text as n from pg_proc where oid = any($1::int8[]::oid[])', [procs])).rows.map((r) => r.n) : [];
   const dependents = await q.query<{ owner: string | null }>(DEPENDENTS_SQL, [[...changed, ...gone], procs, types, [...procNames, ...Object.entries(before.functions).filter(([oid]) => !(oid in basis.functions)).map(([, name]) => name)]]);
   for (const r of dependents.rows) if (r.owner !== null && basis.counts.has(Number(r.owner))) dirty.add(Number(r.owner));
-  if (dirty.size > basis.counts.size / 4) return null;
+  // (the oldest running transaction is the server's: a long one elsewhere makes more rows look new. When a
+  // large part of a large database would be read again, one full read on two connections is cheaper)
+  if (dirty.size > 500 && dirty.size > basis.counts.size / 4) return null;
   const oids = [...dirty];
   const stale = new Set([...dirty, ...gone, 0]);
   // the last read, less what is read again (a copy: the last state stays as it was, the cache may hold it)
