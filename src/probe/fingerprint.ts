@@ -398,6 +398,20 @@ interface CatalogBasis {
   lineage?: LogPosition;
 }
 
+/**
+ * The settings that shape how a definition prints: name qualification
+ * (search_path), the role, and a default's or a check's constant printed in
+ * the session's style (a timestamp default under DateStyle).
+ */
+const PRINTING_SETTINGS = `current_setting('search_path'), current_setting('quote_all_identifiers'), current_user,
+  current_setting('TimeZone'), current_setting('DateStyle'), current_setting('IntervalStyle'), current_setting('extra_float_digits'),
+  current_setting('bytea_output'), current_setting('lc_monetary'), current_setting('standard_conforming_strings')`;
+
+/** A catalog's rows as their count and a sum of hashes of their (ctid, xmin): any insert, update or delete changes it. */
+function catalogRows(catalog: string): string {
+  return `(select count(*)::text || ':' || coalesce(sum(hashtext(ctid::text || xmin::text)::int8), 0)::text from pg_catalog.${catalog})`;
+}
+
 const GLOBAL_CATALOGS = ['pg_collation', 'pg_language', 'pg_opclass', 'pg_operator', 'pg_am', 'pg_ts_config', 'pg_ts_dict', 'pg_cast', 'pg_extension'];
 
 const BASIS_SQL = `
@@ -405,10 +419,8 @@ select (pg_snapshot_xmin(pg_current_snapshot())::text::int8 % 4294967296)::text 
        (select string_agg(n.oid::text || ':' || n.ctid::text || ':' || n.xmin::text, ',' order by n.oid) from (${USER_SCHEMAS}) u join pg_namespace n on n.oid = u.oid) as schemas,
        (select json_object_agg(r.oid::text, r.rolname) from pg_roles r where r.oid in (select unnest(p.polroles) from pg_policy p)) as roles,
        (select json_object_agg(p.oid::text, p.proname) from pg_proc p where p.pronamespace in (select oid from (${USER_SCHEMAS}) u)) as functions,
-       concat_ws('|', current_setting('search_path'), current_setting('quote_all_identifiers'), current_user,
-         current_setting('TimeZone'), current_setting('DateStyle'), current_setting('IntervalStyle'), current_setting('extra_float_digits'),
-         current_setting('bytea_output'), current_setting('lc_monetary'), current_setting('standard_conforming_strings'),
-         ${GLOBAL_CATALOGS.map((c) => `(select count(*)::text || ':' || coalesce(sum(hashtext(ctid::text || xmin::text)::int8), 0)::text from pg_catalog.${c})`).join(',\n         ')}) as global`;
+       concat_ws('|', ${PRINTING_SETTINGS},
+         ${GLOBAL_CATALOGS.map(catalogRows).join(',\n         ')}) as global`;
 
 /** Per relation of the user schemas: its rows in the catalogs it can lose rows from (see CatalogBasis). */
 const COUNTS_SQL = `
@@ -577,14 +589,11 @@ const CATALOGS = [
   'pg_sequence', 'pg_index', 'pg_proc', 'pg_aggregate', 'pg_constraint', 'pg_trigger', 'pg_policy', 'pg_collation', 'pg_language',
   'pg_opclass', 'pg_operator', 'pg_am', 'pg_partitioned_table', 'pg_ts_config', 'pg_ts_dict', 'pg_foreign_table', 'pg_cast',
 ];
-const CATALOG_VERSION_SQL = `select concat_ws('|', current_setting('search_path'), current_setting('quote_all_identifiers'), current_user,
-  -- a default's or a check's constant is printed in the session's style (a timestamp default under DateStyle)
-  current_setting('TimeZone'), current_setting('DateStyle'), current_setting('IntervalStyle'), current_setting('extra_float_digits'),
-  current_setting('bytea_output'), current_setting('lc_monetary'), current_setting('standard_conforming_strings'),
+const CATALOG_VERSION_SQL = `select concat_ws('|', ${PRINTING_SETTINGS},
   (select d.oid::text from pg_database d where d.datname = current_database()),
   -- the roles a policy names (it prints them): a role created or changed elsewhere on the server changes nothing read here
   (select md5(coalesce(string_agg(r.oid::text || ':' || r.rolname, ',' order by r.oid), '')) from pg_roles r where r.oid in (select unnest(p.polroles) from pg_policy p)),
-  ${CATALOGS.map((c) => `(select count(*)::text || ':' || coalesce(sum(hashtext(ctid::text || xmin::text)::int8), 0)::text from pg_catalog.${c})`).join(',\n  ')}) as v`;
+  ${CATALOGS.map(catalogRows).join(',\n  ')}) as v`;
 
 async function catalogVersion(q: Queryable): Promise<string> {
   const r = await q.query<{ v: string }>(CATALOG_VERSION_SQL);
