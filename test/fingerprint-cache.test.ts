@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { copyDir } from '../src/db/copy-dir.js';
 import { withDb, writeDatabaseFile } from '../src/db/open-db.js';
@@ -311,6 +312,7 @@ describe.each(testTargets())('the fingerprint cache on %s', (kind) => {
     const other = await freshDatabase(kind);
     const copies: (() => Promise<void>)[] = [];
     const roles: string[] = [];
+    let elsewhere: pg.Client | null = null;
     try {
       await withDb(t.url, async (db) => {
         await db.exec(SCHEMA + RENAMES_SCHEMA);
@@ -328,9 +330,17 @@ describe.each(testTargets())('the fingerprint cache on %s', (kind) => {
         expect(await fingerprintClone(db, { cache })).toEqual(await fingerprint(db));
         expect(cache.lastCatalog).toBe('read');
       });
+      // (a server) a long transaction in another database, as a busy server or the tests beside have: the rows
+      // written here since the last read are still told from the others (else every step reads every relation
+      // again, and leaving out what names a changed object goes unseen)
+      elsewhere = kind === 'postgres' ? new pg.Client({ connectionString: other.url }) : null;
+      await elsewhere?.connect();
+      await elsewhere?.query('begin; select pg_current_xact_id()');
       await withDb(copyUrl, async (db) => {
         const cache = new FingerprintCache();
         expect(await loadBaseline(db, cache)).toBe(true);
+        const relations = Number((await db.query<{ n: string }>(`select count(*) as n from pg_class c join pg_namespace n on n.oid = c.relnamespace
+           where n.nspname in ('app', 'other', 'elsewhere')`)).rows[0]!.n);
         /** runs `sql`; the fingerprint brought up to date (or read in full: `catalog`) equals a full one; returns the objects that changed */
         const step = async (sql: string, catalog: 'updated' | 'read' | 'reused' = 'updated') => {
           const before = await fingerprint(db);
@@ -338,6 +348,8 @@ describe.each(testTargets())('the fingerprint cache on %s', (kind) => {
           const fp = await fingerprintClone(db, { cache });
           expect(fp, sql).toEqual(await fingerprint(db));
           expect(cache.lastCatalog, sql).toBe(catalog);
+          // brought up to date: only part of it read again
+          if (catalog === 'updated') expect(cache.lastUpdated, sql).toBeLessThan(relations / 2);
           return diffFingerprints(before, fp).objects;
         };
         // the copy's first read starts from the state stored in t
@@ -405,8 +417,27 @@ describe.each(testTargets())('the fingerprint cache on %s', (kind) => {
         await step(`create function app.shade(t integer) returns text language sql immutable as $$ select 'z' $$`);
         await step('drop function app.shade(integer); create table app.after_drop (x int)');
         await step('alter table app.orders add column extra text');
+        // (a server) a transaction of this database still running during a read: what it writes is read once it commits
+        if (kind === 'postgres') {
+          const pending = new pg.Client({ connectionString: copyUrl });
+          await pending.connect();
+          try {
+            // (new relations show in the counts whatever their rows' age: a rename of a function a default calls, only by its row's)
+            await pending.query(`begin; create table app.pending (x int); alter function app.label2(text) rename to label3`);
+            await step('create table app.beside (x int)');
+            const before = await fingerprintClone(db, { cache });
+            await pending.query('commit');
+            const fp = await fingerprintClone(db, { cache });
+            expect(fp).toEqual(await fingerprint(db));
+            expect(cache.lastCatalog).toBe('updated');
+            expect(diffFingerprints(before, fp).objects).toEqual(expect.arrayContaining(['table app.pending', 'table elsewhere.feelings']));
+          } finally {
+            await pending.end();
+          }
+        }
       });
     } finally {
+      await elsewhere?.end();
       if (kind === 'postgres') for (const role of roles) await onServer((c) => c.query(`drop role if exists ${role}`));
       for (const drop of copies) await drop();
       await t.drop();

@@ -228,6 +228,14 @@ export const MUTATIONS: Mutation[] = [
     backends: BOTH,
   },
   {
+    id: 'catalog-horizon-skips-running',
+    guarantee: G.rollback,
+    name: "a catalog read's horizon passes over the transactions of its own database still running (what they write is never read)",
+    edits: [{ file: 'src/probe/fingerprint.ts', find: 'a.datid is distinct from db)', replace: 'true)' }],
+    tests: { files: ['test/fingerprint-cache.test.ts'], names: 'brought up to date' },
+    backends: PG, // only a second session of the same database can hold a transaction open during a read
+  },
+  {
     id: 'stage-a-seal-tables-ignored',
     guarantee: G.rollback,
     name: "stage A's seal leaves out the rows of the tables the change log cannot vouch for",

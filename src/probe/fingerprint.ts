@@ -95,7 +95,10 @@ export async function fingerprint(q: Queryable, options: FingerprintOptions = {}
     const known = version ? options.cache!.catalogAt(version) : undefined;
     const read = known ?? (await readCatalogState(q, excluded, Boolean(options.cache), options.lanes?.[0], database ? options.cache!.latestOf(database) : undefined));
     if (version && !known) options.cache!.rememberCatalog(version, read, database!);
-    if (options.cache) options.cache.lastCatalog = known ? 'reused' : read.updated !== undefined ? 'updated' : 'read';
+    if (options.cache) {
+      options.cache.lastCatalog = known ? 'reused' : read.updated !== undefined ? 'updated' : 'read';
+      options.cache.lastUpdated = known ? 0 : (read.updated ?? 0);
+    }
     const all = contentQueries(read);
     return { read, all, proof: options.cache ? await readProof(q, read, all, options.cache) : null };
   });
@@ -181,6 +184,8 @@ export class FingerprintCache {
    * again only the relations that changed or name one that did)
    */
   lastCatalog: 'read' | 'reused' | 'updated' = 'read';
+  /** (a catalog brought up to date) how many relations were read again */
+  lastUpdated = 0;
 
   /** The hashes this database may reuse. */
   reusable(proof: Proof): Map<string, string> {
@@ -357,10 +362,16 @@ function ownedBy(read: { key: string; owner: number }[]): Map<number, string[]> 
 /**
  * What an incremental catalog read starts from, taken before a read:
  *
- * - `xmin`: the oldest transaction still running then. Every catalog row
- *   written since (an insert or update: CREATE, ALTER, RENAME, GRANT …) has
- *   that transaction or a later one as its xmin; every row visible then was
- *   read.
+ * - `xmin`: the oldest transaction of this database still running then (or
+ *   the next one to start). Every catalog row written since (an insert or
+ *   update: CREATE, ALTER, RENAME, GRANT …) has that transaction or a later
+ *   one as its xmin; every row visible then was read. The server's oldest
+ *   running transaction would do too, but a long transaction in another
+ *   database (a busy server, a report, a test beside) would make every row
+ *   look new; a transaction of another database cannot write this one's
+ *   catalogs, so those that pg_stat_activity or pg_prepared_xacts place in
+ *   another database are passed over (one that ended before it was looked
+ *   up is counted: its database is not known).
  * - `counts`: each relation of the user schemas (any kind) and how many rows
  *   it has in the catalogs it can lose rows from without one of its own
  *   changing (a constraint, trigger, rule, policy, default or parent
@@ -415,12 +426,16 @@ function catalogRows(catalog: string): string {
 const GLOBAL_CATALOGS = ['pg_collation', 'pg_language', 'pg_opclass', 'pg_operator', 'pg_am', 'pg_ts_config', 'pg_ts_dict', 'pg_cast', 'pg_extension'];
 
 const BASIS_SQL = `
-select (pg_snapshot_xmin(pg_current_snapshot())::text::int8 % 4294967296)::text as xmin,
+with snap as (select pg_current_snapshot() as s, (select oid from pg_database where datname = current_database()) as db)
+select (least(pg_snapshot_xmax(s), (select min(x) from pg_snapshot_xip(s) x
+          where not exists (select 1 from pg_stat_activity a where a.backend_xid = x::xid and a.datid is distinct from db)
+            and not exists (select 1 from pg_prepared_xacts p where p.transaction = x::xid and p.database <> current_database())))::text::int8 % 4294967296)::text as xmin,
        (select string_agg(n.oid::text || ':' || n.ctid::text || ':' || n.xmin::text, ',' order by n.oid) from (${USER_SCHEMAS}) u join pg_namespace n on n.oid = u.oid) as schemas,
        (select json_object_agg(r.oid::text, r.rolname) from pg_roles r where r.oid in (select unnest(p.polroles) from pg_policy p)) as roles,
        (select json_object_agg(p.oid::text, p.proname) from pg_proc p where p.pronamespace in (select oid from (${USER_SCHEMAS}) u)) as functions,
        concat_ws('|', ${PRINTING_SETTINGS},
-         ${GLOBAL_CATALOGS.map(catalogRows).join(',\n         ')}) as global`;
+         ${GLOBAL_CATALOGS.map(catalogRows).join(',\n         ')}) as global
+  from snap`;
 
 /** Per relation of the user schemas: its rows in the catalogs it can lose rows from (see CatalogBasis). */
 const COUNTS_SQL = `
@@ -537,8 +552,8 @@ async function updateCatalogState(q: Queryable, excluded: string[], previous: Ca
   const procNames = procs.length ? (await q.query<{ n: string }>('select distinct proname::text as n from pg_proc where oid = any($1::int8[]::oid[])', [procs])).rows.map((r) => r.n) : [];
   const dependents = await q.query<{ owner: string | null }>(DEPENDENTS_SQL, [[...changed, ...gone], procs, types, [...procNames, ...Object.entries(before.functions).filter(([oid]) => !(oid in basis.functions)).map(([, name]) => name)]]);
   for (const r of dependents.rows) if (r.owner !== null && basis.counts.has(Number(r.owner))) dirty.add(Number(r.owner));
-  // (the oldest running transaction is the server's: a long one elsewhere makes more rows look new. When a
-  // large part of a large database would be read again, one full read on two connections is cheaper)
+  // (a long transaction in this database makes more rows look new. When a large part of a large database
+  // would be read again, one full read on two connections is cheaper)
   if (dirty.size > 500 && dirty.size > basis.counts.size / 4) return null;
   const oids = [...dirty];
   const stale = new Set([...dirty, ...gone, 0]);
