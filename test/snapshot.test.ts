@@ -13,6 +13,7 @@ import type { Evidence } from '../src/evidence/types.js';
 import { snapshotPrefix } from '../src/rehearsal/clone-postgres.js';
 import { snapshotLine } from '../src/report/index.js';
 import { runCli, type CliRun } from './helpers/cli.js';
+import { startCli } from './helpers/cli-live.js';
 import { ENGINE_PLAN } from './helpers/engine-fixture.js';
 import { freshDatabase, onServer, serverUrl, testTargets, type TestDatabase } from './helpers/targets.js';
 
@@ -205,6 +206,43 @@ describe.runIf(testTargets().includes('postgres'))('rehearse: a snapshot that ca
       expect(await snapshots(`tiergate_snap_${source.database}_`)).toEqual([]);
       expect(await clonesOf(source.database)).toEqual([]);
     } finally {
+      await source.drop();
+      await onServer((c) => c.query(`drop role if exists "${role}"`));
+    }
+  });
+});
+
+describe.runIf(testTargets().includes('postgres'))('rehearse: a clone that cannot be dropped', () => {
+  it('the evidence is written all the same (the clones are dropped meanwhile), the clones left behind are named, exit 2', async () => {
+    const source = await engineSource('snapdrop');
+    const role = `${source.database}_scratch`;
+    try {
+      // a scratch user that owns what it creates, and nothing else
+      await onServer((c) => c.query(`create role "${role}" login createdb`));
+      const scratch = new URL(serverUrl('postgres'));
+      scratch.username = role;
+      const out = tmp('tiergate-snap-');
+      // held at tier 1's commit (each clone's run), long enough for the clones to be taken over
+      const run = startCli(['rehearse', '--plan', ENGINE_PLAN, '--source', source.url, '--scratch', scratch.toString(), '--out', out, '--no-snapshot'], {
+        env: { TIERGATE_TEST_HOOK: 'tier-committed:1', TIERGATE_TEST_HOOK_WAIT_MS: '3000' },
+        timeoutMs: 240_000,
+      });
+      try {
+        await run.waitFor(/tiergate-test-hook tier-committed:1/, 'stderr');
+        const clones = await clonesOf(source.database);
+        expect(clones).toHaveLength(2);
+        for (const clone of clones) await onServer((c) => c.query(`alter database "${clone}" owner to postgres`));
+      } finally {
+        run.kill('SIGUSR2');
+      }
+      const r = await run.done;
+      expect(r.code, said(r)).toBe(2);
+      expect(r.stderr).toMatch(/could not remove the clones .*tiergate_clone_.*must be owner of database.*: remove them by hand/);
+      const e = readEvidence(out);
+      expect(e.verdict.rehearsal).toBe('PASS');
+      expect(readFileSync(join(out, 'evidence.html'), 'utf8')).toContain('Rehearsal');
+    } finally {
+      await dropDatabases(await clonesOf(source.database));
       await source.drop();
       await onServer((c) => c.query(`drop role if exists "${role}"`));
     }

@@ -236,6 +236,14 @@ export const MUTATIONS: Mutation[] = [
     backends: PG, // only a second session of the same database can hold a transaction open during a read
   },
   {
+    id: 'lane-settings-read',
+    guarantee: G.rollback,
+    name: "a fingerprint's reads on its second connection take that connection's settings, not its own session's (a DateStyle or search_path set goes unseen)",
+    edits: [{ file: 'src/probe/fingerprint.ts', find: '[excluded, session?.printing ?? null]', replace: '[excluded, null]' }],
+    tests: { files: ['test/fingerprint-cache.test.ts'], names: 'every kind of change|brought up to date' },
+    backends: PG, // PGlite has one connection: no second one to read on
+  },
+  {
     id: 'stage-a-seal-tables-ignored',
     guarantee: G.rollback,
     name: "stage A's seal leaves out the rows of the tables the change log cannot vouch for",

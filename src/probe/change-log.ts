@@ -165,6 +165,14 @@ export async function tablesWrittenSince(q: Queryable, position: LogPosition): P
  * that shape a value's text (in this session and stored per database or
  * role), and the role hashing. Then the log's last row and length.
  */
+/**
+ * The session's settings that shape a value's text, and its role: part of
+ * the proof's digest. Read on the fingerprint's own session (`$1`, `$2`
+ * when the proof is read on a second connection, which has its own).
+ */
+export const PROOF_SETTINGS = `current_user, current_setting('TimeZone'), current_setting('DateStyle'), current_setting('IntervalStyle'),
+  current_setting('extra_float_digits'), current_setting('bytea_output'), current_setting('lc_monetary')`;
+
 const GLOBAL_PROOF_SQL = `
 select concat_ws('|',
   (select c.relfilenode::text || ':' || c.xmin::text from pg_class c where c.oid = 'tiergate.touched'::regclass),
@@ -183,9 +191,8 @@ select concat_ws('|',
      -- (this database's and this role's only: another role's or database's settings, changed elsewhere on the server, shape nothing read here)
      from pg_db_role_setting s
     where s.setdatabase in (0, (select d.oid from pg_database d where d.datname = current_database()))
-      and s.setrole in (0, (select r.oid from pg_roles r where r.rolname = current_user))),
-  current_user, current_setting('TimeZone'), current_setting('DateStyle'), current_setting('IntervalStyle'),
-  current_setting('extra_float_digits'), current_setting('bytea_output'), current_setting('lc_monetary')) as digest,
+      and s.setrole in (0, (select r.oid from pg_roles r where r.rolname = coalesce($2::name, current_user)))),
+  coalesce($1::text, concat_ws('|', ${PROOF_SETTINGS}))) as digest,
   l.seq::text as seq, l.nonce, (select count(*) from tiergate.touched)::text as n
   from (select seq, nonce from tiergate.touched order by seq desc limit 1) l`;
 
@@ -211,12 +218,12 @@ export interface RelationProof {
 }
 
 /** The log's proof, or null when the database has no change log (a clone made before it existed). */
-export async function readGlobalProof(q: Queryable): Promise<GlobalProof | null> {
+export async function readGlobalProof(q: Queryable, session?: { proof: string; user: string }): Promise<GlobalProof | null> {
   const present = await q.query<{ ok: boolean }>(
     `select to_regclass('tiergate.touched') is not null and to_regprocedure('tiergate.note_touched()') is not null as ok`,
   );
   if (!present.rows[0]?.ok) return null;
-  const r = (await q.query<GlobalProof>(GLOBAL_PROOF_SQL)).rows[0];
+  const r = (await q.query<GlobalProof>(GLOBAL_PROOF_SQL, [session?.proof ?? null, session?.user ?? null])).rows[0];
   return r ? { ...r, digest: sha1(r.digest) } : null;
 }
 

@@ -4,7 +4,7 @@ import { DbError, TargetError } from '../errors.js';
 import type { FingerprintDiff } from '../evidence/types.js';
 import { readCatalog } from './catalog.js';
 import { withoutJit } from './jit.js';
-import { changedSince, readGlobalProof, readInheritance, readRelationProofs, sha1, tablesWrittenSince, unvouchedTables, type GlobalProof, type LogPosition, type RelationProof } from './change-log.js';
+import { changedSince, PROOF_SETTINGS, readGlobalProof, readInheritance, readRelationProofs, sha1, tablesWrittenSince, unvouchedTables, type GlobalProof, type LogPosition, type RelationProof } from './change-log.js';
 
 /**
  * A stable hash of a database: its catalog (every object of the user schemas
@@ -91,16 +91,27 @@ export async function fingerprint(q: Queryable, options: FingerprintOptions = {}
     // the catalog as this database last read it, when its catalog version proves nothing changed since;
     // else that read brought up to date where it changed, when it can be told
     const database = options.cache && options.instance ? `${options.instance}\n${excluded.join(',')}` : null;
-    const version = database ? `${database}\n${await catalogVersion(q)}` : null;
-    const known = version ? options.cache!.catalogAt(version) : undefined;
-    const read = known ?? (await readCatalogState(q, excluded, Boolean(options.cache), options.lanes?.[0], database ? options.cache!.latestOf(database) : undefined));
-    if (version && !known) options.cache!.rememberCatalog(version, read, database!);
-    if (options.cache) {
-      options.cache.lastCatalog = known ? 'reused' : read.updated !== undefined ? 'updated' : 'read';
-      options.cache.lastUpdated = known ? 0 : (read.updated ?? 0);
+    const previous = database ? options.cache!.latestOf(database) : undefined;
+    const lane = options.lanes?.[0];
+    // on a second connection, meanwhile: what does not depend on the catalog's version (a clone: nothing writes to it),
+    // as this session's settings shape it
+    const session = options.cache && lane ? await readSession(q) : null;
+    const early = session ? settled(withoutJit(lane!, () => readEarly(lane!, session, excluded, previous, options.cache!))) : null;
+    try {
+      const version = database ? `${database}\n${await catalogVersion(q)}` : null;
+      const known = version ? options.cache!.catalogAt(version) : undefined;
+      const read = known ?? (await readCatalogState(q, excluded, Boolean(options.cache), lane, previous, early ? await early.value() : undefined));
+      if (version && !known) options.cache!.rememberCatalog(version, read, database!);
+      if (options.cache) {
+        options.cache.lastCatalog = known ? 'reused' : read.updated !== undefined ? 'updated' : 'read';
+        options.cache.lastUpdated = known ? 0 : (read.updated ?? 0);
+      }
+      const all = contentQueries(read);
+      return { read, all, proof: options.cache ? await readProof(q, read, all, options.cache, early ? await early.value() : undefined) : null };
+    } finally {
+      // nothing is left running on the lane
+      await early?.done;
     }
-    const all = contentQueries(read);
-    return { read, all, proof: options.cache ? await readProof(q, read, all, options.cache) : null };
   });
   const { catalog } = read;
   const tables: Record<string, string> = {};
@@ -309,6 +320,49 @@ interface CatalogState {
 }
 
 /**
+ * What a fingerprint with a cache reads on its second connection while the
+ * first reads the catalog's version: the basis of an incremental read (and,
+ * with a last state to bring up to date, the catalog rows newer than its
+ * basis), and the change log's global proof and position. None depends on
+ * the version, and on a clone nothing writes between them.
+ */
+/** A session's settings that shape what is read (`PRINTING_SETTINGS`, `PROOF_SETTINGS`), and its role: a second connection has its own. */
+interface Session {
+  printing: string;
+  proof: string;
+  user: string;
+}
+
+async function readSession(q: Queryable): Promise<Session> {
+  const r = await q.query<Session>(`select concat_ws('|', ${PRINTING_SETTINGS}) as printing, concat_ws('|', ${PROOF_SETTINGS}) as proof, current_user::text as user`);
+  return r.rows[0]!;
+}
+
+interface Early {
+  basis: CatalogBasis;
+  newer: NewerRow[] | null;
+  global: GlobalProof | null;
+  since: { index: number; touched: Set<number> } | null;
+}
+
+async function readEarly(lane: Queryable, session: Session, excluded: string[], previous: CatalogState | undefined, cache: FingerprintCache): Promise<Early> {
+  const basis = await readBasis(lane, excluded, session);
+  const newer = previous?.basis ? await readNewer(lane, previous.basis.xmin) : null;
+  const global = await readGlobalProof(lane, session);
+  const since = global ? await changedSince(lane, cache.entries().map((e) => e.at)) : null;
+  return { basis, newer, global, since };
+}
+
+/** A promise whose failure is told once it is asked for (`value`), and whose end can be awaited without it (`done`). */
+function settled<T>(p: Promise<T>): { value: () => Promise<T>; done: Promise<unknown> } {
+  const done = p.then(
+    () => undefined,
+    () => undefined,
+  );
+  return { value: () => p, done };
+}
+
+/**
  * With a second connection (`lane`: a clone, which nothing else writes to),
  * the objects are read on one while the tables, their proofs and the
  * inheritance edges are read on the other: at 6,500 tables 0.85 s and
@@ -318,11 +372,11 @@ interface CatalogState {
  * With `previous` (the last state read on this database), only what changed
  * since is read again (`updateCatalogState`), when it can be told.
  */
-async function readCatalogState(q: Queryable, excluded: string[], forCache: boolean, lane?: Queryable, previous?: CatalogState): Promise<CatalogState> {
+async function readCatalogState(q: Queryable, excluded: string[], forCache: boolean, lane?: Queryable, previous?: CatalogState, early?: Early): Promise<CatalogState> {
   // taken before anything is read: whatever changes after it is seen as changed by the next read
-  const basis = forCache ? await readBasis(q, excluded) : undefined;
+  const basis = early?.basis ?? (forCache ? await readBasis(q, excluded) : undefined);
   if (basis && previous) {
-    const updated = await updateCatalogState(q, excluded, previous, basis);
+    const updated = await updateCatalogState(q, excluded, previous, basis, lane, early?.newer);
     if (updated) return updated;
   }
   const read: { key: string; owner: number }[] = [];
@@ -433,7 +487,7 @@ select (least(pg_snapshot_xmax(s), (select min(x) from pg_snapshot_xip(s) x
        (select string_agg(n.oid::text || ':' || n.ctid::text || ':' || n.xmin::text, ',' order by n.oid) from (${USER_SCHEMAS}) u join pg_namespace n on n.oid = u.oid) as schemas,
        (select json_object_agg(r.oid::text, r.rolname) from pg_roles r where r.oid in (select unnest(p.polroles) from pg_policy p)) as roles,
        (select json_object_agg(p.oid::text, p.proname) from pg_proc p where p.pronamespace in (select oid from (${USER_SCHEMAS}) u)) as functions,
-       concat_ws('|', ${PRINTING_SETTINGS},
+       concat_ws('|', coalesce($2::text, concat_ws('|', ${PRINTING_SETTINGS})),
          ${GLOBAL_CATALOGS.map(catalogRows).join(',\n         ')}) as global
   from snap`;
 
@@ -450,16 +504,22 @@ select c.oid::int8 as oid,
   left join (select adrelid as o, count(*) as n from pg_attrdef group by 1) ad on ad.o = c.oid
   left join (select inhrelid as o, count(*) as n from pg_inherits group by 1) ih on ih.o = c.oid`;
 
-async function readBasis(q: Queryable, excluded: string[]): Promise<CatalogBasis> {
+async function readBasis(q: Queryable, excluded: string[], session?: Session): Promise<CatalogBasis> {
   const b = (await q.query<{ xmin: string; schemas: string | null; roles: Record<string, string> | string | null; functions: Record<string, string> | string | null; global: string }>(
     BASIS_SQL,
-    [excluded],
+    [excluded, session?.printing ?? null],
   )).rows[0]!;
   const counts = new Map<number, string>();
   for (const r of (await q.query<{ oid: string; n: string }>(COUNTS_SQL, [excluded])).rows) counts.set(Number(r.oid), r.n);
   const schemas = Object.fromEntries((b.schemas ?? '').split(',').filter(Boolean).map((x) => [x.slice(0, x.indexOf(':')), x.slice(x.indexOf(':') + 1)]));
   const record = (v: Record<string, string> | string | null): Record<string, string> => (typeof v === 'string' ? (JSON.parse(v) as Record<string, string>) : (v ?? {}));
   return { xmin: b.xmin, counts, global: sha1(b.global), schemas, roles: record(b.roles), functions: record(b.functions) };
+}
+
+type NewerRow = { k: string; oid: string };
+
+async function readNewer(q: Queryable, xmin: string): Promise<NewerRow[]> {
+  return (await q.query<NewerRow>(NEWER_SQL, [xmin])).rows;
 }
 
 /** The catalog rows written since transaction `$1` (see CatalogBasis): the relations they belong to ('r'), and the functions ('p') and types ('t') written. */
@@ -525,7 +585,7 @@ select co.conrelid::int8 from pg_constraint co where co.conindid = any($1::int8[
  * changed that a full read is cheaper. Equal to a full read: proven against
  * one by test/fingerprint-cache.test.ts.
  */
-async function updateCatalogState(q: Queryable, excluded: string[], previous: CatalogState, basis: CatalogBasis): Promise<CatalogState | null> {
+async function updateCatalogState(q: Queryable, excluded: string[], previous: CatalogState, basis: CatalogBasis, lane?: Queryable, newer?: NewerRow[] | null): Promise<CatalogState | null> {
   const before = previous.basis;
   if (!before || !previous.owned || !previous.proofs || !previous.edges || before.global !== basis.global) return null;
   // (a state stored by an earlier tiergate may lack a part: read in full)
@@ -541,7 +601,7 @@ async function updateCatalogState(q: Queryable, excluded: string[], previous: Ca
   const gone = [...before.counts.keys()].filter((oid) => !basis.counts.has(oid));
   const procs: number[] = [];
   const types: number[] = [];
-  for (const r of (await q.query<{ k: string; oid: string }>(NEWER_SQL, [before.xmin])).rows) {
+  for (const r of newer ?? (await readNewer(q, before.xmin))) {
     const oid = Number(r.oid);
     if (r.k === 'p') procs.push(oid);
     else if (r.k === 't') types.push(oid);
@@ -568,8 +628,17 @@ async function updateCatalogState(q: Queryable, excluded: string[], previous: Ca
     }
     owned.delete(owner);
   }
+  // the relations, their proofs and the inheritance edges on the second connection meanwhile (readCatalogState)
+  const tables = async (c: Queryable) => {
+    const relations = await readRelations(c, excluded, oids);
+    return { relations, proofs: await readRelationProofs(c, oids.filter((oid) => relations.has(oid))), edges: await readInheritance(c) };
+  };
+  const [objects, rest] = await Promise.allSettled([readCatalog(q, { except: excluded }, oids), lane ? withoutJit(lane, () => tables(lane)) : Promise.resolve(null)]);
+  if (objects.status === 'rejected') throw objects.reason;
+  if (rest.status === 'rejected') throw rest.reason;
+  const fresh = rest.value ?? (await tables(q));
   const read: { key: string; owner: number }[] = [];
-  for (const o of await readCatalog(q, { except: excluded }, oids)) {
+  for (const o of objects.value) {
     const key = `${o.kind} ${o.name}`;
     if (key in catalog) sum -= lineSum(key, catalog[key]!);
     catalog[key] = o.def;
@@ -579,10 +648,10 @@ async function updateCatalogState(q: Queryable, excluded: string[], previous: Ca
   for (const [owner, keys] of ownedBy(read)) owned.set(owner, keys);
   catalogSums.set(catalog, ((sum % SUM_MOD) + SUM_MOD) % SUM_MOD);
   const relations = new Map([...previous.relations].filter(([oid]) => !stale.has(oid)));
-  for (const [oid, rel] of await readRelations(q, excluded, oids)) relations.set(oid, rel);
+  for (const [oid, rel] of fresh.relations) relations.set(oid, rel);
   const proofs = new Map([...previous.proofs].filter(([oid]) => !stale.has(oid)));
-  for (const [oid, proof] of await readRelationProofs(q, oids.filter((oid) => relations.has(oid)))) proofs.set(oid, proof);
-  return { catalog, relations, proofs, edges: await readInheritance(q), basis, owned, updated: oids.length };
+  for (const [oid, proof] of fresh.proofs) proofs.set(oid, proof);
+  return { catalog, relations, proofs, edges: fresh.edges, basis, owned, updated: oids.length };
 }
 
 /**
@@ -616,11 +685,11 @@ async function catalogVersion(q: Queryable): Promise<string> {
 }
 
 /** Reads what the cache needs to decide, for every hashed table, whether its last hash still holds. */
-async function readProof(q: Queryable, state: CatalogState, hashed: { name: string; sql: string; oid: number }[], cache: FingerprintCache): Promise<Proof> {
-  const global = await readGlobalProof(q);
+async function readProof(q: Queryable, state: CatalogState, hashed: { name: string; sql: string; oid: number }[], cache: FingerprintCache, early?: Early): Promise<Proof> {
+  const global = early ? early.global : await readGlobalProof(q);
   if (!global) return { global: null, since: null, keys: new Map() };
   const entries = cache.entries();
-  const found = await changedSince(q, entries.map((e) => e.at));
+  const found = early ? early.since : await changedSince(q, entries.map((e) => e.at));
   const since = found ? { entry: entries[found.index]!, touched: found.touched } : null;
   const keys = new Map<string, { key: string; proven: boolean; provable: boolean }>();
   for (const [name, { key, provable, reads }] of await tableKeys(q, state, hashed, global.digest)) {

@@ -30,6 +30,8 @@ export interface RehearseOptions {
   signal?: AbortSignal;
   /** told of each clone as soon as it exists (a fleet records them, to drop what a killed worker left) */
   onClone?: (clone: Pick<Clone, 'url' | 'kind'>) => void | Promise<void>;
+  /** the clones are dropped while the caller writes its report: `cleanup` settles when they are (src/rehearsal/clone.ts withClones) */
+  onCleanup?: (cleanup: Promise<void>) => void;
 }
 
 /** Where the rehearsal's source is, for the evidence. */
@@ -69,18 +71,31 @@ export async function rehearse(plan: Plan, source: CloneSource, info: SourceInfo
       // first: both are copies of one marked clone, so its hashes hold for
       // the first clone too until its change log names a table.
       const fingerprints = new Fingerprints(kept);
-      // Preflight on the source: identity and the gate's real value decide the execution verdict.
-      const src = await readSource(plan, info, main).catch(async (e) => {
+      // Preflight on the source: identity and the gate's real value decide the execution verdict. The
+      // clone is made ready meanwhile, when the source is a database of its own (a dump's is the clone itself)
+      const sourceRead = readSource(plan, info, main);
+      sourceRead.catch(() => undefined);
+      if (!info.openSource) await sourceRead.catch(() => undefined);
+      const db = await main.open().catch(async (e) => {
+        await sourceRead.catch(() => undefined);
         await fingerprints.settle();
         throw e;
       });
-      const s = new Scenario(plan, await main.open(), kept, emit, fingerprints, options.signal);
+      const s = new Scenario(plan, db, kept, emit, fingerprints, options.signal);
       let cloneIdentity: DatabaseIdentity | undefined;
+      let src!: Awaited<typeof sourceRead>;
       try {
-        cloneIdentity = withoutCloneOf(await readIdentity(s.db));
-        if (src.preflight?.status !== 'Failed') {
+        const ready = (async () => {
+          cloneIdentity = withoutCloneOf(await readIdentity(s.db));
           await ensureLedger(s.db);
           await s.start();
+        })();
+        const [read, clone] = await Promise.allSettled([sourceRead, ready]);
+        if (read.status === 'rejected') throw read.reason;
+        src = read.value;
+        // (a preflight that failed ends the rehearsal here: what the clone's ledger says no longer matters)
+        if (clone.status === 'rejected' && (src.preflight?.status !== 'Failed' || !cloneIdentity)) throw clone.reason;
+        if (src.preflight?.status !== 'Failed') {
           await s.stageA();
           const fpB = await s.stageB(src.gate);
           if (s.passing()) await s.stageC(fpB);
@@ -112,7 +127,7 @@ export async function rehearse(plan: Plan, source: CloneSource, info: SourceInfo
         durationMs: Math.round(performance.now() - started),
       } satisfies Evidence;
     },
-    { keep: options.keep, onProgress: (message) => emit({ type: 'progress', message }), onClone: options.onClone },
+    { keep: options.keep, onProgress: (message) => emit({ type: 'progress', message }), onClone: options.onClone, onCleanup: options.onCleanup },
   );
 }
 

@@ -10,6 +10,7 @@ import { colourLine, interruptible, planOf } from '../common.js';
 import type { Outcome } from '../exit-code.js';
 import type { Output } from '../output.js';
 import { prepareOutDir, writeFilesSafely } from '../write-file.js';
+import { renderTierLine, renderTierStart } from '../../report/render-terminal.js';
 
 export interface RehearseOpts {
   plan?: string;
@@ -42,9 +43,13 @@ export async function rehearseCommand(opts: RehearseOpts, out: Output): Promise<
   const outDir = resolve(opts.out ?? './tiergate-evidence');
   prepareOutDir(outDir);
   const { rehearse } = await import('../../rehearsal/rehearse.js');
-  const { renderHtml, renderJson, renderMarkdown, renderTierLine, renderTierStart, renderVerdictLine, snapshotLine } = await import('../../report/index.js');
+  // the reports' renderers (and the evidence schema) load while the rehearsal waits on its databases
+  const reports = import('../../report/index.js');
+  reports.catch(() => undefined);
 
   out.line(`rehearse ${plan.name} (${plan.tiers.length} tiers) on ${info.location}`);
+  // the clones are dropped while the evidence is written; a clone left behind is an error all the same
+  let cleanup: Promise<void> = Promise.resolve();
   // building and copying clones take seconds: a terminal sees them move (out.status), plain output keeps its lines
   const rehearsed = scrubValue(
     await interruptible(out, (signal) =>
@@ -54,6 +59,9 @@ export async function rehearseCommand(opts: RehearseOpts, out: Output): Promise<
           rehearse(plan, source, info, {
             keep: Boolean(opts.keep),
             signal,
+            onCleanup: (dropping) => {
+              cleanup = dropping;
+            },
             onEvent: (e) => {
               if (e.type === 'stage') out.line(out.paint('bold', `\nstage ${e.stage} — ${e.title}`));
               else if (e.type === 'progress') out.line(out.paint('dim', `  ${e.message}`));
@@ -65,11 +73,19 @@ export async function rehearseCommand(opts: RehearseOpts, out: Output): Promise<
     ),
   );
 
+  const { renderHtml, renderJson, renderMarkdown, renderVerdictLine, snapshotLine } = await reports;
   // signed with TIERGATE_EVIDENCE_KEY when it is set (apply --evidence verifies it with the same key)
   const { evidenceKey, signEvidence } = await import('../../evidence/signature.js');
   const key = evidenceKey();
   const evidence = key ? signEvidence(rehearsed, key) : rehearsed;
-  await writeFilesSafely(outDir, { 'evidence.json': renderJson(evidence), 'evidence.md': renderMarkdown(evidence), 'evidence.html': renderHtml(evidence) });
+  try {
+    await writeFilesSafely(outDir, { 'evidence.json': renderJson(evidence), 'evidence.md': renderMarkdown(evidence), 'evidence.html': renderHtml(evidence) });
+  } catch (e) {
+    // (the clones are dropped before the error is told)
+    await cleanup.catch(() => undefined);
+    throw e;
+  }
+  await cleanup;
   const passed = evidence.verdict.rehearsal === 'PASS';
   out.result({ ok: passed, evidence: join(outDir, 'evidence.json'), verdict: evidence.verdict, source: evidence.source.identity, snapshotAt: evidence.source.snapshotAt, snapshot: evidence.clone.snapshot ?? null });
 
