@@ -103,7 +103,7 @@ describe.each(testTargets())('metrics read through prepared statements (%s)', (k
     }
   });
 
-  it('counts of one relation are read in one pass, with the same values as one by one', async () => {
+  it('aggregates of one relation (counts, sums) are read in one pass, with the same values as one by one', async () => {
     const t = await freshDatabase(kind, 'postgres');
     const db = await openDb(t.url);
     try {
@@ -118,6 +118,12 @@ describe.each(testTargets())('metrics read through prepared statements (%s)', (k
         joined: 'select count(*) from c_table a, c_table b where a.id = b.id',
         // a condition with a parenthesis in a literal: not merged, the same value
         odd: "select count(*) from c_view where level <> ')'",
+        // other aggregates of one relation, in the same pass
+        total: 'select sum(id) from c_view where flag',
+        total0: "select coalesce(sum(id), 0) from c_view where level = 'none'",
+        levels: 'select count(distinct level) from c_view',
+        // not one of them: read as it is
+        biggest: 'select max(id) from c_view',
       };
       const statements: string[] = [];
       const read = () =>
@@ -125,19 +131,22 @@ describe.each(testTargets())('metrics read through prepared statements (%s)', (k
           readMetrics({ query: (sql, params) => (statements.push(sql), tx.query(sql, params)), exec: (script) => (statements.push(script), tx.exec(script)) }, metrics),
         );
       // the view is missing: the set fails as a whole, each count reads n/a one by one
-      expect(await read()).toEqual({ all: null, high: null, flagged: null, unknown: null, nothing: null, joined: null, odd: null });
+      expect(await read()).toEqual({ all: null, high: null, flagged: null, unknown: null, nothing: null, joined: null, odd: null, total: null, total0: null, levels: null, biggest: null });
       await db.exec(`create table c_table (id serial primary key, level text, flag boolean);
         insert into c_table (level, flag) select case when i % 3 = 0 then 'high' else 'low' end, case when i % 4 = 0 then null else i % 2 = 0 end from generate_series(1, 30) i;
         create view c_view as select * from c_table`);
       const oneByOne: Record<string, number | null> = {};
-      for (const [name, sql] of Object.entries(metrics)) oneByOne[name] = Number((await db.query<{ count: string }>(sql.replace(/;$/, ''))).rows[0]!.count);
-      expect(oneByOne).toEqual({ all: 30, high: 10, flagged: 8, unknown: 7, nothing: 0, joined: 30, odd: 30 });
+      for (const [name, sql] of Object.entries(metrics)) oneByOne[name] = Number(Object.values((await db.query(sql.replace(/;$/, ''))).rows[0]!)[0]);
+      expect(oneByOne).toEqual({ all: 30, high: 10, flagged: 8, unknown: 7, nothing: 0, joined: 30, odd: 30, total: 128, total0: 0, levels: 2, biggest: 30 });
       statements.length = 0;
       expect(await read()).toEqual(oneByOne);
       const prepared = statements.find((s) => /^prepare tiergate_metrics_/.test(s))!;
-      // one pass per spelling of the view (c_view is found on the search path; public.c_view is named): 3 counts, then 2
+      // one pass per spelling of the view (c_view is found on the search path; public.c_view is named): 3 counts and 3 other aggregates, then 2
       expect(prepared.match(/count\(\*\) filter/g)).toHaveLength(5);
-      expect(prepared).toMatch(/as c2 from c_view\) as g0, \(select /);
+      expect(prepared).toContain('sum(id) filter (where (\nflag\n)) as c3');
+      expect(prepared).toContain("coalesce(sum(id) filter (where (\nlevel = 'none'\n)), 0) as c4");
+      expect(prepared).toContain('count(distinct level) filter (where true) as c5');
+      expect(prepared).toMatch(/as c5 from c_view\) as g0, \(select /);
       expect(prepared).toMatch(/as c1 from public\.c_view\) as g1$/);
       expect(statements.filter((s) => /^execute tiergate_metric_/.test(s))).toEqual([]);
     } finally {

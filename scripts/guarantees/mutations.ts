@@ -408,6 +408,14 @@ export const MUTATIONS: Mutation[] = [
     backends: BOTH,
   },
   {
+    id: 'merged-aggregate-unfiltered',
+    guarantee: G.metrics,
+    name: "metrics of one relation read in one pass drop a sum's condition (every row summed)",
+    edits: [{ file: 'src/probe/metrics.ts', find: '`${aggregate} filter (where ${condition})`', replace: "(aggregate.startsWith('sum') ? aggregate : `${aggregate} filter (where ${condition})`)" }],
+    tests: { files: ['test/metrics.test.ts'], names: 'in one pass' },
+    backends: BOTH,
+  },
+  {
     id: 'amendment-ignored',
     guarantee: G.amend,
     name: 'a gated tier applied for another subject counts as applied (an amendment is never run)',
