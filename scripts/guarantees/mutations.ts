@@ -228,6 +228,14 @@ export const MUTATIONS: Mutation[] = [
     backends: BOTH,
   },
   {
+    id: 'catalog-update-deaf-to-drops',
+    guarantee: G.rollback,
+    name: 'a catalog read brought up to date misses a relation that only lost rows (a trigger, a policy, a rule dropped: nothing of its own written)',
+    edits: [{ file: 'src/probe/fingerprint.ts', find: 'for (const [oid, n] of basis.counts) if (before.counts.get(oid) !== n) changed.add(oid);', replace: 'for (const [oid] of basis.counts) if (!before.counts.has(oid)) changed.add(oid);' }],
+    tests: { files: ['test/fingerprint-cache.test.ts'], names: 'brought up to date' },
+    backends: BOTH,
+  },
+  {
     id: 'catalog-horizon-skips-running',
     guarantee: G.rollback,
     name: "a catalog read's horizon passes over the transactions of its own database still running (what they write is never read)",
