@@ -35,8 +35,12 @@ export function postgresProvider(sourceUrl: string, scratchUrl: string, snapshot
   requireServerUrl(scratchUrl, '--scratch');
   return async (count, progress, register) => {
     const started = performance.now();
-    const source = await readSource(sourceUrl);
-    const scratch = await readScratch(scratchUrl);
+    // both servers at once (a failure of the source's is told first, as when they were read in turn)
+    const [sourceRead, scratchRead] = await Promise.allSettled([readSource(sourceUrl), readScratch(scratchUrl)]);
+    if (sourceRead.status === 'rejected') throw sourceRead.reason;
+    if (scratchRead.status === 'rejected') throw scratchRead.reason;
+    const source = sourceRead.value;
+    const scratch = scratchRead.value;
     const ctx: ProviderContext = { sourceUrl, scratchUrl, source, scratch, started, count, progress, register };
     if (snapshot?.keep) await snapshotClones(ctx, snapshot);
     else await directClones(ctx);
