@@ -164,6 +164,21 @@ class Fingerprints {
     return this.take(db);
   }
 
+  /**
+   * `meanwhile` on `db` — a verify tier: read-only, it changes nothing a
+   * fingerprint reads — and the fingerprint of `db` at once, taken on its
+   * lanes (its second connection and that one's own), both finished before
+   * either's error is thrown. On one connection (PGlite), one after the other.
+   */
+  async beside<T>(db: Db, meanwhile: () => Promise<T>): Promise<[T, Fingerprint]> {
+    const lane = await this.laneOf(db).catch(() => undefined);
+    if (!lane) return [await meanwhile(), await this.of(db)];
+    const [done, fp] = await Promise.allSettled([meanwhile(), this.settle().then(() => this.take(lane))]);
+    if (done.status === 'rejected') throw done.reason;
+    if (fp.status === 'rejected') throw fp.reason;
+    return [done.value, fp.value];
+  }
+
   private async take(db: Db): Promise<Fingerprint> {
     const t = performance.now();
     const fp = await fingerprintClone(db, { cache: this.cache, lane: await this.laneOf(db) });
@@ -197,7 +212,11 @@ class Fingerprints {
   async release(db: Db): Promise<void> {
     const lane = this.lanes.get(db);
     this.lanes.delete(db);
-    if (lane) await (await lane.catch(() => null))?.close().catch(() => undefined);
+    const open = lane ? await lane.catch(() => null) : null;
+    if (!open) return;
+    // (its own lane first: `beside` fingerprints on a lane with a lane of its own)
+    await this.release(open);
+    await open.close().catch(() => undefined);
   }
 
   /** The clone's state before a blocked tier: its seal (src/probe/fingerprint.ts `Seal`: no catalog read), or its fingerprint where it has no change log. */
@@ -403,8 +422,11 @@ class Scenario {
         this.check(b, tierCheck('B', await this.apply(b, tier)));
       }
     }
-    if (this.verifyTier) this.check(b, verifyCheck('B: verify passes', await this.verify(b)));
-    return this.fingerprints.of(this.db);
+    if (!this.verifyTier) return this.fingerprints.of(this.db);
+    // the clone as stage B left it: verify reads it meanwhile
+    const [verified, fpB] = await this.fingerprints.beside(this.db, () => this.verify(b));
+    this.check(b, verifyCheck('B: verify passes', verified));
+    return fpB;
   }
 
   /**
@@ -457,8 +479,12 @@ class Scenario {
     for (const tier of this.body.filter((t) => rollbackTier.reverts.includes(t.id))) {
       this.check(c, tierCheck('C', await this.apply(c, tier), 're-applies'));
     }
-    if (this.verifyTier) this.check(c, verifyCheck('C: verify passes after the re-apply', await this.verify(c)));
-    const fpAgain = await this.fingerprints.of(this.db);
+    let fpAgain: Fingerprint;
+    if (this.verifyTier) {
+      const [verified, fp] = await this.fingerprints.beside(this.db, () => this.verify(c));
+      this.check(c, verifyCheck('C: verify passes after the re-apply', verified));
+      fpAgain = fp;
+    } else fpAgain = await this.fingerprints.of(this.db);
     const reapplyDiff = diffFingerprints(fpB, fpAgain);
     const reapplyMatches = sameFingerprint(fpB, fpAgain);
     this.check(c, {
