@@ -10,7 +10,7 @@ import { openDb } from '../src/db/open-db.js';
 import type { Queryable } from '../src/db/port.js';
 import { readCatalog } from '../src/probe/catalog.js';
 import { withoutJit } from '../src/probe/jit.js';
-import { readMetrics } from '../src/probe/metrics.js';
+import { readMetrics, readNumber } from '../src/probe/metrics.js';
 import { freshDatabase, testTargets } from './helpers/targets.js';
 
 describe.each(testTargets())('metrics read through prepared statements (%s)', (kind) => {
@@ -149,6 +149,33 @@ describe.each(testTargets())('metrics read through prepared statements (%s)', (k
       expect(prepared).toMatch(/as c5 from c_view\) as g0, \(select /);
       expect(prepared).toMatch(/as c1 from public\.c_view\) as g1$/);
       expect(statements.filter((s) => /^execute tiergate_metric_/.test(s))).toEqual([]);
+    } finally {
+      await db.close();
+      await t.drop();
+    }
+  });
+
+  it('a metric or gate query of several statements, or one that writes, is refused before it is sent: nothing runs', async () => {
+    const t = await freshDatabase(kind, 'postgres');
+    const db = await openDb(t.url);
+    try {
+      await db.exec('create table h (x int); insert into h values (1), (2)');
+      const left = async () => Number((await db.query<{ n: number }>('select count(*)::int as n from h')).rows[0]!.n);
+      const hostile: [string, string, RegExp][] = [
+        ['two', 'select count(*) from h; delete from h', /metric 'two': refused before it was sent: it holds 2 statements/],
+        ['cte', 'with d as (delete from h returning 1) select count(*) from d', /metric 'cte': refused before it was sent: it changes h/],
+        ['block', 'do $$ begin delete from h; end $$', /metric 'block': refused before it was sent: it changes h/],
+      ];
+      for (const [name, sql, message] of hostile) {
+        // alone, and in a set with a metric that reads
+        await expect(db.transaction((tx) => readMetrics(tx, { [name]: sql }))).rejects.toThrow(message);
+        await expect(db.transaction((tx) => readMetrics(tx, { fine: 'select count(*) from h', [name]: sql }))).rejects.toThrow(message);
+        // the gate's queries too (readNumber, readText, readRows)
+        await expect(db.transaction((tx) => readNumber(tx, `gate '${name}'`, sql))).rejects.toThrow(/refused before it was sent/);
+        expect(await left()).toBe(2);
+      }
+      // a query that only reads, a literal with a semicolon in it, and a call: read as before
+      expect(await db.transaction((tx) => readMetrics(tx, { n: "select count(*) from h where x::text <> ';'", f: 'select abs(-3)' }))).toEqual({ n: 2, f: 3 });
     } finally {
       await db.close();
       await t.drop();

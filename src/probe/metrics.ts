@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Queryable } from '../db/port.js';
 import { DbError } from '../errors.js';
+import { splitStatements, touchedRelations } from '../plan/sql-facts.js';
 import { IDENT, identifierParts } from './identifiers.js';
 import { withoutJit } from './jit.js';
 
@@ -46,6 +47,7 @@ export async function readMetrics(tx: Queryable, metrics: Record<string, string>
   const out: Record<string, number | null> = {};
   const entries = Object.entries(metrics);
   if (entries.length === 0) return out;
+  for (const [name, sql] of entries) await assertOneQuery(`${kind} '${name}'`, sql);
   // JIT off: compiling the metrics' plans costs more than it saves (src/probe/jit.ts)
   return withoutJit(tx, async () => {
     const together = entries.length > 1 ? await readTogether(tx, entries, kind) : null;
@@ -169,6 +171,7 @@ function balanced(text: string): boolean {
  * it returns no row / a non-number; any other error is thrown, named `what`.
  */
 export async function readNumber(tx: Queryable, what: string, sql: string): Promise<number | null> {
+  await assertOneQuery(what, sql);
   await tx.exec('savepoint tiergate_metric');
   try {
     const r = await tx.query(sql);
@@ -181,6 +184,7 @@ export async function readNumber(tx: Queryable, what: string, sql: string): Prom
 
 /** The rows of `sql` (the gate's approvals), under the same policy as {@link readNumber}: none when its objects do not exist. */
 export async function readRows<R>(tx: Queryable, what: string, sql: string): Promise<R[]> {
+  await assertOneQuery(what, sql);
   await tx.exec('savepoint tiergate_metric');
   try {
     const r = await tx.query<R>(sql);
@@ -194,6 +198,7 @@ export async function readRows<R>(tx: Queryable, what: string, sql: string): Pro
 
 /** One text (the gate's subject) from `sql`, under the same policy as {@link readNumber}. */
 export async function readText(tx: Queryable, what: string, sql: string): Promise<string | null> {
+  await assertOneQuery(what, sql);
   await tx.exec('savepoint tiergate_metric');
   try {
     const r = await tx.query(sql);
@@ -203,6 +208,48 @@ export async function readText(tx: Queryable, what: string, sql: string): Promis
   } catch (e) {
     return readFailed(tx, what, e);
   }
+}
+
+/**
+ * A plan's query — a metric, a figure, the gate's count, subject and
+ * approvals — is read as it is written, and a text of several statements
+ * sent that way runs them all (`select count(*) from t; delete from t`
+ * would count, then delete, in the tier's transaction, gate or no gate). So
+ * each is first read with PostgreSQL's parser (tiergate's cache keeps what
+ * it found): more than one statement, or one that writes (DML, CREATE,
+ * DROP, ALTER, also inside a DO block), is refused, named, before anything
+ * is sent. A text the parser cannot read is left to the server, which
+ * parses the whole of it before running any of it.
+ */
+async function assertOneQuery(what: string, sql: string): Promise<void> {
+  let why = notAQuery.get(sql);
+  if (why === undefined) {
+    why = whyNotAQuery(sql);
+    notAQuery.set(sql, why);
+  }
+  const reason = await why;
+  if (reason) {
+    throw new MetricReadError(
+      what,
+      new DbError(`refused before it was sent: ${reason}`, '42601', null, `write ${what} in tiergate.yaml as one query that only reads (a SELECT)`, null, null),
+    );
+  }
+}
+
+/** What each plan query was found to be: null, a query that only reads; else why not. */
+const notAQuery = new Map<string, Promise<string | null>>();
+
+async function whyNotAQuery(sql: string): Promise<string | null> {
+  let count: number;
+  try {
+    count = (await splitStatements(sql)).length;
+  } catch {
+    return null;
+  }
+  if (count > 1) return `it holds ${count} statements, and a metric or gate is one query`;
+  const touched = await touchedRelations(sql).catch(() => null);
+  const changed = touched ? [...new Set([...touched.writes, ...touched.creates, ...touched.drops, ...touched.alters])] : [];
+  return changed.length ? `it changes ${changed.join(', ')}, and a metric or gate only reads` : null;
 }
 
 /** After a failed read: n/a for a missing object, the error (named) for anything else. */
