@@ -279,7 +279,8 @@ async function waitForClone(source: string): Promise<string> {
   await c.connect();
   try {
     const r = await c.query<{ datname: string }>(
-      `select datname from pg_stat_activity where datname like $1 and state = 'idle in transaction'`,
+      // (the first clone: the second, `…_2`, may be inside one of its own reference run's transactions just then)
+      `select datname from pg_stat_activity where datname like $1 and datname !~ '_2$' and state = 'idle in transaction'`,
       [`tiergate_clone_${source.toLowerCase().replace(/[^a-z0-9_]+/g, '_').slice(0, 32)}%`],
     );
     for (const { datname } of r.rows) {

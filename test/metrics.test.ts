@@ -10,6 +10,8 @@ import { openDb } from '../src/db/open-db.js';
 import type { Queryable } from '../src/db/port.js';
 import { readCatalog } from '../src/probe/catalog.js';
 import { withoutJit } from '../src/probe/jit.js';
+import { readGate } from '../src/engine/gate.js';
+import type { Plan } from '../src/plan/plan.js';
 import { readMetrics, readNumber } from '../src/probe/metrics.js';
 import { freshDatabase, testTargets } from './helpers/targets.js';
 
@@ -172,6 +174,9 @@ describe.each(testTargets())('metrics read through prepared statements (%s)', (k
         await expect(db.transaction((tx) => readMetrics(tx, { fine: 'select count(*) from h', [name]: sql }))).rejects.toThrow(message);
         // the gate's queries too (readNumber, readText, readRows)
         await expect(db.transaction((tx) => readNumber(tx, `gate '${name}'`, sql))).rejects.toThrow(/refused before it was sent/);
+        // and the gate's lock, run first in a gated tier
+        const plan = { gate: { name: 'g', sql: 'select 1', lock: sql, min: 1 } } as unknown as Plan;
+        await expect(db.transaction((tx) => readGate(tx, plan, { lockRows: true }))).rejects.toThrow(/the lock of gate 'g': refused before it was sent/);
         expect(await left()).toBe(2);
       }
       // a query that only reads, a literal with a semicolon in it, and a call: read as before

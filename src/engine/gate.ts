@@ -1,6 +1,6 @@
 import type { Queryable } from '../db/port.js';
 import type { Plan } from '../plan/plan.js';
-import { readNumber, readRows, readText } from '../probe/metrics.js';
+import { assertOneQuery, readNumber, readRows, readText } from '../probe/metrics.js';
 import type { Approval, GateReading } from './result.js';
 
 /**
@@ -15,7 +15,10 @@ import type { Approval, GateReading } from './result.js';
 export async function readGate(q: Queryable, plan: Plan, options: { lockRows?: boolean } = {}): Promise<GateReading | null> {
   const gate = plan.gate;
   if (!gate) return null;
-  if (options.lockRows && gate.lock) await q.query(gate.lock);
+  if (options.lockRows && gate.lock) {
+    await assertOneQuery(`the lock of gate '${gate.name}'`, gate.lock);
+    await q.query(gate.lock);
+  }
   const value = await readNumber(q, `gate '${gate.name}'`, gate.sql);
   const subject = gate.subject ? await readText(q, `the subject of gate '${gate.name}'`, gate.subject) : null;
   const reading: GateReading = { name: gate.name, value, min: gate.min, open: value !== null && value >= gate.min, subject };

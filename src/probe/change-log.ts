@@ -159,13 +159,6 @@ export async function tablesWrittenSince(q: Queryable, position: LogPosition): P
 }
 
 /**
- * What may change every table's content or its text without a write: the
- * log's own integrity (its table, its guard, both functions), the user
- * types and their output functions (an enum value renamed), the settings
- * that shape a value's text (in this session and stored per database or
- * role), and the role hashing. Then the log's last row and length.
- */
-/**
  * The session's settings that shape a value's text, and its role: part of
  * the proof's digest. Read on the fingerprint's own session (`$1`, `$2`
  * when the proof is read on a second connection, which has its own).
@@ -173,6 +166,13 @@ export async function tablesWrittenSince(q: Queryable, position: LogPosition): P
 export const PROOF_SETTINGS = `current_user, current_setting('TimeZone'), current_setting('DateStyle'), current_setting('IntervalStyle'),
   current_setting('extra_float_digits'), current_setting('bytea_output'), current_setting('lc_monetary')`;
 
+/**
+ * What may change every table's content or its text without a write: the
+ * log's own integrity (its table, its guard, both functions), the user
+ * types and their output functions (an enum value renamed), the settings
+ * that shape a value's text (in this session and stored per database or
+ * role), and the role hashing. Then the log's last row and length.
+ */
 const GLOBAL_PROOF_SQL = `
 select concat_ws('|',
   (select c.relfilenode::text || ':' || c.xmin::text from pg_class c where c.oid = 'tiergate.touched'::regclass),

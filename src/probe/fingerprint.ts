@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Db, Queryable } from '../db/port.js';
 import { DbError, TargetError } from '../errors.js';
 import type { FingerprintDiff } from '../evidence/types.js';
+import { both } from '../settle.js';
 import { readCatalog } from './catalog.js';
 import { withoutJit } from './jit.js';
 import { changedSince, PROOF_SETTINGS, readGlobalProof, readInheritance, readRelationProofs, sha1, tablesWrittenSince, unvouchedTables, type GlobalProof, type LogPosition, type RelationProof } from './change-log.js';
@@ -107,21 +108,22 @@ export async function fingerprint(q: Queryable, options: FingerprintOptions = {}
     // on a second connection, meanwhile: what does not depend on the catalog's version (a clone: nothing writes to it),
     // as this session's settings shape it
     const session = options.cache && lane ? await readSession(q) : null;
-    const early = session ? settled(withoutJit(lane!, () => readEarly(lane!, session, excluded, previous, options.cache!))) : null;
+    const early = session ? withoutJit(lane!, () => readEarly(lane!, session, excluded, previous, options.cache!)) : null;
+    early?.catch(() => undefined);
     try {
       const version = database ? `${database}\n${await catalogVersion(q)}` : null;
       const known = version ? options.cache!.catalogAt(version) : undefined;
-      const read = known ?? (await readCatalogState(q, excluded, Boolean(options.cache), lane, previous, early ? await early.value() : undefined));
+      const read = known ?? (await readCatalogState(q, excluded, Boolean(options.cache), lane, previous, (await early) ?? undefined));
       if (version && !known) options.cache!.rememberCatalog(version, read, database!);
       if (options.cache) {
         options.cache.lastCatalog = known ? 'reused' : read.updated !== undefined ? 'updated' : 'read';
         options.cache.lastUpdated = known ? 0 : (read.updated ?? 0);
       }
       const all = contentQueries(read);
-      return { read, all, proof: options.cache ? await readProof(q, read, all, options.cache, early ? await early.value() : undefined) : null };
+      return { read, all, proof: options.cache ? await readProof(q, read, all, options.cache, (await early) ?? undefined) : null };
     } finally {
       // nothing is left running on the lane
-      await early?.done;
+      await early?.catch(() => undefined);
     }
   });
   const { catalog } = read;
@@ -333,13 +335,6 @@ interface CatalogState {
   updated?: number;
 }
 
-/**
- * What a fingerprint with a cache reads on its second connection while the
- * first reads the catalog's version: the basis of an incremental read (and,
- * with a last state to bring up to date, the catalog rows newer than its
- * basis), and the change log's global proof and position. None depends on
- * the version, and on a clone nothing writes between them.
- */
 /** A session's settings that shape what is read (`PRINTING_SETTINGS`, `PROOF_SETTINGS`), and its role: a second connection has its own. */
 interface Session {
   printing: string;
@@ -352,6 +347,13 @@ async function readSession(q: Queryable): Promise<Session> {
   return r.rows[0]!;
 }
 
+/**
+ * What a fingerprint with a cache reads on its second connection while the
+ * first reads the catalog's version: the basis of an incremental read (and,
+ * with a last state to bring up to date, the catalog rows newer than its
+ * basis), and the change log's global proof and position. None depends on
+ * the version, and on a clone nothing writes between them.
+ */
 interface Early {
   basis: CatalogBasis;
   newer: NewerRow[] | null;
@@ -365,15 +367,6 @@ async function readEarly(lane: Queryable, session: Session, excluded: string[], 
   const global = await readGlobalProof(lane, session);
   const since = global ? await changedSince(lane, cache.entries().map((e) => e.at)) : null;
   return { basis, newer, global, since };
-}
-
-/** A promise whose failure is told once it is asked for (`value`), and whose end can be awaited without it (`done`). */
-function settled<T>(p: Promise<T>): { value: () => Promise<T>; done: Promise<unknown> } {
-  const done = p.then(
-    () => undefined,
-    () => undefined,
-  );
-  return { value: () => p, done };
 }
 
 /**
@@ -393,27 +386,32 @@ async function readCatalogState(q: Queryable, excluded: string[], forCache: bool
     const updated = await updateCatalogState(q, excluded, previous, basis, lane, early?.newer);
     if (updated) return updated;
   }
+  const { objects, ...tables } = await readObjectsAndTables(q, excluded, null, forCache, lane);
   const read: { key: string; owner: number }[] = [];
-  const objects = async () => {
-    const catalog: Record<string, string> = {};
-    for (const o of await readCatalog(q, { except: excluded })) {
-      const key = `${o.kind} ${o.name}`;
-      catalog[key] = o.def;
-      read.push({ key, owner: o.owner });
-    }
-    return catalog;
-  };
+  const catalog: Record<string, string> = {};
+  for (const o of objects) {
+    const key = `${o.kind} ${o.name}`;
+    catalog[key] = o.def;
+    read.push({ key, owner: o.owner });
+  }
+  return { catalog, ...tables, ...(basis ? { basis, owned: ownedBy(read) } : {}) };
+}
+
+/**
+ * The objects (of the relations `only`, and the rest; null: all) read on
+ * `q`, and the relations, (`forCache`) their proofs and the inheritance
+ * edges on `lane` at the same time — on `q` after the objects without one.
+ */
+async function readObjectsAndTables(q: Queryable, excluded: string[], only: number[] | null, forCache: boolean, lane?: Queryable) {
   const tables = async (c: Queryable) => {
-    const relations = await readRelations(c, excluded);
+    const relations = await readRelations(c, excluded, only);
     if (!forCache) return { relations };
     return { relations, proofs: await readRelationProofs(c, [...relations.keys()]), edges: await readInheritance(c) };
   };
-  const cached = () => (basis ? { basis, owned: ownedBy(read) } : {});
-  if (!lane) return { catalog: await objects(), ...(await tables(q)), ...cached() };
-  const [catalog, rest] = await Promise.allSettled([objects(), withoutJit(lane, () => tables(lane))]);
-  if (catalog.status === 'rejected') throw catalog.reason;
-  if (rest.status === 'rejected') throw rest.reason;
-  return { catalog: catalog.value, ...rest.value, ...cached() };
+  const objects = readCatalog(q, { except: excluded }, only);
+  if (!lane) return { objects: await objects, ...(await tables(q)) };
+  const [read, rest] = await both(objects, withoutJit(lane, () => tables(lane)));
+  return { objects: read, ...rest };
 }
 
 /** The catalog entries read from each relation (0: the rest). */
@@ -659,17 +657,9 @@ async function updateCatalogState(q: Queryable, excluded: string[], previous: Ca
     }
     owned.delete(owner);
   }
-  // the relations, their proofs and the inheritance edges on the second connection meanwhile (readCatalogState)
-  const tables = async (c: Queryable) => {
-    const relations = await readRelations(c, excluded, oids);
-    return { relations, proofs: await readRelationProofs(c, oids.filter((oid) => relations.has(oid))), edges: await readInheritance(c) };
-  };
-  const [objects, rest] = await Promise.allSettled([readCatalog(q, { except: excluded }, oids), lane ? withoutJit(lane, () => tables(lane)) : Promise.resolve(null)]);
-  if (objects.status === 'rejected') throw objects.reason;
-  if (rest.status === 'rejected') throw rest.reason;
-  const fresh = rest.value ?? (await tables(q));
+  const fresh = await readObjectsAndTables(q, excluded, oids, true, lane);
   const read: { key: string; owner: number }[] = [];
-  for (const o of objects.value) {
+  for (const o of fresh.objects) {
     const key = `${o.kind} ${o.name}`;
     if (key in catalog) sum -= lineSum(key, catalog[key]!);
     catalog[key] = o.def;
@@ -681,8 +671,8 @@ async function updateCatalogState(q: Queryable, excluded: string[], previous: Ca
   const relations = new Map([...previous.relations].filter(([oid]) => !stale.has(oid)));
   for (const [oid, rel] of fresh.relations) relations.set(oid, rel);
   const proofs = new Map([...previous.proofs].filter(([oid]) => !stale.has(oid)));
-  for (const [oid, proof] of fresh.proofs) proofs.set(oid, proof);
-  return { catalog, relations, proofs, edges: fresh.edges, basis, owned, updated: oids.length };
+  for (const [oid, proof] of fresh.proofs!) proofs.set(oid, proof);
+  return { catalog, relations, proofs, edges: fresh.edges!, basis, owned, updated: oids.length };
 }
 
 /**

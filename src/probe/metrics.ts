@@ -211,8 +211,8 @@ export async function readText(tx: Queryable, what: string, sql: string): Promis
 }
 
 /**
- * A plan's query — a metric, a figure, the gate's count, subject and
- * approvals — is read as it is written, and a text of several statements
+ * A plan's query — a metric, a figure, the gate's count, subject,
+ * approvals and lock — is read as it is written, and a text of several statements
  * sent that way runs them all (`select count(*) from t; delete from t`
  * would count, then delete, in the tier's transaction, gate or no gate). So
  * each is first read with PostgreSQL's parser (tiergate's cache keeps what
@@ -221,7 +221,7 @@ export async function readText(tx: Queryable, what: string, sql: string): Promis
  * is sent. A text the parser cannot read is left to the server, which
  * parses the whole of it before running any of it.
  */
-async function assertOneQuery(what: string, sql: string): Promise<void> {
+export async function assertOneQuery(what: string, sql: string): Promise<void> {
   let why = notAQuery.get(sql);
   if (why === undefined) {
     why = whyNotAQuery(sql);

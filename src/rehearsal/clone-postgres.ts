@@ -11,6 +11,7 @@ import { describeAge } from '../parse-duration.js';
 import { recordBaseline } from '../probe/fingerprint.js';
 import { readIdentity } from '../probe/identity.js';
 import { redactUrl } from '../secrets.js';
+import { both } from '../settle.js';
 import { tiergateVersion } from '../version.js';
 import { markClone, ScopedClone, type CloneProvider, type SnapshotOptions } from './clone.js';
 import { findPgTools } from './clone-tools.js';
@@ -36,11 +37,7 @@ export function postgresProvider(sourceUrl: string, scratchUrl: string, snapshot
   return async (count, progress, register) => {
     const started = performance.now();
     // both servers at once (a failure of the source's is told first, as when they were read in turn)
-    const [sourceRead, scratchRead] = await Promise.allSettled([readSource(sourceUrl), readScratch(scratchUrl)]);
-    if (sourceRead.status === 'rejected') throw sourceRead.reason;
-    if (scratchRead.status === 'rejected') throw scratchRead.reason;
-    const source = sourceRead.value;
-    const scratch = scratchRead.value;
+    const [source, scratch] = await both(readSource(sourceUrl), readScratch(scratchUrl));
     const ctx: ProviderContext = { sourceUrl, scratchUrl, source, scratch, started, count, progress, register };
     if (snapshot?.keep) await snapshotClones(ctx, snapshot);
     else await directClones(ctx);

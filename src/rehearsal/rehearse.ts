@@ -14,6 +14,7 @@ import { InterruptedError, TargetError } from '../errors.js';
 import { planFileHashes, type Plan, type Tier } from '../plan/plan.js';
 import { diffFingerprints, FingerprintCache, fingerprintClone, loadBaseline, sameFingerprint, sameSeal, sealChange, sealOf, type Fingerprint, type Seal } from '../probe/fingerprint.js';
 import { readIdentity } from '../probe/identity.js';
+import { both } from '../settle.js';
 import { tiergateVersion } from '../version.js';
 import { isMarkedClone, withClones, type Clone, type CloneSource } from './clone.js';
 
@@ -173,10 +174,7 @@ class Fingerprints {
   async beside<T>(db: Db, meanwhile: () => Promise<T>): Promise<[T, Fingerprint]> {
     const lane = await this.laneOf(db).catch(() => undefined);
     if (!lane) return [await meanwhile(), await this.of(db)];
-    const [done, fp] = await Promise.allSettled([meanwhile(), this.settle().then(() => this.take(lane))]);
-    if (done.status === 'rejected') throw done.reason;
-    if (fp.status === 'rejected') throw fp.reason;
-    return [done.value, fp.value];
+    return both(meanwhile(), this.settle().then(() => this.take(lane)));
   }
 
   private async take(db: Db): Promise<Fingerprint> {
