@@ -154,6 +154,28 @@ describe.runIf(testTargets().includes('postgres'))('rehearse keeps a snapshot of
     expect(readEvidence(out).clone.snapshot).toMatchObject({ database: complete, reused: true });
     expect((await snapshots(prefix)).map((s) => s.name)).toEqual([complete]);
   });
+
+  it('(d2) a source dropped and created again under its name is another database: its snapshot is not reused, and tiergate says why', async () => {
+    const kept = (await snapshots(prefix))[0]!;
+    const oid = async () =>
+      onServer(async (c) => (await c.query<{ oid: string }>('select oid::text as oid from pg_database where datname = $1', [source.database])).rows[0]!.oid);
+    const before = await oid();
+    expect(kept.comment).toContain(`"sourceOid":"${before}"`);
+    // restored from elsewhere: same name, same cluster, another database (and a table the snapshot does not have)
+    await onServer((c) => c.query(`drop database "${source.database}" with (force)`).then(() => c.query(`create database "${source.database}"`)));
+    await onServer((c) => c.query('create schema gate; create table gate.approval (id serial primary key, valid boolean not null default true); create table public.recreated (id int)'), source.database);
+    const after = await oid();
+    const out = tmp('tiergate-snap-');
+    const r = await rehearse(source, out, '--reuse-snapshot', '1h', '--keep');
+    expect(r.code, said(r)).toBe(0);
+    expect(said(r)).toContain(`${source.database} was dropped and created again since ${kept.name} was taken (database oid ${before}, now ${after}): dumping the source afresh`);
+    const e = readEvidence(out);
+    expect(e.clone.snapshot?.reused).toBe(false);
+    expect(await keptCloneHas(e, 'public.recreated')).toBe(true);
+    const left = await snapshots(prefix);
+    expect(left.map((s) => s.name)).toEqual([e.clone.snapshot!.database]);
+    expect(left[0]!.comment).toContain(`"sourceOid":"${after}"`);
+  });
 });
 
 describe.runIf(testTargets().includes('postgres'))('rehearse without a snapshot, and two rehearsals at once', () => {

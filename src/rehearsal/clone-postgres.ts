@@ -102,6 +102,8 @@ interface FoundSnapshot {
   /** ISO 8601 (from the comment; null when incomplete) */
   takenAt: string | null;
   tiergateVersion: string | null;
+  /** the source database's oid when the snapshot was taken (null: a snapshot that did not record it) */
+  sourceOid: string | null;
 }
 
 /**
@@ -126,7 +128,7 @@ async function snapshotClones(ctx: ProviderContext, options: SnapshotOptions): P
     }
     const complete = found.filter((x) => x.complete).sort((a, b) => Date.parse(b.takenAt!) - Date.parse(a.takenAt!));
     const newest = complete[0] ?? null;
-    const reuse = chooseReuse(newest, options);
+    const reuse = chooseReuse(newest, options, source);
     let chosen: CloneSnapshot;
     if (reuse.ok && newest) {
       chosen = { database: newest.name, takenAt: newest.takenAt!, reused: true };
@@ -160,7 +162,7 @@ async function snapshotClones(ctx: ProviderContext, options: SnapshotOptions): P
 }
 
 /** Whether the newest complete snapshot is reused, and when not, why (for the progress line). */
-function chooseReuse(newest: FoundSnapshot | null, options: SnapshotOptions): { ok: boolean; why: string } {
+function chooseReuse(newest: FoundSnapshot | null, options: SnapshotOptions, source: SourceFacts): { ok: boolean; why: string } {
   const age = newest ? Date.now() - Date.parse(newest.takenAt!) : 0;
   const described = newest ? `the newest, ${newest.name}, is ${describeAge(age)} old` : '';
   if (options.fresh) return { ok: false, why: `--fresh: dumping the source afresh${newest ? ` (${described})` : ''}` };
@@ -172,6 +174,16 @@ function chooseReuse(newest: FoundSnapshot | null, options: SnapshotOptions): { 
   }
   // a snapshot "taken" in the future (clocks apart) is not trusted either
   if (age > options.reuseMs || age < -60_000) return { ok: false, why: `${described}, older than --reuse-snapshot ${limit}: dumping the source afresh` };
+  // a database of the same name dropped and created again (restored from another dump, say) is another database
+  if (newest.sourceOid !== source.databaseOid) {
+    return {
+      ok: false,
+      why:
+        newest.sourceOid === null
+          ? `${newest.name} does not record which database ${source.database} it copied: dumping the source afresh`
+          : `${source.database} was dropped and created again since ${newest.name} was taken (database oid ${newest.sourceOid}, now ${source.databaseOid}): dumping the source afresh`,
+    };
+  }
   return { ok: true, why: '' };
 }
 
@@ -201,7 +213,7 @@ async function makeSnapshot(ctx: ProviderContext, prefix: string, taken: string[
     }, { applicationName: 'tiergate rehearse (snapshot)' });
     await withServer(scratchUrl, 'the scratch server', async (db) => {
       await db.exec(`alter database ${ident(name)} allow_connections false`);
-      const comment = `${SNAPSHOT_COMPLETE}${JSON.stringify({ takenAt, sourceDatabase: source.database, tiergateVersion: tiergateVersion() })}`;
+      const comment = `${SNAPSHOT_COMPLETE}${JSON.stringify({ takenAt, sourceDatabase: source.database, sourceOid: source.databaseOid, tiergateVersion: tiergateVersion() })}`;
       // COMMENT takes a literal, not a parameter: the server quotes it (format %L)
       const sql = await db.query<{ sql: string }>(`select format('comment on database %I is %L', $1::text, $2::text) as sql`, [name, comment]);
       await db.exec(sql.rows[0]!.sql);
@@ -229,19 +241,20 @@ async function listSnapshots(db: Db, prefix: string): Promise<FoundSnapshot[]> {
     .filter((row) => SNAPSHOT_NAME.test(row.name.slice(prefix.length)))
     .map((row) => {
       const meta = parseComment(row.comment);
-      return { name: row.name, complete: meta !== null, takenAt: meta?.takenAt ?? null, tiergateVersion: meta?.tiergateVersion ?? null };
+      return { name: row.name, complete: meta !== null, takenAt: meta?.takenAt ?? null, tiergateVersion: meta?.tiergateVersion ?? null, sourceOid: meta?.sourceOid ?? null };
     });
 }
 
 /** The part of a snapshot's name after its prefix: `_<yyyymmdd>t<hhmmss>`. */
 const SNAPSHOT_NAME = /^_\d{8}t\d{6}$/;
 
-function parseComment(comment: string | null): { takenAt: string; tiergateVersion: string | null } | null {
+function parseComment(comment: string | null): { takenAt: string; tiergateVersion: string | null; sourceOid: string | null } | null {
   if (!comment?.startsWith(SNAPSHOT_COMPLETE)) return null;
   try {
-    const meta = JSON.parse(comment.slice(SNAPSHOT_COMPLETE.length)) as { takenAt?: unknown; tiergateVersion?: unknown };
+    const meta = JSON.parse(comment.slice(SNAPSHOT_COMPLETE.length)) as { takenAt?: unknown; tiergateVersion?: unknown; sourceOid?: unknown };
     if (typeof meta.takenAt !== 'string' || Number.isNaN(Date.parse(meta.takenAt))) return null;
-    return { takenAt: meta.takenAt, tiergateVersion: typeof meta.tiergateVersion === 'string' ? meta.tiergateVersion : null };
+    const text = (v: unknown) => (typeof v === 'string' ? v : null);
+    return { takenAt: meta.takenAt, tiergateVersion: text(meta.tiergateVersion), sourceOid: text(meta.sourceOid) };
   } catch {
     return null;
   }
@@ -341,13 +354,16 @@ interface SourceFacts {
   version: number;
   /** what tells this source's server apart: its system identifier, else host and port from the URL */
   identityKey: string;
+  /** the database's oid on its server: a database dropped and created again under its name is another one */
+  databaseOid: string;
 }
 
 /** Name, server version and identity of the source, read-only (a snapshot is keyed by the identity; readIdentity copes with a server that refuses pg_control_system()). */
 async function readSource(url: string): Promise<SourceFacts> {
   return withServer(url, 'the source', async (db) => {
     const id = await readIdentity(db);
-    return { database: id.database || 'postgres', version: db.capabilities.serverVersion, identityKey: id.systemIdentifier ?? hostPort(url) };
+    const oid = await db.query<{ oid: string }>('select oid::text as oid from pg_database where datname = current_database()');
+    return { database: id.database || 'postgres', version: db.capabilities.serverVersion, identityKey: id.systemIdentifier ?? hostPort(url), databaseOid: oid.rows[0]?.oid ?? '' };
   });
 }
 
