@@ -5,7 +5,7 @@ import { openDb } from '../src/db/open-db.js';
 import type { Db, Queryable, TransactionOptions } from '../src/db/port.js';
 import { apply } from '../src/engine/apply.js';
 import { ensureLedger } from '../src/engine/ledger.js';
-import { Carry, runTier } from '../src/engine/run-tier.js';
+import { Carry, runCheckTier, runTier } from '../src/engine/run-tier.js';
 import { rollback } from '../src/engine/rollback.js';
 import { status } from '../src/engine/status.js';
 import { verify } from '../src/engine/verify.js';
@@ -77,7 +77,6 @@ describe.each(testTargets())('engine on %s', (kind) => {
     const plan = loadPlan(ENGINE_PLAN);
     const metricSql = new Set(Object.values(plan.metrics));
     let reads = 0;
-    let last = '';
     // statements that read a whole set of metrics at once → how many of the plan's metrics each reads
     const together = new Map<string, number>();
     // a metric read: its savepoint, then its PREPARE / EXECUTE, or the metric itself (the gate's read is not one);
@@ -85,10 +84,12 @@ describe.each(testTargets())('engine on %s', (kind) => {
     const count = (sql: string) => {
       const prepared = /^prepare (tiergate_metrics_\w+) as ([\s\S]*)$/.exec(sql);
       if (prepared) together.set(prepared[1]!, [...metricSql].filter((m) => prepared[2]!.includes(`(\n${m}\n)`)).length);
-      const set = /^execute (tiergate_metrics_\w+)/.exec(sql)?.[1];
+      // a read is one script: savepoint, the statement (EXECUTE of a prepared one), release
+      const set = /^execute (tiergate_metrics_\w+)/m.exec(sql)?.[1];
+      const alone = /^savepoint tiergate_metric;\n([\s\S]*)\n;release savepoint tiergate_metric$/.exec(sql)?.[1];
       if (set) reads += together.get(set) ?? 0;
-      else if (last === 'savepoint tiergate_metric' && (/^(prepare|execute) tiergate_metric_/.test(sql) || metricSql.has(sql))) reads++;
-      last = sql;
+      // (a metric's first read on the session is its PREPARE, then EXECUTE without a savepoint of its own)
+      else if (/^prepare tiergate_metric_/.test(sql) || /^savepoint tiergate_metric;\nexecute tiergate_metric_/.test(sql) || (alone !== undefined && metricSql.has(alone))) reads++;
     };
     // the same wrapper for every transaction, as the adapters pass the same session each time
     const tx: Queryable = {
@@ -267,6 +268,16 @@ describe.each(testTargets())('engine on %s', (kind) => {
     expect(r.status).toBe('Applied');
     expect(r.delta!.metrics.jit_off).toEqual({ before: 1, after: 1 });
     expect((await db.query<{ jit: string }>('select jit from app.jit_seen')).rows).toEqual([{ jit: 'on' }]);
+    expect((await db.query<{ jit: string }>(`select current_setting('jit') as jit`)).rows).toEqual([{ jit: 'on' }]);
+    // JIT off for the reads after the file lasts as long as the transaction: the next tier's file runs with it on again
+    const next = await runTier(db, { ...plan, metrics }, { ...base, id: 53, sql: `insert into app.jit_seen select current_setting('jit')`, post: [], figures: [], expect: undefined });
+    expect(next.status).toBe('Applied');
+    expect(next.delta!.metrics.jit_off).toEqual({ before: 1, after: 1 });
+    expect((await db.query<{ jit: string }>('select jit from app.jit_seen')).rows).toEqual([{ jit: 'on' }, { jit: 'on' }]);
+    // and so does a check tier's (its metrics read before its transaction ends)
+    const verify = plan.tiers.find((t) => t.kind === 'verify')!;
+    const checked = await runCheckTier(db, { ...plan, metrics }, { ...verify, sql: `select 1`, post: [] });
+    expect(checked.delta!.metrics.jit_off).toEqual({ before: 1, after: 1 });
     expect((await db.query<{ jit: string }>(`select current_setting('jit') as jit`)).rows).toEqual([{ jit: 'on' }]);
   });
 

@@ -55,10 +55,11 @@ export class PgDb implements Db {
     }
   }
 
-  async exec(script: string): Promise<void> {
+  async exec<R = Record<string, unknown>>(script: string): Promise<QueryResult<R>[]> {
     try {
-      // no parameters: the simple query protocol, so a script may hold many statements
-      await this.bounded(this.client.query(script));
+      // no parameters: the simple query protocol, so a script may hold many statements (a result each; one alone is not in an array)
+      const r = (await this.bounded(this.client.query(script))) as pg.QueryResult | pg.QueryResult[];
+      return (Array.isArray(r) ? r : [r]).map((x) => ({ rows: (x.rows ?? []) as R[], rowCount: x.rowCount ?? x.rows?.length ?? 0 }));
     } catch (e) {
       throw this.describe(e);
     }

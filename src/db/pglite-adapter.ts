@@ -28,7 +28,7 @@ export abstract class SingleSessionDb implements Db {
   protected closed = false;
 
   abstract query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<QueryResult<R>>;
-  abstract exec(script: string): Promise<void>;
+  abstract exec<R = Record<string, unknown>>(script: string): Promise<QueryResult<R>[]>;
   abstract close(): Promise<void>;
 
   async transaction<T>(fn: (tx: Queryable) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
@@ -121,10 +121,10 @@ export class PgliteDb extends SingleSessionDb {
     }
   }
 
-  async exec(script: string): Promise<void> {
+  async exec<R = Record<string, unknown>>(script: string): Promise<QueryResult<R>[]> {
     await yieldToWorkers();
     try {
-      await this.pg.exec(script);
+      return (await this.pg.exec(script)).map((r) => ({ rows: r.rows as R[], rowCount: r.affectedRows ?? r.rows.length }));
     } catch (e) {
       throw toDbError(e);
     }
@@ -251,8 +251,8 @@ class LentPglite implements Db {
     return this.open().query<R>(sql, params);
   }
 
-  async exec(script: string): Promise<void> {
-    return this.open().exec(script);
+  async exec<R = Record<string, unknown>>(script: string): Promise<QueryResult<R>[]> {
+    return this.open().exec<R>(script);
   }
 
   async transaction<T>(fn: (tx: Queryable) => Promise<T>, options?: TransactionOptions): Promise<T> {

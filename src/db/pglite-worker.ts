@@ -85,8 +85,8 @@ export class PgliteWorkerDb extends SingleSessionDb {
     return this.send<QueryResult<R>>({ op: 'query', sql, params });
   }
 
-  async exec(script: string): Promise<void> {
-    await this.send<null>({ op: 'exec', sql: script });
+  async exec<R = Record<string, unknown>>(script: string): Promise<QueryResult<R>[]> {
+    return this.send<QueryResult<R>[]>({ op: 'exec', sql: script });
   }
 
   async close(): Promise<void> {
@@ -146,8 +146,8 @@ const fields = (e) => ({ message: String(e && e.message || e), code: e && e.code
           const r = await pg.query(m.sql, m.params);
           parentPort.postMessage({ id: m.id, result: { rows: r.rows, rowCount: r.affectedRows ?? r.rows.length } });
         } else if (m.op === 'exec') {
-          await pg.exec(m.sql);
-          parentPort.postMessage({ id: m.id, result: null });
+          const rs = await pg.exec(m.sql);
+          parentPort.postMessage({ id: m.id, result: rs.map((r) => ({ rows: r.rows, rowCount: r.affectedRows ?? r.rows.length })) });
         } else {
           await pg.close();
           parentPort.postMessage({ id: m.id, result: null });

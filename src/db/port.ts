@@ -12,8 +12,12 @@ export interface QueryResult<R = Record<string, unknown>> {
 export interface Queryable {
   /** One statement with `$1…` parameters (extended protocol). */
   query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<QueryResult<R>>;
-  /** A whole script, possibly many statements, no parameters (simple protocol). */
-  exec(script: string): Promise<void>;
+  /**
+   * A whole script, possibly many statements, no parameters (simple
+   * protocol): one round trip. Each statement's result, in order; the first
+   * that fails stops the script and is thrown (what ran before it stays run).
+   */
+  exec<R = Record<string, unknown>>(script: string): Promise<QueryResult<R>[]>;
 }
 
 export interface TransactionOptions {

@@ -55,16 +55,21 @@ export async function runScript(tx: Queryable, tier: Tier, file: string, signal?
  */
 export async function runAssertions(tx: Queryable, tier: Tier, file: string): Promise<SqlFailure[]> {
   const failures: SqlFailure[] = [];
-  for (const stmt of (await statementsOf(tier)).statements) {
-    await tx.exec('savepoint tiergate_assert');
+  const { statements } = await statementsOf(tier);
+  if (statements.length === 0) return failures;
+  // each statement sent alone (a statement the server cannot parse fails after its savepoint); the end of one
+  // savepoint and the next one's start go in one round trip, and a savepoint rolled back to stays for the next
+  await tx.exec('savepoint tiergate_assert');
+  for (const [i, stmt] of statements.entries()) {
+    const last = i === statements.length - 1;
     try {
       await tx.exec(stmt.sql);
-      await tx.exec('release savepoint tiergate_assert');
     } catch (e) {
       failures.push(describeFailure(e, tier.sql, stmt, file));
-      await tx.exec('rollback to savepoint tiergate_assert');
-      await tx.exec('release savepoint tiergate_assert');
+      await tx.exec(last ? 'rollback to savepoint tiergate_assert; release savepoint tiergate_assert' : 'rollback to savepoint tiergate_assert');
+      continue;
     }
+    await tx.exec(last ? 'release savepoint tiergate_assert' : 'release savepoint tiergate_assert; savepoint tiergate_assert');
   }
   return failures;
 }

@@ -4,7 +4,7 @@ import type { Plan, Tier } from '../plan/plan.js';
 import { checkPostCondition } from '../plan/post-condition.js';
 import { touchedRelations, type TouchedRelations } from '../plan/sql-facts.js';
 import { diffCatalog, emptySnapshot, snapshotCatalog, type CatalogSnapshot } from '../probe/catalog.js';
-import { jitScope } from '../probe/jit.js';
+import { jitScope, jitUntilTransactionEnd } from '../probe/jit.js';
 import { readMetrics } from '../probe/metrics.js';
 import { callsUserFunction, relationsToWatch, RowWatch } from '../probe/rows.js';
 import { describeBlockers, isWaitTimeout } from './blockers.js';
@@ -226,7 +226,8 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
       await runScript(tx, tier, tier.file, options.signal);
       if (kept !== null) await restoreSettings(tx, plan, tier, kept);
       await testHook('tier-script-done', tier.id);
-      const { delta, post, catalogAfter } = await jitScope(tx, async () => {
+      // (only the ledger and COMMIT follow: JIT stays off until the transaction ends)
+      const { delta, post, catalogAfter } = await jitUntilTransactionEnd(tx, async () => {
         const after = await readMetrics(tx, reference ? pick(plan.metrics, [...new Set(tier.post.map((p) => p.metric))]) : plan.metrics);
         const post = tier.post.map((p) => ({ expr: p.expr, ok: checkPostCondition(p, after[p.metric] ?? null), value: after[p.metric] ?? null }));
         if (post.some((p) => !p.ok)) throw new PostConditionFailed(post);
@@ -434,7 +435,7 @@ export async function runCheckTier(db: Db, plan: Plan, tier: Tier, options: { re
         if (tier.kind === 'verify') failures = await runAssertions(tx, tier, tier.file);
         else await runScript(tx, tier, tier.file);
         if (kept !== null) await restoreSettings(tx, plan, tier, kept);
-        const metrics = options.carry?.metrics ?? (await readMetrics(tx, plan.metrics));
+        const metrics = options.carry?.metrics ?? (await jitUntilTransactionEnd(tx, () => readMetrics(tx, plan.metrics)));
         const post = tier.post.map((p) => ({ expr: p.expr, ok: checkPostCondition(p, metrics[p.metric] ?? null), value: metrics[p.metric] ?? null }));
         return { failures, metrics, post };
       },

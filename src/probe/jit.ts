@@ -17,9 +17,51 @@ import type { Queryable } from '../db/port.js';
 export async function withoutJit<T>(q: Queryable, read: () => Promise<T>): Promise<T> {
   const scope = scopes.get(q);
   if (!scope) return jitScope(q, () => withoutJit(q, read));
-  scope.off ??= turnOff(q);
+  scope.off ??= turnOff(q, scope.local === true);
   await scope.off;
   return read();
+}
+
+/**
+ * withoutJit for a read sent as scripts (the plan's metrics): in a scope that
+ * ends with the transaction (jitUntilTransactionEnd) where JIT is not off
+ * yet, the read's first script turns it off (takeJitOff) — no round trip of
+ * its own. Elsewhere as withoutJit.
+ */
+export async function withoutJitFolded<T>(q: Queryable, read: () => Promise<T>): Promise<T> {
+  const scope = scopes.get(q);
+  if (scope?.local && !scope.off) return read();
+  return withoutJit(q, read);
+}
+
+/**
+ * The statement that turns JIT off, for the start of a script, once: in a
+ * scope that ends with the transaction where it is not off yet; else ''.
+ * A script that fails before it ran leaves JIT on: slower reads, the same
+ * values.
+ */
+export function takeJitOff(q: Queryable): string {
+  const scope = scopes.get(q);
+  if (!scope?.local || scope.off) return '';
+  scope.off = Promise.resolve(null);
+  return `${TURN_OFF_LOCAL};\n`;
+}
+
+/**
+ * A scope that ends with the caller's transaction: JIT is turned off for the
+ * transaction (set_config(…, true), as SET LOCAL) and COMMIT or ROLLBACK
+ * gives it back — no round trip to restore it. For tiergate's reads after a
+ * tier's file, which only the ledger and COMMIT follow; the file itself
+ * runs before, with the server's setting.
+ */
+export async function jitUntilTransactionEnd<T>(tx: Queryable, body: () => Promise<T>): Promise<T> {
+  if (scopes.has(tx)) return body();
+  scopes.set(tx, { local: true });
+  try {
+    return await body();
+  } finally {
+    scopes.delete(tx);
+  }
 }
 
 /**
@@ -44,14 +86,23 @@ export async function jitScope<T>(q: Queryable, body: () => Promise<T>): Promise
 /** The setting found when the scope turned JIT off (once, however many reads ask at the same time). */
 interface Scope {
   off?: Promise<string | null | undefined>;
+  /** turned off for the transaction, given back by its end (jitUntilTransactionEnd) */
+  local?: boolean;
 }
 
 /** Open scopes by session (the connection object the engine passes around). */
 const scopes = new WeakMap<Queryable, Scope>();
 
-async function turnOff(q: Queryable): Promise<string | null | undefined> {
+async function turnOff(q: Queryable, local: boolean): Promise<string | null | undefined> {
+  if (local) {
+    await q.exec(TURN_OFF_LOCAL);
+    return null;
+  }
   const r = await q.query<{ jit: string | null }>(
     `select current_setting('jit', true) as jit, case when current_setting('jit', true) = 'on' then set_config('jit', 'off', false) end`,
   );
   return r.rows[0]?.jit;
 }
+
+/** JIT off until the transaction ends (a server without the setting is left as it is). */
+const TURN_OFF_LOCAL = `select case when current_setting('jit', true) = 'on' then set_config('jit', 'off', true) end`;

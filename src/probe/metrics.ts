@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
-import type { Queryable } from '../db/port.js';
+import type { QueryResult, Queryable } from '../db/port.js';
 import { DbError } from '../errors.js';
 import { splitStatements, touchedRelations } from '../plan/sql-facts.js';
 import { IDENT, identifierParts } from './identifiers.js';
-import { withoutJit } from './jit.js';
+import { takeJitOff, withoutJitFolded } from './jit.js';
 
 /**
  * The one policy for reading the plan's numbers (metrics, the gate, figures),
@@ -49,7 +49,7 @@ export async function readMetrics(tx: Queryable, metrics: Record<string, string>
   if (entries.length === 0) return out;
   for (const [name, sql] of entries) await assertOneQuery(`${kind} '${name}'`, sql);
   // JIT off: compiling the metrics' plans costs more than it saves (src/probe/jit.ts)
-  return withoutJit(tx, async () => {
+  return withoutJitFolded(tx, async () => {
     const together = entries.length > 1 ? await readTogether(tx, entries, kind) : null;
     if (together) return together;
     for (const [name, sql] of entries) out[name] = await readPrepared(tx, `${kind} '${name}'`, sql);
@@ -172,11 +172,8 @@ function balanced(text: string): boolean {
  */
 export async function readNumber(tx: Queryable, what: string, sql: string): Promise<number | null> {
   await assertOneQuery(what, sql);
-  await tx.exec('savepoint tiergate_metric');
   try {
-    const r = await tx.query(sql);
-    await tx.exec('release savepoint tiergate_metric');
-    return firstNumber(r.rows[0]);
+    return firstNumber((await inSavepoint(tx, sql)).rows[0]);
   } catch (e) {
     return readFailed(tx, what, e);
   }
@@ -185,11 +182,8 @@ export async function readNumber(tx: Queryable, what: string, sql: string): Prom
 /** The rows of `sql` (the gate's approvals), under the same policy as {@link readNumber}: none when its objects do not exist. */
 export async function readRows<R>(tx: Queryable, what: string, sql: string): Promise<R[]> {
   await assertOneQuery(what, sql);
-  await tx.exec('savepoint tiergate_metric');
   try {
-    const r = await tx.query<R>(sql);
-    await tx.exec('release savepoint tiergate_metric');
-    return r.rows;
+    return (await inSavepoint<R>(tx, sql)).rows;
   } catch (e) {
     await readFailed(tx, what, e);
     return [];
@@ -199,15 +193,30 @@ export async function readRows<R>(tx: Queryable, what: string, sql: string): Pro
 /** One text (the gate's subject) from `sql`, under the same policy as {@link readNumber}. */
 export async function readText(tx: Queryable, what: string, sql: string): Promise<string | null> {
   await assertOneQuery(what, sql);
-  await tx.exec('savepoint tiergate_metric');
   try {
-    const r = await tx.query(sql);
-    await tx.exec('release savepoint tiergate_metric');
+    const r = await inSavepoint(tx, sql);
     const v = r.rows[0] ? Object.values(r.rows[0])[0] : null;
     return v === null || v === undefined ? null : String(v).trim();
   } catch (e) {
     return readFailed(tx, what, e);
   }
+}
+
+/**
+ * `sql` (one statement) inside savepoint `tiergate_metric`, in one round
+ * trip: the savepoint, the statement and the release sent as one script —
+ * three round trips a read were a third of an apply's statements. A
+ * failure stops the script after the savepoint (a missing object is found
+ * when the statement is analysed, after the savepoint ran) and leaves it
+ * for the caller to roll back to; a statement the server cannot even parse
+ * fails the whole script before the savepoint, and is thrown all the same
+ * (readFailed: it is no missing object). Each on its own line: a statement
+ * that ends in a `--` comment still ends before the release.
+ */
+async function inSavepoint<R = Record<string, unknown>>(tx: Queryable, sql: string): Promise<QueryResult<R>> {
+  const first = takeJitOff(tx);
+  const results = await tx.exec<R>(`${first}savepoint tiergate_metric;\n${sql}\n;release savepoint tiergate_metric`);
+  return results[first ? 2 : 1] ?? { rows: [], rowCount: 0 };
 }
 
 /**
@@ -293,19 +302,24 @@ async function executePrepared(
   sql: string,
 ): Promise<{ row: Record<string, unknown> } | { stage: 'prepare' | 'execute'; error: unknown }> {
   const prepared = preparedSet(tx);
-  await tx.exec('savepoint tiergate_metric');
-  let stage: 'prepare' | 'execute' = 'prepare';
   try {
-    if (!prepared.has(name)) {
-      await prepareOnce(tx, name, sql);
-      prepared.add(name);
-    }
-    stage = 'execute';
-    const r = await tx.query(`execute ${name}`);
-    await tx.exec('release savepoint tiergate_metric');
-    return { row: r.rows[0] ?? {} };
+    if (prepared.has(name)) return { row: (await inSavepoint(tx, `execute ${name}`)).rows[0] ?? {} };
   } catch (error) {
-    return { stage, error };
+    return { stage: 'execute', error };
+  }
+  // the first read on this session: PREPARE in the savepoint on its own (its failure is told apart from the execution's), then EXECUTE and release
+  await tx.exec(`${takeJitOff(tx)}savepoint tiergate_metric`);
+  try {
+    await prepareOnce(tx, name, sql);
+    prepared.add(name);
+  } catch (error) {
+    return { stage: 'prepare', error };
+  }
+  try {
+    const [r] = await tx.exec(`execute ${name};\nrelease savepoint tiergate_metric`);
+    return { row: r?.rows[0] ?? {} };
+  } catch (error) {
+    return { stage: 'execute', error };
   }
 }
 
@@ -342,15 +356,12 @@ async function readPrepared(tx: Queryable, what: string, sql: string, retry = tr
 }
 
 async function rollbackMetric(tx: Queryable, release = true): Promise<void> {
-  await tx.exec('rollback to savepoint tiergate_metric');
-  if (release) await tx.exec('release savepoint tiergate_metric');
+  await tx.exec(release ? 'rollback to savepoint tiergate_metric; release savepoint tiergate_metric' : 'rollback to savepoint tiergate_metric');
 }
 
 async function deallocate(tx: Queryable, name: string): Promise<void> {
-  await tx.exec('savepoint tiergate_metric');
   try {
-    await tx.exec(`deallocate ${name}`);
-    await tx.exec('release savepoint tiergate_metric');
+    await inSavepoint(tx, `deallocate ${name}`);
   } catch {
     await rollbackMetric(tx);
   }
