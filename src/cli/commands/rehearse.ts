@@ -43,9 +43,15 @@ export async function rehearseCommand(opts: RehearseOpts, out: Output): Promise<
   const outDir = resolve(opts.out ?? './tiergate-evidence');
   prepareOutDir(outDir);
   const { rehearse } = await import('../../rehearsal/rehearse.js');
-  // the reports' renderers (and the evidence schema) load while the rehearsal waits on its databases
-  const reports = import('../../report/index.js');
-  reports.catch(() => undefined);
+  // the reports' renderers (and the evidence schema) load while the rehearsal waits on its databases: once it
+  // says what it does first (a dump, a copy, the sample being built), not at its start, where compiling them
+  // (~100 ms of this thread) held up its first queries
+  let reports: Promise<typeof import('../../report/index.js')> | null = null;
+  const loadReports = () => {
+    reports ??= import('../../report/index.js');
+    reports.catch(() => undefined);
+    return reports;
+  };
 
   out.line(`rehearse ${plan.name} (${plan.tiers.length} tiers) on ${info.location}`);
   // the clones are dropped while the evidence is written; a clone left behind is an error all the same
@@ -63,6 +69,7 @@ export async function rehearseCommand(opts: RehearseOpts, out: Output): Promise<
               cleanup = dropping;
             },
             onEvent: (e) => {
+              loadReports();
               if (e.type === 'stage') out.line(out.paint('bold', `\nstage ${e.stage} — ${e.title}`));
               else if (e.type === 'progress') out.line(out.paint('dim', `  ${e.message}`));
               else if (e.type === 'tier-start') out.pending(out.paint('dim', renderTierStart(e.stage, e.tier)));
@@ -73,7 +80,7 @@ export async function rehearseCommand(opts: RehearseOpts, out: Output): Promise<
     ),
   );
 
-  const { renderHtml, renderJson, renderMarkdown, renderVerdictLine, snapshotLine } = await reports;
+  const { renderHtml, renderJson, renderMarkdown, renderVerdictLine, snapshotLine } = await loadReports();
   // signed with TIERGATE_EVIDENCE_KEY when it is set (apply --evidence verifies it with the same key)
   const { evidenceKey, signEvidence } = await import('../../evidence/signature.js');
   const key = evidenceKey();
