@@ -236,22 +236,6 @@ export const MUTATIONS: Mutation[] = [
     backends: BOTH,
   },
   {
-    id: 'catalog-version-deaf-to-updates',
-    guarantee: G.rollback,
-    name: "a catalog's version taken for unchanged although rows of the catalogs were written since the last read (a view replaced, a column's default changed: no count moves)",
-    edits: [{ file: 'src/probe/fingerprint.ts', find: 'now.since === then.horizon && now.newer === 0 && now.key', replace: 'now.since === then.horizon && now.key' }],
-    tests: { files: ['test/fingerprint-cache.test.ts'], names: 'every kind of change' },
-    backends: BOTH,
-  },
-  {
-    id: 'catalog-version-deaf-to-drops',
-    guarantee: G.rollback,
-    name: "a catalog's version leaves out how many rows each catalog holds (an index, a trigger, a policy dropped: only rows removed)",
-    edits: [{ file: 'src/probe/fingerprint.ts', find: "key: sha1(`${row.settings}|${parts.map(([n]) => n).join(',')}`),", replace: 'key: sha1(row.settings),' }],
-    tests: { files: ['test/fingerprint-cache.test.ts'], names: 'brought up to date' },
-    backends: BOTH,
-  },
-  {
     id: 'catalog-horizon-skips-running',
     guarantee: G.rollback,
     name: "a catalog read's horizon passes over the transactions of its own database still running (what they write is never read)",

@@ -111,12 +111,10 @@ export async function fingerprint(q: Queryable, options: FingerprintOptions = {}
     const early = session ? withoutJit(lane!, () => readEarly(lane!, session, excluded, previous, options.cache!)) : null;
     early?.catch(() => undefined);
     try {
-      // the version of the last read of this database: nothing in the catalog written since, that read holds
-      const last = database ? options.cache!.lastRead(database) : undefined;
-      const version = database ? await catalogVersion(q, last?.version ?? null) : null;
-      const known = last && version && unchangedSince(last.version, version) ? last.state : undefined;
+      const version = database ? `${database}\n${await catalogVersion(q)}` : null;
+      const known = version ? options.cache!.catalogAt(version) : undefined;
       const read = known ?? (await readCatalogState(q, excluded, Boolean(options.cache), lane, previous, (await early) ?? undefined));
-      if (version) options.cache!.rememberCatalog(version, read, database!);
+      if (version && !known) options.cache!.rememberCatalog(version, read, database!);
       if (options.cache) {
         options.cache.lastCatalog = known ? 'reused' : read.updated !== undefined ? 'updated' : 'read';
         options.cache.lastUpdated = known ? 0 : (read.updated ?? 0);
@@ -240,28 +238,32 @@ export class FingerprintCache {
     if (this.positions.length > 8) this.positions.shift();
   }
 
-  /** The latest catalog read of each database (and list of schemas left out), and the catalog's version it was read at. */
-  private readonly latest = new Map<string, { state: CatalogState; version: CatalogVersion }>();
+  private readonly catalogs = new Map<string, CatalogState>();
 
-  /** The latest catalog read of this database and its version: reused whole while the catalog is unchanged since (unchangedSince). */
-  lastRead(database: string): { state: CatalogState; version: CatalogVersion } | undefined {
-    return this.latest.get(database);
+  /** The catalog read at this version of this database's catalog, if it was read (the last four versions are kept). */
+  catalogAt(version: string): CatalogState | undefined {
+    return this.catalogs.get(version);
   }
 
-  rememberCatalog(version: CatalogVersion, state: CatalogState, database: string): void {
-    this.latest.set(database, { state, version });
+  /** The latest catalog read of each database (and list of schemas left out): where the next read of it starts from. */
+  private readonly latest = new Map<string, CatalogState>();
+
+  rememberCatalog(version: string, state: CatalogState, database: string): void {
+    this.catalogs.set(version, state);
+    if (this.catalogs.size > 4) this.catalogs.delete(this.catalogs.keys().next().value!);
+    this.latest.set(database, state);
   }
 
   /** The catalog state stored in the clone the others were copied from (`importCatalog`): where a clone's first read starts. */
   private seed: CatalogState | undefined;
 
   latestOf(database: string): CatalogState | undefined {
-    return this.latest.get(database)?.state ?? this.seed;
+    return this.latest.get(database) ?? this.seed;
   }
 
   /** The latest catalog state read (and its basis) as JSON, for `recordBaseline`; null when none was read for the cache. */
   exportCatalog(): string | null {
-    const state = [...this.latest.values()].at(-1)?.state;
+    const state = [...this.latest.values()].at(-1);
     const at = this.positions.at(-1)?.at;
     if (!state?.basis || !state.owned || !state.proofs || !state.edges || !at) return null;
     return JSON.stringify({
@@ -489,21 +491,11 @@ function catalogRows(catalog: string): string {
 
 const GLOBAL_CATALOGS = ['pg_collation', 'pg_language', 'pg_opclass', 'pg_operator', 'pg_am', 'pg_ts_config', 'pg_ts_dict', 'pg_cast', 'pg_extension'];
 
-/**
- * This database's horizon (see CatalogBasis): the oldest transaction of the
- * snapshot still running in this database (or its xmax), as a 32-bit xid.
- * Each xid of the snapshot is placed in its database through
- * pg_stat_activity and pg_prepared_xacts; one that ended before it was
- * looked up still counts (its database is unknown). Reads `snap`.
- */
-const SNAP = `snap as (select pg_current_snapshot() as s, (select oid from pg_database where datname = current_database()) as db)`;
-const HORIZON = `(least(pg_snapshot_xmax(s), (select min(x) from pg_snapshot_xip(s) x
-          where not exists (select 1 from pg_stat_activity a where a.backend_xid = x::xid and a.datid is distinct from db)
-            and not exists (select 1 from pg_prepared_xacts p where p.transaction = x::xid and p.database <> current_database())))::text::int8 % 4294967296)::text`;
-
 const BASIS_SQL = `
-with ${SNAP}
-select ${HORIZON} as xmin,
+with snap as (select pg_current_snapshot() as s, (select oid from pg_database where datname = current_database()) as db)
+select (least(pg_snapshot_xmax(s), (select min(x) from pg_snapshot_xip(s) x
+          where not exists (select 1 from pg_stat_activity a where a.backend_xid = x::xid and a.datid is distinct from db)
+            and not exists (select 1 from pg_prepared_xacts p where p.transaction = x::xid and p.database <> current_database())))::text::int8 % 4294967296)::text as xmin,
        (select string_agg(n.oid::text || ':' || n.ctid::text || ':' || n.xmin::text, ',' order by n.oid) from (${USER_SCHEMAS}) u join pg_namespace n on n.oid = u.oid) as schemas,
        (select json_object_agg(r.oid::text, r.rolname) from pg_roles r where r.oid in (select unnest(p.polroles) from pg_policy p)) as roles,
        (select json_object_agg(p.oid::text, p.proname) from pg_proc p where p.pronamespace in (select oid from (${USER_SCHEMAS}) u)) as functions,
@@ -686,77 +678,31 @@ async function updateCatalogState(q: Queryable, excluded: string[], previous: Ca
 /**
  * The catalogs a fingerprint's catalog read depends on (what readCatalog,
  * pg_get_*def and the relation and proof queries read), each as its row
- * count and its rows written since an earlier version's horizon
- * (CatalogVersion, unchangedSince). The settings that shape how constants
- * print (DateStyle and the like: a timestamp default) and name
- * qualification (search_path) are part of the version. Between two
- * databases (a clone and its copy, whose PGlite xids run alike) it proves
- * nothing, which is why the cache keys it by the database it was read on
- * (`instance`).
+ * count and a sum of hashes of its rows' (ctid, xmin): any insert, update
+ * or delete in them — any DDL, GRANT, COMMENT ON, ALTER … — changes a row
+ * version and so the sum. Updates made in place (VACUUM's and ANALYZE's
+ * relpages, reltuples, relfrozenxid) change neither, and nothing read
+ * depends on them. The settings that shape how constants print (DateStyle
+ * and the like: a timestamp default) and name qualification (search_path)
+ * are part of the version. Within one database an xid is never reused, so an equal
+ * version is an unchanged catalog; between two databases (a clone and its
+ * copy, whose PGlite xids run alike) it proves nothing, which is why the
+ * cache keys it by the database it was read on (`instance`).
  */
 const CATALOGS = [
   'pg_namespace', 'pg_class', 'pg_attribute', 'pg_attrdef', 'pg_inherits', 'pg_type', 'pg_enum', 'pg_range', 'pg_extension', 'pg_rewrite',
   'pg_sequence', 'pg_index', 'pg_proc', 'pg_aggregate', 'pg_constraint', 'pg_trigger', 'pg_policy', 'pg_collation', 'pg_language',
   'pg_opclass', 'pg_operator', 'pg_am', 'pg_partitioned_table', 'pg_ts_config', 'pg_ts_dict', 'pg_foreign_table', 'pg_cast',
 ];
-const CATALOG_VERSION_SQL = `
-with h as (select age($1::text::xid) as a), ${SNAP}
-select concat_ws('|', ${PRINTING_SETTINGS},
-         (select d.oid::text from pg_database d where d.datname = current_database()),
-         -- the roles a policy names (it prints them): a role created or changed elsewhere on the server changes nothing read here
-         (select md5(coalesce(string_agg(r.oid::text || ':' || r.rolname, ',' order by r.oid), '')) from pg_roles r where r.oid in (select unnest(p.polroles) from pg_policy p))) as settings,
-       concat_ws(',', ${CATALOGS.map((c) => `(select count(*)::text || ':' || count(*) filter (where age(x.xmin) <= h.a)::text from pg_catalog.${c} x)`).join(',\n         ')}) as counts,
-       h.a as age,
-       ${HORIZON} as horizon
-  from h, snap`;
+const CATALOG_VERSION_SQL = `select concat_ws('|', ${PRINTING_SETTINGS},
+  (select d.oid::text from pg_database d where d.datname = current_database()),
+  -- the roles a policy names (it prints them): a role created or changed elsewhere on the server changes nothing read here
+  (select md5(coalesce(string_agg(r.oid::text || ':' || r.rolname, ',' order by r.oid), '')) from pg_roles r where r.oid in (select unnest(p.polroles) from pg_policy p)),
+  ${CATALOGS.map(catalogRows).join(',\n  ')}) as v`;
 
-/**
- * A catalog's version (CATALOGS): `key`, what must be alike (the settings
- * that shape printing, the database, the roles a policy names, each
- * catalog's number of rows), `horizon`, past which a later read finds the
- * rows written since (this database's, as CatalogBasis's), and, read
- * against an earlier version (`since`: its horizon), `newer`: how many rows
- * of the catalogs were written since it. One pass over the catalogs that
- * compares each row's xmin: a third of the cost of hashing every row's
- * (ctid, xmin), which the version was (at 6,500 tables, 170,000 pg_attribute
- * rows: 75 → 26 ms; a rehearsal reads a dozen).
- */
-export interface CatalogVersion {
-  key: string;
-  horizon: string;
-  /** the horizon of the version this one was read against (null: none, or one too old to compare) */
-  since: string | null;
-  newer: number;
-}
-
-async function catalogVersion(q: Queryable, since: CatalogVersion | null): Promise<CatalogVersion> {
-  const r = await q.query<{ settings: string; counts: string; age: number | string | null; horizon: string }>(CATALOG_VERSION_SQL, [since?.horizon ?? null]);
-  const row = r.rows[0]!;
-  const parts = row.counts.split(',').map((p) => p.split(':'));
-  // (a transaction id compares by age: one far older than a rehearsal lasts is not trusted)
-  const trusted = since !== null && row.age !== null && Number(row.age) < 1e9;
-  return {
-    key: sha1(`${row.settings}|${parts.map(([n]) => n).join(',')}`),
-    horizon: row.horizon,
-    since: trusted ? since.horizon : null,
-    newer: parts.reduce((sum, [, newer]) => sum + Number(newer), 0),
-  };
-}
-
-/**
- * Whether `now`, read against `then`, proves the catalog unchanged since:
- * the same settings and row counts, and no row written after `then`'s
- * horizon. Any insert, update or delete in the catalogs — any DDL, GRANT,
- * COMMENT ON, ALTER … — writes a row version with a newer xmin, or removes
- * one (a count); updates made in place (VACUUM's and ANALYZE's relpages,
- * reltuples, relfrozenxid) do neither, and nothing read depends on them.
- * A transaction of another database writes none of these catalogs, and one
- * of this database running at `then` is past its horizon. Between two
- * databases (a clone and its copy) it proves nothing: compare versions of
- * one database.
- */
-export function unchangedSince(then: CatalogVersion, now: CatalogVersion): boolean {
-  return now.since !== null && now.since === then.horizon && now.newer === 0 && now.key === then.key;
+async function catalogVersion(q: Queryable): Promise<string> {
+  const r = await q.query<{ v: string }>(CATALOG_VERSION_SQL);
+  return sha1(r.rows[0]?.v ?? '');
 }
 
 /** Reads what the cache needs to decide, for every hashed table, whether its last hash still holds. */
@@ -953,8 +899,7 @@ export async function loadBaseline(q: Queryable, cache: FingerprintCache): Promi
  * copy's version can read alike.
  */
 export interface Seal {
-  /** read against the previous seal's, when there was one (sealOf's `previous`) */
-  version: CatalogVersion;
+  version: string;
   log: GlobalProof;
   /** `schema.table` → its rows' digest, for each table the log cannot vouch for */
   tables: Record<string, string>;
@@ -972,8 +917,8 @@ export async function sealOf(q: Queryable, options: { excludeSchemas?: string[];
   return withoutJit(q, async () => {
     const log = await readGlobalProof(q);
     if (!log) return null;
-    const version = await catalogVersion(q, options.previous?.version ?? null);
-    const unvouched = options.previous && unchangedSince(options.previous.version, version) ? options.previous.unvouched : await unvouchedTables(q, excluded);
+    const version = await catalogVersion(q);
+    const unvouched = options.previous?.version === version ? options.previous.unvouched : await unvouchedTables(q, excluded);
     const tables: Record<string, string> = {};
     for (let i = 0; i < unvouched.length; i += TABLES_PER_BATCH) {
       const batch = unvouched.slice(i, i + TABLES_PER_BATCH);
@@ -984,10 +929,10 @@ export async function sealOf(q: Queryable, options: { excludeSchemas?: string[];
   });
 }
 
-/** Whether two seals of one database prove its fingerprint unchanged (`b` read after `a`, against it: sealOf's `previous`). */
+/** Whether two seals of one database prove its fingerprint unchanged. */
 export function sameSeal(a: Seal, b: Seal): boolean {
   return (
-    unchangedSince(a.version, b.version) && a.log.seq === b.log.seq && a.log.nonce === b.log.nonce && a.log.n === b.log.n && a.log.digest === b.log.digest && differing(a.tables, b.tables).length === 0
+    a.version === b.version && a.log.seq === b.log.seq && a.log.nonce === b.log.nonce && a.log.n === b.log.n && a.log.digest === b.log.digest && differing(a.tables, b.tables).length === 0
   );
 }
 
@@ -995,7 +940,7 @@ export function sameSeal(a: Seal, b: Seal): boolean {
 export async function sealChange(q: Queryable, before: Seal, after: Seal): Promise<string> {
   const parts: string[] = [];
   const list = (xs: string[]) => xs.slice(0, 10).join(', ') + (xs.length > 10 ? ` (+${xs.length - 10})` : '');
-  if (!unchangedSince(before.version, after.version)) parts.push('objects differ: the catalog changed');
+  if (after.version !== before.version) parts.push('objects differ: the catalog changed');
   if (after.log.digest !== before.log.digest) parts.push("the change log's own objects, a type or a setting that shapes a value's text changed");
   if (after.log.seq !== before.log.seq || after.log.n !== before.log.n || after.log.nonce !== before.log.nonce) {
     const written = await tablesWrittenSince(q, before.log);
