@@ -8,6 +8,7 @@
 import type { Db, Queryable } from '../src/db/port.js';
 import type { Plan } from '../src/plan/load-plan.js';
 import { splitStatements } from '../src/plan/lint.js';
+import { queryInSavepoint } from '../src/probe/metrics.js';
 
 export const CATEGORIES = ['tier SQL', 'metrics', 'catalog snapshots', 'row snapshots + deltas', 'gate', 'ledger, lock, transaction'] as const;
 export type Category = (typeof CATEGORIES)[number] | 'other SQL';
@@ -39,8 +40,8 @@ export class Tracer {
 
   classify(sql: string): Category {
     // a plan query read in its savepoint, in one script (src/probe/metrics.ts inSavepoint), is classified as the query
-    const inner = /^(?:select case when current_setting\('jit'[^\n]*\n)?savepoint tiergate_metric;\n([\s\S]*)\n;release savepoint tiergate_metric$/.exec(sql)?.[1];
-    if (inner !== undefined && !/^execute tiergate_metric/.test(inner)) return this.classify(inner);
+    const inner = queryInSavepoint(sql);
+    if (inner !== null && !/^execute tiergate_metric/.test(inner)) return this.classify(inner);
     if (this.tierStatements.has(sql)) return 'tier SQL';
     if (this.metricSql.has(sql) || /tiergate_metric/.test(sql)) return 'metrics';
     if (this.gateSql.has(sql)) return 'gate';

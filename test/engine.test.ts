@@ -12,6 +12,7 @@ import { verify } from '../src/engine/verify.js';
 import { planLockKey } from '../src/engine/rollout-lock.js';
 import { DriftError, LockHeldError, TargetError } from '../src/errors.js';
 import { loadPlan } from '../src/plan/load-plan.js';
+import { queryInSavepoint } from '../src/probe/metrics.js';
 import { startCli } from './helpers/cli-live.js';
 import { copyEnginePlan, ENGINE_PLAN, prepareGate, stateOf } from './helpers/engine-fixture.js';
 import { freshDatabase, testTargets, type TestDatabase } from './helpers/targets.js';
@@ -86,10 +87,10 @@ describe.each(testTargets())('engine on %s', (kind) => {
       if (prepared) together.set(prepared[1]!, [...metricSql].filter((m) => prepared[2]!.includes(`(\n${m}\n)`)).length);
       // a read is one script: savepoint, the statement (EXECUTE of a prepared one), release
       const set = /^execute (tiergate_metrics_\w+)/m.exec(sql)?.[1];
-      const alone = /^savepoint tiergate_metric;\n([\s\S]*)\n;release savepoint tiergate_metric$/.exec(sql)?.[1];
+      const alone = queryInSavepoint(sql);
       if (set) reads += together.get(set) ?? 0;
       // (a metric's first read on the session is its PREPARE, then EXECUTE without a savepoint of its own)
-      else if (/^prepare tiergate_metric_/.test(sql) || /^savepoint tiergate_metric;\nexecute tiergate_metric_/.test(sql) || (alone !== undefined && metricSql.has(alone))) reads++;
+      else if (/^prepare tiergate_metric_/.test(sql) || (alone !== null && (/^execute tiergate_metric_/.test(alone) || metricSql.has(alone)))) reads++;
     };
     // the same wrapper for every transaction, as the adapters pass the same session each time
     const tx: Queryable = {

@@ -105,4 +105,4 @@ async function turnOff(q: Queryable, local: boolean): Promise<string | null | un
 }
 
 /** JIT off until the transaction ends (a server without the setting is left as it is). */
-const TURN_OFF_LOCAL = `select case when current_setting('jit', true) = 'on' then set_config('jit', 'off', true) end`;
+export const TURN_OFF_LOCAL = `select case when current_setting('jit', true) = 'on' then set_config('jit', 'off', true) end`;

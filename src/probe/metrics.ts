@@ -3,7 +3,7 @@ import type { QueryResult, Queryable } from '../db/port.js';
 import { DbError } from '../errors.js';
 import { splitStatements, touchedRelations } from '../plan/sql-facts.js';
 import { IDENT, identifierParts } from './identifiers.js';
-import { takeJitOff, withoutJitFolded } from './jit.js';
+import { takeJitOff, TURN_OFF_LOCAL, withoutJitFolded } from './jit.js';
 
 /**
  * The one policy for reading the plan's numbers (metrics, the gate, figures),
@@ -217,6 +217,20 @@ async function inSavepoint<R = Record<string, unknown>>(tx: Queryable, sql: stri
   const first = takeJitOff(tx);
   const results = await tx.exec<R>(`${first}savepoint tiergate_metric;\n${sql}\n;release savepoint tiergate_metric`);
   return results[first ? 2 : 1] ?? { rows: [], rowCount: 0 };
+}
+
+/** A script inSavepoint sends: the JIT statement perhaps (takeJitOff), the savepoint, the query, the release. */
+const IN_SAVEPOINT = new RegExp(
+  `^(?:${TURN_OFF_LOCAL.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')};\n)?savepoint tiergate_metric;\n([\\s\\S]*)\n;release savepoint tiergate_metric$`,
+);
+
+/**
+ * The query a script of inSavepoint read, without what is sent around it;
+ * null for any other text. For what watches the statements sent (the
+ * benchmark's tracer, tests that count reads).
+ */
+export function queryInSavepoint(script: string): string | null {
+  return IN_SAVEPOINT.exec(script)?.[1] ?? null;
 }
 
 /**
