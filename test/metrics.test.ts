@@ -82,7 +82,7 @@ describe.each(testTargets())('metrics read through prepared statements (%s)', (k
           return readMetrics(seen, m);
         });
       const together = () => sent.filter((s) => /^execute tiergate_metrics_/m.test(s)).length;
-      // objects missing: the set cannot be read at once; one by one, each missing one is n/a
+      // objects missing: n/a, the others read together without them
       expect(await read()).toEqual({ n: null, total: null, big: 9007199254740991, yes: 1, none: null });
       await db.exec('create table s_table (x int); insert into s_table values (1), (2); create view s_view as select count(*)::int as n from s_table');
       sent.length = 0;
@@ -99,6 +99,48 @@ describe.each(testTargets())('metrics read through prepared statements (%s)', (k
       expect(await read()).toMatchObject({ n: 2, total: 3 });
       // a metric that fails is named, as when read alone
       await expect(read({ ...metrics, broken: 'select 1/(count(*) - count(*)) from s_table' })).rejects.toThrow(/reading metric 'broken': division by zero/);
+    } finally {
+      await db.close();
+      await t.drop();
+    }
+  });
+
+  it('a set with metrics over relations that do not exist yet: those read n/a without being sent, the others together', async () => {
+    const t = await freshDatabase(kind, 'postgres');
+    const db = await openDb(t.url);
+    try {
+      await db.exec(`create table p_table (x int); insert into p_table values (1), (2), (3); create table "P Table" (y int); insert into "P Table" values (7)`);
+      const metrics = {
+        gone: 'select count(*) from p_missing',
+        elsewhere: 'select count(*) from p_schema_missing.p_table',
+        // a CTE of a missing relation's name is the CTE: read, not n/a
+        cte: 'with p_missing as (select 1 as x) select count(*) from p_missing',
+        a: 'select count(*) from p_table',
+        b: 'select count(*) from p_table where x > 1',
+        c: 'select sum(x) from p_table',
+        quoted: 'select count(*) from "P Table" where y = 7',
+        sub: 'select (select count(*) from p_table) + (select count(*) from public."P Table")',
+      };
+      const sent: string[] = [];
+      const read = (m: Record<string, string>) =>
+        db.transaction((tx) => readMetrics({ query: (sql, params) => (sent.push(sql), tx.query(sql, params)), exec: (script) => (sent.push(script), tx.exec(script)) }, m));
+      const oneByOne = () => sent.filter((s) => /(prepare|execute) tiergate_metric_/.test(s));
+      expect(await read(metrics)).toEqual({ gone: null, elsewhere: null, cte: 1, a: 3, b: 2, c: 6, quoted: 1, sub: 4 });
+      expect(oneByOne()).toEqual([]);
+      // the others in one statement: a and b in one pass of p_table
+      const executed = sent.filter((s) => /execute tiergate_metrics_/.test(s));
+      expect(executed).toHaveLength(1);
+      expect(sent.find((s) => /^prepare tiergate_metrics_/.test(s) && !/p_missing from|p_schema_missing/.test(s))).toMatch(/count\(\*\) filter \(where true\) as c0, count\(\*\) filter/);
+      // a missing function is no missing relation: the set without the missing relations fails too, and is read one by one
+      sent.length = 0;
+      expect(await read({ gone: metrics.gone, a: metrics.a, fn: 'select p_missing_fn()' })).toEqual({ gone: null, a: 3, fn: null });
+      expect(oneByOne().some((s) => /p_missing_fn/.test(s))).toBe(true);
+      expect(oneByOne().some((s) => /from p_missing/.test(s))).toBe(false);
+      // once the relations exist, the whole set at once
+      await db.exec('create table p_missing (z int); create schema p_schema_missing; create table p_schema_missing.p_table (x int); insert into p_schema_missing.p_table values (1)');
+      sent.length = 0;
+      expect(await read(metrics)).toEqual({ gone: 0, elsewhere: 1, cte: 1, a: 3, b: 2, c: 6, quoted: 1, sub: 4 });
+      expect(sent.filter((s) => /to_regclass/.test(s))).toEqual([]);
     } finally {
       await db.close();
       await t.drop();

@@ -328,3 +328,27 @@ describe("a valid plan's identity and helpers", () => {
     expect(plan.tiers[0]!.path).toBe(join(plan.dir, 'z.sql'));
   });
 });
+
+describe('relationsRead: the relations a plan query names', () => {
+  it('every relation named, once; a CTE is no relation; a name across databases cannot be told', async () => {
+    const { relationsRead } = await import('../src/plan/sql-facts.js');
+    expect(await relationsRead('select count(*) from axis.v_governed_collection where role = $$anchor$$')).toEqual([{ schema: 'axis', name: 'v_governed_collection' }]);
+    expect(
+      await relationsRead(`with n as (select 1 from os_proposals) select (select count(*) from n), (select count(*) from "My Schema"."T" t join lateral (select * from b) q on true), (table c) from n, a, a`),
+    ).toEqual(
+      expect.arrayContaining([
+        { schema: null, name: 'os_proposals' },
+        { schema: 'My Schema', name: 'T' },
+        { schema: null, name: 'b' },
+        { schema: null, name: 'c' },
+        { schema: null, name: 'a' },
+      ]),
+    );
+    expect(await relationsRead('select 1 from a, a, b')).toHaveLength(2);
+    // a CTE's name shadows an unqualified relation of that name anywhere in the query; a qualified one is the relation
+    expect(await relationsRead('with t as (select 1) select (select count(*) from t), (select count(*) from public.t)')).toEqual([{ schema: 'public', name: 't' }]);
+    expect(await relationsRead('select 1')).toEqual([]);
+    expect(await relationsRead('select count(*) from otherdb.public.t')).toBeNull();
+    await expect(relationsRead('select from where')).rejects.toThrow();
+  });
+});

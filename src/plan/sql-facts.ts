@@ -16,6 +16,7 @@ import { codeStamp, readCache, writeCache } from '../cache.js';
 import { sha256 } from './plan.js';
 import { parseScript, type PgQuery, type SqlStatement } from './parse-script.js';
 import { skipTrivia } from './source-text.js';
+import { relationsNamed, type NamedRelation } from './read-relations.js';
 import { touchedInParsed, type TouchedRelations } from './touched-relations.js';
 
 export { SqlSyntaxError, type SqlStatement } from './parse-script.js';
@@ -64,6 +65,17 @@ export async function touchedRelations(sql: string): Promise<TouchedRelations> {
   const { touched } = await factsOf(sql);
   if (touched instanceof Error) throw touched;
   return touched;
+}
+
+/**
+ * The relations a query names (see `relationsNamed`), from the same parse
+ * as its statements: every one must exist for it to run. Null when that
+ * cannot be told (a cross-database name).
+ *
+ * @example await relationsRead('with n as (select 1) select count(*) from axis.v_governed_collection, n') // [{ schema: 'axis', name: 'v_governed_collection' }]
+ */
+export async function relationsRead(sql: string): Promise<NamedRelation[] | null> {
+  return relationsNamed((await factsOf(sql)).statements.map((s) => s.ast));
 }
 
 /** What the engine needs of a script: its statements and the relations it touches (or why they could not be read). */
