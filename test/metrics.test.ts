@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { openDb } from '../src/db/open-db.js';
 import type { Queryable } from '../src/db/port.js';
 import { readCatalog } from '../src/probe/catalog.js';
-import { withoutJit } from '../src/probe/jit.js';
+import { jitScope, keepJitOff, withoutJit } from '../src/probe/jit.js';
 import { readGate } from '../src/engine/gate.js';
 import type { Plan } from '../src/plan/plan.js';
 import { readMetrics, readNumber } from '../src/probe/metrics.js';
@@ -266,6 +266,20 @@ describe.each(testTargets())('metrics read through prepared statements (%s)', (k
         }),
       ).rejects.toThrow(/division by zero/);
       expect(await jitNow(db)).toBe('on');
+      // a connection of tiergate's own (a fingerprint's lane): turned off at its first read, once, and left off
+      const lane = await db.sibling();
+      try {
+        const sent: string[] = [];
+        const watched: Queryable = { query: (sql, params) => (sent.push(sql), lane.query(sql, params)), exec: (script) => (sent.push(script), lane.exec(script)) };
+        await watched.exec('set jit = on');
+        keepJitOff(watched);
+        expect(await withoutJit(watched, () => jitNow(watched))).toBe('off');
+        expect(await jitScope(watched, () => withoutJit(watched, () => seen(watched)))).toBeTruthy();
+        expect(await jitNow(watched)).toBe('off');
+        expect(sent.filter((x) => /set_config\('jit'/.test(x))).toHaveLength(1);
+      } finally {
+        await lane.close();
+      }
     } finally {
       await db.close();
       await t.drop();

@@ -83,6 +83,16 @@ export async function jitScope<T>(q: Queryable, body: () => Promise<T>): Promise
   }
 }
 
+/**
+ * A connection of tiergate's own that runs none of the plan's SQL (a
+ * fingerprint's second connection): JIT off for its lifetime, at its first
+ * read, never given back — a fingerprint's reads on it toggled it twice
+ * each (two dozen round trips a rehearsal). Its reads' scopes are this one.
+ */
+export function keepJitOff(q: Queryable): void {
+  if (!scopes.has(q)) scopes.set(q, {});
+}
+
 /** The setting found when the scope turned JIT off (once, however many reads ask at the same time). */
 interface Scope {
   off?: Promise<string | null | undefined>;

@@ -12,6 +12,7 @@ import { computeVerdict } from '../evidence/verdict.js';
 import { EVIDENCE_SCHEMA_VERSION } from '../evidence/version.js';
 import { InterruptedError, TargetError } from '../errors.js';
 import { planFileHashes, type Plan, type Tier } from '../plan/plan.js';
+import { keepJitOff } from '../probe/jit.js';
 import { diffFingerprints, FingerprintCache, fingerprintClone, loadBaseline, sameFingerprint, sameSeal, sealChange, sealOf, type Fingerprint, type Seal } from '../probe/fingerprint.js';
 import { readIdentity } from '../probe/identity.js';
 import { both } from '../settle.js';
@@ -198,7 +199,8 @@ class Fingerprints {
     if (db.capabilities.singleConnection) return undefined;
     let lane = this.lanes.get(db);
     if (!lane) {
-      lane = db.sibling();
+      // tiergate's own connection, for its reads only: JIT off for its lifetime, not turned off and back on around each read
+      lane = db.sibling().then((open) => (keepJitOff(open), open));
       this.lanes.set(db, lane);
       // a lane that failed to open is opened again by the next fingerprint
       lane.catch(() => this.lanes.delete(db));
