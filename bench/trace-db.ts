@@ -46,7 +46,7 @@ export class Tracer {
     // (and the look-up of the relations a failed set's metrics name: src/probe/metrics.ts withoutRelations)
     if (this.metricSql.has(sql) || /tiergate_metric|^select to_regclass\(case when s is null/.test(sql)) return 'metrics';
     if (this.gateSql.has(sql)) return 'gate';
-    if (/^\s*with ns as (materialized )?\(select oid, nspname from pg_namespace/.test(sql)) return 'catalog snapshots';
+    if (/^(execute|prepare) tiergate_catalog_|where name = \$1\) as ok$/.test(sql)) return 'catalog snapshots';
     if (/tiergate_rows_|tiergate_hash|to_regclass\(w\.rel\)|^select \(select count\(\*\) from |to_regclass\(\$1\)|pg_proc p join pg_namespace|::regclass::text as q|quote_ident\(n\.nspname\) \|\| '\.' \|\| quote_ident\(c\.relname\) as q|count\(\*\)::int as n from/.test(sql)) {
       return 'row snapshots + deltas';
     }

@@ -229,6 +229,38 @@ describe.each(testTargets())('metrics read through prepared statements (%s)', (k
     }
   });
 
+  it('the catalog read is prepared once a session, and prepared again when a tier file threw it away (DEALLOCATE ALL)', async () => {
+    const t = await freshDatabase(kind, 'postgres');
+    const db = await openDb(t.url);
+    try {
+      await db.exec(`create schema "odd's \\ schema"; create table "odd's \\ schema".t (x int primary key)`);
+      const sent: string[] = [];
+      const names = (rows: { kind: string; name: string }[]) => rows.map((o) => `${o.kind} ${o.name}`).sort();
+      const inTier = await db.transaction(async (tx) => {
+        const watched: Queryable = { query: (sql, params) => (sent.push(sql), tx.query(sql, params)), exec: (script) => (sent.push(script), tx.exec(script)) };
+        const first = names(await readCatalog(watched, { only: ["odd's \\ schema"] }));
+        const again = names(await readCatalog(watched, { only: ["odd's \\ schema"] }));
+        // a tier file's DEALLOCATE ALL: the next read prepares it again, and the transaction goes on
+        await tx.exec('deallocate all; create table "odd\'s \\ schema".u (y int)');
+        const after = names(await readCatalog(watched, { only: ["odd's \\ schema"] }));
+        return { first, again, after };
+      });
+      expect(inTier.first).toEqual(['constraint odd\'s \\ schema.t.t_pkey', 'index odd\'s \\ schema.t_pkey', "schema odd's \\ schema", "table odd's \\ schema.t"]);
+      expect(inTier.again).toEqual(inTier.first);
+      expect(inTier.after).toEqual([...inTier.first, "table odd's \\ schema.u"].sort());
+      expect(sent.filter((x) => /^prepare tiergate_catalog_/.test(x))).toHaveLength(2);
+      expect(sent.filter((x) => /^execute tiergate_catalog_/.test(x))).toHaveLength(3);
+      // the same objects as the read by relations (the incremental one) and the read of every schema but some
+      const [table] = (await db.query<{ oid: string }>(`select '"odd''s \\ schema".t'::regclass::oid::text as oid`)).rows;
+      expect(names(await readCatalog(db, { except: ['public'] }, [Number(table!.oid)]))).toEqual(
+        expect.arrayContaining(['constraint odd\'s \\ schema.t.t_pkey', "table odd's \\ schema.t", "schema odd's \\ schema"]),
+      );
+    } finally {
+      await db.close();
+      await t.drop();
+    }
+  });
+
   it('run with JIT compilation off, and leave the setting as it was', async () => {
     const t = await freshDatabase(kind, 'postgres');
     const db = await openDb(t.url);

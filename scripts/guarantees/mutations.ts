@@ -424,6 +424,22 @@ export const MUTATIONS: Mutation[] = [
     backends: BOTH,
   },
   {
+    id: 'metric-cte-as-missing',
+    guarantee: G.metrics,
+    name: "a metric whose CTE is named like a relation that does not exist reads n/a unsent (the CTE taken for the relation)",
+    edits: [{ file: 'src/plan/read-relations.ts', find: '.filter((r) => r.schema !== null || !ctes.has(r.name))', replace: '' }],
+    tests: { files: ['test/metrics.test.ts'], names: 'relations that do not exist yet' },
+    backends: BOTH,
+  },
+  {
+    id: 'metric-present-as-missing',
+    guarantee: G.metrics,
+    name: "in a set with a missing relation, the metrics over relations that exist read n/a too",
+    edits: [{ file: 'src/probe/metrics.ts', find: 'present = r.rows.map((x) => x.ok === true);', replace: 'present = r.rows.map(() => false);' }],
+    tests: { files: ['test/metrics.test.ts'], names: 'relations that do not exist yet' },
+    backends: BOTH,
+  },
+  {
     id: 'metric-statements-sent',
     guarantee: G.hostile,
     name: 'a metric of several statements is sent as it is (the ones after the query run: a DELETE in a metric deletes)',

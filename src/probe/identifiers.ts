@@ -9,3 +9,13 @@ const IDENTS = new RegExp(IDENT, 'g');
 export function identifierParts(name: string): string[] {
   return [...name.matchAll(IDENTS)].map(([p]) => (p.startsWith('"') ? p.slice(1, -1).replaceAll('""', '"') : p.toLowerCase()));
 }
+
+/**
+ * A text as an SQL literal that reads the same whatever
+ * standard_conforming_strings is (an `E'…'` string, its backslashes and
+ * quotes escaped): for the statements tiergate sends as text (EXECUTE of a
+ * prepared statement takes no bound parameters).
+ */
+export function textLiteral(value: string): string {
+  return `E'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}

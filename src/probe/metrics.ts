@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { QueryResult, Queryable } from '../db/port.js';
 import { DbError } from '../errors.js';
 import { relationsRead, splitStatements, touchedRelations } from '../plan/sql-facts.js';
-import { IDENT, identifierParts } from './identifiers.js';
+import { IDENT, identifierParts, textLiteral } from './identifiers.js';
 import { takeJitOff, TURN_OFF_LOCAL, withoutJitFolded } from './jit.js';
 
 /**
@@ -82,8 +82,7 @@ async function withoutRelations(tx: Queryable, entries: [string, string][]): Pro
   const relations = new Map<string, { schema: string | null; name: string }>();
   for (const [, list] of named) for (const r of list ?? []) relations.set(relationKey(r), r);
   if (relations.size === 0) return new Set();
-  const literal = (v: string) => `E'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
-  const rows = [...relations.values()].map((r, i) => `(${i}, ${r.schema === null ? 'null::text' : literal(r.schema)}, ${literal(r.name)})`);
+  const rows = [...relations.values()].map((r, i) => `(${i}, ${r.schema === null ? 'null::text' : textLiteral(r.schema)}, ${textLiteral(r.name)})`);
   let present: boolean[];
   try {
     const r = await inSavepoint<{ ok: boolean }>(
