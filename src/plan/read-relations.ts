@@ -7,6 +7,11 @@ export interface NamedRelation {
   name: string;
 }
 
+/** One key per relation as named (`schema` and name), for sets and maps of them. */
+export function relationKey(r: NamedRelation): string {
+  return `${r.schema ?? ''}\0${r.name}`;
+}
+
 /**
  * Every relation the statements name (FROM, JOIN, subqueries, CTE bodies,
  * `TABLE t`), each once. An unqualified name that is also the name of a
@@ -33,7 +38,8 @@ export function relationsNamed(asts: readonly unknown[]): NamedRelation[] | null
       if (key === 'RangeVar' && isObject(value) && typeof value.relname === 'string') {
         if (typeof value.catalogname === 'string' && value.catalogname !== '') crossDatabase = true;
         const schema = typeof value.schemaname === 'string' && value.schemaname !== '' ? value.schemaname : null;
-        found.set(`${schema ?? ''}\0${value.relname}`, { schema, name: value.relname });
+        const relation = { schema, name: value.relname };
+        found.set(relationKey(relation), relation);
       }
       walk(value);
     }

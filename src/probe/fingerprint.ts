@@ -4,7 +4,7 @@ import { DbError, TargetError } from '../errors.js';
 import type { FingerprintDiff } from '../evidence/types.js';
 import { both } from '../settle.js';
 import { readCatalog } from './catalog.js';
-import { withoutJit } from './jit.js';
+import { keepJitOff, withoutJit } from './jit.js';
 import { changedSince, PROOF_SETTINGS, readGlobalProof, readInheritance, readRelationProofs, sha1, tablesWrittenSince, unvouchedTables, type GlobalProof, type LogPosition, type RelationProof } from './change-log.js';
 
 /**
@@ -864,6 +864,8 @@ export async function fingerprintClone(db: Db, options: Omit<FingerprintOptions,
   if (db.capabilities.singleConnection) return fingerprint(db, own);
   if (lane) return fingerprint(db, { ...own, lanes: [lane] });
   const second = await db.sibling();
+  // tiergate's own connection, for this fingerprint's reads only (as a kept lane: src/rehearsal/rehearse.ts)
+  keepJitOff(second);
   try {
     return await fingerprint(db, { ...own, lanes: [second] });
   } finally {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { QueryResult, Queryable } from '../db/port.js';
 import { DbError } from '../errors.js';
+import { relationKey, type NamedRelation } from '../plan/read-relations.js';
 import { relationsRead, splitStatements, touchedRelations } from '../plan/sql-facts.js';
 import { IDENT, identifierParts, textLiteral } from './identifiers.js';
 import { takeJitOff, TURN_OFF_LOCAL, withoutJitFolded } from './jit.js';
@@ -79,7 +80,7 @@ export async function readMetrics(tx: Queryable, metrics: Record<string, string>
  */
 async function withoutRelations(tx: Queryable, entries: [string, string][]): Promise<Set<string>> {
   const named = await Promise.all(entries.map(async ([name, sql]) => [name, await relationsRead(sql).catch(() => null)] as const));
-  const relations = new Map<string, { schema: string | null; name: string }>();
+  const relations = new Map<string, NamedRelation>();
   for (const [, list] of named) for (const r of list ?? []) relations.set(relationKey(r), r);
   if (relations.size === 0) return new Set();
   const rows = [...relations.values()].map((r, i) => `(${i}, ${r.schema === null ? 'null::text' : textLiteral(r.schema)}, ${textLiteral(r.name)})`);
@@ -97,10 +98,6 @@ async function withoutRelations(tx: Queryable, entries: [string, string][]): Pro
   if (present.length !== relations.size) return new Set();
   const exists = new Map([...relations.keys()].map((k, i) => [k, present[i]]));
   return new Set(named.filter(([, list]) => list?.some((r) => !exists.get(relationKey(r)))).map(([name]) => name));
-}
-
-function relationKey(r: { schema: string | null; name: string }): string {
-  return `${r.schema ?? ''}\0${r.name}`;
 }
 
 /**
