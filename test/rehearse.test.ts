@@ -90,6 +90,9 @@ describe('tiergate rehearse on the embedded default (npm start)', () => {
     expect(r.stdout.trim().split('\n').at(-1)).toBe('Rehearsal PASS · Execution NO-GO (ospa=0)');
     // not a terminal: plain lines, no passing status (building, copying)
     expect(r.stdout).not.toMatch(/\r|\x1b|tables created| parts/);
+    // stage A's blocked tiers 2, 3, 4: one seal before the first, then each proven by the server's transactions alone
+    // (the clone is an embedded database of its own: nothing else commits on it)
+    expect(r.stdout).toMatch(/; 1 seal \(the catalog's version and the change log, no catalog read\); 3 blocked tiers proven to change nothing by the server's transactions/);
     expectSeedFigures(readEvidence(out));
     expect(readFileSync(join(out, 'evidence.md'), 'utf8')).toMatch(/NO-GO \(ospa=0\)/);
     expect(readFileSync(join(out, 'evidence.html'), 'utf8')).toMatch(/^<!DOCTYPE html>/i);

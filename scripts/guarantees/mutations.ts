@@ -268,6 +268,22 @@ export const MUTATIONS: Mutation[] = [
     backends: PG, // only a second session can change a clone behind the rehearsal
   },
   {
+    id: 'stage-a-commit-taken-for-abort',
+    guarantee: G.rollback,
+    name: "stage A's transaction proof counts a committed transaction as aborted (a change made beside a blocked tier goes unseen)",
+    edits: [{ file: 'src/probe/xact-mark.ts', find: "pg_xact_status(x) is not distinct from 'aborted'", replace: "pg_xact_status(x) in ('aborted', 'committed')" }],
+    tests: { files: [GUARANTEES, 'test/xact-mark.test.ts'], names: 'while the gated tier is blocked|never clean' },
+    backends: BOTH,
+  },
+  {
+    id: 'stage-a-running-ignored',
+    guarantee: G.rollback,
+    name: "stage A's transaction proof leaves out the transactions running at its mark (one that commits after it goes unseen)",
+    edits: [{ file: 'src/probe/xact-mark.ts', find: 'unnest($2::text[]::xid8[]) x', replace: "unnest('{}'::text[]::xid8[]) x" }],
+    tests: { files: ['test/xact-mark.test.ts'], names: 'already running at the mark' },
+    backends: PG, // only a second session can hold a transaction open across the mark
+  },
+  {
     id: 'password-shown',
     guarantee: G.secrets,
     name: 'a URL is displayed with its password',

@@ -15,6 +15,7 @@ import { planFileHashes, type Plan, type Tier } from '../plan/plan.js';
 import { keepJitOff } from '../probe/jit.js';
 import { diffFingerprints, FingerprintCache, fingerprintClone, loadBaseline, sameFingerprint, sameSeal, sealChange, sealOf, type Fingerprint, type Seal } from '../probe/fingerprint.js';
 import { readIdentity } from '../probe/identity.js';
+import { nothingCommittedSince, readXactMark, type XactMark } from '../probe/xact-mark.js';
 import { both } from '../settle.js';
 import { tiergateVersion } from '../version.js';
 import { isMarkedClone, withClones, type Clone, type CloneSource } from './clone.js';
@@ -159,7 +160,7 @@ class Fingerprints {
   }
 
   /** fingerprints taken, tables hashed and reused, seals read, time spent (the baseline's included) */
-  readonly totals = { count: 0, hashed: 0, reused: 0, seals: 0, ms: 0 };
+  readonly totals = { count: 0, hashed: 0, reused: 0, seals: 0, marks: 0, ms: 0 };
 
   async of(db: Db): Promise<Fingerprint> {
     await this.settle();
@@ -219,19 +220,39 @@ class Fingerprints {
     await open.close().catch(() => undefined);
   }
 
-  /** The clone's state before a blocked tier: its seal (src/probe/fingerprint.ts `Seal`: no catalog read), or its fingerprint where it has no change log. */
+  /**
+   * The clone's state before a blocked tier: its seal (src/probe/fingerprint.ts
+   * `Seal`: no catalog read) and the server's transaction mark read just
+   * before it, or its fingerprint where it has no change log.
+   */
   async stateOf(db: Db, previous?: CloneState): Promise<CloneState> {
     await this.settle();
     const t = performance.now();
+    const mark = await readXactMark(db);
     const seal = await sealOf(db, { previous: previous && 'seal' in previous ? previous.seal : null });
     this.totals.ms += performance.now() - t;
     if (!seal) return { fp: await this.take(db) };
     this.totals.seals++;
-    return { seal };
+    return { seal, mark };
   }
 
-  /** Whether the clone is as `before` found it, its state now, and (when it is not) what changed. */
+  /**
+   * Whether the clone is as `before` found it, its state now, and (when it is
+   * not) what changed. When every transaction the server ran since `before`'s
+   * mark aborted — the blocked tier's own, and nothing else on the server
+   * committed — nothing any read would see has changed (src/probe/xact-mark.ts):
+   * the seal holds as it was, unread. Else the seals are compared.
+   */
   async compare(db: Db, before: CloneState): Promise<{ after: CloneState; unchanged: boolean; change: string }> {
+    if ('seal' in before) {
+      const t = performance.now();
+      const since = await nothingCommittedSince(db, before.mark);
+      this.totals.ms += performance.now() - t;
+      if (since.clean) {
+        this.totals.marks++;
+        return { after: { seal: before.seal, mark: since.mark }, unchanged: true, change: '' };
+      }
+    }
     if ('fp' in before) {
       const fp = await this.of(db);
       const unchanged = sameFingerprint(before.fp, fp);
@@ -245,9 +266,10 @@ class Fingerprints {
 
   /** One line for the progress: what the change log saved. */
   summary(): string {
-    const { count, hashed, reused, seals, ms } = this.totals;
-    const sealed = seals ? `; ${seals} seals (a blocked tier proven to change nothing by the catalog's version and the change log, no catalog read)` : '';
-    return `${count} fingerprints in ${(ms / 1000).toFixed(1)} s: ${grouped(hashed)} table contents hashed, ${grouped(reused)} reused (proven unchanged by the clones' change log)${sealed}`;
+    const { count, hashed, reused, seals, marks, ms } = this.totals;
+    const sealed = seals ? `; ${seals} seal${seals === 1 ? '' : 's'} (the catalog's version and the change log, no catalog read)` : '';
+    const marked = marks ? `; ${marks} blocked tier${marks === 1 ? '' : 's'} proven to change nothing by the server's transactions (every one since the last seal aborted: no seal read)` : '';
+    return `${count} fingerprints in ${(ms / 1000).toFixed(1)} s: ${grouped(hashed)} table contents hashed, ${grouped(reused)} reused (proven unchanged by the clones' change log)${sealed}${marked}`;
   }
 
   /** Waits for the baseline (nothing may be left running on a clone that is about to be dropped). */
@@ -261,8 +283,8 @@ function withoutCloneOf(identity: DatabaseIdentity & { cloneOf?: string | null }
   return rest;
 }
 
-/** What a blocked tier's proof compares: the clone's seal, or its fingerprint where a seal proves nothing. */
-type CloneState = { seal: Seal } | { fp: Fingerprint };
+/** What a blocked tier's proof compares: the clone's seal and the server's transaction mark read just before it, or its fingerprint where a seal proves nothing. */
+type CloneState = { seal: Seal; mark: XactMark } | { fp: Fingerprint };
 
 /** The second clone's clean apply of the kept tiers: its fingerprint, or why it could not be made. */
 type KeptRun = Promise<{ fp: Fingerprint } | { error: string }>;
@@ -400,6 +422,7 @@ class Scenario {
       });
       this.check(a, { name: 'A: verify shows the honest gaps', ok: true, expected: true, detail: `${v.status}: ${metricsLine(v)}` });
     }
+    this.dropKeptWhenBuilt();
   }
 
   /**
@@ -518,6 +541,18 @@ class Scenario {
     const run = applyKept(this.plan, this.kept, keptTiers, rollbackTier, gateAfter, this.fingerprints, this.signal);
     run.catch(() => undefined); // awaited in stage C, or by settleKept
     this.keptRun = { run, gateAfter };
+  }
+
+  /**
+   * Drops the second clone once its fingerprint is taken: nothing reads it
+   * again. Called when stage A is over, so that its blocked tiers' proofs
+   * see no commit of the drop (src/probe/xact-mark.ts: any commit on the
+   * server sends a proof back to the seals); it runs beside stage B (at
+   * 6,500 tables a drop unlinks ~40,000 files, ~0.5 s), and withClones's
+   * clean-up awaits the same removal (and reports its failure).
+   */
+  private dropKeptWhenBuilt(): void {
+    void this.keptRun?.run.catch(() => undefined).then(() => this.kept.drop().catch(() => undefined));
   }
 
   /** Waits for the second clone's work (nothing may be left running on a clone that is about to be dropped). */
@@ -645,9 +680,6 @@ async function applyKept(
   } finally {
     await fingerprints.release(db);
     await db.close();
-    // nothing reads this clone again: it is dropped now, beside stage C (at 6,500 tables a drop unlinks ~40,000
-    // files, ~0.5 s), and withClones's clean-up awaits the same removal (and reports its failure)
-    clone.drop().catch(() => undefined);
   }
 }
 
