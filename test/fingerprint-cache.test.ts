@@ -248,6 +248,39 @@ describe.each(testTargets())('the fingerprint cache on %s', (kind) => {
     }
   });
 
+  it("a seal hashes exactly the tables the log cannot vouch for, on one connection or two", { timeout: 120_000 }, async () => {
+    const t = await freshDatabase(kind);
+    try {
+      await withDb(t.url, async (db) => {
+        await db.exec(`create schema app; create table app.tags (k text primary key, w int);
+          create table app.holder (t app.tags); create table app.arr (ts app.tags[]);
+          create domain app.dtag as app.tags; create table app.dom (d app.dtag);
+          create type app.comp as (a int, b text); create table app.compcol (c app.comp);
+          create table app.secret (v int); alter table app.secret enable row level security;
+          create table app.forced (v int); alter table app.forced force row level security;
+          create table app.plain (v int); create table app.quiet (v int);
+          create table app.parted (id int, k text) partition by list (k); create table app.parted_a partition of app.parted for values in ('a');`);
+        await markClone(db, t.database);
+        await db.exec('create table app.later (v int); alter table app.quiet disable trigger tiergate_touched');
+        const expected = ['app.arr', 'app.dom', 'app.forced', 'app.holder', 'app.later', 'app.quiet', 'app.secret'];
+        const alone = await sealOf(db);
+        expect(alone!.unvouched.map((x) => x.name)).toEqual(expected);
+        expect(Object.keys(alone!.tables).sort()).toEqual(expected);
+        if (kind === 'postgres') {
+          const lane = await db.sibling();
+          try {
+            const beside = await sealOf(db, { lane });
+            expect(beside).toEqual(alone);
+          } finally {
+            await lane.close();
+          }
+        }
+      });
+    } finally {
+      await t.drop();
+    }
+  });
+
   it('a baseline stored in the clone when it is made is the first entry of a rehearsal of it: nothing is hashed twice', { timeout: 120_000 }, async () => {
     const t = await freshDatabase(kind);
     try {

@@ -52,7 +52,7 @@ describe.each(testTargets())('the server transaction mark on %s', (kind) => {
         expect(await cleanInSomeTry(db, async () => void (await db.query('select count(*) from side')))).toBe(true);
         // every kind of commit
         for (const sql of ['insert into side values (3)', 'update side set v = 4 where v = 3', 'delete from side', 'create table side2 (x int)', "comment on table side is 'x'", 'drop table side2']) {
-          expect(await cleanAfter(db, () => db.exec(sql)), sql).toBe(false);
+          expect(await cleanAfter(db, async () => void (await db.exec(sql))), sql).toBe(false);
         }
         // a transaction that commits after aborted ones, all since one mark
         const mark = await readXactMark(db);

@@ -940,14 +940,24 @@ export interface Seal {
  * The seal of a clone nobody else writes to; null without a change log.
  * `previous`: an earlier seal of the same database — while the catalog's
  * version is the same, so are the tables the log cannot vouch for.
+ * `lane`: a second connection to the same database, on which the tables
+ * the log cannot vouch for are listed meanwhile (a catalog read that
+ * depends on no setting of the session): at 6,500 tables the seal's three
+ * reads are ~45, ~55 and ~55 ms.
  */
-export async function sealOf(q: Queryable, options: { excludeSchemas?: string[]; previous?: Seal | null } = {}): Promise<Seal | null> {
+export async function sealOf(q: Queryable, options: { excludeSchemas?: string[]; previous?: Seal | null; lane?: Queryable } = {}): Promise<Seal | null> {
   const excluded = [TIERGATE_SCHEMA, ...(options.excludeSchemas ?? [])];
+  const listed = options.lane && !options.previous ? withoutJit(options.lane, () => unvouchedTables(options.lane!, excluded)) : null;
+  listed?.catch(() => undefined);
   return withoutJit(q, async () => {
-    const log = await readGlobalProof(q);
-    if (!log) return null;
-    const version = await catalogVersion(q);
-    const unvouched = options.previous?.version === version ? options.previous.unvouched : await unvouchedTables(q, excluded);
+    // (nothing is left running on the lane when this returns or throws)
+    const [read] = await both(
+      readGlobalProof(q).then(async (log) => (log ? { log, version: await catalogVersion(q) } : null)),
+      listed ?? Promise.resolve(null),
+    );
+    if (!read) return null;
+    const { log, version } = read;
+    const unvouched = options.previous?.version === version ? options.previous.unvouched : ((await listed) ?? (await unvouchedTables(q, excluded)));
     const tables: Record<string, string> = {};
     for (let i = 0; i < unvouched.length; i += TABLES_PER_BATCH) {
       const batch = unvouched.slice(i, i + TABLES_PER_BATCH);

@@ -229,7 +229,7 @@ class Fingerprints {
     await this.settle();
     const t = performance.now();
     const mark = await readXactMark(db);
-    const seal = await sealOf(db, { previous: previous && 'seal' in previous ? previous.seal : null });
+    const seal = await sealOf(db, { previous: previous && 'seal' in previous ? previous.seal : null, lane: await this.laneOf(db).catch(() => undefined) });
     this.totals.ms += performance.now() - t;
     if (!seal) return { fp: await this.take(db) };
     this.totals.seals++;
