@@ -70,7 +70,11 @@ describe.each(testTargets())('the server transaction mark on %s', (kind) => {
     }
   });
 
-  it.runIf(kind === 'postgres')('a commit in another database, or by a transaction already running at the mark, is never clean', { timeout: 120_000 }, async () => {
+});
+
+// a second session and a second database: PostgreSQL only (PGlite is one session)
+describe.runIf(testTargets().includes('postgres'))('the server transaction mark on postgres, beside other sessions', () => {
+  it('a commit in another database, or by a transaction already running at the mark, is never clean', { timeout: 120_000 }, async () => {
     const t = await freshDatabase('postgres');
     const elsewhere = new pg.Client({ connectionString: serverUrl('postgres') });
     const beside = new pg.Client({ connectionString: t.url });
