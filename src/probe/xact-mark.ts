@@ -11,10 +11,10 @@ import type { Queryable } from '../db/port.js';
  * when every id of that range, and every id running at the mark, belongs
  * to a transaction that aborted, nothing any snapshot reads has changed
  * since: on any database of that server. (One still running, above the
- * later `xmax`, has changed nothing yet; it is in the next range.) Stage A of a rehearsal proves a blocked
- * tier changed nothing this way (src/rehearsal/rehearse.ts): one query
- * instead of a seal, whose catalog version reads every catalog row (52 ms at
- * 6,500 tables).
+ * later `xmax`, has changed nothing yet; it is in the next range.) Stage A
+ * of a rehearsal proves a blocked tier changed nothing this way
+ * (src/rehearsal/rehearse.ts): one query instead of a seal, whose catalog
+ * version reads every catalog row (52 ms at 6,500 tables).
  *
  * It says "nothing committed", never "something changed": a transaction of
  * another database, an ANALYZE of autovacuum, a second clone applying its

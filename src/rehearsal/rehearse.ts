@@ -228,7 +228,8 @@ class Fingerprints {
   async stateOf(db: Db, previous?: CloneState): Promise<CloneState> {
     await this.settle();
     const t = performance.now();
-    const mark = await readXactMark(db);
+    // (pg_current_snapshot and pg_xact_status: PostgreSQL 13 and later; before, every blocked tier compares seals)
+    const mark = db.capabilities.serverVersion >= 130000 ? await readXactMark(db) : null;
     const seal = await sealOf(db, { previous: previous && 'seal' in previous ? previous.seal : null, lane: await this.laneOf(db).catch(() => undefined) });
     this.totals.ms += performance.now() - t;
     if (!seal) return { fp: await this.take(db) };
@@ -244,7 +245,7 @@ class Fingerprints {
    * the seal holds as it was, unread. Else the seals are compared.
    */
   async compare(db: Db, before: CloneState): Promise<{ after: CloneState; unchanged: boolean; change: string }> {
-    if ('seal' in before) {
+    if ('seal' in before && before.mark) {
       const t = performance.now();
       const since = await nothingCommittedSince(db, before.mark);
       this.totals.ms += performance.now() - t;
@@ -284,7 +285,7 @@ function withoutCloneOf(identity: DatabaseIdentity & { cloneOf?: string | null }
 }
 
 /** What a blocked tier's proof compares: the clone's seal and the server's transaction mark read just before it, or its fingerprint where a seal proves nothing. */
-type CloneState = { seal: Seal; mark: XactMark } | { fp: Fingerprint };
+type CloneState = { seal: Seal; mark: XactMark | null } | { fp: Fingerprint };
 
 /** The second clone's clean apply of the kept tiers: its fingerprint, or why it could not be made. */
 type KeptRun = Promise<{ fp: Fingerprint } | { error: string }>;
