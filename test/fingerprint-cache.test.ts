@@ -17,6 +17,7 @@ import { copyDir } from '../src/db/copy-dir.js';
 import { withDb, writeDatabaseFile } from '../src/db/open-db.js';
 import type { Db } from '../src/db/port.js';
 import { diffFingerprints, fingerprint, FingerprintCache, fingerprintClone, loadBaseline, recordBaseline, sameSeal, sealOf } from '../src/probe/fingerprint.js';
+import { readRelationProofs } from '../src/probe/change-log.js';
 import { markClone } from '../src/rehearsal/clone.js';
 import { freshDatabase, onServer, serverUrl, testTargets } from './helpers/targets.js';
 
@@ -266,6 +267,12 @@ describe.each(testTargets())('the fingerprint cache on %s', (kind) => {
         const alone = await sealOf(db);
         expect(alone!.unvouched.map((x) => x.name)).toEqual(expected);
         expect(Object.keys(alone!.tables).sort()).toEqual(expected);
+        // the list is read set by set; a fingerprint's proofs read the same rule relation by relation: they agree
+        const oids = (await db.query<{ oid: string; name: string }>(
+          `select c.oid::int8::text as oid, n.nspname || '.' || c.relname as name from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = 'app' and c.relkind in ('r', 'p')`,
+        )).rows;
+        const proofs = await readRelationProofs(db, oids.map((r) => Number(r.oid)));
+        expect(oids.filter((r) => proofs.get(Number(r.oid))!.rls || proofs.get(Number(r.oid))!.trigger === null).map((r) => r.name).sort()).toEqual(expected);
         if (kind === 'postgres') {
           const lane = await db.sibling();
           try {

@@ -1,6 +1,5 @@
-import { createHash } from 'node:crypto';
 import type { QueryResult, Queryable } from '../db/port.js';
-import { textLiteral } from './identifiers.js';
+import { statementName, textLiteral } from './identifiers.js';
 import { withoutJit } from './jit.js';
 import type { ObjectChanges } from '../evidence/types.js';
 import type { ObjectKind } from '../plan/schema.js';
@@ -206,12 +205,25 @@ export async function readCatalog(q: Queryable, scope: SchemaScope, relations: n
  */
 async function executeCatalog<R>(q: Queryable, schemas: string[], include: boolean, relations: number[] | null): Promise<QueryResult<R>> {
   if (relations !== null) return q.query<R>(CATALOG_SQL, [schemas, include, relations]);
-  const args: Record<string, string> = { 1: `(array[${schemas.map(textLiteral).join(', ')}]::text[])`, 2: String(include), 3: '(null::int8[])' };
-  const sql = CATALOG_SQL.replace(/\$([123])\b/g, (_, n: string) => args[n]!);
-  const name = `tiergate_catalog_${createHash('sha256').update(sql).digest('hex').slice(0, 16)}`;
+  const { name, sql } = wholeSchemasStatement(schemas, include);
   const present = await q.query<{ ok: boolean }>(`select exists (select 1 from pg_prepared_statements where name = $1) as ok`, [name]);
   if (present.rows[0]?.ok !== true) await q.exec(`prepare ${name} as ${sql}`);
   return q.query<R>(`execute ${name}`);
+}
+
+/** The statement of a read of whole schemas, its arguments written in, and its name: made once per list of schemas (a dozen reads a rollout). */
+const wholeSchemas = new Map<string, { name: string; sql: string }>();
+
+function wholeSchemasStatement(schemas: string[], include: boolean): { name: string; sql: string } {
+  const key = JSON.stringify([schemas, include]);
+  let made = wholeSchemas.get(key);
+  if (!made) {
+    const args: Record<string, string> = { 1: `(array[${schemas.map(textLiteral).join(', ')}]::text[])`, 2: String(include), 3: '(null::int8[])' };
+    const sql = CATALOG_SQL.replace(/\$([123])\b/g, (_, n: string) => args[n]!);
+    made = { name: statementName('tiergate_catalog_', sql), sql };
+    wholeSchemas.set(key, made);
+  }
+  return made;
 }
 
 /** kind → object name → hash of its normalised definition */

@@ -135,7 +135,10 @@ select c.oid::int8 as oid, c.relfilenode::text || ':' || c.xmin::text as storage
  * rows (`UNVOUCHABLE`). Read from catalog rows alone, set by set (the row
  * types of tables, the types over them, the columns of those types, the
  * valid triggers) rather than relation by relation: at 6,500 tables 135 ms
- * → 53 ms, once before stage A's first blocked tier.
+ * → 53 ms, once before stage A's first blocked tier. The rule is
+ * `UNVOUCHABLE` and `TRIGGER_OF`, which the proofs read relation by relation
+ * (fast for the few relations of an incremental read, where the sets here
+ * would read every type); test/fingerprint-cache.test.ts checks they agree.
  */
 const UNVOUCHED_SQL = `
 with rel as (

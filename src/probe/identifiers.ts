@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+
 /** An identifier as PostgreSQL reads it: unquoted folded to lower case, quoted as written. */
 export const IDENT = String.raw`(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")`;
 const IDENTS = new RegExp(IDENT, 'g');
@@ -18,4 +20,9 @@ export function identifierParts(name: string): string[] {
  */
 export function textLiteral(value: string): string {
   return `E'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
+/** A prepared statement's name for `sql`: `prefix` and 16 hex digits of its sha256 (the same text, the same name, on any session). */
+export function statementName(prefix: string, sql: string): string {
+  return `${prefix}${createHash('sha256').update(sql).digest('hex').slice(0, 16)}`;
 }

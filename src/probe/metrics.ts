@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto';
 import type { QueryResult, Queryable } from '../db/port.js';
 import { DbError } from '../errors.js';
 import { relationKey, type NamedRelation } from '../plan/read-relations.js';
 import { relationsRead, splitStatements, touchedRelations } from '../plan/sql-facts.js';
-import { IDENT, identifierParts, textLiteral } from './identifiers.js';
+import { IDENT, identifierParts, statementName, textLiteral } from './identifiers.js';
 import { takeJitOff, TURN_OFF_LOCAL, withoutJitFolded } from './jit.js';
 
 /**
@@ -342,10 +341,6 @@ function preparedSet(tx: Queryable): Set<string> {
   let prepared = preparedOn.get(tx);
   if (!prepared) preparedOn.set(tx, (prepared = new Set()));
   return prepared;
-}
-
-function statementName(prefix: string, sql: string): string {
-  return `${prefix}${createHash('sha256').update(sql).digest('hex').slice(0, 16)}`;
 }
 
 /**

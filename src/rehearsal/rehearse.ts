@@ -309,8 +309,8 @@ class Scenario {
   /** the tiers applied when stage B opened the gate on the clone (null: it did not open it) */
   private appliedWhenGateOpened: number[] | null = null;
   private ledger = new Map<number, LedgerEntry>();
-  /** the clone's gate as start() read it (undefined: not read) */
-  private gateAtStart: GateReading | null | undefined;
+  /** the clone's gate as start() read it (start() runs before the stages, as for the ledger) */
+  private gateAtStart: GateReading | null = null;
   /**
    * The plan's metrics and catalog as the last tier on this clone left them,
    * read in its transaction just before its COMMIT: the next tier's
@@ -368,7 +368,7 @@ class Scenario {
   async stageA(): Promise<void> {
     const a = this.stage('A', 'gate closed: structure applies, gated tiers must stop themselves');
     // the gate as start() read it: nothing has written to the clone since (at 6,500 collections a reading is ~100 ms)
-    const reading = this.gateAtStart !== undefined ? this.gateAtStart : await this.db.transaction((tx) => readGate(tx, this.plan), { readOnly: true });
+    const reading = this.gateAtStart;
     const gateOpen = reading?.open ?? false;
     // The second clone's reference needs only what stage B will start from:
     // the tiers this stage applies when each applies (when one does not, the
