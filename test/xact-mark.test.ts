@@ -85,23 +85,24 @@ describe.runIf(testTargets().includes('postgres'))('the server transaction mark 
         await db.exec('create table side (v int)');
         // another database of the server: it cannot be told apart, so it counts
         expect(await cleanAfter(db, async () => void (await elsewhere.query('select pg_current_xact_id()')))).toBe(false);
-        // a transaction of this database running at the mark, which commits after it: a later one completed
-        // before the mark, so its id is below the mark's xmax, among the mark's running ones
-        await beside.query('begin');
-        await beside.query('insert into side values (1)');
-        await db.exec('insert into side values (100)');
-        const mark = await readXactMark(db);
-        expect(mark.running.length).toBeGreaterThan(0);
+        // a mark with a transaction of this database running (a later one completed before the mark, so the
+        // running one's id is below the mark's xmax, among the mark's running ones)
+        const runningAtMark = async (v: number, later: number) => {
+          await beside.query('begin');
+          await beside.query('insert into side values ($1)', [v]);
+          await db.exec(`insert into side values (${later})`);
+          const mark = await readXactMark(db);
+          expect(mark.running.length).toBeGreaterThan(0);
+          return mark;
+        };
+        // one that commits after the mark
+        const mark = await runningAtMark(1, 100);
         await beside.query('commit');
         expect((await nothingCommittedSince(db, mark)).clean).toBe(false);
         // one running at the mark that aborts is no change
         let abortedClean = false;
         for (let i = 0; i < 200 && !abortedClean; i++) {
-          await beside.query('begin');
-          await beside.query('insert into side values (2)');
-          await db.exec('insert into side values (101)');
-          const m = await readXactMark(db);
-          expect(m.running.length).toBeGreaterThan(0);
+          const m = await runningAtMark(2, 101);
           await beside.query('rollback');
           abortedClean = (await nothingCommittedSince(db, m)).clean;
           await db.exec('delete from side where v = 101');
