@@ -324,6 +324,22 @@ export const MUTATIONS: Mutation[] = [
     backends: ANY,
   },
   {
+    id: 'row-versions-despite-catalog',
+    guarantee: G.binding,
+    name: "a tier's row delta skips rows it did not write although the catalog changed (a column added with a default changes every row's text)",
+    edits: [{ file: 'src/probe/rows.ts', find: '(${CATALOG_WRITES} = $2::int8 and ${OUTPUT_SETTINGS} = $3)', replace: '($2::int8 is not null and ${OUTPUT_SETTINGS} = $3)' }],
+    tests: { files: ['test/rows.test.ts'], names: 'not hashed again' },
+    backends: BOTH,
+  },
+  {
+    id: 'row-versions-too-recent',
+    guarantee: G.binding,
+    name: "a tier's row delta takes the row versions written during the tier for versions the \"before\" hashed",
+    edits: [{ file: 'src/probe/rows.ts', find: 'case when age(t.xmin) > ${Math.trunc(horizon)} then null', replace: 'case when age(t.xmin) >= 0 then null' }],
+    tests: { files: ['test/rows.test.ts'], names: 'not hashed again' },
+    backends: BOTH,
+  },
+  {
     id: 'verdict-trusted',
     guarantee: G.binding,
     name: "the evidence's own verdict is trusted, not recomputed from its records",

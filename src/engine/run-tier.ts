@@ -219,7 +219,9 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
         ? { catalogBefore: emptySnapshot(), rows: null, before: {}, figures: {} }
         : await jitScope(tx, async () => ({
             catalogBefore: options.carry?.catalog ?? (await snapshotCatalog(tx, plan.schemas)),
-            rows: await RowWatch.start(tx, await relationsToWatch(tx, touched, plan.schemas, callsUser), touched?.drops ?? []),
+            rows: await RowWatch.start(tx, await relationsToWatch(tx, touched, plan.schemas, callsUser), touched?.drops ?? [], {
+              versions: db.capabilities.serverVersion >= 130000,
+            }),
             before: options.carry?.metrics ?? (await readMetrics(tx, plan.metrics)),
             figures: tier.figures.length ? await readMetrics(tx, pick(plan.figures, tier.figures), 'figure') : {},
           }));

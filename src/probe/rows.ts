@@ -11,6 +11,44 @@ import { identifierParts } from './identifiers.js';
  */
 const ROW_HASH = 'hashtextextended((t.*)::text, 0)';
 
+/**
+ * How far back the row versions the "before" hashed reach, as the age of
+ * the oldest transaction still running when it was read (`age()` counts
+ * from one point fixed for the whole transaction): a row version whose
+ * writer is older than that committed before the "before" read, so that
+ * read hashed this very version. A version is written once and never
+ * changed in place (an UPDATE writes a new one, with its own writer), so
+ * after the tier such a row needs no hash: its text is the one hashed
+ * before — unless the text form of the same version changed, which only a
+ * change of the catalog (a column added with a default, an enum label
+ * renamed, a type altered) or of an output setting can do. PostgreSQL 13
+ * and later (`pg_current_snapshot`, `xid(xid8)`).
+ */
+const HORIZON = 'age(xid(pg_snapshot_xmin(pg_current_snapshot())))::int8';
+
+/**
+ * Rows of the system catalogs this transaction inserted, updated or deleted
+ * so far (the statistics' per-transaction counters, which only grow within
+ * a transaction and count aborted subtransactions too): any DDL, whoever
+ * runs it (a trigger, a function), moves it. Read after the "before"
+ * snapshots (their temp tables are catalog rows) and again after the tier.
+ */
+const CATALOG_WRITES = `(select coalesce(sum(pg_stat_get_xact_tuples_inserted(c.oid) + pg_stat_get_xact_tuples_updated(c.oid)
+                           + pg_stat_get_xact_tuples_deleted(c.oid)), 0)::int8
+                          from pg_class c where c.oid < 16384 and c.relkind = 'r')`;
+
+/** The settings that change how a value prints (dates, times, intervals, floats, bytea, names through the search_path, money, XML). */
+const OUTPUT_SETTINGS = `concat_ws(E'\\n', ${['DateStyle', 'IntervalStyle', 'TimeZone', 'extra_float_digits', 'bytea_output', 'search_path', 'lc_monetary', 'xmlbinary', 'xmloption']
+  .map((s) => `current_setting('${s}')`)
+  .join(', ')})`;
+
+/** What the row versions' shortcut needs to know the "before" from the "after": see HORIZON. */
+interface Versions {
+  horizon: number;
+  catalogWrites: string;
+  output: string;
+}
+
 /** A relation whose rows a tier writes, resolved before the tier runs. */
 interface Watched {
   /** schema.table as the catalog names it */
@@ -40,17 +78,23 @@ export class RowWatch {
     private readonly missing: string[],
     /** relations the tier drops: their row counts before */
     private readonly dropCounts: Map<string, number>,
+    /** null: every row is hashed again after the tier */
+    private readonly versions: Versions | null,
   ) {}
+
+  /** Relations whose last finish() hashed only the row versions the tier wrote (HORIZON): the others were hashed whole. */
+  byVersions: string[] = [];
 
   /**
    * @param writes relation names as written in the SQL (`axis.ownership`, `ownership`), resolved with the search_path
    * @param drops relations the tier drops
+   * @param options.versions the server has `pg_current_snapshot` (PostgreSQL 13 and later): rows the tier did not write are not hashed again (HORIZON)
    */
-  static async start(tx: Queryable, writes: string[], drops: string[]): Promise<RowWatch> {
+  static async start(tx: Queryable, writes: string[], drops: string[], options: { versions?: boolean } = {}): Promise<RowWatch> {
     const watched: Watched[] = [];
     const missing: string[] = [];
     const wanted = unique(writes);
-    const found = await resolve(tx, wanted);
+    const { infos: found, horizon } = await resolveWithHorizon(tx, wanted, options.versions === true);
     for (const [i, rel] of wanted.entries()) {
       const info = found[i];
       if (!info) {
@@ -67,11 +111,20 @@ export class RowWatch {
           .join(';\n'),
       );
     }
+    let versions: Versions | null = null;
+    if (horizon !== null && watched.some((w) => w.key.length)) {
+      const r = await tx.query<{ writes: string; output: string; counts: boolean }>(
+        `select ${CATALOG_WRITES} as writes, ${OUTPUT_SETTINGS} as output, current_setting('track_counts')::bool as counts`,
+      );
+      const row = r.rows[0];
+      // without track_counts the counters never move: nothing would tell a catalog change
+      if (row?.counts) versions = { horizon, catalogWrites: String(row.writes), output: row.output };
+    }
     const dropped = (await resolve(tx, unique(drops))).filter((d): d is RelationInfo => d !== null);
     const counts = await countRows(tx, dropped.map((d) => d.qualified));
     const dropCounts = new Map<string, number>();
     for (const [i, d] of dropped.entries()) if (!dropCounts.has(d.name)) dropCounts.set(d.name, counts[i]!);
-    return new RowWatch(watched, missing, dropCounts);
+    return new RowWatch(watched, missing, dropCounts, versions);
   }
 
   /** Rows added / removed / changed per relation, after the tier ran (same transaction). */
@@ -79,19 +132,27 @@ export class RowWatch {
     const out: Record<string, RowChanges> = {};
     // where each watched relation is now (the tier may have renamed or dropped it)
     const now = new Map<number, string>();
+    // the row versions' shortcut holds when no catalog row and no output setting changed since the "before"
+    let horizon: number | null = null;
     if (this.watched.length) {
-      const r = await tx.query<{ oid: number; q: string }>(
-        `select c.oid::int as oid, quote_ident(n.nspname) || '.' || quote_ident(c.relname) as q
+      const v = this.versions;
+      const r = await tx.query<{ oid: number; q: string; same: boolean | null }>(
+        `select c.oid::int as oid, quote_ident(n.nspname) || '.' || quote_ident(c.relname) as q,
+                ${v ? `(${CATALOG_WRITES} = $2::int8 and ${OUTPUT_SETTINGS} = $3)` : 'null::bool'} as same
            from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.oid = any($1::oid[])`,
-        [this.watched.map((w) => w.oid)],
+        [this.watched.map((w) => w.oid), ...(v ? [v.catalogWrites, v.output] : [])],
       );
       for (const row of r.rows) now.set(row.oid, row.q);
+      if (v && r.rows[0]?.same === true) horizon = v.horizon;
     }
+    this.byVersions = [];
     const diffs = this.watched.map((w) => {
       const rel = now.get(w.oid);
       // dropped by the tier: every row it had is removed
       if (rel === undefined) return `select 0::int as added, count(*)::int as removed, 0::int as changed from ${w.snapshot}`;
-      return w.key.length ? diffByKey(rel, w) : diffByHash(rel, w);
+      if (!w.key.length) return diffByHash(rel, w);
+      if (horizon !== null) this.byVersions.push(w.name);
+      return diffByKey(rel, w, horizon);
     });
     if (diffs.length) {
       const r = await tx.query<RowChanges & { i: number }>(diffs.map((d, i) => `select ${i}::int as i, d.added, d.removed, d.changed from (${d}) d`).join('\nunion all\n'));
@@ -113,14 +174,21 @@ export class RowWatch {
   }
 }
 
-/** The difference, by primary key: rows added, removed, and changed (same key, another hash). */
-function diffByKey(rel: string, w: Watched): string {
+/**
+ * The difference, by primary key: rows added, removed, and changed (same
+ * key, another hash). With `horizon` (HORIZON), a row version older than
+ * the "before" is not hashed (null): it is the version the "before" hashed
+ * under the same key — two live rows never share a key — so it is neither
+ * changed, nor added or removed (the join still counts those).
+ */
+function diffByKey(rel: string, w: Watched, horizon: number | null = null): string {
   const on = w.key.map((k) => `b.${k} = a.${k}`).join(' and ');
   const firstKey = w.key[0]!;
+  const hash = horizon === null ? ROW_HASH : `case when age(t.xmin) > ${Math.trunc(horizon)} then null else ${ROW_HASH} end`;
   return `select count(*) filter (where b.${firstKey} is null)::int as added,
             count(*) filter (where a.${firstKey} is null)::int as removed,
             count(*) filter (where a.${firstKey} is not null and b.${firstKey} is not null and a.tiergate_hash <> b.tiergate_hash)::int as changed
-       from (select ${w.key.join(', ')}, ${ROW_HASH} as tiergate_hash from ${rel} t) a
+       from (select ${w.key.join(', ')}, ${hash} as tiergate_hash from ${rel} t) a
        full join ${w.snapshot} b on ${on}`;
 }
 
@@ -150,9 +218,14 @@ interface RelationInfo {
 
 /** Each name (as the SQL wrote it) resolved with the search_path to an ordinary or partitioned table, or null; one query. */
 async function resolve(tx: Queryable, rels: string[]): Promise<(RelationInfo | null)[]> {
-  if (!rels.length) return [];
-  const r = await tx.query<{ ord: number; oid: number; name: string; qualified: string; key: string[] | null }>(
-    `select w.ord::int as ord, c.oid::int as oid, n.nspname || '.' || c.relname as name,
+  return (await resolveWithHorizon(tx, rels, false)).infos;
+}
+
+/** resolve(), and with `horizon` in the same query HORIZON (null when no relation resolved). */
+async function resolveWithHorizon(tx: Queryable, rels: string[], horizon: boolean): Promise<{ infos: (RelationInfo | null)[]; horizon: number | null }> {
+  if (!rels.length) return { infos: [], horizon: null };
+  const r = await tx.query<{ ord: number; oid: number; name: string; qualified: string; key: string[] | null; horizon: string | null }>(
+    `select w.ord::int as ord, c.oid::int as oid, n.nspname || '.' || c.relname as name, ${horizon ? HORIZON : 'null::int8'} as horizon,
             quote_ident(n.nspname) || '.' || quote_ident(c.relname) as qualified,
             (select array_agg(quote_ident(a.attname) order by k.ord)
                from pg_index i
@@ -166,10 +239,12 @@ async function resolve(tx: Queryable, rels: string[]): Promise<(RelationInfo | n
     [rels.map(quoteRelation)],
   );
   const byOrd = new Map(r.rows.map((row) => [row.ord, row]));
-  return rels.map((_, i) => {
+  const infos = rels.map((_, i) => {
     const row = byOrd.get(i + 1);
     return row ? { oid: row.oid, name: row.name, qualified: row.qualified, key: row.key ?? [] } : null;
   });
+  const h = r.rows[0]?.horizon;
+  return { infos, horizon: h === null || h === undefined ? null : Number(h) };
 }
 
 /** `axis.ownership` (names as the parser gives them, case kept) → `"axis"."ownership"` for to_regclass. */
