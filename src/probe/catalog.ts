@@ -83,6 +83,29 @@ const SCHEMAS = `select oid, nspname from pg_namespace
     and (nspname = any($1::text[])) = $2`;
 
 /**
+ * `select … where …` over the rows of `catalog` (`alias`) that belong to a
+ * relation of `rel` (as `r`), joined on its column `column`. A few relations
+ * (a plan's schemas) look each one up by the catalog's index on that column;
+ * many (a fingerprint's whole database) read the catalog once and join it
+ * by hashing. Both are planned; which runs is decided when the statement
+ * runs, by how many relations `rel` holds (a one-time filter): the planner
+ * cannot tell from a schema's name how many relations it has. A read of
+ * the plan's two schemas beside 6,500 Directus tables 14.3 → 7.4 ms
+ * (medians of 21; constraints and triggers were read by scanning
+ * pg_constraint, pg_class again and pg_trigger whole), 5.0 → 4.5 ms at 650.
+ */
+function perRelation(select: string, catalog: string, column: string, alias: string, where: string): string {
+  return `select ${select} from rel r cross join lateral (select x.* from ${catalog} x where x.${column} = r.oid offset 0) ${alias}
+  where ${where} and (select count(*) from rel) <= ${FEW_RELATIONS}
+union all
+select ${select} from rel r join ${catalog} ${alias} on ${alias}.${column} = r.oid
+  where ${where} and (select count(*) from rel) > ${FEW_RELATIONS}`;
+}
+
+/** Up to this many relations, their constraints and triggers are looked up one relation at a time (perRelation). */
+const FEW_RELATIONS = 2000;
+
+/**
  * One row per object. pg_class has no index on the namespace alone: it is
  * scanned once (`rel`, materialized), not once per kind — at 6,500 Directus
  * tables that halves a snapshot, which runs twice a tier. The tables'
@@ -136,17 +159,22 @@ select case p.prokind when 'p' then 'procedure' when 'a' then 'aggregate' else '
              else pg_get_functiondef(p.oid) end), 0::int8
   from pg_proc p join ns on ns.oid = p.pronamespace
 union all
-select 'constraint', ns.nspname || '.' || coalesce(cl.relname, ty.typname) || '.' || co.conname,
-       md5(co.contype::text || ' ' || pg_get_constraintdef(co.oid)), co.conrelid::int8
-  from pg_constraint co join ns on ns.oid = co.connamespace
-  left join pg_class cl on cl.oid = co.conrelid left join pg_type ty on ty.oid = co.contypid
-  where (co.conrelid <> 0 or co.contypid <> 0) and co.contype <> 'n'
-    and ($3::int8[] is null or co.contypid <> 0 or co.conrelid = any($3::int8[]::oid[]))
+${perRelation(
+  `'constraint', r.nspname || '.' || r.relname || '.' || co.conname, md5(co.contype::text || ' ' || pg_get_constraintdef(co.oid)), r.oid::int8`,
+  'pg_constraint', 'conrelid', 'co', `co.contype <> 'n'`,
+)}
 union all
-select 'trigger', r.nspname || '.' || r.relname || '.' || tg.tgname, md5(tg.tgenabled::text || ' ' || pg_get_triggerdef(tg.oid)), r.oid::int8
-  from pg_trigger tg join rel r on r.oid = tg.tgrelid where not tg.tgisinternal
-   -- tiergate's change log on a clone (src/probe/change-log.ts) is not part of the database
-   and not (tg.tgname = 'tiergate_touched' and tg.tgfoid = coalesce(to_regprocedure('tiergate.note_touched()'), 0))
+select 'constraint', ns.nspname || '.' || ty.typname || '.' || co.conname, md5(co.contype::text || ' ' || pg_get_constraintdef(co.oid)), 0::int8
+  from pg_constraint co join ns on ns.oid = co.connamespace join pg_type ty on ty.oid = co.contypid
+  -- a domain's constraints: conrelid 0 (the first column of an index of pg_constraint)
+  where co.conrelid = 0 and co.contypid <> 0 and co.contype <> 'n'
+union all
+${perRelation(
+  `'trigger', r.nspname || '.' || r.relname || '.' || tg.tgname, md5(tg.tgenabled::text || ' ' || pg_get_triggerdef(tg.oid)), r.oid::int8`,
+  'pg_trigger', 'tgrelid', 'tg',
+  // tiergate's change log on a clone (src/probe/change-log.ts) is not part of the database
+  `not tg.tgisinternal and not (tg.tgname = 'tiergate_touched' and tg.tgfoid = coalesce(to_regprocedure('tiergate.note_touched()'), 0))`,
+)}
 union all
 select 'rule', r.nspname || '.' || r.relname || '.' || ru.rulename, md5(ru.ev_enabled::text || ' ' || pg_get_ruledef(ru.oid)), r.oid::int8
   from pg_rewrite ru join rel r on r.oid = ru.ev_class where ru.rulename <> '_RETURN'
