@@ -95,7 +95,7 @@ describe.each(testTargets())('row deltas (%s)', (kind) => {
         create function app.rename_busy() returns void language plpgsql as $$ begin alter type app.mood rename value 'busy' to 'hectic'; end $$;`);
       const cases: { name: string; sql: string; expected: Record<string, { added: number; removed: number; changed: number }>; byVersions: string[] }[] = [
         {
-          name: 'rows written, deleted, updated to the same text, changed back, rolled back in a subtransaction, re-keyed',
+          name: 'rows written, deleted, updated to the same text, changed back, rolled back in a subtransaction, re-keyed; statistics gathered',
           sql: `insert into app.k values (100, 'new', null, null);
                 delete from app.k where id in (1, 2);
                 update app.k set label = 'changed' where id = 3;
@@ -103,7 +103,8 @@ describe.each(testTargets())('row deltas (%s)', (kind) => {
                 update app.k set label = 'x' where id = 10; update app.k set label = 'l10' where id = 10;
                 savepoint s; update app.k set label = 'gone' where id between 11 and 20; delete from app.k where id = 21; rollback to savepoint s;
                 update app.k set id = 200 where id = 22;
-                insert into app.bag values (3);`,
+                insert into app.bag values (3);
+                analyze app.k;`,
           expected: { 'app.k': { added: 2, removed: 3, changed: 1 }, 'app.bag': { added: 1, removed: 0, changed: 0 } },
           byVersions: ['app.k'],
         },
