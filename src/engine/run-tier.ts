@@ -7,6 +7,7 @@ import { diffCatalog, emptySnapshot, snapshotCatalog, type CatalogSnapshot } fro
 import { jitScope, jitUntilTransactionEnd } from '../probe/jit.js';
 import { readMetrics } from '../probe/metrics.js';
 import { callsUserFunction, relationsToWatch, RowWatch } from '../probe/rows.js';
+import { hasXid8Snapshots } from '../probe/xact-mark.js';
 import { describeBlockers, isWaitTimeout } from './blockers.js';
 import { compareExpectations } from './expectations.js';
 import { readGate } from './gate.js';
@@ -220,7 +221,7 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
         : await jitScope(tx, async () => ({
             catalogBefore: options.carry?.catalog ?? (await snapshotCatalog(tx, plan.schemas)),
             rows: await RowWatch.start(tx, await relationsToWatch(tx, touched, plan.schemas, callsUser), touched?.drops ?? [], {
-              versions: db.capabilities.serverVersion >= 130000,
+              versions: hasXid8Snapshots(db),
             }),
             before: options.carry?.metrics ?? (await readMetrics(tx, plan.metrics)),
             figures: tier.figures.length ? await readMetrics(tx, pick(plan.figures, tier.figures), 'figure') : {},

@@ -96,10 +96,10 @@ const SCHEMAS = `select oid, nspname from pg_namespace
  */
 function perRelation(select: string, catalog: string, column: string, alias: string, where: string): string {
   return `select ${select} from rel r cross join lateral (select x.* from ${catalog} x where x.${column} = r.oid offset 0) ${alias}
-  where ${where} and (select count(*) from rel) <= ${FEW_RELATIONS}
+  where ${where} and (select yes from few)
 union all
 select ${select} from rel r join ${catalog} ${alias} on ${alias}.${column} = r.oid
-  where ${where} and (select count(*) from rel) > ${FEW_RELATIONS}`;
+  where ${where} and not (select yes from few)`;
 }
 
 /** Up to this many relations, their constraints and triggers are looked up one relation at a time (perRelation). */
@@ -118,6 +118,8 @@ const CATALOG_SQL = `
 with ns as materialized (${SCHEMAS}),
 rel as materialized (select c.oid, c.relname, c.relkind, ns.nspname from pg_class c join ns on ns.oid = c.relnamespace
                       where $3::int8[] is null or c.oid = any($3::int8[]::oid[])),
+-- whether rel holds few relations (perRelation), counted once
+few as materialized (select count(*) <= ${FEW_RELATIONS} as yes from rel),
 cols as (
   select a.attrelid,
          string_agg(concat_ws(' ', quote_ident(a.attname), format_type(a.atttypid, a.atttypmod),

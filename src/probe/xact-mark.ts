@@ -1,4 +1,13 @@
-import type { Queryable } from '../db/port.js';
+import type { Db, Queryable } from '../db/port.js';
+
+/**
+ * Whether the server has `pg_current_snapshot`, `pg_xact_status` and
+ * `xid(xid8)` (PostgreSQL 13 and later, PGlite): what a transaction mark
+ * and a row delta's row versions (src/probe/rows.ts) read.
+ */
+export function hasXid8Snapshots(db: Db): boolean {
+  return db.capabilities.serverVersion >= 130000;
+}
 
 /**
  * A point in a server's transaction history: pg_current_snapshot's `xmax`

@@ -15,7 +15,7 @@ import { planFileHashes, type Plan, type Tier } from '../plan/plan.js';
 import { keepJitOff } from '../probe/jit.js';
 import { diffFingerprints, FingerprintCache, fingerprintClone, loadBaseline, sameFingerprint, sameSeal, sealChange, sealOf, type Fingerprint, type Seal } from '../probe/fingerprint.js';
 import { readIdentity } from '../probe/identity.js';
-import { nothingCommittedSince, readXactMark, type XactMark } from '../probe/xact-mark.js';
+import { hasXid8Snapshots, nothingCommittedSince, readXactMark, type XactMark } from '../probe/xact-mark.js';
 import { both } from '../settle.js';
 import { tiergateVersion } from '../version.js';
 import { isMarkedClone, withClones, type Clone, type CloneSource } from './clone.js';
@@ -228,8 +228,8 @@ class Fingerprints {
   async stateOf(db: Db, previous?: CloneState): Promise<CloneState> {
     await this.settle();
     const t = performance.now();
-    // (pg_current_snapshot and pg_xact_status: PostgreSQL 13 and later; before, every blocked tier compares seals)
-    const mark = db.capabilities.serverVersion >= 130000 ? await readXactMark(db) : null;
+    // (before PostgreSQL 13, every blocked tier compares seals)
+    const mark = hasXid8Snapshots(db) ? await readXactMark(db) : null;
     const seal = await sealOf(db, { previous: previous && 'seal' in previous ? previous.seal : null, lane: await this.laneOf(db).catch(() => undefined) });
     this.totals.ms += performance.now() - t;
     if (!seal) return { fp: await this.take(db) };
