@@ -106,12 +106,17 @@ export async function fingerprint(q: Queryable, options: FingerprintOptions = {}
     const previous = database ? options.cache!.latestOf(database) : undefined;
     const lane = options.lanes?.[0];
     // on a second connection, meanwhile: what does not depend on the catalog's version (a clone: nothing writes to it),
-    // as this session's settings shape it
+    // as this session's settings shape it; on this one, after the version, the change log's proof and position
     const session = options.cache && lane ? await readSession(q) : null;
-    const early = session ? withoutJit(lane!, () => readEarly(lane!, session, excluded, previous, options.cache!)) : null;
-    early?.catch(() => undefined);
+    const onLane = session ? withoutJit(lane!, () => readEarly(lane!, session, excluded, previous)) : null;
+    onLane?.catch(() => undefined);
+    let early: Promise<Early> | null = null;
     try {
       const version = database ? `${database}\n${await catalogVersion(q)}` : null;
+      if (onLane) {
+        const logged = await readLogged(q, options.cache!);
+        early = onLane.then((e) => ({ ...e, ...logged }));
+      }
       const known = version ? options.cache!.catalogAt(version) : undefined;
       const read = known ?? (await readCatalogState(q, excluded, Boolean(options.cache), lane, previous, (await early) ?? undefined));
       if (version && !known) options.cache!.rememberCatalog(version, read, database!);
@@ -123,7 +128,7 @@ export async function fingerprint(q: Queryable, options: FingerprintOptions = {}
       return { read, all, proof: options.cache ? await readProof(q, read, all, options.cache, (await early) ?? undefined) : null };
     } finally {
       // nothing is left running on the lane
-      await early?.catch(() => undefined);
+      await onLane?.catch(() => undefined);
     }
   });
   const { catalog } = read;
@@ -289,9 +294,18 @@ export class FingerprintCache {
       proofs: [number, RelationProof][];
       edges: [number, number][];
     };
+    // (one loop, no intermediate arrays: 33,000 entries at 6,500 tables)
+    const catalog: Record<string, string> = {};
+    const owned = new Map<number, string[]>();
+    for (const [key, def, owner] of e.catalog) {
+      catalog[key] = def;
+      const keys = owned.get(owner);
+      if (keys) keys.push(key);
+      else owned.set(owner, [key]);
+    }
     this.seed = {
-      catalog: Object.fromEntries(e.catalog.map(([key, def]) => [key, def])),
-      owned: ownedBy(e.catalog.map(([key, , owner]) => ({ key, owner }))),
+      catalog,
+      owned,
       relations: new Map(e.relations.map((r) => [r.oid, r])),
       proofs: new Map(e.proofs),
       edges: e.edges,
@@ -348,25 +362,40 @@ async function readSession(q: Queryable): Promise<Session> {
 }
 
 /**
- * What a fingerprint with a cache reads on its second connection while the
- * first reads the catalog's version: the basis of an incremental read (and,
- * with a last state to bring up to date, the catalog rows newer than its
- * basis), and the change log's global proof and position. None depends on
- * the version, and on a clone nothing writes between them.
+ * What a fingerprint with a cache reads besides the catalog's version, none
+ * of which depends on it (on a clone nothing writes between them): on its
+ * second connection while the first reads the version, the basis of an
+ * incremental read (and, with a last state to bring up to date, the
+ * catalog rows newer than its basis); on the first, once the version is
+ * read, the change log's global proof and position. At 6,500 tables the
+ * version and the basis are ~60 ms each, the newer rows and the log ~30 ms
+ * each: the four one after the other on the second connection, beside the
+ * version, took ~140 ms, two by two ~90 ms.
  */
 interface Early {
   basis: CatalogBasis;
   newer: NewerRow[] | null;
   global: GlobalProof | null;
-  since: { index: number; touched: Set<number> } | null;
+  since: { entry: CacheEntry; touched: Set<number> } | null;
 }
 
-async function readEarly(lane: Queryable, session: Session, excluded: string[], previous: CatalogState | undefined, cache: FingerprintCache): Promise<Early> {
+async function readEarly(lane: Queryable, session: Session, excluded: string[], previous: CatalogState | undefined): Promise<Pick<Early, 'basis' | 'newer'>> {
   const basis = await readBasis(lane, excluded, session);
   const newer = previous?.basis ? await readNewer(lane, previous.basis.xmin) : null;
-  const global = await readGlobalProof(lane, session);
-  const since = global ? await changedSince(lane, cache.entries().map((e) => e.at)) : null;
-  return { basis, newer, global, since };
+  return { basis, newer };
+}
+
+/** The change log's global proof, and the latest position of `cache` this database's log passes through (with what it names since). */
+async function readLogged(q: Queryable, cache: FingerprintCache): Promise<Pick<Early, 'global' | 'since'>> {
+  const global = await readGlobalProof(q);
+  return { global, since: global ? await logSince(q, cache) : null };
+}
+
+/** The latest entry of `cache` this database's log passes through, and the relations it names since (the entry itself: another fingerprint may record one meanwhile). */
+async function logSince(q: Queryable, cache: FingerprintCache): Promise<Early['since']> {
+  const entries = cache.entries();
+  const found = await changedSince(q, entries.map((e) => e.at));
+  return found ? { entry: entries[found.index]!, touched: found.touched } : null;
 }
 
 /**
@@ -520,15 +549,27 @@ const COUNTED = ['c', 't', 'r', 'p', 'd', 'i'];
 
 /** Per relation of `relations` (oids, comma-separated): its counts from `owned` (`<oid><kind><n>,…`), the non-zero ones in COUNTED's order, each after its kind (`c2t1d3`). */
 function relationCounts(relations: string | null, owned: string | null): Map<number, string> {
-  const per = new Map<number, number[]>();
-  for (const oid of (relations ?? '').split(',')) if (oid) per.set(Number(oid), [0, 0, 0, 0, 0, 0]);
+  // (parsed by hand, not by a regular expression and a join per relation: ~19,000 relations and ~60,000 items at scale 100)
+  const per = new Map<number, number[] | null>();
+  for (const oid of (relations ?? '').split(',')) if (oid) per.set(Number(oid), null);
   for (const item of (owned ?? '').split(',')) {
-    const m = /^(\d+)([a-z])(\d+)$/.exec(item);
-    const counts = m ? per.get(Number(m[1])) : undefined;
-    if (counts) counts[COUNTED.indexOf(m![2]!)] = Number(m![3]);
+    let at = 0;
+    while (at < item.length && item.charCodeAt(at) >= 48 && item.charCodeAt(at) <= 57) at++;
+    const kind = COUNTED.indexOf(item.charAt(at));
+    const n = item.slice(at + 1);
+    if (at === 0 || kind < 0 || !/^\d+$/.test(n)) continue;
+    const oid = Number(item.slice(0, at));
+    if (!per.has(oid)) continue;
+    const counts = per.get(oid) ?? [0, 0, 0, 0, 0, 0];
+    counts[kind] = Number(n);
+    per.set(oid, counts);
   }
   const out = new Map<number, string>();
-  for (const [oid, counts] of per) out.set(oid, counts.map((n, i) => (n > 0 ? `${COUNTED[i]}${n}` : '')).join(''));
+  for (const [oid, counts] of per) {
+    let text = '';
+    if (counts) for (let i = 0; i < counts.length; i++) if (counts[i]! > 0) text += `${COUNTED[i]}${counts[i]}`;
+    out.set(oid, text);
+  }
   return out;
 }
 
@@ -647,7 +688,7 @@ async function updateCatalogState(q: Queryable, excluded: string[], previous: Ca
   const oids = [...dirty];
   const stale = new Set([...dirty, ...gone, 0]);
   // the last read, less what is read again (a copy: the last state stays as it was, the cache may hold it)
-  const catalog: Record<string, string> = { ...previous.catalog };
+  const catalog = copyRecord(previous.catalog);
   const owned = new Map(previous.owned);
   let sum = catalogSum(previous.catalog);
   for (const owner of stale) {
@@ -736,9 +777,7 @@ async function catalogVersion(q: Queryable): Promise<string> {
 async function readProof(q: Queryable, state: CatalogState, hashed: { name: string; sql: string; oid: number }[], cache: FingerprintCache, early?: Early): Promise<Proof> {
   const global = early ? early.global : await readGlobalProof(q);
   if (!global) return { global: null, since: null, keys: new Map() };
-  const entries = cache.entries();
-  const found = early ? early.since : await changedSince(q, entries.map((e) => e.at));
-  const since = found ? { entry: entries[found.index]!, touched: found.touched } : null;
+  const since = early ? early.since : await logSince(q, cache);
   const keys = new Map<string, { key: string; proven: boolean; provable: boolean }>();
   for (const [name, { key, provable, reads }] of await tableKeys(q, state, hashed, global.digest)) {
     keys.set(name, { key, provable, proven: provable && since !== null && !reads.some((oid) => since.touched.has(oid)) });
@@ -767,7 +806,8 @@ async function tableKeys(q: Queryable, state: CatalogState, hashed: { name: stri
   for (const t of hashed) {
     const rel = relations.get(t.oid)!;
     // every relation the content query reads: the table, the tables it dereferences, and their families
-    const reads = [...new Set([rel.oid, ...derefs(rel, relations).map((fk) => fk.ref)].flatMap(familyOf))].sort((a, b) => a - b);
+    const refs = rel.foreignKeys.length ? derefs(rel, relations) : [];
+    const reads = refs.length ? [...new Set([rel.oid, ...refs.map((fk) => fk.ref)].flatMap(familyOf))].sort((a, b) => a - b) : familyOf(rel.oid);
     const memberProofs = reads.map((oid) => (relations.has(oid) ? proofs.get(oid) : undefined));
     // the same inputs (the proofs' objects are kept for the relations a catalog update did not read again): the same key
     const memo = keyMemo.get(rel);
@@ -805,15 +845,24 @@ function contentQueries(state: CatalogState): { name: string; sql: string; oid: 
 const queryMemo = new WeakMap<Relation, { sql: string; inputs: (Relation | undefined)[] }>();
 
 function memoContentQuery(rel: Relation, all: Map<number, Relation>): string {
-  const inputs = rel.foreignKeys.flatMap((fk) => {
+  const inputs: (Relation | undefined)[] = [];
+  for (const fk of rel.foreignKeys) {
     const ref = all.get(fk.ref);
-    return [ref, ...(ref?.foreignKeys.map((f) => all.get(f.ref)) ?? [])];
-  });
+    inputs.push(ref);
+    if (ref) for (const f of ref.foreignKeys) inputs.push(all.get(f.ref));
+  }
   const memo = queryMemo.get(rel);
   if (memo && sameItems(memo.inputs, inputs)) return memo.sql;
   const sql = contentQuery(rel, all);
   queryMemo.set(rel, { sql, inputs });
   return sql;
+}
+
+/** A copy of a large record: a for-in loop copies 33,000 entries in half the time of a spread. */
+function copyRecord(from: Record<string, string>): Record<string, string> {
+  const to: Record<string, string> = {};
+  for (const key in from) to[key] = from[key]!;
+  return to;
 }
 
 function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
@@ -839,6 +888,8 @@ function families(edges: [number, number][]): (oid: number) => number[] {
   }
   const members = new Map<number, number[]>();
   for (const [a, b] of edges) for (const x of [a, b]) members.set(find(x), [...new Set([...(members.get(find(x)) ?? []), x])]);
+  // (each family sorted once: a table's reads are its family when it dereferences nothing)
+  for (const [root, list] of members) members.set(root, list.sort((a, b) => a - b));
   return (oid) => members.get(find(oid)) ?? [oid];
 }
 
@@ -991,8 +1042,14 @@ export async function sealChange(q: Queryable, before: Seal, after: Seal): Promi
   return parts.join('; ') || 'the seal changed';
 }
 
-/** The catalog entries and tables that differ between two fingerprints (changed, added or removed), sorted. */
+/**
+ * The catalog entries and tables that differ between two fingerprints
+ * (changed, added or removed), sorted. Two fingerprints of one hash differ
+ * in nothing (`sameFingerprint`): not compared key by key (33,000 catalog
+ * entries at 6,500 tables, ~20 ms).
+ */
 export function diffFingerprints(a: Fingerprint, b: Fingerprint): FingerprintDiff {
+  if (sameFingerprint(a, b)) return { objects: [], tables: [] };
   return { objects: differing(a.catalog, b.catalog), tables: differing(a.tables, b.tables) };
 }
 
