@@ -599,6 +599,38 @@ describe.runIf(hasServer)('postgres clones (pg_dump | pg_restore onto a scratch 
     }
   });
 
+  it("drops the clones while its caller goes on: 'sent' settles once each DROP DATABASE is on its way, a kept clone not waited for", async () => {
+    source = await freshDatabase('postgres', 'directus');
+    try {
+      await withDb(source.url, (db) => db.exec(TRICKY));
+      const order: string[] = [];
+      let cleanup: Promise<void> = Promise.resolve();
+      let sent: Promise<void> = Promise.resolve();
+      let names: string[] = [];
+      await withClones(
+        { kind: 'postgres', url: source.url, scratchUrl: serverUrl() },
+        3,
+        async (clones) => {
+          names = await Promise.all(clones.map(async (c) => withDb(c.url, async (db) => (await db.query<{ d: string }>('select current_database() as d')).rows[0]!.d)));
+        },
+        {
+          keep: true,
+          onCleanup: (c, s) => {
+            cleanup = c.then(() => void order.push('dropped'));
+            sent = s.then(() => void order.push('sent'));
+          },
+        },
+      );
+      await Promise.all([sent, cleanup]);
+      // both drops were sent before either was over; the first clone, kept, is still there
+      expect(order).toEqual(['sent', 'dropped']);
+      expect(await cloneDatabases(`tiergate_clone_${source.database}_`)).toEqual([names[0]]);
+      await onServer((c) => c.query(`drop database "${names[0]}" with (force)`));
+    } finally {
+      await source.drop();
+    }
+  });
+
   it('names what is wrong, never a password: bad URLs, an unreachable scratch server, an old pg_dump', async () => {
     const nothing = async () => undefined;
     // a source of this test's own name: other test files rehearse sources named postgres_… on this server at the same time

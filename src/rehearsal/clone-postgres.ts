@@ -428,7 +428,7 @@ async function createDatabase(
 /** The handle of a database about to be created, handed to `register` first (its removal is `drop database if exists`). */
 async function registerDatabase(scratchUrl: string, name: string, scratchVersion: number, register: (c: ScopedClone) => void | Promise<void>): Promise<ScopedClone> {
   const url = databaseUrl(scratchUrl, name);
-  const clone = new ScopedClone(url, redactUrl(url), 'postgres', () => dropDatabase(scratchUrl, name, scratchVersion));
+  const clone = new ScopedClone(url, redactUrl(url), 'postgres', (sent) => dropDatabase(scratchUrl, name, scratchVersion, sent));
   await register(clone);
   return clone;
 }
@@ -449,10 +449,13 @@ function nameOf(clone: ScopedClone): string {
   return decodeURIComponent(parsePostgresUrl(clone.url)!.pathname.slice(1));
 }
 
-async function dropDatabase(scratchUrl: string, name: string, scratchVersion: number): Promise<void> {
+/** `sent`: called once the DROP DATABASE is on its way to the server (see ScopedClone). */
+async function dropDatabase(scratchUrl: string, name: string, scratchVersion: number, sent: () => void = () => undefined): Promise<void> {
   await withServer(scratchUrl, 'the scratch server', async (db) => {
     if (scratchVersion >= 130000) {
-      await db.exec(`drop database if exists ${ident(name)} with (force)`);
+      const dropping = db.exec(`drop database if exists ${ident(name)} with (force)`);
+      sent();
+      await dropping;
       return;
     }
     await db.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()', [name]);

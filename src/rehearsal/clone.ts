@@ -55,10 +55,13 @@ export interface WithClonesOptions {
   /**
    * After a run that did not throw: the clones are dropped while the caller
    * goes on (writing its report), and `cleanup` settles when they are, with
-   * the error that names a clone left behind. Without it, withClones returns
-   * once they are dropped.
+   * the error that names a clone left behind. `sent` settles once every
+   * removal is under way (a PostgreSQL clone's DROP DATABASE sent to the
+   * server): a caller about to keep this thread busy (rendering its report)
+   * waits for it, so that the server drops meanwhile instead of after.
+   * Without it, withClones returns once they are dropped.
    */
-  onCleanup?: (cleanup: Promise<void>) => void;
+  onCleanup?: (cleanup: Promise<void>, sent: Promise<void>) => void;
 }
 
 /** A clone under construction or in use; the providers register it as soon as something exists to clean up. */
@@ -68,12 +71,18 @@ export class ScopedClone implements Clone {
   snapshot?: CloneSnapshot;
   private readonly opened = new Set<Db>();
   private dropping: Promise<void> | null = null;
+  private sent: (() => void) | null = null;
+  /** settles once the removal is under way (see `dropSent`) */
+  private readonly underway = new Promise<void>((resolve) => {
+    this.sent = resolve;
+  });
 
   constructor(
     readonly url: string,
     readonly displayUrl: string,
     readonly kind: 'pglite' | 'postgres',
-    private readonly remove: () => Promise<void>,
+    /** removes the clone; calls `sent` once nothing but the server's own work is left (a DROP DATABASE sent) */
+    private readonly remove: (sent: () => void) => Promise<void>,
   ) {}
 
   async open(): Promise<Db> {
@@ -96,10 +105,19 @@ export class ScopedClone implements Clone {
    */
   drop(): Promise<void> {
     this.dropping ??= (async () => {
-      await this.release();
-      await this.remove();
+      try {
+        await this.release();
+        await this.remove(() => this.sent?.());
+      } finally {
+        this.sent?.();
+      }
     })();
     return this.dropping;
+  }
+
+  /** Settles once the clone's removal is under way (its DROP DATABASE sent) or over, whether it succeeds or not; never before `drop` is called. */
+  dropSent(): Promise<void> {
+    return this.underway;
   }
 }
 
@@ -139,10 +157,11 @@ export async function withClones<T>(source: CloneSource, count: number, fn: (clo
     failed = true;
     throw e;
   } finally {
-    const cleanup = dropClones(clones, ran && Boolean(options.keep), failed, progress);
+    const keepFirst = ran && Boolean(options.keep);
+    const cleanup = dropClones(clones, keepFirst, failed, progress);
     if (options.onCleanup && !failed) {
       cleanup.catch(() => undefined);
-      options.onCleanup(cleanup);
+      options.onCleanup(cleanup, Promise.all(clones.filter((_, i) => !(i === 0 && keepFirst)).map((c) => c.dropSent())).then(() => undefined));
     } else await cleanup;
   }
 }

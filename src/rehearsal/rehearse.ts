@@ -33,8 +33,8 @@ export interface RehearseOptions {
   signal?: AbortSignal;
   /** told of each clone as soon as it exists (a fleet records them, to drop what a killed worker left) */
   onClone?: (clone: Pick<Clone, 'url' | 'kind'>) => void | Promise<void>;
-  /** the clones are dropped while the caller writes its report: `cleanup` settles when they are (src/rehearsal/clone.ts withClones) */
-  onCleanup?: (cleanup: Promise<void>) => void;
+  /** the clones are dropped while the caller writes its report: `cleanup` settles when they are, `sent` once their removal is under way (src/rehearsal/clone.ts withClones) */
+  onCleanup?: (cleanup: Promise<void>, sent: Promise<void>) => void;
 }
 
 /** Where the rehearsal's source is, for the evidence. */
