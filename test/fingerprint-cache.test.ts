@@ -125,7 +125,8 @@ describe.each(testTargets())('the fingerprint cache on %s', (kind) => {
         await step('select 1', []);
         expect(sealed).toBe(true);
         await step('select 1', []);
-        expect(cache.lastCatalog).toBe('reused');
+        // (brought up to date reading no relation again)
+        expect([cache.lastCatalog, cache.lastUpdated]).toEqual(['updated', 0]);
         // DDL changes the catalog's version: read again, and what it changed is seen
         // (a new CHECK constraint updates its table's pg_class row: that table is hashed again, the same content)
         for (const [ddl, rehashed] of [
@@ -142,7 +143,7 @@ describe.each(testTargets())('the fingerprint cache on %s', (kind) => {
           expect(diffFingerprints(before, await fingerprint(db)).objects.length, ddl).toBeGreaterThan(0);
         }
         await step(`begin; create table app.gone (x int); rollback`, []);
-        expect(cache.lastCatalog).toBe('reused');
+        expect([cache.lastCatalog, cache.lastUpdated]).toEqual(['updated', 0]);
         expect(sealed).toBe(true);
         // (what a blocked tier is: its writes rolled back, the seal the same)
         await step(`begin; insert into app.tags values ('gone', 9); rollback`, []);
@@ -382,14 +383,16 @@ describe.each(testTargets())('the fingerprint cache on %s', (kind) => {
         const relations = Number((await db.query<{ n: string }>(`select count(*) as n from pg_class c join pg_namespace n on n.oid = c.relnamespace
            where n.nspname in ('app', 'other', 'elsewhere')`)).rows[0]!.n);
         /** runs `sql`; the fingerprint brought up to date (or read in full: `catalog`) equals a full one; returns the objects that changed */
-        const step = async (sql: string, catalog: 'updated' | 'read' | 'reused' = 'updated') => {
+        /** `unchanged`: brought up to date reading no relation again */
+        const step = async (sql: string, catalog: 'updated' | 'read' | 'unchanged' = 'updated') => {
           const before = await fingerprint(db);
           await db.exec(sql);
           const fp = await fingerprintClone(db, { cache });
           expect(fp, sql).toEqual(await fingerprint(db));
-          expect(cache.lastCatalog, sql).toBe(catalog);
-          // brought up to date: only part of it read again
+          expect(cache.lastCatalog, sql).toBe(catalog === 'unchanged' ? 'updated' : catalog);
+          // brought up to date: only part of it read again (none of it when nothing changed)
           if (catalog === 'updated') expect(cache.lastUpdated, sql).toBeLessThan(relations / 2);
+          if (catalog === 'unchanged') expect(cache.lastUpdated, sql).toBe(0);
           return diffFingerprints(before, fp).objects;
         };
         // the copy's first read starts from the state stored in t
@@ -437,18 +440,18 @@ describe.each(testTargets())('the fingerprint cache on %s', (kind) => {
         // policies, grants, comments
         await step('create policy everyone on other.feelings using (true)');
         await step('alter policy everyone on other.feelings using (id > 0)');
-        // (the catalog as it was before the policy: that read is reused)
-        await step('drop policy everyone on other.feelings', 'reused');
+        // (the catalog as it was before the policy: its table read again)
+        await step('drop policy everyone on other.feelings');
         await step('grant select on other.feelings to public; comment on table other.feelings is $$how it feels$$');
         // a role created on the server (by anyone: roles are the server's) changes nothing read here; one a policy names, renamed, does
         const role = `tiergate_fp_${randomBytes(4).toString('hex')}`;
         roles.push(role, `${role}_2`);
-        await step(`create role ${role}`, 'reused');
+        await step(`create role ${role}`, 'unchanged');
         await step(`create policy by_role on other.feelings to ${role} using (true)`);
         await step(`alter role ${role} rename to ${role}_2`, 'read');
-        await step('drop policy by_role on other.feelings', 'reused');
-        // nothing changed: the last read reused whole
-        await step('select 1', 'reused');
+        await step('drop policy by_role on other.feelings');
+        // nothing changed: no relation read again
+        await step('select 1', 'unchanged');
         // a schema renamed, or a setting that decides how names print: read in full, then brought up to date again
         await step('alter schema other rename to elsewhere', 'read');
         await step('create table elsewhere.after (x int)');

@@ -38,9 +38,9 @@ export interface FingerprintOptions {
    */
   cache?: FingerprintCache;
   /**
-   * Which database this is (with `cache`: its catalog read is reused while
-   * the catalog's version is unchanged, on this database only); fingerprintClone
-   * passes the connection's display URL.
+   * Which database this is (with `cache`: the next fingerprint of this
+   * database brings its catalog read up to date, on this database only);
+   * fingerprintClone passes the connection's display URL.
    */
   instance?: string;
 }
@@ -98,34 +98,28 @@ const USER_SCHEMAS = `select oid, nspname from pg_namespace
  */
 export async function fingerprint(q: Queryable, options: FingerprintOptions = {}): Promise<Fingerprint> {
   const excluded = [TIERGATE_SCHEMA, ...(options.excludeSchemas ?? [])];
-  // the catalog side (version, objects, relations, the cache's proof) is tiergate's own reading: no JIT compilation
+  // the catalog side (objects, relations, the cache's proof) is tiergate's own reading: no JIT compilation
   const { read, all, proof } = await withoutJit(q, async () => {
-    // the catalog as this database last read it, when its catalog version proves nothing changed since;
-    // else that read brought up to date where it changed, when it can be told
+    // the catalog as this database last read it, brought up to date where it changed, when that can be told
     const database = options.cache && options.instance ? `${options.instance}\n${excluded.join(',')}` : null;
     const previous = database ? options.cache!.latestOf(database) : undefined;
     const lane = options.lanes?.[0];
-    // on a second connection, meanwhile: what does not depend on the catalog's version (a clone: nothing writes to it),
-    // as this session's settings shape it; on this one, after the version, the change log's proof and position
+    // with a second connection (a clone: nothing writes to it meanwhile), the basis of an incremental read on this one
+    // while the other reads the catalog rows newer than the last read's basis and the change log's proof, as this
+    // session's settings shape them
     const session = options.cache && lane ? await readSession(q) : null;
-    const onLane = session ? withoutJit(lane!, () => readEarly(lane!, session, excluded, previous)) : null;
+    const onLane = session ? withoutJit(lane!, () => readEarly(lane!, session, previous, options.cache!)) : null;
     onLane?.catch(() => undefined);
-    let early: Promise<Early> | null = null;
     try {
-      const version = database ? `${database}\n${await catalogVersion(q)}` : null;
-      if (onLane) {
-        const logged = await readLogged(q, options.cache!);
-        early = onLane.then((e) => ({ ...e, ...logged }));
-      }
-      const known = version ? options.cache!.catalogAt(version) : undefined;
-      const read = known ?? (await readCatalogState(q, excluded, Boolean(options.cache), lane, previous, (await early) ?? undefined));
-      if (version && !known) options.cache!.rememberCatalog(version, read, database!);
+      const early: Early | undefined = onLane ? { basis: await readBasis(q, excluded), ...(await onLane) } : undefined;
+      const read = await readCatalogState(q, excluded, Boolean(options.cache), lane, previous, early);
+      if (database) options.cache!.rememberLatest(database, read);
       if (options.cache) {
-        options.cache.lastCatalog = known ? 'reused' : read.updated !== undefined ? 'updated' : 'read';
-        options.cache.lastUpdated = known ? 0 : (read.updated ?? 0);
+        options.cache.lastCatalog = read.updated !== undefined ? 'updated' : 'read';
+        options.cache.lastUpdated = read.updated ?? 0;
       }
       const all = contentQueries(read);
-      return { read, all, proof: options.cache ? await readProof(q, read, all, options.cache, (await early) ?? undefined) : null };
+      return { read, all, proof: options.cache ? await readProof(q, read, all, options.cache, early) : null };
     } finally {
       // nothing is left running on the lane
       await onLane?.catch(() => undefined);
@@ -211,12 +205,13 @@ export class FingerprintCache {
   /** the tables the last fingerprint hashed (those it could not prove unchanged) */
   lastHashed: string[] = [];
   /**
-   * whether the last fingerprint read the catalog, reused its last read (the
-   * catalog's version unchanged) or brought its last read up to date (read
-   * again only the relations that changed or name one that did)
+   * whether the last fingerprint read the catalog in full or brought its
+   * last read up to date (read again only the relations that changed or
+   * name one that did, and the objects of no relation: schemas, types,
+   * functions)
    */
-  lastCatalog: 'read' | 'reused' | 'updated' = 'read';
-  /** (a catalog brought up to date) how many relations were read again */
+  lastCatalog: 'read' | 'updated' = 'read';
+  /** (a catalog brought up to date) how many relations were read again: 0 when nothing changed */
   lastUpdated = 0;
 
   /** The hashes this database may reuse. */
@@ -243,19 +238,10 @@ export class FingerprintCache {
     if (this.positions.length > 8) this.positions.shift();
   }
 
-  private readonly catalogs = new Map<string, CatalogState>();
-
-  /** The catalog read at this version of this database's catalog, if it was read (the last four versions are kept). */
-  catalogAt(version: string): CatalogState | undefined {
-    return this.catalogs.get(version);
-  }
-
   /** The latest catalog read of each database (and list of schemas left out): where the next read of it starts from. */
   private readonly latest = new Map<string, CatalogState>();
 
-  rememberCatalog(version: string, state: CatalogState, database: string): void {
-    this.catalogs.set(version, state);
-    if (this.catalogs.size > 4) this.catalogs.delete(this.catalogs.keys().next().value!);
+  rememberLatest(database: string, state: CatalogState): void {
     this.latest.set(database, state);
   }
 
@@ -334,8 +320,8 @@ export class FingerprintCache {
 /**
  * What a fingerprint reads from the catalog alone: the objects and their
  * definitions, the user tables, and (for the cache) each table's proof and
- * the inheritance edges. Reused whole while the catalog version is the
- * same; updated where it changed otherwise (`basis`).
+ * the inheritance edges. The next fingerprint of the same database brings
+ * it up to date where it changed (`basis`).
  */
 interface CatalogState {
   catalog: Record<string, string>;
@@ -362,15 +348,17 @@ async function readSession(q: Queryable): Promise<Session> {
 }
 
 /**
- * What a fingerprint with a cache reads besides the catalog's version, none
- * of which depends on it (on a clone nothing writes between them): on its
- * second connection while the first reads the version, the basis of an
- * incremental read (and, with a last state to bring up to date, the
- * catalog rows newer than its basis); on the first, once the version is
- * read, the change log's global proof and position. At 6,500 tables the
- * version and the basis are ~60 ms each, the newer rows and the log ~30 ms
- * each: the four one after the other on the second connection, beside the
- * version, took ~140 ms, two by two ~90 ms.
+ * What a fingerprint with a cache reads before it brings the last catalog
+ * read up to date: the basis of an incremental read, on its first
+ * connection; on its second, meanwhile (a clone: nothing writes between
+ * them), the catalog rows newer than the last read's basis and the change
+ * log's global proof and position. At 6,500 tables the basis is ~60 ms,
+ * the newer rows ~40 and the log ~25: two by two, ~60 ms. (The catalog's
+ * version, ~80 ms there, is no longer read for a fingerprint: it let one
+ * reuse a read whole when nothing had changed, which in a rehearsal, where
+ * every fingerprint follows a tier that changed the catalog, never
+ * happened; an unchanged catalog is brought up to date reading no relation
+ * again. A seal still reads it.)
  */
 interface Early {
   basis: CatalogBasis;
@@ -379,16 +367,10 @@ interface Early {
   since: { entry: CacheEntry; touched: Set<number> } | null;
 }
 
-async function readEarly(lane: Queryable, session: Session, excluded: string[], previous: CatalogState | undefined): Promise<Pick<Early, 'basis' | 'newer'>> {
-  const basis = await readBasis(lane, excluded, session);
+async function readEarly(lane: Queryable, session: Session, previous: CatalogState | undefined, cache: FingerprintCache): Promise<Omit<Early, 'basis'>> {
   const newer = previous?.basis ? await readNewer(lane, previous.basis.xmin) : null;
-  return { basis, newer };
-}
-
-/** The change log's global proof, and the latest position of `cache` this database's log passes through (with what it names since). */
-async function readLogged(q: Queryable, cache: FingerprintCache): Promise<Pick<Early, 'global' | 'since'>> {
-  const global = await readGlobalProof(q);
-  return { global, since: global ? await logSince(q, cache) : null };
+  const global = await readGlobalProof(lane, session);
+  return { newer, global, since: global ? await logSince(lane, cache) : null };
 }
 
 /** The latest entry of `cache` this database's log passes through, and the relations it names since (the entry itself: another fingerprint may record one meanwhile). */
@@ -661,7 +643,8 @@ async function updateCatalogState(q: Queryable, excluded: string[], previous: Ca
   // (a state stored by an earlier tiergate may lack a part: read in full)
   if (!before.schemas || !before.roles || !before.functions) return null;
   if (Object.entries(before.schemas).some(([oid, v]) => basis.schemas[oid] !== v)) return null;
-  if (Object.entries(before.roles).some(([oid, name]) => basis.roles[oid] !== name)) return null;
+  // (a role no policy names any more is no rename: the relations whose policies named it changed rows, and are read again)
+  if (Object.entries(before.roles).some(([oid, name]) => oid in basis.roles && basis.roles[oid] !== name)) return null;
   if (before.lineage && !(await changedSince(q, [before.lineage]))) return null;
   // (a transaction id compares by age: far older than a rehearsal lasts, the comparison is not trusted)
   const age = Number((await q.query<{ a: number }>('select age($1::text::xid) as a', [before.xmin])).rows[0]?.a ?? Infinity);
@@ -727,8 +710,8 @@ async function updateCatalogState(q: Queryable, excluded: string[], previous: Ca
  * and the like: a timestamp default) and name qualification (search_path)
  * are part of the version. Within one database an xid is never reused, so an equal
  * version is an unchanged catalog; between two databases (a clone and its
- * copy, whose PGlite xids run alike) it proves nothing, which is why the
- * cache keys it by the database it was read on (`instance`).
+ * copy, whose PGlite xids run alike) it proves nothing, which is why seals
+ * are compared on one database only.
  */
 const CATALOGS = [
   'pg_namespace', 'pg_class', 'pg_attribute', 'pg_attrdef', 'pg_inherits', 'pg_type', 'pg_enum', 'pg_range', 'pg_extension', 'pg_rewrite',
@@ -789,9 +772,11 @@ async function readProof(q: Queryable, state: CatalogState, hashed: { name: stri
 type TableKeys = Map<string, { key: string; provable: boolean; reads: number[] }>;
 
 /**
- * Table keys of a catalog state: the same while the state is reused (the
- * catalog's version unchanged) and the log's own objects are (`digest`),
- * so computed once for both — 6,520 of them at scale 100.
+ * Table keys of a catalog state (asked once per fingerprint): each kept
+ * with the relation object it was made from, and the same while its inputs
+ * and the log's own objects (`digest`) are — a catalog brought up to date
+ * keeps the objects of the relations it did not read again, so only those
+ * are keyed anew (6,520 tables at scale 100).
  */
 const keysOfState = new WeakMap<CatalogState, { digest: string; keys: TableKeys }>();
 const keyMemo = new WeakMap<Relation, { digest: string; sql: string; reads: number[]; proofs: (RelationProof | undefined)[]; key: string; provable: boolean }>();
@@ -824,7 +809,7 @@ async function tableKeys(q: Queryable, state: CatalogState, hashed: { name: stri
   return keys;
 }
 
-/** The content query of each hashed table of a catalog state: computed once per state (it is reused while the catalog's version holds). */
+/** The content query of each hashed table of a catalog state, computed once per state (see `memoContentQuery` for what is kept across states). */
 const queriesOfState = new WeakMap<CatalogState, { name: string; sql: string; oid: number }[]>();
 
 function contentQueries(state: CatalogState): { name: string; sql: string; oid: number }[] {
