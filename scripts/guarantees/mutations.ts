@@ -247,7 +247,7 @@ export const MUTATIONS: Mutation[] = [
     id: 'lane-settings-read',
     guarantee: G.rollback,
     name: "a fingerprint's reads on its second connection take that connection's settings, not its own session's (a DateStyle or search_path set goes unseen)",
-    edits: [{ file: 'src/probe/fingerprint.ts', find: '[excluded, session?.printing ?? null]', replace: '[excluded, null]' }],
+    edits: [{ file: 'src/probe/fingerprint.ts', find: 'const global = await readGlobalProof(lane, session);', replace: 'const global = await readGlobalProof(lane);' }],
     tests: { files: ['test/fingerprint-cache.test.ts'], names: 'every kind of change|brought up to date' },
     backends: PG, // PGlite has one connection: no second one to read on
   },

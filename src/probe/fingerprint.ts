@@ -335,15 +335,14 @@ interface CatalogState {
   updated?: number;
 }
 
-/** A session's settings that shape what is read (`PRINTING_SETTINGS`, `PROOF_SETTINGS`), and its role: a second connection has its own. */
+/** A session's settings that shape the change log's proof (`PROOF_SETTINGS`), and its role: a second connection has its own. */
 interface Session {
-  printing: string;
   proof: string;
   user: string;
 }
 
 async function readSession(q: Queryable): Promise<Session> {
-  const r = await q.query<Session>(`select concat_ws('|', ${PRINTING_SETTINGS}) as printing, concat_ws('|', ${PROOF_SETTINGS}) as proof, current_user::text as user`);
+  const r = await q.query<Session>(`select concat_ws('|', ${PROOF_SETTINGS}) as proof, current_user::text as user`);
   return r.rows[0]!;
 }
 
@@ -510,7 +509,7 @@ select (least(pg_snapshot_xmax(s), (select min(x) from pg_snapshot_xip(s) x
        (select string_agg(n.oid::text || ':' || n.ctid::text || ':' || n.xmin::text, ',' order by n.oid) from (${USER_SCHEMAS}) u join pg_namespace n on n.oid = u.oid) as schemas,
        (select json_object_agg(r.oid::text, r.rolname) from pg_roles r where r.oid in (select unnest(p.polroles) from pg_policy p)) as roles,
        (select json_object_agg(p.oid::text, p.proname) from pg_proc p where p.pronamespace in (select oid from (${USER_SCHEMAS}) u)) as functions,
-       concat_ws('|', coalesce($2::text, concat_ws('|', ${PRINTING_SETTINGS})),
+       concat_ws('|', concat_ws('|', ${PRINTING_SETTINGS}),
          ${GLOBAL_CATALOGS.map(catalogRows).join(',\n         ')}) as global,
        -- the relations of the user schemas, and per relation (of any schema) its rows in the catalogs it can
        -- lose rows from (see CatalogBasis): each a text of its own, not a row a relation (19,000 at scale 100)
@@ -555,11 +554,11 @@ function relationCounts(relations: string | null, owned: string | null): Map<num
   return out;
 }
 
-async function readBasis(q: Queryable, excluded: string[], session?: Session): Promise<CatalogBasis> {
+async function readBasis(q: Queryable, excluded: string[]): Promise<CatalogBasis> {
   const b = (
     await q.query<{ xmin: string; schemas: string | null; roles: Record<string, string> | string | null; functions: Record<string, string> | string | null; global: string; relations: string | null; owned: string | null }>(
       BASIS_SQL,
-      [excluded, session?.printing ?? null],
+      [excluded],
     )
   ).rows[0]!;
   const counts = relationCounts(b.relations, b.owned);
