@@ -87,11 +87,12 @@ describe.each(testTargets())('row deltas (%s)', (kind) => {
       await db.exec(`
         create schema app;
         create type app.mood as enum ('calm', 'busy');
-        create table app.k (id int primary key, label text, at timestamptz, mood app.mood);
-        insert into app.k select g, 'l' || g, timestamptz '2026-01-01 12:00+00' + g * interval '1 day', case when g % 2 = 0 then 'busy' else 'calm' end::app.mood
-          from generate_series(1, 40) g;
         create table app.bag (x int);
         insert into app.bag values (1), (2);
+        create table app.k (id int primary key, label text, at timestamptz, mood app.mood, rel regclass);
+        insert into app.k select g, 'l' || g, timestamptz '2026-01-01 12:00+00' + g * interval '1 day', case when g % 2 = 0 then 'busy' else 'calm' end::app.mood,
+                                 'app.bag'::regclass
+          from generate_series(1, 40) g;
         create function app.rename_busy() returns void language plpgsql as $$ begin alter type app.mood rename value 'busy' to 'hectic'; end $$;`);
       const cases: { name: string; sql: string; expected: Record<string, { added: number; removed: number; changed: number }>; byVersions: string[] }[] = [
         {
@@ -120,6 +121,13 @@ describe.each(testTargets())('row deltas (%s)', (kind) => {
           name: 'an enum label renamed by a function',
           sql: `select app.rename_busy(); update app.k set label = 'seen' where id = 40;`,
           expected: { 'app.k': { added: 0, removed: 0, changed: 20 } },
+          byVersions: [],
+        },
+        {
+          // a regclass value prints quoted: "app"."bag"
+          name: 'identifiers quoted for the rest of the transaction',
+          sql: `set local quote_all_identifiers = on; update app.k set label = 'seen' where id = 40;`,
+          expected: { 'app.k': { added: 0, removed: 0, changed: 40 } },
           byVersions: [],
         },
         {

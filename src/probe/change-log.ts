@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Queryable } from '../db/port.js';
+import { currentSettings, VALUE_TEXT_SETTINGS } from './settings.js';
 
 /**
  * tiergate's change log on a clone: the proof that lets a fingerprint reuse
@@ -180,8 +181,7 @@ export async function tablesWrittenSince(q: Queryable, position: LogPosition): P
  * the proof's digest. Read on the fingerprint's own session (`$1`, `$2`
  * when the proof is read on a second connection, which has its own).
  */
-export const PROOF_SETTINGS = `current_user, current_setting('TimeZone'), current_setting('DateStyle'), current_setting('IntervalStyle'),
-  current_setting('extra_float_digits'), current_setting('bytea_output'), current_setting('lc_monetary')`;
+export const PROOF_SETTINGS = `current_user, ${currentSettings(VALUE_TEXT_SETTINGS)}`;
 
 /**
  * What may change every table's content or its text without a write: the

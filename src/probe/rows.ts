@@ -1,6 +1,7 @@
 import type { Queryable } from '../db/port.js';
 import type { RowChanges } from '../evidence/types.js';
 import { identifierParts } from './identifiers.js';
+import { currentSettings, NAME_TEXT_SETTINGS, VALUE_TEXT_SETTINGS } from './settings.js';
 
 /**
  * A row's hash, before and after a tier in the same transaction: 64 bits of
@@ -40,10 +41,8 @@ const CATALOG_WRITES = `(select coalesce(sum(pg_stat_get_xact_tuples_inserted(c.
                           from pg_class c where c.oid < 16384 and c.relkind = 'r'
                            and c.oid not in ('pg_catalog.pg_statistic'::regclass, 'pg_catalog.pg_statistic_ext_data'::regclass))`;
 
-/** The settings that change how a value prints (dates, times, intervals, floats, bytea, names through the search_path, money, XML). */
-const OUTPUT_SETTINGS = `concat_ws(E'\\n', ${['DateStyle', 'IntervalStyle', 'TimeZone', 'extra_float_digits', 'bytea_output', 'search_path', 'lc_monetary', 'xmlbinary', 'xmloption']
-  .map((s) => `current_setting('${s}')`)
-  .join(', ')})`;
+/** The settings that change how a value prints (src/probe/settings.ts: dates, times, intervals, floats, bytea, money, names), and XML's. */
+const OUTPUT_SETTINGS = `concat_ws(E'\\n', ${currentSettings([...VALUE_TEXT_SETTINGS, ...NAME_TEXT_SETTINGS, 'xmlbinary', 'xmloption'])})`;
 
 /** What the row versions' shortcut needs to know the "before" from the "after": see HORIZON. */
 interface Versions {
