@@ -275,6 +275,48 @@ describe.each(testTargets())('governance after the rollout (%s)', (kind) => {
       await db.close();
     }
   });
+
+  it('after rollback --amendment the full rollback still reverts the rollout; a rehearsal of that state proves the amendment rollback', async () => {
+    target = await rolledOut(kind);
+    const url = target.url;
+    let db = await openDb(url);
+    try {
+      await db.exec(`delete from directus_relations where many_collection = 'legacy_pages' or one_collection = 'legacy_pages';
+        delete from directus_fields where collection = 'legacy_pages'; delete from directus_collections where collection = 'legacy_pages'; drop table legacy_pages`);
+      await submit(db, plan, (await draft(db, plan)).payload);
+      await approveAs(db, ADMIN);
+      expect((await apply(db, plan)).outcome).toBe('ok');
+      expect((await rollback(db, plan, { scope: 'subject' })).outcome).toBe('ok');
+    } finally {
+      await db.close();
+    }
+
+    // the amendment is pending again: a rehearsal applies it and proves its own rollback (98), not the full one
+    const evidence = await rehearseSource(kind, url);
+    expect(evidence.verdict.rehearsal, JSON.stringify(evidence.verdict)).toBe('PASS');
+    expect(evidence.rollback).toMatchObject({ tier: 98, reverted: [4, 3, 2], matchesKeptTiers: true, reapplyMatches: true });
+
+    db = await openDb(url);
+    try {
+      // tiers 3 and 4 are reverted for the amendment only: what the rollout wrote is there, and the full rollback takes it
+      expect(Number(await scalar(db, `select count(*) as v from axis.collection_topic where tag = 'PROD_T3'`))).toBeGreaterThan(0);
+      const full = await rollback(db, plan);
+      expect(full.outcome).toBe('ok');
+      expect(full.tiers.filter((t) => t.status === 'Reverted').map((t) => t.id)).toEqual([6, 4, 3]);
+      expect(Number(await scalar(db, `select count(*) as v from axis.collection_topic`))).toBe(0);
+      const st = await status(db, plan);
+      // reverted by the full rollback: no note of an amendment; tier 2 (kept) still reverted for the amendment only
+      for (const id of [3, 4]) expect(st.tiers.find((t) => t.id === id)).toMatchObject({ state: 'reverted', note: null });
+      expect(st.tiers.find((t) => t.id === 2)!.note).toMatch(/the amendment for subject [0-9a-f]{12} reverted; what it wrote for subject [0-9a-f]{12} stays/);
+      // once is enough: the full rollback again is refused
+      await expect(rollback(db, plan)).rejects.toThrow(/tier 6, 4, 3 are not applied/);
+      // and apply brings everything back for the current payload
+      expect((await apply(db, plan)).outcome).toBe('ok');
+      expect((await verify(db, plan)).tiers[0]!.status).toBe('Passed');
+    } finally {
+      await db.close();
+    }
+  });
 });
 
 describe.each(testTargets())('amendments in a row (%s)', (kind) => {

@@ -72,6 +72,16 @@ export interface LedgerEntry {
   tiergateVersion: string;
 }
 
+/**
+ * Whether what a tier wrote is in the database: its last row applies it, or
+ * reverts only an amendment (a rollback of scope subject records the
+ * subject it reverted; what earlier subjects wrote stays). A full
+ * rollback's row records no subject.
+ */
+export function inEffect(e: Pick<LedgerEntry, 'status' | 'subject'> | undefined): boolean {
+  return e?.status === 'applied' || (e?.status === 'reverted' && e.subject !== null);
+}
+
 /** Creates the ledger (or brings an older one up to date); one query when it is already current. */
 export async function ensureLedger(db: Queryable): Promise<void> {
   const r = await db.query<{ ok: boolean }>(

@@ -2,7 +2,7 @@ import type { Db } from '../db/port.js';
 import { TargetError } from '../errors.js';
 import type { Plan, Tier } from '../plan/plan.js';
 import { readGateBounded } from './apply.js';
-import { readHistory, readLedger, type LedgerEntry } from './ledger.js';
+import { inEffect, readHistory, readLedger, type LedgerEntry } from './ledger.js';
 import { openPlanSession, runPreflight } from './preflight.js';
 import type { TierResult } from './result.js';
 import { withRollout } from './rollout.js';
@@ -28,13 +28,14 @@ export function rollbackTier(plan: Plan, scope: RollbackScope = 'all'): { tier: 
 
 /**
  * Refuses (touching nothing) unless every tier the rollback reverts is
- * applied — for a rollback of scope subject, applied for the gate's current
+ * applied (for the full rollback: in effect, `inEffect`) — for a rollback of scope subject, applied for the gate's current
  * subject (the amendment it reverts), which must not be the only subject the
  * tiers were ever applied for (that is the rollout itself). Returns that
  * subject (null for the full rollback).
  */
 async function assertRevertible(db: Db, plan: Plan, tier: Tier, ledger: Map<number, LedgerEntry>): Promise<string | null> {
-  const notApplied = tier.reverts.filter((id) => ledger.get(id)?.status !== 'applied');
+  // the full rollback also reverts what earlier subjects wrote when only an amendment of it was rolled back
+  const notApplied = tier.reverts.filter((id) => (tier.scope === 'subject' ? ledger.get(id)?.status !== 'applied' : !inEffect(ledger.get(id))));
   if (notApplied.length) {
     throw new TargetError(
       `rollback tier ${tier.id} reverts tiers ${tier.reverts.join(', ')}, but tier ${notApplied.join(', ')} ${notApplied.length > 1 ? 'are' : 'is'} not applied on ${db.displayUrl}; nothing was changed (see 'tiergate status')`,

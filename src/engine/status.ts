@@ -87,9 +87,9 @@ function tierLine(t: Tier, history: HistoryEvent[], gate: GateReading | null): T
   if (state === 'drift') return { ...base, state, ...when(last), error: null, note: `applied from sha256 ${last.sha256.slice(0, 12)}, the file now has ${t.sha256.slice(0, 12)}` };
   const amended = lastLedger ? amendment(t, { status: lastLedger.outcome === 'applied' ? 'applied' : 'reverted', subject: lastLedger.subject ?? null }, gate) : null;
   if (amended) return { ...base, state: 'pending', ...when(last), error: null, note: `${amended}: apply runs it for the new subject once the gate is open` };
-  const earlier = state === 'reverted' && t.gated ? own.filter((e) => e.source === 'ledger' && e.outcome === 'applied' && e.subject && e.subject !== lastLedger?.subject).at(-1) : undefined;
+  const earlier = state === 'reverted' && t.gated && lastLedger?.subject ? own.filter((e) => e.source === 'ledger' && e.outcome === 'applied' && e.subject && e.subject !== lastLedger?.subject).at(-1) : undefined;
   const note = earlier
-    ? `the amendment for subject ${lastLedger?.subject?.slice(0, 12) ?? '?'} reverted; what it wrote for subject ${earlier.subject!.slice(0, 12)} stays`
+    ? `the amendment for subject ${lastLedger!.subject!.slice(0, 12)} reverted; what it wrote for subject ${earlier.subject!.slice(0, 12)} stays`
     : revision === 'replaced'
       ? `applied from an earlier revision (sha256 ${last.sha256.slice(0, 12)}) that the plan says this file replaces`
       : null;
