@@ -43,6 +43,11 @@ describe.each(testTargets())('a database made by a real Directus 11 (%s)', (kind
 
     await withDb(source.url, (db) => approveAs(db, expected.emails.approver!));
     const file = evidenceFile(evidence);
+    // rehearsed with the gate closed (NO-GO): accepted, and the dry run says so
+    const dry = await runCli(['apply', '--dry-run', '--target', source.url, '--evidence', file]);
+    expect(dry.code, dry.stdout + dry.stderr).toBe(0);
+    expect(dry.stdout).toMatch(/\(Rehearsal PASS · Execution NO-GO\): accepted for this target/);
+    expect(dry.stdout).toMatch(/note: the rehearsal's execution verdict was NO-GO \(ospa=0\): apply reads the gate itself/);
     const applied = await runCli(['apply', '--yes', '--target', source.url, '--evidence', file], { timeoutMs: 300_000 });
     expect(applied.code, applied.stdout + applied.stderr).toBe(0);
     expect(applied.stdout).toMatch(/production matches the rehearsal \(8 tiers compared before COMMIT\)/);

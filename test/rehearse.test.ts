@@ -176,6 +176,22 @@ describe.runIf(testTargets().includes('postgres'))('tiergate rehearse against a 
       const stale = await runCli(['apply', '--yes', '--target', source.url, '--plan', edited, '--evidence', evidence]);
       expect(stale.code, stale.stderr).toBe(2);
       expect(stale.stderr).toMatch(/rehearsed with other plan files[\s\S]*tiers\/02_ownership_seed\.sql: rehearsed [0-9a-f]{12}, now [0-9a-f]{12}/);
+      // a dry run checks the evidence as apply does: refused alike (exit 2), accepted with what apply will compare
+      const dryRefused = await runCli(['apply', '--dry-run', '--target', source.url, '--evidence', failed]);
+      expect(dryRefused.code, dryRefused.stdout + dryRefused.stderr).toBe(2);
+      expect(dryRefused.stderr).toMatch(/refused: it says 'Rehearsal FAIL · Execution GO'/);
+      const dryMissing = await runCli(['apply', '--dry-run', '--target', source.url, '--evidence', join(tmp('tiergate-none-'), 'evidence.json')]);
+      expect(dryMissing.code, dryMissing.stdout + dryMissing.stderr).toBe(2);
+      expect(dryMissing.stderr).toMatch(/evidence file '.*evidence\.json' /);
+      const dry = await runCli(['apply', '--dry-run', '--target', source.url, '--evidence', evidence]);
+      expect(dry.code, dry.stdout + dry.stderr).toBe(0);
+      expect(dry.stdout).toMatch(/evidence: .*evidence\.json, rehearsed .* \(Rehearsal PASS · Execution GO\): accepted for this target/);
+      // another gate subject than the rehearsal's: refused by the dry run too
+      await onServer((c) => c.query(`update os_proposals set payload = payload || '{"x": 1}', payload_sha256 = encode(sha256(convert_to((payload || '{"x": 1}')::text, 'UTF8')), 'hex') where key = 'OS-AXIS'`), 'directus');
+      const drySubject = await runCli(['apply', '--dry-run', '--target', source.url, '--evidence', evidence]);
+      expect(drySubject.code, drySubject.stdout + drySubject.stderr).toBe(2);
+      expect(drySubject.stderr).toMatch(/the gate's subject changed since the rehearsal/);
+      await onServer((c) => c.query(`update os_proposals set payload = payload - 'x', payload_sha256 = encode(sha256(convert_to((payload - 'x')::text, 'UTF8')), 'hex') where key = 'OS-AXIS'`), 'directus');
       const applied = await runCli(['apply', '--yes', '--target', source.url, '--evidence', evidence], { timeoutMs: 300_000 });
       expect(applied.code, applied.stdout + applied.stderr).toBe(0);
       expect(applied.stdout).toMatch(/production matches the rehearsal \(8 tiers compared before COMMIT\)/);

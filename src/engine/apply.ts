@@ -42,6 +42,15 @@ export interface ApplyOptions {
   binding?: RehearsalBinding;
 }
 
+/** A plan that demands evidence (`evidence.required`) refuses a run without it (exit 2), a dry run too. */
+export function assertEvidenceGiven(plan: Plan, given: boolean): void {
+  if (plan.evidence.required && !given) {
+    throw new EvidenceRefusedError(
+      `plan '${plan.name}' demands that production applies only what was rehearsed (evidence.required): rehearse this target, then apply with --evidence FILE; nothing was changed`,
+    );
+  }
+}
+
 /**
  * Applies a plan to one target: lock → ledger → drift check → preflight →
  * every tier in plan order (skipped when applied with the same sha256,
@@ -52,11 +61,7 @@ export interface ApplyOptions {
  */
 export async function apply(db: Db, plan: Plan, options: ApplyOptions = {}): Promise<RunResult> {
   const binding = options.binding;
-  if (plan.evidence.required && !binding) {
-    throw new EvidenceRefusedError(
-      `plan '${plan.name}' demands that production applies only what was rehearsed (evidence.required): rehearse this target, then apply with --evidence FILE; nothing was changed`,
-    );
-  }
+  assertEvidenceGiven(plan, binding !== undefined);
   const rollout: RolloutOptions = {
     waitMs: options.waitMs,
     signal: options.signal,

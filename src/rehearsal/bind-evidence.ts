@@ -93,6 +93,9 @@ export function bindEvidence(file: string, plan: Plan, options: BindOptions): Bo
   if (!Number.isFinite(age) || age > options.maxAgeMs) {
     throw refuse(`its copy of the source was taken ${evidence.source.snapshotAt} (${describeAge(age)} ago), older than --max-evidence-age ${describeAge(options.maxAgeMs)}`);
   }
+  if (verdict.execution !== 'GO') {
+    notes.push(`the rehearsal's execution verdict was ${verdict.execution} (${verdict.reason}): apply reads the gate itself and blocks the gated tiers while it is closed`);
+  }
   const rehearsedOn = evidence.source.identity;
   if (rehearsedOn.systemIdentifier === null) notes.push(`the evidence comes from ${evidence.source.kind === 'dump' ? 'a plain SQL dump' : 'a source'} whose cluster cannot be identified: database name and gate subject are checked, and every tier is compared with its rehearsal`);
   const record = { file, sha256: createHash('sha256').update(bytes).digest('hex'), createdAt: evidence.createdAt };

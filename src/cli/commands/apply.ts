@@ -22,16 +22,17 @@ export interface ApplyOpts {
 export async function applyCommand(opts: ApplyOpts, out: Output): Promise<Outcome> {
   const plan = await planOf(opts);
   const url = targetOf(opts);
-  if (opts.dryRun) return (await import('./dry-run.js')).dryRunCommand(plan, url, opts, out);
   const waitMs = durationOption('--wait', opts.wait, parseDuration);
   if (opts.acceptDifferences && !opts.evidence) throw new UsageError('--accept-differences needs --evidence FILE: it accepts differences from that rehearsal');
   const maxAgeMs = durationOption('--max-evidence-age', opts.maxEvidenceAge, parseDuration);
-  // the evidence code (and the schema library it validates with) is loaded only for a run bound to evidence
+  // the evidence code (and the schema library it validates with) is loaded only for a run bound to evidence;
+  // a dry run checks the evidence as apply would (refused: exit 2, as apply exits)
   const bound = opts.evidence
     ? await import('../../rehearsal/bind-evidence.js').then(({ bindEvidence, DEFAULT_MAX_EVIDENCE_AGE_MS }) =>
         bindEvidence(opts.evidence!, plan, { maxAgeMs: maxAgeMs ?? DEFAULT_MAX_EVIDENCE_AGE_MS, acceptDifferences: Boolean(opts.acceptDifferences) }),
       )
     : null;
+  if (opts.dryRun) return (await import('./dry-run.js')).dryRunCommand(plan, url, { ...opts, bound: bound && { file: opts.evidence!, ...bound } }, out);
   // a tier file that does not parse (or breaks a lint error rule) refuses the plan before any question or connection (README: nothing connects while the plan is invalid)
   await (await import('../../engine/rollout.js')).assertPlanRunnable(plan);
   const { displayTarget } = await import('../../db/open-db.js');

@@ -1,4 +1,5 @@
 import type { Plan } from '../../plan/plan.js';
+import type { BoundEvidence } from '../../rehearsal/bind-evidence.js';
 import { openTarget } from '../open-target.js';
 import type { Outcome } from '../exit-code.js';
 import type { Output } from '../output.js';
@@ -10,15 +11,25 @@ import { table } from '../table.js';
  * Exit 0 when apply would run clean, 3 when gated tiers would be blocked,
  * 1 when apply would stop (lint errors, drift, a failing preflight).
  */
-export async function dryRunCommand(plan: Plan, url: string, opts: { structureOnly?: boolean }, out: Output): Promise<Outcome> {
+export async function dryRunCommand(
+  plan: Plan,
+  url: string,
+  opts: { structureOnly?: boolean; bound?: (BoundEvidence & { file: string }) | null },
+  out: Output,
+): Promise<Outcome> {
   const { dryRun } = await import('../../engine/dry-run.js');
   const { formatServerVersion } = await import('../../report/format.js');
+  const bound = opts.bound ?? null;
+  const { assertEvidenceGiven } = await import('../../engine/apply.js');
+  assertEvidenceGiven(plan, bound !== null);
   return openTarget(url, { applicationName: `tiergate apply --dry-run ${plan.name}` }, async (db) => {
     const d = await dryRun(db, plan, { structureOnly: Boolean(opts.structureOnly) });
+    // the evidence's checks against this target (database, cluster, engine, gate subject), as apply makes them before its lock: refused, exit 2
+    bound?.binding.checkTarget(d.identity, d.gate);
     const lintErrors = d.lint.filter((f) => f.severity === 'error');
     const stops = lintErrors.length > 0 || d.drift !== null || d.preflight?.status === 'Failed';
     const blocked = d.tiers.some((t) => t.action === 'block');
-    out.result({ ok: !stops, wouldStop: stops, ...d });
+    out.result({ ok: !stops, wouldStop: stops, ...d, evidence: bound ? { file: bound.file, createdAt: bound.evidence.createdAt, notes: bound.notes } : null });
     out.line(`apply --dry-run ${plan.name} → ${db.displayUrl} (nothing is written)`);
     const id = d.identity;
     out.line(`target: database ${id.database}${id.cloneOf ? ` (a tiergate clone of ${id.cloneOf})` : ''}, ${id.engine === 'pglite' ? 'PGlite' : 'PostgreSQL'} ${formatServerVersion(id.serverVersion)}, cluster ${id.systemIdentifier ?? 'unknown'}`);
@@ -29,6 +40,10 @@ export async function dryRunCommand(plan: Plan, url: string, opts: { structureOn
     if (d.drift) out.line(out.paint('red', `drift — apply would stop before touching anything:\n${d.drift}`));
     if (d.preflight) out.line(`preflight: ${d.preflight.status}${d.preflight.status === 'Failed' ? ` — ${d.preflight.error?.message ?? d.preflight.reason}` : ''}`);
     out.line(d.gate ? `gate: ${d.gate.name} = ${d.gate.value ?? 'n/a'} (needs ≥ ${d.gate.min}): ${d.gate.open ? 'OPEN' : 'CLOSED'}` : 'gate: none');
+    if (bound) {
+      out.line(`evidence: ${bound.file}, rehearsed ${bound.evidence.createdAt} (Rehearsal ${bound.evidence.verdict.rehearsal} · Execution ${bound.evidence.verdict.execution}): accepted for this target; apply compares each tier with its rehearsal before COMMIT`);
+      for (const note of bound.notes) out.line(out.paint('yellow', `note: ${note}`));
+    }
     out.line('');
     const verb = { apply: 'would apply', skip: 'would skip', block: 'would block', stop: 'would not run' } as const;
     const rows = [['id', 'tier', 'kind', 'action', 'why'], ...d.tiers.map((t) => [String(t.id), t.name, t.kind, verb[t.action], t.reason])];
