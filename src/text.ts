@@ -9,3 +9,14 @@
 export function safeText(text: string): string {
   return text.replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, '');
 }
+
+/**
+ * Text from outside tiergate made safe for one line of output: line breaks
+ * and other separators become spaces (a name with a newline cannot forge a
+ * line of its own in a list or a CI log), then `safeText`.
+ *
+ * @example singleLine('nl\nname') // 'nl name'
+ */
+export function singleLine(text: string): string {
+  return safeText(text.replace(/\r\n|[\r\n\t\v\f\u2028\u2029]/g, ' '));
+}

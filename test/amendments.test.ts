@@ -458,6 +458,18 @@ describe.each(testTargets())('governance after the rollout of generated database
 });
 
 describe.each(testTargets())('scan and propose through the CLI (%s)', (kind) => {
+  it('a collection whose name holds a line break is one finding on one line in scan and propose', async () => {
+    target = await rolledOut(kind);
+    const url = target.url;
+    await withDb(url, (db) => createCollection(db, 'nl\nname', { folder: 'editorial', columns: [['id', 'serial primary key']] }));
+    for (const args of [['scan'], ['propose']]) {
+      const r = await runCli([...args, '--target', url]);
+      expect(r.stdout).toMatch(/nl name/);
+      // no line of its own for the part after the break
+      expect(r.stdout.split('\n').filter((l) => /^\s*name\b/.test(l)), r.stdout).toEqual([]);
+    }
+  });
+
   it('scan exits 1 naming each critical finding; propose --out drafts, --submit writes it; rollback --amendment refuses what is not applied', async () => {
     target = await rolledOut(kind);
     const url = target.url;

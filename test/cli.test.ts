@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { withDb } from '../src/db/open-db.js';
-import { runCli } from './helpers/cli.js';
+import { runCli, TSX } from './helpers/cli.js';
 import { startCli } from './helpers/cli-live.js';
 import { ENGINE_PLAN, prepareGate } from './helpers/engine-fixture.js';
 import { freshDatabase, serverUrl, testTargets, type TestDatabase } from './helpers/targets.js';
@@ -13,6 +13,18 @@ describe('tiergate CLI without a database', () => {
     const r = await runCli(['--help']);
     expect(r.code).toBe(0);
     for (const c of ['rehearse', 'apply', 'rollback', 'verify', 'status', 'plan', 'lint', 'sample', 'report']) expect(r.stdout).toContain(c);
+  });
+
+  it('a reader that goes away (tiergate plan | head -1) ends nothing in error: no EPIPE stack, exit 0', async () => {
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, ['--import', TSX, join(import.meta.dirname, '..', 'src', 'cli', 'bin.ts'), 'plan', '--plan', ENGINE_PLAN], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // closed before the first line is written: every write meets a closed pipe
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
   });
 
   it('plan prints the ordered tiers with kind, gate, requires and sha256', async () => {

@@ -9,6 +9,7 @@ import { waitInterrupted } from './open-target.js';
 import type { Plan } from '../plan/plan.js';
 import { renderTierLine, renderTierStart } from '../report/render-terminal.js';
 import type { Output } from './output.js';
+import { singleLine } from '../text.js';
 import { table } from './table.js';
 
 /** `--plan DIR` (or TIERGATE_PLAN): the plan, validated; the bundled plan when left out. */
@@ -119,11 +120,11 @@ export function printRunSummary(r: RunResult, out: Output, whenClosed?: string):
       const f = t.error;
       out.line('');
       out.line(out.paint('red', `tier ${t.id} '${t.name}' failed${f.file ? ` at ${f.file}${f.line ? `:${f.line}${f.column ? `:${f.column}` : ''}` : ''}` : ''}:`));
-      out.line(`  ${f.sqlstate ? `ERROR ${f.sqlstate}: ` : ''}${f.message}`);
-      if (f.detail) out.line(`  DETAIL: ${f.detail}`);
-      if (f.hint) out.line(`  HINT: ${f.hint}`);
+      out.line(`  ${f.sqlstate ? `ERROR ${f.sqlstate}: ` : ''}${singleLine(f.message)}`);
+      if (f.detail) out.line(`  DETAIL: ${singleLine(f.detail)}`);
+      if (f.hint) out.line(`  HINT: ${singleLine(f.hint)}`);
       if (f.excerpt && f.line) out.line(`  ${String(f.line).padStart(5)} | ${f.excerpt}`);
-      for (const a of t.failedAssertions?.slice(1) ?? []) out.line(`  also: ${a.message}${a.line ? ` (${a.file}:${a.line})` : ''}`);
+      for (const a of t.failedAssertions?.slice(1) ?? []) out.line(`  also: ${singleLine(a.message)}${a.line ? ` (${a.file}:${a.line})` : ''}`);
       if (t.differences?.length) printDifferences(out, t.differences);
       if (t.kind !== 'verify' && t.kind !== 'preflight') {
         // 08007: the connection broke while COMMIT was on its way and nobody could tell what the server did
@@ -170,6 +171,6 @@ export function approvalLines(gate: GateReading | null): string[] {
 
 /** Rehearsal and production side by side. */
 export function printDifferences(out: Output, differences: NonNullable<TierResult['differences']>): void {
-  const rows = [['', 'rehearsal', 'production'], ...differences.map((d) => [d.what, d.rehearsal, d.production])];
+  const rows = [['', 'rehearsal', 'production'], ...differences.map((d) => [singleLine(d.what), singleLine(d.rehearsal), singleLine(d.production)])];
   for (const line of table(rows, { max: [40, 60, 60] })) out.line(`    ${line}`);
 }

@@ -20,9 +20,25 @@ export async function main(argv: string[]): Promise<void> {
     process.stderr.write('tiergate: internal error: the command stopped without a result (a connection that never answered?); nothing is known to have been done\n');
     process.exitCode = 1;
   });
+  ignoreClosedReader(process.stdout);
+  ignoreClosedReader(process.stderr);
   const code = await run(argv);
   finished = true;
   process.exitCode = code;
+}
+
+/**
+ * A reader that went away (`tiergate status | head -3`) is not an error of
+ * the command: what is not read is dropped, and the command runs to its end
+ * (an apply is not cut short because its log is no longer read) with its own
+ * exit code. Node reports the closed pipe as an 'error' event (EPIPE); without
+ * a listener that event is an uncaught exception with a stack trace.
+ */
+function ignoreClosedReader(stream: NodeJS.WriteStream): void {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED') return;
+    throw e;
+  });
 }
 
 /** Runs the CLI on `argv` and returns the exit code. */

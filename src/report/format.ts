@@ -1,5 +1,7 @@
 import type { Delta, Evidence, MetricChange, ObjectChanges, RowChanges, TierResult } from '../evidence/types.js';
-import { safeText } from '../text.js';
+import { safeText, singleLine } from '../text.js';
+
+export { singleLine };
 
 /**
  * Plain-text formatting shared by the renderers. Nothing here escapes for a
@@ -100,14 +102,6 @@ export function formatDate(iso: string): string {
   return /^\d{4}-\d{2}-\d{2}/.test(iso) ? iso.slice(0, 10) : iso;
 }
 
-/**
- * Text safe to print on one line: line breaks and tabs become spaces, other
- * control characters (ANSI escapes from a hostile database string) and
- * Unicode's bidirectional overrides and isolates are dropped.
- */
-export function singleLine(text: string): string {
-  return safeText(text.replace(/\r\n|[\r\n\t\v\f\u2028\u2029]/g, ' '));
-}
 
 /**
  * Shortens to `width` characters (code points) with an ellipsis.

@@ -1,5 +1,6 @@
 import { UsageError } from '../../errors.js';
 import { readRegularFile } from '../../safe-read.js';
+import { singleLine } from '../../text.js';
 import { confirm, planOf, targetOf } from '../common.js';
 import type { Outcome } from '../exit-code.js';
 import { openTarget } from '../open-target.js';
@@ -42,7 +43,7 @@ export async function proposeCommand(opts: ProposeOpts, out: Output): Promise<Ou
     out.line(`propose ${plan.name} on ${db.displayUrl}: ${d.findings.length} finding${d.findings.length === 1 ? '' : 's'}, ${d.suggestions.length} suggestion${d.suggestions.length === 1 ? '' : 's'}`);
     for (const s of d.suggestions) {
       const what = [s.owner ? `owner ${s.owner}` : null, s.topic ? `topic ${s.topic}` : null].filter(Boolean).join(', ');
-      out.line(`  ${s.action.padEnd(8)} ${s.item}${what ? `: ${what}` : ''} — ${s.reason}`);
+      out.line(`  ${singleLine(s.action).padEnd(8)} ${singleLine(s.item)}${what ? `: ${singleLine(what)}` : ''} — ${singleLine(s.reason)}`);
     }
     const payload = edited ?? d.payload;
     if (opts.out) {

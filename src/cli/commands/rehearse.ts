@@ -6,6 +6,7 @@ import type { SourceInfo } from '../../rehearsal/rehearse.js';
 import { UsageError } from '../../errors.js';
 import { withLiveStatus } from '../../live-status.js';
 import { redactUrl, scrubValue } from '../../secrets.js';
+import { singleLine } from '../../text.js';
 import { colourLine, interruptible, planOf } from '../common.js';
 import type { Outcome } from '../exit-code.js';
 import type { Output } from '../output.js';
@@ -101,7 +102,7 @@ export async function rehearseCommand(opts: RehearseOpts, out: Output): Promise<
   out.result({ ok: passed, evidence: join(outDir, 'evidence.json'), verdict: evidence.verdict, source: evidence.source.identity, snapshotAt: evidence.source.snapshotAt, snapshot: evidence.clone.snapshot ?? null });
 
   out.line('');
-  for (const f of evidence.verdict.failures) out.line(out.paint('red', `  ✗ ${f}`));
+  for (const f of evidence.verdict.failures) out.line(out.paint('red', `  ✗ ${singleLine(f)}`));
   if (opts.keep) out.line(`clone kept: ${evidence.clone.location}`);
   if (evidence.clone.snapshot) out.line(`${snapshotLine(evidence)}; kept on the scratch server (drop database ${evidence.clone.snapshot.database} removes it)`);
   out.line(`evidence: ${join(outDir, 'evidence.json')}, evidence.md, evidence.html (${evidence.signature ? `signed, key ${evidence.signature.keyId}` : 'unsigned: set TIERGATE_EVIDENCE_KEY to sign it'})`);

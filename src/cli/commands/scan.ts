@@ -1,3 +1,4 @@
+import { singleLine } from '../../text.js';
 import { planOf, targetOf } from '../common.js';
 import type { Outcome } from '../exit-code.js';
 import { openTarget } from '../open-target.js';
@@ -17,7 +18,7 @@ export async function scanCommand(opts: { target?: string; plan?: string; json?:
     const warnings = r.findings.length - r.critical;
     out.line(`scan ${plan.name} on ${db.displayUrl}: ${r.findings.length ? `${r.critical} critical, ${warnings} warning${warnings === 1 ? '' : 's'}` : 'nothing to govern that is not governed'}`);
     const sorted = [...r.findings].sort((a, b) => Number(b.severity === 'critical') - Number(a.severity === 'critical'));
-    for (const f of sorted) out.line(`  ${out.paint(f.severity === 'critical' ? 'red' : 'yellow', f.severity === 'critical' ? 'CRITICAL' : 'warning ')} ${f.kind}: ${f.item}${f.detail ? ` — ${f.detail}` : ''}`);
+    for (const f of sorted) out.line(`  ${out.paint(f.severity === 'critical' ? 'red' : 'yellow', f.severity === 'critical' ? 'CRITICAL' : 'warning ')} ${singleLine(f.kind)}: ${singleLine(f.item)}${f.detail ? ` — ${singleLine(f.detail)}` : ''}`);
     const shown = Object.entries(r.metrics).map(([k, v]) => `${k}=${v ?? 'n/a'}`).join(' ');
     if (shown) out.line(`  metrics: ${shown}`);
     if (r.findings.length) out.line(`next: tiergate propose --target <this target> drafts an amendment that closes them`);

@@ -1,3 +1,4 @@
+import { singleLine } from '../../text.js';
 import { planOf, targetOf } from '../common.js';
 import type { Outcome } from '../exit-code.js';
 import { openTarget } from '../open-target.js';
@@ -13,8 +14,8 @@ export async function verifyCommand(opts: { target?: string; plan?: string; json
     out.result({ ok: t.status === 'Passed', ...r });
     out.line(`verify ${plan.name} on ${db.displayUrl}: ${t.status === 'Passed' ? 'PASSED' : 'FAILED'}`);
     for (const post of t.post) out.line(`  ${post.ok ? 'ok  ' : 'FAIL'} ${post.expr} (${post.value ?? 'n/a'})`);
-    for (const a of t.failedAssertions ?? []) out.line(`  FAIL ${a.file}:${a.line}: ${a.message}${a.detail ? ` — ${a.detail}` : ''}`);
-    if (t.status === 'Failed' && !t.failedAssertions?.length && t.error) out.line(`  FAIL ${t.error.message}`);
+    for (const a of t.failedAssertions ?? []) out.line(`  FAIL ${a.file}:${a.line}: ${singleLine(a.message)}${a.detail ? ` — ${singleLine(a.detail)}` : ''}`);
+    if (t.status === 'Failed' && !t.failedAssertions?.length && t.error) out.line(`  FAIL ${singleLine(t.error.message)}`);
     return t.status === 'Passed' ? 'ok' : 'failed';
   });
 }
