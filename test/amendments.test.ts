@@ -458,6 +458,66 @@ describe.each(testTargets())('governance after the rollout of generated database
 });
 
 describe.each(testTargets())('scan and propose through the CLI (%s)', (kind) => {
+  it('a draft on an amendment not in effect (submitted, not applied; or rolled back) revises it: the same number, the same payload amended', async () => {
+    target = await rolledOut(kind);
+    const url = target.url;
+    const applied = await withDb(url, async (db) => (await db.transaction((tx) => readGate(tx, plan)))!.subject!);
+    await withDb(url, async (db) => {
+      await directusChanges(db);
+      const first = await draft(db, plan);
+      expect(first.payload).toMatchObject({ amendment: 1, amends: applied });
+      await submit(db, plan, first.payload);
+      // not applied yet: drafted again, it is amendment 1 again (its new entries added in 1), amending the applied payload
+      const again = (await draft(db, plan)).payload as { amendment: number; amends: string; anchors: { collection: string; added_in?: number }[] };
+      expect(again).toMatchObject({ amendment: 1, amends: applied });
+      expect(again.anchors.find((a) => a.collection === 'reviews')?.added_in).toBe(1);
+      // the revision (as an operator edits the draft) is submitted, approved, rehearsed: its own rollback is proven
+      await submit(db, plan, { ...again, note: 'revised' });
+      await approveAs(db, ADMIN);
+    });
+    const evidence = await rehearseSource(kind, url);
+    expect(evidence.verdict.failures).toEqual([]);
+    expect(evidence.rollback).toMatchObject({ tier: 98, matchesKeptTiers: true, reapplyMatches: true });
+    expect((await applyBound(url, evidence)).outcome).toBe('ok');
+    await withDb(url, async (db) => {
+      const inEffect = (await db.transaction((tx) => readGate(tx, plan)))!.subject!;
+      // in effect: the next draft is amendment 2, amending it
+      expect((await draft(db, plan)).payload).toMatchObject({ amendment: 2, amends: inEffect });
+      // rolled back: amendment 1 again, amending the payload before it
+      expect((await rollback(db, plan, { scope: 'subject' })).outcome).toBe('ok');
+      expect((await draft(db, plan)).payload).toMatchObject({ amendment: 1, amends: applied });
+    });
+  });
+
+  it('a governed collection moved to a folder without a label rule: the amendment decides its flag and its own rollback reverts the decision', async () => {
+    target = await rolledOut(kind);
+    const url = target.url;
+    let moved = '';
+    await withDb(url, async (db) => {
+      moved = String(await scalar(db, `select collection as v from axis.v_reconcile_collection_topic_vs_label where reconcile_flag = 'match' order by collection limit 1`));
+      // a Directus folder is a collection without a table
+      await db.exec(`insert into directus_collections (collection, icon, hidden, singleton, accountability, collapse) values ('archive_x', 'folder', false, false, 'all', 'open')`);
+      await db.query(`update directus_collections set "group" = 'archive_x' where collection = $1`, [moved]);
+      const d = await draft(db, plan);
+      const decide = (d.payload as { decide: { collection: string; topic: string; added_in: number }[] }).decide;
+      expect(decide.map((x) => [x.collection, x.added_in])).toEqual([[moved, 1]]);
+      expect(d.suggestions.find((x) => x.action === 'decide')).toMatchObject({ item: moved });
+      await submit(db, plan, d.payload);
+      await approveAs(db, ADMIN);
+    });
+    const evidence = await rehearseSource(kind, url);
+    expect(evidence.verdict.failures).toEqual([]);
+    expect(evidence.rollback).toMatchObject({ tier: 98, matchesKeptTiers: true, reapplyMatches: true });
+    const b4 = evidence.stages[1]!.tiers.find((t) => t.id === 4)!;
+    expect(b4.delta?.rows['axis.reconcile_decision']).toEqual({ added: 1, removed: 0, changed: 0 });
+    expect((await applyBound(url, evidence)).outcome).toBe('ok');
+    await withDb(url, async (db) => {
+      expect(await scalar(db, `select tag as v from axis.reconcile_decision where collection = $1`, [moved])).toBe('PROD_T4#1');
+      expect((await rollback(db, plan, { scope: 'subject' })).outcome).toBe('ok');
+      expect(Number(await scalar(db, `select count(*) as v from axis.reconcile_decision where collection = $1`, [moved]))).toBe(0);
+    });
+  });
+
   it('a collection whose name holds a line break is one finding on one line in scan and propose', async () => {
     target = await rolledOut(kind);
     const url = target.url;

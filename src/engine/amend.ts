@@ -5,7 +5,7 @@ import { MISSING_OBJECT, readMetrics } from '../probe/metrics.js';
 import type { TargetIdentity } from '../probe/identity.js';
 import { amendment } from './apply.js';
 import { readGate } from './gate.js';
-import { readLedger } from './ledger.js';
+import { readLedger, type LedgerEntry } from './ledger.js';
 import { openPlanSession } from './preflight.js';
 import type { GateReading } from './result.js';
 import { namingBlockers } from './session-bounds.js';
@@ -107,6 +107,20 @@ export async function scan(db: Db, plan: Plan): Promise<ScanResult> {
 }
 
 /**
+ * Whether the proposal's current payload is in effect on this database, for
+ * the plan's draft (`tiergate.payload_in_effect`, a setting of the draft's
+ * transaction): 'true' when every gated tier is applied for the gate's
+ * current subject, 'false' when not (an amendment submitted but not
+ * applied, or rolled back: a new draft revises it instead of amending it),
+ * '' when nothing tells (no subject, no gated tier ever applied).
+ */
+export function payloadInEffect(plan: Plan, ledger: Map<number, LedgerEntry>, gate: GateReading | null): 'true' | 'false' | '' {
+  const gated = plan.tiers.filter((t) => t.gated);
+  if (!gate?.subject || !gated.some((t) => ledger.has(t.id))) return '';
+  return gated.every((t) => ledger.get(t.id)?.status === 'applied' && ledger.get(t.id)?.subject === gate.subject) ? 'true' : 'false';
+}
+
+/**
  * `tiergate propose`: the plan's draft of an amended payload (the approved
  * one plus the findings, each suggestion with its reason), read-only:
  * nothing is written until it is submitted.
@@ -115,11 +129,13 @@ export async function draft(db: Db, plan: Plan): Promise<DraftResult> {
   const amend = amendOf(plan);
   await openPlanSession(db, plan);
   try {
+    const ledger = await readLedger(db, plan.name);
     return await namingBlockers(db, 'drafting the amendment', amend.draft, () =>
       db.transaction(
         async (tx) => {
           const findings = await readFindings(tx, amend.findings);
           const gate = await readGate(tx, plan);
+          await tx.query(`select set_config('tiergate.payload_in_effect', $1, true)`, [payloadInEffect(plan, ledger, gate)]);
           const r = await tx.query<{ payload: unknown; suggestions: unknown }>(amend.draft);
           const row = r.rows[0];
           if (!row) throw new TargetError(`the plan's draft query returned no row on ${db.displayUrl}: is its proposal there?`);

@@ -7,7 +7,8 @@
 --         proposal's anchors are projected on are ratified and their topics
 --         activated. Every status changed keeps previous_status and
 --         status_tag = 'PROD_T4' ('PROD_T4#N' for what amendment N brought;
---         only what is not decided or active yet is written).
+--         only what is not decided or active yet is written; a flag an
+--         amendment lists under "decide" is tagged with that amendment).
 -- Gate:   ospa >= 1: accountable approvals of the current payload (guard below,
 --         the same definition as tiergate.yaml; the engine checks it too).
 -- Post:   divergent = 0 and projection_gap = 0, asserted at the end in the same
@@ -70,6 +71,13 @@ WITH anchor_in AS (
     SELECT DISTINCT ON (c.collection) c.collection, c.added_in
     FROM os_proposals p CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'contained') AS c(collection text, added_in integer)
     WHERE p.key = 'OS-AXIS' ORDER BY c.collection, c.added_in
+-- flags an amendment decides (its payload's "decide": a governed collection moved
+-- to a folder without a label rule since it was governed): tagged with that
+-- amendment, so that tier 98 reverts them with it
+), decide_in AS (
+    SELECT DISTINCT ON (d.collection, d.topic) d.collection, d.topic, d.added_in
+    FROM os_proposals p CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'decide') AS d(collection text, topic text, added_in integer)
+    WHERE p.key = 'OS-AXIS' ORDER BY d.collection, d.topic, d.added_in
 )
 INSERT INTO axis.reconcile_decision (collection, topic, reconcile_flag, decision, rationale, tag)
 SELECT r.collection, r.topic, r.reconcile_flag, 'keep_topic',
@@ -79,9 +87,10 @@ SELECT r.collection, r.topic, r.reconcile_flag, 'keep_topic',
            ELSE format('%s has no label rule: keeps topic %L',
                        CASE WHEN r.folder IS NULL THEN 'no folder' ELSE format('folder %L', r.folder) END, r.topic)
        END,
-       'PROD_T4' || coalesce('#' || coalesce(ci.added_in, ai.added_in), '')
+       'PROD_T4' || coalesce('#' || coalesce(di.added_in, ci.added_in, ai.added_in), '')
 FROM axis.v_reconcile_collection_topic_vs_label r
 LEFT JOIN axis.v_governed_collection g ON g.collection = r.collection
+LEFT JOIN decide_in di ON di.collection = r.collection AND di.topic = r.topic
 LEFT JOIN contained_in ci ON ci.collection = r.collection
 LEFT JOIN anchor_in ai ON ai.collection = g.anchor
 WHERE r.reconcile_flag IN ('orthogonal_facet', 'no_label_rule')
