@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { CommitInDoubtError, ConnectionError, DbError } from '../errors.js';
 import { redactUrl } from '../secrets.js';
 import { toDbError } from './db-error.js';
+import { libpqSslUrls, wantsOtherSsl } from './ssl-mode.js';
 import type { Capabilities, Db, QueryResult, Queryable, TransactionOptions } from './port.js';
 
 /** node-postgres adapter: one `pg.Client` per Db (sessions matter: advisory locks, SET). */
@@ -34,14 +35,7 @@ export class PgDb implements Db {
     // bigint (int8) and numeric come back as strings by default; counts are safe as numbers here
     pgModule.types.setTypeParser(20, (v: string) => Number(v));
     pgModule.types.setTypeParser(1700, (v: string) => Number(v));
-    const client = new pgModule.Client({ connectionString: url, application_name: applicationName, connectionTimeoutMillis: 15_000 });
-    client.on('error', () => undefined);
-    try {
-      await client.connect();
-    } catch (e) {
-      await client.end().catch(() => undefined);
-      throw connectionError(url, e);
-    }
+    const { client } = await connectLibpqSsl(pgModule, url, applicationName);
     const v = await client.query<{ v: string }>('select current_setting($1) as v', ['server_version_num']);
     return new PgDb(client, url, { driver: 'pg', singleConnection: false, pgDump: true, serverVersion: Number(v.rows[0]?.v ?? 0), instance: null });
   }
@@ -152,6 +146,28 @@ function isConnectionLoss(e: unknown): boolean {
   if (/^08/.test(code) || /^57P0[123]$/.test(code)) return true;
   if (['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH'].includes(code)) return true;
   return typeof x?.message === 'string' && /Connection terminated|not queryable|connection error/i.test(x.message);
+}
+
+/**
+ * A connected client for `url`, its sslmode read as libpq reads it
+ * (src/db/ssl-mode.ts: `allow` and `prefer` may take a second attempt), and
+ * the connection string that connected.
+ */
+export async function connectLibpqSsl(pgModule: typeof pg, url: string, applicationName: string): Promise<{ client: pg.Client; connectionString: string }> {
+  const attempts = libpqSslUrls(url);
+  for (const [i, connectionString] of attempts.entries()) {
+    const client = new pgModule.Client({ connectionString, application_name: applicationName, connectionTimeoutMillis: 15_000 });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      return { client, connectionString };
+    } catch (e) {
+      await client.end().catch(() => undefined);
+      if (i < attempts.length - 1 && wantsOtherSsl(e)) continue;
+      throw connectionError(url, e);
+    }
+  }
+  throw connectionError(url, new Error('no connection attempt'));
 }
 
 function connectionError(url: string, e: unknown): ConnectionError {

@@ -9,6 +9,7 @@
 import { resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 import { isPostgresUrl } from '../db/pg-url.js';
+import { sslConnectionString } from '../db/ssl-mode.js';
 import { redactUrl, scrub } from '../secrets.js';
 import type { PgBoss } from 'pg-boss';
 
@@ -122,8 +123,10 @@ export async function openControl(url: string | undefined, options: { create?: b
   if (url && isPostgresUrl(url)) {
     // every wait on the control database is bounded: a connection not had within 30 s, a lock not had within 30 s, a
     // statement not done within 60 s is an error with a message, never a silent hang
+    // its sslmode as libpq reads it: the connection string of the attempt that connects (src/db/ssl-mode.ts)
+    const connectionString = await sslConnectionString(url);
     const boss = new PgBoss({
-      connectionString: url,
+      connectionString,
       schema: BOSS_SCHEMA,
       max: 6,
       connectionTimeoutMillis: 30_000,
