@@ -10,7 +10,7 @@
  * A collection dropped from Directus is released by the next amendment.
  * Both backends.
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -516,6 +516,25 @@ describe.each(testTargets())('scan and propose through the CLI (%s)', (kind) => 
       expect((await rollback(db, plan, { scope: 'subject' })).outcome).toBe('ok');
       expect(Number(await scalar(db, `select count(*) as v from axis.reconcile_decision where collection = $1`, [moved]))).toBe(0);
     });
+  });
+
+  it('propose --submit refuses a payload its tiers would refuse (an anchor without owner, lists missing), naming each problem; nothing is submitted', async () => {
+    target = await rolledOut(kind);
+    const url = target.url;
+    // a new collection nothing suggests an owner for
+    await withDb(url, (db) => createCollection(db, 'orphans', { columns: [['id', 'serial primary key']] }));
+    const subject = await withDb(url, async (db) => (await db.transaction((tx) => readGate(tx, plan)))!.subject);
+    const asDrafted = await runCli(['propose', '--target', url, '--submit', '--yes']);
+    expect(asDrafted.code, asDrafted.stdout + asDrafted.stderr).toBe(2);
+    expect(asDrafted.stderr).toMatch(/the payload cannot be submitted \(\d+ problems?\): .*anchor orphans has no owner: choose one/);
+    expect(asDrafted.stderr).toMatch(/nothing was submitted \(tiergate propose --out FILE drafts it, edit FILE, then --submit FILE\)/);
+    const file = join(mkdtempSync(join(tmpdir(), 'tiergate-payload-')), 'bad.json');
+    writeFileSync(file, JSON.stringify({ ['__proto__']: { x: 1 }, axes: [] }));
+    const bad = await runCli(['propose', '--target', url, '--submit', file, '--yes']);
+    expect(bad.code, bad.stdout + bad.stderr).toBe(2);
+    expect(bad.stderr).toMatch(/"anchors" is missing, not a list; "topics" is missing, not a list/);
+    // the proposal is as it was: its approvals still count
+    await withDb(url, async (db) => expect((await db.transaction((tx) => readGate(tx, plan)))).toMatchObject({ subject, open: true }));
   });
 
   it('a collection whose name holds a line break is one finding on one line in scan and propose', async () => {

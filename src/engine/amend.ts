@@ -183,6 +183,15 @@ export async function submit(db: Db, plan: Plan, payload: unknown): Promise<Subm
     db.transaction(async (tx) => {
       await tx.query(`select set_config('application_name', $1, true)`, [`tiergate propose ${plan.name}`]);
       const before = (await readGate(tx, plan))?.subject ?? null;
+      if (amend.check) {
+        // the plan's own check of the payload: a payload its tiers would refuse is not submitted (its approvals would stop counting for nothing)
+        const problems = (await tx.query<Record<string, unknown>>(amend.check, [text])).rows.map((row) => String(Object.values(row)[0] ?? '')).filter(Boolean);
+        if (problems.length) {
+          throw new UsageError(
+            `the payload cannot be submitted (${problems.length} problem${problems.length === 1 ? '' : 's'}): ${problems.slice(0, 10).join('; ')}${problems.length > 10 ? ` (+${problems.length - 10} more)` : ''}; nothing was submitted (tiergate propose --out FILE drafts it, edit FILE, then --submit FILE)`,
+          );
+        }
+      }
       const r = await tx.query<Record<string, unknown>>(amend.submit, [text]);
       const v = r.rows[0] ? Object.values(r.rows[0])[0] : null;
       if (v === null || v === undefined) throw new TargetError(`the plan's submit query wrote nothing on ${db.displayUrl}: is its proposal there?`);

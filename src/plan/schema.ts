@@ -195,6 +195,12 @@ export const PlanFile = z.strictObject({
         .string()
         .min(1)
         .describe('SQL drafting an amended payload from the approved one and the findings: one row with columns payload (JSON) and suggestions (a JSON array of {item, action, owner, topic, reason})'),
+      /** Rows of `problem` (text): what is wrong with the payload $1 (JSON text); none: it may be submitted. */
+      check: z
+        .string()
+        .min(1)
+        .describe('SQL listing what is wrong with the payload $1 (JSON text) before propose --submit writes it: one row per problem, column problem; none: it may be submitted')
+        .optional(),
       /** Writes $1 (the payload as JSON text) as the new subject: what `propose --submit` runs; returns the new subject. */
       submit: z
         .string()
