@@ -107,6 +107,14 @@ describe.each(testTargets())('tiergate CLI on %s', (kind) => {
     expect(v.stdout).toMatch(/tiers\/90_verify.sql:5: verify: expected 3 items/);
   });
 
+  it("status says why the gate reads nothing when a relation its query reads is not there", async () => {
+    await withDb(target.url, (db) => db.exec('drop schema gate cascade'));
+    const s = await runCli(['status', '--plan', ENGINE_PLAN, '--target', target.url]);
+    expect(s.code, s.stderr).toBe(0);
+    expect(s.stdout).toMatch(/gate approvals = n\/a \(needs ≥ 1\): CLOSED/);
+    expect(s.stdout).toMatch(/the gate reads nothing: its query fails here: relation "gate\.approval" does not exist/);
+  });
+
   it('two applies at once: one applies, the other exits 4 without touching anything', async () => {
     await withDb(target.url, (db) => db.exec('insert into gate.approval (valid) values (true)'));
     // the first holds the lock (PostgreSQL: the plan's advisory lock; PGlite: the directory), held at a hook inside tier 1 until SIGUSR2

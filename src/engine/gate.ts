@@ -26,6 +26,26 @@ export async function readGate(q: Queryable, plan: Plan, options: { lockRows?: b
   return reading;
 }
 
+/**
+ * Why the gate reads no value (null when it reads one): the server's message
+ * when a relation its query reads does not exist here (the bundled plan's
+ * proposal tables, before anyone created them), or that it returned no row.
+ */
+export async function whyGateReadsNothing(q: Queryable, plan: Plan): Promise<string | null> {
+  const sql = plan.gate?.sql;
+  if (!sql) return null;
+  await q.exec('savepoint tiergate_gate_why');
+  try {
+    const r = await q.query(sql);
+    const v = r.rows[0] ? Object.values(r.rows[0])[0] : null;
+    return v === null || v === undefined ? 'its query returned no value' : null;
+  } catch (e) {
+    return `its query fails here: ${e instanceof Error ? e.message : String(e)}`;
+  } finally {
+    await q.exec('rollback to savepoint tiergate_gate_why; release savepoint tiergate_gate_why');
+  }
+}
+
 /** Every approval as the plan's `gate.approvals` judges it; empty when its objects do not exist yet. */
 export async function readApprovals(q: Queryable, gateName: string, sql: string): Promise<Approval[]> {
   const rows = await readRows<{ id: unknown; approver: unknown; at: unknown; subject: unknown; why: unknown }>(q, `the approvals of gate '${gateName}'`, sql);

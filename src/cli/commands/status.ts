@@ -1,3 +1,4 @@
+import { singleLine } from '../../text.js';
 import { approvalLines, planOf, targetOf } from '../common.js';
 import type { Outcome } from '../exit-code.js';
 import { openTarget } from '../open-target.js';
@@ -25,6 +26,7 @@ export async function statusCommand(opts: StatusOpts, out: Output): Promise<Outc
     out.result({ ok: !opts.exitCode || open.length === 0, ...s, unfinished: open.map((t) => t.id) });
     out.line(`status of plan ${plan.name} on ${db.displayUrl}`);
     out.line(s.gate ? `gate ${s.gate.name} = ${s.gate.value ?? 'n/a'} (needs ≥ ${s.gate.min}): ${s.gate.open ? 'OPEN' : 'CLOSED'}${s.gate.subject ? `, subject ${s.gate.subject.slice(0, 16)}…` : ''}` : 'no gate');
+    if (s.gateUnread) out.line(`  the gate reads nothing: ${singleLine(s.gateUnread)}`);
     for (const line of approvalLines(s.gate)) out.line(line);
     if (s.gate && !s.gate.open && plan.gate?.when_closed) out.line(`  ${plan.gate.when_closed}`);
     out.line('');
