@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, type Cluster } from '../scripts/pg-cluster.js';
 import { writeSample } from '../fixtures/directus-sample/generate.js';
 import { withDb } from '../src/db/open-db.js';
+import { editPostgresUrl } from '../src/db/pg-url.js';
 import { runCli } from './helpers/cli.js';
 import { startCli } from './helpers/cli-live.js';
 import { approveAs } from './helpers/rollout.js';
@@ -145,6 +146,18 @@ describe.runIf(hasServer)('tiergate fleet on two PostgreSQL clusters', () => {
     ]);
     expect(status.steps.map((x: { target: string }) => x.target)).toEqual(['canary0']);
   }, 600_000);
+
+  it('a target whose step errs on every try (its database does not exist) fails, and the rollout ends instead of waiting for it', async () => {
+    const [ok] = await tenants('errs', 1);
+    const missing = { name: 'errs-missing', url: editPostgresUrl(ok!.url, (u) => void (u.pathname = '/tiergate_no_such_database')), cluster: 'a' as const };
+    const file = targetsFile('errs', [ok!, missing], '  - { name: all, on_error: continue }');
+    const control = `pglite:${join(work, 'ctl-errs')}`;
+    const r = await fleet(['apply', '--targets', file, '--control', control, '--yes'], 300_000);
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(r.stdout).toMatch(/errs-missing: failed .*its rehearse step failed 6 times .*tiergate_no_such_database" does not exist/);
+    expect(r.stdout).toMatch(/errs0: applied/);
+    expect(await appliedCounts(ok!.url)).not.toEqual({});
+  }, 300_000);
 
   it('closed gates on 3 targets are reported NO-GO, every other target is applied and verified, at most M steps per server', async () => {
     // TIERGATE_FLEET_TEST_TARGETS=40: the README's 40-target figure (npm test: 6)

@@ -367,7 +367,8 @@ async function sendStep(control: Control, rollout: string, target: string, step:
 async function failExhaustedSteps(control: Control, rollout: RolloutRow, targets: TargetRow[]): Promise<void> {
   const queue = queueOf(rollout.id);
   for (const t of targets.filter((x) => IN_FLIGHT.has(x.state))) {
-    const step = t.state.startsWith('rehearse') ? 'rehearse' : 'apply';
+    // ('rehearsed' waits for its apply: the rehearse step is done)
+    const step = t.state === 'rehearse-queued' || t.state === 'rehearsing' ? 'rehearse' : 'apply';
     const job = await control.boss.getJobById(queue, jobId(rollout.id, t.name, step));
     if (job?.state !== 'failed' && job?.state !== 'cancelled') continue;
     const output = job.output as { message?: string } | null;
