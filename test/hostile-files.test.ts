@@ -146,8 +146,15 @@ describe('evidence that was edited, polluted or made too large is refused', () =
     const r5 = await apply(uf);
     expect(r5.code).toBe(2);
     expect(r5.stderr).toMatch(/verdict.*approvedBy|Unrecognized key.*approvedBy/);
-    // report reads what a newer tiergate may add
-    expect((await runCli(['report', uf, '--format', 'md'])).code).toBe(0);
+    // report reads what a newer tiergate may add, and says so
+    const lenient = await runCli(['report', uf, '--format', 'md']);
+    expect(lenient.code).toBe(0);
+    expect(lenient.stderr).toMatch(/note: [\s\S]*approvedBy[\s\S]* a newer tiergate's evidence, or an edit: rendered anyway/);
+    // a verdict its records do not bear out is not rendered
+    const overstated = await runCli(['report', evidenceFile(failed), '--format', 'md']);
+    expect(overstated.code, overstated.stdout).toBe(2);
+    expect(overstated.stderr).toMatch(/its own records give 'Rehearsal FAIL · Execution NO-GO'.*: it was edited/);
+    expect(overstated.stdout).toBe('');
     await untouched();
   });
 
@@ -170,6 +177,17 @@ describe('evidence that was edited, polluted or made too large is refused', () =
     const unsigned = await apply(evidenceFile(evidence), {}, ['--plan', demanding]);
     expect(unsigned.code).toBe(2);
     expect(unsigned.stderr).toMatch(/refused/);
+    await untouched();
+
+    // with the key set, a signed file whose signature was taken out is refused (it could be any edit); report refuses an edited one too
+    const stripped = JSON.parse(readFileSync(evidenceFile(edited), 'utf8')) as Evidence;
+    delete (stripped as { signature?: unknown }).signature;
+    const e2 = await apply(evidenceFile(stripped), { TIERGATE_EVIDENCE_KEY: key });
+    expect(e2.code).toBe(2);
+    expect(e2.stderr).toMatch(/it is unsigned, and TIERGATE_EVIDENCE_KEY is set/);
+    const r2 = await runCli(['report', evidenceFile(edited)], { env: { TIERGATE_EVIDENCE_KEY: key } });
+    expect(r2.code).toBe(2);
+    expect(r2.stderr).toMatch(/its signature does not verify/);
     await untouched();
 
     const ok = await apply(signed, { TIERGATE_EVIDENCE_KEY: key });

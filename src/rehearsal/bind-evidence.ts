@@ -49,10 +49,7 @@ export function bindEvidence(file: string, plan: Plan, options: BindOptions): Bo
   const refuse = (why: string, todo = 'rehearse this target again and apply with the new evidence') => new EvidenceRefusedError(`evidence '${file}' refused: ${why}; nothing was changed — ${todo}`);
 
   const notes: string[] = [];
-  const key = evidenceKey();
-  const signature = key ? verifyEvidence(evidence, key) : evidence.signature ? 'no key' : 'unsigned';
-  if (signature === 'invalid') throw refuse('its signature does not verify with the key in TIERGATE_EVIDENCE_KEY: it was edited after the rehearsal signed it');
-  if (signature === 'other key') throw refuse(`it was signed with another key (${evidence.signature!.keyId}) than the one in TIERGATE_EVIDENCE_KEY`);
+  const signature = checkSignature(evidence, refuse);
   if (plan.evidence.signed && signature !== 'valid') {
     throw refuse(
       signature === 'no key'
@@ -130,6 +127,47 @@ export function bindEvidence(file: string, plan: Plan, options: BindOptions): Bo
     },
   };
   return { evidence, notes, binding };
+}
+
+/**
+ * The evidence's signature against TIERGATE_EVIDENCE_KEY: with a key set,
+ * a signature that does not verify, another key's, or no signature at all
+ * (a signed file whose signature was taken out reads the same) is refused;
+ * without one, 'no key' (signed, not checked) or 'unsigned'.
+ */
+export function checkSignature(evidence: Evidence, refuse: (why: string, todo?: string) => Error): 'valid' | 'no key' | 'unsigned' {
+  const key = evidenceKey();
+  if (!key) return evidence.signature ? 'no key' : 'unsigned';
+  const signature = verifyEvidence(evidence, key);
+  if (signature === 'invalid') throw refuse('its signature does not verify with the key in TIERGATE_EVIDENCE_KEY: it was edited after the rehearsal signed it');
+  if (signature === 'other key') throw refuse(`it was signed with another key (${evidence.signature!.keyId}) than the one in TIERGATE_EVIDENCE_KEY`);
+  if (signature === 'unsigned') {
+    throw refuse(
+      'it is unsigned, and TIERGATE_EVIDENCE_KEY is set: an edit cannot be told from the rehearsal (a signed file whose signature was taken out reads the same)',
+      'rehearse with TIERGATE_EVIDENCE_KEY set, and apply the signed evidence',
+    );
+  }
+  return signature;
+}
+
+/**
+ * A verdict better than the evidence's own records give (a FAIL edited into
+ * a PASS, a NO-GO into a GO), read without the plan (`tiergate report`):
+ * null when the records bear it out as far as they alone can tell.
+ */
+export function overstatedVerdict(evidence: Evidence): string | null {
+  const hasRollback = evidence.rollback !== null;
+  const computed = computeVerdict({ tiers: hasRollback ? [{ kind: 'rollback' } as Tier] : [], gate: undefined }, {
+    preflight: evidence.source.preflight,
+    gate: evidence.source.gate,
+    stages: evidence.stages,
+    rollback: evidence.rollback,
+  });
+  const said = evidence.verdict;
+  if ((said.rehearsal === 'PASS' && computed.rehearsal !== 'PASS') || (said.execution === 'GO' && computed.execution !== 'GO')) {
+    return `it says 'Rehearsal ${said.rehearsal} · Execution ${said.execution}', but its own records give 'Rehearsal ${computed.rehearsal} · Execution ${computed.execution}' (${computed.failures.slice(0, 3).join('; ') || computed.reason}): it was edited`;
+  }
+  return null;
 }
 
 /** The rehearsal's run of a tier in the same state (the same tiers applied before it): the first one recorded. */

@@ -13,13 +13,32 @@ export interface ReportOpts {
 /**
  * `tiergate report EVIDENCE.json [--format md|html|json] [--out FILE] [--json]`:
  * the evidence rendered again (to standard output, or to FILE). With --json,
- * one object: the verdict and where the report went.
+ * one object: the verdict and where the report went. Evidence whose
+ * signature does not verify with TIERGATE_EVIDENCE_KEY, or whose verdict its
+ * own records do not bear out, is refused (exit 2), as apply refuses it; a
+ * field this tiergate does not know is rendered and said so.
  */
 export async function reportCommand(file: string, opts: ReportOpts, out: Output): Promise<Outcome> {
   const { parseEvidence, renderHtml, renderMarkdown, renderJson } = await import('../../report/index.js');
   const bytes = readRegularFile(file, 'evidence');
   if ('reason' in bytes) throw new UsageError(`evidence file '${file}' ${bytes.reason}: pass the evidence.json a rehearsal wrote`);
-  const e = parseEvidence(bytes.toString('utf8'), file);
+  // its signature checked when TIERGATE_EVIDENCE_KEY is set, and a verdict its own records do not bear out refused: a report is
+  // what people read before they approve. A field this tiergate does not know (a newer tiergate's evidence, or an edit) is
+  // rendered, and said so on stderr (apply refuses it).
+  const text = bytes.toString('utf8');
+  let e: ReturnType<typeof parseEvidence>;
+  try {
+    e = parseEvidence(text, file, { strict: true });
+  } catch (strictError) {
+    e = parseEvidence(text, file);
+    out.error(`tiergate: note: ${strictError instanceof Error ? strictError.message : String(strictError)} — a newer tiergate's evidence, or an edit: rendered anyway, and apply --evidence would refuse it`);
+  }
+  const { checkSignature, overstatedVerdict } = await import('../../rehearsal/bind-evidence.js');
+  const { EvidenceRefusedError } = await import('../../errors.js');
+  const refuse = (why: string, todo = 'render the evidence.json the rehearsal wrote') => new EvidenceRefusedError(`evidence '${file}' refused: ${why}; nothing was written — ${todo}`);
+  checkSignature(e, refuse);
+  const overstated = overstatedVerdict(e);
+  if (overstated) throw refuse(overstated);
   const format = opts.format ?? 'md';
   const rendered = format === 'html' ? renderHtml(e) : format === 'json' ? renderJson(e) : renderMarkdown(e);
   if (opts.out) {
