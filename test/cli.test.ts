@@ -27,6 +27,14 @@ describe('tiergate CLI without a database', () => {
     expect(code).toBe(0);
   });
 
+  it('options that need --evidence are usage errors without it (exit 2), before any connection', async () => {
+    for (const opt of [['--max-evidence-age', '1h'], ['--accept-differences']]) {
+      const r = await runCli(['apply', '--yes', '--target', 'postgres://nobody@127.0.0.1:1/directus', ...opt]);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`${opt[0]} needs --evidence FILE`));
+    }
+  });
+
   it('plan prints the ordered tiers with kind, gate, requires and sha256', async () => {
     const r = await runCli(['plan', '--plan', ENGINE_PLAN, '--json']);
     expect(r.code).toBe(0);

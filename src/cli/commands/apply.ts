@@ -24,6 +24,7 @@ export async function applyCommand(opts: ApplyOpts, out: Output): Promise<Outcom
   const url = targetOf(opts);
   const waitMs = durationOption('--wait', opts.wait, parseDuration);
   if (opts.acceptDifferences && !opts.evidence) throw new UsageError('--accept-differences needs --evidence FILE: it accepts differences from that rehearsal');
+  if (opts.maxEvidenceAge !== undefined && !opts.evidence) throw new UsageError('--max-evidence-age needs --evidence FILE: it limits the age of that rehearsal');
   const maxAgeMs = durationOption('--max-evidence-age', opts.maxEvidenceAge, parseDuration);
   // the evidence code (and the schema library it validates with) is loaded only for a run bound to evidence;
   // a dry run checks the evidence as apply would (refused: exit 2, as apply exits)
