@@ -123,6 +123,21 @@ describe('tiergate rehearse on the embedded default (npm start)', () => {
 });
 
 describe.runIf(testTargets().includes('postgres'))('tiergate rehearse against a real PostgreSQL source', () => {
+  it("a source that is not the plan's database is refused before it is dumped (exit 2), as apply refuses it", async () => {
+    const other = await freshDatabase('postgres', 'shop');
+    try {
+      const before = await onServer((c) => c.query<{ n: number }>(`select count(*)::int as n from pg_database where datname like 'tiergate_%'`));
+      const r = await runCli(['rehearse', '--source', other.url, '--scratch', serverUrl('postgres'), '--out', tmp('tiergate-evidence-')]);
+      expect(r.code, r.stdout + r.stderr).toBe(2);
+      expect(r.stderr).toMatch(/target database is 'shop\w*', but plan 'axis-governance' is for database 'directus'/);
+      expect(r.stdout + r.stderr).not.toMatch(/pg_dump/);
+      const after = await onServer((c) => c.query<{ n: number }>(`select count(*)::int as n from pg_database where datname like 'tiergate_%'`));
+      expect(after.rows[0]!.n).toBe(before.rows[0]!.n);
+    } finally {
+      await other.drop();
+    }
+  });
+
   it('never writes to the source, leaves no clone behind, and says GO once an approval is added', async () => {
     const source = await freshDatabase('postgres', 'directus', { exactName: true });
     try {

@@ -2,7 +2,7 @@ import type { Db } from '../db/port.js';
 import { amendment, appliedTiers, sortedIds } from '../engine/apply.js';
 import { readGate } from '../engine/gate.js';
 import { ensureLedger, inEffect, readLedger, type LedgerEntry } from '../engine/ledger.js';
-import { runPreflight } from '../engine/preflight.js';
+import { assertPlanDatabase, runPreflight } from '../engine/preflight.js';
 import type { DatabaseIdentity, GateReading, TierResult } from '../engine/result.js';
 import { assertNoDrift, assertPlanRunnable } from '../engine/rollout.js';
 import { idle, isBodyTier } from '../engine/run-result.js';
@@ -11,6 +11,7 @@ import type { CheckRecord, Evidence, FingerprintDiff, StageRecord } from '../evi
 import { computeVerdict } from '../evidence/verdict.js';
 import { EVIDENCE_SCHEMA_VERSION } from '../evidence/version.js';
 import { InterruptedError, TargetError } from '../errors.js';
+import { parsePostgresUrl } from '../db/pg-url.js';
 import { planFileHashes, type Plan, type Tier } from '../plan/plan.js';
 import { keepJitOff } from '../probe/jit.js';
 import { diffFingerprints, FingerprintCache, fingerprintClone, loadBaseline, sameFingerprint, sameSeal, sealChange, sealOf, type Fingerprint, type Seal } from '../probe/fingerprint.js';
@@ -62,8 +63,9 @@ export interface SourceInfo {
 export async function rehearse(plan: Plan, source: CloneSource, info: SourceInfo, options: RehearseOptions = {}): Promise<Evidence> {
   const started = performance.now();
   const emit = options.onEvent ?? (() => undefined);
-  // a plan that would be refused in production is refused here, before the clone is made
+  // a plan that would be refused in production is refused here, before the clone is made; so is a source that is not the plan's database
   await assertPlanRunnable(plan);
+  await assertSourceDatabase(plan, info);
   return withClones(
     source,
     2,
@@ -601,6 +603,30 @@ class Scenario {
     const tier = this.verifyTier!;
     // the metrics as the last tier left them (this clone's carry): verify reads no set of its own
     return this.run(stage, tier, () => runCheckTier(this.db, this.plan, tier, { carry: this.carry }), annotate);
+  }
+}
+
+/**
+ * A source that is not the plan's database (nor a tiergate clone of it) is
+ * refused before it is dumped or copied (exit 2, as apply refuses such a
+ * target): a PostgreSQL source whose URL names another database is asked
+ * (it may be a marked clone), a dump by the name it was given. A PGlite
+ * folder is not opened twice for this: its preflight says it.
+ */
+async function assertSourceDatabase(plan: Plan, info: SourceInfo): Promise<void> {
+  if (!plan.database) return;
+  if (info.kind === 'dump' && info.identity) {
+    assertPlanDatabase(plan, { ...info.identity, cloneOf: null }, info.location);
+    return;
+  }
+  if (info.kind !== 'postgres' || !info.openSource) return;
+  const named = parsePostgresUrl(info.location)?.pathname.slice(1);
+  if (named !== undefined && decodeURIComponent(named) === plan.database) return;
+  const src = await info.openSource();
+  try {
+    assertPlanDatabase(plan, await readIdentity(src), src.displayUrl);
+  } finally {
+    await src.close();
   }
 }
 
