@@ -72,7 +72,7 @@ export class DriftError extends TiergateError {
             `tier ${d.tier} '${d.name}' was applied from ${d.file} with sha256 ${d.applied}, but the file now has sha256 ${d.current}`,
         )
         .join('\n') +
-        `\nnothing was changed. An applied tier's file must not be edited: restore it, or revert the tier (rollback) before changing it.`,
+        `\nnothing was changed. An applied tier's file must not be edited: restore it (git checkout); or, when the new file does the same thing (a faster statement, a comment), list the applied sha256 under the tier's replaces: in tiergate.yaml (README: Revising an applied file). To change what it does, restore it, roll it back (tiergate rollback), then edit it.`,
     );
   }
 }

@@ -440,9 +440,14 @@ class Scenario {
    * expected; verify passes.
    */
   async stageB(sourceGate: GateReading | null): Promise<Fingerprint> {
-    const b = this.stage('B', sourceGate?.open ? 'gate open, as on the source' : 'gate opened on the clone');
     const pending = this.body.filter((t) => !this.applied.has(t.id));
-    if (pending.some((t) => t.gated) && (await openGate(this.db, this.plan))) {
+    const opened = pending.some((t) => t.gated) && (await openGate(this.db, this.plan));
+    // a clone of a snapshot taken before the source's approvals has its gate closed while the source's is open: it is opened on the clone, and said so
+    const b = this.stage(
+      'B',
+      !opened && sourceGate?.open ? 'gate open, as on the source' : sourceGate?.open ? "gate opened on the clone (open on the source, closed in the copy of it: the copy predates the approvals)" : 'gate opened on the clone',
+    );
+    if (opened) {
       this.appliedWhenGateOpened = [...this.applied];
       this.carry.forget();
     }
