@@ -138,6 +138,20 @@ describe.concurrent.each(testTargets())('operator on %s', (kind) => {
     }
   };
 
+  it('DDL a data tier runs through EXECUTE of a built string: a lint warning, and the tier is rolled back when it runs (exit 1)', onTarget(async (target) => {
+    const plan = planWith({
+      'tiers/02_seed.sql': (s) => s.replace('INSERT INTO app.item', () => "DO $$ BEGIN EXECUTE format('create table app.%I (id int)', 'hidden'); END $$;\n\nINSERT INTO app.item"),
+    });
+    const lint = await runCli(['lint', '--plan', plan]);
+    expect(lint.code, lint.stdout + lint.stderr).toBe(0);
+    expect(lint.stdout).toMatch(/tiers\/02_seed\.sql:\d+:\d+: warning \[opaque-in-data\] tier 2: EXECUTE of a string built at run time in data tier 2/);
+    await withDb(target.url, (db) => db.exec('insert into gate.approval (valid) values (true)'));
+    const r = await runCli(['apply', '--yes', '--plan', plan, '--target', target.url]);
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(r.stdout).toMatch(/data tier 2 changed the schema \(tables \+app\.hidden\): data tiers change rows only/);
+    expect(await withDb(target.url, (db) => db.query(`select to_regclass('app.hidden') as t`).then((x) => x.rows[0]))).toEqual({ t: null });
+  }));
+
   it('a broken tier file anywhere stops apply before anything: exit 2 with file:line, no tier applied, no ledger', onTarget(async (target) => {
     const typo = gatedTypo();
     const broken = lastTierTypo();

@@ -106,6 +106,17 @@ class PostConditionFailed extends Error {
   }
 }
 
+/** A data tier changed objects of the plan's schemas (DDL the parser could not see): rolled back. */
+class DdlInDataTier extends Error {
+  constructor(tier: Tier, objects: Delta['objects']) {
+    const changes = Object.entries(objects)
+      .flatMap(([kind, c]) => [...c!.added.map((n) => `${kind} +${n}`), ...c!.removed.map((n) => `${kind} −${n}`), ...c!.changed.map((n) => `${kind} ~${n}`)])
+      .slice(0, 8)
+      .join(', ');
+    super(`data tier ${tier.id} changed the schema (${changes}): data tiers change rows only; move the DDL to a structure tier (the tier was rolled back)`);
+  }
+}
+
 /** Thrown inside the transaction to roll it back after a successful measurement. */
 class RollbackOnPurpose extends Error {
   constructor(readonly result: Measured) {
@@ -235,8 +246,11 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
         const post = tier.post.map((p) => ({ expr: p.expr, ok: checkPostCondition(p, after[p.metric] ?? null), value: after[p.metric] ?? null }));
         if (post.some((p) => !p.ok)) throw new PostConditionFailed(post);
         const catalogAfter = reference ? catalogBefore : await snapshotCatalog(tx, plan.schemas);
+        const objects = diffCatalog(catalogBefore, catalogAfter);
+        // a data tier changes rows only: DDL lint could not see (EXECUTE of a built string, a function) rolls it back
+        if (tier.kind === 'data' && Object.keys(objects).length) throw new DdlInDataTier(tier, objects);
         const delta: Delta = {
-          objects: diffCatalog(catalogBefore, catalogAfter),
+          objects,
           rows: rows ? await rows.finish(tx) : {},
           metrics: pairMetrics(before, after),
         };

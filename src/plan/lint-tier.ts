@@ -32,6 +32,7 @@ export type LintRule =
   | 'data-without-assertion'
   | 'non-transactional'
   | 'write-in-readonly'
+  | 'opaque-in-data'
   | 'no-header';
 
 /** The findings of one tier file, in the order the checks run (`lintPlan` sorts them by position). */
@@ -96,6 +97,12 @@ export function lintTier(pg: PgQuery, plan: Plan, tier: Tier): LintFinding[] {
       switch (e.type) {
         case 'invalid':
           report('error', 'parse', e.at, `${e.message}: PostgreSQL would refuse the DO block when it runs`);
+          break;
+        case 'opaque':
+          if (tier.kind === 'data') {
+            report('warning', 'opaque-in-data', e.at,
+              `${e.why} in ${name}: lint cannot see whether it changes the schema; apply and the rehearsal refuse the tier at run time if it changes an object of the plan's schemas (data tiers change rows only)`);
+          }
           break;
         case 'transaction':
           report('error', 'non-transactional', e.at,
