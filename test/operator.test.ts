@@ -306,6 +306,10 @@ describe.concurrent.each(testTargets())('operator on %s', (kind) => {
     ]);
     expect(wrong.code).toBe(2);
     expect(wrong.stderr).toMatch(new RegExp(`target database is '${target.database}', but plan 'axis-governance' is for database 'directus'`));
+    // said to be the plan's database here (a fleet's tenant, plan_database: from_targets): read
+    const told = await runCli(['status', '--target', target.url, '--plan-database', target.database]);
+    expect(told.code, told.stderr).toBe(0);
+    expect(told.stdout).toMatch(/^status of plan axis-governance on /m);
     expect(rb.code).toBe(2);
     expect(rb.stderr).toMatch(/rollback tier 99 reverts tiers 3, 2, but tier 3, 2 are not applied on .*nothing was changed/);
     expect(rb.stderr).not.toMatch(/refusing without confirmation/);

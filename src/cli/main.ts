@@ -55,6 +55,8 @@ export async function run(argv: string[]): Promise<ExitCode> {
 
   const planOption = () => new Option('--plan <dir>', 'plan folder (default: the bundled axis-governance plan)').env('TIERGATE_PLAN');
   const targetOption = () => new Option('--target <url>', 'target: postgres://user@host/db or pglite:DIR').env('TIERGATE_TARGET');
+  const planDatabaseOption = () =>
+    new Option('--plan-database <name>', "the database the plan is for here, instead of its database: (a fleet's tenant, plan_database: from_targets)").env('TIERGATE_PLAN_DATABASE');
   const jsonOption = () => new Option('--json', 'print one machine-readable result object');
   const waitOption = () => new Option('--wait <duration>', "wait up to this long for another rollout's lock (30s, 5min) instead of exiting 4");
   /** Runs a command module with its typed options; the output follows its --json. */
@@ -71,6 +73,7 @@ export async function run(argv: string[]): Promise<ExitCode> {
     .command('rehearse')
     .description('rehearse the whole rollout on a clone and write evidence (default: the embedded sample Directus clone)')
     .addOption(planOption())
+    .addOption(planDatabaseOption())
     .option('--source <url>', 'the database to rehearse, only read: postgres://… (cloned with pg_dump onto --scratch) or pglite:DIR (copied)')
     .option('--dump <file>', 'a plain SQL dump to rehearse on (loaded into PGlite)')
     .option('--database <name>', 'with --dump: the name of the database the dump was taken from (default directus)')
@@ -89,6 +92,7 @@ export async function run(argv: string[]): Promise<ExitCode> {
     .description('apply the plan to a target, tier by tier, each in one transaction')
     .addOption(targetOption())
     .addOption(planOption())
+    .addOption(planDatabaseOption())
     .option('--structure-only', 'apply only the tiers that need no approval (structure tiers, and data tiers with gated: false)')
     .option('--evidence <file>', "bind the run to a rehearsal: refuse evidence of another database, subject or plan; roll back a tier whose delta differs from the rehearsal's")
     .option('--accept-differences', 'with --evidence: commit a tier that differs from its rehearsal, recording the differences in the ledger')
@@ -103,6 +107,7 @@ export async function run(argv: string[]): Promise<ExitCode> {
     .description("run the plan's rollback tier in one transaction and mark the tiers it reverts (says what it reverts, then asks)")
     .addOption(targetOption())
     .addOption(planOption())
+    .addOption(planDatabaseOption())
     .option('--amendment', "revert only the amendment applied for the gate's current subject (the plan's rollback tier of scope subject); what earlier subjects wrote stays")
     .addOption(waitOption())
     .option('--yes', 'do not ask for confirmation')
@@ -113,6 +118,7 @@ export async function run(argv: string[]): Promise<ExitCode> {
     .description("run the plan's scanner and list what governance misses here (new collections without owner, …); exit 1 on a critical finding")
     .addOption(targetOption())
     .addOption(planOption())
+    .addOption(planDatabaseOption())
     .addOption(jsonOption())
     .action(action(async () => (await import('./commands/scan.js')).scanCommand));
   program
@@ -120,6 +126,7 @@ export async function run(argv: string[]): Promise<ExitCode> {
     .description('draft an amended payload from the approved one and the findings, each suggestion with its reason; --submit writes it as the proposal to approve')
     .addOption(targetOption())
     .addOption(planOption())
+    .addOption(planDatabaseOption())
     .option('--out <file>', 'write the drafted payload (JSON) to this file')
     .option('--submit [file]', 'write the drafted payload (or the payload in FILE, edited) into the proposal: its subject changes, earlier approvals no longer count')
     .option('--yes', 'with --submit: do not ask for confirmation')
@@ -130,6 +137,7 @@ export async function run(argv: string[]): Promise<ExitCode> {
     .description('run the verify tier read-only; exit 1 listing every failing assertion')
     .addOption(targetOption())
     .addOption(planOption())
+    .addOption(planDatabaseOption())
     .addOption(jsonOption())
     .action(action(async () => (await import('./commands/verify.js')).verifyCommand));
   program
@@ -137,6 +145,7 @@ export async function run(argv: string[]): Promise<ExitCode> {
     .description("show every tier's last result (with when, who, version), the gate and every metric of a target")
     .addOption(targetOption())
     .addOption(planOption())
+    .addOption(planDatabaseOption())
     .option('--exit-code', 'exit 1 while a structure or data tier is pending, reverted, failed or drifted')
     .addOption(jsonOption())
     .action(action(async () => (await import('./commands/status.js')).statusCommand));
@@ -145,6 +154,7 @@ export async function run(argv: string[]): Promise<ExitCode> {
     .description('the history of a target: every ledger row and every attempt, with time, user, version, file sha256 and error')
     .addOption(targetOption())
     .addOption(planOption())
+    .addOption(planDatabaseOption())
     .addOption(jsonOption())
     .action(action(async () => (await import('./commands/log.js')).logCommand));
   program
@@ -152,6 +162,7 @@ export async function run(argv: string[]): Promise<ExitCode> {
     .description("record an approval of the plan's proposal by a Directus user; refused when it would not count")
     .addOption(targetOption())
     .addOption(planOption())
+    .addOption(planDatabaseOption())
     .option('--as <email>', 'the Directus user who approves (active, admin or approver policy, not the author)')
     .option('--proposal <key>', "what is approved (default: the plan's proposal, OS-AXIS)")
     .option('--yes', 'do not ask for confirmation')
