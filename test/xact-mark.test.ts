@@ -7,14 +7,16 @@
  *
  * The PostgreSQL test server is shared by the test files running at once,
  * whose commits make any window inconclusive: a clean reading is asserted
- * as "clean at least once in a number of tries", a commit as "never clean".
+ * as "clean at least once in a number of tries", a commit as "never clean";
+ * the test beside other sessions runs on a server of its own.
  */
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { withDb } from '../src/db/open-db.js';
 import type { Db } from '../src/db/port.js';
 import { nothingCommittedSince, readXactMark } from '../src/probe/xact-mark.js';
-import { freshDatabase, serverUrl, testTargets } from './helpers/targets.js';
+import { startCluster } from '../scripts/pg-cluster.js';
+import { freshDatabase, testTargets } from './helpers/targets.js';
 
 /** Whether `act` between a mark and its check reads clean in one of `tries` tries. */
 async function cleanInSomeTry(db: Db, act: () => Promise<void>, tries = 200): Promise<boolean> {
@@ -75,8 +77,12 @@ describe.each(testTargets())('the server transaction mark on %s', (kind) => {
 // a second session and a second database: PostgreSQL only (PGlite is one session)
 describe.runIf(testTargets().includes('postgres'))('the server transaction mark on postgres, beside other sessions', () => {
   it('a commit in another database, or by a transaction already running at the mark, is never clean', { timeout: 120_000 }, async () => {
-    const t = await freshDatabase('postgres');
-    const elsewhere = new pg.Client({ connectionString: serverUrl('postgres') });
+    // a server of its own: "clean at least once" needs windows in which no other test file commits (on the shared server
+    // they commit all the time while the suite runs, and 200 tries all read a commit)
+    const cluster = startCluster({ label: 'xact-mark', settings: { fsync: 'off', autovacuum: 'off' } });
+    const t = { url: cluster.url('side_db'), drop: async () => cluster.destroy() };
+    await withDb(cluster.url('postgres'), (db) => db.exec('create database side_db'));
+    const elsewhere = new pg.Client({ connectionString: cluster.url('postgres') });
     const beside = new pg.Client({ connectionString: t.url });
     try {
       await elsewhere.connect();

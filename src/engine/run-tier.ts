@@ -6,7 +6,7 @@ import { touchedRelations, type TouchedRelations } from '../plan/sql-facts.js';
 import { diffCatalog, emptySnapshot, snapshotCatalog, type CatalogSnapshot } from '../probe/catalog.js';
 import { jitScope, jitUntilTransactionEnd } from '../probe/jit.js';
 import { readMetrics } from '../probe/metrics.js';
-import { callsUserFunction, relationsToWatch, RowWatch } from '../probe/rows.js';
+import { callsUserFunction, catalogWritesSoFar, relationsToWatch, RowWatch } from '../probe/rows.js';
 import { hasXid8Snapshots } from '../probe/xact-mark.js';
 import { describeBlockers, isWaitTimeout } from './blockers.js';
 import { compareExpectations } from './expectations.js';
@@ -237,8 +237,11 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
             before: options.carry?.metrics ?? (await readMetrics(tx, plan.metrics)),
             figures: tier.figures.length ? await readMetrics(tx, pick(plan.figures, tier.figures), 'figure') : {},
           }));
+      // a data tier's own catalog writes, before and after its file: DDL it ran (not another session's) rolls it back, below
+      const writesBefore = tier.kind === 'data' && !reference ? await catalogWritesSoFar(tx) : null;
       await runScript(tx, tier, tier.file, options.signal);
       if (kept !== null) await restoreSettings(tx, plan, tier, kept);
+      const wroteCatalog = writesBefore !== null && (await catalogWritesSoFar(tx)) !== writesBefore;
       await testHook('tier-script-done', tier.id);
       // (only the ledger and COMMIT follow: JIT stays off until the transaction ends)
       const { delta, post, catalogAfter } = await jitUntilTransactionEnd(tx, async () => {
@@ -247,8 +250,9 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
         if (post.some((p) => !p.ok)) throw new PostConditionFailed(post);
         const catalogAfter = reference ? catalogBefore : await snapshotCatalog(tx, plan.schemas);
         const objects = diffCatalog(catalogBefore, catalogAfter);
-        // a data tier changes rows only: DDL lint could not see (EXECUTE of a built string, a function) rolls it back
-        if (tier.kind === 'data' && Object.keys(objects).length) throw new DdlInDataTier(tier, objects);
+        // a data tier changes rows only: DDL lint could not see (EXECUTE of a built string, a function) rolls it back; a change
+        // another session committed meanwhile shows in the delta but wrote no catalog row in this transaction
+        if (wroteCatalog && Object.keys(objects).length) throw new DdlInDataTier(tier, objects);
         const delta: Delta = {
           objects,
           rows: rows ? await rows.finish(tx) : {},

@@ -41,6 +41,15 @@ const CATALOG_WRITES = `(select coalesce(sum(pg_stat_get_xact_tuples_inserted(c.
                           from pg_class c where c.oid < 16384 and c.relkind = 'r'
                            and c.oid not in ('pg_catalog.pg_statistic'::regclass, 'pg_catalog.pg_statistic_ext_data'::regclass))`;
 
+/**
+ * The rows of the system catalogs this transaction has written so far
+ * (CATALOG_WRITES), as text: what a data tier's run is told by (DDL it ran
+ * moves it; another session's does not).
+ */
+export async function catalogWritesSoFar(tx: Queryable): Promise<string> {
+  return String((await tx.query<{ n: string }>(`select ${CATALOG_WRITES} as n`)).rows[0]?.n ?? '0');
+}
+
 /** The settings that change how a value prints (src/probe/settings.ts: dates, times, intervals, floats, bytea, money, names), and XML's. */
 const OUTPUT_SETTINGS = `concat_ws(E'\\n', ${currentSettings([...VALUE_TEXT_SETTINGS, ...NAME_TEXT_SETTINGS, 'xmlbinary', 'xmloption'])})`;
 
