@@ -351,7 +351,7 @@ export const MUTATIONS: Mutation[] = [
     id: 'evidence-not-required',
     guarantee: G.binding,
     name: 'a plan that demands evidence is applied without it',
-    edits: [{ file: 'src/engine/apply.ts', find: 'if (plan.evidence.required && !binding) {', replace: 'if (plan.evidence.required && binding === null) {' }],
+    edits: [{ file: 'src/engine/apply.ts', find: 'if (plan.evidence.required && !given) {', replace: 'if (plan.evidence.required && given === null) {' }],
     tests: { files: [HOSTILE], names: 'signed evidence' },
     backends: ['pglite'],
   },
