@@ -222,7 +222,7 @@ describe.each(testTargets())('governance after the rollout (%s)', (kind) => {
       expect(st.tiers.find((t) => t.id === 2)).toMatchObject({ state: 'reverted' });
       expect(st.tiers.find((t) => t.id === 2)!.note).toMatch(/the amendment for subject [0-9a-f]{12} reverted; what it wrote for subject [0-9a-f]{12} stays/);
       // a rollback of the amendment again is refused: it is not applied
-      await expect(rollback(db, plan, { scope: 'subject' })).rejects.toThrow(/tier 4, 3, 2 are not applied/);
+      await expect(rollback(db, plan, { scope: 'subject' })).rejects.toThrow(/tiers 4, 3, 2 are not applied/);
       // and apply writes it again, exactly as before
       const re = await apply(db, plan);
       expect(re.tiers.filter((t) => t.status === 'Applied').map((t) => t.id)).toEqual([2, 3, 4]);
@@ -309,7 +309,7 @@ describe.each(testTargets())('governance after the rollout (%s)', (kind) => {
       for (const id of [3, 4]) expect(st.tiers.find((t) => t.id === id)).toMatchObject({ state: 'reverted', note: null });
       expect(st.tiers.find((t) => t.id === 2)!.note).toMatch(/the amendment for subject [0-9a-f]{12} reverted; what it wrote for subject [0-9a-f]{12} stays/);
       // once is enough: the full rollback again is refused
-      await expect(rollback(db, plan)).rejects.toThrow(/tier 6, 4, 3 are not applied/);
+      await expect(rollback(db, plan)).rejects.toThrow(/tiers 6, 4, 3 are not applied/);
       // and apply brings everything back for the current payload
       expect((await apply(db, plan)).outcome).toBe('ok');
       expect((await verify(db, plan)).tiers[0]!.status).toBe('Passed');
@@ -583,7 +583,7 @@ describe.each(testTargets())('scan and propose through the CLI (%s)', (kind) => 
     expect(submitted.stdout).toMatch(/tiers 2, 3, 4 are pending for the new subject/);
     const notYet = await runCli(['rollback', '--amendment', '--yes', '--target', url]);
     expect(notYet.code).toBe(2);
-    expect(notYet.stderr).toMatch(/tier 98 reverts the amendment for subject [0-9a-f]{12}, but tier 4, 3, 2 were last applied for subject [0-9a-f]{12}: that amendment is not applied/);
+    expect(notYet.stderr).toMatch(/tier 98 reverts the amendment for subject [0-9a-f]{12}, but tiers 4, 3, 2 were last applied for subject [0-9a-f]{12}: that amendment is not applied/);
     const st = await runCli(['status', '--target', url, '--exit-code']);
     expect(st.code).toBe(1);
     expect(st.stdout).toMatch(/an amendment/);

@@ -408,7 +408,7 @@ describe.each(testTargets())('engine on %s', (kind) => {
     const plan = loadPlan(ENGINE_PLAN);
     const refused = await rollback(db, plan).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(TargetError);
-    expect((refused as Error).message).toMatch(/tier 3, 2 are not applied/);
+    expect((refused as Error).message).toMatch(/tiers 3, 2 are not applied/);
     await apply(db, plan);
     const full = await stateOf(db) as { catalog: unknown; items: unknown };
     const rb = await rollback(db, plan);

@@ -152,6 +152,11 @@ describe.runIf(hasServer)('tiergate fleet on two PostgreSQL clusters', () => {
     const missing = { name: 'errs-missing', url: editPostgresUrl(ok!.url, (u) => void (u.pathname = '/tiergate_no_such_database')), cluster: 'a' as const };
     const file = targetsFile('errs', [ok!, missing], '  - { name: all, on_error: continue }');
     const control = `pglite:${join(work, 'ctl-errs')}`;
+    // planned first: the target apply would fail is named, exit 1
+    const planned = await fleet(['plan', '--targets', file]);
+    expect(planned.code, planned.stdout + planned.stderr).toBe(1);
+    expect(planned.stdout).toMatch(/1 target cannot be read: apply would fail it; fix what each names before applying/);
+    expect(planned.stdout).toMatch(/no failure allowed \(once over it, the wave's other targets still run, and later waves do not start/);
     const r = await fleet(['apply', '--targets', file, '--control', control, '--yes'], 300_000);
     expect(r.code, r.stdout + r.stderr).toBe(1);
     expect(r.stdout).toMatch(/errs-missing: failed .*its rehearse step failed 6 times .*tiergate_no_such_database" does not exist/);

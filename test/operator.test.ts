@@ -311,7 +311,7 @@ describe.concurrent.each(testTargets())('operator on %s', (kind) => {
     expect(told.code, told.stderr).toBe(0);
     expect(told.stdout).toMatch(/^status of plan axis-governance on /m);
     expect(rb.code).toBe(2);
-    expect(rb.stderr).toMatch(/rollback tier 99 reverts tiers 3, 2, but tier 3, 2 are not applied on .*nothing was changed/);
+    expect(rb.stderr).toMatch(/rollback tier 99 reverts tiers 3, 2, but tiers 3, 2 are not applied on .*nothing was changed/);
     expect(rb.stderr).not.toMatch(/refusing without confirmation/);
     expect(pending.code).toBe(1);
     expect(pending.stdout).toMatch(/^not done: tier 1 \(pending\), 2 \(pending\), 3 \(pending\)$/m);

@@ -38,7 +38,7 @@ async function assertRevertible(db: Db, plan: Plan, tier: Tier, ledger: Map<numb
   const notApplied = tier.reverts.filter((id) => (tier.scope === 'subject' ? ledger.get(id)?.status !== 'applied' : !inEffect(ledger.get(id))));
   if (notApplied.length) {
     throw new TargetError(
-      `rollback tier ${tier.id} reverts tiers ${tier.reverts.join(', ')}, but tier ${notApplied.join(', ')} ${notApplied.length > 1 ? 'are' : 'is'} not applied on ${db.displayUrl}; nothing was changed (see 'tiergate status')`,
+      `rollback tier ${tier.id} reverts tiers ${tier.reverts.join(', ')}, but ${notApplied.length > 1 ? 'tiers' : 'tier'} ${notApplied.join(', ')} ${notApplied.length > 1 ? 'are' : 'is'} not applied on ${db.displayUrl}; nothing was changed (see 'tiergate status')`,
     );
   }
   if (tier.scope !== 'subject') return null;
@@ -56,7 +56,7 @@ async function assertRevertible(db: Db, plan: Plan, tier: Tier, ledger: Map<numb
   if (other.length) {
     const was = ledger.get(other[0]!)?.subject;
     throw new TargetError(
-      `rollback tier ${tier.id} reverts the amendment for subject ${subject.slice(0, 12)}, but tier ${other.join(', ')} ${other.length > 1 ? 'were' : 'was'} last applied for ${was ? `subject ${was.slice(0, 12)}` : 'no subject'}: that amendment is not applied on ${db.displayUrl}; nothing was changed (see 'tiergate status')`,
+      `rollback tier ${tier.id} reverts the amendment for subject ${subject.slice(0, 12)}, but ${other.length > 1 ? 'tiers' : 'tier'} ${other.join(', ')} ${other.length > 1 ? 'were' : 'was'} last applied for ${was ? `subject ${was.slice(0, 12)}` : 'no subject'}: that amendment is not applied on ${db.displayUrl}; nothing was changed (see 'tiergate status')`,
     );
   }
   return subject;

@@ -69,14 +69,23 @@ export async function fleetPlanCommand(opts: FleetOpts, out: Output): Promise<Ou
   );
   for (const w of spec.waves) {
     out.line('');
-    out.line(out.paint('bold', `wave ${w.index + 1} '${w.name}': ${plural(w.targets.length, 'target')}; ${w.failureBudget === 0 ? 'stops at the first failure' : `up to ${w.failureBudget} may fail`} (on error: ${w.onError}; NO-GO ${w.noGo === 'fail' ? 'fails the wave' : 'is reported'})`));
+    const budget = w.failureBudget === 0 ? 'no failure allowed' : `up to ${w.failureBudget} may fail`;
+    const onError = w.onError === 'stop' ? 'once over it, no further target of the wave starts' : "once over it, the wave's other targets still run";
+    out.line(out.paint('bold', `wave ${w.index + 1} '${w.name}': ${plural(w.targets.length, 'target')}; ${budget} (${onError}, and later waves do not start; NO-GO ${w.noGo === 'fail' ? 'counts as a failure' : 'is reported'})`));
     const rows = w.targets.map((t) => ['  ' + t.name, t.shown, Object.entries(t.labels).map(([k, v]) => `${k}=${v}`).join(' '), dry.get(t.name) ?? '']);
     for (const l of table([['  target', 'url', 'labels', 'what apply would do'], ...rows], { max: [24, 48, 30, undefined] })) out.line(l);
   }
   const unreadable = [...dry.values()].filter((v) => v.startsWith('cannot be read')).length;
-  out.result({ ok: unreadable === 0, waves: spec.waves.map((w) => ({ name: w.name, failureBudget: w.failureBudget, onError: w.onError, noGo: w.noGo, targets: w.targets.map((t) => ({ name: t.name, url: t.shown, server: t.server, labels: t.labels, dryRun: results[t.name] })) })), concurrency: spec.concurrency });
-  if (unreadable) out.line(out.paint('red', `\n${plural(unreadable, 'target')} cannot be read: fix the connection before applying`));
-  return unreadable ? 'failed' : 'ok';
+  const stopped = [...dry.values()].filter((v) => v.startsWith('would not run')).length;
+  out.result({ ok: unreadable === 0 && stopped === 0, waves: spec.waves.map((w) => ({ name: w.name, failureBudget: w.failureBudget, onError: w.onError, noGo: w.noGo, targets: w.targets.map((t) => ({ name: t.name, url: t.shown, server: t.server, labels: t.labels, dryRun: results[t.name] })) })), concurrency: spec.concurrency });
+  // apply would fail these targets: the plan says so, and exits 1 as apply --dry-run does for a target where apply would stop
+  if (unreadable || stopped) {
+    const what = [unreadable ? `${plural(unreadable, 'target')} cannot be read` : '', stopped ? `${plural(stopped, 'target')} would not run (drift, a failing preflight, a plan apply refuses)` : '']
+      .filter(Boolean)
+      .join(', ');
+    out.line(out.paint('red', `\n${what}: apply would fail ${unreadable + stopped === 1 ? 'it' : 'them'}; fix what each names before applying`));
+  }
+  return unreadable || stopped ? 'failed' : 'ok';
 }
 
 /** `tiergate fleet apply --targets FILE [--scratch URL] [--control URL] [--workers N] [--out DIR] [--yes] [--json]` */
