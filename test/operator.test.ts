@@ -356,6 +356,27 @@ describe.concurrent.each(testTargets())('operator on %s', (kind) => {
     expect(await inspect(target.url)).toEqual({ schemas: ['app', 'tiergate'], ledger, items: 0 });
   }));
 
+  // a PGlite folder is open to one process at a time: a reader waits for it with --wait as apply does
+  it.skipIf(kind !== 'pglite')('status of a PGlite folder another process holds: exit 4 at once, or --wait until it is free', onTarget(async (target) => {
+    const holder: Db = await openDb(target.url);
+    let patient: LiveCli | null = null;
+    try {
+      const args = ['status', '--plan', ENGINE_PLAN, '--target', target.url];
+      const now = await runCli(args);
+      expect(now.code).toBe(4);
+      patient = startCli([...args, '--wait', '30s']);
+      await patient.waitFor(/^tiergate: waiting up to 30 s for PGlite directory/m);
+      await holder.close();
+      const waited = await patient.done;
+      expect(waited.code, waited.stderr).toBe(0);
+      expect(waited.stdout).toMatch(/^status of plan /m);
+    } finally {
+      await holder.close().catch(() => undefined);
+      if (patient && !patient.exited()) patient.kill('SIGKILL');
+      await patient?.done;
+    }
+  }));
+
   it('another rollout holds the lock: exit 4 naming it; --wait 1s exits 4 saying it waited; --wait 30s runs once it is free', onTarget(async (target) => {
     const plan = loadPlan(ENGINE_PLAN);
     const lockKey = [0x7467_0001, planLockKey(plan.name)];

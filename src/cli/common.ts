@@ -5,6 +5,7 @@ import type { EngineEvent, RunResult } from '../engine/run-result.js';
 import type { GateReading, TierResult } from '../engine/result.js';
 import { DeclinedError, InterruptedError, LockHeldError, UsageError } from '../errors.js';
 import { openPlan } from '../plan/open-plan.js';
+import { parseDuration } from '../parse-duration.js';
 import { waitInterrupted } from './open-target.js';
 import type { Plan } from '../plan/plan.js';
 import { renderTierLine, renderTierStart } from '../report/render-terminal.js';
@@ -90,6 +91,15 @@ export async function interruptible<T>(out: Output, fn: (signal: AbortSignal) =>
 }
 
 /** `--wait`: tells the operator, once, that the run waits for another one's lock and for how long at most. */
+/**
+ * `--wait DURATION` of a command that only reads: how long to wait for a PGlite
+ * folder another process holds (exit 4 without it), and the notice shown when
+ * the wait begins.
+ */
+export function readerWait(opts: { wait?: string }, out: Output): { waitMs?: number; onWait: (held: LockHeldError, waitMs: number) => void } {
+  return { waitMs: durationOption('--wait', opts.wait, parseDuration), onWait: waitNotice(out) };
+}
+
 export function waitNotice(out: Output): (held: LockHeldError, waitMs: number) => void {
   return (held, waitMs) => out.error(`tiergate: waiting up to ${Math.round(waitMs / 1000)} s for ${held.subject}, held by another run (${held.holder}); Ctrl-C to stop waiting`);
 }

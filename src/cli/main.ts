@@ -119,6 +119,7 @@ export async function run(argv: string[]): Promise<ExitCode> {
     .addOption(targetOption())
     .addOption(planOption())
     .addOption(planDatabaseOption())
+    .addOption(waitOption())
     .addOption(jsonOption())
     .action(action(async () => (await import('./commands/scan.js')).scanCommand));
   program
@@ -138,6 +139,7 @@ export async function run(argv: string[]): Promise<ExitCode> {
     .addOption(targetOption())
     .addOption(planOption())
     .addOption(planDatabaseOption())
+    .addOption(waitOption())
     .addOption(jsonOption())
     .action(action(async () => (await import('./commands/verify.js')).verifyCommand));
   program
@@ -146,6 +148,7 @@ export async function run(argv: string[]): Promise<ExitCode> {
     .addOption(targetOption())
     .addOption(planOption())
     .addOption(planDatabaseOption())
+    .addOption(waitOption())
     .option('--exit-code', 'exit 1 while a structure or data tier is pending, reverted, failed or drifted')
     .addOption(jsonOption())
     .action(action(async () => (await import('./commands/status.js')).statusCommand));
@@ -155,6 +158,7 @@ export async function run(argv: string[]): Promise<ExitCode> {
     .addOption(targetOption())
     .addOption(planOption())
     .addOption(planDatabaseOption())
+    .addOption(waitOption())
     .addOption(jsonOption())
     .action(action(async () => (await import('./commands/log.js')).logCommand));
   program

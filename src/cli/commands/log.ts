@@ -1,14 +1,14 @@
-import { planOf, targetOf } from '../common.js';
+import { planOf, readerWait, targetOf } from '../common.js';
 import type { Outcome } from '../exit-code.js';
 import { openTarget } from '../open-target.js';
 import type { Output } from '../output.js';
 import { table } from '../table.js';
 
 /** `tiergate log --target URL [--plan DIR] [--json]`: every ledger row and attempt of the plan on this target, oldest first. */
-export async function logCommand(opts: { target?: string; plan?: string; json?: boolean }, out: Output): Promise<Outcome> {
+export async function logCommand(opts: { target?: string; plan?: string; wait?: string; json?: boolean }, out: Output): Promise<Outcome> {
   const plan = await planOf(opts);
   const { history } = await import('../../engine/history.js');
-  return openTarget(targetOf(opts), { applicationName: `tiergate log ${plan.name}` }, async (db): Promise<Outcome> => {
+  return openTarget(targetOf(opts), { applicationName: `tiergate log ${plan.name}`, ...readerWait(opts, out) }, async (db): Promise<Outcome> => {
     const h = await history(db, plan);
     out.result({ ok: true, ...h });
     out.line(`history of plan ${plan.name} on ${db.displayUrl}: ${h.events.length} event${h.events.length === 1 ? '' : 's'}`);

@@ -1,5 +1,5 @@
 import { singleLine } from '../../text.js';
-import { planOf, targetOf } from '../common.js';
+import { planOf, readerWait, targetOf } from '../common.js';
 import type { Outcome } from '../exit-code.js';
 import { openTarget } from '../open-target.js';
 import type { Output } from '../output.js';
@@ -9,10 +9,10 @@ import type { Output } from '../output.js';
  * then every finding (critical first); exit 1 when one is critical, so that
  * cron or CI can watch a database.
  */
-export async function scanCommand(opts: { target?: string; plan?: string; json?: boolean }, out: Output): Promise<Outcome> {
+export async function scanCommand(opts: { target?: string; plan?: string; wait?: string; json?: boolean }, out: Output): Promise<Outcome> {
   const plan = await planOf(opts);
   const { scan } = await import('../../engine/amend.js');
-  return openTarget(targetOf(opts), { applicationName: `tiergate scan ${plan.name}` }, async (db) => {
+  return openTarget(targetOf(opts), { applicationName: `tiergate scan ${plan.name}`, ...readerWait(opts, out) }, async (db) => {
     const r = await scan(db, plan);
     out.result({ ok: r.critical === 0, ...r });
     const warnings = r.findings.length - r.critical;

@@ -1,5 +1,5 @@
 import { singleLine } from '../../text.js';
-import { approvalLines, planOf, targetOf } from '../common.js';
+import { approvalLines, planOf, readerWait, targetOf } from '../common.js';
 import type { Outcome } from '../exit-code.js';
 import { openTarget } from '../open-target.js';
 import type { Output } from '../output.js';
@@ -9,6 +9,7 @@ export interface StatusOpts {
   target?: string;
   plan?: string;
   exitCode?: boolean;
+  wait?: string;
   json?: boolean;
 }
 
@@ -20,7 +21,7 @@ export interface StatusOpts {
 export async function statusCommand(opts: StatusOpts, out: Output): Promise<Outcome> {
   const plan = await planOf(opts);
   const { status, unfinished } = await import('../../engine/status.js');
-  return openTarget(targetOf(opts), { applicationName: `tiergate status ${plan.name}` }, async (db) => {
+  return openTarget(targetOf(opts), { applicationName: `tiergate status ${plan.name}`, ...readerWait(opts, out) }, async (db) => {
     const s = await status(db, plan);
     const open = unfinished(s);
     out.result({ ok: !opts.exitCode || open.length === 0, ...s, unfinished: open.map((t) => t.id) });
