@@ -17,7 +17,7 @@ import { loadPlan } from '../src/plan/load-plan.js';
 import { runCli } from './helpers/cli.js';
 import { inTerminal, startCli } from './helpers/cli-live.js';
 import { ENGINE_PLAN, stateOf } from './helpers/engine-fixture.js';
-import { dropTemplates, gateTarget, ids, inspect } from './helpers/operator.js';
+import { dropTemplates, gateTarget, ids, inspect, planWith } from './helpers/operator.js';
 import { testTargets, type TestDatabase } from './helpers/targets.js';
 
 afterAll(dropTemplates);
@@ -79,6 +79,20 @@ describe.each(testTargets())('operator at a terminal on %s', (kind) => {
       // and the next apply continues from there
       expect(ids(await apply(db, loadPlan(ENGINE_PLAN)))).toMatchObject({ 1: 'Skipped', 2: 'Skipped', 3: 'Applied', 90: 'Passed' });
     });
+  }));
+
+  // no test hook here: nothing gives the event loop a turn but tiergate itself (on PGlite every query runs on this thread)
+  it('Ctrl-C in the middle of a long tier, without any pause: the tier rolls back, exit 130', onTarget(async (target) => {
+    await withDb(target.url, (db) => db.exec('insert into gate.approval (valid) values (true)'));
+    const plan = planWith({ 'tiers/03_view.sql': (s) => `${'select count(*) from generate_series(1, 300000);\n'.repeat(150)}${s}` });
+    const run = startCli(['apply', '--yes', '--plan', plan, '--target', target.url]);
+    await run.waitFor(/^ +2 +Seed +data +Applied/m, 'stdout');
+    run.kill('SIGINT');
+    const r = await run.done;
+    expect(r.code, r.stdout + r.stderr).toBe(130);
+    expect(r.stderr).toMatch(/interrupted — stopping after the current statement/);
+    expect(r.stdout).toMatch(/^ +3 +View +structure +Failed .*interrupted \(Ctrl-C\) during tier 3/m);
+    expect((await inspect(target.url)).ledger.map((l) => l.tier_id)).toEqual([1, 2]);
   }));
 
   // the signal is checked between a tier's statements and once more before its COMMIT

@@ -90,7 +90,6 @@ export async function interruptible<T>(out: Output, fn: (signal: AbortSignal) =>
   }
 }
 
-/** `--wait`: tells the operator, once, that the run waits for another one's lock and for how long at most. */
 /**
  * `--wait DURATION` of a command that only reads: how long to wait for a PGlite
  * folder another process holds (exit 4 without it), and the notice shown when
@@ -100,6 +99,7 @@ export function readerWait(opts: { wait?: string }, out: Output): { waitMs?: num
   return { waitMs: durationOption('--wait', opts.wait, parseDuration), onWait: waitNotice(out) };
 }
 
+/** `--wait`: tells the operator, once, that the run waits for another one's lock and for how long at most. */
 export function waitNotice(out: Output): (held: LockHeldError, waitMs: number) => void {
   return (held, waitMs) => out.error(`tiergate: waiting up to ${Math.round(waitMs / 1000)} s for ${held.subject}, held by another run (${held.holder}); Ctrl-C to stop waiting`);
 }

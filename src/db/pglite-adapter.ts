@@ -150,12 +150,20 @@ export class PgliteDb extends SingleSessionDb {
  * A PGlite query runs its WASM on this thread without giving the event loop
  * a turn, and one awaited after another only queues microtasks: a worker's
  * answers (src/db/pglite-worker.ts) would wait until this thread idles —
- * the second clone's work waited for the first's whole stage. With a worker
- * open, each query here first lets the event loop deliver them.
+ * the second clone's work waited for the first's whole stage — and so would
+ * a signal: Ctrl-C during an apply on PGlite was handled only once every
+ * tier had committed. With a worker open, each query here first lets the
+ * event loop deliver them; without one, at least every 50 ms.
  */
 async function yieldToWorkers(): Promise<void> {
-  if (openWorkers > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+  if (openWorkers === 0 && performance.now() - lastTurn < TURN_EVERY_MS) return;
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  lastTurn = performance.now();
 }
+
+/** When the event loop last had a turn between two PGlite queries (yieldToWorkers). */
+let lastTurn = 0;
+const TURN_EVERY_MS = 50;
 
 /** How many PGlite workers (src/db/pglite-worker.ts) this process has open. */
 let openWorkers = 0;
