@@ -35,6 +35,15 @@ describe('tiergate CLI without a database', () => {
     }
   });
 
+  it('rehearse --json --require-go of the embedded sample: one object whose ok is false with exit 3 (NO-GO), naming the source kind', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'tiergate-json-'));
+    const r = await runCli(['rehearse', '--json', '--require-go', '--out', out], { timeoutMs: 300_000 });
+    expect(r.code, r.stderr).toBe(3);
+    const result = JSON.parse(r.stdout) as { ok: boolean; verdict: { rehearsal: string; execution: string }; source: { kind: string }; createdAt: string };
+    expect(result).toMatchObject({ ok: false, verdict: { rehearsal: 'PASS', execution: 'NO-GO' }, source: { kind: 'pglite-sample' } });
+    expect(Date.parse(result.createdAt)).toBeGreaterThan(0);
+  });
+
   it('plan prints the ordered tiers with kind, gate, requires and sha256', async () => {
     const r = await runCli(['plan', '--plan', ENGINE_PLAN, '--json']);
     expect(r.code).toBe(0);

@@ -323,6 +323,8 @@ describe.concurrent.each(testTargets())('operator on %s', (kind) => {
     const args = ['apply', '--dry-run', '--plan', ENGINE_PLAN, '--target', target.url];
     const closed = await runCli(args);
     expect(closed.code).toBe(3);
+    // --json: ok exactly when the exit code is 0
+    expect(JSON.parse((await runCli([...args, '--json'])).stdout)).toMatchObject({ ok: false, wouldStop: false, wouldBlock: true });
     expect(closed.stdout).toMatch(/^ledger: none yet/m);
     expect(closed.stdout).toMatch(/^gate: approvals = 0 \(needs ≥ 1\): CLOSED$/m);
     expect(closed.stdout).toMatch(/^ 1 {2}Schema {2}structure {2}would apply {2}not applied yet$/m);

@@ -29,7 +29,8 @@ export async function dryRunCommand(
     const lintErrors = d.lint.filter((f) => f.severity === 'error');
     const stops = lintErrors.length > 0 || d.drift !== null || d.preflight?.status === 'Failed';
     const blocked = d.tiers.some((t) => t.action === 'block');
-    out.result({ ok: !stops, wouldStop: stops, ...d, evidence: bound ? { file: bound.file, createdAt: bound.evidence.createdAt, notes: bound.notes } : null });
+    // ok exactly when the exit code is 0: a gated tier that would block is exit 3
+    out.result({ ok: !stops && !blocked, wouldStop: stops, wouldBlock: blocked, ...d, evidence: bound ? { file: bound.file, createdAt: bound.evidence.createdAt, notes: bound.notes } : null });
     out.line(`apply --dry-run ${plan.name} → ${db.displayUrl} (nothing is written)`);
     const id = d.identity;
     out.line(`target: database ${id.database}${id.cloneOf ? ` (a tiergate clone of ${id.cloneOf})` : ''}, ${id.engine === 'pglite' ? 'PGlite' : 'PostgreSQL'} ${formatServerVersion(id.serverVersion)}, cluster ${id.systemIdentifier ?? 'unknown'}`);

@@ -99,14 +99,23 @@ export async function rehearseCommand(opts: RehearseOpts, out: Output): Promise<
   }
   await cleanup;
   const passed = evidence.verdict.rehearsal === 'PASS';
-  out.result({ ok: passed, evidence: join(outDir, 'evidence.json'), verdict: evidence.verdict, source: evidence.source.identity, snapshotAt: evidence.source.snapshotAt, snapshot: evidence.clone.snapshot ?? null });
+  const go = evidence.verdict.execution === 'GO';
+  // ok exactly when the exit code is 0 (--require-go: a NO-GO is exit 3); the source's kind and when the evidence was written, for a script
+  out.result({
+    ok: passed && (go || !opts.requireGo),
+    evidence: join(outDir, 'evidence.json'),
+    createdAt: evidence.createdAt,
+    verdict: evidence.verdict,
+    source: { kind: evidence.source.kind, ...evidence.source.identity },
+    snapshotAt: evidence.source.snapshotAt,
+    snapshot: evidence.clone.snapshot ?? null,
+  });
 
   out.line('');
   for (const f of evidence.verdict.failures) out.line(out.paint('red', `  ✗ ${singleLine(f)}`));
   if (opts.keep) out.line(`clone kept: ${evidence.clone.location}`);
   if (evidence.clone.snapshot) out.line(`${snapshotLine(evidence)}; kept on the scratch server (drop database ${evidence.clone.snapshot.database} removes it)`);
   out.line(`evidence: ${join(outDir, 'evidence.json')}, evidence.md, evidence.html (${evidence.signature ? `signed, key ${evidence.signature.keyId}` : 'unsigned: set TIERGATE_EVIDENCE_KEY to sign it'})`);
-  const go = evidence.verdict.execution === 'GO';
   const colour = !passed ? 'red' : go ? 'green' : 'yellow';
   // the verdict is the last line (scripts and `npm start` read it there); what to do next comes just before it
   if (evidence.verdict.next) out.line(out.paint(colour, `next: ${evidence.verdict.next}`));
