@@ -117,6 +117,13 @@ describe('evidence that was edited, polluted or made too large is refused', () =
     expect(r1.code).toBe(2);
     expect(r1.stderr).toMatch(/its own records give 'Rehearsal FAIL · Execution NO-GO': it was edited/);
 
+    // a rehearsal of another state (tier 1 recorded after tier 5): the dry run names the tier apply would roll back, exit 1
+    const shifted = structuredClone(evidence);
+    for (const s of shifted.stages) for (const t of s.tiers) if (t.id === 1 && t.status === 'Applied') t.appliedBefore = [5];
+    const dry = await runCli(['apply', '--dry-run', '--target', source.url, '--evidence', evidenceFile(shifted)]);
+    expect(dry.code, dry.stdout + dry.stderr).toBe(1);
+    expect(dry.stdout).toMatch(/^ +1 +Base axis substrate +structure +would not run +the rehearsal applied tier 1 after \[5\], and here it would run after \[\]: apply/m);
+
     const extra = structuredClone(evidence);
     extra.stages[1]!.tiers.push({ ...extra.stages[1]!.tiers[0]!, id: 42 });
     const r2 = await apply(evidenceFile(extra));

@@ -21,6 +21,8 @@ import { namingBlockers } from './session-bounds.js';
 export interface RehearsalBinding {
   /** refuses (throws, exit 2) evidence of another database, an older subject, too old a snapshot … */
   checkTarget(identity: TargetIdentity, gate: GateReading | null): void;
+  /** why no rehearsal of the tier after the tiers `appliedBefore` is recorded (apply would roll it back), null when one is: a dry run's check */
+  unrehearsedState(tierId: number, appliedBefore: number[]): string | null;
   /** where `delta` differs from the rehearsal of `tier` after the tiers `appliedBefore`; [] when it matches */
   differences(tier: Tier, appliedBefore: number[], delta: Delta): Difference[];
   /** commit a tier that differs, recording the differences (`--accept-differences`) */

@@ -3,7 +3,7 @@ import { DriftError } from '../errors.js';
 import type { LintFinding } from '../plan/lint.js';
 import type { Plan } from '../plan/plan.js';
 import type { TargetIdentity } from '../probe/identity.js';
-import { decide, readGateBounded, type TierDecision } from './apply.js';
+import { appliedTiers, decide, readGateBounded, sortedIds, type TierDecision } from './apply.js';
 import { readLedger } from './ledger.js';
 import { openPlanSession, runPreflight } from './preflight.js';
 import type { GateReading, TierResult } from './result.js';
@@ -31,7 +31,7 @@ export interface DryRunResult {
    * running any tier (a lint error, drift, a failing preflight: `reason` says
    * which); otherwise what apply would decide for it.
    */
-  tiers: ({ id: number; name: string; kind: string } & (TierDecision | { action: 'stop'; reason: string }))[];
+  tiers: ({ id: number; name: string; kind: string; appliedBefore?: number[] } & (TierDecision | { action: 'stop'; reason: string }))[];
   /** what apply would do with the verify tier */
   verify: string | null;
 }
@@ -77,12 +77,15 @@ export async function dryRun(db: Db, plan: Plan, options: { structureOnly?: bool
   }
   const notApplied = new Map<number, string>();
   const tiers: DryRunResult['tiers'] = [];
+  // the tiers applied before each one apply would run, as apply counts them (the state its delta belongs to)
+  const applied = appliedTiers(plan, ledger, gate);
   for (const tier of plan.tiers.filter(isBodyTier)) {
     const prior = ledger.get(tier.id);
     const d = decide(plan, tier, prior, { structureOnly: Boolean(options.structureOnly), notApplied, gate });
     // a tier apply would run counts as applied for the tiers after it
     if (d.action === 'block' || (d.action === 'skip' && prior?.status !== 'applied')) notApplied.set(tier.id, d.action === 'block' ? 'blocked' : 'not applied');
-    tiers.push({ id: tier.id, name: tier.name, kind: tier.kind, ...d });
+    tiers.push({ id: tier.id, name: tier.name, kind: tier.kind, ...d, ...(d.action === 'apply' ? { appliedBefore: sortedIds(applied, plan) } : {}) });
+    if (d.action === 'apply') applied.add(tier.id);
   }
   const verifyTier = plan.tiers.find((t) => t.kind === 'verify');
   const verify = verifyTier ? (notApplied.size ? `skipped: tier ${[...notApplied.keys()].join(', ')} would not be applied` : 'would run after the last tier') : null;

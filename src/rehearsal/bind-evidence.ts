@@ -117,6 +117,11 @@ export function bindEvidence(file: string, plan: Plan, options: BindOptions): Bo
         throw refuse(`the gate's subject changed since the rehearsal (${evidence.source.gate?.name ?? 'gate'} subject ${short(rehearsedSubject)} then, ${short(subject)} now: what the approvals approve is not what was rehearsed)`);
       }
     },
+    unrehearsedState(tierId: number, appliedBefore: number[]): string | null {
+      if (rehearsalOf(evidence, tierId, appliedBefore)) return null;
+      const states = evidence.stages.flatMap((s) => s.tiers).filter((t) => t.id === tierId && t.status === 'Applied').map((t) => `after [${(t.appliedBefore ?? []).join(', ')}]`);
+      return `the rehearsal ${states.length ? `applied tier ${tierId} ${states.join(' and ')}` : `did not apply tier ${tierId}`}, and here it would run after [${appliedBefore.join(', ')}]: apply would roll it back (rehearse this target as it is now)`;
+    },
     differences(tier: Tier, appliedBefore: number[], delta: Delta): Difference[] {
       const rehearsed = rehearsalOf(evidence, tier.id, appliedBefore);
       if (!rehearsed?.delta) {

@@ -26,8 +26,19 @@ export async function dryRunCommand(
     const d = await dryRun(db, plan, { structureOnly: Boolean(opts.structureOnly) });
     // the evidence's checks against this target (database, cluster, engine, gate subject), as apply makes them before its lock: refused, exit 2
     bound?.binding.checkTarget(d.identity, d.gate);
+    // each tier apply would run must have been rehearsed in the same state, or apply rolls it back: it would stop there
+    let unrehearsed = false;
+    if (bound) {
+      for (const t of d.tiers) {
+        const why = t.action === 'apply' && t.appliedBefore ? bound.binding.unrehearsedState(t.id, t.appliedBefore) : null;
+        if (why) {
+          Object.assign(t, { action: 'stop', reason: why });
+          unrehearsed = true;
+        }
+      }
+    }
     const lintErrors = d.lint.filter((f) => f.severity === 'error');
-    const stops = lintErrors.length > 0 || d.drift !== null || d.preflight?.status === 'Failed';
+    const stops = lintErrors.length > 0 || d.drift !== null || d.preflight?.status === 'Failed' || unrehearsed;
     const blocked = d.tiers.some((t) => t.action === 'block');
     // ok exactly when the exit code is 0: a gated tier that would block is exit 3
     out.result({ ok: !stops && !blocked, wouldStop: stops, wouldBlock: blocked, ...d, evidence: bound ? { file: bound.file, createdAt: bound.evidence.createdAt, notes: bound.notes } : null });
