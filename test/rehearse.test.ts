@@ -161,7 +161,8 @@ describe.runIf(testTargets().includes('postgres'))('tiergate rehearse against a 
         const firstDiff = a.findIndex((line, i) => line !== b[i]);
         expect.fail(`the source changed: pg_dump differs from line ${firstDiff + 1}: '${a[firstDiff]}' → '${b[firstDiff]}'`);
       }
-      const left = await onServer((c) => c.query<{ datname: string }>(`select datname from pg_database where datname like 'tiergate_clone%'`));
+      // this source's clones (other test files rehearse their own sources on the same server meanwhile: a fleet's clones are theirs)
+      const left = await onServer((c) => c.query<{ datname: string }>(`select datname from pg_database where datname like 'tiergate\\_clone\\_directus\\_%'`));
       expect(left.rows).toEqual([]);
 
       // the same database as a plain SQL dump, rehearsed on PGlite with no server at all
