@@ -41,7 +41,9 @@ async function describeHolder(db: Db, key: number): Promise<string> {
     const r = await db.query<{ pid: number; app: string | null; usename: string | null; addr: string | null; since: Date | null }>(
       `select a.pid, a.application_name as app, a.usename::text as usename, a.client_addr::text as addr, a.backend_start as since
          from pg_locks l join pg_stat_activity a on a.pid = l.pid
-        where l.locktype = 'advisory' and l.granted and l.classid = $1::bigint::oid and l.objid = $2::bigint::oid and l.objsubid = 2`,
+        where l.locktype = 'advisory' and l.granted and l.classid = $1::bigint::oid and l.objid = $2::bigint::oid and l.objsubid = 2
+          -- an advisory lock belongs to its database: the same plan's lock held on another database of the server is not this one
+          and l.database = (select oid from pg_database where datname = current_database())`,
       [LOCK_CLASS, key],
     );
     const h = r.rows[0];
