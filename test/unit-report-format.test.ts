@@ -22,11 +22,11 @@ import {
   objectChanges,
   rowChanges,
   shortSha,
-  singleLine,
   statusLabel,
   tiersInOrder,
   verdictText,
 } from '../src/report/format.js';
+import { singleLine } from '../src/text.js';
 import { escapeHtml, html, SafeHtml, trustedHtml } from '../src/report/html.js';
 import { mdBlock, mdCode, mdText } from '../src/report/markdown-escape.js';
 import { shownReason, tierFailures, tierView } from '../src/report/tier-view.js';

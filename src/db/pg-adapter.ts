@@ -170,6 +170,20 @@ export async function connectLibpqSsl(pgModule: typeof pg, url: string, applicat
   throw connectionError(url, new Error('no connection attempt'));
 }
 
+/**
+ * The connection string a pool should be given for `url` (pg-boss's, a
+ * fleet's control): the attempt of `libpqSslUrls` that connects, found by
+ * connecting once when there are two.
+ */
+export async function sslConnectionString(url: string): Promise<string> {
+  const attempts = libpqSslUrls(url);
+  if (attempts.length === 1) return attempts[0]!;
+  const { default: pgModule } = await import('pg');
+  const { client, connectionString } = await connectLibpqSsl(pgModule, url, 'tiergate');
+  await client.end().catch(() => undefined);
+  return connectionString;
+}
+
 function connectionError(url: string, e: unknown): ConnectionError {
   const err = toDbError(e);
   const where = redactUrl(url);

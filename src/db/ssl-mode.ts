@@ -26,8 +26,9 @@ export function libpqSslUrls(url: string, env: NodeJS.ProcessEnv = process.env):
   const mode = u.searchParams.get('sslmode') ?? env.PGSSLMODE ?? null;
   if (mode === null || u.searchParams.has('uselibpqcompat')) return [url];
   // libpq: "sslmode is ignored for Unix domain socket communication"
+  // (the empty-host form with no host anywhere: libpq's default socket)
   const host = u.searchParams.get('host') ?? env.PGHOST ?? decodeURIComponent(u.hostname);
-  if (host.startsWith('/') || (u.hostname === NO_HOST && !u.searchParams.get('host') && !env.PGHOST)) {
+  if (host.startsWith('/') || host === NO_HOST) {
     return [editPostgresUrl(url, (x) => x.searchParams.delete('sslmode'))];
   }
   const withMode = (m: string) =>
@@ -50,17 +51,3 @@ export function wantsOtherSsl(e: unknown): boolean {
   return /does not support SSL|no encryption/i.test(message);
 }
 
-/**
- * The connection string a pool should be given for `url` (pg-boss's, a
- * fleet's control): the attempt of `libpqSslUrls` that connects, found by
- * connecting once when there are two.
- */
-export async function sslConnectionString(url: string): Promise<string> {
-  const attempts = libpqSslUrls(url);
-  if (attempts.length === 1) return attempts[0]!;
-  const { default: pgModule } = await import('pg');
-  const { connectLibpqSsl } = await import('./pg-adapter.js');
-  const { client, connectionString } = await connectLibpqSsl(pgModule, url, 'tiergate');
-  await client.end().catch(() => undefined);
-  return connectionString;
-}

@@ -79,7 +79,12 @@ export interface LedgerEntry {
  * rollback's row records no subject.
  */
 export function inEffect(e: Pick<LedgerEntry, 'status' | 'subject'> | undefined): boolean {
-  return e?.status === 'applied' || (e?.status === 'reverted' && e.subject !== null);
+  return e?.status === 'applied' || amendmentReverted(e);
+}
+
+/** Whether a tier's last row reverts only an amendment (a rollback of scope subject records the subject it reverted). */
+export function amendmentReverted(e: Pick<LedgerEntry, 'status' | 'subject'> | undefined): boolean {
+  return e?.status === 'reverted' && e.subject !== null;
 }
 
 /** Creates the ledger (or brings an older one up to date); one query when it is already current. */

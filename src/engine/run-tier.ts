@@ -237,11 +237,10 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
             before: options.carry?.metrics ?? (await readMetrics(tx, plan.metrics)),
             figures: tier.figures.length ? await readMetrics(tx, pick(plan.figures, tier.figures), 'figure') : {},
           }));
-      // a data tier's own catalog writes, before and after its file: DDL it ran (not another session's) rolls it back, below
+      // a data tier's own catalog writes before its file (read again below only when the plan schemas' objects changed): DDL it ran, not another session's, rolls it back
       const writesBefore = tier.kind === 'data' && !reference ? await catalogWritesSoFar(tx) : null;
       await runScript(tx, tier, tier.file, options.signal);
       if (kept !== null) await restoreSettings(tx, plan, tier, kept);
-      const wroteCatalog = writesBefore !== null && (await catalogWritesSoFar(tx)) !== writesBefore;
       await testHook('tier-script-done', tier.id);
       // (only the ledger and COMMIT follow: JIT stays off until the transaction ends)
       const { delta, post, catalogAfter } = await jitUntilTransactionEnd(tx, async () => {
@@ -252,7 +251,7 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
         const objects = diffCatalog(catalogBefore, catalogAfter);
         // a data tier changes rows only: DDL lint could not see (EXECUTE of a built string, a function) rolls it back; a change
         // another session committed meanwhile shows in the delta but wrote no catalog row in this transaction
-        if (wroteCatalog && Object.keys(objects).length) throw new DdlInDataTier(tier, objects);
+        if (writesBefore !== null && Object.keys(objects).length && (await catalogWritesSoFar(tx)) !== writesBefore) throw new DdlInDataTier(tier, objects);
         const delta: Delta = {
           objects,
           rows: rows ? await rows.finish(tx) : {},

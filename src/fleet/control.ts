@@ -9,7 +9,7 @@
 import { resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 import { isPostgresUrl } from '../db/pg-url.js';
-import { sslConnectionString } from '../db/ssl-mode.js';
+import { sslConnectionString } from '../db/pg-adapter.js';
 import { redactUrl, scrub } from '../secrets.js';
 import type { PgBoss } from 'pg-boss';
 

@@ -161,8 +161,8 @@ export function checkSignature(evidence: Evidence, refuse: (why: string, todo?: 
  * null when the records bear it out as far as they alone can tell.
  */
 export function overstatedVerdict(evidence: Evidence): string | null {
-  const hasRollback = evidence.rollback !== null;
-  const computed = computeVerdict({ tiers: hasRollback ? [{ kind: 'rollback' } as Tier] : [], gate: undefined }, {
+  // without the plan, no rollback tier is asked for: a verdict is only ever lowered by what the records show
+  const computed = computeVerdict({ tiers: [], gate: undefined }, {
     preflight: evidence.source.preflight,
     gate: evidence.source.gate,
     stages: evidence.stages,

@@ -1,7 +1,7 @@
 import type { Db } from '../db/port.js';
 import { amendment, appliedTiers, sortedIds } from '../engine/apply.js';
 import { readGate } from '../engine/gate.js';
-import { ensureLedger, inEffect, readLedger, type LedgerEntry } from '../engine/ledger.js';
+import { amendmentReverted, ensureLedger, readLedger, type LedgerEntry } from '../engine/ledger.js';
 import { assertPlanDatabase, runPreflight } from '../engine/preflight.js';
 import type { DatabaseIdentity, GateReading, TierResult } from '../engine/result.js';
 import { assertNoDrift, assertPlanRunnable } from '../engine/rollout.js';
@@ -359,7 +359,7 @@ class Scenario {
     // rehearsing an amendment proves the amendment's own rollback, when the plan has one
     const scoped = this.plan.tiers.find((t) => t.kind === 'rollback' && t.scope === 'subject');
     // (also an amendment rolled back on the source: applying it again amends what an earlier subject wrote, which stays)
-    const amends = (t: Tier) => amendment(t, this.ledger.get(t.id), gate) !== null || (this.ledger.get(t.id)?.status === 'reverted' && inEffect(this.ledger.get(t.id)));
+    const amends = (t: Tier) => amendment(t, this.ledger.get(t.id), gate) !== null || amendmentReverted(this.ledger.get(t.id));
     if (scoped && this.plan.tiers.some(amends)) this.rollbackTier = scoped;
   }
 

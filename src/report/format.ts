@@ -1,7 +1,5 @@
 import type { Delta, Evidence, MetricChange, ObjectChanges, RowChanges, TierResult } from '../evidence/types.js';
-import { safeText, singleLine } from '../text.js';
-
-export { singleLine };
+import { singleLine } from '../text.js';
 
 /**
  * Plain-text formatting shared by the renderers. Nothing here escapes for a
@@ -101,7 +99,6 @@ export function verdictText(v: Evidence['verdict']): string {
 export function formatDate(iso: string): string {
   return /^\d{4}-\d{2}-\d{2}/.test(iso) ? iso.slice(0, 10) : iso;
 }
-
 
 /**
  * Shortens to `width` characters (code points) with an ellipsis.

@@ -1,5 +1,6 @@
 import type { Evidence, TierResult } from '../evidence/types.js';
-import { changedMetrics, fitText, formatCounts, formatLocation, formatMetricChange, formatMs, formatObjectCounts, rowChanges, singleLine, statusLabel, verdictText } from './format.js';
+import { changedMetrics, fitText, formatCounts, formatLocation, formatMetricChange, formatMs, formatObjectCounts, rowChanges, statusLabel, verdictText } from './format.js';
+import { singleLine } from '../text.js';
 import { shownReason, tierFailures } from './tier-view.js';
 
 /**
