@@ -108,6 +108,17 @@ async function directusChanges(db: Db): Promise<void> {
   });
 }
 
+/** The tags of legacy_pages's topic and reconcile decision rows. */
+async function released(db: Db): Promise<{ topics: string[]; decisions: string[] }> {
+  const tags = async (table: string) => (await db.query<{ tag: string }>(`select tag from ${table} where collection = 'legacy_pages' order by tag`)).rows.map((r) => r.tag);
+  return { topics: await tags('axis.collection_topic'), decisions: await tags('axis.reconcile_decision') };
+}
+
+/** A collection's containment assignment: its container and tag (null: none). */
+async function assignment(db: Db, collection: string): Promise<string | null> {
+  return scalar<string | null>(db, `select (select container || ' ' || tag from axis.containment_assignment where collection = '${collection}') as v`);
+}
+
 /** Rows the first rollout wrote (tags without an amendment's @sha). */
 async function firstRollout(db: Db): Promise<Record<string, number>> {
   const n = (sql: string) => scalar<number>(db, sql).then(Number);
@@ -236,41 +247,132 @@ describe.each(testTargets())('governance after the rollout (%s)', (kind) => {
   it('a collection dropped from Directus: scan reports it, the amendment releases it, rollback 98 restores it, rollback 99 reverts every amendment', async () => {
     target = await rolledOut(kind);
     const url = target.url;
-    const db = await openDb(url);
+    let db = await openDb(url);
+    let first: Record<string, number> = {};
     try {
-      const first = await firstRollout(db);
-      // Directus deletes a collection: its table and its metadata
+      first = await firstRollout(db);
+      expect(await assignment(db, 'legacy_order_lines')).toBe('legacy_orders PROD_T3');
+      // Directus deletes a collection: its table and its metadata; and a contained one (a composition child)
       await db.exec(`delete from directus_relations where many_collection = 'legacy_pages' or one_collection = 'legacy_pages';
-        delete from directus_fields where collection = 'legacy_pages'; delete from directus_collections where collection = 'legacy_pages'; drop table legacy_pages`);
+        delete from directus_fields where collection = 'legacy_pages'; delete from directus_collections where collection = 'legacy_pages'; drop table legacy_pages;
+        delete from directus_relations where many_collection = 'legacy_order_lines'; delete from directus_fields where collection = 'legacy_order_lines';
+        delete from directus_collections where collection = 'legacy_order_lines'; drop table legacy_order_lines`);
       const found = await scan(db, plan);
       expect(found.findings.filter((f) => f.item === 'legacy_pages').map((f) => f.kind).sort()).toEqual(['proposal names a collection Directus does not have', 'removed collection still owned']);
+      const recorded = await released(db);
       const d = await draft(db, plan);
       expect(d.suggestions.find((s) => s.item === 'legacy_pages')).toMatchObject({ action: 'release', owner: 'team-data' });
       expect((d.payload as { anchors: { collection: string }[] }).anchors.map((a) => a.collection)).not.toContain('legacy_pages');
+      // their rows are recorded in the payload as they are: what the approvers approve deleting, what tier 98 writes back
+      const releasedList = (d.payload as { released: { collection: string; added_in: number; topics: { tag: string }[]; assignment: { container: string } | null; decisions: { tag: string }[] }[] })
+        .released;
+      expect(releasedList.map((e) => [e.collection, e.added_in, e.topics.map((t) => t.tag), e.assignment?.container ?? null, e.decisions.map((x) => x.tag)])).toEqual([
+        ['legacy_order_lines', 1, ['PROD_T3'], 'legacy_orders', ['PROD_T4']],
+        ['legacy_pages', 1, recorded.topics, null, recorded.decisions],
+      ]);
+      expect(recorded).toEqual({ topics: ['PROD_T3'], decisions: ['PROD_T4'] });
       await submit(db, plan, d.payload);
       await approveAs(db, ADMIN);
+      // rehearsed first: the release, its deltas as the plan expects them, and its own rollback (98) proven
+      await db.close();
+      const amendment = await rehearseSource(kind, url);
+      expect(amendment.verdict.rehearsal, JSON.stringify(amendment.stages.flatMap((s) => s.checks.filter((c) => !c.ok)))).toBe('PASS');
+      expect(amendment.rollback).toMatchObject({ tier: 98, matchesKeptTiers: true, reapplyMatches: true });
+      db = await openDb(url);
       const r = await apply(db, plan);
       expect(r.outcome).toBe('ok');
       const t2 = r.tiers.find((t) => t.id === 2)!;
-      expect(t2.delta?.rows['axis.ownership']).toEqual({ added: 0, removed: 0, changed: 1 });
-      expect((t2.expectations ?? []).filter((e) => !e.ok)).toEqual([]);
+      expect(t2.delta?.rows['axis.ownership']).toEqual({ added: 0, removed: 0, changed: 2 }); // both owners released
+      expect(r.tiers.flatMap((t) => (t.expectations ?? []).filter((e) => !e.ok))).toEqual([]);
       expect(await scalar(db, `select tag as v from axis.ownership where collection = 'legacy_pages'`)).toBe('RELEASED#1:PROD_T2');
+      // its topic and reconcile decision are deleted (tiers 3 and 4), as the payload recorded them
+      expect(await released(db)).toEqual({ topics: [], decisions: [] });
+      expect(r.tiers.find((t) => t.id === 3)!.delta?.rows['axis.collection_topic']).toEqual({ added: 0, removed: 2, changed: 0 });
+      expect(r.tiers.find((t) => t.id === 3)!.delta?.rows['axis.containment_assignment']).toEqual({ added: 0, removed: 1, changed: 0 });
+      expect(await assignment(db, 'legacy_order_lines')).toBeNull();
+      expect(r.tiers.find((t) => t.id === 4)!.delta?.rows['axis.reconcile_decision']).toEqual({ added: 0, removed: 2, changed: 0 });
       expect((await verify(db, plan)).tiers[0]!.status).toBe('Passed');
       expect((await scan(db, plan)).findings).toEqual([]);
+    } finally {
+      await db.close();
+    }
 
-      // the amendment rolled back: the release undone
-      expect((await rollback(db, plan, { scope: 'subject' })).outcome).toBe('ok');
+    // a rehearsal with no amendment pending proves the full rollback: the payload writes the same rows again
+    // (the released ones were deleted), so re-applying reproduces stage B
+    const evidence = await rehearseSource(kind, url);
+    expect(evidence.verdict.rehearsal, JSON.stringify(evidence.stages.flatMap((s) => s.checks.filter((c) => !c.ok)))).toBe('PASS');
+    expect(evidence.rollback).toMatchObject({ tier: 99, matchesKeptTiers: true, reapplyMatches: true });
+
+    db = await openDb(url);
+    try {
+      // the amendment rolled back: the release undone, the recorded rows written back
+      const back = await rollback(db, plan, { scope: 'subject' });
+      expect(back.outcome).toBe('ok');
+      expect((back.tiers[0]!.expectations ?? []).filter((e) => !e.ok)).toEqual([]);
       expect(await scalar(db, `select tag as v from axis.ownership where collection = 'legacy_pages'`)).toBe('PROD_T2');
       expect(await firstRollout(db)).toEqual(first);
+
+      expect(await released(db)).toEqual({ topics: ['PROD_T3'], decisions: ['PROD_T4'] });
+      expect(await assignment(db, 'legacy_order_lines')).toBe('legacy_orders PROD_T3');
 
       // re-applied, then the full rollback: nothing of tiers 3, 4 remains, of any amendment
       expect((await apply(db, plan)).outcome).toBe('ok');
       const full = await rollback(db, plan);
       expect(full.outcome).toBe('ok');
       expect(Number(await scalar(db, `select count(*) as v from axis.collection_topic`))).toBe(0);
-      expect(Number(await scalar(db, `select count(*) as v from axis.ownership where basis = 'containment'`))).toBe(0);
-      expect((await apply(db, plan)).outcome).toBe('ok');
+      // (but the owner the amendment released stays released: it owns nothing)
+      expect(await scalar(db, `select string_agg(collection || ' ' || tag, ', ') as v from axis.ownership where basis = 'containment'`)).toBe('legacy_order_lines RELEASED#1:PROD_T3');
+      const again = await apply(db, plan);
+      expect(again.outcome).toBe('ok');
+      expect(again.tiers.flatMap((t) => (t.expectations ?? []).filter((e) => !e.ok))).toEqual([]);
+      expect(await released(db)).toEqual({ topics: [], decisions: [] });
       expect((await verify(db, plan)).tiers[0]!.status).toBe('Passed');
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('a dropped collection Directus has again: the next amendment owns it anew, and its own rollback writes the released owner back', async () => {
+    target = await rolledOut(kind);
+    const url = target.url;
+    let db = await openDb(url);
+    try {
+      // dropped (the table kept aside), released by amendment 1
+      await db.exec(`delete from directus_relations where many_collection = 'legacy_pages' or one_collection = 'legacy_pages';
+        delete from directus_fields where collection = 'legacy_pages'; delete from directus_collections where collection = 'legacy_pages'; alter table legacy_pages rename to legacy_pages_aside`);
+      await submit(db, plan, (await draft(db, plan)).payload);
+      await approveAs(db, ADMIN);
+      expect((await apply(db, plan)).outcome).toBe('ok');
+      expect(await scalar(db, `select tag as v from axis.ownership where collection = 'legacy_pages'`)).toBe('RELEASED#1:PROD_T2');
+      // back in Directus, in its folder
+      await db.exec(`alter table legacy_pages_aside rename to legacy_pages;
+        insert into directus_collections (collection, icon, hidden, singleton, accountability, collapse, "group") values ('legacy_pages', 'box', false, false, 'all', 'open', 'legacy');
+        insert into directus_fields (collection, field, interface, readonly, hidden, sort, width) values ('legacy_pages', 'id', 'input', false, false, 1, 'full')`);
+      const d = await draft(db, plan);
+      expect(d.suggestions.map((s) => [s.item, s.action])).toEqual([['legacy_pages', 'own']]);
+      // the released owner it drops to own the collection anew is recorded, as it is
+      expect((d.payload as { returned: unknown[] }).returned).toEqual([{ collection: 'legacy_pages', owner: 'team-data', basis: 'anchor', tag: 'RELEASED#1:PROD_T2', added_in: 2 }]);
+      await submit(db, plan, d.payload);
+      await approveAs(db, ADMIN);
+    } finally {
+      await db.close();
+    }
+
+    const evidence = await rehearseSource(kind, url);
+    expect(evidence.verdict.rehearsal, JSON.stringify(evidence.stages.flatMap((s) => s.checks.filter((c) => !c.ok)))).toBe('PASS');
+    expect(evidence.rollback).toMatchObject({ tier: 98, matchesKeptTiers: true, reapplyMatches: true });
+
+    db = await openDb(url);
+    try {
+      const r = await apply(db, plan);
+      expect(r.outcome).toBe('ok');
+      expect(r.tiers.find((t) => t.id === 2)!.delta?.rows['axis.ownership']).toEqual({ added: 0, removed: 0, changed: 1 });
+      expect(r.tiers.flatMap((t) => (t.expectations ?? []).filter((e) => !e.ok))).toEqual([]);
+      expect(await scalar(db, `select tag as v from axis.ownership where collection = 'legacy_pages'`)).toBe('PROD_T2#2');
+      const back = await rollback(db, plan, { scope: 'subject' });
+      expect(back.outcome).toBe('ok');
+      expect((back.tiers[0]!.expectations ?? []).filter((e) => !e.ok)).toEqual([]);
+      expect(await scalar(db, `select tag as v from axis.ownership where collection = 'legacy_pages'`)).toBe('RELEASED#1:PROD_T2');
     } finally {
       await db.close();
     }
@@ -423,6 +525,41 @@ describe.each(testTargets())('governance after the rollout of a database made by
       expect((await scan(db, plan)).critical).toBeGreaterThan(0);
       expect(Number(await scalar(db, `select count(*) as v from axis.ownership where tag !~ '#'`))).toBe(expected.anchors + expected.contained);
     });
+  });
+});
+
+describe.each(testTargets())('collections a real Directus 11 dropped after the rollout (%s)', (kind) => {
+  it('an anchor and a contained collection dropped: the amendment releases them, rehearsed (98) and applied; a later rehearsal proves the full rollback', async () => {
+    target = await realDirectus(kind);
+    const url = target.url;
+    const approver = expected.emails.approver!;
+    await withDb(url, async (db) => {
+      await approveAs(db, approver);
+      expect((await apply(db, plan)).outcome).toBe('ok');
+      // as Directus deletes a collection: its relations (and the alias fields they back), its fields, its row, its table
+      await db.exec(`delete from directus_fields where (collection, field) in (select one_collection, one_field from directus_relations where many_collection in ('reviews', 'book_chapters') and one_field is not null);
+        delete from directus_relations where many_collection in ('reviews', 'book_chapters') or one_collection in ('reviews', 'book_chapters');
+        delete from directus_fields where collection in ('reviews', 'book_chapters'); delete from directus_collections where collection in ('reviews', 'book_chapters');
+        drop table reviews; drop table book_chapters`);
+      const d = await draft(db, plan);
+      expect(d.suggestions.filter((x) => x.action === 'release').map((x) => x.item)).toEqual(['reviews']);
+      expect((d.payload as { released: { collection: string }[] }).released.map((e) => e.collection)).toEqual(['book_chapters', 'reviews']);
+      await submit(db, plan, d.payload);
+      await approveAs(db, approver);
+    });
+    const amendment = await rehearseSource(kind, url);
+    expect(amendment.verdict.failures).toEqual([]);
+    expect(amendment.rollback).toMatchObject({ tier: 98, matchesKeptTiers: true, reapplyMatches: true });
+    expect((await applyBound(url, amendment)).outcome).toBe('ok');
+    await withDb(url, async (db) => {
+      expect((await verify(db, plan)).tiers[0]!.status).toBe('Passed');
+      expect((await scan(db, plan)).findings).toEqual([]);
+      expect(Number(await scalar(db, `select count(*) as v from axis.collection_topic where collection in ('reviews', 'book_chapters')`))).toBe(0);
+    });
+    // nothing pending: the rehearsal proves tier 99 and the re-apply of the same payload
+    const later = await rehearseSource(kind, url);
+    expect(later.verdict.failures).toEqual([]);
+    expect(later.rollback).toMatchObject({ tier: 99, matchesKeptTiers: true, reapplyMatches: true });
   });
 });
 

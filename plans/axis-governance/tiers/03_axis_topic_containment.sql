@@ -7,12 +7,15 @@
 --         (basis 'containment', its anchor's owner) per contained collection;
 --         one collection_topic per governed collection (anchors: the payload's
 --         topic; contained collections inherit their anchor's). Every row is
---         tagged PROD_T3.
+--         tagged PROD_T3. An amendment deletes the topic and containment
+--         assignment of a collection Directus no longer has, as its payload's
+--         "released" list records them.
 -- Gate:   ospa >= 1: accountable approvals of the current payload (guard below,
 --         the same definition as tiergate.yaml; the engine checks it too).
 -- Post:   containment_gap = 0, asserted at the end in the same transaction.
 -- Revert: tier 99 deletes every PROD_T3 row, every amendment's PROD_T3#N too
---         (and so CR-CONTAIN); tier 98 reverts one amendment's PROD_T3#N rows.
+--         (and so CR-CONTAIN); tier 98 reverts one amendment's PROD_T3#N rows
+--         and writes back the rows it released.
 
 -- Gate guard: ospa = the distinct accountable approvers of proposal OS-AXIS's
 -- current payload (tiergate.yaml, gate: the same definition): an approval
@@ -114,6 +117,35 @@ $payload$;
 -- with "added_in": N brought (an axis, a topic, an anchor and the collections
 -- contained in it, a contained collection listed in "contained") — so the same payload always writes the same rows, and
 -- tier 98 reverts amendment N alone. Only what is missing is written.
+-- Released (amendments): the rows of a collection Directus no longer has, as
+-- the payload's "released" list records them (propose records them as they
+-- are, with "added_in": N; tier 98 writes amendment N's back), are deleted: a
+-- full rollback and re-apply of the same payload gives back this state, and
+-- rows that differ from the record (written since) stay.
+WITH released AS (
+    SELECT e.collection, t.topic, t.basis, t.tag
+    FROM os_proposals p
+    CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'released') AS e(collection text, topics jsonb)
+    CROSS JOIN LATERAL jsonb_to_recordset(coalesce(e.topics, '[]')) AS t(topic text, basis text, tag text)
+    WHERE p.key = 'OS-AXIS'
+)
+DELETE FROM axis.collection_topic x
+ USING released r
+ WHERE x.collection = r.collection AND x.topic = r.topic AND x.basis = r.basis AND x.tag = r.tag
+   AND NOT EXISTS (SELECT 1 FROM axis.v_governed_collection g WHERE g.collection = x.collection);
+
+WITH released AS (
+    SELECT e.collection, a.container, a.anchor, a.rule, a.tag
+    FROM os_proposals p
+    CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'released') AS e(collection text, assignment jsonb)
+    CROSS JOIN LATERAL jsonb_to_record(e.assignment) AS a(container text, anchor text, rule text, tag text)
+    WHERE p.key = 'OS-AXIS' AND jsonb_typeof(e.assignment) = 'object'
+)
+DELETE FROM axis.containment_assignment x
+ USING released r
+ WHERE x.collection = r.collection AND x.container = r.container AND x.anchor IS NOT DISTINCT FROM r.anchor AND x.rule = r.rule AND x.tag = r.tag
+   AND NOT EXISTS (SELECT 1 FROM axis.v_governed_collection g WHERE g.collection = x.collection);
+
 INSERT INTO axis.axis (key, label, status, tag)
 SELECT x.key, coalesce(x.label, x.key), 'proposed', 'PROD_T3' || coalesce('#' || x.added_in, '')
 FROM os_proposals p

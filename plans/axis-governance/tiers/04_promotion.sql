@@ -8,7 +8,9 @@
 --         activated. Every status changed keeps previous_status and
 --         status_tag = 'PROD_T4' ('PROD_T4#N' for what amendment N brought;
 --         only what is not decided or active yet is written; a flag an
---         amendment lists under "decide" is tagged with that amendment).
+--         amendment lists under "decide" is tagged with that amendment; the
+--         decisions of a collection Directus no longer has, as an amendment's
+--         "released" list records them, are deleted).
 -- Gate:   ospa >= 1: accountable approvals of the current payload (guard below,
 --         the same definition as tiergate.yaml; the engine checks it too).
 -- Post:   divergent = 0 and projection_gap = 0, asserted at the end in the same
@@ -16,7 +18,8 @@
 --         is written).
 -- Revert: tier 99 sets status back to previous_status where status_tag is
 --         'PROD_T4' or an amendment's 'PROD_T4#N', and drops reconcile_decision
---         (with its rows); tier 98 reverts amendment N's.
+--         (with its rows); tier 98 reverts amendment N's and writes back the
+--         decisions it released.
 
 -- Gate guard: ospa = the distinct accountable approvers of proposal OS-AXIS's
 -- current payload (tiergate.yaml, gate: the same definition): an approval
@@ -62,6 +65,22 @@ BEGIN
     END IF;
 END
 $guard$;
+
+-- Released (amendments): the reconcile decisions of a collection Directus no
+-- longer has, as the payload's "released" list records them, are deleted
+-- (tier 98 writes amendment N's back; see tier 3).
+WITH released AS (
+    SELECT e.collection, d.topic, d.reconcile_flag, d.decision, d.rationale, d.tag
+    FROM os_proposals p
+    CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'released') AS e(collection text, decisions jsonb)
+    CROSS JOIN LATERAL jsonb_to_recordset(coalesce(e.decisions, '[]')) AS d(topic text, reconcile_flag text, decision text, rationale text, tag text)
+    WHERE p.key = 'OS-AXIS'
+)
+DELETE FROM axis.reconcile_decision x
+ USING released r
+ WHERE x.collection = r.collection AND x.topic IS NOT DISTINCT FROM r.topic AND x.reconcile_flag IS NOT DISTINCT FROM r.reconcile_flag
+   AND x.decision = r.decision AND x.rationale = r.rationale AND x.tag = r.tag
+   AND NOT EXISTS (SELECT 1 FROM axis.v_governed_collection g WHERE g.collection = x.collection);
 
 WITH anchor_in AS (
     SELECT DISTINCT ON (a.collection) a.collection, a.added_in

@@ -4,14 +4,18 @@
 -- What:   an amendment is a payload with "amendment": N (tiergate propose
 --         writes it, with "amends": the sha256 of the payload it amends);
 --         what its entries brought ("added_in": N) tiers 2, 3 and 4 tag
---         PROD_T2#N / PROD_T3#N / PROD_T4#N, and the owners it released are
---         tagged RELEASED#N:<tag>. This file reverts exactly that:
+--         PROD_T2#N / PROD_T3#N / PROD_T4#N, the owners it released are
+--         tagged RELEASED#N:<tag>, and the topics, containment assignments and
+--         reconcile decisions it released (of collections Directus no longer
+--         has) were deleted as its "released" list records them (entries with
+--         "added_in": N). This file reverts exactly that:
 --         reverts 4: statuses it changed go back to previous_status; its
 --         reconcile decisions are deleted;
 --         reverts 3: its collection_topic, containment ownership,
 --         containment_assignment, topic and axis rows are deleted;
 --         reverts 2: its anchor owners are deleted; the owners it released
---         get their tag back.
+--         get their tag back; the rows it released, and the released
+--         owners it dropped ("returned"), are written back.
 --         What the first payload and other amendments wrote stays: the
 --         findings amendment N closed come back.
 -- Gate:   none (rollback is never gated).
@@ -59,6 +63,59 @@ DELETE FROM axis.topic x USING os_proposals p
 DELETE FROM axis.axis x USING os_proposals p
  WHERE p.key = 'OS-AXIS' AND x.tag = 'PROD_T3#' || (p.payload ->> 'amendment');
 
+-- the rows it released are written back as its payload's "released" list
+-- records them (tiers 3 and 4 deleted them), for collections Directus still
+-- does not have
+WITH released AS (
+    SELECT e.collection, t.topic, t.basis, t.tag
+    FROM os_proposals p
+    CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'released') AS e(collection text, topics jsonb, added_in integer)
+    CROSS JOIN LATERAL jsonb_to_recordset(coalesce(e.topics, '[]')) AS t(topic text, basis text, tag text)
+    WHERE p.key = 'OS-AXIS' AND e.added_in::text = p.payload ->> 'amendment'
+)
+INSERT INTO axis.collection_topic (collection, topic, basis, tag)
+SELECT r.collection, r.topic, r.basis, r.tag FROM released r
+ WHERE NOT EXISTS (SELECT 1 FROM axis.v_governed_collection g WHERE g.collection = r.collection)
+ON CONFLICT DO NOTHING;
+WITH released AS (
+    SELECT e.collection, a.container, a.anchor, a.rule, a.tag
+    FROM os_proposals p
+    CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'released') AS e(collection text, assignment jsonb, added_in integer)
+    CROSS JOIN LATERAL jsonb_to_record(e.assignment) AS a(container text, anchor text, rule text, tag text)
+    WHERE p.key = 'OS-AXIS' AND e.added_in::text = p.payload ->> 'amendment' AND jsonb_typeof(e.assignment) = 'object'
+)
+INSERT INTO axis.containment_assignment (collection, container, anchor, rule, tag)
+SELECT r.collection, r.container, r.anchor, r.rule, r.tag FROM released r
+ WHERE NOT EXISTS (SELECT 1 FROM axis.v_governed_collection g WHERE g.collection = r.collection)
+ON CONFLICT DO NOTHING;
+DO $released_decisions$
+BEGIN
+    IF to_regclass('axis.reconcile_decision') IS NOT NULL THEN
+        WITH released AS (
+            SELECT e.collection, d.topic, d.reconcile_flag, d.decision, d.rationale, d.tag
+            FROM os_proposals p
+            CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'released') AS e(collection text, decisions jsonb, added_in integer)
+            CROSS JOIN LATERAL jsonb_to_recordset(coalesce(e.decisions, '[]')) AS d(topic text, reconcile_flag text, decision text, rationale text, tag text)
+            WHERE p.key = 'OS-AXIS' AND e.added_in::text = p.payload ->> 'amendment'
+        )
+        INSERT INTO axis.reconcile_decision (collection, topic, reconcile_flag, decision, rationale, tag)
+        SELECT r.collection, r.topic, r.reconcile_flag, r.decision, r.rationale, r.tag FROM released r
+         WHERE NOT EXISTS (SELECT 1 FROM axis.v_governed_collection g WHERE g.collection = r.collection)
+        ON CONFLICT DO NOTHING;
+    END IF;
+END
+$released_decisions$;
+
+-- the released owners it dropped (their collection was back: its "returned"
+-- list records them) are written back, where the collection has no owner now
+INSERT INTO axis.ownership (collection, owner, basis, tag)
+SELECT DISTINCT ON (e.collection) e.collection, e.owner, e.basis, e.tag
+FROM os_proposals p
+CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'returned') AS e(collection text, owner text, basis text, tag text, added_in integer)
+WHERE p.key = 'OS-AXIS' AND e.added_in::text = p.payload ->> 'amendment'
+ORDER BY e.collection
+ON CONFLICT (collection) DO NOTHING;
+
 -- the owners it released own again
 UPDATE axis.ownership x SET tag = substr(x.tag, length('RELEASED#' || (p.payload ->> 'amendment') || ':') + 1)
   FROM os_proposals p
@@ -82,6 +139,17 @@ BEGIN
     SELECT string_agg(t || '=' || c, ', ') INTO left_over FROM counts WHERE c > 0;
     IF left_over IS NOT NULL THEN
         RAISE EXCEPTION 'tier 98 post-condition failed: rows of the amendment remain (%)', left_over USING ERRCODE = 'TG002';
+    END IF;
+    -- and what it released is back: every topic it recorded, of a collection Directus still does not have
+    SELECT string_agg(DISTINCT e.collection, ', ') INTO left_over
+      FROM os_proposals p
+      CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'released') AS e(collection text, topics jsonb, added_in integer)
+      CROSS JOIN LATERAL jsonb_to_recordset(coalesce(e.topics, '[]')) AS t(topic text)
+     WHERE p.key = 'OS-AXIS' AND e.added_in::text = p.payload ->> 'amendment'
+       AND NOT EXISTS (SELECT 1 FROM axis.collection_topic x WHERE x.collection = e.collection AND x.topic = t.topic)
+       AND NOT EXISTS (SELECT 1 FROM axis.v_governed_collection g WHERE g.collection = e.collection);
+    IF left_over IS NOT NULL THEN
+        RAISE EXCEPTION 'tier 98 post-condition failed: topics the amendment released are not back (%)', left_over USING ERRCODE = 'TG002';
     END IF;
 END
 $post$;
