@@ -670,6 +670,19 @@ describe.each(testTargets())('scan and propose through the CLI (%s)', (kind) => 
     const bad = await runCli(['propose', '--target', url, '--submit', file, '--yes']);
     expect(bad.code, bad.stdout + bad.stderr).toBe(2);
     expect(bad.stderr).toMatch(/"anchors" is missing, not a list; "topics" is missing, not a list/);
+    // an owner changed in the payload: the tiers would not change it, so the payload is refused rather than approved for nothing
+    const changed = await withDb(url, async (db) => {
+      const p = (await db.query<{ payload: { anchors: { collection: string; owner: string }[] } }>(`select payload from os_proposals where key = 'OS-AXIS'`)).rows[0]!.payload;
+      const anchor = p.anchors.find((a) => a.collection === 'legacy_pages')!;
+      anchor.owner = 'team-someone-else';
+      (p.anchors.find((a) => a.collection === 'legacy_orders') as { topic?: string }).topic = 'editorial';
+      return p;
+    });
+    writeFileSync(file, JSON.stringify(changed));
+    const reowned = await runCli(['propose', '--target', url, '--submit', file, '--yes']);
+    expect(reowned.code, reowned.stdout + reowned.stderr).toBe(2);
+    expect(reowned.stderr).toMatch(/anchor legacy_pages is owned by team-data, the payload says team-someone-else: the tiers write only what is missing/);
+    expect(reowned.stderr).toMatch(/anchor legacy_orders has topic \w+, the payload says editorial: .* a second topic/);
     // the proposal is as it was: its approvals still count
     await withDb(url, async (db) => expect((await db.transaction((tx) => readGate(tx, plan)))).toMatchObject({ subject, open: true }));
   });
@@ -708,6 +721,9 @@ describe.each(testTargets())('scan and propose through the CLI (%s)', (kind) => 
     expect(drafted.stdout).toMatch(/nothing was written/);
     const payload = JSON.parse(readFileSync(file, 'utf8')) as { anchors: { collection: string }[] };
     expect(payload.anchors.some((a) => a.collection === 'reviews')).toBe(true);
+    // --json names the file it wrote
+    const draftedJson = await runCli(['propose', '--target', url, '--out', file, '--json']);
+    expect(JSON.parse(draftedJson.stdout)).toMatchObject({ ok: true, file, submitted: null });
 
     const rollout = await runCli(['rollback', '--amendment', '--yes', '--target', url]);
     expect(rollout.code).toBe(2);

@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { UsageError } from '../../errors.js';
 import { readRegularFile } from '../../safe-read.js';
 import { singleLine } from '../../text.js';
@@ -46,19 +47,21 @@ export async function proposeCommand(opts: ProposeOpts, out: Output): Promise<Ou
       out.line(`  ${singleLine(s.action).padEnd(8)} ${singleLine(s.item)}${what ? `: ${singleLine(what)}` : ''} — ${singleLine(s.reason)}`);
     }
     const payload = edited ?? d.payload;
+    // --json names the draft's file: a script reads it from there
+    const file = opts.out ? resolve(opts.out) : null;
     if (opts.out) {
       await writeReportFile(opts.out, `${JSON.stringify(payload, null, 2)}\n`);
       out.line(`draft written to ${opts.out}: edit it if you wish, then tiergate propose --target <this target> --submit ${opts.out}`);
     }
     if (opts.submit === undefined || opts.submit === false) {
-      out.result({ ok: true, ...d, submitted: null });
+      out.result({ ok: true, ...d, file, submitted: null });
       if (!opts.out) out.line(JSON.stringify(payload, null, 2));
       if (d.suggestions.length) out.line('nothing was written: --submit makes the draft the proposal to approve (its earlier approvals stop counting)');
       return 'ok';
     }
     await confirm(out, opts.yes, `submit this payload as the proposal on ${db.displayUrl}? Its approvals so far stop counting, and the gated tiers become pending for it`);
     const s = await submit(db, plan, payload);
-    out.result({ ok: true, ...d, submitted: s });
+    out.result({ ok: true, ...d, file, submitted: s });
     out.line(`submitted: subject ${s.before?.slice(0, 12) ?? 'none'} → ${s.after.slice(0, 12)}`);
     if (s.gate) out.line(`gate ${s.gate.name} = ${s.gate.value ?? 'n/a'} (needs ≥ ${s.gate.min}): ${s.gate.open ? 'OPEN' : 'CLOSED'}`);
     if (s.pending.length) out.line(`tiers ${s.pending.join(', ')} are pending for the new subject: approve it, rehearse, then apply --evidence`);
