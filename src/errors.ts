@@ -81,6 +81,13 @@ export class DriftError extends TiergateError {
 export class ConnectionError extends TiergateError {
   readonly exitCode = 2;
   readonly kind = 'connection';
+  constructor(
+    message: string,
+    /** the server's SQLSTATE when it refused (28P01 bad password, 3D000 no such database); null: no answer */
+    readonly sqlstate: string | null = null,
+  ) {
+    super(message);
+  }
 }
 
 /** The target is not the database the plan expects, or a refused operation on it (exit 2). */

@@ -147,21 +147,28 @@ describe.runIf(hasServer)('tiergate fleet on two PostgreSQL clusters', () => {
     expect(status.steps.map((x: { target: string }) => x.target)).toEqual(['canary0']);
   }, 600_000);
 
-  it('a target whose step errs on every try (its database does not exist) fails, and the rollout ends instead of waiting for it', async () => {
+  it('a target whose database does not exist fails at once; one whose server does not answer fails after the retries; the rollout ends instead of waiting', async () => {
     const [ok] = await tenants('errs', 1);
     const missing = { name: 'errs-missing', url: editPostgresUrl(ok!.url, (u) => void (u.pathname = '/tiergate_no_such_database')), cluster: 'a' as const };
-    const file = targetsFile('errs', [ok!, missing], '  - { name: all, on_error: continue }');
+    const down = { name: 'errs-down', url: editPostgresUrl(ok!.url, (u) => void u.searchParams.set('host', join(work, 'no-server-here'))), cluster: 'a' as const };
+    const file = targetsFile('errs', [ok!, missing, down], '  - { name: all, on_error: continue }');
     const control = `pglite:${join(work, 'ctl-errs')}`;
     // planned first: the target apply would fail is named, exit 1
     const planned = await fleet(['plan', '--targets', file]);
     expect(planned.code, planned.stdout + planned.stderr).toBe(1);
-    expect(planned.stdout).toMatch(/1 target cannot be read: apply would fail it; fix what each names before applying/);
+    expect(planned.stdout).toMatch(/2 targets cannot be read: apply would fail them; fix what each names before applying/);
     expect(planned.stdout).toMatch(/no failure allowed \(once over it, the wave's other targets still run, and later waves do not start/);
     const r = await fleet(['apply', '--targets', file, '--control', control, '--yes'], 300_000);
     expect(r.code, r.stdout + r.stderr).toBe(1);
-    expect(r.stdout).toMatch(/errs-missing: failed .*its rehearse step failed 6 times .*tiergate_no_such_database" does not exist/);
+    // the server refused the database name: every try would meet the same refusal
+    expect(r.stdout).toMatch(/errs-missing: failed .*tiergate_no_such_database" does not exist/);
+    expect(r.stdout).not.toMatch(/errs-missing: failed .*failed 6 times/);
+    // no answer at all may pass: retried, then failed with the last error
+    expect(r.stdout).toMatch(/errs-down: failed .*its rehearse step failed 6 times .*no-server-here/);
     expect(r.stdout).toMatch(/errs0: applied/);
     expect(await appliedCounts(ok!.url)).not.toEqual({});
+    const status = JSON.parse((await fleet(['status', '--control', control, '--json'])).stdout) as { steps: { target: string }[] };
+    expect(status.steps.filter((x) => x.target === 'errs-missing')).toHaveLength(1);
   }, 300_000);
 
   it('closed gates on 3 targets are reported NO-GO, every other target is applied and verified, at most M steps per server', async () => {

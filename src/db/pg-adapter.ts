@@ -193,5 +193,5 @@ function connectionError(url: string, e: unknown): ConnectionError {
       : err.sqlstate === '3D000'
         ? 'check the database name in the URL'
         : 'check that the server is running and the host, port and sslmode are right';
-  return new ConnectionError(`cannot connect to ${where}: ${err.message}${err.sqlstate ? ` (SQLSTATE ${err.sqlstate})` : ''}; ${advice}`);
+  return new ConnectionError(`cannot connect to ${where}: ${err.message}${err.sqlstate ? ` (SQLSTATE ${err.sqlstate})` : ''}; ${advice}`, err.sqlstate);
 }

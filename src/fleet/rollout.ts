@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Job } from 'pg-boss';
-import { UsageError } from '../errors.js';
+import { ConnectionError, DriftError, EvidenceRefusedError, PlanError, TargetError, UsageError } from '../errors.js';
 import type { Plan } from '../plan/plan.js';
 import { scrub } from '../secrets.js';
 import type { Control } from './control.js';
@@ -250,12 +250,25 @@ async function runStep(control: Control, rollout: RolloutRow, job: Job<StepData>
     await finishStep(control, s!.id, r.outcome);
     return { state: r.outcome };
   } catch (e) {
-    // an error of the worker itself (not of the target): the step is retried by pg-boss, then the coordinator fails the target with this message
     const message = scrub((e as Error).message ?? String(e));
+    // a refusal that every try would meet again (a drifted tier, a database that is not the plan's or does not exist, a
+    // refused password): the target fails now, not after pg-boss's five retries
+    if (refusesEveryTry(e)) {
+      await control.sql(`update tiergate_fleet.target set state = 'failed', error = $3, finished_at = now() where rollout = $1 and name = $2`, [rollout.id, name, message]);
+      await finishStep(control, s!.id, 'failed');
+      return { state: 'failed' };
+    }
+    // an error of the worker itself (not of the target): the step is retried by pg-boss, then the coordinator fails the target with this message
     await finishStep(control, s!.id, `error: ${message}`);
     await control.sql(`update tiergate_fleet.target set error = $3 where rollout = $1 and name = $2`, [rollout.id, name, message]);
     throw new Error(message);
   }
+}
+
+/** tiergate's own refusals of a target, and a server's refusal of a database that does not exist or of the credentials: the same on every try. */
+function refusesEveryTry(e: unknown): boolean {
+  if (e instanceof DriftError || e instanceof PlanError || e instanceof UsageError || e instanceof TargetError || e instanceof EvidenceRefusedError) return true;
+  return e instanceof ConnectionError && ['3D000', '28P01', '28000'].includes(e.sqlstate ?? '');
 }
 
 async function finishStep(control: Control, id: string, outcome: string): Promise<void> {

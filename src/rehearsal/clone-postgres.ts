@@ -381,7 +381,7 @@ async function withServer<T>(url: string, what: string, fn: (db: Db) => Promise<
   try {
     db = await openDb(url, { applicationName: 'tiergate rehearse (clone)' });
   } catch (e) {
-    if (e instanceof ConnectionError) throw new ConnectionError(`${what}: ${e.message}`);
+    if (e instanceof ConnectionError) throw new ConnectionError(`${what}: ${e.message}`, e.sqlstate);
     throw e;
   }
   try {
