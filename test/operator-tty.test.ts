@@ -161,6 +161,27 @@ describe('Ctrl-C during a rehearsal of the embedded sample', () => {
   }, 240_000); // the sample is built in full before Ctrl-C takes effect (see the report): slow on a busy machine
 });
 
+describe('a second Ctrl-C during a rehearsal of the embedded sample', () => {
+  it('exits at once (130), removes the clone folders, and --json still prints its one object', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'tiergate-rehearse-int2-'));
+    const temp = join(root, 'tmp');
+    mkdirSync(temp);
+    const clones = () => readdirSync(temp).filter((n) => n.startsWith('tiergate-clone-'));
+    // held as tier 1 begins on the clone (stage A) until SIGUSR2, which never comes: the first Ctrl-C cannot finish
+    const run = startCli(['rehearse', '--out', join(root, 'evidence'), '--json'], { env: { TMPDIR: temp, TIERGATE_TEST_HOOK: 'tier-begin:1' } });
+    await run.waitFor(/tiergate-test-hook tier-begin:1/);
+    expect(clones().length).toBeGreaterThan(0);
+    run.kill('SIGINT');
+    await run.waitFor(/interrupted — stopping after the current statement/);
+    run.kill('SIGINT');
+    const r = await run.done;
+    expect(r.code).toBe(130);
+    expect(r.stderr).toMatch(/tiergate: interrupted again — exited at once; .*clone folders? removed/);
+    expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, error: { kind: 'interrupted' } });
+    expect(clones()).toEqual([]);
+  }, 240_000);
+});
+
 describe('progress of a step that takes seconds', () => {
   it('moves on a terminal (the sample built table by table, the clones copied part by part); plain output keeps its lines', async () => {
     const root = mkdtempSync(join(tmpdir(), 'tiergate-progress-'));

@@ -12,6 +12,7 @@ import { renderTierLine, renderTierStart } from '../report/render-terminal.js';
 import type { Output } from './output.js';
 import { singleLine } from '../text.js';
 import { table } from './table.js';
+import { removeLeftFolders } from '../exit-cleanup.js';
 
 /** `--plan DIR` (or TIERGATE_PLAN): the plan, validated; the bundled plan when left out. */
 export async function planOf(opts: { plan?: string; planDatabase?: string }): Promise<Plan> {
@@ -70,7 +71,10 @@ export async function interruptible<T>(out: Output, fn: (signal: AbortSignal) =>
   const controller = new AbortController();
   const onSigint = () => {
     if (controller.signal.aborted) {
-      out.error('tiergate: interrupted again — exiting now; the server rolls back an open transaction when its connection closes');
+      const removed = removeLeftFolders();
+      const message = `interrupted again — exited at once; the server rolls back an open transaction when its connection closes${removed ? `; ${removed} clone folder${removed === 1 ? '' : 's'} removed` : ''}`;
+      out.error(`tiergate: ${message}`);
+      out.result({ ok: false, error: { kind: 'interrupted', message } });
       process.exit(130);
     }
     out.error('\ntiergate: interrupted — stopping after the current statement (its tier rolls back); Ctrl-C again to exit at once');

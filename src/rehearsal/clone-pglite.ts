@@ -13,6 +13,7 @@ import { recordBaseline } from '../probe/fingerprint.js';
 import { loadDump, checkDumpFile } from './clone-dump.js';
 import { markClone, ScopedClone, type CloneProvider } from './clone.js';
 import { buildSample, cachedSample } from './pglite-sample.js';
+import { removeAtAbruptExit } from '../exit-cleanup.js';
 
 /**
  * Clones of the embedded sample Directus database (`fixtures/directus-sample/`):
@@ -134,7 +135,12 @@ interface DirClone {
 class PgliteClone extends ScopedClone {
   constructor(readonly dir: string) {
     const url = `pglite://${dir}`;
-    super(url, url, 'pglite', async () => rmSync(dir, { recursive: true, force: true }));
+    // a second Ctrl-C exits at once: the folder is removed then too (src/cli/common.ts)
+    const forget = removeAtAbruptExit(dir);
+    super(url, url, 'pglite', async () => {
+      rmSync(dir, { recursive: true, force: true });
+      forget();
+    });
   }
 
   override async release(): Promise<void> {
