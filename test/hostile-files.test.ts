@@ -53,6 +53,11 @@ describe('evidence files: never through a link, never over a file', () => {
     expect(refused.stderr).toMatch(/--out .*not-a-folder is not a folder/);
     expect(refused.stdout).not.toMatch(/stage A/);
     expect(readFileSync(file, 'utf8')).toBe('x');
+
+    // a folder that cannot be made (under /proc: Node's recursive mkdir spun there forever) is refused at once
+    const proc = await runCli(['rehearse', '--out', '/proc/tiergate-no-such/evidence'], { timeoutMs: 30_000 });
+    expect(proc.code).toBe(2);
+    expect(proc.stderr).toMatch(/--out \/proc\/tiergate-no-such\/evidence: cannot create the folder \(ENOENT\)/);
   });
 
   it('two writers to one folder never interleave their files', async () => {

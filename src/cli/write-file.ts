@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, constants, existsSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
+import { mkdirEach } from '../mkdir.js';
 
 /**
  * Writes a report the user asked for (`--out FILE`), saying what is wrong in
@@ -27,11 +28,12 @@ export function prepareOutDir(dir: string): void {
     return;
   }
   try {
-    mkdirSync(dir, { recursive: true });
+    mkdirEach(dir);
   } catch (e) {
     throw new UsageError(`--out ${dir}: cannot create the folder (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
 }
+
 
 /**
  * Writes files into `dir` without ever following a link: each is written to

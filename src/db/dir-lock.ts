@@ -1,6 +1,7 @@
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { LockHeldError } from '../errors.js';
+import { mkdirEach } from '../mkdir.js';
 
 export interface DirLock {
   release(): void;
@@ -14,7 +15,7 @@ const LOCK_FILE = '.tiergate.lock';
  */
 export function acquireDirLock(dir: string, options: { create?: boolean; command?: string } = {}): DirLock {
   const command = options.command ?? (process.argv.slice(2, 3).join(' ') || 'tiergate');
-  if (options.create) mkdirSync(dir, { recursive: true });
+  if (options.create) mkdirEach(dir);
   const path = join(dir, LOCK_FILE);
   for (let attempt = 0; attempt < 2; attempt++) {
     try {

@@ -5,6 +5,7 @@ import { cacheRoot, packageVersion, trustedTree } from '../cache.js';
 import { copyDir } from './copy-dir.js';
 import { writeDatabaseFile } from './open-db.js';
 import { PgliteDb } from './pglite-adapter.js';
+import { mkdirEach } from '../mkdir.js';
 
 /**
  * Creates a PGlite data directory holding an empty database `name`, and
@@ -25,7 +26,7 @@ export async function createPgliteDatabase(dir: string, name: string, options: {
   }
   const template = await cachedTemplate(name, options.buildTemplate ?? true);
   if (template) {
-    mkdirSync(abs, { recursive: true });
+    mkdirEach(abs);
     await copyDir(template, abs);
   } else {
     await initialise(abs, name);
