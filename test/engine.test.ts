@@ -318,6 +318,9 @@ describe.each(testTargets())('engine on %s', (kind) => {
     expect(t2.status).toBe('Failed');
     expect(t2.post).toEqual([{ expr: 'items = 4', ok: false, value: 3 }]);
     expect(t2.error?.message).toMatch(/post-condition 'items = 4' does not hold/);
+    // it names where the post-condition is declared
+    const line = readFileSync(yaml, 'utf8').split('\n').findIndex((l) => l.includes('post: ["items = 4"]')) + 1;
+    expect(t2.error).toMatchObject({ file: 'tiergate.yaml', line });
     expect(await stateOf(db)).toEqual(before);
   });
 

@@ -94,6 +94,7 @@ describe.runIf(testTargets().includes('postgres'))('reliability, fast subset', (
       const r = await runCli(['apply', '--yes', '--plan', copy.dir, '--target', db.url]);
       expect(r.code).toBe(1);
       expect(r.stdout).toMatch(/post-condition 'axis_tables = -1' does not hold/);
+      expect(r.stdout + r.stderr).toMatch(/tiergate\.yaml:\d+/);
       expect(await fingerprintOf(db.url, 'database', loadPlan())).toBe(before);
     } finally {
       copy.remove();

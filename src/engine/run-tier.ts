@@ -390,6 +390,7 @@ async function failedOrBlocked(db: Db, plan: Plan, tier: Tier, e: unknown, durat
   }
   const failure = toFailure(tier, e);
   await nameBlockers(db, failure, e instanceof StatementError ? e.statementSql : tier.sql);
+  if (e instanceof PostConditionFailed) await locatePost(plan, tier, failure);
   const post = e instanceof PostConditionFailed ? e.post : [];
   const differences = e instanceof DiffersFromRehearsal ? { differences: e.differences, delta: e.delta } : {};
   if (e instanceof DiffersFromRehearsal) {
@@ -464,7 +465,7 @@ export async function runCheckTier(db: Db, plan: Plan, tier: Tier, options: { re
     const failedPost = out.post.filter((p) => !p.ok);
     const ok = out.failures.length === 0 && failedPost.length === 0;
     const delta: Delta = { objects: {}, rows: {}, metrics: pairMetrics(out.metrics, out.metrics) };
-    const error = out.failures[0] ?? (failedPost.length ? toFailure(tier, new PostConditionFailed(out.post)) : null);
+    const error = out.failures[0] ?? (failedPost.length ? await locatePost(plan, tier, toFailure(tier, new PostConditionFailed(out.post))) : null);
     if (options.record) await recordAttempt(db, plan.name, tier, error, ok ? 'passed' : 'failed', options.record);
     return {
       ...base,
@@ -482,6 +483,14 @@ export async function runCheckTier(db: Db, plan: Plan, tier: Tier, options: { re
     if (options.record) await recordAttempt(db, plan.name, tier, failure, 'failed', options.record);
     return { ...base, status: 'Failed', durationMs: Math.round(performance.now() - started), error: failure, reason: failure.message };
   }
+}
+
+/** A failed post-condition's failure, with the line of the tier's `post:` in the plan's YAML file. */
+async function locatePost(plan: Plan, tier: Tier, failure: SqlFailure): Promise<SqlFailure> {
+  const { postConditionLine } = await import('../plan/source-lines.js');
+  failure.file = plan.yamlName;
+  failure.line = await postConditionLine(plan, tier.id);
+  return failure;
 }
 
 /** After a lock or statement timeout: adds who held the locks to the failure's detail. */

@@ -61,6 +61,8 @@ export interface Plan {
   tiers: Tier[];
   /** sha256 of tiergate.yaml */
   yamlSha256: string;
+  /** the name of the plan's YAML file in `dir` (tiergate.yaml, or the file given) */
+  yamlName: string;
   /** plan-relative file → sha256 */
   files: Record<string, string>;
   /** sha256 over tiergate.yaml and every file's sha256: the plan's identity */
@@ -312,6 +314,7 @@ export function assemblePlan(source: PlanSource, valid: PlanFile | undefined, sp
     amend: plan.amend,
     tiers,
     yamlSha256,
+    yamlName: source.yamlName,
     files,
     sha256: planSha,
   };
