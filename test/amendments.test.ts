@@ -378,6 +378,72 @@ describe.each(testTargets())('governance after the rollout (%s)', (kind) => {
     }
   });
 
+  it('a dropped contained collection Directus has again: governed anew by the next amendment, whose rollback is proven', async () => {
+    target = await rolledOut(kind);
+    const url = target.url;
+    await withDb(url, async (db) => {
+      await db.exec(`delete from directus_relations where many_collection = 'legacy_order_lines'; delete from directus_fields where collection = 'legacy_order_lines';
+        delete from directus_collections where collection = 'legacy_order_lines'; drop table legacy_order_lines`);
+      await submit(db, plan, (await draft(db, plan)).payload);
+      await approveAs(db, ADMIN);
+      expect((await apply(db, plan)).outcome).toBe('ok');
+      expect(await scalar(db, `select tag as v from axis.ownership where collection = 'legacy_order_lines'`)).toBe('RELEASED#1:PROD_T3');
+      // created again, a child of legacy_orders as before
+      await createCollection(db, 'legacy_order_lines', {
+        folder: 'legacy',
+        columns: [['id', 'serial primary key'], ['legacy_order', 'integer'], ['sku', 'varchar(255)']],
+        relations: [{ field: 'legacy_order', one: 'legacy_orders', oneField: 'lines', deselect: 'delete' }],
+      });
+      const d = await draft(db, plan);
+      expect(d.suggestions.map((s) => [s.item, s.action])).toEqual([['legacy_order_lines', 'contain']]);
+      expect((d.payload as { contained: { collection: string; added_in: number }[] }).contained.filter((c) => c.collection === 'legacy_order_lines')).toEqual([{ collection: 'legacy_order_lines', added_in: 2 }]);
+      await submit(db, plan, d.payload);
+      await approveAs(db, ADMIN);
+    });
+    const evidence = await rehearseSource(kind, url);
+    expect(evidence.verdict.rehearsal, JSON.stringify(evidence.stages.flatMap((s) => s.checks.filter((c) => !c.ok)))).toBe('PASS');
+    expect(evidence.rollback).toMatchObject({ tier: 98, matchesKeptTiers: true, reapplyMatches: true });
+    await withDb(url, async (db) => {
+      expect((await apply(db, plan)).outcome).toBe('ok');
+      expect(await scalar(db, `select tag as v from axis.ownership where collection = 'legacy_order_lines'`)).toBe('PROD_T3#2');
+      expect((await verify(db, plan)).tiers[0]!.status).toBe('Passed');
+    });
+  });
+
+  it('a contained collection whose relation Directus removed is an anchor now: scan and propose name it, the amendment owns it as an anchor, and both rollbacks are proven', async () => {
+    target = await rolledOut(kind);
+    const url = target.url;
+    await withDb(url, async (db) => {
+      const owner = await scalar<string>(db, `select owner as v from axis.ownership where collection = 'legacy_order_lines'`);
+      // as Directus deletes the many-to-one field (and the alias on the other side)
+      await db.exec(`delete from directus_fields where collection = 'legacy_orders' and field = 'lines'; delete from directus_fields where collection = 'legacy_order_lines' and field = 'legacy_order';
+        delete from directus_relations where many_collection = 'legacy_order_lines' and one_collection = 'legacy_orders'; alter table legacy_order_lines drop column legacy_order`);
+      const found = await scan(db, plan);
+      expect(found.findings.filter((f) => f.item === 'legacy_order_lines').map((f) => [f.kind, f.severity])).toEqual([['contained collection is an anchor now', 'critical']]);
+      const d = await draft(db, plan);
+      expect(d.suggestions.filter((s) => s.item === 'legacy_order_lines')).toMatchObject([{ action: 'own', owner, reason: expect.stringMatching(/no longer contained in legacy_orders/) }]);
+      expect((d.payload as { anchors: { collection: string; owner: string; added_in?: number }[] }).anchors.find((a) => a.collection === 'legacy_order_lines')).toMatchObject({ owner, added_in: 1 });
+      await submit(db, plan, d.payload);
+      await approveAs(db, ADMIN);
+    });
+    const amendment = await rehearseSource(kind, url);
+    expect(amendment.verdict.rehearsal, JSON.stringify(amendment.stages.flatMap((s) => s.checks.filter((c) => !c.ok)))).toBe('PASS');
+    expect(amendment.rollback).toMatchObject({ tier: 98, matchesKeptTiers: true, reapplyMatches: true });
+    await withDb(url, async (db) => {
+      const r = await apply(db, plan);
+      expect(r.outcome).toBe('ok');
+      expect(r.tiers.flatMap((t) => (t.expectations ?? []).filter((e) => !e.ok))).toEqual([]);
+      expect(await scalar(db, `select basis || ' ' || tag as v from axis.ownership where collection = 'legacy_order_lines'`)).toBe('anchor PROD_T2#1');
+      expect(await scalar(db, `select count(*)::int as v from axis.containment_assignment where collection = 'legacy_order_lines'`)).toBe(0);
+      expect((await verify(db, plan)).tiers[0]!.status).toBe('Passed');
+      expect((await scan(db, plan)).findings).toEqual([]);
+    });
+    // nothing pending: tier 99 and the re-apply of the same payload proven
+    const later = await rehearseSource(kind, url);
+    expect(later.verdict.rehearsal, JSON.stringify(later.stages.flatMap((s) => s.checks.filter((c) => !c.ok)))).toBe('PASS');
+    expect(later.rollback).toMatchObject({ tier: 99, matchesKeptTiers: true, reapplyMatches: true });
+  });
+
   it('after rollback --amendment the full rollback still reverts the rollout; a rehearsal of that state proves the amendment rollback', async () => {
     target = await rolledOut(kind);
     const url = target.url;
@@ -542,7 +608,9 @@ describe.each(testTargets())('collections a real Directus 11 dropped after the r
         delete from directus_fields where collection in ('reviews', 'book_chapters'); delete from directus_collections where collection in ('reviews', 'book_chapters');
         drop table reviews; drop table book_chapters`);
       const d = await draft(db, plan);
-      expect(d.suggestions.filter((x) => x.action === 'release').map((x) => x.item)).toEqual(['reviews']);
+      // the contained one too: what the approvers approve deleting is shown to them
+      expect(d.suggestions.filter((x) => x.action === 'release').map((x) => x.item)).toEqual(['book_chapters', 'reviews']);
+      expect(d.suggestions.find((x) => x.item === 'book_chapters')?.reason).toMatch(/recorded under "released", are deleted \(tier 98 writes them back\)/);
       expect((d.payload as { released: { collection: string }[] }).released.map((e) => e.collection)).toEqual(['book_chapters', 'reviews']);
       await submit(db, plan, d.payload);
       await approveAs(db, approver);
@@ -557,6 +625,53 @@ describe.each(testTargets())('collections a real Directus 11 dropped after the r
       expect(Number(await scalar(db, `select count(*) as v from axis.collection_topic where collection in ('reviews', 'book_chapters')`))).toBe(0);
     });
     // nothing pending: the rehearsal proves tier 99 and the re-apply of the same payload
+    const later = await rehearseSource(kind, url);
+    expect(later.verdict.failures).toEqual([]);
+    expect(later.rollback).toMatchObject({ tier: 99, matchesKeptTiers: true, reapplyMatches: true });
+  });
+});
+
+describe.each(testTargets())('an anchor a real Directus 11 dropped with what referred to it (%s)', (kind) => {
+  it('its junction and translations released, its child an anchor now: named by scan and propose, the amendment rehearsed (98) and applied, tier 99 proven after', async () => {
+    target = await realDirectus(kind);
+    const url = target.url;
+    const approver = expected.emails.approver!;
+    await withDb(url, async (db) => {
+      await approveAs(db, approver);
+      expect((await apply(db, plan)).outcome).toBe('ok');
+      // as an admin does it in the Data Studio (Directus refuses to drop a collection others still refer to):
+      // the fields referring to books, the junction and the translations, then books
+      await db.exec(`delete from directus_fields where (collection, field) in (select one_collection, one_field from directus_relations where one_collection = 'books' and one_field is not null)
+          or (collection, field) in (('reviews', 'book'), ('shop_items', 'book'), ('book_chapters', 'book'));
+        delete from directus_relations where (many_collection, many_field) in (('reviews', 'book'), ('shop_items', 'book'), ('book_chapters', 'book'));
+        alter table reviews drop column book; alter table shop_items drop column book; alter table book_chapters drop column book;
+        delete from directus_fields where collection in ('books_writers', 'books_translations') or (collection, field) in (('writers', 'books'), ('languages', 'books'));
+        delete from directus_relations where many_collection in ('books_writers', 'books_translations');
+        delete from directus_collections where collection in ('books_writers', 'books_translations'); drop table books_writers; drop table books_translations;
+        delete from directus_fields where collection = 'books' or (collection, field) in (select one_collection, one_field from directus_relations where many_collection = 'books' and one_field is not null);
+        delete from directus_relations where many_collection = 'books'; delete from directus_collections where collection = 'books'; drop table books`);
+      const found = await scan(db, plan);
+      expect(found.findings.filter((f) => f.item === 'book_chapters').map((f) => f.kind)).toEqual(['contained collection is an anchor now']);
+      const d = await draft(db, plan);
+      expect(d.suggestions.filter((x) => x.item.startsWith('book')).map((x) => [x.item, x.action])).toEqual([
+        ['book_chapters', 'own'],
+        ['books', 'release'],
+        ['books_translations', 'release'],
+        ['books_writers', 'release'],
+      ]);
+      expect((d.payload as { released: { collection: string }[] }).released.map((e) => e.collection)).toEqual(['book_chapters', 'books', 'books_translations', 'books_writers']);
+      await submit(db, plan, d.payload);
+      await approveAs(db, approver);
+    });
+    const amendment = await rehearseSource(kind, url);
+    expect(amendment.verdict.failures).toEqual([]);
+    expect(amendment.rollback).toMatchObject({ tier: 98, matchesKeptTiers: true, reapplyMatches: true });
+    expect((await applyBound(url, amendment)).outcome).toBe('ok');
+    await withDb(url, async (db) => {
+      expect((await verify(db, plan)).tiers[0]!.status).toBe('Passed');
+      expect((await scan(db, plan)).findings).toEqual([]);
+      expect(await scalar(db, `select basis as v from axis.ownership where collection = 'book_chapters'`)).toBe('anchor');
+    });
     const later = await rehearseSource(kind, url);
     expect(later.verdict.failures).toEqual([]);
     expect(later.rollback).toMatchObject({ tier: 99, matchesKeptTiers: true, reapplyMatches: true });

@@ -103,10 +103,21 @@ $payload$;
 -- a contained collection) whose collection Directus no longer has, and which
 -- the payload no longer names, is released by amendment N: re-tagged
 -- RELEASED#N:<its tag>, owning nothing (tier 98 restores it). A released row
--- whose collection is back is dropped first.
+-- whose collection is back is dropped first; so is the owner a contained
+-- collection had, when Directus no longer relates it to its container (an
+-- anchor now) and the payload names it an anchor, as its "returned" list
+-- records the row (tier 98 writes it back).
 DELETE FROM axis.ownership o
  WHERE o.tag LIKE 'RELEASED#%'
    AND EXISTS (SELECT 1 FROM axis.v_governed_collection g WHERE g.collection = o.collection);
+
+DELETE FROM axis.ownership o
+ USING os_proposals p
+ CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'returned') AS e(collection text, owner text, basis text, tag text)
+ WHERE p.key = 'OS-AXIS'
+   AND o.collection = e.collection AND o.owner = e.owner AND o.basis = e.basis AND o.tag = e.tag AND o.basis = 'containment'
+   AND EXISTS (SELECT 1 FROM jsonb_to_recordset(p.payload -> 'anchors') AS a(collection text, owner text) WHERE a.collection = o.collection AND a.owner IS NOT NULL)
+   AND EXISTS (SELECT 1 FROM axis.v_governed_collection g WHERE g.collection = o.collection AND g.role = 'anchor');
 
 UPDATE axis.ownership o
    SET tag = 'RELEASED#' || (p.payload ->> 'amendment') || ':' || o.tag

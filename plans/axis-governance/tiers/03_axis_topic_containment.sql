@@ -117,34 +117,37 @@ $payload$;
 -- with "added_in": N brought (an axis, a topic, an anchor and the collections
 -- contained in it, a contained collection listed in "contained") — so the same payload always writes the same rows, and
 -- tier 98 reverts amendment N alone. Only what is missing is written.
--- Released (amendments): the rows of a collection Directus no longer has, as
--- the payload's "released" list records them (propose records them as they
--- are, with "added_in": N; tier 98 writes amendment N's back), are deleted: a
--- full rollback and re-apply of the same payload gives back this state, and
+-- Released (amendments): the rows of a collection Directus no longer has —
+-- or no longer has in the role they were written for ("role": a contained
+-- collection Directus no longer relates to its container is an anchor now) —
+-- as the payload's "released" list records them (propose records them as
+-- they are, with "added_in": N; tier 98 writes amendment N's back), are
+-- deleted, and what the payload says of the collection now is written below:
+-- a full rollback and re-apply of the same payload gives back this state, and
 -- rows that differ from the record (written since) stay.
 WITH released AS (
-    SELECT e.collection, t.topic, t.basis, t.tag
+    SELECT e.collection, e.role, t.topic, t.basis, t.tag
     FROM os_proposals p
-    CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'released') AS e(collection text, topics jsonb)
+    CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'released') AS e(collection text, role text, topics jsonb)
     CROSS JOIN LATERAL jsonb_to_recordset(coalesce(e.topics, '[]')) AS t(topic text, basis text, tag text)
     WHERE p.key = 'OS-AXIS'
 )
 DELETE FROM axis.collection_topic x
  USING released r
  WHERE x.collection = r.collection AND x.topic = r.topic AND x.basis = r.basis AND x.tag = r.tag
-   AND NOT EXISTS (SELECT 1 FROM axis.v_governed_collection g WHERE g.collection = x.collection);
+   AND NOT EXISTS (SELECT 1 FROM axis.v_governed_collection g WHERE g.collection = x.collection AND (r.role IS NULL OR g.role = r.role));
 
 WITH released AS (
-    SELECT e.collection, a.container, a.anchor, a.rule, a.tag
+    SELECT e.collection, e.role, a.container, a.anchor, a.rule, a.tag
     FROM os_proposals p
-    CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'released') AS e(collection text, assignment jsonb)
+    CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'released') AS e(collection text, role text, assignment jsonb)
     CROSS JOIN LATERAL jsonb_to_record(e.assignment) AS a(container text, anchor text, rule text, tag text)
     WHERE p.key = 'OS-AXIS' AND jsonb_typeof(e.assignment) = 'object'
 )
 DELETE FROM axis.containment_assignment x
  USING released r
  WHERE x.collection = r.collection AND x.container = r.container AND x.anchor IS NOT DISTINCT FROM r.anchor AND x.rule = r.rule AND x.tag = r.tag
-   AND NOT EXISTS (SELECT 1 FROM axis.v_governed_collection g WHERE g.collection = x.collection);
+   AND NOT EXISTS (SELECT 1 FROM axis.v_governed_collection g WHERE g.collection = x.collection AND (r.role IS NULL OR g.role = r.role));
 
 INSERT INTO axis.axis (key, label, status, tag)
 SELECT x.key, coalesce(x.label, x.key), 'proposed', 'PROD_T3' || coalesce('#' || x.added_in, '')

@@ -67,12 +67,13 @@ END
 $guard$;
 
 -- Released (amendments): the reconcile decisions of a collection Directus no
--- longer has, as the payload's "released" list records them, are deleted
--- (tier 98 writes amendment N's back; see tier 3).
+-- longer has (or no longer has in that role), as the payload's "released"
+-- list records them, are deleted; its flags are decided below as the
+-- payload's (tier 98 writes amendment N's back; see tier 3).
 WITH released AS (
-    SELECT e.collection, d.topic, d.reconcile_flag, d.decision, d.rationale, d.tag
+    SELECT e.collection, e.role, d.topic, d.reconcile_flag, d.decision, d.rationale, d.tag
     FROM os_proposals p
-    CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'released') AS e(collection text, decisions jsonb)
+    CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'released') AS e(collection text, role text, decisions jsonb)
     CROSS JOIN LATERAL jsonb_to_recordset(coalesce(e.decisions, '[]')) AS d(topic text, reconcile_flag text, decision text, rationale text, tag text)
     WHERE p.key = 'OS-AXIS'
 )
@@ -80,7 +81,7 @@ DELETE FROM axis.reconcile_decision x
  USING released r
  WHERE x.collection = r.collection AND x.topic IS NOT DISTINCT FROM r.topic AND x.reconcile_flag IS NOT DISTINCT FROM r.reconcile_flag
    AND x.decision = r.decision AND x.rationale = r.rationale AND x.tag = r.tag
-   AND NOT EXISTS (SELECT 1 FROM axis.v_governed_collection g WHERE g.collection = x.collection);
+   AND NOT EXISTS (SELECT 1 FROM axis.v_governed_collection g WHERE g.collection = x.collection AND (r.role IS NULL OR g.role = r.role));
 
 WITH anchor_in AS (
     SELECT DISTINCT ON (a.collection) a.collection, a.added_in

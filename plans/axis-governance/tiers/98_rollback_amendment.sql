@@ -65,42 +65,42 @@ DELETE FROM axis.axis x USING os_proposals p
 
 -- the rows it released are written back as its payload's "released" list
 -- records them (tiers 3 and 4 deleted them), for collections Directus still
--- does not have
+-- does not have (in the role they were written for)
 WITH released AS (
-    SELECT e.collection, t.topic, t.basis, t.tag
+    SELECT e.collection, e.role, t.topic, t.basis, t.tag
     FROM os_proposals p
-    CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'released') AS e(collection text, topics jsonb, added_in integer)
+    CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'released') AS e(collection text, role text, topics jsonb, added_in integer)
     CROSS JOIN LATERAL jsonb_to_recordset(coalesce(e.topics, '[]')) AS t(topic text, basis text, tag text)
     WHERE p.key = 'OS-AXIS' AND e.added_in::text = p.payload ->> 'amendment'
 )
 INSERT INTO axis.collection_topic (collection, topic, basis, tag)
 SELECT r.collection, r.topic, r.basis, r.tag FROM released r
- WHERE NOT EXISTS (SELECT 1 FROM axis.v_governed_collection g WHERE g.collection = r.collection)
+ WHERE NOT EXISTS (SELECT 1 FROM axis.v_governed_collection g WHERE g.collection = r.collection AND (r.role IS NULL OR g.role = r.role))
 ON CONFLICT DO NOTHING;
 WITH released AS (
-    SELECT e.collection, a.container, a.anchor, a.rule, a.tag
+    SELECT e.collection, e.role, a.container, a.anchor, a.rule, a.tag
     FROM os_proposals p
-    CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'released') AS e(collection text, assignment jsonb, added_in integer)
+    CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'released') AS e(collection text, role text, assignment jsonb, added_in integer)
     CROSS JOIN LATERAL jsonb_to_record(e.assignment) AS a(container text, anchor text, rule text, tag text)
     WHERE p.key = 'OS-AXIS' AND e.added_in::text = p.payload ->> 'amendment' AND jsonb_typeof(e.assignment) = 'object'
 )
 INSERT INTO axis.containment_assignment (collection, container, anchor, rule, tag)
 SELECT r.collection, r.container, r.anchor, r.rule, r.tag FROM released r
- WHERE NOT EXISTS (SELECT 1 FROM axis.v_governed_collection g WHERE g.collection = r.collection)
+ WHERE NOT EXISTS (SELECT 1 FROM axis.v_governed_collection g WHERE g.collection = r.collection AND (r.role IS NULL OR g.role = r.role))
 ON CONFLICT DO NOTHING;
 DO $released_decisions$
 BEGIN
     IF to_regclass('axis.reconcile_decision') IS NOT NULL THEN
         WITH released AS (
-            SELECT e.collection, d.topic, d.reconcile_flag, d.decision, d.rationale, d.tag
+            SELECT e.collection, e.role, d.topic, d.reconcile_flag, d.decision, d.rationale, d.tag
             FROM os_proposals p
-            CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'released') AS e(collection text, decisions jsonb, added_in integer)
+            CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'released') AS e(collection text, role text, decisions jsonb, added_in integer)
             CROSS JOIN LATERAL jsonb_to_recordset(coalesce(e.decisions, '[]')) AS d(topic text, reconcile_flag text, decision text, rationale text, tag text)
             WHERE p.key = 'OS-AXIS' AND e.added_in::text = p.payload ->> 'amendment'
         )
         INSERT INTO axis.reconcile_decision (collection, topic, reconcile_flag, decision, rationale, tag)
         SELECT r.collection, r.topic, r.reconcile_flag, r.decision, r.rationale, r.tag FROM released r
-         WHERE NOT EXISTS (SELECT 1 FROM axis.v_governed_collection g WHERE g.collection = r.collection)
+         WHERE NOT EXISTS (SELECT 1 FROM axis.v_governed_collection g WHERE g.collection = r.collection AND (r.role IS NULL OR g.role = r.role))
         ON CONFLICT DO NOTHING;
     END IF;
 END
@@ -143,11 +143,11 @@ BEGIN
     -- and what it released is back: every topic it recorded, of a collection Directus still does not have
     SELECT string_agg(DISTINCT e.collection, ', ') INTO left_over
       FROM os_proposals p
-      CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'released') AS e(collection text, topics jsonb, added_in integer)
-      CROSS JOIN LATERAL jsonb_to_recordset(coalesce(e.topics, '[]')) AS t(topic text)
+      CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'released') AS e(collection text, role text, topics jsonb, added_in integer)
+      CROSS JOIN LATERAL jsonb_to_recordset(coalesce(e.topics, '[]')) AS t(topic text, basis text, tag text)
      WHERE p.key = 'OS-AXIS' AND e.added_in::text = p.payload ->> 'amendment'
-       AND NOT EXISTS (SELECT 1 FROM axis.collection_topic x WHERE x.collection = e.collection AND x.topic = t.topic)
-       AND NOT EXISTS (SELECT 1 FROM axis.v_governed_collection g WHERE g.collection = e.collection);
+       AND NOT EXISTS (SELECT 1 FROM axis.collection_topic x WHERE x.collection = e.collection AND x.topic = t.topic AND x.basis = t.basis AND x.tag = t.tag)
+       AND NOT EXISTS (SELECT 1 FROM axis.v_governed_collection g WHERE g.collection = e.collection AND (e.role IS NULL OR g.role = e.role));
     IF left_over IS NOT NULL THEN
         RAISE EXCEPTION 'tier 98 post-condition failed: topics the amendment released are not back (%)', left_over USING ERRCODE = 'TG002';
     END IF;
