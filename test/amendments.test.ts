@@ -444,6 +444,43 @@ describe.each(testTargets())('governance after the rollout (%s)', (kind) => {
     expect(later.rollback).toMatchObject({ tier: 99, matchesKeptTiers: true, reapplyMatches: true });
   });
 
+  it('a folder that is a topic\'s label deleted in Directus: scan warns, the amendment keeps the topic and decides the flags, both rollbacks proven; a new topic naming a missing folder is refused at submit', async () => {
+    target = await rolledOut(kind);
+    const url = target.url;
+    await withDb(url, async (db) => {
+      // as Directus deletes a folder: its collections moved to the root first, then the folder
+      await db.exec(`update directus_collections set "group" = null where "group" = 'people'; delete from directus_collections where collection = 'people'`);
+      const found = await scan(db, plan);
+      expect(found.findings.filter((f) => f.kind === 'topic label folder gone').map((f) => [f.item, f.severity])).toEqual([['people', 'warning']]);
+      const d = await draft(db, plan);
+      expect(d.suggestions.filter((s) => s.action === 'decide').length).toBeGreaterThan(0);
+      await submit(db, plan, d.payload);
+      await approveAs(db, ADMIN);
+    });
+    const amendment = await rehearseSource(kind, url);
+    expect(amendment.verdict.rehearsal, JSON.stringify(amendment.stages.flatMap((s) => s.checks.filter((c) => !c.ok)))).toBe('PASS');
+    expect(amendment.rollback).toMatchObject({ tier: 98, matchesKeptTiers: true, reapplyMatches: true });
+    await withDb(url, async (db) => {
+      expect((await apply(db, plan)).outcome).toBe('ok');
+      expect((await verify(db, plan)).tiers[0]!.status).toBe('Passed');
+    });
+    const later = await rehearseSource(kind, url);
+    expect(later.verdict.rehearsal, JSON.stringify(later.stages.flatMap((s) => s.checks.filter((c) => !c.ok)))).toBe('PASS');
+    expect(later.rollback).toMatchObject({ tier: 99, matchesKeptTiers: true, reapplyMatches: true });
+
+    // a topic the payload brings, naming a folder Directus does not have: refused when it is submitted
+    const file = join(mkdtempSync(join(tmpdir(), 'tiergate-payload-')), 'typo.json');
+    await withDb(url, async (db) => {
+      const p = (await db.query<{ payload: { topics: object[] } }>(`select payload from os_proposals where key = 'OS-AXIS'`)).rows[0]!.payload;
+      p.topics.push({ key: 'archive', axis: 'kg-domain-x', label: 'Archive', directus_folder: 'archvie' });
+      writeFileSync(file, JSON.stringify(p));
+    });
+    const typo = await runCli(['propose', '--target', url, '--submit', file, '--yes']);
+    expect(typo.code, typo.stdout + typo.stderr).toBe(2);
+    expect(typo.stderr).toMatch(/topic archive names folder archvie, which this Directus database does not have/);
+    expect(typo.stderr).not.toMatch(/topic people names folder/);
+  });
+
   it('after rollback --amendment the full rollback still reverts the rollout; a rehearsal of that state proves the amendment rollback', async () => {
     target = await rolledOut(kind);
     const url = target.url;

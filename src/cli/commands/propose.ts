@@ -64,7 +64,8 @@ export async function proposeCommand(opts: ProposeOpts, out: Output): Promise<Ou
     out.result({ ok: true, ...d, file, submitted: s });
     out.line(`submitted: subject ${s.before?.slice(0, 12) ?? 'none'} → ${s.after.slice(0, 12)}`);
     if (s.gate) out.line(`gate ${s.gate.name} = ${s.gate.value ?? 'n/a'} (needs ≥ ${s.gate.min}): ${s.gate.open ? 'OPEN' : 'CLOSED'}`);
-    if (s.pending.length) out.line(`tiers ${s.pending.join(', ')} are pending for the new subject: approve it, rehearse, then apply --evidence`);
+    // a payload approved before (submitted again) has its approvals back: no approval is asked for
+    if (s.pending.length) out.line(`tiers ${s.pending.join(', ')} are pending for the new subject: ${s.gate?.open ? 'its approvals count (this payload was approved before): rehearse' : 'approve it, rehearse'}, then apply --evidence`);
     return 'ok';
   });
 }
