@@ -378,6 +378,89 @@ describe.each(testTargets())('governance after the rollout (%s)', (kind) => {
     }
   });
 
+  it('an anchor Directus now contains (a relation that deletes it with its parent): propose contains it, the amendment re-owns it, both rollbacks proven', async () => {
+    target = await rolledOut(kind);
+    const url = target.url;
+    await withDb(url, async (db) => {
+      const teamsOwner = await scalar<string>(db, `select owner as v from axis.ownership where collection = 'teams'`);
+      // skills becomes a child of teams: a many-to-one whose one side deletes it on deselect
+      await db.exec(`alter table skills add column team integer;
+        insert into directus_fields (collection, field, interface, readonly, hidden, sort, width) values ('skills', 'team', 'select-dropdown-m2o', false, false, 99, 'full'), ('teams', 'skills', 'list-o2m', false, false, 99, 'full');
+        insert into directus_relations (many_collection, many_field, one_collection, one_field, one_deselect_action) values ('skills', 'team', 'teams', 'skills', 'delete')`);
+      const d = await draft(db, plan);
+      expect(d.suggestions.filter((s) => s.item === 'skills')).toMatchObject([{ action: 'contain', owner: teamsOwner }]);
+      const payload = d.payload as { anchors: { collection: string }[]; contained: { collection: string; added_in: number }[]; returned: { collection: string; basis: string }[] };
+      expect(payload.anchors.map((a) => a.collection)).not.toContain('skills');
+      expect(payload.contained.filter((c) => c.collection === 'skills')).toEqual([{ collection: 'skills', added_in: 1 }]);
+      expect(payload.returned.filter((r) => r.collection === 'skills').map((r) => r.basis)).toEqual(['anchor']);
+      await submit(db, plan, d.payload);
+      await approveAs(db, ADMIN);
+    });
+    const amendment = await rehearseSource(kind, url);
+    expect(amendment.verdict.rehearsal, JSON.stringify(amendment.stages.flatMap((s) => s.checks.filter((c) => !c.ok)))).toBe('PASS');
+    expect(amendment.rollback).toMatchObject({ tier: 98, matchesKeptTiers: true, reapplyMatches: true });
+    await withDb(url, async (db) => {
+      const r = await apply(db, plan);
+      expect(r.outcome).toBe('ok');
+      expect(await scalar(db, `select basis || ' ' || tag as v from axis.ownership where collection = 'skills'`)).toBe('containment PROD_T3#1');
+      expect((await verify(db, plan)).tiers[0]!.status).toBe('Passed');
+      expect((await scan(db, plan)).findings).toEqual([]);
+    });
+    const later = await rehearseSource(kind, url);
+    expect(later.verdict.rehearsal, JSON.stringify(later.stages.flatMap((s) => s.checks.filter((c) => !c.ok)))).toBe('PASS');
+    expect(later.rollback).toMatchObject({ tier: 99, matchesKeptTiers: true, reapplyMatches: true });
+  });
+
+  it('an anchor moved into the folder of another topic on its axis (divergent): propose says how to keep it; kept by the payload\'s "decide", both rollbacks proven', async () => {
+    target = await rolledOut(kind);
+    const url = target.url;
+    const file = join(mkdtempSync(join(tmpdir(), 'tiergate-payload-')), 'keep.json');
+    await withDb(url, async (db) => {
+      await db.exec(`update directus_collections set "group" = 'commerce' where collection = 'skills'`);
+      const found = await scan(db, plan);
+      expect(found.findings.find((f) => f.item === 'skills')?.detail).toMatch(/to keep its topic, list it under "decide" in the amendment's payload/);
+      const d = await draft(db, plan);
+      const move = d.suggestions.find((s) => s.item === 'skills');
+      expect(move).toMatchObject({ action: 'move', reason: expect.stringMatching(/\{"collection": "skills", "topic": "people", "added_in": 1\} under "decide"/) });
+      // the steward keeps its topic: the approvers approve that decision
+      const payload = d.payload as { decide: object[] };
+      payload.decide.push({ collection: 'skills', topic: 'people', added_in: 1 });
+      writeFileSync(file, JSON.stringify(payload));
+    });
+    const submitted = await runCli(['propose', '--target', url, '--submit', file, '--yes']);
+    expect(submitted.code, submitted.stdout + submitted.stderr).toBe(0);
+    await withDb(url, (db) => approveAs(db, ADMIN));
+    const amendment = await rehearseSource(kind, url);
+    expect(amendment.verdict.rehearsal, JSON.stringify(amendment.stages.flatMap((s) => s.checks.filter((c) => !c.ok)))).toBe('PASS');
+    expect(amendment.rollback).toMatchObject({ tier: 98, matchesKeptTiers: true, reapplyMatches: true });
+    await withDb(url, async (db) => {
+      expect((await apply(db, plan)).outcome).toBe('ok');
+      expect(await scalar(db, `select reconcile_flag || ' ' || tag as v from axis.reconcile_decision where collection = 'skills'`)).toBe('divergent PROD_T4#1');
+      expect((await verify(db, plan)).tiers[0]!.status).toBe('Passed');
+    });
+    const later = await rehearseSource(kind, url);
+    expect(later.verdict.rehearsal, JSON.stringify(later.stages.flatMap((s) => s.checks.filter((c) => !c.ok)))).toBe('PASS');
+    expect(later.rollback).toMatchObject({ tier: 99, matchesKeptTiers: true, reapplyMatches: true });
+  });
+
+  it('two collections that contain each other (a cycle): scan and propose say no anchor governs them and how to break it; the draft leaves them out', async () => {
+    target = await rolledOut(kind);
+    await withDb(target.url, async (db) => {
+      await createCollection(db, 'kits', { folder: 'commerce', columns: [['id', 'serial primary key'], ['part', 'integer']] });
+      await createCollection(db, 'kit_parts', { folder: 'commerce', columns: [['id', 'serial primary key'], ['kit', 'integer']], relations: [{ field: 'kit', one: 'kits', oneField: 'parts', deselect: 'delete' }] });
+      await db.query(`insert into directus_relations (many_collection, many_field, one_collection, one_field, one_deselect_action) values ('kits', 'part', 'kit_parts', 'subkits', 'delete')`);
+      const found = await scan(db, plan);
+      expect(found.findings.filter((f) => f.kind === 'contained collection in a cycle').map((f) => f.item)).toEqual(['kit_parts', 'kits']);
+      const d = await draft(db, plan);
+      expect(d.suggestions.filter((s) => s.item.startsWith('kit')).map((s) => [s.item, s.action])).toEqual([
+        ['kit_parts', 'fix'],
+        ['kits', 'fix'],
+      ]);
+      expect(d.suggestions.find((s) => s.item === 'kits')?.reason).toMatch(/break the cycle in Directus/);
+      expect((d.payload as { contained: { collection: string }[] }).contained.map((c) => c.collection)).not.toContain('kits');
+    });
+  });
+
   it('a dropped contained collection Directus has again: governed anew by the next amendment, whose rollback is proven', async () => {
     target = await rolledOut(kind);
     const url = target.url;
@@ -857,6 +940,10 @@ describe.each(testTargets())('scan and propose through the CLI (%s)', (kind) => 
     const clean = await runCli(['scan', '--target', url]);
     expect(clean.code, clean.stderr).toBe(0);
     expect(clean.stdout).toMatch(/nothing to govern that is not governed/);
+    // nothing to amend: submitting the draft would only void the approvals
+    const noop = await runCli(['propose', '--target', url, '--submit', '--yes']);
+    expect(noop.code, noop.stdout + noop.stderr).toBe(2);
+    expect(noop.stderr).toMatch(/nothing to amend: the draft has no suggestion/);
     await withDb(url, directusChanges);
 
     const found = await runCli(['scan', '--target', url]);

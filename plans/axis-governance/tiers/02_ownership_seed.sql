@@ -103,10 +103,11 @@ $payload$;
 -- a contained collection) whose collection Directus no longer has, and which
 -- the payload no longer names, is released by amendment N: re-tagged
 -- RELEASED#N:<its tag>, owning nothing (tier 98 restores it). A released row
--- whose collection is back is dropped first; so is the owner a contained
--- collection had, when Directus no longer relates it to its container (an
--- anchor now) and the payload names it an anchor, as its "returned" list
--- records the row (tier 98 writes it back).
+-- whose collection is back is dropped first; so is, as the payload's
+-- "returned" list records it (tier 98 writes it back), the owner a contained
+-- collection had when Directus no longer relates it to its container (an
+-- anchor now, which the payload names), and the owner an anchor had when
+-- Directus now contains it (tier 3 gives it its container's owner).
 DELETE FROM axis.ownership o
  WHERE o.tag LIKE 'RELEASED#%'
    AND EXISTS (SELECT 1 FROM axis.v_governed_collection g WHERE g.collection = o.collection);
@@ -115,9 +116,13 @@ DELETE FROM axis.ownership o
  USING os_proposals p
  CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'returned') AS e(collection text, owner text, basis text, tag text)
  WHERE p.key = 'OS-AXIS'
-   AND o.collection = e.collection AND o.owner = e.owner AND o.basis = e.basis AND o.tag = e.tag AND o.basis = 'containment'
-   AND EXISTS (SELECT 1 FROM jsonb_to_recordset(p.payload -> 'anchors') AS a(collection text, owner text) WHERE a.collection = o.collection AND a.owner IS NOT NULL)
-   AND EXISTS (SELECT 1 FROM axis.v_governed_collection g WHERE g.collection = o.collection AND g.role = 'anchor');
+   AND o.collection = e.collection AND o.owner = e.owner AND o.basis = e.basis AND o.tag = e.tag
+   AND CASE o.basis
+         WHEN 'containment' THEN EXISTS (SELECT 1 FROM jsonb_to_recordset(p.payload -> 'anchors') AS a(collection text, owner text) WHERE a.collection = o.collection AND a.owner IS NOT NULL)
+                             AND EXISTS (SELECT 1 FROM axis.v_governed_collection g WHERE g.collection = o.collection AND g.role = 'anchor')
+         ELSE NOT EXISTS (SELECT 1 FROM jsonb_to_recordset(p.payload -> 'anchors') AS a(collection text) WHERE a.collection = o.collection)
+              AND EXISTS (SELECT 1 FROM axis.v_governed_collection g WHERE g.collection = o.collection AND g.role = 'contained')
+       END;
 
 UPDATE axis.ownership o
    SET tag = 'RELEASED#' || (p.payload ->> 'amendment') || ':' || o.tag

@@ -3,7 +3,8 @@
 -- What:   reconcile decisions re-derived from THIS database: one 'keep_topic'
 --         decision (tag PROD_T4) per undecided orthogonal_facet / no_label_rule
 --         flag of axis.v_reconcile_collection_topic_vs_label (a divergent flag
---         is never decided here: it needs a person); then the axes the
+--         is decided only when the payload lists it under "decide": a person's
+--         decision the approvers approve); then the axes the
 --         proposal's anchors are projected on are ratified and their topics
 --         activated. Every status changed keeps previous_status and
 --         status_tag = 'PROD_T4' ('PROD_T4#N' for what amendment N brought;
@@ -93,7 +94,8 @@ WITH anchor_in AS (
     WHERE p.key = 'OS-AXIS' ORDER BY c.collection, c.added_in
 -- flags an amendment decides (its payload's "decide": a governed collection moved
 -- to a folder without a label rule since it was governed): tagged with that
--- amendment, so that tier 98 reverts them with it
+-- amendment, so that tier 98 reverts them with it. A divergent flag is decided
+-- only there: a person lists it, the approvers approve keeping its topic.
 ), decide_in AS (
     SELECT DISTINCT ON (d.collection, d.topic) d.collection, d.topic, d.added_in
     FROM os_proposals p CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'decide') AS d(collection text, topic text, added_in integer)
@@ -102,6 +104,8 @@ WITH anchor_in AS (
 INSERT INTO axis.reconcile_decision (collection, topic, reconcile_flag, decision, rationale, tag)
 SELECT r.collection, r.topic, r.reconcile_flag, 'keep_topic',
        CASE r.reconcile_flag
+           WHEN 'divergent' THEN format('folder %L labels topic %L on the same axis %L: keeps topic %L, as the approved payload decides',
+                                        r.folder, r.label_topic, r.axis, r.topic)
            WHEN 'orthogonal_facet' THEN format('folder %L labels topic %L on axis %L, a facet orthogonal to axis %L: keeps topic %L',
                                                r.folder, r.label_topic, r.label_axis, r.axis, r.topic)
            ELSE format('%s has no label rule: keeps topic %L',
@@ -113,7 +117,7 @@ LEFT JOIN axis.v_governed_collection g ON g.collection = r.collection
 LEFT JOIN decide_in di ON di.collection = r.collection AND di.topic = r.topic
 LEFT JOIN contained_in ci ON ci.collection = r.collection
 LEFT JOIN anchor_in ai ON ai.collection = g.anchor
-WHERE r.reconcile_flag IN ('orthogonal_facet', 'no_label_rule')
+WHERE (r.reconcile_flag IN ('orthogonal_facet', 'no_label_rule') OR (r.reconcile_flag = 'divergent' AND di.collection IS NOT NULL))
   AND NOT r.decided;
 
 -- statistics follow the rows (see tier 3)

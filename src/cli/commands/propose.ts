@@ -59,6 +59,10 @@ export async function proposeCommand(opts: ProposeOpts, out: Output): Promise<Ou
       if (d.suggestions.length) out.line('nothing was written: --submit makes the draft the proposal to approve (its earlier approvals stop counting)');
       return 'ok';
     }
+    // the draft as drafted amends nothing: submitting it would only void the current payload's approvals
+    if (fromFile === null && d.suggestions.length === 0) {
+      throw new UsageError('nothing to amend: the draft has no suggestion, and submitting it would only make the approvals of the current payload stop counting; nothing was submitted');
+    }
     await confirm(out, opts.yes, `submit this payload as the proposal on ${db.displayUrl}? Its approvals so far stop counting, and the gated tiers become pending for it`);
     const s = await submit(db, plan, payload);
     out.result({ ok: true, ...d, file, submitted: s });

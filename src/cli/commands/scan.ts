@@ -21,7 +21,8 @@ export async function scanCommand(opts: { target?: string; plan?: string; wait?:
     for (const f of sorted) out.line(`  ${out.paint(f.severity === 'critical' ? 'red' : 'yellow', f.severity === 'critical' ? 'CRITICAL' : 'warning ')} ${singleLine(f.kind)}: ${singleLine(f.item)}${f.detail ? ` — ${singleLine(f.detail)}` : ''}`);
     const shown = Object.entries(r.metrics).map(([k, v]) => `${k}=${v ?? 'n/a'}`).join(' ');
     if (shown) out.line(`  metrics: ${shown}`);
-    if (r.findings.length) out.line(`next: tiergate propose --target <this target> drafts an amendment that closes them`);
+    // warnings alone need no amendment (an amendment with nothing to change only voids the approvals)
+    if (r.critical) out.line(`next: tiergate propose --target <this target> drafts an amendment that closes them`);
     return r.critical === 0 ? 'ok' : 'failed';
   });
 }
