@@ -443,6 +443,36 @@ describe.each(testTargets())('governance after the rollout (%s)', (kind) => {
     expect(later.rollback).toMatchObject({ tier: 99, matchesKeptTiers: true, reapplyMatches: true });
   });
 
+  it('collections with a decision moved into folders (one into its own topic\'s, one into a label of another axis): their stale decisions released, the new flag decided, both rollbacks proven', async () => {
+    target = await rolledOut(kind);
+    const url = target.url;
+    await withDb(url, async (db) => {
+      expect(await scalar(db, `select string_agg(reconcile_flag, ',' order by collection) as v from axis.reconcile_decision where collection in ('articles_tags', 'pages_tags')`)).toBe('no_label_rule,no_label_rule');
+      await db.exec(`update directus_collections set "group" = 'editorial' where collection = 'articles_tags'; update directus_collections set "group" = 'legacy' where collection = 'pages_tags'`);
+      const d = await draft(db, plan);
+      expect(d.suggestions.filter((s) => s.item.endsWith('_tags')).map((s) => [s.item, s.action])).toEqual([
+        ['articles_tags', 'undecide'],
+        ['pages_tags', 'undecide'],
+        ['pages_tags', 'decide'],
+      ]);
+      await submit(db, plan, d.payload);
+      await approveAs(db, ADMIN);
+    });
+    const amendment = await rehearseSource(kind, url);
+    expect(amendment.verdict.rehearsal, JSON.stringify(amendment.stages.flatMap((s) => s.checks.filter((c) => !c.ok)))).toBe('PASS');
+    expect(amendment.rollback).toMatchObject({ tier: 98, matchesKeptTiers: true, reapplyMatches: true });
+    await withDb(url, async (db) => {
+      expect((await apply(db, plan)).outcome).toBe('ok');
+      expect(await scalar(db, `select string_agg(collection || ' ' || reconcile_flag || ' ' || tag, ', ' order by collection) as v from axis.reconcile_decision where collection in ('articles_tags', 'pages_tags')`)).toBe(
+        'pages_tags orthogonal_facet PROD_T4#1',
+      );
+      expect((await verify(db, plan)).tiers[0]!.status).toBe('Passed');
+    });
+    const later = await rehearseSource(kind, url);
+    expect(later.verdict.rehearsal, JSON.stringify(later.stages.flatMap((s) => s.checks.filter((c) => !c.ok)))).toBe('PASS');
+    expect(later.rollback).toMatchObject({ tier: 99, matchesKeptTiers: true, reapplyMatches: true });
+  });
+
   it('two collections that contain each other (a cycle): scan and propose say no anchor governs them and how to break it; the draft leaves them out', async () => {
     target = await rolledOut(kind);
     await withDb(target.url, async (db) => {
@@ -918,6 +948,13 @@ describe.each(testTargets())('scan and propose through the CLI (%s)', (kind) => 
     expect(reowned.code, reowned.stdout + reowned.stderr).toBe(2);
     expect(reowned.stderr).toMatch(/anchor legacy_pages is owned by team-data, the payload says team-someone-else: the tiers write only what is missing/);
     expect(reowned.stderr).toMatch(/anchor legacy_orders has topic \w+, the payload says editorial: .* a second topic/);
+    // an anchor also listed as contained, a decide entry without its amendment number
+    const both = { ...(changed as object), amendment: 1, contained: [{ collection: 'articles', added_in: 1 }], decide: [{ collection: 'skills', topic: 'people' }] };
+    writeFileSync(file, JSON.stringify(both));
+    const inconsistent = await runCli(['propose', '--target', url, '--submit', file, '--yes']);
+    expect(inconsistent.code, inconsistent.stdout + inconsistent.stderr).toBe(2);
+    expect(inconsistent.stderr).toMatch(/articles is listed as an anchor and under "contained"/);
+    expect(inconsistent.stderr).toMatch(/"decide" entry 1 \(skills, topic people\) has no "added_in"/);
     // the proposal is as it was: its approvals still count
     await withDb(url, async (db) => expect((await db.transaction((tx) => readGate(tx, plan)))).toMatchObject({ subject, open: true }));
   });

@@ -68,9 +68,11 @@ END
 $guard$;
 
 -- Released (amendments): the reconcile decisions of a collection Directus no
--- longer has (or no longer has in that role), as the payload's "released"
--- list records them, are deleted; its flags are decided below as the
--- payload's (tier 98 writes amendment N's back; see tier 3).
+-- longer has (or no longer has in that role), and keep_topic decisions that
+-- no longer decide anything (the collection moved: its flag for that topic is
+-- another now, or none), as the payload's "released" list records them, are
+-- deleted; its flags are decided below as the payload's (tier 98 writes
+-- amendment N's back; see tier 3).
 WITH released AS (
     SELECT e.collection, e.role, d.topic, d.reconcile_flag, d.decision, d.rationale, d.tag
     FROM os_proposals p
@@ -82,7 +84,10 @@ DELETE FROM axis.reconcile_decision x
  USING released r
  WHERE x.collection = r.collection AND x.topic IS NOT DISTINCT FROM r.topic AND x.reconcile_flag IS NOT DISTINCT FROM r.reconcile_flag
    AND x.decision = r.decision AND x.rationale = r.rationale AND x.tag = r.tag
-   AND NOT EXISTS (SELECT 1 FROM axis.v_governed_collection g WHERE g.collection = x.collection AND (r.role IS NULL OR g.role = r.role));
+   AND (NOT EXISTS (SELECT 1 FROM axis.v_governed_collection g WHERE g.collection = x.collection AND (r.role IS NULL OR g.role = r.role))
+        OR (x.decision = 'keep_topic'
+            AND NOT EXISTS (SELECT 1 FROM axis.v_reconcile_collection_topic_vs_label v
+                             WHERE v.collection = x.collection AND v.topic = x.topic AND v.reconcile_flag = x.reconcile_flag)));
 
 WITH anchor_in AS (
     SELECT DISTINCT ON (a.collection) a.collection, a.added_in

@@ -99,8 +99,8 @@ BEGIN
             WHERE p.key = 'OS-AXIS' AND e.added_in::text = p.payload ->> 'amendment'
         )
         INSERT INTO axis.reconcile_decision (collection, topic, reconcile_flag, decision, rationale, tag)
+        -- (every one: a decision tier 4 did not delete is there, and stays)
         SELECT r.collection, r.topic, r.reconcile_flag, r.decision, r.rationale, r.tag FROM released r
-         WHERE NOT EXISTS (SELECT 1 FROM axis.v_governed_collection g WHERE g.collection = r.collection AND (r.role IS NULL OR g.role = r.role))
         ON CONFLICT DO NOTHING;
     END IF;
 END
