@@ -17,6 +17,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { openDb, withDb } from '../src/db/open-db.js';
 import type { Db } from '../src/db/port.js';
 import { draft, scan, submit } from '../src/engine/amend.js';
+import type { Evidence } from '../src/evidence/types.js';
 import { apply } from '../src/engine/apply.js';
 import { readGate } from '../src/engine/gate.js';
 import { rollback } from '../src/engine/rollback.js';
@@ -106,6 +107,14 @@ async function directusChanges(db: Db): Promise<void> {
     columns: [['id', 'serial primary key'], ['review', 'integer'], ['note', 'text']],
     relations: [{ field: 'review', one: 'reviews', oneField: 'notes', deselect: 'delete' }],
   });
+}
+
+/** A rehearsal of the database at `url` that PASSes, proving rollback tier `tier` (98: the pending amendment's own; 99: the rollout's) both ways. */
+async function provenRehearsal(kind: TargetKind, url: string, tier: 98 | 99): Promise<Evidence> {
+  const evidence = await rehearseSource(kind, url);
+  expect(evidence.verdict.rehearsal, JSON.stringify(evidence.stages.flatMap((s) => s.checks.filter((c) => !c.ok)))).toBe('PASS');
+  expect(evidence.rollback).toMatchObject({ tier, matchesKeptTiers: true, reapplyMatches: true });
+  return evidence;
 }
 
 /** The tags of legacy_pages's topic and reconcile decision rows. */
@@ -275,9 +284,7 @@ describe.each(testTargets())('governance after the rollout (%s)', (kind) => {
       await approveAs(db, ADMIN);
       // rehearsed first: the release, its deltas as the plan expects them, and its own rollback (98) proven
       await db.close();
-      const amendment = await rehearseSource(kind, url);
-      expect(amendment.verdict.rehearsal, JSON.stringify(amendment.stages.flatMap((s) => s.checks.filter((c) => !c.ok)))).toBe('PASS');
-      expect(amendment.rollback).toMatchObject({ tier: 98, matchesKeptTiers: true, reapplyMatches: true });
+      const amendment = await provenRehearsal(kind, url, 98);
       db = await openDb(url);
       const r = await apply(db, plan);
       expect(r.outcome).toBe('ok');
@@ -299,9 +306,7 @@ describe.each(testTargets())('governance after the rollout (%s)', (kind) => {
 
     // a rehearsal with no amendment pending proves the full rollback: the payload writes the same rows again
     // (the released ones were deleted), so re-applying reproduces stage B
-    const evidence = await rehearseSource(kind, url);
-    expect(evidence.verdict.rehearsal, JSON.stringify(evidence.stages.flatMap((s) => s.checks.filter((c) => !c.ok)))).toBe('PASS');
-    expect(evidence.rollback).toMatchObject({ tier: 99, matchesKeptTiers: true, reapplyMatches: true });
+    await provenRehearsal(kind, url, 99);
 
     db = await openDb(url);
     try {
@@ -358,9 +363,7 @@ describe.each(testTargets())('governance after the rollout (%s)', (kind) => {
       await db.close();
     }
 
-    const evidence = await rehearseSource(kind, url);
-    expect(evidence.verdict.rehearsal, JSON.stringify(evidence.stages.flatMap((s) => s.checks.filter((c) => !c.ok)))).toBe('PASS');
-    expect(evidence.rollback).toMatchObject({ tier: 98, matchesKeptTiers: true, reapplyMatches: true });
+    await provenRehearsal(kind, url, 98);
 
     db = await openDb(url);
     try {
@@ -396,9 +399,7 @@ describe.each(testTargets())('governance after the rollout (%s)', (kind) => {
       await submit(db, plan, d.payload);
       await approveAs(db, ADMIN);
     });
-    const amendment = await rehearseSource(kind, url);
-    expect(amendment.verdict.rehearsal, JSON.stringify(amendment.stages.flatMap((s) => s.checks.filter((c) => !c.ok)))).toBe('PASS');
-    expect(amendment.rollback).toMatchObject({ tier: 98, matchesKeptTiers: true, reapplyMatches: true });
+    await provenRehearsal(kind, url, 98);
     await withDb(url, async (db) => {
       const r = await apply(db, plan);
       expect(r.outcome).toBe('ok');
@@ -406,9 +407,7 @@ describe.each(testTargets())('governance after the rollout (%s)', (kind) => {
       expect((await verify(db, plan)).tiers[0]!.status).toBe('Passed');
       expect((await scan(db, plan)).findings).toEqual([]);
     });
-    const later = await rehearseSource(kind, url);
-    expect(later.verdict.rehearsal, JSON.stringify(later.stages.flatMap((s) => s.checks.filter((c) => !c.ok)))).toBe('PASS');
-    expect(later.rollback).toMatchObject({ tier: 99, matchesKeptTiers: true, reapplyMatches: true });
+    await provenRehearsal(kind, url, 99);
   });
 
   it('an anchor moved into the folder of another topic on its axis (divergent): propose says how to keep it; kept by the payload\'s "decide", both rollbacks proven', async () => {
@@ -430,17 +429,13 @@ describe.each(testTargets())('governance after the rollout (%s)', (kind) => {
     const submitted = await runCli(['propose', '--target', url, '--submit', file, '--yes']);
     expect(submitted.code, submitted.stdout + submitted.stderr).toBe(0);
     await withDb(url, (db) => approveAs(db, ADMIN));
-    const amendment = await rehearseSource(kind, url);
-    expect(amendment.verdict.rehearsal, JSON.stringify(amendment.stages.flatMap((s) => s.checks.filter((c) => !c.ok)))).toBe('PASS');
-    expect(amendment.rollback).toMatchObject({ tier: 98, matchesKeptTiers: true, reapplyMatches: true });
+    await provenRehearsal(kind, url, 98);
     await withDb(url, async (db) => {
       expect((await apply(db, plan)).outcome).toBe('ok');
       expect(await scalar(db, `select reconcile_flag || ' ' || tag as v from axis.reconcile_decision where collection = 'skills'`)).toBe('divergent PROD_T4#1');
       expect((await verify(db, plan)).tiers[0]!.status).toBe('Passed');
     });
-    const later = await rehearseSource(kind, url);
-    expect(later.verdict.rehearsal, JSON.stringify(later.stages.flatMap((s) => s.checks.filter((c) => !c.ok)))).toBe('PASS');
-    expect(later.rollback).toMatchObject({ tier: 99, matchesKeptTiers: true, reapplyMatches: true });
+    await provenRehearsal(kind, url, 99);
   });
 
   it('collections with a decision moved into folders (one into its own topic\'s, one into a label of another axis): their stale decisions released, the new flag decided, both rollbacks proven', async () => {
@@ -458,9 +453,7 @@ describe.each(testTargets())('governance after the rollout (%s)', (kind) => {
       await submit(db, plan, d.payload);
       await approveAs(db, ADMIN);
     });
-    const amendment = await rehearseSource(kind, url);
-    expect(amendment.verdict.rehearsal, JSON.stringify(amendment.stages.flatMap((s) => s.checks.filter((c) => !c.ok)))).toBe('PASS');
-    expect(amendment.rollback).toMatchObject({ tier: 98, matchesKeptTiers: true, reapplyMatches: true });
+    await provenRehearsal(kind, url, 98);
     await withDb(url, async (db) => {
       expect((await apply(db, plan)).outcome).toBe('ok');
       expect(await scalar(db, `select string_agg(collection || ' ' || reconcile_flag || ' ' || tag, ', ' order by collection) as v from axis.reconcile_decision where collection in ('articles_tags', 'pages_tags')`)).toBe(
@@ -468,9 +461,7 @@ describe.each(testTargets())('governance after the rollout (%s)', (kind) => {
       );
       expect((await verify(db, plan)).tiers[0]!.status).toBe('Passed');
     });
-    const later = await rehearseSource(kind, url);
-    expect(later.verdict.rehearsal, JSON.stringify(later.stages.flatMap((s) => s.checks.filter((c) => !c.ok)))).toBe('PASS');
-    expect(later.rollback).toMatchObject({ tier: 99, matchesKeptTiers: true, reapplyMatches: true });
+    await provenRehearsal(kind, url, 99);
   });
 
   it('two collections that contain each other (a cycle): scan and propose say no anchor governs them and how to break it; the draft leaves them out', async () => {
@@ -513,9 +504,7 @@ describe.each(testTargets())('governance after the rollout (%s)', (kind) => {
       await submit(db, plan, d.payload);
       await approveAs(db, ADMIN);
     });
-    const evidence = await rehearseSource(kind, url);
-    expect(evidence.verdict.rehearsal, JSON.stringify(evidence.stages.flatMap((s) => s.checks.filter((c) => !c.ok)))).toBe('PASS');
-    expect(evidence.rollback).toMatchObject({ tier: 98, matchesKeptTiers: true, reapplyMatches: true });
+    await provenRehearsal(kind, url, 98);
     await withDb(url, async (db) => {
       expect((await apply(db, plan)).outcome).toBe('ok');
       expect(await scalar(db, `select tag as v from axis.ownership where collection = 'legacy_order_lines'`)).toBe('PROD_T3#2');
@@ -539,9 +528,7 @@ describe.each(testTargets())('governance after the rollout (%s)', (kind) => {
       await submit(db, plan, d.payload);
       await approveAs(db, ADMIN);
     });
-    const amendment = await rehearseSource(kind, url);
-    expect(amendment.verdict.rehearsal, JSON.stringify(amendment.stages.flatMap((s) => s.checks.filter((c) => !c.ok)))).toBe('PASS');
-    expect(amendment.rollback).toMatchObject({ tier: 98, matchesKeptTiers: true, reapplyMatches: true });
+    await provenRehearsal(kind, url, 98);
     await withDb(url, async (db) => {
       const r = await apply(db, plan);
       expect(r.outcome).toBe('ok');
@@ -552,9 +539,7 @@ describe.each(testTargets())('governance after the rollout (%s)', (kind) => {
       expect((await scan(db, plan)).findings).toEqual([]);
     });
     // nothing pending: tier 99 and the re-apply of the same payload proven
-    const later = await rehearseSource(kind, url);
-    expect(later.verdict.rehearsal, JSON.stringify(later.stages.flatMap((s) => s.checks.filter((c) => !c.ok)))).toBe('PASS');
-    expect(later.rollback).toMatchObject({ tier: 99, matchesKeptTiers: true, reapplyMatches: true });
+    await provenRehearsal(kind, url, 99);
   });
 
   it('a folder that is a topic\'s label deleted in Directus: scan warns, the amendment keeps the topic and decides the flags, both rollbacks proven; a new topic naming a missing folder is refused at submit', async () => {
@@ -570,16 +555,12 @@ describe.each(testTargets())('governance after the rollout (%s)', (kind) => {
       await submit(db, plan, d.payload);
       await approveAs(db, ADMIN);
     });
-    const amendment = await rehearseSource(kind, url);
-    expect(amendment.verdict.rehearsal, JSON.stringify(amendment.stages.flatMap((s) => s.checks.filter((c) => !c.ok)))).toBe('PASS');
-    expect(amendment.rollback).toMatchObject({ tier: 98, matchesKeptTiers: true, reapplyMatches: true });
+    await provenRehearsal(kind, url, 98);
     await withDb(url, async (db) => {
       expect((await apply(db, plan)).outcome).toBe('ok');
       expect((await verify(db, plan)).tiers[0]!.status).toBe('Passed');
     });
-    const later = await rehearseSource(kind, url);
-    expect(later.verdict.rehearsal, JSON.stringify(later.stages.flatMap((s) => s.checks.filter((c) => !c.ok)))).toBe('PASS');
-    expect(later.rollback).toMatchObject({ tier: 99, matchesKeptTiers: true, reapplyMatches: true });
+    await provenRehearsal(kind, url, 99);
 
     // a topic the payload brings, naming a folder Directus does not have: refused when it is submitted
     const file = join(mkdtempSync(join(tmpdir(), 'tiergate-payload-')), 'typo.json');
@@ -730,9 +711,7 @@ describe.each(testTargets())('governance after the rollout of a database made by
       await approveAs(db, approver);
       return owner;
     });
-    const evidence = await rehearseSource(kind, url);
-    expect(evidence.verdict.failures).toEqual([]);
-    expect(evidence.rollback).toMatchObject({ tier: 98, matchesKeptTiers: true, reapplyMatches: true });
+    const evidence = await provenRehearsal(kind, url, 98);
     expect((await applyBound(url, evidence)).outcome).toBe('ok');
     await withDb(url, async (db) => {
       expect((await verify(db, plan)).tiers[0]!.status).toBe('Passed');
@@ -765,9 +744,7 @@ describe.each(testTargets())('collections a real Directus 11 dropped after the r
       await submit(db, plan, d.payload);
       await approveAs(db, approver);
     });
-    const amendment = await rehearseSource(kind, url);
-    expect(amendment.verdict.failures).toEqual([]);
-    expect(amendment.rollback).toMatchObject({ tier: 98, matchesKeptTiers: true, reapplyMatches: true });
+    const amendment = await provenRehearsal(kind, url, 98);
     expect((await applyBound(url, amendment)).outcome).toBe('ok');
     await withDb(url, async (db) => {
       expect((await verify(db, plan)).tiers[0]!.status).toBe('Passed');
@@ -775,9 +752,7 @@ describe.each(testTargets())('collections a real Directus 11 dropped after the r
       expect(Number(await scalar(db, `select count(*) as v from axis.collection_topic where collection in ('reviews', 'book_chapters')`))).toBe(0);
     });
     // nothing pending: the rehearsal proves tier 99 and the re-apply of the same payload
-    const later = await rehearseSource(kind, url);
-    expect(later.verdict.failures).toEqual([]);
-    expect(later.rollback).toMatchObject({ tier: 99, matchesKeptTiers: true, reapplyMatches: true });
+    await provenRehearsal(kind, url, 99);
   });
 });
 
@@ -813,18 +788,14 @@ describe.each(testTargets())('an anchor a real Directus 11 dropped with what ref
       await submit(db, plan, d.payload);
       await approveAs(db, approver);
     });
-    const amendment = await rehearseSource(kind, url);
-    expect(amendment.verdict.failures).toEqual([]);
-    expect(amendment.rollback).toMatchObject({ tier: 98, matchesKeptTiers: true, reapplyMatches: true });
+    const amendment = await provenRehearsal(kind, url, 98);
     expect((await applyBound(url, amendment)).outcome).toBe('ok');
     await withDb(url, async (db) => {
       expect((await verify(db, plan)).tiers[0]!.status).toBe('Passed');
       expect((await scan(db, plan)).findings).toEqual([]);
       expect(await scalar(db, `select basis as v from axis.ownership where collection = 'book_chapters'`)).toBe('anchor');
     });
-    const later = await rehearseSource(kind, url);
-    expect(later.verdict.failures).toEqual([]);
-    expect(later.rollback).toMatchObject({ tier: 99, matchesKeptTiers: true, reapplyMatches: true });
+    await provenRehearsal(kind, url, 99);
   });
 });
 
@@ -847,9 +818,7 @@ describe.each(testTargets())('governance after the rollout of generated database
       await approveAs(db, 'approver@gen.example');
       return firstRollout(db);
     });
-    const evidence = await rehearseSource(kind, url);
-    expect(evidence.verdict.failures).toEqual([]);
-    expect(evidence.rollback).toMatchObject({ tier: 98, matchesKeptTiers: true, reapplyMatches: true });
+    const evidence = await provenRehearsal(kind, url, 98);
     expect((await applyBound(url, evidence)).outcome).toBe('ok');
     await withDb(url, async (db) => {
       expect((await verify(db, plan)).tiers[0]!.status).toBe('Passed');
@@ -877,9 +846,7 @@ describe.each(testTargets())('scan and propose through the CLI (%s)', (kind) => 
       await submit(db, plan, { ...again, note: 'revised' });
       await approveAs(db, ADMIN);
     });
-    const evidence = await rehearseSource(kind, url);
-    expect(evidence.verdict.failures).toEqual([]);
-    expect(evidence.rollback).toMatchObject({ tier: 98, matchesKeptTiers: true, reapplyMatches: true });
+    const evidence = await provenRehearsal(kind, url, 98);
     expect((await applyBound(url, evidence)).outcome).toBe('ok');
     await withDb(url, async (db) => {
       const inEffect = (await db.transaction((tx) => readGate(tx, plan)))!.subject!;
@@ -907,9 +874,7 @@ describe.each(testTargets())('scan and propose through the CLI (%s)', (kind) => 
       await submit(db, plan, d.payload);
       await approveAs(db, ADMIN);
     });
-    const evidence = await rehearseSource(kind, url);
-    expect(evidence.verdict.failures).toEqual([]);
-    expect(evidence.rollback).toMatchObject({ tier: 98, matchesKeptTiers: true, reapplyMatches: true });
+    const evidence = await provenRehearsal(kind, url, 98);
     const b4 = evidence.stages[1]!.tiers.find((t) => t.id === 4)!;
     expect(b4.delta?.rows['axis.reconcile_decision']).toEqual({ added: 1, removed: 0, changed: 0 });
     expect((await applyBound(url, evidence)).outcome).toBe('ok');
