@@ -117,6 +117,20 @@ async function provenRehearsal(kind: TargetKind, url: string, tier: 98 | 99): Pr
   return evidence;
 }
 
+/** An apply of the plan that succeeds, every tier's expectations met. */
+async function appliedAsExpected(db: Db): Promise<Awaited<ReturnType<typeof apply>>> {
+  const r = await apply(db, plan);
+  expect(r.outcome).toBe('ok');
+  expect(r.tiers.flatMap((t) => (t.expectations ?? []).filter((e) => !e.ok))).toEqual([]);
+  return r;
+}
+
+/** Verify passes and scan finds nothing: governance is true of the database. */
+async function expectGoverned(db: Db): Promise<void> {
+  expect((await verify(db, plan)).tiers[0]!.status).toBe('Passed');
+  expect((await scan(db, plan)).findings).toEqual([]);
+}
+
 /** The tags of legacy_pages's topic and reconcile decision rows. */
 async function released(db: Db): Promise<{ topics: string[]; decisions: string[] }> {
   const tags = async (table: string) => (await db.query<{ tag: string }>(`select tag from ${table} where collection = 'legacy_pages' order by tag`)).rows.map((r) => r.tag);
@@ -298,8 +312,7 @@ describe.each(testTargets())('governance after the rollout (%s)', (kind) => {
       expect(r.tiers.find((t) => t.id === 3)!.delta?.rows['axis.containment_assignment']).toEqual({ added: 0, removed: 1, changed: 0 });
       expect(await assignment(db, 'legacy_order_lines')).toBeNull();
       expect(r.tiers.find((t) => t.id === 4)!.delta?.rows['axis.reconcile_decision']).toEqual({ added: 0, removed: 2, changed: 0 });
-      expect((await verify(db, plan)).tiers[0]!.status).toBe('Passed');
-      expect((await scan(db, plan)).findings).toEqual([]);
+      await expectGoverned(db);
     } finally {
       await db.close();
     }
@@ -327,9 +340,7 @@ describe.each(testTargets())('governance after the rollout (%s)', (kind) => {
       expect(Number(await scalar(db, `select count(*) as v from axis.collection_topic`))).toBe(0);
       // (but the owner the amendment released stays released: it owns nothing)
       expect(await scalar(db, `select string_agg(collection || ' ' || tag, ', ') as v from axis.ownership where basis = 'containment'`)).toBe('legacy_order_lines RELEASED#1:PROD_T3');
-      const again = await apply(db, plan);
-      expect(again.outcome).toBe('ok');
-      expect(again.tiers.flatMap((t) => (t.expectations ?? []).filter((e) => !e.ok))).toEqual([]);
+      const again = await appliedAsExpected(db);
       expect(await released(db)).toEqual({ topics: [], decisions: [] });
       expect((await verify(db, plan)).tiers[0]!.status).toBe('Passed');
     } finally {
@@ -404,8 +415,7 @@ describe.each(testTargets())('governance after the rollout (%s)', (kind) => {
       const r = await apply(db, plan);
       expect(r.outcome).toBe('ok');
       expect(await scalar(db, `select basis || ' ' || tag as v from axis.ownership where collection = 'skills'`)).toBe('containment PROD_T3#1');
-      expect((await verify(db, plan)).tiers[0]!.status).toBe('Passed');
-      expect((await scan(db, plan)).findings).toEqual([]);
+      await expectGoverned(db);
     });
     await provenRehearsal(kind, url, 99);
   });
@@ -530,13 +540,10 @@ describe.each(testTargets())('governance after the rollout (%s)', (kind) => {
     });
     await provenRehearsal(kind, url, 98);
     await withDb(url, async (db) => {
-      const r = await apply(db, plan);
-      expect(r.outcome).toBe('ok');
-      expect(r.tiers.flatMap((t) => (t.expectations ?? []).filter((e) => !e.ok))).toEqual([]);
+      const r = await appliedAsExpected(db);
       expect(await scalar(db, `select basis || ' ' || tag as v from axis.ownership where collection = 'legacy_order_lines'`)).toBe('anchor PROD_T2#1');
       expect(await scalar(db, `select count(*)::int as v from axis.containment_assignment where collection = 'legacy_order_lines'`)).toBe(0);
-      expect((await verify(db, plan)).tiers[0]!.status).toBe('Passed');
-      expect((await scan(db, plan)).findings).toEqual([]);
+      await expectGoverned(db);
     });
     // nothing pending: tier 99 and the re-apply of the same payload proven
     await provenRehearsal(kind, url, 99);
@@ -747,8 +754,7 @@ describe.each(testTargets())('collections a real Directus 11 dropped after the r
     const amendment = await provenRehearsal(kind, url, 98);
     expect((await applyBound(url, amendment)).outcome).toBe('ok');
     await withDb(url, async (db) => {
-      expect((await verify(db, plan)).tiers[0]!.status).toBe('Passed');
-      expect((await scan(db, plan)).findings).toEqual([]);
+      await expectGoverned(db);
       expect(Number(await scalar(db, `select count(*) as v from axis.collection_topic where collection in ('reviews', 'book_chapters')`))).toBe(0);
     });
     // nothing pending: the rehearsal proves tier 99 and the re-apply of the same payload
@@ -791,8 +797,7 @@ describe.each(testTargets())('an anchor a real Directus 11 dropped with what ref
     const amendment = await provenRehearsal(kind, url, 98);
     expect((await applyBound(url, amendment)).outcome).toBe('ok');
     await withDb(url, async (db) => {
-      expect((await verify(db, plan)).tiers[0]!.status).toBe('Passed');
-      expect((await scan(db, plan)).findings).toEqual([]);
+      await expectGoverned(db);
       expect(await scalar(db, `select basis as v from axis.ownership where collection = 'book_chapters'`)).toBe('anchor');
     });
     await provenRehearsal(kind, url, 99);
