@@ -10,10 +10,11 @@
  * cache: every failure here reads as a miss, never as an error.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { packageRoot } from './package-root.js';
+import { mkdirEach } from './mkdir.js';
 
 export function cacheRoot(): string {
   return process.env.TIERGATE_CACHE_DIR || join(packageRoot(), 'node_modules', '.cache', 'tiergate');
@@ -137,7 +138,7 @@ export function writeCache(kind: string, key: string, value: unknown): void {
   if (cacheOff()) return;
   try {
     const path = entryPath(kind, key);
-    mkdirSync(join(cacheRoot(), kind), { recursive: true, mode: 0o700 });
+    mkdirEach(join(cacheRoot(), kind), 0o700);
     const temp = `${path}.${process.pid}.tmp`;
     writeFileSync(temp, JSON.stringify({ key, value }), { mode: 0o600 });
     renameSync(temp, path);
@@ -204,7 +205,7 @@ export async function buildCachedFolder(name: string, build: (dir: string) => Pr
   try {
     // one there that could not be trusted (else the caller had it) cannot be replaced: build elsewhere
     if (existsSync(join(root, name))) return null;
-    mkdirSync(root, { recursive: true, mode: 0o700 });
+    mkdirEach(root, 0o700);
     if (!ownedByUs(root)) return null;
     building = mkdtempSync(join(root, `${name}.building-`));
   } catch {

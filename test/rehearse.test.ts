@@ -126,12 +126,14 @@ describe.runIf(testTargets().includes('postgres'))('tiergate rehearse against a 
   it("a source that is not the plan's database is refused before it is dumped (exit 2), as apply refuses it", async () => {
     const other = await freshDatabase('postgres', 'shop');
     try {
-      const before = await onServer((c) => c.query<{ n: number }>(`select count(*)::int as n from pg_database where datname like 'tiergate_%'`));
+      // clones and snapshots named for this source (other test files rehearse their own sources on the same server meanwhile)
+      const mine = () => onServer((c) => c.query<{ n: number }>(`select count(*)::int as n from pg_database where datname like 'tiergate\\_%' and strpos(datname, $1) > 0`, [other.database.toLowerCase().slice(0, 20)]));
+      const before = await mine();
       const r = await runCli(['rehearse', '--source', other.url, '--scratch', serverUrl('postgres'), '--out', tmp('tiergate-evidence-')]);
       expect(r.code, r.stdout + r.stderr).toBe(2);
       expect(r.stderr).toMatch(/target database is 'shop\w*', but plan 'axis-governance' is for database 'directus'/);
       expect(r.stdout + r.stderr).not.toMatch(/pg_dump/);
-      const after = await onServer((c) => c.query<{ n: number }>(`select count(*)::int as n from pg_database where datname like 'tiergate_%'`));
+      const after = await mine();
       expect(after.rows[0]!.n).toBe(before.rows[0]!.n);
     } finally {
       await other.drop();

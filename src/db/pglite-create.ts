@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 import { cacheRoot, packageVersion, trustedTree } from '../cache.js';
@@ -58,7 +58,7 @@ async function cachedTemplate(name: string, build: boolean): Promise<string | nu
     const dir = join(root, key);
     if (existsSync(join(dir, 'PG_VERSION'))) return trustedTree(dir) ? dir : null;
     if (!build) return null;
-    mkdirSync(root, { recursive: true, mode: 0o700 });
+    mkdirEach(root, 0o700);
     const building = mkdtempSync(join(root, `${key}.building-`));
     await initialise(building, name);
     try {
