@@ -133,8 +133,8 @@ function ownedByUs(path: string): boolean {
   return st.uid === uid && (st.mode & 0o022) === 0;
 }
 
-/** Stores `value` under `key`, atomically (a reader sees the old entry, the new one, or none). */
-export function writeCache(kind: string, key: string, value: unknown): void {
+/** Stores `value` under `key`, atomically (a reader sees the old entry, the new one, or none); at most `keep` entries of `kind` stay. */
+export function writeCache(kind: string, key: string, value: unknown, keep = KEEP): void {
   if (cacheOff()) return;
   try {
     const path = entryPath(kind, key);
@@ -142,7 +142,7 @@ export function writeCache(kind: string, key: string, value: unknown): void {
     const temp = `${path}.${process.pid}.tmp`;
     writeFileSync(temp, JSON.stringify({ key, value }), { mode: 0o600 });
     renameSync(temp, path);
-    prune(join(cacheRoot(), kind));
+    prune(join(cacheRoot(), kind), keep);
   } catch {
     /* a read-only or full disk: no cache */
   }
@@ -151,9 +151,9 @@ export function writeCache(kind: string, key: string, value: unknown): void {
 /** Entries kept per kind: a plan's files are a handful; what is over goes, the least recently written first. */
 const KEEP = 256;
 
-function prune(dir: string): void {
+function prune(dir: string, keep: number): void {
   const names = readdirSync(dir);
-  if (names.length <= KEEP) return;
+  if (names.length <= keep) return;
   const aged = names.flatMap((name) => {
     try {
       return [{ name, at: statSync(join(dir, name)).mtimeMs }];
@@ -162,7 +162,7 @@ function prune(dir: string): void {
     }
   });
   aged.sort((a, b) => a.at - b.at);
-  for (const { name } of aged.slice(0, aged.length - KEEP)) {
+  for (const { name } of aged.slice(0, aged.length - keep)) {
     try {
       unlinkSync(join(dir, name));
     } catch {

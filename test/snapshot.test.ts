@@ -5,7 +5,7 @@
  * on the scratch server, what a reused rehearsal's clone holds, housekeeping
  * of incomplete and older snapshots, two rehearsals at once.
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -14,7 +14,7 @@ import { snapshotPrefix } from '../src/rehearsal/clone-postgres.js';
 import { snapshotLine } from '../src/report/index.js';
 import { runCli, type CliRun } from './helpers/cli.js';
 import { startCli } from './helpers/cli-live.js';
-import { ENGINE_PLAN } from './helpers/engine-fixture.js';
+import { copyEnginePlan, ENGINE_PLAN } from './helpers/engine-fixture.js';
 import { freshDatabase, onServer, serverUrl, testTargets, type TestDatabase } from './helpers/targets.js';
 
 // each case is one or two whole rehearsals of a small plan: seconds, more on a loaded 2-core machine
@@ -34,6 +34,11 @@ async function snapshots(prefix: string): Promise<{ name: string; comment: strin
       )
     ).rows,
   );
+}
+
+/** The ready copies of the snapshots of `prefix` (`tiergate_snap_…_`), with their comments. */
+async function sparesOf(prefix: string): Promise<{ name: string; comment: string | null }[]> {
+  return snapshots(prefix.replace(/^tiergate_snap_/, 'tiergate_spare_'));
 }
 
 async function clonesOf(database: string): Promise<string[]> {
@@ -74,7 +79,7 @@ describe.runIf(testTargets().includes('postgres'))('rehearse keeps a snapshot of
     source = await engineSource('snapsrc');
   });
   afterAll(async () => {
-    if (prefix) await dropDatabases((await snapshots(prefix)).map((s) => s.name));
+    if (prefix) await dropDatabases([...(await snapshots(prefix)), ...(await sparesOf(prefix))].map((s) => s.name));
     await dropDatabases(await clonesOf(source.database));
     await source.drop();
   });
@@ -95,6 +100,11 @@ describe.runIf(testTargets().includes('postgres'))('rehearse keeps a snapshot of
     expect(kept[0]!.comment).toMatch(/^tiergate snapshot complete \{.*"takenAt":"[^"]+".*\}$/);
     expect(kept[0]!.comment).toContain(`"sourceDatabase":"${source.database}"`);
     expect(await clonesOf(source.database)).toEqual([]);
+    // and a copy of it made ready for the next rehearsal, closed to connections as the snapshot is
+    const spares = await sparesOf(prefix);
+    expect(spares.map((x) => x.comment)).toEqual([`tiergate ready copy of ${snap.database}`]);
+    const closed = await onServer(async (c) => (await c.query<{ ok: boolean }>('select not datallowconn as ok from pg_database where datname = $1', [spares[0]!.name])).rows[0]!.ok);
+    expect(closed).toBe(true);
     expect(r.stdout).toContain(`clone: copy of snapshot ${snap.database} taken ${snap.takenAt} (new`);
     expect(readFileSync(join(out, 'evidence.md'), 'utf8')).toContain(`copy of snapshot ${snap.database}`);
     expect(readFileSync(join(out, 'evidence.html'), 'utf8')).toContain(`copy of snapshot ${snap.database}`);
@@ -105,9 +115,16 @@ describe.runIf(testTargets().includes('postgres'))('rehearse keeps a snapshot of
     const first = (await snapshots(prefix))[0]!.name;
     await onServer((c) => c.query('create table public.after_snapshot (id int)'), source.database);
 
+    const ready = (await sparesOf(prefix)).map((x) => x.name);
+    expect(ready).toHaveLength(1);
     const out = tmp('tiergate-snap-');
     const r = await rehearse(source, out, '--reuse-snapshot', '1h', '--keep', '--json');
     expect(r.code, said(r)).toBe(0);
+    // the first clone is the ready copy, renamed; the next one is made meanwhile
+    expect(readEvidence(out).clone.snapshot).toMatchObject({ readyCopy: true });
+    const next = await sparesOf(prefix);
+    expect(next.map((x) => x.comment)).toEqual([`tiergate ready copy of ${first}`]);
+    expect(next[0]!.name).not.toBe(ready[0]);
     const result = JSON.parse(r.stdout) as { snapshot: { database: string; reused: boolean } | null; snapshotAt: string };
     expect(result.snapshot).toMatchObject({ database: first, reused: true });
     const e = readEvidence(out);
@@ -127,6 +144,8 @@ describe.runIf(testTargets().includes('postgres'))('rehearse keeps a snapshot of
     const left = (await snapshots(prefix)).map((s) => s.name);
     expect(left).toEqual([f.clone.snapshot!.database]);
     expect(left[0]! > first).toBe(true);
+    // the old snapshot's ready copy went with it
+    expect((await sparesOf(prefix)).map((x) => x.comment)).toEqual([`tiergate ready copy of ${left[0]}`]);
     expect(await clonesOf(source.database)).toEqual([]);
   });
 
@@ -178,13 +197,83 @@ describe.runIf(testTargets().includes('postgres'))('rehearse keeps a snapshot of
   });
 });
 
+describe.runIf(testTargets().includes('postgres'))("a repeated rehearsal reads the rollback proof's reference from the rehearsal that made it", () => {
+  let source: TestDatabase;
+  let plan = '';
+  /** tiergate's cache of this block alone: the references it stores, nothing else's */
+  const env = { TIERGATE_CACHE_DIR: tmp('tiergate-refcache-') };
+  const run = (out: string, ...flags: string[]) =>
+    runCli(['rehearse', '--plan', plan, '--source', source.url, '--scratch', serverUrl('postgres'), '--out', out, ...flags], { timeoutMs: 240_000, env });
+
+  beforeAll(async () => {
+    source = await engineSource('snapref');
+    plan = copyEnginePlan();
+  });
+  afterAll(async () => {
+    await dropDatabases([...(await snapshots(`tiergate_snap_${source.database}_`)), ...(await sparesOf(`tiergate_snap_${source.database}_`))].map((s) => s.name));
+    await dropDatabases(await clonesOf(source.database));
+    await source.drop();
+  });
+
+  it('(g) one clone, the same proof; editing a tier the rollback reverts keeps it, and a rollback that leaves a table behind still fails', async () => {
+    const first = tmp('tiergate-snap-');
+    const made = await run(first);
+    expect(made.code, said(made)).toBe(0);
+    expect(said(made)).toContain('clones 1–2 of 2 copied');
+    const a = readEvidence(first);
+    expect(a.rollback).toMatchObject({ matchesKeptTiers: true, reapplyMatches: true, reference: { reused: false } });
+
+    const again = tmp('tiergate-snap-');
+    const reused = await run(again, '--reuse-snapshot', '1h');
+    expect(reused.code, said(reused)).toBe(0);
+    expect(said(reused)).toMatch(/clone 1 of 1 ready: clone 1 is the copy of tiergate_snap_\w+ the last rehearsal made ready \(tiergate_spare_\w+, renamed\)/);
+    expect(said(reused)).toContain("the rollback proof's reference is stored");
+    const b = readEvidence(again);
+    expect(b.verdict.rehearsal).toBe('PASS');
+    expect(b.rollback).toMatchObject({ matchesKeptTiers: true, reapplyMatches: true, reference: { reused: true, madeAt: a.rollback!.reference!.madeAt } });
+    const check = b.stages.find((s) => s.name === 'C')!.checks.find((c) => c.name.startsWith('C: after rollback'))!;
+    expect(check.detail).toContain(`stored by the rehearsal of ${a.rollback!.reference!.madeAt}`);
+
+    // tier 3 is reverted by the only rollback tier: the reference never ran it, and is kept; a table it now
+    // leaves behind (the rollback drops only the view) is what the stored reference does not have
+    appendFileSync(join(plan, 'tiers', '03_view.sql'), 'CREATE TABLE app.leftover (id int);\n');
+    const edited = tmp('tiergate-snap-');
+    const broken = await run(edited, '--reuse-snapshot', '1h');
+    expect(broken.code, said(broken)).toBe(1);
+    const c = readEvidence(edited);
+    expect(c.rollback).toMatchObject({ matchesKeptTiers: false, reference: { reused: true } });
+    expect(c.rollback!.keptDiff!.objects).toContain('table app.leftover');
+
+    // a kept tier edited (its sha256 is part of the key): another reference, applied on a second clone again
+    appendFileSync(join(plan, 'tiers', '01_schema.sql'), '-- edited: another file, the same tier\n');
+    writeFileSync(join(plan, 'tiers', '03_view.sql'), readFileSync(join(ENGINE_PLAN, 'tiers', '03_view.sql')));
+    const kept = tmp('tiergate-snap-');
+    const other = await run(kept, '--reuse-snapshot', '1h');
+    expect(other.code, said(other)).toBe(0);
+    expect(said(other)).toMatch(/clones 1–2 of 2 ready: clone 1 is the copy .*, clone 2 copied/);
+    expect(readEvidence(kept).rollback).toMatchObject({ matchesKeptTiers: true, reference: { reused: false } });
+    expect(await clonesOf(source.database)).toEqual([]);
+  });
+
+  it('(h) with TIERGATE_CACHE=off nothing is stored or read: two clones each time', async () => {
+    const out = tmp('tiergate-snap-');
+    const r = await runCli(['rehearse', '--plan', plan, '--source', source.url, '--scratch', serverUrl('postgres'), '--out', out, '--reuse-snapshot', '1h'], {
+      timeoutMs: 240_000,
+      env: { ...env, TIERGATE_CACHE: 'off' },
+    });
+    expect(r.code, said(r)).toBe(0);
+    expect(said(r)).toMatch(/clones 1–2 of 2 ready: clone 1 is the copy .*, clone 2 copied/);
+    expect(readEvidence(out).rollback).toMatchObject({ matchesKeptTiers: true, reference: { reused: false } });
+  });
+});
+
 describe.runIf(testTargets().includes('postgres'))('rehearse without a snapshot, and two rehearsals at once', () => {
   let source: TestDatabase;
   beforeAll(async () => {
     source = await engineSource('snapboth');
   });
   afterAll(async () => {
-    await dropDatabases((await snapshots(`tiergate_snap_${source.database}_`)).map((s) => s.name));
+    await dropDatabases([...(await snapshots(`tiergate_snap_${source.database}_`)), ...(await sparesOf(`tiergate_snap_${source.database}_`))].map((s) => s.name));
     await dropDatabases(await clonesOf(source.database));
     await source.drop();
   });

@@ -152,6 +152,7 @@ export const CloneSnapshotSchema = z
     database: z.string().describe('the snapshot database on the scratch server (tiergate_snap_<source>_<idhash8>_<yyyymmdd>t<hhmmss>)'),
     takenAt: z.string().describe('ISO 8601: when the snapshot was taken (pg_dump of the source began); equals source.snapshotAt'),
     reused: z.boolean().describe('true: an earlier rehearsal made it (--reuse-snapshot), the source was not dumped this time'),
+    readyCopy: z.boolean().optional().describe('true: the clone is the copy of the snapshot the rehearsal before made ready (renamed, not copied now)'),
   })
   .meta({ id: 'CloneSnapshot' });
 
@@ -192,6 +193,13 @@ export const EvidenceSchema = z
         reapplyMatches: z.boolean(),
         keptDiff: FingerprintDiffSchema.nullable(),
         reapplyDiff: FingerprintDiffSchema.nullable(),
+        reference: z
+          .object({
+            reused: z.boolean().describe("true: the kept tiers' clean apply on a copy of the same snapshot, stored by an earlier rehearsal (same kept tiers, same rollback tier, same code), not applied again on a second clone"),
+            madeAt: z.string().describe('ISO 8601: when the rehearsal that applied the kept tiers on its second clone ran'),
+          })
+          .optional()
+          .describe('where the reference of `matchesKeptTiers` came from (a source with a kept snapshot); absent: a second clone of this rehearsal'),
       })
       .nullable(),
     verdict: z.object({

@@ -44,6 +44,13 @@ export interface SnapshotOptions {
   reuseMs?: number;
   /** dump afresh even when a snapshot would qualify (`--fresh`) */
   fresh?: boolean;
+  /**
+   * How many of the clones asked for are needed, once the snapshot they are
+   * copied from is chosen (at least one): a rehearsal that has the
+   * reference of its rollback proof for that snapshot needs one
+   * (src/rehearsal/kept-reference.ts). Absent: all of them.
+   */
+  clonesFor?: (snapshot: CloneSnapshot) => number;
 }
 
 export interface WithClonesOptions {
@@ -122,8 +129,19 @@ export class ScopedClone implements Clone {
   }
 }
 
-/** Makes the clones of a source; `register` is called as soon as a clone exists, so a failure halfway cleans up. */
-export type CloneProvider = (count: number, progress: (message: string) => void, register: (clone: ScopedClone) => void | Promise<void>) => Promise<void>;
+/**
+ * Makes the clones of a source; `register` is called as soon as a clone
+ * exists, so a failure halfway cleans up. `background` is handed work the
+ * provider goes on with once the clones are ready (a PostgreSQL source's
+ * ready copy for the next rehearsal): withClones awaits it before it
+ * returns, beside the clones' removal; its failure is told, never thrown.
+ */
+export type CloneProvider = (
+  count: number,
+  progress: (message: string) => void,
+  register: (clone: ScopedClone) => void | Promise<void>,
+  background: (work: Promise<void>) => void,
+) => Promise<void>;
 
 /**
  * Makes `count` independent, marked clones of `source`, runs `fn` with them,
@@ -144,14 +162,20 @@ export async function withClones<T>(source: CloneSource, count: number, fn: (clo
   const progress = options.onProgress ?? (() => undefined);
   const provider = await providerFor(source);
   const clones: ScopedClone[] = [];
+  const background: Promise<void>[] = [];
   let ran = false;
   let failed = false;
   try {
     // a provider that awaits `register` (PostgreSQL) creates the clone only once its owner has been told of it
-    await provider(count, progress, async (c) => {
-      clones.push(c);
-      if (options.onClone) await Promise.resolve(options.onClone(c)).catch(() => undefined);
-    });
+    await provider(
+      count,
+      progress,
+      async (c) => {
+        clones.push(c);
+        if (options.onClone) await Promise.resolve(options.onClone(c)).catch(() => undefined);
+      },
+      (work) => background.push(work.catch((e: unknown) => progress(`${(e as Error).message}`))),
+    );
     ran = true;
     return await fn([...clones]);
   } catch (e) {
@@ -160,7 +184,9 @@ export async function withClones<T>(source: CloneSource, count: number, fn: (clo
   } finally {
     const kept = ran && options.keep ? clones[0] : undefined;
     const dropped = clones.filter((c) => c !== kept);
-    const cleanup = dropClones(kept, dropped, failed, progress);
+    // (the provider's work in the background ends before this settles, whatever the removal's outcome)
+    const dropping = dropClones(kept, dropped, failed, progress);
+    const cleanup = Promise.all([dropping.catch(() => undefined), ...background]).then(() => dropping);
     if (options.onCleanup && !failed) {
       cleanup.catch(() => undefined);
       options.onCleanup(cleanup, Promise.all(dropped.map((c) => c.dropSent())).then(() => undefined));

@@ -20,6 +20,7 @@ import { hasXid8Snapshots, nothingCommittedSince, readXactMark, type XactMark } 
 import { both } from '../settle.js';
 import { tiergateVersion } from '../version.js';
 import { isMarkedClone, withClones, type Clone, type CloneSource } from './clone.js';
+import { storeReference, withStoredReference, type ReferenceLookup } from './kept-reference.js';
 
 export type RehearsalEvent =
   | { type: 'stage'; stage: StageRecord['name']; title: string }
@@ -66,16 +67,19 @@ export async function rehearse(plan: Plan, source: CloneSource, info: SourceInfo
   // a plan that would be refused in production is refused here, before the clone is made; so is a source that is not the plan's database
   await assertPlanRunnable(plan);
   await assertSourceDatabase(plan, info);
+  // a source with a kept snapshot may have the rollback proof's reference stored: then one clone
+  const { source: cloneSource, lookup } = withStoredReference(plan, source);
   return withClones(
-    source,
+    cloneSource,
     2,
     async (clones) => {
-      const [main, kept] = clones as [Clone, Clone];
+      const [main, kept] = clones as [Clone, Clone | undefined];
       // The clones' first fingerprint is taken on the second clone, untouched
       // until stage C, while the source is read and stage A runs on the
       // first: both are copies of one marked clone, so its hashes hold for
-      // the first clone too until its change log names a table.
-      const fingerprints = new Fingerprints(kept);
+      // the first clone too until its change log names a table. Without a
+      // second clone, the baseline the first was copied with is read from it.
+      const fingerprints = new Fingerprints(kept ?? main, kept !== undefined);
       // Preflight on the source: identity and the gate's real value decide the execution verdict. The
       // clone is made ready meanwhile, when the source is a database of its own (a dump's is the clone itself)
       const sourceRead = readSource(plan, info, main);
@@ -86,7 +90,7 @@ export async function rehearse(plan: Plan, source: CloneSource, info: SourceInfo
         await fingerprints.settle();
         throw e;
       });
-      const s = new Scenario(plan, db, kept, emit, fingerprints, options.signal);
+      const s = new Scenario(plan, db, kept, lookup, emit, fingerprints, options.signal);
       let cloneIdentity: DatabaseIdentity | undefined;
       let src!: Awaited<typeof sourceRead>;
       try {
@@ -146,12 +150,13 @@ class Fingerprints {
   readonly cache = new FingerprintCache();
   private readonly baseline: Promise<void>;
 
-  constructor(kept: Clone) {
+  /** `untouched`: nothing writes to `from` until this baseline is read (the second clone); else (the first) only a stored baseline is read */
+  constructor(from: Clone, untouched: boolean) {
     this.baseline = (async () => {
-      const db = await kept.open();
+      const db = await from.open();
       try {
         // stored in the clone when it was made (src/probe/fingerprint.ts recordBaseline), else taken now
-        if (!(await loadBaseline(db, this.cache))) await this.take(db);
+        if (!(await loadBaseline(db, this.cache)) && untouched) await this.take(db);
       } finally {
         await this.release(db);
         await db.close();
@@ -322,14 +327,16 @@ class Scenario {
    */
   private readonly carry = new Carry();
 
-  /** the reference of the rollback proof, built on the second clone from stage A on, and the tiers it opened the gate after (null: not opened) */
-  private keptRun: { run: KeptRun; gateAfter: number[] | null } | null = null;
+  /** the reference of the rollback proof, built on the second clone from stage A on (or stored), the tiers it opened the gate after (null: not opened), and where it came from */
+  private keptRun: { run: KeptRun; gateAfter: number[] | null; reference: { reused: boolean; madeAt: string } } | null = null;
 
   constructor(
     readonly plan: Plan,
     readonly db: Db,
-    /** the second clone: the kept tiers' clean apply */
-    private readonly kept: Clone,
+    /** the second clone: the kept tiers' clean apply (none when its fingerprint is stored: `reference`) */
+    private readonly kept: Clone | undefined,
+    /** the stored reference of the rollback proof, when the source's snapshot has one (src/rehearsal/kept-reference.ts) */
+    private readonly reference: ReferenceLookup,
     private readonly emit: (e: RehearsalEvent) => void,
     private readonly fingerprints: Fingerprints,
     private readonly signal?: AbortSignal,
@@ -477,7 +484,7 @@ class Scenario {
     const c = this.stage('C', 'rollback, proven');
     const reverted = rollbackTier.reverts.map((id) => this.plan.tiers.find((t) => t.id === id)!);
     // started with stage A (a plan with a rollback tier always has one)
-    const { run: keptRun, gateAfter } = this.keptRun!;
+    const { run: keptRun, gateAfter, reference } = this.keptRun!;
     let rb: TierResult;
     try {
       rb = await this.apply(c, rollbackTier, { reverts: reverted });
@@ -507,7 +514,14 @@ class Scenario {
     this.check(c, {
       name: 'C: after rollback the clone equals a clean apply of the kept tiers',
       ok: matchesKeptTiers,
-      detail: 'error' in keptFp ? keptFp.error : matchesKeptTiers ? `fingerprint ${fpRolled.hash.slice(0, 12)} on both clones` : describeDiff(keptDiff!),
+      detail:
+        'error' in keptFp
+          ? keptFp.error
+          : matchesKeptTiers
+            ? reference.reused
+              ? `fingerprint ${fpRolled.hash.slice(0, 12)}, as the kept tiers' clean apply on a copy of the same snapshot (stored by the rehearsal of ${reference.madeAt})`
+              : `fingerprint ${fpRolled.hash.slice(0, 12)} on both clones`
+            : describeDiff(keptDiff!),
     });
 
     // the re-apply is a production run after a rollback: its deltas are
@@ -536,6 +550,7 @@ class Scenario {
       reapplyMatches,
       keptDiff: matchesKeptTiers ? null : keptDiff,
       reapplyDiff: reapplyMatches ? null : reapplyDiff,
+      ...(this.reference.key ? { reference } : {}),
     };
   }
 
@@ -550,11 +565,40 @@ class Scenario {
   private startKept(gateAfter: number[] | null): void {
     const rollbackTier = this.rollbackTier;
     if (!rollbackTier) return;
+    if (!this.kept) {
+      this.keptRun = this.storedKept(rollbackTier, gateAfter);
+      return;
+    }
     this.emit({ type: 'progress', message: `applying the kept tiers on a second clone (${this.kept.displayUrl}), meanwhile the stages on the first` });
     const keptTiers = this.body.filter((t) => !rollbackTier.reverts.includes(t.id));
+    const madeAt = new Date().toISOString();
     const run = applyKept(this.plan, this.kept, keptTiers, rollbackTier, gateAfter, this.fingerprints, this.signal);
+    // kept for the next rehearsal of the same snapshot (src/rehearsal/kept-reference.ts)
+    const key = this.reference.key;
+    if (key) void run.then((r) => 'fp' in r && storeReference(key, { fp: r.fp, rollbackTier: rollbackTier.id, gateAfter, madeAt })).catch(() => undefined);
     run.catch(() => undefined); // awaited in stage C, or by settleKept
-    this.keptRun = { run, gateAfter };
+    this.keptRun = { run, gateAfter, reference: { reused: false, madeAt } };
+  }
+
+  /**
+   * The reference stored for this snapshot, when it is the clean apply this
+   * rehearsal would make: the same rollback tier, the gate opened after the
+   * same tiers (what the key cannot hold; different, stage C fails and says so).
+   */
+  private storedKept(rollbackTier: Tier, gateAfter: number[] | null): NonNullable<Scenario['keptRun']> {
+    const stored = this.reference.stored;
+    const madeAt = stored?.madeAt ?? '';
+    const fits = stored !== undefined && stored.rollbackTier === rollbackTier.id && sameIds(stored.gateAfter, gateAfter);
+    this.emit({
+      type: 'progress',
+      message: fits
+        ? `the rollback proof's reference is stored: the kept tiers' clean apply on a copy of this snapshot, made by the rehearsal of ${madeAt} (no second clone)`
+        : 'the stored reference of the rollback proof does not fit this rehearsal',
+    });
+    const error = `the stored reference of the rollback proof (the rehearsal of ${madeAt || 'an unknown time'}) ${
+      stored && stored.rollbackTier !== rollbackTier.id ? `proves rollback tier ${stored.rollbackTier}, not ${rollbackTier.id}` : 'opened the gate after other tiers'
+    }: rehearse again with --fresh`;
+    return { run: Promise.resolve(fits ? { fp: stored.fp } : { error }), gateAfter, reference: { reused: true, madeAt } };
   }
 
   /**
@@ -566,7 +610,7 @@ class Scenario {
    * clean-up awaits the same removal (and reports its failure).
    */
   private dropKeptWhenBuilt(): void {
-    void this.keptRun?.run.catch(() => undefined).then(() => this.kept.drop().catch(() => undefined));
+    void this.keptRun?.run.catch(() => undefined).then(() => this.kept?.drop().catch(() => undefined));
   }
 
   /** Waits for the second clone's work (nothing may be left running on a clone that is about to be dropped). */

@@ -114,7 +114,12 @@ export async function rehearseCommand(opts: RehearseOpts, out: Output): Promise<
   out.line('');
   for (const f of evidence.verdict.failures) out.line(out.paint('red', `  ✗ ${singleLine(f)}`));
   if (opts.keep) out.line(`clone kept: ${evidence.clone.location}`);
-  if (evidence.clone.snapshot) out.line(`${snapshotLine(evidence)}; kept on the scratch server (drop database ${evidence.clone.snapshot.database} removes it)`);
+  if (evidence.clone.snapshot) {
+    const snap = evidence.clone.snapshot.database;
+    // its ready copy for the next rehearsal: tiergate_spare_<slug>_<idhash8>_<random> (src/rehearsal/clone-postgres.ts)
+    const spares = `${snap.replace(/^tiergate_snap_/, 'tiergate_spare_').replace(/_\d{8}t\d{6}$/, '')}_…`;
+    out.line(`${snapshotLine(evidence)}; kept on the scratch server with a copy made ready for the next rehearsal (drop database ${snap} and ${spares} removes them)`);
+  }
   out.line(`evidence: ${join(outDir, 'evidence.json')}, evidence.md, evidence.html (${evidence.signature ? `signed, key ${evidence.signature.keyId}` : 'unsigned: set TIERGATE_EVIDENCE_KEY to sign it'})`);
   const colour = !passed ? 'red' : go ? 'green' : 'yellow';
   // the verdict is the last line (scripts and `npm start` read it there); what to do next comes just before it
