@@ -41,6 +41,17 @@ async function sparesOf(prefix: string): Promise<{ name: string; comment: string
   return snapshots(prefix.replace(/^tiergate_snap_/, 'tiergate_spare_'));
 }
 
+/** The ready copy of `snapshot`, once the scratch server has made it (it does after the rehearsal's exit): its name, and whether it takes connections. */
+async function readyCopyOf(snapshot: string): Promise<{ name: string; allowsConnections: boolean }> {
+  const name = snapshot.replace(/^tiergate_snap_/, 'tiergate_spare_');
+  for (let i = 0; i < 300; i++) {
+    const r = await onServer((c) => c.query<{ ok: boolean }>('select datallowconn as ok from pg_database where datname = $1', [name]));
+    if (r.rows[0]) return { name, allowsConnections: r.rows[0].ok };
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`no ready copy ${name} after 30 s`);
+}
+
 async function clonesOf(database: string): Promise<string[]> {
   return onServer(async (c) => (await c.query<{ d: string }>('select datname::text as d from pg_database where left(datname, length($1)) = $1', [`tiergate_clone_${database}_`])).rows.map((r) => r.d));
 }
@@ -100,11 +111,10 @@ describe.runIf(testTargets().includes('postgres'))('rehearse keeps a snapshot of
     expect(kept[0]!.comment).toMatch(/^tiergate snapshot complete \{.*"takenAt":"[^"]+".*\}$/);
     expect(kept[0]!.comment).toContain(`"sourceDatabase":"${source.database}"`);
     expect(await clonesOf(source.database)).toEqual([]);
-    // and a copy of it made ready for the next rehearsal, closed to connections as the snapshot is
-    const spares = await sparesOf(prefix);
-    expect(spares.map((x) => x.comment)).toEqual([`tiergate ready copy of ${snap.database}`]);
-    const closed = await onServer(async (c) => (await c.query<{ ok: boolean }>('select not datallowconn as ok from pg_database where datname = $1', [spares[0]!.name])).rows[0]!.ok);
-    expect(closed).toBe(true);
+    // and a copy of it made ready for the next rehearsal (by the server, after the run), closed to connections as the snapshot is
+    expect(r.stdout).toContain(`with its ready copy tiergate_spare_${snap.database.slice('tiergate_snap_'.length)}`);
+    expect(await readyCopyOf(snap.database)).toEqual({ name: snap.database.replace('tiergate_snap_', 'tiergate_spare_'), allowsConnections: false });
+    expect((await sparesOf(prefix)).map((x) => x.name)).toEqual([snap.database.replace('tiergate_snap_', 'tiergate_spare_')]);
     expect(r.stdout).toContain(`clone: copy of snapshot ${snap.database} taken ${snap.takenAt} (new`);
     expect(readFileSync(join(out, 'evidence.md'), 'utf8')).toContain(`copy of snapshot ${snap.database}`);
     expect(readFileSync(join(out, 'evidence.html'), 'utf8')).toContain(`copy of snapshot ${snap.database}`);
@@ -115,16 +125,13 @@ describe.runIf(testTargets().includes('postgres'))('rehearse keeps a snapshot of
     const first = (await snapshots(prefix))[0]!.name;
     await onServer((c) => c.query('create table public.after_snapshot (id int)'), source.database);
 
-    const ready = (await sparesOf(prefix)).map((x) => x.name);
-    expect(ready).toHaveLength(1);
+    const ready = await readyCopyOf(first);
     const out = tmp('tiergate-snap-');
     const r = await rehearse(source, out, '--reuse-snapshot', '1h', '--keep', '--json');
     expect(r.code, said(r)).toBe(0);
-    // the first clone is the ready copy, renamed; the next one is made meanwhile
+    // the first clone is the ready copy, renamed (so it holds what the snapshot holds, below); the next one is made after the run
     expect(readEvidence(out).clone.snapshot).toMatchObject({ readyCopy: true });
-    const next = await sparesOf(prefix);
-    expect(next.map((x) => x.comment)).toEqual([`tiergate ready copy of ${first}`]);
-    expect(next[0]!.name).not.toBe(ready[0]);
+    expect(await readyCopyOf(first)).toEqual(ready);
     const result = JSON.parse(r.stdout) as { snapshot: { database: string; reused: boolean } | null; snapshotAt: string };
     expect(result.snapshot).toMatchObject({ database: first, reused: true });
     const e = readEvidence(out);
@@ -144,8 +151,9 @@ describe.runIf(testTargets().includes('postgres'))('rehearse keeps a snapshot of
     const left = (await snapshots(prefix)).map((s) => s.name);
     expect(left).toEqual([f.clone.snapshot!.database]);
     expect(left[0]! > first).toBe(true);
-    // the old snapshot's ready copy went with it
-    expect((await sparesOf(prefix)).map((x) => x.comment)).toEqual([`tiergate ready copy of ${left[0]}`]);
+    // the old snapshot's ready copy went with it, and the new one has its own
+    await readyCopyOf(left[0]!);
+    expect((await sparesOf(prefix)).map((x) => x.name)).toEqual([left[0]!.replace('tiergate_snap_', 'tiergate_spare_')]);
     expect(await clonesOf(source.database)).toEqual([]);
   });
 
@@ -226,7 +234,7 @@ describe.runIf(testTargets().includes('postgres'))("a repeated rehearsal reads t
     const again = tmp('tiergate-snap-');
     const reused = await run(again, '--reuse-snapshot', '1h');
     expect(reused.code, said(reused)).toBe(0);
-    expect(said(reused)).toMatch(/clone 1 of 1 ready: clone 1 is the copy of tiergate_snap_\w+ the last rehearsal made ready \(tiergate_spare_\w+, renamed\)/);
+    expect(said(reused)).toMatch(/clone 1 of 1 ready in [\d.]+ s: clone 1 is the copy of tiergate_snap_\w+ made ready after the last rehearsal \(tiergate_spare_\w+, renamed\)/);
     expect(said(reused)).toContain("the rollback proof's reference is stored");
     const b = readEvidence(again);
     expect(b.verdict.rehearsal).toBe('PASS');
@@ -250,7 +258,7 @@ describe.runIf(testTargets().includes('postgres'))("a repeated rehearsal reads t
     const kept = tmp('tiergate-snap-');
     const other = await run(kept, '--reuse-snapshot', '1h');
     expect(other.code, said(other)).toBe(0);
-    expect(said(other)).toMatch(/clones 1–2 of 2 ready: clone 1 is the copy .*, clone 2 copied/);
+    expect(said(other)).toMatch(/clones 1–2 of 2 ready in [\d.]+ s: clone 1 is the copy .*, clone 2 copied/);
     expect(readEvidence(kept).rollback).toMatchObject({ matchesKeptTiers: true, reference: { reused: false } });
     expect(await clonesOf(source.database)).toEqual([]);
   });
@@ -262,7 +270,7 @@ describe.runIf(testTargets().includes('postgres'))("a repeated rehearsal reads t
       env: { ...env, TIERGATE_CACHE: 'off' },
     });
     expect(r.code, said(r)).toBe(0);
-    expect(said(r)).toMatch(/clones 1–2 of 2 ready: clone 1 is the copy .*, clone 2 copied/);
+    expect(said(r)).toMatch(/clones 1–2 of 2 ready in [\d.]+ s: clone 1 is the copy .*, clone 2 copied/);
     expect(readEvidence(out).rollback).toMatchObject({ matchesKeptTiers: true, reference: { reused: false } });
   });
 });

@@ -62,7 +62,7 @@ export function dumpProvider(file: string, database: string): CloneProvider {
   const provider = pgliteProvider(database, `the dump ${file}`, 4 * stat.size, (db, progress) => loadDump(db, file, progress));
   // the copy of the source is the dump: taken when the file was written
   const snapshotAt = stat.mtime.toISOString();
-  return async (count, progress, register, background) => provider(count, progress, (c) => register(Object.assign(c, { snapshotAt })), background);
+  return async (count, progress, register, afterRun) => provider(count, progress, (c) => register(Object.assign(c, { snapshotAt })), afterRun);
 }
 
 /**

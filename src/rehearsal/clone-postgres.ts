@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import pg from 'pg';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,11 +35,11 @@ import { dump, restore, restoreMode } from './pg-dump-restore.js';
 export function postgresProvider(sourceUrl: string, scratchUrl: string, snapshot?: SnapshotOptions): CloneProvider {
   requireServerUrl(sourceUrl, '--source');
   requireServerUrl(scratchUrl, '--scratch');
-  return async (count, progress, register, background) => {
+  return async (count, progress, register, afterRun) => {
     const started = performance.now();
     // both servers at once (a failure of the source's is told first, as when they were read in turn)
     const [source, scratch] = await both(readSource(sourceUrl), readScratch(scratchUrl));
-    const ctx: ProviderContext = { sourceUrl, scratchUrl, source, scratch, started, count, progress, register, background };
+    const ctx: ProviderContext = { sourceUrl, scratchUrl, source, scratch, started, count, progress, register, afterRun };
     if (snapshot?.keep) await snapshotClones(ctx, snapshot);
     else await directClones(ctx);
   };
@@ -53,7 +54,7 @@ interface ProviderContext {
   count: number;
   progress: (message: string) => void;
   register: (clone: ScopedClone) => void | Promise<void>;
-  background: (work: Promise<void>) => void;
+  afterRun: (start: () => void) => void;
 }
 
 /** No snapshot kept: restore into the first clone; the others are copies of it (a fleet, `--no-snapshot`). */
@@ -112,28 +113,27 @@ interface FoundSnapshot {
  * source when `reuseMs` allows it, else a new one (dump, restore, mark, then
  * the comment that says it is complete). Under a session advisory lock on the
  * scratch server, keyed by the snapshot prefix, from choosing the snapshot
- * until every clone is copied and the snapshot's ready copy is made: two
- * rehearsals of one source never dump at once, the second waits and may
- * reuse what the first made. While it is held, incomplete snapshots of the
- * prefix are dropped, and so are all but the newest complete one, and the
- * ready copies of any other. A failure drops the snapshot being made; the
- * clones are registered before they are created, as always.
+ * until every clone is copied: two rehearsals of one source never dump at
+ * once, the second waits and may reuse what the first made. While it is
+ * held, incomplete snapshots of the prefix are dropped, and so are all but
+ * the newest complete one, and the ready copies of any other. A failure
+ * drops the snapshot being made; the clones are registered before they are
+ * created, as always.
  *
- * The ready copy (`tiergate_spare_…`, see `takeSpare`): a copy of the
- * snapshot made for the next rehearsal, closed to connections as the
- * snapshot is. A rehearsal that reuses the snapshot takes it as its first
- * clone (a rename, no copy) and makes the next one in the background while
- * its stages run (withClones waits for it before it returns); a new
- * snapshot's is copied with its clones. On a disk where every new file costs
- * (this machine's: "The scratch server's disk" in docs/performance.md) the
- * copy of 6,500 tables is 4–8 s that a repeated rehearsal no longer waits for.
+ * The ready copy (`spareName`): a copy of the snapshot for the next
+ * rehearsal, closed to connections as the snapshot is, started once this
+ * rehearsal is over (`afterRun`) and finished by the server after tiergate
+ * exits: a CREATE DATABASE is one statement, all or nothing, so a ready
+ * copy that exists is complete. A rehearsal that reuses the snapshot takes
+ * it as its first clone (a rename), waiting for it when the server is still
+ * making it. On a disk where every new file costs (this machine's: "The
+ * scratch server's disk" in docs/performance.md) that is the 4–8 s copy of
+ * 6,500 tables a repeated rehearsal no longer makes.
  */
 async function snapshotClones(ctx: ProviderContext, options: SnapshotOptions): Promise<void> {
   const { scratchUrl, source, scratch, count, progress, register } = ctx;
   const prefix = snapshotPrefix(source.database, source.identityKey);
-  let ready!: () => void;
-  const cloned = new Promise<void>((resolve) => (ready = resolve));
-  const locked = withSnapshotLock(scratchUrl, prefix, progress, async (lockDb) => {
+  const chosen = await withSnapshotLock(scratchUrl, prefix, progress, async (lockDb) => {
     const found = await listSnapshots(lockDb, prefix);
     for (const s of found.filter((x) => !x.complete)) {
       await dropDatabase(scratchUrl, s.name, scratch.version);
@@ -154,28 +154,22 @@ async function snapshotClones(ctx: ProviderContext, options: SnapshotOptions): P
       await dropDatabase(scratchUrl, old.name, scratch.version);
       progress(`dropped the older snapshot ${old.name} (taken ${old.takenAt})`);
     }
-    // the ready copies of another snapshot, and one whose making stopped before its comment, go
-    const spares = await listSpares(lockDb, prefix);
-    for (const spare of spares.filter((x) => x.of !== chosen.database)) await dropDatabase(scratchUrl, spare.name, scratch.version);
-    const ownSpare = spares.find((x) => x.of === chosen.database) ?? null;
+    // ready copies of another snapshot go (one a rehearsal is still making is dropped by the next)
+    const spare = spareName(chosen.database);
+    for (const other of await listSpares(lockDb, prefix)) if (other !== spare) await dropDatabase(scratchUrl, other, scratch.version);
 
     // every clone registered before any is created, then all copied at once on their own connections
     const base = cloneName(source.database);
     const clones: ScopedClone[] = [];
     const needed = options.clonesFor ? Math.min(count, Math.max(1, options.clonesFor(chosen))) : count;
     for (let i = 0; i < needed; i++) clones.push(await registerDatabase(scratchUrl, i === 0 ? base : `${base}_${i + 1}`, scratch.version, register));
-    const strategy = await copyStrategy(lockDb, chosen.database);
     const t = performance.now();
-    // the first clone is the ready copy when there is one; a new snapshot's ready copy is copied with the clones
-    const taken = ownSpare ? await takeSpare(lockDb, ownSpare.name, nameOf(clones[0]!)) : false;
-    const nextSpare = spareName(prefix);
-    let spareMade = false;
-    const copies = [
-      ...clones.slice(taken ? 1 : 0).map((c) => createOn(scratchUrl, nameOf(c), chosen.database, strategy.clause)),
-      // (a ready copy that cannot be made is no reason to stop: the next rehearsal copies the snapshot)
-      ...(taken ? [] : [makeSpare(scratchUrl, lockDb, nextSpare, chosen.database, strategy.clause, scratch.version).then(() => (spareMade = true), (e: unknown) => progress(`no copy made ready for the next rehearsal: ${(e as Error).message}`))]),
-    ];
-    const copied = await Promise.allSettled(copies);
+    // the first clone is the ready copy when there is one (a reused snapshot's)
+    const taken = chosen.reused && (await takeSpare(lockDb, spare, nameOf(clones[0]!), progress));
+    const rest = clones.slice(taken ? 1 : 0);
+    // (the snapshot's size, which decides how to copy it, walks its files: ~80 ms at 6,500 tables; read only to copy)
+    const strategy = rest.length ? await copyStrategy(lockDb, chosen.database) : null;
+    const copied = await Promise.allSettled(rest.map((c) => createOn(scratchUrl, nameOf(c), chosen.database, strategy!.clause)));
     const failure = copied.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failure) throw failure.reason;
     const copyMs = Math.round(performance.now() - t);
@@ -187,68 +181,84 @@ async function snapshotClones(ctx: ProviderContext, options: SnapshotOptions): P
     const what = needed > 1 ? `clones 1–${needed} of ${needed}` : 'clone 1 of 1';
     progress(
       taken
-        ? `${what} ready: clone 1 is the copy of ${chosen.database} the last rehearsal made ready (${ownSpare!.name}, renamed)${needed > 1 ? `, clone 2 copied (CREATE DATABASE … TEMPLATE, ${strategy.why})` : ''} in ${(copyMs / 1000).toFixed(1)} s`
-        : `${what} copied from ${chosen.database} at once (CREATE DATABASE … TEMPLATE, ${strategy.why}) in ${(copyMs / 1000).toFixed(1)} s${spareMade ? `, and a copy made ready for the next rehearsal (${nextSpare})` : ''}`,
+        ? `${what} ready in ${(copyMs / 1000).toFixed(1)} s: clone 1 is the copy of ${chosen.database} made ready after the last rehearsal (${spare}, renamed)${strategy ? `, clone 2 copied (CREATE DATABASE … TEMPLATE, ${strategy.why})` : ''}`
+        : `${what} copied from ${chosen.database} at once (CREATE DATABASE … TEMPLATE, ${strategy!.why}) in ${(copyMs / 1000).toFixed(1)} s`,
     );
-    ready();
-    // the next rehearsal's ready copy, made while this one's stages run (the lock held until it is)
-    if (taken) {
-      const s = performance.now();
-      await makeSpare(scratchUrl, lockDb, nextSpare, chosen.database, strategy.clause, scratch.version);
-      progress(`a copy of ${chosen.database} made ready for the next rehearsal (${nextSpare}) in ${((performance.now() - s) / 1000).toFixed(1)} s`);
-    }
+    return chosen;
   });
-  // the provider returns once the clones are ready (or it failed); what is left of the locked work goes on beside the rehearsal
-  const outcome = await Promise.race([cloned.then(() => 'ready' as const), locked.then(() => 'ready' as const)]);
-  if (outcome === 'ready') ctx.background(locked.catch((e: unknown) => { throw new Error(`could not make a ready copy of the snapshot for the next rehearsal (${(e as Error).message}): the next rehearsal copies the snapshot instead`); }));
-}
-
-/** What the comment of a ready copy starts with, then the name of the snapshot it is a copy of. */
-const SPARE_OF = 'tiergate ready copy of ';
-
-/** `tiergate_spare_<slug>_<idhash8>_<random6>`: a ready copy of a snapshot of `prefix` (within 63 bytes). */
-function spareName(prefix: string): string {
-  return `${prefix.replace(/^tiergate_snap_/, 'tiergate_spare_')}_${randomBytes(3).toString('hex')}`;
-}
-
-/** The ready copies of the snapshots of `prefix`, with the snapshot each copies (null: its making stopped before its comment). */
-async function listSpares(db: Db, prefix: string): Promise<{ name: string; of: string | null }[]> {
-  const r = await db.query<{ name: string; comment: string | null }>(
-    `select datname::text as name, shobj_description(oid, 'pg_database') as comment from pg_database where left(datname, length($1)) = $1 order by datname`,
-    [`${prefix.replace(/^tiergate_snap_/, 'tiergate_spare_')}_`],
-  );
-  return r.rows.map((row) => ({ name: row.name, of: row.comment?.startsWith(SPARE_OF) ? row.comment.slice(SPARE_OF.length) : null }));
+  // the next rehearsal's ready copy, once this one is over: the server finishes it after tiergate exits
+  ctx.afterRun(() => {
+    progress(`the scratch server makes a copy of ${chosen.database} ready for the next rehearsal (${spareName(chosen.database)}), after this one`);
+    readyCopyInBackground(scratchUrl, spareName(chosen.database), chosen.database);
+  });
 }
 
 /**
- * A copy of `snapshot` for the next rehearsal: created closed to connections
- * (nobody writes to it, as nobody writes to the snapshot), then the comment
- * that names its snapshot and says it is complete. Dropped on a failure.
+ * `tiergate_spare_<slug>_<idhash8>_<yyyymmdd>t<hhmmss>`: the ready copy of
+ * the snapshot of that name and time (within 63 bytes, as the snapshot's
+ * name is), one at a time.
  */
-async function makeSpare(scratchUrl: string, lockDb: Db, name: string, snapshot: string, clause: string, version: number): Promise<void> {
-  try {
-    await createOn(scratchUrl, name, snapshot, `${clause} allow_connections false`, 'ready copy');
-    const sql = await lockDb.query<{ sql: string }>(`select format('comment on database %I is %L', $1::text, $2::text) as sql`, [name, `${SPARE_OF}${snapshot}`]);
-    await lockDb.exec(sql.rows[0]!.sql);
-  } catch (e) {
-    await dropDatabase(scratchUrl, name, version).catch(() => undefined);
-    throw e;
-  }
+export function spareName(snapshot: string): string {
+  return snapshot.replace(/^tiergate_snap_/, 'tiergate_spare_');
+}
+
+/** The ready copies of the snapshots of `prefix`. */
+async function listSpares(db: Db, prefix: string): Promise<string[]> {
+  const r = await db.query<{ name: string }>(`select datname::text as name from pg_database where left(datname, length($1)) = $1 order by datname`, [`${spareName(prefix)}_`]);
+  return r.rows.map((row) => row.name);
+}
+
+/**
+ * Starts `CREATE DATABASE spare TEMPLATE snapshot … ALLOW_CONNECTIONS
+ * false` on a connection of its own and lets tiergate exit meanwhile: the
+ * connection does not keep the process alive, and the server, which reads
+ * nothing from a client while it runs one statement, completes it — or,
+ * if it stops first, leaves nothing. A failure (the name taken by another
+ * rehearsal's, the snapshot dropped) only means the next rehearsal copies.
+ */
+function readyCopyInBackground(scratchUrl: string, spare: string, snapshot: string): void {
+  void (async () => {
+    const client = new pg.Client({ connectionString: scratchUrl, application_name: 'tiergate rehearse (ready copy)' });
+    await client.connect();
+    // copyStrategy's choice (the size read here, after the rehearsal)
+    const fileCopy = await client.query<{ yes: boolean }>(
+      "select current_setting('server_version_num')::int >= 150000 and (current_setting('fsync') = 'off' or pg_database_size($1::name) > 50e6) as yes",
+      [snapshot],
+    );
+    const clause = fileCopy.rows[0]?.yes ? ' strategy file_copy' : '';
+    const created = client.query(`create database ${ident(spare)} template ${ident(snapshot)}${clause} allow_connections false`);
+    // sent (a write in progress still holds the process): from here the connection no longer keeps tiergate running
+    (client as unknown as { connection: { stream: { unref(): void } } }).connection.stream.unref();
+    await created;
+    await client.end();
+  })().catch(() => undefined);
 }
 
 /**
  * Takes the ready copy `spare` as the clone `clone` (registered already):
- * renamed, opened to connections, its comment removed. False when it could
- * not be (the clone is then copied as usual).
+ * renamed, then opened to connections. When the server is still making it
+ * (after the last rehearsal), waits for it first. False when there is none
+ * (the clone is then copied as usual).
  */
-async function takeSpare(lockDb: Db, spare: string, clone: string): Promise<boolean> {
+async function takeSpare(lockDb: Db, spare: string, clone: string, progress: (m: string) => void): Promise<boolean> {
+  const making = async () =>
+    (
+      await lockDb.query<{ n: number }>(
+        "select count(*)::int as n from pg_stat_activity where state = 'active' and application_name = 'tiergate rehearse (ready copy)' and strpos(query, $1) > 0",
+        [ident(spare)],
+      )
+    ).rows[0]!.n > 0;
+  if (await making()) {
+    const t = performance.now();
+    progress(`waiting for the scratch server to finish the ready copy ${spare} (started after the last rehearsal)`);
+    while ((await making()) && performance.now() - t < 600_000) await new Promise((resolve) => setTimeout(resolve, 100));
+  }
   try {
     await lockDb.exec(`alter database ${ident(spare)} rename to ${ident(clone)}`);
   } catch {
     return false;
   }
   await lockDb.exec(`alter database ${ident(clone)} allow_connections true`);
-  await lockDb.exec(`comment on database ${ident(clone)} is null`);
   return true;
 }
 

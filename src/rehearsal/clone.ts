@@ -131,16 +131,16 @@ export class ScopedClone implements Clone {
 
 /**
  * Makes the clones of a source; `register` is called as soon as a clone
- * exists, so a failure halfway cleans up. `background` is handed work the
- * provider goes on with once the clones are ready (a PostgreSQL source's
- * ready copy for the next rehearsal): withClones awaits it before it
- * returns, beside the clones' removal; its failure is told, never thrown.
+ * exists, so a failure halfway cleans up. `afterRun` is handed what the
+ * provider starts once the run is over (a PostgreSQL source's ready copy for
+ * the next rehearsal): started when the clones are about to be removed,
+ * never awaited, never failing the run.
  */
 export type CloneProvider = (
   count: number,
   progress: (message: string) => void,
   register: (clone: ScopedClone) => void | Promise<void>,
-  background: (work: Promise<void>) => void,
+  afterRun: (start: () => void) => void,
 ) => Promise<void>;
 
 /**
@@ -162,7 +162,7 @@ export async function withClones<T>(source: CloneSource, count: number, fn: (clo
   const progress = options.onProgress ?? (() => undefined);
   const provider = await providerFor(source);
   const clones: ScopedClone[] = [];
-  const background: Promise<void>[] = [];
+  const afterRun: (() => void)[] = [];
   let ran = false;
   let failed = false;
   try {
@@ -174,7 +174,7 @@ export async function withClones<T>(source: CloneSource, count: number, fn: (clo
         clones.push(c);
         if (options.onClone) await Promise.resolve(options.onClone(c)).catch(() => undefined);
       },
-      (work) => background.push(work.catch((e: unknown) => progress(`${(e as Error).message}`))),
+      (start) => afterRun.push(start),
     );
     ran = true;
     return await fn([...clones]);
@@ -184,9 +184,14 @@ export async function withClones<T>(source: CloneSource, count: number, fn: (clo
   } finally {
     const kept = ran && options.keep ? clones[0] : undefined;
     const dropped = clones.filter((c) => c !== kept);
-    // (the provider's work in the background ends before this settles, whatever the removal's outcome)
-    const dropping = dropClones(kept, dropped, failed, progress);
-    const cleanup = Promise.all([dropping.catch(() => undefined), ...background]).then(() => dropping);
+    for (const start of afterRun) {
+      try {
+        start();
+      } catch {
+        /* what comes after the run never fails it */
+      }
+    }
+    const cleanup = dropClones(kept, dropped, failed, progress);
     if (options.onCleanup && !failed) {
       cleanup.catch(() => undefined);
       options.onCleanup(cleanup, Promise.all(dropped.map((c) => c.dropSent())).then(() => undefined));

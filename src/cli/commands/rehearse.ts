@@ -116,9 +116,9 @@ export async function rehearseCommand(opts: RehearseOpts, out: Output): Promise<
   if (opts.keep) out.line(`clone kept: ${evidence.clone.location}`);
   if (evidence.clone.snapshot) {
     const snap = evidence.clone.snapshot.database;
-    // its ready copy for the next rehearsal: tiergate_spare_<slug>_<idhash8>_<random> (src/rehearsal/clone-postgres.ts)
-    const spares = `${snap.replace(/^tiergate_snap_/, 'tiergate_spare_').replace(/_\d{8}t\d{6}$/, '')}_…`;
-    out.line(`${snapshotLine(evidence)}; kept on the scratch server with a copy made ready for the next rehearsal (drop database ${snap} and ${spares} removes them)`);
+    // its ready copy for the next rehearsal (src/rehearsal/clone-postgres.ts spareName)
+    const spare = snap.replace(/^tiergate_snap_/, 'tiergate_spare_');
+    out.line(`${snapshotLine(evidence)}; kept on the scratch server with its ready copy ${spare} (drop database ${snap}, ${spare} removes them)`);
   }
   out.line(`evidence: ${join(outDir, 'evidence.json')}, evidence.md, evidence.html (${evidence.signature ? `signed, key ${evidence.signature.keyId}` : 'unsigned: set TIERGATE_EVIDENCE_KEY to sign it'})`);
   const colour = !passed ? 'red' : go ? 'green' : 'yellow';
