@@ -204,6 +204,22 @@ export const MUTATIONS: Mutation[] = [
     backends: BOTH,
   },
   {
+    id: 'kept-proof-skipped-stored',
+    guarantee: G.rollback,
+    name: "after rollback, the clone is taken to equal the stored reference (a repeated rehearsal of a kept snapshot, one clone)",
+    edits: [{ file: REHEARSE, find: 'const matchesKeptTiers = keptDiff !== null && sameFingerprint(fpRolled, (keptFp as { fp: Fingerprint }).fp);', replace: 'const matchesKeptTiers = keptDiff !== null;' }],
+    tests: { files: ['test/snapshot.test.ts'], names: '\\(g\\)' },
+    backends: PG,
+  },
+  {
+    id: 'stored-reference-ignores-kept-files',
+    guarantee: G.rollback,
+    name: "the rollback proof's stored reference is reused after a kept tier's file changed (its key leaves the kept files out)",
+    edits: [{ file: 'src/rehearsal/kept-reference.ts', find: 'files: [...keptSomewhere, ...rollbacks].map((t) => [t.id, t.sha256]),', replace: 'files: rollbacks.map((t) => [t.id, t.sha256]),' }],
+    tests: { files: ['test/snapshot.test.ts'], names: '\\(g\\)' },
+    backends: PG,
+  },
+  {
     id: 'reapply-proof-skipped',
     guarantee: G.rollback,
     name: 're-applying the reverted tiers is taken to reproduce stage B',
