@@ -8,6 +8,7 @@
 import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Evidence } from '../src/evidence/types.js';
 import { snapshotPrefix } from '../src/rehearsal/clone-postgres.js';
@@ -261,6 +262,33 @@ describe.runIf(testTargets().includes('postgres'))("a repeated rehearsal reads t
     expect(said(other)).toMatch(/clones 1–2 of 2 ready in [\d.]+ s: clone 1 is the copy .*, clone 2 copied/);
     expect(readEvidence(kept).rollback).toMatchObject({ matchesKeptTiers: true, reference: { reused: false } });
     expect(await clonesOf(source.database)).toEqual([]);
+  });
+
+  it('(g2) a rehearsal waits, and says so, for the ready copy the scratch server is still making, then takes it', async () => {
+    const [snap] = (await snapshots(`tiergate_snap_${source.database}_`)).map((x) => x.name);
+    const spare = (await readyCopyOf(snap!)).name;
+    await dropDatabases([spare]);
+    // the ready copy in the making, as the last rehearsal's would be: its CREATE DATABASE held up by a lock on pg_database
+    const locker = new pg.Client({ connectionString: serverUrl('postgres') });
+    const maker = new pg.Client({ connectionString: serverUrl('postgres'), application_name: 'tiergate rehearse (ready copy)' });
+    await Promise.all([locker.connect(), maker.connect()]);
+    try {
+      await locker.query('begin');
+      await locker.query('lock table pg_catalog.pg_database in share mode');
+      const making = maker.query(`create database "${spare}" template "${snap}" allow_connections false`);
+      making.catch(() => undefined);
+      const out = tmp('tiergate-snap-');
+      const cli = startCli(['rehearse', '--plan', plan, '--source', source.url, '--scratch', serverUrl('postgres'), '--out', out, '--reuse-snapshot', '1h'], { env, timeoutMs: 240_000 });
+      await cli.waitFor(/waiting for the scratch server to finish the ready copy tiergate_spare_/, 'stdout');
+      await locker.query('commit');
+      await making;
+      const r = await cli.done;
+      expect(r.code, said(r)).toBe(0);
+      expect(readEvidence(out).clone.snapshot).toMatchObject({ database: snap, reused: true, readyCopy: true });
+    } finally {
+      await locker.query('rollback').catch(() => undefined);
+      await Promise.all([locker.end(), maker.end()]);
+    }
   });
 
   it('(h) with TIERGATE_CACHE=off nothing is stored or read: two clones each time', async () => {
