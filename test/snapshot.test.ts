@@ -113,7 +113,8 @@ describe.runIf(testTargets().includes('postgres'))('rehearse keeps a snapshot of
     expect(kept[0]!.comment).toContain(`"sourceDatabase":"${source.database}"`);
     expect(await clonesOf(source.database)).toEqual([]);
     // and a copy of it made ready for the next rehearsal (by the server, after the run), closed to connections as the snapshot is
-    expect(r.stdout).toContain(`with its ready copy tiergate_spare_${snap.database.slice('tiergate_snap_'.length)}`);
+    expect(r.stdout).toContain(`its copy for the next rehearsal (tiergate_spare_${snap.database.slice('tiergate_snap_'.length)}) being made there`);
+    expect(r.stdout).toContain(`drop database ${snap.database}; drop database tiergate_spare_`);
     expect(await readyCopyOf(snap.database)).toEqual({ name: snap.database.replace('tiergate_snap_', 'tiergate_spare_'), allowsConnections: false });
     expect((await sparesOf(prefix)).map((x) => x.name)).toEqual([snap.database.replace('tiergate_snap_', 'tiergate_spare_')]);
     expect(r.stdout).toContain(`clone: copy of snapshot ${snap.database} taken ${snap.takenAt} (new`);
@@ -261,6 +262,14 @@ describe.runIf(testTargets().includes('postgres'))("a repeated rehearsal reads t
     expect(other.code, said(other)).toBe(0);
     expect(said(other)).toMatch(/clones 1–2 of 2 ready in [\d.]+ s: clone 1 is the copy .*, clone 2 copied/);
     expect(readEvidence(kept).rollback).toMatchObject({ matchesKeptTiers: true, reference: { reused: false } });
+
+    // tiergate.yaml edited (its metrics, post-conditions and timeouts are the reference's too): another reference
+    appendFileSync(join(plan, 'tiergate.yaml'), '# edited\n');
+    const yamlEdited = tmp('tiergate-snap-');
+    const third = await run(yamlEdited, '--reuse-snapshot', '1h');
+    expect(third.code, said(third)).toBe(0);
+    expect(said(third)).toMatch(/clones 1–2 of 2 ready in [\d.]+ s/);
+    expect(readEvidence(yamlEdited).rollback).toMatchObject({ matchesKeptTiers: true, reference: { reused: false } });
     expect(await clonesOf(source.database)).toEqual([]);
   });
 

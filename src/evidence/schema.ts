@@ -195,7 +195,7 @@ export const EvidenceSchema = z
         reapplyDiff: FingerprintDiffSchema.nullable(),
         reference: z
           .object({
-            reused: z.boolean().describe("true: the kept tiers' clean apply on a copy of the same snapshot, stored by an earlier rehearsal (same kept tiers, same rollback tier, same code), not applied again on a second clone"),
+            reused: z.boolean().describe("true: the kept tiers' clean apply on a copy of the same snapshot, stored by an earlier rehearsal of the same snapshot (the same tiergate.yaml, kept tier files, rollback tier and code), not applied again on a second clone"),
             madeAt: z.string().describe('ISO 8601: when the rehearsal that applied the kept tiers on its second clone ran'),
           })
           .optional()

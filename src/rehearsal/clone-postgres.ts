@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDb, parseTarget, withDb } from '../db/open-db.js';
+import { connectLibpqSsl } from '../db/pg-adapter.js';
 import { editPostgresUrl, NO_HOST, parsePostgresUrl } from '../db/pg-url.js';
 import type { Db } from '../db/port.js';
 import { ConnectionError, TargetError, UsageError } from '../errors.js';
@@ -218,21 +219,28 @@ async function listSpares(db: Db, prefix: string): Promise<string[]> {
  */
 function readyCopyInBackground(scratchUrl: string, spare: string, snapshot: string): void {
   void (async () => {
-    const client = new pg.Client({ connectionString: scratchUrl, application_name: 'tiergate rehearse (ready copy)' });
-    await client.connect();
-    // copyStrategy's choice (the size read here, after the rehearsal)
-    const fileCopy = await client.query<{ yes: boolean }>(
-      "select current_setting('server_version_num')::int >= 150000 and (current_setting('fsync') = 'off' or pg_database_size($1::name) > 50e6) as yes",
-      [snapshot],
-    );
-    const clause = fileCopy.rows[0]?.yes ? ' strategy file_copy' : '';
-    const created = client.query(`create database ${ident(spare)} template ${ident(snapshot)}${clause} allow_connections false`);
-    // sent (a write in progress still holds the process): from here the connection no longer keeps tiergate running
-    (client as unknown as { connection: { stream: { unref(): void } } }).connection.stream.unref();
-    await created;
-    await client.end();
+    // sslmode as libpq reads it, a connect timeout, errors of an idle client caught
+    const { client } = await connectLibpqSsl(pg, scratchUrl, READY_COPY_APP);
+    try {
+      // copyStrategy's choice (the size read here, after the rehearsal)
+      const fileCopy = await client.query<{ yes: boolean }>(
+        "select current_setting('server_version_num')::int >= 150000 and (current_setting('fsync') = 'off' or pg_database_size($1::name) > 50e6) as yes",
+        [snapshot],
+      );
+      const clause = fileCopy.rows[0]?.yes ? ' strategy file_copy' : '';
+      const created = client.query(`create database ${ident(spare)} template ${ident(snapshot)}${clause} allow_connections false`);
+      created.catch(() => undefined);
+      // sent (a write in progress still holds the process): from here the connection no longer keeps tiergate running
+      (client as unknown as { connection: { stream: { unref(): void } } }).connection.stream.unref();
+      await created;
+    } finally {
+      await client.end().catch(() => undefined);
+    }
   })().catch(() => undefined);
 }
+
+/** The application name of the connection that makes a ready copy: how the next rehearsal tells one in the making. */
+const READY_COPY_APP = 'tiergate rehearse (ready copy)';
 
 /**
  * Takes the ready copy `spare` as the clone `clone` (registered already):
@@ -244,14 +252,20 @@ async function takeSpare(lockDb: Db, spare: string, clone: string, progress: (m:
   const making = async () =>
     (
       await lockDb.query<{ n: number }>(
-        "select count(*)::int as n from pg_stat_activity where state = 'active' and application_name = 'tiergate rehearse (ready copy)' and strpos(query, $1) > 0",
-        [ident(spare)],
+        "select count(*)::int as n from pg_stat_activity where state = 'active' and application_name = $2 and strpos(query, $1) > 0",
+        [ident(spare), READY_COPY_APP],
       )
     ).rows[0]!.n > 0;
   if (await making()) {
     const t = performance.now();
     progress(`waiting for the scratch server to finish the ready copy ${spare} (started after the last rehearsal)`);
-    while ((await making()) && performance.now() - t < 600_000) await new Promise((resolve) => setTimeout(resolve, 100));
+    while (await making()) {
+      if (performance.now() - t > 300_000) {
+        progress(`the ready copy ${spare} is still not made after 5 min: copying the snapshot instead`);
+        return false;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   }
   try {
     await lockDb.exec(`alter database ${ident(spare)} rename to ${ident(clone)}`);

@@ -1,6 +1,6 @@
 import { openDb } from '../db/open-db.js';
 import type { Db, Queryable } from '../db/port.js';
-import { TargetError, UsageError } from '../errors.js';
+import { InterruptedError, TargetError, UsageError } from '../errors.js';
 import type { CloneSnapshot } from '../evidence/types.js';
 import { installChangeLog } from '../probe/change-log.js';
 import { tiergateVersion } from '../version.js';
@@ -165,6 +165,7 @@ export async function withClones<T>(source: CloneSource, count: number, fn: (clo
   const afterRun: (() => void)[] = [];
   let ran = false;
   let failed = false;
+  let interrupted = false;
   try {
     // a provider that awaits `register` (PostgreSQL) creates the clone only once its owner has been told of it
     await provider(
@@ -180,11 +181,13 @@ export async function withClones<T>(source: CloneSource, count: number, fn: (clo
     return await fn([...clones]);
   } catch (e) {
     failed = true;
+    interrupted = e instanceof InterruptedError;
     throw e;
   } finally {
     const kept = ran && options.keep ? clones[0] : undefined;
     const dropped = clones.filter((c) => c !== kept);
-    for (const start of afterRun) {
+    // (not after Ctrl-C: nothing is started that the user stopped)
+    for (const start of interrupted ? [] : afterRun) {
       try {
         start();
       } catch {

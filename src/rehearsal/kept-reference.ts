@@ -23,17 +23,19 @@ import { tiergateVersion } from '../version.js';
  * tiers again: one clone, not two (at 6,500 tables a copy on this machine's
  * disk is 4–8 s, and the apply 1 s of server time beside the stages).
  *
- * The key holds everything the clean apply depends on besides the
- * snapshot's contents: the snapshot (scratch server, name, time taken),
- * tiergate's version and the code that fingerprints, the plan's name, gate
- * and `rehearsal.open_gate`, every tier's place in the plan (id, kind,
- * gated, requires, reverts, scope), and the sha256 of every file the
- * reference runs — every tier some rollback tier keeps, and the rollback
- * tiers. A tier every rollback tier reverts never runs on the reference:
- * editing it (what a user does between two rehearsals) keeps the reference.
- * What the key cannot hold is checked when the reference is used: the
- * rollback tier and the tiers the gate opened after must be those this
- * rehearsal computes (src/rehearsal/rehearse.ts), or stage C fails saying so.
+ * The key holds what the clean apply depends on besides the snapshot's
+ * contents: the snapshot (the scratch server as its URL names it —
+ * host, port, user and parameters, never a password — and PGOPTIONS, the
+ * snapshot's name and time), tiergate's version and the code that applies
+ * and fingerprints, the plan's tiergate.yaml (its metrics, gate,
+ * post-conditions, timeouts, every tier's place), and the sha256 of every
+ * file the reference runs — every tier some rollback tier keeps, and the
+ * rollback tiers. A tier every rollback tier reverts never runs on the
+ * reference: editing its file (what a user does between two rehearsals)
+ * keeps the reference; editing tiergate.yaml does not. What the key cannot
+ * hold is checked when the reference is used: the rollback tier and the
+ * tiers the gate opened after must be those this rehearsal computes
+ * (src/rehearsal/rehearse.ts), or stage C fails saying so.
  *
  * An entry is a cache entry (src/cache.ts): this user's, closed to others,
  * a miss when it cannot be read; `TIERGATE_CACHE=off` turns it off (then
@@ -55,7 +57,16 @@ const KEEP = 8;
 
 /** The key of the reference of `plan` on `snapshot` of the scratch server `scratchUrl`, or null when the code's identity cannot be read (no caching). */
 export function referenceKey(plan: Plan, snapshot: CloneSnapshot, scratchUrl: string): string | null {
-  const code = codeStamp(import.meta.url, ['kept-reference', ...['fingerprint', 'catalog', 'change-log', 'rows', 'metrics'].map((m) => `../probe/${m}`)], []);
+  const code = codeStamp(
+    import.meta.url,
+    [
+      'kept-reference',
+      'rehearse',
+      ...['fingerprint', 'catalog', 'change-log', 'rows', 'metrics', 'settings', 'jit'].map((m) => `../probe/${m}`),
+      ...['run-tier', 'run-script', 'gate', 'ledger', 'expectations', 'session-bounds'].map((m) => `../engine/${m}`),
+    ],
+    ['pg'],
+  );
   if (!code) return null;
   const body = plan.tiers.filter(isBodyTier);
   const rollbacks = plan.tiers.filter((t) => t.kind === 'rollback');
@@ -64,11 +75,10 @@ export function referenceKey(plan: Plan, snapshot: CloneSnapshot, scratchUrl: st
     v: tiergateVersion(),
     code,
     scratch: serverOf(scratchUrl),
+    pgoptions: process.env.PGOPTIONS ?? null,
     snapshot: { database: snapshot.database, takenAt: snapshot.takenAt },
     plan: plan.name,
-    gate: plan.gate ?? null,
-    openGate: plan.rehearsal?.open_gate ?? null,
-    tiers: plan.tiers.map((t) => ({ id: t.id, kind: t.kind, gated: t.gated, requires: t.requires, reverts: t.reverts, scope: t.scope, replaces: t.replaces })),
+    yaml: plan.yamlSha256,
     files: [...keptSomewhere, ...rollbacks].map((t) => [t.id, t.sha256]),
   });
 }
@@ -82,12 +92,13 @@ export function storeReference(key: string, reference: StoredReference): void {
   writeCache(KIND, key, reference, KEEP);
 }
 
-/** host, port and socket folder of a server URL (never its user or password): which scratch server. */
+/** Which scratch server, as its URL names it: host (or socket folder), port, user and parameters — never the password. */
 function serverOf(url: string): string {
   const u = parsePostgresUrl(url);
   if (!u) return createHash('sha256').update(url).digest('hex');
   const host = u.hostname === NO_HOST || !u.hostname ? (u.searchParams.get('host') ?? '') : u.hostname;
-  return `${host}:${u.port || '5432'}`;
+  const params = [...u.searchParams.entries()].filter(([k]) => k !== 'password').sort();
+  return JSON.stringify([host, u.port || u.searchParams.get('port') || '5432', decodeURIComponent(u.username), params]);
 }
 
 /** What a rehearsal knows of its stored reference: the key (null: none can be kept) and the entry, when the snapshot chosen had one. */

@@ -118,7 +118,7 @@ export async function rehearseCommand(opts: RehearseOpts, out: Output): Promise<
     const snap = evidence.clone.snapshot.database;
     // its ready copy for the next rehearsal (src/rehearsal/clone-postgres.ts spareName)
     const spare = snap.replace(/^tiergate_snap_/, 'tiergate_spare_');
-    out.line(`${snapshotLine(evidence)}; kept on the scratch server with its ready copy ${spare} (drop database ${snap}, ${spare} removes them)`);
+    out.line(`${snapshotLine(evidence)}; kept on the scratch server, its copy for the next rehearsal (${spare}) being made there (drop database ${snap}; drop database ${spare}; removes them)`);
   }
   out.line(`evidence: ${join(outDir, 'evidence.json')}, evidence.md, evidence.html (${evidence.signature ? `signed, key ${evidence.signature.keyId}` : 'unsigned: set TIERGATE_EVIDENCE_KEY to sign it'})`);
   const colour = !passed ? 'red' : go ? 'green' : 'yellow';
