@@ -220,6 +220,14 @@ export const MUTATIONS: Mutation[] = [
     backends: PG,
   },
   {
+    id: 'stored-reference-ignores-yaml',
+    guarantee: G.rollback,
+    name: "the rollback proof's stored reference is reused after tiergate.yaml changed (post-conditions, metrics, timeouts the reference run enforces)",
+    edits: [{ file: 'src/rehearsal/kept-reference.ts', find: '    yaml: plan.yamlSha256,\n', replace: '' }],
+    tests: { files: ['test/snapshot.test.ts'], names: '\\(g\\)' },
+    backends: PG,
+  },
+  {
     id: 'reapply-proof-skipped',
     guarantee: G.rollback,
     name: 're-applying the reverted tiers is taken to reproduce stage B',
