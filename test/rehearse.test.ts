@@ -163,8 +163,9 @@ describe.runIf(testTargets().includes('postgres'))('tiergate rehearse against a 
         const firstDiff = a.findIndex((line, i) => line !== b[i]);
         expect.fail(`the source changed: pg_dump differs from line ${firstDiff + 1}: '${a[firstDiff]}' → '${b[firstDiff]}'`);
       }
-      // this source's clones (other test files rehearse their own sources on the same server meanwhile: a fleet's clones are theirs)
-      const left = await onServer((c) => c.query<{ datname: string }>(`select datname from pg_database where datname like 'tiergate\\_clone\\_directus\\_%'`));
+      // this source's clones, tiergate_clone_directus_<6 hex>[_N] (other test files rehearse their own sources on the same server
+      // meanwhile: clone.test.ts's directus_<8 hex>, whose clones the LIKE 'tiergate\_clone\_directus\_%' used here took for these)
+      const left = await onServer((c) => c.query<{ datname: string }>(`select datname from pg_database where datname ~ '^tiergate_clone_directus_[0-9a-f]{6}(_[0-9]{1,2})?$'`));
       expect(left.rows).toEqual([]);
 
       // the same database as a plain SQL dump, rehearsed on PGlite with no server at all
