@@ -16,6 +16,7 @@ import { snapshotLine } from '../src/report/index.js';
 import { runCli, type CliRun } from './helpers/cli.js';
 import { startCli } from './helpers/cli-live.js';
 import { copyEnginePlan, ENGINE_PLAN } from './helpers/engine-fixture.js';
+import { realDirectus } from './helpers/real-directus.js';
 import { freshDatabase, onServer, serverUrl, testTargets, type TestDatabase } from './helpers/targets.js';
 
 // each case is one or two whole rehearsals of a small plan: seconds, more on a loaded 2-core machine
@@ -309,6 +310,43 @@ describe.runIf(testTargets().includes('postgres'))("a repeated rehearsal reads t
     expect(r.code, said(r)).toBe(0);
     expect(said(r)).toMatch(/clones 1–2 of 2 ready in [\d.]+ s: clone 1 is the copy .*, clone 2 copied/);
     expect(readEvidence(out).rollback).toMatchObject({ matchesKeptTiers: true, reference: { reused: false } });
+  });
+});
+
+describe.runIf(testTargets().includes('postgres'))('a repeated rehearsal of a database made by a real Directus 11, with the bundled plan', () => {
+  it('(i) fresh, then twice reusing the snapshot: the ready copy and the stored reference, the same proofs, PASS each time', async () => {
+    const source = await realDirectus('postgres');
+    const env = { TIERGATE_CACHE_DIR: tmp('tiergate-refcache-') };
+    try {
+      const runs: Evidence[] = [];
+      for (const flags of [[], ['--reuse-snapshot', '1h'], ['--reuse-snapshot', '1h']]) {
+        const out = tmp('tiergate-snap-');
+        const r = await runCli(['rehearse', '--source', source.url, '--scratch', serverUrl('postgres'), '--out', out, ...flags], { timeoutMs: 300_000, env });
+        expect(r.code, said(r)).toBe(0);
+        const e = readEvidence(out);
+        expect(e.verdict.rehearsal, said(r)).toBe('PASS');
+        expect(e.rollback).toMatchObject({ matchesKeptTiers: true, reapplyMatches: true });
+        runs.push(e);
+        // the next one takes the ready copy the server makes now
+        await readyCopyOf(e.clone.snapshot!.database);
+      }
+      const [fresh, ...reused] = runs;
+      expect(fresh!.rollback!.reference).toMatchObject({ reused: false });
+      for (const e of reused) {
+        expect(e.clone.snapshot).toMatchObject({ database: fresh!.clone.snapshot!.database, reused: true, readyCopy: true });
+        expect(e.rollback!.reference).toEqual({ reused: true, madeAt: fresh!.rollback!.reference!.madeAt });
+        // the same tiers, the same deltas as the rehearsal that made its clones itself
+        const deltas = (x: Evidence) => x.stages.map((st) => st.tiers.map((t) => [t.id, t.status, JSON.stringify(t.delta?.rows ?? {}), JSON.stringify(t.delta?.objects ?? {})]));
+        expect(deltas(e)).toEqual(deltas(fresh!));
+      }
+      // (exactly this source's clone names: clone.test.ts's sources directus_<8 hex> have clones of their own meanwhile)
+      const left = await onServer((c) => c.query(`select datname from pg_database where datname ~ '^tiergate_clone_directus_[0-9a-f]{6}(_[0-9]{1,2})?$'`));
+      expect(left.rows).toEqual([]);
+    } finally {
+      const prefix = `tiergate_snap_directus_`;
+      await dropDatabases([...(await snapshots(prefix)), ...(await sparesOf(prefix))].map((x) => x.name));
+      await source.drop();
+    }
   });
 });
 
