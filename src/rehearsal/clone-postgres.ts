@@ -15,7 +15,7 @@ import { readIdentity } from '../probe/identity.js';
 import { redactUrl } from '../secrets.js';
 import { both } from '../settle.js';
 import { tiergateVersion } from '../version.js';
-import { markClone, ScopedClone, type CloneProvider, type SnapshotOptions } from './clone.js';
+import { markClone, ScopedClone, spareName, type CloneProvider, type SnapshotOptions } from './clone.js';
 import { findPgTools } from './clone-tools.js';
 import { dump, restore, restoreMode } from './pg-dump-restore.js';
 
@@ -194,15 +194,6 @@ async function snapshotClones(ctx: ProviderContext, options: SnapshotOptions): P
   });
 }
 
-/**
- * `tiergate_spare_<slug>_<idhash8>_<yyyymmdd>t<hhmmss>`: the ready copy of
- * the snapshot of that name and time (within 63 bytes, as the snapshot's
- * name is), one at a time.
- */
-export function spareName(snapshot: string): string {
-  return snapshot.replace(/^tiergate_snap_/, 'tiergate_spare_');
-}
-
 /** The ready copies of the snapshots of `prefix`. */
 async function listSpares(db: Db, prefix: string): Promise<string[]> {
   const r = await db.query<{ name: string }>(`select datname::text as name from pg_database where left(datname, length($1)) = $1 order by datname`, [`${spareName(prefix)}_`]);
@@ -222,12 +213,8 @@ function readyCopyInBackground(scratchUrl: string, spare: string, snapshot: stri
     // sslmode as libpq reads it, a connect timeout, errors of an idle client caught
     const { client } = await connectLibpqSsl(pg, scratchUrl, READY_COPY_APP);
     try {
-      // copyStrategy's choice (the size read here, after the rehearsal)
-      const fileCopy = await client.query<{ yes: boolean }>(
-        "select current_setting('server_version_num')::int >= 150000 and (current_setting('fsync') = 'off' or pg_database_size($1::name) > 50e6) as yes",
-        [snapshot],
-      );
-      const clause = fileCopy.rows[0]?.yes ? ' strategy file_copy' : '';
+      // copied as the clones are (the size read here, after the rehearsal)
+      const { clause } = chooseStrategy((await client.query<StrategyFacts>(STRATEGY_FACTS, [snapshot])).rows[0]);
       const created = client.query(`create database ${ident(spare)} template ${ident(snapshot)}${clause} allow_connections false`);
       created.catch(() => undefined);
       // sent (a write in progress still holds the process): from here the connection no longer keeps tiergate running
@@ -440,12 +427,24 @@ async function withSnapshotLock<T>(scratchUrl: string, prefix: string, progress:
  * only to the operating system's cache): 43 MB, 63 vs 132 ms.
  */
 async function copyStrategy(db: Db, snapshot: string): Promise<{ clause: string; why: string }> {
-  const r = await db.query<{ n: string; fsync: string }>("select pg_database_size($1::name)::int8 as n, current_setting('fsync') as fsync", [snapshot]);
-  const bytes = Number(r.rows[0]?.n ?? 0);
+  return chooseStrategy((await db.query<StrategyFacts>(STRATEGY_FACTS, [snapshot])).rows[0]);
+}
+
+/** What `chooseStrategy` decides by, read in one statement (`$1` the snapshot): a ready copy's own connection reads it too. */
+const STRATEGY_FACTS = "select pg_database_size($1::name)::int8 as n, current_setting('fsync') as fsync, current_setting('server_version_num')::int as v";
+
+interface StrategyFacts {
+  n: string;
+  fsync: string;
+  v: number;
+}
+
+function chooseStrategy(facts: StrategyFacts | undefined): { clause: string; why: string } {
+  const bytes = Number(facts?.n ?? 0);
   const size = `${(bytes / 1e6).toFixed(0)} MB`;
-  if (db.capabilities.serverVersion < 150000) return { clause: '', why: `file copy: ${size}` };
+  if (Number(facts?.v ?? 0) < 150000) return { clause: '', why: `file copy: ${size}` };
   if (bytes > 50e6) return { clause: ' strategy file_copy', why: `strategy file_copy: ${size}` };
-  if (r.rows[0]?.fsync === 'off') return { clause: ' strategy file_copy', why: `strategy file_copy: ${size}, fsync off` };
+  if (facts?.fsync === 'off') return { clause: ' strategy file_copy', why: `strategy file_copy: ${size}, fsync off` };
   return { clause: '', why: `strategy wal_log: ${size}` };
 }
 

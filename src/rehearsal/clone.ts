@@ -53,6 +53,15 @@ export interface SnapshotOptions {
   clonesFor?: (snapshot: CloneSnapshot) => number;
 }
 
+/**
+ * `tiergate_spare_<slug>_<idhash8>_<yyyymmdd>t<hhmmss>`: the ready copy of
+ * the kept snapshot of that name and time (within 63 bytes, as the
+ * snapshot's name is), one at a time (src/rehearsal/clone-postgres.ts).
+ */
+export function spareName(snapshot: string): string {
+  return snapshot.replace(/^tiergate_snap_/, 'tiergate_spare_');
+}
+
 export interface WithClonesOptions {
   /** keep the first clone (the one the scenario runs on) instead of dropping it; the others are always dropped */
   keep?: boolean;

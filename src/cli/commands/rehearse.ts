@@ -116,8 +116,8 @@ export async function rehearseCommand(opts: RehearseOpts, out: Output): Promise<
   if (opts.keep) out.line(`clone kept: ${evidence.clone.location}`);
   if (evidence.clone.snapshot) {
     const snap = evidence.clone.snapshot.database;
-    // its ready copy for the next rehearsal (src/rehearsal/clone-postgres.ts spareName)
-    const spare = snap.replace(/^tiergate_snap_/, 'tiergate_spare_');
+    // its ready copy for the next rehearsal (the module is loaded already: rehearse imports it)
+    const spare = (await import('../../rehearsal/clone.js')).spareName(snap);
     out.line(`${snapshotLine(evidence)}; kept on the scratch server, its copy for the next rehearsal (${spare}) being made there (drop database ${snap}; drop database ${spare}; removes them)`);
   }
   out.line(`evidence: ${join(outDir, 'evidence.json')}, evidence.md, evidence.html (${evidence.signature ? `signed, key ${evidence.signature.keyId}` : 'unsigned: set TIERGATE_EVIDENCE_KEY to sign it'})`);
