@@ -131,7 +131,8 @@ describe.runIf(testTargets().includes('postgres'))('tiergate rehearse against a 
       const before = await mine();
       const r = await runCli(['rehearse', '--source', other.url, '--scratch', serverUrl('postgres'), '--out', tmp('tiergate-evidence-')]);
       expect(r.code, r.stdout + r.stderr).toBe(2);
-      expect(r.stderr).toMatch(/target database is 'shop\w*', but plan 'axis-governance' is for database 'directus'/);
+      // (the flag it names is the one given: --source, not --target)
+      expect(r.stderr).toMatch(/source database is 'shop\w*', but plan 'axis-governance' is for database 'directus'.*check --source:/);
       expect(r.stdout + r.stderr).not.toMatch(/pg_dump/);
       const after = await mine();
       expect(after.rows[0]!.n).toBe(before.rows[0]!.n);

@@ -72,7 +72,7 @@ describe.runIf(testTargets().includes('postgres'))('reliability, fast subset', (
 
   it('bad input: a sample of the corpus gives exit 2 (1 for SQL), its place, no stack trace, no change', async () => {
     const corpus = badInputCorpus();
-    const must = ['sql: COMMIT inside the file', 'plan: tier file with a NUL byte', 'plan: tiergate.yaml a scalar', 'url: mysql URL', 'option: --source without --scratch'];
+    const must = ['sql: COMMIT inside the file', 'plan: tier file with a NUL byte', 'plan: tiergate.yaml a scalar', 'url: mysql URL', 'option: --source without --scratch', 'option: --source empty'];
     const sample = corpus.filter((c, i) => i % 8 === 0 || must.includes(c.name));
     expect(sample.length).toBeGreaterThanOrEqual(20);
     const failures: string[] = [];

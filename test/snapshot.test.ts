@@ -5,6 +5,7 @@
  * on the scratch server, what a reused rehearsal's clone holds, housekeeping
  * of incomplete and older snapshots, two rehearsals at once.
  */
+import { createHash } from 'node:crypto';
 import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -205,6 +206,68 @@ describe.runIf(testTargets().includes('postgres'))('rehearse keeps a snapshot of
     const left = await snapshots(prefix);
     expect(left.map((s) => s.name)).toEqual([e.clone.snapshot!.database]);
     expect(left[0]!.comment).toContain(`"sourceOid":"${after}"`);
+  });
+});
+
+describe.runIf(testTargets().includes('postgres'))('a snapshot is reused only while the source reads the gate subject and ledger it held', () => {
+  let source: TestDatabase;
+  let plan = '';
+  const run = (out: string, ...flags: string[]) =>
+    runCli(['rehearse', '--plan', plan, '--source', source.url, '--scratch', serverUrl('postgres'), '--out', out, ...flags], { timeoutMs: 240_000 });
+  const md5 = (s: string) => createHash('md5').update(s).digest('hex');
+
+  beforeAll(async () => {
+    source = await engineSource('snapstate');
+    await onServer((c) => c.query("create table gate.proposal (payload text not null); insert into gate.proposal values ('v1')"), source.database);
+    // the engine plan with a gate subject: what its approvals approve (here, the proposal's payload)
+    plan = copyEnginePlan();
+    const yaml = join(plan, 'tiergate.yaml');
+    writeFileSync(yaml, readFileSync(yaml, 'utf8').replace('  min: 1\n', '  min: 1\n  subject: select md5(payload) from gate.proposal\n'));
+  });
+  afterAll(async () => {
+    await dropDatabases([...(await snapshots(`tiergate_snap_${source.database}_`)), ...(await sparesOf(`tiergate_snap_${source.database}_`))].map((s) => s.name));
+    await dropDatabases(await clonesOf(source.database));
+    await source.drop();
+  });
+
+  it('(d3) a proposal changed, or tiers applied, since the snapshot: dumped afresh, saying why; the evidence rehearses what the source holds', async () => {
+    const first = tmp('tiergate-snap-');
+    const made = await run(first);
+    expect(made.code, said(made)).toBe(0);
+    const snap = readEvidence(first).clone.snapshot!;
+    const [kept] = await snapshots(`tiergate_snap_${source.database}_`);
+    expect(kept!.comment).toContain(`"subject":"${md5('v1')}"`);
+    const again = tmp('tiergate-snap-');
+    expect((await run(again, '--reuse-snapshot', '1h')).code).toBe(0);
+    expect(readEvidence(again).clone.snapshot).toMatchObject({ database: snap.database, reused: true });
+
+    // the payload amended on the source (as `propose --submit` does): the snapshot holds the old one
+    await onServer((c) => c.query("update gate.proposal set payload = 'v2'"), source.database);
+    const amended = tmp('tiergate-snap-');
+    const r = await run(amended, '--reuse-snapshot', '1h');
+    expect(r.code, said(r)).toBe(0);
+    expect(said(r)).toContain(
+      `the subject of gate approvals (what its approvals approve) changed on ${source.database} since ${snap.database} was taken (${md5('v1').slice(0, 12)}… then, ${md5('v2').slice(0, 12)}… now)`,
+    );
+    const e = readEvidence(amended);
+    expect(e.clone.snapshot?.reused).toBe(false);
+    expect(e.source.gate?.subject).toBe(md5('v2'));
+    // unchanged since: the new snapshot is reused
+    const same = tmp('tiergate-snap-');
+    expect((await run(same, '--reuse-snapshot', '1h')).code).toBe(0);
+    expect(readEvidence(same).clone.snapshot).toMatchObject({ database: e.clone.snapshot!.database, reused: true });
+
+    // a tier applied on the source since: its ledger differs from the snapshot's
+    const applied = await runCli(['apply', '--plan', plan, '--target', source.url, '--structure-only', '--yes']);
+    expect(applied.code, said(applied)).toBe(0);
+    const after = tmp('tiergate-snap-');
+    const r2 = await run(after, '--reuse-snapshot', '1h');
+    expect(r2.code, said(r2)).toBe(0);
+    expect(said(r2)).toContain(`tiers were applied or rolled back on ${source.database} since ${e.clone.snapshot!.database} was taken: dumping the source afresh`);
+    const e2 = readEvidence(after);
+    expect(e2.clone.snapshot?.reused).toBe(false);
+    // the rehearsal saw the source's ledger: the structure tiers are there already
+    expect(e2.stages[0]!.tiers.find((t) => t.id === 1)?.status).toBe('Skipped');
   });
 });
 
@@ -454,7 +517,9 @@ describe('rehearse: the snapshot flags are usage errors where they mean nothing'
     ['the sample', ['--fresh'], /--fresh is for a PostgreSQL --source with --scratch.*the embedded sample/],
     ['--reuse-snapshot with --fresh', ['--source', 'postgres://u@127.0.0.1:1/x', '--scratch', 'postgres://u@127.0.0.1:1/postgres', '--reuse-snapshot', '1h', '--fresh'], /--reuse-snapshot and --fresh contradict each other/],
     ['--no-snapshot with --reuse-snapshot', ['--source', 'postgres://u@127.0.0.1:1/x', '--scratch', 'postgres://u@127.0.0.1:1/postgres', '--reuse-snapshot', '1h', '--no-snapshot'], /--reuse-snapshot and --no-snapshot contradict each other/],
-    ['an AGE that is not one', ['--source', 'postgres://u@127.0.0.1:1/x', '--scratch', 'postgres://u@127.0.0.1:1/postgres', '--reuse-snapshot', 'soon'], /--reuse-snapshot takes the oldest snapshot age to reuse, such as 30m, 2h or 1d \(got 'soon'\)/],
+    ['an AGE that is not one', ['--source', 'postgres://u@127.0.0.1:1/x', '--scratch', 'postgres://u@127.0.0.1:1/postgres', '--reuse-snapshot', 'soon'], /--reuse-snapshot takes the oldest snapshot age to reuse, with its unit, such as 30m, 2h or 1d \(got 'soon'\)/],
+    // a bare number once read as seconds
+    ['an AGE without its unit', ['--source', 'postgres://u@127.0.0.1:1/x', '--scratch', 'postgres://u@127.0.0.1:1/postgres', '--reuse-snapshot', '2'], /--reuse-snapshot takes .*with its unit, such as 30m, 2h or 1d \(got '2'\)/],
   ];
   for (const [what, args, message] of cases) {
     it(`with ${what}: exit 2, naming the flag`, async () => {

@@ -39,7 +39,7 @@ export function targetOf(opts: { target?: string }): string {
 export function durationOption(flag: string, value: string | undefined, parse: (v: string) => number | null): number | undefined {
   if (value === undefined) return undefined;
   const ms = parse(value);
-  if (ms === null) throw new UsageError(`${flag} ${value}: expected a duration such as 30s, 5min, 2h, 7d`);
+  if (ms === null) throw new UsageError(`${flag} ${value}: expected a duration with its unit, such as 30s, 5min, 2h, 7d`);
   return ms;
 }
 

@@ -1,5 +1,5 @@
 import { Command, CommanderError, Option } from 'commander';
-import { TiergateError, type ExitCode } from '../errors.js';
+import { TiergateError, UsageError, type ExitCode } from '../errors.js';
 import { scrub } from '../secrets.js';
 import { exitCodeOf, type Outcome } from './exit-code.js';
 import { Output } from './output.js';
@@ -64,6 +64,7 @@ export async function run(argv: string[]): Promise<ExitCode> {
     <O extends { json?: boolean }>(load: () => Promise<(opts: O, out: Output, args: string[]) => Promise<Outcome>>) =>
     async (...args: unknown[]): Promise<void> => {
       const cmd = args[args.length - 1] as Command;
+      refuseEmptyValues(cmd);
       const opts = cmd.opts<O>();
       output = new Output(Boolean(opts.json));
       outcome = await (await load())(opts, output, cmd.args);
@@ -263,6 +264,25 @@ export async function run(argv: string[]): Promise<ExitCode> {
       return exitCodeOf(e);
     }
     return reportError(e, output);
+  }
+}
+
+/**
+ * An option given an empty value (`--source "$SOURCE"` with the variable
+ * unset, or its environment variable set to nothing) is a mistake, never a
+ * request for the option's default: `rehearse --source ''` rehearsed the
+ * embedded sample and exited 0, a PASS for a database nobody named. Every
+ * option that takes a value is checked (`--plan` first: its message names
+ * the bundled plan).
+ */
+function refuseEmptyValues(cmd: Command): void {
+  const options = [...cmd.options].sort((a, b) => Number(b.long === '--plan') - Number(a.long === '--plan'));
+  for (const o of options) {
+    const value: unknown = cmd.getOptionValue(o.attributeName());
+    if (typeof value !== 'string' || value.trim() !== '' || !o.long) continue;
+    if (o.long === '--plan') throw new UsageError("--plan is empty: pass a plan folder (one holding tiergate.yaml), or leave --plan out for the bundled plan");
+    if (cmd.getOptionValueSource(o.attributeName()) === 'env' && o.envVar) throw new UsageError(`${o.envVar} is empty (it gives ${o.long}): set it to a value, or unset it`);
+    throw new UsageError(`${o.long} is empty: give it a value, or do not pass ${o.long} at all`);
   }
 }
 

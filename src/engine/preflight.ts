@@ -30,10 +30,12 @@ export function isPlanDatabase(plan: Plan, identity: TargetIdentity): boolean {
  * plan was written for (its `database:`), or a tiergate clone of it: anything
  * else is a wrong target (exit 2, nothing touched).
  */
-export function assertPlanDatabase(plan: Plan, identity: TargetIdentity, displayUrl: string): void {
+export function assertPlanDatabase(plan: Plan, identity: TargetIdentity, displayUrl: string, flag: '--target' | '--source' | '--dump' = '--target'): void {
   if (isPlanDatabase(plan, identity)) return;
+  const what = flag === '--target' ? 'target' : 'source';
+  const check = flag === '--dump' ? "check --database: it must name the database the dump was taken from, the one the plan was written for" : `check ${flag}: it must name the database the plan was written for`;
   throw new TargetError(
-    `target database is '${identity.database}', but plan '${plan.name}' is for database '${plan.database}' (and ${displayUrl} is not a tiergate clone of it); nothing was changed — check --target: it must name the database the plan was written for`,
+    `${what} database is '${identity.database}', but plan '${plan.name}' is for database '${plan.database}' (and ${displayUrl} is not a tiergate clone of it); nothing was changed — ${check}`,
   );
 }
 

@@ -1,3 +1,4 @@
+import type { PlanState, PlanStateReader } from './plan-state.js';
 import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -39,7 +40,9 @@ export function postgresProvider(sourceUrl: string, scratchUrl: string, snapshot
   return async (count, progress, register, afterRun) => {
     const started = performance.now();
     // both servers at once (a failure of the source's is told first, as when they were read in turn)
-    const [source, scratch] = await both(readSource(sourceUrl), readScratch(scratchUrl));
+    // (the source's plan state only when a snapshot may be reused: it decides whether one is)
+    const reader = snapshot?.keep && snapshot.reuseMs !== undefined && !snapshot.fresh ? snapshot.planState : undefined;
+    const [source, scratch] = await both(readSource(sourceUrl, reader), readScratch(scratchUrl));
     const ctx: ProviderContext = { sourceUrl, scratchUrl, source, scratch, started, count, progress, register, afterRun };
     if (snapshot?.keep) await snapshotClones(ctx, snapshot);
     else await directClones(ctx);
@@ -107,6 +110,8 @@ interface FoundSnapshot {
   tiergateVersion: string | null;
   /** the source database's oid when the snapshot was taken (null: a snapshot that did not record it) */
   sourceOid: string | null;
+  /** the plan state read on the snapshot when it was made, and by which reader (null: not recorded) */
+  planState: (PlanState & { id: string }) | null;
 }
 
 /**
@@ -149,7 +154,7 @@ async function snapshotClones(ctx: ProviderContext, options: SnapshotOptions): P
       progress(`snapshot: reusing ${newest.name} taken ${newest.takenAt} (${describeAge(Date.now() - Date.parse(newest.takenAt!))} old): no pg_dump of the source`);
     } else {
       progress(`snapshot: ${reuse.why}`);
-      chosen = await makeSnapshot(ctx, prefix, complete.map((x) => x.name));
+      chosen = await makeSnapshot(ctx, prefix, complete.map((x) => x.name), options.planState);
     }
     for (const old of complete.filter((x) => x.name !== chosen.database)) {
       await dropDatabase(scratchUrl, old.name, scratch.version);
@@ -286,6 +291,20 @@ function chooseReuse(newest: FoundSnapshot | null, options: SnapshotOptions, sou
           : `${source.database} was dropped and created again since ${newest.name} was taken (database oid ${newest.sourceOid}, now ${source.databaseOid}): dumping the source afresh`,
     };
   }
+  // what the evidence is bound to (the gate's subject, the plan's ledger) as it was when the snapshot was taken
+  const reader = options.planState;
+  if (reader && source.planState) {
+    const kept = newest.planState;
+    if (!kept || kept.id !== reader.id) return { ok: false, why: `${newest.name} does not record the proposal and tiers it holds as this plan reads them: dumping the source afresh` };
+    if (kept.subject !== source.planState.subject) {
+      const short = (s: string | null) => (s === null ? 'none' : s.length > 12 ? `${s.slice(0, 12)}…` : s);
+      return {
+        ok: false,
+        why: `${reader.subjectLabel} changed on ${source.database} since ${newest.name} was taken (${short(kept.subject)} then, ${short(source.planState.subject)} now): a rehearsal of it would rehearse what is no longer proposed: dumping the source afresh`,
+      };
+    }
+    if (kept.ledger !== source.planState.ledger) return { ok: false, why: `tiers were applied or rolled back on ${source.database} since ${newest.name} was taken: dumping the source afresh` };
+  }
   return { ok: true, why: '' };
 }
 
@@ -295,7 +314,7 @@ function chooseReuse(newest: FoundSnapshot | null, options: SnapshotOptions, sou
  * connections (a session in a template would stop every copy of it), and
  * last the comment that says it is complete. Dropped again on any failure.
  */
-async function makeSnapshot(ctx: ProviderContext, prefix: string, taken: string[]): Promise<CloneSnapshot> {
+async function makeSnapshot(ctx: ProviderContext, prefix: string, taken: string[], reader?: PlanStateReader): Promise<CloneSnapshot> {
   const { scratchUrl, source, scratch, progress } = ctx;
   // one snapshot per second and source: a name already in use waits for the next second
   let at = new Date();
@@ -309,13 +328,17 @@ async function makeSnapshot(ctx: ProviderContext, prefix: string, taken: string[
   try {
     await createOn(scratchUrl, name, 'template0', '', 'snapshot');
     await dumpAndRestore(ctx, snapshot.url, snapshot.displayUrl);
-    await withDb(snapshot.url, async (db) => {
+    // the plan state it holds, read on the copy itself (what the source read when pg_dump took it)
+    const planState = await withDb(snapshot.url, async (db) => {
+      const state = reader ? { id: reader.id, ...(await reader.read(db)) } : null;
       await markClone(db, source.database);
       await recordBaseline(db);
+      return state;
     }, { applicationName: 'tiergate rehearse (snapshot)' });
     await withServer(scratchUrl, 'the scratch server', async (db) => {
       await db.exec(`alter database ${ident(name)} allow_connections false`);
-      const comment = `${SNAPSHOT_COMPLETE}${JSON.stringify({ takenAt, sourceDatabase: source.database, sourceOid: source.databaseOid, tiergateVersion: tiergateVersion() })}`;
+      const meta = { takenAt, sourceDatabase: source.database, sourceOid: source.databaseOid, tiergateVersion: tiergateVersion(), ...(planState ? { planState } : {}) };
+      const comment = `${SNAPSHOT_COMPLETE}${JSON.stringify(meta)}`;
       // COMMENT takes a literal, not a parameter: the server quotes it (format %L)
       const sql = await db.query<{ sql: string }>(`select format('comment on database %I is %L', $1::text, $2::text) as sql`, [name, comment]);
       await db.exec(sql.rows[0]!.sql);
@@ -343,20 +366,27 @@ async function listSnapshots(db: Db, prefix: string): Promise<FoundSnapshot[]> {
     .filter((row) => SNAPSHOT_NAME.test(row.name.slice(prefix.length)))
     .map((row) => {
       const meta = parseComment(row.comment);
-      return { name: row.name, complete: meta !== null, takenAt: meta?.takenAt ?? null, tiergateVersion: meta?.tiergateVersion ?? null, sourceOid: meta?.sourceOid ?? null };
+      return { name: row.name, complete: meta !== null, takenAt: meta?.takenAt ?? null, tiergateVersion: meta?.tiergateVersion ?? null, sourceOid: meta?.sourceOid ?? null, planState: meta?.planState ?? null };
     });
 }
 
 /** The part of a snapshot's name after its prefix: `_<yyyymmdd>t<hhmmss>`. */
 const SNAPSHOT_NAME = /^_\d{8}t\d{6}$/;
 
-function parseComment(comment: string | null): { takenAt: string; tiergateVersion: string | null; sourceOid: string | null } | null {
+function parseComment(
+  comment: string | null,
+): { takenAt: string; tiergateVersion: string | null; sourceOid: string | null; planState: (PlanState & { id: string }) | null } | null {
   if (!comment?.startsWith(SNAPSHOT_COMPLETE)) return null;
   try {
-    const meta = JSON.parse(comment.slice(SNAPSHOT_COMPLETE.length)) as { takenAt?: unknown; tiergateVersion?: unknown; sourceOid?: unknown };
+    const meta = JSON.parse(comment.slice(SNAPSHOT_COMPLETE.length)) as { takenAt?: unknown; tiergateVersion?: unknown; sourceOid?: unknown; planState?: unknown };
     if (typeof meta.takenAt !== 'string' || Number.isNaN(Date.parse(meta.takenAt))) return null;
     const text = (v: unknown) => (typeof v === 'string' ? v : null);
-    return { takenAt: meta.takenAt, tiergateVersion: text(meta.tiergateVersion), sourceOid: text(meta.sourceOid) };
+    const ps = typeof meta.planState === 'object' && meta.planState !== null ? (meta.planState as Record<string, unknown>) : null;
+    const planState =
+      ps && typeof ps.id === 'string' && typeof ps.ledger === 'string' && (ps.subject === null || typeof ps.subject === 'string')
+        ? { id: ps.id, subject: ps.subject as string | null, ledger: ps.ledger }
+        : null;
+    return { takenAt: meta.takenAt, tiergateVersion: text(meta.tiergateVersion), sourceOid: text(meta.sourceOid), planState };
   } catch {
     return null;
   }
@@ -470,14 +500,18 @@ interface SourceFacts {
   identityKey: string;
   /** the database's oid on its server: a database dropped and created again under its name is another one */
   databaseOid: string;
+  /** the plan state it reads now (read only when a snapshot may be reused) */
+  planState?: PlanState;
 }
 
 /** Name, server version and identity of the source, read-only (a snapshot is keyed by the identity; readIdentity copes with a server that refuses pg_control_system()). */
-async function readSource(url: string): Promise<SourceFacts> {
+async function readSource(url: string, reader?: PlanStateReader): Promise<SourceFacts> {
   return withServer(url, 'the source', async (db) => {
     const id = await readIdentity(db);
     const oid = await db.query<{ oid: string }>('select oid::text as oid from pg_database where datname = current_database()');
-    return { database: id.database || 'postgres', version: db.capabilities.serverVersion, identityKey: id.systemIdentifier ?? hostPort(url), databaseOid: oid.rows[0]?.oid ?? '' };
+    const facts: SourceFacts = { database: id.database || 'postgres', version: db.capabilities.serverVersion, identityKey: id.systemIdentifier ?? hostPort(url), databaseOid: oid.rows[0]?.oid ?? '' };
+    if (reader) facts.planState = await reader.read(db);
+    return facts;
   });
 }
 

@@ -1,3 +1,4 @@
+import type { PlanStateReader } from './plan-state.js';
 import { openDb } from '../db/open-db.js';
 import type { Db, Queryable } from '../db/port.js';
 import { InterruptedError, TargetError, UsageError } from '../errors.js';
@@ -51,6 +52,13 @@ export interface SnapshotOptions {
    * (src/rehearsal/kept-reference.ts). Absent: all of them.
    */
   clonesFor?: (snapshot: CloneSnapshot) => number;
+  /**
+   * What the rehearsal's evidence is bound to in the source (the gate's
+   * subject, the plan's ledger): recorded in a snapshot when it is made, and
+   * a snapshot is reused only while the source reads the same
+   * (src/rehearsal/plan-state.ts). Absent: not compared.
+   */
+  planState?: PlanStateReader;
 }
 
 /**

@@ -20,6 +20,7 @@ import { hasXid8Snapshots, nothingCommittedSince, readXactMark, type XactMark } 
 import { both } from '../settle.js';
 import { tiergateVersion } from '../version.js';
 import { isMarkedClone, withClones, type Clone, type CloneSource } from './clone.js';
+import { planStateReader } from './plan-state.js';
 import { storeReference, withStoredReference, type ReferenceLookup } from './kept-reference.js';
 
 export type RehearsalEvent =
@@ -68,7 +69,10 @@ export async function rehearse(plan: Plan, source: CloneSource, info: SourceInfo
   await assertPlanRunnable(plan);
   await assertSourceDatabase(plan, info);
   // a source with a kept snapshot may have the rollback proof's reference stored: then one clone
-  const { source: cloneSource, lookup } = withStoredReference(plan, source);
+  const { source: referenced, lookup } = withStoredReference(plan, source);
+  // a snapshot is reused only while the source's gate subject and ledger read as they did when it was taken
+  const cloneSource: CloneSource =
+    referenced.kind === 'postgres' && referenced.snapshot ? { ...referenced, snapshot: { ...referenced.snapshot, planState: planStateReader(plan) } } : referenced;
   return withClones(
     cloneSource,
     2,
@@ -665,7 +669,7 @@ class Scenario {
 async function assertSourceDatabase(plan: Plan, info: SourceInfo): Promise<void> {
   if (!plan.database) return;
   if (info.kind === 'dump' && info.identity) {
-    assertPlanDatabase(plan, { ...info.identity, cloneOf: null }, info.location);
+    assertPlanDatabase(plan, { ...info.identity, cloneOf: null }, info.location, '--dump');
     return;
   }
   if (info.kind !== 'postgres' || !info.openSource) return;
@@ -673,7 +677,7 @@ async function assertSourceDatabase(plan: Plan, info: SourceInfo): Promise<void>
   if (named !== undefined && decodeURIComponent(named) === plan.database) return;
   const src = await info.openSource();
   try {
-    assertPlanDatabase(plan, await readIdentity(src), src.displayUrl);
+    assertPlanDatabase(plan, await readIdentity(src), src.displayUrl, '--source');
   } finally {
     await src.close();
   }

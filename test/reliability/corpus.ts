@@ -250,6 +250,12 @@ const OPTION_CASES: { name: string; args: string[]; says: RegExp }[] = [
   { name: 'apply --evidence missing', args: ['apply', '--yes', '--target', '{target}', '--evidence', '/nonexistent/e.json'], says: /evidence file '\/nonexistent\/e\.json' does not exist/ },
   { name: 'apply --evidence not evidence', args: ['apply', '--yes', '--target', '{target}', '--evidence', '{dir}/not-evidence.json'], says: /not-evidence\.json: / },
   { name: '--plan empty', args: ['plan', '--plan', ''], says: /--plan is empty/ },
+  // an unset variable in a script (`--source "$SOURCE"`) once rehearsed the embedded sample and exited 0
+  { name: '--source empty', args: ['rehearse', '--source', '', '--out', '{dir}'], says: /--source is empty: give it a value/ },
+  { name: '--scratch empty', args: ['rehearse', '--source', '{target}', '--scratch', ' ', '--out', '{dir}'], says: /--scratch is empty/ },
+  { name: '--target empty', args: ['apply', '--yes', '--target', ''], says: /--target is empty/ },
+  { name: '--wait without its unit', args: ['apply', '--yes', '--target', '{target}', '--wait', '5'], says: /--wait 5: expected a duration with its unit/ },
+  { name: '--evidence empty', args: ['apply', '--yes', '--target', '{target}', '--evidence', ''], says: /--evidence is empty/ },
   { name: 'TIERGATE_PLAN pointing nowhere', args: ['status', '--target', '{target}', '--plan', '/nonexistent/plan'], says: /folder '\/nonexistent\/plan' does not exist/ },
   { name: '--json with a bad flag combination', args: ['rehearse', '--json', '--source', '{target}', '--dump', 'x.sql'], says: /"kind": "usage"/ },
 ];

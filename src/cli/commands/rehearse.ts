@@ -189,7 +189,7 @@ function snapshotOptions(opts: RehearseOpts): { options: SnapshotOptions; flag: 
   let reuseMs: number | undefined;
   if (opts.reuseSnapshot !== undefined) {
     const ms = parseDuration(opts.reuseSnapshot);
-    if (ms === null || ms <= 0) throw new UsageError(`--reuse-snapshot takes the oldest snapshot age to reuse, such as 30m, 2h or 1d (got '${opts.reuseSnapshot}')`);
+    if (ms === null || ms <= 0) throw new UsageError(`--reuse-snapshot takes the oldest snapshot age to reuse, with its unit, such as 30m, 2h or 1d (got '${opts.reuseSnapshot}')`);
     reuseMs = ms;
   }
   return {
