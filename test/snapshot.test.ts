@@ -12,7 +12,9 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Evidence } from '../src/evidence/types.js';
+import { stopLeftChildren } from '../src/exit-cleanup.js';
 import { snapshotPrefix } from '../src/rehearsal/clone-postgres.js';
+import { runTool } from '../src/rehearsal/clone-tools.js';
 import { snapshotLine } from '../src/report/index.js';
 import { runCli, type CliRun } from './helpers/cli.js';
 import { startCli } from './helpers/cli-live.js';
@@ -268,6 +270,92 @@ describe.runIf(testTargets().includes('postgres'))('a snapshot is reused only wh
     expect(e2.clone.snapshot?.reused).toBe(false);
     // the rehearsal saw the source's ledger: the structure tiers are there already
     expect(e2.stages[0]!.tiers.find((t) => t.id === 1)?.status).toBe('Skipped');
+  });
+});
+
+describe.runIf(testTargets().includes('postgres'))('rehearse: Ctrl-C while the source is dumped', () => {
+  let source: TestDatabase;
+  beforeAll(async () => {
+    source = await engineSource('snapint');
+  });
+  afterAll(async () => {
+    await dropDatabases([...(await snapshots(`tiergate_snap_${source.database}_`)), ...(await sparesOf(`tiergate_snap_${source.database}_`))].map((s) => s.name));
+    await dropDatabases(await clonesOf(source.database));
+    await source.drop();
+  });
+
+  /** pg_dump's sessions on the source (its application name), after waiting up to 5 s for them to end */
+  const dumpSessions = async (waiting = false): Promise<number> => {
+    const count = async () =>
+      onServer(async (c) =>
+        (
+          await c.query<{ n: number }>(
+            `select count(*)::int as n from pg_stat_activity where datname = $1 and application_name = 'tiergate rehearse (pg_dump of the source)'${waiting ? " and wait_event_type = 'Lock'" : ''}`,
+            [source.database],
+          )
+        ).rows[0]!.n,
+      );
+    for (let i = 0; i < 50; i++) {
+      const n = await count();
+      if (waiting ? n > 0 : n === 0) return n;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return count();
+  };
+
+  it('(d4) stops pg_dump at once, keeps the complete snapshot it had, and leaves no session on the source', async () => {
+    const first = tmp('tiergate-snap-');
+    expect((await rehearse(source, first)).code).toBe(0);
+    const kept = readEvidence(first).clone.snapshot!.database;
+    const locker = new pg.Client({ connectionString: source.url });
+    await locker.connect();
+    try {
+      // pg_dump of the source waits for this lock (up to its --lock-wait-timeout of 30 s)
+      await locker.query('begin');
+      await locker.query('lock table gate.approval in access exclusive mode');
+      const cli = startCli(['rehearse', '--plan', ENGINE_PLAN, '--source', source.url, '--scratch', serverUrl('postgres'), '--out', tmp('tiergate-snap-'), '--fresh'], { timeoutMs: 120_000 });
+      await cli.waitFor(/pg_dump of /, 'stdout');
+      expect(await dumpSessions(true)).toBe(1);
+      cli.kill('SIGINT');
+      const r = await cli.done;
+      // exited while the lock is still held: pg_dump did not run to its end first (it once did, then restored, copied and ran stage A)
+      expect(r.code, said(r)).toBe(130);
+      expect(r.stderr).toMatch(/rehearsal interrupted \(Ctrl-C\) while its clones were made: nothing was rehearsed; the clones and any incomplete snapshot were dropped/);
+      expect(said(r)).not.toMatch(/pg_restore|stage A/);
+      expect(await dumpSessions()).toBe(0);
+      expect(await clonesOf(source.database)).toEqual([]);
+      // the complete snapshot it had is kept (it was dropped once the new one was complete)
+      expect((await snapshots(`tiergate_snap_${source.database}_`)).map((s) => s.name)).toEqual([kept]);
+    } finally {
+      await locker.query('rollback').catch(() => undefined);
+      await locker.end();
+    }
+    // the next rehearsal drops what an abrupt exit left (an empty snapshot) and reuses the complete one
+    const next = tmp('tiergate-snap-');
+    const r = await rehearse(source, next, '--reuse-snapshot', '1h');
+    expect(r.code, said(r)).toBe(0);
+    expect(readEvidence(next).clone.snapshot).toMatchObject({ database: kept, reused: true });
+  });
+});
+
+describe('a client tool at an abrupt exit', () => {
+  it('a second Ctrl-C stops the pg_dump or pg_restore tiergate waits for (an orphan kept its session and locks on the source)', async () => {
+    const running = runTool('/bin/sleep', ['30'], {});
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(stopLeftChildren()).toBe(1);
+    const r = await running;
+    expect(r.code).not.toBe(0);
+    expect(stopLeftChildren()).toBe(0);
+  });
+
+  it('Ctrl-C (the signal) stops it and rejects with an InterruptedError', async () => {
+    const controller = new AbortController();
+    const running = runTool('/bin/sleep', ['30'], {}, () => undefined, controller.signal);
+    const t = performance.now();
+    controller.abort();
+    await expect(running).rejects.toThrow(/interrupted \(Ctrl-C\): sleep stopped/);
+    expect(performance.now() - t).toBeLessThan(10_000);
+    expect(stopLeftChildren()).toBe(0);
   });
 });
 

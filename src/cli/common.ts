@@ -12,7 +12,7 @@ import { renderTierLine, renderTierStart } from '../report/render-terminal.js';
 import type { Output } from './output.js';
 import { singleLine } from '../text.js';
 import { table } from './table.js';
-import { removeLeftFolders } from '../exit-cleanup.js';
+import { removeLeftFolders, stopLeftChildren } from '../exit-cleanup.js';
 
 /** `--plan DIR` (or TIERGATE_PLAN): the plan, validated; the bundled plan when left out. */
 export async function planOf(opts: { plan?: string; planDatabase?: string }): Promise<Plan> {
@@ -71,8 +71,11 @@ export async function interruptible<T>(out: Output, fn: (signal: AbortSignal) =>
   const controller = new AbortController();
   const onSigint = () => {
     if (controller.signal.aborted) {
+      const stopped = stopLeftChildren();
       const removed = removeLeftFolders();
-      const message = `interrupted again — exited at once; the server rolls back an open transaction when its connection closes${removed ? `; ${removed} clone folder${removed === 1 ? '' : 's'} removed` : ''}`;
+      const message = `interrupted again — exited at once; the server rolls back an open transaction when its connection closes${
+        stopped ? `; ${stopped === 1 ? 'its client tool (pg_dump or pg_restore) stopped' : `${stopped} client tools (pg_dump, pg_restore) stopped`}` : ''
+      }${removed ? `; ${removed} folder${removed === 1 ? '' : 's'} removed` : ''}`;
       out.error(`tiergate: ${message}`);
       out.result({ ok: false, error: { kind: 'interrupted', message } });
       process.exit(130);

@@ -1,4 +1,3 @@
-import type { PlanState, PlanStateReader } from './plan-state.js';
 import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -8,7 +7,8 @@ import { openDb, parseTarget, withDb } from '../db/open-db.js';
 import { connectLibpqSsl } from '../db/pg-adapter.js';
 import { editPostgresUrl, NO_HOST, parsePostgresUrl } from '../db/pg-url.js';
 import type { Db } from '../db/port.js';
-import { ConnectionError, TargetError, UsageError } from '../errors.js';
+import { ConnectionError, InterruptedError, TargetError, UsageError } from '../errors.js';
+import { removeAtAbruptExit } from '../exit-cleanup.js';
 import type { CloneSnapshot } from '../evidence/types.js';
 import { describeAge } from '../parse-duration.js';
 import { recordBaseline } from '../probe/fingerprint.js';
@@ -19,6 +19,7 @@ import { tiergateVersion } from '../version.js';
 import { markClone, ScopedClone, spareName, type CloneProvider, type SnapshotOptions } from './clone.js';
 import { findPgTools } from './clone-tools.js';
 import { dump, restore, restoreMode } from './pg-dump-restore.js';
+import type { PlanState, PlanStateReader } from './plan-state.js';
 
 /**
  * Clones of a PostgreSQL database onto a scratch server: `pg_dump
@@ -37,13 +38,14 @@ import { dump, restore, restoreMode } from './pg-dump-restore.js';
 export function postgresProvider(sourceUrl: string, scratchUrl: string, snapshot?: SnapshotOptions): CloneProvider {
   requireServerUrl(sourceUrl, '--source');
   requireServerUrl(scratchUrl, '--scratch');
-  return async (count, progress, register, afterRun) => {
+  return async (count, progress, register, afterRun, signal) => {
     const started = performance.now();
     // both servers at once (a failure of the source's is told first, as when they were read in turn)
     // (the source's plan state only when a snapshot may be reused: it decides whether one is)
     const reader = snapshot?.keep && snapshot.reuseMs !== undefined && !snapshot.fresh ? snapshot.planState : undefined;
     const [source, scratch] = await both(readSource(sourceUrl, reader), readScratch(scratchUrl));
-    const ctx: ProviderContext = { sourceUrl, scratchUrl, source, scratch, started, count, progress, register, afterRun };
+    const ctx: ProviderContext = { sourceUrl, scratchUrl, source, scratch, started, count, progress, register, afterRun, signal };
+    stopIfInterrupted(ctx);
     if (snapshot?.keep) await snapshotClones(ctx, snapshot);
     else await directClones(ctx);
   };
@@ -59,6 +61,13 @@ interface ProviderContext {
   progress: (message: string) => void;
   register: (clone: ScopedClone) => void | Promise<void>;
   afterRun: (start: () => void) => void;
+  /** Ctrl-C: pg_dump and pg_restore are stopped, a wait ends, and an InterruptedError is thrown at the next step */
+  signal?: AbortSignal;
+}
+
+/** Between two steps of making the clones: a Ctrl-C stops here (withClones drops what was registered, makeSnapshot its snapshot). */
+function stopIfInterrupted(ctx: Pick<ProviderContext, 'signal'>): void {
+  if (ctx.signal?.aborted) throw new InterruptedError('interrupted (Ctrl-C)');
 }
 
 /** No snapshot kept: restore into the first clone; the others are copies of it (a fleet, `--no-snapshot`). */
@@ -69,6 +78,7 @@ async function directClones(ctx: ProviderContext): Promise<void> {
   const first = await createDatabase(scratchUrl, base, scratch.version, null, register);
   first.snapshotAt = snapshotAt;
   await dumpAndRestore(ctx, first.url, first.displayUrl);
+  stopIfInterrupted(ctx);
   await withDb(first.url, async (db) => {
     await markClone(db, source.database);
     await recordBaseline(db);
@@ -76,6 +86,7 @@ async function directClones(ctx: ProviderContext): Promise<void> {
   first.copyMs = Math.round(performance.now() - ctx.started);
   progress(`clone 1 of ${count} ready in ${(first.copyMs / 1000).toFixed(1)} s`);
   for (let i = 1; i < count; i++) {
+    stopIfInterrupted(ctx);
     const t = performance.now();
     const next = await createDatabase(scratchUrl, `${base}_${i + 1}`, scratch.version, base, register);
     next.snapshotAt = snapshotAt;
@@ -88,13 +99,17 @@ async function directClones(ctx: ProviderContext): Promise<void> {
 async function dumpAndRestore(ctx: ProviderContext, url: string, displayUrl: string): Promise<void> {
   const tools = findPgTools(Math.floor(ctx.source.version / 10000));
   const work = mkdtempSync(join(tmpdir(), 'tiergate-dump-'));
+  // (a second Ctrl-C exits at once: the dump file goes with it)
+  const forget = removeAtAbruptExit(work);
   try {
     const file = join(work, 'source.dump');
-    const tables = await dump(tools.pgDump, ctx.sourceUrl, file, ctx.progress);
+    const tables = await dump(tools.pgDump, ctx.sourceUrl, file, ctx.progress, ctx.signal);
+    stopIfInterrupted(ctx);
     ctx.progress(`restoring into ${displayUrl}`);
-    await restore(tools.pgRestore, url, file, tables, restoreMode(tools.pgRestore, file, tables, ctx.scratch.lockSlots), ctx.progress);
+    await restore(tools.pgRestore, url, file, tables, restoreMode(tools.pgRestore, file, tables, ctx.scratch.lockSlots), ctx.progress, ctx.signal);
   } finally {
     rmSync(work, { recursive: true, force: true });
+    forget();
   }
 }
 
@@ -139,7 +154,7 @@ interface FoundSnapshot {
 async function snapshotClones(ctx: ProviderContext, options: SnapshotOptions): Promise<void> {
   const { scratchUrl, source, scratch, count, progress, register } = ctx;
   const prefix = snapshotPrefix(source.database, source.identityKey);
-  const chosen = await withSnapshotLock(scratchUrl, prefix, progress, async (lockDb) => {
+  const chosen = await withSnapshotLock(scratchUrl, prefix, progress, ctx.signal, async (lockDb) => {
     const found = await listSnapshots(lockDb, prefix);
     for (const s of found.filter((x) => !x.complete)) {
       await dropDatabase(scratchUrl, s.name, scratch.version);
@@ -156,6 +171,8 @@ async function snapshotClones(ctx: ProviderContext, options: SnapshotOptions): P
       progress(`snapshot: ${reuse.why}`);
       chosen = await makeSnapshot(ctx, prefix, complete.map((x) => x.name), options.planState);
     }
+    // (a snapshot just made is complete: it stays, and so do the older ones until the next rehearsal)
+    stopIfInterrupted(ctx);
     for (const old of complete.filter((x) => x.name !== chosen.database)) {
       await dropDatabase(scratchUrl, old.name, scratch.version);
       progress(`dropped the older snapshot ${old.name} (taken ${old.takenAt})`);
@@ -171,7 +188,8 @@ async function snapshotClones(ctx: ProviderContext, options: SnapshotOptions): P
     for (let i = 0; i < needed; i++) clones.push(await registerDatabase(scratchUrl, i === 0 ? base : `${base}_${i + 1}`, scratch.version, register));
     const t = performance.now();
     // the first clone is the ready copy when there is one (a reused snapshot's)
-    const taken = chosen.reused && (await takeSpare(lockDb, spare, nameOf(clones[0]!), progress));
+    const taken = chosen.reused && (await takeSpare(lockDb, spare, nameOf(clones[0]!), progress, ctx.signal));
+    stopIfInterrupted(ctx);
     const rest = clones.slice(taken ? 1 : 0);
     // (the snapshot's size, which decides how to copy it, walks its files: ~80 ms at 6,500 tables; read only to copy)
     const strategy = rest.length ? await copyStrategy(lockDb, chosen.database) : null;
@@ -240,7 +258,7 @@ const READY_COPY_APP = 'tiergate rehearse (ready copy)';
  * (after the last rehearsal), waits for it first. False when there is none
  * (the clone is then copied as usual).
  */
-async function takeSpare(lockDb: Db, spare: string, clone: string, progress: (m: string) => void): Promise<boolean> {
+async function takeSpare(lockDb: Db, spare: string, clone: string, progress: (m: string) => void, signal?: AbortSignal): Promise<boolean> {
   const making = async () =>
     (
       await lockDb.query<{ n: number }>(
@@ -252,6 +270,7 @@ async function takeSpare(lockDb: Db, spare: string, clone: string, progress: (m:
     const t = performance.now();
     progress(`waiting for the scratch server to finish the ready copy ${spare} (started after the last rehearsal)`);
     while (await making()) {
+      if (signal?.aborted) return false;
       if (performance.now() - t > 300_000) {
         progress(`the ready copy ${spare} is still not made after 5 min: copying the snapshot instead`);
         return false;
@@ -328,6 +347,7 @@ async function makeSnapshot(ctx: ProviderContext, prefix: string, taken: string[
   try {
     await createOn(scratchUrl, name, 'template0', '', 'snapshot');
     await dumpAndRestore(ctx, snapshot.url, snapshot.displayUrl);
+    stopIfInterrupted(ctx);
     // the plan state it holds, read on the copy itself (what the source read when pg_dump took it)
     const planState = await withDb(snapshot.url, async (db) => {
       const state = reader ? { id: reader.id, ...(await reader.read(db)) } : null;
@@ -421,7 +441,7 @@ const SNAPSHOT_LOCK_CLASS = 0x7467_0002;
  * the source holds it). Released when its connection closes, on every path
  * — by the server too if the process dies.
  */
-async function withSnapshotLock<T>(scratchUrl: string, prefix: string, progress: (m: string) => void, fn: (db: Db) => Promise<T>): Promise<T> {
+async function withSnapshotLock<T>(scratchUrl: string, prefix: string, progress: (m: string) => void, signal: AbortSignal | undefined, fn: (db: Db) => Promise<T>): Promise<T> {
   const key = createHash('sha256').update(prefix).digest().readUInt32BE(0) & 0x7fff_ffff;
   return withServer(scratchUrl, 'the scratch server', async (db) => {
     const got = await db.query<{ ok: boolean }>('select pg_try_advisory_lock($1, $2) as ok', [SNAPSHOT_LOCK_CLASS, key]);
@@ -435,7 +455,11 @@ async function withSnapshotLock<T>(scratchUrl: string, prefix: string, progress:
         .catch(() => 'holder unknown');
       progress(`snapshot: waiting for another rehearsal of this source (${holder}) to finish with ${prefix}_…`);
       const t = performance.now();
-      await db.query('select pg_advisory_lock($1, $2)', [SNAPSHOT_LOCK_CLASS, key]);
+      // asked again every 200 ms rather than waited for in one statement: a Ctrl-C ends the wait
+      while (!(await db.query<{ ok: boolean }>('select pg_try_advisory_lock($1, $2) as ok', [SNAPSHOT_LOCK_CLASS, key])).rows[0]?.ok) {
+        stopIfInterrupted({ signal });
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
       progress(`snapshot: waited ${((performance.now() - t) / 1000).toFixed(1)} s for the other rehearsal`);
     }
     try {

@@ -1,7 +1,8 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
-import { UsageError } from '../errors.js';
+import { basename, delimiter, join } from 'node:path';
+import { InterruptedError, UsageError } from '../errors.js';
+import { stopAtAbruptExit } from '../exit-cleanup.js';
 import { editPostgresUrl } from '../db/pg-url.js';
 import { registerSecret, scrub } from '../secrets.js';
 
@@ -84,10 +85,28 @@ export interface ToolRun {
   tail: string[];
 }
 
-/** Runs a PostgreSQL client tool; each stderr line goes to `onLine`. Rejects only when it cannot be started. */
-export function runTool(file: string, args: string[], env: Record<string, string>, onLine: (line: string) => void = () => undefined): Promise<ToolRun> {
+/**
+ * Runs a PostgreSQL client tool; each stderr line goes to `onLine`. Rejects
+ * when it cannot be started, and with an InterruptedError when `signal`
+ * aborts (Ctrl-C): the tool is stopped then (SIGTERM: its session ends, the
+ * server rolls back what it had not committed), and at an abrupt exit too.
+ */
+export function runTool(
+  file: string,
+  args: string[],
+  env: Record<string, string>,
+  onLine: (line: string) => void = () => undefined,
+  signal?: AbortSignal,
+): Promise<ToolRun> {
   return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(new InterruptedError(`interrupted (Ctrl-C) before ${basename(file)} started`));
+      return;
+    }
     const child = spawn(file, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const forget = stopAtAbruptExit(child);
+    const stop = () => child.kill('SIGTERM');
+    signal?.addEventListener('abort', stop, { once: true });
     const errors: string[] = [];
     const tail: string[] = [];
     let rest = '';
@@ -104,12 +123,18 @@ export function runTool(file: string, args: string[], env: Record<string, string
       rest = lines.pop() ?? '';
       for (const l of lines) take(l);
     });
-    child.on('error', (e) =>
-      reject(new UsageError(`cannot run ${file}: ${e.message}; install the PostgreSQL client tools or put them on PATH`)),
-    );
+    child.on('error', (e) => {
+      forget();
+      signal?.removeEventListener('abort', stop);
+      reject(new UsageError(`cannot run ${file}: ${e.message}; install the PostgreSQL client tools or put them on PATH`));
+    });
     child.on('close', (code) => {
+      forget();
+      signal?.removeEventListener('abort', stop);
       if (rest) take(rest);
-      resolve({ code: code ?? 1, errors, tail });
+      // (a Ctrl-C in a terminal reaches the tool too: it stops on its own, as stopped here)
+      if (signal?.aborted) reject(new InterruptedError(`interrupted (Ctrl-C): ${basename(file)} stopped`));
+      else resolve({ code: code ?? 1, errors, tail });
     });
   });
 }

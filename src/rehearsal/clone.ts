@@ -1,10 +1,10 @@
-import type { PlanStateReader } from './plan-state.js';
 import { openDb } from '../db/open-db.js';
 import type { Db, Queryable } from '../db/port.js';
 import { InterruptedError, TargetError, UsageError } from '../errors.js';
 import type { CloneSnapshot } from '../evidence/types.js';
 import { installChangeLog } from '../probe/change-log.js';
 import { tiergateVersion } from '../version.js';
+import type { PlanStateReader } from './plan-state.js';
 
 /**
  * A database tiergate made for a rehearsal, carrying tiergate's clone mark.
@@ -86,6 +86,8 @@ export interface WithClonesOptions {
    * Without it, withClones returns once they are dropped.
    */
   onCleanup?: (cleanup: Promise<void>, sent: Promise<void>) => void;
+  /** Ctrl-C while the clones are made: stopped, what was being made removed, an InterruptedError */
+  signal?: AbortSignal;
 }
 
 /** A clone under construction or in use; the providers register it as soon as something exists to clean up. */
@@ -158,6 +160,8 @@ export type CloneProvider = (
   progress: (message: string) => void,
   register: (clone: ScopedClone) => void | Promise<void>,
   afterRun: (start: () => void) => void,
+  /** Ctrl-C: a provider stops what it runs (pg_dump, pg_restore, a wait) and throws an InterruptedError */
+  signal?: AbortSignal,
 ) => Promise<void>;
 
 /**
@@ -193,12 +197,20 @@ export async function withClones<T>(source: CloneSource, count: number, fn: (clo
         if (options.onClone) await Promise.resolve(options.onClone(c)).catch(() => undefined);
       },
       (start) => afterRun.push(start),
+      options.signal,
     );
+    if (options.signal?.aborted) throw new InterruptedError('interrupted (Ctrl-C)');
     ran = true;
     return await fn([...clones]);
   } catch (e) {
     failed = true;
     interrupted = e instanceof InterruptedError;
+    // stopped while the clones were made: nothing was rehearsed, and what was being made is removed (below, and a snapshot by its provider)
+    if (interrupted && !ran) {
+      throw new InterruptedError(
+        `rehearsal interrupted (Ctrl-C) while its clones were made: nothing was rehearsed; the clones and any incomplete snapshot were dropped (a kept snapshot is always a complete one); the source was only read`,
+      );
+    }
     throw e;
   } finally {
     const kept = ran && options.keep ? clones[0] : undefined;

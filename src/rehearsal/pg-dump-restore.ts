@@ -11,7 +11,7 @@ import { redactUrl } from '../secrets.js';
 import { runTool, toolConnection, toolProblems } from './clone-tools.js';
 
 /** pg_dump of the source into `file`; returns the number of tables whose data it dumped. */
-export async function dump(pgDump: string, sourceUrl: string, file: string, progress: (m: string) => void): Promise<number> {
+export async function dump(pgDump: string, sourceUrl: string, file: string, progress: (m: string) => void, signal?: AbortSignal): Promise<number> {
   const { dbname, env } = toolConnection(sourceUrl);
   // belt and braces: pg_dump only reads, and this session could not write even if it tried
   env.PGOPTIONS = `${process.env.PGOPTIONS ?? ''} -c default_transaction_read_only=on`.trim();
@@ -29,6 +29,7 @@ export async function dump(pgDump: string, sourceUrl: string, file: string, prog
       if (/dumping contents of table/.test(line)) tables++;
       report();
     },
+    signal,
   );
   if (run.code !== 0) {
     const locks = run.errors.some((l) => /out of shared memory|max_locks_per_transaction/.test(l))
@@ -152,6 +153,7 @@ export async function restore(
   tables: number,
   mode: { args: string[]; why: string; slices?: string[][] },
   progress: (m: string) => void,
+  signal?: AbortSignal,
 ): Promise<void> {
   const { dbname, env } = toolConnection(cloneUrl);
   env.PGAPPNAME = 'tiergate rehearse (pg_restore into the clone)';
@@ -172,7 +174,7 @@ export async function restore(
       // one line per table in either mode (with --jobs a worker prints it, and "finished item N TABLE DATA" follows: not counted again)
       else if (/processing data for table/.test(line)) restored++;
       report();
-    });
+    }, signal);
     // a clone that misses part of the source would prove nothing: any restore error fails
     if (run.code !== 0) throw new TargetError(`pg_restore into ${redactUrl(cloneUrl)} failed (exit ${run.code}):\n  ${toolProblems(run)}`);
   }

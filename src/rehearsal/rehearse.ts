@@ -113,6 +113,12 @@ export async function rehearse(plan: Plan, source: CloneSource, info: SourceInfo
           const fpB = await s.stageB(src.gate);
           if (s.passing()) await s.stageC(fpB);
         }
+      } catch (e) {
+        // what Ctrl-C leaves on the scratch server: the snapshot the clones were copied from (complete), for the next rehearsal
+        if (e instanceof InterruptedError && main.snapshot) {
+          throw new InterruptedError(`${e.message}; the snapshot ${main.snapshot.database} stays on the scratch server for the next rehearsal (drop database ${main.snapshot.database} removes it)`);
+        }
+        throw e;
       } finally {
         await s.settleKept();
         await fingerprints.settle();
@@ -140,7 +146,7 @@ export async function rehearse(plan: Plan, source: CloneSource, info: SourceInfo
         durationMs: Math.round(performance.now() - started),
       } satisfies Evidence;
     },
-    { keep: options.keep, onProgress: (message) => emit({ type: 'progress', message }), onClone: options.onClone, onCleanup: options.onCleanup },
+    { keep: options.keep, onProgress: (message) => emit({ type: 'progress', message }), onClone: options.onClone, onCleanup: options.onCleanup, signal: options.signal },
   );
 }
 
