@@ -190,6 +190,15 @@ describe.runIf(testTargets().includes('postgres'))('tiergate rehearse against a 
       expect(refused.code, refused.stderr).toBe(2);
       // its verdict no longer follows from its own records: an edited file
       expect(refused.stderr).toMatch(/refused: it says 'Rehearsal FAIL · Execution GO', but its own records give 'Rehearsal PASS · Execution GO': it was edited/);
+      // a metric edited beside the post-condition that still reads as holding: refused before anything is touched, by apply and by report
+      const tampered = join(tmp('tiergate-evidence-'), 'evidence.json');
+      const e = JSON.parse(readFileSync(evidence, 'utf8')) as Evidence;
+      e.stages.find((s) => s.name === 'B')!.tiers.find((t) => t.id === 2)!.delta!.metrics.owner_gap!.after = 1;
+      writeFileSync(tampered, JSON.stringify(e, null, 2));
+      const metricEdited = await runCli(['apply', '--yes', '--target', source.url, '--evidence', tampered]);
+      expect(metricEdited.code, metricEdited.stderr).toBe(2);
+      expect(metricEdited.stderr).toMatch(/but its own records give 'Rehearsal FAIL · Execution NO-GO' \(stage B: tier 2: post-condition 'owner_gap = 0' read 0, but the tier's metric owner_gap is 1 after it\): it was edited/);
+      expect((await runCli(['report', tampered])).code).toBe(2);
       const edited = join(tmp('tiergate-plan-'), 'plan');
       cpSync(bundledPlanDir(), edited, { recursive: true });
       writeFileSync(join(edited, 'tiers', '02_ownership_seed.sql'), readFileSync(join(edited, 'tiers', '02_ownership_seed.sql'), 'utf8') + '\n-- edited after the rehearsal\n');

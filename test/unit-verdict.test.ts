@@ -103,6 +103,36 @@ describe('computeVerdict', () => {
   });
 });
 
+describe("post-conditions' records", () => {
+  const noRollback = { tiers: [planTier(2, 'data')], gate: undefined };
+  const tier2 = (post: TierResult['post'], after: number | null, status: TierResult['status'] = 'Applied') =>
+    record(2, status, { post, delta: { objects: {}, rows: {}, metrics: { owner_gap: { before: 98, after } } } });
+  const withTier = (t: TierResult) => passedInput({ stages: [stage('B', [t], [{ name: 'B: ok', ok: true, detail: 'fine' }])] });
+
+  it('pass when each agrees with its condition and with the metric after the tier', () => {
+    expect(computeVerdict(noRollback, withTier(tier2([{ expr: 'owner_gap = 0', ok: true, value: 0 }], 0))).failures).toEqual([]);
+    // a failed tier records a failing one; a verify tier compares with the metric it read
+    expect(computeVerdict(noRollback, withTier(tier2([{ expr: 'owner_gap = 0', ok: false, value: 3 }], 3, 'Failed'))).failures).toEqual([]);
+  });
+
+  it('fail when edited: another metric after the tier beside a holding condition, a value the condition does not hold for, a failed one on an applied tier', () => {
+    // the file of a PASS edited to show owner_gap 98 → 1 beside "✓ owner_gap = 0" (it was reported as a PASS)
+    expect(computeVerdict(noRollback, withTier(tier2([{ expr: 'owner_gap = 0', ok: true, value: 0 }], 1)))).toMatchObject({
+      rehearsal: 'FAIL',
+      failures: ["stage B: tier 2: post-condition 'owner_gap = 0' read 0, but the tier's metric owner_gap is 1 after it"],
+    });
+    expect(computeVerdict(noRollback, withTier(tier2([{ expr: 'owner_gap = 0', ok: true, value: 1 }], 1))).failures).toEqual([
+      "stage B: tier 2: post-condition 'owner_gap = 0' is recorded as holding with value 1",
+    ]);
+    expect(computeVerdict(noRollback, withTier(tier2([{ expr: 'owner_gap = 0', ok: false, value: 1 }], 1))).failures).toEqual([
+      "stage B: tier 2: post-condition 'owner_gap = 0' failed, yet the tier is recorded as applied",
+    ]);
+    expect(computeVerdict(noRollback, withTier(tier2([{ expr: 'owner_gap is fine', ok: true, value: 0 }], 0))).failures).toEqual([
+      "stage B: tier 2: post-condition 'owner_gap is fine' is not one",
+    ]);
+  });
+});
+
 describe('coverageProblems', () => {
   const plan = { tiers: [planTier(1, 'structure'), planTier(2, 'data'), planTier(3, 'data', false), planTier(90, 'verify'), planTier(99, 'rollback')] };
   /** Evidence that covers the plan: A applies 1, stops 2 by its guard, applies 3; B applies 2; C rolls back. */

@@ -1,4 +1,5 @@
 import type { Plan } from '../plan/plan.js';
+import { checkPostCondition, parsePostCondition } from '../plan/post-condition.js';
 import type { Evidence, GateReading, StageRecord, TierResult } from './types.js';
 
 export type Verdict = Evidence['verdict'];
@@ -27,6 +28,7 @@ export function computeVerdict(plan: Pick<Plan, 'tiers' | 'gate'>, input: Verdic
     failures.push(`preflight on the source failed: ${input.preflight.error?.message ?? input.preflight.reason ?? input.preflight.status}`);
   }
   for (const stage of input.stages) for (const c of stage.checks) if (!c.ok) failures.push(`${c.name}: ${c.detail}`);
+  failures.push(...postConditionRecordProblems(input.stages));
   if (plan.tiers.some((t) => t.kind === 'rollback') && input.rollback === null && input.preflight?.status !== 'Failed') {
     failures.push(failures.length ? 'C: rollback not rehearsed, because an earlier stage failed' : 'C: rollback not rehearsed');
   }
@@ -40,6 +42,36 @@ export function computeVerdict(plan: Pick<Plan, 'tiers' | 'gate'>, input: Verdic
       ? `apply it: tiergate apply --target <the source> --evidence evidence.json`
       : (plan.gate?.when_closed ?? `the gate ${gate!.name} is ${gate!.value ?? 'n/a'} on the source and needs ≥ ${gate!.min}: obtain the approvals it counts, then apply with --evidence`);
   return { rehearsal: passed ? 'PASS' : 'FAIL', execution: go ? 'GO' : 'NO-GO', reason, failures, next };
+}
+
+/**
+ * Whether each tier's post-condition records agree with themselves and with
+ * the tier's metrics: the value a post-condition read is its metric's value
+ * after the tier (as the delta records it), its `ok` is what the condition
+ * says of that value, and an applied tier's post-conditions all held (one
+ * that does not rolls the tier back). The rehearsal writes them so; a file
+ * edited to show another metric beside a post-condition that still reads
+ * `owner_gap = 0 ✓` was once reported as a PASS. Returns what disagrees.
+ */
+export function postConditionRecordProblems(stages: StageRecord[]): string[] {
+  const problems: string[] = [];
+  for (const s of stages) {
+    for (const t of s.tiers) {
+      for (const p of t.post ?? []) {
+        const at = `stage ${s.name}: tier ${t.id}: post-condition '${p.expr}'`;
+        const parsed = parsePostCondition(p.expr);
+        if ('error' in parsed) {
+          problems.push(`${at} is not one`);
+          continue;
+        }
+        if (checkPostCondition(parsed, p.value) !== p.ok) problems.push(`${at} is recorded ${p.ok ? 'as holding' : 'as failing'} with value ${p.value ?? 'n/a'}`);
+        const metric = t.delta?.metrics?.[parsed.metric];
+        if (metric && metric.after !== p.value) problems.push(`${at} read ${p.value ?? 'n/a'}, but the tier's metric ${parsed.metric} is ${metric.after ?? 'n/a'} after it`);
+        if (t.status === 'Applied' && !p.ok) problems.push(`${at} failed, yet the tier is recorded as applied`);
+      }
+    }
+  }
+  return problems;
 }
 
 /**

@@ -79,7 +79,7 @@ export function bindEvidence(file: string, plan: Plan, options: BindOptions): Bo
   if (coverage.length) throw refuse(`its records do not cover the plan as a rehearsal does (${coverage.slice(0, 5).join('; ')}${coverage.length > 5 ? ` (+${coverage.length - 5})` : ''})`);
   const verdict = computeVerdict(plan, { preflight: evidence.source.preflight, gate: evidence.source.gate, stages: evidence.stages, rollback: evidence.rollback });
   if (verdict.rehearsal !== evidence.verdict.rehearsal || verdict.execution !== evidence.verdict.execution) {
-    throw refuse(`it says 'Rehearsal ${evidence.verdict.rehearsal} · Execution ${evidence.verdict.execution}', but its own records give 'Rehearsal ${verdict.rehearsal} · Execution ${verdict.execution}': it was edited`);
+    throw refuse(`it says 'Rehearsal ${evidence.verdict.rehearsal} · Execution ${evidence.verdict.execution}', but its own records give 'Rehearsal ${verdict.rehearsal} · Execution ${verdict.execution}'${verdict.failures.length ? ` (${verdict.failures.slice(0, 3).join('; ')})` : ''}: it was edited`);
   }
   if (verdict.rehearsal !== 'PASS') throw refuse(`it is a rehearsal FAIL (${verdict.failures.slice(0, 3).join('; ')})`, 'fix the plan or the database, rehearse again, and apply a PASS');
   if (evidence.source.kind === 'pglite-sample') {
