@@ -46,6 +46,19 @@ describe.each(testTargets())('engine on %s', (kind) => {
     expect(t1.expectations?.every((x) => x.ok)).toBe(true);
   });
 
+  it('interrupted before its tiers: an applied tier says it is applied, the others that Ctrl-C stopped them', async () => {
+    await prepareGate(db, false);
+    const plan = loadPlan(ENGINE_PLAN);
+    await apply(db, plan);
+    const controller = new AbortController();
+    controller.abort();
+    const r = await apply(db, plan, { signal: controller.signal });
+    const reasons = Object.fromEntries(r.tiers.map((t) => [t.id, t.reason]));
+    expect(reasons[1]).toMatch(/^already applied /);
+    expect(reasons[3]).toMatch(/^already applied /);
+    expect(reasons[2]).toBe('interrupted (Ctrl-C) before it started');
+  });
+
   it("the gated file run by hand with the gate closed aborts at its guard and leaves no trace", async () => {
     await prepareGate(db, false);
     await apply(db, loadPlan(ENGINE_PLAN));
@@ -422,8 +435,11 @@ describe.each(testTargets())('engine on %s', (kind) => {
     expect(t99.delta?.objects.views?.removed).toEqual(['app.v_item']);
     const s = await status(db, plan);
     expect(Object.fromEntries(s.tiers.map((t) => [t.id, t.state]))).toMatchObject({ 1: 'applied', 2: 'reverted', 3: 'reverted' });
+    // verify passed before the rollback: said so, not shown as if it held now
+    expect(s.tiers.find((t) => t.id === 90)).toMatchObject({ state: 'passed', note: expect.stringMatching(/^passed before tier \d+ was reverted \(.*\): run tiergate verify to check it now$/) });
     const again = await apply(db, plan);
     expect(statuses(again)).toMatchObject({ 1: 'Skipped', 2: 'Applied', 3: 'Applied', 90: 'Passed' });
+    expect((await status(db, plan)).tiers.find((t) => t.id === 90)?.note).toBeNull();
     const back = await stateOf(db) as { catalog: unknown; items: unknown };
     expect(back.catalog).toEqual(full.catalog);
     expect(back.items).toEqual(full.items);

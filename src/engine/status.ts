@@ -84,7 +84,12 @@ function tierLine(t: Tier, history: HistoryEvent[], gate: GateReading | null): T
     const note = lastLedger ? `last ${lastLedger.outcome} ${lastLedger.at}` : null;
     return { ...base, state: 'failed', ...when(last), error: last.error, note };
   }
-  if (last.source === 'attempt') return { ...base, state: 'passed', ...when(last), error: null, note: null };
+  if (last.source === 'attempt') {
+    // a check that passed before tiers changed (a rollback, an apply since) says nothing of now
+    const latest = t.kind === 'verify' ? history.filter((e) => e.source === 'ledger' && e.at > last.at).at(-1) : undefined;
+    const note = latest ? `passed before tier ${latest.tierId} was ${latest.outcome} (${latest.at}): run tiergate verify to check it now` : null;
+    return { ...base, state: 'passed', ...when(last), error: null, note };
+  }
   if (t.kind === 'rollback') {
     // a rollback is in effect until a tier it reverted is applied again
     const reapplied = t.reverts.filter((id) => history.some((e) => e.tierId === id && e.source === 'ledger' && e.outcome === 'applied' && e.at > last.at));
