@@ -284,7 +284,7 @@ describe.each(testTargets())('governance after the rollout (%s)', (kind) => {
       expect(found.findings.filter((f) => f.item === 'legacy_pages').map((f) => f.kind).sort()).toEqual(['proposal names a collection Directus does not have', 'removed collection still owned']);
       const recorded = await released(db);
       const d = await draft(db, plan);
-      expect(d.suggestions.find((s) => s.item === 'legacy_pages')).toMatchObject({ action: 'release', owner: 'team-data' });
+      expect(d.suggestions.find((s) => s.item === 'legacy_pages')).toMatchObject({ action: 'release', owner: 'team-data', reason: expect.stringMatching(/its ownership is released$/) });
       expect((d.payload as { anchors: { collection: string }[] }).anchors.map((a) => a.collection)).not.toContain('legacy_pages');
       // their rows are recorded in the payload as they are: what the approvers approve deleting, what tier 98 writes back
       const releasedList = (d.payload as { released: { collection: string; added_in: number; topics: { tag: string }[]; assignment: { container: string } | null; decisions: { tag: string }[] }[] })

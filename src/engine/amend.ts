@@ -61,9 +61,9 @@ function amendOf(plan: Plan): NonNullable<Plan['amend']> {
 }
 
 /** The plan's objects must exist here: a query over a missing one means the rollout has not been applied. */
-function notApplied(plan: Plan, db: Db, e: unknown): never {
+function notApplied(plan: Plan, db: Db, e: unknown, command: 'scan' | 'propose'): never {
   if (e instanceof DbError && e.sqlstate && MISSING_OBJECT.has(e.sqlstate)) {
-    throw new TargetError(`plan '${plan.name}' is not applied on ${db.displayUrl} (${e.message}): apply it first (tiergate apply), then scan`);
+    throw new TargetError(`plan '${plan.name}' is not applied on ${db.displayUrl} (${e.message}): apply it first (tiergate apply), then ${command}`);
   }
   throw e;
 }
@@ -102,7 +102,7 @@ export async function scan(db: Db, plan: Plan): Promise<ScanResult> {
     );
     return { plan: { name: plan.name }, target: db.displayUrl, identity, ...read, critical: read.findings.filter((f) => f.severity === 'critical').length };
   } catch (e) {
-    return notApplied(plan, db, e);
+    return notApplied(plan, db, e, 'scan');
   }
 }
 
@@ -154,7 +154,7 @@ export async function draft(db: Db, plan: Plan): Promise<DraftResult> {
       ),
     );
   } catch (e) {
-    return notApplied(plan, db, e);
+    return notApplied(plan, db, e, 'propose');
   }
 }
 
