@@ -625,6 +625,46 @@ describe.each(testTargets())('governance after the rollout (%s)', (kind) => {
   });
 });
 
+describe.each(testTargets())('a first payload that misses an anchor (%s)', (kind) => {
+  it('after --structure-only, propose revises the payload itself (no amendment: nothing is applied to amend), and the rollout applies it as the first', { timeout: 300_000 }, async () => {
+    target = await freshDatabase(kind, 'directus', { exactName: true });
+    const url = target.url;
+    await withDb(url, async (db) => {
+      await writeSample(db, {});
+      // the payload leaves out one anchor Directus has
+      await db.exec(`update os_proposals set payload = jsonb_set(payload, '{anchors}', (select coalesce(jsonb_agg(a), '[]') from jsonb_array_elements(payload -> 'anchors') a where a ->> 'collection' <> 'authors'))
+                      where key = 'OS-AXIS';
+                     update os_proposals set payload_sha256 = encode(sha256(convert_to(payload::text, 'UTF8')), 'hex') where key = 'OS-AXIS'`);
+      expect((await apply(db, plan, { structureOnly: true })).outcome).not.toBe('failed');
+      const found = await scan(db, plan);
+      expect(found.findings.find((f) => f.item === 'authors')).toMatchObject({ kind: 'new collection without owner', severity: 'critical' });
+      const d = await draft(db, plan);
+      const payload = d.payload as { amendment?: number; amends?: string; anchors: { collection: string; owner: string; added_in?: number }[]; contained: unknown[]; decide: unknown[] };
+      // a revision of the first payload: no amendment number, no added_in, no contained or decide entries (tiers 3 and 4 of a first rollout do them all)
+      expect(payload.amendment).toBeUndefined();
+      expect(payload.amends).toBeUndefined();
+      expect(payload.anchors.find((a) => a.collection === 'authors')).toEqual({ collection: 'authors', owner: expect.any(String), topic: expect.any(String) });
+      expect(payload.anchors.some((a) => a.added_in !== undefined)).toBe(false);
+      expect(payload.contained).toEqual([]);
+      expect(payload.decide).toEqual([]);
+      expect(d.suggestions.map((s) => [s.item, s.action])).toEqual([['authors', 'own']]);
+      await submit(db, plan, d.payload);
+      await approveAs(db, ADMIN);
+    });
+    const evidence = await rehearseSource(kind, url);
+    expect(evidence.verdict.failures).toEqual([]);
+    // the full rollback is proven: this is the rollout itself, not an amendment of it
+    expect(evidence.rollback).toMatchObject({ tier: 99, matchesKeptTiers: true, reapplyMatches: true });
+    expect((await applyBound(url, evidence)).outcome).toBe('ok');
+    await withDb(url, async (db) => {
+      expect((await verify(db, plan)).outcome).toBe('ok');
+      // the first rollout's own tags: nothing tagged as an amendment
+      expect(await scalar(db, `select count(*)::int as v from axis.ownership where tag ~ '#'`)).toBe(0);
+      expect(await scalar(db, `select count(*)::int as v from axis.ownership where collection = 'authors' and tag = 'PROD_T2'`)).toBe(1);
+    });
+  });
+});
+
 describe.each(testTargets())('amendments in a row (%s)', (kind) => {
   // four rehearsals, four applies, two rollbacks: minutes on a busy machine
   it('three amendments, each rehearsed and applied; then the full rollback and a re-apply give the fingerprint the rehearsal proves; rollback --amendment takes only the last', { timeout: 300_000 }, async () => {

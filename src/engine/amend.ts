@@ -112,11 +112,14 @@ export async function scan(db: Db, plan: Plan): Promise<ScanResult> {
  * transaction): 'true' when every gated tier is applied for the gate's
  * current subject, 'false' when not (an amendment submitted but not
  * applied, or rolled back: a new draft revises it instead of amending it),
- * '' when nothing tells (no subject, no gated tier ever applied).
+ * 'none' when no gated tier was ever applied here (the substrate alone,
+ * `apply --structure-only`: a draft revises the proposal itself, there is
+ * nothing to amend yet), '' when nothing tells (no subject).
  */
-export function payloadInEffect(plan: Plan, ledger: Map<number, LedgerEntry>, gate: GateReading | null): 'true' | 'false' | '' {
+export function payloadInEffect(plan: Plan, ledger: Map<number, LedgerEntry>, gate: GateReading | null): 'true' | 'false' | 'none' | '' {
   const gated = plan.tiers.filter((t) => t.gated);
-  if (!gate?.subject || !gated.some((t) => ledger.has(t.id))) return '';
+  if (!gate?.subject) return '';
+  if (!gated.some((t) => ledger.has(t.id))) return 'none';
   return gated.every((t) => ledger.get(t.id)?.status === 'applied' && ledger.get(t.id)?.subject === gate.subject) ? 'true' : 'false';
 }
 
