@@ -120,7 +120,8 @@ describe('evidence that was edited, polluted or made too large is refused', () =
     failed.verdict = { ...failed.verdict, rehearsal: 'PASS', failures: [] };
     const r1 = await apply(evidenceFile(failed));
     expect(r1.code).toBe(2);
-    expect(r1.stderr).toMatch(/its own records give 'Rehearsal FAIL · Execution NO-GO': it was edited/);
+    // (naming the check that failed)
+    expect(r1.stderr).toMatch(/its own records give 'Rehearsal FAIL · Execution NO-GO' \(B: .*\): it was edited/);
 
     // a rehearsal of another state (tier 1 recorded after tier 5): the dry run names the tier apply would roll back, exit 1
     const shifted = structuredClone(evidence);

@@ -75,7 +75,7 @@ export async function interruptible<T>(out: Output, fn: (signal: AbortSignal) =>
       const removed = removeLeftFolders();
       const message = `interrupted again — exited at once; the server rolls back an open transaction when its connection closes${
         stopped ? `; ${stopped === 1 ? 'its client tool (pg_dump or pg_restore) stopped' : `${stopped} client tools (pg_dump, pg_restore) stopped`}` : ''
-      }${removed ? `; ${removed} folder${removed === 1 ? '' : 's'} removed` : ''}`;
+      }${removed ? `; ${removed} temporary folder${removed === 1 ? '' : 's'} removed (clones, dump files)` : ''}`;
       out.error(`tiergate: ${message}`);
       out.result({ ok: false, error: { kind: 'interrupted', message } });
       process.exit(130);
