@@ -1,9 +1,11 @@
-import { readFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { loadPlan } from '../src/plan/load-plan.js';
 import { lintPlan, splitStatements, SqlSyntaxError, touchedRelations, type LintFinding } from '../src/plan/lint.js';
+import { runCli } from './helpers/cli.js';
 
 const fixtures = fileURLToPath(new URL('./fixtures/plans/', import.meta.url));
 
@@ -255,6 +257,33 @@ describe('lintPlan', () => {
       "nextval() in preflight tier 0: preflight tiers are read-only (they run in a read-only transaction, on the rehearsal's source too), where PostgreSQL refuses nextval(); read the sequence's last_value instead",
     ]);
     expect(message('parse', 6)).toMatch(/^the DO block's PL\/pgSQL does not parse \(syntax error at or near "SELEC"\)/);
+  });
+
+  it("refuses the plan's own queries that are not one query that only reads (a metric of two statements), at their line of tiergate.yaml", async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'tiergate-plan-')), 'plan');
+    cpSync(join(fixtures, 'ok'), dir, { recursive: true });
+    const yaml = join(dir, 'tiergate.yaml');
+    const text = readFileSync(yaml, 'utf8');
+    const metric = /^(\s+)(\w+):\s*(select .*)$/im.exec(text.slice(text.indexOf('metrics:')))!;
+    writeFileSync(yaml, text.replace(metric[0], `${metric[1]}${metric[2]}: ${metric[3]}; delete from keep`));
+    const findings = (await lintPlan(loadPlan(dir))).filter((f) => f.rule === 'plan-query');
+    const line = readFileSync(yaml, 'utf8').split('\n').findIndex((l) => l.includes('; delete from keep')) + 1;
+    expect(findings).toEqual([
+      {
+        severity: 'error',
+        tier: null,
+        file: 'tiergate.yaml',
+        line,
+        column: 1,
+        rule: 'plan-query',
+        message: `metric '${metric[2]}' is not one query that only reads: it holds 2 statements, and a metric or gate is one query`,
+      },
+    ]);
+    // refused before anything connects (the target is a port nothing listens on)
+    const r = await runCli(['apply', '--plan', dir, '--target', 'postgres://u@127.0.0.1:1/x', '--yes']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/tiergate\.yaml:\d+:1: metric '\w+' is not one query that only reads.*\[plan-query\]; nothing was run/);
+    expect(r.stderr).not.toMatch(/127\.0\.0\.1|connect/);
   });
 
   it('reports the severity the rule documents', async () => {

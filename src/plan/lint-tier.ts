@@ -12,7 +12,8 @@ import { statementLabel } from './statement-label.js';
 /** One problem found by `lintPlan`, located in a tier file. */
 export interface LintFinding {
   severity: 'error' | 'warning';
-  tier: number;
+  /** the tier whose file it is in; null for tiergate.yaml (a plan query, `plan-query`) */
+  tier: number | null;
   /** plan-relative file */
   file: string;
   /** 1-based */
@@ -33,7 +34,8 @@ export type LintRule =
   | 'non-transactional'
   | 'write-in-readonly'
   | 'opaque-in-data'
-  | 'no-header';
+  | 'no-header'
+  | 'plan-query';
 
 /** The findings of one tier file, in the order the checks run (`lintPlan` sorts them by position). */
 export function lintTier(pg: PgQuery, plan: Plan, tier: Tier): LintFinding[] {

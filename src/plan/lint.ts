@@ -6,7 +6,9 @@
 import { codeStamp, readCache, writeCache } from '../cache.js';
 import { lintTier, type LintFinding } from './lint-tier.js';
 import { sha256, type Plan } from './plan.js';
-import { loadParser } from './sql-facts.js';
+import { loadParser, whyNotAReadQuery } from './sql-facts.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 export type { LintFinding, LintRule } from './lint-tier.js';
 export { splitStatements, touchedRelations, forgetScripts, SqlSyntaxError, type SqlStatement, type TouchedRelations } from './sql-facts.js';
@@ -24,13 +26,55 @@ export { splitStatements, touchedRelations, forgetScripts, SqlSyntaxError, type 
  */
 export async function lintPlan(plan: Plan): Promise<LintFinding[]> {
   const pg = await loadParser();
-  const findings: LintFinding[] = [];
+  const findings: LintFinding[] = await planQueryFindings(plan);
   for (const tier of plan.tiers) {
     const tierFindings = lintTier(pg, plan, tier);
     tierFindings.sort((a, b) => a.line - b.line || a.column - b.column);
     findings.push(...tierFindings);
   }
   return findings;
+}
+
+/**
+ * The plan's own queries in tiergate.yaml that must each be one query that
+ * only reads — every metric and figure, the gate's count, lock, subject and
+ * approvals — and are not (`plan-query`, an error): the engine would refuse
+ * each when it first reads it, after connecting; lint and every command
+ * that runs a plan refuse it before anything connects.
+ */
+export async function planQueryFindings(plan: Plan): Promise<LintFinding[]> {
+  const gate = plan.gate;
+  const queries: [string, string, string | undefined][] = [
+    ...Object.entries(plan.metrics).map(([name, sql]): [string, string, string] => [`metric '${name}'`, name, sql]),
+    ...Object.entries(plan.figures).map(([name, sql]): [string, string, string] => [`figure '${name}'`, name, sql]),
+    ...(gate
+      ? ([
+          [`gate '${gate.name}'`, 'sql', gate.sql],
+          [`the lock of gate '${gate.name}'`, 'lock', gate.lock],
+          [`the subject of gate '${gate.name}'`, 'subject', gate.subject],
+          [`the approvals of gate '${gate.name}'`, 'approvals', gate.approvals],
+        ] as [string, string, string | undefined][])
+      : []),
+  ];
+  const yaml = yamlLines(plan);
+  const out: LintFinding[] = [];
+  for (const [what, key, sql] of queries) {
+    if (!sql) continue;
+    const why = await whyNotAReadQuery(sql);
+    if (!why) continue;
+    const line = Math.max(1, yaml.findIndex((l) => new RegExp(`^\\s*${key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*:`).test(l)) + 1);
+    out.push({ severity: 'error', tier: null, file: plan.yamlName, line, column: 1, rule: 'plan-query', message: `${what} is not one query that only reads: ${why}` });
+  }
+  return out;
+}
+
+/** tiergate.yaml's lines, for a finding's place (none when the plan was not read from a folder). */
+function yamlLines(plan: Plan): string[] {
+  try {
+    return readFileSync(join(plan.dir, plan.yamlName), 'utf8').split('\n');
+  } catch {
+    return [];
+  }
 }
 
 let lintStamp: string | null | undefined;
@@ -46,7 +90,8 @@ let lintStamp: string | null | undefined;
  */
 export async function lintErrors(plan: Plan): Promise<LintFinding[]> {
   if (lintStamp === undefined) lintStamp = codeStamp(import.meta.url, LINT_MODULES, ['libpg-query']);
-  const out: LintFinding[] = [];
+  // (the plan's own queries: their facts are cached by text, so a plan checked before loads no parser for them either)
+  const out: LintFinding[] = await planQueryFindings(plan);
   for (const tier of plan.tiers) {
     const context = JSON.stringify([tier.id, tier.kind, tier.gated, tier.file, plan.gate?.name ?? null, plan.gate?.lock ?? null]);
     const key = lintStamp === null ? null : `${lintStamp}:${sha256(tier.sql)}:${sha256(context)}`;

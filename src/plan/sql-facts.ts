@@ -172,3 +172,24 @@ function skipSeparators(sql: string, i: number): number {
   }
 }
 
+
+/**
+ * Why a query of the plan's (a metric, a figure, the gate's queries) is not
+ * one query that only reads: it holds several statements, or the parser
+ * sees it write, create, drop or alter a relation; null when it is one (or
+ * the parser cannot tell: the server judges it). The engine refuses such a
+ * query before it is sent (src/probe/metrics.ts), and lint before anything
+ * connects.
+ */
+export async function whyNotAReadQuery(sql: string): Promise<string | null> {
+  let count: number;
+  try {
+    count = (await splitStatements(sql)).length;
+  } catch {
+    return null;
+  }
+  if (count > 1) return `it holds ${count} statements, and a metric or gate is one query`;
+  const touched = await touchedRelations(sql).catch(() => null);
+  const changed = touched ? [...new Set([...touched.writes, ...touched.creates, ...touched.drops, ...touched.alters])] : [];
+  return changed.length ? `it changes ${changed.join(', ')}, and a metric or gate only reads` : null;
+}

@@ -1,7 +1,7 @@
 import type { QueryResult, Queryable } from '../db/port.js';
 import { DbError } from '../errors.js';
 import { relationKey, type NamedRelation } from '../plan/read-relations.js';
-import { relationsRead, splitStatements, touchedRelations } from '../plan/sql-facts.js';
+import { relationsRead, splitStatements, touchedRelations, whyNotAReadQuery } from '../plan/sql-facts.js';
 import { IDENT, identifierParts, statementName, textLiteral } from './identifiers.js';
 import { takeJitOff, TURN_OFF_LOCAL, withoutJitFolded } from './jit.js';
 
@@ -289,7 +289,7 @@ export function queryInSavepoint(script: string): string | null {
 export async function assertOneQuery(what: string, sql: string): Promise<void> {
   let why = notAQuery.get(sql);
   if (why === undefined) {
-    why = whyNotAQuery(sql);
+    why = whyNotAReadQuery(sql);
     notAQuery.set(sql, why);
   }
   const reason = await why;
@@ -303,19 +303,6 @@ export async function assertOneQuery(what: string, sql: string): Promise<void> {
 
 /** What each plan query was found to be: null, a query that only reads; else why not. */
 const notAQuery = new Map<string, Promise<string | null>>();
-
-async function whyNotAQuery(sql: string): Promise<string | null> {
-  let count: number;
-  try {
-    count = (await splitStatements(sql)).length;
-  } catch {
-    return null;
-  }
-  if (count > 1) return `it holds ${count} statements, and a metric or gate is one query`;
-  const touched = await touchedRelations(sql).catch(() => null);
-  const changed = touched ? [...new Set([...touched.writes, ...touched.creates, ...touched.drops, ...touched.alters])] : [];
-  return changed.length ? `it changes ${changed.join(', ')}, and a metric or gate only reads` : null;
-}
 
 /** After a failed read: n/a for a missing object, the error (named) for anything else. */
 async function readFailed(tx: Queryable, what: string, e: unknown): Promise<null> {

@@ -9,7 +9,7 @@ export async function lintCommand(opts: { plan?: string; json?: boolean }, out: 
   const findings = await lintPlan(p);
   const errors = findings.filter((f) => f.severity === 'error');
   out.result({ ok: errors.length === 0, plan: p.name, findings });
-  for (const f of findings) out.line(`${f.file}:${f.line}:${f.column}: ${f.severity} [${f.rule}] tier ${f.tier}: ${f.message}`);
+  for (const f of findings) out.line(`${f.file}:${f.line}:${f.column}: ${f.severity} [${f.rule}]${f.tier === null ? '' : ` tier ${f.tier}`}: ${f.message}`);
   out.line(findings.length ? `${errors.length} error(s), ${findings.length - errors.length} warning(s)` : `plan ${p.name}: ${p.tiers.length} files parsed, no problems`);
   return errors.length ? 'failed' : 'ok';
 }
