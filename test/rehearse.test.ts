@@ -122,6 +122,25 @@ describe('tiergate rehearse on the embedded default (npm start)', () => {
   });
 });
 
+describe('tiergate rehearse --dump of a plan of your own', () => {
+  it("takes the dump for the plan's database: unless --database names another", async () => {
+    // the engine's test plan, for a database named shop
+    const plan = join(tmp('tiergate-plan-'), 'plan');
+    cpSync(join(import.meta.dirname, 'fixtures', 'engine'), plan, { recursive: true });
+    writeFileSync(join(plan, 'tiergate.yaml'), `database: shop\n${readFileSync(join(plan, 'tiergate.yaml'), 'utf8')}`);
+    const dump = join(tmp('tiergate-dump-'), 'shop.sql');
+    writeFileSync(dump, 'create schema gate;\ncreate table gate.approval (id serial primary key, valid boolean not null default true);\n');
+    const out = tmp('tiergate-evidence-');
+    const r = await runCli(['rehearse', '--plan', plan, '--dump', dump, '--out', out], { timeoutMs: 240_000 });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect((JSON.parse(readFileSync(join(out, 'evidence.json'), 'utf8')) as Evidence).source.identity).toMatchObject({ database: 'shop' });
+    // another name given: refused as a source that is not the plan's database
+    const other = await runCli(['rehearse', '--plan', plan, '--dump', dump, '--database', 'directus', '--out', tmp('tiergate-evidence-')]);
+    expect(other.code).toBe(2);
+    expect(other.stderr).toMatch(/source database is 'directus', but plan 'engine-test' is for database 'shop'.*check --database/);
+  });
+});
+
 describe.runIf(testTargets().includes('postgres'))('tiergate rehearse against a real PostgreSQL source', () => {
   it("a source that is not the plan's database is refused before it is dumped (exit 2), as apply refuses it", async () => {
     const other = await freshDatabase('postgres', 'shop');

@@ -77,7 +77,7 @@ export async function run(argv: string[]): Promise<ExitCode> {
     .addOption(planDatabaseOption())
     .option('--source <url>', 'the database to rehearse, only read: postgres://… (cloned with pg_dump onto --scratch) or pglite:DIR (copied)')
     .option('--dump <file>', 'a plain SQL dump to rehearse on (loaded into PGlite)')
-    .option('--database <name>', 'with --dump: the name of the database the dump was taken from (default directus)')
+    .option('--database <name>', "with --dump: the name of the database the dump was taken from (default: the plan's database:, else directus)")
     .option('--scratch <url>', 'a server where tiergate may create and drop the clone database (with a postgres --source)')
     .option('--out <dir>', 'where to write evidence.json, evidence.md and evidence.html', './tiergate-evidence')
     .option('--keep', 'keep the clone and print its URL')

@@ -40,7 +40,7 @@ export interface RehearseOpts {
  */
 export async function rehearseCommand(opts: RehearseOpts, out: Output): Promise<Outcome> {
   const plan = await planOf(opts);
-  const { source, info } = await resolveSource(opts);
+  const { source, info } = await resolveSource(opts, plan.database);
   const outDir = resolve(opts.out ?? './tiergate-evidence');
   prepareOutDir(outDir);
   const { rehearse } = await import('../../rehearsal/rehearse.js');
@@ -130,7 +130,7 @@ export async function rehearseCommand(opts: RehearseOpts, out: Output): Promise<
   return 'ok';
 }
 
-async function resolveSource(opts: RehearseOpts): Promise<{ source: CloneSource; info: SourceInfo }> {
+async function resolveSource(opts: RehearseOpts, planDatabase: string | null | undefined): Promise<{ source: CloneSource; info: SourceInfo }> {
   const src = opts.source ?? null;
   const dump = opts.dump ?? null;
   const scratch = opts.scratch ?? null;
@@ -160,7 +160,8 @@ async function resolveSource(opts: RehearseOpts): Promise<{ source: CloneSource;
   }
   if (scratch) throw new UsageError('--scratch is only used with --source URL');
   if (dump) {
-    const database = opts.database ?? 'directus';
+    // (the plan's own database unless --database names the one the dump was taken from; directus for a plan that names none)
+    const database = opts.database ?? (planDatabase || 'directus');
     const { dumpIdentity } = await import('../../rehearsal/clone-dump.js');
     return { source: { kind: 'dump', file: dump, database }, info: { kind: 'dump', location: dump, identity: dumpIdentity(dump, database) } };
   }
