@@ -187,6 +187,13 @@ export async function sslConnectionString(url: string): Promise<string> {
 function connectionError(url: string, e: unknown): ConnectionError {
   const err = toDbError(e);
   const where = redactUrl(url);
+  // the server asked for a password and none was given (node-postgres says so in its own words, with no SQLSTATE)
+  if (err.sqlstate === null && /client password must be a string|password must be a string|no password (was )?(supplied|given|provided)/i.test(err.message)) {
+    return new ConnectionError(
+      `cannot connect to ${where}: the server asks for a password and none was given; put it in the URL (postgres://user:PASSWORD@host/db, percent-encoded), in PGPASSWORD or in ~/.pgpass (a fleet target: the variable its password_env names)`,
+      '28P01',
+    );
+  }
   const advice =
     err.sqlstate === '28P01' || err.sqlstate === '28000'
       ? 'check the user and password (URL or PGPASSWORD / ~/.pgpass)'

@@ -81,6 +81,16 @@ const SCENARIOS: Scenario[] = [
     run: (db) => runCli(['status', '--target', relUrl(db.name, CANARY_USER)], { env: { PGPASSWORD: CANARY_PASSWORD } }),
   },
   {
+    // (no password anywhere: node-postgres's own words, "SASL: … client password must be a string", once came with advice about the host and port)
+    name: 'no password given',
+    expectCode: 2,
+    run: async (db) => {
+      const r = await runCli(['status', '--target', relUrl(db.name, CANARY_USER)], { env: { PGPASSFILE: '/nonexistent' } });
+      if (!/the server asks for a password and none was given; put it in the URL .*PGPASSWORD.*pgpass/.test(r.stderr)) throw new Error(`no password given: ${r.stderr}`);
+      return r;
+    },
+  },
+  {
     name: 'wrong password in PGPASSWORD',
     secret: WRONG_PASSWORD,
     expectCode: 2,
