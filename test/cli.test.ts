@@ -106,6 +106,14 @@ describe.each(testTargets())('tiergate CLI on %s', (kind) => {
     expect(r.stdout + r.stderr).not.toContain('canary-pw');
   });
 
+  it("approve on a database without the bundled plan's proposal tables: exit 2, saying what is not there, nothing recorded", async () => {
+    const r = await runCli(['approve', '--target', target.url, '--plan-database', target.database, '--as', 'someone@example.com', '--yes', '--json']);
+    expect(r.code, r.stderr).toBe(2);
+    const out = JSON.parse(r.stdout) as { ok: boolean; error: { kind: string; message: string } };
+    expect(out.error.kind).toBe('target');
+    expect(out.error.message).toMatch(/^cannot approve on .*: relation "(os_proposal_approvals|os_proposals|directus_users)" does not exist \(SQLSTATE 42P01\): the gate ospa of plan 'axis-governance' reads what is not there; nothing was recorded/);
+  });
+
   it('apply with the gate closed exits 3 and says NO-GO; status shows the gate and metrics; verify exits 1', async () => {
     const r = await runCli(['apply', '--yes', '--plan', ENGINE_PLAN, '--target', target.url]);
     expect(r.stderr).toBe('');

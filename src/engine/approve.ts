@@ -1,5 +1,6 @@
 import type { Db } from '../db/port.js';
-import { UsageError } from '../errors.js';
+import { DbError, TargetError, UsageError } from '../errors.js';
+import { MISSING_OBJECT } from '../probe/metrics.js';
 import type { Plan } from '../plan/plan.js';
 import type { TargetIdentity } from '../probe/identity.js';
 import { readApprovals, readGate } from './gate.js';
@@ -38,7 +39,15 @@ export async function approve(db: Db, plan: Plan, options: { as: string; proposa
   const identity = await openPlanSession(db, plan);
   const approval = await db.transaction(async (tx) => {
     await tx.query(`select set_config('application_name', $1, true)`, [`tiergate approve ${plan.name}`]);
-    const inserted = await tx.query<{ id: unknown }>(gate.approve!.sql, [options.as, proposal]);
+    const inserted = await tx.query<{ id: unknown }>(gate.approve!.sql, [options.as, proposal]).catch((e: unknown) => {
+      // the proposal's tables (or the users') are not here: a database the plan's gate cannot read, said as status says it
+      if (e instanceof DbError && e.sqlstate !== null && MISSING_OBJECT.has(e.sqlstate)) {
+        throw new TargetError(
+          `cannot approve on ${db.displayUrl}: ${e.message} (SQLSTATE ${e.sqlstate}): the gate ${gate.name} of plan '${plan.name}' reads what is not there; nothing was recorded — is this the plan's database, with its proposal tables? ('tiergate status' says what the gate reads)`,
+        );
+      }
+      throw e;
+    });
     const id = inserted.rows[0]?.id;
     if (id === undefined || id === null) {
       throw new UsageError(`nothing to approve: no Directus user with email '${options.as}', or no proposal '${proposal}' on ${db.displayUrl}; nothing was recorded`);
