@@ -106,6 +106,13 @@ describe.each(testTargets())('tiergate CLI on %s', (kind) => {
     expect(r.stdout + r.stderr).not.toContain('canary-pw');
   });
 
+  it('sample --url into a database that is not empty: exit 2 before anything is written', async () => {
+    const r = await runCli(['sample', '--url', target.url]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/is not empty \(gate\.approval(, .*)?\): 'tiergate sample' writes into an empty database only/);
+    await withDb(target.url, async (db) => expect((await db.query(`select 1 from pg_class where relname = 'directus_collections'`)).rows).toEqual([]));
+  });
+
   it("approve on a database without the bundled plan's proposal tables: exit 2, saying what is not there, nothing recorded", async () => {
     const r = await runCli(['approve', '--target', target.url, '--plan-database', target.database, '--as', 'someone@example.com', '--yes', '--json']);
     expect(r.code, r.stderr).toBe(2);

@@ -27,6 +27,17 @@ export async function sampleCommand(opts: SampleOpts, out: Output): Promise<Outc
   await withDb(url, async (db) => {
     const existing = await db.query<{ n: number }>(`select count(*)::int as n from pg_class where relname = 'directus_collections'`);
     if ((existing.rows[0]?.n ?? 0) > 0) throw new UsageError(`${db.displayUrl} already has Directus tables: 'tiergate sample' writes into an empty database only`);
+    // any other relation of its own: refused before anything is written (it once failed halfway, on a name the sample also creates)
+    const other = await db.query<{ name: string; n: number }>(
+      `select n.nspname || '.' || c.relname as name, count(*) over ()::int as n from pg_class c join pg_namespace n on n.oid = c.relnamespace
+        where c.relkind in ('r', 'p', 'v', 'm', 'S', 'f') and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname !~ '^pg_'
+        order by 1 limit 3`,
+    );
+    const first = other.rows[0];
+    if (first) {
+      const names = other.rows.map((r) => r.name).join(', ') + (first.n > other.rows.length ? ` and ${first.n - other.rows.length} more` : '');
+      throw new UsageError(`${db.displayUrl} is not empty (${names}): 'tiergate sample' writes into an empty database only (createdb a new one)`);
+    }
     out.line(`writing the sample Directus database (scale ${scale}, ${variant}) into ${db.displayUrl} …`);
     await db.transaction(async (tx) => writeSample(tx, { scale, variant }, (done) => out.status(out.paint('dim', `  ${done}`))));
   });
