@@ -268,14 +268,17 @@ describe.runIf(hasServer)('tiergate fleet on two PostgreSQL clusters', () => {
     made.push(ctl);
     const coordinator = startCli(['fleet', 'apply', '--targets', file, '--control', ctl.url, '--workers', '0', '--yes'], { cwd: work, timeoutMs: 900_000 });
     const workerArgs = ['fleet', 'worker', '--control', ctl.url, '--workers', '1'];
-    const w1 = startCli(workerArgs, { cwd: work, timeoutMs: 900_000 });
+    // (one with --json: stopped, it prints its one result object)
+    const w1 = startCli([...workerArgs, '--json'], { cwd: work, timeoutMs: 900_000 });
     const w2 = startCli(workerArgs, { cwd: work, timeoutMs: 900_000 });
     await coordinator.waitFor(/: apply-queued|: applying/, 'stdout');
     const w3 = startCli(workerArgs, { cwd: work, timeoutMs: 900_000 });
     await w3.waitFor(/working on rollout/, 'stdout');
     const done = await coordinator.done;
     for (const w of [w1, w2, w3]) w.kill('SIGINT');
-    await Promise.all([w1.done, w2.done, w3.done]);
+    const [r1] = await Promise.all([w1.done, w2.done, w3.done]);
+    expect(r1.code).toBe(130);
+    expect(JSON.parse(r1.stdout)).toMatchObject({ ok: false, outcome: 'interrupted', worker: expect.any(Number), runningStepsFinished: true });
     expect(done.stderr).toBe('');
     expect(done.code).toBe(0);
     const status = JSON.parse((await fleet(['status', '--control', ctl.url, '--json'])).stdout);

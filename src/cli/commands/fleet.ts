@@ -268,9 +268,16 @@ export async function fleetWorkerCommand(opts: FleetOpts, out: Output): Promise<
   // a rollout this worker cannot work on yet (another plan, a queue being made): said once, tried again each second
   const said = new Map<string, string>();
   let stop = false;
+  // every rollout it worked on: its one result object (--json) names them
+  const workedOn = new Set<string>();
+  const stopped = (atOnce: boolean) =>
+    out.result({ ok: false, outcome: 'interrupted', worker: process.pid, control: control.shown, rollouts: [...workedOn], runningStepsFinished: !atOnce });
   const onSigint = () => {
     out.error('\ntiergate: stopping the worker: running steps finish first (Ctrl-C again to exit at once; pg-boss gives a step whose worker died to another one)');
-    if (stop) process.exit(130);
+    if (stop) {
+      stopped(true);
+      process.exit(130);
+    }
     stop = true;
   };
   process.on('SIGINT', onSigint);
@@ -283,6 +290,7 @@ export async function fleetWorkerCommand(opts: FleetOpts, out: Output): Promise<
         if (working.has(r.id)) continue;
         try {
           working.set(r.id, await fleet.work(control, r, { plan, out: outDir, concurrency }));
+          workedOn.add(r.id);
           out.line(`working on rollout ${r.id} (${r.plan_name})`);
         } catch (e) {
           const message = (e as Error).message;
@@ -300,6 +308,7 @@ export async function fleetWorkerCommand(opts: FleetOpts, out: Output): Promise<
       await new Promise((r) => setTimeout(r, 1000));
     }
     for (const off of working.values()) await off();
+    stopped(false);
     return 'interrupted';
   } finally {
     process.off('SIGINT', onSigint);
