@@ -288,6 +288,49 @@ describe.runIf(hasServer)('tiergate fleet on two PostgreSQL clusters', () => {
   }, 900_000);
 });
 
+describe.runIf(testTargets().includes('postgres'))('a fleet worker that dies mid-step', () => {
+  it('its step runs again on another worker once its heartbeat stops; the dead attempt is closed as abandoned; every tier applied once', async () => {
+    const work = mkdtempSync(join(tmpdir(), 'tiergate-fleet-dead-'));
+    const made: TestDatabase[] = [];
+    try {
+      const t = await freshDatabase('postgres', 'deadw');
+      made.push(t);
+      await withDb(t.url, async (db) => {
+        await writeSample(db);
+        await approveAs(db, 'admin@northwind.example');
+      });
+      const ctl = await freshDatabase('postgres', 'fleet_dead');
+      made.push(ctl);
+      const file = join(work, 'fleet.yaml');
+      writeFileSync(file, ['plan_database: from_targets', `scratch: ${JSON.stringify(serverUrl('postgres'))}`, 'targets:', `  - { name: deadw, url: ${JSON.stringify(t.url)} }`, 'waves:', '  - { name: all }'].join('\n'));
+      // the shortest heartbeat: a dead worker's step is another's within seconds, not after pg-boss's minute
+      const env = { TIERGATE_FLEET_HEARTBEAT_SECONDS: '10' };
+      const coordinator = startCli(['fleet', 'apply', '--targets', file, '--control', ctl.url, '--workers', '0', '--yes'], { cwd: work, env, timeoutMs: 600_000 });
+      const doomed = startCli(['fleet', 'worker', '--control', ctl.url, '--workers', '1'], { cwd: work, env, timeoutMs: 600_000 });
+      await coordinator.waitFor(/deadw: rehearsing/, 'stdout');
+      doomed.kill('SIGKILL');
+      await doomed.done;
+      const rescuer = startCli(['fleet', 'worker', '--control', ctl.url, '--workers', '1'], { cwd: work, env, timeoutMs: 600_000 });
+      const done = await coordinator.done;
+      rescuer.kill('SIGINT');
+      await rescuer.done;
+      expect(done.code, done.stdout + done.stderr).toBe(0);
+      const steps = await sql<{ step: string; finished: boolean; outcome: string | null }>(ctl.url, `select step, finished_at is not null as finished, outcome from tiergate_fleet.step order by id`);
+      expect(steps.every((s) => s.finished)).toBe(true);
+      expect(steps.map((s) => [s.step, s.outcome])).toEqual([
+        ['rehearse', 'abandoned: its worker stopped (no heartbeat); the step ran again'],
+        ['rehearse', 'rehearsed'],
+        ['apply', 'applied'],
+      ]);
+      const ledger = await sql<{ tier_id: number; n: number }>(t.url, `select tier_id, count(*)::int as n from tiergate.ledger where status = 'applied' group by 1 order by 1`);
+      expect(ledger.every((r) => r.n === 1)).toBe(true);
+    } finally {
+      for (const d of made) await d.drop();
+      rmSync(work, { recursive: true, force: true });
+    }
+  }, 600_000);
+});
+
 describe('tiergate fleet refuses bad input before touching anything', () => {
   it('a bad targets file, a missing one, no scratch server for PostgreSQL targets, no control yet: exit 2, no control folder made', async () => {
     const work = mkdtempSync(join(tmpdir(), 'tiergate-fleet-bad-'));

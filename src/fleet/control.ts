@@ -111,6 +111,12 @@ function bounded<T>(p: Promise<T>, what: string): Promise<T> {
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
+/** Seconds without a heartbeat after which pg-boss takes a step's worker for dead and retries the step elsewhere. */
+export function heartbeatSeconds(): number {
+  const v = Number(process.env.TIERGATE_FLEET_HEARTBEAT_SECONDS);
+  return Number.isInteger(v) && v >= 10 ? v : 30;
+}
+
 /**
  * Opens the control database: `url` a postgres:// URL, `pglite:DIR`, or
  * nothing (the PGlite folder ./.tiergate-fleet, created when missing).
@@ -119,7 +125,10 @@ function bounded<T>(p: Promise<T>, what: string): Promise<T> {
  */
 export async function openControl(url: string | undefined, options: { create?: boolean } = {}): Promise<Control> {
   const { PgBoss, fromPglite } = await import('pg-boss');
-  const quiet = { superviseIntervalSeconds: 5, maintenanceIntervalSeconds: 120, monitorIntervalSeconds: 60 } as const;
+  // pg-boss fails a job whose heartbeat stopped in its monitor pass: every monitorIntervalSeconds (its default 60 s
+  // retried a dead worker's step ~64 s after the worker died, with a heartbeat of 10 s); a third of the heartbeat
+  // keeps the retry within the heartbeat and a third of it
+  const quiet = { superviseIntervalSeconds: 5, maintenanceIntervalSeconds: 120, monitorIntervalSeconds: Math.max(5, Math.floor(heartbeatSeconds() / 3)) } as const;
   if (url && isPostgresUrl(url)) {
     // every wait on the control database is bounded: a connection not had within 30 s, a lock not had within 30 s, a
     // statement not done within 60 s is an error with a message, never a silent hang

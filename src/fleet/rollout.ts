@@ -18,7 +18,7 @@ import type { Job } from 'pg-boss';
 import { ConnectionError, DriftError, EvidenceRefusedError, PlanError, TargetError, UsageError } from '../errors.js';
 import type { Plan } from '../plan/plan.js';
 import { scrub } from '../secrets.js';
-import type { Control } from './control.js';
+import { heartbeatSeconds, type Control } from './control.js';
 import { serverOf, withoutPassword, withPassword, type FleetSpec } from './targets.js';
 
 export type TargetState =
@@ -101,12 +101,6 @@ export function queueOf(rollout: string): string {
 export function jobId(rollout: string, target: string, step: string): string {
   const h = createHash('sha256').update(`${rollout}\0${target}\0${step}`).digest('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
-}
-
-/** Seconds without a heartbeat after which pg-boss takes a step's worker for dead and retries the step elsewhere. */
-function heartbeatSeconds(): number {
-  const v = Number(process.env.TIERGATE_FLEET_HEARTBEAT_SECONDS);
-  return Number.isInteger(v) && v >= 10 ? v : 30;
 }
 
 /**
@@ -220,6 +214,12 @@ async function runStep(control: Control, rollout: RolloutRow, job: Job<StepData>
   const running = step === 'rehearse' ? 'rehearsing' : 'applying';
   await control.sql(`update tiergate_fleet.target set state = $3, attempts = attempts + 1, worker = $4, started_at = coalesce(started_at, now()), error = null where rollout = $1 and name = $2`, [rollout.id, name, running, worker]);
   const stepServer = step === 'rehearse' && rollout.scratch && !row.server.startsWith('pglite:') ? serverOf(rollout.scratch) : row.server;
+  // an earlier attempt of this step whose worker died (pg-boss retried it when its heartbeat stopped) never finished: it ends here, said so
+  await control.sql(
+    `update tiergate_fleet.step set finished_at = clock_timestamp(), outcome = 'abandoned: its worker stopped (no heartbeat); the step ran again'
+      where rollout = $1 and target = $2 and step = $3 and finished_at is null`,
+    [rollout.id, name, step],
+  );
   const [s] = await control.sql<{ id: string }>(`insert into tiergate_fleet.step (rollout, target, step, server, worker) values ($1, $2, $3, $4, $5) returning id`, [rollout.id, name, step, stepServer, worker]);
   const target = { name, url, shown: row.url };
   const scratch = options.scratch ?? rollout.scratch;
