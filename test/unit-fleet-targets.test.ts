@@ -162,3 +162,26 @@ describe('servers and passwords', () => {
     expect(scrub('p4ss-secret-4')).toBe('***');
   });
 });
+
+describe("a fleet step's failure in one line", () => {
+  it("names the tier, its place, the SQLSTATE, the message and the server's detail: a lock timeout names who held the lock", async () => {
+    const { runError } = await import('../src/fleet/run-target.js');
+    const failed = {
+      id: 8,
+      name: 'Approvals in Directus',
+      status: 'Failed',
+      error: {
+        message: 'canceling statement due to lock timeout',
+        sqlstate: '55P03',
+        detail: "blocked by pid 31435 'psql' (user postgres) holding ShareLock on directus_fields, idle in transaction",
+        hint: null,
+        file: 'tiers/08_approvals_in_directus.sql',
+        line: 12,
+      },
+    };
+    const r = { outcome: 'failed', tiers: [failed] } as unknown as Parameters<typeof runError>[0];
+    expect(runError(r)).toBe(
+      "tier 8 'Approvals in Directus' at tiers/08_approvals_in_directus.sql:12: 55P03 canceling statement due to lock timeout (blocked by pid 31435 'psql' (user postgres) holding ShareLock on directus_fields, idle in transaction)",
+    );
+  });
+});

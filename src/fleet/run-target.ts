@@ -158,6 +158,10 @@ export function runError(r: RunResult): string {
   if (!t) return r.outcome;
   const f = t.error;
   const where = f?.file ? ` at ${f.file}${f.line ? `:${f.line}` : ''}` : '';
-  const what = t.differences?.length ? `differs from the rehearsal (${t.differences.slice(0, 2).map((d) => `${d.what}: rehearsal ${d.rehearsal}, production ${d.production}`).join('; ')})` : `${f?.sqlstate ? `${f.sqlstate} ` : ''}${f?.message ?? 'failed'}`;
+  // (with the server's DETAIL: a lock timeout's names the session that held the lock, as a direct apply says)
+  const detail = f?.detail ? ` (${f.detail.length > 300 ? `${f.detail.slice(0, 300)}…` : f.detail})` : '';
+  const what = t.differences?.length
+    ? `differs from the rehearsal (${t.differences.slice(0, 2).map((d) => `${d.what}: rehearsal ${d.rehearsal}, production ${d.production}`).join('; ')})`
+    : `${f?.sqlstate ? `${f.sqlstate} ` : ''}${f?.message ?? 'failed'}${detail}`;
   return scrub(`tier ${t.id} '${t.name}'${where}: ${what}`.replace(/\s+/g, ' '));
 }
