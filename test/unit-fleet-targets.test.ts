@@ -117,6 +117,28 @@ waves:
       expect(message).toContain(path);
     }
     expect(message).not.toContain('hidden-secret-3');
+    // an entry's problems are all said, whatever else is wrong with it; two entries of one database are one too many
+    const all = await problems(`
+targets:
+  - { name: acme, url: "postgres://h/acme", labels: { region: eu } }
+  - { name: acme, url: "postgres://h:notaport/x" }
+  - { name: "bad name", connection: { host: h } }
+  - { name: again, url: "postgres://h/acme" }
+waves:
+  - { name: first, count: 1 }
+  - { name: mars, labels: { region: mars } }
+  - { name: rest }
+`);
+    for (const path of [
+      "targets[1].name: 'acme' is named twice",
+      'targets[1].url:',
+      'targets[2].name: must be a name',
+      'targets[2].connection.database: missing',
+      "targets[3].url: the same database as target 'acme' (postgres://h/acme): a database is one target",
+      "waves[1]: wave 'mars' selects no target (no remaining target has the labels region=mars)",
+    ]) {
+      expect(all).toContain(path);
+    }
     const waves = await problems(`
 targets:
   - { name: a, url: "postgres://h/a" }

@@ -198,12 +198,18 @@ export async function resolveFleet(f: FleetFile): Promise<FleetSpec> {
   const p = new Problems([...f.problems]);
   const base = f.entries ? 'targets' : 'inventory row';
   const targets: FleetTarget[] = [];
+  // names and databases seen: each problem of every entry is said, whatever else is wrong with it
   const seen = new Set<string>();
+  const databases = new Map<string, string>();
   entries.forEach((e, i) => {
+    const named = isObject(e) && typeof e.name === 'string' ? e.name : null;
+    if (named !== null && seen.has(named)) p.add(`${base}[${i}].name`, `'${named}' is named twice: a target's name is its key in the ledger of the fleet`);
+    if (named !== null) seen.add(named);
     const t = targetOf(p, `${base}[${i}]`, e, Boolean(f.entries));
     if (!t) return;
-    if (seen.has(t.name)) p.add(`${base}[${i}].name`, `'${t.name}' is named twice: a target's name is its key in the ledger of the fleet`);
-    seen.add(t.name);
+    const other = databases.get(t.shown);
+    if (other !== undefined) p.add(`${base}[${i}].url`, `the same database as target '${other}' (${t.shown}): a database is one target (it would be rolled out twice at once)`);
+    else databases.set(t.shown, t.name);
     targets.push(t);
   });
   const waves = assignWaves(f.waves, targets, p);
@@ -219,10 +225,9 @@ export async function resolveFleet(f: FleetFile): Promise<FleetSpec> {
 function targetOf(p: Problems, path: string, e: TargetEntry, strictKeys: boolean): FleetTarget | null {
   if (strictKeys && isObject(e)) unknownKeys(p, path, e as Record<string, unknown>, TARGET_KEYS);
   const name = typeof e.name === 'string' ? e.name : null;
-  if (!name || !NAME.test(name)) {
-    p.add(`${path}.name`, `must be a name of letters, digits, '.', '_' or '-' (at most 63; got ${JSON.stringify(e.name ?? null)})`);
-    return null;
-  }
+  // (a bad name does not hide the entry's other problems: they are all said, and the entry is left out)
+  const badName = !name || !NAME.test(name);
+  if (badName) p.add(`${path}.name`, `must be a name of letters, digits, '.', '_' or '-' (at most 63; got ${JSON.stringify(e.name ?? null)})`);
   const passwordEnv = e.password_env === undefined || e.password_env === null ? null : String(e.password_env);
   if (passwordEnv !== null && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(passwordEnv)) p.add(`${path}.password_env`, 'must name an environment variable');
   let url: string | null = null;
@@ -241,6 +246,7 @@ function targetOf(p: Problems, path: string, e: TargetEntry, strictKeys: boolean
     p.add(`${path}.url`, (err as Error).message);
     return null;
   }
+  if (badName) return null;
   if (passwordEnv && isPostgresUrl(url)) {
     const password = process.env[passwordEnv];
     if (password) {
@@ -253,7 +259,7 @@ function targetOf(p: Problems, path: string, e: TargetEntry, strictKeys: boolean
     if (!isObject(e.labels)) p.add(`${path}.labels`, 'must be a mapping of label: value');
     else for (const [k, v] of Object.entries(e.labels)) labels[k] = String(v);
   }
-  return { name, url, shown: withoutPassword(url), server: serverOf(url), passwordEnv, labels };
+  return { name: name!, url, shown: withoutPassword(url), server: serverOf(url), passwordEnv, labels };
 }
 
 function connectionUrl(p: Problems, path: string, c: Record<string, unknown>): string | null {
@@ -345,7 +351,10 @@ export function assignWaves(raw: RawWave[], targets: FleetTarget[], p: Problems 
     let chosen = labels ? pool.filter((t) => Object.entries(labels!).every(([k, v]) => t.labels[k] === v)) : pool;
     if (count !== null) chosen = chosen.slice(0, count);
     else if (percent !== null) chosen = chosen.slice(0, Math.max(1, Math.ceil((percent / 100) * targets.length)));
-    if (chosen.length === 0) p.add(path, `wave '${name ?? i}' selects no target (${pool.length ? 'no remaining target matches its labels' : 'earlier waves took them all'})`);
+    if (chosen.length === 0) {
+      const why = labels ? `no remaining target has the labels ${Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(', ')}` : 'earlier waves took every target';
+      p.add(path, `wave '${name ?? i}' selects no target (${why})`);
+    }
     const taken = new Set(chosen);
     pool = pool.filter((t) => !taken.has(t));
     waves.push({ index: i, name: name ?? `wave-${i}`, targets: chosen, failureBudget, onError: onError as WaveRule['onError'], noGo: noGo as WaveRule['noGo'] });
