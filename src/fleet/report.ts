@@ -89,7 +89,7 @@ ${s.targets.map((t) => {
   return html`<tr id="t-${t.name}"><td>${s.waves[t.wave]?.name ?? t.wave}</td><td>${t.name}</td><td>${t.server}</td><td class="state-${t.state}">${t.state}</td><td>${targetSeconds(t)}</td><td>${t.attempts}</td><td>${(t.applied ?? []).join(', ')}</td><td>${link ? html`<a href="${link}">evidence</a>` : ''}${t.evidence_sha256 ? html` <code>${t.evidence_sha256.slice(0, 12)}</code>` : ''}</td><td>${t.error ?? ''}</td></tr>`;
 })}
 </tbody></table>
-${failed.length ? html`<section id="failures"><h2>Failures</h2>${failed.map((t) => html`<div class="card failed"><h3>${t.name} (${t.url})</h3><pre>${t.error ?? 'no message'}</pre></div>`)}</section>` : ''}
+${failed.length ? html`<section id="failures"><h2>Failures</h2>${failed.map((t) => html`<div class="card failed"><h3>${t.name}</h3><p class="muted"><code>${t.url}</code></p><pre>${t.error ?? 'no message'}</pre></div>`)}</section>` : ''}
 `;
   const csp = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'";
   return `<!doctype html>
@@ -135,6 +135,7 @@ function timelineSvg(s: FleetSnapshot, steps: StepRow[]): SafeHtml {
 }
 
 const FLEET_CSS = `
+#failures h3 { text-transform: none; letter-spacing: normal; }
 .state-applied, .state-succeeded { color: #2e7d32; font-weight: 600; }
 .state-failed { color: #c62828; font-weight: 600; }
 .state-no-go, .state-stopping { color: #b26a00; font-weight: 600; }
