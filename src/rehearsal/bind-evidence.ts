@@ -73,7 +73,7 @@ export function bindEvidence(file: string, plan: Plan, options: BindOptions): Bo
     ...Object.keys(evidence.plan.files).filter((f) => !(f in files)).map((f) => `${f}: rehearsed, no longer in the plan`),
   ];
   if (mismatched.length || evidence.plan.sha256 !== plan.sha256) {
-    throw refuse(`it was rehearsed with other plan files:\n  ${mismatched.join('\n  ') || `plan sha256 ${evidence.plan.sha256.slice(0, 12)} → ${plan.sha256.slice(0, 12)}`}\n`, 'rehearse again with these files');
+    throw refuse(`it was rehearsed with other plan files:\n  ${mismatched.join('\n  ') || `plan sha256 ${evidence.plan.sha256.slice(0, 12)} → ${plan.sha256.slice(0, 12)}`}`, 'rehearse again with these files');
   }
   const coverage = coverageProblems(plan, evidence);
   if (coverage.length) throw refuse(`its records do not cover the plan as a rehearsal does (${coverage.slice(0, 5).join('; ')}${coverage.length > 5 ? ` (+${coverage.length - 5})` : ''})`);
