@@ -52,7 +52,7 @@ export async function fleetPlanCommand(opts: FleetOpts, out: Output): Promise<Ou
           const would = d.tiers.filter((x) => x.action === 'apply').map((x) => x.id);
           const blocked = d.tiers.filter((x) => x.action === 'block');
           const stop = d.tiers.find((x) => x.action === 'stop');
-          dry.set(t.name, stop ? `would not run: ${'reason' in stop ? stop.reason : ''}` : `${would.length ? `would apply ${would.join(', ')}` : 'nothing to apply'}${blocked.length ? `; ${blocked.length} blocked (gate ${d.gate?.name ?? ''} = ${d.gate?.value ?? 'n/a'})` : ''}`);
+          dry.set(t.name, stop ? `would not run: ${'reason' in stop ? stop.reason : ''}` : `${would.length ? `would apply ${would.join(', ')}` : 'nothing to apply'}${blocked.length ? `; would block ${blocked.map((x) => x.id).join(', ')} (gate ${d.gate?.name ?? ''} = ${d.gate?.value ?? 'n/a'})` : ''}`);
           results[t.name] = { ok: true, tiers: d.tiers, gate: d.gate, drift: d.drift, lockHeldBy: d.lockHeldBy };
         } catch (e) {
           dry.set(t.name, `cannot be read: ${(e as Error).message.split('\n')[0]}`);
