@@ -27,8 +27,9 @@ export async function sampleCommand(opts: SampleOpts, out: Output): Promise<Outc
   await withDb(url, async (db) => {
     const existing = await db.query<{ n: number }>(`select count(*)::int as n from pg_class where relname = 'directus_collections'`);
     if ((existing.rows[0]?.n ?? 0) > 0) throw new UsageError(`${db.displayUrl} already has Directus tables: 'tiergate sample' writes into an empty database only`);
-    // any other relation of its own: refused before anything is written (it once failed halfway, on a name the sample also creates)
-    const other = await db.query<{ name: string; n: number }>(
+    // a database of yours (--url) with any other relation: refused before anything is written (it once failed halfway, on a
+    // name the sample also creates); a --pglite folder is new, made by tiergate
+    const other = opts.pglite !== undefined ? { rows: [] } : await db.query<{ name: string; n: number }>(
       `select n.nspname || '.' || c.relname as name, count(*) over ()::int as n from pg_class c join pg_namespace n on n.oid = c.relnamespace
         where c.relkind in ('r', 'p', 'v', 'm', 'S', 'f') and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname !~ '^pg_'
         order by 1 limit 3`,
