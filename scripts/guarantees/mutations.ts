@@ -523,7 +523,7 @@ export const MUTATIONS: Mutation[] = [
     id: 'metric-statements-sent',
     guarantee: G.hostile,
     name: 'a metric of several statements is sent as it is (the ones after the query run: a DELETE in a metric deletes)',
-    edits: [{ file: 'src/probe/metrics.ts', find: "if (count > 1) return `it holds ${count} statements, and a metric or gate is one query`;", replace: '' }],
+    edits: [{ file: 'src/plan/sql-facts.ts', find: "if (count > 1) return `it holds ${count} statements, and a metric or gate is one query`;", replace: '' }],
     tests: { files: ['test/metrics.test.ts'], names: 'refused before it is sent' },
     backends: BOTH,
   },
