@@ -130,6 +130,21 @@ describe("post-conditions' records", () => {
     expect(computeVerdict(noRollback, withTier(tier2([{ expr: 'owner_gap is fine', ok: true, value: 0 }], 0))).failures).toEqual([
       "stage B: tier 2: post-condition 'owner_gap is fine' is not one",
     ]);
+    // a failure edited the other way, and n/a values (a metric whose objects do not exist never holds)
+    expect(computeVerdict(noRollback, withTier(tier2([{ expr: 'owner_gap = 0', ok: false, value: 0 }], 0, 'Failed'))).failures).toEqual([
+      "stage B: tier 2: post-condition 'owner_gap = 0' is recorded as failing with value 0",
+    ]);
+    expect(computeVerdict(noRollback, withTier(tier2([{ expr: 'owner_gap = 0', ok: true, value: null }], null))).failures).toEqual([
+      "stage B: tier 2: post-condition 'owner_gap = 0' is recorded as holding with value n/a",
+    ]);
+    expect(computeVerdict(noRollback, withTier(tier2([{ expr: 'owner_gap = 0', ok: true, value: 0 }], null))).failures).toEqual([
+      "stage B: tier 2: post-condition 'owner_gap = 0' read 0, but the tier's metric owner_gap is n/a after it",
+    ]);
+    expect(computeVerdict(noRollback, withTier(tier2([{ expr: 'owner_gap = 0', ok: false, value: null }], 0, 'Failed'))).failures).toEqual([
+      "stage B: tier 2: post-condition 'owner_gap = 0' read n/a, but the tier's metric owner_gap is 0 after it",
+    ]);
+    // without a delta (a tier that failed before measuring), the record is checked against its condition alone
+    expect(computeVerdict(noRollback, withTier(record(2, 'Failed', { post: [{ expr: 'owner_gap = 0', ok: false, value: 3 }] }))).failures).toEqual([]);
   });
 });
 
