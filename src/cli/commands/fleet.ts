@@ -192,7 +192,7 @@ function livePrinter(out: Output, spec: FleetSpec): { event: (e: FleetEvent) => 
         return;
       }
       if (t.state === 'planned') return;
-      out.line(out.paint(colourOf(t), `  [${waveName.get(t.wave) ?? t.wave}] ${t.name}: ${t.state}${t.finished_at ? ` (${targetSeconds(t)})` : ''}${t.error && FINAL.has(t.state) ? ` — ${t.error}` : ''}`));
+      out.line(out.paint(colourOf(t), `  [${waveName.get(t.wave) ?? t.wave}] ${t.name}: ${t.state}${t.finished_at && t.started_at ? ` (${targetSeconds(t)})` : ''}${t.error && FINAL.has(t.state) ? ` — ${t.error}` : ''}`));
     },
   };
 }
