@@ -272,19 +272,21 @@ export async function run(argv: string[]): Promise<ExitCode> {
  * unset, or its environment variable set to nothing) is a mistake, never a
  * request for the option's default: `rehearse --source ''` rehearsed the
  * embedded sample and exited 0, a PASS for a database nobody named. Every
- * option that takes a value is checked (`--plan` first: its message names
- * the bundled plan).
+ * option that takes a value is checked, but those `planOf` checks itself
+ * with a message of their own (src/cli/common.ts: `--plan` names the
+ * bundled plan).
  */
 function refuseEmptyValues(cmd: Command): void {
-  const options = [...cmd.options].sort((a, b) => Number(b.long === '--plan') - Number(a.long === '--plan'));
-  for (const o of options) {
+  for (const o of cmd.options) {
     const value: unknown = cmd.getOptionValue(o.attributeName());
-    if (typeof value !== 'string' || value.trim() !== '' || !o.long) continue;
-    if (o.long === '--plan') throw new UsageError("--plan is empty: pass a plan folder (one holding tiergate.yaml), or leave --plan out for the bundled plan");
+    if (typeof value !== 'string' || value.trim() !== '' || !o.long || CHECKED_BY_PLAN_OF.has(o.long)) continue;
     if (cmd.getOptionValueSource(o.attributeName()) === 'env' && o.envVar) throw new UsageError(`${o.envVar} is empty (it gives ${o.long}): set it to a value, or unset it`);
     throw new UsageError(`${o.long} is empty: give it a value, or do not pass ${o.long} at all`);
   }
 }
+
+/** The options whose empty value `planOf` refuses. */
+const CHECKED_BY_PLAN_OF = new Set(['--plan', '--plan-database']);
 
 /** Renders any error (with --json: as the one result object) and returns its exit code. */
 export function reportError(e: unknown, output: Output): ExitCode {

@@ -100,10 +100,9 @@ export async function apply(db: Db, plan: Plan, options: ApplyOptions = {}): Pro
         return run(tier, async () => ({ ...idle(tier), status, reason }));
       };
       if (options.signal?.aborted) {
-        // a tier applied already says so (it would not have run): only the others were stopped by the interruption
-        const prior = ledger.get(tier.id);
-        const already = prior?.status === 'applied' && decide(plan, tier, prior, { structureOnly: Boolean(options.structureOnly), notApplied, gate }).action === 'skip';
-        await skip(already ? `already applied ${prior.appliedAt}` : 'interrupted (Ctrl-C) before it started');
+        // a tier this run would have skipped (applied already) says why: only the others were stopped by the interruption
+        const decision = decide(plan, tier, ledger.get(tier.id), { structureOnly: Boolean(options.structureOnly), notApplied, gate });
+        await skip(decision.action === 'skip' ? decision.reason : 'interrupted (Ctrl-C) before it started');
         continue;
       }
       if (failed) {

@@ -44,26 +44,23 @@ export async function lintPlan(plan: Plan): Promise<LintFinding[]> {
  */
 export async function planQueryFindings(plan: Plan): Promise<LintFinding[]> {
   const gate = plan.gate;
-  const queries: [string, string, string | undefined][] = [
-    ...Object.entries(plan.metrics).map(([name, sql]): [string, string, string] => [`metric '${name}'`, name, sql]),
-    ...Object.entries(plan.figures).map(([name, sql]): [string, string, string] => [`figure '${name}'`, name, sql]),
-    ...(gate
-      ? ([
-          [`gate '${gate.name}'`, 'sql', gate.sql],
-          [`the lock of gate '${gate.name}'`, 'lock', gate.lock],
-          [`the subject of gate '${gate.name}'`, 'subject', gate.subject],
-          [`the approvals of gate '${gate.name}'`, 'approvals', gate.approvals],
-        ] as [string, string, string | undefined][])
-      : []),
+  // [section of tiergate.yaml, key, what it is, its SQL]
+  const queries: [string, string, string, string | undefined][] = [
+    ...Object.entries(plan.metrics).map(([name, sql]): [string, string, string, string] => ['metrics', name, `metric '${name}'`, sql]),
+    ...Object.entries(plan.figures).map(([name, sql]): [string, string, string, string] => ['figures', name, `figure '${name}'`, sql]),
   ];
-  const yaml = yamlLines(plan);
+  if (gate) {
+    for (const [key, what] of [['sql', `gate '${gate.name}'`], ['lock', `the lock of gate '${gate.name}'`], ['subject', `the subject of gate '${gate.name}'`], ['approvals', `the approvals of gate '${gate.name}'`]] as const) {
+      queries.push(['gate', key, what, gate[key]]);
+    }
+  }
   const out: LintFinding[] = [];
-  for (const [what, key, sql] of queries) {
-    if (!sql) continue;
-    const why = await whyNotAReadQuery(sql);
+  let yaml: string[] | null = null;
+  for (const [section, key, what, sql] of queries) {
+    const why = sql ? await whyNotAReadQuery(sql) : null;
     if (!why) continue;
-    const line = Math.max(1, yaml.findIndex((l) => new RegExp(`^\\s*${key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*:`).test(l)) + 1);
-    out.push({ severity: 'error', tier: null, file: plan.yamlName, line, column: 1, rule: 'plan-query', message: `${what} is not one query that only reads: ${why}` });
+    yaml ??= yamlLines(plan);
+    out.push({ severity: 'error', tier: null, file: plan.yamlName, line: lineOf(yaml, section, key), column: 1, rule: 'plan-query', message: `${what} is not one query that only reads: ${why}` });
   }
   return out;
 }
@@ -75,6 +72,14 @@ function yamlLines(plan: Plan): string[] {
   } catch {
     return [];
   }
+}
+
+/** The 1-based line of `key:` under the top-level `section:` (1 when it cannot be found). */
+function lineOf(lines: string[], section: string, key: string): number {
+  const from = lines.findIndex((l) => l.startsWith(`${section}:`));
+  const escaped = key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const at = lines.findIndex((l, i) => i > from && from >= 0 && new RegExp(`^\\s+${escaped}\\s*:`).test(l));
+  return at >= 0 ? at + 1 : 1;
 }
 
 let lintStamp: string | null | undefined;

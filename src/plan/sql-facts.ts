@@ -110,6 +110,7 @@ function factsOf(sql: string): Promise<ScriptFacts> {
 /** Forgets the scripts read in this process (the disk cache stays): for tests. */
 export function forgetScripts(): void {
   remembered.clear();
+  notAReadQuery.clear();
 }
 
 /** On disk, a statement without its text: the text is the script's, cut at `start`–`end`. */
@@ -181,7 +182,20 @@ function skipSeparators(sql: string, i: number): number {
  * query before it is sent (src/probe/metrics.ts), and lint before anything
  * connects.
  */
-export async function whyNotAReadQuery(sql: string): Promise<string | null> {
+export function whyNotAReadQuery(sql: string): Promise<string | null> {
+  // what each was found to be, once per process: lint before the run and every read after it ask the same
+  let why = notAReadQuery.get(sql);
+  if (why === undefined) {
+    why = findWhyNotAReadQuery(sql);
+    notAReadQuery.set(sql, why);
+  }
+  return why;
+}
+
+/** What each plan query was found to be: null, a query that only reads; else why not. */
+const notAReadQuery = new Map<string, Promise<string | null>>();
+
+async function findWhyNotAReadQuery(sql: string): Promise<string | null> {
   let count: number;
   try {
     count = (await splitStatements(sql)).length;

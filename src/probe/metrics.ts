@@ -287,12 +287,7 @@ export function queryInSavepoint(script: string): string | null {
  * parses the whole of it before running any of it.
  */
 export async function assertOneQuery(what: string, sql: string): Promise<void> {
-  let why = notAQuery.get(sql);
-  if (why === undefined) {
-    why = whyNotAReadQuery(sql);
-    notAQuery.set(sql, why);
-  }
-  const reason = await why;
+  const reason = await whyNotAReadQuery(sql);
   if (reason) {
     throw new MetricReadError(
       what,
@@ -300,9 +295,6 @@ export async function assertOneQuery(what: string, sql: string): Promise<void> {
     );
   }
 }
-
-/** What each plan query was found to be: null, a query that only reads; else why not. */
-const notAQuery = new Map<string, Promise<string | null>>();
 
 /** After a failed read: n/a for a missing object, the error (named) for anything else. */
 async function readFailed(tx: Queryable, what: string, e: unknown): Promise<null> {

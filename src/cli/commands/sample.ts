@@ -1,3 +1,4 @@
+import type { Db } from '../../db/port.js';
 import { withDb } from '../../db/open-db.js';
 import { UsageError } from '../../errors.js';
 import type { Outcome } from '../exit-code.js';
@@ -27,18 +28,9 @@ export async function sampleCommand(opts: SampleOpts, out: Output): Promise<Outc
   await withDb(url, async (db) => {
     const existing = await db.query<{ n: number }>(`select count(*)::int as n from pg_class where relname = 'directus_collections'`);
     if ((existing.rows[0]?.n ?? 0) > 0) throw new UsageError(`${db.displayUrl} already has Directus tables: 'tiergate sample' writes into an empty database only`);
-    // a database of yours (--url) with any other relation: refused before anything is written (it once failed halfway, on a
-    // name the sample also creates); a --pglite folder is new, made by tiergate
-    const other = opts.pglite !== undefined ? { rows: [] } : await db.query<{ name: string; n: number }>(
-      `select n.nspname || '.' || c.relname as name, count(*) over ()::int as n from pg_class c join pg_namespace n on n.oid = c.relnamespace
-        where c.relkind in ('r', 'p', 'v', 'm', 'S', 'f') and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname !~ '^pg_'
-        order by 1 limit 3`,
-    );
-    const first = other.rows[0];
-    if (first) {
-      const names = other.rows.map((r) => r.name).join(', ') + (first.n > other.rows.length ? ` and ${first.n - other.rows.length} more` : '');
-      throw new UsageError(`${db.displayUrl} is not empty (${names}): 'tiergate sample' writes into an empty database only (createdb a new one)`);
-    }
+    // a database of yours (--url; a --pglite folder is made new here) with any other relation: refused before anything is
+    // written (it once failed halfway, on a name the sample also creates)
+    if (opts.url) await refuseNotEmpty(db);
     out.line(`writing the sample Directus database (scale ${scale}, ${variant}) into ${db.displayUrl} …`);
     await db.transaction(async (tx) => writeSample(tx, { scale, variant }, (done) => out.status(out.paint('dim', `  ${done}`))));
   });
@@ -48,4 +40,17 @@ export async function sampleCommand(opts: SampleOpts, out: Output): Promise<Outc
   out.line(`done in ${(ms / 1000).toFixed(1)} s: ${Object.entries(figures).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   out.line(`target: ${url}`);
   return 'ok';
+}
+
+/** A database that holds relations of its own: the first three named. */
+async function refuseNotEmpty(db: Db): Promise<void> {
+  const other = await db.query<{ name: string; n: number }>(
+    `select n.nspname || '.' || c.relname as name, count(*) over ()::int as n from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      where c.relkind in ('r', 'p', 'v', 'm', 'S', 'f') and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname !~ '^pg_'
+      order by 1 limit 3`,
+  );
+  const first = other.rows[0];
+  if (!first) return;
+  const names = other.rows.map((r) => r.name).join(', ') + (first.n > other.rows.length ? ` and ${first.n - other.rows.length} more` : '');
+  throw new UsageError(`${db.displayUrl} is not empty (${names}): 'tiergate sample' writes into an empty database only (createdb a new one)`);
 }
