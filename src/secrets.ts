@@ -70,3 +70,11 @@ export function redactUrl(url: string): string {
     return scrub(url.replace(/(password\s*=\s*)('[^']*'|\S+)/gi, '$1***'));
   }
 }
+
+/** `url` with `password` when it has none of its own (a fleet target's password_env, ~/.pgpass), the password registered as a secret. */
+export function withPassword(url: string, password: string): string {
+  registerSecret(password);
+  return editPostgresUrl(url, (u) => {
+    if (!u.password) u.password = encodeURIComponent(password);
+  });
+}

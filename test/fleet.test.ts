@@ -27,6 +27,8 @@ interface Tenant {
   name: string;
   url: string;
   cluster: 'a' | 'b';
+  /** the environment variable the target's password comes from */
+  passwordEnv?: string;
 }
 
 /** Runs SQL on `url`. */
@@ -117,7 +119,7 @@ describe.runIf(hasServer)('tiergate fleet on two PostgreSQL clusters', () => {
         `concurrency: ${concurrency}`,
         `scratch: ${JSON.stringify(serverUrl('postgres'))}`,
         'targets:',
-        ...ts.map((t) => `  - { name: ${t.name}, url: ${JSON.stringify(t.url)}, labels: { cluster: ${t.cluster} } }`),
+        ...ts.map((t) => `  - { name: ${t.name}, url: ${JSON.stringify(t.url)}, labels: { cluster: ${t.cluster} }${t.passwordEnv ? `, password_env: ${t.passwordEnv}` : ''} }`),
         'waves:',
         waves,
       ].join('\n'),
@@ -148,10 +150,11 @@ describe.runIf(hasServer)('tiergate fleet on two PostgreSQL clusters', () => {
   }, 600_000);
 
   it('a target whose database does not exist fails at once; one whose server does not answer fails after the retries; the rollout ends instead of waiting', async () => {
-    const [ok] = await tenants('errs', 1);
+    const [ok, other] = await tenants('errs', 2);
     const missing = { name: 'errs-missing', url: editPostgresUrl(ok!.url, (u) => void (u.pathname = '/tiergate_no_such_database')), cluster: 'a' as const };
     const down = { name: 'errs-down', url: editPostgresUrl(ok!.url, (u) => void u.searchParams.set('host', join(work, 'no-server-here'))), cluster: 'a' as const };
-    const file = targetsFile('errs', [ok!, missing, down], '  - { name: all, on_error: continue }');
+    const noPassword = { name: 'errs-nopw', url: other!.url, cluster: other!.cluster, passwordEnv: 'TIERGATE_TEST_PASSWORD_NOT_SET' };
+    const file = targetsFile('errs', [ok!, missing, down, noPassword], '  - { name: all, on_error: continue }');
     const control = `pglite:${join(work, 'ctl-errs')}`;
     // planned first: the target apply would fail is named, exit 1
     const planned = await fleet(['plan', '--targets', file]);
@@ -169,6 +172,12 @@ describe.runIf(hasServer)('tiergate fleet on two PostgreSQL clusters', () => {
     expect(await appliedCounts(ok!.url)).not.toEqual({});
     const status = JSON.parse((await fleet(['status', '--control', control, '--json'])).stdout) as { steps: { target: string }[] };
     expect(status.steps.filter((x) => x.target === 'errs-missing')).toHaveLength(1);
+    // each try is counted where the message says how many there were
+    const targets = (status as unknown as { targets: { name: string; state: string; attempts: number }[] }).targets;
+    expect(targets.find((t) => t.name === 'errs-down')?.attempts).toBe(6);
+    // a password_env this environment does not set: the connection goes ahead as libpq's would (this server asks for no password), as fleet plan's did
+    expect(planned.stdout).toMatch(/errs-nopw .*would apply 1, 5, 6, 7, 8, 2, 3, 4/);
+    expect(targets.find((t) => t.name === 'errs-nopw')?.state).toBe('applied');
   }, 300_000);
 
   it('closed gates on 3 targets are reported NO-GO, every other target is applied and verified, at most M steps per server', async () => {

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { CommitInDoubtError, ConnectionError, DbError } from '../errors.js';
 import { redactUrl } from '../secrets.js';
 import { toDbError } from './db-error.js';
+import { withPgpassPassword } from './pgpass.js';
 import { libpqSslUrls, wantsOtherSsl } from './ssl-mode.js';
 import type { Capabilities, Db, QueryResult, Queryable, TransactionOptions } from './port.js';
 
@@ -156,7 +157,7 @@ function isConnectionLoss(e: unknown): boolean {
 export async function connectLibpqSsl(pgModule: typeof pg, url: string, applicationName: string): Promise<{ client: pg.Client; connectionString: string }> {
   const attempts = libpqSslUrls(url);
   for (const [i, connectionString] of attempts.entries()) {
-    const client = new pgModule.Client({ connectionString, application_name: applicationName, connectionTimeoutMillis: 15_000 });
+    const client = new pgModule.Client({ connectionString: await withPgpassPassword(connectionString), application_name: applicationName, connectionTimeoutMillis: 15_000 });
     client.on('error', () => undefined);
     try {
       await client.connect();
@@ -177,11 +178,11 @@ export async function connectLibpqSsl(pgModule: typeof pg, url: string, applicat
  */
 export async function sslConnectionString(url: string): Promise<string> {
   const attempts = libpqSslUrls(url);
-  if (attempts.length === 1) return attempts[0]!;
+  if (attempts.length === 1) return withPgpassPassword(attempts[0]!);
   const { default: pgModule } = await import('pg');
   const { client, connectionString } = await connectLibpqSsl(pgModule, url, 'tiergate');
   await client.end().catch(() => undefined);
-  return connectionString;
+  return withPgpassPassword(connectionString);
 }
 
 function connectionError(url: string, e: unknown): ConnectionError {

@@ -41,3 +41,4 @@ export function editPostgresUrl(url: string, edit: (u: URL) => void): string {
   edit(u);
   return u.hostname === NO_HOST ? u.toString().replace(NO_HOST, '') : u.toString();
 }
+

@@ -17,9 +17,9 @@ import { join, resolve } from 'node:path';
 import type { Job } from 'pg-boss';
 import { ConnectionError, DriftError, EvidenceRefusedError, PlanError, TargetError, UsageError } from '../errors.js';
 import type { Plan } from '../plan/plan.js';
-import { scrub } from '../secrets.js';
+import { scrub, withPassword } from '../secrets.js';
 import { heartbeatSeconds, type Control } from './control.js';
-import { serverOf, withoutPassword, withPassword, type FleetSpec } from './targets.js';
+import { serverOf, withoutPassword, type FleetSpec } from './targets.js';
 
 export type TargetState =
   | 'planned'
@@ -209,10 +209,10 @@ async function runStep(control: Control, rollout: RolloutRow, job: Job<StepData>
     return { state: 'skipped' };
   }
   if (step === 'rehearse' && !['planned', 'rehearse-queued', 'rehearsing'].includes(row.state)) return { state: row.state };
-  const url = connectionUrl(row, options);
   const dir = join(resolve(options.out), rollout.id, name);
   const running = step === 'rehearse' ? 'rehearsing' : 'applying';
   await control.sql(`update tiergate_fleet.target set state = $3, attempts = attempts + 1, worker = $4, started_at = coalesce(started_at, now()), error = null where rollout = $1 and name = $2`, [rollout.id, name, running, worker]);
+  const url = connectionUrl(row, options);
   const stepServer = step === 'rehearse' && rollout.scratch && !row.server.startsWith('pglite:') ? serverOf(rollout.scratch) : row.server;
   // an earlier attempt of this step whose worker died (pg-boss retried it when its heartbeat stopped) never finished: it ends here, said so
   await control.sql(
@@ -280,9 +280,10 @@ function connectionUrl(row: TargetRow, options: WorkerOptions): string {
   const known = options.passwords?.get(row.name);
   if (known) return known;
   if (row.password_env) {
+    // unset here: the connection goes ahead as the coordinator's own did (PGPASSWORD, ~/.pgpass or a server that asks for
+    // none); a server that asks for a password refuses it, saying where one goes
     const password = process.env[row.password_env];
-    if (!password) throw new Error(`target ${row.name}'s password comes from ${row.password_env}, which this worker's environment does not set`);
-    return withPassword(row.url, password);
+    return password ? withPassword(row.url, password) : row.url;
   }
   return row.url;
 }

@@ -12,7 +12,7 @@ import { UsageError } from '../errors.js';
 import { parseTarget } from '../db/open-db.js';
 import { editPostgresUrl, isPostgresUrl, NO_HOST, parsePostgresUrl } from '../db/pg-url.js';
 import { readRegularFile } from '../safe-read.js';
-import { redactUrl, registerSecret } from '../secrets.js';
+import { redactUrl, registerSecret, withPassword } from '../secrets.js';
 
 export interface FleetTarget {
   name: string;
@@ -280,14 +280,6 @@ function connectionUrl(p: Problems, path: string, c: Record<string, unknown>): s
   if (c.sslmode !== undefined) params.set('sslmode', String(c.sslmode));
   const query = params.size ? `?${params}` : '';
   return socket ? `postgres://${auth}/${encodeURIComponent(database)}${query}` : `postgres://${auth}${host}:${port}/${encodeURIComponent(database)}${query}`;
-}
-
-/** `url` with `password` when it has none of its own (a target's password_env). */
-export function withPassword(url: string, password: string): string {
-  registerSecret(password);
-  return editPostgresUrl(url, (u) => {
-    if (!u.password) u.password = encodeURIComponent(password);
-  });
 }
 
 /** The URL without its password (nothing to redact, nothing to store). */

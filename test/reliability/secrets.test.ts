@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -73,6 +73,22 @@ const SCENARIOS: Scenario[] = [
       const second = await runCli(['apply', '--yes', '--target', canary(db.name)]);
       const one = await first;
       return { ...second, stdout: second.stdout + one.stdout, stderr: second.stderr + one.stderr };
+    },
+  },
+  {
+    // (node-postgres 8 reads the file too, but prints a DeprecationWarning each time: tiergate reads it itself)
+    name: 'password in a pgpass file (PGPASSFILE), apply',
+    expectCode: 0,
+    run: async (db, out) => {
+      const file = join(out, 'pgpass');
+      writeFileSync(file, `*:*:*:${CANARY_USER}:${CANARY_PASSWORD}\n`, { mode: 0o600 });
+      try {
+        const r = await runCli(['apply', '--yes', '--target', relUrl(db.name, CANARY_USER)], { env: { PGPASSFILE: file } });
+        if (/Warning/.test(r.stderr)) throw new Error(`a warning on stderr: ${r.stderr}`);
+        return r;
+      } finally {
+        rmSync(file);
+      }
     },
   },
   {
