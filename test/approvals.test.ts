@@ -131,8 +131,22 @@ describe.each(testTargets())('accountable approvals (%s)', (kind) => {
   it('approvals are append-only: no UPDATE, DELETE or TRUNCATE, for anyone', async () => {
     await db.exec(approval(ADMIN));
     for (const sql of ['update os_proposal_approvals set payload_sha256 = payload_sha256', 'delete from os_proposal_approvals', 'truncate os_proposal_approvals cascade']) {
-      await expect(db.exec(sql)).rejects.toMatchObject({ sqlstate: '42501', message: expect.stringMatching(/^os_proposal_approvals is append-only: (UPDATE|DELETE|TRUNCATE) refused$/) });
+      await expect(db.exec(sql)).rejects.toMatchObject({
+        sqlstate: '42501',
+        message: expect.stringMatching(/^os_proposal_approvals is append-only: (UPDATE|DELETE|TRUNCATE) refused \(an approval is withdrawn by approving a new payload or by suspending the approver\)$/),
+      });
     }
+    // nor by DDL: a column the gate reads cannot be dropped or retyped (Directus's "delete field" is a DROP COLUMN)
+    for (const sql of [
+      'alter table os_proposal_approvals drop column payload_sha256',
+      'alter table os_proposal_approvals drop column approver',
+      'alter table os_proposal_approvals alter column payload_sha256 type text',
+      'alter table os_proposals drop column payload',
+      'alter table os_proposals drop column payload_sha256',
+    ]) {
+      await expect(db.exec(sql), sql).rejects.toMatchObject({ sqlstate: expect.stringMatching(/^(2BP01|0A000)$/), message: expect.stringMatching(/because other objects depend on it|used by a view/) });
+    }
+    expect(await scalar(db, `select count(*)::int as v from axis_audit.v_approval where approves_current_payload and payload_matches_its_sha256`)).toBeGreaterThan(0);
     expect(await scalar(db, `select o.via as v from axis_audit.approval_origin o order by o.approval desc limit 1`)).toBe('directus');
   });
 });
@@ -204,6 +218,12 @@ describe.each(testTargets())('tiergate approve (%s)', (kind) => {
       const st = JSON.parse(later.stdout) as { gate: { value: number; approvals: { approver: string; counts: boolean; why: string }[] } };
       expect(st.gate.value).toBe(0);
       expect(st.gate.approvals).toEqual([expect.objectContaining({ approver: 'admin@northwind.example', counts: false, why: 'the approver is suspended' })]);
+      // a column the gate reads, dropped behind tier 7's view (CASCADE): the gate reads nothing, and status does not say "no approvals yet"
+      await sql((db) => db.exec('alter table os_proposal_approvals drop column payload_sha256 cascade'));
+      const broken = await runCli(['status', '--target', s.t.url]);
+      expect(broken.stdout).toMatch(/gate ospa = n\/a \(needs ≥ 1\): CLOSED/);
+      expect(broken.stdout).toMatch(/the gate reads nothing: its query fails here: column a\.payload_sha256 does not exist/);
+      expect(broken.stdout).not.toMatch(/no approvals yet/);
     } finally {
       await s.close();
     }

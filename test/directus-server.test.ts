@@ -73,7 +73,16 @@ describe.runIf(installed && testTargets().includes('postgres'))('approvals in a 
 
     // append-only, for administrators too
     expect((await admin.patch(`/items/os_proposal_approvals/${made.body.data.id}`, { payload_sha256: '0'.repeat(64) })).status).toBe(500);
-    expect((await admin.delete(`/items/os_proposal_approvals/${made.body.data.id}`)).status).toBe(500);
+    const refused = await admin.delete(`/items/os_proposal_approvals/${made.body.data.id}`);
+    expect(refused.status).toBe(500);
+    expect(JSON.stringify(refused.body)).toMatch(/append-only: DELETE refused \(an approval is withdrawn by approving a new payload or by suspending the approver\)/);
+    // nor by deleting a field in Directus (a DROP COLUMN): what every approval approved stays
+    const dropField = await admin.delete('/fields/os_proposal_approvals/payload_sha256');
+    expect(dropField.status, JSON.stringify(dropField.body)).toBeGreaterThanOrEqual(400);
+    expect(JSON.stringify(dropField.body)).toMatch(/axis_audit\.v_approval|depend/);
+    await withDb(target, async (db) =>
+      expect(await scalar(db, `select count(*)::int as v from information_schema.columns where table_name = 'os_proposal_approvals' and column_name = 'payload_sha256'`)).toBe(1),
+    );
 
     const status = await runCli(['status', '--target', target]);
     expect(status.stdout).toMatch(/gate ospa = 1 \(needs ≥ 1\): OPEN/);

@@ -186,7 +186,9 @@ export function printRunSummary(r: RunResult, out: Output, whenClosed?: string):
 /** Each approval of the gate: who approved which payload and when, and why one does not count. */
 export function approvalLines(gate: GateReading | null): string[] {
   if (!gate?.approvals) return [];
-  if (!gate.approvals.length) return ['  no approvals yet'];
+  // a gate that reads nothing (its query fails here: a dropped column, no proposal tables) says why on its own line;
+  // its approvals are not known to be none
+  if (!gate.approvals.length) return gate.value === null ? [] : ['  no approvals yet'];
   return gate.approvals.map((a) => {
     const what = `${a.approver} approved ${a.subject ? `payload ${a.subject.slice(0, 12)}…` : 'it'}${a.at ? ` at ${a.at.replace('T', ' ').replace(/\.\d+Z$/, 'Z')}` : ''}`;
     return a.counts ? `  ✓ ${what}` : `  ✗ ${what}: does not count — ${a.why}`;
