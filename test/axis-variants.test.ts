@@ -61,6 +61,30 @@ describe.each(testTargets())('sample variants against the plan (%s)', (kind) => 
     });
   });
 
+  it('missing-anchor with no field rows (a table registered as it was): owner_gap does not count it, tier 2 names it all the same', async () => {
+    await withSample(kind, { variant: 'missing-anchor' }, async (db) => {
+      await db.exec(`delete from directus_fields where collection = '${VARIANT_TARGETS.missingAnchor}'`);
+      await stageAThenOpen(db);
+      expect(await metric(db, 'owner_gap')).toBe(206);
+      const err = await tierError(db, 2);
+      expect(err).toEqual({
+        sqlstate: 'TG002',
+        message: `tier 2 post-condition failed: 1 anchor without an owner (no field rows in Directus, so owner_gap does not count it): ${VARIANT_TARGETS.missingAnchor}`,
+      });
+      expect(await scalar(db, 'select count(*)::int as v from axis.ownership')).toBe(0);
+    });
+  });
+
+  it('after the rollout, a table registered in Directus with no field rows: verify names the anchor without an owner', async () => {
+    await withSample(kind, {}, async (db) => {
+      await stageAThenOpen(db);
+      for (const id of [2, 3, 4, 90]) await applyTier(db, id);
+      await db.exec(`create table legacy_raw (id integer primary key); insert into directus_collections (collection) values ('legacy_raw')`);
+      expect(await metric(db, 'owner_gap')).toBe(0);
+      expect((await tierError(db, 90))?.message).toMatch(/^verify: 1 anchor has no owner \(no field rows in Directus, so owner_gap does not count it\): legacy_raw/);
+    });
+  });
+
   it('dangling-name: tier 2 refuses, naming the collection Directus does not have; nothing is written', async () => {
     await withSample(kind, { variant: 'dangling-name' }, async (db) => {
       await stageAThenOpen(db);

@@ -122,6 +122,19 @@ describe('tiergate rehearse on the embedded default (npm start)', () => {
   });
 });
 
+describe('a rehearsal that fails says what the plan advises', () => {
+  it("a divergent collection: tier 4 fails, its hint (move it back, or list it under \"decide\") is printed", async () => {
+    const dir = join(tmp('tiergate-sample-'), 'db');
+    expect((await runCli(['sample', '--pglite', dir, '--variant', 'divergent'])).code).toBe(0);
+    expect((await runCli(['approve', '--target', `pglite:${dir}`, '--as', 'admin@northwind.example', '--yes'])).code).toBe(0);
+    const r = await runCli(['rehearse', '--source', `pglite:${dir}`, '--out', tmp('tiergate-evidence-')], { timeoutMs: 600_000 });
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(r.stdout).toMatch(/✗ B: .*tier 4/);
+    expect(r.stdout).toMatch(/hint, tier 4: a folder labels another topic than the one the proposal gives: move the collection back in Directus, or keep its topic by listing it under "decide" in the payload/);
+    expect(r.stdout).toMatch(/next: fix what failed/);
+  }, 600_000);
+});
+
 describe('tiergate rehearse --dump of a plan of your own', () => {
   it("takes the dump for the plan's database: unless --database names another", async () => {
     // the engine's test plan, for a database named shop
@@ -200,6 +213,8 @@ describe.runIf(testTargets().includes('postgres'))('tiergate rehearse against a 
       const go = await runCli(['rehearse', '--source', source.url, '--scratch', serverUrl('postgres'), '--out', out], { timeoutMs: 600_000 });
       expect(go.code, go.stdout + go.stderr).toBe(0);
       expect(go.stdout).toMatch(/Rehearsal PASS · Execution GO \(ospa=1\)/);
+      // the evidence where it was written (here, outside the working directory: its whole path)
+      expect(go.stdout).toContain(`next: apply it: tiergate apply --target <the source> --evidence ${join(out, 'evidence.json')}\n`);
 
       // production, bound to that evidence: refused for a FAIL or for other files, then applied
       const evidence = join(out, 'evidence.json');

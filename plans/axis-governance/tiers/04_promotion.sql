@@ -113,8 +113,8 @@ SELECT r.collection, r.topic, r.reconcile_flag, 'keep_topic',
                                         r.folder, r.label_topic, r.axis, r.topic)
            WHEN 'orthogonal_facet' THEN format('folder %L labels topic %L on axis %L, a facet orthogonal to axis %L: keeps topic %L',
                                                r.folder, r.label_topic, r.label_axis, r.axis, r.topic)
-           ELSE format('%s has no label rule: keeps topic %L',
-                       CASE WHEN r.folder IS NULL THEN 'no folder' ELSE format('folder %L', r.folder) END, r.topic)
+           ELSE CASE WHEN r.folder IS NULL THEN format('in no folder (no label rule): keeps topic %L', r.topic)
+                     ELSE format('folder %L has no label rule: keeps topic %L', r.folder, r.topic) END
        END,
        'PROD_T4' || coalesce('#' || coalesce(di.added_in, ci.added_in, ai.added_in), '')
 FROM axis.v_reconcile_collection_topic_vs_label r
@@ -172,7 +172,7 @@ BEGIN
     IF n <> 0 THEN
         RAISE EXCEPTION 'tier 4 post-condition divergent = 0 failed: divergent = % (%)', n, left(sample, 400)
             USING ERRCODE = 'TG002',
-                  HINT = 'a folder contradicts the topic the proposal gives: move the collection or decide it in axis.reconcile_decision';
+                  HINT = 'a folder labels another topic than the one the proposal gives: move the collection back in Directus, or keep its topic by listing it under "decide" in the payload (tiergate propose drafts the entry)';
     END IF;
     SELECT count(*), string_agg(collection, ', ' ORDER BY collection) INTO n, sample FROM axis.v_projection_gap;
     IF n <> 0 THEN

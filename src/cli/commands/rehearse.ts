@@ -1,4 +1,4 @@
-import { join, resolve } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { openDb, parseTarget } from '../../db/open-db.js';
 import { parseDuration } from '../../parse-duration.js';
 import type { CloneSource, SnapshotOptions } from '../../rehearsal/clone.js';
@@ -12,6 +12,7 @@ import type { Outcome } from '../exit-code.js';
 import type { Output } from '../output.js';
 import { prepareOutDir, writeFilesSafely } from '../write-file.js';
 import { renderTierLine, renderTierStart } from '../../report/render-terminal.js';
+import { isExpectedOutcome } from '../../report/format.js';
 
 export interface RehearseOpts {
   plan?: string;
@@ -113,6 +114,9 @@ export async function rehearseCommand(opts: RehearseOpts, out: Output): Promise<
 
   out.line('');
   for (const f of evidence.verdict.failures) out.line(out.paint('red', `  ✗ ${singleLine(f)}`));
+  // what the plan says to do about a failure (its SQL's HINT), once each: a tier's own advice beats "fix what failed"
+  const hints = new Set(evidence.stages.flatMap((s) => s.tiers.filter((t) => t.status === 'Failed' && !isExpectedOutcome(t) && t.error?.hint).map((t) => `tier ${t.id}: ${singleLine(t.error!.hint!)}`)));
+  for (const h of hints) out.line(out.paint('red', `  hint, ${h}`));
   if (opts.keep) out.line(`clone kept: ${evidence.clone.location}`);
   if (evidence.clone.snapshot) {
     const snap = evidence.clone.snapshot.database;
@@ -123,7 +127,9 @@ export async function rehearseCommand(opts: RehearseOpts, out: Output): Promise<
   out.line(`evidence: ${join(outDir, 'evidence.json')}, evidence.md, evidence.html (${evidence.signature ? `signed, key ${evidence.signature.keyId}` : 'unsigned: set TIERGATE_EVIDENCE_KEY to sign it'})`);
   const colour = !passed ? 'red' : go ? 'green' : 'yellow';
   // the verdict is the last line (scripts and `npm start` read it there); what to do next comes just before it
-  if (evidence.verdict.next) out.line(out.paint(colour, `next: ${evidence.verdict.next}`));
+  // (the evidence file where it was written: the command works as printed from here)
+  const next = evidence.verdict.next?.replace('--evidence evidence.json', `--evidence ${shownPath(join(outDir, 'evidence.json'))}`);
+  if (next) out.line(out.paint(colour, `next: ${next}`));
   out.line(out.paint(colour, renderVerdictLine(evidence)));
   if (!passed) return 'failed';
   if (opts.requireGo && !go) return 'no-go';
@@ -204,4 +210,11 @@ async function openReadOnly(url: string) {
   const db = await openDb(url, { applicationName: 'tiergate rehearse (source, read-only)' });
   await db.exec('set session characteristics as transaction read only');
   return db;
+}
+
+/** `path` as the user can type it from here: relative to the working directory when under it, quoted when it needs to be. */
+function shownPath(path: string): string {
+  const rel = relative(process.cwd(), resolve(path));
+  const shown = rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : resolve(path);
+  return /^[\w./@:+-]+$/.test(shown) ? shown : `'${shown.replace(/'/g, `'\\''`)}'`;
 }
