@@ -25,7 +25,7 @@ import { status } from '../src/engine/status.js';
 import { verify } from '../src/engine/verify.js';
 import { diffFingerprints, fingerprintClone } from '../src/probe/fingerprint.js';
 import { NAMED_SHAPES, writeGenerated } from '../fixtures/directus-gen/index.js';
-import { writeSample } from '../fixtures/directus-sample/generate.js';
+import { VARIANT_TARGETS, writeSample } from '../fixtures/directus-sample/generate.js';
 import { scalar } from './fixtures/axis-harness/harness.js';
 import { runCli } from './helpers/cli.js';
 import { applyBound, approveAs, bundled as plan, evidenceFile, rehearseSource } from './helpers/rollout.js';
@@ -265,6 +265,44 @@ describe.each(testTargets())('governance after the rollout (%s)', (kind) => {
     } finally {
       await db.close();
     }
+  });
+
+  it('new collections related only to each other, a many-to-many target and many-to-any targets: propose follows the relations to an owner', async () => {
+    target = await rolledOut(kind);
+    await withDb(target.url, async (db) => {
+      // a chain of new collections: meetup_slots → meetups (new) → articles (owned)
+      await createCollection(db, 'meetups', { columns: [['id', 'serial primary key'], ['article', 'uuid']], relations: [{ field: 'article', one: 'articles' }] });
+      await createCollection(db, 'meetup_slots', { columns: [['id', 'serial primary key'], ['event', 'integer']], relations: [{ field: 'event', one: 'meetups' }] });
+      // a new collection reached only through a new many-to-many junction of an anchor
+      await createCollection(db, 'stickers', { columns: [['id', 'serial primary key'], ['name', 'text']] });
+      await createCollection(db, 'articles_stickers', {
+        hidden: true,
+        columns: [['id', 'serial primary key'], ['articles_id', 'uuid'], ['stickers_id', 'integer']],
+        relations: [
+          { field: 'articles_id', one: 'articles', oneField: 'stickers', junction: 'stickers_id' },
+          { field: 'stickers_id', one: 'stickers', junction: 'articles_id' },
+        ],
+      });
+      // a many-to-any: articles_blks.item is a blk_hero or a blk_text (one_collection null, one_allowed_collections)
+      await createCollection(db, 'blk_hero', { columns: [['id', 'serial primary key'], ['title', 'text']] });
+      await createCollection(db, 'blk_text', { columns: [['id', 'serial primary key'], ['body', 'text']] });
+      await createCollection(db, 'articles_blks', {
+        hidden: true,
+        columns: [['id', 'serial primary key'], ['articles_id', 'uuid'], ['item', 'varchar(255)'], ['collection', 'varchar(255)']],
+        relations: [{ field: 'articles_id', one: 'articles', oneField: 'blocks', junction: 'item' }],
+      });
+      await db.exec(`insert into directus_relations (many_collection, many_field, one_collection, one_allowed_collections, one_collection_field, junction_field, one_deselect_action)
+                     values ('articles_blks', 'item', null, 'blk_hero,blk_text', 'collection', 'articles_id', 'nullify')`);
+      const owner = await scalar<string>(db, `select owner as v from axis.ownership where collection = 'articles'`);
+      const d = await draft(db, plan);
+      const own = Object.fromEntries(d.suggestions.filter((x) => x.action === 'own').map((x) => [x.item, x]));
+      expect(own.meetups).toMatchObject({ owner, reason: expect.stringMatching(/^its field article is a many-to-one to articles, owned by /) });
+      expect(own.meetup_slots).toMatchObject({ owner, reason: expect.stringMatching(/^meetup_slots\.event relates it to meetups, which this draft gives owner .*; topic .*, as meetups's$/) });
+      expect(own.stickers).toMatchObject({ owner, reason: expect.stringMatching(/^articles_stickers\.stickers_id refers to it, and articles_stickers is contained in articles, owned by /) });
+      expect(own.blk_hero).toMatchObject({ owner, reason: expect.stringMatching(/^articles_blks\.item refers to it, and articles_blks is contained in articles, owned by /) });
+      expect(own.blk_text?.owner).toBe(owner);
+      expect(Object.values(own).filter((x) => x.owner === null)).toEqual([]);
+    });
   });
 
   it('a collection dropped from Directus: scan reports it, the amendment releases it, rollback 98 restores it, rollback 99 reverts every amendment', async () => {
@@ -663,6 +701,43 @@ describe.each(testTargets())('a first payload that misses an anchor (%s)', (kind
       expect(await scalar(db, `select count(*)::int as v from axis.ownership where collection = 'authors' and tag = 'PROD_T2'`)).toBe(1);
     });
   });
+  it('scan and propose before the structure is applied: exit 2, saying to apply it with --structure-only (no approval needed)', async () => {
+    target = await freshDatabase(kind, 'directus', { exactName: true });
+    await withDb(target.url, (db) => writeSample(db, {}));
+    for (const command of ['scan', 'propose']) {
+      const r = await runCli([command, '--target', target.url]);
+      expect(r.code, r.stdout + r.stderr).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`is not applied on .*: apply its structure first \\(tiergate apply --target URL --structure-only: no approval needed\\), then ${command}`));
+    }
+  });
+
+  it('a collection in the folder of another topic (an anchor, and a child moved there): propose, before any data tier, says to move it or keep it under "decide"; kept, the rollout passes', { timeout: 300_000 }, async () => {
+    target = await freshDatabase(kind, 'directus', { exactName: true });
+    const url = target.url;
+    const { collection, topic } = VARIANT_TARGETS.divergent;
+    let child = '';
+    await withDb(url, async (db) => {
+      await writeSample(db, { variant: 'divergent' });
+      expect((await apply(db, plan, { structureOnly: true })).outcome).not.toBe('failed');
+      // a composition child of a commerce anchor, moved into the editorial folder (the label of another topic on the axis)
+      child = await scalar<string>(db, `select collection as v from axis.v_governed_collection where role = 'contained' and folder = 'commerce' order by collection limit 1`);
+      const anchor = await scalar<string>(db, `select anchor as v from axis.v_governed_collection where collection = '${child}'`);
+      await db.exec(`update directus_collections set "group" = 'editorial' where collection = '${child}'`);
+      const d = await draft(db, plan);
+      const moves = Object.fromEntries(d.suggestions.filter((x) => x.action === 'move').map((x) => [x.item, x.reason]));
+      expect(moves[collection]).toMatch(new RegExp(`^in folder editorial, the label of topic editorial on the axis of topic ${topic}, which it takes \\(the payload's\\): move it, or keep its topic by adding \\{"collection": "${collection}", "topic": "${topic}"\\} under "decide" in this payload`));
+      expect(moves[child]).toMatch(new RegExp(`which it takes \\(its anchor ${anchor}'s\\): move it, or keep its topic by adding \\{"collection": "${child}", "topic": "commerce"\\} under "decide"`));
+      // the person decides to keep both: the payload lists them, submitted and approved
+      const payload = d.payload as { decide: unknown[] };
+      payload.decide = [{ collection, topic }, { collection: child, topic: 'commerce' }];
+      await submit(db, plan, payload);
+      expect((await draft(db, plan)).suggestions.filter((x) => x.action === 'move')).toEqual([]);
+      await approveAs(db, ADMIN);
+    });
+    const evidence = await rehearseSource(kind, url);
+    expect(evidence.verdict.failures).toEqual([]);
+    expect(evidence.rollback).toMatchObject({ tier: 99, matchesKeptTiers: true, reapplyMatches: true });
+  });
 });
 
 describe.each(testTargets())('amendments in a row (%s)', (kind) => {
@@ -939,6 +1014,8 @@ describe.each(testTargets())('scan and propose through the CLI (%s)', (kind) => 
     const asDrafted = await runCli(['propose', '--target', url, '--submit', '--yes']);
     expect(asDrafted.code, asDrafted.stdout + asDrafted.stderr).toBe(2);
     expect(asDrafted.stderr).toMatch(/the payload cannot be submitted \(\d+ problems?\): .*anchor orphans has no owner: choose one/);
+    // every problem at once: its topic is missing too
+    expect(asDrafted.stderr).toMatch(/anchor orphans has no topic: choose one of the payload's topics/);
     expect(asDrafted.stderr).toMatch(/nothing was submitted \(tiergate propose --out FILE drafts it, edit FILE, then --submit FILE\)/);
     const file = join(mkdtempSync(join(tmpdir(), 'tiergate-payload-')), 'bad.json');
     writeFileSync(file, JSON.stringify({ ['__proto__']: { x: 1 }, axes: [] }));

@@ -63,7 +63,7 @@ function amendOf(plan: Plan): NonNullable<Plan['amend']> {
 /** The plan's objects must exist here: a query over a missing one means the rollout has not been applied. */
 function notApplied(plan: Plan, db: Db, e: unknown, command: 'scan' | 'propose'): never {
   if (e instanceof DbError && e.sqlstate && MISSING_OBJECT.has(e.sqlstate)) {
-    throw new TargetError(`plan '${plan.name}' is not applied on ${db.displayUrl} (${e.message}): apply it first (tiergate apply), then ${command}`);
+    throw new TargetError(`plan '${plan.name}' is not applied on ${db.displayUrl} (${e.message}): apply its structure first (tiergate apply --target URL --structure-only: no approval needed), then ${command}`);
   }
   throw e;
 }

@@ -16,11 +16,12 @@ export async function scanCommand(opts: { target?: string; plan?: string; wait?:
     const r = await scan(db, plan);
     out.result({ ok: r.critical === 0, ...r });
     const warnings = r.findings.length - r.critical;
-    out.line(`scan ${plan.name} on ${db.displayUrl}: ${r.findings.length ? `${r.critical} critical, ${warnings} warning${warnings === 1 ? '' : 's'}` : 'nothing to govern that is not governed'}`);
+    out.line(`scan ${plan.name} on ${db.displayUrl}: ${r.findings.length ? `${r.critical} critical (verify fails on ${r.critical === 1 ? 'it' : 'them'}), ${warnings} warning${warnings === 1 ? '' : 's'}` : 'nothing to govern that is not governed'}`);
     const sorted = [...r.findings].sort((a, b) => Number(b.severity === 'critical') - Number(a.severity === 'critical'));
     for (const f of sorted) out.line(`  ${out.paint(f.severity === 'critical' ? 'red' : 'yellow', f.severity === 'critical' ? 'CRITICAL' : 'warning ')} ${singleLine(f.kind)}: ${singleLine(f.item)}${f.detail ? ` — ${singleLine(f.detail)}` : ''}`);
     const shown = Object.entries(r.metrics).map(([k, v]) => `${k}=${v ?? 'n/a'}`).join(' ');
-    if (shown) out.line(`  metrics: ${shown}`);
+    // (the plan's own metrics, each by its name: its `critical` counts the findings of severity critical only)
+    if (shown) out.line(`  the plan's metrics: ${shown}`);
     // warnings alone need no amendment (an amendment with nothing to change only voids the approvals)
     if (r.critical) out.line(`next: tiergate propose --target <this target> drafts an amendment that closes them`);
     return r.critical === 0 ? 'ok' : 'failed';
