@@ -272,6 +272,45 @@ describe.each(testTargets())('engine on %s', (kind) => {
     expect(await session()).toEqual({ sp: outside!.sp, st: '1min', lt: '2s' });
   });
 
+  it('SET ROLE in a tier file ends with the file: the ledger records the run\'s user, the tiers after it run as it', async () => {
+    await prepareGate(db, true);
+    const role = `tg_weak_${Math.random().toString(36).slice(2, 8)}`;
+    await db.exec(`create role ${role} nologin; grant usage on schema gate to ${role}`);
+    try {
+      const me = (await db.query<{ u: string }>('select current_user as u')).rows[0]!.u;
+      const dir = copyEnginePlan();
+      // as psql -1 -f would run it: the role holds for the rest of the file only
+      appendFileSync(join(dir, 'tiers/01_schema.sql'), `\nSET ROLE ${role};\n`);
+      appendFileSync(join(dir, 'tiers/03_view.sql'), `\nSELECT set_config('role', '${role}', false);\n`);
+      const r = await apply(db, loadPlan(dir));
+      expect(statuses(r)).toEqual({ 0: 'Passed', 1: 'Applied', 2: 'Applied', 3: 'Applied', 90: 'Passed' });
+      expect((await db.query<{ u: string }>('select distinct applied_by as u from tiergate.ledger')).rows).toEqual([{ u: me }]);
+      expect((await db.query<{ u: string }>('select current_user as u')).rows[0]!.u).toBe(me);
+    } finally {
+      await db.exec(`drop owned by ${role}; drop role ${role}`);
+    }
+  });
+
+  it('a tier that releases the rollout lock (pg_advisory_unlock_all() in a function lint cannot see) is rolled back, and the run stops', async () => {
+    await prepareGate(db, true);
+    const dir = copyEnginePlan();
+    appendFileSync(join(dir, 'tiers/01_schema.sql'), `\nCREATE FUNCTION app.release() RETURNS boolean LANGUAGE sql AS 'SELECT pg_advisory_unlock_all() IS NULL';\nSELECT app.release();\n`);
+    const r = await apply(db, loadPlan(dir));
+    expect(r.outcome).toBe('failed');
+    const t1 = r.tiers.find((t) => t.id === 1)!;
+    expect(t1.status).toBe('Failed');
+    expect(t1.error?.message).toMatch(/^the rollout lock was released during tier 1 .*another run may have started meanwhile; nothing of tier 1 was committed/);
+    expect(statuses(r)).toMatchObject({ 2: 'Skipped', 3: 'Skipped' });
+    expect((await db.query<{ ok: boolean }>(`select to_regclass('app.item') is null as ok`)).rows[0]!.ok).toBe(true);
+    expect((await db.query('select tier_id from tiergate.ledger')).rows).toEqual([]);
+    // said where it stands, lint refuses it written in the file itself
+    appendFileSync(join(dir, 'tiers/03_view.sql'), `\nSELECT pg_advisory_unlock_all();\n`);
+    const { lintPlan } = await import('../src/plan/lint.js');
+    expect((await lintPlan(loadPlan(dir))).filter((f) => f.severity === 'error').map((f) => f.message)).toEqual([
+      expect.stringMatching(/^pg_advisory_unlock_all\(\) releases every session advisory lock, tiergate's rollout lock too/),
+    ]);
+  });
+
   it("a tier file runs with the session's JIT setting; tiergate's reads around it with JIT off", async () => {
     await prepareGate(db, true);
     const plan = loadPlan(ENGINE_PLAN);

@@ -236,6 +236,8 @@ export interface LedgerExtras {
   command?: string | null;
   /** a tier reverted by a rollback of scope subject: the subject whose amendment it reverted */
   subject?: string | null;
+  /** the rollout lock the run holds (src/engine/rollout-lock.ts): the row is written only while this session still holds it */
+  lock?: { classid: number; objid: number } | null;
 }
 
 export async function recordLedger(
@@ -247,9 +249,15 @@ export async function recordLedger(
   delta: Delta | null,
   extras: LedgerExtras = {},
 ): Promise<number> {
+  // (the lock's check in the insert itself: no round trip of its own; released by the tier's SQL — pg_advisory_unlock_all()
+  // in a function lint cannot see —, another run may have taken it: the tier must not commit)
+  const lock = extras.lock ?? null;
   const r = await tx.query<{ id: number }>(
     `insert into tiergate.ledger (plan, tier_id, tier_name, kind, file, sha256, status, duration_ms, delta, tiergate_version, subject, gate, evidence, command)
-     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) returning id`,
+     select $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14
+      where $15::bigint is null or exists (select 1 from pg_catalog.pg_locks l where l.locktype = 'advisory' and l.pid = pg_backend_pid() and l.granted
+                                             and l.classid = $15::bigint::oid and l.objid = $16::bigint::oid and l.objsubid = 2)
+     returning id`,
     [
       plan,
       tier.id,
@@ -265,9 +273,12 @@ export async function recordLedger(
       extras.gate ? JSON.stringify(extras.gate) : null,
       extras.evidence ? JSON.stringify(extras.evidence) : null,
       extras.command ?? null,
+      lock?.classid ?? null,
+      lock?.objid ?? null,
     ],
   );
-  return Number(r.rows[0]?.id);
+  if (!r.rows[0]) throw new RolloutLockLost(tier);
+  return Number(r.rows[0].id);
 }
 
 /**
@@ -336,5 +347,15 @@ export async function recordAttempt(
     return false;
   } finally {
     await sibling?.close();
+  }
+}
+
+/** The run's rollout lock was released before a tier's COMMIT: the tier rolls back, and the run stops. */
+export class RolloutLockLost extends Error {
+  constructor(tier: Pick<Tier, 'id'>) {
+    super(
+      `the rollout lock was released during tier ${tier.id} (its SQL, or a function it calls, released this session's advisory locks: pg_advisory_unlock_all()): another run may have started meanwhile; nothing of tier ${tier.id} was committed. Remove the unlock from the tier and run again`,
+    );
+    this.name = 'RolloutLockLost';
   }
 }

@@ -29,11 +29,26 @@ export async function withRolloutLock<T>(db: Db, plan: string, fn: () => Promise
     }
     await new Promise((resolve) => setTimeout(resolve, Math.min(pause, left)));
   }
+  const plans = held.get(db) ?? new Set<string>();
+  held.set(db, plans.add(plan));
   try {
     return await fn();
   } finally {
+    plans.delete(plan);
     if (db.alive()) await db.query('select pg_advisory_unlock($1, $2)', [LOCK_CLASS, key]).catch(() => undefined);
   }
+}
+
+/** The plans whose rollout lock each session holds (withRolloutLock). */
+const held = new WeakMap<Db, Set<string>>();
+
+/**
+ * The rollout lock of `plan` this session holds (null: none): a tier's
+ * ledger row is written only while the server says it still does (a file
+ * may release it: src/engine/ledger.ts).
+ */
+export function heldRolloutLock(db: Db, plan: string): { classid: number; objid: number } | null {
+  return held.get(db)?.has(plan) ? { classid: LOCK_CLASS, objid: planLockKey(plan) } : null;
 }
 
 async function describeHolder(db: Db, key: number): Promise<string> {

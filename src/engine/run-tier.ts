@@ -16,6 +16,7 @@ import type { Delta, Difference, ExpectationResult, GateReading, MetricChange, P
 import { afterMetrics, emptyFailure } from './run-result.js';
 import { Interrupted, runAssertions, runScript, StatementError } from './run-script.js';
 import { testHook } from './test-hook.js';
+import { heldRolloutLock } from './rollout-lock.js';
 
 export interface RunTierOptions {
   /**
@@ -163,7 +164,10 @@ async function setTimeouts(tx: Queryable, plan: Plan, tier: Tier, keep = false):
     return null;
   }
   const r = await tx.query<{ kept: string }>(
-    `with s as materialized (select coalesce(json_agg(json_build_array(name, setting)), '[]')::text as kept from pg_settings where source = 'session')
+    `with s as materialized (select coalesce(json_agg(json_build_array(name, setting)), '[]')::text as kept
+                               from (select name, setting from pg_settings where source = 'session'
+                                     -- (the role is not in pg_settings: SET ROLE in a file would outlast it, and the ledger row say another user)
+                                     union all select 'role', current_setting('role')) x)
      select s.kept, set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true) from s`,
     timeouts(plan, tier),
   );
@@ -268,6 +272,7 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
       if (!options.noLedger) {
         const extras: LedgerExtras = {
           gate,
+          lock: heldRolloutLock(db, plan.name),
           command: options.command ?? null,
           evidence: options.evidence ? { ...options.evidence, differencesAccepted: result.differences } : null,
         };

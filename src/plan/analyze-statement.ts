@@ -164,6 +164,10 @@ function visit(key: string, n: Record<string, unknown>, ctx: Ctx): boolean {
     case 'CopyStmt': {
       const c = n as CopyStmt;
       if (c.is_from && c.relation) write(ctx, 'COPY', c.relation);
+      if (c.is_program) {
+        const what = `COPY ${c.is_from ? 'FROM' : 'TO'} PROGRAM`;
+        nonTransactional(ctx, what, 'error', `${what} runs a program on the database server: what the program does is not undone when the tier rolls back`);
+      }
       return false;
     }
     case 'RefreshMatViewStmt': {
@@ -190,6 +194,10 @@ function visit(key: string, n: Record<string, unknown>, ctx: Ctx): boolean {
     case 'VariableSetStmt': {
       const v = n as { kind?: string; name?: string };
       ctx.effects.push({ type: 'setting', what: `${v.kind === 'VAR_RESET' || v.kind === 'VAR_RESET_ALL' ? 'RESET' : 'SET'} ${v.name ?? 'ALL'}`, at: ctx.at() });
+      if (v.name === 'session_authorization' && v.kind !== 'VAR_RESET') {
+        nonTransactional(ctx, 'SET SESSION AUTHORIZATION', 'warning',
+          "SET SESSION AUTHORIZATION outlasts the tier (tiergate gives back every other setting after a file): the ledger's row and the tiers after it would run as that user (SET ROLE is given back)");
+      }
       return false;
     }
     case 'DiscardStmt':
@@ -262,6 +270,10 @@ function call(ctx: Ctx, fc: FuncCall): void {
   const builtin = parts.length === 1 || parts[0] === 'pg_catalog';
   if (builtin && (name === 'nextval' || name === 'setval')) ctx.effects.push({ type: 'sequence', what: `${name}()`, at: ctx.at(fc.location) });
   if (builtin && name === 'set_config') ctx.effects.push({ type: 'setting', what: 'set_config()', at: ctx.at(fc.location) });
+  if (builtin && name === 'pg_advisory_unlock_all') {
+    nonTransactional(ctx, 'pg_advisory_unlock_all()', 'error',
+      "pg_advisory_unlock_all() releases every session advisory lock, tiergate's rollout lock too: another run could start while this one runs (a lock of the file's own: pg_advisory_xact_lock, which ends with the tier)");
+  }
   if (parts[0] === 'pg_catalog') return;
   ctx.effects.push({ type: 'call', name: parts.map(quoteIdent).join('.'), at: ctx.at(fc.location) });
 }
