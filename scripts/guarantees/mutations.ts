@@ -164,6 +164,22 @@ export const MUTATIONS: Mutation[] = [
     backends: PG,
   },
   {
+    id: 'lost-rollout-lock-unchecked',
+    guarantee: G.oneRollout,
+    name: "a tier that released the rollout lock (pg_advisory_unlock_all() in a function) commits: another run may be applying meanwhile",
+    edits: [{ file: 'src/engine/run-tier.ts', find: 'lock: heldRolloutLock(db, plan.name),', replace: 'lock: null,' }],
+    tests: { files: [ENGINE], names: 'releases the rollout lock' },
+    backends: BOTH,
+  },
+  {
+    id: 'role-outlasts-its-file',
+    guarantee: G.oneTx,
+    name: 'SET ROLE in a tier file outlasts it: the ledger records another user and the tiers after it run as that role',
+    edits: [{ file: 'src/engine/run-tier.ts', find: "union all select 'role', current_setting('role')) x)", replace: ') x)' }],
+    tests: { files: [ENGINE], names: 'SET ROLE in a tier file' },
+    backends: BOTH,
+  },
+  {
     id: 'dir-lock-ignored',
     guarantee: G.oneRollout,
     name: 'a PGlite directory held by a live process is taken over as if its holder were dead',
