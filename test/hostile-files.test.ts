@@ -9,7 +9,7 @@
  * and bidi overrides never reach the terminal.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, cpSync, existsSync, lstatSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -218,6 +218,38 @@ describe('evidence that was edited, polluted or made too large is refused', () =
     const r = await runCli(['report', fifo], { timeoutMs: 30_000 });
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/is a FIFO \(named pipe\), not a regular file/);
+  });
+});
+
+describe('report --out: what it may replace', () => {
+  it('a FIFO, a device or a link to one is refused and left as it was; --out - prints the report; a full disk is an error, not a short file', async () => {
+    const dir = tmp('tiergate-out-');
+    const file = join(dir, 'evidence.json');
+    writeFileSync(file, renderJson(axisGovernanceEvidence()));
+    const fifo = join(dir, 'pipe');
+    execFileSync('mkfifo', [fifo]);
+    const toDevice = join(dir, 'stdout');
+    symlinkSync('/dev/null', toDevice);
+    for (const [path, what] of [[fifo, 'a FIFO'], [toDevice, 'a link to a device'], ['/dev/null', 'a device']] as const) {
+      const r = await runCli(['report', file, '--format', 'md', '--out', path], { timeoutMs: 30_000 });
+      expect(r.code, r.stdout + r.stderr).toBe(2);
+      expect(r.stderr).toContain(`cannot write ${path}: it is ${what}, which a new file would replace`);
+    }
+    expect(lstatSync(fifo).isFIFO()).toBe(true);
+    expect(lstatSync(toDevice).isSymbolicLink()).toBe(true);
+    expect(lstatSync('/dev/null').isCharacterDevice()).toBe(true);
+    const printed = await runCli(['report', file, '--format', 'md', '--out', '-']);
+    expect(printed.code).toBe(0);
+    expect(printed.stdout).toMatch(/^# /);
+    expect(existsSync(join(import.meta.dirname, '..', '-'))).toBe(false);
+    // a write the disk cannot take (here /dev/full) throws; writeFilesSafely removes its temporary file and names the file
+    const { writeWhole } = await import('../src/cli/write-file.js');
+    const fd = openSync('/dev/full', 'w');
+    try {
+      expect(() => writeWhole(fd, Buffer.from('x'.repeat(10_000)))).toThrow(/ENOSPC/);
+    } finally {
+      closeSync(fd);
+    }
   });
 });
 

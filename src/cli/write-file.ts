@@ -14,7 +14,32 @@ export async function writeReportFile(file: string, text: string): Promise<void>
   if (!existsSync(folder)) throw new UsageError(`cannot write ${file}: the folder ${folder} does not exist (create it, or choose another --out)`);
   if (!statSync(folder).isDirectory()) throw new UsageError(`cannot write ${file}: ${folder} is not a folder`);
   if (existsSync(file) && lstatSync(file).isDirectory()) throw new UsageError(`cannot write ${file}: it is a folder (give a file name)`);
+  const odd = notAFile(file);
+  if (odd) throw new UsageError(`cannot write ${file}: it is ${odd}, which a new file would replace (give the name of a file${file.startsWith('/dev/') ? '; to print the report, leave out --out' : ''})`);
   await writeFilesSafely(folder, { [basename(file)]: text });
+}
+
+/**
+ * What stands at `path` that is not a file tiergate may replace: a device, a
+ * FIFO, a socket, or a link to one (`/dev/stdout`); null for a regular file,
+ * a link to one or to nothing, and nothing at all.
+ */
+function notAFile(path: string): string | null {
+  let st;
+  try {
+    st = lstatSync(path);
+  } catch {
+    return null;
+  }
+  const kind = (s: import('node:fs').Stats) =>
+    s.isCharacterDevice() || s.isBlockDevice() ? 'a device' : s.isFIFO() ? 'a FIFO' : s.isSocket() ? 'a socket' : s.isDirectory() ? 'a folder' : null;
+  if (!st.isSymbolicLink()) return kind(st);
+  try {
+    const target = kind(statSync(path));
+    return target ? `a link to ${target}` : null;
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -47,7 +72,11 @@ export async function writeFilesSafely(dir: string, files: Record<string, string
       const temp = join(dir, `.${name}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
       const fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0), 0o644);
       try {
-        writeSync(fd, text);
+        writeWhole(fd, Buffer.from(text, 'utf8'));
+      } catch (e) {
+        rmSync(temp, { force: true });
+        const code = (e as NodeJS.ErrnoException).code;
+        throw new UsageError(`cannot write ${join(dir, name)}: ${code === 'ENOSPC' ? 'the disk is full (ENOSPC)' : code === 'EDQUOT' ? 'the disk quota is used up (EDQUOT)' : (code ?? (e as Error).message)}; nothing was written there`);
       } finally {
         closeSync(fd);
       }
@@ -55,6 +84,15 @@ export async function writeFilesSafely(dir: string, files: Record<string, string
     }
   } finally {
     lock();
+  }
+}
+
+/** Every byte of `data` to `fd`: a write may take fewer than it is given (a nearly full disk), and an error is thrown, not a short file left. */
+export function writeWhole(fd: number, data: Buffer): void {
+  for (let done = 0; done < data.length; ) {
+    const n = writeSync(fd, data, done, data.length - done);
+    if (n <= 0) throw Object.assign(new Error('no byte written'), { code: 'ENOSPC' });
+    done += n;
   }
 }
 

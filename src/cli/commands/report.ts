@@ -41,10 +41,12 @@ export async function reportCommand(file: string, opts: ReportOpts, out: Output)
   if (overstated) throw refuse(overstated);
   const format = opts.format ?? 'md';
   const rendered = format === 'html' ? renderHtml(e) : format === 'json' ? renderJson(e) : renderMarkdown(e);
-  if (opts.out) {
-    await writeReportFile(opts.out, rendered);
-    out.line(`wrote ${opts.out}`);
+  // --out -: standard output, as without --out
+  const outFile = opts.out === '-' ? undefined : opts.out;
+  if (outFile) {
+    await writeReportFile(outFile, rendered);
+    out.line(`wrote ${outFile}`);
   } else if (!opts.json) process.stdout.write(rendered);
-  out.result({ ok: true, evidence: file, format, out: opts.out ?? null, verdict: e.verdict, ...(opts.out ? {} : { report: rendered }) });
+  out.result({ ok: true, evidence: file, format, out: outFile ?? null, verdict: e.verdict, ...(outFile ? {} : { report: rendered }) });
   return 'ok';
 }
