@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { EvidenceError } from '../src/evidence/evidence-error.js';
-import { parseEvidence, renderJson } from '../src/evidence/evidence-json.js';
+import { nestingDepth, parseEvidence, renderJson } from '../src/evidence/evidence-json.js';
 import type { Evidence } from '../src/evidence/types.js';
 import { axisGovernanceEvidence } from './fixtures/evidence-sample.js';
 
@@ -27,6 +27,16 @@ describe('parseEvidence', () => {
     const text = renderJson(axisGovernanceEvidence());
     expect(parseEvidence(text)).toEqual(axisGovernanceEvidence());
     expect(parseEvidence(text, 'x', { strict: true })).toEqual(axisGovernanceEvidence());
+  });
+
+  it('refuses a file nested deeper than any evidence, before anything walks it (100,000 levels overflowed the stack)', () => {
+    expect(refusal(`${'['.repeat(100_000)}${']'.repeat(100_000)}`).message).toBe("in/evidence.json: nested more than 64 levels deep: tiergate's evidence.json is never nested that deep");
+    // evidence with one field 50,000 levels deep (built as text: JSON.stringify itself overflows on it)
+    const deep = `${renderJson(axisGovernanceEvidence()).trimEnd().slice(0, -1)}, "extra": ${'{"x": '.repeat(50_000)}{}${'}'.repeat(50_000)}}`;
+    expect(refusal(deep).message).toMatch(/nested more than 64 levels deep/);
+    // brackets inside strings are text
+    expect(nestingDepth(JSON.stringify({ a: '[[[[{{{{', b: ['\\"[', { c: 1 }] }), 64)).toBe(3);
+    expect(nestingDepth(renderJson(axisGovernanceEvidence()), 64)).toBeLessThan(20);
   });
 
   it('names the origin, "evidence" by default', () => {

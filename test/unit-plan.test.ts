@@ -308,6 +308,9 @@ describe('schema messages', () => {
     expect(issues('hello\n')).toEqual([{ path: 'tiergate.yaml', message: "expected a mapping (key: value), got 'hello'" }]);
     const laughs = ['a: &a [1,1,1,1,1,1,1,1,1,1]', 'b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]', 'c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]', 'd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]', 'e: [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]'];
     expect(issues(laughs.join('\n') + '\n')).toEqual([{ path: 'tiergate.yaml', message: expect.stringMatching(/^not valid YAML: .*alias/i) }]);
+    // nested deeper than the YAML reader's stack: said in words, with its line
+    const deep = `a: ${'['.repeat(5000)}${']'.repeat(5000)}\n`;
+    expect(issues(deep)).toEqual([{ path: expect.stringMatching(/^tiergate\.yaml(:\d+)?$/), message: expect.stringMatching(/^not valid YAML: nested too deeply/) }]);
   });
 });
 

@@ -33,6 +33,9 @@ export function renderJson(e: Evidence): string {
  *   if (evidence.verdict.rehearsal !== 'PASS') throw …;
  */
 export function parseEvidence(text: string, origin = 'evidence', options: { strict?: boolean } = {}): Evidence {
+  // (counted before anything walks it: a file nested 100,000 levels deep overflowed the stack of the reads below)
+  const depth = nestingDepth(text, MAX_NESTING);
+  if (depth > MAX_NESTING) throw new EvidenceError(origin, [], `nested more than ${MAX_NESTING} levels deep: tiergate's evidence.json is never nested that deep`);
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -67,6 +70,32 @@ export function parseEvidence(text: string, origin = 'evidence', options: { stri
     throw new EvidenceError(origin, issues, `not valid tiergate evidence (${issues.length} problem${issues.length === 1 ? '' : 's'}):`);
   }
   return parsed.data;
+}
+
+/** Deeper than any evidence.json tiergate writes (its deepest path is about 10 levels). */
+const MAX_NESTING = 64;
+
+/**
+ * How deep the JSON `text` nests its arrays and objects, counted without
+ * parsing (brackets in strings skipped), stopping once past `limit`.
+ *
+ * @example nestingDepth('{"a": [1, {"b": "]"}]}', 64) // 3
+ */
+export function nestingDepth(text: string, limit: number): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // a backslash escapes the next character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max && (max = depth) > limit) return max;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return max;
 }
 
 /** Keys that are never tiergate's and that JavaScript treats specially, with their paths. */

@@ -76,7 +76,7 @@ function parsePlanYaml(text: string, yamlName: string, where: string): unknown {
   const problem = doc.errors[0] ?? doc.warnings[0];
   if (problem) {
     const line = problem.linePos?.[0]?.line;
-    const message = (problem.message.split('\n')[0] ?? '').replace(/:$/, '');
+    const message = (problem.message.split('\n')[0] ?? '').replace(/:$/, '').replace(/Maximum call stack size exceeded/, 'nested too deeply');
     const advice = doc.errors.length ? '' : ' (a plan is plain YAML: remove the tag)';
     throw new PlanError(where, [{ path: line ? `${yamlName}:${line}` : yamlName, message: `not valid YAML: ${message}${advice}` }]);
   }
@@ -84,7 +84,8 @@ function parsePlanYaml(text: string, yamlName: string, where: string): unknown {
     return doc.toJS();
   } catch (e) {
     // e.g. too many aliases (a "billion laughs" document)
-    throw new PlanError(where, [{ path: yamlName, message: `not valid YAML: ${e instanceof Error ? e.message : String(e)}` }]);
+    const message = e instanceof RangeError ? 'nested too deeply' : e instanceof Error ? e.message : String(e);
+    throw new PlanError(where, [{ path: yamlName, message: `not valid YAML: ${message}` }]);
   }
 }
 
