@@ -1,7 +1,7 @@
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { openDb } from '../src/db/open-db.js';
+import { openDb, withDb } from '../src/db/open-db.js';
 import type { Db, Queryable, TransactionOptions } from '../src/db/port.js';
 import { apply } from '../src/engine/apply.js';
 import { ensureLedger } from '../src/engine/ledger.js';
@@ -482,5 +482,42 @@ describe.each(testTargets())('engine on %s', (kind) => {
     const back = await stateOf(db) as { catalog: unknown; items: unknown };
     expect(back.catalog).toEqual(full.catalog);
     expect(back.items).toEqual(full.items);
+  });
+});
+
+describe.runIf(testTargets().includes('postgres'))('a target tiergate cannot write (postgres)', () => {
+  it('read-only sessions, or no right to create the ledger schema: apply refuses before touching anything (exit 2), and --dry-run says why', async () => {
+    const target = await freshDatabase('postgres', 'postgres');
+    const role = `tg_nocreate_${Math.random().toString(36).slice(2, 8)}`;
+    try {
+      const { editPostgresUrl } = await import('../src/db/pg-url.js');
+      const { dryRun } = await import('../src/engine/dry-run.js');
+      await withDb(target.url, (db) => prepareGate(db, true));
+      const plan = loadPlan(ENGINE_PLAN);
+      // a role that may connect but not create a schema in the database
+      await withDb(target.url, (db) => db.exec(`create role ${role} login; grant usage on schema gate to ${role}; grant select on all tables in schema gate to ${role}`));
+      const asRole = editPostgresUrl(target.url, (u) => void (u.username = role));
+      await withDb(asRole, async (db) => {
+        await expect(apply(db, plan)).rejects.toThrow(new RegExp(`cannot change .*: user ${role} may not create tiergate's ledger schema \\(no CREATE privilege on database .*\\): GRANT CREATE ON DATABASE`));
+        const d = await dryRun(db, plan);
+        expect(d.tiers.every((t) => t.action === 'stop' && /may not create tiergate's ledger schema/.test(t.reason))).toBe(true);
+      });
+      // read-only sessions (a database set so)
+      const database = new URL(target.url.replace(/^postgres:/, 'http:')).pathname.slice(1);
+      await withDb(target.url, (db) => db.exec(`alter database "${database}" set default_transaction_read_only = on`));
+      await withDb(target.url, async (db) => {
+        const err = await apply(db, plan).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(TargetError);
+        expect((err as Error).message).toMatch(/its sessions are read-only \(default_transaction_read_only = on, .*\): point --target at a writable database.*; nothing was touched$/);
+      });
+      await withDb(target.url, async (db) => {
+        await db.exec('set default_transaction_read_only = off');
+        expect(await db.query(`select to_regclass('tiergate.ledger') as t`)).toMatchObject({ rows: [{ t: null }] });
+        await db.exec(`alter database "${database}" reset default_transaction_read_only`);
+      });
+    } finally {
+      await withDb(target.url, (db) => db.exec(`drop owned by ${role}; drop role if exists ${role}`)).catch(() => undefined);
+      await target.drop();
+    }
   });
 });

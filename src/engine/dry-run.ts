@@ -7,7 +7,7 @@ import { appliedTiers, decide, readGateBounded, sortedIds, type TierDecision } f
 import { readLedger } from './ledger.js';
 import { openPlanSession, runPreflight } from './preflight.js';
 import type { GateReading, TierResult } from './result.js';
-import { assertNoDrift } from './rollout.js';
+import { assertNoDrift, whyNotWritable } from './rollout.js';
 import { rolloutLockHolder } from './rollout-lock.js';
 import { isBodyTier } from './run-result.js';
 import { namingBlockers } from './session-bounds.js';
@@ -63,9 +63,12 @@ export async function dryRun(db: Db, plan: Plan, options: { structureOnly?: bool
   const gate = await readGateBounded(db, plan);
   // apply would run no tier at all: say so of each, not what it would decide on a plan it runs
   const firstLintError = lint.find((f) => f.severity === 'error');
+  const unwritable = await whyNotWritable(db);
   const stop = firstLintError
     ? `apply would refuse the plan: lint error at ${firstLintError.file}:${firstLintError.line}`
-    : drift
+    : unwritable
+      ? `apply would stop before any tier: ${unwritable}`
+      : drift
       ? 'apply would stop before any tier: an applied file changed (drift)'
       : preflight?.status === 'Failed'
         ? 'apply would stop before any tier: the preflight fails'

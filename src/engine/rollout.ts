@@ -1,5 +1,5 @@
 import type { Db } from '../db/port.js';
-import { DriftError, PlanError } from '../errors.js';
+import { DriftError, PlanError, TargetError } from '../errors.js';
 import { appliedRevision, type Plan } from '../plan/plan.js';
 import { readIdentity, type TargetIdentity } from '../probe/identity.js';
 import { ensureLedger, readLedger, type LedgerEntry } from './ledger.js';
@@ -42,6 +42,10 @@ export async function withRollout<T>(db: Db, plan: Plan, options: RolloutOptions
   const identity = await readIdentity(db);
   assertPlanDatabase(plan, identity, db.displayUrl);
   await options.before?.(identity);
+  if (!options.readOnly) {
+    const why = await whyNotWritable(db);
+    if (why) throw new TargetError(`cannot change ${db.displayUrl}: ${why}; nothing was touched`);
+  }
   const run = async () => {
     const ledger = await bookkeeping(db, plan, !options.readOnly);
     assertNoDrift(plan, ledger);
@@ -83,4 +87,28 @@ export function assertNoDrift(plan: Plan, ledger: Map<number, LedgerEntry>): voi
     return e && e.status === 'applied' && appliedRevision(t, e.sha256) === 'drift' ? [{ tier: t.id, name: t.name, file: t.file, applied: e.sha256, current: t.sha256 }] : [];
   });
   if (drifted.length) throw new DriftError(plan.name, drifted);
+}
+
+/**
+ * Why this session cannot write the target (null when it can): a hot
+ * standby, sessions that are read-only, or no ledger schema yet and no right
+ * to create it. Said before anything is touched, in words, instead of the
+ * server's refusal of the first write (CREATE SCHEMA tiergate).
+ */
+export async function whyNotWritable(db: Db): Promise<string | null> {
+  const r = await db.query<{ standby: boolean; read_only: boolean; usr: string; dbname: string; has_schema: boolean; can_create: boolean }>(
+    `select pg_is_in_recovery() as standby, current_setting('transaction_read_only') = 'on' as read_only, current_user as usr,
+            current_database() as dbname, to_regnamespace('tiergate') is not null as has_schema,
+            has_database_privilege(current_database(), 'CREATE') as can_create`,
+  );
+  const w = r.rows[0];
+  if (!w) return null;
+  if (w.standby) return 'it is a hot standby (in recovery), where nothing can be written: point --target at the primary';
+  if (w.read_only) {
+    return `its sessions are read-only (default_transaction_read_only = on, for database ${w.dbname} or user ${w.usr}): point --target at a writable database, or turn it off for this user (ALTER ROLE ${w.usr} SET default_transaction_read_only = off)`;
+  }
+  if (!w.has_schema && !w.can_create) {
+    return `user ${w.usr} may not create tiergate's ledger schema (no CREATE privilege on database ${w.dbname}): GRANT CREATE ON DATABASE ${w.dbname} TO ${w.usr}, or have its owner run CREATE SCHEMA tiergate AUTHORIZATION ${w.usr}`;
+  }
+  return null;
 }
