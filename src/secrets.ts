@@ -15,12 +15,24 @@ export function registerSecret(secret: string | undefined | null): void {
   if (encoded !== secret) secrets.add(encoded);
 }
 
-/** Replaces every registered secret in `text` with `***`. */
+/**
+ * Replaces every registered secret in `text` with `***`, and any password
+ * written as one is written in a connection string, whoever's it is: the
+ * user-info of a URL (`postgres://admin:PW@db`) and a `password=PW` key (a
+ * tier's RAISE may quote another database's URL).
+ *
+ * @example scrub('see postgres://admin:Hunter2@db/prod') // 'see postgres://admin:***@db/prod'
+ */
 export function scrub(text: string): string {
   let out = text;
   for (const s of secrets) if (s.length > 0) out = out.split(s).join('***');
-  return out;
+  return out.replace(URL_PASSWORD, '$1:***@').replace(KEYWORD_PASSWORD, (_, key: string) => `${key}=***`);
 }
+
+/** `scheme://user:PASSWORD@` (the password runs to the '@', without a space or '/') */
+const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:@/?#]*):(?!\*\*\*@)[^\s@/]+@/gi;
+/** `password=PASSWORD`, `sslpassword = 'PASSWORD'` (a conninfo string, a URL's query) */
+const KEYWORD_PASSWORD = /\b((?:ssl)?password)\s*=\s*(?!\*\*\*)('[^']*'|"[^"]*"|[^\s&'";,]+)/gi;
 
 /** Deeply scrubs strings inside a JSON-like value (for --json output and evidence). */
 export function scrubValue<T>(value: T): T {

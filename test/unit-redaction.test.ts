@@ -29,6 +29,14 @@ describe('scrub and scrubValue', () => {
     expect(scrub('url: postgres://u:p%40ss%20word@h/db, env: p@ss word')).toBe('url: postgres://u:***@h/db, env: ***');
   });
 
+  it('hide any password written as a connection string writes it, registered or not (a tier quoting another URL)', () => {
+    expect(scrub('copy from postgres://admin:Hunter2-Fake@db.example/prod failed')).toBe('copy from postgres://admin:***@db.example/prod failed');
+    expect(scrub("host=db user=app password=Hunter2 dbname=x; sslpassword = 'a b'")).toBe('host=db user=app password=*** dbname=x; sslpassword=***');
+    expect(scrub('pglite:./x?password=Canary-S3cret&y=1')).toBe('pglite:./x?password=***&y=1');
+    // what is no password stays: a port, a URL without one, the word alone, what is hidden already
+    for (const plain of ['http://db.example:8080/x@y', 'postgres://app@db/x', 'the password is wrong', 'postgres://u:***@h/db', 'password=***']) expect(scrub(plain)).toBe(plain);
+  });
+
   it('scrub the strings deep inside a JSON value, keys and all, into a new value', () => {
     registerSecret('deep-secret');
     const value = { list: ['a deep-secret b', 1, null, true], nested: { 'deep-secret': 'x', y: 'deep-secret' } };

@@ -25,6 +25,6 @@ export function toDbError(e: unknown): DbError {
     str(x.detail) && scrub(str(x.detail)!),
     str(x.hint) && scrub(str(x.hint)!),
     pos !== null && Number.isFinite(pos) ? pos : null,
-    str(x.where),
+    str(x.where) && scrub(str(x.where)!),
   );
 }
