@@ -8,7 +8,7 @@
  * what they are; links out of the plan folder are refused; control characters
  * and bidi overrides never reach the terminal.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, closeSync, cpSync, existsSync, lstatSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -251,6 +251,49 @@ describe('report --out: what it may replace', () => {
       closeSync(fd);
     }
   });
+});
+
+describe('PGlite folders that cannot be used', () => {
+  it('damaged, a folder where the lock file goes, not writable by this user: exit 2 naming the fix; a lock of a pid the system gave anew is taken over', async () => {
+    const dir = tmp('tiergate-pglite-odd-');
+    const sample = join(dir, 's');
+    expect((await runCli(['sample', '--pglite', sample])).code).toBe(0);
+    const copy = (name: string) => {
+      const to = join(dir, name);
+      cpSync(sample, to, { recursive: true });
+      return to;
+    };
+    const damaged = copy('damaged');
+    writeFileSync(join(damaged, 'global', 'pg_control'), '');
+    const lockFolder = copy('lock-folder');
+    execFileSync('mkdir', [join(lockFolder, '.tiergate.lock')]);
+    const reused = copy('reused');
+    // pid 1 is alive, but it started long after this lock was written: the pid is not the holder's
+    writeFileSync(join(reused, '.tiergate.lock'), JSON.stringify({ pid: 1, command: 'apply', startedAt: '2020-01-01T00:00:00.000Z' }));
+    const cases: [string, RegExp][] = [
+      [damaged, /cannot open pglite:.*damaged: .* is not a PGlite database this tiergate can open \(PGlite stopped: .*; its PG_VERSION says \d+\): .*a damaged folder is restored from a copy/],
+      [lockFolder, /cannot use pglite:.*lock-folder: .*\.tiergate\.lock is a folder, where tiergate keeps its lock file: remove it/],
+    ];
+    for (const [folder, why] of cases) {
+      const r = await runCli(['status', '--target', `pglite:${folder}`]);
+      expect(r.code, r.stdout + r.stderr).toBe(2);
+      expect(r.stderr).toMatch(why);
+    }
+    const taken = await runCli(['status', '--target', `pglite:${reused}`]);
+    expect(taken.code, taken.stderr).toBe(0);
+    if (process.getuid?.() === 0) {
+      const readOnly = copy('read-only');
+      execFileSync('chmod', ['-R', 'a+rX', dir]);
+      const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        const child = spawn('runuser', ['-u', 'nobody', '--', process.execPath, join(import.meta.dirname, '..', 'bin', 'tiergate.js'), 'status', '--target', `pglite:${readOnly}`]);
+        let stderr = '';
+        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        child.on('close', (code) => resolve({ code, stderr }));
+      });
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(/cannot use pglite:.*read-only: this user may not write in .* \(EACCES\): tiergate writes its lock file there/);
+    }
+  }, 120_000);
 });
 
 describe('plans: sizes, special files, links, hostile names', () => {

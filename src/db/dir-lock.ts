@@ -34,10 +34,13 @@ export function acquireDirLock(dir: string, options: { create?: boolean; command
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       const holder = readHolder(path);
       if (holder && isAlive(holder.pid)) {
-        throw new LockHeldError(
-          `PGlite directory ${dir}`,
-          `pid ${holder.pid}, tiergate ${holder.command}, since ${holder.startedAt}`,
-        );
+        // (a pid the system gave anew since — after a reboot — is not the holder: its process started after the lock)
+        if (!startedAfter(holder.pid, holder.startedAt)) {
+          throw new LockHeldError(
+            `PGlite directory ${dir}`,
+            `pid ${holder.pid}, tiergate ${holder.command}, since ${holder.startedAt}`,
+          );
+        }
       }
       rmSync(path, { force: true }); // stale: its process is gone
     }
@@ -60,5 +63,30 @@ function isAlive(pid: number): boolean {
     return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The clock ticks /proc counts in: USER_HZ, 100 on every Linux a tiergate runs on (getconf CLK_TCK). */
+const USER_HZ = 100;
+
+/**
+ * Whether process `pid` started after `since` (an ISO time), as Linux's
+ * /proc says (its start in clock ticks after the boot time); false when it
+ * cannot be told (another system), so that a live holder is never taken over
+ * on a guess.
+ */
+export function startedAfter(pid: number, since: string): boolean {
+  const at = Date.parse(since);
+  if (!Number.isFinite(at)) return false;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // the fields after the command (in parentheses, which may hold spaces): the 22nd field of the line is the 20th after it
+    const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+    const boot = Number(/^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1]);
+    if (!Number.isFinite(ticks) || !Number.isFinite(boot)) return false;
+    // a second of slack: the lock is written just after its process starts
+    return boot * 1000 + (ticks / USER_HZ) * 1000 > at + 1000;
+  } catch {
+    return false;
   }
 }

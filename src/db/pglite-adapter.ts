@@ -1,7 +1,9 @@
 import type { PGlite } from '@electric-sql/pglite';
 import { toDbError } from './db-error.js';
 import { acquireDirLock, type DirLock } from './dir-lock.js';
-import { TargetError } from '../errors.js';
+import { TargetError, UsageError } from '../errors.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Capabilities, Db, QueryResult, Queryable, TransactionOptions } from './port.js';
 
 export interface PgliteLocation {
@@ -93,7 +95,7 @@ export class PgliteDb extends SingleSessionDb {
 
   /** Starts PGlite on `location` (`open` lends a connection kept warm instead). */
   static async start(location: PgliteLocation, displayUrl: string, options: { loadDataDir?: Blob; create?: boolean }): Promise<PgliteDb> {
-    const lock = location.dir ? acquireDirLock(location.dir, { create: Boolean(options.create) }) : null;
+    const lock = location.dir ? lockDir(location.dir, displayUrl, Boolean(options.create)) : null;
     try {
       const { PGlite } = await import('@electric-sql/pglite');
       const pg = new PGlite(location.dir ?? undefined, {
@@ -102,7 +104,11 @@ export class PgliteDb extends SingleSessionDb {
         // counts (int8) and numeric as numbers, like the pg adapter
         parsers: { 20: (v: string) => Number(v), 1700: (v: string) => Number(v) },
       });
-      await pg.waitReady;
+      try {
+        await pg.waitReady;
+      } catch (e) {
+        throw unusableDir(location.dir, displayUrl, e);
+      }
       const v = await pg.query<{ v: string }>('select current_setting($1) as v', ['server_version_num']);
       return new PgliteDb(pg, location, displayUrl, lock, Number(v.rows[0]?.v ?? 0));
     } catch (e) {
@@ -280,4 +286,34 @@ class LentPglite implements Db {
     this.closed = true;
     if (this.db.alive()) await this.giveBack();
   }
+}
+
+/** The folder's lock, or a refusal in words when the folder cannot take it (not writable by this user, a folder in its place). */
+export function lockDir(dir: string, displayUrl: string, create: boolean): DirLock {
+  try {
+    return acquireDirLock(dir, { create });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+      throw new UsageError(`cannot use ${displayUrl}: this user may not write in ${dir} (${code}): tiergate writes its lock file there and PGlite its files (run as the folder's owner, or copy the folder)`);
+    }
+    if (code === 'EISDIR' || code === 'ERR_FS_EISDIR') throw new UsageError(`cannot use ${displayUrl}: ${join(dir, '.tiergate.lock')} is a folder, where tiergate keeps its lock file: remove it`);
+    throw e;
+  }
+}
+
+/** PGlite could not start on `dir`: a damaged folder, or another server's data directory. */
+export function unusableDir(dir: string | null, displayUrl: string, e: unknown): Error {
+  if (!dir) return e as Error;
+  let version = '';
+  try {
+    version = readFileSync(join(dir, 'PG_VERSION'), 'utf8').trim();
+  } catch {
+    version = '';
+  }
+  const why = (e instanceof Error ? e.message : String(e)).split('\n')[0]!.replace(/\. Build with -sASSERTIONS.*$/, '');
+  return new UsageError(
+    `cannot open ${displayUrl}: ${dir} is not a PGlite database this tiergate can open (PGlite stopped: ${why}${version ? `; its PG_VERSION says ${version}` : ''}): ` +
+      `a data directory of a PostgreSQL server is not one (rehearse it with --source postgres://…), and a damaged folder is restored from a copy`,
+  );
 }

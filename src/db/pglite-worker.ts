@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { toDbError } from './db-error.js';
-import { acquireDirLock, type DirLock } from './dir-lock.js';
+import type { DirLock } from './dir-lock.js';
 import { TargetError } from '../errors.js';
 import { countWorker, SingleSessionDb, type PgliteLocation } from './pglite-adapter.js';
 import type { Capabilities, QueryResult } from './port.js';
@@ -57,12 +57,16 @@ export class PgliteWorkerDb extends SingleSessionDb {
 
   static async start(location: PgliteLocation, displayUrl: string): Promise<PgliteWorkerDb> {
     if (!location.dir) throw new TargetError('a PGlite worker opens a data directory, not an in-memory database');
-    const lock = acquireDirLock(location.dir, { create: false });
+    const { lockDir, unusableDir } = await import('./pglite-adapter.js');
+    const lock = lockDir(location.dir, displayUrl, false);
     let worker: Worker | null = null;
     try {
       worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { module: pgliteModule(), dir: location.dir, database: location.database } });
       const db = new PgliteWorkerDb(worker, displayUrl, lock, location);
-      const v = await db.query<{ v: string }>('select current_setting($1) as v', ['server_version_num']);
+      // (the first query opens the folder: PGlite stopping there is the folder's fault, said in words)
+      const v = await db.query<{ v: string }>('select current_setting($1) as v', ['server_version_num']).catch((e: unknown) => {
+        throw unusableDir(location.dir, displayUrl, e);
+      });
       (db.capabilities as { serverVersion: number }).serverVersion = Number(v.rows[0]?.v ?? 0);
       return db;
     } catch (e) {
