@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { EvidenceError } from '../src/evidence/evidence-error.js';
-import { nestingDepth, parseEvidence, renderJson } from '../src/evidence/evidence-json.js';
+import { evidenceText, nestingDepth, parseEvidence, renderJson } from '../src/evidence/evidence-json.js';
 import type { Evidence } from '../src/evidence/types.js';
 import { axisGovernanceEvidence } from './fixtures/evidence-sample.js';
 
@@ -37,6 +37,15 @@ describe('parseEvidence', () => {
     // brackets inside strings are text
     expect(nestingDepth(JSON.stringify({ a: '[[[[{{{{', b: ['\\"[', { c: 1 }] }), 64)).toBe(3);
     expect(nestingDepth(renderJson(axisGovernanceEvidence()), 64)).toBeLessThan(20);
+  });
+
+  it('reads an evidence file as UTF-8 without a byte-order mark, as tiergate writes it', () => {
+    const text = renderJson(axisGovernanceEvidence());
+    expect(evidenceText(Buffer.from(text), 'x')).toBe(text);
+    expect(() => evidenceText(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(text)]), 'in/evidence.json')).toThrow(/^in\/evidence\.json: begins with a UTF-8 byte-order mark/);
+    const bad = Buffer.from(text);
+    bad[text.indexOf('Base axis substrate') + 2] = 0xff;
+    expect(() => evidenceText(bad, 'in/evidence.json')).toThrow(/^in\/evidence\.json: is not valid UTF-8/);
   });
 
   it('names the origin, "evidence" by default', () => {

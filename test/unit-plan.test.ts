@@ -195,6 +195,10 @@ describe('tiers: files', () => {
         message: "file 'b.sql' holds a NUL byte (line 2): PostgreSQL text cannot hold one, and the server would silently end the statement there",
       },
     ]);
+    const bom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('CREATE TABLE t (x int);\n')]);
+    expect(issues(yaml([], ['{ id: 1, name: a, kind: structure, file: a.sql }']), { 'a.sql': bom })).toEqual([
+      { path: 'tiers[0].file', message: "file 'a.sql' begins with a UTF-8 byte-order mark (bytes EF BB BF), which PostgreSQL reads as part of its first statement: save it as UTF-8 without BOM" },
+    ]);
     const lastLine = Buffer.concat([Buffer.from('SELECT 1;\n'), Buffer.from([0xff])]);
     expect(issues(yaml([], ['{ id: 1, name: a, kind: structure, file: a.sql }']), { 'a.sql': lastLine })).toEqual([
       { path: 'tiers[0].file', message: "file 'a.sql' is not valid UTF-8 (line 2): save it as UTF-8" },

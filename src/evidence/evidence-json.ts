@@ -72,6 +72,22 @@ export function parseEvidence(text: string, origin = 'evidence', options: { stri
   return parsed.data;
 }
 
+/**
+ * The text of an evidence file's bytes, read as strictly as the evidence:
+ * UTF-8 without a byte-order mark, as tiergate writes it (an invalid byte
+ * would otherwise read as U+FFFD, and be rendered or bound as if written).
+ */
+export function evidenceText(bytes: Uint8Array, origin: string): string {
+  if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) {
+    throw new EvidenceError(origin, [], 'begins with a UTF-8 byte-order mark, which tiergate never writes: an edited file (save it without BOM) or not tiergate\'s evidence.json');
+  }
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new EvidenceError(origin, [], "is not valid UTF-8, which tiergate always writes: a damaged or edited file; pass the evidence.json a rehearsal wrote");
+  }
+}
+
 /** Deeper than any evidence.json tiergate writes (its deepest path is about 10 levels). */
 const MAX_NESTING = 64;
 

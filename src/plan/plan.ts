@@ -262,6 +262,10 @@ export function assemblePlan(source: PlanSource, valid: PlanFile | undefined, sp
     // the SQL sent must be the file hashed: no bytes replaced in decoding, none cut off by the server
     const badLine = invalidUtf8Line(bytes);
     if (badLine !== null) issues.push({ path: `${at}.file`, message: `file '${t.file}' is not valid UTF-8 (line ${badLine}): save it as UTF-8` });
+    // (psql sends it too: the server reads it as part of the first statement, a syntax error whose text shows nothing)
+    if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) {
+      issues.push({ path: `${at}.file`, message: `file '${t.file}' begins with a UTF-8 byte-order mark (bytes EF BB BF), which PostgreSQL reads as part of its first statement: save it as UTF-8 without BOM` });
+    }
     const nul = bytes.indexOf(0);
     if (nul >= 0) {
       issues.push({

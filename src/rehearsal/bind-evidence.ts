@@ -3,7 +3,7 @@ import type { RehearsalBinding } from '../engine/apply.js';
 import { EvidenceRefusedError, UsageError } from '../errors.js';
 import { planFileHashes, type Plan, type Tier } from '../plan/plan.js';
 import type { TargetIdentity } from '../probe/identity.js';
-import { parseEvidence } from '../evidence/evidence-json.js';
+import { evidenceText, parseEvidence } from '../evidence/evidence-json.js';
 import { evidenceKey, verifyEvidence } from '../evidence/signature.js';
 import { describeAge } from '../parse-duration.js';
 import { readRegularFile } from '../safe-read.js';
@@ -45,7 +45,7 @@ export function bindEvidence(file: string, plan: Plan, options: BindOptions): Bo
   const bytes = readRegularFile(file, 'evidence');
   if ('reason' in bytes) throw new UsageError(`evidence file '${file}' ${bytes.reason}: pass the evidence.json a rehearsal wrote`);
   // strict: a field this tiergate does not know is an edit (or a newer tiergate's evidence)
-  const evidence = parseEvidence(bytes.toString('utf8'), file, { strict: true });
+  const evidence = parseEvidence(evidenceText(bytes, file), file, { strict: true });
   const refuse = (why: string, todo = 'rehearse this target again and apply with the new evidence') => new EvidenceRefusedError(`evidence '${file}' refused: ${why}; nothing was changed — ${todo}`);
 
   const notes: string[] = [];

@@ -20,12 +20,13 @@ export interface ReportOpts {
  */
 export async function reportCommand(file: string, opts: ReportOpts, out: Output): Promise<Outcome> {
   const { parseEvidence, renderHtml, renderMarkdown, renderJson } = await import('../../report/index.js');
+  const { evidenceText } = await import('../../evidence/evidence-json.js');
   const bytes = readRegularFile(file, 'evidence');
   if ('reason' in bytes) throw new UsageError(`evidence file '${file}' ${bytes.reason}: pass the evidence.json a rehearsal wrote`);
   // its signature checked when TIERGATE_EVIDENCE_KEY is set, and a verdict its own records do not bear out refused: a report is
   // what people read before they approve. A field this tiergate does not know (a newer tiergate's evidence, or an edit) is
   // rendered, and said so on stderr (apply refuses it).
-  const text = bytes.toString('utf8');
+  const text = evidenceText(bytes, file);
   let e: ReturnType<typeof parseEvidence>;
   try {
     e = parseEvidence(text, file, { strict: true });
