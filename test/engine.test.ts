@@ -291,6 +291,21 @@ describe.each(testTargets())('engine on %s', (kind) => {
     }
   });
 
+  it("tiergate's own step failing after the file (its row snapshots dropped by DISCARD TEMP) is said as that step, not as the file's statement", async () => {
+    await prepareGate(db, true);
+    const dir = copyEnginePlan();
+    const seed = join(dir, 'tiers/02_seed.sql');
+    // before the file's closing assertion: DISCARD TEMP drops tiergate's row snapshot of app.item too
+    writeFileSync(seed, readFileSync(seed, 'utf8').replace("INSERT INTO app.item", 'DISCARD TEMP;\nINSERT INTO app.item'));
+    const r = await apply(db, loadPlan(dir));
+    const t2 = r.tiers.find((t) => t.id === 2)!;
+    expect(t2.status).toBe('Failed');
+    expect(t2.error?.message).toMatch(/^reading the rows the file wrote \(tiergate's row snapshots\): relation "tiergate_rows_\w+" does not exist/);
+    expect(t2.error?.file).toBeNull();
+    expect(t2.error?.hint).toMatch(/tiergate's own step after tiers\/02_seed\.sql ran; a file that changes its session \(DISCARD/);
+    expect((await db.query('select count(*)::int as n from app.item')).rows).toEqual([{ n: 0 }]);
+  });
+
   it('a tier that releases the rollout lock (pg_advisory_unlock_all() in a function lint cannot see) is rolled back, and the run stops', async () => {
     await prepareGate(db, true);
     const dir = copyEnginePlan();

@@ -5,7 +5,7 @@ import { checkPostCondition } from '../plan/post-condition.js';
 import { touchedRelations, type TouchedRelations } from '../plan/sql-facts.js';
 import { diffCatalog, emptySnapshot, snapshotCatalog, type CatalogSnapshot } from '../probe/catalog.js';
 import { jitScope, jitUntilTransactionEnd } from '../probe/jit.js';
-import { readMetrics } from '../probe/metrics.js';
+import { MetricReadError, readMetrics } from '../probe/metrics.js';
 import { callsUserFunction, catalogWritesSoFar, relationsToWatch, RowWatch } from '../probe/rows.js';
 import { hasXid8Snapshots } from '../probe/xact-mark.js';
 import { describeBlockers, isWaitTimeout } from './blockers.js';
@@ -251,14 +251,14 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
         const after = await readMetrics(tx, reference ? pick(plan.metrics, [...new Set(tier.post.map((p) => p.metric))]) : plan.metrics);
         const post = tier.post.map((p) => ({ expr: p.expr, ok: checkPostCondition(p, after[p.metric] ?? null), value: after[p.metric] ?? null }));
         if (post.some((p) => !p.ok)) throw new PostConditionFailed(post);
-        const catalogAfter = reference ? catalogBefore : await snapshotCatalog(tx, plan.schemas);
+        const catalogAfter = reference ? catalogBefore : await ownStep('reading the catalog after the file', () => snapshotCatalog(tx, plan.schemas));
         const objects = diffCatalog(catalogBefore, catalogAfter);
         // a data tier changes rows only: DDL lint could not see (EXECUTE of a built string, a function) rolls it back; a change
         // another session committed meanwhile shows in the delta but wrote no catalog row in this transaction
         if (writesBefore !== null && Object.keys(objects).length && (await catalogWritesSoFar(tx)) !== writesBefore) throw new DdlInDataTier(tier, objects);
         const delta: Delta = {
           objects,
-          rows: rows ? await rows.finish(tx) : {},
+          rows: rows ? await ownStep("reading the rows the file wrote (tiergate's row snapshots)", () => rows.finish(tx)) : {},
           metrics: pairMetrics(before, after),
         };
         return { delta, post, catalogAfter };
@@ -276,7 +276,7 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
           command: options.command ?? null,
           evidence: options.evidence ? { ...options.evidence, differencesAccepted: result.differences } : null,
         };
-        ledgerId = await recordLedger(tx, plan.name, tier, 'applied', elapsed(), delta, extras);
+        ledgerId = await ownStep("writing the tier's ledger row", () => recordLedger(tx, plan.name, tier, 'applied', elapsed(), delta, extras));
         // a rollback of scope subject reverts the amendment for the gate's current subject: its rows say which
         const subject = tier.kind === 'rollback' && tier.scope === 'subject' ? ((await readGate(tx, plan))?.subject ?? null) : null;
         for (const r of options.reverts ?? []) await recordLedger(tx, plan.name, r, 'reverted', 0, null, { command: options.command ?? null, subject });
@@ -421,9 +421,43 @@ function notTheGuard(plan: Plan, e: unknown, failure: SqlFailure): string | null
   return null;
 }
 
+/**
+ * An error of one of tiergate's own statements in a tier's transaction, after
+ * its file ran: said as the step it was, not as a failure of the file (whose
+ * session changes — DISCARD TEMP, SET transaction_read_only — may be why).
+ */
+class OwnStepError extends DbError {
+  constructor(readonly step: string, cause: DbError) {
+    super(`${step}: ${cause.message}`, cause.sqlstate, cause.detail, cause.hint, null, cause.where);
+  }
+}
+
+async function ownStep<T>(step: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof DbError && !(e instanceof CommitInDoubtError) && !(e instanceof OwnStepError)) throw new OwnStepError(step, e);
+    throw e;
+  }
+}
+
 /** Any error of a tier run as a SqlFailure. */
 export function toFailure(tier: Tier, e: unknown): SqlFailure {
   if (e instanceof StatementError) return e.failure;
+  if (e instanceof OwnStepError) {
+    return {
+      ...emptyFailure(),
+      message: e.message,
+      sqlstate: e.sqlstate,
+      detail: e.detail,
+      where: e.where,
+      hint: e.hint ?? `tiergate's own step after ${tier.file} ran; a file that changes its session (DISCARD, SET transaction_read_only, SET SESSION AUTHORIZATION) can make it fail. Nothing of the tier was committed`,
+    };
+  }
+  // a metric, figure or the gate: a query of tiergate.yaml
+  if (e instanceof MetricReadError) {
+    return { ...emptyFailure(), message: e.message, sqlstate: e.sqlstate, detail: e.detail, hint: e.hint, where: e.where, file: 'tiergate.yaml' };
+  }
   if (e instanceof PostConditionFailed) {
     return { ...emptyFailure(), message: e.message, file: 'tiergate.yaml', hint: `the tier's changes were rolled back; fix the tier or the post-condition of tier ${tier.id}` };
   }
