@@ -306,6 +306,18 @@ describe('plans: sizes, special files, links, hostile names', () => {
     expect(r.stderr).not.toMatch(/connect/);
   });
 
+  it('a tiergate.yaml that links to itself, and a device as --plan, are named as what they are', async () => {
+    const dir = planCopy();
+    rmSync(join(dir, 'tiergate.yaml'));
+    symlinkSync('tiergate.yaml', join(dir, 'tiergate.yaml'));
+    const loop = await runCli(['plan', '--plan', dir]);
+    expect(loop.code).toBe(2);
+    expect(loop.stderr).toMatch(/tiergate\.yaml is a link that loops/);
+    const device = await runCli(['plan', '--plan', '/dev/null']);
+    expect(device.code).toBe(2);
+    expect(device.stderr).toMatch(/'\/dev\/null' is not a plan: pass --plan DIR/);
+  });
+
   it('a FIFO tiergate.yaml is refused at once, not waited on', async () => {
     const dir = planCopy();
     rmSync(join(dir, 'tiergate.yaml'));

@@ -6,7 +6,7 @@
  * `open-plan.ts` skips that for a tiergate.yaml validated before.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { readRegularFile } from '../safe-read.js';
 import { PlanError, type PlanIssue } from '../errors.js';
@@ -91,6 +91,9 @@ export interface PlanSource {
 export function readPlanSource(dirOrFile: string = bundledPlanDir()): PlanSource {
   const given = resolve(dirOrFile);
   const isFile = existsSync(given) && !statSync(given).isDirectory();
+  if (isFile && !statSync(given).isFile()) {
+    throw new PlanError(dirOrFile, [{ path: '', message: `'${dirOrFile}' is not a plan: pass --plan DIR, a folder holding tiergate.yaml (or the tiergate.yaml file itself)` }]);
+  }
   const dir = isFile ? dirname(given) : given;
   const yamlPath = isFile ? given : join(dir, 'tiergate.yaml');
   const where = relative(process.cwd(), dir) || '.';
@@ -98,7 +101,8 @@ export function readPlanSource(dirOrFile: string = bundledPlanDir()): PlanSource
     throw new PlanError(where, [{ path: '', message: `folder '${dir}' does not exist (pass --plan DIR, a folder holding tiergate.yaml)` }]);
   }
   const yamlName = basename(yamlPath);
-  if (!existsSync(yamlPath) && !isFile) {
+  // (a link that loops, or leads nowhere, exists all the same: reading it says which)
+  if (!existsSync(yamlPath) && !isFile && !isLink(yamlPath)) {
     throw new PlanError(where, [{ path: '', message: `no tiergate.yaml in '${dir}' (pass --plan DIR, a folder holding tiergate.yaml)` }]);
   }
   const outside = outsideOf(dir, yamlPath);
@@ -377,4 +381,12 @@ export function applyOrder(plan: Plan): Tier[] {
 
 export function tierById(plan: Plan, id: number): Tier | undefined {
   return plan.tiers.find((t) => t.id === id);
+}
+
+function isLink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
+  }
 }
