@@ -29,10 +29,10 @@ export function scrub(text: string): string {
   return out.replace(URL_PASSWORD, '$1:***@').replace(KEYWORD_PASSWORD, (_, key: string) => `${key}=***`);
 }
 
-/** `scheme://user:PASSWORD@` (the password runs to the '@', without a space or '/') */
-const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:@/?#]*):(?!\*\*\*@)[^\s@/]+@/gi;
-/** `password=PASSWORD`, `sslpassword = 'PASSWORD'` (a conninfo string, a URL's query) */
-const KEYWORD_PASSWORD = /\b((?:ssl)?password)\s*=\s*(?!\*\*\*)('[^']*'|"[^"]*"|[^\s&'";,]+)/gi;
+/** `scheme://user:PASSWORD@` (the password runs to the last '@' before a space or '/': a raw '@' in it hides more, never less) */
+const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:@/?#]*):(?!\*\*\*@[^@]*$)[^\s/]*@/gi;
+/** `password=PASSWORD`, `sslpassword = 'PASSWORD'` (a conninfo string, a URL's query; quoted, its quotes doubled as SQL writes them) */
+const KEYWORD_PASSWORD = /\b((?:ssl)?password)\s*=\s*(?!\*\*\*)(''(?:[^']|'(?!'))*''|'(?:[^']|'')*'|"(?:[^"]|"")*"|[^\s&'";,]+)/gi;
 
 /** Deeply scrubs strings inside a JSON-like value (for --json output and evidence). */
 export function scrubValue<T>(value: T): T {

@@ -10,7 +10,8 @@
  * A collection dropped from Directus is released by the next amendment.
  * Both backends.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -21,7 +22,9 @@ import type { Evidence } from '../src/evidence/types.js';
 import { apply } from '../src/engine/apply.js';
 import { readGate } from '../src/engine/gate.js';
 import { rollback } from '../src/engine/rollback.js';
-import { status } from '../src/engine/status.js';
+import { status, unfinished } from '../src/engine/status.js';
+import { loadPlan } from '../src/plan/load-plan.js';
+import { bundledPlanDir } from '../src/plan/plan.js';
 import { verify } from '../src/engine/verify.js';
 import { diffFingerprints, fingerprintClone } from '../src/probe/fingerprint.js';
 import { NAMED_SHAPES, writeGenerated } from '../fixtures/directus-gen/index.js';
@@ -293,6 +296,17 @@ describe.each(testTargets())('governance after the rollout (%s)', (kind) => {
       });
       await db.exec(`insert into directus_relations (many_collection, many_field, one_collection, one_allowed_collections, one_collection_field, junction_field, one_deselect_action)
                      values ('articles_blks', 'item', null, 'blk_hero,blk_text', 'collection', 'articles_id', 'nullify')`);
+      // a new collection's own new many-to-many: its target reached only through the new collection's junction
+      await createCollection(db, 'venues', { columns: [['id', 'serial primary key'], ['article', 'uuid']], relations: [{ field: 'article', one: 'articles' }] });
+      await createCollection(db, 'amenities', { columns: [['id', 'serial primary key'], ['name', 'text']] });
+      await createCollection(db, 'venues_amenities', {
+        hidden: true,
+        columns: [['id', 'serial primary key'], ['venues_id', 'integer'], ['amenities_id', 'integer']],
+        relations: [
+          { field: 'venues_id', one: 'venues', oneField: 'amenities', junction: 'amenities_id' },
+          { field: 'amenities_id', one: 'amenities', junction: 'venues_id' },
+        ],
+      });
       const owner = await scalar<string>(db, `select owner as v from axis.ownership where collection = 'articles'`);
       const d = await draft(db, plan);
       const own = Object.fromEntries(d.suggestions.filter((x) => x.action === 'own').map((x) => [x.item, x]));
@@ -301,6 +315,7 @@ describe.each(testTargets())('governance after the rollout (%s)', (kind) => {
       expect(own.stickers).toMatchObject({ owner, reason: expect.stringMatching(/^articles_stickers\.stickers_id refers to it, and articles_stickers is contained in articles, owned by /) });
       expect(own.blk_hero).toMatchObject({ owner, reason: expect.stringMatching(/^articles_blks\.item refers to it, and articles_blks is contained in articles, owned by /) });
       expect(own.blk_text?.owner).toBe(owner);
+      expect(own.amenities).toMatchObject({ owner, reason: expect.stringMatching(/^venues_amenities\.amenities_id relates it to venues_amenities, contained in venues, which this draft gives owner /) });
       expect(Object.values(own).filter((x) => x.owner === null)).toEqual([]);
     });
   });
@@ -1022,6 +1037,13 @@ describe.each(testTargets())('scan and propose through the CLI (%s)', (kind) => 
     const bad = await runCli(['propose', '--target', url, '--submit', file, '--yes']);
     expect(bad.code, bad.stdout + bad.stderr).toBe(2);
     expect(bad.stderr).toMatch(/"anchors" is missing, not a list; "topics" is missing, not a list/);
+    // a byte-order mark an editor wrote is not the payload's (the same problems, not a JSON error); bytes that are not UTF-8 are refused
+    writeFileSync(file, Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify({ axes: [] }))]));
+    expect((await runCli(['propose', '--target', url, '--submit', file, '--yes'])).stderr).toMatch(/"anchors" is missing, not a list/);
+    writeFileSync(file, Buffer.concat([Buffer.from('{"axes": ["'), Buffer.from([0xff]), Buffer.from('"]}')]));
+    const latin = await runCli(['propose', '--target', url, '--submit', file, '--yes']);
+    expect(latin.code).toBe(2);
+    expect(latin.stderr).toMatch(/not valid UTF-8: save the payload as UTF-8; nothing was submitted/);
     // an owner changed in the payload: the tiers would not change it, so the payload is refused rather than approved for nothing
     const changed = await withDb(url, async (db) => {
       const p = (await db.query<{ payload: { anchors: { collection: string; owner: string }[] } }>(`select payload from os_proposals where key = 'OS-AXIS'`)).rows[0]!.payload;
@@ -1103,5 +1125,33 @@ describe.each(testTargets())('scan and propose through the CLI (%s)', (kind) => 
     const st = await runCli(['status', '--target', url, '--exit-code']);
     expect(st.code).toBe(1);
     expect(st.stdout).toMatch(/an amendment/);
+  });
+});
+
+describe.each(testTargets())('a database rolled out with earlier revisions of the bundled plan (%s)', (kind) => {
+  it('its tiers stay applied (no drift), and a rehearsal with the current files passes, both rollback proofs included', { timeout: 300_000 }, async () => {
+    // the files as the previous release had them (test/fixtures/earlier-revisions): each one a revision its tier replaces
+    const earlier = join(import.meta.dirname, 'fixtures', 'earlier-revisions', 'axis-governance', 'tiers');
+    const dir = join(mkdtempSync(join(tmpdir(), 'tiergate-plan-')), 'plan');
+    cpSync(bundledPlanDir(), dir, { recursive: true });
+    for (const f of readdirSync(earlier)) {
+      const bytes = readFileSync(join(earlier, f));
+      expect(plan.tiers.find((t) => t.file === `tiers/${f}`)?.replaces, f).toContain(createHash('sha256').update(bytes).digest('hex'));
+      writeFileSync(join(dir, 'tiers', f), bytes);
+    }
+    target = await freshDatabase(kind, 'directus', { exactName: true });
+    await withDb(target.url, async (db) => {
+      await writeSample(db, {});
+      await approveAs(db, ADMIN);
+      expect((await apply(db, loadPlan(dir))).outcome).toBe('ok');
+      const s = await status(db, plan);
+      expect(unfinished(s)).toEqual([]);
+      expect(s.tiers.filter((t) => t.note?.includes('earlier revision')).map((t) => t.id).sort()).toEqual([2, 4, 7]);
+    });
+    // a rehearsal re-applies the reverted tiers (6, 3, 4) with the current files: they must write the same rows
+    const evidence = await rehearseSource(kind, target.url);
+    expect(evidence.verdict.failures).toEqual([]);
+    expect(evidence.rollback).toMatchObject({ tier: 99, matchesKeptTiers: true, reapplyMatches: true });
+    expect((await applyBound(target.url, evidence)).outcome).toBe('ok');
   });
 });

@@ -80,8 +80,13 @@ describe.runIf(installed && testTargets().includes('postgres'))('approvals in a 
     const dropField = await admin.delete('/fields/os_proposal_approvals/payload_sha256');
     expect(dropField.status, JSON.stringify(dropField.body)).toBeGreaterThanOrEqual(400);
     expect(JSON.stringify(dropField.body)).toMatch(/axis_audit\.v_approval|depend/);
+    // nor the proposal's author: dropped, the author's own approval would count
+    const dropAuthor = await admin.delete('/fields/os_proposals/user_created');
+    expect(dropAuthor.status, JSON.stringify(dropAuthor.body)).toBeGreaterThanOrEqual(400);
     await withDb(target, async (db) =>
-      expect(await scalar(db, `select count(*)::int as v from information_schema.columns where table_name = 'os_proposal_approvals' and column_name = 'payload_sha256'`)).toBe(1),
+      expect(
+        await scalar(db, `select count(*)::int as v from information_schema.columns where (table_name, column_name) in (('os_proposal_approvals', 'payload_sha256'), ('os_proposals', 'user_created'))`),
+      ).toBe(2),
     );
 
     const status = await runCli(['status', '--target', target]);

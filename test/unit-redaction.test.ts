@@ -33,6 +33,9 @@ describe('scrub and scrubValue', () => {
     expect(scrub('copy from postgres://admin:Hunter2-Fake@db.example/prod failed')).toBe('copy from postgres://admin:***@db.example/prod failed');
     expect(scrub("host=db user=app password=Hunter2 dbname=x; sslpassword = 'a b'")).toBe('host=db user=app password=*** dbname=x; sslpassword=***');
     expect(scrub('pglite:./x?password=Canary-S3cret&y=1')).toBe('pglite:./x?password=***&y=1');
+    // a raw '@' in the password, and quotes doubled inside an SQL string literal
+    expect(scrub('postgres://u:p@ss@db/x')).toBe('postgres://u:***@db/x');
+    expect(scrub("select dblink('host=db password=''x y'' dbname=z')")).toBe("select dblink('host=db password=*** dbname=z')");
     // what is no password stays: a port, a URL without one, the word alone, what is hidden already
     for (const plain of ['http://db.example:8080/x@y', 'postgres://app@db/x', 'the password is wrong', 'postgres://u:***@h/db', 'password=***']) expect(scrub(plain)).toBe(plain);
   });

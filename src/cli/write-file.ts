@@ -47,9 +47,13 @@ function notAFile(path: string): string | null {
  * (created when missing), not a file. `rehearse --out` calls it first, so a
  * wrong --out never costs a whole rehearsal.
  */
-export function prepareOutDir(dir: string): void {
+export function prepareOutDir(dir: string, names: string[] = ['evidence.json', 'evidence.md', 'evidence.html']): void {
   if (existsSync(dir)) {
     if (!statSync(dir).isDirectory()) throw new UsageError(`--out ${dir} is not a folder: give a folder for evidence.json, evidence.md and evidence.html (nothing was run)`);
+    for (const name of names) {
+      const odd = notAFile(join(dir, name));
+      if (odd) throw new UsageError(`--out ${dir}: ${name} there is ${odd}, which the evidence would replace: give another folder (nothing was run)`);
+    }
     return;
   }
   try {
@@ -69,6 +73,8 @@ export async function writeFilesSafely(dir: string, files: Record<string, string
   const lock = await takeLock(join(dir, '.tiergate-evidence.lock'));
   try {
     for (const [name, text] of Object.entries(files)) {
+      const odd = notAFile(join(dir, name));
+      if (odd) throw new UsageError(`cannot write ${join(dir, name)}: it is ${odd}, which a new file would replace; nothing was written there`);
       const temp = join(dir, `.${name}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
       const fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0), 0o644);
       try {

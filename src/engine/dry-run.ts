@@ -24,6 +24,8 @@ export interface DryRunResult {
   drift: string | null;
   /** who holds the rollout lock now, or null */
   lockHeldBy: string | null;
+  /** why apply could not write the target (a hot standby, read-only sessions, no right to create the ledger schema), or null */
+  unwritable: string | null;
   preflight: TierResult | null;
   gate: GateReading | null;
   /**
@@ -76,7 +78,7 @@ export async function dryRun(db: Db, plan: Plan, options: { structureOnly?: bool
   if (stop) {
     const tiers = plan.tiers.filter(isBodyTier).map((t) => ({ id: t.id, name: t.name, kind: t.kind, action: 'stop' as const, reason: stop }));
     const verify = plan.tiers.some((t) => t.kind === 'verify') ? 'would not run: apply would stop before any tier' : null;
-    return { plan: { name: plan.name, sha256: plan.sha256 }, target: db.displayUrl, identity, lint, ledger: hasLedger, drift, lockHeldBy, preflight, gate, tiers, verify };
+    return { plan: { name: plan.name, sha256: plan.sha256 }, target: db.displayUrl, identity, lint, ledger: hasLedger, drift, lockHeldBy, unwritable, preflight, gate, tiers, verify };
   }
   const notApplied = new Map<number, string>();
   const tiers: DryRunResult['tiers'] = [];
@@ -92,5 +94,5 @@ export async function dryRun(db: Db, plan: Plan, options: { structureOnly?: bool
   }
   const verifyTier = plan.tiers.find((t) => t.kind === 'verify');
   const verify = verifyTier ? (notApplied.size ? `skipped: tier ${[...notApplied.keys()].join(', ')} would not be applied` : 'would run after the last tier') : null;
-  return { plan: { name: plan.name, sha256: plan.sha256 }, target: db.displayUrl, identity, lint, ledger: hasLedger, drift, lockHeldBy, preflight, gate, tiers, verify };
+  return { plan: { name: plan.name, sha256: plan.sha256 }, target: db.displayUrl, identity, lint, ledger: hasLedger, drift, lockHeldBy, unwritable, preflight, gate, tiers, verify };
 }

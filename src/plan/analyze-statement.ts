@@ -167,6 +167,8 @@ function visit(key: string, n: Record<string, unknown>, ctx: Ctx): boolean {
       if (c.is_program) {
         const what = `COPY ${c.is_from ? 'FROM' : 'TO'} PROGRAM`;
         nonTransactional(ctx, what, 'error', `${what} runs a program on the database server: what the program does is not undone when the tier rolls back`);
+      } else if (!c.is_from && c.filename) {
+        nonTransactional(ctx, 'COPY … TO a file', 'error', "COPY … TO a file writes a file on the database server: it is not undone when the tier rolls back");
       }
       return false;
     }
@@ -270,6 +272,9 @@ function call(ctx: Ctx, fc: FuncCall): void {
   const builtin = parts.length === 1 || parts[0] === 'pg_catalog';
   if (builtin && (name === 'nextval' || name === 'setval')) ctx.effects.push({ type: 'sequence', what: `${name}()`, at: ctx.at(fc.location) });
   if (builtin && name === 'set_config') ctx.effects.push({ type: 'setting', what: 'set_config()', at: ctx.at(fc.location) });
+  if (builtin && name === 'lo_export') {
+    nonTransactional(ctx, 'lo_export()', 'error', "lo_export() writes a file on the database server: it is not undone when the tier rolls back");
+  }
   if (builtin && name === 'pg_advisory_unlock_all') {
     nonTransactional(ctx, 'pg_advisory_unlock_all()', 'error',
       "pg_advisory_unlock_all() releases every session advisory lock, tiergate's rollout lock too: another run could start while this one runs (a lock of the file's own: pg_advisory_xact_lock, which ends with the tier)");

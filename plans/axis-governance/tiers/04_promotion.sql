@@ -113,8 +113,9 @@ SELECT r.collection, r.topic, r.reconcile_flag, 'keep_topic',
                                         r.folder, r.label_topic, r.axis, r.topic)
            WHEN 'orthogonal_facet' THEN format('folder %L labels topic %L on axis %L, a facet orthogonal to axis %L: keeps topic %L',
                                                r.folder, r.label_topic, r.label_axis, r.axis, r.topic)
-           ELSE CASE WHEN r.folder IS NULL THEN format('in no folder (no label rule): keeps topic %L', r.topic)
-                     ELSE format('folder %L has no label rule: keeps topic %L', r.folder, r.topic) END
+           -- (the words of the revisions it replaces: a rehearsal re-applies it on a target that applied one, and must find the same rows)
+           ELSE format('%s has no label rule: keeps topic %L',
+                       CASE WHEN r.folder IS NULL THEN 'no folder' ELSE format('folder %L', r.folder) END, r.topic)
        END,
        'PROD_T4' || coalesce('#' || coalesce(di.added_in, ci.added_in, ai.added_in), '')
 FROM axis.v_reconcile_collection_topic_vs_label r

@@ -13,9 +13,10 @@
 --           else 'directus'. A table of its own: adding a column to a Directus
 --           table would take an ACCESS EXCLUSIVE lock, which no tier takes on
 --           Directus's tables (readers are never blocked behind a tier);
---         * axis_audit.v_approval: every approval with its proposal, whether it
---           approves the current payload and how it was made. It reads each
---           column the gate reads, so that none of them can be dropped or
+--         * axis_audit.v_approval: every approval with its proposal (and its
+--           author), whether it approves the current payload and how it was
+--           made. It reads each column the gate reads, so that none of them
+--           (os_proposals.user_created included) can be dropped or
 --           retyped while it stands: Directus's "delete field" is an ALTER TABLE
 --           … DROP COLUMN, which no row trigger sees, and would erase what every
 --           approval approved (Directus refuses it, saying the view depends on
@@ -77,14 +78,24 @@ CREATE TRIGGER os_proposal_approvals_append_only BEFORE UPDATE OR DELETE ON os_p
 CREATE TRIGGER os_proposal_approvals_no_truncate BEFORE TRUNCATE ON os_proposal_approvals
     FOR EACH STATEMENT EXECUTE FUNCTION axis.fn_approvals_append_only();
 
-CREATE VIEW axis_audit.v_approval AS
-SELECT a.id AS approval, p.key AS proposal, a.approver, a.payload_sha256, a.date_created,
-       a.payload_sha256 = p.payload_sha256 AS approves_current_payload,
-       p.payload_sha256 = encode(sha256(convert_to(p.payload::text, 'UTF8')), 'hex') AS payload_matches_its_sha256,
-       o.via, o.db_user
-  FROM os_proposal_approvals a
-  JOIN os_proposals p ON p.id = a.proposal
-  LEFT JOIN axis_audit.approval_origin o ON o.approval = a.id;
+-- (with the proposal's author where os_proposals has the column, as the gate reads it: dropped, the author could approve)
+DO $view$
+DECLARE
+    author boolean := EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
+                               WHERE attrelid = 'os_proposals'::regclass AND attname = 'user_created' AND NOT attisdropped);
+BEGIN
+    EXECUTE format($sql$
+        CREATE VIEW axis_audit.v_approval AS
+        SELECT a.id AS approval, p.key AS proposal, a.approver, %s a.payload_sha256, a.date_created,
+               a.payload_sha256 = p.payload_sha256 AS approves_current_payload,
+               p.payload_sha256 = encode(sha256(convert_to(p.payload::text, 'UTF8')), 'hex') AS payload_matches_its_sha256,
+               o.via, o.db_user
+          FROM os_proposal_approvals a
+          JOIN os_proposals p ON p.id = a.proposal
+          LEFT JOIN axis_audit.approval_origin o ON o.approval = a.id
+        $sql$, CASE WHEN author THEN 'p.user_created AS proposal_author,' ELSE '' END);
+END
+$view$;
 COMMENT ON VIEW axis_audit.v_approval IS 'every approval, its proposal, whether it approves the current payload and how it was made; it keeps the columns the gate reads from being dropped or retyped (tiergate plan axis-governance)';
 
 -- Post-condition: the rules are in force

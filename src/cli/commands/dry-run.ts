@@ -38,7 +38,7 @@ export async function dryRunCommand(
       }
     }
     const lintErrors = d.lint.filter((f) => f.severity === 'error');
-    const stops = lintErrors.length > 0 || d.drift !== null || d.preflight?.status === 'Failed' || unrehearsed;
+    const stops = lintErrors.length > 0 || d.drift !== null || d.unwritable !== null || d.preflight?.status === 'Failed' || unrehearsed;
     const blocked = d.tiers.some((t) => t.action === 'block');
     // ok exactly when the exit code is 0: a gated tier that would block is exit 3
     out.result({ ok: !stops && !blocked, wouldStop: stops, wouldBlock: blocked, ...d, evidence: bound ? { file: bound.file, createdAt: bound.evidence.createdAt, notes: bound.notes } : null });
@@ -46,6 +46,7 @@ export async function dryRunCommand(
     const id = d.identity;
     out.line(`target: database ${id.database}${id.cloneOf ? ` (a tiergate clone of ${id.cloneOf})` : ''}, ${id.engine === 'pglite' ? 'PGlite' : 'PostgreSQL'} ${formatServerVersion(id.serverVersion)}, cluster ${id.systemIdentifier ?? 'unknown'}`);
     out.line(`ledger: ${d.ledger ? 'present' : 'none yet (apply creates schema tiergate)'}`);
+    if (d.unwritable) out.line(out.paint('red', `cannot be written — apply would stop before touching anything: ${d.unwritable}`));
     out.line(`lock: ${d.lockHeldBy ? `held by ${d.lockHeldBy} — apply would exit 4 (or wait with --wait)` : 'free'}`);
     out.line(`lint: ${lintErrors.length ? `${lintErrors.length} error(s) — apply would refuse the plan` : `no errors${d.lint.length ? ` (${d.lint.length} warning(s))` : ''}`}`);
     for (const f of lintErrors) out.line(`  ${f.file}:${f.line}:${f.column}: [${f.rule}] ${f.message}`);

@@ -31,7 +31,13 @@ export async function proposeCommand(opts: ProposeOpts, out: Output): Promise<Ou
   if (fromFile !== null) {
     const read = readRegularFile(fromFile, 'payload');
     if ('reason' in read) throw new UsageError(`payload file '${fromFile}' ${read.reason}; nothing was submitted`);
-    const text = read.toString('utf8');
+    let text: string;
+    try {
+      // (a byte-order mark some editors write is not the payload's: it goes; bytes that are not UTF-8 are refused, not read as U+FFFD)
+      text = new TextDecoder('utf-8', { fatal: true }).decode(read);
+    } catch {
+      throw new UsageError(`${fromFile}: not valid UTF-8: save the payload as UTF-8; nothing was submitted`);
+    }
     try {
       edited = JSON.parse(text);
     } catch (e) {
