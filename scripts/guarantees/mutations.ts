@@ -68,7 +68,7 @@ export const MUTATIONS: Mutation[] = [
     id: 'ledger-outside-tx',
     guarantee: G.oneTx,
     name: 'the ledger row is written on a second connection, outside the tier transaction',
-    edits: [{ file: RUN_TIER, find: "ledgerId = await recordLedger(tx, plan.name, tier, 'applied'", replace: "ledgerId = await recordLedger(await db.sibling(), plan.name, tier, 'applied'" }],
+    edits: [{ file: RUN_TIER, find: "() => recordLedger(tx, plan.name, tier, 'applied'", replace: "async () => recordLedger(await db.sibling(), plan.name, tier, 'applied'" }],
     tests: { files: [GUARANTEES], names: 'one tier, one transaction' },
     backends: PG, // PGlite has one session: a sibling is the same session, inside the same transaction
   },
