@@ -635,7 +635,7 @@ describe.each(testTargets())('governance after the rollout (%s)', (kind) => {
     expect(typo.stderr).not.toMatch(/topic people names folder/);
   });
 
-  it('after rollback --amendment the full rollback still reverts the rollout; a rehearsal of that state proves the amendment rollback', async () => {
+  it('after rollback --amendment the full rollback still reverts the rollout; a rehearsal proves the amendment rollback, and after the full rollback the full one', async () => {
     target = await rolledOut(kind);
     const url = target.url;
     let db = await openDb(url);
@@ -669,12 +669,16 @@ describe.each(testTargets())('governance after the rollout (%s)', (kind) => {
       expect(st.tiers.find((t) => t.id === 2)!.note).toMatch(/the amendment for subject [0-9a-f]{12} reverted; what it wrote for subject [0-9a-f]{12} stays/);
       // once is enough: the full rollback again is refused
       await expect(rollback(db, plan)).rejects.toThrow(/tiers 6, 4, 3 are not applied/);
-      // and apply brings everything back for the current payload
-      expect((await apply(db, plan)).outcome).toBe('ok');
-      expect((await verify(db, plan)).tiers[0]!.status).toBe('Passed');
     } finally {
       await db.close();
     }
+    // a rehearsal of that state applies the rollout's tiers 3 and 4 from nothing (and tier 2's amendment): it proves the
+    // full rollback, the one that takes them back; bound to it, apply brings everything back for the current payload
+    const again = await rehearseSource(kind, url);
+    expect(again.verdict.failures).toEqual([]);
+    expect(again.rollback).toMatchObject({ tier: 99, reverted: [6, 4, 3], matchesKeptTiers: true, reapplyMatches: true });
+    expect((await applyBound(url, again)).outcome).toBe('ok');
+    await withDb(url, async (db2) => expect((await verify(db2, plan)).tiers[0]!.status).toBe('Passed'));
   });
 });
 

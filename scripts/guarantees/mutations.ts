@@ -164,6 +164,14 @@ export const MUTATIONS: Mutation[] = [
     backends: PG,
   },
   {
+    id: 'amendment-rollback-proven-for-a-rollout',
+    guarantee: G.rollback,
+    name: "a rehearsal that applies the rollout's tiers from nothing (after the full rollback) proves only the amendment's rollback, which leaves what they write",
+    edits: [{ file: REHEARSE, find: '&& !(full?.reverts.some(fromNothing) ?? false)) this.rollbackTier = scoped;', replace: ') this.rollbackTier = scoped;' }],
+    tests: { files: ['test/amendments.test.ts'], names: 'after rollback --amendment the full rollback' },
+    backends: ANY,
+  },
+  {
     id: 'lost-rollout-lock-unchecked',
     guarantee: G.oneRollout,
     name: "a tier that released the rollout lock (pg_advisory_unlock_all() in a function) commits: another run may be applying meanwhile",

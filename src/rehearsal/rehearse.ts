@@ -377,7 +377,15 @@ class Scenario {
     const scoped = this.plan.tiers.find((t) => t.kind === 'rollback' && t.scope === 'subject');
     // (also an amendment rolled back on the source: applying it again amends what an earlier subject wrote, which stays)
     const amends = (t: Tier) => amendment(t, this.ledger.get(t.id), gate) !== null || amendmentReverted(this.ledger.get(t.id));
-    if (scoped && this.plan.tiers.some(amends)) this.rollbackTier = scoped;
+    // …but not when a tier the full rollback reverts is applied from nothing (never applied, or reverted by the full
+    // rollback after the amendment's own): then the rehearsal applies the rollout itself, and the full rollback is the one
+    // that takes it back (the amendment's would leave what the rollout wrote)
+    const full = this.rollbackTier;
+    const fromNothing = (id: number) => {
+      const t = this.plan.tiers.find((x) => x.id === id);
+      return t !== undefined && t.gated === true && !this.applied.has(id) && !amends(t);
+    };
+    if (scoped && this.plan.tiers.some(amends) && !(full?.reverts.some(fromNothing) ?? false)) this.rollbackTier = scoped;
   }
 
   /**
