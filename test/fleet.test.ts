@@ -400,3 +400,40 @@ describe('tiergate fleet with nothing to set up (PGlite targets, embedded contro
     }
   }, 600_000);
 });
+
+describe('a rollout whose files changed since it started', () => {
+  it('is closed as superseded by the new rollout of the same plan and targets file, not left running', async () => {
+    const work = mkdtempSync(join(tmpdir(), 'tiergate-fleet-superseded-'));
+    try {
+      const { openControl } = await import('../src/fleet/control.js');
+      const { createOrResume } = await import('../src/fleet/rollout.js');
+      const { readFleetFile, resolveFleet } = await import('../src/fleet/targets.js');
+      const { loadPlan } = await import('../src/plan/load-plan.js');
+      const { bundledPlanDir } = await import('../src/plan/plan.js');
+      writeFileSync(join(work, 'fleet.yaml'), 'targets:\n  - { name: t1, url: "pglite:./t1" }\n');
+      const cwd = process.cwd();
+      process.chdir(work);
+      try {
+        const spec = await resolveFleet(await readFleetFile('fleet.yaml'));
+        const plan = loadPlan(bundledPlanDir());
+        const control = await openControl(`pglite:${join(work, 'ctl')}`, { create: true });
+        try {
+          const first = await createOrResume(control, spec, plan, null);
+          expect(first.resumed).toBe(false);
+          expect((await createOrResume(control, spec, plan, null)).resumed).toBe(true);
+          // the plan's files changed (a new tiergate's, an edit): a new rollout, and the old one closed, saying why
+          const second = await createOrResume(control, spec, { ...plan, sha256: 'f'.repeat(64) }, null);
+          expect(second).toMatchObject({ resumed: false, superseded: [first.rollout.id] });
+          const [old] = await control.sql<{ state: string; reason: string }>('select state, reason from tiergate_fleet.rollout where id = $1', [first.rollout.id]);
+          expect(old).toEqual({ state: 'stopped', reason: expect.stringMatching(new RegExp(`^superseded by rollout ${second.rollout.id}: the plan's files or the targets file changed since it started`)) });
+        } finally {
+          await control.close();
+        }
+      } finally {
+        process.chdir(cwd);
+      }
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  }, 120_000);
+});

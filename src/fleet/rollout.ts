@@ -105,9 +105,10 @@ export function jobId(rollout: string, target: string, step: string): string {
 
 /**
  * The unfinished rollout of this plan and targets file (same files, same
- * control database), or a new one. Returns its id and whether it resumed.
+ * control database), or a new one. Returns its id, whether it resumed, and
+ * the unfinished rollouts of other versions of the same files it closed.
  */
-export async function createOrResume(control: Control, spec: FleetSpec, plan: Plan, scratch: string | null): Promise<{ rollout: RolloutRow; resumed: boolean }> {
+export async function createOrResume(control: Control, spec: FleetSpec, plan: Plan, scratch: string | null): Promise<{ rollout: RolloutRow; resumed: boolean; superseded?: string[] }> {
   const key = createHash('sha256').update(`${plan.name}\0${plan.sha256}\0${spec.sha256}`).digest('hex');
   const [open] = await control.sql<RolloutRow>(`select * from tiergate_fleet.rollout where key = $1 and state = 'running' order by created_at desc limit 1`, [key]);
   if (open) return { rollout: open, resumed: true };
@@ -131,7 +132,15 @@ export async function createOrResume(control: Control, spec: FleetSpec, plan: Pl
   // another coordinator of the same files started at the same moment: resume its rollout
   if (created.length === 0) return createOrResume(control, spec, plan, scratch);
   const [rollout] = await control.sql<RolloutRow>(`select * from tiergate_fleet.rollout where id = $1`, [id]);
-  return { rollout: rollout!, resumed: false };
+  // an unfinished rollout of the same plan and targets file whose files have changed since (an edited plan, a new tiergate's
+  // plan): this one takes its place, and it is closed saying so, not left running for ever
+  const superseded = await control.sql<{ id: string }>(
+    `update tiergate_fleet.rollout set state = 'stopped', finished_at = now(),
+            reason = 'superseded by rollout ' || $4 || ': the plan''s files or the targets file changed since it started (what its targets applied is in their ledgers)'
+      where plan_name = $1 and targets_file = $2 and state = 'running' and key <> $3 returning id`,
+    [plan.name, spec.file, key, id],
+  );
+  return { rollout: rollout!, resumed: false, superseded: superseded.map((r) => r.id) };
 }
 
 export async function readRollout(control: Control, id?: string): Promise<{ rollout: RolloutRow; waves: WaveRow[]; targets: TargetRow[] } | null> {

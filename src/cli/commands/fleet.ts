@@ -110,7 +110,10 @@ export async function fleetApplyCommand(opts: FleetOpts, out: Output): Promise<O
   };
   process.on('SIGINT', onSigint);
   try {
-    const { rollout, resumed } = await fleet.createOrResume(control, spec, plan, scratch);
+    const { rollout, resumed, superseded } = await fleet.createOrResume(control, spec, plan, scratch);
+    for (const old of superseded ?? []) {
+      out.line(out.paint('yellow', `fleet ${old}: unfinished, of other plan or targets files than these: closed as superseded by this rollout (what its targets applied is in their ledgers; this one skips it)`));
+    }
     if (resumed) {
       const orphans = await fleet.releaseOrphanedSteps(control, rollout.id);
       out.line(`fleet ${rollout.id}: resuming (started ${rollout.created_at.toISOString?.() ?? rollout.created_at})${orphans ? `; ${plural(orphans, 'step')} of a process that died handed back to the queue` : ''}`);
