@@ -294,7 +294,10 @@ export function lockDir(dir: string, displayUrl: string, create: boolean): DirLo
     return acquireDirLock(dir, { create });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+    if (code === 'EROFS') {
+      throw new UsageError(`cannot use ${displayUrl}: ${dir} is on a read-only file system (EROFS): tiergate writes its lock file there and PGlite its files (copy the folder to a writable place)`);
+    }
+    if (code === 'EACCES' || code === 'EPERM') {
       throw new UsageError(`cannot use ${displayUrl}: this user may not write in ${dir} (${code}): tiergate writes its lock file there and PGlite its files (run as the folder's owner, or copy the folder)`);
     }
     if (code === 'EISDIR' || code === 'ERR_FS_EISDIR') throw new UsageError(`cannot use ${displayUrl}: ${join(dir, '.tiergate.lock')} is a folder, where tiergate keeps its lock file: remove it`);

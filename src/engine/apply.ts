@@ -183,7 +183,7 @@ export function decide(
   const missing = tier.requires.filter((r) => context.notApplied.has(r));
   if (missing.length) return { action: 'block', reason: `${why}requires tier ${missing.join(', ')}, which is ${missing.map((m) => context.notApplied.get(m)).join(', ')}` };
   if (tier.gated && gate && !gate.open) return { action: 'block', reason: `${why}gate closed (${gate.name}=${gate.value ?? 'n/a'}, needs ≥ ${gate.min})` };
-  return { action: 'apply', reason: gate && tier.gated ? `${why}gate open (${gate.name}=${gate.value})` : 'not applied yet' };
+  return { action: 'apply', reason: gate && tier.gated ? `${why}gate open (${gate.name}=${gate.value})` : prior?.status === 'reverted' ? `reverted ${prior.appliedAt}: applied again` : 'not applied yet' };
 }
 
 /**
