@@ -746,6 +746,8 @@ describe.each(testTargets())('a first payload that misses an anchor (%s)', (kind
       const moves = Object.fromEntries(d.suggestions.filter((x) => x.action === 'move').map((x) => [x.item, x.reason]));
       expect(moves[collection]).toMatch(new RegExp(`^in folder editorial, the label of topic editorial on the axis of topic ${topic}, which it takes \\(the payload's\\): move it, or keep its topic by adding \\{"collection": "${collection}", "topic": "${topic}"\\} under "decide" in this payload`));
       expect(moves[child]).toMatch(new RegExp(`which it takes \\(its anchor ${anchor}'s\\): move it, or keep its topic by adding \\{"collection": "${child}", "topic": "commerce"\\} under "decide"`));
+      // submitted as drafted, both would fail tier 4: refused, naming each and what to add
+      await expect(submit(db, plan, d.payload)).rejects.toThrow(new RegExp(`${child} is in folder editorial, the label of topic editorial on the axis of topic commerce, which it would take \\(its anchor ${anchor}'s\\): tier 4 would fail`));
       // the person decides to keep both: the payload lists them, submitted and approved
       const payload = d.payload as { decide: unknown[] };
       payload.decide = [{ collection, topic }, { collection: child, topic: 'commerce' }];
