@@ -1153,6 +1153,8 @@ describe.each(testTargets())('a database rolled out with earlier revisions of th
       const s = await status(db, plan);
       expect(unfinished(s)).toEqual([]);
       expect(s.tiers.filter((t) => t.note?.includes('earlier revision')).map((t) => t.id).sort()).toEqual([2, 4, 7]);
+      // the earlier tier 7 made no view keeping the approvals' columns: scan warns (verify still passes)
+      expect((await scan(db, plan)).findings).toEqual([expect.objectContaining({ kind: 'approvals not protected', severity: 'warning', detail: expect.stringMatching(/create the view as tiers\/07_approval_rules\.sql does/) })]);
     });
     // a rehearsal re-applies the reverted tiers (6, 3, 4) with the current files: they must write the same rows
     const evidence = await rehearseSource(kind, target.url);
