@@ -71,6 +71,7 @@ export function prepareOutDir(dir: string, names: string[] = ['evidence.json', '
  */
 export async function writeFilesSafely(dir: string, files: Record<string, string>): Promise<void> {
   const lock = await takeLock(join(dir, '.tiergate-evidence.lock'));
+  const written: string[] = [];
   try {
     for (const [name, text] of Object.entries(files)) {
       const odd = notAFile(join(dir, name));
@@ -82,11 +83,13 @@ export async function writeFilesSafely(dir: string, files: Record<string, string
       } catch (e) {
         rmSync(temp, { force: true });
         const code = (e as NodeJS.ErrnoException).code;
-        throw new UsageError(`cannot write ${join(dir, name)}: ${code === 'ENOSPC' ? 'the disk is full (ENOSPC)' : code === 'EDQUOT' ? 'the disk quota is used up (EDQUOT)' : (code ?? (e as Error).message)}; nothing was written there`);
+        const before = written.length ? `; written before it: ${written.join(', ')}` : '';
+        throw new UsageError(`cannot write ${join(dir, name)}: ${code === 'ENOSPC' ? 'the disk is full (ENOSPC)' : code === 'EDQUOT' ? 'the disk quota is used up (EDQUOT)' : (code ?? (e as Error).message)}; nothing was written there${before}`);
       } finally {
         closeSync(fd);
       }
       renameSync(temp, join(dir, name));
+      written.push(name);
     }
   } finally {
     lock();
