@@ -179,4 +179,12 @@ describe.runIf(testTargets().includes('postgres'))('secrets on a real server', (
     expect(r.stderr).toMatch(/cannot connect/);
     expect(r.stdout + r.stderr).not.toContain('canary-Secret-42');
   });
+
+  it("a setting the URL's options ask for that the server refuses: said so, not 'check that the server is running'", async () => {
+    const u = new URL(serverUrl('postgres'));
+    u.searchParams.set('options', '-c statement_timeout=soon');
+    const r = await runCli(['status', '--plan', ENGINE_PLAN, '--target', u.toString()]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/cannot connect to .*statement_timeout.*check the settings the URL's options \(-c name=value\) or PGOPTIONS ask for/);
+  });
 });

@@ -200,6 +200,11 @@ function connectionError(url: string, e: unknown): ConnectionError {
       ? 'check the user and password (URL or PGPASSWORD / ~/.pgpass)'
       : err.sqlstate === '3D000'
         ? 'check the database name in the URL'
-        : 'check that the server is running and the host, port and sslmode are right';
+        : err.sqlstate === '22023' || err.sqlstate === '42704' || err.sqlstate === '42501' || err.sqlstate === '55P02'
+          ? // the server refused a setting the URL's options (or PGOPTIONS) asked for at connection time
+            "check the settings the URL's options (-c name=value) or PGOPTIONS ask for"
+          : err.sqlstate === '53300' || err.sqlstate === '57P03'
+            ? 'the server cannot take this connection now (too many connections, or it is starting or stopping): try again in a moment'
+            : 'check that the server is running and the host, port and sslmode are right';
   return new ConnectionError(`cannot connect to ${where}: ${err.message}${err.sqlstate ? ` (SQLSTATE ${err.sqlstate})` : ''}; ${advice}`, err.sqlstate);
 }
