@@ -26,13 +26,13 @@ export function registerSecret(secret: string | undefined | null): void {
 export function scrub(text: string): string {
   let out = text;
   for (const s of secrets) if (s.length > 0) out = out.split(s).join('***');
-  return out.replace(URL_PASSWORD, '$1:***@').replace(KEYWORD_PASSWORD, (_, key: string) => `${key}=***`);
+  return out.replace(URL_PASSWORD, '$1:***@').replace(KEYWORD_PASSWORD, '$1***');
 }
 
 /** `scheme://user:PASSWORD@` (the password runs to the last '@' before a space or '/': a raw '@' in it hides more, never less) */
-const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:@/?#]*):(?!\*\*\*@[^@]*$)[^\s/]*@/gi;
+const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:@/?#]*):[^\s/]*@/gi;
 /** `password=PASSWORD`, `sslpassword = 'PASSWORD'` (a conninfo string, a URL's query; quoted, its quotes doubled as SQL writes them) */
-const KEYWORD_PASSWORD = /\b((?:ssl)?password)\s*=\s*(?!\*\*\*)(''(?:[^']|'(?!'))*''|'(?:[^']|'')*'|"(?:[^"]|"")*"|[^\s&'";,]+)/gi;
+const KEYWORD_PASSWORD = /\b((?:ssl)?password\s*=\s*)(''(?:[^']|'(?!'))*''|'(?:[^']|'')*'|"(?:[^"]|"")*"|[^\s&'";,]+)/gi;
 
 /** Deeply scrubs strings inside a JSON-like value (for --json output and evidence). */
 export function scrubValue<T>(value: T): T {
@@ -79,7 +79,8 @@ export function redactUrl(url: string): string {
         /* not percent-encoded */
       }
     }
-    return scrub(url.replace(/(password\s*=\s*)('[^']*'|\S+)/gi, '$1***'));
+    // (scrub hides a keyword's password, registered or not)
+    return scrub(url);
   }
 }
 

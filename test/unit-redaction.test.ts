@@ -31,11 +31,15 @@ describe('scrub and scrubValue', () => {
 
   it('hide any password written as a connection string writes it, registered or not (a tier quoting another URL)', () => {
     expect(scrub('copy from postgres://admin:Hunter2-Fake@db.example/prod failed')).toBe('copy from postgres://admin:***@db.example/prod failed');
-    expect(scrub("host=db user=app password=Hunter2 dbname=x; sslpassword = 'a b'")).toBe('host=db user=app password=*** dbname=x; sslpassword=***');
+    expect(scrub("host=db user=app password=Hunter2 dbname=x; sslpassword = 'a b'")).toBe('host=db user=app password=*** dbname=x; sslpassword = ***');
     expect(scrub('pglite:./x?password=Canary-S3cret&y=1')).toBe('pglite:./x?password=***&y=1');
     // a raw '@' in the password, and quotes doubled inside an SQL string literal
     expect(scrub('postgres://u:p@ss@db/x')).toBe('postgres://u:***@db/x');
     expect(scrub("select dblink('host=db password=''x y'' dbname=z')")).toBe("select dblink('host=db password=*** dbname=z')");
+    expect(scrub("x password=''ab'c'' y")).toBe('x password=*** y');
+    expect(scrub('a password="p w" b, password = "q""r" c')).toBe('a password=*** b, password = *** c');
+    // hidden already: the same text again
+    expect(scrub('postgres://u:***@h/db password=***')).toBe('postgres://u:***@h/db password=***');
     // what is no password stays: a port, a URL without one, the word alone, what is hidden already
     for (const plain of ['http://db.example:8080/x@y', 'postgres://app@db/x', 'the password is wrong', 'postgres://u:***@h/db', 'password=***']) expect(scrub(plain)).toBe(plain);
   });
