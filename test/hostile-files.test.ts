@@ -246,6 +246,10 @@ describe('report --out: what it may replace', () => {
     expect(rehearsal.code, rehearsal.stdout + rehearsal.stderr).toBe(2);
     expect(rehearsal.stderr).toContain(`--out ${evidenceDir}: evidence.html there is a FIFO, which the evidence would replace: give another folder (nothing was run)`);
     expect(lstatSync(join(evidenceDir, 'evidence.html')).isFIFO()).toBe(true);
+    // a folder that takes no new file (here /proc/self/fd, as `--out /proc/self/fd/1` to a file names it): said so
+    const proc = await runCli(['report', file, '--format', 'md', '--out', '/proc/self/fd/99']);
+    expect(proc.code).toBe(2);
+    expect(proc.stderr).toMatch(/cannot write into \/proc\/self\/fd: it takes no new file \(\w+\): choose another --out/);
     const printed = await runCli(['report', file, '--format', 'md', '--out', '-']);
     expect(printed.code).toBe(0);
     expect(printed.stdout).toMatch(/^# /);

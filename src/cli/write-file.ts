@@ -114,10 +114,13 @@ async function takeLock(path: string): Promise<() => void> {
       closeSync(fd);
       return () => rmSync(path, { force: true });
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new UsageError(`cannot write evidence into ${dirname(path)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') {
+        // (its lock file is the first thing written there: a folder that takes no new file — /proc/self/fd, a read-only one — says so here)
+        throw new UsageError(`cannot write into ${dirname(path)}: it takes no new file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): choose another --out`);
+      }
       const holder = Number(readFileSafe(path));
       if (!holder || !alive(holder)) rmSync(path, { force: true });
-      else if (Date.now() > deadline) throw new UsageError(`cannot write evidence into ${dirname(path)}: another tiergate (pid ${holder}) is writing there`);
+      else if (Date.now() > deadline) throw new UsageError(`cannot write into ${dirname(path)}: another tiergate (pid ${holder}) is writing there`);
       else await new Promise((r) => setTimeout(r, 50));
     }
   }
