@@ -126,6 +126,19 @@ export class DbError extends Error {
 }
 
 /**
+ * A DbError of one step tiergate took (a metric's read, one of its own
+ * statements after a tier's file): the step in words before the server's.
+ */
+export class DbStepError extends DbError {
+  constructor(
+    readonly step: string,
+    cause: DbError,
+  ) {
+    super(`${step}: ${cause.message}`, cause.sqlstate, cause.detail, cause.hint, null, cause.where);
+  }
+}
+
+/**
  * The connection was lost while COMMIT was on its way: the server may or may
  * not have committed (SQLSTATE 08007, transaction_resolution_unknown). The
  * engine resolves it from the ledger on a new connection when it can.

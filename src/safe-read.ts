@@ -90,3 +90,17 @@ function tooLarge(kind: LimitKind, size: number, max: number): Unreadable {
 function megabytes(n: number): string {
   return n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MB` : `${n} bytes`;
 }
+
+/** Whether `bytes` begin with a UTF-8 byte-order mark (EF BB BF). */
+export function hasUtf8Bom(bytes: Uint8Array): boolean {
+  return bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf;
+}
+
+/** `bytes` as UTF-8 text (a leading byte-order mark dropped), or null when they are not valid UTF-8: never U+FFFD for a bad byte. */
+export function strictUtf8(bytes: Uint8Array): string | null {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    return null;
+  }
+}

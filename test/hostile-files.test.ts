@@ -262,6 +262,15 @@ describe('report --out: what it may replace', () => {
     } finally {
       closeSync(fd);
     }
+    // a write that takes fewer bytes than it is given is followed by another, until all are written; one that takes none is an error
+    const taken: string[] = [];
+    writeWhole(-1, Buffer.from('abcdefg'), (_fd, data, offset, length) => {
+      const n = Math.min(3, length);
+      taken.push(data.subarray(offset, offset + n).toString());
+      return n;
+    });
+    expect(taken).toEqual(['abc', 'def', 'g']);
+    expect(() => writeWhole(-1, Buffer.from('abc'), () => 0)).toThrow(/no byte written/);
   });
 });
 

@@ -96,10 +96,14 @@ export async function writeFilesSafely(dir: string, files: Record<string, string
   }
 }
 
-/** Every byte of `data` to `fd`: a write may take fewer than it is given (a nearly full disk), and an error is thrown, not a short file left. */
-export function writeWhole(fd: number, data: Buffer): void {
+/**
+ * Every byte of `data` to `fd`: a write may take fewer than it is given (a
+ * nearly full disk), and an error is thrown, not a short file left. (`write`:
+ * writeSync, or a stand-in that takes less, in a test.)
+ */
+export function writeWhole(fd: number, data: Buffer, write: (fd: number, data: Buffer, offset: number, length: number) => number = writeSync): void {
   for (let done = 0; done < data.length; ) {
-    const n = writeSync(fd, data, done, data.length - done);
+    const n = write(fd, data, done, data.length - done);
     if (n <= 0) throw Object.assign(new Error('no byte written'), { code: 'ENOSPC' });
     done += n;
   }

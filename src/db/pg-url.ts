@@ -41,4 +41,3 @@ export function editPostgresUrl(url: string, edit: (u: URL) => void): string {
   edit(u);
   return u.hostname === NO_HOST ? u.toString().replace(NO_HOST, '') : u.toString();
 }
-

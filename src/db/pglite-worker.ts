@@ -5,7 +5,7 @@ import { Worker } from 'node:worker_threads';
 import { toDbError } from './db-error.js';
 import type { DirLock } from './dir-lock.js';
 import { TargetError } from '../errors.js';
-import { countWorker, SingleSessionDb, type PgliteLocation } from './pglite-adapter.js';
+import { countWorker, lockDir, SingleSessionDb, unusableDir, type PgliteLocation } from './pglite-adapter.js';
 import type { Capabilities, QueryResult } from './port.js';
 
 /**
@@ -57,7 +57,6 @@ export class PgliteWorkerDb extends SingleSessionDb {
 
   static async start(location: PgliteLocation, displayUrl: string): Promise<PgliteWorkerDb> {
     if (!location.dir) throw new TargetError('a PGlite worker opens a data directory, not an in-memory database');
-    const { lockDir, unusableDir } = await import('./pglite-adapter.js');
     const lock = lockDir(location.dir, displayUrl, false);
     let worker: Worker | null = null;
     try {

@@ -1,5 +1,5 @@
 import type { Db, Queryable } from '../db/port.js';
-import { CommitInDoubtError, DbError, type SqlFailure } from '../errors.js';
+import { CommitInDoubtError, DbError, DbStepError, type SqlFailure } from '../errors.js';
 import type { Plan, Tier } from '../plan/plan.js';
 import { checkPostCondition } from '../plan/post-condition.js';
 import { touchedRelations, type TouchedRelations } from '../plan/sql-facts.js';
@@ -426,17 +426,13 @@ function notTheGuard(plan: Plan, e: unknown, failure: SqlFailure): string | null
  * its file ran: said as the step it was, not as a failure of the file (whose
  * session changes — DISCARD TEMP, SET transaction_read_only — may be why).
  */
-class OwnStepError extends DbError {
-  constructor(readonly step: string, cause: DbError) {
-    super(`${step}: ${cause.message}`, cause.sqlstate, cause.detail, cause.hint, null, cause.where);
-  }
-}
+class OwnStepError extends DbStepError {}
 
 async function ownStep<T>(step: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (e) {
-    if (e instanceof DbError && !(e instanceof CommitInDoubtError) && !(e instanceof OwnStepError)) throw new OwnStepError(step, e);
+    if (e instanceof DbError && !(e instanceof CommitInDoubtError) && !(e instanceof DbStepError)) throw new OwnStepError(step, e);
     throw e;
   }
 }

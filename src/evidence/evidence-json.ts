@@ -3,6 +3,7 @@ import type { Evidence } from './types.js';
 import { EVIDENCE_SCHEMA_VERSION } from './version.js';
 import { EvidenceError, type EvidenceIssue } from './evidence-error.js';
 import { EvidenceSchema } from './schema.js';
+import { hasUtf8Bom, strictUtf8 } from '../safe-read.js';
 
 /**
  * `evidence.json`'s text: 2-space indented, trailing newline, keys in the
@@ -78,14 +79,12 @@ export function parseEvidence(text: string, origin = 'evidence', options: { stri
  * would otherwise read as U+FFFD, and be rendered or bound as if written).
  */
 export function evidenceText(bytes: Uint8Array, origin: string): string {
-  if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) {
+  if (hasUtf8Bom(bytes)) {
     throw new EvidenceError(origin, [], 'begins with a UTF-8 byte-order mark, which tiergate never writes: an edited file (save it without BOM) or not tiergate\'s evidence.json');
   }
-  try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-  } catch {
-    throw new EvidenceError(origin, [], "is not valid UTF-8, which tiergate always writes: a damaged or edited file; pass the evidence.json a rehearsal wrote");
-  }
+  const text = strictUtf8(bytes);
+  if (text === null) throw new EvidenceError(origin, [], "is not valid UTF-8, which tiergate always writes: a damaged or edited file; pass the evidence.json a rehearsal wrote");
+  return text;
 }
 
 /** Deeper than any evidence.json tiergate writes (its deepest path is about 10 levels). */

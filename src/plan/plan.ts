@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { readRegularFile } from '../safe-read.js';
+import { hasUtf8Bom, readRegularFile, strictUtf8 } from '../safe-read.js';
 import { PlanError, type PlanIssue } from '../errors.js';
 import { packageRoot } from '../package-root.js';
 import type { PlanFile, TierSpec } from './schema.js';
@@ -267,7 +267,7 @@ export function assemblePlan(source: PlanSource, valid: PlanFile | undefined, sp
     const badLine = invalidUtf8Line(bytes);
     if (badLine !== null) issues.push({ path: `${at}.file`, message: `file '${t.file}' is not valid UTF-8 (line ${badLine}): save it as UTF-8` });
     // (psql sends it too: the server reads it as part of the first statement, a syntax error whose text shows nothing)
-    if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) {
+    if (hasUtf8Bom(bytes)) {
       issues.push({ path: `${at}.file`, message: `file '${t.file}' begins with a UTF-8 byte-order mark (bytes EF BB BF), which PostgreSQL reads as part of its first statement: save it as UTF-8 without BOM` });
     }
     const nul = bytes.indexOf(0);
@@ -348,25 +348,17 @@ function sortIssues(issues: PlanIssue[]): PlanIssue[] {
 
 /** The 1-based line of the first byte sequence that is not UTF-8, or null when the bytes are UTF-8. */
 function invalidUtf8Line(bytes: Buffer): number | null {
-  try {
-    new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-    return null;
-  } catch {
-    let line = 1;
-    let start = 0;
-    for (let i = 0; i <= bytes.length; i++) {
-      if (i === bytes.length || bytes[i] === 0x0a) {
-        try {
-          new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(start, i));
-        } catch {
-          return line;
-        }
-        line++;
-        start = i + 1;
-      }
+  if (strictUtf8(bytes) !== null) return null;
+  let line = 1;
+  let start = 0;
+  for (let i = 0; i <= bytes.length; i++) {
+    if (i === bytes.length || bytes[i] === 0x0a) {
+      if (strictUtf8(bytes.subarray(start, i)) === null) return line;
+      line++;
+      start = i + 1;
     }
-    return line;
   }
+  return line;
 }
 
 /** Every file of the plan with its sha256, tiergate.yaml included: what evidence binds to. */

@@ -1,5 +1,5 @@
 import type { QueryResult, Queryable } from '../db/port.js';
-import { DbError } from '../errors.js';
+import { DbError, DbStepError } from '../errors.js';
 import { relationKey, type NamedRelation } from '../plan/read-relations.js';
 import { relationsRead, splitStatements, touchedRelations, whyNotAReadQuery } from '../plan/sql-facts.js';
 import { IDENT, identifierParts, statementName, textLiteral } from './identifiers.js';
@@ -28,12 +28,12 @@ import { takeJitOff, TURN_OFF_LOCAL, withoutJitFolded } from './jit.js';
 export const MISSING_OBJECT = new Set(['42P01', '42883', '42703', '3F000', '42704']);
 
 /** A metric (or the gate, or a figure) could not be read: the error PostgreSQL gave, with the metric's name. */
-export class MetricReadError extends DbError {
+export class MetricReadError extends DbStepError {
   constructor(
     readonly metric: string,
     cause: DbError,
   ) {
-    super(`reading ${metric}: ${cause.message}`, cause.sqlstate, cause.detail, cause.hint, null, cause.where);
+    super(`reading ${metric}`, cause);
   }
 }
 

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { UsageError } from '../../errors.js';
-import { readRegularFile } from '../../safe-read.js';
+import { readRegularFile, strictUtf8 } from '../../safe-read.js';
 import { singleLine } from '../../text.js';
 import { confirm, planOf, targetOf } from '../common.js';
 import type { Outcome } from '../exit-code.js';
@@ -31,13 +31,9 @@ export async function proposeCommand(opts: ProposeOpts, out: Output): Promise<Ou
   if (fromFile !== null) {
     const read = readRegularFile(fromFile, 'payload');
     if ('reason' in read) throw new UsageError(`payload file '${fromFile}' ${read.reason}; nothing was submitted`);
-    let text: string;
-    try {
-      // (a byte-order mark some editors write is not the payload's: it goes; bytes that are not UTF-8 are refused, not read as U+FFFD)
-      text = new TextDecoder('utf-8', { fatal: true }).decode(read);
-    } catch {
-      throw new UsageError(`${fromFile}: not valid UTF-8: save the payload as UTF-8; nothing was submitted`);
-    }
+    // (a byte-order mark some editors write is not the payload's: it goes; bytes that are not UTF-8 are refused, not read as U+FFFD)
+    const text = strictUtf8(read);
+    if (text === null) throw new UsageError(`${fromFile}: not valid UTF-8: save the payload as UTF-8; nothing was submitted`);
     try {
       edited = JSON.parse(text);
     } catch (e) {
