@@ -720,6 +720,32 @@ describe.each(testTargets())('a first payload that misses an anchor (%s)', (kind
       expect(await scalar(db, `select count(*)::int as v from axis.ownership where collection = 'authors' and tag = 'PROD_T2'`)).toBe(1);
     });
   });
+  it("the README's first payload, one anchor of thirty: propose drafts the other 29 at once, following relations between new collections to an owner", async () => {
+    target = await freshDatabase(kind, 'directus', { exactName: true });
+    await withDb(target.url, async (db) => {
+      await writeSample(db, {});
+      await db.exec(`update os_proposals set payload = jsonb_set(payload, '{anchors}', (select jsonb_agg(a) from jsonb_array_elements(payload -> 'anchors') a where a ->> 'collection' = 'articles'))
+                      where key = 'OS-AXIS';
+                     update os_proposals set payload_sha256 = encode(sha256(convert_to(payload::text, 'UTF8')), 'hex') where key = 'OS-AXIS'`);
+      expect((await apply(db, plan, { structureOnly: true })).outcome).not.toBe('failed');
+      // every path between the new collections followed (the draft before 2026-12-07) ran until statement_timeout (5 min)
+      const d = await draft(db, plan);
+      const own = d.suggestions.filter((s) => s.action === 'own');
+      expect(own).toHaveLength(29);
+      // ten owned only through a chain of new collections, each by its nearest link
+      const chained = Object.fromEntries(own.filter((s) => /relates it to/.test(s.reason)).map((s) => [s.item, s]));
+      expect(Object.keys(chained)).toHaveLength(10);
+      expect(chained.suppliers).toMatchObject({
+        owner: 'team-editorial',
+        reason: expect.stringMatching(/^purchase_orders\.supplier relates it to purchase_orders, which this draft gives owner team-editorial; /),
+      });
+      // and those no relation or folder reaches are left for the author to choose
+      expect(own.filter((s) => s.owner === null).map((s) => s.item).sort()).toEqual(
+        ['departments', 'discounts', 'employees', 'incidents', 'job_openings', 'legacy_customers', 'legacy_orders', 'legacy_pages', 'site_settings', 'skills', 'teams'],
+      );
+    });
+  });
+
   it('scan and propose before the structure is applied: exit 2, saying to apply it with --structure-only (no approval needed)', async () => {
     target = await freshDatabase(kind, 'directus', { exactName: true });
     await withDb(target.url, (db) => writeSample(db, {}));

@@ -248,6 +248,17 @@ describe.concurrent.each(testTargets())('operator on %s', (kind) => {
     expect(after.ledger).toEqual([]);
   }));
 
+  it.runIf(kind === 'postgres')('a read that runs out its statement_timeout with nobody in its way says it was slow, not blocked (exit 1)', onTarget(async (target) => {
+    const slow = planWith({
+      'tiergate.yaml': (s) => s.replace('statement_timeout: 1min', 'statement_timeout: 300ms').replace('metrics:\n', 'metrics:\n  slow: select count(*) from (select pg_sleep(2)) x\n'),
+    });
+    const r = await runCli(['status', '--plan', slow, '--target', target.url]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/canceling statement due to statement timeout \(no other session held a lock it waited for: the query itself ran that long here\)/);
+    expect(r.stderr).toMatch(/defaults\.statement_timeout bounds it/);
+    expect(r.stderr).not.toMatch(/end that transaction/);
+  }));
+
   it('status and log say what happened: checks passed, a failed tier with its SQLSTATE, a superseded rollback; --exit-code follows', onTarget(async (target) => {
     const failing = tier3Fails();
     const plan = loadPlan(ENGINE_PLAN);

@@ -43,6 +43,12 @@ export async function namingBlockers<T>(db: Db, what: string, sql: string, fn: (
       const blockers = await describeBlockers(db, sql);
       // a metric's own error already begins with what was read ("reading gate 'ospa': …"): said once
       const message = e.message.startsWith(`${what}: `) ? e.message.slice(what.length + 2) : e.message;
+      // a statement that ran out its time with no session in its way was slow, not blocked: waiting for nobody helps
+      if (!blockers && e.sqlstate === '57014') {
+        throw new BlockedError(
+          `${what} on ${db.displayUrl}: ${message} (no other session held a lock it waited for: the query itself ran that long here); nothing was changed — the plan's defaults.statement_timeout bounds it`,
+        );
+      }
       throw new BlockedError(
         `${what} on ${db.displayUrl}: ${message}${blockers ? `; blocked by ${blockers}` : ''}; nothing was changed — end that transaction (or wait for it), then run again`,
       );
