@@ -171,6 +171,29 @@ describe('evidence that was edited, polluted or made too large is refused', () =
     await untouched();
   });
 
+  it("a tier's or a verify's record edited to failed while its check still holds: report refuses it naming both, apply refuses it", async () => {
+    const edits: [string, (e: Evidence) => void, RegExp][] = [
+      ['stage B tier 2 Failed', (e) => void (e.stages[1]!.tiers.find((t) => t.id === 2)!.status = 'Failed'), /stage B: 'B: tier 2 applies as expected' is recorded as holding, but tier 2 is recorded Failed there/],
+      ['stage A tier 3 guard not proven', (e) => void (e.stages[0]!.tiers.find((t) => t.id === 3)!.guardProven = false), /stage A: 'A: tier 3 stops itself with the gate closed' is recorded as holding, but tier 3 is recorded Blocked there/],
+      ['stage C verify Failed', (e) => void (e.stages[2]!.tiers.find((t) => t.id === 90)!.status = 'Failed'), /stage C: 'C: verify passes after the re-apply' is recorded as holding, but no verify there passed/],
+    ];
+    for (const [what, edit, names] of edits) {
+      const edited = structuredClone(evidence);
+      edit(edited);
+      const file = evidenceFile(edited);
+      const shown = await runCli(['report', file, '--format', 'md']);
+      expect(shown.code, what).toBe(2);
+      expect(shown.stderr, what).toMatch(/its own records give 'Rehearsal FAIL · Execution NO-GO'/);
+      expect(shown.stderr, what).toMatch(names);
+      expect(shown.stdout, what).toBe('');
+      // apply refuses it too (by the first thing it finds wrong: the coverage, or the same records)
+      const applied = await apply(file);
+      expect(applied.code, what).toBe(2);
+      expect(applied.stderr, what).toMatch(/refused: /);
+    }
+    await untouched();
+  });
+
   it('signed evidence: verified with the key, an edit refused, unsigned said so; a plan can demand evidence and signatures', async () => {
     const key = 'a-test-key-never-printed-41';
     const { signEvidence } = await import('../src/evidence/signature.js');

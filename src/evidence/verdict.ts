@@ -29,6 +29,7 @@ export function computeVerdict(plan: Pick<Plan, 'tiers' | 'gate'>, input: Verdic
   }
   for (const stage of input.stages) for (const c of stage.checks) if (!c.ok) failures.push(`${c.name}: ${c.detail}`);
   failures.push(...postConditionRecordProblems(input.stages));
+  failures.push(...checkRecordProblems(input.stages));
   if (plan.tiers.some((t) => t.kind === 'rollback') && input.rollback === null && input.preflight?.status !== 'Failed') {
     failures.push(failures.length ? 'C: rollback not rehearsed, because an earlier stage failed' : 'C: rollback not rehearsed');
   }
@@ -42,6 +43,33 @@ export function computeVerdict(plan: Pick<Plan, 'tiers' | 'gate'>, input: Verdic
       ? `apply it: tiergate apply --target <the source> --evidence evidence.json`
       : (plan.gate?.when_closed ?? `the gate ${gate!.name} is ${gate!.value ?? 'n/a'} on the source and needs ≥ ${gate!.min}: obtain the approvals it counts, then apply with --evidence`);
   return { rehearsal: passed ? 'PASS' : 'FAIL', execution: go ? 'GO' : 'NO-GO', reason, failures, next };
+}
+
+/**
+ * Whether each stage's checks that hold agree with the tier records they are
+ * about: "tier N applies (re-applies) as expected" needs a record of tier N
+ * in that stage that is Applied, "tier N stops itself with the gate closed"
+ * one that is Blocked with its guard proven, and "verify passes" a record
+ * that Passed. The rehearsal writes them together; a file edited to say a
+ * tier failed while its check still held was once rendered as a PASS.
+ * Returns what disagrees.
+ */
+export function checkRecordProblems(stages: StageRecord[]): string[] {
+  const problems: string[] = [];
+  for (const s of stages) {
+    for (const c of s.checks) {
+      if (!c.ok) continue;
+      const tier = /^\S+: tier (\d+) (applies|re-applies|stops itself)/.exec(c.name);
+      const records = tier ? s.tiers.filter((t) => t.id === Number(tier[1])) : [];
+      const bad = tier
+        ? tier[2] === 'stops itself'
+          ? !records.some((t) => t.status === 'Blocked' && t.guardProven === true)
+          : !records.some((t) => t.status === 'Applied')
+        : /: verify passes/.test(c.name) && !s.tiers.some((t) => t.status === 'Passed');
+      if (bad) problems.push(`stage ${s.name}: '${c.name}' is recorded as holding, but ${tier ? `tier ${tier[1]} is recorded ${records.map((t) => t.status).join(', ') || 'nowhere'} there` : 'no verify there passed'}`);
+    }
+  }
+  return problems;
 }
 
 /**
