@@ -541,4 +541,40 @@ describe.runIf(testTargets().includes('postgres'))('a target tiergate cannot wri
       await target.drop();
     }
   });
+
+  it('a role without privileges on the ledger another user made: every command says what to grant (exit 2), not the bare refusal; granted, it works', async () => {
+    const target = await freshDatabase('postgres', 'postgres');
+    const role = `tg_reader_${Math.random().toString(36).slice(2, 8)}`;
+    try {
+      const { editPostgresUrl } = await import('../src/db/pg-url.js');
+      const { runCli } = await import('./helpers/cli.js');
+      await withDb(target.url, (db) => prepareGate(db, true));
+      const first = await runCli(['apply', '--yes', '--plan', ENGINE_PLAN, '--target', target.url]);
+      expect(first.code, first.stderr).toBe(0);
+      await withDb(target.url, (db) => db.exec(`create role ${role} login; grant usage on schema gate to ${role}; grant select on all tables in schema gate to ${role}`));
+      const asRole = editPostgresUrl(target.url, (u) => void (u.username = role));
+      const run = (args: string[]) => runCli([...args, '--plan', ENGINE_PLAN, '--target', asRole]);
+      const readGrants = `GRANT USAGE ON SCHEMA tiergate TO ${role}; GRANT SELECT ON ALL TABLES IN SCHEMA tiergate TO ${role}`;
+      for (const command of [['status'], ['log'], ['apply', '--dry-run']]) {
+        const r = await run(command);
+        expect(r.code, `${command.join(' ')}: ${r.stderr}`).toBe(2);
+        expect(r.stderr).toMatch(new RegExp(`permission denied for schema tiergate: user ${role} may not read it — ${readGrants} \\(as its owner, or a superuser\\); nothing was changed`));
+      }
+      const applied = await run(['apply', '--yes']);
+      expect(applied.code).toBe(2);
+      expect(applied.stderr).toMatch(new RegExp(`user ${role} may not write tiergate's ledger \\(schema tiergate, created by \\w+\\): GRANT USAGE ON SCHEMA tiergate TO ${role}; GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA tiergate TO ${role}; GRANT USAGE ON ALL SEQUENCES IN SCHEMA tiergate TO ${role}, or run as \\w+; nothing was touched`));
+      // verify reads the plan's schema: what to grant there, not "FAILED"
+      const verified = await run(['verify']);
+      expect(verified.code).toBe(2);
+      expect(verified.stderr).toMatch(new RegExp(`permission denied for schema app: user ${role} may not read it — GRANT USAGE ON SCHEMA app TO ${role}; GRANT SELECT ON ALL TABLES IN SCHEMA app TO ${role}`));
+      expect(verified.stdout).not.toMatch(/FAILED/);
+      // granted as said, the reads work
+      await withDb(target.url, (db) => db.exec(`${readGrants}; GRANT USAGE ON SCHEMA app TO ${role}; GRANT SELECT ON ALL TABLES IN SCHEMA app TO ${role}`));
+      expect((await run(['status'])).code).toBe(0);
+      expect((await run(['verify'])).code).toBe(0);
+    } finally {
+      await withDb(target.url, (db) => db.exec(`drop owned by ${role}; drop role if exists ${role}`)).catch(() => undefined);
+      await target.drop();
+    }
+  });
 });

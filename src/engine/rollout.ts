@@ -2,7 +2,7 @@ import type { Db } from '../db/port.js';
 import { DriftError, PlanError, TargetError } from '../errors.js';
 import { appliedRevision, type Plan } from '../plan/plan.js';
 import { readIdentity, type TargetIdentity } from '../probe/identity.js';
-import { ensureLedger, readLedger, type LedgerEntry } from './ledger.js';
+import { ensureLedger, ledgerGrants, readLedger, type LedgerEntry } from './ledger.js';
 import { assertPlanDatabase } from './preflight.js';
 import { withRolloutLock } from './rollout-lock.js';
 import { isBodyTier } from './run-result.js';
@@ -96,10 +96,17 @@ export function assertNoDrift(plan: Plan, ledger: Map<number, LedgerEntry>): voi
  * server's refusal of the first write (CREATE SCHEMA tiergate).
  */
 export async function whyNotWritable(db: Db): Promise<string | null> {
-  const r = await db.query<{ standby: boolean; read_only: boolean; usr: string; dbname: string; has_schema: boolean; can_create: boolean }>(
+  const r = await db.query<{ standby: boolean; read_only: boolean; usr: string; dbname: string; has_schema: boolean; can_create: boolean; can_write: boolean; owner: string | null }>(
     `select pg_is_in_recovery() as standby, current_setting('transaction_read_only') = 'on' as read_only, current_user as usr,
             current_database() as dbname, to_regnamespace('tiergate') is not null as has_schema,
-            has_database_privilege(current_database(), 'CREATE') as can_create`,
+            has_database_privilege(current_database(), 'CREATE') as can_create,
+            -- the ledger another user created: this one must read and write its tables
+            -- (by oid, from the catalog: a name lookup in a schema without USAGE is itself refused)
+            not exists (select 1 from pg_namespace n where n.nspname = 'tiergate' and not has_schema_privilege(n.oid, 'USAGE'))
+              and not exists (select 1 from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                               where n.nspname = 'tiergate' and ((c.relname in ('ledger', 'attempt') and c.relkind = 'r' and not has_table_privilege(c.oid, 'SELECT, INSERT'))
+                                                                 or (c.relkind = 'S' and not has_sequence_privilege(c.oid, 'USAGE')))) as can_write,
+            (select pg_get_userbyid(nspowner)::text from pg_namespace where nspname = 'tiergate') as owner`,
   );
   const w = r.rows[0];
   if (!w) return null;
@@ -110,5 +117,7 @@ export async function whyNotWritable(db: Db): Promise<string | null> {
   if (!w.has_schema && !w.can_create) {
     return `user ${w.usr} may not create tiergate's ledger schema (no CREATE privilege on database ${w.dbname}): GRANT CREATE ON DATABASE ${w.dbname} TO ${w.usr}, or have its owner run CREATE SCHEMA tiergate AUTHORIZATION ${w.usr}`;
   }
+  if (w.has_schema && !w.can_write) return `user ${w.usr} may not write tiergate's ledger (schema tiergate, created by ${w.owner ?? 'another user'}): ${ledgerGrants(w.usr, 'write')}, or run as ${w.owner ?? 'its owner'}`;
   return null;
 }
+

@@ -1,7 +1,8 @@
 import type { Db } from '../db/port.js';
-import { BlockedError, DbError } from '../errors.js';
+import { BlockedError, DbError, TargetError } from '../errors.js';
 import type { Plan } from '../plan/plan.js';
 import { describeBlockers, isWaitTimeout } from './blockers.js';
+import { ledgerGrants } from './ledger.js';
 
 /** How much longer than the longest statement_timeout the client waits for an answer before it declares the connection lost. */
 const RESPONSE_GRACE_MS = 10_000;
@@ -39,6 +40,7 @@ export async function namingBlockers<T>(db: Db, what: string, sql: string, fn: (
   try {
     return await fn();
   } catch (e) {
+    if (e instanceof DbError && e.sqlstate === '42501') throw await notPermitted(db, what, e);
     if (e instanceof DbError && isWaitTimeout(e.sqlstate)) {
       const blockers = await describeBlockers(db, sql);
       // a metric's own error already begins with what was read ("reading gate 'ospa': …"): said once
@@ -55,6 +57,38 @@ export async function namingBlockers<T>(db: Db, what: string, sql: string, fn: (
     }
     throw e;
   }
+}
+
+/**
+ * The server refused a read for want of a privilege (a reader role, the
+ * ledger another user created): what to grant, and to whom, instead of the
+ * bare refusal (exit 2: nothing was changed, the target is not usable by
+ * this user as it is).
+ */
+async function notPermitted(db: Db, what: string, e: DbError): Promise<TargetError> {
+  return new TargetError(`${what} on ${db.displayUrl}: ${e.message}: ${await grantsFor(db, e.message, e.where)}; nothing was changed`);
+}
+
+/**
+ * After a permission error (SQLSTATE 42501, `message` the server's): who may
+ * not read what, and the GRANT that lets them — on tiergate's ledger
+ * schema the grants its reads need.
+ */
+export async function grantsFor(db: Db, message: string, where: string | null = null): Promise<string> {
+  const user = await db
+    .query<{ u: string }>('select current_user as u')
+    .then((r) => r.rows[0]?.u ?? null)
+    .catch(() => null);
+  const who = user ?? 'this user';
+  const schema = /permission denied for schema "?([^"\s]+)"?/.exec(message)?.[1];
+  const table = /permission denied for (?:table|view|sequence) "?([^"\s]+)"?/.exec(message)?.[1];
+  const onLedger = schema === 'tiergate' || (!schema && /tiergate\./.test(where ?? '')) || (table !== undefined && ['ledger', 'attempt'].includes(table));
+  const grant = onLedger
+    ? `${ledgerGrants(who, 'read')} (as its owner, or a superuser)`
+    : schema
+      ? `GRANT USAGE ON SCHEMA ${schema} TO ${who}; GRANT SELECT ON ALL TABLES IN SCHEMA ${schema} TO ${who}`
+      : `grant ${who} what it lacks`;
+  return `user ${who} may not read it — ${grant}`;
 }
 
 /** A PostgreSQL duration (`5s`, `250ms`, `5min`, `1h`, `0`) in milliseconds; 0 means none. */

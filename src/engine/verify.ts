@@ -5,6 +5,7 @@ import { readGateBounded } from './apply.js';
 import { openPlanSession } from './preflight.js';
 import { finish, type RunResult } from './run-result.js';
 import { runCheckTier } from './run-tier.js';
+import { grantsFor } from './session-bounds.js';
 
 /**
  * Runs the verify tier read-only on the plan's database (another database is
@@ -16,5 +17,9 @@ export async function verify(db: Db, plan: Plan): Promise<RunResult> {
   if (!tier) throw new TargetError(`plan '${plan.name}' has no verify tier (kind: verify)`);
   const identity = await openPlanSession(db, plan);
   const r = await runCheckTier(db, plan, tier);
+  // a role that may not read what verify reads learns what to grant (exit 2), not that governance failed
+  if (r.status === 'Failed' && r.error?.sqlstate === '42501') {
+    throw new TargetError(`verify on ${db.displayUrl}: ${r.error.message}: ${await grantsFor(db, r.error.message)}; nothing was changed`);
+  }
   return finish('verify', db.displayUrl, plan, identity, await readGateBounded(db, plan), [r]);
 }

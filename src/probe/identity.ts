@@ -18,7 +18,9 @@ export interface TargetIdentity extends DatabaseIdentity {
  */
 export async function readIdentity(db: Db): Promise<TargetIdentity> {
   const r = await db.query<{ d: string; marked: boolean }>(
-    `select current_database() as d, to_regclass('tiergate.clone_mark') is not null as marked`,
+    // from the catalog, not to_regclass: a role without USAGE on a ledger schema another user made must get to the ledger read (which says what to grant)
+    `select current_database() as d,
+            exists (select 1 from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = 'tiergate' and c.relname = 'clone_mark') as marked`,
   );
   const database = r.rows[0]?.d ?? '';
   let systemIdentifier: string | null = null;

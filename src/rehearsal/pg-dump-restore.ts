@@ -36,7 +36,11 @@ export async function dump(pgDump: string, sourceUrl: string, file: string, prog
       ? `\npg_dump locks every table of the source in one transaction, and the source's lock table ` +
         `(max_locks_per_transaction × max_connections) is too small for its tables: raise max_locks_per_transaction on the source (a restart), then run again`
       : '';
-    throw new TargetError(`pg_dump of ${redactUrl(sourceUrl)} failed (exit ${run.code}):\n  ${toolProblems(run)}${locks}`);
+    const denied = run.errors.some((l) => /permission denied for/.test(l))
+      ? `\npg_dump reads every schema, table and sequence of the source: its user must be allowed to (GRANT pg_read_all_data TO that user, ` +
+        `PostgreSQL 14 and later; or USAGE on each schema and SELECT on its tables and sequences), or rehearse with the database owner's URL`
+      : '';
+    throw new TargetError(`pg_dump of ${redactUrl(sourceUrl)} failed (exit ${run.code}):\n  ${toolProblems(run)}${locks}${denied}`);
   }
   progress(`pg_dump: ${tables} tables, ${megabytes(file)} MB`);
   return tables;
