@@ -248,6 +248,20 @@ describe.concurrent.each(testTargets())('operator on %s', (kind) => {
     expect(after.ledger).toEqual([]);
   }));
 
+  it('a metric that is not one read query: status, verify and apply refuse the plan (exit 2, kind plan) naming its line, as apply does; nothing runs', onTarget(async (target) => {
+    const bad = planWith({ 'tiergate.yaml': (s) => s.replace('metrics:\n', 'metrics:\n  sneaky: select count(*) from app.item; delete from gate.approval\n') });
+    const approvals = async () => withDb(target.url, (db) => db.query<{ n: number }>('select count(*)::int as n from gate.approval').then((r) => r.rows[0]!.n));
+    const before = await approvals();
+    for (const command of ['status', 'verify', 'apply']) {
+      const r = await runCli([command, '--json', '--yes', '--plan', bad, '--target', target.url].filter((a) => command === 'apply' || a !== '--yes'));
+      expect(r.code, `${command}: ${r.stdout}`).toBe(2);
+      const out = JSON.parse(r.stdout) as { ok: boolean; error: { kind: string; message: string } };
+      expect(out.error.kind, command).toBe('plan');
+      expect(out.error.message, command).toMatch(/tiergate\.yaml:\d+:1: metric 'sneaky' is not one query that only reads: .*\[plan-query\]/);
+    }
+    expect(await approvals()).toBe(before);
+  }));
+
   it.runIf(kind === 'postgres')('a read that runs out its statement_timeout with nobody in its way says it was slow, not blocked (exit 1)', onTarget(async (target) => {
     const slow = planWith({
       'tiergate.yaml': (s) => s.replace('statement_timeout: 1min', 'statement_timeout: 300ms').replace('metrics:\n', 'metrics:\n  slow: select count(*) from (select pg_sleep(2)) x\n'),

@@ -47,7 +47,7 @@ export interface DryRunResult {
  * @example const d = await dryRun(db, plan); d.tiers.filter((t) => t.action === 'apply')
  */
 export async function dryRun(db: Db, plan: Plan, options: { structureOnly?: boolean } = {}): Promise<DryRunResult> {
-  const identity = await openPlanSession(db, plan);
+  const identity = await openPlanSession(db, plan, { queries: false });
   const { lintPlan } = await import('../plan/lint.js');
   const lint = await lintPlan(plan);
   const ledger = await namingBlockers(db, `reading the ledger of plan '${plan.name}'`, 'select from tiergate.ledger', () => readLedger(db, plan.name));

@@ -1,5 +1,5 @@
 import type { Db } from '../db/port.js';
-import { TargetError } from '../errors.js';
+import { PlanError, TargetError } from '../errors.js';
 import type { Plan, Tier } from '../plan/plan.js';
 import { readIdentity, type TargetIdentity } from '../probe/identity.js';
 import type { TierResult } from './result.js';
@@ -11,9 +11,13 @@ import { boundSession } from './session-bounds.js';
  * The start of every command on a target outside a rollout (status, verify,
  * log, approve, dry-run, scan, propose, a rollback's preview): the session's
  * waits bounded by the plan, then the target's identity, refused (exit 2,
- * nothing touched) when it is not the plan's database.
+ * nothing touched) when it is not the plan's database. A plan whose own
+ * queries (metrics, figures, the gate's) are not each one query that only
+ * reads is refused first (exit 2), as apply refuses it, not read as a
+ * failed metric (`queries: false`: the dry run, which reports lint itself).
  */
-export async function openPlanSession(db: Db, plan: Plan): Promise<TargetIdentity> {
+export async function openPlanSession(db: Db, plan: Plan, options: { queries?: boolean } = {}): Promise<TargetIdentity> {
+  if (options.queries !== false) await assertPlanQueries(plan);
   await boundSession(db, plan);
   const identity = await readIdentity(db);
   assertPlanDatabase(plan, identity, db.displayUrl);
@@ -58,4 +62,16 @@ export async function runPreflight(db: Db, plan: Plan, tier: Tier, identity: Tar
   // database:, or, when the plan names none (a fleet whose targets file lists its databases), this one
   await db.query(`select set_config('tiergate.database', $1, false)`, [plan.database ?? identity.cloneOf ?? identity.database]);
   return runCheckTier(db, plan, tier, { record });
+}
+
+/** Refuses (exit 2) a plan whose own queries in tiergate.yaml are not each one query that only reads (lint's `plan-query`). */
+export async function assertPlanQueries(plan: Plan): Promise<void> {
+  const { planQueryFindings } = await import('../plan/plan-queries.js');
+  const errors = await planQueryFindings(plan);
+  if (errors.length) {
+    throw new PlanError(
+      plan.name,
+      errors.map((f) => ({ path: `${f.file}:${f.line}:${f.column}`, message: `${f.message} [${f.rule}]; nothing was read ('tiergate lint' lists every finding)` })),
+    );
+  }
 }
