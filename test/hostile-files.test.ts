@@ -410,6 +410,8 @@ describe('URLs that cannot be used are exit 2, never a silent success', () => {
       [`${base}${base.includes('?') ? '&' : '?'}port=abc`, /port=abc is not a whole number/],
       ['postgres://u:CAN%ZZ@127.0.0.1/db', /the password is not valid percent-encoding/],
       ['postgres://u@127.0.0.1/d\nb', /holds a control character/],
+      // node-postgres's own name, which psql, pg_dump and pg_restore refuse: refused before a rehearsal reaches them
+      ['postgres://u@127.0.0.1/db?sslmode=no-verify', /sslmode=no-verify is not one of disable, allow, prefer, require, verify-ca, verify-full/],
     ];
     for (const [url, says] of cases) {
       for (const args of [['apply', '--yes'], ['status'], ['status', '--json']]) {

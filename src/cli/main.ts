@@ -58,7 +58,14 @@ export async function run(argv: string[]): Promise<ExitCode> {
   const planDatabaseOption = () =>
     new Option('--plan-database <name>', "the database the plan is for here, instead of its database: (a fleet's tenant, plan_database: from_targets)").env('TIERGATE_PLAN_DATABASE');
   const jsonOption = () => new Option('--json', 'print one machine-readable result object');
-  const waitOption = () => new Option('--wait <duration>', "wait up to this long for another rollout's lock (30s, 5min) instead of exiting 4");
+  /** --wait: a rollout waits for another's lock (or a PGlite folder another process holds); a read only ever for such a folder. */
+  const waitOption = (read = false) =>
+    new Option(
+      '--wait <duration>',
+      read
+        ? 'wait up to this long for a PGlite folder another process holds (30s, 5min) instead of exiting 4'
+        : "wait up to this long for another rollout's lock, or a PGlite folder another process holds (30s, 5min), instead of exiting 4",
+    );
   /** Runs a command module with its typed options; the output follows its --json. */
   const action =
     <O extends { json?: boolean }>(load: () => Promise<(opts: O, out: Output, args: string[]) => Promise<Outcome>>) =>
@@ -120,7 +127,7 @@ export async function run(argv: string[]): Promise<ExitCode> {
     .addOption(targetOption())
     .addOption(planOption())
     .addOption(planDatabaseOption())
-    .addOption(waitOption())
+    .addOption(waitOption(true))
     .addOption(jsonOption())
     .action(action(async () => (await import('./commands/scan.js')).scanCommand));
   program
@@ -140,7 +147,7 @@ export async function run(argv: string[]): Promise<ExitCode> {
     .addOption(targetOption())
     .addOption(planOption())
     .addOption(planDatabaseOption())
-    .addOption(waitOption())
+    .addOption(waitOption(true))
     .addOption(jsonOption())
     .action(action(async () => (await import('./commands/verify.js')).verifyCommand));
   program
@@ -149,7 +156,7 @@ export async function run(argv: string[]): Promise<ExitCode> {
     .addOption(targetOption())
     .addOption(planOption())
     .addOption(planDatabaseOption())
-    .addOption(waitOption())
+    .addOption(waitOption(true))
     .option('--exit-code', 'exit 1 while a structure or data tier is pending, reverted, failed or drifted')
     .addOption(jsonOption())
     .action(action(async () => (await import('./commands/status.js')).statusCommand));
@@ -159,7 +166,7 @@ export async function run(argv: string[]): Promise<ExitCode> {
     .addOption(targetOption())
     .addOption(planOption())
     .addOption(planDatabaseOption())
-    .addOption(waitOption())
+    .addOption(waitOption(true))
     .addOption(jsonOption())
     .action(action(async () => (await import('./commands/log.js')).logCommand));
   program

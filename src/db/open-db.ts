@@ -14,7 +14,7 @@ export type Target =
   | { kind: 'pglite'; dir: string | null; database: string; instance: string | null };
 
 /** libpq's `sslmode` values. */
-const SSLMODES = new Set(['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full', 'no-verify']);
+const SSLMODES = new Set(['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full']);
 
 /**
  * Parses a target URL: `postgres://…` / `postgresql://…` (libpq conventions:
