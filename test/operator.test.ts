@@ -5,7 +5,7 @@
  */
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openDb, withDb } from '../src/db/open-db.js';
@@ -61,6 +61,15 @@ describe.concurrent('operator: without a database', () => {
       expect(r.stdout).toBe('');
       expect(r.stdout + r.stderr).not.toContain('canary-pw');
     }
+  });
+
+  it('a plan outside the working directory is named by the path given, not by a climb of ../', async () => {
+    const bad = planWith({ 'tiergate.yaml': () => 'plan: x\ntiers: 3\n' });
+    expect(isAbsolute(bad)).toBe(true);
+    const r = await runCli(['plan', '--plan', bad]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`plan '${bad}' is invalid`);
+    expect(r.stderr).not.toContain("'../");
   });
 
   it('a typo in a PGlite path: status, apply and rollback exit 2 saying the folder does not exist, and do not create it', async () => {

@@ -96,7 +96,9 @@ export function readPlanSource(dirOrFile: string = bundledPlanDir()): PlanSource
   }
   const dir = isFile ? dirname(given) : given;
   const yamlPath = isFile ? given : join(dir, 'tiergate.yaml');
-  const where = relative(process.cwd(), dir) || '.';
+  // as the user can name it from here: relative under the working directory, else the absolute path (never ../../..)
+  const rel = relative(process.cwd(), dir);
+  const where = rel === '' ? '.' : rel.startsWith('..') || isAbsolute(rel) ? dir : rel;
   if (!existsSync(dir)) {
     throw new PlanError(where, [{ path: '', message: `folder '${dir}' does not exist (pass --plan DIR, a folder holding tiergate.yaml)` }]);
   }
