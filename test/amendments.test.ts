@@ -31,6 +31,7 @@ import { NAMED_SHAPES, writeGenerated } from '../fixtures/directus-gen/index.js'
 import { VARIANT_TARGETS, writeSample } from '../fixtures/directus-sample/generate.js';
 import { scalar } from './fixtures/axis-harness/harness.js';
 import { runCli } from './helpers/cli.js';
+import { startCli } from './helpers/cli-live.js';
 import { applyBound, approveAs, bundled as plan, evidenceFile, rehearseSource } from './helpers/rollout.js';
 import { expected, realDirectus } from './helpers/real-directus.js';
 import { freshDatabase, testTargets, type TargetKind, type TestDatabase } from './helpers/targets.js';
@@ -784,6 +785,39 @@ describe.each(testTargets())('a first payload that misses an anchor (%s)', (kind
     const evidence = await rehearseSource(kind, url);
     expect(evidence.verdict.failures).toEqual([]);
     expect(evidence.rollback).toMatchObject({ tier: 99, matchesKeptTiers: true, reapplyMatches: true });
+  });
+});
+
+describe.runIf(testTargets().includes('postgres'))('the payload replaced while an apply runs (postgres)', () => {
+  it('the next gated tier finds the new subject under its lock and stops the run: nothing applied for a payload the run did not start with, exit 1', async () => {
+    target = await freshDatabase('postgres', 'directus', { exactName: true });
+    const url = target.url;
+    await withDb(url, async (db) => {
+      await writeSample(db, {});
+      await approveAs(db, ADMIN);
+    });
+    const before = await withDb(url, (db) => scalar<string>(db, `select payload_sha256 as v from os_proposals where key = 'OS-AXIS'`));
+    // held once tier 2 committed: another session submits a new payload and an approval of it (as Directus would record both)
+    const run = startCli(['apply', '--yes', '--target', url], { env: { TIERGATE_TEST_HOOK: 'tier-committed:2' } });
+    try {
+      await run.waitFor(/tiergate-test-hook tier-committed:2/);
+      await withDb(url, async (db) => {
+        await db.exec(`update os_proposals set payload = jsonb_set(payload, '{note}', '"amended mid-run"') where key = 'OS-AXIS';
+                       update os_proposals set payload_sha256 = encode(sha256(convert_to(payload::text, 'UTF8')), 'hex') where key = 'OS-AXIS'`);
+        await approveAs(db, ADMIN);
+      });
+    } finally {
+      run.kill('SIGUSR2');
+    }
+    const r = await run.done;
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(r.stdout).toMatch(new RegExp(`the gate's subject changed during this run \\(${before.slice(0, 12)} → [0-9a-f]{12}\\)`));
+    expect(r.stdout).not.toMatch(/apply: OK/);
+    await withDb(url, async (db) => {
+      // tier 2 for the payload the run began with, and nothing after it
+      const rows = await db.query<{ tier_id: number; subject: string | null }>(`select tier_id, subject from tiergate.ledger where kind = 'data' and status = 'applied' order by id`);
+      expect(rows.rows.filter((x) => [2, 3, 4].includes(x.tier_id))).toEqual([{ tier_id: 2, subject: before }]);
+    });
   });
 });
 

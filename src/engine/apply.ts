@@ -128,6 +128,8 @@ export async function apply(db: Db, plan: Plan, options: ApplyOptions = {}): Pro
           carry,
           signal: options.signal,
           command: 'apply',
+          // the payload this run decided its tiers for: replaced meanwhile, the next gated tier stops the run
+          ...(gate ? { subject: gate.subject } : {}),
           ...(binding
             ? {
                 compare: (delta: Delta) => binding.differences(tier, appliedBefore, delta),
@@ -153,7 +155,9 @@ export async function apply(db: Db, plan: Plan, options: ApplyOptions = {}): Pro
         await run(tier, () => runCheckTier(db, plan, tier, { record: 'apply' }));
       }
     }
-    return done(gate);
+    // a gated tier that found the gate closed (or its subject changed) during the run: the summary tells the gate as it is now
+    const gateMoved = results.some((r) => plan.tiers.find((t) => t.id === r.id)?.gated && (r.status === 'Blocked' || r.status === 'Failed'));
+    return done(gateMoved && db.alive() ? await readGateBounded(db, plan).catch(() => gate) : gate);
   });
 }
 

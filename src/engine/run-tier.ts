@@ -56,6 +56,12 @@ export interface RunTierOptions {
   reference?: boolean;
   /** the command a failure record names (apply, rollback) */
   command?: string;
+  /**
+   * The gate subject (the approved payload's sha256) the run decided its
+   * tiers for: a gated tier that finds another under its rows' lock fails,
+   * writing nothing (the payload changed during the run).
+   */
+  subject?: string | null;
 }
 
 /**
@@ -93,6 +99,22 @@ export class Carry {
 class GateClosed extends Error {
   constructor(readonly gate: GateReading) {
     super(`gate ${gate.name}=${gate.value ?? 'n/a'} < ${gate.min}`);
+  }
+}
+
+/**
+ * The payload the approvals approve changed while the run went on (another
+ * session submitted an amendment between two of its tiers): the run chose
+ * its tiers, and a rehearsal its evidence, for the subject it started with.
+ */
+class SubjectChanged extends Error {
+  constructor(
+    readonly from: string | null,
+    readonly to: string | null,
+  ) {
+    super(
+      `the gate's subject changed during this run (${from?.slice(0, 12) ?? 'none'} → ${to?.slice(0, 12) ?? 'none'}): the approved payload was replaced after the run began; this tier wrote nothing — run apply again to apply the new payload (with evidence: rehearse it first)`,
+    );
   }
 }
 
@@ -225,6 +247,7 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
       let gate: GateReading | null = null;
       if (tier.gated && !options.proveGuard) {
         gate = await readGate(tx, plan, { lockRows: true });
+        if (gate && options.subject !== undefined && gate.subject !== options.subject) throw new SubjectChanged(options.subject, gate.subject);
         if (gate && !gate.open) throw new GateClosed(gate);
       }
       if (options.proveGuard && options.closeGate) await tx.exec(options.closeGate);
