@@ -95,6 +95,43 @@ describe.each(testTargets())('operator at a terminal on %s', (kind) => {
     expect((await inspect(target.url)).ledger.map((l) => l.tier_id)).toEqual([1, 2]);
   }));
 
+  it('SIGTERM and SIGHUP stop a run as Ctrl-C does: the running tier rolls back, exit 130, the output says so', onTarget(async (target) => {
+    await withDb(target.url, (db) => db.exec('insert into gate.approval (valid) values (true)'));
+    for (const signal of ['SIGTERM', 'SIGHUP'] as const) {
+      const run = startCli(['apply', '--yes', '--plan', ENGINE_PLAN, '--target', target.url], { env: { TIERGATE_TEST_HOOK: 'tier-begin:3' } });
+      await run.waitFor(/tiergate-test-hook tier-begin:3/);
+      run.kill(signal);
+      await run.waitFor(/interrupted — stopping after the current statement/);
+      run.kill('SIGUSR2');
+      const r = await run.done;
+      expect(r.code, `${signal}: ${r.stdout}${r.stderr}`).toBe(130);
+      expect(r.stdout).toMatch(/^apply: INTERRUPTED — .*tier 3, which was running, rolled back\./m);
+      expect((await inspect(target.url)).ledger.map((l) => l.tier_id)).toEqual([1, 2]);
+    }
+  }));
+
+  it.runIf(kind === 'postgres')('a run killed in the middle of a statement: the server ends it within seconds, and the rollout lock with it', onTarget(async (target) => {
+    await withDb(target.url, (db) => db.exec('insert into gate.approval (valid) values (true)'));
+    // tier 3 sleeps 60 s (its statement_timeout is the plan's 1 min)
+    const plan = planWith({ 'tiers/03_view.sql': (s) => `select pg_sleep(60);\n${s}` });
+    const run = startCli(['apply', '--yes', '--plan', plan, '--target', target.url]);
+    await run.waitFor(/^ +2 +Seed +data +Applied/m, 'stdout');
+    const sleeping = async () => withDb(target.url, (db) => db.query<{ n: number }>(`select count(*)::int as n from pg_stat_activity where query like 'select pg_sleep(60)%' and pid <> pg_backend_pid()`).then((x) => x.rows[0]!.n));
+    for (let i = 0; i < 100 && (await sleeping()) === 0; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(await sleeping()).toBe(1);
+    run.kill('SIGKILL');
+    await run.done;
+    // (without client_connection_check_interval the statement, its locks and the rollout lock would stay for the minute)
+    let left = 1;
+    for (let i = 0; i < 150 && left > 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      left = await sleeping();
+    }
+    expect(left).toBe(0);
+    const again = await runCli(['apply', '--yes', '--plan', ENGINE_PLAN, '--target', target.url]);
+    expect(again.code, again.stderr).toBe(0);
+  }));
+
   // the signal is checked between a tier's statements and once more before its COMMIT
   it('Ctrl-C after the last statement of a tier, before its COMMIT: the tier rolls back', onTarget(async (target) => {
     await withDb(target.url, (db) => db.exec('insert into gate.approval (valid) values (true)'));

@@ -63,9 +63,11 @@ export async function confirm(out: Output, yes: boolean | undefined, question: s
 }
 
 /**
- * Ctrl-C during a run: the first one asks the run to stop (the running tier
- * rolls back, no further tier starts, clones are dropped) and the command
- * reports what state it left; a second one exits at once (exit 130).
+ * Ctrl-C (or SIGTERM, SIGHUP) during a run: the first one asks the run to
+ * stop (the running tier rolls back, no further tier starts, clones are
+ * dropped) and the command reports what state it left; a second one exits
+ * at once (exit 130): the server ends the statement it was running within
+ * 2 s (client_connection_check_interval) and rolls its transaction back.
  */
 export async function interruptible<T>(out: Output, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
@@ -73,7 +75,7 @@ export async function interruptible<T>(out: Output, fn: (signal: AbortSignal) =>
     if (controller.signal.aborted) {
       const stopped = stopLeftChildren();
       const removed = removeLeftFolders();
-      const message = `interrupted again — exited at once; the server rolls back an open transaction when its connection closes${
+      const message = `interrupted again — exited at once; the server ends the running statement and rolls back its transaction within seconds (once it sees the connection gone)${
         stopped ? `; ${stopped === 1 ? 'its client tool (pg_dump or pg_restore) stopped' : `${stopped} client tools (pg_dump, pg_restore) stopped`}` : ''
       }${removed ? `; ${removed} temporary folder${removed === 1 ? '' : 's'} removed (clones, dump files)` : ''}`;
       out.error(`tiergate: ${message}`);
@@ -83,7 +85,9 @@ export async function interruptible<T>(out: Output, fn: (signal: AbortSignal) =>
     out.error('\ntiergate: interrupted — stopping after the current statement (its tier rolls back); Ctrl-C again to exit at once');
     controller.abort();
   };
-  process.on('SIGINT', onSigint);
+  // SIGTERM (a service manager, kill) and SIGHUP (the terminal closed) stop a run as Ctrl-C does, not in the middle of it
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  for (const s of signals) process.on(s, onSigint);
   try {
     return await fn(controller.signal);
   } catch (e) {
@@ -93,7 +97,7 @@ export async function interruptible<T>(out: Output, fn: (signal: AbortSignal) =>
     }
     throw e;
   } finally {
-    process.off('SIGINT', onSigint);
+    for (const s of signals) process.off(s, onSigint);
   }
 }
 

@@ -16,14 +16,22 @@ const RESPONSE_GRACE_MS = 10_000;
  * (idle_in_transaction_session_timeout: the locks of a tier whose client
  * vanished are not held forever); and the client waits for any answer at
  * most the plan's longest statement_timeout plus a grace (a silent network
- * partition ends the run instead of hanging it).
+ * partition ends the run instead of hanging it); and the server notices a
+ * client that went away within 2 s, even during a statement
+ * (client_connection_check_interval).
  *
  * @example await boundSession(db, plan); // before the rollout lock and the ledger
  */
 export async function boundSession(db: Db, plan: Plan): Promise<void> {
   const longest = Math.max(...[plan.defaults.statement_timeout, ...plan.tiers.map((t) => t.statement_timeout)].filter((d): d is string => Boolean(d)).map(durationMs));
+  // a client that can vanish (a server's, not an embedded one): the server checks every 2 s, even mid-statement, whether it
+  // still listens (PostgreSQL 14 and later), so that a killed run's statement — and with it the tier's locks and the
+  // rollout lock — ends then, not when its statement_timeout runs out
+  const watchClient = !db.capabilities.singleConnection;
   await db.query(
-    `select set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false), set_config('idle_in_transaction_session_timeout', $3, false)`,
+    `select set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false), set_config('idle_in_transaction_session_timeout', $3, false)${
+      watchClient ? `, case when current_setting('client_connection_check_interval', true) is not null then set_config('client_connection_check_interval', '2s', false) end` : ''
+    }`,
     [plan.defaults.lock_timeout, plan.defaults.statement_timeout, `${longest}ms`],
   );
   db.setResponseTimeout?.(longest > 0 ? longest + RESPONSE_GRACE_MS : null);
