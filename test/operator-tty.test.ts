@@ -6,7 +6,7 @@
  * clone behind). The processes are driven by what they print, never by
  * sleeping: a run held at an engine test hook goes on when sent SIGUSR2.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -197,6 +197,23 @@ describe('Ctrl-C during a rehearsal of the embedded sample', () => {
     expect(clones()).toEqual([]);
     expect(existsSync(join(out, 'evidence.json'))).toBe(false);
   }, 240_000); // the sample is built in full before Ctrl-C takes effect (then no stage runs): slow on a busy machine
+});
+
+describe('Ctrl-C during the rollback tier of stage C', () => {
+  it('exit 130 as in any stage: not a FAIL, the evidence already in --out left as it was', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'tiergate-rehearse-c-'));
+    writeFileSync(join(out, 'evidence.json'), '{"earlier": true}\n');
+    const run = startCli(['rehearse', '--out', out], { env: { TIERGATE_TEST_HOOK: 'tier-begin:99' } });
+    await run.waitFor(/tiergate-test-hook tier-begin:99/);
+    run.kill('SIGINT');
+    await run.waitFor(/interrupted — stopping after the current statement/);
+    run.kill('SIGUSR2');
+    const r = await run.done;
+    expect(r.code, r.stdout + r.stderr).toBe(130);
+    expect(r.stderr).toMatch(/rehearsal interrupted \(Ctrl-C\): the clones were dropped/);
+    expect(r.stdout).not.toMatch(/Rehearsal (PASS|FAIL)/);
+    expect(readFileSync(join(out, 'evidence.json'), 'utf8')).toBe('{"earlier": true}\n');
+  }, 240_000);
 });
 
 describe('a second Ctrl-C during a rehearsal of the embedded sample', () => {

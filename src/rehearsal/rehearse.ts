@@ -652,6 +652,9 @@ class Scenario {
     if (this.signal?.aborted) throw new InterruptedError('rehearsal interrupted (Ctrl-C): the clones were dropped; the source was only read');
     this.emit({ type: 'tier-start', stage: stage.name, tier });
     const r = await body();
+    // Ctrl-C during the step (its tier rolled back): interrupted, not a failure of the rehearsal — also for the last step
+    // of a stage (the rollback tier of stage C, after which no step would start to say so)
+    if (this.signal?.aborted) throw new InterruptedError('rehearsal interrupted (Ctrl-C): the clones were dropped; the source was only read');
     await annotate?.(r);
     stage.tiers.push(r);
     this.emit({ type: 'tier-end', stage: stage.name, result: r });
