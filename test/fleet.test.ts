@@ -7,7 +7,7 @@
  * twice), worker processes sharing a PostgreSQL control database, and the
  * zero-setup path (PGlite targets, embedded control).
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -16,6 +16,7 @@ import { startCluster, type Cluster } from '../scripts/pg-cluster.js';
 import { writeSample } from '../fixtures/directus-sample/generate.js';
 import { withDb } from '../src/db/open-db.js';
 import { editPostgresUrl } from '../src/db/pg-url.js';
+import { bundledPlanDir } from '../src/plan/plan.js';
 import { runCli } from './helpers/cli.js';
 import { startCli } from './helpers/cli-live.js';
 import { approveAs } from './helpers/rollout.js';
@@ -333,6 +334,50 @@ describe.runIf(testTargets().includes('postgres'))('a fleet worker that dies mid
       ]);
       const ledger = await sql<{ tier_id: number; n: number }>(t.url, `select tier_id, count(*)::int as n from tiergate.ledger where status = 'applied' group by 1 order by 1`);
       expect(ledger.every((r) => r.n === 1)).toBe(true);
+    } finally {
+      for (const d of made) await d.drop();
+      rmSync(work, { recursive: true, force: true });
+    }
+  }, 600_000);
+});
+
+describe.runIf(testTargets().includes('postgres'))('Ctrl-C of fleet apply while a target applies', () => {
+  it('the running tier rolls back and no further tier starts: exit 130; the same command then completes it, every tier once', async () => {
+    const work = mkdtempSync(join(tmpdir(), 'tiergate-fleet-int-'));
+    const made: TestDatabase[] = [];
+    try {
+      // the bundled plan with a tier 1 that takes a few seconds (a Ctrl-C lands inside it)
+      const planDir = join(work, 'plan');
+      cpSync(bundledPlanDir(), planDir, { recursive: true });
+      const tier1 = join(planDir, 'tiers', '01_base_substrate.sql');
+      writeFileSync(tier1, `select pg_sleep(3);\n${readFileSync(tier1, 'utf8')}`);
+      const t = await freshDatabase('postgres', 'intw');
+      made.push(t);
+      await withDb(t.url, async (db) => {
+        await writeSample(db);
+        await approveAs(db, 'admin@northwind.example');
+      });
+      const ctl = await freshDatabase('postgres', 'fleet_int');
+      made.push(ctl);
+      const file = join(work, 'fleet.yaml');
+      writeFileSync(file, ['plan_database: from_targets', `scratch: ${JSON.stringify(serverUrl('postgres'))}`, 'targets:', `  - { name: intw, url: ${JSON.stringify(t.url)} }`, 'waves:', '  - { name: all }'].join('\n'));
+      const args = ['fleet', 'apply', '--plan', planDir, '--targets', file, '--control', ctl.url, '--workers', '1', '--yes'];
+      const run = startCli(args, { cwd: work, timeoutMs: 600_000 });
+      await run.waitFor(/intw: applying/, 'stdout');
+      // inside tier 1 on the target itself
+      const sleeping = async () => (await sql<{ n: number }>(t.url, `select count(*)::int as n from pg_stat_activity where datname = current_database() and query like 'select pg_sleep(3)%'`))[0]!.n;
+      for (let i = 0; i < 200 && (await sleeping()) === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      run.kill('SIGINT');
+      const r = await run.done;
+      expect(r.code, r.stdout + r.stderr).toBe(130);
+      expect(r.stderr).toMatch(/the running ones stop after their current statement/);
+      // nothing of the plan committed on the target: tier 1 rolled back, no tier after it started
+      expect(await appliedCounts(t.url)).toEqual({});
+      const again = await runCli(args, { cwd: work, timeoutMs: 600_000 });
+      expect(again.code, again.stdout + again.stderr).toBe(0);
+      const counts = await appliedCounts(t.url);
+      expect(Object.keys(counts).map(Number).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+      expect(Object.values(counts).every((n) => n === 1)).toBe(true);
     } finally {
       for (const d of made) await d.drop();
       rmSync(work, { recursive: true, force: true });

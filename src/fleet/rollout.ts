@@ -168,6 +168,8 @@ export interface WorkerOptions {
   /** the scratch server's URL with its password, when this process knows it */
   scratch?: string | null;
   label?: string;
+  /** Ctrl-C of the process running the steps: a running step stops (its tier rolls back, its clones dropped), pg-boss gives it to a worker later */
+  signal?: AbortSignal;
 }
 
 /**
@@ -205,6 +207,8 @@ export async function ensureQueue(control: Control, queue: string): Promise<void
 
 async function runStep(control: Control, rollout: RolloutRow, job: Job<StepData>, worker: string, options: WorkerOptions): Promise<{ state: string }> {
   const { target: name, step } = job.data;
+  // fetched as the process was interrupted: not begun (pg-boss hands it out again)
+  if (options.signal?.aborted) throw new Error(`the worker was interrupted before step ${step} of ${name} began`);
   const [row] = await control.sql<TargetRow & { evidence: string | null }>(`select * from tiergate_fleet.target where rollout = $1 and name = $2`, [rollout.id, name]);
   if (!row) return { state: 'unknown target' };
   const [current] = await control.sql<RolloutRow>(`select * from tiergate_fleet.rollout where id = $1`, [rollout.id]);
@@ -241,6 +245,7 @@ async function runStep(control: Control, rollout: RolloutRow, job: Job<StepData>
       const left = await control.sql<{ url: string }>(`select unnest(clones) as url from tiergate_fleet.step where rollout = $1 and target = $2 and step = 'rehearse' and id <> $3`, [rollout.id, name, s!.id]);
       if (left.length) await dropLeftClones(left.map((x) => x.url), scratch);
       const r = await rehearseStep(plan, target, scratch, dir, {
+        signal: options.signal,
         onClone: async (cloneUrl) => void (await control.sql(`update tiergate_fleet.step set clones = array_append(clones, $2) where id = $1`, [s!.id, withoutPassword(cloneUrl)])),
       });
       if (r.error && /but plan '.*' is for database/.test(r.error)) r.error += `; to roll the plan out to databases named otherwise, set plan_database: from_targets in the targets file`;
@@ -254,7 +259,7 @@ async function runStep(control: Control, rollout: RolloutRow, job: Job<StepData>
       return { state: r.outcome };
     }
     if (!row.evidence) throw new Error(`target ${name} has no evidence to apply: its rehearsal did not record one`);
-    const r = await (await import('./run-target.js')).applyStep(plan, target, row.evidence, dir);
+    const r = await (await import('./run-target.js')).applyStep(plan, target, row.evidence, dir, options.signal);
     await control.sql(`update tiergate_fleet.target set state = $3, applied = $4, error = $5, finished_at = now() where rollout = $1 and name = $2`, [rollout.id, name, r.outcome, r.applied, r.error]);
     await finishStep(control, s!.id, r.outcome);
     return { state: r.outcome };

@@ -105,10 +105,11 @@ export async function fleetApplyCommand(opts: FleetOpts, out: Output): Promise<O
   let stopWork: (() => Promise<void>) | null = null;
   const controller = new AbortController();
   const onSigint = () => {
-    out.error('\ntiergate: interrupted — no further step starts; a running tier rolls back when this process exits. Run the same command again to continue where it stopped.');
+    out.error('\ntiergate: interrupted — no further step starts, and the running ones stop after their current statement (a tier rolls back, a rehearsal drops its clones). Run the same command again to continue where it stopped.');
     controller.abort();
   };
   process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigint);
   try {
     const { rollout, resumed, superseded } = await fleet.createOrResume(control, spec, plan, scratch);
     for (const old of superseded ?? []) {
@@ -119,7 +120,7 @@ export async function fleetApplyCommand(opts: FleetOpts, out: Output): Promise<O
       out.line(`fleet ${rollout.id}: resuming (started ${rollout.created_at.toISOString?.() ?? rollout.created_at})${orphans ? `; ${plural(orphans, 'step')} of a process that died handed back to the queue` : ''}`);
     } else out.line(`fleet ${rollout.id}: ${plural(spec.targets.length, 'target')}, ${plural(spec.waves.length, 'wave')}, control ${control.shown}`);
     const passwords = new Map(spec.targets.map((t) => [t.name, t.url]));
-    if (workers > 0) stopWork = await fleet.work(control, rollout, { plan, out: outDir, concurrency: workers, passwords, scratch });
+    if (workers > 0) stopWork = await fleet.work(control, rollout, { plan, out: outDir, concurrency: workers, passwords, scratch, signal: controller.signal });
     else out.line('no worker in this process (--workers 0): the steps wait for `tiergate fleet worker --control …`');
     const printer = livePrinter(out, spec);
     const final = await fleet.coordinate(control, rollout.id, { onEvent: printer.event, signal: controller.signal }).catch((e) => {
@@ -131,7 +132,9 @@ export async function fleetApplyCommand(opts: FleetOpts, out: Output): Promise<O
     return await finish(control, final, outDir, out);
   } finally {
     process.off('SIGINT', onSigint);
-    if (stopWork && !controller.signal.aborted) await stopWork().catch(() => undefined);
+    process.off('SIGTERM', onSigint);
+    // interrupted too: the running steps heard it and stop at their next statement; waiting for them leaves each recorded
+    if (stopWork) await stopWork().catch(() => undefined);
     await control.close();
   }
 }
