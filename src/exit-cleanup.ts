@@ -1,5 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { startedAfter } from './db/dir-lock.js';
 
 /**
  * What a run cleans up when it ends, and must not leave behind at an exit
@@ -43,3 +45,61 @@ export const stopAtAbruptExit = children.register;
 
 /** Stops every registered child process now and returns how many there were. */
 export const stopLeftChildren = children.now;
+
+/**
+ * The prefix of a temporary folder this process makes (`tiergate-clone-`,
+ * `tiergate-dump-`), with its pid: a later run can tell a folder whose
+ * process is gone (killed, its machine's power lost) from one in use.
+ */
+export function ownedTempPrefix(kind: 'clone' | 'dump'): string {
+  return `tiergate-${kind}-${process.pid}-`;
+}
+
+/** A kept clone's folder (`rehearse --keep`) holds this file: never swept. */
+export const KEPT_MARK = '.tiergate-kept';
+
+/**
+ * Removes the clone and dump folders that runs killed before their clean-up
+ * left in `roots` (a PGlite clone of the source in memory, a dump file of
+ * its data): those named by a process that is gone, or by a pid that a
+ * newer process has taken since the folder was made. A kept clone, and
+ * folders of an older tiergate (no pid in the name), are left. Best effort;
+ * returns how many were removed.
+ */
+export function sweepLeftBehind(roots: string[], alive: (pid: number, since: Date) => boolean = processAlive): number {
+  let removed = 0;
+  for (const root of new Set(roots)) {
+    let names: string[];
+    try {
+      names = readdirSync(root);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      const m = /^tiergate-(?:clone|dump)-(\d+)-/.exec(name);
+      if (!m) continue;
+      const dir = join(root, name);
+      try {
+        const made = statSync(dir);
+        if (!made.isDirectory() || existsSync(join(dir, KEPT_MARK)) || alive(Number(m[1]), made.birthtime.getTime() ? made.birthtime : made.mtime)) continue;
+        rmSync(dir, { recursive: true, force: true, maxRetries: 0 });
+        removed++;
+      } catch {
+        // another process removes it, or it is not ours to remove: left
+      }
+    }
+  }
+  return removed;
+}
+
+/** Whether `pid` is a process that was already running at `since` (this one, or one that made the folder). */
+function processAlive(pid: number, since: Date): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+  } catch (e) {
+    // EPERM: a process of another user holds that pid — alive
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  return !startedAfter(pid, since.toISOString());
+}

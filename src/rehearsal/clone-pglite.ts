@@ -1,4 +1,4 @@
-import { accessSync, constants, mkdtempSync, readdirSync, rmSync, statfsSync, statSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, readdirSync, rmSync, statfsSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { copyDir, copyDirs } from '../db/copy-dir.js';
@@ -13,7 +13,7 @@ import { recordBaseline } from '../probe/fingerprint.js';
 import { loadDump, checkDumpFile } from './clone-dump.js';
 import { markClone, ScopedClone, type CloneProvider } from './clone.js';
 import { buildSample, cachedSample } from './pglite-sample.js';
-import { removeAtAbruptExit } from '../exit-cleanup.js';
+import { KEPT_MARK, ownedTempPrefix, removeAtAbruptExit } from '../exit-cleanup.js';
 
 /**
  * Clones of the embedded sample Directus database (`fixtures/directus-sample/`):
@@ -147,6 +147,12 @@ class PgliteClone extends ScopedClone {
     await super.release();
     await closeWarm(this.dir);
   }
+
+  /** A kept folder says so: a later run's sweep of what killed runs left (src/exit-cleanup.ts) leaves it. */
+  override async keep(): Promise<void> {
+    await this.release();
+    writeFileSync(join(this.dir, KEPT_MARK), 'kept by tiergate rehearse --keep: remove the folder when done with it\n');
+  }
 }
 
 /**
@@ -162,7 +168,7 @@ async function warmUp(clone: DirClone, database: string, options: { worker?: boo
 
 /** A new, empty clone folder, registered at once (its removal is the clone's drop). */
 async function newDirClone(register: (clone: ScopedClone) => void | Promise<void>, snapshotAt: string, bytes: number): Promise<DirClone> {
-  const dir = mkdtempSync(join(cloneRoot(bytes), 'tiergate-clone-'));
+  const dir = mkdtempSync(join(cloneRoot(bytes), ownedTempPrefix('clone')));
   const clone = new PgliteClone(dir);
   // before register: a provider's register may set its own (a dump's is the file's time)
   clone.snapshotAt = snapshotAt;

@@ -8,7 +8,7 @@ import { connectLibpqSsl } from '../db/pg-adapter.js';
 import { editPostgresUrl, NO_HOST, parsePostgresUrl } from '../db/pg-url.js';
 import type { Db } from '../db/port.js';
 import { ConnectionError, InterruptedError, TargetError, UsageError } from '../errors.js';
-import { removeAtAbruptExit } from '../exit-cleanup.js';
+import { ownedTempPrefix, removeAtAbruptExit } from '../exit-cleanup.js';
 import type { CloneSnapshot } from '../evidence/types.js';
 import { describeAge } from '../parse-duration.js';
 import { recordBaseline } from '../probe/fingerprint.js';
@@ -98,7 +98,7 @@ async function directClones(ctx: ProviderContext): Promise<void> {
 /** pg_dump of the source into a temporary file, pg_restore of it into `url` (which must exist, empty). */
 async function dumpAndRestore(ctx: ProviderContext, url: string, displayUrl: string): Promise<void> {
   const tools = findPgTools(Math.floor(ctx.source.version / 10000));
-  const work = mkdtempSync(join(tmpdir(), 'tiergate-dump-'));
+  const work = mkdtempSync(join(tmpdir(), ownedTempPrefix('dump')));
   // (a second Ctrl-C exits at once: the dump file goes with it)
   const forget = removeAtAbruptExit(work);
   try {

@@ -1,7 +1,9 @@
+import { tmpdir } from 'node:os';
 import { openDb } from '../db/open-db.js';
 import type { Db, Queryable } from '../db/port.js';
 import { InterruptedError, TargetError, UsageError } from '../errors.js';
 import type { CloneSnapshot } from '../evidence/types.js';
+import { sweepLeftBehind } from '../exit-cleanup.js';
 import { installChangeLog } from '../probe/change-log.js';
 import { tiergateVersion } from '../version.js';
 import type { PlanStateReader } from './plan-state.js';
@@ -119,6 +121,11 @@ export class ScopedClone implements Clone {
     return db;
   }
 
+  /** Kept after the run (`--keep`): its connections closed, the clone left as it is. */
+  async keep(): Promise<void> {
+    await this.release();
+  }
+
   /** Closes every connection `open` made (closing twice is harmless in both adapters). */
   async release(): Promise<void> {
     for (const db of this.opened) await db.close().catch(() => undefined);
@@ -181,6 +188,7 @@ export type CloneProvider = (
 export async function withClones<T>(source: CloneSource, count: number, fn: (clones: Clone[]) => Promise<T>, options: WithClonesOptions = {}): Promise<T> {
   if (!Number.isInteger(count) || count < 1 || count > 20) throw new UsageError(`withClones: count must be a whole number from 1 to 20 (got ${count})`);
   const progress = options.onProgress ?? (() => undefined);
+  sweepOnce(progress);
   const provider = await providerFor(source);
   const clones: ScopedClone[] = [];
   const afterRun: (() => void)[] = [];
@@ -231,11 +239,25 @@ export async function withClones<T>(source: CloneSource, count: number, fn: (clo
   }
 }
 
+let swept = false;
+
+/**
+ * Once a process: the clone and dump folders of runs that were killed
+ * before they could remove them (src/exit-cleanup.ts) — gigabytes in memory
+ * at scale, and dump files holding a source's data.
+ */
+function sweepOnce(progress: (message: string) => void): void {
+  if (swept) return;
+  swept = true;
+  const removed = sweepLeftBehind([process.env.TIERGATE_CLONE_DIR, tmpdir(), '/dev/shm'].filter((d): d is string => Boolean(d)));
+  if (removed) progress(`removed ${removed} clone or dump folder${removed === 1 ? '' : 's'} that killed runs left behind`);
+}
+
 /** Drops the clones `dropped`, all at once (a clone of 6,500 tables takes ~0.5 s to drop), and releases `kept`. */
 async function dropClones(kept: ScopedClone | undefined, dropped: ScopedClone[], failed: boolean, progress: (message: string) => void): Promise<void> {
   const leftBehind: string[] = [];
   await Promise.all([
-    kept?.release().then(() => progress(`kept the clone ${kept.displayUrl}`)),
+    kept?.keep().then(() => progress(`kept the clone ${kept.displayUrl}`)),
     ...dropped.map(async (clone) => {
       try {
         await clone.drop();
