@@ -269,6 +269,9 @@ describe.runIf(hasServer)('tiergate fleet on two PostgreSQL clusters', () => {
     expect(again.code).toBe(0);
     expect(again.stdout).toContain('COMPLETED — 3 targets: 3 applied');
     for (const t of ts) expect(await appliedCounts(t.url), t.name).toEqual({ 1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 6: 1, 7: 1, 8: 1 });
+    // every target's applied tiers, those the killed run applied included (its ledger rows bound to the same evidence)
+    const status = JSON.parse((await fleet(['status', '--control', control, '--json'])).stdout) as { targets: { name: string; applied: number[] }[] };
+    for (const t of status.targets) expect(t.applied, t.name).toEqual([1, 5, 6, 7, 8, 2, 3, 4]);
   }, 900_000);
 
   it('worker processes on a shared PostgreSQL control database share the work; a third joins mid-rollout', async () => {

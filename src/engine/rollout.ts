@@ -103,9 +103,12 @@ export async function whyNotWritable(db: Db): Promise<string | null> {
             -- the ledger another user created: this one must read and write its tables
             -- (by oid, from the catalog: a name lookup in a schema without USAGE is itself refused)
             not exists (select 1 from pg_namespace n where n.nspname = 'tiergate' and not has_schema_privilege(n.oid, 'USAGE'))
-              and not exists (select 1 from pg_class c join pg_namespace n on n.oid = c.relnamespace
-                               where n.nspname = 'tiergate' and ((c.relname in ('ledger', 'attempt') and c.relkind = 'r' and not has_table_privilege(c.oid, 'SELECT, INSERT'))
-                                                                 or (c.relkind = 'S' and not has_sequence_privilege(c.oid, 'USAGE')))) as can_write,
+              -- (looked up by name: pg_class's index on (relname, relnamespace), not a scan of 26,000 rows at scale 100)
+              and not exists (select 1 from pg_class c
+                               where c.relname in ('ledger', 'attempt', 'ledger_id_seq', 'attempt_id_seq')
+                                 and c.relnamespace = (select n.oid from pg_namespace n where n.nspname = 'tiergate')
+                                 and case when c.relkind = 'S' then not has_sequence_privilege(c.oid, 'USAGE')
+                                          else not has_table_privilege(c.oid, 'SELECT, INSERT') end) as can_write,
             (select pg_get_userbyid(nspowner)::text from pg_namespace where nspname = 'tiergate') as owner`,
   );
   const w = r.rows[0];

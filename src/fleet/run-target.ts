@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { withDb, openDb } from '../db/open-db.js';
 import { isPostgresUrl } from '../db/pg-url.js';
+import type { Db } from '../db/port.js';
 import { TiergateError } from '../errors.js';
 import type { Evidence } from '../evidence/types.js';
 import type { RunResult } from '../engine/run-result.js';
@@ -103,7 +104,7 @@ export async function applyStep(plan: Plan, target: StepTarget, evidenceJson: st
       target.url,
       async (db) => {
         const r = await apply(db, plan, { binding: bound.binding, waitMs: LOCK_WAIT_MS, signal });
-        const applied = r.tiers.filter((t) => t.status === 'Applied').map((t) => t.id);
+        const applied = await appliedWith(db, plan, bound.binding.record.sha256, r.tiers.filter((t) => t.status === 'Applied').map((t) => t.id));
         if (r.outcome === 'interrupted') throw new Error(`interrupted: ${runError(r)}`);
         if (r.outcome === 'no-go') return { outcome: 'no-go', applied, error: `the gate closed after the rehearsal (${r.gate?.name ?? 'gate'} = ${r.gate?.value ?? 'n/a'})` } as ApplyStep;
         if (r.outcome === 'failed') return { outcome: 'failed', applied, error: runError(r) } as ApplyStep;
@@ -117,6 +118,26 @@ export async function applyStep(plan: Plan, target: StepTarget, evidenceJson: st
     // tiergate's own refusals (evidence refused, drift, a lock held past the wait, a bad URL) fail the target; anything else (a dead connection) too, with its message
     if (signal?.aborted) throw e;
     return { outcome: 'failed', applied: [], error: scrub(e instanceof TiergateError ? e.message : `${(e as Error).message}`) };
+  }
+}
+
+/**
+ * The tiers the target's ledger records as applied bound to this evidence,
+ * in plan order: this step's, and those an earlier attempt of it applied
+ * before its worker died (a resumed step applies only the rest). `fallback`
+ * where the ledger cannot be read.
+ */
+async function appliedWith(db: Db, plan: Plan, evidenceSha256: string, fallback: number[]): Promise<number[]> {
+  try {
+    const r = await db.query<{ tier_id: number }>(
+      `select distinct l.tier_id from tiergate.ledger l where l.plan = $1 and l.status = 'applied' and l.evidence ->> 'sha256' = $2
+         and not exists (select 1 from tiergate.ledger x where x.plan = l.plan and x.tier_id = l.tier_id and x.id > l.id and x.status <> 'applied')`,
+      [plan.name, evidenceSha256],
+    );
+    const ids = new Set([...r.rows.map((x) => Number(x.tier_id)), ...fallback]);
+    return plan.tiers.filter((t) => ids.has(t.id)).map((t) => t.id);
+  } catch {
+    return fallback;
   }
 }
 
