@@ -180,6 +180,22 @@ export const MUTATIONS: Mutation[] = [
     backends: BOTH,
   },
   {
+    id: 'subject-change-unchecked',
+    guarantee: G.binding,
+    name: 'a payload replaced (and approved) between two tiers of one apply: the next gated tiers commit for it, under the evidence of the old one',
+    edits: [{ file: RUN_TIER, find: 'if (gate && options.subject !== undefined && gate.subject !== options.subject)', replace: 'if (false)' }],
+    tests: { files: ['test/amendments.test.ts'], names: 'the payload replaced while an apply runs' },
+    backends: PG,
+  },
+  {
+    id: 'killed-run-holds-on',
+    guarantee: G.bounded,
+    name: "a killed run's statement, its locks and the rollout lock stay until its statement_timeout: the server never checks that the client is gone",
+    edits: [{ file: 'src/engine/session-bounds.ts', find: 'const watchClient = !db.capabilities.singleConnection;', replace: 'const watchClient = false;' }],
+    tests: { files: ['test/operator-tty.test.ts'], names: 'a run killed in the middle of a statement' },
+    backends: PG,
+  },
+  {
     id: 'role-outlasts-its-file',
     guarantee: G.oneTx,
     name: 'SET ROLE in a tier file outlasts it: the ledger records another user and the tiers after it run as that role',
