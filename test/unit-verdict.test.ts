@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Evidence, GateReading, StageRecord, TierResult } from '../src/evidence/types.js';
-import { computeVerdict, coverageProblems, type VerdictInput } from '../src/evidence/verdict.js';
+import { checkRecordProblems, computeVerdict, coverageProblems, type VerdictInput } from '../src/evidence/verdict.js';
 import type { Plan, Tier } from '../src/plan/plan.js';
 
 const sha = (id: number) => `${String(id).padStart(2, '0')}`.repeat(32);
@@ -145,6 +145,47 @@ describe("post-conditions' records", () => {
     ]);
     // without a delta (a tier that failed before measuring), the record is checked against its condition alone
     expect(computeVerdict(noRollback, withTier(record(2, 'Failed', { post: [{ expr: 'owner_gap = 0', ok: false, value: 3 }] }))).failures).toEqual([]);
+  });
+});
+
+describe('checks that hold against the records they are about', () => {
+  const ok = (name: string) => ({ name, ok: true, detail: '' });
+  it('agree: an applied tier, a re-applied one beside its reverted record, a blocked tier with its guard proven, a verify that passed', () => {
+    expect(
+      checkRecordProblems([
+        stage('A', [record(1, 'Applied'), record(2, 'Blocked', { guardProven: true }), record(90, 'Failed')], [ok('A: tier 1 applies as expected'), ok('A: tier 2 stops itself with the gate closed'), ok('A: verify shows the honest gaps')]),
+        stage('C', [record(99, 'Applied'), record(3, 'Reverted'), record(3, 'Applied'), record(90, 'Passed')], [ok('C: tier 99 applies as expected'), ok('C: tier 3 re-applies as expected'), ok('C: verify passes after the re-apply')]),
+      ]),
+    ).toEqual([]);
+  });
+
+  it('disagree: each named, with what the records say; a check that fails is not asked', () => {
+    expect(
+      checkRecordProblems([
+        stage(
+          'B',
+          [record(2, 'Failed'), record(3, 'Blocked', { guardProven: false }), record(90, 'Failed')],
+          [
+            ok('B: tier 2 applies as expected'),
+            ok('B: tier 3 stops itself with the gate closed'),
+            ok('B: tier 4 re-applies as expected'),
+            ok('B: verify passes'),
+            { name: 'B: tier 2 matches the plan\'s expectations', ok: false, detail: 'x' },
+          ],
+        ),
+      ]),
+    ).toEqual([
+      "stage B: 'B: tier 2 applies as expected' is recorded as holding, but tier 2 is recorded Failed there",
+      "stage B: 'B: tier 3 stops itself with the gate closed' is recorded as holding, but tier 3 is recorded Blocked there",
+      "stage B: 'B: tier 4 re-applies as expected' is recorded as holding, but tier 4 is recorded nowhere there",
+      "stage B: 'B: verify passes' is recorded as holding, but no verify there passed",
+    ]);
+  });
+
+  it('lower the verdict', () => {
+    const v = computeVerdict({ tiers: [planTier(1, 'structure')], gate: undefined }, passedInput({ stages: [stage('B', [record(1, 'Failed')], [ok('B: tier 1 applies as expected')])] }));
+    expect(v.rehearsal).toBe('FAIL');
+    expect(v.failures).toEqual(["stage B: 'B: tier 1 applies as expected' is recorded as holding, but tier 1 is recorded Failed there"]);
   });
 });
 
