@@ -532,6 +532,37 @@ describe.runIf(testTargets().includes('postgres'))('rehearse without a snapshot,
     expect(left.map((s) => s.name)).toEqual([evidence[0]!.clone.snapshot!.database]);
     expect(await clonesOf(source.database)).toEqual([]);
   });
+
+  it('(f2) a --fresh rehearsal leaves the snapshot another rehearsal is running on, saying so; the next one drops it', async () => {
+    const prefix = `tiergate_snap_${source.database}_`;
+    const [before] = (await snapshots(prefix)).map((s) => s.name);
+    expect(before).toBeDefined();
+    // a rehearsal reusing it, held on its clone as tier 2 begins
+    const out = tmp('tiergate-snap-');
+    const held = startCli(['rehearse', '--plan', ENGINE_PLAN, '--source', source.url, '--scratch', serverUrl('postgres'), '--out', out, '--reuse-snapshot', '1h'], {
+      env: { TIERGATE_TEST_HOOK: 'tier-begin:2' },
+      timeoutMs: 240_000,
+    });
+    try {
+      await held.waitFor(/tiergate-test-hook tier-begin:2/);
+      const fresh = await rehearse(source, tmp('tiergate-snap-'), '--fresh');
+      expect(fresh.code, said(fresh)).toBe(0);
+      expect(said(fresh)).toContain(`left the older snapshot ${before}`);
+      expect((await snapshots(prefix)).map((s) => s.name)).toContain(before);
+    } finally {
+      held.kill('SIGUSR2');
+    }
+    // (tier 2 begins again in stage B: each pause let go at once)
+    const letGo = setInterval(() => held.kill('SIGUSR2'), 200);
+    const r = await held.done.finally(() => clearInterval(letGo));
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(readEvidence(out).clone.snapshot).toMatchObject({ database: before, reused: true });
+    // no rehearsal runs on it now: the next one drops it
+    const next = await rehearse(source, tmp('tiergate-snap-'), '--reuse-snapshot', '1h');
+    expect(next.code, said(next)).toBe(0);
+    expect(said(next)).toContain(`dropped the older snapshot ${before}`);
+    expect((await snapshots(prefix)).map((s) => s.name)).not.toContain(before);
+  });
 });
 
 describe.runIf(testTargets().includes('postgres'))('rehearse: a snapshot that cannot be made', () => {

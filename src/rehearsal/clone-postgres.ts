@@ -154,6 +154,7 @@ interface FoundSnapshot {
 async function snapshotClones(ctx: ProviderContext, options: SnapshotOptions): Promise<void> {
   const { scratchUrl, source, scratch, count, progress, register } = ctx;
   const prefix = snapshotPrefix(source.database, source.identityKey);
+  let release: (() => Promise<void>) | null = null;
   const chosen = await withSnapshotLock(scratchUrl, prefix, progress, ctx.signal, async (lockDb) => {
     const found = await listSnapshots(lockDb, prefix);
     for (const s of found.filter((x) => !x.complete)) {
@@ -173,7 +174,15 @@ async function snapshotClones(ctx: ProviderContext, options: SnapshotOptions): P
     }
     // (a snapshot just made is complete: it stays, and so do the older ones until the next rehearsal)
     stopIfInterrupted(ctx);
+    // in use by this rehearsal until it is over: another that would drop it (a newer snapshot taken, --fresh) leaves it
+    release = await holdSnapshot(scratchUrl, chosen.database);
+    // (Ctrl-C: nothing runs after the rehearsal, and its hold goes now)
+    ctx.signal?.addEventListener('abort', () => void release?.(), { once: true });
     for (const old of complete.filter((x) => x.name !== chosen.database)) {
+      if (!(await unusedSnapshot(lockDb, old.name))) {
+        progress(`left the older snapshot ${old.name} (taken ${old.takenAt}): another rehearsal is copying from it or running on its copies; the next rehearsal drops it`);
+        continue;
+      }
       await dropDatabase(scratchUrl, old.name, scratch.version);
       progress(`dropped the older snapshot ${old.name} (taken ${old.takenAt})`);
     }
@@ -209,12 +218,52 @@ async function snapshotClones(ctx: ProviderContext, options: SnapshotOptions): P
         : `${what} copied from ${chosen.database} at once (CREATE DATABASE … TEMPLATE, ${strategy!.why}) in ${(copyMs / 1000).toFixed(1)} s`,
     );
     return chosen;
+  }).catch(async (e: unknown) => {
+    await release?.();
+    throw e;
   });
   // the next rehearsal's ready copy, once this one is over: the server finishes it after tiergate exits
   ctx.afterRun(() => {
     progress(`the scratch server makes a copy of ${chosen.database} ready for the next rehearsal (${spareName(chosen.database)}), after this one`);
     readyCopyInBackground(scratchUrl, spareName(chosen.database), chosen.database);
+    void release?.();
   });
+}
+
+/** 'tg' + 3: a snapshot in use — held shared by each rehearsal that copied it, until it is over; taken exclusive to drop it. */
+const SNAPSHOT_USE_CLASS = 0x7467_0003;
+
+const snapshotUseKey = (snapshot: string) => createHash('sha256').update(snapshot).digest().readUInt32BE(0) & 0x7fff_ffff;
+
+/**
+ * Marks `snapshot` in use by this rehearsal (a shared advisory lock on a
+ * connection of its own): released by the returned function, or by the
+ * server when the process ends. Taken under the snapshot lock of its
+ * source, as every drop is: none can come between.
+ */
+async function holdSnapshot(scratchUrl: string, snapshot: string): Promise<() => Promise<void>> {
+  const db = await openDb(scratchUrl, { applicationName: 'tiergate rehearse (snapshot in use)' });
+  try {
+    await db.query('select pg_advisory_lock_shared($1, $2)', [SNAPSHOT_USE_CLASS, snapshotUseKey(snapshot)]);
+  } catch (e) {
+    await db.close().catch(() => undefined);
+    throw e;
+  }
+  let closed = false;
+  return async () => {
+    if (closed) return;
+    closed = true;
+    await db.close().catch(() => undefined);
+  };
+}
+
+/** Whether no rehearsal uses `snapshot` now: its use lock is free (taken exclusive on `db` for a moment). */
+async function unusedSnapshot(db: Db, snapshot: string): Promise<boolean> {
+  const key = snapshotUseKey(snapshot);
+  const got = await db.query<{ ok: boolean }>('select pg_try_advisory_lock($1, $2) as ok', [SNAPSHOT_USE_CLASS, key]);
+  if (!got.rows[0]?.ok) return false;
+  await db.query('select pg_advisory_unlock($1, $2)', [SNAPSHOT_USE_CLASS, key]);
+  return true;
 }
 
 /** The ready copies of the snapshots of `prefix`. */
