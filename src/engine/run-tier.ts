@@ -247,8 +247,9 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
       let gate: GateReading | null = null;
       if (tier.gated && !options.proveGuard) {
         gate = await readGate(tx, plan, { lockRows: true });
-        if (gate && options.subject !== undefined && gate.subject !== options.subject) throw new SubjectChanged(options.subject, gate.subject);
+        // a closed gate blocks, whatever it now approves; an open one for another payload than the run began with stops the run
         if (gate && !gate.open) throw new GateClosed(gate);
+        if (gate && options.subject !== undefined && gate.subject !== options.subject) throw new SubjectChanged(options.subject, gate.subject);
       }
       if (options.proveGuard && options.closeGate) await tx.exec(options.closeGate);
       await testHook('tier-begin', tier.id);
