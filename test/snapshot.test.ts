@@ -552,8 +552,12 @@ describe.runIf(testTargets().includes('postgres'))('rehearse without a snapshot,
     } finally {
       held.kill('SIGUSR2');
     }
-    // (tier 2 begins again in stage B: each pause let go at once)
-    const letGo = setInterval(() => held.kill('SIGUSR2'), 200);
+    // (tier 2 begins again in stage B and C: each pause let go once it is announced — a SIGUSR2 nobody waits for would end the process)
+    let released = 1;
+    const letGo = setInterval(() => {
+      const paused = held.output().stderr.split('tiergate-test-hook tier-begin:2').length - 1;
+      for (; released < paused; released++) held.kill('SIGUSR2');
+    }, 100);
     const r = await held.done.finally(() => clearInterval(letGo));
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(readEvidence(out).clone.snapshot).toMatchObject({ database: before, reused: true });

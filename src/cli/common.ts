@@ -3,7 +3,7 @@ import { createInterface } from 'node:readline/promises';
 import type { Db } from '../db/port.js';
 import type { EngineEvent, RunResult } from '../engine/run-result.js';
 import type { GateReading, TierResult } from '../engine/result.js';
-import { DeclinedError, InterruptedError, LockHeldError, UsageError } from '../errors.js';
+import { DeclinedError, LockHeldError, UsageError } from '../errors.js';
 import { openPlan } from '../plan/open-plan.js';
 import { parseDuration } from '../parse-duration.js';
 import { waitInterrupted } from './open-target.js';

@@ -1,5 +1,5 @@
 import type { Db } from '../db/port.js';
-import { PlanError, TargetError } from '../errors.js';
+import { TargetError } from '../errors.js';
 import type { Plan, Tier } from '../plan/plan.js';
 import { readIdentity, type TargetIdentity } from '../probe/identity.js';
 import type { TierResult } from './result.js';
@@ -66,12 +66,6 @@ export async function runPreflight(db: Db, plan: Plan, tier: Tier, identity: Tar
 
 /** Refuses (exit 2) a plan whose own queries in tiergate.yaml are not each one query that only reads (lint's `plan-query`). */
 export async function assertPlanQueries(plan: Plan): Promise<void> {
-  const { planQueryFindings } = await import('../plan/plan-queries.js');
-  const errors = await planQueryFindings(plan);
-  if (errors.length) {
-    throw new PlanError(
-      plan.name,
-      errors.map((f) => ({ path: `${f.file}:${f.line}:${f.column}`, message: `${f.message} [${f.rule}]; nothing was read ('tiergate lint' lists every finding)` })),
-    );
-  }
+  const { planQueryFindings, refuseFindings } = await import('../plan/plan-queries.js');
+  refuseFindings(plan, await planQueryFindings(plan), 'read');
 }

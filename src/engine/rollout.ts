@@ -1,5 +1,5 @@
 import type { Db } from '../db/port.js';
-import { DriftError, PlanError, TargetError } from '../errors.js';
+import { DriftError, TargetError } from '../errors.js';
 import { appliedRevision, type Plan } from '../plan/plan.js';
 import { readIdentity, type TargetIdentity } from '../probe/identity.js';
 import { ensureLedger, ledgerGrants, readLedger, type LedgerEntry } from './ledger.js';
@@ -63,13 +63,8 @@ export async function withRollout<T>(db: Db, plan: Plan, options: RolloutOptions
  */
 export async function assertPlanRunnable(plan: Plan): Promise<void> {
   const { lintErrors } = await import('../plan/lint.js');
-  const errors = await lintErrors(plan);
-  if (errors.length) {
-    throw new PlanError(
-      plan.name,
-      errors.map((f) => ({ path: `${f.file}:${f.line}:${f.column}`, message: `${f.message} [${f.rule}]; nothing was run ('tiergate lint' lists every finding)` })),
-    );
-  }
+  const { refuseFindings } = await import('../plan/plan-queries.js');
+  refuseFindings(plan, await lintErrors(plan), 'run');
 }
 
 /** Reads the ledger (creating it first unless `create` is false), naming whoever blocks it. */

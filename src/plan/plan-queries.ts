@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { PlanError } from '../errors.js';
 import type { LintFinding } from './lint-tier.js';
 import type { Plan } from './plan.js';
 import { whyNotAReadQuery } from './sql-facts.js';
@@ -55,4 +56,13 @@ function lineOf(lines: string[], section: string, key: string): number {
   const escaped = key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   const at = lines.findIndex((l, i) => i > from && from >= 0 && new RegExp(`^\\s+${escaped}\\s*:`).test(l));
   return at >= 0 ? at + 1 : 1;
+}
+
+/** Refuses (exit 2) a plan with lint errors, each with its file:line:column; `nothing` says what was not done ('run', 'read'). */
+export function refuseFindings(plan: Plan, errors: LintFinding[], nothing: 'run' | 'read'): void {
+  if (!errors.length) return;
+  throw new PlanError(
+    plan.name,
+    errors.map((f) => ({ path: `${f.file}:${f.line}:${f.column}`, message: `${f.message} [${f.rule}]; nothing was ${nothing} ('tiergate lint' lists every finding)` })),
+  );
 }

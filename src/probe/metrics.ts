@@ -1,7 +1,7 @@
 import type { QueryResult, Queryable } from '../db/port.js';
 import { DbError, DbStepError } from '../errors.js';
 import { relationKey, type NamedRelation } from '../plan/read-relations.js';
-import { relationsRead, splitStatements, touchedRelations, whyNotAReadQuery } from '../plan/sql-facts.js';
+import { relationsRead, whyNotAReadQuery } from '../plan/sql-facts.js';
 import { IDENT, identifierParts, statementName, textLiteral } from './identifiers.js';
 import { takeJitOff, TURN_OFF_LOCAL, withoutJitFolded } from './jit.js';
 
