@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { startedAfter } from './db/dir-lock.js';
+import { isAlive, startedAfter } from './db/dir-lock.js';
 
 /**
  * What a run cleans up when it ends, and must not leave behind at an exit
@@ -94,12 +94,5 @@ export function sweepLeftBehind(roots: string[], alive: (pid: number, since: Dat
 
 /** Whether `pid` is a process that was already running at `since` (this one, or one that made the folder). */
 function processAlive(pid: number, since: Date): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-  } catch (e) {
-    // EPERM: a process of another user holds that pid — alive
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  return !startedAfter(pid, since.toISOString());
+  return pid === process.pid || (isAlive(pid) && !startedAfter(pid, since.toISOString()));
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants, existsSync, lstatSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { isAlive } from '../db/dir-lock.js';
 import { UsageError } from '../errors.js';
 import { mkdirEach } from '../mkdir.js';
 
@@ -123,7 +124,7 @@ async function takeLock(path: string): Promise<() => void> {
         throw new UsageError(`cannot write into ${dirname(path)}: it takes no new file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): choose another --out`);
       }
       const holder = Number(readFileSafe(path));
-      if (!holder || !alive(holder)) rmSync(path, { force: true });
+      if (!holder || !isAlive(holder)) rmSync(path, { force: true });
       else if (Date.now() > deadline) throw new UsageError(`cannot write into ${dirname(path)}: another tiergate (pid ${holder}) is writing there`);
       else await new Promise((r) => setTimeout(r, 50));
     }
@@ -135,14 +136,5 @@ function readFileSafe(path: string): string {
     return readFileSync(path, 'utf8');
   } catch {
     return '';
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

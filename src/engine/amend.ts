@@ -1,4 +1,4 @@
-import type { Db, Queryable } from '../db/port.js';
+import type { Db, Queryable, TransactionOptions } from '../db/port.js';
 import { DbError, TargetError, UsageError } from '../errors.js';
 import type { Plan } from '../plan/plan.js';
 import { MISSING_OBJECT, readMetrics } from '../probe/metrics.js';
@@ -92,23 +92,14 @@ export async function scan(db: Db, plan: Plan): Promise<ScanResult> {
   try {
     if (amend.scan) {
       await namingBlockers(db, "running the plan's scanner", amend.scan, () =>
-        db.transaction(async (tx) => {
-          // the plan's queries over Directus's whole metadata: JIT compiling them costs more than it saves (src/probe/jit.ts;
-          // the draft at 6,500 collections: 6.5 s with it, 1.6 s without), for this transaction
-          await tx.query(TURN_OFF_LOCAL);
+        withoutJitTx(db, async (tx) => {
           await tx.query(`select set_config('application_name', $1, true)`, [`tiergate scan ${plan.name}`]);
           await tx.query(amend.scan!);
         }),
       );
     }
     const read = await namingBlockers(db, 'reading the findings', amend.findings, () =>
-      db.transaction(
-        async (tx) => {
-          await tx.query(TURN_OFF_LOCAL);
-          return { findings: await readFindings(tx, amend.findings), metrics: await readMetrics(tx, plan.metrics), gate: await readGate(tx, plan) };
-        },
-        { readOnly: true },
-      ),
+      withoutJitTx(db, async (tx) => ({ findings: await readFindings(tx, amend.findings), metrics: await readMetrics(tx, plan.metrics), gate: await readGate(tx, plan) }), { readOnly: true }),
     );
     return { plan: { name: plan.name }, target: db.displayUrl, identity, ...read, critical: read.findings.filter((f) => f.severity === 'critical').length };
   } catch (e) {
@@ -144,11 +135,9 @@ export async function draft(db: Db, plan: Plan): Promise<DraftResult> {
   try {
     const ledger = await readLedger(db, plan.name);
     return await namingBlockers(db, 'drafting the amendment', amend.draft, () =>
-      db.transaction(
+      withoutJitTx(
+        db,
         async (tx) => {
-          // the plan's queries over Directus's whole metadata: JIT compiling them costs more than it saves (src/probe/jit.ts;
-          // the draft at 6,500 collections: 6.5 s with it, 1.6 s without), for this transaction
-          await tx.query(TURN_OFF_LOCAL);
           const findings = await readFindings(tx, amend.findings);
           const gate = await readGate(tx, plan);
           await tx.query(`select set_config('tiergate.payload_in_effect', $1, true)`, [payloadInEffect(plan, ledger, gate)]);
@@ -196,10 +185,7 @@ export async function submit(db: Db, plan: Plan, payload: unknown): Promise<Subm
   await openPlanSession(db, plan);
   const text = JSON.stringify(payload);
   const out = await namingBlockers(db, 'submitting the amendment', amend.submit, () =>
-    db.transaction(async (tx) => {
-      // the plan's queries over Directus's whole metadata: JIT compiling them costs more than it saves (src/probe/jit.ts;
-      // the draft at 6,500 collections: 6.5 s with it, 1.6 s without), for this transaction
-      await tx.query(TURN_OFF_LOCAL);
+    withoutJitTx(db, async (tx) => {
       await tx.query(`select set_config('application_name', $1, true)`, [`tiergate propose ${plan.name}`]);
       const before = (await readGate(tx, plan))?.subject ?? null;
       if (amend.check) {
@@ -222,4 +208,17 @@ export async function submit(db: Db, plan: Plan, payload: unknown): Promise<Subm
   const ledger = await readLedger(db, plan.name);
   const pending = plan.tiers.filter((t) => amendment(t, ledger.get(t.id), { subject: out.after })).map((t) => t.id);
   return { plan: { name: plan.name }, target: db.displayUrl, ...out, pending };
+}
+
+/**
+ * A transaction for the plan's amend queries (scanner, findings, draft,
+ * check, submit): they read Directus's whole metadata, where compiling them
+ * costs more than it saves (src/probe/jit.ts; the draft at 6,500 collections
+ * 6.5 s with JIT, 1.6 s without), so JIT is off until it ends.
+ */
+function withoutJitTx<T>(db: Db, fn: (tx: Queryable) => Promise<T>, options?: TransactionOptions): Promise<T> {
+  return db.transaction(async (tx) => {
+    await tx.query(TURN_OFF_LOCAL);
+    return fn(tx);
+  }, options);
 }

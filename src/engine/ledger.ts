@@ -361,13 +361,11 @@ export class RolloutLockLost extends Error {
 }
 
 /**
- * What the owner of tiergate's ledger (or a superuser) runs so that `user`
- * may read it (status, log, verify, scan, a rehearsal's source) or also
- * write it (apply, rollback, approve).
+ * What the owner of tiergate's ledger (or a superuser) runs so that `role`
+ * (as quote_ident writes it) may read it (status, log, verify, scan, a
+ * rehearsal's source) or also write it (apply, rollback, approve).
  */
-export function ledgerGrants(user: string, access: 'read' | 'write'): string {
-  const u = user.replace(/"/g, '""');
-  const role = /^[a-z_][a-z0-9_]*$/.test(user) ? user : `"${u}"`;
+export function ledgerGrants(role: string, access: 'read' | 'write'): string {
   return access === 'read'
     ? `GRANT USAGE ON SCHEMA tiergate TO ${role}; GRANT SELECT ON ALL TABLES IN SCHEMA tiergate TO ${role}`
     : `GRANT USAGE ON SCHEMA tiergate TO ${role}; GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA tiergate TO ${role}; GRANT USAGE ON ALL SEQUENCES IN SCHEMA tiergate TO ${role}`;

@@ -91,20 +91,19 @@ export function assertNoDrift(plan: Plan, ledger: Map<number, LedgerEntry>): voi
  * server's refusal of the first write (CREATE SCHEMA tiergate).
  */
 export async function whyNotWritable(db: Db): Promise<string | null> {
-  const r = await db.query<{ standby: boolean; read_only: boolean; usr: string; dbname: string; has_schema: boolean; can_create: boolean; can_write: boolean; owner: string | null }>(
+  const r = await db.query<{ standby: boolean; read_only: boolean; usr: string; role: string; dbname: string; has_schema: boolean; can_create: boolean; can_write: boolean; owner: string | null }>(
     `select pg_is_in_recovery() as standby, current_setting('transaction_read_only') = 'on' as read_only, current_user as usr,
-            current_database() as dbname, to_regnamespace('tiergate') is not null as has_schema,
+            quote_ident(current_user) as role, current_database() as dbname, ns.oid is not null as has_schema,
             has_database_privilege(current_database(), 'CREATE') as can_create,
-            -- the ledger another user created: this one must read and write its tables
-            -- (by oid, from the catalog: a name lookup in a schema without USAGE is itself refused)
-            not exists (select 1 from pg_namespace n where n.nspname = 'tiergate' and not has_schema_privilege(n.oid, 'USAGE'))
-              -- (looked up by name: pg_class's index on (relname, relnamespace), not a scan of 26,000 rows at scale 100)
+            -- the ledger another user created: this one must read and write its tables (by oid, from the catalog: a
+            -- name lookup in a schema without USAGE is itself refused; by name in pg_class's index, not a scan of it)
+            ns.oid is null or (has_schema_privilege(ns.oid, 'USAGE')
               and not exists (select 1 from pg_class c
-                               where c.relname in ('ledger', 'attempt', 'ledger_id_seq', 'attempt_id_seq')
-                                 and c.relnamespace = (select n.oid from pg_namespace n where n.nspname = 'tiergate')
+                               where c.relname in ('ledger', 'attempt', 'ledger_id_seq', 'attempt_id_seq') and c.relnamespace = ns.oid
                                  and case when c.relkind = 'S' then not has_sequence_privilege(c.oid, 'USAGE')
-                                          else not has_table_privilege(c.oid, 'SELECT, INSERT') end) as can_write,
-            (select pg_get_userbyid(nspowner)::text from pg_namespace where nspname = 'tiergate') as owner`,
+                                          else not has_table_privilege(c.oid, 'SELECT, INSERT') end)) as can_write,
+            pg_get_userbyid(ns.nspowner)::text as owner
+       from (select 1) one left join pg_namespace ns on ns.nspname = 'tiergate'`,
   );
   const w = r.rows[0];
   if (!w) return null;
@@ -115,7 +114,6 @@ export async function whyNotWritable(db: Db): Promise<string | null> {
   if (!w.has_schema && !w.can_create) {
     return `user ${w.usr} may not create tiergate's ledger schema (no CREATE privilege on database ${w.dbname}): GRANT CREATE ON DATABASE ${w.dbname} TO ${w.usr}, or have its owner run CREATE SCHEMA tiergate AUTHORIZATION ${w.usr}`;
   }
-  if (w.has_schema && !w.can_write) return `user ${w.usr} may not write tiergate's ledger (schema tiergate, created by ${w.owner ?? 'another user'}): ${ledgerGrants(w.usr, 'write')}, or run as ${w.owner ?? 'its owner'}`;
+  if (w.has_schema && !w.can_write) return `user ${w.usr} may not write tiergate's ledger (schema tiergate, created by ${w.owner ?? 'another user'}): ${ledgerGrants(w.role, 'write')}, or run as ${w.owner ?? 'its owner'}`;
   return null;
 }
-

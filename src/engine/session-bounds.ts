@@ -83,18 +83,19 @@ async function notPermitted(db: Db, what: string, e: DbError): Promise<TargetErr
  * schema the grants its reads need.
  */
 export async function grantsFor(db: Db, message: string, where: string | null = null): Promise<string> {
-  const user = await db
-    .query<{ u: string }>('select current_user as u')
-    .then((r) => r.rows[0]?.u ?? null)
-    .catch(() => null);
-  const who = user ?? 'this user';
   const schema = /permission denied for schema "?([^"\s]+)"?/.exec(message)?.[1];
   const table = /permission denied for (?:table|view|sequence) "?([^"\s]+)"?/.exec(message)?.[1];
+  // the names as the GRANT must write them, quoted by the server where they need it
+  const named = await db
+    .query<{ role: string; schema: string | null }>('select quote_ident(current_user) as role, quote_ident($1) as schema', [schema ?? null])
+    .then((r) => r.rows[0] ?? null)
+    .catch(() => null);
+  const who = named?.role ?? 'this user';
   const onLedger = schema === 'tiergate' || (!schema && /tiergate\./.test(where ?? '')) || (table !== undefined && ['ledger', 'attempt'].includes(table));
   const grant = onLedger
     ? `${ledgerGrants(who, 'read')} (as its owner, or a superuser)`
-    : schema
-      ? `GRANT USAGE ON SCHEMA ${schema} TO ${who}; GRANT SELECT ON ALL TABLES IN SCHEMA ${schema} TO ${who}`
+    : named?.schema
+      ? `GRANT USAGE ON SCHEMA ${named.schema} TO ${who}; GRANT SELECT ON ALL TABLES IN SCHEMA ${named.schema} TO ${who}`
       : `grant ${who} what it lacks`;
   return `user ${who} may not read it — ${grant}`;
 }

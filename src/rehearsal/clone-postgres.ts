@@ -155,6 +155,7 @@ async function snapshotClones(ctx: ProviderContext, options: SnapshotOptions): P
   const { scratchUrl, source, scratch, count, progress, register } = ctx;
   const prefix = snapshotPrefix(source.database, source.identityKey);
   let release: (() => Promise<void>) | null = null;
+  const releaseNow = () => void release?.();
   const chosen = await withSnapshotLock(scratchUrl, prefix, progress, ctx.signal, async (lockDb) => {
     const found = await listSnapshots(lockDb, prefix);
     for (const s of found.filter((x) => !x.complete)) {
@@ -177,7 +178,7 @@ async function snapshotClones(ctx: ProviderContext, options: SnapshotOptions): P
     // in use by this rehearsal until it is over: another that would drop it (a newer snapshot taken, --fresh) leaves it
     release = await holdSnapshot(scratchUrl, chosen.database);
     // (Ctrl-C: nothing runs after the rehearsal, and its hold goes now)
-    ctx.signal?.addEventListener('abort', () => void release?.(), { once: true });
+    ctx.signal?.addEventListener('abort', releaseNow, { once: true });
     for (const old of complete.filter((x) => x.name !== chosen.database)) {
       if (!(await unusedSnapshot(lockDb, old.name))) {
         progress(`left the older snapshot ${old.name} (taken ${old.takenAt}): another rehearsal is copying from it or running on its copies; the next rehearsal drops it`);
@@ -226,7 +227,8 @@ async function snapshotClones(ctx: ProviderContext, options: SnapshotOptions): P
   ctx.afterRun(() => {
     progress(`the scratch server makes a copy of ${chosen.database} ready for the next rehearsal (${spareName(chosen.database)}), after this one`);
     readyCopyInBackground(scratchUrl, spareName(chosen.database), chosen.database);
-    void release?.();
+    ctx.signal?.removeEventListener('abort', releaseNow);
+    releaseNow();
   });
 }
 
