@@ -1,5 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { isAlive, startedAfter } from './db/dir-lock.js';
 
@@ -95,4 +96,46 @@ export function sweepLeftBehind(roots: string[], alive: (pid: number, since: Dat
 /** Whether `pid` is a process that was already running at `since` (this one, or one that made the folder). */
 function processAlive(pid: number, since: Date): boolean {
   return pid === process.pid || (isAlive(pid) && !startedAfter(pid, since.toISOString()));
+}
+
+/**
+ * Who made something a later run may find left behind where no folder name
+ * can carry it (a clone database on a scratch server): this process, on
+ * this machine (its host name), since its last boot (Linux's boot id).
+ */
+export interface OwnerMark {
+  pid: number;
+  host: string;
+  /** /proc/sys/kernel/random/boot_id; '' where there is none */
+  boot: string;
+  /** ISO 8601: when the thing was made (a pid taken since by a newer process is not its maker) */
+  at: string;
+}
+
+export function ownerMark(): OwnerMark {
+  return { pid: process.pid, host: hostname(), boot: bootId(), at: new Date().toISOString() };
+}
+
+function bootId(): string {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * Whether the run that wrote `mark` is certainly gone: it ran on this
+ * machine (same host name) and the machine booted since, or its process is
+ * gone (or its pid was taken by a newer one). False whenever it cannot be
+ * told — another machine's run, a mark that is not one — so that nothing a
+ * live run uses is ever removed on a guess.
+ */
+export function ownerGone(mark: unknown, alive: (pid: number, since: Date) => boolean = processAlive): boolean {
+  const m = mark as Partial<OwnerMark> | null;
+  if (!m || typeof m.pid !== 'number' || typeof m.host !== 'string' || typeof m.at !== 'string' || !Number.isFinite(Date.parse(m.at))) return false;
+  if (m.host !== hostname()) return false;
+  const boot = bootId();
+  if (boot && m.boot && boot !== m.boot) return true;
+  return !alive(m.pid, new Date(m.at));
 }

@@ -6,10 +6,11 @@
  * clone and an older tiergate's folder are left.
  */
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { KEPT_MARK, ownedTempPrefix, sweepLeftBehind } from '../src/exit-cleanup.js';
+import { KEPT_MARK, ownedTempPrefix, ownerMark, sweepLeftBehind } from '../src/exit-cleanup.js';
+import { cloneLeftBehind } from '../src/rehearsal/clone-postgres.js';
 import { runCli } from './helpers/cli.js';
 
 /** A pid no process has now. */
@@ -62,4 +63,24 @@ describe('folders killed runs left behind', () => {
     expect(r.stdout).toMatch(/removed 1 clone or dump folder that killed runs left behind/);
     expect(existsSync(gone)).toBe(false);
   }, 300_000);
+});
+
+describe('clone databases killed runs left on a scratch server', () => {
+  it("a clone's comment names its maker: gone (its process, or the machine's boot) → left behind; alive, another machine's, kept or unmarked → not", () => {
+    const mine = ownerMark();
+    const made = (mark: object) => `tiergate clone made by ${JSON.stringify({ ...mine, ...mark })}`;
+    expect(cloneLeftBehind(made({}))).toBe(false);
+    expect(cloneLeftBehind(made({ pid: deadPid() }))).toBe(true);
+    // a pid a newer process took since the clone was made
+    expect(cloneLeftBehind(made({ pid: process.ppid }), (pid) => pid !== process.ppid)).toBe(true);
+    // the machine booted since: every process of before is gone
+    if (mine.boot) expect(cloneLeftBehind(made({ boot: 'another-boot' }))).toBe(true);
+    // another machine's run cannot be told gone
+    expect(cloneLeftBehind(made({ pid: deadPid(), host: `${hostname()}-other` }))).toBe(false);
+    expect(cloneLeftBehind(made({ pid: deadPid(), boot: 'another-boot', host: `${hostname()}-other` }))).toBe(false);
+    expect(cloneLeftBehind(`tiergate clone kept (rehearse --keep), made by ${JSON.stringify({ ...mine, pid: deadPid() })}`)).toBe(false);
+    for (const comment of [null, '', 'kept', 'tiergate clone made by {', 'tiergate clone made by {"pid":"1"}', `tiergate clone made by ${JSON.stringify({ ...mine, pid: deadPid(), at: 'yesterday' })}`]) {
+      expect(cloneLeftBehind(comment)).toBe(false);
+    }
+  });
 });

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Evidence } from '../src/evidence/types.js';
-import { stopLeftChildren } from '../src/exit-cleanup.js';
+import { ownerMark, stopLeftChildren } from '../src/exit-cleanup.js';
 import { snapshotPrefix } from '../src/rehearsal/clone-postgres.js';
 import { runTool } from '../src/rehearsal/clone-tools.js';
 import { snapshotLine } from '../src/report/index.js';
@@ -519,6 +519,51 @@ describe.runIf(testTargets().includes('postgres'))('rehearse without a snapshot,
     expect(readEvidence(out).clone.snapshot).toBeUndefined();
     expect(await snapshots(`tiergate_snap_${source.database}_`)).toEqual([]);
     expect(await clonesOf(source.database)).toEqual([]);
+  });
+
+  it("(e2) a killed rehearsal's clones are dropped by the next one, which says so; a kept clone, a live run's and an unmarked one stay", async () => {
+    const killed = startCli(['rehearse', '--plan', ENGINE_PLAN, '--source', source.url, '--scratch', serverUrl('postgres'), '--out', tmp('tiergate-snap-'), '--no-snapshot'], {
+      env: { TIERGATE_TEST_HOOK: 'tier-committed:1', TIERGATE_TEST_HOOK_WAIT_MS: '120000' },
+      timeoutMs: 240_000,
+    });
+    await killed.waitFor(/tiergate-test-hook tier-committed:1/, 'stderr');
+    const left = await clonesOf(source.database);
+    expect(left).toHaveLength(2);
+    killed.kill('SIGKILL');
+    expect((await killed.done).signal).toBe('SIGKILL');
+    // (the server ends the killed client's sessions as it reads their end)
+    const sessions = () => onServer(async (c) => (await c.query<{ s: string }>(`select pid || ' ' || state || ' ' || left(query, 60) as s from pg_stat_activity where datname = any($1)`, [left])).rows.map((r) => r.s));
+    for (let i = 0; i < 300 && (await sessions()).length; i++) await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await sessions()).toEqual([]);
+    expect((await clonesOf(source.database)).sort()).toEqual([...left].sort());
+    // an older tiergate's clone (no mark) and one a live run made (this process's mark)
+    const unmarked = `tiergate_clone_${source.database}_old000`;
+    const live = `tiergate_clone_${source.database}_live00`;
+    await onServer(async (c) => {
+      await c.query(`create database "${unmarked}"`);
+      await c.query(`create database "${live}"`);
+      const sql = await c.query<{ sql: string }>(`select format('comment on database %I is %L', $1::text, $2::text) as sql`, [live, `tiergate clone made by ${JSON.stringify(ownerMark())}`]);
+      await c.query(sql.rows[0]!.sql);
+    });
+    try {
+      const out = tmp('tiergate-snap-');
+      const r = await rehearse(source, out, '--no-snapshot', '--keep');
+      expect(r.code, said(r)).toBe(0);
+      expect(r.stdout).toMatch(/dropped 2 clone databases that killed rehearsals left on the scratch server/);
+      const keptName = decodeURIComponent(new URL(readEvidence(out).clone.location).pathname.slice(1));
+      const now = await clonesOf(source.database);
+      for (const name of left) expect(now).not.toContain(name);
+      expect(now.sort()).toEqual([keptName, live, unmarked].sort());
+      const comment = await onServer(async (c) => (await c.query<{ c: string }>(`select shobj_description(oid, 'pg_database') as c from pg_database where datname = $1`, [keptName])).rows[0]!.c);
+      expect(comment).toMatch(/^tiergate clone kept \(rehearse --keep\), made by \{"pid":\d+,/);
+      // the kept clone's maker is gone now: it stays all the same, and so do the other two
+      const again = await rehearse(source, tmp('tiergate-snap-'), '--no-snapshot');
+      expect(again.code, said(again)).toBe(0);
+      expect(said(again)).not.toMatch(/clone databases? that killed rehearsals left/);
+      expect((await clonesOf(source.database)).sort()).toEqual([keptName, live, unmarked].sort());
+    } finally {
+      await dropDatabases(await clonesOf(source.database));
+    }
   });
 
   it('(f) two rehearsals of one source at once both pass: one dumps, the other reuses; one snapshot is left', async () => {

@@ -8,7 +8,7 @@ import { connectLibpqSsl } from '../db/pg-adapter.js';
 import { editPostgresUrl, NO_HOST, parsePostgresUrl } from '../db/pg-url.js';
 import type { Db } from '../db/port.js';
 import { ConnectionError, InterruptedError, TargetError, UsageError } from '../errors.js';
-import { ownedTempPrefix, removeAtAbruptExit } from '../exit-cleanup.js';
+import { ownedTempPrefix, ownerGone, ownerMark, removeAtAbruptExit } from '../exit-cleanup.js';
 import type { CloneSnapshot } from '../evidence/types.js';
 import { describeAge } from '../parse-duration.js';
 import { recordBaseline } from '../probe/fingerprint.js';
@@ -46,6 +46,7 @@ export function postgresProvider(sourceUrl: string, scratchUrl: string, snapshot
     const [source, scratch] = await both(readSource(sourceUrl, reader), readScratch(scratchUrl));
     const ctx: ProviderContext = { sourceUrl, scratchUrl, source, scratch, started, count, progress, register, afterRun, signal };
     stopIfInterrupted(ctx);
+    await dropLeftBehind(scratchUrl, scratch, progress);
     if (snapshot?.keep) await snapshotClones(ctx, snapshot);
     else await directClones(ctx);
   };
@@ -55,7 +56,7 @@ interface ProviderContext {
   sourceUrl: string;
   scratchUrl: string;
   source: SourceFacts;
-  scratch: { version: number; lockSlots: number };
+  scratch: ScratchFacts;
   started: number;
   count: number;
   progress: (message: string) => void;
@@ -335,6 +336,7 @@ async function takeSpare(lockDb: Db, spare: string, clone: string, progress: (m:
     return false;
   }
   await lockDb.exec(`alter database ${ident(clone)} allow_connections true`);
+  await commentOn(lockDb, clone, CLONE_COMMENT + JSON.stringify(ownerMark()));
   return true;
 }
 
@@ -410,9 +412,7 @@ async function makeSnapshot(ctx: ProviderContext, prefix: string, taken: string[
       await db.exec(`alter database ${ident(name)} allow_connections false`);
       const meta = { takenAt, sourceDatabase: source.database, sourceOid: source.databaseOid, tiergateVersion: tiergateVersion(), ...(planState ? { planState } : {}) };
       const comment = `${SNAPSHOT_COMPLETE}${JSON.stringify(meta)}`;
-      // COMMENT takes a literal, not a parameter: the server quotes it (format %L)
-      const sql = await db.query<{ sql: string }>(`select format('comment on database %I is %L', $1::text, $2::text) as sql`, [name, comment]);
-      await db.exec(sql.rows[0]!.sql);
+      await commentOn(db, name, comment);
     });
   } catch (e) {
     await snapshot.drop().catch((d: unknown) => progress(`could not remove the incomplete snapshot ${name} (${(d as Error).message}): the next rehearsal of this source drops it, or drop database ${name}`));
@@ -553,14 +553,78 @@ function chooseStrategy(facts: StrategyFacts | undefined): { clause: string; why
   return { clause: '', why: `strategy wal_log: ${size}` };
 }
 
-/** The scratch server's version and lock table size (max_locks_per_transaction × (max_connections + max_prepared_transactions)), in one visit. */
-export async function readScratch(scratchUrl: string): Promise<{ version: number; lockSlots: number }> {
+interface ScratchFacts {
+  version: number;
+  lockSlots: number;
+  /** clone databases whose rehearsal was killed before it could drop them (`cloneLeftBehind`) */
+  leftBehind: string[];
+}
+
+/**
+ * The scratch server's version, its lock table size (max_locks_per_transaction ×
+ * (max_connections + max_prepared_transactions)) and the clones killed runs
+ * left on it, in one visit.
+ */
+export async function readScratch(scratchUrl: string): Promise<ScratchFacts> {
   return withServer(scratchUrl, 'the scratch server', async (db) => {
     const r = await db.query<{ n: string }>(
       `select current_setting('max_locks_per_transaction')::int8 * (current_setting('max_connections')::int8 + current_setting('max_prepared_transactions')::int8) as n`,
     );
-    return { version: db.capabilities.serverVersion, lockSlots: Number(r.rows[0]?.n ?? 0) };
+    // this user's clone databases no session is connected to, with the mark of the run that made them
+    const clones = await db.query<{ name: string; comment: string | null }>(
+      `select d.datname::text as name, shobj_description(d.oid, 'pg_database') as comment
+         from pg_database d
+        where left(d.datname, length($1)) = $1
+          and pg_has_role(current_user, d.datdba, 'MEMBER')
+          and not exists (select 1 from pg_stat_activity a where a.datid = d.oid)
+        order by d.datname`,
+      [CLONE_PREFIX],
+    );
+    const leftBehind = clones.rows.filter((c) => cloneLeftBehind(c.comment)).map((c) => c.name);
+    return { version: db.capabilities.serverVersion, lockSlots: Number(r.rows[0]?.n ?? 0), leftBehind };
   });
+}
+
+/** What a clone database's name starts with (`cloneName`); a snapshot's and a ready copy's do not. */
+const CLONE_PREFIX = 'tiergate_clone_';
+
+/**
+ * What the comment of a clone database starts with, its maker's mark
+ * (`ownerMark`, JSON) after it: a later rehearsal on the same machine drops
+ * a clone whose maker is gone (killed before it could). A clone kept with
+ * `--keep` says so instead and is never dropped; a clone without either
+ * (an older tiergate's, another tool's) is left.
+ */
+const CLONE_COMMENT = 'tiergate clone made by ';
+const KEPT_COMMENT = 'tiergate clone kept (rehearse --keep), made by ';
+
+/** Whether a clone database with this comment was left by a run that is gone. */
+export function cloneLeftBehind(comment: string | null, alive?: (pid: number, since: Date) => boolean): boolean {
+  if (!comment?.startsWith(CLONE_COMMENT)) return false;
+  try {
+    return ownerGone(JSON.parse(comment.slice(CLONE_COMMENT.length)), alive);
+  } catch {
+    return false;
+  }
+}
+
+/** `COMMENT ON DATABASE name IS comment` (a literal, not a parameter: the server quotes it, format %L). */
+async function commentOn(db: Db, name: string, comment: string): Promise<void> {
+  const sql = await db.query<{ sql: string }>(`select format('comment on database %I is %L', $1::text, $2::text) as sql`, [name, comment]);
+  await db.exec(sql.rows[0]!.sql);
+}
+
+/** The clones killed rehearsals left on the scratch server (`readScratch`), dropped; a failure only says so. */
+async function dropLeftBehind(scratchUrl: string, scratch: ScratchFacts, progress: (message: string) => void): Promise<void> {
+  if (!scratch.leftBehind.length) return;
+  const failed: string[] = [];
+  await Promise.all(
+    scratch.leftBehind.map((name) => dropDatabase(scratchUrl, name, scratch.version).catch((e: unknown) => void failed.push(`${name} (${(e as Error).message})`))),
+  );
+  const dropped = scratch.leftBehind.length - failed.length;
+  const n = (k: number) => `${k} clone database${k === 1 ? '' : 's'}`;
+  if (dropped) progress(`dropped ${n(dropped)} that killed rehearsals left on the scratch server`);
+  if (failed.length) progress(`could not drop ${n(failed.length)} that killed rehearsals left on the scratch server: ${failed.join(', ')}`);
 }
 
 function requireServerUrl(url: string, flag: string): void {
@@ -617,7 +681,7 @@ async function withServer<T>(url: string, what: string, fn: (db: Db) => Promise<
 /** `tiergate_clone_<source>_<random>`: a valid, unquoted-safe name within 63 bytes. */
 function cloneName(sourceDatabase: string): string {
   const slug = sourceDatabase.toLowerCase().replace(/[^a-z0-9_]+/g, '_').slice(0, 32) || 'db';
-  return `tiergate_clone_${slug}_${randomBytes(3).toString('hex')}`;
+  return `${CLONE_PREFIX}${slug}_${randomBytes(3).toString('hex')}`;
 }
 
 function ident(name: string): string {
@@ -651,9 +715,32 @@ async function createDatabase(
 /** The handle of a database about to be created, handed to `register` first (its removal is `drop database if exists`). */
 async function registerDatabase(scratchUrl: string, name: string, scratchVersion: number, register: (c: ScopedClone) => void | Promise<void>): Promise<ScopedClone> {
   const url = databaseUrl(scratchUrl, name);
-  const clone = new ScopedClone(url, redactUrl(url), 'postgres', (sent) => dropDatabase(scratchUrl, name, scratchVersion, sent));
+  const clone = new PostgresClone(url, scratchUrl, name, (sent) => dropDatabase(scratchUrl, name, scratchVersion, sent));
   await register(clone);
   return clone;
+}
+
+/** A clone database on the scratch server: one kept (`--keep`) says so in its comment, and no later rehearsal drops it. */
+class PostgresClone extends ScopedClone {
+  constructor(
+    url: string,
+    private readonly scratchUrl: string,
+    private readonly name: string,
+    remove: (sent: () => void) => Promise<void>,
+  ) {
+    super(url, redactUrl(url), 'postgres', remove);
+  }
+
+  override async keep(): Promise<void> {
+    await super.keep();
+    try {
+      await withServer(this.scratchUrl, 'the scratch server', (db) => commentOn(db, this.name, KEPT_COMMENT + JSON.stringify(ownerMark())));
+    } catch (e) {
+      throw new TargetError(
+        `kept the clone ${this.displayUrl}, but could not mark it kept (${(e as Error).message}): a later rehearsal on this machine would drop it once this run is over; comment on database ${this.name} is 'kept' to keep it`,
+      );
+    }
+  }
 }
 
 /** `CREATE DATABASE name TEMPLATE template` on a connection of its own; `clause` adds e.g. ` strategy file_copy`. */
@@ -664,6 +751,7 @@ async function createOn(scratchUrl: string, name: string, template: string, clau
     } catch (e) {
       throw new TargetError(`cannot create the ${what} database '${name}' on ${redactUrl(scratchUrl)}: ${(e as Error).message}; the --scratch user needs CREATEDB`);
     }
+    if (what === 'clone') await commentOn(db, name, CLONE_COMMENT + JSON.stringify(ownerMark()));
   });
 }
 
