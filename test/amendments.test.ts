@@ -821,6 +821,34 @@ describe.runIf(testTargets().includes('postgres'))('the payload replaced while a
   });
 });
 
+describe.runIf(testTargets().includes('postgres'))('a database nothing can be written on (postgres)', () => {
+  it('approve and scan say so before they write (exit 2, nothing recorded), as apply does', async () => {
+    target = await freshDatabase('postgres', 'directus', { exactName: true });
+    const url = target.url;
+    await withDb(url, (db) => writeSample(db, {}));
+    const structure = await runCli(['apply', '--yes', '--structure-only', '--target', url]);
+    expect(structure.code, structure.stdout + structure.stderr).toBe(0);
+    const counts = () =>
+      withDb(url, async (db) => [Number(await scalar(db, 'select count(*) as v from os_proposal_approvals')), Number(await scalar(db, 'select count(*) as v from axis.scan_run'))]);
+    const before = await counts();
+    await withDb(url, (db) => db.exec(`alter database "${target!.database}" set default_transaction_read_only = on`));
+    try {
+      const approved = await runCli(['approve', '--yes', '--target', url, '--as', ADMIN]);
+      expect(approved.code, approved.stdout + approved.stderr).toBe(2);
+      expect(approved.stderr).toMatch(/cannot approve on .*: its sessions are read-only \(default_transaction_read_only = on, .*\): point --target at a writable database.*; nothing was recorded/);
+      const scanned = await runCli(['scan', '--target', url]);
+      expect(scanned.code, scanned.stdout + scanned.stderr).toBe(2);
+      expect(scanned.stderr).toMatch(/cannot scan .*: the plan's scanner records its run there, and its sessions are read-only .*; nothing was changed/);
+    } finally {
+      await withDb(url, async (db) => {
+        await db.exec('set default_transaction_read_only = off');
+        await db.exec(`alter database "${target!.database}" reset default_transaction_read_only`);
+      });
+    }
+    expect(await counts()).toEqual(before);
+  });
+});
+
 describe.each(testTargets())('amendments in a row (%s)', (kind) => {
   // four rehearsals, four applies, two rollbacks: minutes on a busy machine
   it('three amendments, each rehearsed and applied; then the full rollback and a re-apply give the fingerprint the rehearsal proves; rollback --amendment takes only the last', { timeout: 300_000 }, async () => {

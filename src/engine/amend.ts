@@ -8,6 +8,7 @@ import { amendment } from './apply.js';
 import { readGate } from './gate.js';
 import { readLedger, type LedgerEntry } from './ledger.js';
 import { openPlanSession } from './preflight.js';
+import { whyReadOnly } from './rollout.js';
 import type { GateReading } from './result.js';
 import { namingBlockers } from './session-bounds.js';
 
@@ -91,6 +92,9 @@ export async function scan(db: Db, plan: Plan): Promise<ScanResult> {
   const identity = await openPlanSession(db, plan);
   try {
     if (amend.scan) {
+      // the scanner records its run: a database nothing can be written on is said so, not refused by the server
+      const readOnly = await whyReadOnly(db);
+      if (readOnly) throw new TargetError(`cannot scan ${db.displayUrl}: the plan's scanner records its run there, and ${readOnly}; nothing was changed`);
       await namingBlockers(db, "running the plan's scanner", amend.scan, () =>
         withoutJitTx(db, async (tx) => {
           await tx.query(`select set_config('application_name', $1, true)`, [`tiergate scan ${plan.name}`]);

@@ -5,6 +5,7 @@ import type { Plan } from '../plan/plan.js';
 import type { TargetIdentity } from '../probe/identity.js';
 import { readApprovals, readGate } from './gate.js';
 import { openPlanSession } from './preflight.js';
+import { whyReadOnly } from './rollout.js';
 import type { Approval, GateReading } from './result.js';
 
 export interface ApproveResult {
@@ -37,6 +38,8 @@ export async function approve(db: Db, plan: Plan, options: { as: string; proposa
   const proposal = options.proposal ?? gate.approve.proposal;
   if (!options.as.trim()) throw new UsageError('--as is empty: give the email of the Directus user who approves');
   const identity = await openPlanSession(db, plan);
+  const readOnly = await whyReadOnly(db);
+  if (readOnly) throw new TargetError(`cannot approve on ${db.displayUrl}: ${readOnly}; nothing was recorded`);
   const approval = await db.transaction(async (tx) => {
     await tx.query(`select set_config('application_name', $1, true)`, [`tiergate approve ${plan.name}`]);
     const inserted = await tx.query<{ id: unknown }>(gate.approve!.sql, [options.as, proposal]).catch((e: unknown) => {

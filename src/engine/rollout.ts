@@ -107,13 +107,40 @@ export async function whyNotWritable(db: Db): Promise<string | null> {
   );
   const w = r.rows[0];
   if (!w) return null;
-  if (w.standby) return 'it is a hot standby (in recovery), where nothing can be written: point --target at the primary';
-  if (w.read_only) {
-    return `its sessions are read-only (default_transaction_read_only = on, for database ${w.dbname} or user ${w.usr}): point --target at a writable database, or turn it off for this user (ALTER ROLE ${w.usr} SET default_transaction_read_only = off)`;
-  }
+  const readOnly = readOnlyReason(w);
+  if (readOnly) return readOnly;
   if (!w.has_schema && !w.can_create) {
     return `user ${w.usr} may not create tiergate's ledger schema (no CREATE privilege on database ${w.dbname}): GRANT CREATE ON DATABASE ${w.dbname} TO ${w.usr}, or have its owner run CREATE SCHEMA tiergate AUTHORIZATION ${w.usr}`;
   }
   if (w.has_schema && !w.can_write) return `user ${w.usr} may not write tiergate's ledger (schema tiergate, created by ${w.owner ?? 'another user'}): ${ledgerGrants(w.role, 'write')}, or run as ${w.owner ?? 'its owner'}`;
+  return null;
+}
+
+/**
+ * Why nothing can be written on this session's database (null when it can):
+ * a hot standby, or sessions that are read-only. For the commands that write
+ * something else than the ledger (approve records an approval, scan runs the
+ * plan's scanner): said before, in words, instead of the server's refusal
+ * of the write (SQLSTATE 25006).
+ */
+export async function whyReadOnly(db: Db): Promise<string | null> {
+  const r = await db.query<ReadOnlyFacts>(
+    `select pg_is_in_recovery() as standby, current_setting('transaction_read_only') = 'on' as read_only, current_user as usr, current_database() as dbname`,
+  );
+  return r.rows[0] ? readOnlyReason(r.rows[0]) : null;
+}
+
+interface ReadOnlyFacts {
+  standby: boolean;
+  read_only: boolean;
+  usr: string;
+  dbname: string;
+}
+
+function readOnlyReason(w: ReadOnlyFacts): string | null {
+  if (w.standby) return 'it is a hot standby (in recovery), where nothing can be written: point --target at the primary';
+  if (w.read_only) {
+    return `its sessions are read-only (default_transaction_read_only = on, for database ${w.dbname} or user ${w.usr}): point --target at a writable database, or turn it off for this user (ALTER ROLE ${w.usr} SET default_transaction_read_only = off)`;
+  }
   return null;
 }
