@@ -542,6 +542,33 @@ describe.runIf(testTargets().includes('postgres'))('a target tiergate cannot wri
     }
   });
 
+  it("a deploying user that may read the approvals but not lock them: the gated tier fails at the gate's lock in tiergate.yaml, saying which GRANT; granted, apply goes on", async () => {
+    const target = await freshDatabase('postgres', 'postgres');
+    const role = `tg_nolock_${Math.random().toString(36).slice(2, 8)}`;
+    try {
+      const { editPostgresUrl } = await import('../src/db/pg-url.js');
+      const { runCli } = await import('./helpers/cli.js');
+      const database = new URL(target.url.replace(/^postgres:/, 'http:')).pathname.slice(1);
+      await withDb(target.url, async (db) => {
+        await prepareGate(db, true);
+        await db.exec(`create role ${role} login; grant create on database "${database}" to ${role}; grant usage on schema gate to ${role}; grant select on gate.approval to ${role}`);
+      });
+      const asRole = editPostgresUrl(target.url, (u) => void (u.username = role));
+      const r = await runCli(['apply', '--yes', '--plan', ENGINE_PLAN, '--target', asRole]);
+      expect(r.code, r.stdout + r.stderr).toBe(1);
+      expect(r.stdout).toMatch(/tier 2 'Seed' failed at tiergate\.yaml:\n {2}ERROR 42501: reading the lock of gate 'approvals': permission denied for table approval\n {2}HINT: the gate's lock takes the approval rows FOR SHARE.*GRANT UPDATE ON approval TO the deploying user/);
+      await withDb(target.url, (db) => db.exec(`grant update on gate.approval to ${role}`));
+      const again = await runCli(['apply', '--yes', '--plan', ENGINE_PLAN, '--target', asRole]);
+      expect(again.code, again.stdout + again.stderr).toBe(0);
+      await withDb(target.url, async (db) => {
+        expect(Number((await db.query<{ n: string }>('select count(*) as n from app.item')).rows[0]!.n)).toBe(3);
+      });
+    } finally {
+      await withDb(target.url, (db) => db.exec(`drop owned by ${role}; drop role if exists ${role}`)).catch(() => undefined);
+      await target.drop();
+    }
+  });
+
   it('a role without privileges on the ledger another user made: every command says what to grant (exit 2), not the bare refusal; granted, it works', async () => {
     const target = await freshDatabase('postgres', 'postgres');
     const role = `tg_reader_${Math.random().toString(36).slice(2, 8)}`;

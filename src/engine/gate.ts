@@ -1,6 +1,7 @@
 import type { Queryable } from '../db/port.js';
 import type { Plan } from '../plan/plan.js';
-import { assertOneQuery, readNumber, readRows, readText } from '../probe/metrics.js';
+import { DbError } from '../errors.js';
+import { assertOneQuery, MetricReadError, readNumber, readRows, readText } from '../probe/metrics.js';
 import type { Approval, GateReading } from './result.js';
 
 /**
@@ -16,14 +17,29 @@ export async function readGate(q: Queryable, plan: Plan, options: { lockRows?: b
   const gate = plan.gate;
   if (!gate) return null;
   if (options.lockRows && gate.lock) {
-    await assertOneQuery(`the lock of gate '${gate.name}'`, gate.lock);
-    await q.query(gate.lock);
+    const what = `the lock of gate '${gate.name}'`;
+    await assertOneQuery(what, gate.lock);
+    // a failure is the plan's query's (tiergate.yaml), not the tier file's
+    await q.query(gate.lock).catch((e: unknown) => {
+      throw e instanceof DbError ? new MetricReadError(what, e.sqlstate === '42501' ? lockNotPermitted(e) : e) : e;
+    });
   }
   const value = await readNumber(q, `gate '${gate.name}'`, gate.sql);
   const subject = gate.subject ? await readText(q, `the subject of gate '${gate.name}'`, gate.subject) : null;
   const reading: GateReading = { name: gate.name, value, min: gate.min, open: value !== null && value >= gate.min, subject };
   if (gate.approvals) reading.approvals = await readApprovals(q, gate.name, gate.approvals);
   return reading;
+}
+
+/**
+ * The gate's lock refused for want of a privilege: a row lock (FOR SHARE)
+ * needs UPDATE on the table besides SELECT, which a deploying user that
+ * only reads the approvals lacks. Says which, and why the lock is taken.
+ */
+function lockNotPermitted(e: DbError): DbError {
+  const table = /permission denied for (?:table|view) "?([^"\s]+)"?/.exec(e.message)?.[1];
+  const hint = `the gate's lock takes the approval rows FOR SHARE, so that no approval is revoked or changed before the tier commits; PostgreSQL allows a row lock only with UPDATE on the table: GRANT UPDATE ON ${table ?? 'the table it names'} TO the deploying user (it updates nothing), or apply as a user who has it`;
+  return new DbError(e.message, e.sqlstate, e.detail, hint, e.position, e.where);
 }
 
 /**
