@@ -846,6 +846,18 @@ describe.runIf(testTargets().includes('postgres'))('a database nothing can be wr
       });
     }
     expect(await counts()).toEqual(before);
+    // a reader (pg_read_all_data) may read everything the scanner reads, not write its run: which GRANT, exit 2
+    const reader = `tg_reader_${Math.random().toString(36).slice(2, 8)}`;
+    await withDb(url, (db) => db.exec(`create role ${reader} login in role pg_read_all_data`));
+    try {
+      const { editPostgresUrl } = await import('../src/db/pg-url.js');
+      const scanned = await runCli(['scan', '--target', editPostgresUrl(url, (u) => void (u.username = reader))]);
+      expect(scanned.code, scanned.stdout + scanned.stderr).toBe(2);
+      expect(scanned.stderr).toMatch(new RegExp(`running the plan's scanner on .*: permission denied for table scan_run: user ${reader} may not write table axis\\.scan_run — GRANT INSERT, UPDATE ON axis\\.scan_run TO ${reader}; nothing was changed`));
+    } finally {
+      await withDb(url, (db) => db.exec(`drop role if exists ${reader}`));
+    }
+    expect(await counts()).toEqual(before);
   });
 });
 

@@ -542,6 +542,36 @@ describe.runIf(testTargets().includes('postgres'))('a target tiergate cannot wri
     }
   });
 
+  it("a user or database whose settings unsettle a session: a first statement that runs out of the role's statement_timeout is exit 2 saying so (the process once hung), and a DateStyle of 'SQL, DMY' does not turn the ledger's times into 1970", async () => {
+    const target = await freshDatabase('postgres', 'postgres');
+    const role = `tg_slow_${Math.random().toString(36).slice(2, 8)}`;
+    try {
+      const { editPostgresUrl } = await import('../src/db/pg-url.js');
+      const { runCli } = await import('./helpers/cli.js');
+      const database = new URL(target.url.replace(/^postgres:/, 'http:')).pathname.slice(1);
+      await withDb(target.url, async (db) => {
+        await prepareGate(db, true);
+        expect((await db.query<{ ok: boolean }>('select pg_jit_available() as ok')).rows[0]!.ok).toBe(true);
+        // every statement JIT-compiled (tens of ms), and 1 ms for each of this user's
+        await db.exec(`create role ${role} login; alter database "${database}" set jit = on; alter database "${database}" set jit_above_cost = 0; alter role ${role} in database "${database}" set statement_timeout = '1ms'`);
+      });
+      const slow = await runCli(['status', '--plan', ENGINE_PLAN, '--target', editPostgresUrl(target.url, (u) => void (u.username = role))], { timeoutMs: 60_000 });
+      expect(slow.code, slow.stdout + slow.stderr).toBe(2);
+      expect(slow.stderr).toMatch(/cannot connect to .*: canceling statement due to statement timeout \(SQLSTATE 57014\); its first statement ran out of the statement_timeout the server sets for this user or database/);
+      await withDb(target.url, (db) => db.exec(`alter database "${database}" reset jit_above_cost; alter database "${database}" set datestyle = 'SQL, DMY'`));
+      const applied = await runCli(['apply', '--yes', '--plan', ENGINE_PLAN, '--target', target.url]);
+      expect(applied.code, applied.stdout + applied.stderr).toBe(0);
+      const st = await runCli(['status', '--json', '--plan', ENGINE_PLAN, '--target', target.url]);
+      const at = (JSON.parse(st.stdout) as { tiers: { id: number; at: string | null }[] }).tiers.find((t) => t.id === 1)!.at!;
+      expect(Math.abs(Date.parse(at) - Date.now())).toBeLessThan(10 * 60_000);
+      // the tiers' own sessions keep the day-month order the database sets (only dates' output is ISO)
+      await withDb(target.url, async (db) => expect((await db.query<{ d: string }>(`select current_setting('datestyle') as d`)).rows[0]!.d).toBe('ISO, DMY'));
+    } finally {
+      await withDb(target.url, (db) => db.exec(`drop owned by ${role}; drop role if exists ${role}`)).catch(() => undefined);
+      await target.drop();
+    }
+  });
+
   it("a deploying user that may read the approvals but not lock them: the gated tier fails at the gate's lock in tiergate.yaml, saying which GRANT; granted, apply goes on", async () => {
     const target = await freshDatabase('postgres', 'postgres');
     const role = `tg_nolock_${Math.random().toString(36).slice(2, 8)}`;

@@ -499,6 +499,38 @@ describe.runIf(testTargets().includes('postgres'))('a repeated rehearsal of a da
       await source.drop();
     }
   });
+
+  it("(j) a stored reference is not used once the scratch user's settings print values otherwise (TimeZone): PASS, the reference made again", async () => {
+    const source = await realDirectus('postgres');
+    const role = `tgtz_${Math.random().toString(36).slice(2, 8)}`;
+    await onServer((c) => c.query(`create role ${role} login superuser`));
+    const scratch = new URL(serverUrl('postgres'));
+    scratch.username = role;
+    const env = { TIERGATE_CACHE_DIR: tmp('tiergate-refcache-') };
+    const run = async (...flags: string[]): Promise<Evidence> => {
+      const out = tmp('tiergate-snap-');
+      const r = await runCli(['rehearse', '--source', source.url, '--scratch', scratch.toString(), '--out', out, ...flags], { timeoutMs: 300_000, env });
+      expect(r.code, said(r)).toBe(0);
+      const e = readEvidence(out);
+      expect(e.verdict.rehearsal, said(r)).toBe('PASS');
+      await readyCopyOf(e.clone.snapshot!.database);
+      return e;
+    };
+    try {
+      const fresh = await run();
+      expect((await run('--reuse-snapshot', '1h')).rollback!.reference).toEqual({ reused: true, madeAt: fresh.rollback!.reference!.madeAt });
+      // the scratch user's time zone changes: every timestamptz prints otherwise on the clones, and a reference hashed before is not this one's
+      await onServer((c) => c.query(`alter role ${role} set timezone = 'Asia/Kathmandu'`));
+      const after = await run('--reuse-snapshot', '1h');
+      expect(after.rollback!.reference).toMatchObject({ reused: false });
+      expect(after.rollback).toMatchObject({ matchesKeptTiers: true, reapplyMatches: true });
+    } finally {
+      const prefix = `tiergate_snap_directus_`;
+      await dropDatabases([...(await snapshots(prefix)), ...(await sparesOf(prefix))].map((x) => x.name));
+      await source.drop();
+      await onServer((c) => c.query(`drop role if exists ${role}`)).catch(() => undefined);
+    }
+  });
 });
 
 describe.runIf(testTargets().includes('postgres'))('rehearse without a snapshot, and two rehearsals at once', () => {

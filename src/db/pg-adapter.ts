@@ -37,7 +37,13 @@ export class PgDb implements Db {
     pgModule.types.setTypeParser(20, (v: string) => Number(v));
     pgModule.types.setTypeParser(1700, (v: string) => Number(v));
     const { client } = await connectLibpqSsl(pgModule, url, applicationName);
-    const v = await client.query<{ v: string }>('select current_setting($1) as v', ['server_version_num']);
+    // dates printed in ISO, which the driver reads (a DateStyle of 'SQL, DMY' set for the role or database made every
+    // time of the ledger 1970-01-01); only the output part: the day-month order a tier's input is read in stays the server's
+    const v = await client.query<{ v: string }>(`select current_setting('server_version_num') as v, set_config('datestyle', 'ISO', false)`).catch(async (e: unknown) => {
+      // (a connection whose first query fails is closed, or it keeps the process alive)
+      await client.end().catch(() => undefined);
+      throw connectionError(url, e);
+    });
     return new PgDb(client, url, { driver: 'pg', singleConnection: false, pgDump: true, serverVersion: Number(v.rows[0]?.v ?? 0), instance: null });
   }
 
@@ -203,6 +209,9 @@ function connectionError(url: string, e: unknown): ConnectionError {
         : err.sqlstate === '22023' || err.sqlstate === '42704' || err.sqlstate === '42501' || err.sqlstate === '55P02'
           ? // the server refused a setting the URL's options (or PGOPTIONS) asked for at connection time
             "check the settings the URL's options (-c name=value) or PGOPTIONS ask for"
+          : err.sqlstate === '57014'
+            ? // the first query (server_version_num) of the session: only a statement_timeout of the role or database ends it
+              'its first statement ran out of the statement_timeout the server sets for this user or database: raise it (ALTER ROLE … SET statement_timeout = …), tiergate bounds its own statements once connected'
           : err.sqlstate === '53300' || err.sqlstate === '57P03'
             ? 'the server cannot take this connection now (too many connections, or it is starting or stopping): try again in a moment'
             : 'check that the server is running and the host, port and sslmode are right';

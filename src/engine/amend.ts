@@ -100,6 +100,8 @@ export async function scan(db: Db, plan: Plan): Promise<ScanResult> {
           await tx.query(`select set_config('application_name', $1, true)`, [`tiergate scan ${plan.name}`]);
           await tx.query(amend.scan!);
         }),
+        // (it records its run: the bundled plan's inserts a row, and updates its metrics' last values)
+        ['SELECT', 'INSERT', 'UPDATE'],
       );
     }
     const read = await namingBlockers(db, 'reading the findings', amend.findings, () =>
@@ -187,6 +189,8 @@ export async function submit(db: Db, plan: Plan, payload: unknown): Promise<Subm
   const amend = amendOf(plan);
   if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) throw new UsageError('the payload to submit must be a JSON object');
   await openPlanSession(db, plan);
+  const readOnly = await whyReadOnly(db);
+  if (readOnly) throw new TargetError(`cannot submit the amendment on ${db.displayUrl}: ${readOnly}; nothing was submitted`);
   const text = JSON.stringify(payload);
   const out = await namingBlockers(db, 'submitting the amendment', amend.submit, () =>
     withoutJitTx(db, async (tx) => {
@@ -208,6 +212,7 @@ export async function submit(db: Db, plan: Plan, payload: unknown): Promise<Subm
       if (after === before) throw new UsageError(`the payload is the one already proposed (subject ${after.slice(0, 12)}): nothing to submit; nothing was changed`);
       return { before, after, gate: await readGate(tx, plan) };
     }),
+    ['SELECT', 'UPDATE'],
   );
   const ledger = await readLedger(db, plan.name);
   const pending = plan.tiers.filter((t) => amendment(t, ledger.get(t.id), { subject: out.after })).map((t) => t.id);

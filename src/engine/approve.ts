@@ -6,6 +6,7 @@ import type { TargetIdentity } from '../probe/identity.js';
 import { readApprovals, readGate } from './gate.js';
 import { openPlanSession } from './preflight.js';
 import { whyReadOnly } from './rollout.js';
+import { namingBlockers } from './session-bounds.js';
 import type { Approval, GateReading } from './result.js';
 
 export interface ApproveResult {
@@ -40,7 +41,8 @@ export async function approve(db: Db, plan: Plan, options: { as: string; proposa
   const identity = await openPlanSession(db, plan);
   const readOnly = await whyReadOnly(db);
   if (readOnly) throw new TargetError(`cannot approve on ${db.displayUrl}: ${readOnly}; nothing was recorded`);
-  const approval = await db.transaction(async (tx) => {
+  // (a refusal for want of a privilege is named once the transaction is over: which GRANT)
+  const approval = await namingBlockers(db, `approving '${proposal}' as ${options.as}`, gate.approve.sql, () => db.transaction(async (tx) => {
     await tx.query(`select set_config('application_name', $1, true)`, [`tiergate approve ${plan.name}`]);
     const inserted = await tx.query<{ id: unknown }>(gate.approve!.sql, [options.as, proposal]).catch((e: unknown) => {
       // the proposal's tables (or the users') are not here: a database the plan's gate cannot read, said as status says it
@@ -61,7 +63,7 @@ export async function approve(db: Db, plan: Plan, options: { as: string; proposa
     }
     if (!mine.counts) throw new UsageError(`${options.as} cannot approve '${proposal}' on ${db.displayUrl}: ${mine.why}; nothing was recorded`);
     return mine;
-  });
+  }), ['SELECT', 'INSERT']);
   const after = await db.transaction((tx) => readGate(tx, plan), { readOnly: true });
   return { plan: { name: plan.name }, target: db.displayUrl, identity, proposal, approval, gate: after };
 }

@@ -44,11 +44,11 @@ export async function boundSession(db: Db, plan: Plan): Promise<void> {
  *
  * @example await namingBlockers(db, 'reading the ledger', 'select from tiergate.ledger', () => readLedger(db, plan.name));
  */
-export async function namingBlockers<T>(db: Db, what: string, sql: string, fn: () => Promise<T>): Promise<T> {
+export async function namingBlockers<T>(db: Db, what: string, sql: string, fn: () => Promise<T>, needs?: readonly string[]): Promise<T> {
   try {
     return await fn();
   } catch (e) {
-    if (e instanceof DbError && e.sqlstate === '42501') throw await notPermitted(db, what, e);
+    if (e instanceof DbError && e.sqlstate === '42501') throw await notPermitted(db, what, e, needs);
     if (e instanceof DbError && isWaitTimeout(e.sqlstate)) {
       const blockers = await describeBlockers(db, sql);
       // a metric's own error already begins with what was read ("reading gate 'ospa': …"): said once
@@ -73,31 +73,46 @@ export async function namingBlockers<T>(db: Db, what: string, sql: string, fn: (
  * bare refusal (exit 2: nothing was changed, the target is not usable by
  * this user as it is).
  */
-async function notPermitted(db: Db, what: string, e: DbError): Promise<TargetError> {
-  return new TargetError(`${what} on ${db.displayUrl}: ${e.message}: ${await grantsFor(db, e.message, e.where)}; nothing was changed`);
+async function notPermitted(db: Db, what: string, e: DbError, needs?: readonly string[]): Promise<TargetError> {
+  return new TargetError(`${what} on ${db.displayUrl}: ${e.message}: ${await grantsFor(db, e.message, e.where, needs)}; nothing was changed`);
 }
 
 /**
  * After a permission error (SQLSTATE 42501, `message` the server's): who may
  * not read what, and the GRANT that lets them — on tiergate's ledger
- * schema the grants its reads need.
+ * schema the grants its reads need. `needs`: the privileges the refused
+ * statement needs on a table (a write: `['SELECT', 'INSERT']`); of those,
+ * the GRANT names the ones the user lacks on the table the server names.
  */
-export async function grantsFor(db: Db, message: string, where: string | null = null): Promise<string> {
+export async function grantsFor(db: Db, message: string, where: string | null = null, needs: readonly string[] = ['SELECT']): Promise<string> {
   const schema = /permission denied for schema "?([^"\s]+)"?/.exec(message)?.[1];
   const table = /permission denied for (?:table|view|sequence) "?([^"\s]+)"?/.exec(message)?.[1];
-  // the names as the GRANT must write them, quoted by the server where they need it
+  // the names as the GRANT must write them, quoted by the server where they need it; the table found as the statement found it (search_path), or the only one of its name
   const named = await db
-    .query<{ role: string; schema: string | null }>('select quote_ident(current_user) as role, quote_ident($1) as schema', [schema ?? null])
+    .query<{ role: string; schema: string | null; rel: string | null; lacks: string[] | null }>(
+      `select quote_ident(current_user) as role, quote_ident($1) as schema, c.oid::regclass::text as rel,
+              array(select p from unnest($3::text[]) p where c.oid is not null and not has_table_privilege(c.oid, p)) as lacks
+         from (select coalesce(to_regclass(quote_ident($2)),
+                               -- not on the search_path (a function's own): the only relation of that name
+                               (select min(r.oid) from pg_class r where r.relname = $2 and r.relkind in ('r', 'p', 'v', 'm', 'f', 'S') having count(*) = 1)) as oid) x
+         left join pg_class c on c.oid = x.oid`,
+      [schema ?? null, table ?? null, needs],
+    )
     .then((r) => r.rows[0] ?? null)
     .catch(() => null);
   const who = named?.role ?? 'this user';
   const onLedger = schema === 'tiergate' || (!schema && /tiergate\./.test(where ?? '')) || (table !== undefined && ['ledger', 'attempt'].includes(table));
+  const writes = needs.some((p) => p !== 'SELECT');
+  if (!onLedger && table !== undefined && named?.rel) {
+    const lacks = named.lacks?.length ? named.lacks : needs;
+    return `user ${who} may not ${writes ? 'write' : 'read'} table ${named.rel} — GRANT ${lacks.join(', ')} ON ${named.rel} TO ${who}`;
+  }
   const grant = onLedger
-    ? `${ledgerGrants(who, 'read')} (as its owner, or a superuser)`
+    ? `${ledgerGrants(who, writes ? 'write' : 'read')} (as its owner, or a superuser)`
     : named?.schema
-      ? `GRANT USAGE ON SCHEMA ${named.schema} TO ${who}; GRANT SELECT ON ALL TABLES IN SCHEMA ${named.schema} TO ${who}`
+      ? `GRANT USAGE ON SCHEMA ${named.schema} TO ${who}; GRANT ${needs.join(', ')} ON ALL TABLES IN SCHEMA ${named.schema} TO ${who}`
       : `grant ${who} what it lacks`;
-  return `user ${who} may not read it — ${grant}`;
+  return `user ${who} may not ${writes ? 'write' : 'read'} it — ${grant}`;
 }
 
 /** A PostgreSQL duration (`5s`, `250ms`, `5min`, `1h`, `0`) in milliseconds; 0 means none. */

@@ -195,7 +195,7 @@ async function snapshotClones(ctx: ProviderContext, options: SnapshotOptions): P
     // every clone registered before any is created, then all copied at once on their own connections
     const base = cloneName(source.database);
     const clones: ScopedClone[] = [];
-    const needed = options.clonesFor ? Math.min(count, Math.max(1, options.clonesFor(chosen))) : count;
+    const needed = options.clonesFor ? Math.min(count, Math.max(1, options.clonesFor(chosen, await scratchSettings(lockDb)))) : count;
     for (let i = 0; i < needed; i++) clones.push(await registerDatabase(scratchUrl, i === 0 ? base : `${base}_${i + 1}`, scratch.version, register));
     const t = performance.now();
     // the first clone is the ready copy when there is one (a reused snapshot's)
@@ -231,6 +231,21 @@ async function snapshotClones(ctx: ProviderContext, options: SnapshotOptions): P
     ctx.signal?.removeEventListener('abort', releaseNow);
     releaseNow();
   });
+}
+
+/**
+ * The settings a session on the scratch server gets from its configuration,
+ * its command line and its user (not from the session itself), as text:
+ * TimeZone, DateStyle, extra_float_digits, bytea_output and the like change
+ * how values print, and so what a fingerprint hashes. A reference stored
+ * under other settings is not this one's (kept-reference.ts).
+ */
+async function scratchSettings(db: Db): Promise<string> {
+  const r = await db.query<{ s: string }>(
+    `select coalesce(string_agg(name || '=' || setting, E'\n' order by name), '') as s from pg_settings
+      where source in ('configuration file', 'command line', 'environment variable', 'global', 'user', 'database user')`,
+  );
+  return r.rows[0]?.s ?? '';
 }
 
 /** 'tg' + 3: a snapshot in use — held shared by each rehearsal that copied it, until it is over; taken exclusive to drop it. */

@@ -52,8 +52,11 @@ export interface SnapshotOptions {
    * copied from is chosen (at least one): a rehearsal that has the
    * reference of its rollback proof for that snapshot needs one
    * (src/rehearsal/kept-reference.ts). Absent: all of them.
+   * `scratchSettings`: the scratch server's settings its clones' sessions
+   * get from its configuration and its user (`scratchSettings` in
+   * clone-postgres.ts), which a stored reference was fingerprinted under.
    */
-  clonesFor?: (snapshot: CloneSnapshot) => number;
+  clonesFor?: (snapshot: CloneSnapshot, scratchSettings: string) => number;
   /**
    * What the rehearsal's evidence is bound to in the source (the gate's
    * subject, the plan's ledger): recorded in a snapshot when it is made, and

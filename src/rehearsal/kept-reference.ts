@@ -25,8 +25,10 @@ import { tiergateVersion } from '../version.js';
  *
  * The key holds what the clean apply depends on besides the snapshot's
  * contents: the snapshot (the scratch server as its URL names it —
- * host, port, user and parameters, never a password — and PGOPTIONS, the
- * snapshot's name and time), tiergate's version and the code that applies
+ * host, port, user and parameters, never a password — PGOPTIONS, the
+ * settings its sessions get from its configuration and its user (TimeZone,
+ * DateStyle and the like change how values print, and so what a
+ * fingerprint hashes), the snapshot's name and time), tiergate's version and the code that applies
  * and fingerprints, the plan's tiergate.yaml (its metrics, gate,
  * post-conditions, timeouts, every tier's place), and the sha256 of every
  * file the reference runs — every tier some rollback tier keeps, and the
@@ -56,7 +58,7 @@ const KIND = 'rehearsal-reference';
 const KEEP = 8;
 
 /** The key of the reference of `plan` on `snapshot` of the scratch server `scratchUrl`, or null when the code's identity cannot be read (no caching). */
-export function referenceKey(plan: Plan, snapshot: CloneSnapshot, scratchUrl: string): string | null {
+export function referenceKey(plan: Plan, snapshot: CloneSnapshot, scratchUrl: string, scratchSettings: string): string | null {
   const code = codeStamp(
     import.meta.url,
     [
@@ -76,6 +78,7 @@ export function referenceKey(plan: Plan, snapshot: CloneSnapshot, scratchUrl: st
     code,
     scratch: serverOf(scratchUrl),
     pgoptions: process.env.PGOPTIONS ?? null,
+    settings: createHash('sha256').update(scratchSettings).digest('hex'),
     snapshot: { database: snapshot.database, takenAt: snapshot.takenAt },
     plan: plan.name,
     yaml: plan.yamlSha256,
@@ -117,9 +120,9 @@ export function withStoredReference(plan: Plan, source: CloneSource): { source: 
   const lookup: ReferenceLookup = { key: null };
   if (source.kind !== 'postgres' || !source.snapshot?.keep) return { source, lookup };
   const hasRollback = plan.tiers.some((t) => t.kind === 'rollback');
-  const clonesFor = (snapshot: CloneSnapshot): number => {
+  const clonesFor = (snapshot: CloneSnapshot, scratchSettings: string): number => {
     if (!hasRollback) return 1;
-    lookup.key = referenceKey(plan, snapshot, source.scratchUrl);
+    lookup.key = referenceKey(plan, snapshot, source.scratchUrl, scratchSettings);
     lookup.stored = lookup.key ? readReference(lookup.key) : undefined;
     return lookup.stored ? 1 : 2;
   };
