@@ -258,6 +258,14 @@ describe.runIf(testTargets().includes('postgres'))('tiergate rehearse against a 
       const applied = await runCli(['apply', '--yes', '--target', source.url, '--evidence', evidence], { timeoutMs: 300_000 });
       expect(applied.code, applied.stdout + applied.stderr).toBe(0);
       expect(applied.stdout).toMatch(/production matches the rehearsal \(8 tiers compared before COMMIT\)/);
+
+      // the rolled-out database as a plain dump (its functions created by the server with SET search_path FROM CURRENT):
+      // stage C re-creates them on PGlite as the server did ('"$user", public', not PGlite's own 'public'): PASS
+      const rolledOut = join(tmp('tiergate-dump-'), 'directus.sql');
+      writeFileSync(rolledOut, dump());
+      const again = await runCli(['rehearse', '--dump', rolledOut, '--out', tmp('tiergate-evidence-')], { timeoutMs: 600_000 });
+      expect(again.code, again.stdout + again.stderr).toBe(0);
+      expect(again.stdout).toMatch(/Rehearsal PASS · Execution GO \(ospa=1\)/);
     } finally {
       await source.drop();
     }

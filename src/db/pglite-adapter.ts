@@ -14,6 +14,10 @@ export interface PgliteLocation {
   instance?: string | null;
 }
 
+
+/** PostgreSQL's default search_path, which PGlite's sessions are given (PGlite's own is 'public'). */
+export const SERVER_SEARCH_PATH = '"$user", public';
+
 /** Starts loading PGlite's module (~0.1 s) while the caller does other work, such as copying a clone. */
 export function preloadPglite(): void {
   import('@electric-sql/pglite').catch(() => undefined);
@@ -109,7 +113,9 @@ export class PgliteDb extends SingleSessionDb {
       } catch (e) {
         throw unusableDir(location.dir, displayUrl, e);
       }
-      const v = await pg.query<{ v: string }>('select current_setting($1) as v', ['server_version_num']);
+      // PGlite starts its sessions with search_path 'public'; a server's default is '"$user", public', which a function
+      // created with SET search_path FROM CURRENT records: a clone of a dump must re-create what the server created
+      const v = await pg.query<{ v: string }>(`select current_setting('server_version_num') as v, set_config('search_path', $1, false)`, [SERVER_SEARCH_PATH]);
       return new PgliteDb(pg, location, displayUrl, lock, Number(v.rows[0]?.v ?? 0));
     } catch (e) {
       lock?.release();
@@ -213,11 +219,15 @@ export async function keepWarm(dir: string, database: string, instance: string |
     async giveBack(): Promise<void> {
       const db = await ready;
       try {
-        await db.exec('discard all');
-      } catch {
-        // left inside a transaction: end it, as a closing connection would
-        await db.exec('rollback').catch(() => undefined);
-        await db.exec('discard all');
+        try {
+          await db.exec('discard all');
+        } catch {
+          // left inside a transaction: end it, as a closing connection would
+          await db.exec('rollback').catch(() => undefined);
+          await db.exec('discard all');
+        }
+        // (DISCARD ALL gives back PGlite's own search_path: the server's, as a new connection starts with it)
+        await db.query(`select set_config('search_path', $1, false)`, [SERVER_SEARCH_PATH]);
       } finally {
         entry.lent = false;
       }

@@ -5,7 +5,7 @@ import { Worker } from 'node:worker_threads';
 import { toDbError } from './db-error.js';
 import type { DirLock } from './dir-lock.js';
 import { TargetError } from '../errors.js';
-import { countWorker, lockDir, SingleSessionDb, unusableDir, type PgliteLocation } from './pglite-adapter.js';
+import { countWorker, lockDir, SERVER_SEARCH_PATH, SingleSessionDb, unusableDir, type PgliteLocation } from './pglite-adapter.js';
 import type { Capabilities, QueryResult } from './port.js';
 
 /**
@@ -60,7 +60,7 @@ export class PgliteWorkerDb extends SingleSessionDb {
     const lock = lockDir(location.dir, displayUrl, false);
     let worker: Worker | null = null;
     try {
-      worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { module: pgliteModule(), dir: location.dir, database: location.database } });
+      worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { module: pgliteModule(), dir: location.dir, database: location.database, searchPath: SERVER_SEARCH_PATH } });
       const db = new PgliteWorkerDb(worker, displayUrl, lock, location);
       // (the first query opens the folder: PGlite stopping there is the folder's fault, said in words)
       const v = await db.query<{ v: string }>('select current_setting($1) as v', ['server_version_num']).catch((e: unknown) => {
@@ -139,6 +139,8 @@ const fields = (e) => ({ message: String(e && e.message || e), code: e && e.code
   const open = () => (opened ??= import(workerData.module).then(async ({ PGlite }) => {
     pg = new PGlite(workerData.dir, { database: workerData.database, parsers: { 20: (v) => Number(v), 1700: (v) => Number(v) } });
     await pg.waitReady;
+    // (the server's default search_path, as PgliteDb.start gives its sessions)
+    await pg.query("select set_config('search_path', $1, false)", [workerData.searchPath]);
   }));
   let queue = Promise.resolve();
   parentPort.on('message', (m) => {
