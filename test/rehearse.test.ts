@@ -173,6 +173,48 @@ describe.runIf(testTargets().includes('postgres'))('tiergate rehearse against a 
     }
   });
 
+  it("a clone on which the plan's rehearsal.open_gate fails (a trigger refuses it): stage B fails with evidence and a verdict, not a bare error", async () => {
+    const source = await freshDatabase('postgres', 'directus', { exactName: true });
+    try {
+      const sample = await runCli(['sample', '--url', source.url], { timeoutMs: 300_000 });
+      expect(sample.code, sample.stdout + sample.stderr).toBe(0);
+      // approvals recorded only through Directus: a trigger refuses any other insert, the rehearsal's too
+      await onServer(
+        (c) =>
+          c.query(`create function refuse_approval() returns trigger language plpgsql as $$ begin raise exception 'approvals are recorded in Directus only'; end $$;
+                   create trigger refuse before insert on os_proposal_approvals for each row execute function refuse_approval()`),
+        'directus',
+      );
+      const out = tmp('tiergate-evidence-');
+      const r = await runCli(['rehearse', '--source', source.url, '--scratch', serverUrl('postgres'), '--out', out, '--no-snapshot'], { timeoutMs: 600_000 });
+      expect(r.code, r.stdout + r.stderr).toBe(1);
+      expect(r.stdout).toMatch(/Rehearsal FAIL · Execution NO-GO/);
+      const e = readEvidence(out);
+      const b = e.stages.find((st) => st.name === 'B')!;
+      expect(b.checks).toContainEqual(expect.objectContaining({ name: 'B: the gate opens on the clone', ok: false, detail: expect.stringMatching(/rehearsal\.open_gate \(tiergate\.yaml\) failed on the clone: approvals are recorded in Directus only \(SQLSTATE P0001\)/) }));
+      expect(b.tiers.every((t) => t.status === 'Skipped')).toBe(true);
+    } finally {
+      await source.drop();
+    }
+  });
+
+  it("Directus in a schema other than public (its database's search_path): the clones get the source's search_path, PASS", async () => {
+    const source = await freshDatabase('postgres', 'directus', { exactName: true });
+    try {
+      await onServer((c) => c.query(`create schema cms; alter database directus set search_path = cms`), 'directus');
+      const sample = await runCli(['sample', '--url', source.url], { timeoutMs: 300_000 });
+      expect(sample.code, sample.stdout + sample.stderr).toBe(0);
+      expect((await onServer((c) => c.query(`select to_regclass('cms.directus_fields') is not null as ok`), 'directus')).rows[0]).toEqual({ ok: true });
+      const out = tmp('tiergate-evidence-');
+      const r = await runCli(['rehearse', '--source', source.url, '--scratch', serverUrl('postgres'), '--out', out, '--no-snapshot'], { timeoutMs: 600_000 });
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/Rehearsal PASS · Execution NO-GO \(ospa=0\)/);
+      expectSeedFigures(readEvidence(out));
+    } finally {
+      await source.drop();
+    }
+  });
+
   it('never writes to the source, leaves no clone behind, and says GO once an approval is added', async () => {
     const source = await freshDatabase('postgres', 'directus', { exactName: true });
     try {

@@ -76,7 +76,7 @@ async function directClones(ctx: ProviderContext): Promise<void> {
   const { scratchUrl, source, scratch, count, progress, register } = ctx;
   const base = cloneName(source.database);
   const snapshotAt = new Date().toISOString();
-  const first = await createDatabase(scratchUrl, base, scratch.version, null, register);
+  const first = await createDatabase(scratchUrl, base, scratch.version, null, register, source.searchPath);
   first.snapshotAt = snapshotAt;
   await dumpAndRestore(ctx, first.url, first.displayUrl);
   stopIfInterrupted(ctx);
@@ -89,7 +89,7 @@ async function directClones(ctx: ProviderContext): Promise<void> {
   for (let i = 1; i < count; i++) {
     stopIfInterrupted(ctx);
     const t = performance.now();
-    const next = await createDatabase(scratchUrl, `${base}_${i + 1}`, scratch.version, base, register);
+    const next = await createDatabase(scratchUrl, `${base}_${i + 1}`, scratch.version, base, register, source.searchPath);
     next.snapshotAt = snapshotAt;
     next.copyMs = Math.round(performance.now() - t);
     progress(`clone ${i + 1} of ${count} copied (CREATE DATABASE … TEMPLATE) in ${(next.copyMs / 1000).toFixed(1)} s`);
@@ -195,16 +195,18 @@ async function snapshotClones(ctx: ProviderContext, options: SnapshotOptions): P
     // every clone registered before any is created, then all copied at once on their own connections
     const base = cloneName(source.database);
     const clones: ScopedClone[] = [];
-    const needed = options.clonesFor ? Math.min(count, Math.max(1, options.clonesFor(chosen, await scratchSettings(lockDb)))) : count;
+    // (the clones' search_path is the source's: a reference made under another is not this one's)
+    const settings = options.clonesFor ? `${await scratchSettings(lockDb)}\nsource search_path=${source.searchPath ?? ''}` : '';
+    const needed = options.clonesFor ? Math.min(count, Math.max(1, options.clonesFor(chosen, settings))) : count;
     for (let i = 0; i < needed; i++) clones.push(await registerDatabase(scratchUrl, i === 0 ? base : `${base}_${i + 1}`, scratch.version, register));
     const t = performance.now();
     // the first clone is the ready copy when there is one (a reused snapshot's)
-    const taken = chosen.reused && (await takeSpare(lockDb, spare, nameOf(clones[0]!), progress, ctx.signal));
+    const taken = chosen.reused && (await takeSpare(lockDb, spare, nameOf(clones[0]!), source.searchPath, progress, ctx.signal));
     stopIfInterrupted(ctx);
     const rest = clones.slice(taken ? 1 : 0);
     // (the snapshot's size, which decides how to copy it, walks its files: ~80 ms at 6,500 tables; read only to copy)
     const strategy = rest.length ? await copyStrategy(lockDb, chosen.database) : null;
-    const copied = await Promise.allSettled(rest.map((c) => createOn(scratchUrl, nameOf(c), chosen.database, strategy!.clause)));
+    const copied = await Promise.allSettled(rest.map((c) => createOn(scratchUrl, nameOf(c), chosen.database, strategy!.clause, { searchPath: source.searchPath })));
     const failure = copied.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failure) throw failure.reason;
     const copyMs = Math.round(performance.now() - t);
@@ -325,7 +327,7 @@ const READY_COPY_APP = 'tiergate rehearse (ready copy)';
  * (after the last rehearsal), waits for it first. False when there is none
  * (the clone is then copied as usual).
  */
-async function takeSpare(lockDb: Db, spare: string, clone: string, progress: (m: string) => void, signal?: AbortSignal): Promise<boolean> {
+async function takeSpare(lockDb: Db, spare: string, clone: string, searchPath: string | null, progress: (m: string) => void, signal?: AbortSignal): Promise<boolean> {
   const making = async () =>
     (
       await lockDb.query<{ n: number }>(
@@ -352,6 +354,7 @@ async function takeSpare(lockDb: Db, spare: string, clone: string, progress: (m:
   }
   await lockDb.exec(`alter database ${ident(clone)} allow_connections true`);
   await commentOn(lockDb, clone, CLONE_COMMENT + JSON.stringify(ownerMark()));
+  await setSearchPath(lockDb, clone, searchPath);
   return true;
 }
 
@@ -413,7 +416,7 @@ async function makeSnapshot(ctx: ProviderContext, prefix: string, taken: string[
   const takenAt = at.toISOString();
   const snapshot = await registerDatabase(scratchUrl, name, scratch.version, () => undefined);
   try {
-    await createOn(scratchUrl, name, 'template0', '', 'snapshot');
+    await createOn(scratchUrl, name, 'template0', '', { what: 'snapshot', searchPath: source.searchPath });
     await dumpAndRestore(ctx, snapshot.url, snapshot.displayUrl);
     stopIfInterrupted(ctx);
     // the plan state it holds, read on the copy itself (what the source read when pg_dump took it)
@@ -656,14 +659,22 @@ interface SourceFacts {
   databaseOid: string;
   /** the plan state it reads now (read only when a snapshot may be reused) */
   planState?: PlanState;
+  /** its session's search_path (its role's or database's setting, which a dump does not carry): the clones get it */
+  searchPath: string | null;
 }
 
 /** Name, server version and identity of the source, read-only (a snapshot is keyed by the identity; readIdentity copes with a server that refuses pg_control_system()). */
 async function readSource(url: string, reader?: PlanStateReader): Promise<SourceFacts> {
   return withServer(url, 'the source', async (db) => {
     const id = await readIdentity(db);
-    const oid = await db.query<{ oid: string }>('select oid::text as oid from pg_database where datname = current_database()');
-    const facts: SourceFacts = { database: id.database || 'postgres', version: db.capabilities.serverVersion, identityKey: id.systemIdentifier ?? hostPort(url), databaseOid: oid.rows[0]?.oid ?? '' };
+    const oid = await db.query<{ oid: string; path: string | null }>(`select oid::text as oid, current_setting('search_path') as path from pg_database where datname = current_database()`);
+    const facts: SourceFacts = {
+      database: id.database || 'postgres',
+      version: db.capabilities.serverVersion,
+      identityKey: id.systemIdentifier ?? hostPort(url),
+      databaseOid: oid.rows[0]?.oid ?? '',
+      searchPath: oid.rows[0]?.path ?? null,
+    };
     if (reader) facts.planState = await reader.read(db);
     return facts;
   });
@@ -721,11 +732,28 @@ async function createDatabase(
   scratchVersion: number,
   template: string | null,
   register: (c: ScopedClone) => void | Promise<void>,
+  searchPath: string | null,
 ): Promise<ScopedClone> {
   const clone = await registerDatabase(scratchUrl, name, scratchVersion, register);
-  await createOn(scratchUrl, name, template ?? 'template0', '');
+  await createOn(scratchUrl, name, template ?? 'template0', '', { searchPath });
   return clone;
 }
+
+/**
+ * The source session's search_path as the clone's sessions are to have it
+ * (ALTER DATABASE … SET: a role's setting is not dumped, and Directus in a
+ * schema other than public needs it): only a list of identifiers, and only
+ * when it is not the server's default. Set on the snapshot too, so that its
+ * baseline fingerprint prints names as the clones do.
+ */
+async function setSearchPath(db: Db, database: string, searchPath: string | null): Promise<void> {
+  if (!searchPath || searchPath === DEFAULT_SEARCH_PATH || !SEARCH_PATH_LIST.test(searchPath)) return;
+  await db.exec(`alter database ${ident(database)} set search_path to ${searchPath}`);
+}
+
+const DEFAULT_SEARCH_PATH = '"$user", public';
+/** identifiers, plain or quoted, separated by commas (what current_setting('search_path') prints) */
+const SEARCH_PATH_LIST = /^\s*(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)(?:\s*,\s*(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*))*\s*$/;
 
 /** The handle of a database about to be created, handed to `register` first (its removal is `drop database if exists`). */
 async function registerDatabase(scratchUrl: string, name: string, scratchVersion: number, register: (c: ScopedClone) => void | Promise<void>): Promise<ScopedClone> {
@@ -758,15 +786,27 @@ class PostgresClone extends ScopedClone {
   }
 }
 
-/** `CREATE DATABASE name TEMPLATE template` on a connection of its own; `clause` adds e.g. ` strategy file_copy`. */
-async function createOn(scratchUrl: string, name: string, template: string, clause: string, what = 'clone'): Promise<void> {
+/**
+ * `CREATE DATABASE name TEMPLATE template` on a connection of its own; `clause` adds e.g. ` strategy file_copy`.
+ * A clone is marked with its maker (`CLONE_COMMENT`); a clone or snapshot gets the source's search_path (`searchPathSql`).
+ */
+async function createOn(scratchUrl: string, name: string, template: string, clause: string, options: { what?: 'clone' | 'snapshot'; searchPath?: string | null } = {}): Promise<void> {
+  const what = options.what ?? 'clone';
   await withServer(scratchUrl, 'the scratch server', async (db) => {
     try {
       await db.exec(`create database ${ident(name)} template ${ident(template)}${clause}`);
     } catch (e) {
-      throw new TargetError(`cannot create the ${what} database '${name}' on ${redactUrl(scratchUrl)}: ${(e as Error).message}; the --scratch user needs CREATEDB`);
+      const err = e as Error & { sqlstate?: string | null };
+      const advice =
+        err.sqlstate === '53100'
+          ? "the scratch server's disk is full: a clone takes about as much room as the source's database, and a rehearsal makes two besides its snapshot — free room there, or point --scratch at a server with more"
+          : err.sqlstate === '42501'
+            ? 'the --scratch user needs CREATEDB'
+            : 'the --scratch user needs CREATEDB, and the scratch server room for a copy of the source';
+      throw new TargetError(`cannot create the ${what} database '${name}' on ${redactUrl(scratchUrl)}: ${err.message}; ${advice}`);
     }
     if (what === 'clone') await commentOn(db, name, CLONE_COMMENT + JSON.stringify(ownerMark()));
+    await setSearchPath(db, name, options.searchPath ?? null);
   });
 }
 

@@ -10,7 +10,7 @@ import { Carry, runCheckTier, runTier, type RunTierOptions } from '../engine/run
 import type { CheckRecord, Evidence, FingerprintDiff, StageRecord } from '../evidence/types.js';
 import { computeVerdict } from '../evidence/verdict.js';
 import { EVIDENCE_SCHEMA_VERSION } from '../evidence/version.js';
-import { InterruptedError, TargetError } from '../errors.js';
+import { DbError, InterruptedError, TargetError } from '../errors.js';
 import { parsePostgresUrl } from '../db/pg-url.js';
 import { planFileHashes, type Plan, type Tier } from '../plan/plan.js';
 import { keepJitOff } from '../probe/jit.js';
@@ -466,7 +466,18 @@ class Scenario {
    */
   async stageB(sourceGate: GateReading | null): Promise<Fingerprint> {
     const pending = this.body.filter((t) => !this.applied.has(t.id));
-    const opened = pending.some((t) => t.gated) && (await openGate(this.db, this.plan));
+    let opened = false;
+    try {
+      opened = pending.some((t) => t.gated) && (await openGate(this.db, this.plan));
+    } catch (e) {
+      // the plan's rehearsal.open_gate refused on this clone (its approval tables are not where it looks): a failed stage, with evidence
+      if (!(e instanceof DbError)) throw e;
+      const b = this.stage('B', 'the gate could not be opened on the clone');
+      const why = `the plan's rehearsal.open_gate (tiergate.yaml) failed on the clone: ${e.message}${e.sqlstate ? ` (SQLSTATE ${e.sqlstate})` : ''}`;
+      this.check(b, { name: 'B: the gate opens on the clone', ok: false, detail: why });
+      for (const tier of pending) await this.run(b, tier, async () => ({ ...idle(tier), status: 'Skipped', reason: 'the gate could not be opened on the clone' }));
+      return this.fingerprints.of(this.db);
+    }
     // a clone of a snapshot taken before the source's approvals has its gate closed while the source's is open: it is opened on the clone, and said so
     const b = this.stage(
       'B',
