@@ -44,6 +44,19 @@ describe('tiergate CLI without a database', () => {
     expect(Date.parse(result.createdAt)).toBeGreaterThan(0);
   });
 
+  it("rehearse --json of an approved source: verdict.next names the evidence where it was written, from the working directory", async () => {
+    const root = mkdtempSync(join(tmpdir(), 'tiergate-json-next-'));
+    const dir = join(root, 'db');
+    expect((await runCli(['sample', '--pglite', dir])).code).toBe(0);
+    expect((await runCli(['approve', '--yes', '--target', `pglite:${dir}`, '--as', 'admin@northwind.example'])).code).toBe(0);
+    const r = await runCli(['rehearse', '--json', '--source', `pglite:${dir}`, '--out', join(root, 'ev')], { cwd: root, timeoutMs: 300_000 });
+    expect(r.code, r.stderr).toBe(0);
+    const result = JSON.parse(r.stdout) as { verdict: { execution: string; next: string }; evidence: string };
+    expect(result.verdict.execution).toBe('GO');
+    expect(result.verdict.next).toBe('apply it: tiergate apply --target <the source> --evidence ev/evidence.json');
+    expect(result.evidence).toBe(join(root, 'ev', 'evidence.json'));
+  }, 300_000);
+
   it('plan prints the ordered tiers with kind, gate, requires and sha256', async () => {
     const r = await runCli(['plan', '--plan', ENGINE_PLAN, '--json']);
     expect(r.code).toBe(0);

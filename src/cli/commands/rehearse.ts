@@ -101,12 +101,14 @@ export async function rehearseCommand(opts: RehearseOpts, out: Output): Promise<
   await cleanup;
   const passed = evidence.verdict.rehearsal === 'PASS';
   const go = evidence.verdict.execution === 'GO';
+  // what to do next, the evidence named where it was written (the file's own verdict names it by its file name)
+  const next = evidence.verdict.next?.replace('--evidence evidence.json', `--evidence ${shownPath(join(outDir, 'evidence.json'))}`);
   // ok exactly when the exit code is 0 (--require-go: a NO-GO is exit 3); the source's kind and when the evidence was written, for a script
   out.result({
     ok: passed && (go || !opts.requireGo),
     evidence: join(outDir, 'evidence.json'),
     createdAt: evidence.createdAt,
-    verdict: evidence.verdict,
+    verdict: { ...evidence.verdict, next },
     source: { kind: evidence.source.kind, ...evidence.source.identity },
     snapshotAt: evidence.source.snapshotAt,
     snapshot: evidence.clone.snapshot ?? null,
@@ -128,7 +130,6 @@ export async function rehearseCommand(opts: RehearseOpts, out: Output): Promise<
   const colour = !passed ? 'red' : go ? 'green' : 'yellow';
   // the verdict is the last line (scripts and `npm start` read it there); what to do next comes just before it
   // (the evidence file where it was written: the command works as printed from here)
-  const next = evidence.verdict.next?.replace('--evidence evidence.json', `--evidence ${shownPath(join(outDir, 'evidence.json'))}`);
   if (next) out.line(out.paint(colour, `next: ${next}`));
   out.line(out.paint(colour, renderVerdictLine(evidence)));
   if (!passed) return 'failed';
