@@ -28,8 +28,9 @@ describe('sslmode URLs for node-postgres, as libpq reads them', () => {
     expect(libpqSslUrls(tcp, {})).toEqual([tcp]);
     expect(libpqSslUrls(`${tcp}?sslmode=require&uselibpqcompat=false`, {})).toEqual([`${tcp}?sslmode=require&uselibpqcompat=false`]);
     // a socket: sslmode ignored
-    expect(libpqSslUrls('postgres://app@/directus?host=/run/postgresql&sslmode=require', {})).toEqual(['postgres://app@/directus?host=%2Frun%2Fpostgresql']);
-    expect(libpqSslUrls('postgres://app@/directus', { PGSSLMODE: 'require' })).toEqual(['postgres://app@/directus']);
+    // (said as disable: node-postgres would read PGSSLMODE itself)
+    expect(libpqSslUrls('postgres://app@/directus?host=/run/postgresql&sslmode=require', {})).toEqual(['postgres://app@/directus?host=%2Frun%2Fpostgresql&sslmode=disable']);
+    expect(libpqSslUrls('postgres://app@/directus', { PGSSLMODE: 'require' })).toEqual(['postgres://app@/directus?sslmode=disable']);
   });
 });
 
@@ -82,6 +83,15 @@ describe.runIf(testTargets().includes('postgres'))('a server with a self-signed 
       expect(await encrypted(`${tcp}?sslmode=prefer`)).toBe(false);
       expect(await encrypted(`${tcp}?sslmode=allow`)).toBe(false);
       await expect(openDb(`${tcp}?sslmode=require`)).rejects.toThrow(/does not support SSL/);
+      // PGSSLMODE=require in the environment (for the TCP servers) and this server's Unix socket: ignored there, as libpq does
+      const before = process.env.PGSSLMODE;
+      process.env.PGSSLMODE = 'require';
+      try {
+        expect(await encrypted(plain.url('postgres'))).toBe(false);
+      } finally {
+        if (before === undefined) delete process.env.PGSSLMODE;
+        else process.env.PGSSLMODE = before;
+      }
     } finally {
       plain.destroy();
     }

@@ -29,7 +29,8 @@ export function libpqSslUrls(url: string, env: NodeJS.ProcessEnv = process.env):
   // (the empty-host form with no host anywhere: libpq's default socket)
   const host = u.searchParams.get('host') ?? env.PGHOST ?? decodeURIComponent(u.hostname);
   if (host.startsWith('/') || host === NO_HOST) {
-    return [editPostgresUrl(url, (x) => x.searchParams.delete('sslmode'))];
+    // said as disable, not left out: node-postgres would take PGSSLMODE from the environment and try TLS on the socket
+    return [editPostgresUrl(url, (x) => x.searchParams.set('sslmode', 'disable'))];
   }
   const withMode = (m: string) =>
     editPostgresUrl(url, (x) => {
