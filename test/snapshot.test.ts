@@ -598,6 +598,45 @@ describe.runIf(testTargets().includes('postgres'))('rehearse without a snapshot,
     }
   });
 
+  it("(e3) the clones have the source's encoding and locale (SQL_ASCII, ICU de-DE), as the snapshot does", async () => {
+    const sources = [
+      { name: `${source.database}_ascii`, create: `encoding 'SQL_ASCII' lc_collate 'C' lc_ctype 'C'`, expect: { enc: 'SQL_ASCII', collate: 'C', provider: 'c', icu: null } },
+      { name: `${source.database}_icu`, create: `encoding 'UTF8' locale_provider icu icu_locale 'de-DE' lc_collate 'C.UTF-8' lc_ctype 'C.UTF-8'`, expect: { enc: 'UTF8', collate: 'C.UTF-8', provider: 'i', icu: 'de-DE' } },
+    ];
+    const facts = (db: string) =>
+      onServer(async (c) => (await c.query(`select pg_encoding_to_char(encoding) as enc, datcollate as collate, datlocprovider as provider, daticulocale as icu from pg_database where datname = $1`, [db])).rows[0]);
+    for (const src of sources) {
+      await onServer((c) => c.query(`create database "${src.name}" template template0 ${src.create}`));
+      try {
+        await onServer((c) => c.query('create schema gate; create table gate.approval (id serial primary key, valid boolean not null default true)'), src.name);
+        const url = new URL(source.url);
+        url.pathname = `/${src.name}`;
+        const out = tmp('tiergate-snap-');
+        const r = await runCli(['rehearse', '--plan', ENGINE_PLAN, '--source', url.toString(), '--scratch', serverUrl('postgres'), '--out', out, '--no-snapshot', '--keep'], { timeoutMs: 240_000 });
+        expect(r.code, said(r)).toBe(0);
+        const kept = decodeURIComponent(new URL(readEvidence(out).clone.location).pathname.slice(1));
+        try {
+          expect(await facts(kept), src.name).toEqual(src.expect);
+        } finally {
+          await dropDatabases([kept]);
+        }
+        const snap = tmp('tiergate-snap-');
+        const s2 = await runCli(['rehearse', '--plan', ENGINE_PLAN, '--source', url.toString(), '--scratch', serverUrl('postgres'), '--out', snap], { timeoutMs: 240_000 });
+        expect(s2.code, said(s2)).toBe(0);
+        const snapshot = readEvidence(snap).clone.snapshot!.database;
+        try {
+          expect(await facts(snapshot), src.name).toEqual(src.expect);
+          // (its ready copy, which the server makes after the rehearsal, before both are dropped)
+          await readyCopyOf(snapshot);
+        } finally {
+          await dropDatabases([snapshot, snapshot.replace(/^tiergate_snap_/, 'tiergate_spare_')]);
+        }
+      } finally {
+        await dropDatabases([src.name]);
+      }
+    }
+  });
+
   it('(f) two rehearsals of one source at once both pass: one dumps, the other reuses; one snapshot is left', async () => {
     const outs = [tmp('tiergate-snap-'), tmp('tiergate-snap-')];
     const runs = await Promise.all(outs.map((out) => rehearse(source, out, '--reuse-snapshot', '1h')));

@@ -7,7 +7,7 @@ import { openDb, parseTarget, withDb } from '../db/open-db.js';
 import { connectLibpqSsl } from '../db/pg-adapter.js';
 import { editPostgresUrl, NO_HOST, parsePostgresUrl } from '../db/pg-url.js';
 import type { Db } from '../db/port.js';
-import { ConnectionError, InterruptedError, TargetError, UsageError } from '../errors.js';
+import { ConnectionError, DbError, InterruptedError, TargetError, UsageError } from '../errors.js';
 import { ownedTempPrefix, ownerGone, ownerMark, removeAtAbruptExit } from '../exit-cleanup.js';
 import type { CloneSnapshot } from '../evidence/types.js';
 import { describeAge } from '../parse-duration.js';
@@ -76,7 +76,7 @@ async function directClones(ctx: ProviderContext): Promise<void> {
   const { scratchUrl, source, scratch, count, progress, register } = ctx;
   const base = cloneName(source.database);
   const snapshotAt = new Date().toISOString();
-  const first = await createDatabase(scratchUrl, base, scratch.version, null, register, source.searchPath);
+  const first = await createDatabase(scratchUrl, base, scratch.version, null, register, source.searchPath, { source: source.locale, progress });
   first.snapshotAt = snapshotAt;
   await dumpAndRestore(ctx, first.url, first.displayUrl);
   stopIfInterrupted(ctx);
@@ -416,7 +416,7 @@ async function makeSnapshot(ctx: ProviderContext, prefix: string, taken: string[
   const takenAt = at.toISOString();
   const snapshot = await registerDatabase(scratchUrl, name, scratch.version, () => undefined);
   try {
-    await createOn(scratchUrl, name, 'template0', '', { what: 'snapshot', searchPath: source.searchPath });
+    await createOn(scratchUrl, name, 'template0', '', { what: 'snapshot', searchPath: source.searchPath, locale: { source: source.locale, progress } });
     await dumpAndRestore(ctx, snapshot.url, snapshot.displayUrl);
     stopIfInterrupted(ctx);
     // the plan state it holds, read on the copy itself (what the source read when pg_dump took it)
@@ -661,19 +661,35 @@ interface SourceFacts {
   planState?: PlanState;
   /** its session's search_path (its role's or database's setting, which a dump does not carry): the clones get it */
   searchPath: string | null;
+  /** its database's encoding and locale, which the first copy is created with (a dump carries neither) */
+  locale: SourceLocale;
+}
+
+interface SourceLocale {
+  encoding: string | null;
+  collate: string | null;
+  ctype: string | null;
+  /** PostgreSQL 15 and later: 'i' for ICU, with its locale */
+  provider: string | null;
+  icuLocale: string | null;
 }
 
 /** Name, server version and identity of the source, read-only (a snapshot is keyed by the identity; readIdentity copes with a server that refuses pg_control_system()). */
 async function readSource(url: string, reader?: PlanStateReader): Promise<SourceFacts> {
   return withServer(url, 'the source', async (db) => {
     const id = await readIdentity(db);
-    const oid = await db.query<{ oid: string; path: string | null }>(`select oid::text as oid, current_setting('search_path') as path from pg_database where datname = current_database()`);
+    const oid = await db.query<{ oid: string; path: string | null; enc: string; d: Record<string, unknown> }>(
+      `select d.oid::text as oid, current_setting('search_path') as path, pg_encoding_to_char(d.encoding) as enc, to_jsonb(d) as d from pg_database d where d.datname = current_database()`,
+    );
+    const d = oid.rows[0]?.d ?? {};
+    const text = (v: unknown) => (typeof v === 'string' && v !== '' ? v : null);
     const facts: SourceFacts = {
       database: id.database || 'postgres',
       version: db.capabilities.serverVersion,
       identityKey: id.systemIdentifier ?? hostPort(url),
       databaseOid: oid.rows[0]?.oid ?? '',
       searchPath: oid.rows[0]?.path ?? null,
+      locale: { encoding: oid.rows[0]?.enc ?? null, collate: text(d.datcollate), ctype: text(d.datctype), provider: text(d.datlocprovider), icuLocale: text(d.daticulocale) ?? text(d.datlocale) },
     };
     if (reader) facts.planState = await reader.read(db);
     return facts;
@@ -733,10 +749,28 @@ async function createDatabase(
   template: string | null,
   register: (c: ScopedClone) => void | Promise<void>,
   searchPath: string | null,
+  locale?: { source: SourceLocale; progress: (m: string) => void },
 ): Promise<ScopedClone> {
   const clone = await registerDatabase(scratchUrl, name, scratchVersion, register);
-  await createOn(scratchUrl, name, template ?? 'template0', '', { searchPath });
+  await createOn(scratchUrl, name, template ?? 'template0', '', { searchPath, locale: template === null ? locale : undefined });
   return clone;
+}
+
+/**
+ * The source database's encoding and locale as CREATE DATABASE … TEMPLATE
+ * template0 takes them (a dump carries neither: a SQL_ASCII or ICU source
+ * restored into the scratch server's UTF8 / C.utf8 default sorts and
+ * validates text otherwise). ICU only on a scratch server of PostgreSQL 15
+ * and later.
+ */
+function localeClause(l: SourceLocale, scratchVersion: number): string {
+  const lit = (v: string) => `'${v.replace(/'/g, "''")}'`;
+  const parts: string[] = [];
+  if (l.encoding) parts.push(`encoding ${lit(l.encoding)}`);
+  if (l.collate) parts.push(`lc_collate ${lit(l.collate)}`);
+  if (l.ctype) parts.push(`lc_ctype ${lit(l.ctype)}`);
+  if (l.provider === 'i' && l.icuLocale && scratchVersion >= 150000) parts.push(`locale_provider icu icu_locale ${lit(l.icuLocale)}`);
+  return parts.length ? ` ${parts.join(' ')}` : '';
 }
 
 /**
@@ -790,11 +824,25 @@ class PostgresClone extends ScopedClone {
  * `CREATE DATABASE name TEMPLATE template` on a connection of its own; `clause` adds e.g. ` strategy file_copy`.
  * A clone is marked with its maker (`CLONE_COMMENT`); a clone or snapshot gets the source's search_path (`searchPathSql`).
  */
-async function createOn(scratchUrl: string, name: string, template: string, clause: string, options: { what?: 'clone' | 'snapshot'; searchPath?: string | null } = {}): Promise<void> {
+async function createOn(
+  scratchUrl: string,
+  name: string,
+  template: string,
+  clause: string,
+  options: { what?: 'clone' | 'snapshot'; searchPath?: string | null; locale?: { source: SourceLocale; progress: (m: string) => void } } = {},
+): Promise<void> {
   const what = options.what ?? 'clone';
   await withServer(scratchUrl, 'the scratch server', async (db) => {
     try {
-      await db.exec(`create database ${ident(name)} template ${ident(template)}${clause}`);
+      const locale = options.locale ? localeClause(options.locale.source, db.capabilities.serverVersion) : '';
+      try {
+        await db.exec(`create database ${ident(name)} template ${ident(template)}${clause}${locale}`);
+      } catch (e) {
+        // a locale the scratch server's machine does not have: its default, said
+        if (!locale || !(e instanceof DbError) || !['22023', '42704', '0A000', '42809'].includes(e.sqlstate ?? '')) throw e;
+        options.locale!.progress(`the scratch server cannot create a database with the source's encoding and locale (${e.message}): the ${what} uses its own — text may sort and compare otherwise than on the source`);
+        await db.exec(`create database ${ident(name)} template ${ident(template)}${clause}`);
+      }
     } catch (e) {
       const err = e as Error & { sqlstate?: string | null };
       const advice =
