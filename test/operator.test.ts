@@ -248,6 +248,18 @@ describe.concurrent.each(testTargets())('operator on %s', (kind) => {
         expect(r.stderr).toMatch(new RegExp(`blocked by pid ${pid} .*AccessExclusiveLock on gate\\.approval`));
         expect(r.stdout).not.toMatch(/NO-GO|CLOSED|gate closed/);
       }
+      // a user without pg_read_all_stats sees the blocker's pid and user, not what it does: named all the same, with the GRANT that shows more
+      const role = `tg_peer_${Math.random().toString(36).slice(2, 8)}`;
+      await withDb(target.url, (db) => db.exec(`create role ${role} login; grant usage on schema gate to ${role}; grant select on gate.approval to ${role};
+        do $$ begin if to_regnamespace('tiergate') is not null then execute 'grant usage on schema tiergate to ${role}; grant select on all tables in schema tiergate to ${role}'; end if; end $$`));
+      try {
+        const { editPostgresUrl } = await import('../src/db/pg-url.js');
+        const peer = await runCli(['status', '--plan', ENGINE_PLAN, '--target', editPostgresUrl(target.url, (u) => void (u.username = role))]);
+        expect(peer.code, peer.stderr).toBe(1);
+        expect(peer.stderr).toMatch(new RegExp(`blocked by pid ${pid} .*AccessExclusiveLock on gate\\.approval \\(what it is doing is hidden from this user: GRANT pg_read_all_stats TO ${role} shows it\\)`));
+      } finally {
+        await withDb(target.url, (db) => db.exec(`drop owned by ${role}; drop role ${role}`));
+      }
     } finally {
       await holder.query('rollback').catch(() => undefined);
       await holder.end();

@@ -19,7 +19,8 @@ export async function describeBlockers(db: Db, statementSql: string): Promise<st
         `select a.pid, a.application_name as app, a.usename::text as usename, a.state, a.xact_start as since,
                 l.relation::regclass::text as rel, l.mode
            from pg_locks l join pg_stat_activity a on a.pid = l.pid
-          where l.granted and l.locktype = 'relation' and a.pid <> pg_backend_pid() and a.xact_start is not null
+          -- (a relation lock is held inside a transaction: no filter on xact_start, which another user's session hides from a user without pg_read_all_stats)
+          where l.granted and l.locktype = 'relation' and a.pid <> pg_backend_pid()
             and (cardinality($1::text[]) = 0 or l.relation = any (select to_regclass(x) from unnest($1::text[]) x where to_regclass(x) is not null))
             and l.relation in (select oid from pg_class where relnamespace not in (select oid from pg_namespace where nspname in ('pg_catalog', 'information_schema')))
           order by a.xact_start nulls last limit 5`,
@@ -29,12 +30,19 @@ export async function describeBlockers(db: Db, statementSql: string): Promise<st
     // the statement named only views (a metric) or nothing the locks are on: then every open transaction holding locks, oldest first
     if (!r.rows.length && relations.length) r = await holders([]);
     if (!r.rows.length) return null;
-    return r.rows
+    const named = r.rows
       .map((h) => `pid ${h.pid}${h.app ? ` '${h.app}'` : ''}${h.usename ? ` (user ${h.usename})` : ''} holding ${h.mode} on ${h.rel}${h.state ? `, ${h.state}` : ''}${h.since ? ` since ${new Date(h.since).toISOString()}` : ''}`)
       .join('; ');
+    // another user's session shows no state to a user without pg_read_all_stats: said, with the GRANT that shows it
+    const hidden = r.rows.some((h) => h.state === null);
+    return hidden ? `${named} (what it is doing is hidden from this user: GRANT pg_read_all_stats TO ${await quotedUser(db)} shows it)` : named;
   } catch {
     return null;
   }
+}
+
+async function quotedUser(db: Db): Promise<string> {
+  return (await db.query<{ u: string }>('select quote_ident(current_user) as u')).rows[0]?.u ?? 'this user';
 }
 
 /** Every relation a statement names (RangeVar nodes of its parse tree), quoted for to_regclass. */
