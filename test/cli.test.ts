@@ -42,6 +42,8 @@ describe('tiergate CLI without a database', () => {
     const result = JSON.parse(r.stdout) as { ok: boolean; verdict: { rehearsal: string; execution: string }; source: { kind: string }; createdAt: string };
     expect(result).toMatchObject({ ok: false, verdict: { rehearsal: 'PASS', execution: 'NO-GO' }, source: { kind: 'pglite-sample' } });
     expect(Date.parse(result.createdAt)).toBeGreaterThan(0);
+    // its progress on stderr (stdout is the one object): a long rehearsal is not silent to whoever watches it
+    expect(r.stderr).toMatch(/clone 1 of 2 ready in/);
   });
 
   it("rehearse --json of an approved source: verdict.next names the evidence where it was written, from the working directory", async () => {

@@ -213,3 +213,22 @@ describe.each(testTargets())('fingerprint on %s', (kind) => {
     });
   });
 });
+
+describe.each(testTargets())('a long fingerprint tells its progress and stops at Ctrl-C (%s)', (kind) => {
+  const script = Array.from({ length: 40 }, (_, i) => `create table t${i} (id int primary key, v text); insert into t${i} select g, md5(g::text) from generate_series(1, 50) g;`).join('\n');
+
+  it('each batch of tables hashed is told, the last with every table; an aborted signal throws InterruptedError before the next batch', async () => {
+    await withFresh(kind, script, async (db) => {
+      const told: [number, number][] = [];
+      const fp = await fingerprintClone(db, { onProgress: (hashed, total) => told.push([hashed, total]) });
+      expect(Object.keys(fp.tables)).toHaveLength(40);
+      expect(told.length).toBeGreaterThan(1);
+      expect(told.at(-1)).toEqual([40, 40]);
+      expect(told.every(([h, t], i) => t === 40 && h > 0 && (i === 0 || h > told[i - 1]![0]))).toBe(true);
+      const stop = new AbortController();
+      stop.abort();
+      const { InterruptedError } = await import('../src/errors.js');
+      await expect(fingerprintClone(db, { signal: stop.signal })).rejects.toBeInstanceOf(InterruptedError);
+    });
+  });
+});

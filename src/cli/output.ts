@@ -37,6 +37,15 @@ export class Output {
     this.out.write(this.render(text) + '\n');
   }
 
+  /**
+   * A line of progress: as `line`, and under --json on stderr (stdout keeps
+   * its one object; a long rehearsal is not silent to whoever watches it).
+   */
+  progress(text: string): void {
+    if (!this.json) return this.line(text);
+    this.err.write(this.render(text, false) + '\n');
+  }
+
   /** A line that the next `replace` overwrites on a TTY (a tier in progress). */
   pending(text: string): void {
     if (this.json || !this.live) return;

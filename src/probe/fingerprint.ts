@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Db, Queryable } from '../db/port.js';
-import { DbError, TargetError } from '../errors.js';
+import { DbError, InterruptedError, TargetError } from '../errors.js';
 import type { FingerprintDiff } from '../evidence/types.js';
 import { both } from '../settle.js';
 import { readCatalog } from './catalog.js';
@@ -44,6 +44,10 @@ export interface FingerprintOptions {
    * fingerprintClone passes the connection's display URL.
    */
   instance?: string;
+  /** told after each batch of tables hashed: how many of how many (a baseline of a large source takes minutes) */
+  onProgress?: (hashed: number, total: number) => void;
+  /** Ctrl-C: no batch starts after it (each connection finishes the one it runs), and an InterruptedError is thrown */
+  signal?: AbortSignal;
 }
 
 /** tiergate's own schema (ledger, clone mark): never part of a fingerprint. */
@@ -136,14 +140,21 @@ export async function fingerprint(q: Queryable, options: FingerprintOptions = {}
   const connections = [q, ...(options.lanes ?? [])];
   // a few tables (a later fingerprint hashes what a tier wrote) in several batches: every connection takes its share
   const size = batchSize(queries.length, connections.length);
+  let hashed = 0;
   const lane = async (conn: Queryable) => {
     while (failure === null && next < queries.length) {
+      if (options.signal?.aborted) {
+        failure ??= new InterruptedError('interrupted (Ctrl-C) while hashing the tables');
+        break;
+      }
       const i = next;
       next += size;
       const batch = queries.slice(i, i + size);
       try {
         const rows = (await conn.query<{ name: string; c: string }>(BATCH_SQL, [batch.map((b) => b.name), batch.map((b) => b.sql)])).rows;
         for (const row of rows) tables[row.name] = row.c;
+        hashed += batch.length;
+        options.onProgress?.(hashed, queries.length);
       } catch (e) {
         failure ??= e instanceof DbError && e.sqlstate === '53200' ? outOfLocks(e, i, queries.length) : e;
       }
@@ -898,9 +909,20 @@ export async function fingerprintClone(db: Db, options: Omit<FingerprintOptions,
  * every table once more. The hashes count only where the cache's rules prove
  * them for the database they are read in, like any cached hash.
  */
-export async function recordBaseline(db: Db): Promise<void> {
+export async function recordBaseline(db: Db, options: { progress?: (message: string) => void; signal?: AbortSignal } = {}): Promise<void> {
   const cache = new FingerprintCache();
-  await fingerprintClone(db, { cache });
+  const started = performance.now();
+  let told = started;
+  // a line every 5 s while it hashes (every row of every table: minutes on a source of gigabytes)
+  const onProgress = options.progress
+    ? (hashed: number, total: number) => {
+        const now = performance.now();
+        if (now - told < 5000 || hashed === total) return;
+        told = now;
+        options.progress!(`hashing the copy's tables for its baseline: ${hashed.toLocaleString('en')} of ${total.toLocaleString('en')} (${((now - started) / 1000).toFixed(0)} s)`);
+      }
+    : undefined;
+  await fingerprintClone(db, { cache, onProgress, signal: options.signal });
   const entry = cache.exportLatest();
   if (!entry) return;
   await db.transaction(async (tx) => {

@@ -69,6 +69,7 @@ export async function loadDump(db: Db, file: string, progress: (message: string)
   let batchBytes = 0;
   let copyHeader: { sql: string; line: number } | null = null;
   let lastReport = performance.now();
+  let built = 0;
   const where = (line: number) => `dump '${file}', line ${line}`;
 
   const flush = async () => {
@@ -84,7 +85,15 @@ export async function loadDump(db: Db, file: string, progress: (message: string)
         if (piece.kind === 'statement') {
           batch.push({ sql: piece.sql, line: piece.line });
           batchBytes += piece.sql.length;
-          if (batch.length >= STATEMENTS_PER_SCRIPT || batchBytes >= BYTES_PER_SCRIPT) await flush();
+          if (BUILDS_FROM_DATA.test(piece.sql)) {
+            // an index or a key built over the rows loaded (minutes at gigabytes, after the last row is read): one at a time, told
+            await flush();
+            built++;
+            if (performance.now() - lastReport > 2000) {
+              lastReport = performance.now();
+              progress(`loading the dump: its data is in; building its indexes and keys (${built} so far, line ${piece.line})`);
+            }
+          } else if (batch.length >= STATEMENTS_PER_SCRIPT || batchBytes >= BYTES_PER_SCRIPT) await flush();
         } else if (piece.kind === 'meta') {
           if (HARMLESS_META.has(piece.command)) continue;
           throw new UsageError(
@@ -118,6 +127,9 @@ export async function loadDump(db: Db, file: string, progress: (message: string)
     stream.destroy();
   }
 }
+
+/** What builds from a table's rows: pg_dump writes them after all the data. */
+const BUILDS_FROM_DATA = /^\s*(?:create\s+(?:unique\s+)?index\b|alter\s+table\s+(?:only\s+)?\S+\s+add\s+constraint\b)/i;
 
 /** One script (one transaction); a role the dump names but PGlite lacks is created and the script retried. */
 async function runScript(db: Db, batch: { sql: string; line: number }[], where: (line: number) => string): Promise<void> {

@@ -114,7 +114,7 @@ function pgliteProvider(
     await withDb(first.clone.url, async (db) => {
       await fill(db, progress);
       await markClone(db, database);
-      await recordBaseline(db);
+      await recordBaseline(db, { progress });
     });
     first.clone.copyMs = Math.round(performance.now() - started);
     progress(`clone 1 of ${count} ready in ${seconds(first.clone.copyMs)}`);

@@ -82,7 +82,8 @@ async function directClones(ctx: ProviderContext): Promise<void> {
   stopIfInterrupted(ctx);
   await withDb(first.url, async (db) => {
     await markClone(db, source.database);
-    await recordBaseline(db);
+    progress(`hashing the copy's tables for its baseline (every row, once)`);
+    await recordBaseline(db, { progress, signal: ctx.signal });
   }, { applicationName: 'tiergate rehearse (clone)' });
   first.copyMs = Math.round(performance.now() - ctx.started);
   progress(`clone 1 of ${count} ready in ${(first.copyMs / 1000).toFixed(1)} s`);
@@ -423,7 +424,8 @@ async function makeSnapshot(ctx: ProviderContext, prefix: string, taken: string[
     const planState = await withDb(snapshot.url, async (db) => {
       const state = reader ? { id: reader.id, ...(await reader.read(db)) } : null;
       await markClone(db, source.database);
-      await recordBaseline(db);
+      progress(`hashing the copy's tables for its baseline (every row, once: later rehearsals of this snapshot hash only what their tiers write)`);
+      await recordBaseline(db, { progress, signal: ctx.signal });
       return state;
     }, { applicationName: 'tiergate rehearse (snapshot)' });
     await withServer(scratchUrl, 'the scratch server', async (db) => {

@@ -75,7 +75,7 @@ export async function rehearseCommand(opts: RehearseOpts, out: Output): Promise<
             onEvent: (e) => {
               loadReports();
               if (e.type === 'stage') out.line(out.paint('bold', `\nstage ${e.stage} — ${e.title}`));
-              else if (e.type === 'progress') out.line(out.paint('dim', `  ${e.message}`));
+              else if (e.type === 'progress') out.progress(out.paint('dim', `  ${e.message}`));
               else if (e.type === 'tier-start') out.pending(out.paint('dim', renderTierStart(e.stage, e.tier)));
               else out.replace(colourLine(out, renderTierLine(e.stage, e.result), e.result));
             },
