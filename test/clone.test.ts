@@ -656,3 +656,14 @@ describe.runIf(hasServer)('postgres clones (pg_dump | pg_restore onto a scratch 
     }
   });
 });
+
+describe('a hot standby as the source', () => {
+  it('the rehearsal says how old the primary it copies is: the newest transaction replayed, WAL not yet replayed, none replayed', async () => {
+    const { standbyNote } = await import('../src/rehearsal/clone-postgres.js');
+    expect(standbyNote({ replayedAt: '2026-12-07T10:00:00.000Z', agoS: 61, caughtUp: true })).toBe(
+      'the source is a hot standby: the newest transaction it has replayed committed on the primary at 2026-12-07T10:00:00.000Z (61 s ago); the copy shows the primary as of then (approvals given on the primary since are not in it)',
+    );
+    expect(standbyNote({ replayedAt: '2026-12-07T10:00:00.000Z', agoS: 5, caughtUp: false })).toMatch(/\(5 s ago\); it has WAL received and not yet replayed; the copy shows the primary as of then/);
+    expect(standbyNote({ replayedAt: null, agoS: null, caughtUp: true })).toMatch(/^the source is a hot standby that has replayed no transaction since it started: the copy shows the primary as of its base backup or its last restart/);
+  });
+});

@@ -46,6 +46,7 @@ export function postgresProvider(sourceUrl: string, scratchUrl: string, snapshot
     const [source, scratch] = await both(readSource(sourceUrl, reader), readScratch(scratchUrl));
     const ctx: ProviderContext = { sourceUrl, scratchUrl, source, scratch, started, count, progress, register, afterRun, signal };
     stopIfInterrupted(ctx);
+    if (source.standby) progress(standbyNote(source.standby));
     await dropLeftBehind(scratchUrl, scratch, progress);
     if (snapshot?.keep) await snapshotClones(ctx, snapshot);
     else await directClones(ctx);
@@ -665,6 +666,21 @@ interface SourceFacts {
   searchPath: string | null;
   /** its database's encoding and locale, which the first copy is created with (a dump carries neither) */
   locale: SourceLocale;
+  /** a hot standby (a replica): how far what it has replayed is behind; null on a primary */
+  standby: { replayedAt: string | null; agoS: number | null; caughtUp: boolean | null } | null;
+}
+
+/**
+ * What a rehearsal of a hot standby copies: the primary as of the last
+ * transaction the standby replayed, not as of now — an approval given on
+ * the primary since is not in the copy (a NO-GO), a payload changed since
+ * is (apply then refuses the evidence: the gate's subject changed).
+ */
+export function standbyNote(s: NonNullable<SourceFacts['standby']>): string {
+  const behind = s.caughtUp === false ? '; it has WAL received and not yet replayed' : '';
+  if (!s.replayedAt) return `the source is a hot standby that has replayed no transaction since it started${behind}: the copy shows the primary as of its base backup or its last restart (approvals given on the primary since are not in it)`;
+  const ago = s.agoS !== null ? ` (${describeAge(Math.max(0, s.agoS) * 1000)} ago)` : '';
+  return `the source is a hot standby: the newest transaction it has replayed committed on the primary at ${s.replayedAt}${ago}${behind}; the copy shows the primary as of then (approvals given on the primary since are not in it)`;
 }
 
 interface SourceLocale {
@@ -680,8 +696,13 @@ interface SourceLocale {
 async function readSource(url: string, reader?: PlanStateReader): Promise<SourceFacts> {
   return withServer(url, 'the source', async (db) => {
     const id = await readIdentity(db);
-    const oid = await db.query<{ oid: string; path: string | null; enc: string; d: Record<string, unknown> }>(
-      `select d.oid::text as oid, current_setting('search_path') as path, pg_encoding_to_char(d.encoding) as enc, to_jsonb(d) as d from pg_database d where d.datname = current_database()`,
+    const oid = await db.query<{ oid: string; path: string | null; enc: string; d: Record<string, unknown>; standby: boolean; replayed: Date | string | null; ago: number | null; caught: boolean | null }>(
+      `select d.oid::text as oid, current_setting('search_path') as path, pg_encoding_to_char(d.encoding) as enc, to_jsonb(d) as d,
+              pg_is_in_recovery() as standby,
+              case when pg_is_in_recovery() then pg_last_xact_replay_timestamp() end as replayed,
+              case when pg_is_in_recovery() then round(extract(epoch from now() - pg_last_xact_replay_timestamp()))::int end as ago,
+              case when pg_is_in_recovery() then pg_last_wal_receive_lsn() is not distinct from pg_last_wal_replay_lsn() end as caught
+         from pg_database d where d.datname = current_database()`,
     );
     const d = oid.rows[0]?.d ?? {};
     const text = (v: unknown) => (typeof v === 'string' && v !== '' ? v : null);
@@ -692,6 +713,13 @@ async function readSource(url: string, reader?: PlanStateReader): Promise<Source
       databaseOid: oid.rows[0]?.oid ?? '',
       searchPath: oid.rows[0]?.path ?? null,
       locale: { encoding: oid.rows[0]?.enc ?? null, collate: text(d.datcollate), ctype: text(d.datctype), provider: text(d.datlocprovider), icuLocale: text(d.daticulocale) ?? text(d.datlocale) },
+      standby: oid.rows[0]?.standby
+        ? {
+            replayedAt: oid.rows[0].replayed ? new Date(oid.rows[0].replayed).toISOString() : null,
+            agoS: oid.rows[0].ago ?? null,
+            caughtUp: oid.rows[0].caught ?? null,
+          }
+        : null,
     };
     if (reader) facts.planState = await reader.read(db);
     return facts;
