@@ -572,6 +572,26 @@ describe.runIf(testTargets().includes('postgres'))('a target tiergate cannot wri
     }
   });
 
+  it('a user with row_security off reading a table with row-level security: exit 2 naming the setting, not a GRANT that cannot help', async () => {
+    const target = await freshDatabase('postgres', 'postgres');
+    const role = `tg_rls_${Math.random().toString(36).slice(2, 8)}`;
+    try {
+      const { editPostgresUrl } = await import('../src/db/pg-url.js');
+      const { runCli } = await import('./helpers/cli.js');
+      await withDb(target.url, async (db) => {
+        await prepareGate(db, true);
+        await db.exec(`create role ${role} login; grant usage on schema gate to ${role}; grant select on gate.approval to ${role}; alter role ${role} set row_security = off;
+                       alter table gate.approval enable row level security; create policy valid_only on gate.approval for select using (valid)`);
+      });
+      const r = await runCli(['status', '--plan', ENGINE_PLAN, '--target', editPostgresUrl(target.url, (u) => void (u.username = role))]);
+      expect(r.code, r.stdout + r.stderr).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`table approval has row-level security and user ${role} has row_security off.*ALTER ROLE ${role} SET row_security = on.*BYPASSRLS`));
+    } finally {
+      await withDb(target.url, (db) => db.exec(`drop owned by ${role}; drop role if exists ${role}`)).catch(() => undefined);
+      await target.drop();
+    }
+  });
+
   it("a deploying user that may read the approvals but not lock them: the gated tier fails at the gate's lock in tiergate.yaml, saying which GRANT; granted, apply goes on", async () => {
     const target = await freshDatabase('postgres', 'postgres');
     const role = `tg_nolock_${Math.random().toString(36).slice(2, 8)}`;

@@ -7,11 +7,11 @@
  * throwaway cluster of its own with TLS on (openssl makes the certificate).
  */
 import { execFileSync } from 'node:child_process';
-import { chownSync, mkdtempSync } from 'node:fs';
+import { chownSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDb } from '../src/db/open-db.js';
+import { openDb, withDb } from '../src/db/open-db.js';
 import { libpqSslUrls } from '../src/db/ssl-mode.js';
 import { startCluster, type Cluster } from '../scripts/pg-cluster.js';
 import { runCli } from './helpers/cli.js';
@@ -70,6 +70,24 @@ describe.runIf(testTargets().includes('postgres'))('a server with a self-signed 
     expect(r.stderr).not.toMatch(/self[- ]signed|cannot connect/);
     const env = await runCli(['status', '--target', tcp, '--plan', ENGINE_PLAN], { env: { PGSSLMODE: 'require' } });
     expect(env.stderr).not.toMatch(/self[- ]signed|SECURITY WARNING|cannot connect/);
+  });
+
+  it('a server that takes this user over TCP only with TLS (hostnossl … reject): the refusal says to add sslmode, not to check the password', async () => {
+    const hba = join(cluster.data, 'pg_hba.conf');
+    const before = readFileSync(hba, 'utf8');
+    const reload = () => withDb(cluster.url('postgres'), (db) => db.query('select pg_reload_conf()'));
+    writeFileSync(hba, `hostnossl all all 127.0.0.1/32 reject\n${before}`);
+    await reload();
+    try {
+      const tcp = cluster.url('postgres', 'postgres', undefined, 'tcp');
+      const r = await runCli(['status', '--target', `${tcp}?sslmode=disable`, '--plan', ENGINE_PLAN]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/no encryption .*the server accepts this user from this host only over TLS: add sslmode=require/);
+      expect(r.stderr).not.toMatch(/check the user and password/);
+    } finally {
+      writeFileSync(hba, before);
+      await reload();
+    }
   });
 
   it('over the Unix socket the sslmode is ignored, as libpq ignores it', async () => {

@@ -202,7 +202,10 @@ function connectionError(url: string, e: unknown): ConnectionError {
     );
   }
   const advice =
-    err.sqlstate === '28P01' || err.sqlstate === '28000'
+    err.sqlstate === '28000' && /no encryption/i.test(err.message)
+      ? // pg_hba.conf has only hostssl lines for this user and host
+        'the server accepts this user from this host only over TLS: add sslmode=require (or verify-full with sslrootcert) to the URL'
+      : err.sqlstate === '28P01' || err.sqlstate === '28000'
       ? 'check the user and password (URL or PGPASSWORD / ~/.pgpass)'
       : err.sqlstate === '3D000'
         ? 'check the database name in the URL'

@@ -85,6 +85,12 @@ async function notPermitted(db: Db, what: string, e: DbError, needs?: readonly s
  * the GRANT names the ones the user lacks on the table the server names.
  */
 export async function grantsFor(db: Db, message: string, where: string | null = null, needs: readonly string[] = ['SELECT']): Promise<string> {
+  // row_security = off for a user a table's policies apply to: no GRANT lets it read; the setting, or BYPASSRLS, does
+  const rls = /row-level security policy for table "?([^"\s]+)"?/.exec(message)?.[1];
+  if (rls) {
+    const who = (await db.query<{ u: string }>('select quote_ident(current_user) as u').catch(() => null))?.rows[0]?.u ?? 'this user';
+    return `table ${rls} has row-level security and user ${who} has row_security off, which makes the server refuse instead of filtering rows: ALTER ROLE ${who} SET row_security = on (tiergate then reads what the policies let it), or ALTER ROLE ${who} BYPASSRLS`;
+  }
   const schema = /permission denied for schema "?([^"\s]+)"?/.exec(message)?.[1];
   const table = /permission denied for (?:table|view|sequence) "?([^"\s]+)"?/.exec(message)?.[1];
   // the names as the GRANT must write them, quoted by the server where they need it; the table found as the statement found it (search_path), or the only one of its name
