@@ -137,6 +137,10 @@ describe.each(testTargets())('sample variants against the plan (%s)', (kind) => 
         sqlstate: 'TG003',
         message: `tier 0 preflight refused: database "${t.database}" does not look like Directus with governance proposals: missing directus_access, directus_collections, directus_fields, directus_policies, directus_relations, directus_roles, directus_users, os_proposal_approvals, os_proposals`,
       });
+      // where it looked, and what a Directus in another schema needs
+      const err = (await applyTier(db, 0).catch((e: unknown) => e)) as { detail?: string; hint?: string };
+      expect(err.detail).toBe('looked up on this session\'s search_path: "$user", public');
+      expect(err.hint).toMatch(/a Directus in another schema than public \(DB_SEARCH_PATH\) needs that schema on the search_path/);
     } finally {
       await db.close();
       await t.drop();

@@ -41,7 +41,9 @@ BEGIN
     IF missing IS NOT NULL THEN
         RAISE EXCEPTION 'tier 0 preflight refused: database "%" does not look like Directus with governance proposals: missing %',
                         current_database(), missing
-            USING ERRCODE = 'TG003';
+            USING ERRCODE = 'TG003',
+                  DETAIL = format('looked up on this session''s search_path: %s', current_setting('search_path')),
+                  HINT = 'a Directus in another schema than public (DB_SEARCH_PATH) needs that schema on the search_path of this user or database: ALTER ROLE … SET search_path = … (a rehearsal gives its clones the source''s)';
     END IF;
     IF NOT EXISTS (SELECT 1 FROM os_proposals WHERE key = 'OS-AXIS') THEN
         RAISE EXCEPTION 'tier 0 preflight refused: proposal OS-AXIS does not exist in os_proposals'
