@@ -861,6 +861,41 @@ describe.runIf(testTargets().includes('postgres'))('a database nothing can be wr
   });
 });
 
+describe.runIf(testTargets().includes('postgres'))('a deploying user that owns none of Directus (postgres)', () => {
+  it('apply refuses before any tier naming the privileges the tiers need and the GRANTs (exit 2), the dry run says so; granted, it applies', async () => {
+    target = await freshDatabase('postgres', 'directus', { exactName: true });
+    const url = target.url;
+    const deployer = `tg_deploy_${Math.random().toString(36).slice(2, 8)}`;
+    await withDb(url, async (db) => {
+      await writeSample(db, {});
+      await approveAs(db, ADMIN);
+      // what the README's first paragraph on roles names: CREATE on the database, reading Directus, the gate's lock
+      await db.exec(`create role ${deployer} login; grant create on database directus to ${deployer}; grant usage on schema public to ${deployer};
+                     grant select on all tables in schema public to ${deployer}; grant usage on all sequences in schema public to ${deployer};
+                     grant update on os_proposals, os_proposal_approvals, directus_users, directus_access, directus_policies to ${deployer}`);
+    });
+    const { editPostgresUrl } = await import('../src/db/pg-url.js');
+    const asDeployer = editPostgresUrl(url, (u) => void (u.username = deployer));
+    try {
+      const refused = await runCli(['apply', '--yes', '--target', asDeployer]);
+      expect(refused.code, refused.stdout + refused.stderr).toBe(2);
+      expect(refused.stderr).toMatch(new RegExp(`cannot apply on .*: user ${deployer} lacks what the tiers need: tier 7 'Approval rules' needs [^;]*TRIGGER[^;]* on os_proposal_approvals.*tier 8 .* needs INSERT on directus_\\w+.*; no structure or data tier was run — GRANT .*TRIGGER.* ON os_proposal_approvals TO ${deployer}`));
+      const ledger = await withDb(url, (db) => scalar<string | null>(db, `select to_regclass('tiergate.ledger')::text as v`));
+      if (ledger) expect(Number(await withDb(url, (db) => scalar(db, 'select count(*) as v from tiergate.ledger')))).toBe(0);
+      const dry = await runCli(['apply', '--dry-run', '--target', asDeployer]);
+      expect(dry.code, dry.stdout + dry.stderr).toBe(1);
+      expect(dry.stdout).toMatch(/privileges — apply would stop before any tier: tier 7 'Approval rules' needs .*TRIGGER/);
+      // granted as the message says: the rollout applies
+      const grants = /no structure or data tier was run — (.*) \(or apply as a user who has them\)/.exec(refused.stderr)![1]!;
+      await withDb(url, (db) => db.exec(grants.replace(/; /g, ';\n')));
+      const applied = await runCli(['apply', '--yes', '--target', asDeployer], { timeoutMs: 300_000 });
+      expect(applied.code, applied.stdout + applied.stderr).toBe(0);
+    } finally {
+      await withDb(url, (db) => db.exec(`drop owned by ${deployer} cascade; drop role if exists ${deployer}`)).catch(() => undefined);
+    }
+  });
+});
+
 describe.each(testTargets())('amendments in a row (%s)', (kind) => {
   // four rehearsals, four applies, two rollbacks: minutes on a busy machine
   it('three amendments, each rehearsed and applied; then the full rollback and a re-apply give the fingerprint the rehearsal proves; rollback --amendment takes only the last', { timeout: 300_000 }, async () => {

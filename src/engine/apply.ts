@@ -1,5 +1,5 @@
 import type { Db } from '../db/port.js';
-import { EvidenceRefusedError } from '../errors.js';
+import { EvidenceRefusedError, TargetError } from '../errors.js';
 import type { Plan, Tier } from '../plan/plan.js';
 import type { TargetIdentity } from '../probe/identity.js';
 import { readGate } from './gate.js';
@@ -9,6 +9,7 @@ import type { Delta, Difference, GateReading, TierResult } from './result.js';
 import { withRollout, type RolloutOptions } from './rollout.js';
 import { afterMetrics, emptyFailure, finish, idle, isBodyTier, type EngineEvent, type RunResult } from './run-result.js';
 import { Carry, runCheckTier, runTier } from './run-tier.js';
+import { describeLacks, lackedPrivileges } from './privileges.js';
 import { namingBlockers } from './session-bounds.js';
 
 /**
@@ -91,6 +92,8 @@ export async function apply(db: Db, plan: Plan, options: ApplyOptions = {}): Pro
     }
     const gate = await readGateBounded(db, plan);
     const applied = appliedTiers(plan, ledger, gate);
+    // what the tiers this run applies surely need, checked before the first: a user that lacks it is told which GRANT, nothing runs
+    await refuseLackedPrivileges(db, plannedTiers(plan, ledger, gate, Boolean(options.structureOnly)));
     const notApplied = new Map<number, string>();
     let failed = false;
 
@@ -159,6 +162,37 @@ export async function apply(db: Db, plan: Plan, options: ApplyOptions = {}): Pro
     const gateMoved = results.some((r) => plan.tiers.find((t) => t.id === r.id)?.gated && (r.status === 'Blocked' || r.status === 'Failed'));
     return done(gateMoved && db.alive() ? await readGateBounded(db, plan).catch(() => gate) : gate);
   });
+}
+
+/**
+ * The structure and data tiers a run would apply, in order, if each applied:
+ * `decide` asked of each as the run asks it (a tier skipped or blocked makes
+ * those that require it blocked).
+ */
+export function plannedTiers(plan: Plan, ledger: Map<number, LedgerEntry>, gate: GateReading | null, structureOnly: boolean): Tier[] {
+  const applied = appliedTiers(plan, ledger, gate);
+  const notApplied = new Map<number, string>();
+  const out: Tier[] = [];
+  for (const tier of plan.tiers.filter(isBodyTier)) {
+    const d = decide(plan, tier, ledger.get(tier.id), { structureOnly, notApplied, gate });
+    if (d.action === 'apply') out.push(tier);
+    else if (d.action === 'block' || !applied.has(tier.id)) notApplied.set(tier.id, d.action === 'block' ? 'blocked' : 'not applied');
+  }
+  return out;
+}
+
+/**
+ * Refuses the run (exit 2, before any tier) when this session's user lacks
+ * a privilege the tiers it would apply surely need on a relation that
+ * exists: a non-owner deploying user once had three tiers committed before
+ * the fourth was refused. A check that cannot be read refuses nothing.
+ */
+async function refuseLackedPrivileges(db: Db, tiers: Tier[]): Promise<void> {
+  const lacks = await lackedPrivileges(db, tiers).catch(() => []);
+  if (!lacks.length) return;
+  const user = (await db.query<{ u: string }>('select quote_ident(current_user) as u')).rows[0]?.u ?? 'this user';
+  const { what, grants } = describeLacks(lacks, user);
+  throw new TargetError(`cannot apply on ${db.displayUrl}: user ${user} lacks what the tiers need: ${what}; no structure or data tier was run — ${grants} (or apply as a user who has them)`);
 }
 
 /** What apply does with one structure or data tier, and why. */

@@ -3,10 +3,11 @@ import { DriftError } from '../errors.js';
 import type { LintFinding } from '../plan/lint.js';
 import type { Plan } from '../plan/plan.js';
 import type { TargetIdentity } from '../probe/identity.js';
-import { appliedTiers, decide, readGateBounded, sortedIds, type TierDecision } from './apply.js';
+import { appliedTiers, decide, plannedTiers, readGateBounded, sortedIds, type TierDecision } from './apply.js';
 import { readLedger } from './ledger.js';
 import { openPlanSession, runPreflight } from './preflight.js';
 import type { GateReading, TierResult } from './result.js';
+import { describeLacks, lackedPrivileges } from './privileges.js';
 import { assertNoDrift, whyNotWritable } from './rollout.js';
 import { rolloutLockHolder } from './rollout-lock.js';
 import { isBodyTier } from './run-result.js';
@@ -26,6 +27,8 @@ export interface DryRunResult {
   lockHeldBy: string | null;
   /** why apply could not write the target (a hot standby, read-only sessions, no right to create the ledger schema), or null */
   unwritable: string | null;
+  /** privileges the tiers apply would run surely need and this user lacks, with the GRANTs (apply would stop before any tier), or null */
+  lacks: string | null;
   preflight: TierResult | null;
   gate: GateReading | null;
   /**
@@ -66,6 +69,8 @@ export async function dryRun(db: Db, plan: Plan, options: { structureOnly?: bool
   // apply would run no tier at all: say so of each, not what it would decide on a plan it runs
   const firstLintError = lint.find((f) => f.severity === 'error');
   const unwritable = await whyNotWritable(db);
+  const lacks = firstLintError || unwritable || drift ? [] : await lackedPrivileges(db, plannedTiers(plan, ledger, gate, Boolean(options.structureOnly))).catch(() => []);
+  const lacking = lacks.length ? describeLacks(lacks, (await db.query<{ u: string }>('select quote_ident(current_user) as u')).rows[0]?.u ?? 'this user') : null;
   const stop = firstLintError
     ? `apply would refuse the plan: lint error at ${firstLintError.file}:${firstLintError.line}`
     : unwritable
@@ -74,11 +79,14 @@ export async function dryRun(db: Db, plan: Plan, options: { structureOnly?: bool
       ? 'apply would stop before any tier: an applied file changed (drift)'
       : preflight?.status === 'Failed'
         ? 'apply would stop before any tier: the preflight fails'
-        : null;
+        : lacking
+          ? 'apply would stop before any tier: this user lacks privileges the tiers need'
+          : null;
+  const lacksLine = lacking ? `${lacking.what} — ${lacking.grants}` : null;
   if (stop) {
     const tiers = plan.tiers.filter(isBodyTier).map((t) => ({ id: t.id, name: t.name, kind: t.kind, action: 'stop' as const, reason: stop }));
     const verify = plan.tiers.some((t) => t.kind === 'verify') ? 'would not run: apply would stop before any tier' : null;
-    return { plan: { name: plan.name, sha256: plan.sha256 }, target: db.displayUrl, identity, lint, ledger: hasLedger, drift, lockHeldBy, unwritable, preflight, gate, tiers, verify };
+    return { plan: { name: plan.name, sha256: plan.sha256 }, target: db.displayUrl, identity, lint, ledger: hasLedger, drift, lockHeldBy, unwritable, lacks: lacksLine, preflight, gate, tiers, verify };
   }
   const notApplied = new Map<number, string>();
   const tiers: DryRunResult['tiers'] = [];
@@ -94,5 +102,5 @@ export async function dryRun(db: Db, plan: Plan, options: { structureOnly?: bool
   }
   const verifyTier = plan.tiers.find((t) => t.kind === 'verify');
   const verify = verifyTier ? (notApplied.size ? `skipped: tier ${[...notApplied.keys()].join(', ')} would not be applied` : 'would run after the last tier') : null;
-  return { plan: { name: plan.name, sha256: plan.sha256 }, target: db.displayUrl, identity, lint, ledger: hasLedger, drift, lockHeldBy, unwritable, preflight, gate, tiers, verify };
+  return { plan: { name: plan.name, sha256: plan.sha256 }, target: db.displayUrl, identity, lint, ledger: hasLedger, drift, lockHeldBy, unwritable, lacks: lacksLine, preflight, gate, tiers, verify };
 }

@@ -38,7 +38,7 @@ export async function dryRunCommand(
       }
     }
     const lintErrors = d.lint.filter((f) => f.severity === 'error');
-    const stops = lintErrors.length > 0 || d.drift !== null || d.unwritable !== null || d.preflight?.status === 'Failed' || unrehearsed;
+    const stops = lintErrors.length > 0 || d.drift !== null || d.unwritable !== null || d.lacks !== null || d.preflight?.status === 'Failed' || unrehearsed;
     const blocked = d.tiers.some((t) => t.action === 'block');
     // ok exactly when the exit code is 0: a gated tier that would block is exit 3
     out.result({ ok: !stops && !blocked, wouldStop: stops, wouldBlock: blocked, ...d, evidence: bound ? { file: bound.file, createdAt: bound.evidence.createdAt, notes: bound.notes } : null });
@@ -51,6 +51,7 @@ export async function dryRunCommand(
     out.line(`lint: ${lintErrors.length ? `${lintErrors.length} error(s) — apply would refuse the plan` : `no errors${d.lint.length ? ` (${d.lint.length} warning(s))` : ''}`}`);
     for (const f of lintErrors) out.line(`  ${f.file}:${f.line}:${f.column}: [${f.rule}] ${f.message}`);
     if (d.drift) out.line(out.paint('red', `drift — apply would stop before touching anything:\n${d.drift}`));
+    if (d.lacks) out.line(out.paint('red', `privileges — apply would stop before any tier: ${d.lacks}`));
     if (d.preflight) out.line(`preflight: ${d.preflight.status}${d.preflight.status === 'Failed' ? ` — ${d.preflight.error?.message ?? d.preflight.reason}` : ''}`);
     out.line(d.gate ? `gate: ${d.gate.name} = ${d.gate.value ?? 'n/a'} (needs ≥ ${d.gate.min}): ${d.gate.open ? 'OPEN' : 'CLOSED'}` : 'gate: none');
     if (bound) {

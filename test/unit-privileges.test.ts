@@ -1,0 +1,40 @@
+/**
+ * The privileges a tier file's own statements surely need, read with
+ * PostgreSQL's parser: what apply checks before its first tier.
+ */
+import { describe, expect, it } from 'vitest';
+import { privilegesNeeded } from '../src/plan/privileges-needed.js';
+
+describe('privilegesNeeded', () => {
+  it('writes, triggers and foreign keys; not what a function, a rule or a DO block would run later, nor on tables the script creates (temporary ones included)', async () => {
+    const sql = `
+create table axis.t (id int primary key, owner uuid references directus_users (id));
+insert into directus_fields (collection, field) values ('a', 'b') on conflict (id) do update set field = excluded.field;
+with gone as (delete from "Public"."Odd Name" returning 1) update axis.drift_state set value = 1;
+truncate axis.scan_run, axis.t;
+create trigger t_ins after insert on os_proposal_approvals for each row execute function axis.f();
+alter table axis.t add constraint t_fk foreign key (id) references axis.other (id);
+create function axis.f() returns trigger language sql begin atomic insert into axis.audit values (1); end;
+create rule r as on insert to axis.v do instead insert into axis.hidden values (1);
+do $$ begin insert into axis.in_do values (1); end $$;
+create temp table scratch (id int);
+insert into scratch values (1);
+insert into pg_temp.other values (1);
+`;
+    const needs = await privilegesNeeded(sql);
+    expect(needs.map((n) => `${n.privilege} ${n.relation} :${n.line}`)).toEqual([
+      'REFERENCES "directus_users" :2',
+      'INSERT "directus_fields" :3',
+      'UPDATE "directus_fields" :3',
+      'UPDATE "axis"."drift_state" :4',
+      'DELETE "Public"."Odd Name" :4',
+      'TRUNCATE "axis"."scan_run" :5',
+      'TRIGGER "os_proposal_approvals" :6',
+      'REFERENCES "axis"."other" :7',
+    ]);
+  });
+
+  it('a file the parser refuses needs nothing it can name (lint refuses it)', async () => {
+    expect(await privilegesNeeded('insert into oops values (')).toEqual([]);
+  });
+});
