@@ -667,3 +667,17 @@ describe('a hot standby as the source', () => {
     expect(standbyNote({ replayedAt: null, agoS: null, caughtUp: true })).toMatch(/^the source is a hot standby that has replayed no transaction since it started: the copy shows the primary as of its base backup or its last restart/);
   });
 });
+
+describe('a pg_dump that fails says what helps', () => {
+  it('a full disk names the folder the dump file is written to, its size so far and TMPDIR; the password is not shown', async () => {
+    const { dumpFailed } = await import('../src/rehearsal/pg-dump-restore.js');
+    const dir = mkdtempSync(join(tmpdir(), 'tiergate-dumpfull-'));
+    const file = join(dir, 'source.dump');
+    writeFileSync(file, Buffer.alloc(2_500_000));
+    const e = dumpFailed('postgres://reader:s3cret-pw@db.example/directus', file, { code: 1, errors: ['pg_dump: error: could not write to output file: No space left on device'], tail: [] });
+    expect(e.message).toBe(
+      `pg_dump of postgres://reader:***@db.example/directus failed (exit 1):\n  pg_dump: error: could not write to output file: No space left on device\n` +
+        `the dump file is written to ${dir} (TMPDIR, else /tmp), uncompressed: about 1.4 times the source's database, 2.5 MB written when the room ran out; point TMPDIR at a folder with room for it, then run again`,
+    );
+  });
+});

@@ -6,9 +6,10 @@
  */
 import { spawnSync } from 'node:child_process';
 import { statSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { TargetError } from '../errors.js';
 import { redactUrl } from '../secrets.js';
-import { runTool, toolConnection, toolProblems } from './clone-tools.js';
+import { runTool, toolConnection, toolProblems, type ToolRun } from './clone-tools.js';
 
 /** pg_dump of the source into `file`; returns the number of tables whose data it dumped. */
 export async function dump(pgDump: string, sourceUrl: string, file: string, progress: (m: string) => void, signal?: AbortSignal): Promise<number> {
@@ -31,19 +32,25 @@ export async function dump(pgDump: string, sourceUrl: string, file: string, prog
     },
     signal,
   );
-  if (run.code !== 0) {
-    const locks = run.errors.some((l) => /out of shared memory|max_locks_per_transaction/.test(l))
-      ? `\npg_dump locks every table of the source in one transaction, and the source's lock table ` +
-        `(max_locks_per_transaction × max_connections) is too small for its tables: raise max_locks_per_transaction on the source (a restart), then run again`
-      : '';
-    const denied = run.errors.some((l) => /permission denied for/.test(l))
-      ? `\npg_dump reads every schema, table and sequence of the source: its user must be allowed to (GRANT pg_read_all_data TO that user, ` +
-        `PostgreSQL 14 and later; or USAGE on each schema and SELECT on its tables and sequences), or rehearse with the database owner's URL`
-      : '';
-    throw new TargetError(`pg_dump of ${redactUrl(sourceUrl)} failed (exit ${run.code}):\n  ${toolProblems(run)}${locks}${denied}`);
-  }
+  if (run.code !== 0) throw dumpFailed(sourceUrl, file, run);
   progress(`pg_dump: ${tables} tables, ${megabytes(file)} MB`);
   return tables;
+}
+
+/** What a failed pg_dump says, with what helps: too small a lock table, a user that may not read, a full disk. */
+export function dumpFailed(sourceUrl: string, file: string, run: ToolRun): TargetError {
+  const locks = run.errors.some((l) => /out of shared memory|max_locks_per_transaction/.test(l))
+    ? `\npg_dump locks every table of the source in one transaction, and the source's lock table ` +
+      `(max_locks_per_transaction × max_connections) is too small for its tables: raise max_locks_per_transaction on the source (a restart), then run again`
+    : '';
+  const denied = run.errors.some((l) => /permission denied for/.test(l))
+    ? `\npg_dump reads every schema, table and sequence of the source: its user must be allowed to (GRANT pg_read_all_data TO that user, ` +
+      `PostgreSQL 14 and later; or USAGE on each schema and SELECT on its tables and sequences), or rehearse with the database owner's URL`
+    : '';
+  const full = run.errors.some((l) => /No space left on device|could not write to output file/.test(l))
+    ? `\nthe dump file is written to ${dirname(file)} (TMPDIR, else /tmp), uncompressed: about 1.4 times the source's database, ${megabytes(file)} MB written when the room ran out; point TMPDIR at a folder with room for it, then run again`
+    : '';
+  return new TargetError(`pg_dump of ${redactUrl(sourceUrl)} failed (exit ${run.code}):\n  ${toolProblems(run)}${locks}${denied}${full}`);
 }
 
 /**
