@@ -500,6 +500,29 @@ describe.each(testTargets())('engine on %s', (kind) => {
   });
 });
 
+/**
+ * A fresh PostgreSQL database with the engine plan's gate (open) and a login
+ * role `prefix_<random>`, given `setup` (SQL run as the superuser, the role
+ * and the database named); `fn` gets the superuser's URL and the role's.
+ * The role and the database are dropped after.
+ */
+async function withRole(prefix: string, setup: (role: string, database: string) => string, fn: (t: { url: string; asRole: string; role: string; database: string }) => Promise<void>): Promise<void> {
+  const target = await freshDatabase('postgres', 'postgres');
+  const role = `${prefix}_${Math.random().toString(36).slice(2, 8)}`;
+  try {
+    const { editPostgresUrl } = await import('../src/db/pg-url.js');
+    const database = new URL(target.url.replace(/^postgres:/, 'http:')).pathname.slice(1);
+    await withDb(target.url, async (db) => {
+      await prepareGate(db, true);
+      await db.exec(`create role ${role} login; ${setup(role, database)}`);
+    });
+    await fn({ url: target.url, asRole: editPostgresUrl(target.url, (u) => void (u.username = role)), role, database });
+  } finally {
+    await withDb(target.url, (db) => db.exec(`drop owned by ${role}; drop role if exists ${role}`)).catch(() => undefined);
+    await target.drop();
+  }
+}
+
 describe.runIf(testTargets().includes('postgres'))('a target tiergate cannot write (postgres)', () => {
   it('read-only sessions, or no right to create the ledger schema: apply refuses before touching anything (exit 2), and --dry-run says why', async () => {
     const target = await freshDatabase('postgres', 'postgres');
@@ -543,80 +566,50 @@ describe.runIf(testTargets().includes('postgres'))('a target tiergate cannot wri
   });
 
   it("a user or database whose settings unsettle a session: a first statement that runs out of the role's statement_timeout is exit 2 saying so (the process once hung), and a DateStyle of 'SQL, DMY' does not turn the ledger's times into 1970", async () => {
-    const target = await freshDatabase('postgres', 'postgres');
-    const role = `tg_slow_${Math.random().toString(36).slice(2, 8)}`;
-    try {
-      const { editPostgresUrl } = await import('../src/db/pg-url.js');
-      const { runCli } = await import('./helpers/cli.js');
-      const database = new URL(target.url.replace(/^postgres:/, 'http:')).pathname.slice(1);
-      await withDb(target.url, async (db) => {
-        await prepareGate(db, true);
-        expect((await db.query<{ ok: boolean }>('select pg_jit_available() as ok')).rows[0]!.ok).toBe(true);
-        // every statement JIT-compiled (tens of ms), and 1 ms for each of this user's
-        await db.exec(`create role ${role} login; alter database "${database}" set jit = on; alter database "${database}" set jit_above_cost = 0; alter role ${role} in database "${database}" set statement_timeout = '1ms'`);
-      });
-      const slow = await runCli(['status', '--plan', ENGINE_PLAN, '--target', editPostgresUrl(target.url, (u) => void (u.username = role))], { timeoutMs: 60_000 });
+    const { runCli } = await import('./helpers/cli.js');
+    // every statement JIT-compiled (tens of ms), and 1 ms for each of the role's
+    const setup = (role: string, database: string) =>
+      `alter database "${database}" set jit = on; alter database "${database}" set jit_above_cost = 0; alter role ${role} in database "${database}" set statement_timeout = '1ms'`;
+    await withRole('tg_slow', setup, async ({ url, asRole, database }) => {
+      await withDb(url, async (db) => expect((await db.query<{ ok: boolean }>('select pg_jit_available() as ok')).rows[0]!.ok).toBe(true));
+      const slow = await runCli(['status', '--plan', ENGINE_PLAN, '--target', asRole], { timeoutMs: 60_000 });
       expect(slow.code, slow.stdout + slow.stderr).toBe(2);
       expect(slow.stderr).toMatch(/cannot connect to .*: canceling statement due to statement timeout \(SQLSTATE 57014\); its first statement ran out of the statement_timeout the server sets for this user or database/);
-      await withDb(target.url, (db) => db.exec(`alter database "${database}" reset jit_above_cost; alter database "${database}" set datestyle = 'SQL, DMY'`));
-      const applied = await runCli(['apply', '--yes', '--plan', ENGINE_PLAN, '--target', target.url]);
+      await withDb(url, (db) => db.exec(`alter database "${database}" reset jit_above_cost; alter database "${database}" set datestyle = 'SQL, DMY'`));
+      const applied = await runCli(['apply', '--yes', '--plan', ENGINE_PLAN, '--target', url]);
       expect(applied.code, applied.stdout + applied.stderr).toBe(0);
-      const st = await runCli(['status', '--json', '--plan', ENGINE_PLAN, '--target', target.url]);
+      const st = await runCli(['status', '--json', '--plan', ENGINE_PLAN, '--target', url]);
       const at = (JSON.parse(st.stdout) as { tiers: { id: number; at: string | null }[] }).tiers.find((t) => t.id === 1)!.at!;
       expect(Math.abs(Date.parse(at) - Date.now())).toBeLessThan(10 * 60_000);
       // the tiers' own sessions keep the day-month order the database sets (only dates' output is ISO)
-      await withDb(target.url, async (db) => expect((await db.query<{ d: string }>(`select current_setting('datestyle') as d`)).rows[0]!.d).toBe('ISO, DMY'));
-    } finally {
-      await withDb(target.url, (db) => db.exec(`drop owned by ${role}; drop role if exists ${role}`)).catch(() => undefined);
-      await target.drop();
-    }
+      await withDb(url, async (db) => expect((await db.query<{ d: string }>(`select current_setting('datestyle') as d`)).rows[0]!.d).toBe('ISO, DMY'));
+    });
   });
 
   it('a user with row_security off reading a table with row-level security: exit 2 naming the setting, not a GRANT that cannot help', async () => {
-    const target = await freshDatabase('postgres', 'postgres');
-    const role = `tg_rls_${Math.random().toString(36).slice(2, 8)}`;
-    try {
-      const { editPostgresUrl } = await import('../src/db/pg-url.js');
-      const { runCli } = await import('./helpers/cli.js');
-      await withDb(target.url, async (db) => {
-        await prepareGate(db, true);
-        await db.exec(`create role ${role} login; grant usage on schema gate to ${role}; grant select on gate.approval to ${role}; alter role ${role} set row_security = off;
-                       alter table gate.approval enable row level security; create policy valid_only on gate.approval for select using (valid)`);
-      });
-      const r = await runCli(['status', '--plan', ENGINE_PLAN, '--target', editPostgresUrl(target.url, (u) => void (u.username = role))]);
+    const { runCli } = await import('./helpers/cli.js');
+    const setup = (role: string) =>
+      `grant usage on schema gate to ${role}; grant select on gate.approval to ${role}; alter role ${role} set row_security = off;
+       alter table gate.approval enable row level security; create policy valid_only on gate.approval for select using (valid)`;
+    await withRole('tg_rls', setup, async ({ asRole, role }) => {
+      const r = await runCli(['status', '--plan', ENGINE_PLAN, '--target', asRole]);
       expect(r.code, r.stdout + r.stderr).toBe(2);
       expect(r.stderr).toMatch(new RegExp(`table approval has row-level security and user ${role} has row_security off.*ALTER ROLE ${role} SET row_security = on.*BYPASSRLS`));
-    } finally {
-      await withDb(target.url, (db) => db.exec(`drop owned by ${role}; drop role if exists ${role}`)).catch(() => undefined);
-      await target.drop();
-    }
+    });
   });
 
   it("a deploying user that may read the approvals but not lock them: the gated tier fails at the gate's lock in tiergate.yaml, saying which GRANT; granted, apply goes on", async () => {
-    const target = await freshDatabase('postgres', 'postgres');
-    const role = `tg_nolock_${Math.random().toString(36).slice(2, 8)}`;
-    try {
-      const { editPostgresUrl } = await import('../src/db/pg-url.js');
-      const { runCli } = await import('./helpers/cli.js');
-      const database = new URL(target.url.replace(/^postgres:/, 'http:')).pathname.slice(1);
-      await withDb(target.url, async (db) => {
-        await prepareGate(db, true);
-        await db.exec(`create role ${role} login; grant create on database "${database}" to ${role}; grant usage on schema gate to ${role}; grant select on gate.approval to ${role}`);
-      });
-      const asRole = editPostgresUrl(target.url, (u) => void (u.username = role));
+    const { runCli } = await import('./helpers/cli.js');
+    const setup = (role: string, database: string) => `grant create on database "${database}" to ${role}; grant usage on schema gate to ${role}; grant select on gate.approval to ${role}`;
+    await withRole('tg_nolock', setup, async ({ url, asRole, role }) => {
       const r = await runCli(['apply', '--yes', '--plan', ENGINE_PLAN, '--target', asRole]);
       expect(r.code, r.stdout + r.stderr).toBe(1);
       expect(r.stdout).toMatch(/tier 2 'Seed' failed at tiergate\.yaml:\n {2}ERROR 42501: reading the lock of gate 'approvals': permission denied for table approval\n {2}HINT: the gate's lock takes the approval rows FOR SHARE.*GRANT UPDATE ON approval TO the deploying user/);
-      await withDb(target.url, (db) => db.exec(`grant update on gate.approval to ${role}`));
+      await withDb(url, (db) => db.exec(`grant update on gate.approval to ${role}`));
       const again = await runCli(['apply', '--yes', '--plan', ENGINE_PLAN, '--target', asRole]);
       expect(again.code, again.stdout + again.stderr).toBe(0);
-      await withDb(target.url, async (db) => {
-        expect(Number((await db.query<{ n: string }>('select count(*) as n from app.item')).rows[0]!.n)).toBe(3);
-      });
-    } finally {
-      await withDb(target.url, (db) => db.exec(`drop owned by ${role}; drop role if exists ${role}`)).catch(() => undefined);
-      await target.drop();
-    }
+      await withDb(url, async (db) => expect(Number((await db.query<{ n: string }>('select count(*) as n from app.item')).rows[0]!.n)).toBe(3));
+    });
   });
 
   it('a role without privileges on the ledger another user made: every command says what to grant (exit 2), not the bare refusal; granted, it works', async () => {
