@@ -869,10 +869,9 @@ describe.runIf(testTargets().includes('postgres'))('a deploying user that owns n
     await withDb(url, async (db) => {
       await writeSample(db, {});
       await approveAs(db, ADMIN);
-      // what the README's first paragraph on roles names: CREATE on the database, reading Directus, the gate's lock
+      // CREATE on the database and reading Directus: what a read-only operator would think enough
       await db.exec(`create role ${deployer} login; grant create on database directus to ${deployer}; grant usage on schema public to ${deployer};
-                     grant select on all tables in schema public to ${deployer}; grant usage on all sequences in schema public to ${deployer};
-                     grant update on os_proposals, os_proposal_approvals, directus_users, directus_access, directus_policies to ${deployer}`);
+                     grant select on all tables in schema public to ${deployer}; grant usage on all sequences in schema public to ${deployer}`);
     });
     const { editPostgresUrl } = await import('../src/db/pg-url.js');
     const asDeployer = editPostgresUrl(url, (u) => void (u.username = deployer));
@@ -880,6 +879,8 @@ describe.runIf(testTargets().includes('postgres'))('a deploying user that owns n
       const refused = await runCli(['apply', '--yes', '--target', asDeployer]);
       expect(refused.code, refused.stdout + refused.stderr).toBe(2);
       expect(refused.stderr).toMatch(new RegExp(`cannot apply on .*: user ${deployer} lacks what the tiers need: tier 7 'Approval rules' needs [^;]*TRIGGER[^;]* on os_proposal_approvals.*tier 8 .* needs INSERT on directus_\\w+.*; no structure or data tier was run — GRANT .*TRIGGER.* ON os_proposal_approvals TO ${deployer}`));
+      // the gate's lock (FOR SHARE on the proposal, its approvals and the approvers' access) in the same message: one round of GRANTs, not five
+      expect(refused.stderr).toMatch(/the gate's lock \(gate\.lock in tiergate\.yaml, taken by each gated tier\) needs UPDATE on os_proposals, os_proposal_approvals, directus_users, directus_access, directus_policies/);
       const ledger = await withDb(url, (db) => scalar<string | null>(db, `select to_regclass('tiergate.ledger')::text as v`));
       if (ledger) expect(Number(await withDb(url, (db) => scalar(db, 'select count(*) as v from tiergate.ledger')))).toBe(0);
       const dry = await runCli(['apply', '--dry-run', '--target', asDeployer]);

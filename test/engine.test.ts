@@ -598,13 +598,18 @@ describe.runIf(testTargets().includes('postgres'))('a target tiergate cannot wri
     });
   });
 
-  it("a deploying user that may read the approvals but not lock them: the gated tier fails at the gate's lock in tiergate.yaml, saying which GRANT; granted, apply goes on", async () => {
+  it("a deploying user that may read the approvals but not lock them: apply refuses before any tier naming the gate's lock and its GRANT; the lock refused in a tier is the plan's query's failure, with a hint; granted, apply goes on", async () => {
     const { runCli } = await import('./helpers/cli.js');
     const setup = (role: string, database: string) => `grant create on database "${database}" to ${role}; grant usage on schema gate to ${role}; grant select on gate.approval to ${role}`;
     await withRole('tg_nolock', setup, async ({ url, asRole, role }) => {
       const r = await runCli(['apply', '--yes', '--plan', ENGINE_PLAN, '--target', asRole]);
-      expect(r.code, r.stdout + r.stderr).toBe(1);
-      expect(r.stdout).toMatch(/tier 2 'Seed' failed at tiergate\.yaml:\n {2}ERROR 42501: reading the lock of gate 'approvals': permission denied for table approval\n {2}HINT: the gate's lock takes the approval rows FOR SHARE.*GRANT UPDATE ON approval TO the deploying user/);
+      expect(r.code, r.stdout + r.stderr).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`user ${role} lacks what the tiers need: the gate's lock \\(gate\\.lock in tiergate\\.yaml, taken by each gated tier\\) needs UPDATE on gate\\.approval; no structure or data tier was run — GRANT UPDATE ON gate\\.approval TO ${role}`));
+      // a lock the check cannot see coming (here: the tier run on its own): the tier fails at the plan's query, tiergate.yaml, with the GRANT
+      const plan = loadPlan(ENGINE_PLAN);
+      const seeded = await withDb(asRole, (db) => runTier(db, plan, plan.tiers.find((t) => t.id === 2)!, { noLedger: true }));
+      expect(seeded).toMatchObject({ status: 'Failed', error: { file: 'tiergate.yaml', sqlstate: '42501', message: "reading the lock of gate 'approvals': permission denied for table approval" } });
+      expect(seeded.error!.hint).toMatch(/the gate's lock takes the approval rows FOR SHARE.*GRANT UPDATE ON approval TO the deploying user/);
       await withDb(url, (db) => db.exec(`grant update on gate.approval to ${role}`));
       const again = await runCli(['apply', '--yes', '--plan', ENGINE_PLAN, '--target', asRole]);
       expect(again.code, again.stdout + again.stderr).toBe(0);

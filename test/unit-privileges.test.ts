@@ -34,6 +34,19 @@ insert into pg_temp.other values (1);
     ]);
   });
 
+  it('a row lock asks UPDATE of the tables it locks: those it names (by alias too), else its whole FROM (joins too), in subqueries as well', async () => {
+    const lock = `select (select count(*) from (select 1 from os_proposals p where p.key = 'X' for share) x)
+      + (select count(*) from (select 1 from directus_users u join directus_access a on a.user = u.id for key share of a) y)
+      + (select count(*) from (select 1 from axis.t, axis.u for update) z)`;
+    const needs = await privilegesNeeded(lock);
+    expect(needs.map((n) => `${n.privilege} ${n.relation} ${n.why}`)).toEqual([
+      'UPDATE "os_proposals" a row lock (FOR SHARE)',
+      'UPDATE "directus_access" a row lock (FOR KEY SHARE)',
+      'UPDATE "axis"."t" a row lock (FOR UPDATE)',
+      'UPDATE "axis"."u" a row lock (FOR UPDATE)',
+    ]);
+  });
+
   it('a file the parser refuses needs nothing it can name (lint refuses it)', async () => {
     expect(await privilegesNeeded('insert into oops values (')).toEqual([]);
   });

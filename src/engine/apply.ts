@@ -9,7 +9,7 @@ import type { Delta, Difference, GateReading, TierResult } from './result.js';
 import { withRollout, type RolloutOptions } from './rollout.js';
 import { afterMetrics, emptyFailure, finish, idle, isBodyTier, type EngineEvent, type RunResult } from './run-result.js';
 import { Carry, runCheckTier, runTier } from './run-tier.js';
-import { describeLacks, lackedPrivileges } from './privileges.js';
+import { describeLacks, lackedPrivileges, runSql, type PrivilegedSql } from './privileges.js';
 import { namingBlockers } from './session-bounds.js';
 
 /**
@@ -93,7 +93,7 @@ export async function apply(db: Db, plan: Plan, options: ApplyOptions = {}): Pro
     const gate = await readGateBounded(db, plan);
     const applied = appliedTiers(plan, ledger, gate);
     // what the tiers this run applies surely need, checked before the first: a user that lacks it is told which GRANT, nothing runs
-    await refuseLackedPrivileges(db, plannedTiers(plan, ledger, gate, Boolean(options.structureOnly)));
+    await refuseLackedPrivileges(db, runSql(plannedTiers(plan, ledger, gate, Boolean(options.structureOnly)), plan.gate?.lock));
     const notApplied = new Map<number, string>();
     let failed = false;
 
@@ -187,7 +187,7 @@ export function plannedTiers(plan: Plan, ledger: Map<number, LedgerEntry>, gate:
  * exists: a non-owner deploying user once had three tiers committed before
  * the fourth was refused. A check that cannot be read refuses nothing.
  */
-async function refuseLackedPrivileges(db: Db, tiers: Tier[]): Promise<void> {
+async function refuseLackedPrivileges(db: Db, tiers: PrivilegedSql[]): Promise<void> {
   const lacks = await lackedPrivileges(db, tiers).catch(() => []);
   if (!lacks.length) return;
   const user = (await db.query<{ u: string }>('select quote_ident(current_user) as u')).rows[0]?.u ?? 'this user';

@@ -5,6 +5,8 @@ export interface PrivilegeNeed {
   /** as written, quoted for to_regclass (found on the session's search_path when unqualified) */
   relation: string;
   privilege: 'INSERT' | 'UPDATE' | 'DELETE' | 'TRUNCATE' | 'TRIGGER' | 'REFERENCES';
+  /** why, when not the statement's plain verb ('a row lock (FOR SHARE)') */
+  why?: string;
   /** 1-based line of the statement in the file */
   line: number;
 }
@@ -16,7 +18,8 @@ const NOT_RUN = new Set(['CreateFunctionStmt', 'RuleStmt']);
  * The privileges a script's own statements need on relations, read with
  * PostgreSQL's parser: INSERT, UPDATE (also INSERT … ON CONFLICT DO UPDATE),
  * DELETE and TRUNCATE on their targets, TRIGGER on a table a trigger is
- * created on, REFERENCES on a table a foreign key points to. What runs
+ * created on, REFERENCES on a table a foreign key points to, UPDATE on the
+ * tables whose rows a SELECT … FOR UPDATE / SHARE locks. What runs
  * elsewhere (a function's or a DO block's body, a rule) is not read: this
  * names what surely will be needed, never what might. Empty for a script
  * the parser refuses (lint says why).
@@ -36,11 +39,11 @@ export async function privilegesNeeded(sql: string): Promise<PrivilegeNeed[]> {
   // tables the script creates itself (its creator owns them; a temporary one shadows any other of its name): not asked
   const created = new Set<string>();
   for (const s of statements) {
-    const need = (rv: unknown, privilege: PrivilegeNeed['privilege']) => {
+    const need = (rv: unknown, privilege: PrivilegeNeed['privilege'], why?: string) => {
       const relation = rangeVarText(rv);
       if (!relation || created.has(relation) || created.has(bareName(rv)) || seen.has(`${relation}\t${privilege}`)) return;
       seen.add(`${relation}\t${privilege}`);
-      out.push({ relation, privilege, line: s.line });
+      out.push({ relation, privilege, line: s.line, ...(why ? { why } : {}) });
     };
     walk(s.ast, (key, node) => {
       if (NOT_RUN.has(key)) return false;
@@ -54,9 +57,37 @@ export async function privilegesNeeded(sql: string): Promise<PrivilegeNeed[]> {
       else if (key === 'TruncateStmt') for (const r of (node.relations as unknown[] | undefined) ?? []) need((r as { RangeVar?: unknown }).RangeVar, 'TRUNCATE');
       else if (key === 'CreateTrigStmt') need(node.relation, 'TRIGGER');
       else if (key === 'Constraint' && node.contype === 'CONSTR_FOREIGN') need(node.pktable, 'REFERENCES');
+      else if (key === 'SelectStmt' && Array.isArray(node.lockingClause) && node.lockingClause.length) {
+        // FOR UPDATE / SHARE locks the rows of the tables it names (all of its FROM when it names none): PostgreSQL asks UPDATE on each
+        for (const c of node.lockingClause as { LockingClause?: { lockedRels?: { RangeVar?: unknown }[]; strength?: string } }[]) {
+          const why = `a row lock (${ROW_LOCK[c.LockingClause?.strength ?? ''] ?? 'FOR UPDATE'})`;
+          const from = fromRelations(node.fromClause);
+          // FOR SHARE OF a names the FROM item by its alias
+          const byAlias = new Map(from.map((rv) => [(rv as { alias?: { aliasname?: string } }).alias?.aliasname ?? (rv as { relname?: string }).relname, rv]));
+          const named = (c.LockingClause?.lockedRels ?? []).map((r) => byAlias.get((r.RangeVar as { relname?: string } | undefined)?.relname) ?? r.RangeVar);
+          for (const rv of named.length ? named : from) need(rv, 'UPDATE', why);
+        }
+      }
       return true;
     });
   }
+  return out;
+}
+
+const ROW_LOCK: Record<string, string> = { LCS_FORKEYSHARE: 'FOR KEY SHARE', LCS_FORSHARE: 'FOR SHARE', LCS_FORNOKEYUPDATE: 'FOR NO KEY UPDATE', LCS_FORUPDATE: 'FOR UPDATE' };
+
+/** The tables a FROM list names directly (joined ones included; not subqueries, which lock nothing of theirs). */
+function fromRelations(from: unknown): unknown[] {
+  const out: unknown[] = [];
+  const visit = (item: unknown): void => {
+    const x = item as { RangeVar?: unknown; JoinExpr?: { larg?: unknown; rarg?: unknown } } | null;
+    if (x?.RangeVar) out.push(x.RangeVar);
+    else if (x?.JoinExpr) {
+      visit(x.JoinExpr.larg);
+      visit(x.JoinExpr.rarg);
+    }
+  };
+  for (const item of Array.isArray(from) ? from : []) visit(item);
   return out;
 }
 
