@@ -854,8 +854,13 @@ describe.runIf(testTargets().includes('postgres'))('a database nothing can be wr
       const scanned = await runCli(['scan', '--target', editPostgresUrl(url, (u) => void (u.username = reader))]);
       expect(scanned.code, scanned.stdout + scanned.stderr).toBe(2);
       expect(scanned.stderr).toMatch(new RegExp(`running the plan's scanner on .*: permission denied for table scan_run: user ${reader} may not write table axis\\.scan_run — GRANT INSERT, UPDATE ON axis\\.scan_run TO ${reader}; nothing was changed`));
+      // a steward who reads Directus and the substrate, not tiergate's ledger: propose (the draft reads the ledger) names the GRANT, exit 2
+      await withDb(url, (db) => db.exec(`create role ${reader}_s login; grant usage on schema public, axis to ${reader}_s; grant select on all tables in schema public, axis to ${reader}_s`));
+      const drafted = await runCli(['propose', '--target', editPostgresUrl(url, (u) => void (u.username = `${reader}_s`))]);
+      expect(drafted.code, drafted.stdout + drafted.stderr).toBe(2);
+      expect(drafted.stderr).toMatch(new RegExp(`reading the ledger of plan 'axis-governance' on .*: permission denied for schema tiergate: user ${reader}_s may not read it — GRANT USAGE ON SCHEMA tiergate TO ${reader}_s`));
     } finally {
-      await withDb(url, (db) => db.exec(`drop role if exists ${reader}`));
+      await withDb(url, (db) => db.exec(`drop role if exists ${reader}; drop owned by ${reader}_s; drop role if exists ${reader}_s`));
     }
     expect(await counts()).toEqual(before);
   });
@@ -871,7 +876,7 @@ describe.runIf(testTargets().includes('postgres'))('a deploying user that owns n
       await approveAs(db, ADMIN);
       // CREATE on the database and reading Directus: what a read-only operator would think enough
       await db.exec(`create role ${deployer} login; grant create on database directus to ${deployer}; grant usage on schema public to ${deployer};
-                     grant select on all tables in schema public to ${deployer}; grant usage on all sequences in schema public to ${deployer}`);
+                     grant select on all tables in schema public to ${deployer}`);
     });
     const { editPostgresUrl } = await import('../src/db/pg-url.js');
     const asDeployer = editPostgresUrl(url, (u) => void (u.username = deployer));
@@ -881,6 +886,9 @@ describe.runIf(testTargets().includes('postgres'))('a deploying user that owns n
       expect(refused.stderr).toMatch(new RegExp(`cannot apply on .*: user ${deployer} lacks what the tiers need: tier 7 'Approval rules' needs [^;]*TRIGGER[^;]* on os_proposal_approvals.*tier 8 .* needs INSERT on directus_\\w+.*; no structure or data tier was run — GRANT .*TRIGGER.* ON os_proposal_approvals TO ${deployer}`));
       // the gate's lock (FOR SHARE on the proposal, its approvals and the approvers' access) in the same message: one round of GRANTs, not five
       expect(refused.stderr).toMatch(/the gate's lock \(gate\.lock in tiergate\.yaml, taken by each gated tier\) needs UPDATE on os_proposals, os_proposal_approvals, directus_users, directus_access, directus_policies/);
+      // and the sequences tier 8's INSERTs draw their ids from
+      expect(refused.stderr).toMatch(/tier 8 [^;]*; USAGE on sequences? [^;]*directus_fields_id_seq/);
+      expect(refused.stderr).toMatch(/GRANT USAGE ON SEQUENCE [^;]*directus_fields_id_seq/);
       const ledger = await withDb(url, (db) => scalar<string | null>(db, `select to_regclass('tiergate.ledger')::text as v`));
       if (ledger) expect(Number(await withDb(url, (db) => scalar(db, 'select count(*) as v from tiergate.ledger')))).toBe(0);
       const dry = await runCli(['apply', '--dry-run', '--target', asDeployer]);
@@ -891,6 +899,11 @@ describe.runIf(testTargets().includes('postgres'))('a deploying user that owns n
       await withDb(url, (db) => db.exec(grants.replace(/; /g, ';\n')));
       const applied = await runCli(['apply', '--yes', '--target', asDeployer], { timeoutMs: 300_000 });
       expect(applied.code, applied.stdout + applied.stderr).toBe(0);
+      // approve by a user who may insert an approval but not draw its id: the sequence's GRANT (USAGE), exit 2
+      await withDb(url, (db) => db.exec(`grant insert on os_proposal_approvals to ${deployer}; revoke usage on sequence os_proposal_approvals_id_seq from ${deployer}`));
+      const approved = await runCli(['approve', '--yes', '--target', asDeployer, '--as', 'elif.demir@northwind.example']);
+      expect(approved.code, approved.stdout + approved.stderr).toBe(2);
+      expect(approved.stderr).toMatch(new RegExp(`permission denied for sequence os_proposal_approvals_id_seq: user ${deployer} may not draw from sequence os_proposal_approvals_id_seq — GRANT USAGE ON SEQUENCE os_proposal_approvals_id_seq TO ${deployer}`));
     } finally {
       await withDb(url, (db) => db.exec(`drop owned by ${deployer} cascade; drop role if exists ${deployer}`)).catch(() => undefined);
     }

@@ -232,3 +232,33 @@ describe.each(testTargets())('a long fingerprint tells its progress and stops at
     });
   });
 });
+
+describe.runIf(testTargets().includes('postgres'))('Ctrl-C during a long hash (postgres)', () => {
+  it("cancels the statements running on the fingerprint's connections: a statement that would run 30 s ends with 57014 at once", async () => {
+    const { cancelAtAbort } = await import('../src/probe/fingerprint.js');
+    const t = await freshDatabase('postgres');
+    try {
+      await withDb(t.url, async (db) => {
+        const lane = await db.sibling();
+        try {
+          const stop = new AbortController();
+          const release = await cancelAtAbort(db, [lane], stop.signal);
+          const sleeping = lane.query('select pg_sleep(30)').then(() => null, (e: unknown) => e);
+          // (the sleep is running on the server before the abort)
+          for (let i = 0; i < 100; i++) {
+            const n = await db.query<{ n: number }>(`select count(*)::int as n from pg_stat_activity where state = 'active' and query like 'select pg_sleep(30)%'`);
+            if (n.rows[0]!.n > 0) break;
+            await new Promise((resolve) => setTimeout(resolve, 50));
+          }
+          stop.abort();
+          expect(await sleeping).toMatchObject({ sqlstate: '57014' });
+          release();
+        } finally {
+          await lane.close();
+        }
+      });
+    } finally {
+      await t.drop();
+    }
+  });
+});

@@ -303,13 +303,33 @@ describe.runIf(testTargets().includes('postgres'))('tiergate rehearse against a 
 
       // the rolled-out database as a plain dump (its functions created by the server with SET search_path FROM CURRENT):
       // stage C re-creates them on PGlite as the server did ('"$user", public', not PGlite's own 'public'): PASS
+      // as a database whose objects another role owns (a dump then says OWNER TO it, and GRANTs): the clone is the loader's, as pg_restore --no-owner makes it
+      const owner = `tg_dxowner_${Math.random().toString(36).slice(2, 8)}`;
+      await onServer(
+        (c) =>
+          c.query(`create role ${owner}; grant usage, create on schema public to ${owner};
+                   do $$ declare r record; begin
+                     for r in select c.oid::regclass as t from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                               where n.nspname in ('axis', 'axis_audit', 'public') and c.relkind in ('r', 'v', 'm', 'p') loop
+                       execute format('alter table %s owner to ${owner}', r.t);
+                     end loop;
+                     for r in select n.nspname from pg_namespace n where n.nspname in ('axis', 'axis_audit') loop
+                       execute format('alter schema %I owner to ${owner}', r.nspname);
+                     end loop;
+                   end $$;
+                   grant select on all tables in schema axis to public`),
+        'directus',
+      );
       const rolledOut = join(tmp('tiergate-dump-'), 'directus.sql');
-      writeFileSync(rolledOut, dump());
+      const dumped = dump();
+      expect(dumped).toMatch(new RegExp(`OWNER TO ${owner}`));
+      writeFileSync(rolledOut, dumped);
       const again = await runCli(['rehearse', '--dump', rolledOut, '--out', tmp('tiergate-evidence-')], { timeoutMs: 600_000 });
       expect(again.code, again.stdout + again.stderr).toBe(0);
       expect(again.stdout).toMatch(/Rehearsal PASS · Execution GO \(ospa=1\)/);
     } finally {
       await source.drop();
+      await onServer((c) => c.query(`do $$ declare r record; begin for r in select rolname from pg_roles where rolname like 'tg\\_dxowner\\_%' loop execute format('drop role %I', r.rolname); end loop; end $$`)).catch(() => undefined);
     }
   });
 });

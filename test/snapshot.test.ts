@@ -637,6 +637,22 @@ describe.runIf(testTargets().includes('postgres'))('rehearse without a snapshot,
     }
   });
 
+  it("(e4) a scratch user whose statement_timeout ends the copy: exit 2 saying so, not 'needs CREATEDB'", async () => {
+    const role = `${source.database}_st`;
+    await onServer((c) => c.query(`create role "${role}" login createdb; alter role "${role}" set statement_timeout = '5ms'`));
+    try {
+      const scratch = new URL(serverUrl('postgres'));
+      scratch.username = role;
+      const r = await runCli(['rehearse', '--plan', ENGINE_PLAN, '--source', source.url, '--scratch', scratch.toString(), '--out', tmp('tiergate-snap-'), '--no-snapshot'], { timeoutMs: 240_000 });
+      expect(r.code, said(r)).toBe(2);
+      expect(r.stderr).toMatch(/cannot create the clone database .*canceling statement due to statement timeout; the copy ran out of the statement_timeout the scratch server sets for its user/);
+      expect(r.stderr).not.toMatch(/needs CREATEDB/);
+    } finally {
+      await dropDatabases(await clonesOf(source.database));
+      await onServer((c) => c.query(`drop role if exists "${role}"`));
+    }
+  });
+
   it('(f) two rehearsals of one source at once both pass: one dumps, the other reuses; one snapshot is left', async () => {
     const outs = [tmp('tiergate-snap-'), tmp('tiergate-snap-')];
     const runs = await Promise.all(outs.map((out) => rehearse(source, out, '--reuse-snapshot', '1h')));

@@ -139,7 +139,7 @@ export async function draft(db: Db, plan: Plan): Promise<DraftResult> {
   const amend = amendOf(plan);
   await openPlanSession(db, plan);
   try {
-    const ledger = await readLedger(db, plan.name);
+    const ledger = await namingBlockers(db, `reading the ledger of plan '${plan.name}'`, 'select from tiergate.ledger', () => readLedger(db, plan.name));
     return await namingBlockers(db, 'drafting the amendment', amend.draft, () =>
       withoutJitTx(
         db,
@@ -214,7 +214,7 @@ export async function submit(db: Db, plan: Plan, payload: unknown): Promise<Subm
     }),
     ['SELECT', 'UPDATE'],
   );
-  const ledger = await readLedger(db, plan.name);
+  const ledger = await namingBlockers(db, `reading the ledger of plan '${plan.name}'`, 'select from tiergate.ledger', () => readLedger(db, plan.name));
   const pending = plan.tiers.filter((t) => amendment(t, ledger.get(t.id), { subject: out.after })).map((t) => t.id);
   return { plan: { name: plan.name }, target: db.displayUrl, ...out, pending };
 }

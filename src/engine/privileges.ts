@@ -13,6 +13,8 @@ export interface PrivilegeLack {
   of: PrivilegedSql;
   /** as the server prints it (schema-qualified when not on the search_path) */
   relation: string;
+  /** a sequence (GRANT … ON SEQUENCE) */
+  sequence: boolean;
   privileges: string[];
 }
 
@@ -37,34 +39,57 @@ export function runSql(tiers: Tier[], gateLock: string | undefined): PrivilegedS
 export async function lackedPrivileges(q: Queryable, tiers: PrivilegedSql[]): Promise<PrivilegeLack[]> {
   const needs = (await Promise.all(tiers.map(async (t, i) => (await privilegesNeeded(t.sql)).map((n) => ({ ...n, i }))))).flat();
   if (!needs.length) return [];
-  const r = await q.query<{ i: number; rel: string; privileges: string[] }>(
-    `select n.i, c.oid::regclass::text as rel, array_agg(n.p order by n.o) as privileges
-       from unnest($1::int[], $2::text[], $3::text[]) with ordinality as n(i, r, p, o)
-       join pg_class c on c.oid = to_regclass(n.r)
-      where not case when n.p in ('INSERT', 'UPDATE', 'REFERENCES') then has_any_column_privilege(c.oid, n.p) else has_table_privilege(c.oid, n.p) end
-      group by n.i, c.oid
-      order by n.i, min(n.o)`,
-    [needs.map((n) => n.i), needs.map((n) => n.relation), needs.map((n) => n.privilege)],
+  const r = await q.query<{ i: number; rel: string; sequence: boolean; privileges: string[] }>(
+    `with n as (select * from unnest($1::int[], $2::text[], $3::text[], $4::text[]) with ordinality as n(i, r, p, cols, o)),
+     rel as (select n.*, c.oid as rel from n join pg_class c on c.oid = to_regclass(n.r)),
+     lack as (
+       select i, rel as oid, p, o from rel
+        where not case when p in ('INSERT', 'UPDATE', 'REFERENCES') then has_any_column_privilege(rel, p) else has_table_privilege(rel, p) end
+       union
+       -- an INSERT naming its columns leaves the others to their defaults: a serial one draws from its sequence (USAGE)
+       select rel.i, s.oid, 'USAGE', rel.o from rel
+         join pg_attribute a on a.attrelid = rel.rel and a.attnum > 0 and not a.attisdropped
+         join pg_attrdef ad on ad.adrelid = a.attrelid and ad.adnum = a.attnum
+         join pg_depend d on d.classid = 'pg_attrdef'::regclass and d.objid = ad.oid and d.refclassid = 'pg_class'::regclass
+         join pg_class s on s.oid = d.refobjid and s.relkind = 'S'
+        where rel.p = 'INSERT' and rel.cols is not null and not a.attname::text = any (string_to_array(rel.cols, E'\\t'))
+          -- (has_sequence_privilege refuses any other relation: asked only of the sequence, whatever order the planner picks)
+          and case when s.relkind = 'S' then not (has_sequence_privilege(s.oid, 'USAGE') or has_sequence_privilege(s.oid, 'UPDATE')) else false end)
+     select i, oid::regclass::text as rel, (select relkind = 'S' from pg_class where oid = lack.oid) as sequence, array_agg(distinct p) as privileges
+       from lack group by i, oid order by i, min(o)`,
+    [needs.map((n) => n.i), needs.map((n) => n.relation), needs.map((n) => n.privilege), needs.map((n) => n.columns?.join('\t') ?? null)],
   );
-  return r.rows.map((row) => ({ of: tiers[row.i]!, relation: row.rel, privileges: row.privileges }));
+  return r.rows.map((row) => ({ of: tiers[row.i]!, relation: row.rel, sequence: row.sequence, privileges: row.privileges }));
 }
 
 /** The lacks in words, and the GRANTs that end them (relations that lack the same privileges named together). */
 export function describeLacks(lacks: PrivilegeLack[], user: string): { what: string; grants: string } {
-  const grouped = (ls: PrivilegeLack[]) => {
-    const bySet = new Map<string, string[]>();
-    for (const l of ls) bySet.set(l.privileges.join(', '), [...(bySet.get(l.privileges.join(', ')) ?? []), l.relation]);
-    return [...bySet.entries()];
+  // relations of one kind lacking the same privileges: one phrase, one GRANT
+  const grouped = (ls: Pick<PrivilegeLack, 'relation' | 'sequence' | 'privileges'>[]) => {
+    const byKey = new Map<string, { privileges: string; sequence: boolean; relations: string[] }>();
+    for (const l of ls) {
+      const key = `${l.sequence}|${l.privileges.join(', ')}`;
+      const group = byKey.get(key) ?? { privileges: l.privileges.join(', '), sequence: l.sequence, relations: [] };
+      group.relations.push(l.relation);
+      byKey.set(key, group);
+    }
+    return [...byKey.values()];
   };
   const bySql = new Map<PrivilegedSql, PrivilegeLack[]>();
   for (const l of lacks) bySql.set(l.of, [...(bySql.get(l.of) ?? []), l]);
   const what = [...bySql.entries()]
-    .map(([t, ls]) => `${t.label} needs ${grouped(ls).map(([ps, rels]) => `${ps} on ${rels.join(', ')}`).join('; ')}`)
+    .map(([t, ls]) => `${t.label} needs ${grouped(ls).map((g) => `${g.privileges} on ${g.sequence ? (g.relations.length > 1 ? 'sequences ' : 'sequence ') : ''}${g.relations.join(', ')}`).join('; ')}`)
     .join('; ');
   // one privilege set per relation across tiers, then relations with the same set in one GRANT
-  const perRelation = new Map<string, Set<string>>();
-  for (const l of lacks) for (const p of l.privileges) perRelation.set(l.relation, (perRelation.get(l.relation) ?? new Set()).add(p));
-  const merged = [...perRelation.entries()].map(([relation, ps]) => ({ relation, privileges: [...ps] }) as PrivilegeLack);
-  const grants = grouped(merged).map(([ps, rels]) => `GRANT ${ps} ON ${rels.join(', ')} TO ${user}`).join('; ');
+  const perRelation = new Map<string, { sequence: boolean; privileges: Set<string> }>();
+  for (const l of lacks) {
+    const entry = perRelation.get(l.relation) ?? { sequence: l.sequence, privileges: new Set<string>() };
+    for (const p of l.privileges) entry.privileges.add(p);
+    perRelation.set(l.relation, entry);
+  }
+  const merged = [...perRelation.entries()].map(([relation, e]) => ({ relation, sequence: e.sequence, privileges: [...e.privileges] }));
+  const grants = grouped(merged)
+    .map((g) => `GRANT ${g.privileges} ON ${g.sequence ? 'SEQUENCE ' : ''}${g.relations.join(', ')} TO ${user}`)
+    .join('; ');
   return { what, grants };
 }

@@ -109,6 +109,10 @@ export async function grantsFor(db: Db, message: string, where: string | null = 
   const who = named?.role ?? 'this user';
   const onLedger = schema === 'tiergate' || (!schema && /tiergate\./.test(where ?? '')) || (table !== undefined && ['ledger', 'attempt'].includes(table));
   const writes = needs.some((p) => p !== 'SELECT');
+  if (!onLedger && table !== undefined && /permission denied for sequence/.test(message)) {
+    // a sequence: USAGE lets a default draw from it (INSERT on it grants nothing)
+    return `user ${who} may not draw from sequence ${named?.rel ?? table} — GRANT USAGE ON SEQUENCE ${named?.rel ?? table} TO ${who}`;
+  }
   if (!onLedger && table !== undefined && named?.rel) {
     const lacks = named.lacks?.length ? named.lacks : needs;
     return `user ${who} may not ${writes ? 'write' : 'read'} table ${named.rel} — GRANT ${lacks.join(', ')} ON ${named.rel} TO ${who}`;

@@ -7,6 +7,8 @@ export interface PrivilegeNeed {
   privilege: 'INSERT' | 'UPDATE' | 'DELETE' | 'TRUNCATE' | 'TRIGGER' | 'REFERENCES';
   /** why, when not the statement's plain verb ('a row lock (FOR SHARE)') */
   why?: string;
+  /** an INSERT's column list (the others take their defaults: a serial one draws from its sequence); absent: every column given */
+  columns?: string[];
   /** 1-based line of the statement in the file */
   line: number;
 }
@@ -39,18 +41,19 @@ export async function privilegesNeeded(sql: string): Promise<PrivilegeNeed[]> {
   // tables the script creates itself (its creator owns them; a temporary one shadows any other of its name): not asked
   const created = new Set<string>();
   for (const s of statements) {
-    const need = (rv: unknown, privilege: PrivilegeNeed['privilege'], why?: string) => {
+    const need = (rv: unknown, privilege: PrivilegeNeed['privilege'], why?: string, columns?: string[]) => {
       const relation = rangeVarText(rv);
-      if (!relation || created.has(relation) || created.has(bareName(rv)) || seen.has(`${relation}\t${privilege}`)) return;
-      seen.add(`${relation}\t${privilege}`);
-      out.push({ relation, privilege, line: s.line, ...(why ? { why } : {}) });
+      if (!relation || created.has(relation) || created.has(bareName(rv)) || seen.has(`${relation}\t${privilege}\t${columns?.join(',') ?? ''}`)) return;
+      seen.add(`${relation}\t${privilege}\t${columns?.join(',') ?? ''}`);
+      out.push({ relation, privilege, line: s.line, ...(why ? { why } : {}), ...(columns ? { columns } : {}) });
     };
     walk(s.ast, (key, node) => {
       if (NOT_RUN.has(key)) return false;
       if ((key === 'CreateStmt' || key === 'CreateTableAsStmt') && node.relation !== undefined) created.add(rangeVarText(node.relation) ?? bareName(node.relation));
       if (key === 'CreateTableAsStmt' && (node.into as { rel?: unknown } | undefined)?.rel) created.add(rangeVarText((node.into as { rel: unknown }).rel) ?? bareName((node.into as { rel: unknown }).rel));
       if (key === 'InsertStmt') {
-        need(node.relation, 'INSERT');
+        const cols = (node.cols as { ResTarget?: { name?: string } }[] | undefined)?.map((c) => c.ResTarget?.name ?? '').filter(Boolean);
+        need(node.relation, 'INSERT', undefined, cols?.length ? cols : undefined);
         if ((node.onConflictClause as { action?: string } | undefined)?.action === 'ONCONFLICT_UPDATE') need(node.relation, 'UPDATE');
       } else if (key === 'UpdateStmt') need(node.relation, 'UPDATE');
       else if (key === 'DeleteStmt') need(node.relation, 'DELETE');

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Db, Queryable } from '../db/port.js';
 import { DbError, InterruptedError, TargetError } from '../errors.js';
+import { sayingWhileSilent } from '../while-silent.js';
 import type { FingerprintDiff } from '../evidence/types.js';
 import { both } from '../settle.js';
 import { readCatalog } from './catalog.js';
@@ -156,7 +157,8 @@ export async function fingerprint(q: Queryable, options: FingerprintOptions = {}
         hashed += batch.length;
         options.onProgress?.(hashed, queries.length);
       } catch (e) {
-        failure ??= e instanceof DbError && e.sqlstate === '53200' ? outOfLocks(e, i, queries.length) : e;
+        // a statement cancelled at Ctrl-C (cancelAtAbort) is the interruption, not a failure of the hash
+        failure ??= options.signal?.aborted ? new InterruptedError('interrupted (Ctrl-C) while hashing the tables') : e instanceof DbError && e.sqlstate === '53200' ? outOfLocks(e, i, queries.length) : e;
       }
     }
   };
@@ -894,11 +896,37 @@ export async function fingerprintClone(db: Db, options: Omit<FingerprintOptions,
   const second = await db.sibling();
   // tiergate's own connection, for this fingerprint's reads only (as a kept lane: src/rehearsal/rehearse.ts)
   keepJitOff(second);
+  // Ctrl-C: the hash of a table of gigabytes is not waited for — its statements are cancelled (from a third connection)
+  const stopCancelling = options.signal ? await cancelAtAbort(db, [db, second], options.signal) : () => undefined;
   try {
     return await fingerprint(db, { ...own, lanes: [second] });
   } finally {
+    stopCancelling();
     await second.close();
   }
+}
+
+/**
+ * Cancels, when `signal` aborts, whatever `connections` are running
+ * (pg_cancel_backend from a connection of its own): a statement hashing one
+ * large table would otherwise run on for minutes after Ctrl-C, on the server
+ * too. Returns what stops listening.
+ */
+export async function cancelAtAbort(db: Db, connections: Db[], signal: AbortSignal): Promise<() => void> {
+  const pids = await Promise.all(connections.map(async (c) => (await c.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid));
+  const cancel = () => {
+    void (async () => {
+      const other = await db.sibling();
+      try {
+        await other.query('select pg_cancel_backend(pid) from unnest($1::int[]) pid', [pids]);
+      } finally {
+        await other.close();
+      }
+    })().catch(() => undefined);
+  };
+  if (signal.aborted) cancel();
+  else signal.addEventListener('abort', cancel, { once: true });
+  return () => signal.removeEventListener('abort', cancel);
 }
 
 /**
@@ -914,15 +942,24 @@ export async function recordBaseline(db: Db, options: { progress?: (message: str
   const started = performance.now();
   let told = started;
   // a line every 5 s while it hashes (every row of every table: minutes on a source of gigabytes)
-  const onProgress = options.progress
-    ? (hashed: number, total: number) => {
+  let hashed = 0;
+  let total = 0;
+  const say = (s: number) =>
+    options.progress?.(`hashing the copy's tables for its baseline: ${hashed.toLocaleString('en')} of ${total ? total.toLocaleString('en') : '…'} (${s} s${hashed < total ? '; a table of gigabytes takes minutes' : ''})`);
+  await sayingWhileSilent(5000, say, (heard) =>
+    fingerprintClone(db, {
+      cache,
+      signal: options.signal,
+      onProgress: (h, t) => {
+        [hashed, total] = [h, t];
         const now = performance.now();
-        if (now - told < 5000 || hashed === total) return;
+        if (now - told < 5000 || h === t) return;
         told = now;
-        options.progress!(`hashing the copy's tables for its baseline: ${hashed.toLocaleString('en')} of ${total.toLocaleString('en')} (${((now - started) / 1000).toFixed(0)} s)`);
-      }
-    : undefined;
-  await fingerprintClone(db, { cache, onProgress, signal: options.signal });
+        heard();
+        say(Math.round((now - started) / 1000));
+      },
+    }),
+  );
   const entry = cache.exportLatest();
   if (!entry) return;
   await db.transaction(async (tx) => {

@@ -83,6 +83,8 @@ export async function loadDump(db: Db, file: string, progress: (message: string)
     for await (const line of lines) {
       for (const piece of scanner.push(line)) {
         if (piece.kind === 'statement') {
+          // owners and privileges are the source's, not the clone's: left out, as pg_restore --no-owner --no-privileges does for a server
+          if (OWNERS_AND_PRIVILEGES.test(piece.sql)) continue;
           batch.push({ sql: piece.sql, line: piece.line });
           batchBytes += piece.sql.length;
           if (BUILDS_FROM_DATA.test(piece.sql)) {
@@ -127,6 +129,15 @@ export async function loadDump(db: Db, file: string, progress: (message: string)
     stream.destroy();
   }
 }
+
+/**
+ * A dump's owners and privileges (`ALTER … OWNER TO`, `GRANT`, `REVOKE`,
+ * `ALTER DEFAULT PRIVILEGES`): a clone is run by its own user, as a restore
+ * with --no-owner --no-privileges is. Kept, they left the plan's views owned
+ * by a role of the source, which then could not read the tables a tier
+ * re-created (a rolled-out database's dump failed stage C).
+ */
+const OWNERS_AND_PRIVILEGES = /^\s*(?:alter\s+(?!default\s)[\s\S]*\sowner\s+to\s|grant\s|revoke\s|alter\s+default\s+privileges\s)/i;
 
 /** What builds from a table's rows: pg_dump writes them after all the data. */
 const BUILDS_FROM_DATA = /^\s*(?:create\s+(?:unique\s+)?index\b|alter\s+table\s+(?:only\s+)?\S+\s+add\s+constraint\b)/i;

@@ -880,6 +880,8 @@ async function createOn(
           ? "the scratch server's disk is full: a clone takes about as much room as the source's database, and a rehearsal makes two besides its snapshot — free room there, or point --scratch at a server with more"
           : err.sqlstate === '42501'
             ? 'the --scratch user needs CREATEDB'
+            : err.sqlstate === '57014'
+              ? "the copy ran out of the statement_timeout the scratch server sets for its user: the scratch server only holds tiergate's copies, turn it off there (ALTER ROLE … SET statement_timeout = 0)"
             : 'the --scratch user needs CREATEDB, and the scratch server room for a copy of the source';
       throw new TargetError(`cannot create the ${what} database '${name}' on ${redactUrl(scratchUrl)}: ${err.message}; ${advice}`);
     }

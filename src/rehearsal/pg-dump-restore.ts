@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { TargetError } from '../errors.js';
+import { sayingWhileSilent } from '../while-silent.js';
 import { redactUrl } from '../secrets.js';
 import { runTool, toolConnection, toolProblems, type ToolRun } from './clone-tools.js';
 
@@ -179,16 +180,20 @@ export async function restore(
     writeFileSync(listFile, slice.join('\n') + '\n');
     return listFile;
   });
-  for (const listFile of lists) {
-    const run = await runTool(pgRestore, [...mode.args, ...(listFile ? [`--use-list=${listFile}`] : []), '--no-owner', '--no-privileges', '--verbose', `--dbname=${dbname}`, file], env, (line) => {
-      if (/^pg_restore: creating /.test(line)) created++;
-      // one line per table in either mode (with --jobs a worker prints it, and "finished item N TABLE DATA" follows: not counted again)
-      else if (/processing data for table/.test(line)) restored++;
-      report();
-    }, signal);
-    // a clone that misses part of the source would prove nothing: any restore error fails
-    if (run.code !== 0) throw new TargetError(`pg_restore into ${redactUrl(cloneUrl)} failed (exit ${run.code}):\n  ${toolProblems(run)}`);
-  }
+  const still = (s: number) => progress(`pg_restore: ${created} objects created, ${restored} of ${tables} tables filled, still working (${s} s)`);
+  await sayingWhileSilent(10_000, still, async (told) => {
+    for (const listFile of lists) {
+      const run = await runTool(pgRestore, [...mode.args, ...(listFile ? [`--use-list=${listFile}`] : []), '--no-owner', '--no-privileges', '--verbose', `--dbname=${dbname}`, file], env, (line) => {
+        if (/^pg_restore: creating /.test(line)) created++;
+        // one line per table in either mode (with --jobs a worker prints it, and "finished item N TABLE DATA" follows: not counted again)
+        else if (/processing data for table/.test(line)) restored++;
+        told();
+        report();
+      }, signal);
+      // a clone that misses part of the source would prove nothing: any restore error fails
+      if (run.code !== 0) throw new TargetError(`pg_restore into ${redactUrl(cloneUrl)} failed (exit ${run.code}):\n  ${toolProblems(run)}`);
+    }
+  });
   progress(`pg_restore: ${created} objects created, ${tables} of ${tables} tables filled`);
 }
 
