@@ -896,7 +896,9 @@ export async function fingerprintClone(db: Db, options: Omit<FingerprintOptions,
   const second = await db.sibling();
   // tiergate's own connection, for this fingerprint's reads only (as a kept lane: src/rehearsal/rehearse.ts)
   keepJitOff(second);
-  // Ctrl-C: the hash of a table of gigabytes is not waited for — its statements are cancelled (from a third connection)
+  // Ctrl-C: the hash of a table of gigabytes is not waited for — its statements are cancelled (from a third connection);
+  // and a process killed outright has its statements ended by the server within seconds (PostgreSQL 14 and later)
+  if (db.capabilities.serverVersion >= 140000) await Promise.all([db, second].map((c) => c.exec("set client_connection_check_interval = '2s'")));
   const stopCancelling = options.signal ? await cancelAtAbort(db, [db, second], options.signal) : () => undefined;
   try {
     return await fingerprint(db, { ...own, lanes: [second] });

@@ -429,6 +429,8 @@ async function makeSnapshot(ctx: ProviderContext, prefix: string, taken: string[
       await recordBaseline(db, { progress, signal: ctx.signal });
       return state;
     }, { applicationName: 'tiergate rehearse (snapshot)' });
+    // (interrupted after its last statement: not marked complete, so dropped below, not kept beside the older one)
+    stopIfInterrupted(ctx);
     await withServer(scratchUrl, 'the scratch server', async (db) => {
       await db.exec(`alter database ${ident(name)} allow_connections false`);
       const meta = { takenAt, sourceDatabase: source.database, sourceOid: source.databaseOid, tiergateVersion: tiergateVersion(), ...(planState ? { planState } : {}) };
