@@ -13,6 +13,9 @@ export interface PrivilegeNeed {
   line: number;
 }
 
+/** The words a statement that needs one of these privileges must contain. */
+const MAY_NEED = /\b(?:insert|update|delete|truncate|trigger|references|share)\b/i;
+
 /** Subtrees that do not run when the statement runs: a function's body, a rule's actions. */
 const NOT_RUN = new Set(['CreateFunctionStmt', 'RuleStmt']);
 
@@ -41,6 +44,13 @@ export async function privilegesNeeded(sql: string): Promise<PrivilegeNeed[]> {
   // tables the script creates itself (its creator owns them; a temporary one shadows any other of its name): not asked
   const created = new Set<string>();
   for (const s of statements) {
+    // (a statement whose text names none of these cannot need them: its parse tree, thousands of nodes for a view, is not walked)
+    if (!MAY_NEED.test(s.sql)) {
+      const root = s.ast as { CreateStmt?: { relation?: unknown }; CreateTableAsStmt?: { into?: { rel?: unknown } } };
+      const made = root.CreateStmt?.relation ?? root.CreateTableAsStmt?.into?.rel;
+      if (made) created.add(rangeVarText(made) ?? bareName(made));
+      continue;
+    }
     const need = (rv: unknown, privilege: PrivilegeNeed['privilege'], why?: string, columns?: string[]) => {
       const relation = rangeVarText(rv);
       if (!relation || created.has(relation) || created.has(bareName(rv)) || seen.has(`${relation}\t${privilege}\t${columns?.join(',') ?? ''}`)) return;
