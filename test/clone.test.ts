@@ -379,7 +379,7 @@ describe("pglite-sample clones from tiergate's cache", () => {
 });
 
 describe('dump clones', () => {
-  it('load a plain SQL dump (psql meta-commands, COPY data, roles) into PGlite', async () => {
+  it('load a plain SQL dump (psql meta-commands, COPY data, owners left out) into PGlite', async () => {
     const file = join(work, 'hand.sql');
     writeFileSync(
       file,
@@ -411,8 +411,9 @@ describe('dump clones', () => {
           { id: 2, body: null },
           { id: 3, body: 'back\\slash' },
         ]);
-        const owner = await db.query<{ o: string }>(`select tableowner as o from pg_tables where tablename = 't'`);
-        expect(owner.rows[0]?.o).toBe('directus_app');
+        // owners and privileges left out, as pg_restore --no-owner --no-privileges does: the clone's tables are its own user's
+        const owner = await db.query<{ o: string; me: string }>(`select tableowner as o, current_user::text as me from pg_tables where tablename = 't'`);
+        expect(owner.rows[0]?.o).toBe(owner.rows[0]?.me);
       } finally {
         await db.close();
       }
