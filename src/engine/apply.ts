@@ -10,6 +10,7 @@ import { withRollout, type RolloutOptions } from './rollout.js';
 import { afterMetrics, emptyFailure, finish, idle, isBodyTier, type EngineEvent, type RunResult } from './run-result.js';
 import { Carry, runCheckTier, runTier } from './run-tier.js';
 import { describeLacks, lackedPrivileges, runSql, type PrivilegedSql } from './privileges.js';
+import { quotedUser } from './blockers.js';
 import { namingBlockers } from './session-bounds.js';
 
 /**
@@ -190,7 +191,7 @@ export function plannedTiers(plan: Plan, ledger: Map<number, LedgerEntry>, gate:
 async function refuseLackedPrivileges(db: Db, tiers: PrivilegedSql[]): Promise<void> {
   const lacks = await lackedPrivileges(db, tiers).catch(() => []);
   if (!lacks.length) return;
-  const user = (await db.query<{ u: string }>('select quote_ident(current_user) as u')).rows[0]?.u ?? 'this user';
+  const user = await quotedUser(db);
   const { what, grants } = describeLacks(lacks, user);
   throw new TargetError(`cannot apply on ${db.displayUrl}: user ${user} lacks what the tiers need: ${what}; no structure or data tier was run — ${grants} (or apply as a user who has them)`);
 }

@@ -41,7 +41,8 @@ export async function describeBlockers(db: Db, statementSql: string): Promise<st
   }
 }
 
-async function quotedUser(db: Db): Promise<string> {
+/** This session's user as a GRANT must write it (quote_ident). */
+export async function quotedUser(db: Db): Promise<string> {
   return (await db.query<{ u: string }>('select quote_ident(current_user) as u')).rows[0]?.u ?? 'this user';
 }
 

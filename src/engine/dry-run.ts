@@ -7,6 +7,7 @@ import { appliedTiers, decide, plannedTiers, readGateBounded, sortedIds, type Ti
 import { readLedger } from './ledger.js';
 import { openPlanSession, runPreflight } from './preflight.js';
 import type { GateReading, TierResult } from './result.js';
+import { quotedUser } from './blockers.js';
 import { describeLacks, lackedPrivileges, runSql } from './privileges.js';
 import { assertNoDrift, whyNotWritable } from './rollout.js';
 import { rolloutLockHolder } from './rollout-lock.js';
@@ -70,7 +71,7 @@ export async function dryRun(db: Db, plan: Plan, options: { structureOnly?: bool
   const firstLintError = lint.find((f) => f.severity === 'error');
   const unwritable = await whyNotWritable(db);
   const lacks = firstLintError || unwritable || drift ? [] : await lackedPrivileges(db, runSql(plannedTiers(plan, ledger, gate, Boolean(options.structureOnly)), plan.gate?.lock)).catch(() => []);
-  const lacking = lacks.length ? describeLacks(lacks, (await db.query<{ u: string }>('select quote_ident(current_user) as u')).rows[0]?.u ?? 'this user') : null;
+  const lacking = lacks.length ? describeLacks(lacks, await quotedUser(db)) : null;
   const stop = firstLintError
     ? `apply would refuse the plan: lint error at ${firstLintError.file}:${firstLintError.line}`
     : unwritable

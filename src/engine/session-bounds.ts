@@ -1,7 +1,7 @@
 import type { Db } from '../db/port.js';
 import { BlockedError, DbError, TargetError } from '../errors.js';
 import type { Plan } from '../plan/plan.js';
-import { describeBlockers, isWaitTimeout } from './blockers.js';
+import { describeBlockers, isWaitTimeout, quotedUser } from './blockers.js';
 import { ledgerGrants } from './ledger.js';
 
 /** How much longer than the longest statement_timeout the client waits for an answer before it declares the connection lost. */
@@ -88,7 +88,7 @@ export async function grantsFor(db: Db, message: string, where: string | null = 
   // row_security = off for a user a table's policies apply to: no GRANT lets it read; the setting, or BYPASSRLS, does
   const rls = /row-level security policy for table "?([^"\s]+)"?/.exec(message)?.[1];
   if (rls) {
-    const who = (await db.query<{ u: string }>('select quote_ident(current_user) as u').catch(() => null))?.rows[0]?.u ?? 'this user';
+    const who = await quotedUser(db).catch(() => 'this user');
     return `table ${rls} has row-level security and user ${who} has row_security off, which makes the server refuse instead of filtering rows: ALTER ROLE ${who} SET row_security = on (tiergate then reads what the policies let it), or ALTER ROLE ${who} BYPASSRLS`;
   }
   const schema = /permission denied for schema "?([^"\s]+)"?/.exec(message)?.[1];

@@ -941,27 +941,12 @@ export async function cancelAtAbort(db: Db, connections: Db[], signal: AbortSign
  */
 export async function recordBaseline(db: Db, options: { progress?: (message: string) => void; signal?: AbortSignal } = {}): Promise<void> {
   const cache = new FingerprintCache();
-  const started = performance.now();
-  let told = started;
-  // a line every 5 s while it hashes (every row of every table: minutes on a source of gigabytes)
+  // a line every 5 s while it hashes (every row of every table: minutes on a source of gigabytes), with the tables done so far
   let hashed = 0;
   let total = 0;
   const say = (s: number) =>
     options.progress?.(`hashing the copy's tables for its baseline: ${hashed.toLocaleString('en')} of ${total ? total.toLocaleString('en') : '…'} (${s} s${hashed < total ? '; a table of gigabytes takes minutes' : ''})`);
-  await sayingWhileSilent(5000, say, (heard) =>
-    fingerprintClone(db, {
-      cache,
-      signal: options.signal,
-      onProgress: (h, t) => {
-        [hashed, total] = [h, t];
-        const now = performance.now();
-        if (now - told < 5000 || h === t) return;
-        told = now;
-        heard();
-        say(Math.round((now - started) / 1000));
-      },
-    }),
-  );
+  await sayingWhileSilent(5000, say, () => fingerprintClone(db, { cache, signal: options.signal, onProgress: (h, t) => void ([hashed, total] = [h, t]) }));
   const entry = cache.exportLatest();
   if (!entry) return;
   await db.transaction(async (tx) => {
