@@ -16,7 +16,23 @@ import { describe, expect, it } from 'vitest';
 import { copyDir } from '../src/db/copy-dir.js';
 import { withDb, writeDatabaseFile } from '../src/db/open-db.js';
 import type { Db } from '../src/db/port.js';
-import { diffFingerprints, fingerprint, FingerprintCache, fingerprintClone, loadBaseline, recordBaseline, sameSeal, sealOf } from '../src/probe/fingerprint.js';
+import {
+  deferredDifferences,
+  diffFingerprints,
+  fingerprint,
+  FingerprintCache,
+  fingerprintClone,
+  hashDeferred,
+  isDeferred,
+  loadBaseline,
+  recordBaseline,
+  sameFingerprint,
+  sameSeal,
+  sealOf,
+  withResolved,
+  type DeferredTable,
+  type Fingerprint,
+} from '../src/probe/fingerprint.js';
 import { readRelationProofs } from '../src/probe/change-log.js';
 import { markClone } from '../src/rehearsal/clone.js';
 import { freshDatabase, onServer, serverUrl, testTargets } from './helpers/targets.js';
@@ -90,7 +106,7 @@ describe.each(testTargets())('the fingerprint cache on %s', (kind) => {
         await markClone(db, t.database);
         const cache = new FingerprintCache();
         const first = await fingerprint(db, { cache });
-        expect(cache.last).toEqual({ hashed: 10, reused: 0 });
+        expect(cache.last).toEqual({ hashed: 10, reused: 0, deferred: 0 });
         expect(first).toEqual(await fingerprint(db));
         // our change triggers are not part of the database
         expect(Object.keys(first.catalog).some((k) => k.includes('tiergate_touched'))).toBe(false);
@@ -308,6 +324,62 @@ describe.each(testTargets())('the fingerprint cache on %s', (kind) => {
         expect(await loadBaseline(db, new FingerprintCache())).toBe(false);
       });
     } finally {
+      await t.drop();
+    }
+  });
+
+  it('a baseline that defers its tables: equal tokens where nothing wrote, a written table hashed, and every token hashed on an untouched copy is the full hash', { timeout: 180_000 }, async () => {
+    const t = await freshDatabase(kind);
+    const copies: (() => Promise<void>)[] = [];
+    try {
+      await withDb(t.url, async (db) => {
+        await db.exec(SCHEMA);
+        await markClone(db, t.database);
+        // every table the log can vouch for deferred (the rehearsal defers those of 64 MB and more)
+        await recordBaseline(db, { defer: { minBytes: 0 } });
+      });
+      // the snapshot's untouched copy, where a comparison hashes what a token stands for
+      const rootUrl = await copyOf(kind, t, copies);
+      const cache = new FingerprintCache();
+      const tokensOf = (fp: Fingerprint) => {
+        const out = new Map<string, DeferredTable>();
+        for (const v of Object.values(fp.tables)) if (isDeferred(v)) out.set(v, cache.deferredTable(v)!);
+        return out;
+      };
+      const { before, full, after, same, fullAfter } = await withDb(t.url, async (db) => {
+        expect(await loadBaseline(db, cache)).toBe(true);
+        const full = await fingerprint(db);
+        const before = await fingerprintClone(db, { cache });
+        // nothing hashed: every table is its token (the partitioned parent reads its partitions: those are vouched for too)
+        expect(cache.lastHashed).toEqual([]);
+        expect(Object.keys(before.tables).sort()).toEqual(Object.keys(full.tables).sort());
+        expect(Object.values(before.tables).every(isDeferred)).toBe(true);
+        expect(before.catalog).toEqual(full.catalog);
+        // a write through a trigger's function (app.audit), a cascade (orders from customers): each written table hashed, the rest still tokens
+        await db.exec(`insert into app.orders (customer, note) values (1, 'third')`);
+        const after = await fingerprintClone(db, { cache });
+        const fullAfter = await fingerprint(db);
+        expect(cache.lastHashed).toEqual(['app.audit', 'app.orders']);
+        for (const name of ['app.audit', 'app.orders']) expect(after.tables[name]).toBe(fullAfter.tables[name]);
+        expect(after.tables['app.tags']).toBe(before.tables['app.tags']);
+        // a write that changes no row: hashed, and its hash is the snapshot's
+        await db.exec(`update app.tags set weight = weight`);
+        const same = await fingerprintClone(db, { cache });
+        expect(cache.lastHashed).toEqual(['app.tags']);
+        return { before, full, after, same, fullAfter };
+      });
+      expect(deferredDifferences(before, after)).toEqual(['app.audit', 'app.orders']);
+      expect(deferredDifferences(after, same)).toEqual(['app.tags']);
+      const hashes = await withDb(rootUrl, (db) => hashDeferred(db, tokensOf(before)));
+      // every token stands for the table's full hash in the snapshot: resolved, the fingerprint is the full one
+      expect(withResolved(before, hashes)).toEqual(full);
+      expect(withResolved(after, hashes)).toEqual(fullAfter);
+      expect(diffFingerprints(withResolved(before, hashes), withResolved(after, hashes)).tables).toEqual(['app.audit', 'app.orders']);
+      expect(sameFingerprint(withResolved(after, hashes), withResolved(same, hashes))).toBe(true);
+      // unresolved, a token beside a hash never compares equal
+      expect(sameFingerprint(after, same)).toBe(false);
+    } finally {
+      for (const drop of copies) await drop();
       await t.drop();
     }
   });

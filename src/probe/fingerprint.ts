@@ -49,6 +49,13 @@ export interface FingerprintOptions {
   onProgress?: (hashed: number, total: number) => void;
   /** Ctrl-C: no batch starts after it (each connection finishes the one it runs), and an InterruptedError is thrown */
   signal?: AbortSignal;
+  /**
+   * (with `cache`: a baseline, `recordBaseline`) tables of at least
+   * `minBytes` (`pg_table_size`) the change log can vouch for are not
+   * hashed: each gets a deferred hash (`DEFERRED`), hashed only if a
+   * comparison needs it (`deferredDifferences`, `hashDeferred`).
+   */
+  defer?: { minBytes: number };
 }
 
 /** tiergate's own schema (ledger, clone mark): never part of a fingerprint. */
@@ -135,7 +142,9 @@ export async function fingerprint(q: Queryable, options: FingerprintOptions = {}
   const tables: Record<string, string> = {};
   const reused = proof ? options.cache!.reusable(proof) : new Map<string, string>();
   for (const [name, hash] of reused) tables[name] = hash;
-  const queries = all.filter((x) => !reused.has(x.name));
+  const deferred = proof && options.defer ? await deferLarge(q, all.filter((x) => !reused.has(x.name)), proof, options.defer.minBytes, options.cache!) : new Map<string, string>();
+  for (const [name, token] of deferred) tables[name] = token;
+  const queries = all.filter((x) => !reused.has(x.name) && !deferred.has(x.name));
   let next = 0;
   let failure: unknown = null;
   const connections = [q, ...(options.lanes ?? [])];
@@ -165,8 +174,92 @@ export async function fingerprint(q: Queryable, options: FingerprintOptions = {}
   // every lane finishes its batch before an error is thrown: nothing is left running on a connection
   await Promise.all(connections.map(lane));
   if (failure !== null) throw failure;
-  if (proof) options.cache!.record(proof, tables, queries.map((x) => x.name).sort());
+  if (proof) options.cache!.record(proof, tables, queries.map((x) => x.name).sort(), deferred.size);
   return { catalog, tables, hash: hashOf(catalog, tables) };
+}
+
+/**
+ * What a deferred hash stands for: a table's content as it was in the
+ * database a baseline was recorded in (`recordBaseline`), not hashed then.
+ * The token is the baseline's log position and the table's key: a
+ * fingerprint of a copy of that database carries the same token for the
+ * table exactly while the change log proves the table unchanged since, with
+ * the same key — the rule by which it would reuse a hash — so two equal
+ * tokens stand for equal contents, and a token beside anything else is
+ * hashed (on an untouched copy of that database) before it is compared.
+ */
+export const DEFERRED = 'deferred:';
+
+export function isDeferred(value: string | undefined): boolean {
+  return value !== undefined && value.startsWith(DEFERRED);
+}
+
+/** What a comparison needs to hash a deferred table: its name, content query, and the digest (settings, role, the log's objects) its key was made under. */
+export interface DeferredTable {
+  name: string;
+  sql: string;
+  digest: string;
+}
+
+/** The tables of `candidates` of at least `minBytes` its log can vouch for, each with its deferred hash (noted in `cache` with its query). */
+async function deferLarge(q: Queryable, candidates: { name: string; sql: string; oid: number }[], proof: Proof, minBytes: number, cache: FingerprintCache): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const global = proof.global;
+  const vouched = candidates.filter((x) => proof.keys.get(x.name)?.provable);
+  if (!global || !vouched.length) return out;
+  const large = new Set(
+    (await q.query<{ oid: string }>('select c.oid::text as oid from unnest($1::int8[]) c(oid) where pg_table_size(c.oid::oid) >= $2::int8', [vouched.map((x) => x.oid), minBytes])).rows.map((r) => Number(r.oid)),
+  );
+  for (const x of vouched) {
+    if (!large.has(x.oid)) continue;
+    const token = `${DEFERRED}${sha1(`${global.nonce}:${global.seq}:${global.n}:${proof.keys.get(x.name)!.key}`)}`;
+    out.set(x.name, token);
+    cache.noteDeferred(token, { name: x.name, sql: x.sql, digest: global.digest });
+  }
+  return out;
+}
+
+/** The tables whose values differ between `a` and `b` where one of them is deferred: what must be hashed before the two are compared. */
+export function deferredDifferences(a: Fingerprint, b: Fingerprint): string[] {
+  if (a.hash === b.hash) return [];
+  return differing(a.tables, b.tables).filter((name) => isDeferred(a.tables[name]) || isDeferred(b.tables[name]));
+}
+
+/** `fp` with each deferred hash `hashes` knows replaced by the hash it stands for. */
+export function withResolved(fp: Fingerprint, hashes: Map<string, string>): Fingerprint {
+  const tables: Record<string, string> = {};
+  let changed = false;
+  for (const [name, value] of Object.entries(fp.tables)) {
+    const hash = isDeferred(value) ? hashes.get(value) : undefined;
+    tables[name] = hash ?? value;
+    changed ||= hash !== undefined;
+  }
+  return changed ? { catalog: fp.catalog, tables, hash: hashOf(fp.catalog, tables) } : fp;
+}
+
+/**
+ * Hashes deferred tables on `q`, an untouched copy of the database their
+ * baseline was recorded in (its change log still at the baseline's
+ * position, so every table as it was), under the settings and role their
+ * keys were made with (else a TargetError: another text of the same rows).
+ */
+export async function hashDeferred(q: Queryable, tokens: Map<string, DeferredTable>): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const items = [...tokens];
+  if (!items.length) return out;
+  const global = await readGlobalProof(q);
+  const digests = new Set(items.map(([, t]) => t.digest));
+  if (!global || digests.size !== 1 || !digests.has(global.digest)) {
+    throw new TargetError(
+      `the copy of the snapshot reads ${items.map(([, t]) => t.name).join(', ')} under other settings, role or change log than its baseline did: its content cannot be compared with the clones'; rehearse with --fresh`,
+    );
+  }
+  for (let i = 0; i < items.length; i += TABLES_PER_BATCH) {
+    const batch = items.slice(i, i + TABLES_PER_BATCH);
+    const rows = (await q.query<{ name: string; c: string }>(BATCH_SQL, [batch.map(([token]) => token), batch.map(([, t]) => t.sql)])).rows;
+    for (const row of rows) out.set(row.name, row.c);
+  }
+  return out;
 }
 
 /** What one fingerprint proved, for the cache: the log's position and each table's key and whether its content can be vouched for by the log. */
@@ -214,8 +307,8 @@ interface CacheEntry {
 
 export class FingerprintCache {
   private readonly positions: CacheEntry[] = [];
-  /** tables hashed and reused by the last fingerprint */
-  last = { hashed: 0, reused: 0 };
+  /** tables hashed, reused and deferred by the last fingerprint */
+  last = { hashed: 0, reused: 0, deferred: 0 };
   /** the tables the last fingerprint hashed (those it could not prove unchanged) */
   lastHashed: string[] = [];
   /**
@@ -241,8 +334,8 @@ export class FingerprintCache {
   }
 
   /** Records a fingerprint's hashes at its log position (at most eight positions are kept). */
-  record(proof: Proof, tables: Record<string, string>, hashed: string[]): void {
-    this.last = { hashed: hashed.length, reused: proof.keys.size - hashed.length };
+  record(proof: Proof, tables: Record<string, string>, hashed: string[], deferred = 0): void {
+    this.last = { hashed: hashed.length, reused: proof.keys.size - hashed.length - deferred, deferred };
     this.lastHashed = hashed;
     if (!proof.global) return;
     const kept = new Map<string, { key: string; hash: string }>();
@@ -307,16 +400,32 @@ export class FingerprintCache {
     };
   }
 
-  /** The latest entry as JSON, for `recordBaseline` (null before any fingerprint with a change log). */
+  /** The latest entry as JSON, for `recordBaseline` (null before any fingerprint with a change log); a deferred hash with its table's content query. */
   exportLatest(): string | null {
     const e = this.positions.at(-1);
-    return e ? JSON.stringify({ at: e.at, digest: e.digest, tables: [...e.tables].map(([name, v]) => [name, v.key, v.hash]) }) : null;
+    const row = (name: string, v: { key: string; hash: string }) => {
+      const d = isDeferred(v.hash) ? this.deferred.get(v.hash) : undefined;
+      return d ? [name, v.key, v.hash, d.sql] : [name, v.key, v.hash];
+    };
+    return e ? JSON.stringify({ at: e.at, digest: e.digest, tables: [...e.tables].map(([name, v]) => row(name, v)) }) : null;
   }
 
   /** Adds an entry `exportLatest` wrote (its hashes are reused only where this cache's rules prove them, as any entry's). */
   importEntry(json: string): void {
-    const e = JSON.parse(json) as { at: LogPosition; digest: string; tables: [string, string, string][] };
+    const e = JSON.parse(json) as { at: LogPosition; digest: string; tables: [string, string, string, string?][] };
+    for (const [name, , hash, sql] of e.tables) if (sql !== undefined && isDeferred(hash)) this.noteDeferred(hash, { name, sql, digest: e.digest });
     this.positions.push({ at: e.at, digest: e.digest, tables: new Map(e.tables.map(([name, key, hash]) => [name, { key, hash }])) });
+  }
+
+  /** Deferred hashes (`DEFERRED`) and what hashing each needs. */
+  private readonly deferred = new Map<string, DeferredTable>();
+
+  noteDeferred(token: string, table: DeferredTable): void {
+    this.deferred.set(token, table);
+  }
+
+  deferredTable(token: string): DeferredTable | undefined {
+    return this.deferred.get(token);
   }
 
   /** The entries recorded, oldest first (a copy: two fingerprints may run at once, each recording its own). */
@@ -937,16 +1046,20 @@ export async function cancelAtAbort(db: Db, connections: Db[], signal: AbortSign
  * change log's position (`tiergate.fingerprint_baseline`): a rehearsal of it,
  * or of any copy of it, starts from them (`loadBaseline`) instead of hashing
  * every table once more. The hashes count only where the cache's rules prove
- * them for the database they are read in, like any cached hash.
+ * them for the database they are read in, like any cached hash. `defer`:
+ * large tables are not hashed, their hashes deferred (`DEFERRED`): a
+ * rehearsal's tiers seldom write the gigabytes of an activity log, and a
+ * table no tier writes compares equal on every copy by its token alone.
  */
-export async function recordBaseline(db: Db, options: { progress?: (message: string) => void; signal?: AbortSignal } = {}): Promise<void> {
+export async function recordBaseline(db: Db, options: { progress?: (message: string) => void; signal?: AbortSignal; defer?: FingerprintOptions['defer'] } = {}): Promise<void> {
   const cache = new FingerprintCache();
   // a line every 5 s while it hashes (every row of every table: minutes on a source of gigabytes), with the tables done so far
   let hashed = 0;
   let total = 0;
   const say = (s: number) =>
     options.progress?.(`hashing the copy's tables for its baseline: ${hashed.toLocaleString('en')} of ${total ? total.toLocaleString('en') : '…'} (${s} s${hashed < total ? '; a table of gigabytes takes minutes' : ''})`);
-  await sayingWhileSilent(5000, say, () => fingerprintClone(db, { cache, signal: options.signal, onProgress: (h, t) => void ([hashed, total] = [h, t]) }));
+  await sayingWhileSilent(5000, say, () => fingerprintClone(db, { cache, signal: options.signal, defer: options.defer, onProgress: (h, t) => void ([hashed, total] = [h, t]) }));
+  if (cache.last.deferred) options.progress?.(`${cache.last.deferred.toLocaleString('en')} large table${cache.last.deferred === 1 ? '' : 's'} left unhashed: hashed only where a rehearsal's tiers write ${cache.last.deferred === 1 ? 'it' : 'them'}`);
   const entry = cache.exportLatest();
   if (!entry) return;
   await db.transaction(async (tx) => {

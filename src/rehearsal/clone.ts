@@ -22,6 +22,12 @@ export interface Clone {
   snapshotAt: string;
   /** the kept snapshot this clone is a copy of (a PostgreSQL source that keeps one); absent otherwise */
   snapshot?: CloneSnapshot;
+  /**
+   * (a copy of a kept snapshot) another copy of that snapshot, made now and
+   * registered as the rehearsal's (dropped with its clones unless dropped
+   * before): untouched, it holds every table as the snapshot does
+   */
+  copyOfSnapshot?: () => Promise<Clone>;
   /** a new connection to the clone (a PGlite clone can be open once at a time) */
   open(): Promise<Db>;
   /** closes what `open` opened and removes the clone (idempotent: every call awaits the one removal) */
@@ -100,6 +106,7 @@ export class ScopedClone implements Clone {
   copyMs = 0;
   snapshotAt = new Date().toISOString();
   snapshot?: CloneSnapshot;
+  copyOfSnapshot?: () => Promise<Clone>;
   private readonly opened = new Set<Db>();
   private dropping: Promise<void> | null = null;
   /** settles `underway` (declared first: the promise's executor assigns it) */

@@ -13,8 +13,25 @@ import { EVIDENCE_SCHEMA_VERSION } from '../evidence/version.js';
 import { DbError, InterruptedError, TargetError } from '../errors.js';
 import { parsePostgresUrl } from '../db/pg-url.js';
 import { planFileHashes, type Plan, type Tier } from '../plan/plan.js';
-import { keepJitOff } from '../probe/jit.js';
-import { diffFingerprints, FingerprintCache, fingerprintClone, loadBaseline, sameFingerprint, sameSeal, sealChange, sealOf, type Fingerprint, type Seal } from '../probe/fingerprint.js';
+import { keepJitOff, withoutJit } from '../probe/jit.js';
+import {
+  deferredDifferences,
+  diffFingerprints,
+  FingerprintCache,
+  fingerprintClone,
+  hashDeferred,
+  isDeferred,
+  loadBaseline,
+  sameFingerprint,
+  sameSeal,
+  sealChange,
+  sealOf,
+  withResolved,
+  type DeferredTable,
+  type Fingerprint,
+  type Seal,
+} from '../probe/fingerprint.js';
+import { readCache, writeCache } from '../cache.js';
 import { readIdentity } from '../probe/identity.js';
 import { hasXid8Snapshots, nothingCommittedSince, readXactMark, type XactMark } from '../probe/xact-mark.js';
 import { both } from '../settle.js';
@@ -83,7 +100,7 @@ export async function rehearse(plan: Plan, source: CloneSource, info: SourceInfo
       // first: both are copies of one marked clone, so its hashes hold for
       // the first clone too until its change log names a table. Without a
       // second clone, the baseline the first was copied with is read from it.
-      const fingerprints = new Fingerprints(kept ?? main, kept !== undefined);
+      const fingerprints = new Fingerprints(kept ?? main, kept !== undefined, main.copyOfSnapshot, (message) => emit({ type: 'progress', message }));
       // Preflight on the source: identity and the gate's real value decide the execution verdict. The
       // clone is made ready meanwhile, when the source is a database of its own (a dump's is the clone itself)
       const sourceRead = readSource(plan, info, main);
@@ -160,8 +177,17 @@ class Fingerprints {
   readonly cache = new FingerprintCache();
   private readonly baseline: Promise<void>;
 
-  /** `untouched`: nothing writes to `from` until this baseline is read (the second clone); else (the first) only a stored baseline is read */
-  constructor(from: Clone, untouched: boolean) {
+  /**
+   * `untouched`: nothing writes to `from` until this baseline is read (the
+   * second clone); else (the first) only a stored baseline is read.
+   * `copyOfSnapshot`: where a deferred hash is hashed (`comparable`).
+   */
+  constructor(
+    from: Clone,
+    untouched: boolean,
+    private readonly copyOfSnapshot?: () => Promise<Clone>,
+    private readonly progress: (message: string) => void = () => undefined,
+  ) {
     this.baseline = (async () => {
       const db = await from.open();
       try {
@@ -176,8 +202,70 @@ class Fingerprints {
     this.baseline.catch(() => undefined);
   }
 
-  /** fingerprints taken, tables hashed and reused, seals read, time spent (the baseline's included) */
-  readonly totals = { count: 0, hashed: 0, reused: 0, seals: 0, marks: 0, ms: 0 };
+  /** fingerprints taken, tables hashed and reused, seals read, deferred hashes hashed on a copy of the snapshot, time spent (the baseline's included) */
+  readonly totals = { count: 0, hashed: 0, reused: 0, seals: 0, marks: 0, deferred: 0, ms: 0 };
+
+  /** the hashes deferred tokens stand for, hashed in this rehearsal or read from tiergate's cache */
+  private readonly deferredHashes = new Map<string, string>();
+
+  /**
+   * `a` and `b` ready to compare. A new snapshot's baseline leaves its large
+   * tables unhashed (src/probe/fingerprint.ts `DEFERRED`): a fingerprint
+   * carries a token for such a table while the change log proves it
+   * unwritten, and two equal tokens are equal contents. Where a table
+   * differs and one side is a token — the tiers wrote it on the other side
+   * only — the token is replaced by the hash of the table as the snapshot
+   * holds it, hashed on a copy of the snapshot made for that (the clones
+   * have been written since), once per snapshot and table (tiergate's cache
+   * keeps it for the next rehearsal).
+   */
+  async comparable(a: Fingerprint, b: Fingerprint): Promise<[Fingerprint, Fingerprint]> {
+    const names = deferredDifferences(a, b);
+    if (!names.length) return [a, b];
+    const todo = new Map<string, DeferredTable>();
+    for (const token of new Set(names.flatMap((n) => [a.tables[n]!, b.tables[n]!]).filter(isDeferred))) {
+      if (this.deferredHashes.has(token)) continue;
+      const stored = readCache<string>(DEFERRED_HASHES, token);
+      if (typeof stored === 'string') {
+        this.deferredHashes.set(token, stored);
+        continue;
+      }
+      const table = this.cache.deferredTable(token);
+      if (!table) throw new TargetError(`the baseline of the snapshot does not say how to hash a table it left unhashed (${names.join(', ')}): rehearse with --fresh`);
+      todo.set(token, table);
+    }
+    if (todo.size) await this.hashOnCopy(todo);
+    return [withResolved(a, this.deferredHashes), withResolved(b, this.deferredHashes)];
+  }
+
+  private async hashOnCopy(todo: Map<string, DeferredTable>): Promise<void> {
+    const names = [...new Set([...todo.values()].map((t) => t.name))].sort();
+    if (!this.copyOfSnapshot) throw new TargetError(`no copy of the snapshot can be made to hash ${names.join(', ')}, which its baseline left unhashed: rehearse with --fresh`);
+    const t = performance.now();
+    this.progress(
+      `the tiers wrote ${names.join(', ')} on one side of a comparison only: hashing ${names.length === 1 ? 'it' : 'them'} as the snapshot holds ${names.length === 1 ? 'it' : 'them'}, on a copy of it (its baseline left large tables unhashed)`,
+    );
+    const copy = await this.copyOfSnapshot();
+    let hashes: Map<string, string>;
+    try {
+      const db = await copy.open();
+      try {
+        hashes = await withoutJit(db, () => hashDeferred(db, todo));
+      } finally {
+        await db.close();
+      }
+    } finally {
+      await copy.drop();
+    }
+    for (const token of todo.keys()) {
+      const hash = hashes.get(token);
+      if (hash === undefined) throw new TargetError(`the copy of the snapshot has no table ${todo.get(token)!.name} to hash: rehearse with --fresh`);
+      this.deferredHashes.set(token, hash);
+      writeCache(DEFERRED_HASHES, token, hash, 64);
+    }
+    this.totals.deferred += todo.size;
+    this.totals.ms += performance.now() - t;
+  }
 
   async of(db: Db): Promise<Fingerprint> {
     await this.settle();
@@ -273,8 +361,9 @@ class Fingerprints {
     }
     if ('fp' in before) {
       const fp = await this.of(db);
-      const unchanged = sameFingerprint(before.fp, fp);
-      return { after: { fp }, unchanged, change: unchanged ? '' : describeDiff(diffFingerprints(before.fp, fp)) };
+      const pair = await this.comparable(before.fp, fp);
+      const unchanged = sameFingerprint(...pair);
+      return { after: { fp }, unchanged, change: unchanged ? '' : describeDiff(diffFingerprints(...pair)) };
     }
     const after = await this.stateOf(db, before);
     if (!('seal' in after)) return { after, unchanged: false, change: "the clone's change log is gone" };
@@ -284,10 +373,11 @@ class Fingerprints {
 
   /** One line for the progress: what the change log saved. */
   summary(): string {
-    const { count, hashed, reused, seals, marks, ms } = this.totals;
+    const { count, hashed, reused, seals, marks, deferred, ms } = this.totals;
+    const copied = deferred ? `; ${deferred} large table${deferred === 1 ? '' : 's'} the baseline left unhashed hashed on a copy of the snapshot` : '';
     const sealed = seals ? `; ${seals} seal${seals === 1 ? '' : 's'} (the catalog's version and the change log, no catalog read)` : '';
     const marked = marks ? `; ${marks} blocked tier${marks === 1 ? '' : 's'} proven to change nothing by the server's transactions (every one since the last seal aborted: no seal read)` : '';
-    return `${count} fingerprints in ${(ms / 1000).toFixed(1)} s: ${grouped(hashed)} table contents hashed, ${grouped(reused)} reused (proven unchanged by the clones' change log)${sealed}${marked}`;
+    return `${count} fingerprints in ${(ms / 1000).toFixed(1)} s: ${grouped(hashed)} table contents hashed, ${grouped(reused)} reused (proven unchanged by the clones' change log)${sealed}${marked}${copied}`;
   }
 
   /** Waits for the baseline (nothing may be left running on a clone that is about to be dropped). */
@@ -295,6 +385,9 @@ class Fingerprints {
     await this.baseline.catch(() => undefined);
   }
 }
+
+/** tiergate's cache of the hashes deferred tokens stand for (src/cache.ts): a token names its snapshot's change log and the table's key */
+const DEFERRED_HASHES = 'deferred-hash';
 
 function withoutCloneOf(identity: DatabaseIdentity & { cloneOf?: string | null }): DatabaseIdentity {
   const { cloneOf: _, ...rest } = identity;
@@ -538,18 +631,19 @@ class Scenario {
     const built = await keptRun;
     // stage B opened the gate elsewhere than the reference assumed (possible only when stage A failed, and stage C then does not run)
     const keptFp = sameIds(gateAfter, this.appliedWhenGateOpened) ? built : { error: 'the second clone opened the gate after other tiers than stage B did: no reference to compare with' };
-    const keptDiff = 'error' in keptFp ? null : diffFingerprints(fpRolled, keptFp.fp);
-    const matchesKeptTiers = keptDiff !== null && sameFingerprint(fpRolled, (keptFp as { fp: Fingerprint }).fp);
+    const pair = 'error' in keptFp ? keptFp : await this.fingerprints.comparable(fpRolled, keptFp.fp).catch((e: unknown) => ({ error: (e as Error).message }));
+    const keptDiff = 'error' in pair ? null : diffFingerprints(...pair);
+    const matchesKeptTiers = !('error' in pair) && sameFingerprint(...pair);
     this.check(c, {
       name: 'C: after rollback the clone equals a clean apply of the kept tiers',
       ok: matchesKeptTiers,
       detail:
-        'error' in keptFp
-          ? keptFp.error
+        'error' in pair
+          ? pair.error
           : matchesKeptTiers
             ? reference.reused
-              ? `fingerprint ${fpRolled.hash.slice(0, 12)}, as the kept tiers' clean apply on a copy of the same snapshot (stored by the rehearsal of ${reference.madeAt})`
-              : `fingerprint ${fpRolled.hash.slice(0, 12)} on both clones`
+              ? `fingerprint ${pair[0].hash.slice(0, 12)}, as the kept tiers' clean apply on a copy of the same snapshot (stored by the rehearsal of ${reference.madeAt})`
+              : `fingerprint ${pair[0].hash.slice(0, 12)} on both clones`
             : describeDiff(keptDiff!),
     });
 
@@ -565,12 +659,13 @@ class Scenario {
       this.check(c, verifyCheck('C: verify passes after the re-apply', verified));
       fpAgain = fp;
     } else fpAgain = await this.fingerprints.of(this.db);
-    const reapplyDiff = diffFingerprints(fpB, fpAgain);
-    const reapplyMatches = sameFingerprint(fpB, fpAgain);
+    const again = await this.fingerprints.comparable(fpB, fpAgain).catch((e: unknown) => ({ error: (e as Error).message }));
+    const reapplyDiff = 'error' in again ? diffFingerprints(fpB, fpAgain) : diffFingerprints(...again);
+    const reapplyMatches = !('error' in again) && sameFingerprint(...again);
     this.check(c, {
       name: 'C: re-applying the reverted tiers reproduces stage B',
       ok: reapplyMatches,
-      detail: reapplyMatches ? `fingerprint ${fpB.hash.slice(0, 12)}` : describeDiff(reapplyDiff),
+      detail: 'error' in again ? again.error : reapplyMatches ? `fingerprint ${again[0].hash.slice(0, 12)}` : describeDiff(reapplyDiff),
     });
     this.rollback = {
       tier: rollbackTier.id,
