@@ -20,6 +20,7 @@ import type { Db } from '../src/db/port.js';
 import { draft, scan, submit } from '../src/engine/amend.js';
 import type { Evidence } from '../src/evidence/types.js';
 import { apply } from '../src/engine/apply.js';
+import { dryRun } from '../src/engine/dry-run.js';
 import { readGate } from '../src/engine/gate.js';
 import { rollback } from '../src/engine/rollback.js';
 import { status, unfinished } from '../src/engine/status.js';
@@ -209,6 +210,12 @@ describe.each(testTargets())('governance after the rollout (%s)', (kind) => {
       expect(closed.outcome).toBe('no-go');
       expect(closed.tiers.filter((t) => t.status === 'Blocked').map((t) => t.id)).toEqual([2, 3, 4]);
       expect(Number(await scalar(db, `select count(*) as v from axis.ownership where collection = 'reviews'`))).toBe(0);
+      // --structure-only skips the amended tiers, which are pending, not applied: apply skips verify, and its dry run says so
+      const dry = await dryRun(db, plan, { structureOnly: true });
+      expect(dry.tiers.filter((t) => t.id >= 2 && t.id <= 4).map((t) => [t.id, t.action])).toEqual([[2, 'skip'], [3, 'skip'], [4, 'skip']]);
+      expect(dry.verify).toBe('skipped: tier 2, 3, 4 would not be applied');
+      const structure = await apply(db, plan, { structureOnly: true });
+      expect(structure.tiers.find((t) => t.kind === 'verify')).toMatchObject({ status: 'Skipped', reason: 'not every tier is applied' });
     } finally {
       await db.close();
     }

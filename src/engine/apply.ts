@@ -100,7 +100,7 @@ export async function apply(db: Db, plan: Plan, options: ApplyOptions = {}): Pro
 
     for (const tier of plan.tiers.filter(isBodyTier)) {
       const skip = (reason: string, status: 'Skipped' | 'Blocked' = 'Skipped') => {
-        if (status === 'Blocked' || !applied.has(tier.id)) notApplied.set(tier.id, status === 'Blocked' ? 'blocked' : 'not applied');
+        leavePending(notApplied, tier.id, status === 'Blocked', applied);
         return run(tier, async () => ({ ...idle(tier), status, reason }));
       };
       if (options.signal?.aborted) {
@@ -171,15 +171,46 @@ export async function apply(db: Db, plan: Plan, options: ApplyOptions = {}): Pro
  * those that require it blocked).
  */
 export function plannedTiers(plan: Plan, ledger: Map<number, LedgerEntry>, gate: GateReading | null, structureOnly: boolean): Tier[] {
+  return decideRun(plan, ledger, gate, structureOnly)
+    .decisions.filter((d) => d.decision.action === 'apply')
+    .map((d) => d.tier);
+}
+
+/**
+ * What a run decides for each structure and data tier, in plan order, if
+ * every tier it applies applies — `decide` asked of each as the run asks it
+ * — with the tiers applied before each it would apply, and the tiers it
+ * leaves not applied (`leftPending`), which block those that require them
+ * and skip verify. `apply --dry-run` reports it; `apply` checks the
+ * privileges of the tiers it would apply with it.
+ */
+export function decideRun(
+  plan: Plan,
+  ledger: Map<number, LedgerEntry>,
+  gate: GateReading | null,
+  structureOnly: boolean,
+): { decisions: { tier: Tier; decision: TierDecision; appliedBefore: number[] | null }[]; notApplied: Map<number, string> } {
   const applied = appliedTiers(plan, ledger, gate);
   const notApplied = new Map<number, string>();
-  const out: Tier[] = [];
+  const decisions: { tier: Tier; decision: TierDecision; appliedBefore: number[] | null }[] = [];
   for (const tier of plan.tiers.filter(isBodyTier)) {
-    const d = decide(plan, tier, ledger.get(tier.id), { structureOnly, notApplied, gate });
-    if (d.action === 'apply') out.push(tier);
-    else if (d.action === 'block' || !applied.has(tier.id)) notApplied.set(tier.id, d.action === 'block' ? 'blocked' : 'not applied');
+    const decision = decide(plan, tier, ledger.get(tier.id), { structureOnly, notApplied, gate });
+    const applies = decision.action === 'apply';
+    if (!applies) leavePending(notApplied, tier.id, decision.action === 'block', applied);
+    decisions.push({ tier, decision, appliedBefore: applies ? sortedIds(applied, plan) : null });
+    if (applies) applied.add(tier.id);
   }
-  return out;
+  return { decisions, notApplied };
+}
+
+/**
+ * Notes tier `id`, which a run did not apply, as not applied when it is:
+ * blocked, or skipped while not applied for the gate's subject (`applied`:
+ * an amended gated tier skipped by --structure-only is pending, though its
+ * ledger row says applied). A tier skipped because it is applied is not.
+ */
+function leavePending(notApplied: Map<number, string>, id: number, blocked: boolean, applied: Set<number>): void {
+  if (blocked || !applied.has(id)) notApplied.set(id, blocked ? 'blocked' : 'not applied');
 }
 
 /**

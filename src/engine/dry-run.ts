@@ -3,7 +3,7 @@ import { DriftError } from '../errors.js';
 import type { LintFinding } from '../plan/lint.js';
 import type { Plan } from '../plan/plan.js';
 import type { TargetIdentity } from '../probe/identity.js';
-import { appliedTiers, decide, plannedTiers, readGateBounded, sortedIds, type TierDecision } from './apply.js';
+import { decideRun, plannedTiers, readGateBounded, type TierDecision } from './apply.js';
 import { readLedger } from './ledger.js';
 import { openPlanSession, runPreflight } from './preflight.js';
 import type { GateReading, TierResult } from './result.js';
@@ -89,18 +89,15 @@ export async function dryRun(db: Db, plan: Plan, options: { structureOnly?: bool
     const verify = plan.tiers.some((t) => t.kind === 'verify') ? 'would not run: apply would stop before any tier' : null;
     return { plan: { name: plan.name, sha256: plan.sha256 }, target: db.displayUrl, identity, lint, ledger: hasLedger, drift, lockHeldBy, unwritable, lacks: lacksLine, preflight, gate, tiers, verify };
   }
-  const notApplied = new Map<number, string>();
-  const tiers: DryRunResult['tiers'] = [];
-  // the tiers applied before each one apply would run, as apply counts them (the state its delta belongs to)
-  const applied = appliedTiers(plan, ledger, gate);
-  for (const tier of plan.tiers.filter(isBodyTier)) {
-    const prior = ledger.get(tier.id);
-    const d = decide(plan, tier, prior, { structureOnly: Boolean(options.structureOnly), notApplied, gate });
-    // a tier apply would run counts as applied for the tiers after it
-    if (d.action === 'block' || (d.action === 'skip' && prior?.status !== 'applied')) notApplied.set(tier.id, d.action === 'block' ? 'blocked' : 'not applied');
-    tiers.push({ id: tier.id, name: tier.name, kind: tier.kind, ...d, ...(d.action === 'apply' ? { appliedBefore: sortedIds(applied, plan) } : {}) });
-    if (d.action === 'apply') applied.add(tier.id);
-  }
+  // each tier's fate as apply decides it, with the tiers applied before each one it would run (the state its delta belongs to)
+  const { decisions, notApplied } = decideRun(plan, ledger, gate, Boolean(options.structureOnly));
+  const tiers: DryRunResult['tiers'] = decisions.map(({ tier, decision, appliedBefore }) => ({
+    id: tier.id,
+    name: tier.name,
+    kind: tier.kind,
+    ...decision,
+    ...(appliedBefore ? { appliedBefore } : {}),
+  }));
   const verifyTier = plan.tiers.find((t) => t.kind === 'verify');
   const verify = verifyTier ? (notApplied.size ? `skipped: tier ${[...notApplied.keys()].join(', ')} would not be applied` : 'would run after the last tier') : null;
   return { plan: { name: plan.name, sha256: plan.sha256 }, target: db.displayUrl, identity, lint, ledger: hasLedger, drift, lockHeldBy, unwritable, lacks: lacksLine, preflight, gate, tiers, verify };
