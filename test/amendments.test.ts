@@ -860,14 +860,28 @@ describe.runIf(testTargets().includes('postgres'))('a database nothing can be wr
       const { editPostgresUrl } = await import('../src/db/pg-url.js');
       const scanned = await runCli(['scan', '--target', editPostgresUrl(url, (u) => void (u.username = reader))]);
       expect(scanned.code, scanned.stdout + scanned.stderr).toBe(2);
-      expect(scanned.stderr).toMatch(new RegExp(`running the plan's scanner on .*: permission denied for table scan_run: user ${reader} may not write table axis\\.scan_run — GRANT INSERT, UPDATE ON axis\\.scan_run TO ${reader}; nothing was changed`));
+      // every table the scanner's body writes, at once (a user once learnt them one a run)
+      const message = new RegExp(
+        `cannot scan on .*: user ${reader} lacks what it writes: the plan's scanner \\(amend\\.scan in tiergate\\.yaml, and the functions it calls\\) needs .*axis\\.scan_run.*axis\\.drift_state.*; nothing was changed — (GRANT .*)$`,
+        'm',
+      );
+      expect(scanned.stderr).toMatch(message);
+      expect(await counts()).toEqual(before);
+      // granted exactly what it says, the reader scans (exit 1: this target has the substrate alone, its anchors have no owner yet)
+      const grants = message.exec(scanned.stderr)![1]!;
+      await withDb(url, (db) => db.exec(grants));
+      const granted = await runCli(['scan', '--target', editPostgresUrl(url, (u) => void (u.username = reader))]);
+      expect(granted.code, granted.stdout + granted.stderr).toBe(1);
+      expect(granted.stdout).toMatch(/^scan axis-governance on .*: \d+ critical/m);
+      // (its run recorded)
+      before[1]! += 1;
       // a steward who reads Directus and the substrate, not tiergate's ledger: propose (the draft reads the ledger) names the GRANT, exit 2
       await withDb(url, (db) => db.exec(`create role ${reader}_s login; grant usage on schema public, axis to ${reader}_s; grant select on all tables in schema public, axis to ${reader}_s`));
       const drafted = await runCli(['propose', '--target', editPostgresUrl(url, (u) => void (u.username = `${reader}_s`))]);
       expect(drafted.code, drafted.stdout + drafted.stderr).toBe(2);
       expect(drafted.stderr).toMatch(new RegExp(`reading the ledger of plan 'axis-governance' on .*: permission denied for schema tiergate: user ${reader}_s may not read it — GRANT USAGE ON SCHEMA tiergate TO ${reader}_s`));
     } finally {
-      await withDb(url, (db) => db.exec(`drop role if exists ${reader}; drop owned by ${reader}_s; drop role if exists ${reader}_s`));
+      for (const role of [reader, `${reader}_s`]) await withDb(url, (db) => db.exec(`drop owned by ${role}; drop role ${role}`)).catch(() => undefined);
     }
     expect(await counts()).toEqual(before);
   });
@@ -906,11 +920,16 @@ describe.runIf(testTargets().includes('postgres'))('a deploying user that owns n
       await withDb(url, (db) => db.exec(grants.replace(/; /g, ';\n')));
       const applied = await runCli(['apply', '--yes', '--target', asDeployer], { timeoutMs: 300_000 });
       expect(applied.code, applied.stdout + applied.stderr).toBe(0);
-      // approve by a user who may insert an approval but not draw its id: the sequence's GRANT (USAGE), exit 2
+      // approve by a user who may insert an approval but not draw its id: the sequence's GRANT (USAGE), exit 2, before anything is sent
       await withDb(url, (db) => db.exec(`grant insert on os_proposal_approvals to ${deployer}; revoke usage on sequence os_proposal_approvals_id_seq from ${deployer}`));
       const approved = await runCli(['approve', '--yes', '--target', asDeployer, '--as', 'elif.demir@northwind.example']);
       expect(approved.code, approved.stdout + approved.stderr).toBe(2);
-      expect(approved.stderr).toMatch(new RegExp(`permission denied for sequence os_proposal_approvals_id_seq: user ${deployer} may not draw from sequence os_proposal_approvals_id_seq — GRANT USAGE ON SEQUENCE os_proposal_approvals_id_seq TO ${deployer}`));
+      expect(approved.stderr).toMatch(
+        new RegExp(
+          `cannot approve on .*: user ${deployer} lacks what it writes: the plan's approval \\(gate\\.approve\\.sql in tiergate\\.yaml, and the functions it calls\\) needs USAGE on sequence os_proposal_approvals_id_seq; nothing was changed — GRANT USAGE ON SEQUENCE os_proposal_approvals_id_seq TO ${deployer}$`,
+          'm',
+        ),
+      );
     } finally {
       await withDb(url, (db) => db.exec(`drop owned by ${deployer} cascade; drop role if exists ${deployer}`)).catch(() => undefined);
     }

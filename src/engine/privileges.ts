@@ -1,6 +1,9 @@
-import type { Queryable } from '../db/port.js';
+import type { Db, Queryable } from '../db/port.js';
+import { TargetError } from '../errors.js';
 import type { Tier } from '../plan/plan.js';
 import { privilegesNeeded } from '../plan/privileges-needed.js';
+import { quotedUser } from './blockers.js';
+import { calledFunctionSql } from './called-functions.js';
 
 /** SQL a run will send, and how to name it: a tier file (`tier 7 'Approval rules'`), the gate's lock. */
 export interface PrivilegedSql {
@@ -92,4 +95,21 @@ export function describeLacks(lacks: PrivilegeLack[], user: string): { what: str
     .map((g) => `GRANT ${g.privileges} ON ${g.sequence ? 'SEQUENCE ' : ''}${g.relations.join(', ')} TO ${user}`)
     .join('; ');
   return { what, grants };
+}
+
+/**
+ * Refuses — a TargetError, nothing run — when this session's user lacks a
+ * privilege `sql` surely needs: what its own statements write, and what
+ * the functions it calls write (`calledFunctionSql`: a plan's scanner is a
+ * function call). Every lack is named at once, with its GRANTs: a user
+ * once learnt them one table a run. A check that cannot be read refuses
+ * nothing (the server still refuses what it refuses).
+ */
+export async function refuseLacking(db: Db, action: string, label: string, sql: string): Promise<void> {
+  const body = await calledFunctionSql(db, sql).catch(() => []);
+  const lacks = await lackedPrivileges(db, [{ label, sql: [sql, ...body].join('\n;\n') }]).catch(() => []);
+  if (!lacks.length) return;
+  const user = await quotedUser(db);
+  const { what, grants } = describeLacks(lacks, user);
+  throw new TargetError(`cannot ${action} on ${db.displayUrl}: user ${user} lacks what it writes: ${what}; nothing was changed — ${grants}`);
 }

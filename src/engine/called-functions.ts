@@ -1,0 +1,112 @@
+import type { Queryable } from '../db/port.js';
+import { loadParser, splitStatements } from '../plan/sql-facts.js';
+
+/** Levels of calls followed: the scanner, what it calls, what that calls. */
+const DEPTH = 3;
+
+/**
+ * The statements the database's own functions run when `sql` runs: the
+ * bodies of the PL/pgSQL and SQL functions it calls, and of those they
+ * call, three levels deep — for the privilege check of SQL that is a
+ * function call (a plan's scanner, `select id from axis.fn_governance_scan()`,
+ * writes what its body writes). A SECURITY DEFINER function runs with its
+ * owner's privileges: left out, with what it calls. So is what the parser
+ * cannot read: a body that does not parse, `EXECUTE` of a built string, a
+ * function of another language.
+ */
+export async function calledFunctionSql(q: Queryable, sql: string): Promise<string[]> {
+  const out: string[] = [];
+  const seen = new Set<string>();
+  let level = [sql];
+  for (let depth = 0; depth < DEPTH && level.length; depth++) {
+    const names = (await Promise.all(level.map(functionNames))).flat();
+    const fresh = [...new Map(names.map((n) => [n.join('.'), n])).values()].filter((n) => !seen.has(n.join('.')));
+    for (const n of fresh) seen.add(n.join('.'));
+    if (!fresh.length) break;
+    const bodies = await q.query<{ oid: string; lang: string; src: string; def: string }>(
+      `select p.oid::text as oid, l.lanname::text as lang, p.prosrc as src, pg_get_functiondef(p.oid) as def
+         from unnest($1::text[], $2::text[]) as f(schema, name)
+         join pg_proc p on p.proname = f.name and p.prokind in ('f', 'p')
+         join pg_language l on l.oid = p.prolang and l.lanname in ('plpgsql', 'sql')
+        where not p.prosecdef
+          and (p.pronamespace = (select oid from pg_namespace where nspname = f.schema)
+               or (f.schema is null and p.pronamespace = any (current_schemas(false)::regnamespace[])))`,
+      [fresh.map((n) => (n.length > 1 ? n[n.length - 2]! : null)), fresh.map((n) => n[n.length - 1]!)],
+    );
+    level = [];
+    for (const b of bodies.rows) {
+      // (each statement alone: one the parser cannot read is left out, not the others with it)
+      const read = b.lang === 'plpgsql' ? await plpgsqlStatements(b.def) : [b.src];
+      const statements = (await Promise.all(read.map(async (x) => ((await parses(x)) ? [x] : [])))).flat();
+      out.push(...statements);
+      level.push(...statements);
+    }
+  }
+  return out;
+}
+
+async function parses(sql: string): Promise<boolean> {
+  return splitStatements(sql).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** The names of the functions a piece of SQL calls (`[schema, name]` or `[name]`), as written. */
+async function functionNames(sql: string): Promise<string[][]> {
+  let statements;
+  try {
+    statements = await splitStatements(sql);
+  } catch {
+    return [];
+  }
+  const out: string[][] = [];
+  const visit = (node: unknown): void => {
+    if (Array.isArray(node)) {
+      for (const x of node) visit(x);
+      return;
+    }
+    if (node === null || typeof node !== 'object') return;
+    const call = (node as { FuncCall?: { funcname?: { String?: { sval?: string } }[] } }).FuncCall;
+    if (call?.funcname) {
+      const name = call.funcname.map((p) => p.String?.sval).filter((p): p is string => typeof p === 'string');
+      if (name.length && name[0] !== 'pg_catalog') out.push(name);
+    }
+    for (const value of Object.values(node)) visit(value);
+  };
+  for (const s of statements) visit(s.ast);
+  return out;
+}
+
+/**
+ * The SQL of a PL/pgSQL function's body (`CREATE FUNCTION …` as
+ * pg_get_functiondef prints it): each statement it runs (`INSERT …`,
+ * `PERFORM f()` as `SELECT f()`, a loop's query) and each expression, as a
+ * `SELECT` (a condition may call a function). Empty when it does not parse.
+ */
+async function plpgsqlStatements(definition: string): Promise<string[]> {
+  const pg = await loadParser();
+  let tree: unknown;
+  try {
+    tree = pg.parsePlPgSQLSync(definition);
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  const visit = (node: unknown): void => {
+    if (Array.isArray(node)) {
+      for (const x of node) visit(x);
+      return;
+    }
+    if (node === null || typeof node !== 'object') return;
+    const expr = (node as { PLpgSQL_expr?: { query?: string; parseMode?: number } }).PLpgSQL_expr;
+    // (parse modes: 0 a statement, 2 an expression; the others are assignments' and type names)
+    if (typeof expr?.query === 'string') {
+      if ((expr.parseMode ?? 0) === 0) out.push(expr.query);
+      else if (expr.parseMode === 2) out.push(`SELECT ${expr.query}`);
+    }
+    for (const value of Object.values(node)) visit(value);
+  };
+  visit(tree);
+  return out;
+}
