@@ -483,7 +483,7 @@ describe.runIf(testTargets().includes('postgres'))("a snapshot's baseline leaves
     await source.drop();
   });
 
-  it('(k) PASS as before; a table the tiers write on one side only is hashed on a copy of the snapshot, once: a write that changes nothing passes, a change the rollback leaves fails', async () => {
+  it('(k) PASS as before; a table the tiers write on one side only is hashed on a copy of the snapshot, once: a write that changes nothing passes, a change the rollback leaves fails; so with --no-snapshot', async () => {
     const first = tmp('tiergate-snap-');
     const made = await run(first);
     expect(made.code, said(made)).toBe(0);
@@ -498,8 +498,8 @@ describe.runIf(testTargets().includes('postgres'))("a snapshot's baseline leaves
     const noop = tmp('tiergate-snap-');
     const same = await run(noop, '--reuse-snapshot', '1h');
     expect(same.code, said(same)).toBe(0);
-    expect(said(same)).toContain('the tiers wrote public.big on one side of a comparison only: hashing it as the snapshot holds it, on a copy of it');
-    expect(said(same)).toContain('1 large table the baseline left unhashed hashed on a copy of the snapshot');
+    expect(said(same)).toContain('the tiers wrote public.big on one side of a comparison only: hashing it as the copy of the source holds it, untouched');
+    expect(said(same)).toContain('1 large table the baseline left unhashed hashed on an untouched copy of the source');
     expect(readEvidence(noop).rollback).toMatchObject({ matchesKeptTiers: true, reapplyMatches: true, reference: { reused: true } });
     // the copy is dropped with the clones
     expect(await clonesOf(source.database)).toEqual([]);
@@ -510,10 +510,25 @@ describe.runIf(testTargets().includes('postgres'))("a snapshot's baseline leaves
     const changed = tmp('tiergate-snap-');
     const broken = await run(changed, '--reuse-snapshot', '1h');
     expect(broken.code, said(broken)).toBe(1);
-    expect(said(broken)).not.toContain('on a copy of it');
+    expect(said(broken)).not.toContain('hashing it as the copy of the source holds it');
     const e = readEvidence(changed);
     expect(e.rollback).toMatchObject({ matchesKeptTiers: false, reference: { reused: true } });
     expect(e.rollback!.keptDiff!.tables).toEqual(['public.big']);
+    expect(await clonesOf(source.database)).toEqual([]);
+
+    // --no-snapshot (a fleet's rehearsal): the restored copy stays untouched beside the clones, and is dropped with them
+    seedWith('UPDATE public.big SET v = v;');
+    const direct = tmp('tiergate-snap-');
+    const passed = await run(direct, '--no-snapshot');
+    expect(passed.code, said(passed)).toBe(0);
+    expect(said(passed)).toMatch(/the restored copy .* stays untouched .*; the clones are copies of it/);
+    expect(said(passed)).toContain('hashing it as the copy of the source holds it, untouched');
+    expect(readEvidence(direct).rollback).toMatchObject({ matchesKeptTiers: true, reapplyMatches: true });
+    seedWith(`UPDATE public.big SET v = 'changed' WHERE id = 7;`);
+    const directChanged = tmp('tiergate-snap-');
+    const failed = await run(directChanged, '--no-snapshot');
+    expect(failed.code, said(failed)).toBe(1);
+    expect(readEvidence(directChanged).rollback!.keptDiff!.tables).toEqual(['public.big']);
     expect(await clonesOf(source.database)).toEqual([]);
   });
 });

@@ -1050,8 +1050,9 @@ export async function cancelAtAbort(db: Db, connections: Db[], signal: AbortSign
  * large tables are not hashed, their hashes deferred (`DEFERRED`): a
  * rehearsal's tiers seldom write the gigabytes of an activity log, and a
  * table no tier writes compares equal on every copy by its token alone.
+ * Returns how many tables it left unhashed.
  */
-export async function recordBaseline(db: Db, options: { progress?: (message: string) => void; signal?: AbortSignal; defer?: FingerprintOptions['defer'] } = {}): Promise<void> {
+export async function recordBaseline(db: Db, options: { progress?: (message: string) => void; signal?: AbortSignal; defer?: FingerprintOptions['defer'] } = {}): Promise<number> {
   const cache = new FingerprintCache();
   // a line every 5 s while it hashes (every row of every table: minutes on a source of gigabytes), with the tables done so far
   let hashed = 0;
@@ -1061,13 +1062,14 @@ export async function recordBaseline(db: Db, options: { progress?: (message: str
   await sayingWhileSilent(5000, say, () => fingerprintClone(db, { cache, signal: options.signal, defer: options.defer, onProgress: (h, t) => void ([hashed, total] = [h, t]) }));
   if (cache.last.deferred) options.progress?.(`${cache.last.deferred.toLocaleString('en')} large table${cache.last.deferred === 1 ? '' : 's'} left unhashed: hashed only where a rehearsal's tiers write ${cache.last.deferred === 1 ? 'it' : 'them'}`);
   const entry = cache.exportLatest();
-  if (!entry) return;
+  if (!entry) return 0;
   await db.transaction(async (tx) => {
     await tx.exec(`create table if not exists tiergate.fingerprint_baseline (entry text not null);
       alter table tiergate.fingerprint_baseline add column if not exists catalog text;
       delete from tiergate.fingerprint_baseline`);
     await tx.query('insert into tiergate.fingerprint_baseline (entry, catalog) values ($1, $2)', [entry, cache.exportCatalog()]);
   });
+  return cache.last.deferred;
 }
 
 /**

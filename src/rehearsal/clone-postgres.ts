@@ -72,7 +72,13 @@ function stopIfInterrupted(ctx: Pick<ProviderContext, 'signal'>): void {
   if (ctx.signal?.aborted) throw new InterruptedError('interrupted (Ctrl-C)');
 }
 
-/** No snapshot kept: restore into the first clone; the others are copies of it (a fleet, `--no-snapshot`). */
+/**
+ * No snapshot kept: restore into the first clone; the others are copies of
+ * it (a fleet, `--no-snapshot`). When its baseline left large tables
+ * unhashed, the restored copy stays untouched for the comparisons that need
+ * one of them hashed (`untouchedCopy`): the clones are all copies of it, one
+ * more copy instead of hashing every row of the large tables.
+ */
 async function directClones(ctx: ProviderContext): Promise<void> {
   const { scratchUrl, source, scratch, count, progress, register } = ctx;
   const base = cloneName(source.database);
@@ -81,21 +87,35 @@ async function directClones(ctx: ProviderContext): Promise<void> {
   first.snapshotAt = snapshotAt;
   await dumpAndRestore(ctx, first.url, first.displayUrl);
   stopIfInterrupted(ctx);
-  await withDb(first.url, async (db) => {
+  const deferred = await withDb(first.url, async (db) => {
     await markClone(db, source.database);
-    progress(`hashing the copy's tables for its baseline (every row, once)`);
-    await recordBaseline(db, { progress, signal: ctx.signal });
+    const defer = deferBytes();
+    progress(`hashing the copy's tables for its baseline (every row of each table under ${defer / MB} MB, once)`);
+    return recordBaseline(db, { progress, signal: ctx.signal, defer: { minBytes: defer } });
   }, { applicationName: 'tiergate rehearse (clone)' });
   first.copyMs = Math.round(performance.now() - ctx.started);
-  progress(`clone 1 of ${count} ready in ${(first.copyMs / 1000).toFixed(1)} s`);
-  for (let i = 1; i < count; i++) {
-    stopIfInterrupted(ctx);
-    const t = performance.now();
-    const next = await createDatabase(scratchUrl, `${base}_${i + 1}`, scratch.version, base, register, source.searchPath);
-    next.snapshotAt = snapshotAt;
-    next.copyMs = Math.round(performance.now() - t);
-    progress(`clone ${i + 1} of ${count} copied (CREATE DATABASE … TEMPLATE) in ${(next.copyMs / 1000).toFixed(1)} s`);
+  if (deferred) {
+    first.auxiliary = true;
+    progress(`the restored copy ${first.displayUrl} stays untouched (its large tables are hashed there if a comparison needs them); the clones are copies of it`);
+  } else progress(`clone 1 of ${count} ready in ${(first.copyMs / 1000).toFixed(1)} s`);
+  const untouchedCopy = async () => ({ clone: first, release: async () => undefined });
+  stopIfInterrupted(ctx);
+  // every copy registered before any is created (in the clones' order), then all copied at once on their own connections
+  const copies: ScopedClone[] = [];
+  for (let i = deferred ? 0 : 1; i < count; i++) copies.push(await registerDatabase(scratchUrl, `${base}_${copies.length + 2}`, scratch.version, register));
+  if (!copies.length) return;
+  const t = performance.now();
+  const copied = await Promise.allSettled(copies.map((c) => createOn(scratchUrl, nameOf(c), base, '', { searchPath: source.searchPath })));
+  const failure = copied.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failure) throw failure.reason;
+  const copyMs = Math.round(performance.now() - t);
+  for (const [i, c] of copies.entries()) {
+    c.snapshotAt = snapshotAt;
+    c.copyMs = i === 0 && deferred ? Math.round(performance.now() - ctx.started) : copyMs;
+    if (deferred) c.untouchedCopy = untouchedCopy;
   }
+  const which = copies.length > 1 ? `clones ${count - copies.length + 1}–${count} of ${count}` : `clone ${count} of ${count}`;
+  progress(`${which} copied at once (CREATE DATABASE … TEMPLATE) in ${(copyMs / 1000).toFixed(1)} s`);
 }
 
 /** pg_dump of the source into a temporary file, pg_restore of it into `url` (which must exist, empty). */
@@ -220,8 +240,12 @@ async function snapshotClones(ctx: ProviderContext, options: SnapshotOptions): P
       await createOn(scratchUrl, nameOf(copy), chosen.database, how.clause, { searchPath: source.searchPath });
       return copy;
     };
+    const untouchedCopy = async () => {
+      const copy = await copyOfSnapshot();
+      return { clone: copy, release: () => copy.drop() };
+    };
     for (const [i, c] of clones.entries()) {
-      c.copyOfSnapshot = copyOfSnapshot;
+      c.untouchedCopy = untouchedCopy;
       c.snapshotAt = chosen.takenAt;
       c.snapshot = i === 0 && taken ? { ...chosen, readyCopy: true } : chosen;
       c.copyMs = i === 0 ? Math.round(performance.now() - ctx.started) : copyMs;

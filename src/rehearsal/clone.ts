@@ -23,11 +23,13 @@ export interface Clone {
   /** the kept snapshot this clone is a copy of (a PostgreSQL source that keeps one); absent otherwise */
   snapshot?: CloneSnapshot;
   /**
-   * (a copy of a kept snapshot) another copy of that snapshot, made now and
-   * registered as the rehearsal's (dropped with its clones unless dropped
-   * before): untouched, it holds every table as the snapshot does
+   * A database that holds what this clone was copied from, untouched: a new
+   * copy of the kept snapshot (released: dropped), or a direct rehearsal's
+   * restored source (released: nothing; dropped with the clones). Absent
+   * where the baseline hashed every table (src/rehearsal/rehearse.ts
+   * `comparable`).
    */
-  copyOfSnapshot?: () => Promise<Clone>;
+  untouchedCopy?: () => Promise<{ clone: Clone; release: () => Promise<void> }>;
   /** a new connection to the clone (a PGlite clone can be open once at a time) */
   open(): Promise<Db>;
   /** closes what `open` opened and removes the clone (idempotent: every call awaits the one removal) */
@@ -106,7 +108,9 @@ export class ScopedClone implements Clone {
   copyMs = 0;
   snapshotAt = new Date().toISOString();
   snapshot?: CloneSnapshot;
-  copyOfSnapshot?: () => Promise<Clone>;
+  untouchedCopy?: Clone['untouchedCopy'];
+  /** not one of the clones the run gets (a direct rehearsal's restored source, kept untouched): dropped with them */
+  auxiliary = false;
   private readonly opened = new Set<Db>();
   private dropping: Promise<void> | null = null;
   /** settles `underway` (declared first: the promise's executor assigns it) */
@@ -219,7 +223,7 @@ export async function withClones<T>(source: CloneSource, count: number, fn: (clo
     );
     if (options.signal?.aborted) throw new InterruptedError('interrupted (Ctrl-C)');
     ran = true;
-    return await fn([...clones]);
+    return await fn(clones.filter((c) => !c.auxiliary));
   } catch (e) {
     failed = true;
     interrupted = e instanceof InterruptedError;
@@ -231,7 +235,7 @@ export async function withClones<T>(source: CloneSource, count: number, fn: (clo
     }
     throw e;
   } finally {
-    const kept = ran && options.keep ? clones[0] : undefined;
+    const kept = ran && options.keep ? clones.find((c) => !c.auxiliary) : undefined;
     const dropped = clones.filter((c) => c !== kept);
     // (not after Ctrl-C: nothing is started that the user stopped)
     for (const start of interrupted ? [] : afterRun) {

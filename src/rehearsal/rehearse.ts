@@ -100,7 +100,7 @@ export async function rehearse(plan: Plan, source: CloneSource, info: SourceInfo
       // first: both are copies of one marked clone, so its hashes hold for
       // the first clone too until its change log names a table. Without a
       // second clone, the baseline the first was copied with is read from it.
-      const fingerprints = new Fingerprints(kept ?? main, kept !== undefined, main.copyOfSnapshot, (message) => emit({ type: 'progress', message }));
+      const fingerprints = new Fingerprints(kept ?? main, kept !== undefined, main.untouchedCopy, (message) => emit({ type: 'progress', message }));
       // Preflight on the source: identity and the gate's real value decide the execution verdict. The
       // clone is made ready meanwhile, when the source is a database of its own (a dump's is the clone itself)
       const sourceRead = readSource(plan, info, main);
@@ -180,12 +180,12 @@ class Fingerprints {
   /**
    * `untouched`: nothing writes to `from` until this baseline is read (the
    * second clone); else (the first) only a stored baseline is read.
-   * `copyOfSnapshot`: where a deferred hash is hashed (`comparable`).
+   * `untouchedCopy`: where a deferred hash is hashed (`comparable`).
    */
   constructor(
     from: Clone,
     untouched: boolean,
-    private readonly copyOfSnapshot?: () => Promise<Clone>,
+    private readonly untouchedCopy?: Clone['untouchedCopy'],
     private readonly progress: (message: string) => void = () => undefined,
   ) {
     this.baseline = (async () => {
@@ -214,10 +214,11 @@ class Fingerprints {
    * carries a token for such a table while the change log proves it
    * unwritten, and two equal tokens are equal contents. Where a table
    * differs and one side is a token — the tiers wrote it on the other side
-   * only — the token is replaced by the hash of the table as the snapshot
-   * holds it, hashed on a copy of the snapshot made for that (the clones
-   * have been written since), once per snapshot and table (tiergate's cache
-   * keeps it for the next rehearsal).
+   * only — the token is replaced by the hash of the table as the source's
+   * copy holds it, hashed on an untouched copy (`Clone.untouchedCopy`: a
+   * copy of the kept snapshot made for that, or a direct rehearsal's
+   * restored source; the clones have been written since), once per copy and
+   * table (tiergate's cache keeps it for the next rehearsal of a snapshot).
    */
   async comparable(a: Fingerprint, b: Fingerprint): Promise<[Fingerprint, Fingerprint]> {
     const names = deferredDifferences(a, b);
@@ -240,22 +241,21 @@ class Fingerprints {
 
   private async hashOnCopy(todo: Map<string, DeferredTable>): Promise<void> {
     const names = [...new Set([...todo.values()].map((t) => t.name))].sort();
-    if (!this.copyOfSnapshot) throw new TargetError(`no copy of the snapshot can be made to hash ${names.join(', ')}, which its baseline left unhashed: rehearse with --fresh`);
+    if (!this.untouchedCopy) throw new TargetError(`no untouched copy of the source is left to hash ${names.join(', ')}, which its baseline left unhashed: rehearse with --fresh`);
     const t = performance.now();
-    this.progress(
-      `the tiers wrote ${names.join(', ')} on one side of a comparison only: hashing ${names.length === 1 ? 'it' : 'them'} as the snapshot holds ${names.length === 1 ? 'it' : 'them'}, on a copy of it (its baseline left large tables unhashed)`,
-    );
-    const copy = await this.copyOfSnapshot();
+    const them = names.length === 1 ? 'it' : 'them';
+    this.progress(`the tiers wrote ${names.join(', ')} on one side of a comparison only: hashing ${them} as the copy of the source holds ${them}, untouched (its baseline left large tables unhashed)`);
+    const { clone, release } = await this.untouchedCopy();
     let hashes: Map<string, string>;
     try {
-      const db = await copy.open();
+      const db = await clone.open();
       try {
         hashes = await withoutJit(db, () => hashDeferred(db, todo));
       } finally {
         await db.close();
       }
     } finally {
-      await copy.drop();
+      await release();
     }
     for (const token of todo.keys()) {
       const hash = hashes.get(token);
@@ -374,7 +374,7 @@ class Fingerprints {
   /** One line for the progress: what the change log saved. */
   summary(): string {
     const { count, hashed, reused, seals, marks, deferred, ms } = this.totals;
-    const copied = deferred ? `; ${deferred} large table${deferred === 1 ? '' : 's'} the baseline left unhashed hashed on a copy of the snapshot` : '';
+    const copied = deferred ? `; ${deferred} large table${deferred === 1 ? '' : 's'} the baseline left unhashed hashed on an untouched copy of the source` : '';
     const sealed = seals ? `; ${seals} seal${seals === 1 ? '' : 's'} (the catalog's version and the change log, no catalog read)` : '';
     const marked = marks ? `; ${marks} blocked tier${marks === 1 ? '' : 's'} proven to change nothing by the server's transactions (every one since the last seal aborted: no seal read)` : '';
     return `${count} fingerprints in ${(ms / 1000).toFixed(1)} s: ${grouped(hashed)} table contents hashed, ${grouped(reused)} reused (proven unchanged by the clones' change log)${sealed}${marked}${copied}`;
