@@ -420,6 +420,33 @@ describe.each(testTargets())('the fingerprint cache on %s', (kind) => {
     }
   });
 
+  it("holds for a copy given the same database settings as the clone (a source's search_path): the copy's settings are its own database's, and as the clone's", { timeout: 120_000 }, async () => {
+    const t = await freshDatabase(kind);
+    const copies: (() => Promise<void>)[] = [];
+    try {
+      // as tiergate sets the snapshot's and every clone's: the source session's search_path (Directus in schema app)
+      const setPath = (url: string, database: string) => withDb(url, (db) => db.exec(`alter database "${database}" set search_path to app, public`));
+      await withDb(t.url, async (db) => {
+        await db.exec(SCHEMA);
+        await markClone(db, t.database);
+      });
+      await setPath(t.url, t.database);
+      const copyUrl = await copyOf(kind, t, copies);
+      await setPath(copyUrl, kind === 'postgres' ? `${t.database}_copy` : t.database);
+      const cache = new FingerprintCache();
+      await withDb(t.url, (db) => fingerprintClone(db, { cache }));
+      await withDb(copyUrl, async (db) => {
+        const fp = await fingerprintClone(db, { cache });
+        expect(fp).toEqual(await fingerprint(db));
+        // nothing hashed again: the copy's log passes through the clone's position, under the same settings
+        expect(cache.lastHashed).toEqual([]);
+      });
+    } finally {
+      for (const drop of copies) await drop();
+      await t.drop();
+    }
+  });
+
   it('a catalog read brought up to date equals a full read: from the state stored in the clone a copy was made of, after renames that print in other objects, drops and settings', { timeout: 180_000 }, async () => {
     const t = await freshDatabase(kind);
     const other = await freshDatabase(kind);

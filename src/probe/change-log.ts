@@ -204,8 +204,10 @@ select concat_ws('|',
       and not exists (select 1 from pg_class r where r.oid = t.typrelid and r.relkind <> 'c')
       and not exists (select 1 from pg_type e join pg_class r on r.oid = e.typrelid where e.oid = t.typelem and r.relkind <> 'c')),
   (select md5(coalesce(string_agg(e.oid::text || ':' || e.xmin::text, ',' order by e.oid), '')) from pg_enum e),
-  (select md5(coalesce(string_agg(coalesce(s.setdatabase::text, '') || ':' || coalesce(s.setrole::text, '') || ':' || array_to_string(s.setconfig, ','), ';' order by s.setdatabase, s.setrole), ''))
-     -- (this database's and this role's only: another role's or database's settings, changed elsewhere on the server, shape nothing read here)
+  (select md5(coalesce(string_agg(case when s.setdatabase = 0 then 'all' else 'this' end || ':' || coalesce(s.setrole::text, '') || ':' || array_to_string(s.setconfig, ','), ';'
+                                   order by s.setdatabase = 0, s.setrole), ''))
+     -- (this database's and this role's only: another role's or database's settings, changed elsewhere on the server, shape nothing read here;
+     -- this database's named as such, not by its oid: a copy given the same settings, as tiergate gives each clone the source's search_path, reads alike)
      from pg_db_role_setting s
     where s.setdatabase in (0, (select d.oid from pg_database d where d.datname = current_database()))
       and s.setrole in (0, (select r.oid from pg_roles r where r.rolname = coalesce($2::name, current_user)))),
