@@ -40,11 +40,13 @@ export function postgresProvider(sourceUrl: string, scratchUrl: string, snapshot
   requireServerUrl(scratchUrl, '--scratch');
   return async (count, progress, register, afterRun, signal) => {
     const started = performance.now();
+    // (a bad setting is said before the source is read, not after its dump)
+    const defer = deferBytes();
     // both servers at once (a failure of the source's is told first, as when they were read in turn)
     // (the source's plan state only when a snapshot may be reused: it decides whether one is)
     const reader = snapshot?.keep && snapshot.reuseMs !== undefined && !snapshot.fresh ? snapshot.planState : undefined;
     const [source, scratch] = await both(readSource(sourceUrl, reader), readScratch(scratchUrl));
-    const ctx: ProviderContext = { sourceUrl, scratchUrl, source, scratch, started, count, progress, register, afterRun, signal };
+    const ctx: ProviderContext = { sourceUrl, scratchUrl, source, scratch, started, count, progress, register, afterRun, signal, defer };
     stopIfInterrupted(ctx);
     if (source.standby) progress(standbyNote(source.standby));
     await dropLeftBehind(scratchUrl, scratch, progress);
@@ -65,6 +67,8 @@ interface ProviderContext {
   afterRun: (start: () => void) => void;
   /** Ctrl-C: pg_dump and pg_restore are stopped, a wait ends, and an InterruptedError is thrown at the next step */
   signal?: AbortSignal;
+  /** the size from which the baseline leaves a table unhashed (`deferBytes`) */
+  defer: number;
 }
 
 /** Between two steps of making the clones: a Ctrl-C stops here (withClones drops what was registered, makeSnapshot its snapshot). */
@@ -89,9 +93,8 @@ async function directClones(ctx: ProviderContext): Promise<void> {
   stopIfInterrupted(ctx);
   const deferred = await withDb(first.url, async (db) => {
     await markClone(db, source.database);
-    const defer = deferBytes();
-    progress(`hashing the copy's tables for its baseline (every row of each table under ${defer / MB} MB, once)`);
-    return recordBaseline(db, { progress, signal: ctx.signal, defer: { minBytes: defer } });
+    progress(`hashing the copy's tables for its baseline (every row of each table under ${ctx.defer / MB} MB, once)`);
+    return recordBaseline(db, { progress, signal: ctx.signal, defer: { minBytes: ctx.defer } });
   }, { applicationName: 'tiergate rehearse (clone)' });
   first.copyMs = Math.round(performance.now() - ctx.started);
   if (deferred) {
@@ -458,11 +461,10 @@ async function makeSnapshot(ctx: ProviderContext, prefix: string, taken: string[
     const planState = await withDb(snapshot.url, async (db) => {
       const state = reader ? { id: reader.id, ...(await reader.read(db)) } : null;
       await markClone(db, source.database);
-      const defer = deferBytes();
       progress(
-        `hashing the copy's tables for its baseline (every row of each table under ${defer / MB} MB, once: later rehearsals of this snapshot hash only what their tiers write)`,
+        `hashing the copy's tables for its baseline (every row of each table under ${ctx.defer / MB} MB, once: later rehearsals of this snapshot hash only what their tiers write)`,
       );
-      await recordBaseline(db, { progress, signal: ctx.signal, defer: { minBytes: defer } });
+      await recordBaseline(db, { progress, signal: ctx.signal, defer: { minBytes: ctx.defer } });
       return state;
     }, { applicationName: 'tiergate rehearse (snapshot)' });
     // (interrupted after its last statement: not marked complete, so dropped below, not kept beside the older one)
@@ -494,8 +496,14 @@ const MB = 1024 * 1024;
  */
 function deferBytes(): number {
   const raw = process.env.TIERGATE_BASELINE_DEFER_MB;
-  const mb = raw === undefined || raw.trim() === '' ? 64 : Number(raw);
-  return Number.isFinite(mb) && mb >= 0 ? Math.round(mb * MB) : 64 * MB;
+  if (raw === undefined || raw.trim() === '') return 64 * MB;
+  const mb = Number(raw);
+  if (!Number.isFinite(mb) || mb < 0) {
+    throw new UsageError(
+      `TIERGATE_BASELINE_DEFER_MB='${raw}' is not a size in MB: a number, 0 or more (a new snapshot's baseline leaves tables of that size and more unhashed; unset, 64)`,
+    );
+  }
+  return Math.round(mb * MB);
 }
 
 /**
@@ -646,13 +654,14 @@ export async function readScratch(scratchUrl: string): Promise<ScratchFacts> {
     const r = await db.query<{ n: string }>(
       `select current_setting('max_locks_per_transaction')::int8 * (current_setting('max_connections')::int8 + current_setting('max_prepared_transactions')::int8) as n`,
     );
-    // this user's clone databases no session is connected to, with the mark of the run that made them
+    // this user's clone databases no session is connected to, with the mark of the run that made them (an autovacuum
+    // worker is no session of a run: a clone its maker left is vacuumed like any database, and DROP … WITH (FORCE) ends it)
     const clones = await db.query<{ name: string; comment: string | null }>(
       `select d.datname::text as name, shobj_description(d.oid, 'pg_database') as comment
          from pg_database d
         where left(d.datname, length($1)) = $1
           and pg_has_role(current_user, d.datdba, 'MEMBER')
-          and not exists (select 1 from pg_stat_activity a where a.datid = d.oid)
+          and not exists (select 1 from pg_stat_activity a where a.datid = d.oid and a.backend_type is distinct from 'autovacuum worker')
         order by d.datname`,
       [CLONE_PREFIX],
     );
