@@ -251,7 +251,7 @@ export async function hashDeferred(q: Queryable, tokens: Map<string, DeferredTab
   const digests = new Set(items.map(([, t]) => t.digest));
   if (!global || digests.size !== 1 || !digests.has(global.digest)) {
     throw new TargetError(
-      `the copy of the snapshot reads ${items.map(([, t]) => t.name).join(', ')} under other settings, role or change log than its baseline did: its content cannot be compared with the clones'; rehearse with --fresh`,
+      `the untouched copy of the source reads ${items.map(([, t]) => t.name).join(', ')} under other settings, role or change log than its baseline did: its content cannot be compared with the clones' (rehearse again from a new copy: --fresh, or --no-snapshot)`,
     );
   }
   for (let i = 0; i < items.length; i += TABLES_PER_BATCH) {

@@ -232,7 +232,7 @@ class Fingerprints {
         continue;
       }
       const table = this.cache.deferredTable(token);
-      if (!table) throw new TargetError(`the baseline of the snapshot does not say how to hash a table it left unhashed (${names.join(', ')}): rehearse with --fresh`);
+      if (!table) throw new TargetError(`the baseline of the source's copy does not say how to hash a table it left unhashed (${names.join(', ')}): ${AFRESH}`);
       todo.set(token, table);
     }
     if (todo.size) await this.hashOnCopy(todo);
@@ -241,7 +241,7 @@ class Fingerprints {
 
   private async hashOnCopy(todo: Map<string, DeferredTable>): Promise<void> {
     const names = [...new Set([...todo.values()].map((t) => t.name))].sort();
-    if (!this.untouchedCopy) throw new TargetError(`no untouched copy of the source is left to hash ${names.join(', ')}, which its baseline left unhashed: rehearse with --fresh`);
+    if (!this.untouchedCopy) throw new TargetError(`no untouched copy of the source is left to hash ${names.join(', ')}, which its baseline left unhashed: ${AFRESH}`);
     const t = performance.now();
     const them = names.length === 1 ? 'it' : 'them';
     this.progress(`the tiers wrote ${names.join(', ')} on one side of a comparison only: hashing ${them} as the copy of the source holds ${them}, untouched (its baseline left large tables unhashed)`);
@@ -259,7 +259,7 @@ class Fingerprints {
     }
     for (const token of todo.keys()) {
       const hash = hashes.get(token);
-      if (hash === undefined) throw new TargetError(`the copy of the snapshot has no table ${todo.get(token)!.name} to hash: rehearse with --fresh`);
+      if (hash === undefined) throw new TargetError(`the untouched copy of the source has no table ${todo.get(token)!.name} to hash: ${AFRESH}`);
       this.deferredHashes.set(token, hash);
       writeCache(DEFERRED_HASHES, token, hash, 64);
     }
@@ -385,6 +385,9 @@ class Fingerprints {
     await this.baseline.catch(() => undefined);
   }
 }
+
+/** What to do when a table a baseline left unhashed cannot be hashed for a comparison (none of it should happen). */
+const AFRESH = "rehearse again from a new copy of the source (--fresh, or --no-snapshot) with TIERGATE_BASELINE_DEFER_MB above the table's size: its baseline then hashes it";
 
 /** tiergate's cache of the hashes deferred tokens stand for (src/cache.ts): a token names its snapshot's change log and the table's key */
 const DEFERRED_HASHES = 'deferred-hash';
