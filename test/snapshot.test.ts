@@ -498,7 +498,7 @@ describe.runIf(testTargets().includes('postgres'))("a snapshot's baseline leaves
     const first = tmp('tiergate-snap-');
     const made = await run(first);
     expect(made.code, said(made)).toBe(0);
-    expect(said(made)).toMatch(/\d+ large tables left unhashed: hashed only where a rehearsal's tiers write them/);
+    expect(said(made)).toMatch(/\d+ tables of 0 MB and more left unhashed: hashed only where a rehearsal's tiers change them/);
     expect(readEvidence(first).rollback).toMatchObject({ matchesKeptTiers: true, reapplyMatches: true, reference: { reused: false } });
 
     // tier 2 (reverted by the rollback, never run on the reference) writes public.big without changing a row: the stored
@@ -509,7 +509,7 @@ describe.runIf(testTargets().includes('postgres'))("a snapshot's baseline leaves
     const noop = tmp('tiergate-snap-');
     const same = await run(noop, '--reuse-snapshot', '1h');
     expect(same.code, said(same)).toBe(0);
-    expect(said(same)).toContain('the tiers wrote public.big on one side of a comparison only: hashing it as the copy of the source holds it, untouched');
+    expect(said(same)).toContain('public.big changed on one side of a comparison only (written there, or reading through a foreign key a table that was): hashing it as the copy of the source holds it, untouched');
     expect(said(same)).toContain('1 large table the baseline left unhashed hashed on an untouched copy of the source');
     expect(readEvidence(noop).rollback).toMatchObject({ matchesKeptTiers: true, reapplyMatches: true, reference: { reused: true } });
     // the copy is dropped with the clones
@@ -587,10 +587,12 @@ describe.runIf(testTargets().includes('postgres'))('a repeated rehearsal of a da
     const scratch = new URL(serverUrl('postgres'));
     scratch.username = role;
     const env = { TIERGATE_CACHE_DIR: tmp('tiergate-refcache-') };
+    let lastRun = '';
     const run = async (...flags: string[]): Promise<Evidence> => {
       const out = tmp('tiergate-snap-');
       const r = await runCli(['rehearse', '--source', source.url, '--scratch', scratch.toString(), '--out', out, ...flags], { timeoutMs: 300_000, env });
       expect(r.code, said(r)).toBe(0);
+      lastRun = said(r);
       const e = readEvidence(out);
       expect(e.verdict.rehearsal, said(r)).toBe('PASS');
       await readyCopyOf(e.clone.snapshot!.database);
@@ -599,9 +601,12 @@ describe.runIf(testTargets().includes('postgres'))('a repeated rehearsal of a da
     try {
       const fresh = await run();
       expect((await run('--reuse-snapshot', '1h')).rollback!.reference).toEqual({ reused: true, madeAt: fresh.rollback!.reference!.madeAt });
+      expect(lastRun).not.toContain("the scratch server's settings for its user");
       // the scratch user's time zone changes: every timestamptz prints otherwise on the clones, and a reference hashed before is not this one's
       await onServer((c) => c.query(`alter role ${role} set timezone = 'Asia/Kathmandu'`));
       const after = await run('--reuse-snapshot', '1h');
+      // and the user is told why this rehearsal hashes every table of the snapshot again
+      expect(lastRun).toMatch(/the scratch server's settings for its user \(TimeZone, DateStyle, search_path and the like, which shape how values print\) changed since tiergate_snap_\w+ was taken/);
       expect(after.rollback!.reference).toMatchObject({ reused: false });
       expect(after.rollback).toMatchObject({ matchesKeptTiers: true, reapplyMatches: true });
     } finally {

@@ -1060,7 +1060,12 @@ export async function recordBaseline(db: Db, options: { progress?: (message: str
   const say = (s: number) =>
     options.progress?.(`hashing the copy's tables for its baseline: ${hashed.toLocaleString('en')} of ${total ? total.toLocaleString('en') : '…'} (${s} s${hashed < total ? '; a table of gigabytes takes minutes' : ''})`);
   await sayingWhileSilent(5000, say, () => fingerprintClone(db, { cache, signal: options.signal, defer: options.defer, onProgress: (h, t) => void ([hashed, total] = [h, t]) }));
-  if (cache.last.deferred) options.progress?.(`${cache.last.deferred.toLocaleString('en')} large table${cache.last.deferred === 1 ? '' : 's'} left unhashed: hashed only where a rehearsal's tiers write ${cache.last.deferred === 1 ? 'it' : 'them'}`);
+  const deferred = cache.last.deferred;
+  if (deferred && options.defer) {
+    options.progress?.(
+      `${deferred.toLocaleString('en')} table${deferred === 1 ? '' : 's'} of ${options.defer.minBytes / 1048576} MB and more left unhashed: hashed only where a rehearsal's tiers change ${deferred === 1 ? 'it' : 'them'}`,
+    );
+  }
   const entry = cache.exportLatest();
   if (!entry) return 0;
   await db.transaction(async (tx) => {

@@ -153,6 +153,8 @@ interface FoundSnapshot {
   sourceOid: string | null;
   /** the plan state read on the snapshot when it was made, and by which reader (null: not recorded) */
   planState: (PlanState & { id: string }) | null;
+  /** the scratch server's settings its baseline was hashed under (`settingsStamp`; null: not recorded) */
+  settings: string | null;
 }
 
 /**
@@ -192,9 +194,16 @@ async function snapshotClones(ctx: ProviderContext, options: SnapshotOptions): P
     const newest = complete[0] ?? null;
     const reuse = chooseReuse(newest, options, source);
     let chosen: CloneSnapshot;
+    // the settings the clones' sessions get from the scratch server (and the source's search_path they are given)
+    const settings = await cloneSettings(lockDb, source.searchPath);
     if (reuse.ok && newest) {
       chosen = { database: newest.name, takenAt: newest.takenAt!, reused: true };
       progress(`snapshot: reusing ${newest.name} taken ${newest.takenAt} (${describeAge(Date.now() - Date.parse(newest.takenAt!))} old): no pg_dump of the source`);
+      if (newest.settings && newest.settings !== settingsStamp(settings)) {
+        progress(
+          `  the scratch server's settings for its user (TimeZone, DateStyle, search_path and the like, which shape how values print) changed since ${newest.name} was taken: the hashes of its baseline do not hold under them, every table is hashed again (--fresh takes a snapshot under the new settings)`,
+        );
+      }
     } else {
       progress(`snapshot: ${reuse.why}`);
       chosen = await makeSnapshot(ctx, prefix, complete.map((x) => x.name), options.planState);
@@ -221,7 +230,6 @@ async function snapshotClones(ctx: ProviderContext, options: SnapshotOptions): P
     const base = cloneName(source.database);
     const clones: ScopedClone[] = [];
     // (the clones' search_path is the source's: a reference made under another is not this one's)
-    const settings = options.clonesFor ? `${await scratchSettings(lockDb)}\nsource search_path=${source.searchPath ?? ''}` : '';
     const needed = options.clonesFor ? Math.min(count, Math.max(1, options.clonesFor(chosen, settings))) : count;
     for (let i = 0; i < needed; i++) clones.push(await registerDatabase(scratchUrl, i === 0 ? base : `${base}_${i + 1}`, scratch.version, register));
     const t = performance.now();
@@ -286,6 +294,16 @@ async function scratchSettings(db: Db): Promise<string> {
       where source in ('configuration file', 'command line', 'environment variable', 'global', 'user', 'database user')`,
   );
   return r.rows[0]?.s ?? '';
+}
+
+/** The settings the clones' sessions get: the scratch server's for its user (`scratchSettings`) and the source's search_path, which tiergate gives them. */
+async function cloneSettings(db: Db, searchPath: string | null): Promise<string> {
+  return `${await scratchSettings(db)}\nsource search_path=${searchPath ?? ''}`;
+}
+
+/** What a snapshot records of the settings its baseline was hashed under (`cloneSettings`, hashed). */
+function settingsStamp(settings: string): string {
+  return createHash('sha256').update(settings).digest('hex').slice(0, 16);
 }
 
 /** 'tg' + 3: a snapshot in use — held shared by each rehearsal that copied it, until it is over; taken exclusive to drop it. */
@@ -471,7 +489,9 @@ async function makeSnapshot(ctx: ProviderContext, prefix: string, taken: string[
     stopIfInterrupted(ctx);
     await withServer(scratchUrl, 'the scratch server', async (db) => {
       await db.exec(`alter database ${ident(name)} allow_connections false`);
-      const meta = { takenAt, sourceDatabase: source.database, sourceOid: source.databaseOid, tiergateVersion: tiergateVersion(), ...(planState ? { planState } : {}) };
+      // (the settings its baseline was hashed under: a later rehearsal under others is told why it hashes every table)
+      const settings = settingsStamp(await cloneSettings(db, source.searchPath));
+      const meta = { takenAt, sourceDatabase: source.database, sourceOid: source.databaseOid, tiergateVersion: tiergateVersion(), settings, ...(planState ? { planState } : {}) };
       const comment = `${SNAPSHOT_COMPLETE}${JSON.stringify(meta)}`;
       await commentOn(db, name, comment);
     });
@@ -521,7 +541,15 @@ async function listSnapshots(db: Db, prefix: string): Promise<FoundSnapshot[]> {
     .filter((row) => SNAPSHOT_NAME.test(row.name.slice(prefix.length)))
     .map((row) => {
       const meta = parseComment(row.comment);
-      return { name: row.name, complete: meta !== null, takenAt: meta?.takenAt ?? null, tiergateVersion: meta?.tiergateVersion ?? null, sourceOid: meta?.sourceOid ?? null, planState: meta?.planState ?? null };
+      return {
+        name: row.name,
+        complete: meta !== null,
+        takenAt: meta?.takenAt ?? null,
+        tiergateVersion: meta?.tiergateVersion ?? null,
+        sourceOid: meta?.sourceOid ?? null,
+        settings: meta?.settings ?? null,
+        planState: meta?.planState ?? null,
+      };
     });
 }
 
@@ -530,10 +558,10 @@ const SNAPSHOT_NAME = /^_\d{8}t\d{6}$/;
 
 function parseComment(
   comment: string | null,
-): { takenAt: string; tiergateVersion: string | null; sourceOid: string | null; planState: (PlanState & { id: string }) | null } | null {
+): { takenAt: string; tiergateVersion: string | null; sourceOid: string | null; settings: string | null; planState: (PlanState & { id: string }) | null } | null {
   if (!comment?.startsWith(SNAPSHOT_COMPLETE)) return null;
   try {
-    const meta = JSON.parse(comment.slice(SNAPSHOT_COMPLETE.length)) as { takenAt?: unknown; tiergateVersion?: unknown; sourceOid?: unknown; planState?: unknown };
+    const meta = JSON.parse(comment.slice(SNAPSHOT_COMPLETE.length)) as { takenAt?: unknown; tiergateVersion?: unknown; sourceOid?: unknown; settings?: unknown; planState?: unknown };
     if (typeof meta.takenAt !== 'string' || Number.isNaN(Date.parse(meta.takenAt))) return null;
     const text = (v: unknown) => (typeof v === 'string' ? v : null);
     const ps = typeof meta.planState === 'object' && meta.planState !== null ? (meta.planState as Record<string, unknown>) : null;
@@ -541,7 +569,7 @@ function parseComment(
       ps && typeof ps.id === 'string' && typeof ps.ledger === 'string' && (ps.subject === null || typeof ps.subject === 'string')
         ? { id: ps.id, subject: ps.subject as string | null, ledger: ps.ledger }
         : null;
-    return { takenAt: meta.takenAt, tiergateVersion: text(meta.tiergateVersion), sourceOid: text(meta.sourceOid), planState };
+    return { takenAt: meta.takenAt, tiergateVersion: text(meta.tiergateVersion), sourceOid: text(meta.sourceOid), settings: text(meta.settings), planState };
   } catch {
     return null;
   }

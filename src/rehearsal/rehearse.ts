@@ -244,12 +244,16 @@ class Fingerprints {
     if (!this.untouchedCopy) throw new TargetError(`no untouched copy of the source is left to hash ${names.join(', ')}, which its baseline left unhashed: ${AFRESH}`);
     const t = performance.now();
     const them = names.length === 1 ? 'it' : 'them';
-    this.progress(`the tiers wrote ${names.join(', ')} on one side of a comparison only: hashing ${them} as the copy of the source holds ${them}, untouched (its baseline left large tables unhashed)`);
+    this.progress(
+      `${names.join(', ')} changed on one side of a comparison only (written there, or reading through a foreign key a table that was): hashing ${them} as the copy of the source holds ${them}, untouched (its baseline left large tables unhashed)`,
+    );
     const { clone, release } = await this.untouchedCopy();
     let hashes: Map<string, string>;
     try {
       const db = await clone.open();
       try {
+        // (a run killed meanwhile: the server ends the hash within seconds, and the next rehearsal finds the copy unused)
+        if (db.capabilities.serverVersion >= 140000) await db.exec("set client_connection_check_interval = '2s'");
         hashes = await withoutJit(db, () => hashDeferred(db, todo));
       } finally {
         await db.close();
