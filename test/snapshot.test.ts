@@ -484,14 +484,16 @@ describe.runIf(testTargets().includes('postgres'))("a snapshot's baseline leaves
   });
 
   it('(k0) a size that is no number is a usage error, said before the source is read', async () => {
-    const out = tmp('tiergate-snap-');
-    const r = await runCli(['rehearse', '--plan', plan, '--source', source.url, '--scratch', serverUrl('postgres'), '--out', out], {
-      timeoutMs: 60_000,
-      env: { ...env, TIERGATE_BASELINE_DEFER_MB: '64MB' },
-    });
-    expect(r.code, said(r)).toBe(2);
-    expect(r.stderr).toContain("TIERGATE_BASELINE_DEFER_MB='64MB' is not a size in MB: a number, 0 or more");
-    expect(said(r)).not.toContain('pg_dump');
+    for (const size of ['64MB', '-1', '0x10']) {
+      const out = tmp('tiergate-snap-');
+      const r = await runCli(['rehearse', '--plan', plan, '--source', source.url, '--scratch', serverUrl('postgres'), '--out', out], {
+        timeoutMs: 60_000,
+        env: { ...env, TIERGATE_BASELINE_DEFER_MB: size },
+      });
+      expect(r.code, said(r)).toBe(2);
+      expect(r.stderr).toContain(`TIERGATE_BASELINE_DEFER_MB='${size}' is not a size in MB: a number, 0 or more`);
+      expect(said(r)).not.toContain('pg_dump');
+    }
   });
 
   it('(k) PASS as before; a table the tiers write on one side only is hashed on a copy of the snapshot, once: a write that changes nothing passes, a change the rollback leaves fails; so with --no-snapshot', async () => {

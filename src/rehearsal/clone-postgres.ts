@@ -517,7 +517,8 @@ const MB = 1024 * 1024;
 function deferBytes(): number {
   const raw = process.env.TIERGATE_BASELINE_DEFER_MB;
   if (raw === undefined || raw.trim() === '') return 64 * MB;
-  const mb = Number(raw);
+  // (decimal only: Number would take 0x10 for 16 and 1e3 for 1000)
+  const mb = /^\s*\d+(\.\d+)?\s*$/.test(raw) ? Number(raw) : NaN;
   if (!Number.isFinite(mb) || mb < 0) {
     throw new UsageError(
       `TIERGATE_BASELINE_DEFER_MB='${raw}' is not a size in MB: a number, 0 or more (a new snapshot's baseline leaves tables of that size and more unhashed; unset, 64)`,
