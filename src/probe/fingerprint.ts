@@ -1011,6 +1011,10 @@ export async function fingerprintClone(db: Db, options: Omit<FingerprintOptions,
   const stopCancelling = options.signal ? await cancelAtAbort(db, [db, second], options.signal) : () => undefined;
   try {
     return await fingerprint(db, { ...own, lanes: [second] });
+  } catch (e) {
+    // (a statement of the catalog's side cancelled at Ctrl-C, before the batches: the interruption, not a failure)
+    if (options.signal?.aborted && !(e instanceof InterruptedError)) throw new InterruptedError('interrupted (Ctrl-C) while fingerprinting');
+    throw e;
   } finally {
     stopCancelling();
     await second.close();
