@@ -1,5 +1,6 @@
 import type { Queryable } from '../db/port.js';
-import { loadParser, splitStatements } from '../plan/sql-facts.js';
+import type { PgQuery } from '../plan/parse-script.js';
+import { loadParser } from '../plan/sql-facts.js';
 
 /** Levels of calls followed: the scanner, what it calls, what that calls. */
 const DEPTH = 3;
@@ -15,11 +16,12 @@ const DEPTH = 3;
  * function of another language.
  */
 export async function calledFunctionSql(q: Queryable, sql: string): Promise<string[]> {
+  const pg = await loadParser();
   const out: string[] = [];
   const seen = new Set<string>();
-  let level = [sql];
+  let level = [parsed(pg, sql)];
   for (let depth = 0; depth < DEPTH && level.length; depth++) {
-    const names = (await Promise.all(level.map(functionNames))).flat();
+    const names = level.flatMap((tree) => functionNames(tree));
     const fresh = [...new Map(names.map((n) => [n.join('.'), n])).values()].filter((n) => !seen.has(n.join('.')));
     for (const n of fresh) seen.add(n.join('.'));
     if (!fresh.length) break;
@@ -35,31 +37,29 @@ export async function calledFunctionSql(q: Queryable, sql: string): Promise<stri
     );
     level = [];
     for (const b of bodies.rows) {
-      // (each statement alone: one the parser cannot read is left out, not the others with it)
-      const read = b.lang === 'plpgsql' ? await plpgsqlStatements(b.def) : [b.src];
-      const statements = (await Promise.all(read.map(async (x) => ((await parses(x)) ? [x] : [])))).flat();
-      out.push(...statements);
-      level.push(...statements);
+      // each statement parsed alone (the parser itself, not the scripts' cache: small, and read once): one it cannot read is left out, not the others with it
+      for (const statement of b.lang === 'plpgsql' ? plpgsqlStatements(pg, b.def) : [b.src]) {
+        const tree = parsed(pg, statement);
+        if (tree === null) continue;
+        out.push(statement);
+        level.push(tree);
+      }
     }
   }
   return out;
 }
 
-async function parses(sql: string): Promise<boolean> {
-  return splitStatements(sql).then(
-    () => true,
-    () => false,
-  );
+/** The parse tree of `sql`, or null when it does not parse. */
+function parsed(pg: PgQuery, sql: string): unknown {
+  try {
+    return pg.parseSync(sql);
+  } catch {
+    return null;
+  }
 }
 
-/** The names of the functions a piece of SQL calls (`[schema, name]` or `[name]`), as written. */
-async function functionNames(sql: string): Promise<string[][]> {
-  let statements;
-  try {
-    statements = await splitStatements(sql);
-  } catch {
-    return [];
-  }
+/** The names of the functions a parse tree calls (`[schema, name]` or `[name]`), as written. */
+function functionNames(tree: unknown): string[][] {
   const out: string[][] = [];
   const visit = (node: unknown): void => {
     if (Array.isArray(node)) {
@@ -74,7 +74,7 @@ async function functionNames(sql: string): Promise<string[][]> {
     }
     for (const value of Object.values(node)) visit(value);
   };
-  for (const s of statements) visit(s.ast);
+  visit(tree);
   return out;
 }
 
@@ -84,8 +84,7 @@ async function functionNames(sql: string): Promise<string[][]> {
  * `PERFORM f()` as `SELECT f()`, a loop's query) and each expression, as a
  * `SELECT` (a condition may call a function). Empty when it does not parse.
  */
-async function plpgsqlStatements(definition: string): Promise<string[]> {
-  const pg = await loadParser();
+function plpgsqlStatements(pg: PgQuery, definition: string): string[] {
   let tree: unknown;
   try {
     tree = pg.parsePlPgSQLSync(definition);

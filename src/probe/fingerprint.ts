@@ -1078,7 +1078,7 @@ export async function recordBaseline(db: Db, options: { progress?: (message: str
       delete from tiergate.fingerprint_baseline`);
     await tx.query('insert into tiergate.fingerprint_baseline (entry, catalog) values ($1, $2)', [entry, cache.exportCatalog()]);
   });
-  return cache.last.deferred;
+  return deferred;
 }
 
 /**

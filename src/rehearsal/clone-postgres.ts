@@ -108,9 +108,7 @@ async function directClones(ctx: ProviderContext): Promise<void> {
   for (let i = deferred ? 0 : 1; i < count; i++) copies.push(await registerDatabase(scratchUrl, `${base}_${copies.length + 2}`, scratch.version, register));
   if (!copies.length) return;
   const t = performance.now();
-  const copied = await Promise.allSettled(copies.map((c) => createOn(scratchUrl, nameOf(c), base, '', { searchPath: source.searchPath })));
-  const failure = copied.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failure) throw failure.reason;
+  await copyAll(scratchUrl, copies, base, '', source.searchPath);
   const copyMs = Math.round(performance.now() - t);
   for (const [i, c] of copies.entries()) {
     c.snapshotAt = snapshotAt;
@@ -206,7 +204,7 @@ async function snapshotClones(ctx: ProviderContext, options: SnapshotOptions): P
       }
     } else {
       progress(`snapshot: ${reuse.why}`);
-      chosen = await makeSnapshot(ctx, prefix, complete.map((x) => x.name), options.planState);
+      chosen = await makeSnapshot(ctx, prefix, complete.map((x) => x.name), settingsStamp(settings), options.planState);
     }
     // (a snapshot just made is complete: it stays, and so do the older ones until the next rehearsal)
     stopIfInterrupted(ctx);
@@ -239,20 +237,14 @@ async function snapshotClones(ctx: ProviderContext, options: SnapshotOptions): P
     const rest = clones.slice(taken ? 1 : 0);
     // (the snapshot's size, which decides how to copy it, walks its files: ~80 ms at 6,500 tables; read only to copy)
     const strategy = rest.length ? await copyStrategy(lockDb, chosen.database) : null;
-    const copied = await Promise.allSettled(rest.map((c) => createOn(scratchUrl, nameOf(c), chosen.database, strategy!.clause, { searchPath: source.searchPath })));
-    const failure = copied.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failure) throw failure.reason;
+    await copyAll(scratchUrl, rest, chosen.database, strategy?.clause ?? '', source.searchPath);
     const copyMs = Math.round(performance.now() - t);
     // (a comparison of a large table its baseline left unhashed, written on one side only: src/rehearsal/rehearse.ts)
     let copies = 0;
-    const copyOfSnapshot = async (): Promise<ScopedClone> => {
+    const untouchedCopy = async () => {
       const copy = await registerDatabase(scratchUrl, `${base}_s${++copies}`, scratch.version, register);
       const how = await withServer(scratchUrl, 'the scratch server', (db) => copyStrategy(db, chosen.database));
-      await createOn(scratchUrl, nameOf(copy), chosen.database, how.clause, { searchPath: source.searchPath });
-      return copy;
-    };
-    const untouchedCopy = async () => {
-      const copy = await copyOfSnapshot();
+      await copyAll(scratchUrl, [copy], chosen.database, how.clause, source.searchPath);
       return { clone: copy, release: () => copy.drop() };
     };
     for (const [i, c] of clones.entries()) {
@@ -460,7 +452,8 @@ function chooseReuse(newest: FoundSnapshot | null, options: SnapshotOptions, sou
  * connections (a session in a template would stop every copy of it), and
  * last the comment that says it is complete. Dropped again on any failure.
  */
-async function makeSnapshot(ctx: ProviderContext, prefix: string, taken: string[], reader?: PlanStateReader): Promise<CloneSnapshot> {
+/** `settings`: the stamp of the settings its baseline is hashed under (`settingsStamp`), recorded in its comment. */
+async function makeSnapshot(ctx: ProviderContext, prefix: string, taken: string[], settings: string, reader?: PlanStateReader): Promise<CloneSnapshot> {
   const { scratchUrl, source, scratch, progress } = ctx;
   // one snapshot per second and source: a name already in use waits for the next second
   let at = new Date();
@@ -490,7 +483,6 @@ async function makeSnapshot(ctx: ProviderContext, prefix: string, taken: string[
     await withServer(scratchUrl, 'the scratch server', async (db) => {
       await db.exec(`alter database ${ident(name)} allow_connections false`);
       // (the settings its baseline was hashed under: a later rehearsal under others is told why it hashes every table)
-      const settings = settingsStamp(await cloneSettings(db, source.searchPath));
       const meta = { takenAt, sourceDatabase: source.database, sourceOid: source.databaseOid, tiergateVersion: tiergateVersion(), settings, ...(planState ? { planState } : {}) };
       const comment = `${SNAPSHOT_COMPLETE}${JSON.stringify(meta)}`;
       await commentOn(db, name, comment);
@@ -981,6 +973,13 @@ async function createOn(
     if (what === 'clone') await commentOn(db, name, CLONE_COMMENT + JSON.stringify(ownerMark()));
     await setSearchPath(db, name, options.searchPath ?? null);
   });
+}
+
+/** `clones` (registered, not yet created) copied from `template` all at once, each on a connection of its own; every copy settles before a failure is thrown. */
+async function copyAll(scratchUrl: string, clones: ScopedClone[], template: string, clause: string, searchPath: string | null): Promise<void> {
+  const copied = await Promise.allSettled(clones.map((c) => createOn(scratchUrl, nameOf(c), template, clause, { searchPath })));
+  const failure = copied.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failure) throw failure.reason;
 }
 
 /** The database name of a clone on the scratch server. */

@@ -202,7 +202,7 @@ class Fingerprints {
     this.baseline.catch(() => undefined);
   }
 
-  /** fingerprints taken, tables hashed and reused, seals read, deferred hashes hashed on a copy of the snapshot, time spent (the baseline's included) */
+  /** fingerprints taken, tables hashed and reused, seals read, deferred hashes hashed on an untouched copy of the source, time spent (the baseline's included) */
   readonly totals = { count: 0, hashed: 0, reused: 0, seals: 0, marks: 0, deferred: 0, ms: 0 };
 
   /** the hashes deferred tokens stand for, hashed in this rehearsal or read from tiergate's cache */
