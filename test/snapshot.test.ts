@@ -188,6 +188,28 @@ describe.runIf(testTargets().includes('postgres'))('rehearse keeps a snapshot of
     expect((await snapshots(prefix)).map((s) => s.name)).toEqual([complete]);
   });
 
+  it('(d1) a snapshot an earlier tiergate made (its baseline hashed rows as the md5 of their text) is not reused: dumped afresh, saying why', async () => {
+    const kept = (await snapshots(prefix))[0]!;
+    expect(kept.comment).toContain('"rowHash":"hashtextextended-2x64"');
+    // the comment such a snapshot carries: all but the row hash
+    const earlier = kept.comment!.replace(/,"rowHash":"[^"]*"/, '');
+    expect(earlier).not.toContain('rowHash');
+    await onServer(async (c) => {
+      const sql = await c.query<{ sql: string }>(`select format('comment on database %I is %L', $1::text, $2::text) as sql`, [kept.name, earlier]);
+      await c.query(sql.rows[0]!.sql);
+    });
+    const out = tmp('tiergate-snap-');
+    const r = await rehearse(source, out, '--reuse-snapshot', '1h');
+    expect(r.code, said(r)).toBe(0);
+    expect(said(r)).toContain(`${kept.name} was made by an earlier tiergate, whose baseline hashes rows another way: dumping the source afresh`);
+    const e = readEvidence(out);
+    expect(e.verdict.rehearsal).toBe('PASS');
+    expect(e.clone.snapshot?.reused).toBe(false);
+    const left = await snapshots(prefix);
+    expect(left.map((x) => x.name)).toEqual([e.clone.snapshot!.database]);
+    expect(left[0]!.comment).toContain('"rowHash":"hashtextextended-2x64"');
+  });
+
   it('(d2) a source dropped and created again under its name is another database: its snapshot is not reused, and tiergate says why', async () => {
     const kept = (await snapshots(prefix))[0]!;
     const oid = async () =>

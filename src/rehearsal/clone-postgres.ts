@@ -11,7 +11,7 @@ import { ConnectionError, DbError, InterruptedError, TargetError, UsageError } f
 import { ownedTempPrefix, ownerGone, ownerMark, removeAtAbruptExit } from '../exit-cleanup.js';
 import type { CloneSnapshot } from '../evidence/types.js';
 import { describeAge } from '../parse-duration.js';
-import { recordBaseline } from '../probe/fingerprint.js';
+import { recordBaseline, ROW_HASH } from '../probe/fingerprint.js';
 import { readIdentity } from '../probe/identity.js';
 import { redactUrl } from '../secrets.js';
 import { both } from '../settle.js';
@@ -153,6 +153,8 @@ interface FoundSnapshot {
   planState: (PlanState & { id: string }) | null;
   /** the scratch server's settings its baseline was hashed under (`settingsStamp`; null: not recorded) */
   settings: string | null;
+  /** how its baseline hashed rows (`ROW_HASH`; null: an earlier tiergate's row md5) */
+  rowHash: string | null;
 }
 
 /**
@@ -417,6 +419,10 @@ function chooseReuse(newest: FoundSnapshot | null, options: SnapshotOptions, sou
   if (newest.tiergateVersion !== tiergateVersion()) {
     return { ok: false, why: `${newest.name} was made by tiergate ${newest.tiergateVersion ?? '(unknown)'}, this is ${tiergateVersion()}: dumping the source afresh` };
   }
+  // its baseline's table hashes do not hold for this tiergate's: every rehearsal of it would hash every table again
+  if (newest.rowHash !== ROW_HASH) {
+    return { ok: false, why: `${newest.name} was made by an earlier tiergate, whose baseline hashes rows another way: dumping the source afresh` };
+  }
   // a snapshot "taken" in the future (clocks apart) is not trusted either
   if (age > options.reuseMs || age < -60_000) return { ok: false, why: `${described}, older than --reuse-snapshot ${limit}: dumping the source afresh` };
   // a database of the same name dropped and created again (restored from another dump, say) is another database
@@ -483,7 +489,7 @@ async function makeSnapshot(ctx: ProviderContext, prefix: string, taken: string[
     await withServer(scratchUrl, 'the scratch server', async (db) => {
       await db.exec(`alter database ${ident(name)} allow_connections false`);
       // (the settings its baseline was hashed under: a later rehearsal under others is told why it hashes every table)
-      const meta = { takenAt, sourceDatabase: source.database, sourceOid: source.databaseOid, tiergateVersion: tiergateVersion(), settings, ...(planState ? { planState } : {}) };
+      const meta = { takenAt, sourceDatabase: source.database, sourceOid: source.databaseOid, tiergateVersion: tiergateVersion(), settings, rowHash: ROW_HASH, ...(planState ? { planState } : {}) };
       const comment = `${SNAPSHOT_COMPLETE}${JSON.stringify(meta)}`;
       await commentOn(db, name, comment);
     });
@@ -541,6 +547,7 @@ async function listSnapshots(db: Db, prefix: string): Promise<FoundSnapshot[]> {
         tiergateVersion: meta?.tiergateVersion ?? null,
         sourceOid: meta?.sourceOid ?? null,
         settings: meta?.settings ?? null,
+        rowHash: meta?.rowHash ?? null,
         planState: meta?.planState ?? null,
       };
     });
@@ -551,10 +558,10 @@ const SNAPSHOT_NAME = /^_\d{8}t\d{6}$/;
 
 function parseComment(
   comment: string | null,
-): { takenAt: string; tiergateVersion: string | null; sourceOid: string | null; settings: string | null; planState: (PlanState & { id: string }) | null } | null {
+): { takenAt: string; tiergateVersion: string | null; sourceOid: string | null; settings: string | null; rowHash: string | null; planState: (PlanState & { id: string }) | null } | null {
   if (!comment?.startsWith(SNAPSHOT_COMPLETE)) return null;
   try {
-    const meta = JSON.parse(comment.slice(SNAPSHOT_COMPLETE.length)) as { takenAt?: unknown; tiergateVersion?: unknown; sourceOid?: unknown; settings?: unknown; planState?: unknown };
+    const meta = JSON.parse(comment.slice(SNAPSHOT_COMPLETE.length)) as { takenAt?: unknown; tiergateVersion?: unknown; sourceOid?: unknown; settings?: unknown; rowHash?: unknown; planState?: unknown };
     if (typeof meta.takenAt !== 'string' || Number.isNaN(Date.parse(meta.takenAt))) return null;
     const text = (v: unknown) => (typeof v === 'string' ? v : null);
     const ps = typeof meta.planState === 'object' && meta.planState !== null ? (meta.planState as Record<string, unknown>) : null;
@@ -562,7 +569,7 @@ function parseComment(
       ps && typeof ps.id === 'string' && typeof ps.ledger === 'string' && (ps.subject === null || typeof ps.subject === 'string')
         ? { id: ps.id, subject: ps.subject as string | null, ledger: ps.ledger }
         : null;
-    return { takenAt: meta.takenAt, tiergateVersion: text(meta.tiergateVersion), sourceOid: text(meta.sourceOid), settings: text(meta.settings), planState };
+    return { takenAt: meta.takenAt, tiergateVersion: text(meta.tiergateVersion), sourceOid: text(meta.sourceOid), settings: text(meta.settings), rowHash: text(meta.rowHash), planState };
   } catch {
     return null;
   }
