@@ -862,7 +862,7 @@ describe.runIf(testTargets().includes('postgres'))('a database nothing can be wr
       expect(scanned.code, scanned.stdout + scanned.stderr).toBe(2);
       // every table the scanner's body writes, at once (a user once learnt them one a run)
       const message = new RegExp(
-        `cannot scan on .*: user ${reader} lacks what it writes: the plan's scanner \\(amend\\.scan in tiergate\\.yaml, and the functions it calls\\) needs .*axis\\.scan_run.*axis\\.drift_state.*; nothing was changed — (GRANT .*)$`,
+        `cannot scan on .*: user ${reader} lacks privileges it needs: the plan's scanner \\(amend\\.scan in tiergate\\.yaml, and the functions it calls\\) needs .*axis\\.scan_run.*axis\\.drift_state.*; nothing was changed — (GRANT .*)$`,
         'm',
       );
       expect(scanned.stderr).toMatch(message);
@@ -884,6 +884,60 @@ describe.runIf(testTargets().includes('postgres'))('a database nothing can be wr
       for (const role of [reader, `${reader}_s`]) await withDb(url, (db) => db.exec(`drop owned by ${role}; drop role ${role}`)).catch(() => undefined);
     }
     expect(await counts()).toEqual(before);
+  });
+});
+
+describe.runIf(testTargets().includes('postgres'))('a role granted nothing (postgres)', () => {
+  it('approve and scan name, at once, every GRANT they need — reads too, USAGE on the plan\'s schemas — and no more; granted exactly those, each works', async () => {
+    target = await freshDatabase('postgres', 'directus', { exactName: true });
+    const url = target.url;
+    await withDb(url, (db) => writeSample(db, {}));
+    const structure = await runCli(['apply', '--yes', '--structure-only', '--target', url]);
+    expect(structure.code, structure.stdout + structure.stderr).toBe(0);
+    const role = `tg_bare_${Math.random().toString(36).slice(2, 8)}`;
+    // CONNECT, and tiergate's ledger (which every command reads): nothing of Directus's or the substrate's
+    await withDb(url, (db) =>
+      db.exec(`create role ${role} login; grant usage on schema tiergate to ${role}; grant select, insert on all tables in schema tiergate to ${role}; grant usage on all sequences in schema tiergate to ${role}`),
+    );
+    const { editPostgresUrl } = await import('../src/db/pg-url.js');
+    const asRole = editPostgresUrl(url, (u) => void (u.username = role));
+    const grantsOf = (stderr: string) => /nothing was changed — (GRANT .*)$/m.exec(stderr)?.[1] ?? '';
+    try {
+      const approved = await runCli(['approve', '--yes', '--target', asRole, '--as', ADMIN]);
+      expect(approved.code, approved.stdout + approved.stderr).toBe(2);
+      expect(approved.stderr).toMatch(new RegExp(`cannot approve on .*: user ${role} lacks privileges it needs: the plan's approval \\(gate\\.approve\\.sql in tiergate\\.yaml\\) needs `));
+      const approveGrants = grantsOf(approved.stderr);
+      // what approve reads (the proposal, the approvers, their roles, access and policies), what it writes (the approval, its id): SELECT on what it only reads
+      for (const read of ['os_proposals', 'directus_users', 'directus_roles', 'directus_access', 'directus_policies']) {
+        expect(approveGrants).toMatch(new RegExp(`GRANT SELECT ON [^;]*\\b${read}\\b[^;]* TO ${role}`));
+        expect(approveGrants).not.toMatch(new RegExp(`GRANT [^;]*(INSERT|UPDATE)[^;]* ON [^;]*\\b${read}\\b`));
+      }
+      expect(approveGrants).toMatch(new RegExp(`GRANT SELECT, INSERT ON os_proposal_approvals TO ${role}`));
+      expect(approveGrants).toMatch(new RegExp(`GRANT USAGE ON SEQUENCE os_proposal_approvals_id_seq TO ${role}`));
+      await withDb(url, (db) => db.exec(approveGrants));
+      const again = await runCli(['approve', '--yes', '--target', asRole, '--as', ADMIN]);
+      expect(again.code, again.stdout + again.stderr).toBe(0);
+      expect(again.stdout).toMatch(/gate ospa = 1 \(needs ≥ 1\): OPEN/);
+
+      const scanned = await runCli(['scan', '--target', asRole]);
+      expect(scanned.code, scanned.stdout + scanned.stderr).toBe(2);
+      const scanGrants = grantsOf(scanned.stderr);
+      // the substrate's schema first (nothing in it is usable without it), then what the scanner, the findings, the metrics and the gate read and write
+      expect(scanGrants).toMatch(new RegExp(`^GRANT USAGE ON SCHEMA axis, axis_audit TO ${role}; `));
+      expect(scanGrants).toMatch(/GRANT SELECT ON [^;]*axis\.v_governance_finding/);
+      expect(scanGrants).toMatch(/GRANT SELECT, INSERT, UPDATE ON [^;]*axis\.drift_state/);
+      expect(scanGrants).toMatch(/GRANT SELECT, INSERT ON [^;]*axis\.scan_run/);
+      // not a write on what only gated tiers write, nor on the proposal
+      expect(scanGrants).not.toMatch(/(INSERT|UPDATE|DELETE)[^;]* ON [^;]*(axis\.ownership|axis\.collection_topic|axis\.reconcile_decision|os_proposals\b)/);
+      expect(scanGrants).not.toMatch(/ALL TABLES/);
+      await withDb(url, (db) => db.exec(scanGrants));
+      const granted = await runCli(['scan', '--target', asRole]);
+      // (exit 1: the substrate alone, its anchors have no owner yet)
+      expect(granted.code, granted.stdout + granted.stderr).toBe(1);
+      expect(granted.stdout).toMatch(/^scan axis-governance on .*: \d+ critical/m);
+    } finally {
+      await withDb(url, (db) => db.exec(`drop owned by ${role} cascade; drop role if exists ${role}`)).catch(() => undefined);
+    }
   });
 });
 
@@ -926,7 +980,7 @@ describe.runIf(testTargets().includes('postgres'))('a deploying user that owns n
       expect(approved.code, approved.stdout + approved.stderr).toBe(2);
       expect(approved.stderr).toMatch(
         new RegExp(
-          `cannot approve on .*: user ${deployer} lacks what it writes: the plan's approval \\(gate\\.approve\\.sql in tiergate\\.yaml, and the functions it calls\\) needs USAGE on sequence os_proposal_approvals_id_seq; nothing was changed — GRANT USAGE ON SEQUENCE os_proposal_approvals_id_seq TO ${deployer}$`,
+          `cannot approve on .*: user ${deployer} lacks privileges it needs: the plan's approval \\(gate\\.approve\\.sql in tiergate\\.yaml\\) needs USAGE on sequence os_proposal_approvals_id_seq; nothing was changed — GRANT USAGE ON SEQUENCE os_proposal_approvals_id_seq TO ${deployer}$`,
           'm',
         ),
       );

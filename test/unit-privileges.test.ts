@@ -3,7 +3,7 @@
  * PostgreSQL's parser: what apply checks before its first tier.
  */
 import { describe, expect, it } from 'vitest';
-import { privilegesNeeded } from '../src/plan/privileges-needed.js';
+import { privilegesNeeded, readsNeeded } from '../src/plan/privileges-needed.js';
 
 describe('privilegesNeeded', () => {
   it('writes, triggers and foreign keys; not what a function, a rule or a DO block would run later, nor on tables the script creates (temporary ones included)', async () => {
@@ -51,3 +51,47 @@ insert into pg_temp.other values (1);
     expect(await privilegesNeeded('insert into oops values (')).toEqual([]);
   });
 });
+
+describe('readsNeeded', () => {
+  it("SELECT on what a statement reads, and on a write's target only when the write reads it (PostgreSQL's rules)", async () => {
+    const sql = `
+with recent as (select id from axis.scan_run where id > 1) select * from recent join directus_users u on true, (select 1 from "Odd"."Name") x;
+insert into axis.plain (a) values (1);
+insert into axis.returned (a) select id from os_proposals returning id;
+insert into axis.upserted (a) values (1) on conflict (a) do update set a = excluded.a;
+insert into axis.kept (a) values (1) on conflict do nothing;
+update axis.counted set n = n + 1;
+update axis.constant set n = 1;
+update axis.filtered set n = 1 where id = 2;
+delete from axis.emptied;
+delete from axis.joined using directus_roles r where r.id = 1;
+truncate axis.truncated;
+lock table axis.locked;
+create view axis.v as select * from axis.viewed;
+create function axis.f() returns int language sql as 'select count(*) from axis.in_body';
+select 1 from os_proposal_approvals a for share of a;
+select to_regclass('axis_audit.approval_origin') is not null, '"Odd"."T"'::regclass, to_regclass('unqualified');
+`;
+    const needs = await readsNeeded(sql);
+    expect(needs.map((n) => `${n.privilege} ${n.schema ?? '-'}.${n.name} :${n.line}`)).toEqual([
+      'SELECT -.directus_users :2',
+      'SELECT Odd.Name :2',
+      'SELECT axis.scan_run :2',
+      'SELECT axis.returned :4',
+      'SELECT -.os_proposals :4',
+      'SELECT axis.upserted :5',
+      'SELECT axis.counted :7',
+      'SELECT axis.filtered :9',
+      'SELECT axis.joined :11',
+      'SELECT -.directus_roles :11',
+      'SELECT -.os_proposal_approvals :16',
+      'USAGE axis_audit. :17',
+      'USAGE Odd. :17',
+    ]);
+  });
+
+  it('a file the parser refuses reads nothing it can name', async () => {
+    expect(await readsNeeded('select from (')).toEqual([]);
+  });
+});
+

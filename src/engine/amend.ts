@@ -10,7 +10,7 @@ import { readLedger, type LedgerEntry } from './ledger.js';
 import { openPlanSession } from './preflight.js';
 import { whyReadOnly } from './rollout.js';
 import type { GateReading } from './result.js';
-import { refuseLacking } from './privileges.js';
+import { gateReads, refuseLacking } from './privileges.js';
 import { namingBlockers } from './session-bounds.js';
 
 /**
@@ -96,7 +96,12 @@ export async function scan(db: Db, plan: Plan): Promise<ScanResult> {
       // the scanner records its run: a database nothing can be written on is said so, not refused by the server
       const readOnly = await whyReadOnly(db);
       if (readOnly) throw new TargetError(`cannot scan ${db.displayUrl}: the plan's scanner records its run there, and ${readOnly}; nothing was changed`);
-      await refuseLacking(db, 'scan', "the plan's scanner (amend.scan in tiergate.yaml, and the functions it calls)", amend.scan);
+      await refuseLacking(db, 'scan', [
+        { label: "the plan's scanner (amend.scan in tiergate.yaml, and the functions it calls)", sql: amend.scan },
+        { label: "the plan's findings (amend.findings)", sql: amend.findings },
+        ...Object.entries(plan.metrics).map(([name, sql]) => ({ label: `metric '${name}'`, sql })),
+        ...gateReads(plan),
+      ]);
       await namingBlockers(db, "running the plan's scanner", amend.scan, () =>
         withoutJitTx(db, async (tx) => {
           await tx.query(`select set_config('application_name', $1, true)`, [`tiergate scan ${plan.name}`]);
@@ -193,7 +198,11 @@ export async function submit(db: Db, plan: Plan, payload: unknown): Promise<Subm
   await openPlanSession(db, plan);
   const readOnly = await whyReadOnly(db);
   if (readOnly) throw new TargetError(`cannot submit the amendment on ${db.displayUrl}: ${readOnly}; nothing was submitted`);
-  await refuseLacking(db, 'submit the amendment', "the plan's submit (amend.submit in tiergate.yaml, and the functions it calls)", amend.submit);
+  await refuseLacking(db, 'submit the amendment', [
+    { label: "the plan's submit (amend.submit in tiergate.yaml, and the functions it calls)", sql: amend.submit },
+    ...(amend.check ? [{ label: "the plan's check of a payload (amend.check)", sql: amend.check }] : []),
+    ...gateReads(plan),
+  ]);
   const text = JSON.stringify(payload);
   const out = await namingBlockers(db, 'submitting the amendment', amend.submit, () =>
     withoutJitTx(db, async (tx) => {

@@ -5,7 +5,7 @@ import type { Plan } from '../plan/plan.js';
 import type { TargetIdentity } from '../probe/identity.js';
 import { readApprovals, readGate } from './gate.js';
 import { openPlanSession } from './preflight.js';
-import { refuseLacking } from './privileges.js';
+import { gateReads, refuseLacking } from './privileges.js';
 import { whyReadOnly } from './rollout.js';
 import { namingBlockers } from './session-bounds.js';
 import type { Approval, GateReading } from './result.js';
@@ -42,7 +42,7 @@ export async function approve(db: Db, plan: Plan, options: { as: string; proposa
   const identity = await openPlanSession(db, plan);
   const readOnly = await whyReadOnly(db);
   if (readOnly) throw new TargetError(`cannot approve on ${db.displayUrl}: ${readOnly}; nothing was recorded`);
-  await refuseLacking(db, 'approve', "the plan's approval (gate.approve.sql in tiergate.yaml, and the functions it calls)", gate.approve.sql);
+  await refuseLacking(db, 'approve', [{ label: "the plan's approval (gate.approve.sql in tiergate.yaml)", sql: gate.approve.sql }, ...gateReads(plan)]);
   // (a refusal for want of a privilege is named once the transaction is over: which GRANT)
   const approval = await namingBlockers(db, `approving '${proposal}' as ${options.as}`, gate.approve.sql, () => db.transaction(async (tx) => {
     await tx.query(`select set_config('application_name', $1, true)`, [`tiergate approve ${plan.name}`]);

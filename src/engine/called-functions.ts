@@ -16,14 +16,33 @@ const DEPTH = 3;
  * function of another language.
  */
 export async function calledFunctionSql(q: Queryable, sql: string): Promise<string[]> {
+  return (await calledFunctions(q, sql)).statements;
+}
+
+/** A function as a call names it: its schema when qualified, and its name. */
+export interface CalledFunction {
+  schema: string | null;
+  name: string;
+}
+
+/**
+ * `calledFunctionSql`'s statements, and the functions called on the way —
+ * by `sql` and by the bodies read, three levels deep, whatever their
+ * language or security (each needs EXECUTE, and USAGE on its schema).
+ */
+export async function calledFunctions(q: Queryable, sql: string): Promise<{ statements: string[]; functions: CalledFunction[] }> {
   const pg = await loadParser();
   const out: string[] = [];
+  const functions: CalledFunction[] = [];
   const seen = new Set<string>();
   let level = [parsed(pg, sql)];
   for (let depth = 0; depth < DEPTH && level.length; depth++) {
     const names = level.flatMap((tree) => functionNames(tree));
     const fresh = [...new Map(names.map((n) => [n.join('.'), n])).values()].filter((n) => !seen.has(n.join('.')));
-    for (const n of fresh) seen.add(n.join('.'));
+    for (const n of fresh) {
+      seen.add(n.join('.'));
+      functions.push({ schema: n.length > 1 ? n[n.length - 2]! : null, name: n[n.length - 1]! });
+    }
     if (!fresh.length) break;
     const bodies = await q.query<{ oid: string; lang: string; src: string; def: string }>(
       `select p.oid::text as oid, l.lanname::text as lang, p.prosrc as src, pg_get_functiondef(p.oid) as def
@@ -46,7 +65,7 @@ export async function calledFunctionSql(q: Queryable, sql: string): Promise<stri
       }
     }
   }
-  return out;
+  return { statements: out, functions };
 }
 
 /** The parse tree of `sql`, or null when it does not parse. */

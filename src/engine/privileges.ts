@@ -1,9 +1,9 @@
 import type { Db, Queryable } from '../db/port.js';
 import { TargetError } from '../errors.js';
-import type { Tier } from '../plan/plan.js';
-import { privilegesNeeded } from '../plan/privileges-needed.js';
+import type { Plan, Tier } from '../plan/plan.js';
+import { privilegesNeeded, readsNeeded } from '../plan/privileges-needed.js';
 import { quotedUser } from './blockers.js';
-import { calledFunctionSql } from './called-functions.js';
+import { calledFunctions } from './called-functions.js';
 
 /** SQL a run will send, and how to name it: a tier file (`tier 7 'Approval rules'`), the gate's lock. */
 export interface PrivilegedSql {
@@ -11,13 +11,13 @@ export interface PrivilegedSql {
   sql: string;
 }
 
-/** What this session's user lacks for one piece of SQL: the privileges on one relation that exists now. */
+/** What this session's user lacks for one piece of SQL: privileges on one object that exists now. */
 export interface PrivilegeLack {
   of: PrivilegedSql;
-  /** as the server prints it (schema-qualified when not on the search_path) */
+  /** as the server prints it (schema-qualified when not on the search_path; a function with its arguments) */
   relation: string;
-  /** a sequence (GRANT … ON SEQUENCE) */
-  sequence: boolean;
+  /** what it is, as a GRANT names it: `ON SEQUENCE …`, `ON SCHEMA …`, `ON FUNCTION …`, or a table or view */
+  kind: 'table' | 'sequence' | 'schema' | 'function';
   privileges: string[];
 }
 
@@ -32,84 +32,170 @@ export function runSql(tiers: Tier[], gateLock: string | undefined): PrivilegedS
   return out;
 }
 
+/** What reading a plan's gate runs (`readGate`, without the lock): its count, its subject, its approvals. */
+export function gateReads(plan: Plan): PrivilegedSql[] {
+  const gate = plan.gate;
+  if (!gate) return [];
+  return [
+    { label: `the gate (gate.sql in tiergate.yaml)`, sql: gate.sql },
+    ...(gate.subject ? [{ label: "the gate's subject (gate.subject)", sql: gate.subject }] : []),
+    ...(gate.approvals ? [{ label: "the gate's approvals (gate.approvals)", sql: gate.approvals }] : []),
+  ];
+}
+
+/** A privilege one piece of SQL needs: on a relation (`privilegesNeeded`, `readsNeeded`) or on a function it calls. */
+interface Need {
+  schema: string | null;
+  name: string;
+  privilege: string;
+  columns?: string[];
+  function?: boolean;
+}
+
 /**
- * The privileges `tiers` surely need (`privilegesNeeded`) that this
- * session's user lacks on relations that exist now — one read. A relation
- * an earlier tier creates does not exist yet, and its creator owns it: not
- * asked. INSERT, UPDATE and REFERENCES count when granted on any column
- * (a grant of some columns may be all a statement needs).
+ * The privileges `pieces` surely need that this session's user lacks on
+ * objects that exist now — one read. For tier files (`reads` false): what
+ * their statements write (`privilegesNeeded`); a relation an earlier tier
+ * creates does not exist yet, and its creator owns it: not asked. With
+ * `reads`, also what they read (`readsNeeded`), what the functions they call
+ * run (their bodies, `calledFunctions`) and EXECUTE on those functions. Each
+ * relation or function in a schema also needs USAGE on the schema: a
+ * schema the user may not use is named as such (the server would refuse the
+ * first name in it, and only that one). INSERT, UPDATE, REFERENCES and
+ * SELECT count when granted on any column (a grant of some columns may be
+ * all a statement needs).
  */
-export async function lackedPrivileges(q: Queryable, tiers: PrivilegedSql[]): Promise<PrivilegeLack[]> {
-  const needs = (await Promise.all(tiers.map(async (t, i) => (await privilegesNeeded(t.sql)).map((n) => ({ ...n, i }))))).flat();
+export async function lackedPrivileges(q: Queryable, pieces: PrivilegedSql[], options: { reads?: boolean } = {}): Promise<PrivilegeLack[]> {
+  const needs = (
+    await Promise.all(
+      pieces.map(async (piece, i) => {
+        const called = options.reads ? await calledFunctions(q, piece.sql) : { statements: [], functions: [] };
+        const scripts = [piece.sql, ...called.statements];
+        const found: Need[] = [];
+        for (const sql of scripts) {
+          found.push(...(await privilegesNeeded(sql)));
+          if (options.reads) found.push(...(await readsNeeded(sql)));
+        }
+        found.push(...called.functions.map((f) => ({ schema: f.schema, name: f.name, privilege: 'EXECUTE', function: true })));
+        return found.map((n) => ({ ...n, i }));
+      }),
+    )
+  ).flat();
   if (!needs.length) return [];
-  const r = await q.query<{ i: number; rel: string; sequence: boolean; privileges: string[] }>(
-    `with n as (select * from unnest($1::int[], $2::text[], $3::text[], $4::text[]) with ordinality as n(i, r, p, cols, o)),
-     rel as (select n.*, c.oid as rel from n join pg_class c on c.oid = to_regclass(n.r)),
+  const r = await q.query<{ i: number; name: string; kind: PrivilegeLack['kind']; privileges: string[] }>(
+    `with n as (select * from unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bool[]) with ordinality as n(i, s, nm, p, cols, fn, o)),
+     -- a schema named that this user may not use: to_regclass would fail on any name in it
+     unusable as (select ns.oid, ns.nspname from pg_namespace ns where ns.nspname in (select s from n) and not has_schema_privilege(ns.oid, 'USAGE')),
+     rel as (
+       select n.*, c.oid as rel from n
+         join pg_class c on c.oid = case when n.s is null then to_regclass(quote_ident(n.nm))
+                                         else (select c2.oid from pg_class c2 join pg_namespace ns on ns.oid = c2.relnamespace where ns.nspname = n.s and c2.relname = n.nm) end
+        where not n.fn),
      lack as (
-       select i, rel as oid, p, o from rel
-        where not case when p in ('INSERT', 'UPDATE', 'REFERENCES') then has_any_column_privilege(rel, p) else has_table_privilege(rel, p) end
+       select i, rel as oid, 'r' as k, p, o from rel
+        where not case when p in ('SELECT', 'INSERT', 'UPDATE', 'REFERENCES') then has_any_column_privilege(rel, p) else has_table_privilege(rel, p) end
        union
        -- an INSERT naming its columns leaves the others to their defaults: a serial one draws from its sequence (USAGE)
-       select rel.i, s.oid, 'USAGE', rel.o from rel
+       select rel.i, s.oid, 'r', 'USAGE', rel.o from rel
          join pg_attribute a on a.attrelid = rel.rel and a.attnum > 0 and not a.attisdropped
          join pg_attrdef ad on ad.adrelid = a.attrelid and ad.adnum = a.attnum
          join pg_depend d on d.classid = 'pg_attrdef'::regclass and d.objid = ad.oid and d.refclassid = 'pg_class'::regclass
          join pg_class s on s.oid = d.refobjid and s.relkind = 'S'
         where rel.p = 'INSERT' and rel.cols is not null and not a.attname::text = any (string_to_array(rel.cols, E'\\t'))
           -- (has_sequence_privilege refuses any other relation: asked only of the sequence, whatever order the planner picks)
-          and case when s.relkind = 'S' then not (has_sequence_privilege(s.oid, 'USAGE') or has_sequence_privilege(s.oid, 'UPDATE')) else false end)
-     select i, oid::regclass::text as rel, (select relkind = 'S' from pg_class where oid = lack.oid) as sequence, array_agg(distinct p) as privileges
-       from lack group by i, oid order by i, min(o)`,
-    [needs.map((n) => n.i), needs.map((n) => n.relation), needs.map((n) => n.privilege), needs.map((n) => n.columns?.join('\t') ?? null)],
+          and case when s.relkind = 'S' then not (has_sequence_privilege(s.oid, 'USAGE') or has_sequence_privilege(s.oid, 'UPDATE')) else false end
+       union
+       select n.i, u.oid, 's', 'USAGE', n.o from n join unusable u on u.nspname = n.s
+       union
+       -- a function's name may have overloads: lacking only when it may execute none of them
+       select n.i, min(p.oid), 'f', 'EXECUTE', n.o from n
+         join pg_proc p on p.proname = n.nm
+          and (p.pronamespace = (select oid from pg_namespace where nspname = n.s)
+               or (n.s is null and p.pronamespace = any (current_schemas(true)::regnamespace[])))
+        where n.fn
+        group by n.i, n.o
+       having not bool_or(has_function_privilege(p.oid, 'EXECUTE')))
+     select i,
+            case k when 's' then (select quote_ident(nspname) from pg_namespace where oid = lack.oid)
+                   when 'f' then lack.oid::regprocedure::text
+                   else lack.oid::regclass::text end as name,
+            case k when 's' then 'schema' when 'f' then 'function'
+                   else (select case when relkind = 'S' then 'sequence' else 'table' end from pg_class where oid = lack.oid) end as kind,
+            array_agg(distinct p) as privileges
+       from lack group by i, oid, k order by i, min(o)`,
+    [
+      needs.map((n) => n.i),
+      needs.map((n) => n.schema),
+      needs.map((n) => n.name),
+      needs.map((n) => n.privilege),
+      needs.map((n) => n.columns?.join('\t') ?? null),
+      needs.map((n) => n.function === true),
+    ],
   );
-  return r.rows.map((row) => ({ of: tiers[row.i]!, relation: row.rel, sequence: row.sequence, privileges: row.privileges }));
+  return r.rows.map((row) => ({ of: pieces[row.i]!, relation: row.name, kind: row.kind, privileges: row.privileges }));
 }
 
-/** The lacks in words, and the GRANTs that end them (relations that lack the same privileges named together). */
+/** The privileges in the order a GRANT is usually written. */
+const ORDER = ['USAGE', 'EXECUTE', 'SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER'];
+/** Schemas first (nothing in them is usable without USAGE), then tables and views, sequences, functions. */
+const KINDS: PrivilegeLack['kind'][] = ['schema', 'table', 'sequence', 'function'];
+const KIND_WORD: Record<PrivilegeLack['kind'], [string, string]> = { schema: ['schema ', 'schemas '], table: ['', ''], sequence: ['sequence ', 'sequences '], function: ['function ', 'functions '] };
+const GRANT_ON: Record<PrivilegeLack['kind'], string> = { schema: 'SCHEMA ', table: '', sequence: 'SEQUENCE ', function: 'FUNCTION ' };
+
+function inOrder(privileges: Iterable<string>): string[] {
+  return [...new Set(privileges)].sort((a, b) => (ORDER.indexOf(a) + 1 || 99) - (ORDER.indexOf(b) + 1 || 99) || a.localeCompare(b));
+}
+
+/** Objects of one kind lacking the same privileges: one phrase, one GRANT; schemas first. */
+function grouped(ls: Pick<PrivilegeLack, 'relation' | 'kind' | 'privileges'>[]): { privileges: string; kind: PrivilegeLack['kind']; relations: string[] }[] {
+  const byKey = new Map<string, { privileges: string; kind: PrivilegeLack['kind']; relations: string[] }>();
+  for (const l of [...ls].sort((a, b) => KINDS.indexOf(a.kind) - KINDS.indexOf(b.kind))) {
+    const privileges = inOrder(l.privileges).join(', ');
+    const key = `${l.kind}|${privileges}`;
+    const group = byKey.get(key) ?? { privileges, kind: l.kind, relations: [] };
+    if (!group.relations.includes(l.relation)) group.relations.push(l.relation);
+    byKey.set(key, group);
+  }
+  return [...byKey.values()];
+}
+
+/** The lacks in words, and the GRANTs that end them (objects that lack the same privileges named together). */
 export function describeLacks(lacks: PrivilegeLack[], user: string): { what: string; grants: string } {
-  // relations of one kind lacking the same privileges: one phrase, one GRANT
-  const grouped = (ls: Pick<PrivilegeLack, 'relation' | 'sequence' | 'privileges'>[]) => {
-    const byKey = new Map<string, { privileges: string; sequence: boolean; relations: string[] }>();
-    for (const l of ls) {
-      const key = `${l.sequence}|${l.privileges.join(', ')}`;
-      const group = byKey.get(key) ?? { privileges: l.privileges.join(', '), sequence: l.sequence, relations: [] };
-      group.relations.push(l.relation);
-      byKey.set(key, group);
-    }
-    return [...byKey.values()];
-  };
   const bySql = new Map<PrivilegedSql, PrivilegeLack[]>();
   for (const l of lacks) bySql.set(l.of, [...(bySql.get(l.of) ?? []), l]);
   const what = [...bySql.entries()]
-    .map(([t, ls]) => `${t.label} needs ${grouped(ls).map((g) => `${g.privileges} on ${g.sequence ? (g.relations.length > 1 ? 'sequences ' : 'sequence ') : ''}${g.relations.join(', ')}`).join('; ')}`)
+    .map(([t, ls]) => `${t.label} needs ${grouped(ls).map((g) => `${g.privileges} on ${KIND_WORD[g.kind][g.relations.length > 1 ? 1 : 0]}${g.relations.join(', ')}`).join('; ')}`)
     .join('; ');
-  // one privilege set per relation across tiers, then relations with the same set in one GRANT
-  const perRelation = new Map<string, { sequence: boolean; privileges: Set<string> }>();
+  // one privilege set per object across the pieces, then objects with the same set in one GRANT
+  const perObject = new Map<string, { kind: PrivilegeLack['kind']; privileges: Set<string> }>();
   for (const l of lacks) {
-    const entry = perRelation.get(l.relation) ?? { sequence: l.sequence, privileges: new Set<string>() };
+    const key = `${l.kind}|${l.relation}`;
+    const entry = perObject.get(key) ?? { kind: l.kind, privileges: new Set<string>() };
     for (const p of l.privileges) entry.privileges.add(p);
-    perRelation.set(l.relation, entry);
+    perObject.set(key, entry);
   }
-  const merged = [...perRelation.entries()].map(([relation, e]) => ({ relation, sequence: e.sequence, privileges: [...e.privileges] }));
+  const merged = [...perObject.entries()].map(([key, e]) => ({ relation: key.slice(e.kind.length + 1), kind: e.kind, privileges: [...e.privileges] }));
   const grants = grouped(merged)
-    .map((g) => `GRANT ${g.privileges} ON ${g.sequence ? 'SEQUENCE ' : ''}${g.relations.join(', ')} TO ${user}`)
+    .map((g) => `GRANT ${g.privileges} ON ${GRANT_ON[g.kind]}${g.relations.join(', ')} TO ${user}`)
     .join('; ');
   return { what, grants };
 }
 
 /**
  * Refuses — a TargetError, nothing run — when this session's user lacks a
- * privilege `sql` surely needs: what its own statements write, and what
- * the functions it calls write (`calledFunctionSql`: a plan's scanner is a
- * function call). Every lack is named at once, with its GRANTs: a user
- * once learnt them one table a run. A check that cannot be read refuses
- * nothing (the server still refuses what it refuses).
+ * privilege the SQL a command runs surely needs (`pieces`: what it writes,
+ * then what it reads): what its statements write and read, what the
+ * functions they call run, EXECUTE on those functions and USAGE on every
+ * schema in the way (`lackedPrivileges` with reads). Every lack is named
+ * at once, with its GRANTs and no more: a user once learnt them one table
+ * a run, each time told to grant SELECT and INSERT on what it only reads.
+ * A check that cannot be read refuses nothing (the server still refuses
+ * what it refuses).
  */
-export async function refuseLacking(db: Db, action: string, label: string, sql: string): Promise<void> {
-  const body = await calledFunctionSql(db, sql).catch(() => []);
-  const lacks = await lackedPrivileges(db, [{ label, sql: [sql, ...body].join('\n;\n') }]).catch(() => []);
+export async function refuseLacking(db: Db, action: string, pieces: PrivilegedSql[]): Promise<void> {
+  const lacks = await lackedPrivileges(db, pieces.filter((p) => p.sql.trim() !== ''), { reads: true }).catch(() => []);
   if (!lacks.length) return;
   const user = await quotedUser(db);
   const { what, grants } = describeLacks(lacks, user);
-  throw new TargetError(`cannot ${action} on ${db.displayUrl}: user ${user} lacks what it writes: ${what}; nothing was changed — ${grants}`);
+  throw new TargetError(`cannot ${action} on ${db.displayUrl}: user ${user} lacks privileges it needs: ${what}; nothing was changed — ${grants}`);
 }

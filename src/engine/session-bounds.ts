@@ -1,6 +1,8 @@
 import type { Db } from '../db/port.js';
 import { BlockedError, DbError, TargetError } from '../errors.js';
 import type { Plan } from '../plan/plan.js';
+import { privilegesNeeded } from '../plan/privileges-needed.js';
+import { calledFunctions } from './called-functions.js';
 import { describeBlockers, isWaitTimeout, quotedUser } from './blockers.js';
 import { ledgerGrants } from './ledger.js';
 
@@ -48,7 +50,7 @@ export async function namingBlockers<T>(db: Db, what: string, sql: string, fn: (
   try {
     return await fn();
   } catch (e) {
-    if (e instanceof DbError && e.sqlstate === '42501') throw await notPermitted(db, what, e, needs);
+    if (e instanceof DbError && e.sqlstate === '42501') throw await notPermitted(db, what, e, needs, sql);
     if (e instanceof DbError && isWaitTimeout(e.sqlstate)) {
       const blockers = await describeBlockers(db, sql);
       // a metric's own error already begins with what was read ("reading gate 'ospa': …"): said once
@@ -73,8 +75,16 @@ export async function namingBlockers<T>(db: Db, what: string, sql: string, fn: (
  * bare refusal (exit 2: nothing was changed, the target is not usable by
  * this user as it is).
  */
-async function notPermitted(db: Db, what: string, e: DbError, needs?: readonly string[]): Promise<TargetError> {
-  return new TargetError(`${what} on ${db.displayUrl}: ${e.message}: ${await grantsFor(db, e.message, e.where, needs)}; nothing was changed`);
+async function notPermitted(db: Db, what: string, e: DbError, needs?: readonly string[], sql?: string): Promise<TargetError> {
+  // a write's privileges are asked only of what it writes (its statements', and those of the functions it calls): a table it only reads needs SELECT
+  const written = needs?.some((p) => p !== 'SELECT') && sql ? await writtenBy(db, sql).catch(() => null) : null;
+  return new TargetError(`${what} on ${db.displayUrl}: ${e.message}: ${await grantsFor(db, e.message, e.where, needs, written)}; nothing was changed`);
+}
+
+/** The relations `sql` writes: its own statements' targets and those of the functions it calls (`calledFunctions`). */
+async function writtenBy(db: Db, sql: string): Promise<{ schema: string | null; name: string }[]> {
+  const { statements } = await calledFunctions(db, sql);
+  return (await Promise.all([sql, ...statements].map((s) => privilegesNeeded(s)))).flat().filter((n) => n.privilege !== 'REFERENCES' && n.privilege !== 'TRIGGER');
 }
 
 /**
@@ -84,7 +94,13 @@ async function notPermitted(db: Db, what: string, e: DbError, needs?: readonly s
  * statement needs on a table (a write: `['SELECT', 'INSERT']`); of those,
  * the GRANT names the ones the user lacks on the table the server names.
  */
-export async function grantsFor(db: Db, message: string, where: string | null = null, needs: readonly string[] = ['SELECT']): Promise<string> {
+export async function grantsFor(
+  db: Db,
+  message: string,
+  where: string | null = null,
+  needs: readonly string[] = ['SELECT'],
+  written: { schema: string | null; name: string }[] | null = null,
+): Promise<string> {
   // row_security = off for a user a table's policies apply to: no GRANT lets it read; the setting, or BYPASSRLS, does
   const rls = /row-level security policy for table "?([^"\s]+)"?/.exec(message)?.[1];
   if (rls) {
@@ -95,18 +111,22 @@ export async function grantsFor(db: Db, message: string, where: string | null = 
   const table = /permission denied for (?:table|view|sequence) "?([^"\s]+)"?/.exec(message)?.[1];
   // the names as the GRANT must write them, quoted by the server where they need it; the table found as the statement found it (search_path), or the only one of its name
   const named = await db
-    .query<{ role: string; schema: string | null; rel: string | null; lacks: string[] | null }>(
+    .query<{ role: string; schema: string | null; rel: string | null; lacks: string[] | null; written: boolean }>(
       `select quote_ident(current_user) as role, quote_ident($1) as schema, c.oid::regclass::text as rel,
-              array(select p from unnest($3::text[]) p where c.oid is not null and not has_table_privilege(c.oid, p)) as lacks
+              array(select p from unnest($3::text[]) p where c.oid is not null and not has_table_privilege(c.oid, p)) as lacks,
+              $4::text[] is null or exists (select 1 from unnest($4::text[], $5::text[]) w(s, nm)
+                                             where w.nm = c.relname and (w.s is null or c.relnamespace = (select oid from pg_namespace where nspname = w.s))) as written
          from (select coalesce(to_regclass(quote_ident($2)),
                                -- not on the search_path (a function's own): the only relation of that name
                                (select min(r.oid) from pg_class r where r.relname = $2 and r.relkind in ('r', 'p', 'v', 'm', 'f', 'S') having count(*) = 1)) as oid) x
          left join pg_class c on c.oid = x.oid`,
-      [schema ?? null, table ?? null, needs],
+      [schema ?? null, table ?? null, needs, written?.map((w) => w.schema) ?? null, written?.map((w) => w.name) ?? null],
     )
     .then((r) => r.rows[0] ?? null)
     .catch(() => null);
   const who = named?.role ?? 'this user';
+  // a table the refused statement only reads: SELECT is what it lacks, whatever the statement writes elsewhere
+  if (named?.rel && named.written === false) needs = ['SELECT'];
   const onLedger = schema === 'tiergate' || (!schema && /tiergate\./.test(where ?? '')) || (table !== undefined && ['ledger', 'attempt'].includes(table));
   const writes = needs.some((p) => p !== 'SELECT');
   if (!onLedger && table !== undefined && /permission denied for sequence/.test(message)) {
@@ -114,13 +134,17 @@ export async function grantsFor(db: Db, message: string, where: string | null = 
     return `user ${who} may not draw from sequence ${named?.rel ?? table} — GRANT USAGE ON SEQUENCE ${named?.rel ?? table} TO ${who}`;
   }
   if (!onLedger && table !== undefined && named?.rel) {
-    const lacks = named.lacks?.length ? named.lacks : needs;
+    const lacked = (named.lacks ?? []).filter((p) => needs.includes(p));
+    const lacks = lacked.length ? lacked : needs;
     return `user ${who} may not ${writes ? 'write' : 'read'} table ${named.rel} — GRANT ${lacks.join(', ')} ON ${named.rel} TO ${who}`;
   }
   const grant = onLedger
     ? `${ledgerGrants(who, writes ? 'write' : 'read')} (as its owner, or a superuser)`
     : named?.schema
-      ? `GRANT USAGE ON SCHEMA ${named.schema} TO ${who}; GRANT ${needs.join(', ')} ON ALL TABLES IN SCHEMA ${named.schema} TO ${who}`
+      ? writes
+        ? // (USAGE only: a write privilege on all its tables would give what the command never writes — the gated tiers' tables, say)
+          `GRANT USAGE ON SCHEMA ${named.schema} TO ${who} (then run again: it names what it needs there)`
+        : `GRANT USAGE ON SCHEMA ${named.schema} TO ${who}; GRANT SELECT ON ALL TABLES IN SCHEMA ${named.schema} TO ${who}`
       : `grant ${who} what it lacks`;
   return `user ${who} may not ${writes ? 'write' : 'read'} it — ${grant}`;
 }

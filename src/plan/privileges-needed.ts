@@ -4,7 +4,11 @@ import { splitStatements } from './sql-facts.js';
 export interface PrivilegeNeed {
   /** as written, quoted for to_regclass (found on the session's search_path when unqualified) */
   relation: string;
-  privilege: 'INSERT' | 'UPDATE' | 'DELETE' | 'TRUNCATE' | 'TRIGGER' | 'REFERENCES';
+  /** its schema as written (null: found on the search_path) and its name, unquoted */
+  schema: string | null;
+  name: string;
+  /** USAGE: on the schema itself (`name` empty), which a name looked up by text needs (`to_regclass('axis_audit.t')`) */
+  privilege: 'SELECT' | 'INSERT' | 'UPDATE' | 'DELETE' | 'TRUNCATE' | 'TRIGGER' | 'REFERENCES' | 'USAGE';
   /** why, when not the statement's plain verb ('a row lock (FOR SHARE)') */
   why?: string;
   /** an INSERT's column list (the others take their defaults: a serial one draws from its sequence); absent: every column given */
@@ -55,7 +59,7 @@ export async function privilegesNeeded(sql: string): Promise<PrivilegeNeed[]> {
       const relation = rangeVarText(rv);
       if (!relation || created.has(relation) || created.has(bareName(rv)) || seen.has(`${relation}\t${privilege}\t${columns?.join(',') ?? ''}`)) return;
       seen.add(`${relation}\t${privilege}\t${columns?.join(',') ?? ''}`);
-      out.push({ relation, privilege, line: s.line, ...(why ? { why } : {}), ...(columns ? { columns } : {}) });
+      out.push({ relation, ...schemaAndName(rv), privilege, line: s.line, ...(why ? { why } : {}), ...(columns ? { columns } : {}) });
     };
     walk(s.ast, (key, node) => {
       if (NOT_RUN.has(key)) return false;
@@ -85,6 +89,98 @@ export async function privilegesNeeded(sql: string): Promise<PrivilegeNeed[]> {
     });
   }
   return out;
+}
+
+/**
+ * What a statement's reading needs: SELECT on every table or view it reads —
+ * named in a FROM, a JOIN, a subquery, an UPDATE's FROM or a DELETE's USING —
+ * and on the target of a write that reads it: an UPDATE or DELETE with a
+ * WHERE, a RETURNING or values computed from its columns, an INSERT with a
+ * RETURNING or ON CONFLICT DO UPDATE (PostgreSQL's rules, "Privileges" of
+ * each command). A plain INSERT needs no SELECT on its target. Not a CTE's
+ * name, nor what runs elsewhere (a function's body, a rule, a view's query
+ * when the view is created, a DO block), nor a table a LOCK or TRUNCATE
+ * names. Empty for a script the parser refuses.
+ *
+ * @example await readsNeeded("insert into os_proposal_approvals (proposal) select id from os_proposals returning id")
+ * // SELECT on "os_proposals" and on "os_proposal_approvals" (its RETURNING)
+ */
+export async function readsNeeded(sql: string): Promise<PrivilegeNeed[]> {
+  let statements;
+  try {
+    statements = await splitStatements(sql);
+  } catch {
+    return [];
+  }
+  const out: PrivilegeNeed[] = [];
+  const seen = new Set<string>();
+  for (const s of statements) {
+    const ctes = new Set<string>();
+    walk(s.ast, (key, node) => {
+      if (key === 'CommonTableExpr' && typeof node.ctename === 'string') ctes.add(node.ctename);
+      return true;
+    });
+    const need = (rv: unknown) => {
+      const relation = rangeVarText(rv);
+      const { schema, name } = schemaAndName(rv);
+      if (!relation || (schema === null && ctes.has(name)) || seen.has(relation)) return;
+      seen.add(relation);
+      out.push({ relation, schema, name, privilege: 'SELECT', line: s.line });
+    };
+    walk(s.ast, (key, node) => {
+      if (NOT_RUN.has(key) || NOT_READ.has(key)) return false;
+      if (key === 'RangeVar') need(node);
+      else if (key === 'FuncCall' || key === 'TypeCast') {
+        // a name looked up by its text in a schema (to_regclass('axis_audit.t'), 'axis.t'::regclass): the lookup needs USAGE on the schema, or it fails
+        const schema = schemaLookedUp(key, node);
+        if (schema !== null && !seen.has(`schema ${schema}`)) {
+          seen.add(`schema ${schema}`);
+          out.push({ relation: `"${schema.replace(/"/g, '""')}"`, schema, name: '', privilege: 'USAGE', line: s.line });
+        }
+      }
+      else if (key === 'InsertStmt' && (returns(node) || (node.onConflictClause as { action?: string } | undefined)?.action === 'ONCONFLICT_UPDATE')) need(node.relation);
+      else if (key === 'UpdateStmt' && (node.whereClause || returns(node) || hasItems(node.fromClause) || readsColumns(node.targetList))) need(node.relation);
+      else if (key === 'DeleteStmt' && (node.whereClause || returns(node) || hasItems(node.usingClause))) need(node.relation);
+      return true;
+    });
+  }
+  return out;
+}
+
+/** The lookups by text that need USAGE on the schema they name. */
+const LOOKUPS = new Set(['to_regclass', 'to_regtype', 'to_regproc', 'to_regprocedure', 'to_regoper', 'to_regoperator', 'regclass', 'regtype', 'regproc', 'regprocedure']);
+
+/** The schema a lookup by text names (`to_regclass('axis_audit.t')`, `'axis.t'::regclass`), as the server folds it; null for any other node. */
+function schemaLookedUp(key: string, node: Record<string, unknown>): string | null {
+  const last = (names: unknown) => ((names as { String?: { sval?: string } }[] | undefined)?.at(-1)?.String?.sval ?? '').toLowerCase();
+  const constant = (x: unknown) => (x as { A_Const?: { sval?: { sval?: string } } } | undefined)?.A_Const?.sval?.sval;
+  const text =
+    key === 'FuncCall' ? (LOOKUPS.has(last(node.funcname)) ? constant((node.args as unknown[] | undefined)?.[0]) : undefined) : LOOKUPS.has(last((node.typeName as { names?: unknown } | undefined)?.names)) ? constant(node.arg) : undefined;
+  const m = text ? /^\s*(?:"((?:[^"]|"")+)"|([^".\s(]+))\s*\./.exec(text) : null;
+  if (!m) return null;
+  return m[1] !== undefined ? m[1].replace(/""/g, '"') : m[2]!.toLowerCase();
+}
+
+/** Subtrees that read no relation's rows when the statement runs: a view's query at its creation, LOCK and TRUNCATE's tables, a row lock's names (aliases). */
+const NOT_READ = new Set(['ViewStmt', 'LockStmt', 'TruncateStmt', 'LockingClause', 'DoStmt']);
+
+/** A write's RETURNING (`returningClause` since PostgreSQL 18's parser, `returningList` before). */
+function returns(node: Record<string, unknown>): boolean {
+  return hasItems(node.returningList) || hasItems((node.returningClause as { exprs?: unknown } | undefined)?.exprs);
+}
+
+function hasItems(list: unknown): boolean {
+  return Array.isArray(list) && list.length > 0;
+}
+
+/** Whether an UPDATE's SET values read a column (`set n = n + 1`). */
+function readsColumns(targetList: unknown): boolean {
+  let found = false;
+  walk(targetList, (key) => {
+    if (key === 'ColumnRef') found = true;
+    return !found;
+  });
+  return found;
 }
 
 const ROW_LOCK: Record<string, string> = { LCS_FORKEYSHARE: 'FOR KEY SHARE', LCS_FORSHARE: 'FOR SHARE', LCS_FORNOKEYUPDATE: 'FOR NO KEY UPDATE', LCS_FORUPDATE: 'FOR UPDATE' };
@@ -123,6 +219,12 @@ function walk(tree: unknown, visit: (key: string, node: Record<string, unknown>)
 function bareName(rv: unknown): string {
   const r = rv as { relname?: string } | undefined;
   return r?.relname ? `"${r.relname.replace(/"/g, '""')}"` : '';
+}
+
+/** A relation's schema as written (null when unqualified) and its name. */
+function schemaAndName(rv: unknown): { schema: string | null; name: string } {
+  const r = rv as { relname?: string; schemaname?: string } | undefined;
+  return { schema: r?.schemaname ? r.schemaname : null, name: r?.relname ?? '' };
 }
 
 function rangeVarText(rv: unknown): string | null {
