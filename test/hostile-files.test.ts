@@ -114,6 +114,26 @@ describe('evidence that was edited, polluted or made too large is refused', () =
   const apply = (file: string, env: Record<string, string> = {}, extra: string[] = []) => runCli(['apply', '--yes', '--target', source.url, '--evidence', file, ...extra], { env, timeoutMs: 300_000 });
   const untouched = async () => expect(await withDb(source.url, (db) => scalar(db, `select count(*)::int as v from pg_namespace where nspname = 'axis'`))).toBe(0);
 
+  it("a tier's delta edited beside its expectation's record (+30 rows to +31, the record still saying 30 ✓): refused by apply, its dry run and report (exit 2), nothing applied", async () => {
+    const edited = structuredClone(evidence);
+    const t2 = edited.stages.find((x) => x.name === 'B')!.tiers.find((t) => t.id === 2 && t.status === 'Applied')!;
+    const record = t2.expectations!.find((e) => e.what === 'rows axis.ownership added')!;
+    expect(record).toMatchObject({ ok: true, actual: String(t2.delta!.rows['axis.ownership']!.added) });
+    t2.delta!.rows['axis.ownership']!.added += 1;
+    const file = evidenceFile(edited);
+    const said = `stage B: tier 2: expectation 'rows axis.ownership added' records ${record.actual} measured, but the tier's delta says ${Number(record.actual) + 1}`;
+    const applied = await apply(file);
+    expect(applied.code, applied.stdout + applied.stderr).toBe(2);
+    expect(applied.stderr).toContain(said);
+    const dry = await runCli(['apply', '--dry-run', '--target', source.url, '--evidence', file]);
+    expect(dry.code, dry.stdout + dry.stderr).toBe(2);
+    expect(dry.stdout + dry.stderr).toContain(said);
+    const report = await runCli(['report', file, '--format', 'md', '--out', '-']);
+    expect(report.code, report.stdout + report.stderr).toBe(2);
+    expect(report.stderr).toMatch(/its own records give 'Rehearsal FAIL · Execution NO-GO'.*it was edited/);
+    await untouched();
+  });
+
   it('a FAIL edited into a PASS (verdict and failures), entries that match no tier, __proto__ keys, unknown fields', async () => {
     const failed = structuredClone(evidence);
     failed.stages[1]!.checks[0]!.ok = false;

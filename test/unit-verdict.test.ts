@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Evidence, GateReading, StageRecord, TierResult } from '../src/evidence/types.js';
-import { checkRecordProblems, computeVerdict, coverageProblems, type VerdictInput } from '../src/evidence/verdict.js';
+import { checkRecordProblems, computeVerdict, coverageProblems, expectationRecordProblems, type VerdictInput } from '../src/evidence/verdict.js';
 import type { Plan, Tier } from '../src/plan/plan.js';
 
 const sha = (id: number) => `${String(id).padStart(2, '0')}`.repeat(32);
@@ -145,6 +145,53 @@ describe("post-conditions' records", () => {
     ]);
     // without a delta (a tier that failed before measuring), the record is checked against its condition alone
     expect(computeVerdict(noRollback, withTier(record(2, 'Failed', { post: [{ expr: 'owner_gap = 0', ok: false, value: 3 }] }))).failures).toEqual([]);
+  });
+});
+
+describe("expectations' records", () => {
+  // tier 2 of the bundled plan, as it expects: rows of axis.ownership added as the figure says, owner_gap to 0, no table
+  const tier2 = { ...planTier(2, 'data'), expect: { objects: { tables: 0 }, rows: { 'axis.ownership': { added: 'approved_anchors', removed: 0 } }, metrics: { owner_gap: ['any', 0] } } } as unknown as Tier;
+  const delta = (added: number, after: number) => ({
+    objects: { tables: { added: [], removed: [], changed: [] } },
+    rows: { 'axis.ownership': { added, removed: 0, changed: 0 } },
+    metrics: { owner_gap: { before: 64, after } },
+  });
+  const records = [
+    { what: 'rows axis.ownership added', expected: 'approved_anchors = 6', actual: '6', ok: true },
+    { what: 'rows axis.ownership removed', expected: '0', actual: '0', ok: true },
+    { what: 'tables', expected: '+0', actual: '+0', ok: true },
+    { what: 'metric owner_gap', expected: 'any → 0', actual: '64 → 0', ok: true },
+  ];
+  const rehearsed = (d = delta(6, 0), expectations = records, figures: Record<string, number | null> = { approved_anchors: 6 }) =>
+    [stage('B', [record(2, 'Applied', { kind: 'data', delta: d, figures, expectations })], [{ name: 'B: ok', ok: true, detail: 'fine' }])];
+
+  it('agree with the delta, and are what the plan gives for it', () => {
+    expect(expectationRecordProblems({ tiers: [tier2] }, rehearsed())).toEqual([]);
+    // without the plan's expect (a report): the measured values alone
+    expect(expectationRecordProblems({ tiers: [] }, rehearsed())).toEqual([]);
+    expect(computeVerdict({ tiers: [tier2], gate: undefined }, passedInput({ stages: rehearsed() })).failures).toEqual([]);
+  });
+
+  it("disagree when edited: a delta beside its expectation's measured value (the verdict fails); an expectation's verdict or expected value, or a figure, beside the plan's", () => {
+    // +6 edited to +7 rows, the expectation still saying 6 ✓: apply then blamed production for the difference
+    const edited = rehearsed(delta(7, 0));
+    expect(expectationRecordProblems({ tiers: [] }, edited)).toEqual(["stage B: tier 2: expectation 'rows axis.ownership added' records 6 measured, but the tier's delta says 7"]);
+    expect(computeVerdict({ tiers: [tier2], gate: undefined }, passedInput({ stages: edited }))).toMatchObject({
+      rehearsal: 'FAIL',
+      failures: ["stage B: tier 2: expectation 'rows axis.ownership added' records 6 measured, but the tier's delta says 7"],
+    });
+    expect(expectationRecordProblems({ tiers: [] }, rehearsed(delta(6, 2)))).toEqual(["stage B: tier 2: expectation 'metric owner_gap' records 64 → 0 measured, but the tier's delta says 64 → 2"]);
+    const table = delta(6, 0);
+    table.objects.tables.added.push('axis.extra' as never);
+    expect(expectationRecordProblems({ tiers: [] }, rehearsed(table))).toEqual(["stage B: tier 2: expectation 'tables' records +0 measured, but the tier's delta says +1"]);
+    const plan = { tiers: [tier2] };
+    const why = "stage B: tier 2: its expectation records are not what the plan's expectations give for its delta and figures";
+    expect(expectationRecordProblems(plan, rehearsed(delta(6, 0), records.map((r, i) => (i === 0 ? { ...r, ok: false } : r))))).toEqual([why]);
+    expect(expectationRecordProblems(plan, rehearsed(delta(6, 0), records.map((r, i) => (i === 3 ? { ...r, expected: 'any → 1' } : r))))).toEqual([why]);
+    expect(expectationRecordProblems(plan, rehearsed(delta(6, 0), records, { approved_anchors: 7 }))).toEqual([why]);
+    expect(expectationRecordProblems(plan, rehearsed(delta(6, 0), records.slice(1)))).toEqual([why]);
+    // a record of a tier that measured nothing (failed before its delta) is not asked
+    expect(expectationRecordProblems(plan, [stage('B', [record(2, 'Failed', { expectations: records })])])).toEqual([]);
   });
 });
 

@@ -444,6 +444,14 @@ export const MUTATIONS: Mutation[] = [
     backends: ANY,
   },
   {
+    id: 'expectation-records-unchecked',
+    guarantee: G.binding,
+    name: "expectation records are not checked against the tier's delta and the plan (a delta edited beside an expectation still saying ✓ passes, and apply blames production)",
+    edits: [{ file: 'src/evidence/verdict.ts', find: '  failures.push(...expectationRecordProblems(plan, input.stages));\n', replace: '' }],
+    tests: { files: ['test/unit-verdict.test.ts'], names: "expectations' records" },
+    backends: ANY,
+  },
+  {
     id: 'snapshot-stale-proposal-reused',
     guarantee: G.binding,
     name: "a kept snapshot is reused after the source's gate subject changed (the evidence would name a payload it did not rehearse)",

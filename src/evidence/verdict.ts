@@ -1,4 +1,6 @@
+import { compareExpectations } from '../engine/expectations.js';
 import type { Plan } from '../plan/plan.js';
+import { ObjectKind } from '../plan/schema.js';
 import { checkPostCondition, parsePostCondition } from '../plan/post-condition.js';
 import type { Evidence, GateReading, StageRecord, TierResult } from './types.js';
 
@@ -29,6 +31,7 @@ export function computeVerdict(plan: Pick<Plan, 'tiers' | 'gate'>, input: Verdic
   }
   for (const stage of input.stages) for (const c of stage.checks) if (!c.ok) failures.push(`${c.name}: ${c.detail}`);
   failures.push(...postConditionRecordProblems(input.stages));
+  failures.push(...expectationRecordProblems(plan, input.stages));
   failures.push(...checkRecordProblems(input.stages));
   if (plan.tiers.some((t) => t.kind === 'rollback') && input.rollback === null && input.preflight?.status !== 'Failed') {
     failures.push(failures.length ? 'C: rollback not rehearsed, because an earlier stage failed' : 'C: rollback not rehearsed');
@@ -101,6 +104,67 @@ export function postConditionRecordProblems(stages: StageRecord[]): string[] {
   }
   return problems;
 }
+
+/**
+ * Whether each tier's expectation records agree with the tier's delta: the
+ * value each one says was measured (`rows axis.ownership added`: 6) is the
+ * delta's (its rows, objects or metric), and — when `plan` holds the tier's
+ * `expect` (apply has the plan; a report may not) — the records are what
+ * the plan's expectations give for that delta and the figures recorded
+ * beside it (`compareExpectations`): expected values, measured ones and
+ * whether each held. The rehearsal writes them from the same delta; a file
+ * whose delta was edited (+6 to +7 rows) beside an expectation still saying
+ * 6 ✓ was once accepted, and apply then blamed production for the
+ * difference. Returns what disagrees.
+ */
+export function expectationRecordProblems(plan: Pick<Plan, 'tiers'>, stages: StageRecord[]): string[] {
+  const problems: string[] = [];
+  const byId = new Map(plan.tiers.map((t) => [t.id, t]));
+  for (const s of stages) {
+    for (const t of s.tiers) {
+      const delta = t.delta;
+      if (!delta) continue;
+      const at = `stage ${s.name}: tier ${t.id}`;
+      for (const e of t.expectations ?? []) {
+        const measured = measuredFor(e.what, delta);
+        if (measured !== undefined && measured !== e.actual) problems.push(`${at}: expectation '${e.what}' records ${e.actual} measured, but the tier's delta says ${measured}`);
+      }
+      const tier = byId.get(t.id);
+      if (!tier?.expect || problems.length) continue;
+      const recorded = JSON.stringify(t.expectations ?? []);
+      const again = compareExpectations(tier, delta, t.figures ?? {}).map(({ what, expected, actual, ok }) => ({ what, expected, actual, ok }));
+      if (JSON.stringify(again) !== recorded) problems.push(`${at}: its expectation records are not what the plan's expectations give for its delta and figures`);
+    }
+  }
+  return problems;
+}
+
+/** What a tier's delta says was measured for an expectation (`rows T added`, `rows T`, `tables removed`, `metric M`), as `compareExpectations` writes it; undefined for one it does not name. */
+function measuredFor(what: string, delta: NonNullable<TierResult['delta']>): string | undefined {
+  const signed = (n: number) => (n >= 0 ? `+${n}` : String(n));
+  const value = (v: number | null | undefined) => (v === null || v === undefined ? 'n/a' : String(v));
+  const metric = /^metric (.+)$/.exec(what);
+  if (metric) {
+    const m = delta.metrics[metric[1]!];
+    return `${value(m?.before)} → ${value(m?.after)}`;
+  }
+  const rows = /^rows (.+?)(?: (added|removed|changed))?$/.exec(what);
+  const objects = /^(\w+)(?: (added|removed|changed))?$/.exec(what);
+  let counts: { added: number; removed: number; changed: number } | undefined;
+  let k: string | undefined;
+  if (rows) {
+    counts = delta.rows[rows[1]!] ?? { added: 0, removed: 0, changed: 0 };
+    k = rows[2];
+  } else if (objects && OBJECT_KINDS.has(objects[1]!)) {
+    const o = delta.objects[objects[1] as keyof typeof delta.objects];
+    counts = { added: o?.added.length ?? 0, removed: o?.removed.length ?? 0, changed: o?.changed.length ?? 0 };
+    k = objects[2];
+  }
+  if (!counts) return undefined;
+  return k ? String(counts[k as 'added' | 'removed' | 'changed']) : signed(counts.added - counts.removed);
+}
+
+const OBJECT_KINDS = new Set<string>(ObjectKind.options);
 
 /**
  * Whether the evidence's records cover this plan as a rehearsal does: every
