@@ -1349,9 +1349,24 @@ describe.each(testTargets())('scan and propose through the CLI (%s)', (kind) => 
     expect(rollout.code).toBe(2);
     expect(rollout.stderr).toMatch(/tiers 4, 3, 2 were only ever applied for subject [0-9a-f]{12}, the current one: that is the rollout itself, .* \(tiergate rollback\); nothing was changed/);
 
-    const submitted = await runCli(['propose', '--target', url, '--submit', file, '--yes']);
+    // --as names who drafted it: only with --submit, and only someone Directus has (nothing submitted otherwise)
+    const asAlone = await runCli(['propose', '--target', url, '--as', ADMIN]);
+    expect(asAlone.code).toBe(2);
+    expect(asAlone.stderr).toMatch(/--as names who drafted a payload being submitted: use it with --submit/);
+    const nobody = await runCli(['propose', '--target', url, '--submit', file, '--yes', '--as', 'nobody@northwind.example']);
+    expect(nobody.code, nobody.stdout + nobody.stderr).toBe(2);
+    expect(nobody.stderr).toMatch(/--as nobody@northwind\.example: no Directus user with that email on .* to record as the payload's author; nothing was submitted/);
+    const author = () => withDb(url, (db) => scalar<string | null>(db, `select u.email as v from os_proposals p join directus_users u on u.id = p.user_created where p.key = 'OS-AXIS'`));
+    expect(await author()).toBe('elif.demir@northwind.example');
+    const submitted = await runCli(['propose', '--target', url, '--submit', file, '--yes', '--as', ADMIN]);
     expect(submitted.code, submitted.stderr).toBe(0);
     expect(submitted.stdout).toMatch(/submitted: subject [0-9a-f]{12} → [0-9a-f]{12}/);
+    expect(submitted.stdout).toContain(`author: ${ADMIN} drafted it (recorded as the proposal's author: cannot approve it)`);
+    expect(await author()).toBe(ADMIN);
+    // who drafted the payload cannot approve it; the earlier payload's author may
+    const own = await runCli(['approve', '--yes', '--target', url, '--as', ADMIN]);
+    expect(own.code, own.stdout + own.stderr).toBe(2);
+    expect(own.stderr).toMatch(/cannot approve .*: the proposal's author cannot approve it; nothing was recorded/);
     expect(submitted.stdout).toMatch(/gate ospa = 0 \(needs ≥ 1\): CLOSED/);
     expect(submitted.stdout).toMatch(/tiers 2, 3, 4 are pending for the new subject/);
     const notYet = await runCli(['rollback', '--amendment', '--yes', '--target', url]);

@@ -138,6 +138,7 @@ export async function run(argv: string[]): Promise<ExitCode> {
     .addOption(planDatabaseOption())
     .option('--out <file>', 'write the drafted payload (JSON) to this file')
     .option('--submit [file]', 'write the drafted payload (or the payload in FILE, edited) into the proposal: its subject changes, earlier approvals no longer count')
+    .option('--as <email>', "with --submit: the Directus user who drafted the payload, recorded as the proposal's author (who then cannot approve it)")
     .option('--yes', 'with --submit: do not ask for confirmation')
     .addOption(jsonOption())
     .action(action(async () => (await import('./commands/propose.js')).proposeCommand));

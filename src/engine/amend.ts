@@ -192,14 +192,18 @@ export interface SubmitResult {
  * transaction (it waits at most the plan's lock_timeout for a tier that
  * holds the proposal, naming it). Refused when nothing would change.
  */
-export async function submit(db: Db, plan: Plan, payload: unknown): Promise<SubmitResult> {
+export async function submit(db: Db, plan: Plan, payload: unknown, options: { as?: string } = {}): Promise<SubmitResult> {
   const amend = amendOf(plan);
   if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) throw new UsageError('the payload to submit must be a JSON object');
+  const as = options.as?.trim();
+  if (options.as !== undefined && !as) throw new UsageError('--as is empty: give the email of the Directus user who drafted the payload; nothing was submitted');
+  if (as && !amend.author) throw new UsageError(`plan '${plan.name}' records no author of a payload (amend.author in tiergate.yaml): submit without --as; nothing was submitted`);
   await openPlanSession(db, plan);
   const readOnly = await whyReadOnly(db);
   if (readOnly) throw new TargetError(`cannot submit the amendment on ${db.displayUrl}: ${readOnly}; nothing was submitted`);
   await refuseLacking(db, 'submit the amendment', [
     { label: "the plan's submit (amend.submit in tiergate.yaml, and the functions it calls)", sql: amend.submit },
+    ...(as && amend.author ? [{ label: "the plan's author of a payload (amend.author)", sql: amend.author }] : []),
     ...(amend.check ? [{ label: "the plan's check of a payload (amend.check)", sql: amend.check }] : []),
     ...gateReads(plan),
   ]);
@@ -222,6 +226,11 @@ export async function submit(db: Db, plan: Plan, payload: unknown): Promise<Subm
       if (v === null || v === undefined) throw new TargetError(`the plan's submit query wrote nothing on ${db.displayUrl}: is its proposal there?`);
       const after = String(v).trim();
       if (after === before) throw new UsageError(`the payload is the one already proposed (subject ${after.slice(0, 12)}): nothing to submit; nothing was changed`);
+      // who drafted it: the proposal's author from now on, whom the gate does not count (a submitter could otherwise approve their own payload)
+      if (as && amend.author) {
+        const recorded = await tx.query(amend.author, [as]);
+        if (!recorded.rows.length) throw new UsageError(`--as ${as}: no Directus user with that email on ${db.displayUrl} to record as the payload's author; nothing was submitted`);
+      }
       return { before, after, gate: await readGate(tx, plan) };
     }),
     ['SELECT', 'UPDATE'],

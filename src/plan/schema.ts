@@ -206,6 +206,12 @@ export const PlanFile = z.strictObject({
         .string()
         .min(1)
         .describe('SQL writing $1 (a payload, JSON text) as the proposal to approve, returning one text: the new gate subject (propose --submit)'),
+      /** Records $1 (who drafted the payload just submitted, as `propose --submit --as` names them) as the proposal's author; returns a row when it did. */
+      author: z
+        .string()
+        .min(1)
+        .describe("SQL recording $1 (propose --submit --as: who drafted the payload just submitted) as the proposal's author, whom the gate does not count as an approver; returns a row when recorded, none when $1 names no one")
+        .optional(),
     })
     .describe('day two: what tiergate scan finds and how tiergate propose drafts and submits an amendment')
     .optional(),

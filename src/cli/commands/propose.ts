@@ -13,6 +13,8 @@ export interface ProposeOpts {
   plan?: string;
   out?: string;
   submit?: string | boolean;
+  /** with --submit: who drafted the payload (the proposal's author from then on) */
+  as?: string;
   yes?: boolean;
   json?: boolean;
 }
@@ -27,6 +29,7 @@ export async function proposeCommand(opts: ProposeOpts, out: Output): Promise<Ou
   const plan = await planOf(opts);
   const url = targetOf(opts);
   const fromFile = typeof opts.submit === 'string' ? opts.submit : null;
+  if (opts.as !== undefined && (opts.submit === undefined || opts.submit === false)) throw new UsageError('--as names who drafted a payload being submitted: use it with --submit');
   let edited: unknown = undefined;
   if (fromFile !== null) {
     const read = readRegularFile(fromFile, 'payload');
@@ -66,9 +69,14 @@ export async function proposeCommand(opts: ProposeOpts, out: Output): Promise<Ou
       throw new UsageError('nothing to amend: the draft has no suggestion, and submitting it would only make the approvals of the current payload stop counting; nothing was submitted');
     }
     await confirm(out, opts.yes, `submit this payload as the proposal on ${db.displayUrl}? Its approvals so far stop counting, and the gated tiers become pending for it`);
-    const s = await submit(db, plan, payload);
+    const s = await submit(db, plan, payload, opts.as !== undefined ? { as: opts.as } : {});
     out.result({ ok: true, ...d, file, submitted: s });
     out.line(`submitted: subject ${s.before?.slice(0, 12) ?? 'none'} → ${s.after.slice(0, 12)}`);
+    out.line(
+      opts.as !== undefined
+        ? `author: ${opts.as} drafted it (recorded as the proposal's author: cannot approve it)`
+        : "author: not recorded — the proposal's author stays the earlier payload's; --as EMAIL records who drafted this one (who then cannot approve it)",
+    );
     if (s.gate) out.line(`gate ${s.gate.name} = ${s.gate.value ?? 'n/a'} (needs ≥ ${s.gate.min}): ${s.gate.open ? 'OPEN' : 'CLOSED'}`);
     // a payload approved before (submitted again) has its approvals back: no approval is asked for
     if (s.pending.length) out.line(`tiers ${s.pending.join(', ')} are pending for the new subject: ${s.gate?.open ? 'its approvals count (this payload was approved before): rehearse' : 'approve it, rehearse'}, then apply --evidence`);
