@@ -5,19 +5,50 @@
  * file, the initialised PGlite directory).
  *
  * `TIERGATE_CACHE_DIR` names the directory (default
- * `node_modules/.cache/tiergate` beside the code); `TIERGATE_CACHE=off` turns
+ * `node_modules/.cache/tiergate` beside the code, or the user's own cache
+ * folder when that is not theirs to write: `cacheRoot`); `TIERGATE_CACHE=off` turns
  * the read-through caches off. A cache that cannot be read or written is no
  * cache: every failure here reads as a miss, never as an error.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { packageRoot } from './package-root.js';
 import { mkdirEach } from './mkdir.js';
 
+let defaultRoot: string | undefined;
+
+/**
+ * The cache directory: `TIERGATE_CACHE_DIR`; else `node_modules/.cache/tiergate`
+ * beside the code when this user may write there (an install of their own,
+ * where `npm ci` fills it); else — an install another user made, a global
+ * one by root — `$XDG_CACHE_HOME/tiergate` (`~/.cache/tiergate`): a run
+ * otherwise kept nothing, and read nothing it could trust.
+ */
 export function cacheRoot(): string {
-  return process.env.TIERGATE_CACHE_DIR || join(packageRoot(), 'node_modules', '.cache', 'tiergate');
+  if (process.env.TIERGATE_CACHE_DIR) return process.env.TIERGATE_CACHE_DIR;
+  defaultRoot ??= ownCacheRoot();
+  return defaultRoot;
+}
+
+function ownCacheRoot(): string {
+  const beside = join(packageRoot(), 'node_modules', '.cache', 'tiergate');
+  // the nearest folder of it that exists decides: the cache itself, else .cache, node_modules, the package
+  for (let dir = beside; ; dir = dirname(dir)) {
+    if (existsSync(dir)) {
+      try {
+        accessSync(dir, constants.W_OK);
+        if (typeof process.getuid !== 'function' || statSync(dir).uid === process.getuid()) return beside;
+      } catch {
+        // not writable: the user's own cache folder
+      }
+      break;
+    }
+    if (dir === packageRoot() || dirname(dir) === dir) break;
+  }
+  return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'tiergate');
 }
 
 function cacheOff(): boolean {
