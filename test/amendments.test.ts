@@ -492,6 +492,10 @@ describe.each(testTargets())('governance after the rollout (%s)', (kind) => {
       const d = await draft(db, plan);
       const move = d.suggestions.find((s) => s.item === 'skills');
       expect(move).toMatchObject({ action: 'move', reason: expect.stringMatching(/\{"collection": "skills", "topic": "people", "added_in": 1\} under "decide"/) });
+      // submitted as drafted, tier 4 would fail on it (divergent = 0): refused, saying what to add, nothing submitted
+      await expect(submit(db, plan, d.payload)).rejects.toThrow(
+        /skills has topic people and is in folder commerce, the label of topic commerce on the same axis \(divergent\): tier 4 would fail \(divergent = 0\); move it back in Directus, or keep its topic by adding \{"collection": "skills", "topic": "people", "added_in": 1\} under "decide"/,
+      );
       // the steward keeps its topic: the approvers approve that decision
       const payload = d.payload as { decide: object[] };
       payload.decide.push({ collection: 'skills', topic: 'people', added_in: 1 });

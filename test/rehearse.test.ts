@@ -273,7 +273,10 @@ describe.runIf(testTargets().includes('postgres'))('tiergate rehearse against a 
       writeFileSync(tampered, JSON.stringify(e, null, 2));
       const metricEdited = await runCli(['apply', '--yes', '--target', source.url, '--evidence', tampered]);
       expect(metricEdited.code, metricEdited.stderr).toBe(2);
-      expect(metricEdited.stderr).toMatch(/but its own records give 'Rehearsal FAIL · Execution NO-GO' \(stage B: tier 2: post-condition 'owner_gap = 0' read 0, but the tier's metric owner_gap is 1 after it\): it was edited/);
+      // (and the expectation beside it, which recorded the metric the tier measured)
+      expect(metricEdited.stderr).toMatch(
+        /but its own records give 'Rehearsal FAIL · Execution NO-GO' \(stage B: tier 2: post-condition 'owner_gap = 0' read 0, but the tier's metric owner_gap is 1 after it; stage B: tier 2: expectation 'metric owner_gap' records (\d+) → 0 measured, but the tier's delta says \1 → 1\): it was edited/,
+      );
       expect((await runCli(['report', tampered])).code).toBe(2);
       const edited = join(tmp('tiergate-plan-'), 'plan');
       cpSync(bundledPlanDir(), edited, { recursive: true });
