@@ -20,6 +20,15 @@ export interface PrivilegeNeed {
 /** The words a statement that needs one of these privileges must contain. */
 const MAY_NEED = /\b(?:insert|update|delete|truncate|trigger|references|share)\b/i;
 
+/** A script's statements; none when the parser refuses it (lint says why). */
+async function statementsOrNone(sql: string): Promise<Awaited<ReturnType<typeof splitStatements>>> {
+  try {
+    return await splitStatements(sql);
+  } catch {
+    return [];
+  }
+}
+
 /** Subtrees that do not run when the statement runs: a function's body, a rule's actions. */
 const NOT_RUN = new Set(['CreateFunctionStmt', 'RuleStmt']);
 
@@ -37,12 +46,7 @@ const NOT_RUN = new Set(['CreateFunctionStmt', 'RuleStmt']);
  * // [{ relation: '"os_proposal_approvals"', privilege: 'TRIGGER', line: 1 }]
  */
 export async function privilegesNeeded(sql: string): Promise<PrivilegeNeed[]> {
-  let statements;
-  try {
-    statements = await splitStatements(sql);
-  } catch {
-    return [];
-  }
+  const statements = await statementsOrNone(sql);
   const out: PrivilegeNeed[] = [];
   const seen = new Set<string>();
   // tables the script creates itself (its creator owns them; a temporary one shadows any other of its name): not asked
@@ -106,12 +110,7 @@ export async function privilegesNeeded(sql: string): Promise<PrivilegeNeed[]> {
  * // SELECT on "os_proposals" and on "os_proposal_approvals" (its RETURNING)
  */
 export async function readsNeeded(sql: string): Promise<PrivilegeNeed[]> {
-  let statements;
-  try {
-    statements = await splitStatements(sql);
-  } catch {
-    return [];
-  }
+  const statements = await statementsOrNone(sql);
   const out: PrivilegeNeed[] = [];
   const seen = new Set<string>();
   for (const s of statements) {
