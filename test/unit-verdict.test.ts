@@ -193,6 +193,42 @@ describe("expectations' records", () => {
     // a record of a tier that measured nothing (failed before its delta) is not asked
     expect(expectationRecordProblems(plan, [stage('B', [record(2, 'Failed', { expectations: records })])])).toEqual([]);
   });
+
+  it("each measured value read as compareExpectations writes it: net counts signed, n/a, a kind or table the delta does not name (0), what it does not know left alone", () => {
+    const d = {
+      objects: { views: { added: ['axis.v1'], removed: ['axis.v2', 'axis.v3'], changed: [] } },
+      rows: { 'axis.topic': { added: 1, removed: 4, changed: 2 } },
+      metrics: { critical: { before: null, after: 3 } },
+    };
+    const at = (expectations: { what: string; actual: string }[]) =>
+      expectationRecordProblems({ tiers: [] }, [stage('B', [record(6, 'Applied', { delta: d, expectations: expectations.map((e) => ({ ...e, expected: 'x', ok: true })) })])]);
+    // as written by compareExpectations for this delta: none disagrees
+    expect(
+      at([
+        { what: 'rows axis.topic', actual: '-3' },
+        { what: 'rows axis.topic changed', actual: '2' },
+        { what: 'rows axis.absent removed', actual: '0' },
+        { what: 'views', actual: '-1' },
+        { what: 'views removed', actual: '2' },
+        { what: 'tables added', actual: '0' },
+        { what: 'functions', actual: '+0' },
+        { what: 'metric critical', actual: 'n/a → 3' },
+        { what: 'metric emittable', actual: 'n/a → n/a' },
+        { what: 'widgets added', actual: '7' },
+        { what: 'something else', actual: 'anything' },
+      ]),
+    ).toEqual([]);
+    expect(at([{ what: 'rows axis.topic', actual: '+5' }])).toEqual(["stage B: tier 6: expectation 'rows axis.topic' records +5 measured, but the tier's delta says -3"]);
+    expect(at([{ what: 'views changed', actual: '1' }])).toEqual(["stage B: tier 6: expectation 'views changed' records 1 measured, but the tier's delta says 0"]);
+    expect(at([{ what: 'metric critical', actual: '0 → 3' }])).toEqual(["stage B: tier 6: expectation 'metric critical' records 0 → 3 measured, but the tier's delta says n/a → 3"]);
+    expect(at([{ what: 'metric emittable', actual: '0 → 0' }])).toEqual(["stage B: tier 6: expectation 'metric emittable' records 0 → 0 measured, but the tier's delta says n/a → n/a"]);
+  });
+
+  it("a tier whose expectations were taken out, beside the plan's expect, disagrees", () => {
+    const [b] = rehearsed();
+    delete b!.tiers[0]!.expectations;
+    expect(expectationRecordProblems({ tiers: [tier2] }, [b!])).toEqual(["stage B: tier 2: its expectation records are not what the plan's expectations give for its delta and figures"]);
+  });
 });
 
 describe('checks that hold against the records they are about', () => {
