@@ -1379,6 +1379,18 @@ describe.each(testTargets())('scan and propose through the CLI (%s)', (kind) => 
     const st = await runCli(['status', '--target', url, '--exit-code']);
     expect(st.code).toBe(1);
     expect(st.stdout).toMatch(/an amendment/);
+    // a plan whose amend.author writes a column the proposal table does not have: --as says so, and nothing is submitted
+    const subject = () => withDb(url, (db) => scalar<string>(db, `select payload_sha256 as v from os_proposals where key = 'OS-AXIS'`));
+    const kept = await subject();
+    const other = join(mkdtempSync(join(tmpdir(), 'tiergate-plan-')), 'plan');
+    cpSync(bundledPlanDir(), other, { recursive: true });
+    const yaml = join(other, 'tiergate.yaml');
+    writeFileSync(yaml, readFileSync(yaml, 'utf8').replace('    set user_created = u.id\n', '    set drafted_by = u.id\n'));
+    writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, 'utf8')), note: 'revised' }));
+    const noColumn = await runCli(['propose', '--target', url, '--plan', other, '--submit', file, '--yes', '--as', ADMIN]);
+    expect(noColumn.code, noColumn.stdout + noColumn.stderr).toBe(2);
+    expect(noColumn.stderr).toMatch(/--as admin@northwind\.example: the plan's amend\.author cannot record an author on .*: column "drafted_by" .*does not exist \(SQLSTATE 42703\); submit without --as.*; nothing was submitted/);
+    expect(await subject()).toBe(kept);
   });
 });
 

@@ -228,7 +228,15 @@ export async function submit(db: Db, plan: Plan, payload: unknown, options: { as
       if (after === before) throw new UsageError(`the payload is the one already proposed (subject ${after.slice(0, 12)}): nothing to submit; nothing was changed`);
       // who drafted it: the proposal's author from now on, whom the gate does not count (a submitter could otherwise approve their own payload)
       if (as && amend.author) {
-        const recorded = await tx.query(amend.author, [as]);
+        const recorded = await tx.query(amend.author, [as]).catch((e: unknown) => {
+          // a proposal table without the author's column (Directus's user_created): said so, not the bare SQL error
+          if (e instanceof DbError && e.sqlstate !== null && MISSING_OBJECT.has(e.sqlstate)) {
+            throw new TargetError(
+              `--as ${as}: the plan's amend.author cannot record an author on ${db.displayUrl}: ${e.message} (SQLSTATE ${e.sqlstate}); submit without --as, or give the proposal table the column it writes; nothing was submitted`,
+            );
+          }
+          throw e;
+        });
         if (!recorded.rows.length) throw new UsageError(`--as ${as}: no Directus user with that email on ${db.displayUrl} to record as the payload's author; nothing was submitted`);
       }
       return { before, after, gate: await readGate(tx, plan) };
