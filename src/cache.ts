@@ -34,19 +34,16 @@ export function cacheRoot(): string {
 }
 
 function ownCacheRoot(): string {
-  const beside = join(packageRoot(), 'node_modules', '.cache', 'tiergate');
+  const root = packageRoot();
+  const beside = join(root, 'node_modules', '.cache', 'tiergate');
   // the nearest folder of it that exists decides: the cache itself, else .cache, node_modules, the package
-  for (let dir = beside; ; dir = dirname(dir)) {
-    if (existsSync(dir)) {
-      try {
-        accessSync(dir, constants.W_OK);
-        if (typeof process.getuid !== 'function' || statSync(dir).uid === process.getuid()) return beside;
-      } catch {
-        // not writable: the user's own cache folder
-      }
-      break;
-    }
-    if (dir === packageRoot() || dirname(dir) === dir) break;
+  let dir = beside;
+  while (dir !== root && !existsSync(dir)) dir = dirname(dir);
+  try {
+    accessSync(dir, constants.W_OK);
+    if (typeof process.getuid !== 'function' || statSync(dir).uid === process.getuid()) return beside;
+  } catch {
+    // not writable: the user's own cache folder
   }
   return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'tiergate');
 }

@@ -943,6 +943,35 @@ describe.runIf(testTargets().includes('postgres'))('a role granted nothing (post
       await withDb(url, (db) => db.exec(`drop owned by ${role} cascade; drop role if exists ${role}`)).catch(() => undefined);
     }
   });
+
+  it("Directus in a schema of its own (the database's search_path) that the role may not use: approve names USAGE on it and its tables, not a missing relation; granted, it approves", async () => {
+    target = await freshDatabase('postgres', 'directus', { exactName: true });
+    const url = target.url;
+    await withDb(url, (db) => db.exec('create schema cms; alter database directus set search_path = cms'));
+    expect((await runCli(['sample', '--url', url], { timeoutMs: 300_000 })).code).toBe(0);
+    const structure = await runCli(['apply', '--yes', '--structure-only', '--target', url]);
+    expect(structure.code, structure.stdout + structure.stderr).toBe(0);
+    const role = `tg_bare_${Math.random().toString(36).slice(2, 8)}`;
+    await withDb(url, (db) =>
+      db.exec(`create role ${role} login; grant usage on schema tiergate to ${role}; grant select, insert on all tables in schema tiergate to ${role}; grant usage on all sequences in schema tiergate to ${role}`),
+    );
+    const { editPostgresUrl } = await import('../src/db/pg-url.js');
+    const asRole = editPostgresUrl(url, (u) => void (u.username = role));
+    try {
+      const refused = await runCli(['approve', '--yes', '--target', asRole, '--as', ADMIN]);
+      expect(refused.code, refused.stdout + refused.stderr).toBe(2);
+      expect(refused.stderr).not.toMatch(/does not exist/);
+      const grants = /nothing was changed — (GRANT .*)$/m.exec(refused.stderr)?.[1] ?? '';
+      expect(grants).toMatch(new RegExp(`^GRANT USAGE ON SCHEMA cms TO ${role}; `));
+      expect(grants).toMatch(new RegExp(`GRANT SELECT, INSERT ON cms\\.os_proposal_approvals TO ${role}`));
+      expect(grants).toMatch(/GRANT SELECT ON [^;]*cms\.directus_users/);
+      await withDb(url, (db) => db.exec(grants));
+      const approved = await runCli(['approve', '--yes', '--target', asRole, '--as', ADMIN]);
+      expect(approved.code, approved.stdout + approved.stderr).toBe(0);
+    } finally {
+      await withDb(url, (db) => db.exec(`drop owned by ${role} cascade; drop role if exists ${role}`)).catch(() => undefined);
+    }
+  });
 });
 
 describe.runIf(testTargets().includes('postgres'))('a deploying user that owns none of Directus (postgres)', () => {

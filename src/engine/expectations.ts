@@ -74,5 +74,7 @@ function expected(want: number | string | null, values: Record<string, number | 
   return { any: false, text: literal ? shown : `${want.trim()} = ${shown}`, matches: (v) => value !== null && v === value };
 }
 
-const signed = (n: number) => (n >= 0 ? `+${n}` : String(n));
-const fmt = (n: number | null | undefined) => (n === null || n === undefined ? 'n/a' : String(n));
+/** A net count as an expectation record writes it: `+3`, `-1`. */
+export const signed = (n: number) => (n >= 0 ? `+${n}` : String(n));
+/** A metric's value as an expectation record writes it: a number, or `n/a`. */
+export const fmt = (n: number | null | undefined) => (n === null || n === undefined ? 'n/a' : String(n));

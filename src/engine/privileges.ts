@@ -44,12 +44,29 @@ export function gateReads(plan: Plan): PrivilegedSql[] {
 }
 
 /** A privilege one piece of SQL needs: on a relation (`privilegesNeeded`, `readsNeeded`) or on a function it calls. */
-interface Need {
+export interface Need {
   schema: string | null;
   name: string;
   privilege: string;
   columns?: string[];
   function?: boolean;
+}
+
+/**
+ * What one piece of SQL surely needs: what its statements write
+ * (`privilegesNeeded`); with `reads`, what they read (`readsNeeded`); with
+ * `bodies`, the same of the statements of the functions it calls
+ * (`calledFunctions`, read on `q`) and EXECUTE on those functions.
+ */
+export async function needsOf(q: Queryable, sql: string, options: { reads: boolean; bodies: boolean }): Promise<Need[]> {
+  const called = options.bodies ? await calledFunctions(q, sql) : { statements: [], functions: [] };
+  const found: Need[] = [];
+  for (const script of [sql, ...called.statements]) {
+    found.push(...(await privilegesNeeded(script)));
+    if (options.reads) found.push(...(await readsNeeded(script)));
+  }
+  found.push(...called.functions.map((f) => ({ schema: f.schema, name: f.name, privilege: 'EXECUTE', function: true })));
+  return found;
 }
 
 /**
@@ -66,31 +83,32 @@ interface Need {
  * all a statement needs).
  */
 export async function lackedPrivileges(q: Queryable, pieces: PrivilegedSql[], options: { reads?: boolean } = {}): Promise<PrivilegeLack[]> {
-  const needs = (
-    await Promise.all(
-      pieces.map(async (piece, i) => {
-        const called = options.reads ? await calledFunctions(q, piece.sql) : { statements: [], functions: [] };
-        const scripts = [piece.sql, ...called.statements];
-        const found: Need[] = [];
-        for (const sql of scripts) {
-          found.push(...(await privilegesNeeded(sql)));
-          if (options.reads) found.push(...(await readsNeeded(sql)));
-        }
-        found.push(...called.functions.map((f) => ({ schema: f.schema, name: f.name, privilege: 'EXECUTE', function: true })));
-        return found.map((n) => ({ ...n, i }));
-      }),
-    )
-  ).flat();
+  // one piece after another: the function bodies are read on this session, which runs one query at a time
+  const needs: (Need & { i: number })[] = [];
+  for (const [i, piece] of pieces.entries()) {
+    const reads = options.reads === true;
+    for (const n of await needsOf(q, piece.sql, { reads, bodies: reads })) needs.push({ ...n, i });
+  }
   if (!needs.length) return [];
   const r = await q.query<{ i: number; name: string; kind: PrivilegeLack['kind']; privileges: string[] }>(
     `with n as (select * from unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bool[]) with ordinality as n(i, s, nm, p, cols, fn, o)),
-     -- a schema named that this user may not use: to_regclass would fail on any name in it
-     unusable as (select ns.oid, ns.nspname from pg_namespace ns where ns.nspname in (select s from n) and not has_schema_privilege(ns.oid, 'USAGE')),
+     -- the search_path as configured: the server skips a schema this user may not use, so an unqualified name found
+     -- only there would read as missing (Directus in its own schema, DB_SEARCH_PATH, without USAGE on it)
+     path as (select o, case when x in ('$user', '"$user"') then current_user::text
+                             when x ~ '^".*"$' then replace(substr(x, 2, length(x) - 2), '""', '"') else lower(x) end as nspname
+                from unnest(array['pg_catalog'] || string_to_array(current_setting('search_path'), ',')) with ordinality as p(raw, o), btrim(raw) as x),
      rel as (
        select n.*, c.oid as rel from n
-         join pg_class c on c.oid = case when n.s is null then to_regclass(quote_ident(n.nm))
+         join pg_class c on c.oid = case when n.s is null
+                                         then coalesce(to_regclass(quote_ident(n.nm)),
+                                                       (select c2.oid from path join pg_namespace ns on ns.nspname = path.nspname
+                                                          join pg_class c2 on c2.relnamespace = ns.oid and c2.relname = n.nm order by path.o limit 1))
                                          else (select c2.oid from pg_class c2 join pg_namespace ns on ns.oid = c2.relnamespace where ns.nspname = n.s and c2.relname = n.nm) end
         where not n.fn),
+     -- a schema this user may not use (to_regclass would fail on any name in it): one named, or one a relation needed lies in
+     unusable as (select n.i, ns.oid, n.o from n join pg_namespace ns on ns.nspname = n.s where not has_schema_privilege(ns.oid, 'USAGE')
+                  union
+                  select rel.i, c.relnamespace, rel.o from rel join pg_class c on c.oid = rel.rel where not has_schema_privilege(c.relnamespace, 'USAGE')),
      lack as (
        select i, rel as oid, 'r' as k, p, o from rel
         where not case when p in ('SELECT', 'INSERT', 'UPDATE', 'REFERENCES') then has_any_column_privilege(rel, p) else has_table_privilege(rel, p) end
@@ -105,7 +123,7 @@ export async function lackedPrivileges(q: Queryable, pieces: PrivilegedSql[], op
           -- (has_sequence_privilege refuses any other relation: asked only of the sequence, whatever order the planner picks)
           and case when s.relkind = 'S' then not (has_sequence_privilege(s.oid, 'USAGE') or has_sequence_privilege(s.oid, 'UPDATE')) else false end
        union
-       select n.i, u.oid, 's', 'USAGE', n.o from n join unusable u on u.nspname = n.s
+       select i, oid, 's', 'USAGE', o from unusable
        union
        -- a function's name may have overloads: lacking only when it may execute none of them
        select n.i, min(p.oid), 'f', 'EXECUTE', n.o from n

@@ -1,8 +1,7 @@
 import type { Db } from '../db/port.js';
 import { BlockedError, DbError, TargetError } from '../errors.js';
 import type { Plan } from '../plan/plan.js';
-import { privilegesNeeded } from '../plan/privileges-needed.js';
-import { calledFunctions } from './called-functions.js';
+import { needsOf } from './privileges.js';
 import { describeBlockers, isWaitTimeout, quotedUser } from './blockers.js';
 import { ledgerGrants } from './ledger.js';
 
@@ -81,10 +80,9 @@ async function notPermitted(db: Db, what: string, e: DbError, needs?: readonly s
   return new TargetError(`${what} on ${db.displayUrl}: ${e.message}: ${await grantsFor(db, e.message, e.where, needs, written)}; nothing was changed`);
 }
 
-/** The relations `sql` writes: its own statements' targets and those of the functions it calls (`calledFunctions`). */
+/** The relations `sql` writes: its own statements' targets and those of the functions it calls (`needsOf`). */
 async function writtenBy(db: Db, sql: string): Promise<{ schema: string | null; name: string }[]> {
-  const { statements } = await calledFunctions(db, sql);
-  return (await Promise.all([sql, ...statements].map((s) => privilegesNeeded(s)))).flat().filter((n) => n.privilege !== 'REFERENCES' && n.privilege !== 'TRIGGER');
+  return (await needsOf(db, sql, { reads: false, bodies: true })).filter((n) => !n.function && n.privilege !== 'REFERENCES' && n.privilege !== 'TRIGGER');
 }
 
 /**

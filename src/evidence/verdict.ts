@@ -1,4 +1,4 @@
-import { compareExpectations } from '../engine/expectations.js';
+import { compareExpectations, fmt, signed } from '../engine/expectations.js';
 import type { Plan } from '../plan/plan.js';
 import { ObjectKind } from '../plan/schema.js';
 import { checkPostCondition, parsePostCondition } from '../plan/post-condition.js';
@@ -141,12 +141,10 @@ export function expectationRecordProblems(plan: Pick<Plan, 'tiers'>, stages: Sta
 
 /** What a tier's delta says was measured for an expectation (`rows T added`, `rows T`, `tables removed`, `metric M`), as `compareExpectations` writes it; undefined for one it does not name. */
 function measuredFor(what: string, delta: NonNullable<TierResult['delta']>): string | undefined {
-  const signed = (n: number) => (n >= 0 ? `+${n}` : String(n));
-  const value = (v: number | null | undefined) => (v === null || v === undefined ? 'n/a' : String(v));
   const metric = /^metric (.+)$/.exec(what);
   if (metric) {
     const m = delta.metrics[metric[1]!];
-    return `${value(m?.before)} → ${value(m?.after)}`;
+    return `${fmt(m?.before)} → ${fmt(m?.after)}`;
   }
   const rows = /^rows (.+?)(?: (added|removed|changed))?$/.exec(what);
   const objects = /^(\w+)(?: (added|removed|changed))?$/.exec(what);
