@@ -3,6 +3,7 @@
  * gives match what happened in the target. Each test here guards a defect
  * that was real once; see operator-tty.test.ts for the prompt and Ctrl-C.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
@@ -21,7 +22,7 @@ import { runCli } from './helpers/cli.js';
 import { startCli, type LiveCli } from './helpers/cli-live.js';
 import { ENGINE_PLAN, stateOf } from './helpers/engine-fixture.js';
 import { cliRuns, dropTemplates, gateTarget, ids, inspect, planWith } from './helpers/operator.js';
-import { testTargets, type TestDatabase } from './helpers/targets.js';
+import { freshDatabase, testTargets, type TestDatabase } from './helpers/targets.js';
 import { axisGovernanceEvidence } from './fixtures/evidence-sample.js';
 
 /** The gated tier's INSERT misspelt, after its guard: the file does not parse (tiers/02_seed.sql:10:8). */
@@ -283,11 +284,30 @@ describe.concurrent.each(testTargets())('operator on %s', (kind) => {
     expect(await approvals()).toBe(before);
   }));
 
-  it.runIf(kind === 'postgres')('a read that runs out its statement_timeout with nobody in its way says it was slow, not blocked (exit 1)', onTarget(async (target) => {
+  it.runIf(kind === 'postgres')('a read that runs out its statement_timeout with nobody in its way says it was slow, not blocked (exit 1), whatever other databases of the server hold', onTarget(async (target) => {
     const slow = planWith({
       'tiergate.yaml': (s) => s.replace('statement_timeout: 1min', 'statement_timeout: 300ms').replace('metrics:\n', 'metrics:\n  slow: select count(*) from (select pg_sleep(2)) x\n'),
     });
-    const r = await runCli(['status', '--plan', slow, '--target', target.url]);
+    // an open transaction in another database of the server, holding a table's lock and one on a catalog's toast table
+    // (same oid in every database, as a pg_restore into a clone holds it): neither is in this read's way (CI once said so)
+    const elsewhere = await freshDatabase('postgres', 'bystander');
+    const holder = new pg.Client({ connectionString: elsewhere.url });
+    await holder.connect();
+    const r = await (async () => {
+      try {
+        await holder.query('create table held (id int)');
+        const wide = Array.from({ length: 400 }, (_, i) => `${i} as "${createHash('md5').update(String(i)).digest('hex')}"`).join(', ');
+        await holder.query(`begin; lock table held; create view wide as select ${wide}`);
+        const toast = await holder.query<{ n: number }>(
+          `select count(*)::int as n from pg_locks where pid = pg_backend_pid() and relation in ('held'::regclass, (select reltoastrelid from pg_class where oid = 'pg_rewrite'::regclass))`,
+        );
+        expect(toast.rows[0]!.n).toBe(2);
+        return await runCli(['status', '--plan', slow, '--target', target.url]);
+      } finally {
+        await holder.end();
+        await elsewhere.drop();
+      }
+    })();
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/canceling statement due to statement timeout \(no other session held a lock it waited for: the query itself ran that long here\)/);
     expect(r.stderr).toMatch(/defaults\.statement_timeout bounds it/);

@@ -21,6 +21,8 @@ export async function describeBlockers(db: Db, statementSql: string): Promise<st
            from pg_locks l join pg_stat_activity a on a.pid = l.pid
           -- (a relation lock is held inside a transaction: no filter on xact_start, which another user's session hides from a user without pg_read_all_stats)
           where l.granted and l.locktype = 'relation' and a.pid <> pg_backend_pid()
+            -- a lock in another database is on another relation of the same oid (a catalog's toast table, pg_toast_2618, has one oid in every database): never in the way
+            and l.database in (0, (select oid from pg_database where datname = current_database()))
             and (cardinality($1::text[]) = 0 or l.relation = any (select to_regclass(x) from unnest($1::text[]) x where to_regclass(x) is not null))
             and l.relation in (select oid from pg_class where relnamespace not in (select oid from pg_namespace where nspname in ('pg_catalog', 'information_schema')))
           order by a.xact_start nulls last limit 5`,

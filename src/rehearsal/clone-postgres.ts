@@ -611,7 +611,8 @@ async function withSnapshotLock<T>(scratchUrl: string, prefix: string, progress:
     if (!got.rows[0]?.ok) {
       const holder = await db
         .query<{ pid: number }>(
-          `select pid from pg_locks where locktype = 'advisory' and granted and classid = $1::bigint::oid and objid = $2::bigint::oid and objsubid = 2`,
+          `select pid from pg_locks where locktype = 'advisory' and granted and classid = $1::bigint::oid and objid = $2::bigint::oid and objsubid = 2
+              and database = (select oid from pg_database where datname = current_database())`,
           [SNAPSHOT_LOCK_CLASS, key],
         )
         .then((r) => (r.rows[0] ? `backend pid ${r.rows[0].pid}` : 'holder not visible to this user'))
