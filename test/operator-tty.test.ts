@@ -132,6 +132,68 @@ describe.each(testTargets())('operator at a terminal on %s', (kind) => {
     expect(again.code, again.stderr).toBe(0);
   }));
 
+  it.runIf(kind === 'postgres')("Ctrl-C during a tier's long statement on a server: the statement is cancelled then, not waited for; the tier rolls back, exit 130", onTarget(async (target) => {
+    await withDb(target.url, (db) => db.exec('insert into gate.approval (valid) values (true)'));
+    // tier 3 sleeps 60 s (its statement_timeout is the plan's 1 min)
+    const plan = planWith({ 'tiers/03_view.sql': (s) => `select pg_sleep(60);\n${s}` });
+    const run = startCli(['apply', '--yes', '--plan', plan, '--target', target.url]);
+    await run.waitFor(/^ +2 +Seed +data +Applied/m, 'stdout');
+    const sleeping = async () => withDb(target.url, (db) => db.query<{ n: number }>(`select count(*)::int as n from pg_stat_activity where query like 'select pg_sleep(60)%' and pid <> pg_backend_pid()`).then((x) => x.rows[0]!.n));
+    for (let i = 0; i < 100 && (await sleeping()) === 0; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(await sleeping()).toBe(1);
+    run.kill('SIGINT');
+    // the statement ends on the server (waiting for it would be the rest of the minute)
+    let left = 1;
+    for (let i = 0; i < 150 && left > 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      left = await sleeping();
+    }
+    expect(left).toBe(0);
+    const r = await run.done;
+    expect(r.code, r.stdout + r.stderr).toBe(130);
+    expect(r.stderr).toMatch(/on a server a tier's statement is cancelled now/);
+    expect(r.stdout).toMatch(/^ +3 +View +structure +Failed .*interrupted \(Ctrl-C\) during tier 3: its transaction was rolled back/m);
+    expect(r.stdout).toMatch(/^apply: INTERRUPTED — tier 1, 2 committed before the interruption; tier 3, which was running, rolled back\./m);
+    await withDb(target.url, async (db) => {
+      expect((await inspect(target.url, db)).ledger.map((l) => l.tier_id)).toEqual([1, 2]);
+      const attempts = await db.query<{ outcome: string; message: string }>(`select outcome, message from tiergate.attempt where tier_id = 3`);
+      expect(attempts.rows).toEqual([{ outcome: 'failed', message: expect.stringMatching(/^interrupted \(Ctrl-C\) during tier 3/) }]);
+    });
+    // nothing of the run is left on the server: the rollout lock is free, the next apply goes on from tier 3
+    const again = await runCli(['apply', '--yes', '--plan', ENGINE_PLAN, '--target', target.url]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(/^ +3 +View +structure +Applied/m);
+  }));
+
+  it.runIf(kind === 'postgres')("Ctrl-C while a gated tier waits for its gate's lock on a server: the wait ends then, not at the lock_timeout; exit 130, nothing of the tier", onTarget(async (target) => {
+    await withDb(target.url, (db) => db.exec('insert into gate.approval (valid) values (true)'));
+    const plan = planWith({ 'tiergate.yaml': (s) => s.replace('lock_timeout: 2s', 'lock_timeout: 1min') });
+    const holder = await openDb(target.url);
+    try {
+      // another session's lock on the gate's table: the gate's FOR SHARE waits for it
+      await holder.exec('begin; lock table gate.approval in exclusive mode');
+      const run = startCli(['apply', '--yes', '--plan', plan, '--target', target.url]);
+      const waiting = async () => withDb(target.url, (db) => db.query<{ n: number }>(`select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query like '%gate.approval%for share%'`).then((x) => x.rows[0]!.n));
+      for (let i = 0; i < 150 && (await waiting()) === 0; i++) await new Promise((r) => setTimeout(r, 100));
+      expect(await waiting()).toBe(1);
+      run.kill('SIGINT');
+      let left = 1;
+      for (let i = 0; i < 150 && left > 0; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        left = await waiting();
+      }
+      expect(left).toBe(0);
+      const r = await run.done;
+      expect(r.code, r.stdout + r.stderr).toBe(130);
+      expect(r.stdout).toMatch(/^ +2 +Seed +data +Failed .*interrupted \(Ctrl-C\) during tier 2: its transaction was rolled back/m);
+      expect(r.stdout + r.stderr).not.toMatch(/canceling statement|statement timeout|blocked by/);
+    } finally {
+      await holder.exec('rollback').catch(() => undefined);
+      await holder.close();
+    }
+    expect((await inspect(target.url)).ledger.map((l) => l.tier_id)).toEqual([1]);
+  }));
+
   // the signal is checked between a tier's statements and once more before its COMMIT
   it('Ctrl-C after the last statement of a tier, before its COMMIT: the tier rolls back', onTarget(async (target) => {
     await withDb(target.url, (db) => db.exec('insert into gate.approval (valid) values (true)'));

@@ -82,7 +82,9 @@ export async function interruptible<T>(out: Output, fn: (signal: AbortSignal) =>
       out.result({ ok: false, error: { kind: 'interrupted', message } });
       process.exit(130);
     }
-    out.error('\ntiergate: interrupted — stopping after the current statement, which may wait out its lock_timeout or statement_timeout (a tier under way rolls back; a rehearsal drops its clones); Ctrl-C again to exit at once');
+    out.error(
+      "\ntiergate: interrupted — stopping after the current statement: on a server a tier's statement is cancelled now, tiergate's own reads end within the plan's timeouts, on PGlite the statement finishes first (a tier under way rolls back; a rehearsal drops its clones); Ctrl-C again to exit at once",
+    );
     controller.abort();
   };
   // SIGTERM (a service manager, kill) and SIGHUP (the terminal closed) stop a run as Ctrl-C does, not in the middle of it

@@ -117,7 +117,8 @@ export class PgDb implements Db {
     try {
       out = await fn(this);
     } catch (e) {
-      if (!this.dead) await this.exec('rollback').catch(() => undefined);
+      // (once more if the first was refused: a cancel of the statement before it, sent at Ctrl-C, may land on it)
+      if (!this.dead) await this.exec('rollback').catch(() => (this.dead ? undefined : this.exec('rollback'))).catch(() => undefined);
       throw e;
     }
     try {
@@ -140,11 +141,32 @@ export class PgDb implements Db {
     return !this.dead;
   }
 
+  async cancelStatement(): Promise<void> {
+    // the backend's pid, from the connection's start (BackendKeyData): no query on this busy connection
+    const pid = (this.client as unknown as { processID?: number }).processID;
+    if (!pid || this.dead) return;
+    const other = await PgDb.connect(this.url, 'tiergate (cancelling a statement at Ctrl-C)');
+    other.setResponseTimeout(CANCEL_ANSWER_MS);
+    try {
+      // only while it runs a statement, and never its COMMIT or ROLLBACK: a cancel that reached a COMMIT would leave
+      // whether it committed to a race, and one that reached a ROLLBACK would leave the transaction open
+      await other.query(
+        `select pg_cancel_backend(pid) from pg_stat_activity where pid = $1 and state = 'active' and query !~* '^\\s*(commit|rollback|end|abort)\\M'`,
+        [pid],
+      );
+    } finally {
+      await other.close();
+    }
+  }
+
   async close(): Promise<void> {
     this.dead = true;
     await this.client.end().catch(() => undefined);
   }
 }
+
+/** How long a cancel waits for the server's answer (the cancelling connection's own bound). */
+const CANCEL_ANSWER_MS = 10_000;
 
 /** node-postgres's ways of saying the socket is gone (no SQLSTATE), and the server's FATAL shutdowns. */
 function isConnectionLoss(e: unknown): boolean {

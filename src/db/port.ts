@@ -60,5 +60,14 @@ export interface Db extends Queryable {
    * connection counts as lost. Only network adapters need it; null: no bound.
    */
   setResponseTimeout?(ms: number | null): void;
+  /**
+   * Asks the server to cancel the statement this connection is running, if
+   * it runs one that is not COMMIT or ROLLBACK (from a connection of its
+   * own): Ctrl-C during a tier's long statement or its wait for a lock.
+   * Resolves once the server has sent the signal (or had nothing to
+   * cancel). Absent on an embedded database, whose statements run on this
+   * thread and cannot be interrupted.
+   */
+  cancelStatement?(): Promise<void>;
   close(): Promise<void>;
 }

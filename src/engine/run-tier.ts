@@ -240,7 +240,7 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
   try {
     // what the parser sees the file do (a file it refuses is refused before any tier runs, by lint): the server judges the rest
     const touched = await touchedRelations(tier.sql).catch(() => null);
-    const measured = await db.transaction(async (tx) => {
+    const measured = await db.transaction((tx) => cancelledAtAbort(db, options.signal, async () => {
       const callsUser = touched ? await callsUserFunction(tx, touched.calls) : true;
       // the session's settings, kept when the file may change them (given back after it)
       const kept = await setTimeouts(tx, plan, tier, mayChangeSettings(touched, callsUser));
@@ -310,16 +310,44 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
       if (options.signal?.aborted) throw new Interrupted(tier);
       pending = result;
       return result;
-    });
+    }));
     const applied: TierResult = { ...baseResult(tier), status: 'Applied', durationMs: elapsed(), ...measuredFields(measured) };
     if (options.reference) options.carry?.forget();
     else options.carry?.keep(afterMetrics(applied), measured.catalogAfter);
     await testHook('tier-committed', tier.id);
     return applied;
-  } catch (e) {
+  } catch (caught) {
+    // a statement of tiergate's own (the gate's wait for its lock, a metric) cancelled at Ctrl-C: the interruption it is
+    const e = options.signal?.aborted && (caught as { sqlstate?: unknown } | null)?.sqlstate === '57014' ? new Interrupted(tier) : caught;
     if (!options.proveGuard) options.carry?.forget();
     if (e instanceof CommitInDoubtError) return commitInDoubt(db, plan, tier, e, elapsed(), ledgerId, pending, options);
     return failedOrBlocked(db, plan, tier, e, elapsed(), options);
+  }
+}
+
+/**
+ * Runs a tier's transaction body. A Ctrl-C while it runs cancels the
+ * statement under way on a server (a long UPDATE, a wait for a lock) instead
+ * of waiting for it to end or time out; the tier then rolls back. The body
+ * ends only once the cancel has been delivered, so it cannot reach the
+ * ROLLBACK sent after it, nor a COMMIT (none is sent after a Ctrl-C, and the
+ * server is asked to skip one).
+ */
+async function cancelledAtAbort<T>(db: Db, signal: AbortSignal | undefined, body: () => Promise<T>): Promise<T> {
+  const cancelStatement = db.cancelStatement?.bind(db);
+  if (!signal || !cancelStatement) return body();
+  let running = true;
+  let sent: Promise<void> | null = null;
+  const cancel = () => {
+    if (running) sent = cancelStatement().catch(() => undefined);
+  };
+  signal.addEventListener('abort', cancel, { once: true });
+  try {
+    return await body();
+  } finally {
+    running = false;
+    signal.removeEventListener('abort', cancel);
+    if (sent) await sent;
   }
 }
 
