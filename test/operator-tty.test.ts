@@ -22,6 +22,20 @@ import { testTargets, type TestDatabase } from './helpers/targets.js';
 
 afterAll(dropTemplates);
 
+/** How many sessions of the server of `url`, other than the one asking, match `where` (a condition on pg_stat_activity). */
+const sessionsWhere = (url: string, where: string) =>
+  withDb(url, (db) => db.query<{ n: number }>(`select count(*)::int as n from pg_stat_activity where ${where} and pid <> pg_backend_pid()`).then((x) => x.rows[0]!.n));
+
+/** Reads `count` every 100 ms, at most `tries` times more, until `done` holds of it; the last reading. */
+async function pollUntil(count: () => Promise<number>, done: (n: number) => boolean, tries = 150): Promise<number> {
+  let n = await count();
+  for (let i = 0; i < tries && !done(n); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    n = await count();
+  }
+  return n;
+}
+
 describe.each(testTargets())('operator at a terminal on %s', (kind) => {
   const onTarget = (fn: (target: TestDatabase) => Promise<void>) => async () => {
     const target = await gateTarget(kind);
@@ -110,45 +124,32 @@ describe.each(testTargets())('operator at a terminal on %s', (kind) => {
     }
   }));
 
-  it.runIf(kind === 'postgres')('a run killed in the middle of a statement: the server ends it within seconds, and the rollout lock with it', onTarget(async (target) => {
+  /** An apply (gate open) whose tier 3 sleeps 60 s (its statement_timeout is the plan's 1 min), once the sleep runs on the server; `sleeping` counts it. */
+  async function applySleepingInTier3(target: TestDatabase) {
     await withDb(target.url, (db) => db.exec('insert into gate.approval (valid) values (true)'));
-    // tier 3 sleeps 60 s (its statement_timeout is the plan's 1 min)
     const plan = planWith({ 'tiers/03_view.sql': (s) => `select pg_sleep(60);\n${s}` });
     const run = startCli(['apply', '--yes', '--plan', plan, '--target', target.url]);
     await run.waitFor(/^ +2 +Seed +data +Applied/m, 'stdout');
-    const sleeping = async () => withDb(target.url, (db) => db.query<{ n: number }>(`select count(*)::int as n from pg_stat_activity where query like 'select pg_sleep(60)%' and pid <> pg_backend_pid()`).then((x) => x.rows[0]!.n));
-    for (let i = 0; i < 100 && (await sleeping()) === 0; i++) await new Promise((r) => setTimeout(r, 100));
-    expect(await sleeping()).toBe(1);
+    const sleeping = () => sessionsWhere(target.url, "query like 'select pg_sleep(60)%'");
+    expect(await pollUntil(sleeping, (n) => n > 0)).toBe(1);
+    return { run, sleeping };
+  }
+
+  it.runIf(kind === 'postgres')('a run killed in the middle of a statement: the server ends it within seconds, and the rollout lock with it', onTarget(async (target) => {
+    const { run, sleeping } = await applySleepingInTier3(target);
     run.kill('SIGKILL');
     await run.done;
     // (without client_connection_check_interval the statement, its locks and the rollout lock would stay for the minute)
-    let left = 1;
-    for (let i = 0; i < 150 && left > 0; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      left = await sleeping();
-    }
-    expect(left).toBe(0);
+    expect(await pollUntil(sleeping, (n) => n === 0)).toBe(0);
     const again = await runCli(['apply', '--yes', '--plan', ENGINE_PLAN, '--target', target.url]);
     expect(again.code, again.stderr).toBe(0);
   }));
 
   it.runIf(kind === 'postgres')("Ctrl-C during a tier's long statement on a server: the statement is cancelled then, not waited for; the tier rolls back, exit 130", onTarget(async (target) => {
-    await withDb(target.url, (db) => db.exec('insert into gate.approval (valid) values (true)'));
-    // tier 3 sleeps 60 s (its statement_timeout is the plan's 1 min)
-    const plan = planWith({ 'tiers/03_view.sql': (s) => `select pg_sleep(60);\n${s}` });
-    const run = startCli(['apply', '--yes', '--plan', plan, '--target', target.url]);
-    await run.waitFor(/^ +2 +Seed +data +Applied/m, 'stdout');
-    const sleeping = async () => withDb(target.url, (db) => db.query<{ n: number }>(`select count(*)::int as n from pg_stat_activity where query like 'select pg_sleep(60)%' and pid <> pg_backend_pid()`).then((x) => x.rows[0]!.n));
-    for (let i = 0; i < 100 && (await sleeping()) === 0; i++) await new Promise((r) => setTimeout(r, 100));
-    expect(await sleeping()).toBe(1);
+    const { run, sleeping } = await applySleepingInTier3(target);
     run.kill('SIGINT');
     // the statement ends on the server (waiting for it would be the rest of the minute)
-    let left = 1;
-    for (let i = 0; i < 150 && left > 0; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      left = await sleeping();
-    }
-    expect(left).toBe(0);
+    expect(await pollUntil(sleeping, (n) => n === 0)).toBe(0);
     const r = await run.done;
     expect(r.code, r.stdout + r.stderr).toBe(130);
     expect(r.stderr).toMatch(/on a server a tier's statement is cancelled now/);
@@ -173,16 +174,10 @@ describe.each(testTargets())('operator at a terminal on %s', (kind) => {
       // another session's lock on the gate's table: the gate's FOR SHARE waits for it
       await holder.exec('begin; lock table gate.approval in exclusive mode');
       const run = startCli(['apply', '--yes', '--plan', plan, '--target', target.url]);
-      const waiting = async () => withDb(target.url, (db) => db.query<{ n: number }>(`select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query like '%gate.approval%for share%'`).then((x) => x.rows[0]!.n));
-      for (let i = 0; i < 150 && (await waiting()) === 0; i++) await new Promise((r) => setTimeout(r, 100));
-      expect(await waiting()).toBe(1);
+      const waiting = () => sessionsWhere(target.url, "wait_event_type = 'Lock' and query like '%gate.approval%for share%'");
+      expect(await pollUntil(waiting, (n) => n > 0)).toBe(1);
       run.kill('SIGINT');
-      let left = 1;
-      for (let i = 0; i < 150 && left > 0; i++) {
-        await new Promise((r) => setTimeout(r, 100));
-        left = await waiting();
-      }
-      expect(left).toBe(0);
+      expect(await pollUntil(waiting, (n) => n === 0)).toBe(0);
       const r = await run.done;
       expect(r.code, r.stdout + r.stderr).toBe(130);
       expect(r.stdout).toMatch(/^ +2 +Seed +data +Failed .*interrupted \(Ctrl-C\) during tier 2: its transaction was rolled back/m);
