@@ -224,7 +224,7 @@ describe.each(testTargets())('tiergate approve (%s)', (kind) => {
       await sql((db) => db.exec('alter table os_proposal_approvals drop column payload_sha256 cascade'));
       const broken = await runCli(['status', '--target', s.t.url]);
       expect(broken.stdout).toMatch(/gate ospa = n\/a \(needs ≥ 1\): CLOSED/);
-      expect(broken.stdout).toMatch(/the gate reads nothing: its query fails here: column a\.payload_sha256 does not exist/);
+      expect(broken.stdout).toMatch(/the gate reads no value, so no approval can open it: its query fails here: column a\.payload_sha256 does not exist/);
       expect(broken.stdout).not.toMatch(/no approvals yet/);
     } finally {
       await s.close();

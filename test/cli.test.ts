@@ -159,7 +159,7 @@ describe.each(testTargets())('tiergate CLI on %s', (kind) => {
     const s = await runCli(['status', '--plan', ENGINE_PLAN, '--target', target.url]);
     expect(s.code, s.stderr).toBe(0);
     expect(s.stdout).toMatch(/gate approvals = n\/a \(needs ≥ 1\): CLOSED/);
-    expect(s.stdout).toMatch(/the gate reads nothing: its query fails here: relation "gate\.approval" does not exist/);
+    expect(s.stdout).toMatch(/the gate reads no value, so no approval can open it: its query fails here: relation "gate\.approval" does not exist/);
   });
 
   it('two applies at once: one applies, the other exits 4 without touching anything', async () => {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { loadPlan } from '../src/plan/load-plan.js';
+import { bundledPlanDir } from '../src/plan/plan.js';
 import { lintPlan, splitStatements, SqlSyntaxError, touchedRelations, type LintFinding } from '../src/plan/lint.js';
 import { runCli } from './helpers/cli.js';
 import { copyEnginePlan } from './helpers/engine-fixture.js';
@@ -312,6 +313,43 @@ describe('lintPlan', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/tiergate\.yaml:\d+:1: metric '\w+' is not one query that only reads.*\[plan-query\]; nothing was run/);
     expect(r.stderr).not.toMatch(/127\.0\.0\.1|connect/);
+  });
+
+  it("refuses the plan's own SQL that does not parse — the gate, a metric, gate.approve, the rehearsal's and day two's — at the line of its key, before anything connects", async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'tiergate-plan-')), 'plan');
+    cpSync(bundledPlanDir(), dir, { recursive: true });
+    const yaml = join(dir, 'tiergate.yaml');
+    const broken = [
+      ['    select count(distinct a.approver)\n', '    selec count(distinct a.approver)\n'],
+      ['  critical: select count(*)', '  critical: select count(*'],
+      ['      insert into os_proposal_approvals (proposal, approver, payload_sha256)\n', '      insert into os_proposal_approvals (proposal, approver, payload_sha256\n'],
+      ["    select case split_part(f.key, ':', 1)\n", "    select case split_part(f.key, ':', 1\n"],
+      ['    insert into os_proposal_approvals (proposal, approver, payload_sha256)\n    select p.id,', '    insert into os_proposal_approvals (proposal, approver, payload_sha256)\n    selectt p.id,'],
+    ];
+    let text = readFileSync(yaml, 'utf8');
+    for (const [from, to] of broken) {
+      expect(text.includes(from!), from).toBe(true);
+      text = text.replace(from!, to!);
+    }
+    writeFileSync(yaml, text);
+    const lines = text.split('\n');
+    const lineOf = (pattern: RegExp, after = 0) => lines.findIndex((l, i) => i >= after && pattern.test(l)) + 1;
+    const findings = (await lintPlan(loadPlan(dir))).filter((f) => f.rule === 'plan-query');
+    expect(findings.map((f) => [f.line, f.severity, f.message.replace(/: syntax error.*/, '')])).toEqual([
+      [lineOf(/^  critical:/), 'error', "metric 'critical' does not parse"],
+      [lineOf(/^  sql: >-/, lineOf(/^gate:/)), 'error', "gate 'ospa' does not parse"],
+      [lineOf(/^    sql: >-/, lineOf(/^  approve:/)), 'error', 'gate.approve.sql (tiergate approve) does not parse'],
+      [lineOf(/^  open_gate:/), 'error', 'rehearsal.open_gate does not parse'],
+      [lineOf(/^  findings:/), 'error', 'amend.findings does not parse'],
+    ]);
+    expect(findings[1]!.message).toMatch(/^gate 'ospa' does not parse: syntax error at or near "selec"/);
+    // refused before anything connects (a port nothing listens on), whatever the command
+    for (const command of [['apply', '--yes'], ['status'], ['approve', '--yes', '--as', 'a@b.org']]) {
+      const r = await runCli([...command, '--plan', dir, '--target', 'postgres://u:pw@127.0.0.1:1/x']);
+      expect(r.code, command[0]).toBe(2);
+      expect(r.stderr, command[0]).toMatch(/tiergate\.yaml:\d+:1: gate 'ospa' does not parse: syntax error at or near "selec".*\[plan-query\]/);
+      expect(r.stderr, command[0]).not.toMatch(/127\.0\.0\.1|connect/);
+    }
   });
 
   it('reports the severity the rule documents', async () => {

@@ -284,6 +284,21 @@ describe.concurrent.each(testTargets())('operator on %s', (kind) => {
     expect(await approvals()).toBe(before);
   }));
 
+  it('a gate whose query names a column that does not exist reads no value: apply (NO-GO, exit 3) and status say why, and that approvals cannot open it', onTarget(async (target) => {
+    const typo = planWith({ 'tiergate.yaml': (s) => s.replace('from gate.approval where valid\n', 'from gate.approval where validd\n') });
+    await withDb(target.url, (db) => db.exec('insert into gate.approval (valid) values (true)'));
+    const r = await runCli(['apply', '--yes', '--plan', typo, '--target', target.url]);
+    expect(r.code, r.stdout + r.stderr).toBe(3);
+    expect(r.stdout).toMatch(/^ +2 +Seed +data +Blocked .*gate closed \(approvals=n\/a, needs ≥ 1; it reads no value: its query fails here: column "validd" does not exist \(SQLSTATE 42703\)\)/m);
+    expect(r.stdout).toMatch(/^apply: NO-GO \(approvals=n\/a\)/m);
+    expect(r.stdout).toMatch(/^ +the gate reads no value, so no approval can open it: its query fails here: column "validd" does not exist \(SQLSTATE 42703\) — create what gate\.sql reads, or correct it in tiergate\.yaml$/m);
+    const s = await runCli(['status', '--plan', typo, '--target', target.url]);
+    expect(s.stdout).toMatch(/^gate approvals = n\/a \(needs ≥ 1\): CLOSED$/m);
+    expect(s.stdout).toMatch(/^ +the gate reads no value, so no approval can open it: its query fails here: column "validd" does not exist/m);
+    const json = JSON.parse((await runCli(['status', '--json', '--plan', typo, '--target', target.url])).stdout) as { gate: { value: null; unread: string } };
+    expect(json.gate).toMatchObject({ value: null, open: false, unread: 'its query fails here: column "validd" does not exist (SQLSTATE 42703)' });
+  }));
+
   it.runIf(kind === 'postgres')('a read that runs out its statement_timeout with nobody in its way says it was slow, not blocked (exit 1), whatever other databases of the server hold', onTarget(async (target) => {
     const slow = planWith({
       'tiergate.yaml': (s) => s.replace('statement_timeout: 1min', 'statement_timeout: 300ms').replace('metrics:\n', 'metrics:\n  slow: select count(*) from (select pg_sleep(2)) x\n'),

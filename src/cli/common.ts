@@ -28,6 +28,20 @@ export async function planOf(opts: { plan?: string; planDatabase?: string }): Pr
   return plan;
 }
 
+/**
+ * The plan of a command that reads or writes a target outside a rollout
+ * (status, verify, log, approve, scan, propose): refused (exit 2) before
+ * anything connects when its own queries in tiergate.yaml do not parse or
+ * are not each one query that only reads (lint's `plan-query`); a rollout
+ * refuses it with the rest of lint's errors.
+ */
+export async function checkedPlanOf(opts: { plan?: string; planDatabase?: string }): Promise<Plan> {
+  const plan = await planOf(opts);
+  const { assertPlanQueries } = await import('../engine/preflight.js');
+  await assertPlanQueries(plan);
+  return plan;
+}
+
 /** `--target URL` (or TIERGATE_TARGET). */
 export function targetOf(opts: { target?: string }): string {
   const t = opts.target;
@@ -184,9 +198,15 @@ export function printRunSummary(r: RunResult, out: Output, whenClosed?: string):
   } else if (r.outcome === 'failed') out.line(out.paint('red', `${r.command}: FAILED`));
   else if (r.outcome === 'no-go') {
     out.line(out.paint('yellow', `${r.command}: NO-GO (${gate}) — gated tiers are blocked until the gate opens (needs ≥ ${r.gate?.min ?? 1})`));
+    if (r.gate?.unread) out.line(out.paint('yellow', `  ${gateUnreadLine(r.gate.unread)}`));
     for (const line of approvalLines(r.gate)) out.line(line);
     if (whenClosed) out.line(out.paint('yellow', `  ${whenClosed}`));
   } else out.line(out.paint('green', `${r.command}: OK${gate ? ` (${gate})` : ''}`));
+}
+
+/** A gate that reads no value (`GateReading.unread`): why, and what helps — approvals do not. */
+export function gateUnreadLine(unread: string): string {
+  return `the gate reads no value, so no approval can open it: ${singleLine(unread)} — create what gate.sql reads, or correct it in tiergate.yaml`;
 }
 
 /** Each approval of the gate: who approved which payload and when, and why one does not count. */

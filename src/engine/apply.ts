@@ -2,7 +2,7 @@ import type { Db } from '../db/port.js';
 import { EvidenceRefusedError, TargetError } from '../errors.js';
 import type { Plan, Tier } from '../plan/plan.js';
 import type { TargetIdentity } from '../probe/identity.js';
-import { readGate } from './gate.js';
+import { gateClosedReason, readGate } from './gate.js';
 import type { LedgerEntry } from './ledger.js';
 import { runPreflight } from './preflight.js';
 import type { Delta, Difference, GateReading, TierResult } from './result.js';
@@ -252,7 +252,7 @@ export function decide(
   if (context.structureOnly && tier.gated) return { action: 'skip', reason: `${why}--structure-only: it needs the gate` };
   const missing = tier.requires.filter((r) => context.notApplied.has(r));
   if (missing.length) return { action: 'block', reason: `${why}requires tier ${missing.join(', ')}, which is ${missing.map((m) => context.notApplied.get(m)).join(', ')}` };
-  if (tier.gated && gate && !gate.open) return { action: 'block', reason: `${why}gate closed (${gate.name}=${gate.value ?? 'n/a'}, needs ≥ ${gate.min})` };
+  if (tier.gated && gate && !gate.open) return { action: 'block', reason: `${why}${gateClosedReason(gate)}` };
   return { action: 'apply', reason: gate && tier.gated ? `${why}gate open (${gate.name}=${gate.value})` : prior?.status === 'reverted' ? `reverted ${prior.appliedAt}: applied again` : 'not applied yet' };
 }
 

@@ -1,7 +1,7 @@
 import type { Queryable } from '../db/port.js';
 import type { Plan } from '../plan/plan.js';
 import { DbError } from '../errors.js';
-import { assertOneQuery, MetricReadError, readNumber, readRows, readText } from '../probe/metrics.js';
+import { assertOneQuery, MetricReadError, readNumberSaying, readRows, readText } from '../probe/metrics.js';
 import type { Approval, GateReading } from './result.js';
 
 /**
@@ -9,7 +9,7 @@ import type { Approval, GateReading } from './result.js';
  * (what the approvals approve). Inside a gated tier's transaction `lockRows`
  * first runs the gate's `lock` query (FOR SHARE on the approval rows), so an
  * approval cannot be revoked between this read and COMMIT. A gate whose
- * objects do not exist reads as closed (value null); any other error is
+ * objects do not exist reads as closed (value null, and `unread` says why: the server's error, or what it returned); any other error is
  * thrown (a gate read under someone's lock is not a closed gate). Null when
  * the plan has no gate.
  */
@@ -24,9 +24,11 @@ export async function readGate(q: Queryable, plan: Plan, options: { lockRows?: b
       throw e instanceof DbError ? new MetricReadError(what, e.sqlstate === '42501' ? lockNotPermitted(e) : e) : e;
     });
   }
-  const value = await readNumber(q, `gate '${gate.name}'`, gate.sql);
+  const { value, why } = await readNumberSaying(q, `gate '${gate.name}'`, gate.sql);
   const subject = gate.subject ? await readText(q, `the subject of gate '${gate.name}'`, gate.subject) : null;
   const reading: GateReading = { name: gate.name, value, min: gate.min, open: value !== null && value >= gate.min, subject };
+  // closed for want of a value, not of approvals: said wherever the gate is (a typo in gate.sql reads as a missing column)
+  if (why) reading.unread = why;
   if (gate.approvals) reading.approvals = await readApprovals(q, gate.name, gate.approvals);
   return reading;
 }
@@ -42,26 +44,6 @@ function lockNotPermitted(e: DbError): DbError {
   return new DbError(e.message, e.sqlstate, e.detail, hint, e.position, e.where);
 }
 
-/**
- * Why the gate reads no value (null when it reads one): the server's message
- * when a relation its query reads does not exist here (the bundled plan's
- * proposal tables, before anyone created them), or that it returned no row.
- */
-export async function whyGateReadsNothing(q: Queryable, plan: Plan): Promise<string | null> {
-  const sql = plan.gate?.sql;
-  if (!sql) return null;
-  await q.exec('savepoint tiergate_gate_why');
-  try {
-    const r = await q.query(sql);
-    const v = r.rows[0] ? Object.values(r.rows[0])[0] : null;
-    return v === null || v === undefined ? 'its query returned no value' : null;
-  } catch (e) {
-    return `its query fails here: ${e instanceof Error ? e.message : String(e)}`;
-  } finally {
-    await q.exec('rollback to savepoint tiergate_gate_why; release savepoint tiergate_gate_why');
-  }
-}
-
 /** Every approval as the plan's `gate.approvals` judges it; empty when its objects do not exist yet. */
 export async function readApprovals(q: Queryable, gateName: string, sql: string): Promise<Approval[]> {
   const rows = await readRows<{ id: unknown; approver: unknown; at: unknown; subject: unknown; why: unknown }>(q, `the approvals of gate '${gateName}'`, sql);
@@ -73,6 +55,11 @@ export async function readApprovals(q: Queryable, gateName: string, sql: string)
     counts: r.why === null || r.why === undefined,
     why: r.why === null || r.why === undefined ? null : String(r.why),
   }));
+}
+
+/** Why a gated tier does not run: `gate closed (ospa=0, needs ≥ 1)`, with why it reads no value when it reads none. */
+export function gateClosedReason(g: GateReading): string {
+  return `gate closed (${g.name}=${g.value ?? 'n/a'}, needs ≥ ${g.min}${g.unread ? `; it reads no value: ${g.unread}` : ''})`;
 }
 
 /** `ospa=0`: the gate as the verdict line shows it. */

@@ -10,7 +10,7 @@ import { callsUserFunction, catalogWritesSoFar, relationsToWatch, RowWatch } fro
 import { hasXid8Snapshots } from '../probe/xact-mark.js';
 import { describeBlockers, isWaitTimeout } from './blockers.js';
 import { compareExpectations } from './expectations.js';
-import { readGate } from './gate.js';
+import { gateClosedReason, readGate } from './gate.js';
 import { ledgerRowCommitted, recordAttempt, recordLedger, type LedgerExtras } from './ledger.js';
 import type { Delta, Difference, ExpectationResult, GateReading, MetricChange, PostResult, TierResult } from './result.js';
 import { afterMetrics, emptyFailure } from './run-result.js';
@@ -419,7 +419,7 @@ async function commitInDoubt(
 async function failedOrBlocked(db: Db, plan: Plan, tier: Tier, e: unknown, durationMs: number, options: RunTierOptions): Promise<TierResult> {
   const base = baseResult(tier);
   if (e instanceof GateClosed) {
-    return { ...base, status: 'Blocked', durationMs, reason: `gate closed (${e.gate.name}=${e.gate.value ?? 'n/a'}, needs ≥ ${e.gate.min})` };
+    return { ...base, status: 'Blocked', durationMs, reason: gateClosedReason(e.gate) };
   }
   if (options.proveGuard) {
     if (e instanceof RollbackOnPurpose) {

@@ -3,7 +3,7 @@ import { appliedRevision, type Plan, type Tier } from '../plan/plan.js';
 import type { TargetIdentity } from '../probe/identity.js';
 import { readMetrics } from '../probe/metrics.js';
 import { amendment } from './apply.js';
-import { readGate, whyGateReadsNothing } from './gate.js';
+import { readGate } from './gate.js';
 import { readHistory, type HistoryEvent } from './ledger.js';
 import { openPlanSession } from './preflight.js';
 import type { GateReading } from './result.js';
@@ -52,15 +52,10 @@ export interface StatusResult {
 export async function status(db: Db, plan: Plan): Promise<StatusResult> {
   const identity = await openPlanSession(db, plan);
   const history = await namingBlockers(db, `reading the ledger of plan '${plan.name}'`, 'select from tiergate.ledger, tiergate.attempt', () => readHistory(db, plan.name));
-  const { gate, metrics, gateUnread } = await namingBlockers(db, 'reading the gate and metrics', [plan.gate?.sql ?? '', ...Object.values(plan.metrics)].join(';\n'), () =>
-    db.transaction(
-      async (tx) => {
-        const gate = await readGate(tx, plan);
-        return { gate, gateUnread: gate && gate.value === null ? await whyGateReadsNothing(tx, plan) : null, metrics: await readMetrics(tx, plan.metrics) };
-      },
-      { readOnly: true },
-    ),
+  const { gate, metrics } = await namingBlockers(db, 'reading the gate and metrics', [plan.gate?.sql ?? '', ...Object.values(plan.metrics)].join(';\n'), () =>
+    db.transaction(async (tx) => ({ gate: await readGate(tx, plan), metrics: await readMetrics(tx, plan.metrics) }), { readOnly: true }),
   );
+  const gateUnread = gate?.unread ?? null;
   return {
     plan: { name: plan.name, sha256: plan.sha256 },
     target: db.displayUrl,

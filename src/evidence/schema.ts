@@ -112,6 +112,10 @@ export const GateReadingSchema = z
     open: z.boolean(),
     subject: z.string().nullable().describe('what the approvals approve (the bundled plan: the payload sha256), or null'),
     approvals: z.array(ApprovalSchema).optional().describe('every approval, whether it counts and why not (plans with gate.approvals)'),
+    unread: z
+      .string()
+      .optional()
+      .describe("when value is null: why the gate reads no value here (its query's error for an object that does not exist — a table not created yet, a misspelt column — or what it returned)"),
   })
   .meta({ id: 'GateReading', description: "The gate's value read on a database, and whether it is open (value >= min)." });
 

@@ -44,7 +44,9 @@ export function computeVerdict(plan: Pick<Plan, 'tiers' | 'gate'>, input: Verdic
     ? 'fix what failed (listed above) and rehearse again'
     : go
       ? `apply it: tiergate apply --target <the source> --evidence evidence.json`
-      : (plan.gate?.when_closed ?? `the gate ${gate!.name} is ${gate!.value ?? 'n/a'} on the source and needs ≥ ${gate!.min}: obtain the approvals it counts, then apply with --evidence`);
+      : gate?.unread
+        ? `the gate ${gate.name} reads no value on the source (${gate.unread}): no approval can open it — create what gate.sql reads, or correct it in tiergate.yaml, then rehearse again`
+        : (plan.gate?.when_closed ?? `the gate ${gate!.name} is ${gate!.value ?? 'n/a'} on the source and needs ≥ ${gate!.min}: obtain the approvals it counts, then apply with --evidence`);
   return { rehearsal: passed ? 'PASS' : 'FAIL', execution: go ? 'GO' : 'NO-GO', reason, failures, next };
 }
 

@@ -107,6 +107,16 @@ function factsOf(sql: string): Promise<ScriptFacts> {
   return hit;
 }
 
+/** The parser's error for `sql` (`syntax error at or near "selec"`), null when it parses. */
+export async function parseError(sql: string): Promise<string | null> {
+  try {
+    await factsOf(sql);
+    return null;
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
+  }
+}
+
 /** Forgets the scripts read in this process (the disk cache stays): for tests. */
 export function forgetScripts(): void {
   remembered.clear();

@@ -213,12 +213,28 @@ function balanced(text: string): boolean {
  * it returns no row / a non-number; any other error is thrown, named `what`.
  */
 export async function readNumber(tx: Queryable, what: string, sql: string): Promise<number | null> {
+  return (await readNumberSaying(tx, what, sql)).value;
+}
+
+/**
+ * {@link readNumber}, and when it reads no number, why: the server's error
+ * for the object that does not exist here (with its SQLSTATE), or what the
+ * query returned instead.
+ */
+export async function readNumberSaying(tx: Queryable, what: string, sql: string): Promise<{ value: number | null; why: string | null }> {
   await assertOneQuery(what, sql);
+  let row: Record<string, unknown> | undefined;
   try {
-    return firstNumber((await inSavepoint(tx, sql)).rows[0]);
+    row = (await inSavepoint(tx, sql)).rows[0];
   } catch (e) {
-    return readFailed(tx, what, e);
+    await readFailed(tx, what, e);
+    const err = e as DbError;
+    return { value: null, why: `its query fails here: ${err.message}${err.sqlstate ? ` (SQLSTATE ${err.sqlstate})` : ''}` };
   }
+  const value = firstNumber(row);
+  if (value !== null) return { value, why: null };
+  const first = row ? Object.values(row)[0] : undefined;
+  return { value, why: row === undefined ? 'its query returned no row' : first === null || first === undefined ? 'its query returned null' : `its query returned ${JSON.stringify(first)}, not a number` };
 }
 
 /** The rows of `sql` (the gate's approvals), under the same policy as {@link readNumber}: none when its objects do not exist. */

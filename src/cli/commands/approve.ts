@@ -1,5 +1,5 @@
 import { UsageError } from '../../errors.js';
-import { confirm, planOf, targetOf } from '../common.js';
+import { checkedPlanOf, confirm, gateUnreadLine, targetOf } from '../common.js';
 import type { Outcome } from '../exit-code.js';
 import { openTarget } from '../open-target.js';
 import type { Output } from '../output.js';
@@ -18,7 +18,7 @@ export interface ApproveOpts {
  * an approval by that Directus user, refused (exit 2, nothing recorded) when it would not count.
  */
 export async function approveCommand(opts: ApproveOpts, out: Output): Promise<Outcome> {
-  const plan = await planOf(opts);
+  const plan = await checkedPlanOf(opts);
   const url = targetOf(opts);
   if (!opts.as) throw new UsageError('--as EMAIL is required: the Directus user who approves (an active administrator, or a holder of the approver policy, who is not the author)');
   const { displayTarget } = await import('../../db/open-db.js');
@@ -30,6 +30,7 @@ export async function approveCommand(opts: ApproveOpts, out: Output): Promise<Ou
     out.result({ ok: true, ...r });
     out.line(`approved: ${r.approval.approver} approves ${r.proposal} (payload ${r.approval.subject?.slice(0, 12) ?? '?'}…) on ${db.displayUrl}`);
     if (r.gate) out.line(out.paint(r.gate.open ? 'green' : 'yellow', `gate ${r.gate.name} = ${r.gate.value ?? 'n/a'} (needs ≥ ${r.gate.min}): ${r.gate.open ? 'OPEN' : 'CLOSED'}`));
+    if (r.gate?.unread) out.line(out.paint('yellow', gateUnreadLine(r.gate.unread)));
     return 'ok';
   });
 }

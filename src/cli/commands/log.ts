@@ -1,4 +1,4 @@
-import { planOf, readerWait, targetOf } from '../common.js';
+import { checkedPlanOf, readerWait, targetOf } from '../common.js';
 import type { Outcome } from '../exit-code.js';
 import { openTarget } from '../open-target.js';
 import type { Output } from '../output.js';
@@ -6,7 +6,7 @@ import { table } from '../table.js';
 
 /** `tiergate log --target URL [--plan DIR] [--json]`: every ledger row and attempt of the plan on this target, oldest first. */
 export async function logCommand(opts: { target?: string; plan?: string; wait?: string; json?: boolean }, out: Output): Promise<Outcome> {
-  const plan = await planOf(opts);
+  const plan = await checkedPlanOf(opts);
   const { history } = await import('../../engine/history.js');
   return openTarget(targetOf(opts), { applicationName: `tiergate log ${plan.name}`, ...readerWait(opts, out) }, async (db): Promise<Outcome> => {
     const h = await history(db, plan);

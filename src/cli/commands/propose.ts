@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { UsageError } from '../../errors.js';
 import { readRegularFile, strictUtf8 } from '../../safe-read.js';
 import { singleLine } from '../../text.js';
-import { confirm, planOf, targetOf } from '../common.js';
+import { confirm, checkedPlanOf, targetOf } from '../common.js';
 import type { Outcome } from '../exit-code.js';
 import { openTarget } from '../open-target.js';
 import type { Output } from '../output.js';
@@ -26,7 +26,7 @@ export interface ProposeOpts {
  * draft as the steward edited it — becomes the proposal to approve.
  */
 export async function proposeCommand(opts: ProposeOpts, out: Output): Promise<Outcome> {
-  const plan = await planOf(opts);
+  const plan = await checkedPlanOf(opts);
   const url = targetOf(opts);
   const fromFile = typeof opts.submit === 'string' ? opts.submit : null;
   if (opts.as !== undefined && (opts.submit === undefined || opts.submit === false)) throw new UsageError('--as names who drafted a payload being submitted: use it with --submit');

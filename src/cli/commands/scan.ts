@@ -1,5 +1,5 @@
 import { singleLine } from '../../text.js';
-import { planOf, readerWait, targetOf } from '../common.js';
+import { checkedPlanOf, readerWait, targetOf } from '../common.js';
 import type { Outcome } from '../exit-code.js';
 import { openTarget } from '../open-target.js';
 import type { Output } from '../output.js';
@@ -10,7 +10,7 @@ import type { Output } from '../output.js';
  * cron or CI can watch a database.
  */
 export async function scanCommand(opts: { target?: string; plan?: string; wait?: string; json?: boolean }, out: Output): Promise<Outcome> {
-  const plan = await planOf(opts);
+  const plan = await checkedPlanOf(opts);
   const { scan } = await import('../../engine/amend.js');
   return openTarget(targetOf(opts), { applicationName: `tiergate scan ${plan.name}`, ...readerWait(opts, out) }, async (db) => {
     const r = await scan(db, plan);

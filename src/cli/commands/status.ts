@@ -1,5 +1,5 @@
 import { singleLine } from '../../text.js';
-import { approvalLines, planOf, readerWait, targetOf } from '../common.js';
+import { approvalLines, checkedPlanOf, gateUnreadLine, readerWait, targetOf } from '../common.js';
 import type { Outcome } from '../exit-code.js';
 import { openTarget } from '../open-target.js';
 import type { Output } from '../output.js';
@@ -19,7 +19,7 @@ export interface StatusOpts {
  * while a structure or data tier is pending, reverted, failed or drifted.
  */
 export async function statusCommand(opts: StatusOpts, out: Output): Promise<Outcome> {
-  const plan = await planOf(opts);
+  const plan = await checkedPlanOf(opts);
   const { status, unfinished } = await import('../../engine/status.js');
   return openTarget(targetOf(opts), { applicationName: `tiergate status ${plan.name}`, ...readerWait(opts, out) }, async (db) => {
     const s = await status(db, plan);
@@ -27,7 +27,7 @@ export async function statusCommand(opts: StatusOpts, out: Output): Promise<Outc
     out.result({ ok: !opts.exitCode || open.length === 0, ...s, unfinished: open.map((t) => t.id) });
     out.line(`status of plan ${plan.name} on ${db.displayUrl}`);
     out.line(s.gate ? `gate ${s.gate.name} = ${s.gate.value ?? 'n/a'} (needs ≥ ${s.gate.min}): ${s.gate.open ? 'OPEN' : 'CLOSED'}${s.gate.subject ? `, subject ${s.gate.subject.slice(0, 16)}…` : ''}` : 'no gate');
-    if (s.gateUnread) out.line(`  the gate reads nothing: ${singleLine(s.gateUnread)}`);
+    if (s.gateUnread) out.line(`  ${gateUnreadLine(s.gateUnread)}`);
     for (const line of approvalLines(s.gate)) out.line(line);
     if (s.gate && !s.gate.open && plan.gate?.when_closed) out.line(`  ${plan.gate.when_closed}`);
     out.line('');

@@ -1,12 +1,12 @@
 import { singleLine } from '../../text.js';
-import { planOf, readerWait, targetOf } from '../common.js';
+import { checkedPlanOf, readerWait, targetOf } from '../common.js';
 import type { Outcome } from '../exit-code.js';
 import { openTarget } from '../open-target.js';
 import type { Output } from '../output.js';
 
 /** `tiergate verify --target URL [--plan DIR] [--json]`: exit 1 listing every failing assertion. */
 export async function verifyCommand(opts: { target?: string; plan?: string; wait?: string; json?: boolean }, out: Output): Promise<Outcome> {
-  const plan = await planOf(opts);
+  const plan = await checkedPlanOf(opts);
   const { verify } = await import('../../engine/verify.js');
   return openTarget(targetOf(opts), { applicationName: `tiergate verify ${plan.name}`, ...readerWait(opts, out) }, async (db) => {
     const r = await verify(db, plan);
