@@ -191,6 +191,28 @@ describe('evidence that was edited, polluted or made too large is refused', () =
     await untouched();
   });
 
+  it("the source's gate edited — open under a NO-GO, or open against its own value — is refused by report and by apply (exit 2), nothing applied", async () => {
+    expect(evidence.verdict).toMatchObject({ rehearsal: 'PASS', execution: 'NO-GO' });
+    const opened = structuredClone(evidence);
+    opened.source.gate = { ...opened.source.gate!, value: 1, open: true };
+    const contradicted = structuredClone(evidence);
+    contradicted.source.gate = { ...contradicted.source.gate!, value: 1, open: false };
+    for (const [what, edited, said] of [
+      ['opened', opened, /it says 'Rehearsal PASS · Execution NO-GO', but its own records give 'Rehearsal PASS · Execution GO'.*: it was edited/],
+      ['contradicted', contradicted, /its own records give 'Rehearsal FAIL · Execution NO-GO' \(the source's gate record says closed, but its value 1 and minimum 1 make it open\): it was edited/],
+    ] as const) {
+      const file = evidenceFile(edited);
+      const shown = await runCli(['report', file, '--format', 'md']);
+      expect(shown.code, what).toBe(2);
+      expect(shown.stderr, what).toMatch(said);
+      expect(shown.stdout, what).toBe('');
+      const applied = await apply(file, {}, ['--dry-run']);
+      expect(applied.code, what).toBe(2);
+      expect(applied.stdout + applied.stderr, what).toMatch(/refused: it says 'Rehearsal PASS · Execution NO-GO', but its own records give/);
+    }
+    await untouched();
+  });
+
   it("a tier's or a verify's record edited to failed while its check still holds: report refuses it naming both, apply refuses it", async () => {
     const edits: [string, (e: Evidence) => void, RegExp][] = [
       ['stage B tier 2 Failed', (e) => void (e.stages[1]!.tiers.find((t) => t.id === 2)!.status = 'Failed'), /stage B: 'B: tier 2 applies as expected' is recorded as holding, but tier 2 is recorded Failed there/],

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Evidence, GateReading, StageRecord, TierResult } from '../src/evidence/types.js';
-import { checkRecordProblems, computeVerdict, coverageProblems, expectationRecordProblems, type VerdictInput } from '../src/evidence/verdict.js';
+import { checkRecordProblems, computeVerdict, coverageProblems, expectationRecordProblems, gateRecordProblem, type VerdictInput } from '../src/evidence/verdict.js';
 import type { Plan, Tier } from '../src/plan/plan.js';
 
 const sha = (id: number) => `${String(id).padStart(2, '0')}`.repeat(32);
@@ -100,6 +100,19 @@ describe('computeVerdict', () => {
       'preflight on the source failed: Blocked',
       'C: rollback not rehearsed, because an earlier stage failed',
     ]);
+  });
+});
+
+describe("the gate's record", () => {
+  const gate = (value: number | null, min: number, open: boolean): GateReading => ({ name: 'ospa', value, min, open, subject: null });
+  it('holds when open is exactly value ≥ min, and no gate has nothing to hold', () => {
+    for (const g of [gate(1, 1, true), gate(2, 1, true), gate(0, 1, false), gate(null, 1, false), gate(-1, -1, true)]) expect(gateRecordProblem(g), JSON.stringify(g)).toBeNull();
+    expect(gateRecordProblem(null)).toBeNull();
+  });
+  it('names an open or a value edited against the other', () => {
+    expect(gateRecordProblem(gate(1, 1, false))).toBe("the source's gate record says closed, but its value 1 and minimum 1 make it open");
+    expect(gateRecordProblem(gate(0, 1, true))).toBe("the source's gate record says open, but its value 0 and minimum 1 make it closed");
+    expect(gateRecordProblem(gate(null, 0, true))).toBe("the source's gate record says open, but its value n/a and minimum 0 make it closed");
   });
 });
 

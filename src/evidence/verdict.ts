@@ -32,6 +32,8 @@ export function computeVerdict(plan: Pick<Plan, 'tiers' | 'gate'>, input: Verdic
   for (const stage of input.stages) for (const c of stage.checks) if (!c.ok) failures.push(`${c.name}: ${c.detail}`);
   failures.push(...postConditionRecordProblems(input.stages));
   failures.push(...expectationRecordProblems(plan, input.stages));
+  const gateProblem = gateRecordProblem(input.gate);
+  if (gateProblem) failures.push(gateProblem);
   failures.push(...checkRecordProblems(input.stages));
   if (plan.tiers.some((t) => t.kind === 'rollback') && input.rollback === null && input.preflight?.status !== 'Failed') {
     failures.push(failures.length ? 'C: rollback not rehearsed, because an earlier stage failed' : 'C: rollback not rehearsed');
@@ -48,6 +50,17 @@ export function computeVerdict(plan: Pick<Plan, 'tiers' | 'gate'>, input: Verdic
         ? `the gate ${gate.name} reads no value on the source (${gate.unread}): no approval can open it — create what gate.sql reads, or correct it in tiergate.yaml, then rehearse again`
         : (plan.gate?.when_closed ?? `the gate ${gate!.name} is ${gate!.value ?? 'n/a'} on the source and needs ≥ ${gate!.min}: obtain the approvals it counts, then apply with --evidence`);
   return { rehearsal: passed ? 'PASS' : 'FAIL', execution: go ? 'GO' : 'NO-GO', reason, failures, next };
+}
+
+/**
+ * The source's gate record against itself: open exactly when its value is at
+ * least its minimum (an edited `open` or `value` makes the GO or NO-GO it
+ * gives unfounded). Null when it holds, or when there is no gate.
+ */
+export function gateRecordProblem(gate: GateReading | null): string | null {
+  if (!gate) return null;
+  const open = gate.value !== null && gate.value >= gate.min;
+  return gate.open === open ? null : `the source's gate record says ${gate.open ? 'open' : 'closed'}, but its value ${gate.value ?? 'n/a'} and minimum ${gate.min} make it ${open ? 'open' : 'closed'}`;
 }
 
 /**

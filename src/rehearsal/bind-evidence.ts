@@ -156,11 +156,15 @@ export function checkSignature(evidence: Evidence, refuse: (why: string, todo?: 
 }
 
 /**
- * A verdict better than the evidence's own records give (a FAIL edited into
- * a PASS, a NO-GO into a GO), read without the plan (`tiergate report`):
- * null when the records bear it out as far as they alone can tell.
+ * A verdict the evidence's own records do not bear out, read without the
+ * plan (`tiergate report`): better than they give (a FAIL edited into a
+ * PASS, a NO-GO into a GO), or, of a PASS, an execution verdict the gate's
+ * record contradicts (a gate edited open under a NO-GO). Without the plan a
+ * rollback tier it asks for is not known, so a FAIL the records alone call
+ * a PASS may be true. Null when the records bear it out as far as they
+ * alone can tell.
  */
-export function overstatedVerdict(evidence: Evidence): string | null {
+export function unfoundedVerdict(evidence: Evidence): string | null {
   // without the plan, no rollback tier is asked for: a verdict is only ever lowered by what the records show
   const computed = computeVerdict({ tiers: [], gate: undefined }, {
     preflight: evidence.source.preflight,
@@ -169,7 +173,10 @@ export function overstatedVerdict(evidence: Evidence): string | null {
     rollback: evidence.rollback,
   });
   const said = evidence.verdict;
-  if ((said.rehearsal === 'PASS' && computed.rehearsal !== 'PASS') || (said.execution === 'GO' && computed.execution !== 'GO')) {
+  const overstated = (said.rehearsal === 'PASS' && computed.rehearsal !== 'PASS') || (said.execution === 'GO' && computed.execution !== 'GO');
+  // a PASS is GO exactly when the gate is open: here the records alone tell
+  const gateContradicted = said.rehearsal === 'PASS' && computed.rehearsal === 'PASS' && said.execution !== computed.execution;
+  if (overstated || gateContradicted) {
     return `it says 'Rehearsal ${said.rehearsal} · Execution ${said.execution}', but its own records give 'Rehearsal ${computed.rehearsal} · Execution ${computed.execution}' (${computed.failures.slice(0, 3).join('; ') || computed.reason}): it was edited`;
   }
   return null;

@@ -34,12 +34,12 @@ export async function reportCommand(file: string, opts: ReportOpts, out: Output)
     e = parseEvidence(text, file);
     out.error(`tiergate: note: ${strictError instanceof Error ? strictError.message : String(strictError)} — a newer tiergate's evidence, or an edit: rendered anyway, and apply --evidence would refuse it`);
   }
-  const { checkSignature, overstatedVerdict } = await import('../../rehearsal/bind-evidence.js');
+  const { checkSignature, unfoundedVerdict } = await import('../../rehearsal/bind-evidence.js');
   const { EvidenceRefusedError } = await import('../../errors.js');
   const refuse = (why: string, todo = 'render the evidence.json the rehearsal wrote') => new EvidenceRefusedError(`evidence '${file}' refused: ${why}; nothing was written — ${todo}`);
   checkSignature(e, refuse);
-  const overstated = overstatedVerdict(e);
-  if (overstated) throw refuse(overstated);
+  const unfounded = unfoundedVerdict(e);
+  if (unfounded) throw refuse(unfounded);
   const format = opts.format ?? 'md';
   const rendered = format === 'html' ? renderHtml(e) : format === 'json' ? renderJson(e) : renderMarkdown(e);
   // --out -: standard output, as without --out
