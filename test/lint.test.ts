@@ -352,6 +352,28 @@ describe('lintPlan', () => {
     }
   });
 
+  it("a guard whose RAISE EXCEPTIONs all name another SQLSTATE than gate.guard.sqlstate is an error (the rehearsal could never prove it); one it cannot read is not judged", async () => {
+    const variant = async (guard: string | null, raise: string) => {
+      const dir = copyEnginePlan();
+      const yaml = join(dir, 'tiergate.yaml');
+      if (guard) writeFileSync(yaml, readFileSync(yaml, 'utf8').replace('  min: 1\n', `  min: 1\n  guard: { sqlstate: ${guard} }\n`));
+      const file = join(dir, 'tiers/02_seed.sql');
+      writeFileSync(file, readFileSync(file, 'utf8').replace("RAISE EXCEPTION 'gate approvals is closed: tier 2 refused';", raise));
+      return (await lintPlan(loadPlan(dir))).filter((f) => f.rule === 'guard-sqlstate').map((f) => `${f.file}:${f.line} ${f.severity} ${f.message}`);
+    };
+    expect(await variant('TG009', "RAISE EXCEPTION 'closed';")).toEqual([
+      "tiers/02_seed.sql:3 error the guard of gated data tier 2 raises SQLSTATE P0001, but gate.guard.sqlstate is TG009: a rehearsal proves a guard only by that error (its stage A fails); raise it with USING ERRCODE = 'TG009', or set gate.guard.sqlstate in tiergate.yaml",
+    ]);
+    expect(await variant(null, "RAISE EXCEPTION 'closed' USING ERRCODE = 'TG001';")).toEqual([expect.stringMatching(/raises SQLSTATE TG001, but gate\.guard\.sqlstate is P0001/)]);
+    expect(await variant('TG009', "RAISE SQLSTATE 'TG008';")).toEqual([expect.stringMatching(/raises SQLSTATE TG008, but gate\.guard\.sqlstate is TG009/)]);
+    // the plan's: lowercase in the file, or among others
+    expect(await variant('TG009', "RAISE EXCEPTION 'closed' USING ERRCODE = 'tg009';")).toEqual([]);
+    expect(await variant('TG009', "RAISE EXCEPTION 'other' USING ERRCODE = 'TG001'; RAISE EXCEPTION USING MESSAGE = 'closed', ERRCODE = 'TG009';")).toEqual([]);
+    // what lint cannot read without running it: a condition name, an expression
+    expect(await variant('TG009', 'RAISE division_by_zero;')).toEqual([]);
+    expect(await variant('TG009', "RAISE EXCEPTION 'closed' USING ERRCODE = current_setting('x');")).toEqual([]);
+  });
+
   it('reports the severity the rule documents', async () => {
     const findings = await lintPlan(loadPlan(join(fixtures, 'lint-bad')));
     const severities = new Map<string, Set<string>>();

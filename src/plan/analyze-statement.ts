@@ -74,6 +74,8 @@ export interface DoBlock {
   at: number;
   language: string;
   raisesException: boolean;
+  /** the SQLSTATE of each RAISE EXCEPTION of the body, in order: null where it cannot be read (a condition name, an expression, a re-raise) */
+  raised: (string | null)[];
   asserts: boolean;
   locks: boolean;
   /** the body does not parse */
@@ -440,7 +442,7 @@ function doBlock(ctx: Ctx, n: DoStmt): void {
     }
   }
   const at = ctx.at();
-  const block: DoBlock = { at, language, raisesException: false, asserts: false, locks: false, invalid: false };
+  const block: DoBlock = { at, language, raisesException: false, raised: [], asserts: false, locks: false, invalid: false };
   ctx.block ??= block;
   if (language !== 'plpgsql') {
     ctx.effects.push({ type: 'opaque', why: `DO block in language ${language} is not analysed`, at });
@@ -461,6 +463,32 @@ function doBlock(ctx: Ctx, n: DoStmt): void {
   if (ctx.effects.slice(before).some((e) => e.type === 'lock')) block.locks = true;
 }
 
+/**
+ * The SQLSTATE a RAISE EXCEPTION raises, from its parse tree: `RAISE
+ * SQLSTATE 'TG001'`, `USING ERRCODE = 'TG001'` (a literal code), P0001 when
+ * it names none. Null where it cannot be told without running it: a
+ * condition name (`RAISE division_by_zero`), an ERRCODE that is an
+ * expression or a name, a bare `RAISE` (re-raising what was caught).
+ */
+function raisedSqlstate(raise: Record<string, unknown>): string | null {
+  const code = (text: string) => (/^[0-9A-Z]{5}$/.test(text) ? text : null);
+  if (typeof raise.condname === 'string') return code(raise.condname);
+  const options = Array.isArray(raise.options) ? raise.options : [];
+  const errcode = options
+    .map((o) => (isObject(o) && isObject(o.PLpgSQL_raise_option) ? o.PLpgSQL_raise_option : null))
+    .find((o) => o?.opt_type === RAISE_OPTION_ERRCODE);
+  if (errcode) {
+    const query = isObject(errcode.expr) && isObject(errcode.expr.PLpgSQL_expr) ? errcode.expr.PLpgSQL_expr.query : null;
+    const literal = typeof query === 'string' ? /^\s*'([0-9A-Za-z]{5})'\s*$/.exec(query)?.[1] : undefined;
+    return literal ? code(literal.toUpperCase()) : null;
+  }
+  // a RAISE with neither a message nor options re-raises the caught error (only valid in a handler)
+  return raise.message === undefined && !options.length ? null : 'P0001';
+}
+
+/** PL/pgSQL's PLPGSQL_RAISEOPTION_ERRCODE (the first of its raise options). */
+const RAISE_OPTION_ERRCODE = 0;
+
 /** Walks PL/pgSQL's JSON tree, parsing the SQL embedded in its statements. */
 function walkPlpgsql(node: unknown, lineno: number, ctx: Ctx, block: DoBlock, lineAt: (lineno: number) => number): void {
   if (Array.isArray(node)) {
@@ -473,7 +501,10 @@ function walkPlpgsql(node: unknown, lineno: number, ctx: Ctx, block: DoBlock, li
     const v = isObject(value) ? value : {};
     switch (key) {
       case 'PLpgSQL_stmt_raise':
-        if (v.elog_level === ELOG_ERROR) block.raisesException = true;
+        if (v.elog_level === ELOG_ERROR) {
+          block.raisesException = true;
+          block.raised.push(raisedSqlstate(v));
+        }
         break;
       case 'PLpgSQL_stmt_assert':
         block.asserts = true;

@@ -30,6 +30,7 @@ export type LintRule =
   | 'ddl-in-data'
   | 'gated-without-guard'
   | 'guard-without-lock'
+  | 'guard-sqlstate'
   | 'data-without-assertion'
   | 'non-transactional'
   | 'write-in-readonly'
@@ -74,9 +75,17 @@ export function lintTier(pg: PgQuery, plan: Plan, tier: Tier): LintFinding[] {
     } else if (!guard.invalid && !guard.raisesException) {
       report('warning', 'gated-without-guard', guard.at,
         `the guard of gated ${name} (its first DO block) never RAISEs EXCEPTION: it cannot stop the file when the gate is closed`);
-    } else if (!guard.invalid && !guard.locks) {
-      report('warning', 'guard-without-lock', guard.at,
-        `the guard of gated ${name} reads the gate without locking it: an approval revoked meanwhile is not seen; read it with SELECT … FOR SHARE`);
+    } else if (!guard.invalid) {
+      // every RAISE EXCEPTION of the guard names its SQLSTATE, and none is the plan's: the rehearsal cannot prove it
+      const sqlstate = plan.gate?.guard.sqlstate;
+      if (sqlstate && guard.raised.every((c) => c !== null) && !guard.raised.includes(sqlstate)) {
+        report('error', 'guard-sqlstate', guard.at,
+          `the guard of gated ${name} raises SQLSTATE ${[...new Set(guard.raised)].join(', ')}, but gate.guard.sqlstate is ${sqlstate}: a rehearsal proves a guard only by that error (its stage A fails); raise it with USING ERRCODE = '${sqlstate}', or set gate.guard.sqlstate in tiergate.yaml`);
+      }
+      if (!guard.locks) {
+        report('warning', 'guard-without-lock', guard.at,
+          `the guard of gated ${name} reads the gate without locking it: an approval revoked meanwhile is not seen; read it with SELECT … FOR SHARE`);
+      }
     }
   }
   if (tier.kind === 'data') {
