@@ -431,7 +431,7 @@ describe('tiergate fleet with nothing to set up (PGlite targets, embedded contro
       const planned = await runCli(['fleet', 'plan', '--targets', 'fleet.yaml'], { cwd: work });
       expect(planned.code).toBe(0);
       expect(planned.stdout).toMatch(/t1 +pglite:\.\/t1 +would apply 1, 5, 6, 7, 8, 2, 3, 4/);
-      expect(planned.stdout).toMatch(/t2 +pglite:\.\/t2 +would apply 1, 5, 6, 7, 8; would block 2, 3, 4 \(gate ospa = 0\)/);
+      expect(planned.stdout).toMatch(/t2 +pglite:\.\/t2 +NO-GO \(gate ospa = 0, needs ≥ 1\): nothing would be applied; with the gate open, 1, 5, 6, 7, 8, 2, 3, 4/);
       const r = await runCli(['fleet', 'apply', '--targets', 'fleet.yaml', '--yes'], { cwd: work, timeoutMs: 600_000 });
       expect(r.stderr).toBe('');
       expect(r.code).toBe(3);

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { assignWaves, readFleetFile, resolveFleet, serverOf, withoutPassword, type FleetTarget } from '../src/fleet/targets.js';
+import { assignWaves, databaseOf, readFleetFile, resolveFleet, serverOf, withoutPassword, type FleetTarget } from '../src/fleet/targets.js';
 import { scrub } from '../src/secrets.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tiergate-fleet-unit-'));
@@ -134,7 +134,7 @@ waves:
       'targets[1].url:',
       'targets[2].name: must be a name',
       'targets[2].connection.database: missing',
-      "targets[3].url: the same database as target 'acme' (postgres://h/acme): a database is one target",
+      "targets[3].url: the same database as target 'acme' (h:5432/acme): a database is one target",
       "waves[1]: wave 'mars' selects no target (no remaining target has the labels region=mars)",
     ]) {
       expect(all).toContain(path);
@@ -176,6 +176,28 @@ describe('servers and passwords', () => {
     expect(serverOf('postgres://u@db.internal:6543/x')).toBe('db.internal:6543');
     expect(serverOf('postgres://u@/x?host=/run/pg&port=5499')).toBe('/run/pg:5499');
     expect(serverOf('pglite:///tmp/t1')).toBe('pglite:/tmp/t1');
+    // this machine's loopback, by any of its names, is one server
+    for (const url of ['postgres://u@127.0.0.1:5521/x', 'postgres://u@LOCALHOST:5521/x', 'postgres://u@[::1]:5521/x', 'postgres://u@127.0.0.2:5521/x']) expect(serverOf(url), url).toBe('localhost:5521');
+  });
+
+  it('key a database by its server and name, whoever connects to it', () => {
+    const key = 'localhost:5521/ten2';
+    for (const url of ['postgres://postgres@127.0.0.1:5521/ten2', 'postgres://deploy:pw-x@localhost:5521/ten2', 'postgres://ten2@localhost:5521']) expect(databaseOf(url), url).toBe(key);
+    expect(databaseOf('postgres://u@localhost:5521/ten3')).not.toBe(key);
+    expect(databaseOf('postgres://u@localhost:5522/ten2')).not.toBe(key);
+  });
+
+  it('refuse one database listed under two URLs (another host name for this machine, another user)', async () => {
+    const message = await problems(`
+targets:
+  - { name: a, url: "postgres://postgres@127.0.0.1:5521/ten2" }
+  - { name: b, url: "postgres://postgres@localhost:5521/ten2" }
+  - { name: c, url: "postgres://deploy@127.0.0.1:5521/ten2" }
+  - { name: d, url: "postgres://postgres@127.0.0.1:5521/ten3" }
+`);
+    expect(message).toContain("targets[1].url: the same database as target 'a' (localhost:5521/ten2, under another URL: postgres://postgres@localhost:5521/ten2)");
+    expect(message).toContain("targets[2].url: the same database as target 'a' (localhost:5521/ten2, under another URL: postgres://deploy@127.0.0.1:5521/ten2)");
+    expect(message).not.toContain('targets[3]');
   });
 
   it('never keep a password in what is shown', () => {

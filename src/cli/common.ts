@@ -209,6 +209,15 @@ export function gateUnreadLine(unread: string): string {
   return `the gate reads no value, so no approval can open it: ${singleLine(unread)} — create what gate.sql reads, or correct it in tiergate.yaml`;
 }
 
+/**
+ * What an approval approves, as a line shows it: a payload's hash cut to 12
+ * digits (`payload 0bd6e2f1a9c4…`), any other subject (a proposal's key,
+ * where the plan's gate has no `subject`) as it is.
+ */
+export function subjectLabel(subject: string): string {
+  return /^[0-9a-f]{32,}$/i.test(subject) ? `payload ${subject.slice(0, 12)}…` : `'${singleLine(subject).slice(0, 80)}'`;
+}
+
 /** Each approval of the gate: who approved which payload and when, and why one does not count. */
 export function approvalLines(gate: GateReading | null): string[] {
   if (!gate?.approvals) return [];
@@ -216,7 +225,7 @@ export function approvalLines(gate: GateReading | null): string[] {
   // its approvals are not known to be none
   if (!gate.approvals.length) return gate.value === null ? [] : ['  no approvals yet'];
   return gate.approvals.map((a) => {
-    const what = `${a.approver} approved ${a.subject ? `payload ${a.subject.slice(0, 12)}…` : 'it'}${a.at ? ` at ${a.at.replace('T', ' ').replace(/\.\d+Z$/, 'Z')}` : ''}`;
+    const what = `${a.approver} approved ${a.subject ? subjectLabel(a.subject) : 'it'}${a.at ? ` at ${a.at.replace('T', ' ').replace(/\.\d+Z$/, 'Z')}` : ''}`;
     return a.counts ? `  ✓ ${what}` : `  ✗ ${what}: does not count — ${a.why}`;
   });
 }

@@ -56,7 +56,7 @@ export function rolloutLine(s: FleetSnapshot): string {
   const sum = waveSummaries(s).reduce((a, w) => ({ applied: a.applied + w.applied, noGo: a.noGo + w.noGo, failed: a.failed + w.failed, skipped: a.skipped + w.skipped, pending: a.pending + w.pending }), { applied: 0, noGo: 0, failed: 0, skipped: 0, pending: 0 });
   const parts = [`${sum.applied} applied`, sum.noGo && `${sum.noGo} NO-GO`, sum.failed && `${sum.failed} failed`, sum.skipped && `${sum.skipped} not run`, sum.pending && `${sum.pending} pending`].filter(Boolean).join(', ');
   const state = s.rollout.state === 'running' ? 'RUNNING' : s.rollout.state === 'completed' ? (sum.failed ? 'COMPLETED WITH FAILURES' : sum.noGo ? 'COMPLETED, NO-GO ON SOME TARGETS' : 'COMPLETED') : 'STOPPED';
-  return `fleet ${s.rollout.id}: ${state} — ${s.targets.length} targets: ${parts}${s.rollout.reason ? ` (${s.rollout.reason})` : ''}`;
+  return `fleet ${s.rollout.id}: ${state} — ${s.targets.length} target${s.targets.length === 1 ? '' : 's'}: ${parts}${s.rollout.reason ? ` (${s.rollout.reason})` : ''}`;
 }
 
 /** The fleet report: one HTML file, no script, nothing loaded from elsewhere. */

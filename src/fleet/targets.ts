@@ -207,9 +207,10 @@ export async function resolveFleet(f: FleetFile): Promise<FleetSpec> {
     if (named !== null) seen.add(named);
     const t = targetOf(p, `${base}[${i}]`, e, Boolean(f.entries));
     if (!t) return;
-    const other = databases.get(t.shown);
-    if (other !== undefined) p.add(`${base}[${i}].url`, `the same database as target '${other}' (${t.shown}): a database is one target (it would be rolled out twice at once)`);
-    else databases.set(t.shown, t.name);
+    const database = databaseOf(t.url);
+    const other = databases.get(database);
+    if (other !== undefined) p.add(`${base}[${i}].url`, `the same database as target '${other}' (${database}${t.shown === targets.find((x) => x.name === other)?.shown ? '' : `, under another URL: ${t.shown}`}): a database is one target (it would be rolled out twice at once)`);
+    else databases.set(database, t.name);
     targets.push(t);
   });
   const waves = assignWaves(f.waves, targets, p);
@@ -292,17 +293,39 @@ export function withoutPassword(url: string): string {
   });
 }
 
-/** The server a target lives on: host and port (PG* defaults filled), a socket folder and port, or a PGlite folder. */
+/**
+ * The server a target lives on: host and port (PG* defaults filled), a
+ * socket folder and port, or a PGlite folder. This machine's loopback
+ * names (`localhost`, `127.0.0.1`, `::1`) are one host: the same server.
+ */
 export function serverOf(url: string): string {
   if (!isPostgresUrl(url)) {
     const t = parseTarget(url);
-    return `pglite:${t.kind === 'pglite' ? t.dir : url}`;
+    return `pglite:${t.kind === 'pglite' && t.dir ? resolve(t.dir) : url}`;
   }
   const u = parsePostgresUrl(url)!;
   const hostname = u.hostname === NO_HOST ? '' : decodeURIComponent(u.hostname);
-  const host = u.searchParams.get('host') ?? (hostname || process.env.PGHOST || 'localhost');
+  const host = (u.searchParams.get('host') ?? (hostname || process.env.PGHOST || 'localhost')).toLowerCase();
   const port = u.searchParams.get('port') ?? (u.port || process.env.PGPORT || '5432');
-  return `${host}:${port}`;
+  return `${LOOPBACK.test(host) ? 'localhost' : host.replace(/\/+$/, '')}:${port}`;
+}
+
+/** A name of this machine's loopback interface. */
+const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|::1|\[::1\]|0:0:0:0:0:0:0:1)$/;
+
+/**
+ * The database a target is, whoever connects to it: its server (serverOf)
+ * and the database's name (the URL's, else PGDATABASE, else the user's
+ * name, as libpq picks it), or its PGlite folder. Two targets with the same
+ * one are one database under two URLs (another user, `localhost` for
+ * `127.0.0.1`).
+ */
+export function databaseOf(url: string): string {
+  if (!isPostgresUrl(url)) return serverOf(url);
+  const u = parsePostgresUrl(url)!;
+  const named = decodeURIComponent(u.pathname.replace(/^\//, ''));
+  const user = decodeURIComponent(u.username) || u.searchParams.get('user') || process.env.PGUSER || '';
+  return `${serverOf(url)}/${named || u.searchParams.get('dbname') || process.env.PGDATABASE || user}`;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { UsageError } from '../../errors.js';
-import { checkedPlanOf, confirm, gateUnreadLine, targetOf } from '../common.js';
+import { checkedPlanOf, confirm, gateUnreadLine, subjectLabel, targetOf } from '../common.js';
 import type { Outcome } from '../exit-code.js';
 import { openTarget } from '../open-target.js';
 import type { Output } from '../output.js';
@@ -28,7 +28,8 @@ export async function approveCommand(opts: ApproveOpts, out: Output): Promise<Ou
   return openTarget(url, { applicationName: `tiergate approve ${plan.name}` }, async (db): Promise<Outcome> => {
     const r = await approve(db, plan, { as: opts.as!, proposal: opts.proposal });
     out.result({ ok: true, ...r });
-    out.line(`approved: ${r.approval.approver} approves ${r.proposal} (payload ${r.approval.subject?.slice(0, 12) ?? '?'}…) on ${db.displayUrl}`);
+    const subject = r.approval.subject && r.approval.subject !== r.proposal ? ` (${subjectLabel(r.approval.subject)})` : '';
+    out.line(`approved: ${r.approval.approver} approves ${r.proposal}${subject} on ${db.displayUrl}`);
     if (r.gate) out.line(out.paint(r.gate.open ? 'green' : 'yellow', `gate ${r.gate.name} = ${r.gate.value ?? 'n/a'} (needs ≥ ${r.gate.min}): ${r.gate.open ? 'OPEN' : 'CLOSED'}`));
     if (r.gate?.unread) out.line(out.paint('yellow', gateUnreadLine(r.gate.unread)));
     return 'ok';

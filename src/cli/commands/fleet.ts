@@ -52,7 +52,16 @@ export async function fleetPlanCommand(opts: FleetOpts, out: Output): Promise<Ou
           const would = d.tiers.filter((x) => x.action === 'apply').map((x) => x.id);
           const blocked = d.tiers.filter((x) => x.action === 'block');
           const stop = d.tiers.find((x) => x.action === 'stop');
-          dry.set(t.name, stop ? `would not run: ${'reason' in stop ? stop.reason : ''}` : `${would.length ? `would apply ${would.join(', ')}` : 'nothing to apply'}${blocked.length ? `; would block ${blocked.map((x) => x.id).join(', ')} (gate ${d.gate?.name ?? ''} = ${d.gate?.value ?? 'n/a'})` : ''}`);
+          // a closed gate makes the target's rehearsal NO-GO, and fleet apply then writes nothing to it, its structure tiers included
+          const noGo = blocked.length > 0 && d.gate !== null && !d.gate.open;
+          dry.set(
+            t.name,
+            stop
+              ? `would not run: ${'reason' in stop ? stop.reason : ''}`
+              : noGo
+                ? `NO-GO (gate ${d.gate!.name} = ${d.gate!.value ?? 'n/a'}, needs ≥ ${d.gate!.min}): nothing would be applied; with the gate open, ${[...would, ...blocked.map((x) => x.id)].join(', ')}`
+                : `${would.length ? `would apply ${would.join(', ')}` : 'nothing to apply'}${blocked.length ? `; would block ${blocked.map((x) => x.id).join(', ')}` : ''}`,
+          );
           results[t.name] = { ok: true, tiers: d.tiers, gate: d.gate, drift: d.drift, lockHeldBy: d.lockHeldBy };
         } catch (e) {
           dry.set(t.name, `cannot be read: ${(e as Error).message.split('\n')[0]}`);
