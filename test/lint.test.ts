@@ -115,6 +115,7 @@ describe('touchedRelations', () => {
       calls: [],
       incomplete: [],
       settings: [],
+      sequences: [],
     });
   });
 
@@ -350,6 +351,17 @@ describe('lintPlan', () => {
       expect(r.stderr, command[0]).toMatch(/tiergate\.yaml:\d+:1: gate 'ospa' does not parse: syntax error at or near "selec".*\[plan-query\]/);
       expect(r.stderr, command[0]).not.toMatch(/127\.0\.0\.1|connect/);
     }
+  });
+
+  it("refuses a metric or gate query that moves a sequence (nextval(), setval(), qualified or not)", async () => {
+    const dir = copyEnginePlan();
+    const yaml = join(dir, 'tiergate.yaml');
+    writeFileSync(yaml, readFileSync(yaml, 'utf8').replace('metrics:\n', "metrics:\n  drawn: select nextval('app.item_seq')\n  reset: select pg_catalog.setval('app.item_seq', 1)\n  last: select last_value from app.item_seq\n"));
+    const findings = (await lintPlan(loadPlan(dir))).filter((f) => f.rule === 'plan-query').map((f) => f.message);
+    expect(findings).toEqual([
+      "metric 'drawn' is not one query that only reads: it changes a sequence (nextval()), and a metric or gate only reads",
+      "metric 'reset' is not one query that only reads: it changes a sequence (setval()), and a metric or gate only reads",
+    ]);
   });
 
   it("a guard whose RAISE EXCEPTIONs all name another SQLSTATE than gate.guard.sqlstate is an error (the rehearsal could never prove it); one it cannot read is not judged", async () => {

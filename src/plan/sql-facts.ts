@@ -215,5 +215,7 @@ async function findWhyNotAReadQuery(sql: string): Promise<string | null> {
   if (count > 1) return `it holds ${count} statements, and a metric or gate is one query`;
   const touched = await touchedRelations(sql).catch(() => null);
   const changed = touched ? [...new Set([...touched.writes, ...touched.creates, ...touched.drops, ...touched.alters])] : [];
+  // a sequence is written by a call, not a statement: nextval() and setval() move it (outside any transaction's rollback)
+  if (touched?.sequences.length) changed.push(`a sequence (${touched.sequences.join(', ')})`);
   return changed.length ? `it changes ${changed.join(', ')}, and a metric or gate only reads` : null;
 }

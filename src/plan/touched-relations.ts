@@ -18,6 +18,8 @@ export interface TouchedRelations {
   incomplete: string[];
   /** statements that change the session's settings (`line 3: SET search_path`, `line 4: set_config()`) */
   settings: string[];
+  /** the calls that move a sequence, as written (`nextval()`, `setval()`) */
+  sequences: string[];
 }
 
 /** `touchedRelations` of a script the parser has read: see there. */
@@ -25,6 +27,7 @@ export function touchedInParsed(pg: PgQuery, { src, statements }: ParsedScript):
   const sets = { writes: new Set<string>(), creates: new Set<string>(), drops: new Set<string>(), alters: new Set<string>(), calls: new Set<string>() };
   const incomplete: string[] = [];
   const settings: string[] = [];
+  const sequences = new Set<string>();
   for (const stmt of statements) {
     for (const e of analyzeStatement(pg, src, stmt).effects) {
       if (e.type === 'write') sets.writes.add(e.rel.text);
@@ -32,6 +35,7 @@ export function touchedInParsed(pg: PgQuery, { src, statements }: ParsedScript):
       else if (e.type === 'drop') sets.drops.add(e.rel.text);
       else if (e.type === 'alter') sets.alters.add(e.rel.text);
       else if (e.type === 'call') sets.calls.add(e.name);
+      else if (e.type === 'sequence') sequences.add(e.what);
       else if (e.type === 'setting') settings.push(`line ${src.position(e.at).line}: ${e.what}`);
       else if (e.type === 'opaque' || e.type === 'invalid') incomplete.push(`line ${src.position(e.at).line}: ${e.type === 'opaque' ? e.why : e.message}`);
     }
@@ -44,5 +48,6 @@ export function touchedInParsed(pg: PgQuery, { src, statements }: ParsedScript):
     calls: [...sets.calls],
     incomplete,
     settings,
+    sequences: [...sequences],
   };
 }
