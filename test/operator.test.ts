@@ -299,6 +299,22 @@ describe.concurrent.each(testTargets())('operator on %s', (kind) => {
     expect(json.gate).toMatchObject({ value: null, open: false, unread: 'its query fails here: column "validd" does not exist (SQLSTATE 42703)' });
   }));
 
+  it("tiergate's attempt table renamed by hand: status and log say which table is missing and what to do (exit 2); apply creates it anew and records its runs", onTarget(async (target) => {
+    await withDb(target.url, (db) => db.exec('insert into gate.approval (valid) values (true)'));
+    expect((await runCli(['apply', '--yes', '--plan', ENGINE_PLAN, '--target', target.url])).code).toBe(0);
+    await withDb(target.url, (db) => db.exec('alter table tiergate.attempt rename to attempt_old'));
+    for (const command of ['status', 'log']) {
+      const r = await runCli([command, '--plan', ENGINE_PLAN, '--target', target.url]);
+      expect(r.code, command).toBe(2);
+      expect(r.stderr, command).toMatch(/tiergate's table tiergate\.attempt is missing on this database, while tiergate\.ledger is there \(renamed or dropped by hand\?\): .*rename it back, or let the next apply create it anew/);
+    }
+    const again = await runCli(['apply', '--yes', '--plan', ENGINE_PLAN, '--target', target.url]);
+    expect(again.code, again.stdout + again.stderr).toBe(0);
+    const attempts = await withDb(target.url, (db) => db.query<{ tier_id: number; outcome: string }>('select tier_id, outcome from tiergate.attempt order by id'));
+    expect(attempts.rows).toEqual([{ tier_id: 0, outcome: 'passed' }, { tier_id: 90, outcome: 'passed' }]);
+    expect((await runCli(['status', '--plan', ENGINE_PLAN, '--target', target.url])).code).toBe(0);
+  }));
+
   it.runIf(kind === 'postgres')('a read that runs out its statement_timeout with nobody in its way says it was slow, not blocked (exit 1), whatever other databases of the server hold', onTarget(async (target) => {
     const slow = planWith({
       'tiergate.yaml': (s) => s.replace('statement_timeout: 1min', 'statement_timeout: 300ms').replace('metrics:\n', 'metrics:\n  slow: select count(*) from (select pg_sleep(2)) x\n'),

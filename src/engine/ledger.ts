@@ -1,5 +1,5 @@
 import type { Db, Queryable } from '../db/port.js';
-import type { SqlFailure } from '../errors.js';
+import { TargetError, type SqlFailure } from '../errors.js';
 import type { Tier } from '../plan/plan.js';
 import { tiergateVersion } from '../version.js';
 import type { Delta, Difference, GateReading } from './result.js';
@@ -90,7 +90,7 @@ export function amendmentReverted(e: Pick<LedgerEntry, 'status' | 'subject'> | u
 /** Creates the ledger (or brings an older one up to date); one query when it is already current. */
 export async function ensureLedger(db: Queryable): Promise<void> {
   const r = await db.query<{ ok: boolean }>(
-    `select to_regclass('tiergate.ledger') is not null
+    `select to_regclass('tiergate.ledger') is not null and to_regclass('tiergate.attempt') is not null
         and exists (select 1 from pg_attribute where attrelid = to_regclass($1) and attname = $2 and not attisdropped) as ok`,
     [NEWEST.table, NEWEST.column],
   );
@@ -98,12 +98,21 @@ export async function ensureLedger(db: Queryable): Promise<void> {
 }
 
 async function ledgerExists(db: Queryable): Promise<{ ledger: boolean; current: boolean }> {
-  const r = await db.query<{ ledger: boolean; current: boolean }>(
-    `select to_regclass('tiergate.ledger') is not null as ledger,
+  const r = await db.query<{ ledger: boolean; attempt: boolean; current: boolean }>(
+    `select to_regclass('tiergate.ledger') is not null as ledger, to_regclass('tiergate.attempt') is not null as attempt,
             exists (select 1 from pg_attribute where attrelid = to_regclass($1) and attname = $2 and not attisdropped) as current`,
     [NEWEST.table, NEWEST.column],
   );
-  return r.rows[0] ?? { ledger: false, current: false };
+  const found = r.rows[0] ?? { ledger: false, attempt: false, current: false };
+  // one of tiergate's two tables gone (renamed or dropped by hand; a ledger as current as this has always had both):
+  // what is left is not the history, and is not read as it
+  if (found.ledger !== found.attempt && (found.attempt || found.current)) {
+    const [missing, there] = found.ledger ? ['tiergate.attempt', 'tiergate.ledger'] : ['tiergate.ledger', 'tiergate.attempt'];
+    throw new TargetError(
+      `tiergate's table ${missing} is missing on this database, while ${there} is there (renamed or dropped by hand?): the history cannot be read whole; rename it back${missing === 'tiergate.attempt' ? ', or let the next apply create it anew (empty)' : ''}`,
+    );
+  }
+  return found;
 }
 
 interface LedgerRow {
