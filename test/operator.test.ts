@@ -315,6 +315,21 @@ describe.concurrent.each(testTargets())('operator on %s', (kind) => {
     expect((await runCli(['status', '--plan', ENGINE_PLAN, '--target', target.url])).code).toBe(0);
   }));
 
+  it('a ledger row of a tier the plan does not have (written by hand): status says so, and does not date the verify by it', onTarget(async (target) => {
+    await withDb(target.url, (db) => db.exec('insert into gate.approval (valid) values (true)'));
+    expect((await runCli(['apply', '--yes', '--plan', ENGINE_PLAN, '--target', target.url])).code).toBe(0);
+    await withDb(target.url, (db) =>
+      db.exec(`insert into tiergate.ledger select (json_populate_record(null::tiergate.ledger, (to_jsonb(l) || jsonb_build_object('id', (select max(id) + 1 from tiergate.ledger), 'tier_id', 42, 'applied_at', now() + interval '1 minute'))::json)).*
+                 from tiergate.ledger l where tier_id = 3`),
+    );
+    const r = await runCli(['status', '--plan', ENGINE_PLAN, '--target', target.url]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/the ledger also has rows of plan engine-test for tier 42, which this plan does not have \(another revision of the plan, or rows written by hand\)/);
+    expect(r.stdout).not.toMatch(/before tier 42/);
+    const json = JSON.parse((await runCli(['status', '--json', '--plan', ENGINE_PLAN, '--target', target.url])).stdout) as { unknownTiers: number[] };
+    expect(json.unknownTiers).toEqual([42]);
+  }));
+
   it.runIf(kind === 'postgres')('a read that runs out its statement_timeout with nobody in its way says it was slow, not blocked (exit 1), whatever other databases of the server hold', onTarget(async (target) => {
     const slow = planWith({
       'tiergate.yaml': (s) => s.replace('statement_timeout: 1min', 'statement_timeout: 300ms').replace('metrics:\n', 'metrics:\n  slow: select count(*) from (select pg_sleep(2)) x\n'),

@@ -42,6 +42,8 @@ export interface StatusResult {
   gateUnread: string | null;
   metrics: Record<string, number | null>;
   tiers: TierStatusLine[];
+  /** tier ids the ledger has rows of under this plan's name that the plan does not have (another revision of it, or rows written by hand) */
+  unknownTiers: number[];
 }
 
 /**
@@ -56,6 +58,8 @@ export async function status(db: Db, plan: Plan): Promise<StatusResult> {
     db.transaction(async (tx) => ({ gate: await readGate(tx, plan), metrics: await readMetrics(tx, plan.metrics) }), { readOnly: true }),
   );
   const gateUnread = gate?.unread ?? null;
+  const ids = new Set(plan.tiers.map((t) => t.id));
+  const known = history.filter((e) => ids.has(e.tierId));
   return {
     plan: { name: plan.name, sha256: plan.sha256 },
     target: db.displayUrl,
@@ -63,7 +67,9 @@ export async function status(db: Db, plan: Plan): Promise<StatusResult> {
     gate,
     gateUnread,
     metrics,
-    tiers: plan.tiers.map((t) => tierLine(t, history, gate)),
+    // (a tier the plan does not have is none of its tiers' history: a verify is not said to have passed before it)
+    tiers: plan.tiers.map((t) => tierLine(t, known, gate)),
+    unknownTiers: [...new Set(history.filter((e) => !ids.has(e.tierId)).map((e) => e.tierId))].sort((a, b) => a - b),
   };
 }
 

@@ -30,6 +30,9 @@ export async function statusCommand(opts: StatusOpts, out: Output): Promise<Outc
     if (s.gateUnread) out.line(`  ${gateUnreadLine(s.gateUnread)}`);
     for (const line of approvalLines(s.gate)) out.line(line);
     if (s.gate && !s.gate.open && plan.gate?.when_closed) out.line(`  ${plan.gate.when_closed}`);
+    if (s.unknownTiers.length) {
+      out.line(out.paint('yellow', `the ledger also has rows of plan ${plan.name} for tier ${s.unknownTiers.join(', ')}, which this plan does not have (another revision of the plan, or rows written by hand): 'tiergate log' lists them`));
+    }
     out.line('');
     const rows = [
       ['id', 'tier', 'kind', 'state', 'when', 'by', 'tiergate', 'note'],
