@@ -210,6 +210,16 @@ describe.each(testTargets())('tiergate approve (%s)', (kind) => {
       await sql(async (db) => {
         for (const id of [1, 5, 6, 7, 8]) await applyTier(db, id);
       });
+      // a gate.sql naming a column that is not there reads no value: an approval would open nothing, and is not recorded
+      const typo = join(mkdtempSync(join(tmpdir(), 'tiergate-plan-')), 'plan');
+      cpSync(bundledPlanDir(), typo, { recursive: true });
+      const yaml = join(typo, 'tiergate.yaml');
+      const text = readFileSync(yaml, 'utf8');
+      expect(text).toContain("join directus_users u on u.id = a.approver and u.status = 'active'\n");
+      writeFileSync(yaml, text.replace("join directus_users u on u.id = a.approver and u.status = 'active'\n", "join directus_users u on u.id = a.approver and u.statuss = 'active'\n"));
+      const unread = await runCli(['approve', '--yes', '--plan', typo, '--target', s.t.url, '--as', 'admin@northwind.example']);
+      expect(unread.code, unread.stdout + unread.stderr).toBe(2);
+      expect(unread.stderr).toMatch(/cannot approve on .*: the gate ospa reads no value here \(its query fails here: column u\.statuss does not exist \(SQLSTATE 42703\)\), so no approval can open it; nothing was recorded/);
       const ok = await runCli(['approve', '--yes', '--target', s.t.url, '--as', 'admin@northwind.example']);
       expect(ok.code, ok.stderr).toBe(0);
       expect(ok.stdout).toMatch(/gate ospa = 1 \(needs ≥ 1\): OPEN/);

@@ -378,7 +378,7 @@ describe('lintPlan', () => {
     ]);
     expect(await variant(null, "RAISE EXCEPTION 'closed' USING ERRCODE = 'TG001';")).toEqual([expect.stringMatching(/raises SQLSTATE TG001, but gate\.guard\.sqlstate is P0001/)]);
     expect(await variant('TG009', "RAISE SQLSTATE 'TG008';")).toEqual([expect.stringMatching(/raises SQLSTATE TG008, but gate\.guard\.sqlstate is TG009/)]);
-    // the plan's: lowercase in the file, or among others
+    // lowercase in the file is no SQLSTATE (the server reads it as a condition name): not judged; the plan's among others
     expect(await variant('TG009', "RAISE EXCEPTION 'closed' USING ERRCODE = 'tg009';")).toEqual([]);
     expect(await variant('TG009', "RAISE EXCEPTION 'other' USING ERRCODE = 'TG001'; RAISE EXCEPTION USING MESSAGE = 'closed', ERRCODE = 'TG009';")).toEqual([]);
     // what lint cannot read without running it: a condition name, an expression

@@ -166,6 +166,24 @@ describe.each(testTargets())('operator at a terminal on %s', (kind) => {
     expect(again.stdout).toMatch(/^ +3 +View +structure +Applied/m);
   }));
 
+  it.runIf(kind === 'postgres')('Ctrl-C during the preflight or the verify tier on a server: its statement is cancelled too, exit 130, nothing committed by it', onTarget(async (target) => {
+    await withDb(target.url, (db) => db.exec('insert into gate.approval (valid) values (true)'));
+    for (const file of ['tiers/00_preflight.sql', 'tiers/90_verify.sql']) {
+      const plan = planWith({ [file]: (s: string) => `select pg_sleep(61);\n${s}` });
+      const run = startCli(['apply', '--yes', '--plan', plan, '--target', target.url]);
+      const sleeping = () => sessionsWhere(target.url, "query like 'select pg_sleep(61)%'");
+      expect(await pollUntil(sleeping, (n) => n > 0, 300), file).toBe(1);
+      run.kill('SIGINT');
+      expect(await pollUntil(sleeping, (n) => n === 0), file).toBe(0);
+      const r = await run.done;
+      expect(r.code, r.stdout + r.stderr).toBe(130);
+      const id = file.startsWith('tiers/00') ? 0 : 90;
+      expect(r.stdout, file).toMatch(new RegExp(`^ +${id} +(Preflight|Verify) +\\w+ +Failed .*interrupted \\(Ctrl-C\\) during tier ${id}`, 'm'));
+    }
+    // the preflight's interruption stopped the first run before any tier; the second applied every tier, then its verify was interrupted
+    expect((await inspect(target.url)).ledger.map((l) => l.tier_id)).toEqual([1, 2, 3]);
+  }));
+
   it.runIf(kind === 'postgres')("Ctrl-C while a gated tier waits for its gate's lock on a server: the wait ends then, not at the lock_timeout; exit 130, nothing of the tier", onTarget(async (target) => {
     await withDb(target.url, (db) => db.exec('insert into gate.approval (valid) values (true)'));
     const plan = planWith({ 'tiergate.yaml': (s) => s.replace('lock_timeout: 2s', 'lock_timeout: 1min') });

@@ -315,6 +315,16 @@ describe.concurrent.each(testTargets())('operator on %s', (kind) => {
     expect((await runCli(['status', '--plan', ENGINE_PLAN, '--target', target.url])).code).toBe(0);
   }));
 
+  it('apply --dry-run of a plan whose gate query does not parse lists the lint error and sends the query nowhere', onTarget(async (target) => {
+    const typo = planWith({ 'tiergate.yaml': (s) => s.replace('sql: select count(*) from gate.approval where valid\n', 'sql: selec count(*) from gate.approval where valid\n') });
+    const r = await runCli(['apply', '--dry-run', '--plan', typo, '--target', target.url]);
+    expect(r.stdout + r.stderr).toMatch(/tiergate\.yaml:8:1: .*gate 'approvals' does not parse: syntax error at or near "selec"/);
+    expect(r.stdout).toMatch(/apply would refuse the plan: lint error at tiergate\.yaml:8/);
+    expect(r.stdout + r.stderr).not.toMatch(/reading gate|internal/);
+    // (1: apply would not run, as for any plan it refuses)
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+  }));
+
   it('a ledger row of a tier the plan does not have (written by hand): status says so, and does not date the verify by it', onTarget(async (target) => {
     await withDb(target.url, (db) => db.exec('insert into gate.approval (valid) values (true)'));
     expect((await runCli(['apply', '--yes', '--plan', ENGINE_PLAN, '--target', target.url])).code).toBe(0);

@@ -87,7 +87,7 @@ export async function apply(db: Db, plan: Plan, options: ApplyOptions = {}): Pro
     // left them: the next tier's "before" (src/engine/run-tier.ts, Carry).
     const carry = new Carry();
     for (const tier of plan.tiers.filter((t) => t.kind === 'preflight')) {
-      const r = await run(tier, () => runPreflight(db, plan, tier, identity, 'apply'));
+      const r = await run(tier, () => runPreflight(db, plan, tier, identity, 'apply', options.signal));
       if (r.status === 'Failed') return done(null);
       carry.keep(afterMetrics(r));
     }
@@ -156,7 +156,7 @@ export async function apply(db: Db, plan: Plan, options: ApplyOptions = {}): Pro
       if (notApplied.size > 0 || failed || options.signal?.aborted) {
         await run(tier, async () => ({ ...idle(tier), status: 'Skipped', reason: 'not every tier is applied' }));
       } else {
-        await run(tier, () => runCheckTier(db, plan, tier, { record: 'apply' }));
+        await run(tier, () => runCheckTier(db, plan, tier, { record: 'apply', signal: options.signal }));
       }
     }
     // a gated tier that found the gate closed (or its subject changed) during the run: the summary tells the gate as it is now

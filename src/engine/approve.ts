@@ -64,6 +64,13 @@ export async function approve(db: Db, plan: Plan, options: { as: string; proposa
       throw new UsageError(`an approval of '${proposal}' would not count toward gate ${gate.name} (it counts ${gate.approve!.proposal}); nothing was recorded`);
     }
     if (!mine.counts) throw new UsageError(`${options.as} cannot approve '${proposal}' on ${db.displayUrl}: ${mine.why}; nothing was recorded`);
+    // a gate that reads no value here (a misspelt column in gate.sql) is opened by no approval: this one would not count either
+    const reading = await readGate(tx, plan);
+    if (reading?.unread) {
+      throw new TargetError(
+        `cannot approve on ${db.displayUrl}: the gate ${gate.name} reads no value here (${reading.unread}), so no approval can open it; nothing was recorded — create what gate.sql reads, or correct it in tiergate.yaml`,
+      );
+    }
     return mine;
   }), ['SELECT', 'INSERT']);
   const after = await db.transaction((tx) => readGate(tx, plan), { readOnly: true });

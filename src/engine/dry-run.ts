@@ -66,7 +66,9 @@ export async function dryRun(db: Db, plan: Plan, options: { structureOnly?: bool
   const lockHeldBy = await rolloutLockHolder(db, plan.name);
   const preTier = plan.tiers.find((t) => t.kind === 'preflight');
   const preflight = preTier ? await runPreflight(db, plan, preTier, identity) : null;
-  const gate = await readGateBounded(db, plan);
+  // a plan query that lint refuses is not sent (a gate that does not parse would fail the dry run instead of listing it)
+  const refusedQueries = lint.some((f) => f.rule === 'plan-query' && f.severity === 'error');
+  const gate = refusedQueries ? null : await readGateBounded(db, plan);
   // apply would run no tier at all: say so of each, not what it would decide on a plan it runs
   const firstLintError = lint.find((f) => f.severity === 'error');
   const unwritable = await whyNotWritable(db);

@@ -44,7 +44,7 @@ export function assertPlanDatabase(plan: Plan, identity: TargetIdentity, display
 }
 
 /** Preflight: the plan's identity check, then the preflight file, read-only; `record` names the command whose history keeps its result. */
-export async function runPreflight(db: Db, plan: Plan, tier: Tier, identity: TargetIdentity, record?: string): Promise<TierResult> {
+export async function runPreflight(db: Db, plan: Plan, tier: Tier, identity: TargetIdentity, record?: string, signal?: AbortSignal): Promise<TierResult> {
   if (!isPlanDatabase(plan, identity)) {
     return {
       ...idle(tier),
@@ -61,7 +61,7 @@ export async function runPreflight(db: Db, plan: Plan, tier: Tier, identity: Tar
   // the database the plan is for, told to the preflight file (current_setting('tiergate.database')): the plan's
   // database:, or, when the plan names none (a fleet whose targets file lists its databases), this one
   await db.query(`select set_config('tiergate.database', $1, false)`, [plan.database ?? identity.cloneOf ?? identity.database]);
-  return runCheckTier(db, plan, tier, { record });
+  return runCheckTier(db, plan, tier, { record, signal });
 }
 
 /** Refuses (exit 2) a plan whose own queries in tiergate.yaml are not each one query that only reads (lint's `plan-query`). */

@@ -88,7 +88,7 @@ export async function rollback(
   return withRollout(db, plan, { waitMs: options.waitMs, signal: options.signal }, async ({ identity, ledger }) => {
     const results: TierResult[] = [];
     for (const pre of plan.tiers.filter((t) => t.kind === 'preflight')) {
-      const r = await runPreflight(db, plan, pre, identity, 'rollback');
+      const r = await runPreflight(db, plan, pre, identity, 'rollback', options.signal);
       results.push(r);
       if (r.status === 'Failed') return finish('rollback', db.displayUrl, plan, identity, null, results);
     }

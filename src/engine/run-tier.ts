@@ -318,7 +318,7 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
     return applied;
   } catch (caught) {
     // a statement of tiergate's own (the gate's wait for its lock, a metric) cancelled at Ctrl-C: the interruption it is
-    const e = options.signal?.aborted && (caught as { sqlstate?: unknown } | null)?.sqlstate === '57014' ? new Interrupted(tier) : caught;
+    const e = cancelledByCtrlC(caught, options.signal) ? new Interrupted(tier) : caught;
     if (!options.proveGuard) options.carry?.forget();
     if (e instanceof CommitInDoubtError) return commitInDoubt(db, plan, tier, e, elapsed(), ledgerId, pending, options);
     return failedOrBlocked(db, plan, tier, e, elapsed(), options);
@@ -349,6 +349,13 @@ async function cancelledAtAbort<T>(db: Db, signal: AbortSignal | undefined, body
     signal.removeEventListener('abort', cancel);
     if (sent) await sent;
   }
+}
+
+/** A statement cancelled (57014) after a Ctrl-C (`cancelledAtAbort`): the interruption, not a statement timeout. */
+function cancelledByCtrlC(e: unknown, signal: AbortSignal | undefined): boolean {
+  if (!signal?.aborted) return false;
+  const sqlstate = e instanceof StatementError ? e.failure.sqlstate : (e as { sqlstate?: unknown } | null)?.sqlstate;
+  return sqlstate === '57014';
 }
 
 /** What a tier's transaction measured. */
@@ -531,22 +538,24 @@ export function pairMetrics(before: Record<string, number | null>, after: Record
  * none of them, so they are not read again (a set is ~150 ms at 6,500
  * collections, and a rehearsal verifies three times).
  */
-export async function runCheckTier(db: Db, plan: Plan, tier: Tier, options: { record?: string; carry?: Carry } = {}): Promise<TierResult> {
+export async function runCheckTier(db: Db, plan: Plan, tier: Tier, options: { record?: string; carry?: Carry; signal?: AbortSignal } = {}): Promise<TierResult> {
   const started = performance.now();
   const base = baseResult(tier);
   const touched = await touchedRelations(tier.sql).catch(() => null);
   try {
     const out = await db.transaction(
-      async (tx) => {
+      (tx) => cancelledAtAbort(db, options.signal, async () => {
         const kept = await setTimeouts(tx, plan, tier, mayChangeSettings(touched, touched ? await callsUserFunction(tx, touched.calls) : true));
         let failures: SqlFailure[] = [];
         if (tier.kind === 'verify') failures = await runAssertions(tx, tier, tier.file);
-        else await runScript(tx, tier, tier.file);
+        else await runScript(tx, tier, tier.file, options.signal);
         if (kept !== null) await restoreSettings(tx, plan, tier, kept);
         const metrics = options.carry?.metrics ?? (await jitUntilTransactionEnd(tx, () => readMetrics(tx, plan.metrics)));
         const post = tier.post.map((p) => ({ expr: p.expr, ok: checkPostCondition(p, metrics[p.metric] ?? null), value: metrics[p.metric] ?? null }));
+        // a Ctrl-C that cancelled one of verify's assertions: the interruption, not a failing assertion
+        if (options.signal?.aborted && failures.some((f) => f.sqlstate === '57014')) throw new Interrupted(tier);
         return { failures, metrics, post };
-      },
+      }),
       { readOnly: true },
     );
     const failedPost = out.post.filter((p) => !p.ok);
@@ -564,7 +573,9 @@ export async function runCheckTier(db: Db, plan: Plan, tier: Tier, options: { re
       reason: ok ? null : [...out.failures.map((f) => f.message), ...failedPost.map((p) => `post-condition '${p.expr}' does not hold (${p.value ?? 'n/a'})`)].join('; '),
       error,
     };
-  } catch (e) {
+  } catch (caught) {
+    // a statement cancelled at Ctrl-C (the file's, a metric's): the interruption it is, not a timeout
+    const e = cancelledByCtrlC(caught, options.signal) ? new Interrupted(tier) : caught;
     const failure = toFailure(tier, e);
     await nameBlockers(db, failure, e instanceof StatementError ? e.statementSql : tier.sql);
     if (options.record) await recordAttempt(db, plan.name, tier, failure, 'failed', options.record);

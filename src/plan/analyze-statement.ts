@@ -480,7 +480,7 @@ function raisedSqlstate(raise: Record<string, unknown>): string | null {
   if (errcode) {
     const query = isObject(errcode.expr) && isObject(errcode.expr.PLpgSQL_expr) ? errcode.expr.PLpgSQL_expr.query : null;
     const literal = typeof query === 'string' ? /^\s*'([0-9A-Za-z]{5})'\s*$/.exec(query)?.[1] : undefined;
-    return literal ? code(literal.toUpperCase()) : null;
+    return literal ? code(literal) : null;
   }
   // a RAISE with neither a message nor options re-raises the caught error (only valid in a handler)
   return raise.message === undefined && !options.length ? null : 'P0001';

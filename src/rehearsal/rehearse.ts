@@ -103,7 +103,7 @@ export async function rehearse(plan: Plan, source: CloneSource, info: SourceInfo
       const fingerprints = new Fingerprints(kept ?? main, kept !== undefined, main.untouchedCopy, (message) => emit({ type: 'progress', message }));
       // Preflight on the source: identity and the gate's real value decide the execution verdict. The
       // clone is made ready meanwhile, when the source is a database of its own (a dump's is the clone itself)
-      const sourceRead = readSource(plan, info, main);
+      const sourceRead = readSource(plan, info, main, options.signal);
       sourceRead.catch(() => undefined);
       if (!info.openSource) await sourceRead.catch(() => undefined);
       const db = await main.open().catch(async (e) => {
@@ -785,7 +785,7 @@ class Scenario {
   private verify(stage: StageRecord, annotate?: (r: TierResult) => void): Promise<TierResult> {
     const tier = this.verifyTier!;
     // the metrics as the last tier left them (this clone's carry): verify reads no set of its own
-    return this.run(stage, tier, () => runCheckTier(this.db, this.plan, tier, { carry: this.carry }), annotate);
+    return this.run(stage, tier, () => runCheckTier(this.db, this.plan, tier, { carry: this.carry, signal: this.signal }), annotate);
   }
 }
 
@@ -814,12 +814,12 @@ async function assertSourceDatabase(plan: Plan, info: SourceInfo): Promise<void>
 }
 
 /** Preflight, gate and identity of the source, read-only (the main clone stands in for a source that is not a database). */
-async function readSource(plan: Plan, info: SourceInfo, main: Clone): Promise<{ preflight: TierResult | null; gate: GateReading | null; identity: DatabaseIdentity }> {
+async function readSource(plan: Plan, info: SourceInfo, main: Clone, signal?: AbortSignal): Promise<{ preflight: TierResult | null; gate: GateReading | null; identity: DatabaseIdentity }> {
   const tier = plan.tiers.find((t) => t.kind === 'preflight') ?? null;
   const src = await (info.openSource ?? (() => main.open()))();
   try {
     const id = await readIdentity(src);
-    const preflight = tier ? await runPreflight(src, plan, tier, id) : null;
+    const preflight = tier ? await runPreflight(src, plan, tier, id, undefined, signal) : null;
     const gate = await src.transaction((tx) => readGate(tx, plan), { readOnly: true });
     return { preflight, gate, identity: info.identity ?? withoutCloneOf({ ...id, database: id.cloneOf ?? id.database }) };
   } finally {
