@@ -182,6 +182,9 @@ describe("expectations' records", () => {
     expect(expectationRecordProblems({ tiers: [tier2] }, rehearsed())).toEqual([]);
     // without the plan's expect (a report): the measured values alone
     expect(expectationRecordProblems({ tiers: [] }, rehearsed())).toEqual([]);
+    // a guard proof that ran to the end (stage A, Failed): its delta is the proof of the failure, and it records no expectations
+    const proof = [stage('A', [record(2, 'Failed', { kind: 'data', delta: delta(6, 0) })], [{ name: 'A: tier 2 stops itself', ok: false, detail: 'not self-guarded' }])];
+    expect(expectationRecordProblems({ tiers: [tier2] }, proof)).toEqual([]);
     expect(computeVerdict({ tiers: [tier2], gate: undefined }, passedInput({ stages: rehearsed() })).failures).toEqual([]);
   });
 

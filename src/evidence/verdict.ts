@@ -145,7 +145,8 @@ export function expectationRecordProblems(plan: Pick<Plan, 'tiers'>, stages: Sta
         if (measured !== undefined && measured !== e.actual) problems.push(`${at}: expectation '${e.what}' records ${e.actual} measured, but the tier's delta says ${measured}`);
       }
       const tier = byId.get(t.id);
-      if (!tier?.expect || problems.length) continue;
+      // (only an applied tier records its expectations: a guard proof that ran to the end keeps its delta, the proof of the failure, without them)
+      if (!tier?.expect || problems.length || t.status !== 'Applied') continue;
       const recorded = JSON.stringify(t.expectations ?? []);
       const again = compareExpectations(tier, delta, t.figures ?? {}).map(({ what, expected, actual, ok }) => ({ what, expected, actual, ok }));
       if (JSON.stringify(again) !== recorded) problems.push(`${at}: its expectation records are not what the plan's expectations give for its delta and figures`);
