@@ -7,7 +7,7 @@
  * twice), worker processes sharing a PostgreSQL control database, and the
  * zero-setup path (PGlite targets, embedded control).
  */
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -149,6 +149,18 @@ describe.runIf(hasServer)('tiergate fleet on two PostgreSQL clusters', () => {
     ]);
     expect(status.steps.map((x: { target: string }) => x.target)).toEqual(['canary0']);
   }, 600_000);
+
+  it('fleet plan finds one database listed under two URLs the targets file cannot tell apart (a symbolic link to its socket folder): that target would not run, exit 1', async () => {
+    const [one] = await tenants('alias', 1);
+    const socket = new URL(one!.url).searchParams.get('host')!;
+    const link = join(work, 'alias-socket');
+    if (!existsSync(link)) symlinkSync(socket, link);
+    const alias = { name: 'alias-again', url: editPostgresUrl(one!.url, (u) => void u.searchParams.set('host', link)), cluster: one!.cluster };
+    const planned = await fleet(['plan', '--targets', targetsFile('alias', [one!, alias], '  - { name: all }')]);
+    expect(planned.code, planned.stdout + planned.stderr).toBe(1);
+    expect(planned.stdout).toMatch(/alias0 .*would apply 1, 5, 6, 7, 8, 2, 3, 4/);
+    expect(planned.stdout).toMatch(/alias-again .*would not run: the same database as target 'alias0' \(the server says so, under another URL\)/);
+  }, 300_000);
 
   it('a target whose database does not exist fails at once; one whose server does not answer fails after the retries; the rollout ends instead of waiting', async () => {
     const [ok, other] = await tenants('errs', 2);

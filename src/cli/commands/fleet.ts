@@ -42,13 +42,27 @@ export async function fleetPlanCommand(opts: FleetOpts, out: Output): Promise<Ou
   const { withDb } = await import('../../db/open-db.js');
   const dry = new Map<string, string>();
   const results: Record<string, unknown> = {};
+  // which database each target is, as the server tells it: one database under two URLs the targets file cannot tell
+  // apart (a socket and a TCP address, a host alias) is found here (the cluster's id and start, the database's oid)
+  const databaseKey = new Map<string, string>();
   // a few targets at a time: a dry run only reads
   const queue = [...spec.targets];
   await Promise.all(
     Array.from({ length: Math.min(spec.concurrency.total, queue.length) }, async () => {
       for (let t = queue.shift(); t; t = queue.shift()) {
         try {
-          const d = await withDb(t.url, (db) => dryRun(db, spec.planDatabase === 'from_targets' ? { ...plan, database: undefined } : plan), { applicationName: `tiergate fleet plan ${t.name} (dry run)` });
+          const d = await withDb(
+            t.url,
+            async (db) => {
+              const which = await db
+                .query<{ k: string }>(`select concat_ws('/', pg_postmaster_start_time()::text, (select oid from pg_database where datname = current_database())::text) as k`)
+                .then((r) => r.rows[0]!.k, () => null);
+              const result = await dryRun(db, spec.planDatabase === 'from_targets' ? { ...plan, database: undefined } : plan);
+              if (which !== null) databaseKey.set(t.name, `${result.identity.systemIdentifier ?? ''}/${result.identity.instance ?? ''}/${which}`);
+              return result;
+            },
+            { applicationName: `tiergate fleet plan ${t.name} (dry run)` },
+          );
           const would = d.tiers.filter((x) => x.action === 'apply').map((x) => x.id);
           const blocked = d.tiers.filter((x) => x.action === 'block');
           const stop = d.tiers.find((x) => x.action === 'stop');
@@ -70,6 +84,19 @@ export async function fleetPlanCommand(opts: FleetOpts, out: Output): Promise<Ou
       }
     }),
   );
+  // the first of the file's targets keeps its line; each later one of the same database would not run
+  const firstOf = new Map<string, string>();
+  for (const t of spec.targets) {
+    const key = databaseKey.get(t.name);
+    if (key === undefined) continue;
+    const first = firstOf.get(key);
+    if (first === undefined) {
+      firstOf.set(key, t.name);
+      continue;
+    }
+    dry.set(t.name, `would not run: the same database as target '${first}' (the server says so, under another URL): a database is one target — list it once`);
+    results[t.name] = { ok: false, error: `the same database as target '${first}'` };
+  }
   out.line(`fleet plan: ${plural(spec.targets.length, 'target')} in ${plural(spec.waves.length, 'wave')}; at most ${spec.concurrency.total} at once, ${spec.concurrency.perServer} per server`);
   out.line(
     spec.planDatabase === 'from_targets'
