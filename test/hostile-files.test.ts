@@ -197,6 +197,13 @@ describe('evidence that was edited, polluted or made too large is refused', () =
     opened.source.gate = { ...opened.source.gate!, value: 1, open: true };
     const contradicted = structuredClone(evidence);
     contradicted.source.gate = { ...contradicted.source.gate!, value: 1, open: false };
+    // the minimum edited down with the verdict: the records agree with each other, not with the plan (apply has it)
+    const lowered = structuredClone(evidence);
+    lowered.source.gate = { ...lowered.source.gate!, min: 0, open: true };
+    lowered.verdict = { ...lowered.verdict, execution: 'GO', reason: `${lowered.source.gate.name}=${lowered.source.gate.value}` };
+    const loweredApply = await apply(evidenceFile(lowered), {}, ['--dry-run']);
+    expect(loweredApply.code).toBe(2);
+    expect(loweredApply.stdout + loweredApply.stderr).toMatch(/its gate record \(ospa, needs ≥ 0\) is not the plan's gate \(ospa, needs ≥ 1\), in the same tiergate\.yaml: it was edited/);
     for (const [what, edited, said] of [
       ['opened', opened, /it says 'Rehearsal PASS · Execution NO-GO', but its own records give 'Rehearsal PASS · Execution GO'.*: it was edited/],
       ['contradicted', contradicted, /its own records give 'Rehearsal FAIL · Execution NO-GO' \(the source's gate record says closed, but its value 1 and minimum 1 make it open\): it was edited/],

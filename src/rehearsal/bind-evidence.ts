@@ -75,6 +75,11 @@ export function bindEvidence(file: string, plan: Plan, options: BindOptions): Bo
   if (mismatched.length || evidence.plan.sha256 !== plan.sha256) {
     throw refuse(`it was rehearsed with other plan files:\n  ${mismatched.join('\n  ') || `plan sha256 ${evidence.plan.sha256.slice(0, 12)} → ${plan.sha256.slice(0, 12)}`}`, 'rehearse again with these files');
   }
+  // the same tiergate.yaml: the gate it records is the plan's (a minimum edited down, with the verdict, would read GO)
+  const recordedGate = evidence.source.gate;
+  if (plan.gate && recordedGate && (recordedGate.name !== plan.gate.name || recordedGate.min !== plan.gate.min)) {
+    throw refuse(`its gate record (${recordedGate.name}, needs ≥ ${recordedGate.min}) is not the plan's gate (${plan.gate.name}, needs ≥ ${plan.gate.min}), in the same tiergate.yaml: it was edited`);
+  }
   const coverage = coverageProblems(plan, evidence);
   if (coverage.length) throw refuse(`its records do not cover the plan as a rehearsal does (${coverage.slice(0, 5).join('; ')}${coverage.length > 5 ? ` (+${coverage.length - 5})` : ''})`);
   const verdict = computeVerdict(plan, { preflight: evidence.source.preflight, gate: evidence.source.gate, stages: evidence.stages, rollback: evidence.rollback });
