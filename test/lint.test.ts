@@ -116,6 +116,7 @@ describe('touchedRelations', () => {
       incomplete: [],
       settings: [],
       sequences: [],
+      nonTransactional: [],
     });
   });
 
@@ -353,14 +354,18 @@ describe('lintPlan', () => {
     }
   });
 
-  it("refuses a metric or gate query that moves a sequence (nextval(), setval(), qualified or not)", async () => {
+  it("refuses a metric or gate query that moves a sequence (nextval(), setval(), qualified or not) or does what no transaction undoes", async () => {
     const dir = copyEnginePlan();
     const yaml = join(dir, 'tiergate.yaml');
-    writeFileSync(yaml, readFileSync(yaml, 'utf8').replace('metrics:\n', "metrics:\n  drawn: select nextval('app.item_seq')\n  reset: select pg_catalog.setval('app.item_seq', 1)\n  last: select last_value from app.item_seq\n"));
+    writeFileSync(
+      yaml,
+      readFileSync(yaml, 'utf8').replace('metrics:\n', "metrics:\n  drawn: select nextval('app.item_seq')\n  reset: select pg_catalog.setval('app.item_seq', 1)\n  last: select last_value from app.item_seq\n  unlocked: select count(*) from (select pg_advisory_unlock_all()) x\n"),
+    );
     const findings = (await lintPlan(loadPlan(dir))).filter((f) => f.rule === 'plan-query').map((f) => f.message);
     expect(findings).toEqual([
       "metric 'drawn' is not one query that only reads: it changes a sequence (nextval()), and a metric or gate only reads",
       "metric 'reset' is not one query that only reads: it changes a sequence (setval()), and a metric or gate only reads",
+      "metric 'unlocked' is not one query that only reads: it changes what no transaction undoes (pg_advisory_unlock_all()), and a metric or gate only reads",
     ]);
   });
 

@@ -217,5 +217,6 @@ async function findWhyNotAReadQuery(sql: string): Promise<string | null> {
   const changed = touched ? [...new Set([...touched.writes, ...touched.creates, ...touched.drops, ...touched.alters])] : [];
   // a sequence is written by a call, not a statement: nextval() and setval() move it (outside any transaction's rollback)
   if (touched?.sequences.length) changed.push(`a sequence (${touched.sequences.join(', ')})`);
+  if (touched?.nonTransactional.length) changed.push(`what no transaction undoes (${touched.nonTransactional.join(', ')})`);
   return changed.length ? `it changes ${changed.join(', ')}, and a metric or gate only reads` : null;
 }

@@ -20,6 +20,8 @@ export interface TouchedRelations {
   settings: string[];
   /** the calls that move a sequence, as written (`nextval()`, `setval()`) */
   sequences: string[];
+  /** what a transaction does not undo (`pg_advisory_unlock_all()`, `lo_export()`, `VACUUM`) */
+  nonTransactional: string[];
 }
 
 /** `touchedRelations` of a script the parser has read: see there. */
@@ -28,6 +30,7 @@ export function touchedInParsed(pg: PgQuery, { src, statements }: ParsedScript):
   const incomplete: string[] = [];
   const settings: string[] = [];
   const sequences = new Set<string>();
+  const nonTransactional = new Set<string>();
   for (const stmt of statements) {
     for (const e of analyzeStatement(pg, src, stmt).effects) {
       if (e.type === 'write') sets.writes.add(e.rel.text);
@@ -36,6 +39,7 @@ export function touchedInParsed(pg: PgQuery, { src, statements }: ParsedScript):
       else if (e.type === 'alter') sets.alters.add(e.rel.text);
       else if (e.type === 'call') sets.calls.add(e.name);
       else if (e.type === 'sequence') sequences.add(e.what);
+      else if (e.type === 'non-transactional') nonTransactional.add(e.what);
       else if (e.type === 'setting') settings.push(`line ${src.position(e.at).line}: ${e.what}`);
       else if (e.type === 'opaque' || e.type === 'invalid') incomplete.push(`line ${src.position(e.at).line}: ${e.type === 'opaque' ? e.why : e.message}`);
     }
@@ -49,5 +53,6 @@ export function touchedInParsed(pg: PgQuery, { src, statements }: ParsedScript):
     incomplete,
     settings,
     sequences: [...sequences],
+    nonTransactional: [...nonTransactional],
   };
 }
