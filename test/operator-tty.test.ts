@@ -182,6 +182,16 @@ describe.each(testTargets())('operator at a terminal on %s', (kind) => {
     }
     // the preflight's interruption stopped the first run before any tier; the second applied every tier, then its verify was interrupted
     expect((await inspect(target.url)).ledger.map((l) => l.tier_id)).toEqual([1, 2, 3]);
+    // tiergate verify alone: the same, and it says it stopped
+    const slowVerify = planWith({ 'tiers/90_verify.sql': (s: string) => `select pg_sleep(61);\n${s}` });
+    const run = startCli(['verify', '--plan', slowVerify, '--target', target.url]);
+    const sleeping = () => sessionsWhere(target.url, "query like 'select pg_sleep(61)%'");
+    expect(await pollUntil(sleeping, (n) => n > 0, 300)).toBe(1);
+    run.kill('SIGINT');
+    expect(await pollUntil(sleeping, (n) => n === 0)).toBe(0);
+    const r = await run.done;
+    expect(r.code, r.stdout + r.stderr).toBe(130);
+    expect(r.stderr).toMatch(/interrupted \(Ctrl-C\): verify of engine-test on .* stopped before it finished; it only reads, nothing was changed/);
   }));
 
   it.runIf(kind === 'postgres')("Ctrl-C while a gated tier waits for its gate's lock on a server: the wait ends then, not at the lock_timeout; exit 130, nothing of the tier", onTarget(async (target) => {

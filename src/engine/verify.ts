@@ -12,11 +12,11 @@ import { grantsFor } from './session-bounds.js';
  * refused, exit 2): Passed, or Failed with every failing assertion. Writes
  * nothing (it runs on read replicas too).
  */
-export async function verify(db: Db, plan: Plan): Promise<RunResult> {
+export async function verify(db: Db, plan: Plan, options: { signal?: AbortSignal } = {}): Promise<RunResult> {
   const tier = plan.tiers.find((t) => t.kind === 'verify');
   if (!tier) throw new TargetError(`plan '${plan.name}' has no verify tier (kind: verify)`);
   const identity = await openPlanSession(db, plan);
-  const r = await runCheckTier(db, plan, tier);
+  const r = await runCheckTier(db, plan, tier, { signal: options.signal });
   // a role that may not read what verify reads learns what to grant (exit 2), not that governance failed
   if (r.status === 'Failed' && r.error?.sqlstate === '42501') {
     throw new TargetError(`verify on ${db.displayUrl}: ${r.error.message}: ${await grantsFor(db, r.error.message)}; nothing was changed`);

@@ -1,5 +1,6 @@
+import { InterruptedError } from '../../errors.js';
 import { singleLine } from '../../text.js';
-import { checkedPlanOf, readerWait, targetOf } from '../common.js';
+import { checkedPlanOf, interruptible, readerWait, targetOf } from '../common.js';
 import type { Outcome } from '../exit-code.js';
 import { openTarget } from '../open-target.js';
 import type { Output } from '../output.js';
@@ -9,7 +10,12 @@ export async function verifyCommand(opts: { target?: string; plan?: string; wait
   const plan = await checkedPlanOf(opts);
   const { verify } = await import('../../engine/verify.js');
   return openTarget(targetOf(opts), { applicationName: `tiergate verify ${plan.name}`, ...readerWait(opts, out) }, async (db) => {
-    const r = await verify(db, plan);
+    // Ctrl-C: the assertion running is cancelled (a server), and the command says it stopped (it reads only)
+    const r = await interruptible(out, async (signal) => {
+      const result = await verify(db, plan, { signal });
+      if (signal.aborted) throw new InterruptedError(`interrupted (Ctrl-C): verify of ${plan.name} on ${db.displayUrl} stopped before it finished; it only reads, nothing was changed`);
+      return result;
+    });
     const t = r.tiers[0]!;
     out.result({ ok: t.status === 'Passed', ...r });
     out.line(`verify ${plan.name} on ${db.displayUrl}: ${t.status === 'Passed' ? 'PASSED' : 'FAILED'}`);
