@@ -120,6 +120,8 @@ describe.each(testTargets())('operator at a terminal on %s', (kind) => {
       const r = await run.done;
       expect(r.code, `${signal}: ${r.stdout}${r.stderr}`).toBe(130);
       expect(r.stdout).toMatch(/^apply: INTERRUPTED — .*tier 3, which was running, rolled back\./m);
+      // the records name what stopped the run: a service manager's SIGTERM is no Ctrl-C
+      expect(r.stdout).toMatch(new RegExp(`^ +3 +View +structure +Failed .*interrupted \\(${signal}\\) during tier 3: its transaction was rolled back`, 'm'));
       expect((await inspect(target.url)).ledger.map((l) => l.tier_id)).toEqual([1, 2]);
     }
   }));

@@ -85,7 +85,7 @@ export async function confirm(out: Output, yes: boolean | undefined, question: s
  */
 export async function interruptible<T>(out: Output, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
-  const onSigint = () => {
+  const onSigint = (received: NodeJS.Signals) => {
     if (controller.signal.aborted) {
       const stopped = stopLeftChildren();
       const removed = removeLeftFolders();
@@ -99,7 +99,8 @@ export async function interruptible<T>(out: Output, fn: (signal: AbortSignal) =>
     out.error(
       "\ntiergate: interrupted — stopping after the current statement: on a server a tier's statement is cancelled now, tiergate's own reads end within the plan's timeouts, on PGlite the statement finishes first (a tier under way rolls back; a rehearsal drops its clones); Ctrl-C again to exit at once",
     );
-    controller.abort();
+    // what stopped the run, as the records say it (a service manager's SIGTERM is no Ctrl-C)
+    controller.abort(received === 'SIGINT' ? 'Ctrl-C' : received);
   };
   // SIGTERM (a service manager, kill) and SIGHUP (the terminal closed) stop a run as Ctrl-C does, not in the middle of it
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;

@@ -12,6 +12,7 @@ import { Carry, runCheckTier, runTier } from './run-tier.js';
 import { describeLacks, lackedPrivileges, runSql, type PrivilegedSql } from './privileges.js';
 import { quotedUser } from './blockers.js';
 import { namingBlockers } from './session-bounds.js';
+import { interruptedBy } from './run-script.js';
 
 /**
  * A production run bound to a rehearsal (`apply --evidence`): the engine asks
@@ -106,7 +107,7 @@ export async function apply(db: Db, plan: Plan, options: ApplyOptions = {}): Pro
       if (options.signal?.aborted) {
         // a tier this run would have skipped (applied already) says why: only the others were stopped by the interruption
         const decision = decide(plan, tier, ledger.get(tier.id), { structureOnly: Boolean(options.structureOnly), notApplied, gate });
-        await skip(decision.action === 'skip' ? decision.reason : 'interrupted (Ctrl-C) before it started');
+        await skip(decision.action === 'skip' ? decision.reason : `interrupted (${interruptedBy(options.signal)}) before it started`);
         continue;
       }
       if (failed) {

@@ -18,11 +18,17 @@ export class StatementError extends Error {
   }
 }
 
-/** The run was interrupted (Ctrl-C) between two statements of a tier: the tier rolls back. */
+/** The run was interrupted (Ctrl-C, SIGTERM, SIGHUP) during a tier: the tier rolls back. */
 export class Interrupted extends Error {
-  constructor(tier: Tier) {
-    super(`interrupted (Ctrl-C) during tier ${tier.id}: its transaction was rolled back`);
+  constructor(tier: Tier, signal?: AbortSignal) {
+    super(`interrupted (${interruptedBy(signal)}) during tier ${tier.id}: its transaction was rolled back`);
   }
+}
+
+/** What stopped a run, as its abort says (the CLI aborts with the signal's name; 'Ctrl-C' for SIGINT and when it does not say). */
+export function interruptedBy(signal: AbortSignal | undefined): string {
+  const reason: unknown = signal?.reason;
+  return typeof reason === 'string' && /^(Ctrl-C|SIG[A-Z]+)$/.test(reason) ? reason : 'Ctrl-C';
 }
 
 /**
@@ -39,11 +45,11 @@ export async function runScript(tx: Queryable, tier: Tier, file: string, signal?
     throw new StatementError({ ...failure, message: transactionControlMessage(tier, control) }, stmts.indexOf(control), control.sql);
   }
   for (const [i, stmt] of stmts.entries()) {
-    if (signal?.aborted) throw new Interrupted(tier);
+    if (signal?.aborted) throw new Interrupted(tier, signal);
     try {
       await tx.exec(stmt.sql);
     } catch (e) {
-      if (signal?.aborted) throw new Interrupted(tier);
+      if (signal?.aborted) throw new Interrupted(tier, signal);
       throw new StatementError(describeFailure(e, tier.sql, stmt, file), i, stmt.sql, parsed);
     }
   }

@@ -307,7 +307,7 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
       }
       await testHook('tier-before-commit', tier.id);
       // Ctrl-C after the last statement: the tier still rolls back (the signal is checked between statements too)
-      if (options.signal?.aborted) throw new Interrupted(tier);
+      if (options.signal?.aborted) throw new Interrupted(tier, options.signal);
       pending = result;
       return result;
     }));
@@ -318,7 +318,7 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
     return applied;
   } catch (caught) {
     // a statement of tiergate's own (the gate's wait for its lock, a metric) cancelled at Ctrl-C: the interruption it is
-    const e = cancelledByCtrlC(caught, options.signal) ? new Interrupted(tier) : caught;
+    const e = cancelledByCtrlC(caught, options.signal) ? new Interrupted(tier, options.signal) : caught;
     if (!options.proveGuard) options.carry?.forget();
     if (e instanceof CommitInDoubtError) return commitInDoubt(db, plan, tier, e, elapsed(), ledgerId, pending, options);
     return failedOrBlocked(db, plan, tier, e, elapsed(), options);
@@ -553,7 +553,7 @@ export async function runCheckTier(db: Db, plan: Plan, tier: Tier, options: { re
         const metrics = options.carry?.metrics ?? (await jitUntilTransactionEnd(tx, () => readMetrics(tx, plan.metrics)));
         const post = tier.post.map((p) => ({ expr: p.expr, ok: checkPostCondition(p, metrics[p.metric] ?? null), value: metrics[p.metric] ?? null }));
         // a Ctrl-C that cancelled one of verify's assertions: the interruption, not a failing assertion
-        if (options.signal?.aborted && failures.some((f) => f.sqlstate === '57014')) throw new Interrupted(tier);
+        if (options.signal?.aborted && failures.some((f) => f.sqlstate === '57014')) throw new Interrupted(tier, options.signal);
         return { failures, metrics, post };
       }),
       { readOnly: true },
@@ -575,7 +575,7 @@ export async function runCheckTier(db: Db, plan: Plan, tier: Tier, options: { re
     };
   } catch (caught) {
     // a statement cancelled at Ctrl-C (the file's, a metric's): the interruption it is, not a timeout
-    const e = cancelledByCtrlC(caught, options.signal) ? new Interrupted(tier) : caught;
+    const e = cancelledByCtrlC(caught, options.signal) ? new Interrupted(tier, options.signal) : caught;
     const failure = toFailure(tier, e);
     await nameBlockers(db, failure, e instanceof StatementError ? e.statementSql : tier.sql);
     if (options.record) await recordAttempt(db, plan.name, tier, failure, 'failed', options.record);

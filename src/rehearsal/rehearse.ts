@@ -39,6 +39,7 @@ import { tiergateVersion } from '../version.js';
 import { isMarkedClone, withClones, type Clone, type CloneSource } from './clone.js';
 import { planStateReader } from './plan-state.js';
 import { storeReference, withStoredReference, type ReferenceLookup } from './kept-reference.js';
+import { interruptedBy } from '../engine/run-script.js';
 
 export type RehearsalEvent =
   | { type: 'stage'; stage: StageRecord['name']; title: string }
@@ -762,12 +763,12 @@ class Scenario {
 
   /** Runs a tier's step and records it; `annotate` completes the result (proofs, expected outcomes) before it is shown. */
   private async run(stage: StageRecord, tier: Tier, body: () => Promise<TierResult>, annotate?: (r: TierResult) => Promise<void> | void): Promise<TierResult> {
-    if (this.signal?.aborted) throw new InterruptedError('rehearsal interrupted (Ctrl-C): the clones were dropped; the source was only read');
+    if (this.signal?.aborted) throw new InterruptedError(`rehearsal interrupted (${interruptedBy(this.signal)}): the clones were dropped; the source was only read`);
     this.emit({ type: 'tier-start', stage: stage.name, tier });
     const r = await body();
     // Ctrl-C during the step (its tier rolled back): interrupted, not a failure of the rehearsal — also for the last step
     // of a stage (the rollback tier of stage C, after which no step would start to say so)
-    if (this.signal?.aborted) throw new InterruptedError('rehearsal interrupted (Ctrl-C): the clones were dropped; the source was only read');
+    if (this.signal?.aborted) throw new InterruptedError(`rehearsal interrupted (${interruptedBy(this.signal)}): the clones were dropped; the source was only read`);
     await annotate?.(r);
     stage.tiers.push(r);
     this.emit({ type: 'tier-end', stage: stage.name, result: r });

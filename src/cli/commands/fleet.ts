@@ -140,9 +140,9 @@ export async function fleetApplyCommand(opts: FleetOpts, out: Output): Promise<O
   const control = await openControl(opts.control, { create: true });
   let stopWork: (() => Promise<void>) | null = null;
   const controller = new AbortController();
-  const onSigint = () => {
+  const onSigint = (received: NodeJS.Signals) => {
     out.error('\ntiergate: interrupted — no further step starts, and the running ones stop after their current statement (a tier rolls back, a rehearsal drops its clones). Run the same command again to continue where it stopped.');
-    controller.abort();
+    controller.abort(received === 'SIGINT' ? 'Ctrl-C' : received);
   };
   process.on('SIGINT', onSigint);
   process.on('SIGTERM', onSigint);

@@ -1,5 +1,6 @@
 import { InterruptedError } from '../../errors.js';
 import { singleLine } from '../../text.js';
+import { interruptedBy } from '../../engine/run-script.js';
 import { checkedPlanOf, interruptible, readerWait, targetOf } from '../common.js';
 import type { Outcome } from '../exit-code.js';
 import { openTarget } from '../open-target.js';
@@ -13,7 +14,7 @@ export async function verifyCommand(opts: { target?: string; plan?: string; wait
     // Ctrl-C: the assertion running is cancelled (a server), and the command says it stopped (it reads only)
     const r = await interruptible(out, async (signal) => {
       const result = await verify(db, plan, { signal });
-      if (signal.aborted) throw new InterruptedError(`interrupted (Ctrl-C): verify of ${plan.name} on ${db.displayUrl} stopped before it finished; it only reads, nothing was changed`);
+      if (signal.aborted) throw new InterruptedError(`interrupted (${interruptedBy(signal)}): verify of ${plan.name} on ${db.displayUrl} stopped before it finished; it only reads, nothing was changed`);
       return result;
     });
     const t = r.tiers[0]!;
