@@ -89,7 +89,11 @@ export async function apply(db: Db, plan: Plan, options: ApplyOptions = {}): Pro
     const carry = new Carry();
     for (const tier of plan.tiers.filter((t) => t.kind === 'preflight')) {
       const r = await run(tier, () => runPreflight(db, plan, tier, identity, 'apply', options.signal));
-      if (r.status === 'Failed') return done(null);
+      if (r.status === 'Failed') {
+        if (!options.signal?.aborted) return done(null);
+        // interrupted in the preflight: every tier below says the interruption stopped it
+        break;
+      }
       carry.keep(afterMetrics(r));
     }
     const gate = await readGateBounded(db, plan);

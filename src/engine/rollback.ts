@@ -90,7 +90,7 @@ export async function rollback(
     for (const pre of plan.tiers.filter((t) => t.kind === 'preflight')) {
       const r = await runPreflight(db, plan, pre, identity, 'rollback', options.signal);
       results.push(r);
-      if (r.status === 'Failed') return finish('rollback', db.displayUrl, plan, identity, null, results);
+      if (r.status === 'Failed') return finish('rollback', db.displayUrl, plan, identity, null, results, Boolean(options.signal?.aborted));
     }
     await assertRevertible(db, plan, tier, ledger);
     options.onEvent?.({ phase: 'start', tier });
