@@ -386,6 +386,13 @@ describe('lintPlan', () => {
     // lowercase in the file is no SQLSTATE (the server reads it as a condition name): not judged; the plan's among others
     expect(await variant('TG009', "RAISE EXCEPTION 'closed' USING ERRCODE = 'tg009';")).toEqual([]);
     expect(await variant('TG009', "RAISE EXCEPTION 'other' USING ERRCODE = 'TG001'; RAISE EXCEPTION USING MESSAGE = 'closed', ERRCODE = 'TG009';")).toEqual([]);
+    // an option given twice: PostgreSQL refuses the block when it runs (the parser takes it)
+    const dir = copyEnginePlan();
+    const file = join(dir, 'tiers/02_seed.sql');
+    writeFileSync(file, readFileSync(file, 'utf8').replace("RAISE EXCEPTION 'gate approvals is closed: tier 2 refused';", "RAISE EXCEPTION 'closed' USING ERRCODE = 'P0001', ERRCODE = 'TG009';"));
+    expect((await lintPlan(loadPlan(dir))).filter((f) => f.rule === 'parse').map((f) => `${f.file}:${f.line} ${f.message}`)).toEqual([
+      'tiers/02_seed.sql:6 RAISE option already specified: ERRCODE: PostgreSQL would refuse the DO block when it runs',
+    ]);
     // what lint cannot read without running it: a condition name, an expression
     expect(await variant('TG009', 'RAISE division_by_zero;')).toEqual([]);
     expect(await variant('TG009', "RAISE EXCEPTION 'closed' USING ERRCODE = current_setting('x');")).toEqual([]);

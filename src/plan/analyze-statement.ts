@@ -489,6 +489,9 @@ function raisedSqlstate(raise: Record<string, unknown>): string | null {
 /** PL/pgSQL's PLPGSQL_RAISEOPTION_ERRCODE (the first of its raise options). */
 const RAISE_OPTION_ERRCODE = 0;
 
+/** PL/pgSQL's raise options (PLpgSQL_raise_option_type), by number, as RAISE … USING names them. */
+const RAISE_OPTIONS = ['ERRCODE', 'MESSAGE', 'DETAIL', 'HINT', 'COLUMN', 'CONSTRAINT', 'DATATYPE', 'TABLE', 'SCHEMA'];
+
 /** Walks PL/pgSQL's JSON tree, parsing the SQL embedded in its statements. */
 function walkPlpgsql(node: unknown, lineno: number, ctx: Ctx, block: DoBlock, lineAt: (lineno: number) => number): void {
   if (Array.isArray(node)) {
@@ -500,12 +503,19 @@ function walkPlpgsql(node: unknown, lineno: number, ctx: Ctx, block: DoBlock, li
   for (const [key, value] of Object.entries(node)) {
     const v = isObject(value) ? value : {};
     switch (key) {
-      case 'PLpgSQL_stmt_raise':
+      case 'PLpgSQL_stmt_raise': {
         if (v.elog_level === ELOG_ERROR) {
           block.raisesException = true;
           block.raised.push(raisedSqlstate(v));
         }
+        // an option given twice (USING ERRCODE = …, ERRCODE = …): the parser takes it, the server refuses the block when it runs
+        const kinds = (Array.isArray(v.options) ? v.options : []).map((o) => (isObject(o) && isObject(o.PLpgSQL_raise_option) ? o.PLpgSQL_raise_option.opt_type : null));
+        const twice = kinds.find((k, i) => typeof k === 'number' && kinds.indexOf(k) !== i);
+        if (typeof twice === 'number') {
+          ctx.effects.push({ type: 'invalid', message: `RAISE option already specified: ${RAISE_OPTIONS[twice] ?? 'an option'}`, at: lineAt(typeof v.lineno === 'number' ? v.lineno : lineno) });
+        }
         break;
+      }
       case 'PLpgSQL_stmt_assert':
         block.asserts = true;
         break;
