@@ -92,7 +92,7 @@ export const MUTATIONS: Mutation[] = [
     id: 'ctrl-c-commits',
     guarantee: G.oneTx,
     name: "a Ctrl-C that lands after a tier's last statement lets the tier COMMIT",
-    edits: [{ file: RUN_TIER, find: 'if (options.signal?.aborted) throw new Interrupted(tier);', replace: '' }],
+    edits: [{ file: RUN_TIER, find: 'if (options.signal?.aborted) throw new Interrupted(tier, options.signal);', replace: '' }],
     tests: { files: ['test/operator-tty.test.ts'], names: 'after the last statement' },
     backends: BOTH,
   },
