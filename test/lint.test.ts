@@ -383,7 +383,7 @@ describe('lintPlan', () => {
     ]);
     expect(await variant(null, "RAISE EXCEPTION 'closed' USING ERRCODE = 'TG001';")).toEqual([expect.stringMatching(/raises SQLSTATE TG001, but gate\.guard\.sqlstate is P0001/)]);
     expect(await variant('TG009', "RAISE SQLSTATE 'TG008';")).toEqual([expect.stringMatching(/raises SQLSTATE TG008, but gate\.guard\.sqlstate is TG009/)]);
-    // lowercase in the file is no SQLSTATE (the server reads it as a condition name): not judged; the plan's among others
+    // lowercase in the file is no SQLSTATE (the server looks for a condition of that name): a parse error of its own, not this rule's
     expect(await variant('TG009', "RAISE EXCEPTION 'closed' USING ERRCODE = 'tg009';")).toEqual([]);
     expect(await variant('TG009', "RAISE EXCEPTION 'other' USING ERRCODE = 'TG001'; RAISE EXCEPTION USING MESSAGE = 'closed', ERRCODE = 'TG009';")).toEqual([]);
     // an option given twice: PostgreSQL refuses the block when it runs (the parser takes it)
@@ -392,6 +392,10 @@ describe('lintPlan', () => {
     writeFileSync(file, readFileSync(file, 'utf8').replace("RAISE EXCEPTION 'gate approvals is closed: tier 2 refused';", "RAISE EXCEPTION 'closed' USING ERRCODE = 'P0001', ERRCODE = 'TG009';"));
     expect((await lintPlan(loadPlan(dir))).filter((f) => f.rule === 'parse').map((f) => `${f.file}:${f.line} ${f.message}`)).toEqual([
       'tiers/02_seed.sql:6 RAISE option already specified: ERRCODE: PostgreSQL would refuse the DO block when it runs',
+    ]);
+    writeFileSync(file, readFileSync(file, 'utf8').replace("USING ERRCODE = 'P0001', ERRCODE = 'TG009';", "USING ERRCODE = 'tg009';"));
+    expect((await lintPlan(loadPlan(dir))).filter((f) => f.rule === 'parse').map((f) => `${f.file}:${f.line} ${f.message}`)).toEqual([
+      "tiers/02_seed.sql:6 ERRCODE 'tg009' is no SQLSTATE (five digits or capital letters): PostgreSQL looks it up as a condition name, finds none, and refuses the RAISE; write 'TG009': PostgreSQL would refuse the DO block when it runs",
     ]);
     // what lint cannot read without running it: a condition name, an expression
     expect(await variant('TG009', 'RAISE division_by_zero;')).toEqual([]);

@@ -486,6 +486,23 @@ function raisedSqlstate(raise: Record<string, unknown>): string | null {
   return raise.message === undefined && !options.length ? null : 'P0001';
 }
 
+/**
+ * A RAISE's ERRCODE written as a SQLSTATE in lower case (`'tg001'`): not
+ * one to the server, which then looks for a condition of that name (none
+ * has digits) and refuses the RAISE when it runs. Null for anything else.
+ */
+function lowerCaseErrcode(raise: Record<string, unknown>): string | null {
+  const options = Array.isArray(raise.options) ? raise.options : [];
+  for (const o of options) {
+    const option = isObject(o) && isObject(o.PLpgSQL_raise_option) ? o.PLpgSQL_raise_option : null;
+    if (option?.opt_type !== RAISE_OPTION_ERRCODE) continue;
+    const query = isObject(option.expr) && isObject(option.expr.PLpgSQL_expr) ? option.expr.PLpgSQL_expr.query : null;
+    const literal = typeof query === 'string' ? /^\s*'([0-9A-Za-z]{5})'\s*$/.exec(query)?.[1] : undefined;
+    if (literal && /[a-z]/.test(literal) && /[0-9]/.test(literal)) return literal;
+  }
+  return null;
+}
+
 /** PL/pgSQL's PLPGSQL_RAISEOPTION_ERRCODE (the first of its raise options). */
 const RAISE_OPTION_ERRCODE = 0;
 
@@ -511,6 +528,14 @@ function walkPlpgsql(node: unknown, lineno: number, ctx: Ctx, block: DoBlock, li
         // an option given twice (USING ERRCODE = …, ERRCODE = …): the parser takes it, the server refuses the block when it runs
         const kinds = (Array.isArray(v.options) ? v.options : []).map((o) => (isObject(o) && isObject(o.PLpgSQL_raise_option) ? o.PLpgSQL_raise_option.opt_type : null));
         const twice = kinds.find((k, i) => typeof k === 'number' && kinds.indexOf(k) !== i);
+        const lowered = lowerCaseErrcode(v);
+        if (lowered) {
+          ctx.effects.push({
+            type: 'invalid',
+            message: `ERRCODE '${lowered}' is no SQLSTATE (five digits or capital letters): PostgreSQL looks it up as a condition name, finds none, and refuses the RAISE; write '${lowered.toUpperCase()}'`,
+            at: lineAt(typeof v.lineno === 'number' ? v.lineno : lineno),
+          });
+        }
         if (typeof twice === 'number') {
           ctx.effects.push({ type: 'invalid', message: `RAISE option already specified: ${RAISE_OPTIONS[twice] ?? 'an option'}`, at: lineAt(typeof v.lineno === 'number' ? v.lineno : lineno) });
         }
