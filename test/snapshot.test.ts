@@ -13,7 +13,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Evidence } from '../src/evidence/types.js';
 import { ownerMark, stopLeftChildren } from '../src/exit-cleanup.js';
-import { snapshotPrefix } from '../src/rehearsal/clone-postgres.js';
+import { cloneLeftBehind, snapshotPrefix } from '../src/rehearsal/clone-postgres.js';
 import { runTool } from '../src/rehearsal/clone-tools.js';
 import { snapshotLine } from '../src/report/index.js';
 import { runCli, type CliRun } from './helpers/cli.js';
@@ -677,6 +677,9 @@ describe.runIf(testTargets().includes('postgres'))('rehearse without a snapshot,
     for (let i = 0; i < 300 && (await sessions()).length; i++) await new Promise((resolve) => setTimeout(resolve, 100));
     expect(await sessions()).toEqual([]);
     expect((await clonesOf(source.database)).sort()).toEqual([...left].sort());
+    // each is marked as a gone run's: any rehearsal on this scratch server drops it
+    const marks = await onServer(async (c) => (await c.query<{ c: string | null }>(`select shobj_description(oid, 'pg_database') as c from pg_database where datname = any($1)`, [left])).rows.map((r) => r.c));
+    expect(marks.map((m) => cloneLeftBehind(m))).toEqual([true, true]);
     // an older tiergate's clone (no mark) and one a live run made (this process's mark)
     const unmarked = `tiergate_clone_${source.database}_old000`;
     const live = `tiergate_clone_${source.database}_live00`;
@@ -690,7 +693,10 @@ describe.runIf(testTargets().includes('postgres'))('rehearse without a snapshot,
       const out = tmp('tiergate-snap-');
       const r = await rehearse(source, out, '--no-snapshot', '--keep');
       expect(r.code, said(r)).toBe(0);
-      expect(r.stdout).toMatch(/dropped 2 clone databases that killed rehearsals left on the scratch server/);
+      // (the test server is shared: another test file's rehearsal may find them first, and it is that one which drops them and says so)
+      const dropped = /dropped (\d+) clone databases? that killed rehearsals left on the scratch server/.exec(r.stdout);
+      if (dropped) expect(Number(dropped[1])).toBeLessThanOrEqual(2);
+      else expect(said(r)).not.toMatch(/could not drop/);
       const keptName = decodeURIComponent(new URL(readEvidence(out).clone.location).pathname.slice(1));
       const now = await clonesOf(source.database);
       for (const name of left) expect(now).not.toContain(name);
@@ -700,7 +706,7 @@ describe.runIf(testTargets().includes('postgres'))('rehearse without a snapshot,
       // the kept clone's maker is gone now: it stays all the same, and so do the other two
       const again = await rehearse(source, tmp('tiergate-snap-'), '--no-snapshot');
       expect(again.code, said(again)).toBe(0);
-      expect(said(again)).not.toMatch(/clone databases? that killed rehearsals left/);
+      // (what it may drop is another test file's killed runs' clones, on this shared server: not these)
       expect((await clonesOf(source.database)).sort()).toEqual([keptName, live, unmarked].sort());
     } finally {
       await dropDatabases(await clonesOf(source.database));
