@@ -892,19 +892,23 @@ describe.runIf(testTargets().includes('postgres'))('a database nothing can be wr
 });
 
 describe.runIf(testTargets().includes('postgres'))('a role granted nothing (postgres)', () => {
+  /** A new role with CONNECT and tiergate's ledger (which every command reads), nothing of Directus's or the substrate's; its URL. */
+  async function bareRole(url: string): Promise<{ role: string; asRole: string }> {
+    const role = `tg_bare_${Math.random().toString(36).slice(2, 8)}`;
+    await withDb(url, (db) =>
+      db.exec(`create role ${role} login; grant usage on schema tiergate to ${role}; grant select, insert on all tables in schema tiergate to ${role}; grant usage on all sequences in schema tiergate to ${role}`),
+    );
+    const { editPostgresUrl } = await import('../src/db/pg-url.js');
+    return { role, asRole: editPostgresUrl(url, (u) => void (u.username = role)) };
+  }
+
   it('approve and scan name, at once, every GRANT they need — reads too, USAGE on the plan\'s schemas — and no more; granted exactly those, each works', async () => {
     target = await freshDatabase('postgres', 'directus', { exactName: true });
     const url = target.url;
     await withDb(url, (db) => writeSample(db, {}));
     const structure = await runCli(['apply', '--yes', '--structure-only', '--target', url]);
     expect(structure.code, structure.stdout + structure.stderr).toBe(0);
-    const role = `tg_bare_${Math.random().toString(36).slice(2, 8)}`;
-    // CONNECT, and tiergate's ledger (which every command reads): nothing of Directus's or the substrate's
-    await withDb(url, (db) =>
-      db.exec(`create role ${role} login; grant usage on schema tiergate to ${role}; grant select, insert on all tables in schema tiergate to ${role}; grant usage on all sequences in schema tiergate to ${role}`),
-    );
-    const { editPostgresUrl } = await import('../src/db/pg-url.js');
-    const asRole = editPostgresUrl(url, (u) => void (u.username = role));
+    const { role, asRole } = await bareRole(url);
     const grantsOf = (stderr: string) => /nothing was changed — (GRANT .*)$/m.exec(stderr)?.[1] ?? '';
     try {
       const approved = await runCli(['approve', '--yes', '--target', asRole, '--as', ADMIN]);
@@ -951,12 +955,7 @@ describe.runIf(testTargets().includes('postgres'))('a role granted nothing (post
     expect((await runCli(['sample', '--url', url], { timeoutMs: 300_000 })).code).toBe(0);
     const structure = await runCli(['apply', '--yes', '--structure-only', '--target', url]);
     expect(structure.code, structure.stdout + structure.stderr).toBe(0);
-    const role = `tg_bare_${Math.random().toString(36).slice(2, 8)}`;
-    await withDb(url, (db) =>
-      db.exec(`create role ${role} login; grant usage on schema tiergate to ${role}; grant select, insert on all tables in schema tiergate to ${role}; grant usage on all sequences in schema tiergate to ${role}`),
-    );
-    const { editPostgresUrl } = await import('../src/db/pg-url.js');
-    const asRole = editPostgresUrl(url, (u) => void (u.username = role));
+    const { role, asRole } = await bareRole(url);
     try {
       const refused = await runCli(['approve', '--yes', '--target', asRole, '--as', ADMIN]);
       expect(refused.code, refused.stdout + refused.stderr).toBe(2);

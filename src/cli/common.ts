@@ -3,6 +3,7 @@ import { createInterface } from 'node:readline/promises';
 import type { Db } from '../db/port.js';
 import type { EngineEvent, RunResult } from '../engine/run-result.js';
 import type { GateReading, TierResult } from '../engine/result.js';
+import { GATE_UNREAD_FIX } from '../evidence/types.js';
 import { DeclinedError, LockHeldError, UsageError } from '../errors.js';
 import { openPlan } from '../plan/open-plan.js';
 import { parseDuration } from '../parse-duration.js';
@@ -207,7 +208,7 @@ export function printRunSummary(r: RunResult, out: Output, whenClosed?: string):
 
 /** A gate that reads no value (`GateReading.unread`): why, and what helps — approvals do not. */
 export function gateUnreadLine(unread: string): string {
-  return `the gate reads no value, so no approval can open it: ${singleLine(unread)} — create what gate.sql reads, or correct it in tiergate.yaml`;
+  return `the gate reads no value, so no approval can open it: ${singleLine(unread)} — ${GATE_UNREAD_FIX}`;
 }
 
 /**

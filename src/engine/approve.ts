@@ -3,6 +3,7 @@ import { DbError, TargetError, UsageError } from '../errors.js';
 import { MISSING_OBJECT } from '../probe/metrics.js';
 import type { Plan } from '../plan/plan.js';
 import type { TargetIdentity } from '../probe/identity.js';
+import { GATE_UNREAD_FIX } from '../evidence/types.js';
 import { readApprovals, readGate } from './gate.js';
 import { openPlanSession } from './preflight.js';
 import { gateReads, refuseLacking } from './privileges.js';
@@ -44,7 +45,7 @@ export async function approve(db: Db, plan: Plan, options: { as: string; proposa
   if (readOnly) throw new TargetError(`cannot approve on ${db.displayUrl}: ${readOnly}; nothing was recorded`);
   await refuseLacking(db, 'approve', [{ label: "the plan's approval (gate.approve.sql in tiergate.yaml)", sql: gate.approve.sql }, ...gateReads(plan)]);
   // (a refusal for want of a privilege is named once the transaction is over: which GRANT)
-  const approval = await namingBlockers(db, `approving '${proposal}' as ${options.as}`, gate.approve.sql, () => db.transaction(async (tx) => {
+  const { approval, reading } = await namingBlockers(db, `approving '${proposal}' as ${options.as}`, gate.approve.sql, () => db.transaction(async (tx) => {
     await tx.query(`select set_config('application_name', $1, true)`, [`tiergate approve ${plan.name}`]);
     const inserted = await tx.query<{ id: unknown }>(gate.approve!.sql, [options.as, proposal]).catch((e: unknown) => {
       // the proposal's tables (or the users') are not here: a database the plan's gate cannot read, said as status says it
@@ -64,15 +65,13 @@ export async function approve(db: Db, plan: Plan, options: { as: string; proposa
       throw new UsageError(`an approval of '${proposal}' would not count toward gate ${gate.name} (it counts ${gate.approve!.proposal}); nothing was recorded`);
     }
     if (!mine.counts) throw new UsageError(`${options.as} cannot approve '${proposal}' on ${db.displayUrl}: ${mine.why}; nothing was recorded`);
-    // a gate that reads no value here (a misspelt column in gate.sql) is opened by no approval: this one would not count either
+    // the gate with this approval in it (what the command reports once it commits); one that reads no value here
+    // (a misspelt column in gate.sql) is opened by no approval: this one would not count either
     const reading = await readGate(tx, plan);
     if (reading?.unread) {
-      throw new TargetError(
-        `cannot approve on ${db.displayUrl}: the gate ${gate.name} reads no value here (${reading.unread}), so no approval can open it; nothing was recorded — create what gate.sql reads, or correct it in tiergate.yaml`,
-      );
+      throw new TargetError(`cannot approve on ${db.displayUrl}: the gate ${gate.name} reads no value here (${reading.unread}), so no approval can open it; nothing was recorded — ${GATE_UNREAD_FIX}`);
     }
-    return mine;
+    return { approval: mine, reading };
   }), ['SELECT', 'INSERT']);
-  const after = await db.transaction((tx) => readGate(tx, plan), { readOnly: true });
-  return { plan: { name: plan.name }, target: db.displayUrl, identity, proposal, approval, gate: after };
+  return { plan: { name: plan.name }, target: db.displayUrl, identity, proposal, approval, gate: reading };
 }

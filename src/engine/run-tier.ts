@@ -336,16 +336,13 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
 async function cancelledAtAbort<T>(db: Db, signal: AbortSignal | undefined, body: () => Promise<T>): Promise<T> {
   const cancelStatement = db.cancelStatement?.bind(db);
   if (!signal || !cancelStatement) return body();
-  let running = true;
   let sent: Promise<void> | null = null;
-  const cancel = () => {
-    if (running) sent = cancelStatement().catch(() => undefined);
-  };
+  // (listening only while the body runs: an abort after it reaches nothing)
+  const cancel = () => void (sent = cancelStatement().catch(() => undefined));
   signal.addEventListener('abort', cancel, { once: true });
   try {
     return await body();
   } finally {
-    running = false;
     signal.removeEventListener('abort', cancel);
     if (sent) await sent;
   }

@@ -56,3 +56,6 @@ import type { SqlFailureSchema } from './schema.js';
 type Equals<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
 const failureSchemaMatches: Equals<z.infer<typeof SqlFailureSchema>, SqlFailure> = true;
 void failureSchemaMatches;
+
+/** What helps a gate that reads no value (`GateReading.unread`): approvals do not. (A string: loading it loads nothing else.) */
+export const GATE_UNREAD_FIX = 'create what gate.sql reads, or correct it in tiergate.yaml';

@@ -2,7 +2,7 @@ import { compareExpectations, fmt, signed } from '../engine/expectations.js';
 import type { Plan } from '../plan/plan.js';
 import { ObjectKind } from '../plan/schema.js';
 import { checkPostCondition, parsePostCondition } from '../plan/post-condition.js';
-import type { Evidence, GateReading, StageRecord, TierResult } from './types.js';
+import { GATE_UNREAD_FIX, type Evidence, type GateReading, type StageRecord, type TierResult } from './types.js';
 
 export type Verdict = Evidence['verdict'];
 
@@ -47,7 +47,7 @@ export function computeVerdict(plan: Pick<Plan, 'tiers' | 'gate'>, input: Verdic
     : go
       ? `apply it: tiergate apply --target <the source> --evidence evidence.json`
       : gate?.unread
-        ? `the gate ${gate.name} reads no value on the source (${gate.unread}): no approval can open it — create what gate.sql reads, or correct it in tiergate.yaml, then rehearse again`
+        ? `the gate ${gate.name} reads no value on the source (${gate.unread}): no approval can open it — ${GATE_UNREAD_FIX}, then rehearse again`
         : (plan.gate?.when_closed ?? `the gate ${gate!.name} is ${gate!.value ?? 'n/a'} on the source and needs ≥ ${gate!.min}: obtain the approvals it counts, then apply with --evidence`);
   return { rehearsal: passed ? 'PASS' : 'FAIL', execution: go ? 'GO' : 'NO-GO', reason, failures, next };
 }

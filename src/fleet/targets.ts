@@ -200,7 +200,7 @@ export async function resolveFleet(f: FleetFile): Promise<FleetSpec> {
   const targets: FleetTarget[] = [];
   // names and databases seen: each problem of every entry is said, whatever else is wrong with it
   const seen = new Set<string>();
-  const databases = new Map<string, string>();
+  const databases = new Map<string, FleetTarget>();
   entries.forEach((e, i) => {
     const named = isObject(e) && typeof e.name === 'string' ? e.name : null;
     if (named !== null && seen.has(named)) p.add(`${base}[${i}].name`, `'${named}' is named twice: a target's name is its key in the ledger of the fleet`);
@@ -209,8 +209,8 @@ export async function resolveFleet(f: FleetFile): Promise<FleetSpec> {
     if (!t) return;
     const database = databaseOf(t.url);
     const other = databases.get(database);
-    if (other !== undefined) p.add(`${base}[${i}].url`, `the same database as target '${other}' (${database}${t.shown === targets.find((x) => x.name === other)?.shown ? '' : `, under another URL: ${t.shown}`}): a database is one target (it would be rolled out twice at once)`);
-    else databases.set(database, t.name);
+    if (other) p.add(`${base}[${i}].url`, `the same database as target '${other.name}' (${database}${t.shown === other.shown ? '' : `, under another URL: ${t.shown}`}): a database is one target (it would be rolled out twice at once)`);
+    else databases.set(database, t);
     targets.push(t);
   });
   const waves = assignWaves(f.waves, targets, p);
@@ -305,9 +305,11 @@ export function serverOf(url: string): string {
   }
   const u = parsePostgresUrl(url)!;
   const hostname = u.hostname === NO_HOST ? '' : decodeURIComponent(u.hostname);
-  const host = (u.searchParams.get('host') ?? (hostname || process.env.PGHOST || 'localhost')).toLowerCase();
+  const host = u.searchParams.get('host') ?? (hostname || process.env.PGHOST || 'localhost');
   const port = u.searchParams.get('port') ?? (u.port || process.env.PGPORT || '5432');
-  return `${LOOPBACK.test(host) ? 'localhost' : host.replace(/\/+$/, '')}:${port}`;
+  // a socket folder is a path (its case counts); a host name is not
+  if (host.startsWith('/')) return `${host.replace(/\/+$/, '')}:${port}`;
+  return `${LOOPBACK.test(host.toLowerCase()) ? 'localhost' : host.toLowerCase()}:${port}`;
 }
 
 /** A name of this machine's loopback interface. */

@@ -463,6 +463,23 @@ function doBlock(ctx: Ctx, n: DoStmt): void {
   if (ctx.effects.slice(before).some((e) => e.type === 'lock')) block.locks = true;
 }
 
+/** A RAISE's options (`USING ERRCODE = …, MESSAGE = …`), as PL/pgSQL's parse tree gives them. */
+function raiseOptions(raise: Record<string, unknown>): Record<string, unknown>[] {
+  return (Array.isArray(raise.options) ? raise.options : []).flatMap((o) => (isObject(o) && isObject(o.PLpgSQL_raise_option) ? [o.PLpgSQL_raise_option] : []));
+}
+
+/**
+ * A RAISE's ERRCODE option: the five characters of a literal
+ * (`ERRCODE = 'TG001'`, in whatever case it is written), null for any other
+ * expression, undefined when the RAISE gives none.
+ */
+function errcodeLiteral(raise: Record<string, unknown>): string | null | undefined {
+  const errcode = raiseOptions(raise).find((o) => o.opt_type === RAISE_OPTION_ERRCODE);
+  if (!errcode) return undefined;
+  const query = isObject(errcode.expr) && isObject(errcode.expr.PLpgSQL_expr) ? errcode.expr.PLpgSQL_expr.query : null;
+  return (typeof query === 'string' ? /^\s*'([0-9A-Za-z]{5})'\s*$/.exec(query)?.[1] : undefined) ?? null;
+}
+
 /**
  * The SQLSTATE a RAISE EXCEPTION raises, from its parse tree: `RAISE
  * SQLSTATE 'TG001'`, `USING ERRCODE = 'TG001'` (a literal code), P0001 when
@@ -471,19 +488,12 @@ function doBlock(ctx: Ctx, n: DoStmt): void {
  * expression or a name, a bare `RAISE` (re-raising what was caught).
  */
 function raisedSqlstate(raise: Record<string, unknown>): string | null {
-  const code = (text: string) => (/^[0-9A-Z]{5}$/.test(text) ? text : null);
+  const code = (text: string | null) => (text !== null && /^[0-9A-Z]{5}$/.test(text) ? text : null);
   if (typeof raise.condname === 'string') return code(raise.condname);
-  const options = Array.isArray(raise.options) ? raise.options : [];
-  const errcode = options
-    .map((o) => (isObject(o) && isObject(o.PLpgSQL_raise_option) ? o.PLpgSQL_raise_option : null))
-    .find((o) => o?.opt_type === RAISE_OPTION_ERRCODE);
-  if (errcode) {
-    const query = isObject(errcode.expr) && isObject(errcode.expr.PLpgSQL_expr) ? errcode.expr.PLpgSQL_expr.query : null;
-    const literal = typeof query === 'string' ? /^\s*'([0-9A-Za-z]{5})'\s*$/.exec(query)?.[1] : undefined;
-    return literal ? code(literal) : null;
-  }
+  const errcode = errcodeLiteral(raise);
+  if (errcode !== undefined) return code(errcode);
   // a RAISE with neither a message nor options re-raises the caught error (only valid in a handler)
-  return raise.message === undefined && !options.length ? null : 'P0001';
+  return raise.message === undefined && !raiseOptions(raise).length ? null : 'P0001';
 }
 
 /**
@@ -492,15 +502,8 @@ function raisedSqlstate(raise: Record<string, unknown>): string | null {
  * has digits) and refuses the RAISE when it runs. Null for anything else.
  */
 function lowerCaseErrcode(raise: Record<string, unknown>): string | null {
-  const options = Array.isArray(raise.options) ? raise.options : [];
-  for (const o of options) {
-    const option = isObject(o) && isObject(o.PLpgSQL_raise_option) ? o.PLpgSQL_raise_option : null;
-    if (option?.opt_type !== RAISE_OPTION_ERRCODE) continue;
-    const query = isObject(option.expr) && isObject(option.expr.PLpgSQL_expr) ? option.expr.PLpgSQL_expr.query : null;
-    const literal = typeof query === 'string' ? /^\s*'([0-9A-Za-z]{5})'\s*$/.exec(query)?.[1] : undefined;
-    if (literal && /[a-z]/.test(literal) && /[0-9]/.test(literal)) return literal;
-  }
-  return null;
+  const literal = errcodeLiteral(raise);
+  return literal && /[a-z]/.test(literal) && /[0-9]/.test(literal) ? literal : null;
 }
 
 /** PL/pgSQL's PLPGSQL_RAISEOPTION_ERRCODE (the first of its raise options). */
@@ -526,19 +529,18 @@ function walkPlpgsql(node: unknown, lineno: number, ctx: Ctx, block: DoBlock, li
           block.raised.push(raisedSqlstate(v));
         }
         // an option given twice (USING ERRCODE = …, ERRCODE = …): the parser takes it, the server refuses the block when it runs
-        const kinds = (Array.isArray(v.options) ? v.options : []).map((o) => (isObject(o) && isObject(o.PLpgSQL_raise_option) ? o.PLpgSQL_raise_option.opt_type : null));
+        const kinds = raiseOptions(v).map((o) => o.opt_type);
         const twice = kinds.find((k, i) => typeof k === 'number' && kinds.indexOf(k) !== i);
         const lowered = lowerCaseErrcode(v);
+        const at = lineAt(typeof v.lineno === 'number' ? v.lineno : lineno);
         if (lowered) {
           ctx.effects.push({
             type: 'invalid',
             message: `ERRCODE '${lowered}' is no SQLSTATE (five digits or capital letters): PostgreSQL looks it up as a condition name, finds none, and refuses the RAISE; write '${lowered.toUpperCase()}'`,
-            at: lineAt(typeof v.lineno === 'number' ? v.lineno : lineno),
+            at,
           });
         }
-        if (typeof twice === 'number') {
-          ctx.effects.push({ type: 'invalid', message: `RAISE option already specified: ${RAISE_OPTIONS[twice] ?? 'an option'}`, at: lineAt(typeof v.lineno === 'number' ? v.lineno : lineno) });
-        }
+        if (typeof twice === 'number') ctx.effects.push({ type: 'invalid', message: `RAISE option already specified: ${RAISE_OPTIONS[twice] ?? 'an option'}`, at });
         break;
       }
       case 'PLpgSQL_stmt_assert':
