@@ -222,8 +222,8 @@ describe.each(testTargets())('operator at a terminal on %s', (kind) => {
   // the signal is checked between a tier's statements and once more before its COMMIT
   it('Ctrl-C after the last statement of a tier, before its COMMIT: the tier rolls back', onTarget(async (target) => {
     await withDb(target.url, (db) => db.exec('insert into gate.approval (valid) values (true)'));
-    const run = startCli(['apply', '--yes', '--plan', ENGINE_PLAN, '--target', target.url], { env: { TIERGATE_TEST_HOOK: 'tier-script-done:3' } });
-    await run.waitFor(/tiergate-test-hook tier-script-done:3/);
+    const run = startCli(['apply', '--yes', '--plan', ENGINE_PLAN, '--target', target.url], { env: { TIERGATE_TEST_HOOK: 'tier-before-commit:3' } });
+    await run.waitFor(/tiergate-test-hook tier-before-commit:3/);
     run.kill('SIGINT');
     await run.waitFor(/interrupted — stopping after the current statement/);
     run.kill('SIGUSR2');

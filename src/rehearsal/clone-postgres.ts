@@ -838,9 +838,21 @@ async function withServer<T>(url: string, what: string, fn: (db: Db) => Promise<
   }
   try {
     return await fn(db);
+  } catch (e) {
+    if (!ranOutOfUserTimeout(e)) throw e;
+    const advice =
+      what === 'the source'
+        ? 'a statement of the rehearsal ran out of the statement_timeout the source sets for its user: raise it for the user --source names (ALTER ROLE … SET statement_timeout = …)'
+        : "a statement ran out of the statement_timeout the scratch server sets for its user: the scratch server only holds tiergate's copies, turn it off there (ALTER ROLE … SET statement_timeout = 0)";
+    throw new TargetError(`${what} (${redactUrl(url)}): ${(e as Error).message}; ${advice}`);
   } finally {
     await db.close();
   }
+}
+
+/** A statement the server's statement_timeout for the user (or database) ended: tiergate sets none on these connections. */
+function ranOutOfUserTimeout(e: unknown): boolean {
+  return e instanceof DbError && e.sqlstate === '57014' && /statement timeout/.test(e.message);
 }
 
 /** `tiergate_clone_<source>_<random>`: a valid, unquoted-safe name within 63 bytes. */
