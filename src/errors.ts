@@ -63,8 +63,12 @@ export class DriftError extends TiergateError {
   readonly kind = 'drift';
   constructor(
     readonly plan: string,
-    readonly drifted: { tier: number; name: string; file: string; applied: string; current: string }[],
+    /** `revertedBy`: the rollback tiers whose `reverts:` name the tier (none: nothing of the plan undoes it) */
+    readonly drifted: { tier: number; name: string; file: string; applied: string; current: string; revertedBy?: number[] }[],
   ) {
+    const reverted = drifted.filter((d) => d.revertedBy?.length);
+    const kept = drifted.filter((d) => !d.revertedBy?.length);
+    const tiers = (ds: typeof drifted) => ds.map((d) => d.tier).join(', ');
     super(
       drifted
         .map(
@@ -72,7 +76,13 @@ export class DriftError extends TiergateError {
             `tier ${d.tier} '${d.name}' was applied from ${d.file} with sha256 ${d.applied}, but the file now has sha256 ${d.current}`,
         )
         .join('\n') +
-        `\nnothing was changed. An applied tier's file must not be edited: restore it (git checkout); or, when the new file does the same thing (a faster statement, a comment), list the applied sha256 under the tier's replaces: in tiergate.yaml (README: Revising an applied file). To change what it does, restore it, roll it back (tiergate rollback), then edit it.`,
+        `\nnothing was changed. An applied tier's file must not be edited: restore it (git checkout); or, when the new file does the same thing (a faster statement, a comment), list the applied sha256 under the tier's replaces: in tiergate.yaml (README: Revising an applied file).` +
+        (reverted.length
+          ? ` To change what tier ${tiers(reverted)} does, restore it, roll it back (tiergate rollback: ${reverted.map((d) => `tier ${d.tier} is reverted by rollback tier ${d.revertedBy!.join(' or ')}`).join(', ')}), then edit it.`
+          : '') +
+        (kept.length
+          ? ` No rollback tier of the plan reverts tier ${tiers(kept)}: to change what it does, restore it and make the change in a new tier of the plan.`
+          : ''),
     );
   }
 }

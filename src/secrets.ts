@@ -61,6 +61,8 @@ export function redactUrl(url: string): string {
   try {
     // libpq's empty-host form (`postgres://app:pw@/db?host=/run/pg`) parses through pg-url
     if (isPostgresUrl(url)) return editPostgresUrl(url, redact);
+    // without `scheme://` a user-info is no URL's ('app:pw@db/x' parses as scheme 'app:'): below
+    if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) throw new Error('no authority');
     const u = new URL(url);
     redact(u);
     return u.toString();
@@ -68,7 +70,8 @@ export function redactUrl(url: string): string {
     // Not a URL the parser accepts (a bad port, an unencoded '#' or '/' in the
     // password, a libpq keyword string): the password must go all the same.
     // User-info runs to the last '@' — hiding too much beats showing a password.
-    const userInfo = /^[a-z][a-z0-9+.-]*:\/\/[^:@/?#\s]*:(.*)@/i.exec(url);
+    // (its scheme mistyped or left out too: 'app:pw@db/x', '//app:pw@db/x', 'postgres:/app:pw@db/x')
+    const userInfo = /^(?:[a-z][a-z0-9+.-]*:)?\/*[^:@/?#\s]*:(.*)@/i.exec(url);
     const keyword = /password\s*=\s*('[^']*'|\S+)/i.exec(url);
     for (const secret of [userInfo?.[1], keyword?.[1]?.replace(/^'|'$/g, '')]) {
       if (!secret) continue;

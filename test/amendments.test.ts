@@ -883,7 +883,10 @@ describe.runIf(testTargets().includes('postgres'))('a database nothing can be wr
       await withDb(url, (db) => db.exec(`create role ${reader}_s login; grant usage on schema public, axis to ${reader}_s; grant select on all tables in schema public, axis to ${reader}_s`));
       const drafted = await runCli(['propose', '--target', editPostgresUrl(url, (u) => void (u.username = `${reader}_s`))]);
       expect(drafted.code, drafted.stdout + drafted.stderr).toBe(2);
-      expect(drafted.stderr).toMatch(new RegExp(`reading the ledger of plan 'axis-governance' on .*: permission denied for schema tiergate: user ${reader}_s may not read it — GRANT USAGE ON SCHEMA tiergate TO ${reader}_s`));
+      // (every GRANT at once: the ledger, and the audit schema the findings read)
+      expect(drafted.stderr).toMatch(
+        new RegExp(`cannot draft the amendment on .*: user ${reader}_s lacks privileges it needs: tiergate's ledger needs USAGE on schema tiergate; .*nothing was changed — GRANT USAGE ON SCHEMA tiergate, axis_audit TO ${reader}_s; GRANT SELECT ON tiergate.ledger, tiergate.attempt TO ${reader}_s`),
+      );
     } finally {
       for (const role of [reader, `${reader}_s`]) await withDb(url, (db) => db.exec(`drop owned by ${role}; drop role ${role}`)).catch(() => undefined);
     }
@@ -945,6 +948,40 @@ describe.runIf(testTargets().includes('postgres'))('a role granted nothing (post
       expect(granted.stdout).toMatch(/^scan axis-governance on .*: \d+ critical/m);
     } finally {
       await withDb(url, (db) => db.exec(`drop owned by ${role} cascade; drop role if exists ${role}`)).catch(() => undefined);
+    }
+  });
+
+  it('status, verify and propose name, at once, every GRANT they need to read (no write); granted exactly those, each works', async () => {
+    target = await freshDatabase('postgres', 'directus', { exactName: true });
+    const url = target.url;
+    await withDb(url, (db) => writeSample(db, {}));
+    const structure = await runCli(['apply', '--yes', '--structure-only', '--target', url]);
+    expect(structure.code, structure.stdout + structure.stderr).toBe(0);
+    const grantsOf = (stderr: string) => /nothing was changed — (GRANT .*)$/m.exec(stderr)?.[1] ?? '';
+    for (const [command, action, runs] of [
+      ['status', 'read the status', 0],
+      ['verify', 'verify', 1], // (the substrate alone: its anchors have no owner yet)
+      ['propose', 'draft the amendment', 0],
+    ] as const) {
+      // a role of its own for each command
+      const { role, asRole } = await bareRole(url);
+      try {
+        const refused = await runCli([command, '--target', asRole]);
+        expect(refused.code, refused.stdout + refused.stderr).toBe(2);
+        expect(refused.stderr).toMatch(new RegExp(`cannot ${action} on .*: user ${role} lacks privileges it needs: `));
+        const grants = grantsOf(refused.stderr);
+        // the gate's proposal and approvers, and (status, verify) the substrate's schema, in the one message
+        for (const read of ['os_proposals', 'os_proposal_approvals', 'directus_users']) expect(grants, command).toMatch(new RegExp(`GRANT SELECT ON [^;]*\\b${read}\\b[^;]* TO ${role}`));
+        if (command !== 'propose') expect(grants, command).toMatch(/GRANT USAGE ON SCHEMA axis\b/);
+        // reading only
+        expect(grants, command).not.toMatch(/INSERT|UPDATE|DELETE|TRUNCATE/);
+        await withDb(url, (db) => db.exec(grants));
+        const granted = await runCli([command, '--target', asRole]);
+        expect(granted.code, `${command}: ${granted.stdout}${granted.stderr}`).toBe(runs);
+        expect(granted.stderr, command).not.toMatch(/permission denied|lacks privileges/);
+      } finally {
+        await withDb(url, (db) => db.exec(`drop owned by ${role} cascade; drop role if exists ${role}`)).catch(() => undefined);
+      }
     }
   });
 
@@ -1295,15 +1332,18 @@ describe.each(testTargets())('scan and propose through the CLI (%s)', (kind) => 
     const subject = await withDb(url, async (db) => (await db.transaction((tx) => readGate(tx, plan)))!.subject);
     const asDrafted = await runCli(['propose', '--target', url, '--submit', '--yes']);
     expect(asDrafted.code, asDrafted.stdout + asDrafted.stderr).toBe(2);
-    expect(asDrafted.stderr).toMatch(/the payload cannot be submitted \(\d+ problems?\): .*anchor orphans has no owner: choose one/);
-    // every problem at once: its topic is missing too
-    expect(asDrafted.stderr).toMatch(/anchor orphans has no topic: choose one of the payload's topics/);
+    expect(asDrafted.stderr).toMatch(/the payload cannot be submitted \((\d+) problems?\):\n/);
+    // every problem at once, a line each: its topic is missing too
+    expect(asDrafted.stderr).toMatch(/^ {2}- anchor orphans has no owner: choose one/m);
+    expect(asDrafted.stderr).toMatch(/^ {2}- anchor orphans has no topic: choose one of the payload's topics/m);
+    const count = Number(/cannot be submitted \((\d+) problems?\)/.exec(asDrafted.stderr)![1]);
+    expect(asDrafted.stderr.match(/^ {2}- /gm)?.length).toBe(count);
     expect(asDrafted.stderr).toMatch(/nothing was submitted \(tiergate propose --out FILE drafts it, edit FILE, then --submit FILE\)/);
     const file = join(mkdtempSync(join(tmpdir(), 'tiergate-payload-')), 'bad.json');
     writeFileSync(file, JSON.stringify({ ['__proto__']: { x: 1 }, axes: [] }));
     const bad = await runCli(['propose', '--target', url, '--submit', file, '--yes']);
     expect(bad.code, bad.stdout + bad.stderr).toBe(2);
-    expect(bad.stderr).toMatch(/"anchors" is missing, not a list; "topics" is missing, not a list/);
+    expect(bad.stderr).toMatch(/^  - "anchors" is missing, not a list\n  - "topics" is missing, not a list$/m);
     // a byte-order mark an editor wrote is not the payload's (the same problems, not a JSON error); bytes that are not UTF-8 are refused
     writeFileSync(file, Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify({ axes: [] }))]));
     expect((await runCli(['propose', '--target', url, '--submit', file, '--yes'])).stderr).toMatch(/"anchors" is missing, not a list/);

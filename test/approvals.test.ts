@@ -200,7 +200,11 @@ describe.each(testTargets())('tiergate approve (%s)', (kind) => {
       };
       await refused('elif.demir@northwind.example', /cannot approve 'OS-AXIS' .*: the proposal's author cannot approve it; nothing was recorded/);
       await refused('marco.bianchi@northwind.example', /the approver holds neither admin access nor the approver policy; nothing was recorded/);
-      await refused('nobody@northwind.example', /no Directus user with email 'nobody@northwind.example'/);
+      // which of the two is missing: the user (the proposal is there), or the proposal
+      await refused('nobody@northwind.example', /nothing to approve: no Directus user with email 'nobody@northwind.example' on .* \(the proposal 'OS-AXIS' is there\): check the email; nothing was recorded/);
+      const other = await runCli(['approve', '--yes', '--target', s.t.url, '--as', 'admin@northwind.example', '--proposal', 'OS-OTHER']);
+      expect(other.code, other.stderr).toBe(2);
+      expect(other.stderr).toMatch(/nothing to approve: no Directus user with email 'admin@northwind\.example', or no proposal 'OS-OTHER' on /);
       expect(await sql((db) => scalar(db, `select count(*)::int as v from os_proposal_approvals a join os_proposals p on p.id = a.proposal where p.key = 'OS-AXIS'`))).toBe(0);
       const closed = await runCli(['status', '--target', s.t.url]);
       expect(closed.stdout).toMatch(/gate ospa = 0 \(needs ≥ 1\): CLOSED/);

@@ -193,6 +193,20 @@ describe.runIf(testTargets().includes('postgres'))('secrets on a real server', (
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/cannot connect/);
     expect(r.stdout + r.stderr).not.toContain('canary-Secret-42');
+    // a URL whose scheme is left out or mistyped: no parser sees a password there, the error hides it all the same
+    for (const [flag, url] of [
+      ['--target', 'app:canary-Secret-43@127.0.0.1:5432/directus'],
+      ['--target', '//app:canary-Secret-44@127.0.0.1:5432/directus'],
+      ['--source', 'postgres:/app:canary-Secret-45@127.0.0.1:5432/directus'],
+    ] as const) {
+      const command = flag === '--source' ? ['rehearse', '--scratch', serverUrl('postgres')] : ['status'];
+      for (const json of [[], ['--json']]) {
+        const bad = await runCli([...command, '--plan', ENGINE_PLAN, flag, url, ...json]);
+        expect(bad.code, url).toBe(2);
+        expect(bad.stdout + bad.stderr).toMatch(/app:\*\*\*@127\.0\.0\.1/);
+        expect(bad.stdout + bad.stderr).not.toMatch(/canary-Secret-4\d/);
+      }
+    }
   });
 
   it("a setting the URL's options ask for that the server refuses: said so, not 'check that the server is running'", async () => {

@@ -400,6 +400,14 @@ describe.each(testTargets())('engine on %s', (kind) => {
     const err = await apply(db, loadPlan(dir)).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DriftError);
     expect((err as DriftError).message).toMatch(/tier 1 'Schema' was applied from tiers\/01_schema.sql with sha256 [0-9a-f]{64}, but the file now has sha256 [0-9a-f]{64}/);
+    // no rollback tier reverts tier 1: the way to change it is not a rollback
+    expect((err as DriftError).message).toMatch(/No rollback tier of the plan reverts tier 1: to change what it does, restore it and make the change in a new tier of the plan\.$/);
+    expect((err as DriftError).message).not.toMatch(/tiergate rollback/);
+    // tier 3, which rollback tier 99 reverts, edited too: the rollback that undoes it is named
+    appendFileSync(join(dir, 'tiers/03_view.sql'), '\n-- edited\n');
+    const both = (await apply(db, loadPlan(dir)).catch((e: unknown) => e)) as DriftError;
+    expect(both.drifted.map((d) => d.tier)).toEqual([1, 3]);
+    expect(both.message).toMatch(/To change what tier 3 does, restore it, roll it back \(tiergate rollback: tier 3 is reverted by rollback tier 99\), then edit it\. No rollback tier of the plan reverts tier 1:/);
     expect(await stateOf(db)).toEqual(before);
   });
 
@@ -630,7 +638,13 @@ describe.runIf(testTargets().includes('postgres'))('a target tiergate cannot wri
       const asRole = editPostgresUrl(target.url, (u) => void (u.username = role));
       const run = (args: string[]) => runCli([...args, '--plan', ENGINE_PLAN, '--target', asRole]);
       const readGrants = `GRANT USAGE ON SCHEMA tiergate TO ${role}; GRANT SELECT ON ALL TABLES IN SCHEMA tiergate TO ${role}`;
-      for (const command of [['status'], ['log'], ['apply', '--dry-run']]) {
+      // status names at once all it reads: the ledger and the plan's metrics
+      const status = await run(['status']);
+      expect(status.code, status.stderr).toBe(2);
+      expect(status.stderr).toMatch(
+        new RegExp(`cannot read the status on .*: user ${role} lacks privileges it needs: tiergate's ledger needs USAGE on schema tiergate; SELECT on tiergate.ledger, tiergate.attempt; metric 'items' needs USAGE on schema app; SELECT on app.item; nothing was changed — GRANT USAGE ON SCHEMA tiergate, app TO ${role}; GRANT SELECT ON tiergate.ledger, tiergate.attempt, app.item TO ${role}`),
+      );
+      for (const command of [['log'], ['apply', '--dry-run']]) {
         const r = await run(command);
         expect(r.code, `${command.join(' ')}: ${r.stderr}`).toBe(2);
         expect(r.stderr).toMatch(new RegExp(`permission denied for schema tiergate: user ${role} may not read it — ${readGrants} \\(as its owner, or a superuser\\); nothing was changed`));
@@ -641,7 +655,7 @@ describe.runIf(testTargets().includes('postgres'))('a target tiergate cannot wri
       // verify reads the plan's schema: what to grant there, not "FAILED"
       const verified = await run(['verify']);
       expect(verified.code).toBe(2);
-      expect(verified.stderr).toMatch(new RegExp(`permission denied for schema app: user ${role} may not read it — GRANT USAGE ON SCHEMA app TO ${role}; GRANT SELECT ON ALL TABLES IN SCHEMA app TO ${role}`));
+      expect(verified.stderr).toMatch(new RegExp(`cannot verify on .*: user ${role} lacks privileges it needs: .*nothing was changed — GRANT USAGE ON SCHEMA app TO ${role}; GRANT SELECT ON app.item TO ${role}`));
       expect(verified.stdout).not.toMatch(/FAILED/);
       // granted as said, the reads work
       await withDb(target.url, (db) => db.exec(`${readGrants}; GRANT USAGE ON SCHEMA app TO ${role}; GRANT SELECT ON ALL TABLES IN SCHEMA app TO ${role}`));

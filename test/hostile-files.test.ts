@@ -374,6 +374,12 @@ describe('PGlite folders that cannot be used', () => {
     }
     const taken = await runCli(['status', '--target', `pglite:${reused}`]);
     expect(taken.code, taken.stderr).toBe(0);
+    // a sound folder, a database it does not have (?database= mistyped): that, not a damaged folder
+    const other = await runCli(['status', '--target', `pglite:${sample}?database=directsu`]);
+    expect(other.code, other.stdout + other.stderr).toBe(2);
+    expect(other.stderr).toMatch(/cannot open pglite:.*\?database=directsu: the PGlite folder .* has no database 'directsu' \(it has: directus, postgres\): check \?database= in the URL/);
+    expect(other.stderr).not.toMatch(/damaged/);
+    expect((await runCli(['status', '--target', `pglite:${sample}?database=directus`])).code).toBe(0);
     if (process.getuid?.() === 0) {
       const readOnly = copy('read-only');
       execFileSync('chmod', ['-R', 'a+rX', dir]);

@@ -91,6 +91,17 @@ describe('redactUrl', () => {
     expect(scrub('pw%zznine')).toBe('***');
   });
 
+  it('hides the password of a user-info whose scheme is left out or mistyped (no URL parser sees a password there)', () => {
+    expect(redactUrl('app:pw-s1@db:5432/directus')).toBe('app:***@db:5432/directus');
+    expect(redactUrl('//app:pw-s2@db/directus')).toBe('//app:***@db/directus');
+    expect(redactUrl('postgres:/app:pw-s3@db/directus')).toBe('postgres:/app:***@db/directus');
+    expect(redactUrl('postgress:app:pw-s4@db/directus')).toBe('postgress:app:***@db/directus');
+    for (const pw of ['pw-s1', 'pw-s2', 'pw-s3', 'pw-s4']) expect(scrub(`said ${pw}`)).toBe('said ***');
+    // what holds no '@' is no user-info
+    expect(redactUrl('pglite:./my-directus')).toBe('pglite:./my-directus');
+    expect(redactUrl('db:5432/directus')).toBe('db:5432/directus');
+  });
+
   it('hides the password of a libpq keyword string, quoted or not', () => {
     expect(redactUrl('host=db user=app password=pw-ten dbname=x')).toBe('host=db user=app password=*** dbname=x');
     expect(scrub('pw-ten')).toBe('***');

@@ -18,12 +18,12 @@ import { removeLeftFolders, stopLeftChildren } from '../exit-cleanup.js';
 /** `--plan DIR` (or TIERGATE_PLAN): the plan, validated; the bundled plan when left out. */
 export async function planOf(opts: { plan?: string; planDatabase?: string }): Promise<Plan> {
   // an empty --plan (or TIERGATE_PLAN) is a mistake, not a request for the bundled plan
-  if (opts.plan !== undefined && String(opts.plan).trim() === '') throw new UsageError("--plan is empty: pass a plan folder (one holding tiergate.yaml), or leave --plan out for the bundled plan");
+  if (opts.plan !== undefined && String(opts.plan).trim() === '') throw new UsageError("--plan (or TIERGATE_PLAN) is empty: pass a plan folder (one holding tiergate.yaml), or leave --plan out for the bundled plan");
   const plan = opts.plan ? await openPlan(String(opts.plan)) : await openPlan();
   // --plan-database: this database is the plan's here (a fleet's tenant named otherwise); the files, and so the evidence's plan hashes, are the same
   if (opts.planDatabase !== undefined) {
     const name = String(opts.planDatabase).trim();
-    if (!name) throw new UsageError('--plan-database is empty: pass the name of the database the plan is for on this target');
+    if (!name) throw new UsageError('--plan-database (or TIERGATE_PLAN_DATABASE) is empty: pass the name of the database the plan is for on this target');
     return { ...plan, database: name };
   }
   return plan;

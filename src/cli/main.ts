@@ -207,7 +207,7 @@ export async function run(argv: string[]): Promise<ExitCode> {
     .description('render evidence.json again as Markdown, HTML or JSON')
     .argument('<evidence>', 'an evidence.json written by tiergate rehearse')
     .addOption(new Option('--format <format>', 'output format').choices(['md', 'html', 'json']).default('md'))
-    .option('--out <file>', 'write to a file instead of standard output')
+    .option('--out <file>', "write to a file instead of standard output ('-': standard output)")
     .addOption(jsonOption())
     .action(
       action(async () => {

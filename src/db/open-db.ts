@@ -38,7 +38,7 @@ export function parseTarget(url: string): Target {
   }
   if (isPostgresUrl(url)) {
     const u = parsePostgresUrl(url);
-    if (!u) throw new UsageError(`'${redactUrl(url)}' is not a valid PostgreSQL URL: expected postgres://user[:password]@host[:port]/database`);
+    if (!u) throw new UsageError(`'${redactUrl(url)}' is not a valid PostgreSQL URL: expected postgres://user@host[:port]/database, a password after the user (user:password@, percent-encoded)`);
     for (const [part, raw] of [['password', u.password], ['user name', u.username], ['database name', u.pathname]] as const) {
       try {
         const decoded = decodeURIComponent(raw);

@@ -111,7 +111,7 @@ export class PgliteDb extends SingleSessionDb {
       try {
         await pg.waitReady;
       } catch (e) {
-        throw unusableDir(location.dir, displayUrl, e);
+        throw (await missingDatabase(location, displayUrl)) ?? unusableDir(location.dir, displayUrl, e);
       }
       // PGlite starts its sessions with search_path 'public'; a server's default is '"$user", public', which a function
       // created with SET search_path FROM CURRENT records: a clone of a dump must re-create what the server created
@@ -312,6 +312,30 @@ export function lockDir(dir: string, displayUrl: string, create: boolean): DirLo
     }
     if (code === 'EISDIR' || code === 'ERR_FS_EISDIR') throw new UsageError(`cannot use ${displayUrl}: ${join(dir, '.tiergate.lock')} is a folder, where tiergate keeps its lock file: remove it`);
     throw e;
+  }
+}
+
+/**
+ * PGlite could not start on `location`: when the folder opens on its template
+ * database and has no database of the name asked for (`?database=` mistyped),
+ * that, in words, with the databases it has; otherwise null.
+ */
+export async function missingDatabase(location: PgliteLocation, displayUrl: string): Promise<Error | null> {
+  if (!location.dir || location.database === 'template1') return null;
+  try {
+    const { PGlite } = await import('@electric-sql/pglite');
+    const pg = new PGlite(location.dir, { database: 'template1' });
+    try {
+      const names = (await pg.query<{ name: string }>('select datname::text as name from pg_database where not datistemplate order by 1')).rows.map((r) => r.name);
+      if (names.includes(location.database)) return null;
+      return new UsageError(
+        `cannot open ${displayUrl}: the PGlite folder ${location.dir} has no database '${location.database}' (it has: ${names.join(', ') || 'none'}): check ?database= in the URL`,
+      );
+    } finally {
+      await pg.close().catch(() => undefined);
+    }
+  } catch {
+    return null;
   }
 }
 

@@ -5,7 +5,7 @@ import { Worker } from 'node:worker_threads';
 import { toDbError } from './db-error.js';
 import type { DirLock } from './dir-lock.js';
 import { TargetError } from '../errors.js';
-import { countWorker, lockDir, SERVER_SEARCH_PATH, SingleSessionDb, unusableDir, type PgliteLocation } from './pglite-adapter.js';
+import { countWorker, lockDir, SERVER_SEARCH_PATH, SingleSessionDb, missingDatabase, unusableDir, type PgliteLocation } from './pglite-adapter.js';
 import type { Capabilities, QueryResult } from './port.js';
 
 /**
@@ -63,8 +63,9 @@ export class PgliteWorkerDb extends SingleSessionDb {
       worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { module: pgliteModule(), dir: location.dir, database: location.database, searchPath: SERVER_SEARCH_PATH } });
       const db = new PgliteWorkerDb(worker, displayUrl, lock, location);
       // (the first query opens the folder: PGlite stopping there is the folder's fault, said in words)
-      const v = await db.query<{ v: string }>('select current_setting($1) as v', ['server_version_num']).catch((e: unknown) => {
-        throw unusableDir(location.dir, displayUrl, e);
+      const v = await db.query<{ v: string }>('select current_setting($1) as v', ['server_version_num']).catch(async (e: unknown) => {
+        await worker?.terminate().catch(() => undefined);
+        throw (await missingDatabase(location, displayUrl)) ?? unusableDir(location.dir, displayUrl, e);
       });
       (db.capabilities as { serverVersion: number }).serverVersion = Number(v.rows[0]?.v ?? 0);
       return db;

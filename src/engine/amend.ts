@@ -10,7 +10,7 @@ import { readLedger, type LedgerEntry } from './ledger.js';
 import { openPlanSession } from './preflight.js';
 import { whyReadOnly } from './rollout.js';
 import type { GateReading } from './result.js';
-import { gateReads, refuseLacking } from './privileges.js';
+import { gateReads, LEDGER_READ, metricReads, refuseLacking } from './privileges.js';
 import { namingBlockers } from './session-bounds.js';
 
 /**
@@ -99,7 +99,7 @@ export async function scan(db: Db, plan: Plan): Promise<ScanResult> {
       await refuseLacking(db, 'scan', [
         { label: "the plan's scanner (amend.scan in tiergate.yaml, and the functions it calls)", sql: amend.scan },
         { label: "the plan's findings (amend.findings)", sql: amend.findings },
-        ...Object.entries(plan.metrics).map(([name, sql]) => ({ label: `metric '${name}'`, sql })),
+        ...metricReads(plan),
         ...gateReads(plan),
       ]);
       await namingBlockers(db, "running the plan's scanner", amend.scan, () =>
@@ -145,6 +145,13 @@ export function payloadInEffect(plan: Plan, ledger: Map<number, LedgerEntry>, ga
 export async function draft(db: Db, plan: Plan): Promise<DraftResult> {
   const amend = amendOf(plan);
   await openPlanSession(db, plan);
+  // every GRANT a reading user lacks in one message, not one a run
+  await refuseLacking(db, 'draft the amendment', [
+    LEDGER_READ,
+    { label: "the plan's findings (amend.findings in tiergate.yaml)", sql: amend.findings },
+    { label: "the plan's draft (amend.draft, and the functions it calls)", sql: amend.draft },
+    ...gateReads(plan),
+  ]);
   try {
     const ledger = await namingBlockers(db, `reading the ledger of plan '${plan.name}'`, 'select from tiergate.ledger', () => readLedger(db, plan.name));
     return await namingBlockers(db, 'drafting the amendment', amend.draft, () =>
@@ -217,7 +224,8 @@ export async function submit(db: Db, plan: Plan, payload: unknown, options: { as
         const problems = (await tx.query<Record<string, unknown>>(amend.check, [text])).rows.map((row) => String(Object.values(row)[0] ?? '')).filter(Boolean);
         if (problems.length) {
           throw new UsageError(
-            `the payload cannot be submitted (${problems.length} problem${problems.length === 1 ? '' : 's'}): ${problems.slice(0, 10).join('; ')}${problems.length > 10 ? ` (+${problems.length - 10} more)` : ''}; nothing was submitted (tiergate propose --out FILE drafts it, edit FILE, then --submit FILE)`,
+            // every one, a line each: the payload is edited once, not once a run
+            `the payload cannot be submitted (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.map((p) => `  - ${p.replace(/\s*\n\s*/g, ' ')}`).join('\n')}\nnothing was submitted (tiergate propose --out FILE drafts it, edit FILE, then --submit FILE)`,
           );
         }
       }

@@ -58,7 +58,15 @@ export async function approve(db: Db, plan: Plan, options: { as: string; proposa
     });
     const id = inserted.rows[0]?.id;
     if (id === undefined || id === null) {
-      throw new UsageError(`nothing to approve: no Directus user with email '${options.as}', or no proposal '${proposal}' on ${db.displayUrl}; nothing was recorded`);
+      // which of the two: the gate's subject is its proposal's (read when the proposal is the gate's)
+      const subject = proposal === gate.approve!.proposal && gate.subject ? ((await readGate(tx, plan))?.subject ?? null) : undefined;
+      throw new UsageError(
+        subject
+          ? `nothing to approve: no Directus user with email '${options.as}' on ${db.displayUrl} (the proposal '${proposal}' is there): check the email; nothing was recorded`
+          : subject === null
+            ? `nothing to approve: no proposal '${proposal}' on ${db.displayUrl} (its gate has no subject to approve); nothing was recorded`
+            : `nothing to approve: no Directus user with email '${options.as}', or no proposal '${proposal}' on ${db.displayUrl}; nothing was recorded`,
+      );
     }
     const mine = (await readApprovals(tx, gate.name, gate.approvals!)).find((a) => a.id === String(id));
     if (!mine) {

@@ -13,7 +13,8 @@ const DEPTH = 3;
  * writes what its body writes). A SECURITY DEFINER function runs with its
  * owner's privileges: left out, with what it calls. So is what the parser
  * cannot read: a body that does not parse, `EXECUTE` of a built string, a
- * function of another language.
+ * function of another language. The statements of `sql`'s own PL/pgSQL DO
+ * blocks are read the same way (and what they call followed).
  */
 export async function calledFunctionSql(q: Queryable, sql: string): Promise<string[]> {
   return (await calledFunctions(q, sql)).statements;
@@ -36,6 +37,13 @@ export async function calledFunctions(q: Queryable, sql: string): Promise<{ stat
   const functions: CalledFunction[] = [];
   const seen = new Set<string>();
   let level = [parsed(pg, sql)];
+  // a DO block's statements run as `sql`'s own (a verify tier's assertions): read as a body is
+  for (const statement of doBlockStatements(pg, level[0])) {
+    const tree = parsed(pg, statement);
+    if (tree === null) continue;
+    out.push(statement);
+    level.push(tree);
+  }
   for (let depth = 0; depth < DEPTH && level.length; depth++) {
     const names = level.flatMap((tree) => functionNames(tree));
     const fresh = [...new Map(names.map((n) => [n.join('.'), n])).values()].filter((n) => !seen.has(n.join('.')));
@@ -66,6 +74,32 @@ export async function calledFunctions(q: Queryable, sql: string): Promise<{ stat
     }
   }
   return { statements: out, functions };
+}
+
+/** The statements and expressions of the PL/pgSQL DO blocks of a parse tree (`plpgsqlStatements`); another language's are left out. */
+function doBlockStatements(pg: PgQuery, tree: unknown): string[] {
+  const out: string[] = [];
+  const visit = (node: unknown): void => {
+    if (Array.isArray(node)) {
+      for (const x of node) visit(x);
+      return;
+    }
+    if (node === null || typeof node !== 'object') return;
+    const block = (node as { DoStmt?: { args?: { DefElem?: { defname?: string; arg?: { String?: { sval?: string } } } }[] } }).DoStmt;
+    if (block) {
+      const option = (name: string) => block.args?.find((a) => a.DefElem?.defname === name)?.DefElem?.arg?.String?.sval;
+      const body = option('as');
+      if (typeof body === 'string' && (option('language') ?? 'plpgsql').toLowerCase() === 'plpgsql') {
+        let tag = '$do$';
+        for (let i = 0; body.includes(tag); i++) tag = `$do${i}$`;
+        out.push(...plpgsqlStatements(pg, `CREATE FUNCTION pg_temp.tiergate_do() RETURNS void LANGUAGE plpgsql AS ${tag}${body}${tag}`));
+      }
+      return;
+    }
+    for (const value of Object.values(node)) visit(value);
+  };
+  visit(tree);
+  return out;
 }
 
 /** The parse tree of `sql`, or null when it does not parse. */

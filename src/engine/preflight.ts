@@ -37,7 +37,9 @@ export function isPlanDatabase(plan: Plan, identity: TargetIdentity): boolean {
 export function assertPlanDatabase(plan: Plan, identity: TargetIdentity, displayUrl: string, flag: '--target' | '--source' | '--dump' = '--target'): void {
   if (isPlanDatabase(plan, identity)) return;
   const what = flag === '--target' ? 'target' : 'source';
-  const check = flag === '--dump' ? "check --database: it must name the database the dump was taken from, the one the plan was written for" : `check ${flag}: it must name the database the plan was written for`;
+  const check =
+    (flag === '--dump' ? 'check --database: it must name the database the dump was taken from, the one the plan was written for' : `check ${flag}: it must name the database the plan was written for`) +
+    ` — or, when '${identity.database}' is that database under another name (one tenant of a fleet, a copy), pass --plan-database ${identity.database}`;
   throw new TargetError(
     `${what} database is '${identity.database}', but plan '${plan.name}' is for database '${plan.database}' (and ${displayUrl} is not a tiergate clone of it); nothing was changed — ${check}`,
   );
@@ -53,7 +55,7 @@ export async function runPreflight(db: Db, plan: Plan, tier: Tier, identity: Tar
       error: {
         ...emptyFailure(),
         message: `target database is '${identity.database}', but plan '${plan.name}' is for database '${plan.database}' (and this is not a tiergate clone of it)`,
-        hint: 'check --target: it must name the database the plan was written for',
+        hint: `check --target: it must name the database the plan was written for — or, when '${identity.database}' is that database under another name, pass --plan-database ${identity.database}`,
         file: 'tiergate.yaml',
       },
     };

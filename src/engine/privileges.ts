@@ -43,6 +43,14 @@ export function gateReads(plan: Plan): PrivilegedSql[] {
   ];
 }
 
+/** The plan's metrics, each a piece of SQL to read. */
+export function metricReads(plan: Plan): PrivilegedSql[] {
+  return Object.entries(plan.metrics).map(([name, sql]) => ({ label: `metric '${name}'`, sql }));
+}
+
+/** Reading tiergate's ledger (every command that says what is applied). */
+export const LEDGER_READ: PrivilegedSql = { label: "tiergate's ledger", sql: 'select from tiergate.ledger; select from tiergate.attempt' };
+
 /** A privilege one piece of SQL needs: on a relation (`privilegesNeeded`, `readsNeeded`) or on a function it calls. */
 export interface Need {
   schema: string | null;
@@ -83,6 +91,9 @@ export async function needsOf(q: Queryable, sql: string, options: { reads: boole
  * all a statement needs).
  */
 export async function lackedPrivileges(q: Queryable, pieces: PrivilegedSql[], options: { reads?: boolean } = {}): Promise<PrivilegeLack[]> {
+  // a superuser lacks nothing (PGlite's user is one): no SQL parsed, no function body read
+  const su = await q.query<{ su: boolean }>(`select rolsuper as su from pg_roles where rolname = current_user`);
+  if (su.rows[0]?.su === true) return [];
   // one piece after another: the function bodies are read on this session, which runs one query at a time
   const needs: (Need & { i: number })[] = [];
   for (const [i, piece] of pieces.entries()) {

@@ -79,7 +79,9 @@ async function bookkeeping(db: Db, plan: Plan, create: boolean): Promise<Map<num
 export function assertNoDrift(plan: Plan, ledger: Map<number, LedgerEntry>): void {
   const drifted = plan.tiers.filter(isBodyTier).flatMap((t) => {
     const e = ledger.get(t.id);
-    return e && e.status === 'applied' && appliedRevision(t, e.sha256) === 'drift' ? [{ tier: t.id, name: t.name, file: t.file, applied: e.sha256, current: t.sha256 }] : [];
+    if (!e || e.status !== 'applied' || appliedRevision(t, e.sha256) !== 'drift') return [];
+    const revertedBy = plan.tiers.filter((r) => r.kind === 'rollback' && r.reverts.includes(t.id)).map((r) => r.id);
+    return [{ tier: t.id, name: t.name, file: t.file, applied: e.sha256, current: t.sha256, revertedBy }];
   });
   if (drifted.length) throw new DriftError(plan.name, drifted);
 }

@@ -4,6 +4,7 @@ import type { TargetIdentity } from '../probe/identity.js';
 import { readMetrics } from '../probe/metrics.js';
 import { amendment } from './apply.js';
 import { readGate } from './gate.js';
+import { gateReads, LEDGER_READ, metricReads, refuseLacking } from './privileges.js';
 import { readHistory, type HistoryEvent } from './ledger.js';
 import { openPlanSession } from './preflight.js';
 import type { GateReading } from './result.js';
@@ -53,6 +54,8 @@ export interface StatusResult {
  */
 export async function status(db: Db, plan: Plan): Promise<StatusResult> {
   const identity = await openPlanSession(db, plan);
+  // every GRANT a reading user lacks in one message, not one a run
+  await refuseLacking(db, 'read the status', [LEDGER_READ, ...gateReads(plan), ...metricReads(plan)]);
   const history = await namingBlockers(db, `reading the ledger of plan '${plan.name}'`, 'select from tiergate.ledger, tiergate.attempt', () => readHistory(db, plan.name));
   const { gate, metrics } = await namingBlockers(db, 'reading the gate and metrics', [plan.gate?.sql ?? '', ...Object.values(plan.metrics)].join(';\n'), () =>
     db.transaction(async (tx) => ({ gate: await readGate(tx, plan), metrics: await readMetrics(tx, plan.metrics) }), { readOnly: true }),

@@ -196,6 +196,8 @@ const URL_CASES: { name: string; url: string | ((target: string) => string); say
   { name: 'http URL', url: 'http://example.com/db', says: /'http:\/\/example\.com\/db' is not a target URL/ },
   { name: 'empty URL', url: '', says: /no target|--target/ },
   { name: 'a word', url: 'production', says: /'production' is not a target URL/ },
+  { name: 'no scheme, a password', url: 'app:pw-noscheme@127.0.0.1:1/db', says: /'app:\*\*\*@127\.0\.0\.1:1\/db' is not a target URL/ },
+  { name: 'scheme without //, a password', url: 'postgres:/app:pw-slash@127.0.0.1:1/db', says: /'postgres:\/app:\*\*\*@127\.0\.0\.1:1\/db' is not a target URL/ },
   { name: 'a path', url: '/var/run/postgresql', says: /is not a target URL/ },
   { name: 'postgres:// with nothing', url: 'postgres://', says: /cannot connect to postgres:\/\/: / },
   { name: 'port out of range', url: 'postgres://u@localhost:99999/db', says: /postgres:\/\/u@localhost:99999\/db.*(not a valid PostgreSQL URL|port)/ },
@@ -249,7 +251,7 @@ const OPTION_CASES: { name: string; args: string[]; says: RegExp }[] = [
   { name: 'report of JSON that is not evidence', args: ['report', '{dir}/not-evidence.json'], says: /not-evidence\.json: / },
   { name: 'apply --evidence missing', args: ['apply', '--yes', '--target', '{target}', '--evidence', '/nonexistent/e.json'], says: /evidence file '\/nonexistent\/e\.json' does not exist/ },
   { name: 'apply --evidence not evidence', args: ['apply', '--yes', '--target', '{target}', '--evidence', '{dir}/not-evidence.json'], says: /not-evidence\.json: / },
-  { name: '--plan empty', args: ['plan', '--plan', ''], says: /--plan is empty/ },
+  { name: '--plan empty', args: ['plan', '--plan', ''], says: /--plan \(or TIERGATE_PLAN\) is empty/ },
   // an unset variable in a script (`--source "$SOURCE"`) once rehearsed the embedded sample and exited 0
   { name: '--source empty', args: ['rehearse', '--source', '', '--out', '{dir}'], says: /--source is empty: give it a value/ },
   { name: '--scratch empty', args: ['rehearse', '--source', '{target}', '--scratch', ' ', '--out', '{dir}'], says: /--scratch is empty/ },

@@ -1,6 +1,9 @@
 import type { Db } from '../../db/port.js';
 import { withDb } from '../../db/open-db.js';
-import { UsageError } from '../../errors.js';
+import { ConnectionError, UsageError } from '../../errors.js';
+
+/** The database the bundled plan (axis-governance) is written for. */
+const BUNDLED_PLAN_DATABASE = 'directus';
 import type { Outcome } from '../exit-code.js';
 import type { Output } from '../output.js';
 
@@ -25,7 +28,9 @@ export async function sampleCommand(opts: SampleOpts, out: Output): Promise<Outc
   } else url = String(opts.url);
   const { writeSample, sampleFigures } = await import('../../../fixtures/directus-sample/generate.js');
   const started = performance.now();
+  let database = 'directus';
   await withDb(url, async (db) => {
+    database = (await db.query<{ d: string }>('select current_database() as d')).rows[0]!.d;
     const existing = await db.query<{ n: number }>(`select count(*)::int as n from pg_class where relname = 'directus_collections'`);
     if ((existing.rows[0]?.n ?? 0) > 0) throw new UsageError(`${db.displayUrl} already has Directus tables: 'tiergate sample' writes into an empty database only`);
     // a database of yours (--url; a --pglite folder is made new here) with any other relation: refused before anything is
@@ -33,12 +38,22 @@ export async function sampleCommand(opts: SampleOpts, out: Output): Promise<Outc
     if (opts.url) await refuseNotEmpty(db);
     out.line(`writing the sample Directus database (scale ${scale}, ${variant}) into ${db.displayUrl} …`);
     await db.transaction(async (tx) => writeSample(tx, { scale, variant }, (done) => out.status(out.paint('dim', `  ${done}`))));
+  }).catch((e: unknown) => {
+    if (e instanceof ConnectionError && e.sqlstate === '3D000') {
+      throw new ConnectionError(`${e.message}: 'tiergate sample' writes into an existing, empty database — create it first (createdb NAME, or CREATE DATABASE NAME), then run it again`, e.sqlstate);
+    }
+    throw e;
   });
   const figures = sampleFigures({ scale, variant });
   const ms = Math.round(performance.now() - started);
   out.result({ ok: true, url, scale, variant, figures, durationMs: ms });
   out.line(`done in ${(ms / 1000).toFixed(1)} s: ${Object.entries(figures).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   out.line(`target: ${url}`);
+  if (database !== BUNDLED_PLAN_DATABASE) {
+    out.line(
+      `the bundled plan is for a database named '${BUNDLED_PLAN_DATABASE}': with this one, pass --plan-database ${database} to status, rehearse, apply and the rest (or set TIERGATE_PLAN_DATABASE=${database})`,
+    );
+  }
   return 'ok';
 }
 
