@@ -207,6 +207,14 @@ describe.runIf(testTargets().includes('postgres'))('secrets on a real server', (
         expect(bad.stdout + bad.stderr).not.toMatch(/canary-Secret-4\d/);
       }
     }
+    // a --scratch that is no server's: refused before the rehearsal says it begins
+    for (const scratch of ['mysql://root:canary-Secret-46@db/x', 'pglite:./scratch']) {
+      const bad = await runCli(['rehearse', '--plan', ENGINE_PLAN, '--source', serverUrl('postgres'), '--scratch', scratch]);
+      expect(bad.code, bad.stderr).toBe(2);
+      expect(bad.stdout).not.toMatch(/^rehearse /m);
+      expect(bad.stderr).toMatch(/mysql:\/\/root:\*\*\*@db\/x' is not a target URL|--scratch pglite:\.\/scratch: give a postgres:\/\/ URL/);
+      expect(bad.stdout + bad.stderr).not.toContain('canary-Secret-46');
+    }
   });
 
   it("a setting the URL's options ask for that the server refuses: said so, not 'check that the server is running'", async () => {

@@ -158,6 +158,19 @@ waves:
     ]) {
       expect(waves).toContain(path);
     }
+    // a wave whose only target is refused for a problem of its own: that problem, not an empty wave besides
+    const refused = await problems(`
+targets:
+  - { name: a, url: "postgres://h/a" }
+  - { name: b, url: "b:pw@h/b", labels: { region: us } }
+waves:
+  - { name: canary, count: 1 }
+  - { name: us, labels: { region: us } }
+  - { name: rest }
+`);
+    expect(refused).toContain('targets[1].url:');
+    expect(refused).not.toContain('selects no target');
+    expect(refused).not.toContain(':pw@');
     expect(await problems('targets:\n  - { name: a, url: "postgres://h/a" }\n  - { name: b, url: "postgres://h/b" }\nwaves:\n  - { name: one, count: 1 }\n')).toContain('1 target is in no wave (b): end with a wave without count, percent or labels to take the rest');
     expect(await problems('just text')).toContain('(file): must be a mapping');
     expect(await problems('targets: [\n')).toContain('is not valid YAML');

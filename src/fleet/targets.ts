@@ -201,19 +201,25 @@ export async function resolveFleet(f: FleetFile): Promise<FleetSpec> {
   // names and databases seen: each problem of every entry is said, whatever else is wrong with it
   const seen = new Set<string>();
   const databases = new Map<string, FleetTarget>();
+  // the labels of the entries refused for their own problems (see assignWaves)
+  const refusedLabels: Record<string, string>[] = [];
   entries.forEach((e, i) => {
     const named = isObject(e) && typeof e.name === 'string' ? e.name : null;
     if (named !== null && seen.has(named)) p.add(`${base}[${i}].name`, `'${named}' is named twice: a target's name is its key in the ledger of the fleet`);
     if (named !== null) seen.add(named);
     const t = targetOf(p, `${base}[${i}]`, e, Boolean(f.entries));
-    if (!t) return;
+    if (!t) {
+      const labels = isObject(e) && isObject(e.labels) ? e.labels : {};
+      refusedLabels.push(Object.fromEntries(Object.entries(labels).map(([k, v]) => [k, String(v)])));
+      return;
+    }
     const database = databaseOf(t.url);
     const other = databases.get(database);
     if (other) p.add(`${base}[${i}].url`, `the same database as target '${other.name}' (${database}${t.shown === other.shown ? '' : `, under another URL: ${t.shown}`}): a database is one target (it would be rolled out twice at once)`);
     else databases.set(database, t);
     targets.push(t);
   });
-  const waves = assignWaves(f.waves, targets, p);
+  const waves = assignWaves(f.waves, targets, p, refusedLabels);
   p.throwIfAny(f.file);
   const canonical = JSON.stringify({
     targets: targets.map((t) => [t.name, t.shown, t.labels]),
@@ -335,9 +341,10 @@ export function databaseOf(url: string): string {
  * those whose labels match `labels` (all of them), then the first `count`, or
  * `percent` of the whole fleet (rounded up, at least one); a wave with no
  * selector takes the rest. A target in no wave is a problem, so is a wave
- * that selects nothing.
+ * that selects nothing — unless an entry refused for problems of its own
+ * (`refused`, their labels) is one it could have taken.
  */
-export function assignWaves(raw: RawWave[], targets: FleetTarget[], p: Problems = new Problems()): FleetWave[] {
+export function assignWaves(raw: RawWave[], targets: FleetTarget[], p: Problems = new Problems(), refused: Record<string, string>[] = []): FleetWave[] {
   let pool = [...targets];
   const waves: FleetWave[] = [];
   const names = new Set<string>();
@@ -368,7 +375,9 @@ export function assignWaves(raw: RawWave[], targets: FleetTarget[], p: Problems 
     let chosen = labels ? pool.filter((t) => Object.entries(labels!).every(([k, v]) => t.labels[k] === v)) : pool;
     if (count !== null) chosen = chosen.slice(0, count);
     else if (percent !== null) chosen = chosen.slice(0, Math.max(1, Math.ceil((percent / 100) * targets.length)));
-    if (chosen.length === 0) {
+    // (a wave left empty for want of entries refused for problems of their own is not said to be: those problems are)
+    const emptyForRefused = labels ? refused.some((r) => Object.entries(labels!).every(([k, v]) => r[k] === v)) : refused.length > 0;
+    if (chosen.length === 0 && !emptyForRefused) {
       const why = labels ? `no remaining target has the labels ${Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(', ')}` : 'earlier waves took every target';
       p.add(path, `wave '${name ?? i}' selects no target (${why})`);
     }

@@ -160,6 +160,8 @@ async function resolveSource(opts: RehearseOpts, planDatabase: string | null | u
       };
     }
     if (!scratch) throw new UsageError('--source needs --scratch URL: a server where tiergate may create (and drop) the clone database; the source itself is only read');
+    // a --scratch that is no server's URL: refused before the rehearsal says it begins
+    if (parseTarget(scratch).kind !== 'postgres') throw new UsageError(`--scratch ${redactUrl(scratch)}: give a postgres:// URL of a server where tiergate may create (and drop) the clone database`);
     return {
       source: { kind: 'postgres', url: src, scratchUrl: scratch, snapshot: snapshot.options },
       info: { kind: 'postgres', location: redactUrl(src), openSource: () => openReadOnly(src) },
