@@ -501,8 +501,15 @@ describe.each(testTargets())('governance after the rollout (%s)', (kind) => {
       payload.decide.push({ collection: 'skills', topic: 'people', added_in: 1 });
       writeFileSync(file, JSON.stringify(payload));
     });
-    const submitted = await runCli(['propose', '--target', url, '--submit', file, '--yes']);
+    const before = await withDb(url, async (db) => (await db.transaction((tx) => readGate(tx, plan)))!.subject);
+    const submitted = await runCli(['propose', '--target', url, '--submit', file, '--yes', '--json']);
     expect(submitted.code, submitted.stdout + submitted.stderr).toBe(0);
+    // --json: the subject is the new one (what approvers approve), the payload the one submitted; the draft's subject is draftedFor
+    const result = JSON.parse(submitted.stdout) as { subject: string; draftedFor: string; payload: { decide: object[] }; submitted: { before: string; after: string } };
+    const after = await withDb(url, async (db) => (await db.transaction((tx) => readGate(tx, plan)))!.subject);
+    expect(after).not.toBe(before);
+    expect(result).toMatchObject({ subject: after, draftedFor: before, submitted: { before, after } });
+    expect(result.payload.decide).toContainEqual({ collection: 'skills', topic: 'people', added_in: 1 });
     await withDb(url, (db) => approveAs(db, ADMIN));
     await provenRehearsal(kind, url, 98);
     await withDb(url, async (db) => {

@@ -95,6 +95,19 @@ describe.each(testTargets())('operator at a terminal on %s', (kind) => {
     });
   }));
 
+  it('Ctrl-C during apply --json: the one object says it was interrupted and what it left, in error, as every other failure does', onTarget(async (target) => {
+    await withDb(target.url, (db) => db.exec('insert into gate.approval (valid) values (true)'));
+    const run = startCli(['apply', '--yes', '--json', '--plan', ENGINE_PLAN, '--target', target.url], { env: { TIERGATE_TEST_HOOK: 'tier-begin:3' } });
+    await run.waitFor(/tiergate-test-hook tier-begin:3/);
+    run.kill('SIGINT');
+    await run.waitFor(/interrupted — stopping after the current statement/);
+    run.kill('SIGUSR2');
+    const r = await run.done;
+    expect(r.code).toBe(130);
+    const result = JSON.parse(r.stdout) as { ok: boolean; outcome: string; error: { kind: string; message: string } | null };
+    expect(result).toMatchObject({ ok: false, outcome: 'interrupted', error: { kind: 'interrupted', message: 'tier 1, 2 committed before the interruption; tier 3, which was running, rolled back. Run apply again to continue.' } });
+  }));
+
   // no test hook here: nothing gives the event loop a turn but tiergate itself (on PGlite every query runs on this thread)
   it('Ctrl-C in the middle of a long tier, without any pause: the tier rolls back, exit 130', onTarget(async (target) => {
     await withDb(target.url, (db) => db.exec('insert into gate.approval (valid) values (true)'));

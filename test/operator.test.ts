@@ -416,6 +416,21 @@ describe.concurrent.each(testTargets())('operator on %s', (kind) => {
     for (const id of [0, 90]) expect(t2[id]).toMatchObject({ state: 'passed', at: expect.any(String), by: expect.any(String), version: expect.any(String), error: null });
     for (const id of [1, 2, 3]) expect(t2[id]!.state).toBe('applied');
     expect(t2[99]).toMatchObject({ state: 'superseded', note: 'tier 3, 2 applied again since' });
+    // the database changed since verify passed: its post-condition fails on the metrics read now, so it is failing, and --exit-code says so
+    await withDb(target.url, (db) => db.exec(`insert into app.item (id, label, tag) values (40, 'added by hand', null)`));
+    const drifted = await runCli(['status', '--json', '--exit-code', '--plan', ENGINE_PLAN, '--target', target.url]);
+    expect(drifted.code, drifted.stderr).toBe(1);
+    const s3 = JSON.parse(drifted.stdout) as { ok: boolean; tiers: Line[]; unfinished: number[] };
+    expect(s3.ok).toBe(false);
+    expect(s3.unfinished).toEqual([90]);
+    expect(s3.tiers.find((t) => t.id === 90)).toMatchObject({ state: 'failing', note: 'passed then; the metrics read now fail its post-conditions: items = 4 (needs items = 3) — run tiergate verify for every failing assertion' });
+    const shown = await runCli(['status', '--exit-code', '--plan', ENGINE_PLAN, '--target', target.url]);
+    expect(shown.code).toBe(1);
+    expect(shown.stdout).toMatch(/^not done: tier 90 \(failing\)$/m);
+    // verify --json names the failure in error, as every other failure does
+    const verified = await runCli(['verify', '--json', '--plan', ENGINE_PLAN, '--target', target.url]);
+    expect(verified.code).toBe(1);
+    expect(JSON.parse(verified.stdout)).toMatchObject({ ok: false, outcome: 'failed', error: { kind: 'failed', message: expect.stringMatching(/^tier 90 'Verify' failed/) } });
   }));
 
   it("status of a database that is not the plan's exits 2; rollback of tiers not applied says so (exit 2) before asking; --exit-code while pending", onTarget(async (target) => {

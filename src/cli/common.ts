@@ -190,20 +190,35 @@ export function printRunSummary(r: RunResult, out: Output, whenClosed?: string):
     if (missed.length) out.line(out.paint('yellow', `tier ${t.id}: differs from the plan's expectations: ${missed.map((m) => `${m.what} expected ${m.expected}, got ${m.actual}`).join('; ')}`));
   }
   const gate = r.gate ? `${r.gate.name}=${r.gate.value ?? 'n/a'}` : '';
-  const applied = r.tiers.filter((t) => t.status === 'Applied').map((t) => t.id);
   out.line('');
-  if (r.outcome === 'interrupted') {
-    // only what happened: a tier that committed before the Ctrl-C took effect is not said to have rolled back
-    const rolledBack = r.tiers.filter((t) => t.status === 'Failed' && t.kind !== 'verify' && t.kind !== 'preflight');
-    const running = rolledBack.length ? `tier ${rolledBack.map((t) => t.id).join(', ')}, which was running, rolled back` : 'no tier was running';
-    out.line(out.paint('yellow', `${r.command}: INTERRUPTED — ${applied.length ? `tier ${applied.join(', ')} committed before the interruption` : 'no tier was committed'}; ${running}. Run ${r.command} again to continue.`));
-  } else if (r.outcome === 'failed') out.line(out.paint('red', `${r.command}: FAILED`));
+  if (r.outcome === 'interrupted') out.line(out.paint('yellow', `${r.command}: INTERRUPTED — ${runError(r)!.message}`));
+  else if (r.outcome === 'failed') out.line(out.paint('red', `${r.command}: FAILED`));
   else if (r.outcome === 'no-go') {
     out.line(out.paint('yellow', `${r.command}: NO-GO (${gate}) — gated tiers are blocked until the gate opens (needs ≥ ${r.gate?.min ?? 1})`));
     if (r.gate?.unread) out.line(out.paint('yellow', `  ${gateUnreadLine(r.gate.unread)}`));
     for (const line of approvalLines(r.gate)) out.line(line);
     if (whenClosed) out.line(out.paint('yellow', `  ${whenClosed}`));
   } else out.line(out.paint('green', `${r.command}: OK${gate ? ` (${gate})` : ''}`));
+}
+
+/**
+ * What stopped a run, for its --json result (`error`, as every other failure
+ * has it): an interruption with what it left, or the first failed tier;
+ * null for a run that ended (ok, or no-go).
+ */
+export function runError(r: RunResult): { kind: 'interrupted' | 'failed'; message: string } | null {
+  if (r.outcome === 'interrupted') {
+    // only what happened: a tier that committed before the Ctrl-C took effect is not said to have rolled back
+    const applied = r.tiers.filter((t) => t.status === 'Applied').map((t) => t.id);
+    const rolledBack = r.tiers.filter((t) => t.status === 'Failed' && t.kind !== 'verify' && t.kind !== 'preflight');
+    const running = rolledBack.length ? `tier ${rolledBack.map((t) => t.id).join(', ')}, which was running, rolled back` : 'no tier was running';
+    return { kind: 'interrupted', message: `${applied.length ? `tier ${applied.join(', ')} committed before the interruption` : 'no tier was committed'}; ${running}. Run ${r.command} again to continue.` };
+  }
+  if (r.outcome !== 'failed') return null;
+  const t = r.tiers.find((x) => x.status === 'Failed');
+  if (!t) return { kind: 'failed', message: `${r.command} failed` };
+  const where = t.error?.file ? ` at ${t.error.file}${t.error.line ? `:${t.error.line}` : ''}` : '';
+  return { kind: 'failed', message: `tier ${t.id} '${t.name}' failed${where}: ${t.error ? `${t.error.sqlstate ? `${t.error.sqlstate} ` : ''}${singleLine(t.error.message)}` : (t.reason ?? 'failed')}` };
 }
 
 /** A gate that reads no value (`GateReading.unread`): why, and what helps — approvals do not. */

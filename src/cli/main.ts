@@ -158,7 +158,7 @@ export async function run(argv: string[]): Promise<ExitCode> {
     .addOption(planOption())
     .addOption(planDatabaseOption())
     .addOption(waitOption(true))
-    .option('--exit-code', 'exit 1 while a structure or data tier is pending, reverted, failed or drifted')
+    .option('--exit-code', 'exit 1 while a structure or data tier is pending, reverted, failed or drifted, or verify, passed before, fails on the metrics read now')
     .addOption(jsonOption())
     .action(action(async () => (await import('./commands/status.js')).statusCommand));
   program

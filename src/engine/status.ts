@@ -1,5 +1,6 @@
 import type { Db } from '../db/port.js';
 import { appliedRevision, type Plan, type Tier } from '../plan/plan.js';
+import { checkPostCondition } from '../plan/post-condition.js';
 import type { TargetIdentity } from '../probe/identity.js';
 import { readMetrics } from '../probe/metrics.js';
 import { amendment } from './apply.js';
@@ -11,7 +12,7 @@ import type { GateReading } from './result.js';
 import { namingBlockers } from './session-bounds.js';
 
 /** A tier's state on a target: its last result, whatever it was. */
-export type TierState = 'applied' | 'reverted' | 'pending' | 'drift' | 'failed' | 'passed' | 'not run' | 'superseded';
+export type TierState = 'applied' | 'reverted' | 'pending' | 'drift' | 'failed' | 'passed' | 'failing' | 'not run' | 'superseded';
 
 export interface TierStatusLine {
   id: number;
@@ -71,12 +72,12 @@ export async function status(db: Db, plan: Plan): Promise<StatusResult> {
     gateUnread,
     metrics,
     // (a tier the plan does not have is none of its tiers' history: a verify is not said to have passed before it)
-    tiers: plan.tiers.map((t) => tierLine(t, known, gate)),
+    tiers: plan.tiers.map((t) => tierLine(t, known, gate, metrics)),
     unknownTiers: [...new Set(history.filter((e) => !ids.has(e.tierId)).map((e) => e.tierId))].sort((a, b) => a - b),
   };
 }
 
-function tierLine(t: Tier, history: HistoryEvent[], gate: GateReading | null): TierStatusLine {
+function tierLine(t: Tier, history: HistoryEvent[], gate: GateReading | null, metrics: Record<string, number | null>): TierStatusLine {
   const own = history.filter((e) => e.tierId === t.id);
   const lastLedger = own.filter((e) => e.source === 'ledger').at(-1);
   const last = own.at(-1);
@@ -92,6 +93,12 @@ function tierLine(t: Tier, history: HistoryEvent[], gate: GateReading | null): T
     // a check that passed before tiers changed (a rollback, an apply since) says nothing of now
     const latest = t.kind === 'verify' ? history.filter((e) => e.source === 'ledger' && e.at > last.at).at(-1) : undefined;
     const note = latest ? `passed before tier ${latest.tierId} was ${latest.outcome} (${latest.at}): run tiergate verify to check it now` : null;
+    // a verify that passed, whose post-conditions the metrics read now refute (the database changed since): failing now
+    const refuted = t.kind === 'verify' ? t.post.filter((p) => !checkPostCondition(p, metrics[p.metric] ?? null)) : [];
+    if (refuted.length) {
+      const now = refuted.map((p) => `${p.metric} = ${metrics[p.metric] ?? 'n/a'} (needs ${p.expr})`).join(', ');
+      return { ...base, state: 'failing', ...when(last), error: null, note: `passed then; the metrics read now fail its post-conditions: ${now} — run tiergate verify for every failing assertion` };
+    }
     return { ...base, state: 'passed', ...when(last), error: null, note };
   }
   if (t.kind === 'rollback') {
@@ -114,7 +121,7 @@ function tierLine(t: Tier, history: HistoryEvent[], gate: GateReading | null): T
   return { ...base, state, ...when(last), error: null, note };
 }
 
-/** Tiers whose state `status --exit-code` treats as not done: pending, failed or drifted structure and data tiers, failed checks. */
+/** Tiers whose state `status --exit-code` treats as not done: pending, failed or drifted structure and data tiers, failed checks, a verify failing now. */
 export function unfinished(s: StatusResult): TierStatusLine[] {
-  return s.tiers.filter((t) => t.state === 'failed' || t.state === 'drift' || ((t.kind === 'structure' || t.kind === 'data') && (t.state === 'pending' || t.state === 'reverted')));
+  return s.tiers.filter((t) => t.state === 'failed' || t.state === 'failing' || t.state === 'drift' || ((t.kind === 'structure' || t.kind === 'data') && (t.state === 'pending' || t.state === 'reverted')));
 }

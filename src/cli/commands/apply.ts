@@ -1,7 +1,7 @@
 import { UsageError } from '../../errors.js';
 import { parseDuration } from '../../parse-duration.js';
 import { openTarget } from '../open-target.js';
-import { confirm, durationOption, interruptible, noticeRolloutWait, planOf, printRunSummary, targetOf, tierPrinter, waitNotice } from '../common.js';
+import { confirm, durationOption, interruptible, noticeRolloutWait, planOf, printRunSummary, runError, targetOf, tierPrinter, waitNotice } from '../common.js';
 import type { Outcome } from '../exit-code.js';
 import type { Output } from '../output.js';
 
@@ -51,7 +51,7 @@ export async function applyCommand(opts: ApplyOpts, out: Output): Promise<Outcom
       const differing = compared.filter((t) => t.differences?.length);
       out.line(differing.length ? out.paint('yellow', `production differs from the rehearsal in tier ${differing.map((t) => t.id).join(', ')} (accepted, recorded in the ledger)`) : out.paint('green', `production matches the rehearsal (${compared.length} tier${compared.length === 1 ? '' : 's'} compared before COMMIT)`));
     }
-    out.result({ ok: r.outcome === 'ok', ...r, evidence: bound ? { file: opts.evidence, createdAt: bound.evidence.createdAt, notes: bound.notes } : null });
+    out.result({ ok: r.outcome === 'ok', ...r, error: runError(r), evidence: bound ? { file: opts.evidence, createdAt: bound.evidence.createdAt, notes: bound.notes } : null });
     printRunSummary(r, out, plan.gate?.when_closed);
     return r.outcome;
   });

@@ -70,7 +70,9 @@ export async function proposeCommand(opts: ProposeOpts, out: Output): Promise<Ou
     }
     await confirm(out, opts.yes, `submit this payload as the proposal on ${db.displayUrl}? Its approvals so far stop counting, and the gated tiers become pending for it`);
     const s = await submit(db, plan, payload, opts.as !== undefined ? { as: opts.as } : {});
-    out.result({ ok: true, ...d, file, submitted: s });
+    // after a submit, the subject is the new one (what approvers approve, what the next rehearsal is bound to) and the
+    // payload is the one submitted (a --submit FILE's); the subject the draft was made under is draftedFor
+    out.result({ ok: true, ...d, subject: s.after, draftedFor: d.subject, payload, file, submitted: s });
     out.line(`submitted: subject ${s.before?.slice(0, 12) ?? 'none'} → ${s.after.slice(0, 12)}`);
     out.line(
       opts.as !== undefined

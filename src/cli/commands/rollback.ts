@@ -1,5 +1,5 @@
 import { renderTierLine } from '../../report/render-terminal.js';
-import { confirm, durationOption, interruptible, noticeRolloutWait, planOf, printRunSummary, targetOf, tierPrinter, waitNotice } from '../common.js';
+import { confirm, durationOption, interruptible, noticeRolloutWait, planOf, printRunSummary, runError, targetOf, tierPrinter, waitNotice } from '../common.js';
 import type { Outcome } from '../exit-code.js';
 import { openTarget } from '../open-target.js';
 import type { Output } from '../output.js';
@@ -37,7 +37,7 @@ export async function rollbackCommand(opts: RollbackOpts, out: Output): Promise<
       return rollback(db, plan, { onEvent: tierPrinter(out), waitMs, signal, scope });
     });
     for (const t of r.tiers.filter((x) => x.status === 'Reverted')) out.line(renderTierLine('', t));
-    out.result({ ok: r.outcome === 'ok', ...r });
+    out.result({ ok: r.outcome === 'ok', ...r, error: runError(r) });
     printRunSummary(r, out);
     return r.outcome;
   });

@@ -16,7 +16,8 @@ export interface StatusOpts {
 /**
  * `tiergate status --target URL [--plan DIR] [--exit-code] [--json]`: every
  * tier's last result, the gate, every metric. With `--exit-code`, exit 1
- * while a structure or data tier is pending, reverted, failed or drifted.
+ * while a structure or data tier is pending, reverted, failed or drifted, or
+ * the verify tier fails now on the metrics it reads.
  */
 export async function statusCommand(opts: StatusOpts, out: Output): Promise<Outcome> {
   const plan = await checkedPlanOf(opts);

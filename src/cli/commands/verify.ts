@@ -1,7 +1,7 @@
 import { InterruptedError } from '../../errors.js';
 import { singleLine } from '../../text.js';
 import { interruptedBy } from '../../engine/run-script.js';
-import { checkedPlanOf, interruptible, readerWait, targetOf } from '../common.js';
+import { checkedPlanOf, interruptible, readerWait, runError, targetOf } from '../common.js';
 import type { Outcome } from '../exit-code.js';
 import { openTarget } from '../open-target.js';
 import type { Output } from '../output.js';
@@ -18,7 +18,7 @@ export async function verifyCommand(opts: { target?: string; plan?: string; wait
       return result;
     });
     const t = r.tiers[0]!;
-    out.result({ ok: t.status === 'Passed', ...r });
+    out.result({ ok: t.status === 'Passed', ...r, error: runError(r) });
     out.line(`verify ${plan.name} on ${db.displayUrl}: ${t.status === 'Passed' ? 'PASSED' : 'FAILED'}`);
     for (const post of t.post) out.line(`  ${post.ok ? 'ok  ' : 'FAIL'} ${post.expr} (${post.value ?? 'n/a'})`);
     for (const a of t.failedAssertions ?? []) out.line(`  FAIL ${a.file}:${a.line}: ${singleLine(a.message)}${a.detail ? ` — ${singleLine(a.detail)}` : ''}`);
