@@ -70,8 +70,9 @@ export function redactUrl(url: string): string {
     // Not a URL the parser accepts (a bad port, an unencoded '#' or '/' in the
     // password, a libpq keyword string): the password must go all the same.
     // User-info runs to the last '@' — hiding too much beats showing a password.
-    // (its scheme mistyped or left out too: 'app:pw@db/x', '//app:pw@db/x', 'postgres:/app:pw@db/x')
-    const userInfo = /^(?:[a-z][a-z0-9+.-]*:)?\/*[^:@/?#\s]*:(.*)@/i.exec(url);
+    // (its scheme mistyped or left out too: 'app:pw@db/x', '//app:pw@db/x', 'postgres:/app:pw@db/x' — there a
+    // password starting with '/' is not told from a scheme's 'postgres:/u@db': left, not '/u' hidden everywhere)
+    const userInfo = (/^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? /^[a-z][a-z0-9+.-]*:\/\/[^:@/?#\s]*:(.*)@/i : /^(?:[a-z][a-z0-9+.-]*:)?\/*[^:@/?#\s]*:([^/\s].*)@/i).exec(url);
     const keyword = /password\s*=\s*('[^']*'|\S+)/i.exec(url);
     for (const secret of [userInfo?.[1], keyword?.[1]?.replace(/^'|'$/g, '')]) {
       if (!secret) continue;

@@ -97,9 +97,12 @@ describe('redactUrl', () => {
     expect(redactUrl('postgres:/app:pw-s3@db/directus')).toBe('postgres:/app:***@db/directus');
     expect(redactUrl('postgress:app:pw-s4@db/directus')).toBe('postgress:app:***@db/directus');
     for (const pw of ['pw-s1', 'pw-s2', 'pw-s3', 'pw-s4']) expect(scrub(`said ${pw}`)).toBe('said ***');
-    // what holds no '@' is no user-info
+    // what holds no '@' is no user-info, nor is a scheme's colon: nothing registered (a bad port made this hide '//u' everywhere)
     expect(redactUrl('pglite:./my-directus')).toBe('pglite:./my-directus');
     expect(redactUrl('db:5432/directus')).toBe('db:5432/directus');
+    expect(redactUrl('postgres://u@localhost:99999/db')).toBe('postgres://u@localhost:99999/db');
+    expect(redactUrl('postgres:/u@localhost/db')).toBe('postgres:/u@localhost/db');
+    expect(scrub('see postgres://user@host, /usr and //u')).toBe('see postgres://user@host, /usr and //u');
   });
 
   it('hides the password of a libpq keyword string, quoted or not', () => {
