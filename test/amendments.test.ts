@@ -839,13 +839,18 @@ describe.runIf(testTargets().includes('postgres'))('the payload replaced while a
   });
 });
 
+/** A new PostgreSQL database 'directus' (the test's target) with the sample and the plan's structure tiers applied: its URL. */
+async function structureOnlySample(): Promise<string> {
+  target = await freshDatabase('postgres', 'directus', { exactName: true });
+  await withDb(target.url, (db) => writeSample(db, {}));
+  const structure = await runCli(['apply', '--yes', '--structure-only', '--target', target.url]);
+  expect(structure.code, structure.stdout + structure.stderr).toBe(0);
+  return target.url;
+}
+
 describe.runIf(testTargets().includes('postgres'))('a database nothing can be written on (postgres)', () => {
   it('approve and scan say so before they write (exit 2, nothing recorded), as apply does', async () => {
-    target = await freshDatabase('postgres', 'directus', { exactName: true });
-    const url = target.url;
-    await withDb(url, (db) => writeSample(db, {}));
-    const structure = await runCli(['apply', '--yes', '--structure-only', '--target', url]);
-    expect(structure.code, structure.stdout + structure.stderr).toBe(0);
+    const url = await structureOnlySample();
     const counts = () =>
       withDb(url, async (db) => [Number(await scalar(db, 'select count(*) as v from os_proposal_approvals')), Number(await scalar(db, 'select count(*) as v from axis.scan_run'))]);
     const before = await counts();
@@ -913,11 +918,7 @@ describe.runIf(testTargets().includes('postgres'))('a role granted nothing (post
   }
 
   it('approve and scan name, at once, every GRANT they need — reads too, USAGE on the plan\'s schemas — and no more; granted exactly those, each works', async () => {
-    target = await freshDatabase('postgres', 'directus', { exactName: true });
-    const url = target.url;
-    await withDb(url, (db) => writeSample(db, {}));
-    const structure = await runCli(['apply', '--yes', '--structure-only', '--target', url]);
-    expect(structure.code, structure.stdout + structure.stderr).toBe(0);
+    const url = await structureOnlySample();
     const { role, asRole } = await bareRole(url);
     const grantsOf = (stderr: string) => /nothing was changed — (GRANT .*)$/m.exec(stderr)?.[1] ?? '';
     try {
@@ -959,11 +960,7 @@ describe.runIf(testTargets().includes('postgres'))('a role granted nothing (post
   });
 
   it('status, verify and propose name, at once, every GRANT they need to read (no write); granted exactly those, each works', async () => {
-    target = await freshDatabase('postgres', 'directus', { exactName: true });
-    const url = target.url;
-    await withDb(url, (db) => writeSample(db, {}));
-    const structure = await runCli(['apply', '--yes', '--structure-only', '--target', url]);
-    expect(structure.code, structure.stdout + structure.stderr).toBe(0);
+    const url = await structureOnlySample();
     const grantsOf = (stderr: string) => /nothing was changed — (GRANT .*)$/m.exec(stderr)?.[1] ?? '';
     for (const [command, action, runs] of [
       ['status', 'read the status', 0],

@@ -37,6 +37,14 @@ describe.each(testTargets())('the functions a call runs (%s)', (kind) => {
         expect(sql.some((x) => /^\s*truncate/i.test(x))).toBe(false);
         // nothing a call of a built-in runs
         expect(await calledFunctionSql(db, 'select now(), count(*) from s.a')).toEqual([]);
+        // a DO block's statements are the SQL's own (a verify tier's assertions), and what they call is followed;
+        // a dollar tag the body holds does not end it, another language's block is left out
+        const done = (await calledFunctionSql(db, `select 1; do $x$ declare k int; begin select count(*) into k from s.e; if s.middle() then raise notice '$do$'; end if; end $x$; do language sql $$ select 1 from s.d $$;`))
+          .join('\n')
+          .toLowerCase();
+        expect(done).toMatch(/select count\(\*\)\s+from s\.e/);
+        for (const written of ['update s.b', 'insert into s.c']) expect(done, written).toContain(written);
+        expect(done).not.toContain('s.d');
       });
     } finally {
       await t.drop();

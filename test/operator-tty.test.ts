@@ -67,17 +67,21 @@ describe.each(testTargets())('operator at a terminal on %s', (kind) => {
     });
   }));
 
-  it('Ctrl-C during apply: exit 130, the tiers before it committed, the running tier rolled back, and the output says so', onTarget(async (target) => {
+  /** apply (the gate open) held at a hook as tier 3 begins, Ctrl-C there, then let go on to its first statement: its run. */
+  async function ctrlCAsTier3Begins(target: TestDatabase, ...args: string[]) {
     await withDb(target.url, (db) => db.exec('insert into gate.approval (valid) values (true)'));
-    // held at a hook as tier 3 begins (before its first statement) until SIGUSR2
-    const run = startCli(['apply', '--yes', '--plan', ENGINE_PLAN, '--target', target.url], { env: { TIERGATE_TEST_HOOK: 'tier-begin:3' } });
+    const run = startCli(['apply', '--yes', ...args, '--plan', ENGINE_PLAN, '--target', target.url], { env: { TIERGATE_TEST_HOOK: 'tier-begin:3' } });
     await run.waitFor(/tiergate-test-hook tier-begin:3/);
     run.kill('SIGINT');
-    // Ctrl-C heard: let the tier go on to its first statement
     await run.waitFor(/interrupted — stopping after the current statement/);
     run.kill('SIGUSR2');
     const r = await run.done;
     expect(r.code).toBe(130);
+    return r;
+  }
+
+  it('Ctrl-C during apply: exit 130, the tiers before it committed, the running tier rolled back, and the output says so', onTarget(async (target) => {
+    const r = await ctrlCAsTier3Begins(target);
     expect(r.stderr).toMatch(/interrupted — stopping after the current statement/);
     expect(r.stdout).toMatch(/^ +3 +View +structure +Failed .*interrupted \(Ctrl-C\) during tier 3: its transaction was rolled back/m);
     expect(r.stdout).toMatch(/^ +90 +Verify +verify +Skipped /m);
@@ -96,14 +100,7 @@ describe.each(testTargets())('operator at a terminal on %s', (kind) => {
   }));
 
   it('Ctrl-C during apply --json: the one object says it was interrupted and what it left, in error, as every other failure does', onTarget(async (target) => {
-    await withDb(target.url, (db) => db.exec('insert into gate.approval (valid) values (true)'));
-    const run = startCli(['apply', '--yes', '--json', '--plan', ENGINE_PLAN, '--target', target.url], { env: { TIERGATE_TEST_HOOK: 'tier-begin:3' } });
-    await run.waitFor(/tiergate-test-hook tier-begin:3/);
-    run.kill('SIGINT');
-    await run.waitFor(/interrupted — stopping after the current statement/);
-    run.kill('SIGUSR2');
-    const r = await run.done;
-    expect(r.code).toBe(130);
+    const r = await ctrlCAsTier3Begins(target, '--json');
     const result = JSON.parse(r.stdout) as { ok: boolean; outcome: string; error: { kind: string; message: string } | null };
     expect(result).toMatchObject({ ok: false, outcome: 'interrupted', error: { kind: 'interrupted', message: 'tier 1, 2 committed before the interruption; tier 3, which was running, rolled back. Run apply again to continue.' } });
   }));

@@ -79,27 +79,29 @@ export async function calledFunctions(q: Queryable, sql: string): Promise<{ stat
 /** The statements and expressions of the PL/pgSQL DO blocks of a parse tree (`plpgsqlStatements`); another language's are left out. */
 function doBlockStatements(pg: PgQuery, tree: unknown): string[] {
   const out: string[] = [];
-  const visit = (node: unknown): void => {
-    if (Array.isArray(node)) {
-      for (const x of node) visit(x);
-      return;
-    }
-    if (node === null || typeof node !== 'object') return;
+  eachNode(tree, (node) => {
     const block = (node as { DoStmt?: { args?: { DefElem?: { defname?: string; arg?: { String?: { sval?: string } } } }[] } }).DoStmt;
-    if (block) {
-      const option = (name: string) => block.args?.find((a) => a.DefElem?.defname === name)?.DefElem?.arg?.String?.sval;
-      const body = option('as');
-      if (typeof body === 'string' && (option('language') ?? 'plpgsql').toLowerCase() === 'plpgsql') {
-        let tag = '$do$';
-        for (let i = 0; body.includes(tag); i++) tag = `$do${i}$`;
-        out.push(...plpgsqlStatements(pg, `CREATE FUNCTION pg_temp.tiergate_do() RETURNS void LANGUAGE plpgsql AS ${tag}${body}${tag}`));
-      }
-      return;
+    if (!block) return true;
+    const option = (name: string) => block.args?.find((a) => a.DefElem?.defname === name)?.DefElem?.arg?.String?.sval;
+    const body = option('as');
+    if (typeof body === 'string' && (option('language') ?? 'plpgsql').toLowerCase() === 'plpgsql') {
+      let tag = '$do$';
+      for (let i = 0; body.includes(tag); i++) tag = `$do${i}$`;
+      out.push(...plpgsqlStatements(pg, `CREATE FUNCTION pg_temp.tiergate_do() RETURNS void LANGUAGE plpgsql AS ${tag}${body}${tag}`));
     }
-    for (const value of Object.values(node)) visit(value);
-  };
-  visit(tree);
+    return false;
+  });
   return out;
+}
+
+/** Visits every object of a parse tree, depth first; `visit` returns false to leave a node's children out. */
+function eachNode(tree: unknown, visit: (node: object) => boolean): void {
+  if (Array.isArray(tree)) {
+    for (const x of tree) eachNode(x, visit);
+    return;
+  }
+  if (tree === null || typeof tree !== 'object' || !visit(tree)) return;
+  for (const value of Object.values(tree)) eachNode(value, visit);
 }
 
 /** The parse tree of `sql`, or null when it does not parse. */
@@ -114,20 +116,14 @@ function parsed(pg: PgQuery, sql: string): unknown {
 /** The names of the functions a parse tree calls (`[schema, name]` or `[name]`), as written. */
 function functionNames(tree: unknown): string[][] {
   const out: string[][] = [];
-  const visit = (node: unknown): void => {
-    if (Array.isArray(node)) {
-      for (const x of node) visit(x);
-      return;
-    }
-    if (node === null || typeof node !== 'object') return;
+  eachNode(tree, (node) => {
     const call = (node as { FuncCall?: { funcname?: { String?: { sval?: string } }[] } }).FuncCall;
     if (call?.funcname) {
       const name = call.funcname.map((p) => p.String?.sval).filter((p): p is string => typeof p === 'string');
       if (name.length && name[0] !== 'pg_catalog') out.push(name);
     }
-    for (const value of Object.values(node)) visit(value);
-  };
-  visit(tree);
+    return true;
+  });
   return out;
 }
 
@@ -145,20 +141,14 @@ function plpgsqlStatements(pg: PgQuery, definition: string): string[] {
     return [];
   }
   const out: string[] = [];
-  const visit = (node: unknown): void => {
-    if (Array.isArray(node)) {
-      for (const x of node) visit(x);
-      return;
-    }
-    if (node === null || typeof node !== 'object') return;
+  eachNode(tree, (node) => {
     const expr = (node as { PLpgSQL_expr?: { query?: string; parseMode?: number } }).PLpgSQL_expr;
     // (parse modes: 0 a statement, 2 an expression; the others are assignments' and type names)
     if (typeof expr?.query === 'string') {
       if ((expr.parseMode ?? 0) === 0) out.push(expr.query);
       else if (expr.parseMode === 2) out.push(`SELECT ${expr.query}`);
     }
-    for (const value of Object.values(node)) visit(value);
-  };
-  visit(tree);
+    return true;
+  });
   return out;
 }
