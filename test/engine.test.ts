@@ -497,8 +497,11 @@ describe.each(testTargets())('engine on %s', (kind) => {
     expect(t99.delta?.objects.views?.removed).toEqual(['app.v_item']);
     const s = await status(db, plan);
     expect(Object.fromEntries(s.tiers.map((t) => [t.id, t.state]))).toMatchObject({ 1: 'applied', 2: 'reverted', 3: 'reverted' });
-    // verify passed before the rollback: said so, not shown as if it held now
-    expect(s.tiers.find((t) => t.id === 90)).toMatchObject({ state: 'passed', note: expect.stringMatching(/^passed before tier \d+ was reverted \(.*\): run tiergate verify to check it now$/) });
+    // verify passed before the rollback: said so, and failing now on the metrics (items = 0), not shown as if it held
+    expect(s.tiers.find((t) => t.id === 90)).toMatchObject({
+      state: 'failing',
+      note: expect.stringMatching(/^passed before tier \d+ was reverted \(.*\); the metrics read now fail its post-conditions: items = 0 \(needs items = 3\) — run tiergate verify for every failing assertion$/),
+    });
     const again = await apply(db, plan);
     expect(statuses(again)).toMatchObject({ 1: 'Skipped', 2: 'Applied', 3: 'Applied', 90: 'Passed' });
     expect((await status(db, plan)).tiers.find((t) => t.id === 90)?.note).toBeNull();

@@ -97,7 +97,8 @@ function tierLine(t: Tier, history: HistoryEvent[], gate: GateReading | null, me
     const refuted = t.kind === 'verify' ? t.post.filter((p) => !checkPostCondition(p, metrics[p.metric] ?? null)) : [];
     if (refuted.length) {
       const now = refuted.map((p) => `${p.metric} = ${metrics[p.metric] ?? 'n/a'} (needs ${p.expr})`).join(', ');
-      return { ...base, state: 'failing', ...when(last), error: null, note: `passed then; the metrics read now fail its post-conditions: ${now} — run tiergate verify for every failing assertion` };
+      const then = latest ? `passed before tier ${latest.tierId} was ${latest.outcome} (${latest.at})` : 'passed then';
+      return { ...base, state: 'failing', ...when(last), error: null, note: `${then}; the metrics read now fail its post-conditions: ${now} — run tiergate verify for every failing assertion` };
     }
     return { ...base, state: 'passed', ...when(last), error: null, note };
   }
