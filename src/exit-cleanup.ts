@@ -17,8 +17,17 @@ function atAbruptExit<T>(act: (item: T) => void): { register: (item: T) => () =>
       return () => void items.delete(item);
     },
     now: () => {
-      const n = items.size;
-      for (const item of items) act(item);
+      // best effort, item by item: one that fails (a folder a worker thread is still writing in) stops neither the
+      // others nor the exit that follows (a throw here, in a signal handler, ended the process with exit 1)
+      let n = 0;
+      for (const item of items) {
+        try {
+          act(item);
+          n++;
+        } catch {
+          /* left: a later run sweeps a gone process's folders */
+        }
+      }
       items.clear();
       return n;
     },
@@ -26,7 +35,8 @@ function atAbruptExit<T>(act: (item: T) => void): { register: (item: T) => () =>
 }
 
 /** Folders (PGlite clones, gigabytes in /dev/shm at scale; a dump file): removed. */
-const folders = atAbruptExit<string>((dir) => rmSync(dir, { recursive: true, force: true, maxRetries: 0 }));
+// (retried: a PGlite worker thread may still be writing in it, and a folder it filled meanwhile is ENOTEMPTY)
+const folders = atAbruptExit<string>((dir) => rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 }));
 
 /**
  * Child processes a run waits for (pg_dump, pg_restore): stopped (SIGTERM,

@@ -88,14 +88,18 @@ export async function interruptible<T>(out: Output, fn: (signal: AbortSignal) =>
   const controller = new AbortController();
   const onSigint = (received: NodeJS.Signals) => {
     if (controller.signal.aborted) {
-      const stopped = stopLeftChildren();
-      const removed = removeLeftFolders();
-      const message = `interrupted again — exited at once; the server ends the running statement and rolls back its transaction within seconds (once it sees the connection gone)${
-        stopped ? `; ${stopped === 1 ? 'its client tool (pg_dump or pg_restore) stopped' : `${stopped} client tools (pg_dump, pg_restore) stopped`}` : ''
-      }${removed ? `; ${removed} temporary folder${removed === 1 ? '' : 's'} removed (clones, dump files)` : ''}`;
-      out.error(`tiergate: ${message}`);
-      out.result({ ok: false, error: { kind: 'interrupted', message } });
-      process.exit(130);
+      // (exit 130 whatever the cleanup meets: a throw in a signal handler would end the process with exit 1)
+      try {
+        const stopped = stopLeftChildren();
+        const removed = removeLeftFolders();
+        const message = `interrupted again — exited at once; the server ends the running statement and rolls back its transaction within seconds (once it sees the connection gone)${
+          stopped ? `; ${stopped === 1 ? 'its client tool (pg_dump or pg_restore) stopped' : `${stopped} client tools (pg_dump, pg_restore) stopped`}` : ''
+        }${removed ? `; ${removed} temporary folder${removed === 1 ? '' : 's'} removed (clones, dump files)` : ''}`;
+        out.error(`tiergate: ${message}`);
+        out.result({ ok: false, error: { kind: 'interrupted', message } });
+      } finally {
+        process.exit(130);
+      }
     }
     out.error(
       "\ntiergate: interrupted — stopping after the current statement: on a server a tier's statement is cancelled now, tiergate's own reads end within the plan's timeouts, on PGlite the statement finishes first (a tier under way rolls back; a rehearsal drops its clones); Ctrl-C again to exit at once",
