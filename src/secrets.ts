@@ -58,34 +58,37 @@ export function redactUrl(url: string): string {
       }
     }
   };
+  // a URL with an authority (`scheme://…`); without one a user-info is no URL's ('app:pw@db/x' parses as scheme 'app:')
+  const withAuthority = /^[a-z][a-z0-9+.-]*:\/\//i.test(url);
   try {
     // libpq's empty-host form (`postgres://app:pw@/db?host=/run/pg`) parses through pg-url
     if (isPostgresUrl(url)) return editPostgresUrl(url, redact);
-    // without `scheme://` a user-info is no URL's ('app:pw@db/x' parses as scheme 'app:'): below
-    if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) throw new Error('no authority');
-    const u = new URL(url);
-    redact(u);
-    return u.toString();
-  } catch {
-    // Not a URL the parser accepts (a bad port, an unencoded '#' or '/' in the
-    // password, a libpq keyword string): the password must go all the same.
-    // User-info runs to the last '@' — hiding too much beats showing a password.
-    // (its scheme mistyped or left out too: 'app:pw@db/x', '//app:pw@db/x', 'postgres:/app:pw@db/x' — there a
-    // password starting with '/' is not told from a scheme's 'postgres:/u@db': left, not '/u' hidden everywhere)
-    const userInfo = (/^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? /^[a-z][a-z0-9+.-]*:\/\/[^:@/?#\s]*:(.*)@/i : /^(?:[a-z][a-z0-9+.-]*:)?\/*[^:@/?#\s]*:([^/\s].*)@/i).exec(url);
-    const keyword = /password\s*=\s*('[^']*'|\S+)/i.exec(url);
-    for (const secret of [userInfo?.[1], keyword?.[1]?.replace(/^'|'$/g, '')]) {
-      if (!secret) continue;
-      registerSecret(secret);
-      try {
-        registerSecret(decodeURIComponent(secret));
-      } catch {
-        /* not percent-encoded */
-      }
+    if (withAuthority) {
+      const u = new URL(url);
+      redact(u);
+      return u.toString();
     }
-    // (scrub hides a keyword's password, registered or not)
-    return scrub(url);
+  } catch {
+    /* read below */
   }
+  // Not a URL the parser accepts (a bad port, an unencoded '#' or '/' in the
+  // password, a libpq keyword string, no authority): the password must go all the same.
+  // User-info runs to the last '@' — hiding too much beats showing a password.
+  // (its scheme mistyped or left out too: 'app:pw@db/x', '//app:pw@db/x', 'postgres:/app:pw@db/x' — there a
+  // password starting with '/' is not told from a scheme's 'postgres:/u@db': left, not '/u' hidden everywhere)
+  const userInfo = (withAuthority ? /^[a-z][a-z0-9+.-]*:\/\/[^:@/?#\s]*:(.*)@/i : /^(?:[a-z][a-z0-9+.-]*:)?\/*[^:@/?#\s]*:([^/\s].*)@/i).exec(url);
+  const keyword = /password\s*=\s*('[^']*'|\S+)/i.exec(url);
+  for (const secret of [userInfo?.[1], keyword?.[1]?.replace(/^'|'$/g, '')]) {
+    if (!secret) continue;
+    registerSecret(secret);
+    try {
+      registerSecret(decodeURIComponent(secret));
+    } catch {
+      /* not percent-encoded */
+    }
+  }
+  // (scrub hides a keyword's password, registered or not)
+  return scrub(url);
 }
 
 /** `url` with `password` when it has none of its own (a fleet target's password_env, ~/.pgpass), the password registered as a secret. */

@@ -843,11 +843,16 @@ async function withServer<T>(url: string, what: string, fn: (db: Db) => Promise<
     const advice =
       what === 'the source'
         ? 'a statement of the rehearsal ran out of the statement_timeout the source sets for its user: raise it for the user --source names (ALTER ROLE … SET statement_timeout = …)'
-        : "a statement ran out of the statement_timeout the scratch server sets for its user: the scratch server only holds tiergate's copies, turn it off there (ALTER ROLE … SET statement_timeout = 0)";
+        : scratchTimeoutAdvice('a statement');
     throw new TargetError(`${what} (${redactUrl(url)}): ${(e as Error).message}; ${advice}`);
   } finally {
     await db.close();
   }
+}
+
+/** What to do when the scratch user's statement_timeout ended `what` (tiergate sets none on the scratch server). */
+function scratchTimeoutAdvice(what: 'the copy' | 'a statement'): string {
+  return `${what} ran out of the statement_timeout the scratch server sets for its user: the scratch server only holds tiergate's copies, turn it off there (ALTER ROLE … SET statement_timeout = 0)`;
 }
 
 /** A statement the server's statement_timeout for the user (or database) ended: tiergate sets none on these connections. */
@@ -985,8 +990,8 @@ async function createOn(
           ? "the scratch server's disk is full: a clone takes about as much room as the source's database, and a rehearsal makes two besides its snapshot — free room there, or point --scratch at a server with more"
           : err.sqlstate === '42501'
             ? 'the --scratch user needs CREATEDB'
-            : err.sqlstate === '57014'
-              ? "the copy ran out of the statement_timeout the scratch server sets for its user: the scratch server only holds tiergate's copies, turn it off there (ALTER ROLE … SET statement_timeout = 0)"
+            : ranOutOfUserTimeout(err)
+              ? scratchTimeoutAdvice('the copy')
             : 'the --scratch user needs CREATEDB, and the scratch server room for a copy of the source';
       throw new TargetError(`cannot create the ${what} database '${name}' on ${redactUrl(scratchUrl)}: ${err.message}; ${advice}`);
     }

@@ -1,11 +1,11 @@
 import type { Db } from '../../db/port.js';
 import { withDb } from '../../db/open-db.js';
 import { ConnectionError, UsageError } from '../../errors.js';
-
-/** The database the bundled plan (axis-governance) is written for. */
-const BUNDLED_PLAN_DATABASE = 'directus';
 import type { Outcome } from '../exit-code.js';
 import type { Output } from '../output.js';
+
+/** The database the bundled plan (axis-governance) is written for: a --pglite sample's, and the name a --url database is compared with. */
+const BUNDLED_PLAN_DATABASE = 'directus';
 
 export interface SampleOpts {
   url?: string;
@@ -24,13 +24,11 @@ export async function sampleCommand(opts: SampleOpts, out: Output): Promise<Outc
   let url: string;
   if (typeof opts.pglite === 'string') {
     const { createPgliteDatabase } = await import('../../db/pglite-create.js');
-    url = await createPgliteDatabase(opts.pglite, 'directus');
+    url = await createPgliteDatabase(opts.pglite, BUNDLED_PLAN_DATABASE);
   } else url = String(opts.url);
   const { writeSample, sampleFigures } = await import('../../../fixtures/directus-sample/generate.js');
   const started = performance.now();
-  let database = 'directus';
-  await withDb(url, async (db) => {
-    database = (await db.query<{ d: string }>('select current_database() as d')).rows[0]!.d;
+  const database = await withDb(url, async (db) => {
     const existing = await db.query<{ n: number }>(`select count(*)::int as n from pg_class where relname = 'directus_collections'`);
     if ((existing.rows[0]?.n ?? 0) > 0) throw new UsageError(`${db.displayUrl} already has Directus tables: 'tiergate sample' writes into an empty database only`);
     // a database of yours (--url; a --pglite folder is made new here) with any other relation: refused before anything is
@@ -38,6 +36,7 @@ export async function sampleCommand(opts: SampleOpts, out: Output): Promise<Outc
     if (opts.url) await refuseNotEmpty(db);
     out.line(`writing the sample Directus database (scale ${scale}, ${variant}) into ${db.displayUrl} …`);
     await db.transaction(async (tx) => writeSample(tx, { scale, variant }, (done) => out.status(out.paint('dim', `  ${done}`))));
+    return (await db.query<{ d: string }>('select current_database() as d')).rows[0]!.d;
   }).catch((e: unknown) => {
     if (e instanceof ConnectionError && e.sqlstate === '3D000') {
       throw new ConnectionError(`${e.message}: 'tiergate sample' writes into an existing, empty database — create it first (createdb NAME, or CREATE DATABASE NAME), then run it again`, e.sqlstate);
