@@ -20,3 +20,8 @@ export function safeText(text: string): string {
 export function singleLine(text: string): string {
   return safeText(text.replace(/\r\n|[\r\n\t\v\f\u2028\u2029]/g, ' '));
 }
+
+/** `1 anchor`, `3 anchors` */
+export function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}

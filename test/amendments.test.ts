@@ -304,6 +304,16 @@ describe.each(testTargets())('governance after the rollout (%s)', (kind) => {
       });
       await db.exec(`insert into directus_relations (many_collection, many_field, one_collection, one_allowed_collections, one_collection_field, junction_field, one_deselect_action)
                      values ('articles_blks', 'item', null, 'blk_hero,blk_text', 'collection', 'articles_id', 'nullify')`);
+      // blk_text allowed by a second many-to-any too, of an anchor another team owns: the draft says so beside its choice
+      const other = await scalar<string>(db, `select o.owner as v from axis.ownership o where o.basis = 'anchor' and o.owner <> (select owner from axis.ownership where collection = 'articles') order by o.collection limit 1`);
+      const otherAnchor = await scalar<string>(db, `select collection as v from axis.ownership where basis = 'anchor' and owner = '${other}' order by collection limit 1`);
+      await createCollection(db, 'other_blks', {
+        hidden: true,
+        columns: [['id', 'serial primary key'], ['parent_id', 'text'], ['item', 'varchar(255)'], ['collection', 'varchar(255)']],
+        relations: [{ field: 'parent_id', one: otherAnchor, oneField: 'blocks', junction: 'item' }],
+      });
+      await db.exec(`insert into directus_relations (many_collection, many_field, one_collection, one_allowed_collections, one_collection_field, junction_field, one_deselect_action)
+                     values ('other_blks', 'item', null, 'blk_text', 'collection', 'parent_id', 'nullify')`);
       // a new collection's own new many-to-many: its target reached only through the new collection's junction
       await createCollection(db, 'venues', { columns: [['id', 'serial primary key'], ['article', 'uuid']], relations: [{ field: 'article', one: 'articles' }] });
       await createCollection(db, 'amenities', { columns: [['id', 'serial primary key'], ['name', 'text']] });
@@ -322,7 +332,11 @@ describe.each(testTargets())('governance after the rollout (%s)', (kind) => {
       expect(own.meetup_slots).toMatchObject({ owner, reason: expect.stringMatching(/^meetup_slots\.event relates it to meetups, which this draft gives owner .*; topic .*, as meetups's$/) });
       expect(own.stickers).toMatchObject({ owner, reason: expect.stringMatching(/^articles_stickers\.stickers_id refers to it, and articles_stickers is contained in articles, owned by /) });
       expect(own.blk_hero).toMatchObject({ owner, reason: expect.stringMatching(/^articles_blks\.item refers to it, and articles_blks is contained in articles, owned by /) });
-      expect(own.blk_text?.owner).toBe(owner);
+      expect(own.blk_text).toMatchObject({
+        owner,
+        reason: expect.stringMatching(new RegExp(`^articles_blks\\.item refers to it, and articles_blks is contained in articles, owned by ${owner} \\(but other_blks\\.item refers to it too, and other_blks is contained in ${otherAnchor}, owned by ${other}: choose between them\\);`)),
+      });
+      expect(own.blk_hero?.reason).not.toMatch(/choose between them/);
       expect(own.amenities).toMatchObject({ owner, reason: expect.stringMatching(/^venues_amenities\.amenities_id relates it to venues_amenities, contained in venues, which this draft gives owner /) });
       expect(Object.values(own).filter((x) => x.owner === null)).toEqual([]);
     });
@@ -552,8 +566,21 @@ describe.each(testTargets())('governance after the rollout (%s)', (kind) => {
       await createCollection(db, 'kits', { folder: 'commerce', columns: [['id', 'serial primary key'], ['part', 'integer']] });
       await createCollection(db, 'kit_parts', { folder: 'commerce', columns: [['id', 'serial primary key'], ['kit', 'integer']], relations: [{ field: 'kit', one: 'kits', oneField: 'parts', deselect: 'delete' }] });
       await db.query(`insert into directus_relations (many_collection, many_field, one_collection, one_field, one_deselect_action) values ('kits', 'part', 'kit_parts', 'subkits', 'delete')`);
+      // and a composition child of an anchor the rollout governs, which no amendment covers yet
+      await createCollection(db, 'article_notes', { folder: 'editorial', columns: [['id', 'serial primary key'], ['article', 'uuid']], relations: [{ field: 'article', one: 'articles', oneField: 'notes', deselect: 'delete' }] });
       const found = await scan(db, plan);
-      expect(found.findings.filter((f) => f.kind === 'contained collection in a cycle').map((f) => f.item)).toEqual(['kit_parts', 'kits']);
+      // each collection said once, as it is: critical as verify fails on it (the plan's critical and emittable)
+      expect(found.findings.filter((f) => f.item.startsWith('kit')).map((f) => [f.kind, f.item])).toEqual([
+        ['contained collection in a cycle', 'kit_parts'],
+        ['contained collection in a cycle', 'kits'],
+      ]);
+      expect(found.findings.find((f) => f.item === 'article_notes')).toMatchObject({
+        kind: 'contained collection not governed',
+        severity: 'critical',
+        detail: `contained collection article_notes (in articles) is not governed: its anchor articles is, but proposal OS-AXIS does not cover it yet; propose lists it under "contained" in an amendment (it takes its anchor's owner and topic)`,
+      });
+      expect(found.critical).toBe(3);
+      expect(found.critical).toBe(found.metrics.critical! + found.metrics.emittable!);
       const d = await draft(db, plan);
       expect(d.suggestions.filter((s) => s.item.startsWith('kit')).map((s) => [s.item, s.action])).toEqual([
         ['kit_parts', 'fix'],
@@ -654,6 +681,46 @@ describe.each(testTargets())('governance after the rollout (%s)', (kind) => {
     expect(typo.stderr).not.toMatch(/topic people names folder/);
   });
 
+  it('a collection with a table that Directus uses as a group is a topic\'s label: submitted, rehearsed, applied; what is in it matches the topic, and propose labels by it', async () => {
+    target = await rolledOut(kind);
+    const url = target.url;
+    await withDb(url, async (db) => {
+      // Directus lets a collection with a table be the group of others (the Data Studio's "move to collection")
+      await createCollection(db, 'catalog', { columns: [['id', 'serial primary key'], ['name', 'text']] });
+      await createCollection(db, 'catalog_items', { folder: 'catalog', columns: [['id', 'serial primary key'], ['catalog', 'integer']], relations: [{ field: 'catalog', one: 'catalog' }] });
+      const d = await draft(db, plan);
+      const payload = d.payload as { amendment: number; topics: object[]; anchors: { collection: string; owner: string | null; topic: string | null }[] };
+      const topic = { key: 'catalog', axis: 'kg-domain-x', label: 'Catalog', directus_folder: 'catalog' };
+      payload.topics.push(topic);
+      for (const a of payload.anchors) if (a.collection.startsWith('catalog')) Object.assign(a, { owner: 'team-commerce', topic: 'catalog' });
+      // a topic the amendment brings is the amendment's: without its number tier 98 could not take it back
+      await expect(submit(db, plan, payload)).rejects.toThrow(
+        new RegExp(`topic catalog is new in amendment ${payload.amendment}, but has no "added_in": give it "added_in": ${payload.amendment} \\(tier 98`),
+      );
+      Object.assign(topic, { added_in: payload.amendment });
+      await submit(db, plan, payload);
+      await approveAs(db, ADMIN);
+    });
+    await provenRehearsal(kind, url, 98);
+    await withDb(url, async (db) => {
+      await appliedAsExpected(db);
+      await expectGoverned(db);
+      const flags = await db.query<{ collection: string; topic: string; reconcile_flag: string }>(
+        `select collection, topic, reconcile_flag from axis.v_reconcile_collection_topic_vs_label where collection like 'catalog%' order by 1`,
+      );
+      // in the group catalog: the label of topic catalog; catalog itself is in no group
+      expect(flags.rows).toEqual([
+        { collection: 'catalog', topic: 'catalog', reconcile_flag: 'no_label_rule' },
+        { collection: 'catalog_items', topic: 'catalog', reconcile_flag: 'match' },
+      ]);
+      // a collection put in the group later: propose takes its topic from the group's label
+      await createCollection(db, 'catalog_notes', { folder: 'catalog', columns: [['id', 'serial primary key'], ['item', 'integer']], relations: [{ field: 'item', one: 'catalog_items' }] });
+      const next = await draft(db, plan);
+      expect(next.suggestions.find((s) => s.item === 'catalog_notes')).toMatchObject({ action: 'own', owner: 'team-commerce', topic: 'catalog', reason: expect.stringMatching(/its folder catalog is the label of topic catalog/) });
+      await submit(db, plan, next.payload);
+    });
+  });
+
   it('after rollback --amendment the full rollback still reverts the rollout; a rehearsal proves the amendment rollback, and after the full rollback the full one', async () => {
     target = await rolledOut(kind);
     const url = target.url;
@@ -714,6 +781,10 @@ describe.each(testTargets())('a first payload that misses an anchor (%s)', (kind
       expect((await apply(db, plan, { structureOnly: true })).outcome).not.toBe('failed');
       const found = await scan(db, plan);
       expect(found.findings.find((f) => f.item === 'authors')).toMatchObject({ kind: 'new collection without owner', severity: 'critical' });
+      // a contained collection of an anchor the payload names: its data tiers govern it, it needs no entry
+      const contained = found.findings.filter((f) => f.kind === 'contained collection not governed');
+      expect(contained.length).toBeGreaterThan(0);
+      for (const f of contained.filter((x) => !x.detail.includes('(in authors)'))) expect(f.detail).toMatch(/^contained collection \S+ \(in \S+\) is not governed yet: its anchor \S+ is named by proposal OS-AXIS, and tier 3 gives it that anchor's owner and topic once the proposal's data tiers are applied \(approve, rehearse, apply\); it needs no entry of its own$/);
       const d = await draft(db, plan);
       const payload = d.payload as { amendment?: number; amends?: string; anchors: { collection: string; owner: string; added_in?: number }[]; contained: unknown[]; decide: unknown[] };
       // a revision of the first payload: no amendment number, no added_in, no contained or decide entries (tiers 3 and 4 of a first rollout do them all)

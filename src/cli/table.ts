@@ -36,7 +36,4 @@ function length(text: string): number {
   return Array.from(text).length;
 }
 
-/** `1 anchor`, `3 anchors` */
-export function plural(n: number, one: string, many = `${one}s`): string {
-  return `${n} ${n === 1 ? one : many}`;
-}
+export { plural } from '../text.js';

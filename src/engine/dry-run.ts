@@ -4,6 +4,7 @@ import type { LintFinding } from '../plan/lint.js';
 import type { Plan } from '../plan/plan.js';
 import type { TargetIdentity } from '../probe/identity.js';
 import { decideRun, plannedTiers, readGateBounded, type TierDecision } from './apply.js';
+import { readHandEdits, type HandEdits } from './hand-edits.js';
 import { readLedger } from './ledger.js';
 import { openPlanSession, runPreflight } from './preflight.js';
 import type { GateReading, TierResult } from './result.js';
@@ -40,6 +41,8 @@ export interface DryRunResult {
   tiers: ({ id: number; name: string; kind: string; appliedBefore?: number[] } & (TierDecision | { action: 'stop'; reason: string }))[];
   /** what apply would do with the verify tier */
   verify: string | null;
+  /** objects of the plan's schemas changed outside tiergate since its last tier here: verify fails on them (src/engine/hand-edits.ts) */
+  handEdits: HandEdits | null;
 }
 
 /**
@@ -63,6 +66,7 @@ export async function dryRun(db: Db, plan: Plan, options: { structureOnly?: bool
     if (!(e instanceof DriftError)) throw e;
     drift = e.message;
   }
+  const handEdits = hasLedger ? await db.transaction((tx) => readHandEdits(tx, plan), { readOnly: true }) : null;
   const lockHeldBy = await rolloutLockHolder(db, plan.name);
   const preTier = plan.tiers.find((t) => t.kind === 'preflight');
   const preflight = preTier ? await runPreflight(db, plan, preTier, identity) : null;
@@ -81,7 +85,7 @@ export async function dryRun(db: Db, plan: Plan, options: { structureOnly?: bool
       : drift
       ? 'apply would stop before any tier: an applied file changed (drift)'
       : preflight?.status === 'Failed'
-        ? 'apply would stop before any tier: the preflight fails'
+        ? `apply would stop before any tier: the preflight fails: ${preflight.error?.message ?? preflight.reason ?? 'see its result'}`
         : lacking
           ? 'apply would stop before any tier: this user lacks privileges the tiers need'
           : null;
@@ -89,7 +93,7 @@ export async function dryRun(db: Db, plan: Plan, options: { structureOnly?: bool
   if (stop) {
     const tiers = plan.tiers.filter(isBodyTier).map((t) => ({ id: t.id, name: t.name, kind: t.kind, action: 'stop' as const, reason: stop }));
     const verify = plan.tiers.some((t) => t.kind === 'verify') ? 'would not run: apply would stop before any tier' : null;
-    return { plan: { name: plan.name, sha256: plan.sha256 }, target: db.displayUrl, identity, lint, ledger: hasLedger, drift, lockHeldBy, unwritable, lacks: lacksLine, preflight, gate, tiers, verify };
+    return { plan: { name: plan.name, sha256: plan.sha256 }, target: db.displayUrl, identity, lint, ledger: hasLedger, drift, lockHeldBy, unwritable, lacks: lacksLine, preflight, gate, tiers, verify, handEdits };
   }
   // each tier's fate as apply decides it, with the tiers applied before each one it would run (the state its delta belongs to)
   const { decisions, notApplied } = decideRun(plan, ledger, gate, Boolean(options.structureOnly));
@@ -101,6 +105,10 @@ export async function dryRun(db: Db, plan: Plan, options: { structureOnly?: bool
     ...(appliedBefore ? { appliedBefore } : {}),
   }));
   const verifyTier = plan.tiers.find((t) => t.kind === 'verify');
-  const verify = verifyTier ? (notApplied.size ? `skipped: tier ${[...notApplied.keys()].join(', ')} would not be applied` : 'would run after the last tier') : null;
-  return { plan: { name: plan.name, sha256: plan.sha256 }, target: db.displayUrl, identity, lint, ledger: hasLedger, drift, lockHeldBy, unwritable, lacks: lacksLine, preflight, gate, tiers, verify };
+  const verify = verifyTier
+    ? notApplied.size
+      ? `skipped: tier ${[...notApplied.keys()].join(', ')} would not be applied`
+      : `would run after the last tier${handEdits ? ", and fail on the objects changed outside tiergate unless the tiers change them" : ''}`
+    : null;
+  return { plan: { name: plan.name, sha256: plan.sha256 }, target: db.displayUrl, identity, lint, ledger: hasLedger, drift, lockHeldBy, unwritable, lacks: lacksLine, preflight, gate, tiers, verify, handEdits };
 }

@@ -2,6 +2,8 @@ import type { Db, Queryable } from '../db/port.js';
 import { TargetError, type SqlFailure } from '../errors.js';
 import type { Tier } from '../plan/plan.js';
 import { tiergateVersion } from '../version.js';
+import { CATALOG_VERSION, type CatalogSnapshot } from '../probe/catalog.js';
+import { NAME_TEXT_SETTINGS, VALUE_TEXT_SETTINGS } from '../probe/settings.js';
 import type { Delta, Difference, GateReading } from './result.js';
 
 /**
@@ -52,10 +54,14 @@ alter table tiergate.attempt add column if not exists outcome text not null defa
 alter table tiergate.attempt add column if not exists command text;
 alter table tiergate.attempt add column if not exists db_user text default current_user;
 alter table tiergate.ledger add column if not exists command text;
+alter table tiergate.ledger add column if not exists objects jsonb;
 `;
 
 /** The column the newest DDL adds last: when it is there, the ledger is up to date. */
-const NEWEST = { table: 'tiergate.ledger', column: 'command' };
+const NEWEST = { table: 'tiergate.ledger', column: 'objects' };
+
+/** The column that tells a ledger whose rows say their command and subject (readers of older ones read null there). */
+const COMMANDS = { table: 'tiergate.ledger', column: 'command' };
 
 export interface LedgerEntry {
   tierId: number;
@@ -101,7 +107,7 @@ async function ledgerExists(db: Queryable): Promise<{ ledger: boolean; current: 
   const r = await db.query<{ ledger: boolean; attempt: boolean; current: boolean }>(
     `select to_regclass('tiergate.ledger') is not null as ledger, to_regclass('tiergate.attempt') is not null as attempt,
             exists (select 1 from pg_attribute where attrelid = to_regclass($1) and attname = $2 and not attisdropped) as current`,
-    [NEWEST.table, NEWEST.column],
+    [COMMANDS.table, COMMANDS.column],
   );
   const found = r.rows[0] ?? { ledger: false, attempt: false, current: false };
   // one of tiergate's two tables gone (renamed or dropped by hand; a ledger as current as this has always had both):
@@ -247,6 +253,39 @@ export interface LedgerExtras {
   subject?: string | null;
   /** the rollout lock the run holds (src/engine/rollout-lock.ts): the row is written only while this session still holds it */
   lock?: { classid: number; objid: number } | null;
+  /** the plan's objects as the tier left them (its catalog after the file, and what it changed): see objectsAfter */
+  objects?: { schemas: string[]; after: CatalogSnapshot; changes: Delta['objects'] } | null;
+}
+
+/**
+ * The plan's objects as tiergate's tiers have left them, recorded with each
+ * tier's ledger row (`objects`): the last row's record, changed by this
+ * tier's own delta — what it added or changed, as its catalog after the file
+ * reads it; what it removed, gone. Whatever the tier did not change keeps
+ * the record before it, so a change made outside tiergate (a view edited by
+ * hand before this run) stays a difference between the record and the
+ * database however many runs follow (src/engine/hand-edits.ts), until a tier
+ * changes that object or it is put back. The whole catalog is recorded when
+ * there is no record to follow (the first tier, an older ledger), or it was
+ * read otherwise (another version of the catalog read, other schemas, other
+ * settings that print a definition: `HAND_EDIT_SETTINGS`).
+ */
+const OBJECTS_AFTER = `(select case when $17::jsonb is null then null else jsonb_build_object('v', $18::text, 'schemas', $19::jsonb, 'settings', now.settings, 'o',
+     case when prev.o ->> 'v' = $18::text and prev.o -> 'schemas' = $19::jsonb and prev.o -> 'settings' = now.settings
+          then ((prev.o -> 'o') - $20::text[] - $21::text[])
+               || coalesce((select jsonb_object_agg(k, $17::jsonb -> k) from unnest($20::text[]) k where $17::jsonb ? k), '{}'::jsonb)
+          else $17::jsonb end) end
+   from (select jsonb_object_agg(s, current_setting(s)) as settings from unnest($22::text[]) s) now
+   left join (select l.objects as o from tiergate.ledger l where l.plan = $1 and l.status = 'applied' order by l.id desc limit 1) prev on true)`;
+
+/** The settings under which a definition prints (names qualified or not, values of defaults): a record is compared under its own. */
+export const HAND_EDIT_SETTINGS = [...NAME_TEXT_SETTINGS, ...VALUE_TEXT_SETTINGS];
+
+/** `kind name` → definition hash: one key per object of a snapshot, as the ledger's `objects` records them. */
+export function objectKeys(snapshot: CatalogSnapshot): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [kind, objects] of Object.entries(snapshot)) for (const [name, def] of objects) out[`${kind} ${name}`] = def;
+  return out;
 }
 
 export async function recordLedger(
@@ -262,8 +301,8 @@ export async function recordLedger(
   // in a function lint cannot see —, another run may have taken it: the tier must not commit)
   const lock = extras.lock ?? null;
   const r = await tx.query<{ id: number }>(
-    `insert into tiergate.ledger (plan, tier_id, tier_name, kind, file, sha256, status, duration_ms, delta, tiergate_version, subject, gate, evidence, command)
-     select $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14
+    `insert into tiergate.ledger (plan, tier_id, tier_name, kind, file, sha256, status, duration_ms, delta, tiergate_version, subject, gate, evidence, command, objects)
+     select $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, ${OBJECTS_AFTER}
       where $15::bigint is null or exists (select 1 from pg_catalog.pg_locks l where l.locktype = 'advisory' and l.pid = pg_backend_pid() and l.granted
                                              and l.classid = $15::bigint::oid and l.objid = $16::bigint::oid and l.objsubid = 2)
      returning id`,
@@ -284,10 +323,25 @@ export async function recordLedger(
       extras.command ?? null,
       lock?.classid ?? null,
       lock?.objid ?? null,
+      ...objectsParams(extras.objects ?? null),
     ],
   );
   if (!r.rows[0]) throw new RolloutLockLost(tier);
   return Number(r.rows[0].id);
+}
+
+/** $17–$22 of the ledger row's insert (OBJECTS_AFTER): the catalog after the tier, the read's version, the schemas, what the tier changed and removed, the settings. */
+function objectsParams(objects: LedgerExtras['objects']): unknown[] {
+  const keys = (which: 'added' | 'changed' | 'removed') =>
+    objects ? Object.entries(objects.changes).flatMap(([kind, c]) => (c?.[which] ?? []).map((name) => `${kind} ${name}`)) : [];
+  return [
+    objects ? JSON.stringify(objectKeys(objects.after)) : null,
+    CATALOG_VERSION,
+    JSON.stringify(objects?.schemas ?? []),
+    [...keys('added'), ...keys('changed')],
+    keys('removed'),
+    HAND_EDIT_SETTINGS,
+  ];
 }
 
 /**

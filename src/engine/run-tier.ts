@@ -11,6 +11,7 @@ import { hasXid8Snapshots } from '../probe/xact-mark.js';
 import { describeBlockers, isWaitTimeout } from './blockers.js';
 import { compareExpectations } from './expectations.js';
 import { gateClosedReason, readGate } from './gate.js';
+import { handEditsMessage, readHandEdits } from './hand-edits.js';
 import { ledgerRowCommitted, recordAttempt, recordLedger, type LedgerExtras } from './ledger.js';
 import type { Delta, Difference, ExpectationResult, GateReading, MetricChange, PostResult, TierResult } from './result.js';
 import { afterMetrics, emptyFailure } from './run-result.js';
@@ -299,6 +300,8 @@ export async function runTier(db: Db, plan: Plan, tier: Tier, options: RunTierOp
           lock: heldRolloutLock(db, plan.name),
           command: options.command ?? null,
           evidence: options.evidence ? { ...options.evidence, differencesAccepted: result.differences } : null,
+          // the plan's objects as this tier leaves them (a reference run reads no catalog: none)
+          objects: reference ? null : { schemas: plan.schemas, after: result.catalogAfter, changes: delta.objects },
         };
         ledgerId = await ownStep("writing the tier's ledger row", () => recordLedger(tx, plan.name, tier, 'applied', elapsed(), delta, extras));
         // a rollback of scope subject reverts the amendment for the gate's current subject: its rows say which
@@ -551,6 +554,9 @@ export async function runCheckTier(db: Db, plan: Plan, tier: Tier, options: { re
         const post = tier.post.map((p) => ({ expr: p.expr, ok: checkPostCondition(p, metrics[p.metric] ?? null), value: metrics[p.metric] ?? null }));
         // a Ctrl-C that cancelled one of verify's assertions: the interruption, not a failing assertion
         if (options.signal?.aborted && failures.some((f) => f.sqlstate === '57014')) throw new Interrupted(tier, options.signal);
+        // verify also fails on the plan's objects changed outside tiergate (last: it sets the settings the record was read with)
+        const edits = tier.kind === 'verify' ? await ownStep("comparing the plan's objects with tiergate's record of them", () => readHandEdits(tx, plan)) : null;
+        if (edits) failures = [...failures, { ...emptyFailure(), message: `verify: ${handEditsMessage(edits)}` }];
         return { failures, metrics, post };
       }),
       { readOnly: true },

@@ -5,11 +5,13 @@ import type { TargetIdentity } from '../probe/identity.js';
 import { readMetrics } from '../probe/metrics.js';
 import { amendment } from './apply.js';
 import { readGate } from './gate.js';
+import { readHandEdits, type HandEdits } from './hand-edits.js';
 import { gateReads, LEDGER_READ, metricReads, refuseLacking } from './privileges.js';
 import { readHistory, type HistoryEvent } from './ledger.js';
 import { openPlanSession } from './preflight.js';
 import type { GateReading } from './result.js';
 import { namingBlockers } from './session-bounds.js';
+import { plural } from '../text.js';
 
 /** A tier's state on a target: its last result, whatever it was. */
 export type TierState = 'applied' | 'reverted' | 'pending' | 'drift' | 'failed' | 'passed' | 'failing' | 'not run' | 'superseded';
@@ -46,6 +48,8 @@ export interface StatusResult {
   tiers: TierStatusLine[];
   /** tier ids the ledger has rows of under this plan's name that the plan does not have (another revision of it, or rows written by hand) */
   unknownTiers: number[];
+  /** objects of the plan's schemas changed outside tiergate since its last tier here (src/engine/hand-edits.ts), null: none, or nothing to compare with */
+  handEdits: HandEdits | null;
 }
 
 /**
@@ -58,8 +62,12 @@ export async function status(db: Db, plan: Plan): Promise<StatusResult> {
   // every GRANT a reading user lacks in one message, not one a run
   await refuseLacking(db, 'read the status', [LEDGER_READ, ...gateReads(plan), ...metricReads(plan)]);
   const history = await namingBlockers(db, `reading the ledger of plan '${plan.name}'`, 'select from tiergate.ledger, tiergate.attempt', () => readHistory(db, plan.name));
-  const { gate, metrics } = await namingBlockers(db, 'reading the gate and metrics', [plan.gate?.sql ?? '', ...Object.values(plan.metrics)].join(';\n'), () =>
-    db.transaction(async (tx) => ({ gate: await readGate(tx, plan), metrics: await readMetrics(tx, plan.metrics) }), { readOnly: true }),
+  const { gate, metrics, handEdits } = await namingBlockers(db, 'reading the gate and metrics', [plan.gate?.sql ?? '', ...Object.values(plan.metrics)].join(';\n'), () =>
+    db.transaction(
+      // (the objects last: the comparison sets the settings their record was read with, for the rest of the transaction)
+      async (tx) => ({ gate: await readGate(tx, plan), metrics: await readMetrics(tx, plan.metrics), handEdits: await readHandEdits(tx, plan) }),
+      { readOnly: true },
+    ),
   );
   const gateUnread = gate?.unread ?? null;
   const ids = new Set(plan.tiers.map((t) => t.id));
@@ -72,12 +80,13 @@ export async function status(db: Db, plan: Plan): Promise<StatusResult> {
     gateUnread,
     metrics,
     // (a tier the plan does not have is none of its tiers' history: a verify is not said to have passed before it)
-    tiers: plan.tiers.map((t) => tierLine(t, known, gate, metrics)),
+    tiers: plan.tiers.map((t) => tierLine(t, known, gate, metrics, handEdits)),
     unknownTiers: [...new Set(history.filter((e) => !ids.has(e.tierId)).map((e) => e.tierId))].sort((a, b) => a - b),
+    handEdits,
   };
 }
 
-function tierLine(t: Tier, history: HistoryEvent[], gate: GateReading | null, metrics: Record<string, number | null>): TierStatusLine {
+function tierLine(t: Tier, history: HistoryEvent[], gate: GateReading | null, metrics: Record<string, number | null>, handEdits: HandEdits | null): TierStatusLine {
   const own = history.filter((e) => e.tierId === t.id);
   const lastLedger = own.filter((e) => e.source === 'ledger').at(-1);
   const last = own.at(-1);
@@ -95,10 +104,15 @@ function tierLine(t: Tier, history: HistoryEvent[], gate: GateReading | null, me
     const note = latest ? `passed before tier ${latest.tierId} was ${latest.outcome} (${latest.at}): run tiergate verify to check it now` : null;
     // a verify that passed, whose post-conditions the metrics read now refute (the database changed since): failing now
     const refuted = t.kind === 'verify' ? t.post.filter((p) => !checkPostCondition(p, metrics[p.metric] ?? null)) : [];
-    if (refuted.length) {
-      const now = refuted.map((p) => `${p.metric} = ${metrics[p.metric] ?? 'n/a'} (needs ${p.expr})`).join(', ');
+    // and one that fails now on the plan's objects changed outside tiergate (verify does)
+    const edited = t.kind === 'verify' && handEdits ? handEdits : null;
+    if (refuted.length || edited) {
+      const now = [
+        ...(refuted.length ? [`the metrics read now fail its post-conditions: ${refuted.map((p) => `${p.metric} = ${metrics[p.metric] ?? 'n/a'} (needs ${p.expr})`).join(', ')}`] : []),
+        ...(edited ? [`${plural(edited.edits.length, 'object')} of the plan's schemas changed outside tiergate since (below)`] : []),
+      ].join('; ');
       const then = latest ? `passed before tier ${latest.tierId} was ${latest.outcome} (${latest.at})` : 'passed then';
-      return { ...base, state: 'failing', ...when(last), error: null, note: `${then}; the metrics read now fail its post-conditions: ${now} — run tiergate verify for every failing assertion` };
+      return { ...base, state: 'failing', ...when(last), error: null, note: `${then}; ${now} — run tiergate verify for every failing assertion` };
     }
     return { ...base, state: 'passed', ...when(last), error: null, note };
   }

@@ -38,7 +38,7 @@ export interface ApplyStep {
 }
 
 /** How long an apply step waits for another run's rollout lock (a retried step meets its dead predecessor's session until the server notices). */
-const LOCK_WAIT_MS = 5 * 60_000;
+export const LOCK_WAIT_MS = 5 * 60_000;
 
 /**
  * Rehearses `target` (a PostgreSQL database cloned onto `scratch`, or a

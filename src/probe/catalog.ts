@@ -203,6 +203,14 @@ select 'extension', x.extname, md5(x.extversion || ' ' || ns.nspname), 0::int8
   from pg_extension x join ns on ns.oid = x.extnamespace
 `;
 
+/**
+ * Which reading of the catalog a recorded snapshot comes from: the ledger
+ * keeps the plan's objects as its tiers left them (src/engine/hand-edits.ts),
+ * and a snapshot another version of this read took is not compared with one
+ * of this version (a definition may print otherwise).
+ */
+export const CATALOG_VERSION = statementName('catalog_', CATALOG_SQL);
+
 /** Which schemas a catalog read covers. */
 export type SchemaScope = { only: string[] } | { except: string[] };
 

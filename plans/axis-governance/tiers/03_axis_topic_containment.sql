@@ -90,27 +90,24 @@ BEGIN
         RAISE EXCEPTION 'tier 3 refused: proposal OS-AXIS is inconsistent, axes missing from its payload: %', left(bad, 400)
             USING ERRCODE = 'TG003';
     END IF;
-    -- a topic's label rule is a Directus folder of this database: a row of
-    -- directus_collections without a table (an amendment keeps a topic whose
-    -- folder Directus deleted since: its label rule then labels nothing, and
-    -- the same payload writes the same rows again after a rollback)
+    -- a topic's label rule is a group of this Directus database: a row of
+    -- directus_collections that collections are put in (`group`), a folder
+    -- or a collection with a table, as Directus allows both (an amendment
+    -- keeps a topic whose group Directus deleted since: its label rule then
+    -- labels nothing, and the same payload writes the same rows again after
+    -- a rollback)
     WITH p AS (SELECT payload FROM os_proposals WHERE key = 'OS-AXIS'),
          topics AS (SELECT t.key, t.directus_folder FROM p CROSS JOIN LATERAL jsonb_to_recordset(p.payload -> 'topics') AS t(key text, directus_folder text))
-    SELECT string_agg(format('topic %L names folder %L, %s', t.key, t.directus_folder,
-                             CASE WHEN dc.collection IS NULL THEN 'which this Directus database does not have' ELSE 'which is a collection with a table, not a folder' END),
-                      '; ' ORDER BY t.key)
+    SELECT string_agg(format('topic %L names folder %L, which this Directus database does not have', t.key, t.directus_folder), '; ' ORDER BY t.key)
       INTO bad
       FROM topics t
       LEFT JOIN directus_collections dc ON dc.collection = t.directus_folder
-      LEFT JOIN pg_catalog.pg_class c
-        ON dc.collection IS NOT NULL AND c.relname = dc.collection::name AND c.relkind IN ('r', 'p')
-       AND c.relnamespace = (SELECT x.relnamespace FROM pg_catalog.pg_class x WHERE x.oid = 'directus_collections'::regclass)
-     WHERE t.directus_folder IS NOT NULL AND (dc.collection IS NULL OR c.oid IS NOT NULL)
-       AND NOT (dc.collection IS NULL AND (SELECT p.payload ? 'amendment' FROM p));
+     WHERE t.directus_folder IS NOT NULL AND dc.collection IS NULL
+       AND NOT (SELECT p.payload ? 'amendment' FROM p);
     IF bad IS NOT NULL THEN
         RAISE EXCEPTION 'tier 3 refused: proposal OS-AXIS does not fit this Directus database: %', left(bad, 600)
             USING ERRCODE = 'TG003',
-                  HINT = 'a topic''s directus_folder must name a folder of this Directus database (or be null): correct the payload';
+                  HINT = 'a topic''s directus_folder must name a folder of this Directus database, or a collection used as one (or be null): correct the payload';
     END IF;
 END
 $payload$;

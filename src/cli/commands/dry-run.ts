@@ -1,4 +1,5 @@
 import type { Plan } from '../../plan/plan.js';
+import { singleLine } from '../../text.js';
 import type { BoundEvidence } from '../../rehearsal/bind-evidence.js';
 import { openTarget } from '../open-target.js';
 import type { Outcome } from '../exit-code.js';
@@ -19,6 +20,7 @@ export async function dryRunCommand(
 ): Promise<Outcome> {
   const { dryRun } = await import('../../engine/dry-run.js');
   const { formatServerVersion } = await import('../../report/format.js');
+  const { handEditSection } = await import('../../engine/hand-edits.js');
   const bound = opts.bound ?? null;
   const { assertEvidenceGiven } = await import('../../engine/apply.js');
   assertEvidenceGiven(plan, bound !== null);
@@ -51,6 +53,11 @@ export async function dryRunCommand(
     out.line(`lint: ${lintErrors.length ? `${lintErrors.length} error(s) — apply would refuse the plan` : `no errors${d.lint.length ? ` (${d.lint.length} warning(s))` : ''}`}`);
     for (const f of lintErrors) out.line(`  ${f.file}:${f.line}:${f.column}: [${f.rule}] ${f.message}`);
     if (d.drift) out.line(out.paint('red', `drift — apply would stop before touching anything:\n${d.drift}`));
+    if (d.handEdits) {
+      const { head, lines } = handEditSection(d.handEdits);
+      out.line(out.paint('red', head));
+      for (const line of lines) out.line(`  ${singleLine(line)}`);
+    }
     if (d.lacks) out.line(out.paint('red', `privileges — apply would stop before any tier: ${d.lacks}`));
     if (d.preflight) out.line(`preflight: ${d.preflight.status}${d.preflight.status === 'Failed' ? ` — ${d.preflight.error?.message ?? d.preflight.reason}` : ''}`);
     out.line(d.gate ? `gate: ${d.gate.name} = ${d.gate.value ?? 'n/a'} (needs ≥ ${d.gate.min}): ${d.gate.open ? 'OPEN' : 'CLOSED'}` : 'gate: none');

@@ -39,6 +39,7 @@ export async function fleetPlanCommand(opts: FleetOpts, out: Output): Promise<Ou
   const plan = await planOf(opts);
   const spec = await loadFleet(opts);
   const { dryRun } = await import('../../engine/dry-run.js');
+  const { LOCK_WAIT_MS } = await import('../../fleet/run-target.js');
   const { withDb } = await import('../../db/open-db.js');
   const dry = new Map<string, string>();
   const results: Record<string, unknown> = {};
@@ -68,15 +69,21 @@ export async function fleetPlanCommand(opts: FleetOpts, out: Output): Promise<Ou
           const stop = d.tiers.find((x) => x.action === 'stop');
           // a closed gate makes the target's rehearsal NO-GO, and fleet apply then writes nothing to it, its structure tiers included
           const noGo = blocked.length > 0 && d.gate !== null && !d.gate.open;
+          // what else the apply step would meet: another run's rollout lock (it waits for it, then fails the target), a verify that fails on objects edited by hand
+          const besides = [
+            ...(d.lockHeldBy ? [`the rollout lock is held by ${d.lockHeldBy}: its apply step would wait up to ${LOCK_WAIT_MS / 60_000} min for it, then fail`] : []),
+            ...(d.handEdits ? [`verify would fail: ${plural(d.handEdits.edits.length, 'object')} changed outside tiergate (${d.handEdits.edits.slice(0, 3).map((e) => `${e.kind} ${e.name}`).join(', ')}${d.handEdits.edits.length > 3 ? ', …' : ''})`] : []),
+          ];
           dry.set(
             t.name,
-            stop
+            (stop
               ? `would not run: ${'reason' in stop ? stop.reason : ''}`
               : noGo
                 ? `NO-GO (gate ${d.gate!.name} = ${d.gate!.value ?? 'n/a'}, needs ≥ ${d.gate!.min}): nothing would be applied; with the gate open, ${[...would, ...blocked.map((x) => x.id)].join(', ')}`
-                : `${would.length ? `would apply ${would.join(', ')}` : 'nothing to apply'}${blocked.length ? `; would block ${blocked.map((x) => x.id).join(', ')}` : ''}`,
+                : `${would.length ? `would apply ${would.join(', ')}` : 'nothing to apply'}${blocked.length ? `; would block ${blocked.map((x) => x.id).join(', ')}` : ''}`) +
+              besides.map((b) => `; ${b}`).join(''),
           );
-          results[t.name] = { ok: true, tiers: d.tiers, gate: d.gate, drift: d.drift, lockHeldBy: d.lockHeldBy };
+          results[t.name] = { ok: true, tiers: d.tiers, gate: d.gate, drift: d.drift, lockHeldBy: d.lockHeldBy, handEdits: d.handEdits, preflight: d.preflight?.status === 'Failed' ? (d.preflight.error?.message ?? d.preflight.reason) : null };
         } catch (e) {
           dry.set(t.name, `cannot be read: ${(e as Error).message.split('\n')[0]}`);
           results[t.name] = { ok: false, error: (e as Error).message };

@@ -22,10 +22,11 @@ export interface StatusOpts {
 export async function statusCommand(opts: StatusOpts, out: Output): Promise<Outcome> {
   const plan = await checkedPlanOf(opts);
   const { status, unfinished } = await import('../../engine/status.js');
+  const { handEditSection } = await import('../../engine/hand-edits.js');
   return openTarget(targetOf(opts), { applicationName: `tiergate status ${plan.name}`, ...readerWait(opts, out) }, async (db) => {
     const s = await status(db, plan);
     const open = unfinished(s);
-    out.result({ ok: !opts.exitCode || open.length === 0, ...s, unfinished: open.map((t) => t.id) });
+    out.result({ ok: !opts.exitCode || (open.length === 0 && !s.handEdits), ...s, unfinished: open.map((t) => t.id) });
     out.line(`status of plan ${plan.name} on ${db.displayUrl}`);
     out.line(s.gate ? `gate ${s.gate.name} = ${s.gate.value ?? 'n/a'} (needs ≥ ${s.gate.min}): ${s.gate.open ? 'OPEN' : 'CLOSED'}${s.gate.subject ? `, subject ${s.gate.subject.slice(0, 16)}…` : ''}` : 'no gate');
     if (s.gateUnread) out.line(`  ${gateUnreadLine(s.gateUnread)}`);
@@ -51,8 +52,14 @@ export async function statusCommand(opts: StatusOpts, out: Output): Promise<Outc
     for (const line of table(rows, { max: [4, 34, 10, 10, 20, 16, 10, 100], right: [0] })) out.line(line);
     out.line('');
     out.line('metrics: ' + Object.entries(s.metrics).map(([k, v]) => `${k}=${v ?? 'n/a'}`).join('  '));
-    if (opts.exitCode && open.length) {
-      out.line(`not done: tier ${open.map((t) => `${t.id} (${t.state})`).join(', ')}`);
+    if (s.handEdits) {
+      const { head, lines } = handEditSection(s.handEdits);
+      out.line('');
+      out.line(out.paint('red', head));
+      for (const line of lines) out.line(`  ${singleLine(line)}`);
+    }
+    if (opts.exitCode && (open.length || s.handEdits)) {
+      out.line(`not done: ${[...(open.length ? [`tier ${open.map((t) => `${t.id} (${t.state})`).join(', ')}`] : []), ...(s.handEdits ? ['objects changed outside tiergate'] : [])].join('; ')}`);
       return 'failed';
     }
     return 'ok';

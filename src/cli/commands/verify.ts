@@ -21,7 +21,8 @@ export async function verifyCommand(opts: { target?: string; plan?: string; wait
     out.result({ ok: t.status === 'Passed', ...r, error: runError(r) });
     out.line(`verify ${plan.name} on ${db.displayUrl}: ${t.status === 'Passed' ? 'PASSED' : 'FAILED'}`);
     for (const post of t.post) out.line(`  ${post.ok ? 'ok  ' : 'FAIL'} ${post.expr} (${post.value ?? 'n/a'})`);
-    for (const a of t.failedAssertions ?? []) out.line(`  FAIL ${a.file}:${a.line}: ${singleLine(a.message)}${a.detail ? ` — ${singleLine(a.detail)}` : ''}`);
+    // (an assertion of the file says where; the engine's own check — the plan's objects as its tiers left them — has no line)
+    for (const a of t.failedAssertions ?? []) out.line(`  FAIL ${a.file ? `${a.file}${a.line ? `:${a.line}` : ''}: ` : ''}${singleLine(a.message)}${a.detail ? ` — ${singleLine(a.detail)}` : ''}`);
     if (t.status === 'Failed' && !t.failedAssertions?.length && t.error) out.line(`  FAIL ${singleLine(t.error.message)}`);
     return t.status === 'Passed' ? 'ok' : 'failed';
   });
