@@ -142,8 +142,8 @@ describe.each(testTargets())('engine on %s', (kind) => {
     });
     const r = await apply(counting, plan);
     expect(statuses(r)).toEqual({ 0: 'Passed', 1: 'Applied', 2: 'Applied', 3: 'Applied', 90: 'Passed' });
-    // tier 1's before, then each of the three tiers' after: 4, not 6
-    expect(snapshots).toBe(4);
+    // tier 1's before, then each of the three tiers' after: 4, not 6; and verify's, comparing the plan's objects with the ledger's record of them
+    expect(snapshots).toBe(5);
 
     // the same tiers on a second database, each with its own before read: the same object deltas
     await onSecondDatabase(async (db2) => {
@@ -658,7 +658,10 @@ describe.runIf(testTargets().includes('postgres'))('a target tiergate cannot wri
       // verify reads the plan's schema: what to grant there, not "FAILED"
       const verified = await run(['verify']);
       expect(verified.code).toBe(2);
-      expect(verified.stderr).toMatch(new RegExp(`cannot verify on .*: user ${role} lacks privileges it needs: .*nothing was changed — GRANT USAGE ON SCHEMA app TO ${role}; GRANT SELECT ON app.item TO ${role}`));
+      // (and tiergate's ledger: verify compares the plan's objects with the record of them its tiers keep there)
+      expect(verified.stderr).toMatch(
+        new RegExp(`cannot verify on .*: user ${role} lacks privileges it needs: .*nothing was changed — GRANT USAGE ON SCHEMA app, tiergate TO ${role}; GRANT SELECT ON app.item, tiergate.ledger, tiergate.attempt TO ${role}`),
+      );
       expect(verified.stdout).not.toMatch(/FAILED/);
       // granted as said, the reads work
       await withDb(target.url, (db) => db.exec(`${readGrants}; GRANT USAGE ON SCHEMA app TO ${role}; GRANT SELECT ON ALL TABLES IN SCHEMA app TO ${role}`));

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { assignWaves, databaseOf, readFleetFile, resolveFleet, serverOf, withoutPassword, type FleetTarget } from '../src/fleet/targets.js';
+import { assignWaves, databaseOf, fleetPasswordMessage, readFleetFile, resolveFleet, serverOf, withoutPassword, type FleetTarget } from '../src/fleet/targets.js';
 import { scrub } from '../src/secrets.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tiergate-fleet-unit-'));
@@ -239,6 +239,25 @@ describe("a fleet step's failure in one line", () => {
     const r = { outcome: 'failed', tiers: [failed] } as unknown as Parameters<typeof runError>[0];
     expect(runError(r)).toBe(
       "tier 8 'Approvals in Directus' at tiers/08_approvals_in_directus.sql:12: 55P03 canceling statement due to lock timeout (blocked by pid 31435 'psql' (user postgres) holding ShareLock on directus_fields, idle in transaction)",
+    );
+  });
+});
+
+describe('a target refused for want of a password', () => {
+  const refused =
+    'cannot connect to postgres://deploy@db1:5432/acme: the server asks for a password and none was given; put it in the URL (postgres://user:PASSWORD@host/db, percent-encoded), in PGPASSWORD or in ~/.pgpass (a fleet target: the variable its password_env names)';
+  it('says which worker had none, and where a password reaches it from', () => {
+    expect(fleetPasswordMessage(refused, { name: 'acme', passwordEnv: null }, 'worker vm:123', false)).toBe(
+      "cannot connect to postgres://deploy@db1:5432/acme: the server asks for a password and worker vm:123 has none for target acme: a password in the targets file's URL reaches only the processes that read the file (fleet plan, the coordinator's own workers): give the target password_env and set it for every worker, or use PGPASSWORD or ~/.pgpass on worker vm:123's machine",
+    );
+    delete process.env.TIERGATE_UNIT_UNSET_PW;
+    expect(fleetPasswordMessage(refused, { name: 'acme', passwordEnv: 'TIERGATE_UNIT_UNSET_PW' }, 'fleet plan', true)).toMatch(
+      /and fleet plan has none for target acme: its password_env names TIERGATE_UNIT_UNSET_PW, which is not set in fleet plan's environment: set it there$/,
+    );
+    expect(fleetPasswordMessage(refused, { name: 'acme', passwordEnv: null }, 'fleet plan', true)).toMatch(/the targets file gives it no password: add one to its URL, or give it password_env$/);
+    // any other refusal is left as it is
+    expect(fleetPasswordMessage('cannot connect to …: password authentication failed for user "deploy"', { name: 'acme', passwordEnv: null }, 'fleet plan', true)).toBe(
+      'cannot connect to …: password authentication failed for user "deploy"',
     );
   });
 });

@@ -32,14 +32,16 @@ interface Recorded {
   tier_id: number;
   tier_name: string;
   applied_at: Date | string;
-  objects: { v?: string; schemas?: string[]; settings?: Record<string, string>; o?: Record<string, string> } | null;
+  objects: { v?: string; schemas?: string[]; settings?: Record<string, string>; server?: number; o?: Record<string, string> } | null;
+  /** the major version of the server now */
+  server: number;
 }
 
 /**
  * The plan's objects changed outside tiergate since its last tier, or null
  * when there is nothing to compare with (no ledger, no record: a ledger of
  * an earlier tiergate, a last tier whose row records none; a record of
- * another version of the catalog read, or of other schemas) or nothing
+ * another version of the catalog read or of the server, or of other schemas) or nothing
  * changed. Read-only; must run in a transaction: the recorded settings are
  * set for it (a definition prints as it did when recorded).
  */
@@ -49,12 +51,14 @@ export async function readHandEdits(tx: Queryable, plan: Plan): Promise<HandEdit
   );
   if (!has.rows[0]?.ok) return null;
   const r = await tx.query<Recorded>(
-    `select id::int as id, tier_id, tier_name, applied_at, objects from tiergate.ledger where plan = $1 and status = 'applied' order by id desc limit 1`,
+    `select id::int as id, tier_id, tier_name, applied_at, objects, current_setting('server_version_num')::int / 10000 as server
+       from tiergate.ledger where plan = $1 and status = 'applied' order by id desc limit 1`,
     [plan.name],
   );
   const last = r.rows[0];
   const rec = last?.objects;
-  if (!last || !rec?.o || rec.v !== CATALOG_VERSION || JSON.stringify(rec.schemas ?? []) !== JSON.stringify(plan.schemas)) return null;
+  // (a record another server version read — a source's on its PGlite clone — prints some definitions otherwise: not compared)
+  if (!last || !rec?.o || rec.v !== CATALOG_VERSION || rec.server !== last.server || JSON.stringify(rec.schemas ?? []) !== JSON.stringify(plan.schemas)) return null;
   await tx.query(`select count(set_config(k, v, true)) from jsonb_each_text($1::jsonb) s(k, v)`, [JSON.stringify(rec.settings ?? {})]);
   const now = objectKeys(await snapshotCatalog(tx, plan.schemas));
   const recorded = rec.o;

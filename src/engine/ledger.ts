@@ -268,14 +268,16 @@ export interface LedgerExtras {
  * changes that object or it is put back. The whole catalog is recorded when
  * there is no record to follow (the first tier, an older ledger), or it was
  * read otherwise (another version of the catalog read, other schemas, other
- * settings that print a definition: `HAND_EDIT_SETTINGS`).
+ * settings that print a definition: `HAND_EDIT_SETTINGS`, or another major
+ * version of the server: a definition prints otherwise on PostgreSQL 15 and
+ * on PGlite's 17, as on a clone of the source loaded into PGlite).
  */
-const OBJECTS_AFTER = `(select case when $17::jsonb is null then null else jsonb_build_object('v', $18::text, 'schemas', $19::jsonb, 'settings', now.settings, 'o',
-     case when prev.o ->> 'v' = $18::text and prev.o -> 'schemas' = $19::jsonb and prev.o -> 'settings' = now.settings
+const OBJECTS_AFTER = `(select case when $17::jsonb is null then null else jsonb_build_object('v', $18::text, 'schemas', $19::jsonb, 'settings', now.settings, 'server', now.server, 'o',
+     case when prev.o ->> 'v' = $18::text and prev.o -> 'schemas' = $19::jsonb and prev.o -> 'settings' = now.settings and prev.o -> 'server' = now.server
           then ((prev.o -> 'o') - $20::text[] - $21::text[])
                || coalesce((select jsonb_object_agg(k, $17::jsonb -> k) from unnest($20::text[]) k where $17::jsonb ? k), '{}'::jsonb)
           else $17::jsonb end) end
-   from (select jsonb_object_agg(s, current_setting(s)) as settings from unnest($22::text[]) s) now
+   from (select jsonb_object_agg(s, current_setting(s)) as settings, to_jsonb(current_setting('server_version_num')::int / 10000) as server from unnest($22::text[]) s) now
    left join (select l.objects as o from tiergate.ledger l where l.plan = $1 and l.status = 'applied' order by l.id desc limit 1) prev on true)`;
 
 /** The settings under which a definition prints (names qualified or not, values of defaults): a record is compared under its own. */

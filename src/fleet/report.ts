@@ -35,6 +35,11 @@ export interface WaveSummary {
   pending: number;
 }
 
+/** A target's state in words: one never started, or not applied once its wave stopped, is "not run" (its state in --json: skipped). */
+export function stateWord(state: string): string {
+  return state === 'skipped' ? 'not run' : state;
+}
+
 export function waveSummaries(s: FleetSnapshot): WaveSummary[] {
   return s.waves.map((w) => {
     const mine = s.targets.filter((t) => t.wave === w.idx);
@@ -86,7 +91,7 @@ ${timelineSvg(s, steps)}
 <table class="targets"><thead><tr><th>wave</th><th>target</th><th>server</th><th>state</th><th>duration</th><th>attempts</th><th>tiers applied</th><th>evidence</th><th>note</th></tr></thead><tbody>
 ${s.targets.map((t) => {
   const link = evidenceLink(t.name);
-  return html`<tr id="t-${t.name}"><td>${s.waves[t.wave]?.name ?? t.wave}</td><td>${t.name}</td><td>${t.server}</td><td class="state-${t.state}">${t.state}</td><td>${targetSeconds(t)}</td><td>${t.attempts}</td><td>${(t.applied ?? []).join(', ')}</td><td>${link ? html`<a href="${link}">evidence</a>` : ''}${t.evidence_sha256 ? html` <code>${t.evidence_sha256.slice(0, 12)}</code>` : ''}</td><td>${t.error ?? ''}</td></tr>`;
+  return html`<tr id="t-${t.name}"><td>${s.waves[t.wave]?.name ?? t.wave}</td><td>${t.name}</td><td>${t.server}</td><td class="state-${t.state}">${stateWord(t.state)}</td><td>${targetSeconds(t)}</td><td>${t.attempts}</td><td>${(t.applied ?? []).join(', ')}</td><td>${link ? html`<a href="${link}">evidence</a>` : ''}${t.evidence_sha256 ? html` <code>${t.evidence_sha256.slice(0, 12)}</code>` : ''}</td><td>${t.error ?? ''}</td></tr>`;
 })}
 </tbody></table>
 ${failed.length ? html`<section id="failures"><h2>Failures</h2>${failed.map((t) => html`<div class="card failed"><h3>${t.name}</h3><p class="muted"><code>${t.url}</code></p><pre>${t.error ?? 'no message'}</pre></div>`)}</section>` : ''}

@@ -19,7 +19,7 @@ import { ConnectionError, DriftError, EvidenceRefusedError, PlanError, TargetErr
 import type { Plan } from '../plan/plan.js';
 import { scrub, withPassword } from '../secrets.js';
 import { heartbeatSeconds, type Control } from './control.js';
-import { serverOf, withoutPassword, type FleetSpec } from './targets.js';
+import { fleetPasswordMessage, serverOf, withoutPassword, type FleetSpec } from './targets.js';
 
 export type TargetState =
   | 'planned'
@@ -264,7 +264,9 @@ async function runStep(control: Control, rollout: RolloutRow, job: Job<StepData>
     await finishStep(control, s!.id, r.outcome);
     return { state: r.outcome };
   } catch (e) {
-    const message = scrub((e as Error).message ?? String(e));
+    const message = scrub(
+      fleetPasswordMessage((e as Error).message ?? String(e), { name, passwordEnv: row.password_env }, `worker ${worker}`, Boolean(options.passwords?.has(name))),
+    );
     // a refusal that every try would meet again (a drifted tier, a database that is not the plan's or does not exist, a
     // refused password): the target fails now, not after pg-boss's five retries
     if (refusesEveryTry(e)) {
@@ -272,10 +274,10 @@ async function runStep(control: Control, rollout: RolloutRow, job: Job<StepData>
       await finishStep(control, s!.id, 'failed');
       return { state: 'failed' };
     }
-    // an error of the worker itself (not of the target): the step is retried by pg-boss, then the coordinator fails the target with this message
+    // an error of the worker itself, or a target it could not reach: the step is retried by pg-boss, then the coordinator fails the target with this message
     await finishStep(control, s!.id, `error: ${message}`);
     await control.sql(`update tiergate_fleet.target set error = $3 where rollout = $1 and name = $2`, [rollout.id, name, message]);
-    throw new Error(message);
+    throw new Error(e instanceof ConnectionError && e.sqlstate === null ? `${UNREACHABLE}${message}` : message);
   }
 }
 
@@ -343,11 +345,14 @@ export async function coordinate(control: Control, rolloutId: string, options: {
     const mine = targets.filter((t) => t.wave === wave.idx);
     const failures = mine.filter((t) => t.state === 'failed' || (wave.no_go === 'fail' && t.state === 'no-go')).length;
     const over = failures > wave.failure_budget;
+    // what counted against the budget, in words: NO-GOs said as such where no_go: fail counts them
+    const noGos = wave.no_go === 'fail' ? mine.filter((t) => t.state === 'no-go').length : 0;
+    const counted = [failures - noGos ? `${failures - noGos} failed` : '', noGos ? `${noGos} NO-GO (no_go: fail counts it as a failure)` : ''].filter(Boolean).join(', ');
     if (over && wave.on_error === 'stop' && wave.state === 'running') {
       await control.sql(`update tiergate_fleet.wave set state = 'stopping' where rollout = $1 and idx = $2`, [rollout.id, wave.idx]);
       await control.sql(
         `update tiergate_fleet.target set state = 'skipped', finished_at = now(), error = case when state = 'rehearsed' then 'not applied' else 'not started' end || $3 where rollout = $1 and wave = $2 and state in ('planned', 'rehearsed')`,
-        [rollout.id, wave.idx, `: wave '${wave.name}' stopped at its failure budget (${failures} failed, ${wave.failure_budget} allowed)`],
+        [rollout.id, wave.idx, `: wave '${wave.name}' stopped at its failure budget (${counted}; ${wave.failure_budget} allowed)`],
       );
       emit({ type: 'wave', wave: { ...wave, state: 'stopping' } });
       continue;
@@ -357,7 +362,7 @@ export async function coordinate(control: Control, rolloutId: string, options: {
       await control.sql(`update tiergate_fleet.wave set state = $3, finished_at = now() where rollout = $1 and idx = $2`, [rollout.id, wave.idx, ok ? 'succeeded' : 'failed']);
       emit({ type: 'wave', wave: { ...wave, state: ok ? 'succeeded' : 'failed' } });
       if (!ok) {
-        const reason = `wave '${wave.name}' failed: ${failures} target${failures === 1 ? '' : 's'} failed, its budget allows ${wave.failure_budget}`;
+        const reason = `wave '${wave.name}' failed: ${counted}, its budget allows ${wave.failure_budget}`;
         await control.sql(`update tiergate_fleet.wave set state = 'not started' where rollout = $1 and idx > $2`, [rollout.id, wave.idx]);
         await control.sql(`update tiergate_fleet.target set state = 'skipped', finished_at = now(), error = $3 where rollout = $1 and wave > $2 and state = 'planned'`, [rollout.id, wave.idx, `not started: ${reason}`]);
         await control.sql(`update tiergate_fleet.rollout set state = 'stopped', reason = $2, finished_at = now() where id = $1`, [rollout.id, reason]);
@@ -391,6 +396,9 @@ async function sendStep(control: Control, rollout: string, target: string, step:
   await control.sql(`update tiergate_fleet.target set state = $3 where rollout = $1 and name = $2 and state = $4`, [rollout, target, `${step}-queued`, from]);
 }
 
+/** How a step's error says the target's server did not answer (a refused or timed-out connection): retried, then said so. */
+const UNREACHABLE = 'unreachable: ';
+
 /** A step pg-boss gave up on (its worker died or erred on every retry): the target failed, with the last error. */
 async function failExhaustedSteps(control: Control, rollout: RolloutRow, targets: TargetRow[]): Promise<void> {
   const queue = queueOf(rollout.id);
@@ -400,7 +408,11 @@ async function failExhaustedSteps(control: Control, rollout: RolloutRow, targets
     const job = await control.boss.getJobById(queue, jobId(rollout.id, t.name, step));
     if (job?.state !== 'failed' && job?.state !== 'cancelled') continue;
     const output = job.output as { message?: string } | null;
-    const error = `its ${step} step failed ${job.retryCount + 1} time${job.retryCount ? 's' : ''} (worker error, or the worker died): ${scrub(output?.message ?? t.error ?? 'no message')}`;
+    const last = scrub(output?.message ?? t.error ?? 'no message');
+    const times = `${job.retryCount + 1} time${job.retryCount ? 's' : ''}`;
+    const error = last.startsWith(UNREACHABLE)
+      ? `its ${step} step failed ${times}, the server not answering each time: ${last.slice(UNREACHABLE.length)}`
+      : `its ${step} step failed ${times} (worker error, or the worker died): ${last}`;
     await control.sql(`update tiergate_fleet.target set state = 'failed', error = $3, finished_at = now() where rollout = $1 and name = $2 and state = $4`, [rollout.id, t.name, error, t.state]);
   }
 }

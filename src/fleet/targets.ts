@@ -408,3 +408,25 @@ async function queryInventory(f: FleetFile): Promise<TargetEntry[]> {
     return { name, url: url ?? undefined, connection, password_env, labels: Object.fromEntries(Object.entries(labels).filter(([, v]) => v !== null)) };
   });
 }
+
+/** The words of a server's request for a password none was given for (src/db/pg-adapter.ts connectionError). */
+const NO_PASSWORD = /the server asks for a password and none was given; put it in the URL[^;]*/;
+
+/**
+ * A fleet target's refusal for want of a password, said for the fleet: which
+ * worker had none, and where a password reaches it from — the targets
+ * file's URL reaches only the processes that read that file (fleet plan, the
+ * coordinator's own workers), `password_env` every worker whose environment
+ * sets it. Other messages are returned as they are.
+ */
+export function fleetPasswordMessage(message: string, target: { name: string; passwordEnv: string | null }, who: string, fromFile: boolean): string {
+  if (!NO_PASSWORD.test(message)) return message;
+  const why = target.passwordEnv
+    ? process.env[target.passwordEnv]
+      ? `the variable its password_env names (${target.passwordEnv}) is set, and the server refused the connection without one`
+      : `its password_env names ${target.passwordEnv}, which is not set in ${who}'s environment: set it there`
+    : fromFile
+      ? 'the targets file gives it no password: add one to its URL, or give it password_env'
+      : `a password in the targets file's URL reaches only the processes that read the file (fleet plan, the coordinator's own workers): give the target password_env and set it for every worker, or use PGPASSWORD or ~/.pgpass on ${who}'s machine`;
+  return message.replace(NO_PASSWORD, `the server asks for a password and ${who} has none for target ${target.name}: ${why}`);
+}

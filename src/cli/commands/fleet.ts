@@ -2,7 +2,7 @@ import { join, relative, resolve } from 'node:path';
 import { InterruptedError, UsageError } from '../../errors.js';
 import type { FleetSpec } from '../../fleet/targets.js';
 import type { FleetEvent, RolloutRow, TargetRow } from '../../fleet/rollout.js';
-import { targetSeconds, waveSummaries, type FleetSnapshot, type StepRow } from '../../fleet/report.js';
+import { stateWord, targetSeconds, waveSummaries, type FleetSnapshot, type StepRow } from '../../fleet/report.js';
 import type { Control } from '../../fleet/control.js';
 import { confirm, planOf } from '../common.js';
 import type { Outcome } from '../exit-code.js';
@@ -40,6 +40,7 @@ export async function fleetPlanCommand(opts: FleetOpts, out: Output): Promise<Ou
   const spec = await loadFleet(opts);
   const { dryRun } = await import('../../engine/dry-run.js');
   const { LOCK_WAIT_MS } = await import('../../fleet/run-target.js');
+  const { fleetPasswordMessage } = await import('../../fleet/targets.js');
   const { withDb } = await import('../../db/open-db.js');
   const dry = new Map<string, string>();
   const results: Record<string, unknown> = {};
@@ -85,8 +86,9 @@ export async function fleetPlanCommand(opts: FleetOpts, out: Output): Promise<Ou
           );
           results[t.name] = { ok: true, tiers: d.tiers, gate: d.gate, drift: d.drift, lockHeldBy: d.lockHeldBy, handEdits: d.handEdits, preflight: d.preflight?.status === 'Failed' ? (d.preflight.error?.message ?? d.preflight.reason) : null };
         } catch (e) {
-          dry.set(t.name, `cannot be read: ${(e as Error).message.split('\n')[0]}`);
-          results[t.name] = { ok: false, error: (e as Error).message };
+          const message = fleetPasswordMessage((e as Error).message, t, 'fleet plan', true);
+          dry.set(t.name, `cannot be read: ${message.split('\n')[0]}`);
+          results[t.name] = { ok: false, error: message };
         }
       }
     }),
@@ -235,13 +237,13 @@ function livePrinter(out: Output, spec: FleetSpec): { event: (e: FleetEvent) => 
       const t = e.target;
       rows.set(t.name, t);
       if (out.live) {
-        const body = [...rows.values()].map((r) => [waveName.get(r.wave) ?? String(r.wave), r.name, r.state, targetSeconds(r), r.error && FINAL.has(r.state) ? r.error : '']);
+        const body = [...rows.values()].map((r) => [waveName.get(r.wave) ?? String(r.wave), r.name, stateWord(r.state), targetSeconds(r), r.error && FINAL.has(r.state) ? r.error : '']);
         const lines = table([['wave', 'target', 'state', 'duration', 'note'], ...body], { max: [16, 24, 16, 10, 80], right: [3] });
         out.block(lines.map((l, i) => (i === 0 ? out.paint('bold', l) : out.paint(colourOf([...rows.values()][i - 1]!), l))));
         return;
       }
       if (t.state === 'planned') return;
-      out.line(out.paint(colourOf(t), `  [${waveName.get(t.wave) ?? t.wave}] ${t.name}: ${t.state}${t.finished_at && t.started_at ? ` (${targetSeconds(t)})` : ''}${t.error && FINAL.has(t.state) ? ` — ${t.error}` : ''}`));
+      out.line(out.paint(colourOf(t), `  [${waveName.get(t.wave) ?? t.wave}] ${t.name}: ${stateWord(t.state)}${t.finished_at && t.started_at ? ` (${targetSeconds(t)})` : ''}${t.error && FINAL.has(t.state) ? ` — ${t.error}` : ''}`));
     },
   };
 }
@@ -251,7 +253,7 @@ const FINAL = new Set(['failed', 'no-go', 'skipped']);
 function printStatus(out: Output, s: FleetSnapshot): void {
   const waves = new Map(s.waves.map((w) => [w.idx, w.name]));
   out.line('');
-  const rows = s.targets.map((t) => [waves.get(t.wave) ?? String(t.wave), t.name, t.state, targetSeconds(t), String(t.attempts), (t.applied ?? []).join(','), t.error ?? '']);
+  const rows = s.targets.map((t) => [waves.get(t.wave) ?? String(t.wave), t.name, stateWord(t.state), targetSeconds(t), String(t.attempts), (t.applied ?? []).join(','), t.error ?? '']);
   for (const l of table([['wave', 'target', 'state', 'duration', 'step runs', 'applied', 'note'], ...rows], { max: [16, 24, 16, 10, 5, 24, 100], right: [3] })) out.line(l);
   out.line('');
   const sums = waveSummaries(s).map((w) => [w.wave, w.state, String(w.targets), String(w.applied), String(w.noGo), String(w.failed), String(w.skipped)]);
