@@ -721,6 +721,19 @@ describe.each(testTargets())('governance after the rollout (%s)', (kind) => {
     });
   });
 
+  it('after the full rollback a draft amends the payload without asking the first rollout\'s topics and axes for an "added_in" (they come back as the first rollout\'s)', async () => {
+    target = await rolledOut(kind);
+    await withDb(target.url, async (db) => {
+      expect((await rollback(db, plan)).outcome).toBe('ok');
+      // its views back (tier 6, no approval needed): scan and propose read them
+      expect((await apply(db, plan, { structureOnly: true })).tiers.filter((t) => t.status === 'Applied').map((t) => t.id)).toEqual([6]);
+      await createCollection(db, 'reviews', { folder: 'editorial', columns: [['id', 'serial primary key'], ['article', 'uuid']], relations: [{ field: 'article', one: 'articles' }] });
+      const d = await draft(db, plan);
+      expect(d.suggestions.map((x) => [x.item, x.action])).toContainEqual(['reviews', 'own']);
+      await submit(db, plan, d.payload);
+    });
+  });
+
   it('after rollback --amendment the full rollback still reverts the rollout; a rehearsal proves the amendment rollback, and after the full rollback the full one', async () => {
     target = await rolledOut(kind);
     const url = target.url;

@@ -114,3 +114,27 @@ describe.each(testTargets())('objects changed outside tiergate (%s)', (kind) => 
     expect(failures(evidence).join('\n')).toMatch(/function axis\.fn_approvals_append_only\(\): changed outside tiergate/);
   });
 });
+
+describe.runIf(testTargets().includes('postgres'))('the record read by another role (postgres)', () => {
+  it('a role named like the plan\'s schema ("$user" on its search_path resolves there) reads no change where nobody changed anything', async () => {
+    target = await freshDatabase('postgres', 'directus', { exactName: true });
+    const url = target.url;
+    const { editPostgresUrl } = await import('../src/db/pg-url.js');
+    await withDb(url, async (db) => {
+      await writeSample(db, {});
+      await approveAs(db, 'admin@northwind.example');
+      expect((await apply(db, plan)).outcome).toBe('ok');
+      await db.exec(`drop role if exists axis; create role axis login superuser`);
+    });
+    try {
+      // as axis, "$user", public puts the plan's schema on the path: definitions print its names unqualified
+      await withDb(editPostgresUrl(url, (u) => void (u.username = 'axis')), async (db) => {
+        expect(await scalar<string>(db, `select array_to_string(current_schemas(false), ',') as v`)).toBe('axis,public');
+        expect((await status(db, plan)).handEdits).toBeNull();
+        expect((await verify(db, plan)).outcome).toBe('ok');
+      });
+    } finally {
+      await withDb(url, (db) => db.exec(`drop role if exists axis`)).catch(() => undefined);
+    }
+  });
+});

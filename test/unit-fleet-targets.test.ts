@@ -252,7 +252,7 @@ describe('a target refused for want of a password', () => {
     );
     delete process.env.TIERGATE_UNIT_UNSET_PW;
     expect(fleetPasswordMessage(refused, { name: 'acme', passwordEnv: 'TIERGATE_UNIT_UNSET_PW' }, 'fleet plan', true)).toMatch(
-      /and fleet plan has none for target acme: its password_env names TIERGATE_UNIT_UNSET_PW, which is not set in fleet plan's environment: set it there$/,
+      /and fleet plan has none for target acme: its password_env names TIERGATE_UNIT_UNSET_PW, which is not set \(or empty\) in fleet plan's environment: set it there$/,
     );
     expect(fleetPasswordMessage(refused, { name: 'acme', passwordEnv: null }, 'fleet plan', true)).toMatch(/the targets file gives it no password: add one to its URL, or give it password_env$/);
     // any other refusal is left as it is

@@ -8,8 +8,10 @@ import { objectKeys } from './ledger.js';
  * against the record its tiers keep in the ledger (each row's `objects`,
  * src/engine/ledger.ts). A file's drift is an edit of the plan; this is an
  * edit of the database — a trigger function rewritten, a view redefined, an
- * index dropped by hand — that no tier's delta shows, since each tier reads
- * its "before" afresh. `verify` fails on it, `status --exit-code` exits 1,
+ * index dropped by hand before a run — that no tier's delta shows, since a
+ * run's first tier reads its "before" afresh (what another session commits
+ * while a run goes on lands in a tier's delta: src/engine/run-tier.ts, Carry).
+ * `verify` fails on it, `status --exit-code` exits 1,
  * the dry run and `fleet plan` show it.
  */
 export interface HandEdits {
@@ -26,6 +28,9 @@ export interface HandEdit {
   /** the last tier whose delta made the object as recorded (a change or a drop: what to put it back from), and the rollback tiers that revert it */
   madeBy: { tierId: number; tierName: string; file: string; revertedBy: number[] } | null;
 }
+
+/** What reading the record needs (verify's privilege check): tiergate's ledger, its rows only. */
+export const OBJECTS_RECORD = { label: "tiergate's ledger (the record of the plan's objects)", sql: 'select from tiergate.ledger' };
 
 interface Recorded {
   id: number;

@@ -258,6 +258,12 @@ export interface LedgerExtras {
 }
 
 /**
+ * A setting as recorded (SQL over `s`, its name): the search_path as the schemas it resolves to now — `"$user", public`
+ * resolves otherwise for each role, and a definition prints a name unqualified when its schema is on the path.
+ */
+const RECORDED_SETTING = `case when s = 'search_path' then (select coalesce(string_agg(quote_ident(x), ', '), '') from unnest(current_schemas(false)) x) else current_setting(s) end`;
+
+/**
  * The plan's objects as tiergate's tiers have left them, recorded with each
  * tier's ledger row (`objects`): the last row's record, changed by this
  * tier's own delta — what it added or changed, as its catalog after the file
@@ -277,11 +283,14 @@ const OBJECTS_AFTER = `(select case when $17::jsonb is null then null else jsonb
           then ((prev.o -> 'o') - $20::text[] - $21::text[])
                || coalesce((select jsonb_object_agg(k, $17::jsonb -> k) from unnest($20::text[]) k where $17::jsonb ? k), '{}'::jsonb)
           else $17::jsonb end) end
-   from (select jsonb_object_agg(s, current_setting(s)) as settings, to_jsonb(current_setting('server_version_num')::int / 10000) as server from unnest($22::text[]) s) now
+   from (select jsonb_object_agg(s, ${RECORDED_SETTING}) as settings, to_jsonb(current_setting('server_version_num')::int / 10000) as server from unnest($22::text[]) s) now
    left join (select l.objects as o from tiergate.ledger l where l.plan = $1 and l.status = 'applied' order by l.id desc limit 1) prev on true)`;
 
-/** The settings under which a definition prints (names qualified or not, values of defaults): a record is compared under its own. */
-export const HAND_EDIT_SETTINGS = [...NAME_TEXT_SETTINGS, ...VALUE_TEXT_SETTINGS];
+/**
+ * The settings under which a definition prints (names qualified or not, values of defaults): a record is compared under its own.
+ * (Not lc_monetary: it prints only money literals, and a locale one machine has may be unknown to another's server.)
+ */
+export const HAND_EDIT_SETTINGS = [...NAME_TEXT_SETTINGS, ...VALUE_TEXT_SETTINGS].filter((s) => s !== 'lc_monetary');
 
 /** `kind name` → definition hash: one key per object of a snapshot, as the ledger's `objects` records them. */
 export function objectKeys(snapshot: CatalogSnapshot): Record<string, string> {

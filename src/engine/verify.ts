@@ -3,7 +3,8 @@ import { TargetError } from '../errors.js';
 import type { Plan } from '../plan/plan.js';
 import { readGateBounded } from './apply.js';
 import { openPlanSession } from './preflight.js';
-import { gateReads, LEDGER_READ, metricReads, refuseLacking } from './privileges.js';
+import { gateReads, metricReads, refuseLacking } from './privileges.js';
+import { OBJECTS_RECORD } from './hand-edits.js';
 import { finish, type RunResult } from './run-result.js';
 import { runCheckTier } from './run-tier.js';
 import { grantsFor } from './session-bounds.js';
@@ -18,7 +19,8 @@ export async function verify(db: Db, plan: Plan, options: { signal?: AbortSignal
   if (!tier) throw new TargetError(`plan '${plan.name}' has no verify tier (kind: verify)`);
   const identity = await openPlanSession(db, plan);
   // every GRANT a reading user lacks in one message, not one a run
-  await refuseLacking(db, 'verify', [{ label: `tier ${tier.id} '${tier.name}'`, sql: tier.sql }, LEDGER_READ, ...metricReads(plan), ...gateReads(plan)]);
+  // (and the ledger's rows: the record of the plan's objects verify compares the database with, src/engine/hand-edits.ts)
+  await refuseLacking(db, 'verify', [{ label: `tier ${tier.id} '${tier.name}'`, sql: tier.sql }, OBJECTS_RECORD, ...metricReads(plan), ...gateReads(plan)]);
   const r = await runCheckTier(db, plan, tier, { signal: options.signal });
   // a role that may not read what verify reads learns what to grant (exit 2), not that governance failed
   if (r.status === 'Failed' && r.error?.sqlstate === '42501') {

@@ -411,7 +411,7 @@ async function failExhaustedSteps(control: Control, rollout: RolloutRow, targets
     const last = scrub(output?.message ?? t.error ?? 'no message');
     const times = `${job.retryCount + 1} time${job.retryCount ? 's' : ''}`;
     const error = last.startsWith(UNREACHABLE)
-      ? `its ${step} step failed ${times}, the server not answering each time: ${last.slice(UNREACHABLE.length)}`
+      ? `its ${step} step failed ${times}, the last time because the server did not answer: ${last.slice(UNREACHABLE.length)}`
       : `its ${step} step failed ${times} (worker error, or the worker died): ${last}`;
     await control.sql(`update tiergate_fleet.target set state = 'failed', error = $3, finished_at = now() where rollout = $1 and name = $2 and state = $4`, [rollout.id, t.name, error, t.state]);
   }

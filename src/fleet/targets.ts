@@ -422,9 +422,7 @@ const NO_PASSWORD = /the server asks for a password and none was given; put it i
 export function fleetPasswordMessage(message: string, target: { name: string; passwordEnv: string | null }, who: string, fromFile: boolean): string {
   if (!NO_PASSWORD.test(message)) return message;
   const why = target.passwordEnv
-    ? process.env[target.passwordEnv]
-      ? `the variable its password_env names (${target.passwordEnv}) is set, and the server refused the connection without one`
-      : `its password_env names ${target.passwordEnv}, which is not set in ${who}'s environment: set it there`
+    ? `its password_env names ${target.passwordEnv}, which is not set (or empty) in ${who}'s environment: set it there`
     : fromFile
       ? 'the targets file gives it no password: add one to its URL, or give it password_env'
       : `a password in the targets file's URL reaches only the processes that read the file (fleet plan, the coordinator's own workers): give the target password_env and set it for every worker, or use PGPASSWORD or ~/.pgpass on ${who}'s machine`;

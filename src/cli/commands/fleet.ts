@@ -73,7 +73,7 @@ export async function fleetPlanCommand(opts: FleetOpts, out: Output): Promise<Ou
           // what else the apply step would meet: another run's rollout lock (it waits for it, then fails the target), a verify that fails on objects edited by hand
           const besides = [
             ...(d.lockHeldBy ? [`the rollout lock is held by ${d.lockHeldBy}: its apply step would wait up to ${LOCK_WAIT_MS / 60_000} min for it, then fail`] : []),
-            ...(d.handEdits ? [`verify would fail: ${plural(d.handEdits.edits.length, 'object')} changed outside tiergate (${d.handEdits.edits.slice(0, 3).map((e) => `${e.kind} ${e.name}`).join(', ')}${d.handEdits.edits.length > 3 ? ', …' : ''})`] : []),
+            ...(d.handEdits ? [`verify would fail unless a tier changes them: ${plural(d.handEdits.edits.length, 'object')} changed outside tiergate (${d.handEdits.edits.slice(0, 3).map((e) => `${e.kind} ${e.name}`).join(', ')}${d.handEdits.edits.length > 3 ? ', …' : ''})`] : []),
           ];
           dry.set(
             t.name,
