@@ -88,6 +88,13 @@ export class DriftError extends TiergateError {
 }
 
 /** The database refused us before any tier ran: connection, authentication, permissions (exit 2). */
+/**
+ * What a connection refused for want of a password says (src/db/pg-adapter.ts), and where one goes: one text,
+ * which the fleet says again for a worker (src/fleet/targets.ts fleetPasswordMessage).
+ */
+export const NO_PASSWORD_GIVEN =
+  'the server asks for a password and none was given; put it in the URL (postgres://user:PASSWORD@host/db, percent-encoded), in PGPASSWORD or in ~/.pgpass (a fleet target: the variable its password_env names)';
+
 export class ConnectionError extends TiergateError {
   readonly exitCode = 2;
   readonly kind = 'connection';

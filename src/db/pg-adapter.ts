@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { CommitInDoubtError, ConnectionError, DbError } from '../errors.js';
+import { CommitInDoubtError, ConnectionError, DbError, NO_PASSWORD_GIVEN } from '../errors.js';
 import { redactUrl } from '../secrets.js';
 import { toDbError } from './db-error.js';
 import { withPgpassPassword } from './pgpass.js';
@@ -219,7 +219,7 @@ function connectionError(url: string, e: unknown): ConnectionError {
   // the server asked for a password and none was given (node-postgres says so in its own words, with no SQLSTATE)
   if (err.sqlstate === null && /client password must be a string|password must be a string|no password (was )?(supplied|given|provided)/i.test(err.message)) {
     return new ConnectionError(
-      `cannot connect to ${where}: the server asks for a password and none was given; put it in the URL (postgres://user:PASSWORD@host/db, percent-encoded), in PGPASSWORD or in ~/.pgpass (a fleet target: the variable its password_env names)`,
+      `cannot connect to ${where}: ${NO_PASSWORD_GIVEN}`,
       '28P01',
     );
   }

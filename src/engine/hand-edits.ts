@@ -1,6 +1,7 @@
 import type { Queryable } from '../db/port.js';
 import type { Plan } from '../plan/plan.js';
-import { CATALOG_VERSION, snapshotCatalog } from '../probe/catalog.js';
+import { CATALOG_VERSION, DELTA_KIND, snapshotCatalog } from '../probe/catalog.js';
+import { plural } from '../text.js';
 import { objectKeys } from './ledger.js';
 
 /**
@@ -100,11 +101,9 @@ async function tiersThatMade(tx: Queryable, plan: string, keys: string[]): Promi
   return new Map(r.rows.map((row) => [row.k, { tierId: row.tier_id, tierName: row.tier_name, file: row.file }]));
 }
 
-/** `functions` → `function`, `indexes` → `index`, `policies` → `policy`. */
+/** A delta's kind (`functions`, `indexes`) as the catalog names one object of it (`function`, `index`): DELTA_KIND read backwards. */
 function singular(kind: string): string {
-  if (kind === 'indexes') return 'index';
-  if (kind.endsWith('ies')) return `${kind.slice(0, -3)}y`;
-  return kind.replace(/s$/, '');
+  return Object.entries(DELTA_KIND).find(([, plural]) => plural === kind)?.[0] ?? kind;
 }
 
 /** One line per object: what changed, and which tier's file makes it. */
@@ -134,9 +133,8 @@ export function handEditSection(h: HandEdits): { head: string; lines: string[] }
 
 /** What the database is told of, and what to do: one message (verify's failure). */
 export function handEditsMessage(h: HandEdits): string {
-  const n = h.edits.length;
   return (
-    `${n === 1 ? '1 object' : `${n} objects`} of the plan's schemas changed outside tiergate since its last tier here (tier ${h.since.tierId} '${h.since.tierName}', ${h.since.at}): ` +
+    `${plural(h.edits.length, 'object')} of the plan's schemas changed outside tiergate since its last tier here (tier ${h.since.tierId} '${h.since.tierName}', ${h.since.at}): ` +
     handEditLines(h).join('; ') +
     `: ${REMEDY}`
   );

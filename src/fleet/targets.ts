@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
-import { UsageError } from '../errors.js';
+import { NO_PASSWORD_GIVEN, UsageError } from '../errors.js';
 import { parseTarget } from '../db/open-db.js';
 import { editPostgresUrl, isPostgresUrl, NO_HOST, parsePostgresUrl } from '../db/pg-url.js';
 import { readRegularFile } from '../safe-read.js';
@@ -409,9 +409,6 @@ async function queryInventory(f: FleetFile): Promise<TargetEntry[]> {
   });
 }
 
-/** The words of a server's request for a password none was given for (src/db/pg-adapter.ts connectionError). */
-const NO_PASSWORD = /the server asks for a password and none was given; put it in the URL[^;]*/;
-
 /**
  * A fleet target's refusal for want of a password, said for the fleet: which
  * worker had none, and where a password reaches it from — the targets
@@ -420,11 +417,11 @@ const NO_PASSWORD = /the server asks for a password and none was given; put it i
  * sets it. Other messages are returned as they are.
  */
 export function fleetPasswordMessage(message: string, target: { name: string; passwordEnv: string | null }, who: string, fromFile: boolean): string {
-  if (!NO_PASSWORD.test(message)) return message;
+  if (!message.includes(NO_PASSWORD_GIVEN)) return message;
   const why = target.passwordEnv
     ? `its password_env names ${target.passwordEnv}, which is not set (or empty) in ${who}'s environment: set it there`
     : fromFile
       ? 'the targets file gives it no password: add one to its URL, or give it password_env'
       : `a password in the targets file's URL reaches only the processes that read the file (fleet plan, the coordinator's own workers): give the target password_env and set it for every worker, or use PGPASSWORD or ~/.pgpass on ${who}'s machine`;
-  return message.replace(NO_PASSWORD, `the server asks for a password and ${who} has none for target ${target.name}: ${why}`);
+  return message.replace(NO_PASSWORD_GIVEN, `the server asks for a password and ${who} has none for target ${target.name}: ${why}`);
 }
